@@ -1,0 +1,28 @@
+# Entry points of the workspace. `make test` is what CI runs; `make reproduce-<paper>` reruns a paper.
+CARGO ?= cargo
+RELEASE = $(CARGO) run --release --quiet
+
+.PHONY: data test fmt clippy unit bench-kernels compare reproduce-all \
+        reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
+
+data:
+	./scripts/fetch_data.sh
+
+test: data fmt clippy unit
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+compare:
+	$(RELEASE) -p repro -- compare
+
+reproduce-all: reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
+
+reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat: data
+	@echo "$(patsubst reproduce-%,%,$@) is not reproduced yet (see README.md, status table)"; exit 1

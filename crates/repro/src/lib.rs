@@ -1,0 +1,23 @@
+//! Shared reproduction plumbing: data sets, result tables with manifests, published numbers and the
+//! comparison that puts them side by side.
+
+pub mod compare;
+pub mod datasets;
+pub mod idx;
+pub mod manifest;
+pub mod published;
+pub mod results;
+
+use std::path::PathBuf;
+
+/// The workspace root: the nearest ancestor of the current directory holding `experiments/`, or `.`.
+///
+/// Binaries run from anywhere in the checkout (`cargo run -p ...` keeps the caller's directory) and
+/// still find `experiments/`, `results/` and `data/`.
+pub fn workspace_root() -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    cwd.ancestors()
+        .find(|dir| dir.join("experiments").is_dir() && dir.join("Cargo.toml").is_file())
+        .map(PathBuf::from)
+        .unwrap_or(cwd)
+}

@@ -1,0 +1,195 @@
+//! Result tables under `results/<paper>/`: rows merged by key and written atomically.
+//!
+//! A rerun replaces exactly its own rows (same key) and keeps every other row, so tables grow run by run
+//! and an interrupted run never leaves a torn file (rows go to a temp file that is renamed over the table).
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A row that knows which other rows it replaces.
+pub trait Keyed {
+    /// Rows with equal keys are the same measurement; the newer one wins.
+    fn key(&self) -> String;
+}
+
+/// One measured number, keyed like a published row plus the run's identity.
+///
+/// `proxy` is empty when the run used the paper's own data set and model; otherwise it names the stand-in
+/// (for example `Fashion-MNIST, MobileNetV2 w0.25`), and `compare` judges direction instead of value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRow {
+    pub paper: String,
+    pub source: String,
+    pub dataset: String,
+    pub model: String,
+    pub method: String,
+    pub w_bits: String,
+    pub a_bits: String,
+    pub metric: String,
+    pub value: f64,
+    pub proxy: String,
+    pub profile: String,
+    pub seed: u64,
+    pub epochs: u32,
+    pub run_id: String,
+}
+
+impl ResultRow {
+    /// The columns a result shares with `published.csv` (dataset excluded: proxies change it).
+    pub fn join_key(&self) -> (String, String, String, String, String, String, String) {
+        (
+            self.paper.clone(),
+            self.source.clone(),
+            self.model.clone(),
+            self.method.clone(),
+            self.w_bits.clone(),
+            self.a_bits.clone(),
+            self.metric.clone(),
+        )
+    }
+}
+
+impl Keyed for ResultRow {
+    fn key(&self) -> String {
+        [
+            &self.paper,
+            &self.source,
+            &self.dataset,
+            &self.model,
+            &self.method,
+            &self.w_bits,
+            &self.a_bits,
+            &self.metric,
+            &self.proxy,
+            &self.profile,
+            &self.seed.to_string(),
+        ]
+        .map(String::as_str)
+        .join("\u{1f}")
+    }
+}
+
+/// Errors from reading or writing a result table.
+#[derive(Debug)]
+pub struct TableError(pub String);
+
+impl std::fmt::Display for TableError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TableError {}
+
+/// `results/<paper>/<table>.csv` under `results_root`.
+pub fn table_path(results_root: &Path, paper_dir: &str, table: &str) -> PathBuf {
+    results_root.join(paper_dir).join(format!("{table}.csv"))
+}
+
+/// Reads every row of a CSV table; a missing file is an empty table.
+pub fn read_rows<R: DeserializeOwned>(path: &Path) -> Result<Vec<R>, TableError> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut reader = csv::Reader::from_path(path)
+        .map_err(|e| TableError(format!("{}: {e}: fix or delete the file", path.display())))?;
+    reader
+        .deserialize()
+        .collect::<Result<Vec<R>, _>>()
+        .map_err(|e| TableError(format!("{}: {e}: fix or delete the file", path.display())))
+}
+
+/// Merges `rows` into the table at `path` (new rows replace old rows with the same key, order kept by
+/// key) and writes it atomically. Returns the number of rows in the table afterwards.
+pub fn merge_rows<R: Keyed + Serialize + DeserializeOwned + Clone>(
+    path: &Path,
+    rows: &[R],
+) -> Result<usize, TableError> {
+    let mut merged: BTreeMap<String, R> = read_rows::<R>(path)?
+        .into_iter()
+        .map(|r| (r.key(), r))
+        .collect();
+    for row in rows {
+        merged.insert(row.key(), row.clone());
+    }
+    write_rows_atomically(path, merged.values())?;
+    Ok(merged.len())
+}
+
+/// Writes rows to `path` through a temp file in the same folder and a rename.
+pub fn write_rows_atomically<'a, R: Serialize + 'a>(
+    path: &Path,
+    rows: impl IntoIterator<Item = &'a R>,
+) -> Result<(), TableError> {
+    let io = |e: &dyn std::fmt::Display| TableError(format!("{}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
+    }
+    let tmp = path.with_extension(format!("csv.{}.tmp", std::process::id()));
+    {
+        let mut writer = csv::Writer::from_path(&tmp).map_err(|e| io(&e))?;
+        for row in rows {
+            writer.serialize(row).map_err(|e| io(&e))?;
+        }
+        writer.flush().map_err(|e| io(&e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| io(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(metric: &str, seed: u64, value: f64) -> ResultRow {
+        ResultRow {
+            paper: "P".into(),
+            source: "Table 1".into(),
+            dataset: "MNIST".into(),
+            model: "MLP".into(),
+            method: "int8".into(),
+            w_bits: "8".into(),
+            a_bits: "8".into(),
+            metric: metric.into(),
+            value,
+            proxy: String::new(),
+            profile: "full".into(),
+            seed,
+            epochs: 3,
+            run_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn rerun_replaces_its_rows_and_keeps_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p/t.csv");
+        merge_rows(&path, &[row("top1", 1, 90.0), row("top1", 2, 91.0)]).unwrap();
+        let n = merge_rows(&path, &[row("top1", 1, 95.0), row("size", 1, 10.0)]).unwrap();
+        assert_eq!(n, 3);
+        let rows: Vec<ResultRow> = read_rows(&path).unwrap();
+        let seed1 = rows
+            .iter()
+            .find(|r| r.metric == "top1" && r.seed == 1)
+            .unwrap();
+        assert_eq!(seed1.value, 95.0);
+        assert!(rows.iter().any(|r| r.seed == 2 && r.value == 91.0));
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temp file left behind");
+    }
+
+    #[test]
+    fn corrupt_table_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "paper,value\nP,notanumber\n").unwrap();
+        let e = merge_rows(&path, &[row("top1", 1, 1.0)]).unwrap_err();
+        assert!(e.to_string().contains("fix or delete"), "{e}");
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("notanumber"),
+            "existing file must survive"
+        );
+    }
+}
