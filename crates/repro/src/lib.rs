@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod datasets;
 pub mod idx;
+pub mod image_folder;
 pub mod manifest;
 pub mod published;
 pub mod results;
