@@ -6,13 +6,14 @@
 #   2. $QUANT_SHARED_DATA (default ../shared/data)/<dataset>/
 #   3. /usr/share/datasets/fashion-mnist/   (Debian's fashion-mnist package; Fashion-MNIST only)
 #   4. the canonical download mirrors        (skipped when QUANT_NO_DOWNLOAD=1)
+# The destination is data/ (or $QUANT_DATA_DEST, which the tests use).
 # Every file is verified against data/SHA256SUMS.idx (SHA-256 of the decompressed IDX content);
 # a mismatch is refused and the file is not installed. Files already in place and valid are kept.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-dest="$root/data"
-sums="$dest/SHA256SUMS.idx"
+dest="${QUANT_DATA_DEST:-$root/data}"
+sums="$root/data/SHA256SUMS.idx"
 shared="${QUANT_SHARED_DATA:-$root/../shared/data}"
 files="train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte"
 
