@@ -1,0 +1,12 @@
+//! quant-core: integer-only quantized numerics with no Burn dependency.
+//!
+//! * [`rounding`]: the one float rounding rule (half away from zero) shared with `quant-train`.
+//! * [`qparams`]: affine `r = S (q - Z)` parameters, chosen offline with the zero-point nudge.
+//! * [`fixedpoint`]: gemmlowp/TFLite fixed-point primitives, bit-exact.
+//! * [`multiplier`]: offline float `M -> (M0, shift)` conversion.
+
+pub mod error;
+pub mod fixedpoint;
+pub mod multiplier;
+pub mod qparams;
+pub mod rounding;
