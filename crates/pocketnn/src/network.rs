@@ -1,0 +1,516 @@
+//! The int32 fully connected network and its direct-feedback-alignment step (dossier §3.3–3.7).
+//!
+//! Weights are stored `(in, out)` row-major, one sample per row of every activation matrix, as in the
+//! reference. All weights and biases start at zero; symmetry is broken only by the fixed random feedback
+//! matrices `B_k`, drawn on the first training step.
+#![deny(clippy::float_arithmetic)]
+
+use crate::activation::Activation;
+use crate::kernels::{Overflow, apply_update, max_abs, vec_mat_acc};
+use crate::rng::{DrawSource, nonzero_in_range};
+use rayon::prelude::*;
+use std::fmt;
+
+/// Weights and biases are clamped to `[-SHRT_MAX, SHRT_MAX]` after every update.
+pub const WEIGHT_LIMIT: i32 = 32_767;
+/// Value of the correct class in a target row (`UNSIGNED_4BIT_MAX`); the others are 0.
+pub const TARGET_ONE: i32 = 15;
+/// Largest pixel value of the raw (unnormalised) 8-bit input.
+pub const INPUT_MAX: i32 = 255;
+
+/// A network whose layer widths cannot work together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeError(pub String);
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ShapeError {}
+
+/// `floorSqrt` of the reference: the largest `s` with `s² <= x`, 0 for `x <= 0`.
+pub fn floor_sqrt(x: i32) -> i32 {
+    if x <= 0 { 0 } else { x.isqrt() }
+}
+
+/// One fully connected layer `A · W + b` followed by a pocket activation.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub in_dim: usize,
+    pub out_dim: usize,
+    pub activation: Activation,
+    /// `(in_dim, out_dim)` row-major.
+    pub weight: Vec<i32>,
+    pub bias: Vec<i32>,
+    /// `max |weight[k, :]|` per input `k`: the bound that lets the forward product take its fast path.
+    weight_row_max: Vec<i64>,
+    /// `B_k`, `(classes, out_dim)` row-major, with its row maxima; `None` until the first DFA step.
+    feedback: Option<(Vec<i32>, Vec<i64>)>,
+}
+
+impl Layer {
+    /// A zero-initialised layer (the reference's `useDfa(true)`).
+    pub fn new(in_dim: usize, out_dim: usize, activation: Activation) -> Result<Self, ShapeError> {
+        // Pocket tanh divides by 256 · fan_in in int32.
+        let max_fan_in = (i32::MAX / crate::activation::K_SCALE) as usize;
+        if in_dim == 0 || out_dim == 0 {
+            return Err(ShapeError(format!(
+                "layer {in_dim}->{out_dim} has a zero width: every width must be at least 1"
+            )));
+        }
+        if in_dim > max_fan_in || out_dim > max_fan_in {
+            return Err(ShapeError(format!(
+                "layer {in_dim}->{out_dim} is wider than {max_fan_in}, where int32 pocket arithmetic breaks: use narrower layers"
+            )));
+        }
+        Ok(Layer {
+            in_dim,
+            out_dim,
+            activation,
+            weight: vec![0; in_dim * out_dim],
+            bias: vec![0; out_dim],
+            weight_row_max: vec![0; in_dim],
+            feedback: None,
+        })
+    }
+
+    /// Half-width `r` of the feedback values: `floorSqrt(12 · SHRT_MAX / (in + out))`, the Glorot-uniform
+    /// limit scaled by about 256.
+    pub fn feedback_range(&self) -> i32 {
+        floor_sqrt(12 * WEIGHT_LIMIT / (self.in_dim + self.out_dim) as i32)
+    }
+
+    /// The DFA feedback matrix `B_k` (`classes × out_dim`), once drawn.
+    pub fn feedback(&self) -> Option<&[i32]> {
+        self.feedback.as_ref().map(|(b, _)| b.as_slice())
+    }
+
+    /// Draws `B_k` row-major from `[-r, r] \ {0}`, as `setRandomDfaWeight` does.
+    fn draw_feedback(&mut self, classes: usize, rng: &mut impl DrawSource) {
+        let r = self.feedback_range().max(1);
+        let b: Vec<i32> = (0..classes * self.out_dim)
+            .map(|_| nonzero_in_range(r, rng))
+            .collect();
+        let row_max = b.chunks_exact(self.out_dim).map(max_abs).collect();
+        self.feedback = Some((b, row_max));
+    }
+}
+
+/// Per-layer outputs and inverse slopes of the last forward pass, reused across batches.
+#[derive(Debug, Default, Clone)]
+pub struct ForwardState {
+    rows: usize,
+    outputs: Vec<Vec<i32>>,
+    ginv: Vec<Vec<i32>>,
+}
+
+impl ForwardState {
+    /// The last layer's outputs, `rows × classes`.
+    pub fn logits(&self) -> &[i32] {
+        self.outputs.last().map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Loss and correct count of one mini-batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchStats {
+    /// `Σ (ŷ - y)² / 2` over the batch, each term rounded toward zero as in `batchL2Loss`.
+    pub loss: i32,
+    /// Rows whose argmax (lowest index on ties) is the label.
+    pub correct: u32,
+}
+
+/// Index of the first maximum (strict `>`, as `getMaxIndexInRow`).
+pub fn argmax(row: &[i32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// A chain of fully connected layers.
+#[derive(Debug, Clone)]
+pub struct Network {
+    layers: Vec<Layer>,
+}
+
+impl Network {
+    /// Zero-initialised layers `widths[0] -> widths[1] -> … -> classes`, one activation throughout.
+    pub fn new(widths: &[usize], activation: Activation) -> Result<Self, ShapeError> {
+        if widths.len() < 2 {
+            return Err(ShapeError(format!(
+                "network widths {widths:?} need at least an input and an output width"
+            )));
+        }
+        let layers = widths
+            .windows(2)
+            .map(|w| Layer::new(w[0], w[1], activation))
+            .collect::<Result<Vec<_>, _>>()?;
+        Network::from_layers(layers)
+    }
+
+    /// Assembles layers, checking that each layer's input width is the previous layer's output width.
+    pub fn from_layers(layers: Vec<Layer>) -> Result<Self, ShapeError> {
+        if layers.is_empty() {
+            return Err(ShapeError("a network needs at least one layer".into()));
+        }
+        for (i, pair) in layers.windows(2).enumerate() {
+            if pair[0].out_dim != pair[1].in_dim {
+                return Err(ShapeError(format!(
+                    "layer {} outputs {} values but layer {} takes {}: the shapes do not chain",
+                    i + 1,
+                    pair[0].out_dim,
+                    i + 2,
+                    pair[1].in_dim
+                )));
+            }
+        }
+        Ok(Network { layers })
+    }
+
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    pub fn input_dim(&self) -> usize {
+        self.layers[0].in_dim
+    }
+
+    pub fn classes(&self) -> usize {
+        self.layers[self.layers.len() - 1].out_dim
+    }
+
+    /// Worst-case magnitude of every batch-summed product of a DFA step with `batch` rows and inputs in
+    /// `[-input_max, input_max]`: `(what, bound)` per product whose bound does not depend on the weights.
+    ///
+    /// The forward product is not listed: it grows with the learned weights, so it is checked at run time.
+    pub fn dfa_bounds(&self, batch: usize, input_max: i32) -> Vec<(String, i64)> {
+        let last = self.layers.len() - 1;
+        let y_max = i64::from(self.layers[last].activation.max_abs_output());
+        let e_max = y_max + i64::from(TARGET_ONE);
+        let classes = self.classes() as i64;
+        let batch = batch as i64;
+        let mut bounds = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let a_max = if i == 0 {
+                i64::from(input_max)
+            } else {
+                i64::from(self.layers[i - 1].activation.max_abs_output())
+            };
+            // δ = x / g with g >= 1: |δ| <= |x|.
+            let delta_max = if i == last {
+                e_max
+            } else {
+                let eb = classes * e_max * i64::from(layer.feedback_range().max(1));
+                bounds.push((format!("layer {} feedback e·B", i + 1), eb));
+                eb
+            };
+            bounds.push((
+                format!("layer {} weight update Aᵀ·δ", i + 1),
+                batch * a_max * delta_max,
+            ));
+        }
+        bounds
+    }
+
+    /// The largest batch whose DFA products provably fit in int32 (see [`Network::dfa_bounds`]).
+    pub fn max_safe_batch(&self, input_max: i32) -> usize {
+        let per_row = self
+            .dfa_bounds(1, input_max)
+            .into_iter()
+            .map(|(_, b)| b)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        (i64::from(i32::MAX) / per_row) as usize
+    }
+
+    /// Forward pass of `rows` samples (`input` is `rows × input_dim`), rows split over the rayon pool.
+    pub fn forward(
+        &self,
+        input: &[i32],
+        rows: usize,
+        state: &mut ForwardState,
+    ) -> Result<(), Overflow> {
+        assert_eq!(input.len(), rows * self.input_dim(), "forward: input shape");
+        state.rows = rows;
+        state.outputs.resize(self.layers.len(), Vec::new());
+        state.ginv.resize(self.layers.len(), Vec::new());
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (before, rest) = state.outputs.split_at_mut(l);
+            let x = if l == 0 { input } else { &before[l - 1] };
+            forward_layer(layer, l, x, rows, &mut rest[0], &mut state.ginv[l])?;
+        }
+        Ok(())
+    }
+
+    /// One DFA training step on a mini-batch (dossier §3.4–3.6): forward, L2 loss, output error
+    /// `e = ŷ - y`, `δ_L = e / g_L`, `δ_k = (e · B_k) / g_k`, then `W += (Aᵀ δ) / -lr_inv` and
+    /// `b += (1ᵀ δ) / -lr_inv`, clamped. The feedback matrices are drawn from `rng` on the first call,
+    /// from the layer below the output downward.
+    pub fn dfa_step(
+        &mut self,
+        input: &[i32],
+        labels: &[u8],
+        lr_inv: i32,
+        state: &mut ForwardState,
+        rng: &mut impl DrawSource,
+    ) -> Result<BatchStats, Overflow> {
+        let rows = labels.len();
+        let classes = self.classes();
+        self.forward(input, rows, state)?;
+        let logits = state.logits();
+        let mut error = vec![0i32; rows * classes];
+        let mut loss = 0i32;
+        let mut correct = 0u32;
+        for ((row, e_row), &label) in logits
+            .chunks_exact(classes)
+            .zip(error.chunks_exact_mut(classes))
+            .zip(labels)
+        {
+            for (c, (e, &y_hat)) in e_row.iter_mut().zip(row).enumerate() {
+                let y = if c == usize::from(label) {
+                    TARGET_ONE
+                } else {
+                    0
+                };
+                *e = y_hat - y;
+                loss = loss.checked_add(*e * *e / 2).ok_or_else(|| Overflow {
+                    what: "batch L2 loss".into(),
+                    value: i64::from(loss) + i64::from(*e * *e / 2),
+                })?;
+            }
+            correct += u32::from(argmax(row) == usize::from(label));
+        }
+        let last = self.layers.len() - 1;
+        for l in (0..last).rev() {
+            if self.layers[l].feedback.is_none() {
+                self.layers[l].draw_feedback(classes, rng);
+            }
+        }
+        for l in (0..=last).rev() {
+            let layer = &self.layers[l];
+            let g = &state.ginv[l];
+            let mut delta = vec![0i32; rows * layer.out_dim];
+            match &layer.feedback {
+                None => {
+                    for ((d, &e), &gi) in delta.iter_mut().zip(&error).zip(g) {
+                        *d = e / gi;
+                    }
+                }
+                Some((b, b_row_max)) => {
+                    for (r, (d_row, e_row)) in delta
+                        .chunks_exact_mut(layer.out_dim)
+                        .zip(error.chunks_exact(classes))
+                        .enumerate()
+                    {
+                        vec_mat_acc(e_row, b, b_row_max, d_row, || {
+                            format!("layer {} feedback e·B (batch row {r})", l + 1)
+                        })?;
+                        let g_row = &g[r * layer.out_dim..(r + 1) * layer.out_dim];
+                        for (d, &gi) in d_row.iter_mut().zip(g_row) {
+                            *d /= gi;
+                        }
+                    }
+                }
+            }
+            let (before, _) = state.outputs.split_at(l);
+            let prev = if l == 0 { input } else { &before[l - 1] };
+            update_layer(&mut self.layers[l], l, prev, &delta, rows, lr_inv)?;
+        }
+        Ok(BatchStats { loss, correct })
+    }
+}
+
+/// Rows per rayon task so that each worker gets one contiguous block.
+fn rows_per_task(rows: usize) -> usize {
+    rows.div_ceil(rayon::current_num_threads()).max(1)
+}
+
+fn forward_layer(
+    layer: &Layer,
+    index: usize,
+    x: &[i32],
+    rows: usize,
+    out: &mut Vec<i32>,
+    ginv: &mut Vec<i32>,
+) -> Result<(), Overflow> {
+    let (id, od) = (layer.in_dim, layer.out_dim);
+    out.resize(rows * od, 0);
+    ginv.resize(rows * od, 0);
+    let fan_in = id as i32;
+    let per = rows_per_task(rows);
+    out.par_chunks_mut(per * od)
+        .zip(ginv.par_chunks_mut(per * od))
+        .zip(x.par_chunks(per * id))
+        .enumerate()
+        .try_for_each(|(chunk, ((o, g), xs))| {
+            for (r, ((o_row, g_row), x_row)) in o
+                .chunks_exact_mut(od)
+                .zip(g.chunks_exact_mut(od))
+                .zip(xs.chunks_exact(id))
+                .enumerate()
+            {
+                o_row.copy_from_slice(&layer.bias);
+                vec_mat_acc(x_row, &layer.weight, &layer.weight_row_max, o_row, || {
+                    format!("layer {} forward (row {})", index + 1, chunk * per + r)
+                })?;
+                layer.activation.apply_in_place(o_row, fan_in, g_row);
+            }
+            Ok(())
+        })
+}
+
+/// `W += (Aᵀ δ) / -lr_inv`, `b += (1ᵀ δ) / -lr_inv`, both clamped to `±WEIGHT_LIMIT`; input rows `k`
+/// whose batch column of `A` is all zero are skipped (their update is exactly 0).
+fn update_layer(
+    layer: &mut Layer,
+    index: usize,
+    prev: &[i32],
+    delta: &[i32],
+    rows: usize,
+    lr_inv: i32,
+) -> Result<(), Overflow> {
+    let (id, od) = (layer.in_dim, layer.out_dim);
+    let delta_row_max: Vec<i64> = delta.chunks_exact(od).map(max_abs).collect();
+    let mut prev_t = vec![0i32; id * rows];
+    for (r, p_row) in prev.chunks_exact(id).enumerate() {
+        for (k, &v) in p_row.iter().enumerate() {
+            prev_t[k * rows + r] = v;
+        }
+    }
+    let per = id.div_ceil(rayon::current_num_threads()).max(1);
+    let wrapped = |k: usize, value: i64| Overflow {
+        what: format!("layer {} weight update (input {k})", index + 1),
+        value,
+    };
+    layer
+        .weight
+        .par_chunks_mut(per * od)
+        .zip(layer.weight_row_max.par_chunks_mut(per))
+        .zip(prev_t.par_chunks(per * rows))
+        .enumerate()
+        .try_for_each(|(chunk, ((w, w_max), a))| {
+            let mut grad = vec![0i32; od];
+            for (k, ((w_row, w_row_max), a_col)) in w
+                .chunks_exact_mut(od)
+                .zip(w_max.iter_mut())
+                .zip(a.chunks_exact(rows))
+                .enumerate()
+            {
+                if a_col.iter().all(|&v| v == 0) {
+                    continue;
+                }
+                let k = chunk * per + k;
+                grad.fill(0);
+                vec_mat_acc(a_col, delta, &delta_row_max, &mut grad, || {
+                    format!("layer {} weight update Aᵀ·δ (input {k})", index + 1)
+                })?;
+                if let Some(v) = apply_update(w_row, &grad, lr_inv, WEIGHT_LIMIT) {
+                    return Err(wrapped(k, v));
+                }
+                *w_row_max = max_abs(w_row);
+            }
+            Ok(())
+        })?;
+    let mut grad = vec![0i32; od];
+    vec_mat_acc(&vec![1; rows], delta, &delta_row_max, &mut grad, || {
+        format!("layer {} bias update 1ᵀ·δ", index + 1)
+    })?;
+    match apply_update(&mut layer.bias, &grad, lr_inv, WEIGHT_LIMIT) {
+        Some(v) => Err(Overflow {
+            what: format!("layer {} bias update", index + 1),
+            value: v,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::GlibcRand;
+
+    #[test]
+    fn feedback_ranges_match_the_dossier() {
+        let mnist = Network::new(&[784, 100, 50, 10], Activation::PocketTanh).unwrap();
+        let r: Vec<i32> = mnist.layers().iter().map(Layer::feedback_range).collect();
+        assert_eq!(&r[..2], &[21, 51]);
+        let fashion = Network::new(&[784, 200, 100, 50, 10], Activation::PocketTanh).unwrap();
+        let r: Vec<i32> = fashion.layers().iter().map(Layer::feedback_range).collect();
+        assert_eq!(&r[..3], &[19, 36, 51]);
+    }
+
+    #[test]
+    fn shapes_that_do_not_chain_are_refused() {
+        let a = Layer::new(784, 100, Activation::PocketTanh).unwrap();
+        let b = Layer::new(50, 10, Activation::PocketTanh).unwrap();
+        let e = Network::from_layers(vec![a, b]).unwrap_err();
+        assert!(e.0.contains("do not chain"), "{e}");
+        assert!(Network::new(&[784], Activation::PocketTanh).is_err());
+        assert!(Network::new(&[784, 0, 10], Activation::PocketTanh).is_err());
+        assert!(Network::new(&[100_000_000, 10], Activation::PocketTanh).is_err());
+    }
+
+    #[test]
+    fn zero_network_predicts_class_zero() {
+        let net = Network::new(&[4, 3, 10], Activation::PocketTanh).unwrap();
+        let mut st = ForwardState::default();
+        net.forward(&[255, 0, 17, 3, 1, 2, 3, 4], 2, &mut st)
+            .unwrap();
+        assert!(st.logits().iter().all(|&v| v == 0));
+        assert_eq!(argmax(&st.logits()[..10]), 0);
+        assert_eq!(argmax(&[3, 7, 7, 1]), 1, "ties go to the lowest index");
+    }
+
+    #[test]
+    fn safe_batch_bound_matches_hand_computation() {
+        let net = Network::new(&[784, 100, 50, 10], Activation::PocketTanh).unwrap();
+        // Worst per-row product: layer 2 update, 127 · (10 · 142 · 51) = 9 196 740.
+        assert_eq!(
+            net.max_safe_batch(INPUT_MAX),
+            (i32::MAX / 9_196_740) as usize
+        );
+        assert!(net.max_safe_batch(INPUT_MAX) >= 20);
+    }
+
+    /// A hand-traced step on a 2-input, 2-hidden, 2-class tanh network with one sample.
+    #[test]
+    fn dfa_step_by_hand() {
+        let mut net = Network::new(&[2, 2, 2], Activation::PocketTanh).unwrap();
+        let mut st = ForwardState::default();
+        let mut rng = GlibcRand::default();
+        let stats = net
+            .dfa_step(&[100, 0], &[1], 10, &mut st, &mut rng)
+            .unwrap();
+        // Zero net: ŷ = (0, 0), y = (0, 15): e = (0, -15), loss = 225 / 2 = 112, argmax 0 ≠ 1.
+        assert_eq!(
+            stats,
+            BatchStats {
+                loss: 112,
+                correct: 0
+            }
+        );
+        // r = floorSqrt(12 · 32767 / 4) = 313; B drawn from the unseeded stream, row-major.
+        let mut replay = GlibcRand::default();
+        let b: Vec<i32> = (0..4).map(|_| nonzero_in_range(313, &mut replay)).collect();
+        assert_eq!(net.layers()[0].feedback().unwrap(), b.as_slice());
+        // Output layer: g = 1 at x = 0, δ = e; its input (hidden output) is 0, so W stays 0 and
+        // b -= δ / 10 = (0, -1) -> b = (0, 1) after division by -10: (-15) / -10 = 1.
+        assert_eq!(net.layers()[1].bias, vec![0, 1]);
+        assert!(net.layers()[1].weight.iter().all(|&w| w == 0));
+        // Hidden layer: δ = e · B = -15 · B[1, :]; W[0, :] += 100 δ / -10 = 150 B[1, :], clamped.
+        let expected_w0: Vec<i32> = (0..2)
+            .map(|j| (150 * b[2 + j]).clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT))
+            .collect();
+        assert_eq!(&net.layers()[0].weight[..2], expected_w0.as_slice());
+        assert_eq!(&net.layers()[0].weight[2..], &[0, 0]);
+        let expected_b: Vec<i32> = (0..2).map(|j| (-15 * b[2 + j]) / -10).collect();
+        assert_eq!(net.layers()[0].bias, expected_b);
+    }
+}

@@ -1,0 +1,363 @@
+//! Result rows: per-epoch numbers (`epochs.csv`) and the rows that reproduce published numbers
+//! (`accuracy.csv`, joined by `repro compare` with `experiments/pocketnn/published.csv`).
+//!
+//! A run writes only the published rows whose setting it mirrors: the README transcript (MNIST,
+//! 3 epochs), the demo GIF (MNIST, 10 epochs) and the abstract (the long runs: 30 epochs MNIST,
+//! 20 epochs Fashion-MNIST, the lengths at which the reference reaches the paper's accuracy).
+
+use crate::train::EpochStats;
+use repro::datasets::DatasetName;
+use repro::results::{Keyed, ResultRow};
+use serde::{Deserialize, Serialize};
+
+pub const PAPER: &str = "PocketNN";
+/// Folder under `results/` and `experiments/`.
+pub const PAPER_DIR: &str = "pocketnn";
+pub const METHOD_PAPER: &str = "PocketNN integer-only DFA + pocket tanh";
+pub const METHOD_README: &str = "PocketNN DFA (official code; lrInv 1000; batch 20)";
+pub const METHOD_GIF: &str =
+    "PocketNN DFA (official code; lrInv 1000 -> 2000 at epoch 10; batch 20)";
+pub const METHOD_FLOAT: &str = "float32 BP (equivalent DNN)";
+pub const SOURCE_ABSTRACT: &str = "Abstract";
+pub const SOURCE_README: &str = "repo README transcript (3 epochs)";
+pub const SOURCE_GIF: &str = "repo demo_capture.gif (10 epochs; Windows VS2019 x64 Debug)";
+pub const SOURCE_FLOAT_MNIST: &str = "Abstract (derived 96.98+1.02); quoted by NITRO-D README";
+pub const SOURCE_FLOAT_FASHION: &str = "Abstract (derived 87.70+2.09); quoted by NITRO-D README";
+pub const METRIC_TEST: &str = "test_accuracy_pct";
+/// Not in the paper: the last epoch's accuracy, beside the best epoch's (which the paper's number
+/// appears to be; dossier §5.2).
+pub const METRIC_TEST_LAST: &str = "test_accuracy_pct_last_epoch";
+pub const METRIC_GAP: &str = "accuracy_gap_vs_pocketnn_pctpoint";
+
+/// The paper's architecture for a data set (input, hidden..., classes).
+pub fn paper_widths(dataset: DatasetName) -> &'static [usize] {
+    match dataset {
+        DatasetName::Mnist => &[784, 100, 50, 10],
+        DatasetName::FashionMnist => &[784, 200, 100, 50, 10],
+    }
+}
+
+/// Epochs of the long runs that stand for the paper's (unpublished) training length.
+pub fn paper_epochs(dataset: DatasetName) -> u32 {
+    match dataset {
+        DatasetName::Mnist => 30,
+        DatasetName::FashionMnist => 20,
+    }
+}
+
+/// `MLP 784-100-50-10`, the model string of `published.csv`.
+pub fn model_name(widths: &[usize]) -> String {
+    let w: Vec<String> = widths.iter().map(usize::to_string).collect();
+    format!("MLP {}", w.join("-"))
+}
+
+/// One line of `results/pocketnn/epochs.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRow {
+    pub dataset: String,
+    pub rng: String,
+    pub seed: u64,
+    pub epochs_total: u32,
+    pub epoch: u32,
+    pub sum_loss: i32,
+    pub train_correct: u32,
+    pub test_correct: u32,
+    pub seconds: f64,
+}
+
+impl Keyed for EpochRow {
+    fn key(&self) -> String {
+        format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{:05}\u{1f}{:05}",
+            self.dataset, self.rng, self.seed, self.epochs_total, self.epoch
+        )
+    }
+}
+
+impl EpochRow {
+    pub fn new(dataset: DatasetName, rng: &str, seed: u64, epochs: u32, s: &EpochStats) -> Self {
+        EpochRow {
+            dataset: dataset.paper_name().into(),
+            rng: rng.into(),
+            seed,
+            epochs_total: epochs,
+            epoch: s.epoch,
+            sum_loss: s.sum_loss,
+            train_correct: s.train_correct,
+            test_correct: s.test_correct,
+            seconds: s.elapsed.as_secs_f64(),
+        }
+    }
+}
+
+/// `100 · part / whole`: accuracies are reported in percent, as in the paper.
+pub fn pct(part: u32, whole: usize) -> f64 {
+    100.0 * f64::from(part) / whole as f64
+}
+
+/// The identity shared by every row of one run.
+#[derive(Debug, Clone)]
+pub struct RowContext {
+    pub dataset: DatasetName,
+    pub model: String,
+    pub profile: String,
+    pub seed: u64,
+    pub epochs: u32,
+    pub run_id: String,
+}
+
+impl RowContext {
+    /// A row for a published key (`source`, `method`, bit widths, `metric`).
+    pub fn row(
+        &self,
+        source: &str,
+        method: &str,
+        bits: (&str, &str),
+        metric: &str,
+        value: f64,
+    ) -> ResultRow {
+        ResultRow {
+            paper: PAPER.into(),
+            source: source.into(),
+            dataset: self.dataset.paper_name().into(),
+            model: self.model.clone(),
+            method: method.into(),
+            w_bits: bits.0.into(),
+            a_bits: bits.1.into(),
+            metric: metric.into(),
+            value,
+            proxy: String::new(),
+            profile: self.profile.clone(),
+            seed: self.seed,
+            epochs: self.epochs,
+            run_id: self.run_id.clone(),
+        }
+    }
+}
+
+/// PocketNN's bit widths in `published.csv`: int16-range weights, 8-bit activations.
+const POCKET_BITS: (&str, &str) = ("16", "8");
+/// Float baseline bit widths.
+pub const FLOAT_BITS: (&str, &str) = ("32", "32");
+
+/// The published rows a reference-configuration PocketNN run mirrors (none for other lengths).
+pub fn mirrored_rows(
+    ctx: &RowContext,
+    history: &[EpochStats],
+    final_train_correct: u32,
+    n_train: usize,
+    n_test: usize,
+) -> Vec<ResultRow> {
+    let mut rows = Vec::new();
+    let test = |s: &EpochStats| pct(s.test_correct, n_test);
+    let final_pass = pct(final_train_correct, n_train);
+    let per_epoch_test = |source: &str, method: &str, rows: &mut Vec<ResultRow>| {
+        for s in history {
+            let metric = format!("{METRIC_TEST}_epoch{}", s.epoch);
+            rows.push(ctx.row(source, method, POCKET_BITS, &metric, test(s)));
+        }
+        rows.push(ctx.row(
+            source,
+            method,
+            POCKET_BITS,
+            "train_accuracy_final_pass",
+            final_pass,
+        ));
+    };
+    if ctx.dataset == DatasetName::Mnist && ctx.epochs == 3 {
+        per_epoch_test(SOURCE_README, METHOD_README, &mut rows);
+        for s in history {
+            let metric = format!("train_running_accuracy_epoch{}", s.epoch);
+            let value = pct(s.train_correct, n_train);
+            rows.push(ctx.row(SOURCE_README, METHOD_README, POCKET_BITS, &metric, value));
+        }
+    }
+    if ctx.dataset == DatasetName::Mnist && ctx.epochs == 10 {
+        per_epoch_test(SOURCE_GIF, METHOD_GIF, &mut rows);
+    }
+    if ctx.epochs == paper_epochs(ctx.dataset) {
+        if let Some(best) = history
+            .iter()
+            .max_by_key(|s| (s.test_correct, std::cmp::Reverse(s.epoch)))
+        {
+            rows.push(ctx.row(
+                SOURCE_ABSTRACT,
+                METHOD_PAPER,
+                POCKET_BITS,
+                METRIC_TEST,
+                test(best),
+            ));
+        }
+        if let Some(last) = history.last() {
+            rows.push(ctx.row(
+                SOURCE_ABSTRACT,
+                METHOD_PAPER,
+                POCKET_BITS,
+                METRIC_TEST_LAST,
+                test(last),
+            ));
+        }
+    }
+    rows
+}
+
+/// Source of the float baseline's published accuracy for a data set.
+pub fn float_source(dataset: DatasetName) -> &'static str {
+    match dataset {
+        DatasetName::Mnist => SOURCE_FLOAT_MNIST,
+        DatasetName::FashionMnist => SOURCE_FLOAT_FASHION,
+    }
+}
+
+/// Mean value of `rows` and the first of them (`None` when empty).
+fn mean_of<'a>(rows: &[&'a ResultRow]) -> Option<(f64, &'a ResultRow)> {
+    let first = *rows.first()?;
+    Some((
+        rows.iter().map(|r| r.value).sum::<f64>() / rows.len() as f64,
+        first,
+    ))
+}
+
+/// `float − PocketNN` gap rows: for each data set with both a float-baseline row and PocketNN
+/// best-epoch rows in `table` (same profile), the float mean minus the PocketNN mean over seeds.
+pub fn gap_rows(table: &[ResultRow], profile: &str, run_id: &str) -> Vec<ResultRow> {
+    [DatasetName::Mnist, DatasetName::FashionMnist]
+        .into_iter()
+        .filter_map(|d| {
+            let of = |source: &str, method: &str| {
+                table
+                    .iter()
+                    .filter(|r| {
+                        r.profile == profile
+                            && r.dataset == d.paper_name()
+                            && r.source == source
+                            && r.method == method
+                            && r.metric == METRIC_TEST
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let (float, f_row) = mean_of(&of(float_source(d), METHOD_FLOAT))?;
+            let (pocket, _) = mean_of(&of(SOURCE_ABSTRACT, METHOD_PAPER))?;
+            Some(ResultRow {
+                source: SOURCE_ABSTRACT.into(),
+                metric: METRIC_GAP.into(),
+                value: float - pocket,
+                run_id: run_id.into(),
+                ..f_row.clone()
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use repro::published::PaperExperiments;
+    use std::time::Duration;
+
+    fn stats(epoch: u32, test_correct: u32) -> EpochStats {
+        EpochStats {
+            epoch,
+            lr_inv: 1000,
+            sum_loss: 1,
+            train_correct: 50_000,
+            test_correct,
+            elapsed: Duration::from_millis(10),
+        }
+    }
+
+    fn ctx(dataset: DatasetName, epochs: u32) -> RowContext {
+        RowContext {
+            dataset,
+            model: model_name(paper_widths(dataset)),
+            profile: "full".into(),
+            seed: 1,
+            epochs,
+            run_id: "r".into(),
+        }
+    }
+
+    /// Every row a run can emit must join a published row exactly (or be one of the extra metrics).
+    #[test]
+    fn mirrored_rows_use_published_keys() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+        let exp = PaperExperiments::load(&root, PAPER_DIR).unwrap();
+        let mut rows = Vec::new();
+        for (d, e) in [
+            (DatasetName::Mnist, 3),
+            (DatasetName::Mnist, 10),
+            (DatasetName::Mnist, 30),
+            (DatasetName::FashionMnist, 20),
+        ] {
+            let history: Vec<_> = (1..=e).map(|i| stats(i, 9000 + i)).collect();
+            rows.extend(mirrored_rows(&ctx(d, e), &history, 55_000, 60_000, 10_000));
+        }
+        for d in [DatasetName::Mnist, DatasetName::FashionMnist] {
+            rows.push(ctx(d, 20).row(float_source(d), METHOD_FLOAT, FLOAT_BITS, METRIC_TEST, 98.0));
+        }
+        rows.extend(gap_rows(&rows.clone(), "full", "r"));
+        let joined = rows
+            .iter()
+            .filter(|r| {
+                exp.published.iter().any(|p| {
+                    (
+                        &p.paper, &p.source, &p.model, &p.method, &p.w_bits, &p.a_bits, &p.metric,
+                    ) == (
+                        &r.paper, &r.source, &r.model, &r.method, &r.w_bits, &r.a_bits, &r.metric,
+                    )
+                })
+            })
+            .count();
+        let extra = rows.iter().filter(|r| r.metric == METRIC_TEST_LAST).count();
+        assert_eq!(extra, 2);
+        assert_eq!(
+            joined + extra,
+            rows.len(),
+            "a row does not join published.csv"
+        );
+        assert_eq!(joined, exp.published.len(), "a published row has no mirror");
+    }
+
+    #[test]
+    fn best_epoch_is_the_earliest_maximum_and_gap_is_float_minus_best() {
+        let history = [
+            stats(1, 9500),
+            stats(2, 9700),
+            stats(3, 9700),
+            stats(4, 9600),
+        ];
+        let c = ctx(DatasetName::Mnist, 30);
+        let rows = mirrored_rows(&c, &history, 0, 60_000, 10_000);
+        let best = rows.iter().find(|r| r.metric == METRIC_TEST).unwrap();
+        assert_eq!(best.value, 97.0);
+        let last = rows.iter().find(|r| r.metric == METRIC_TEST_LAST).unwrap();
+        assert_eq!(last.value, 96.0);
+        let mut table = rows.clone();
+        table.push(c.row(
+            SOURCE_FLOAT_MNIST,
+            METHOD_FLOAT,
+            FLOAT_BITS,
+            METRIC_TEST,
+            98.5,
+        ));
+        let gaps = gap_rows(&table, "full", "g");
+        assert_eq!(gaps.len(), 1);
+        assert!((gaps[0].value - 1.5).abs() < 1e-9);
+        assert_eq!(gaps[0].method, METHOD_FLOAT);
+    }
+
+    #[test]
+    fn epoch_rows_key_by_run_and_epoch() {
+        let a = EpochRow::new(DatasetName::Mnist, "glibc", 1, 3, &stats(1, 1));
+        let b = EpochRow::new(DatasetName::Mnist, "glibc", 1, 30, &stats(1, 1));
+        assert_ne!(a.key(), b.key());
+        assert_eq!(
+            a.key(),
+            EpochRow {
+                seconds: 9.0,
+                ..a.clone()
+            }
+            .key()
+        );
+    }
+}
