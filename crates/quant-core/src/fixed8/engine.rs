@@ -1,0 +1,529 @@
+//! Integer-only inference of an exported F8Net model (dossier §6): 8-bit codes, i8 x i8 -> i32
+//! products, i32 biases at the accumulator's FL, and shifts for every rescale. There is no multiplier
+//! outside the 8-bit products; [`OpCounts`] counts what runs so the claim can be checked.
+//!
+//! A model is a list of nodes; value 0 is the input image, node `i` produces value `i + 1`. A value is a
+//! `C x H x W` tensor of i32 with one FL per channel (per-channel weight FLs give per-channel
+//! accumulator FLs). [`Node::Quantize`] turns a value into 8-bit codes of one format (a shift and a
+//! clamp per element); convolutions and linear layers read only such codes.
+#![deny(clippy::float_arithmetic)]
+
+use super::format::{FixedFormat, align_add, average_by_shift, saturate_acc};
+use crate::error::{Result, arg_err, shape_err};
+use serde::{Deserialize, Serialize};
+
+/// One step of the integer graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Node {
+    /// Requantize value `src` to 8-bit codes of `format` (shift half-to-even, clamp; the unsigned clamp
+    /// is the ReLU).
+    Quantize { src: usize, format: FixedFormat },
+    /// 2-D convolution over codes: weights `[cout, cin / groups, k, k]`, symmetric zero padding.
+    /// Output channel `o` has FL `fl_in + w_fl[o]`; `bias[o]` is at that FL.
+    Conv {
+        src: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        groups: usize,
+        weight: Vec<i8>,
+        w_fl: Vec<u8>,
+        bias: Vec<i32>,
+    },
+    /// Residual addition: operands aligned per channel to the larger FL by left shifts, summed,
+    /// clamped to `±(2^31 - 1)`; `relu` zeroes negatives afterwards (ResNet).
+    Add { a: usize, b: usize, relu: bool },
+    /// Global average pooling of codes over an `H x W = 2^log2_n` map: sum and rounding shift.
+    GlobalAvgPool { src: usize },
+    /// Fully connected layer over codes: weights `[out, in]`, output FL `fl_in + w_fl[o]`.
+    Linear {
+        src: usize,
+        out: usize,
+        weight: Vec<i8>,
+        w_fl: Vec<u8>,
+        bias: Vec<i32>,
+    },
+}
+
+/// An exported model: input shape (raw 8-bit pixels enter as unsigned codes with `input_fl`) and nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub input_fl: u8,
+    pub nodes: Vec<Node>,
+}
+
+/// A tensor of the graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub data: Vec<i32>,
+    /// Fractional length of each channel.
+    pub fl: Vec<i32>,
+}
+
+/// What one inference executed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpCounts {
+    /// 8-bit x 8-bit products (the multiply-accumulates of convolutions and linear layers).
+    pub mul_8x8: u64,
+    /// 32-bit x 32-bit multiplications (always 0 here: rescaling is shift-only).
+    pub mul_32x32: u64,
+    /// Bit shifts by a non-zero amount (requantization, residual alignment, pooling).
+    pub shifts: u64,
+}
+
+impl std::ops::AddAssign for OpCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.mul_8x8 += o.mul_8x8;
+        self.mul_32x32 += o.mul_32x32;
+        self.shifts += o.shifts;
+    }
+}
+
+impl Model {
+    /// Checks shapes and runs the model on one image of raw 8-bit pixels (`C x H x W`). Returns the
+    /// last value (the logits, at the FL of the last layer) and the operation counts.
+    pub fn run(&self, pixels: &[u8]) -> Result<(Value, OpCounts)> {
+        let n = self.channels * self.height * self.width;
+        if pixels.len() != n {
+            return Err(shape_err!(
+                "image has {} pixels, the model expects {n}",
+                pixels.len()
+            ));
+        }
+        let input = Value {
+            c: self.channels,
+            h: self.height,
+            w: self.width,
+            data: pixels.iter().map(|&p| i32::from(p)).collect(),
+            fl: vec![i32::from(self.input_fl); self.channels],
+        };
+        let mut values = vec![input];
+        let mut counts = OpCounts::default();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let get = |id: usize| {
+                if id > i {
+                    Err(arg_err!("node {i} reads value {id} before it is computed"))
+                } else {
+                    Ok(&values[id])
+                }
+            };
+            let out = match node {
+                Node::Quantize { src, format } => quantize(get(*src)?, *format, &mut counts),
+                Node::Conv {
+                    src,
+                    cout,
+                    k,
+                    stride,
+                    pad,
+                    groups,
+                    weight,
+                    w_fl,
+                    bias,
+                } => conv(
+                    get(*src)?,
+                    ConvShape {
+                        cout: *cout,
+                        k: *k,
+                        stride: *stride,
+                        pad: *pad,
+                        groups: *groups,
+                    },
+                    weight,
+                    w_fl,
+                    bias,
+                    &mut counts,
+                )?,
+                Node::Add { a, b, relu } => add(get(*a)?, get(*b)?, *relu, &mut counts)?,
+                Node::GlobalAvgPool { src } => global_avg_pool(get(*src)?, &mut counts)?,
+                Node::Linear {
+                    src,
+                    out,
+                    weight,
+                    w_fl,
+                    bias,
+                } => {
+                    let v = get(*src)?;
+                    let flat = Value {
+                        c: v.c * v.h * v.w,
+                        h: 1,
+                        w: 1,
+                        data: v.data.clone(),
+                        fl: expand_fl(v),
+                    };
+                    conv(
+                        &flat,
+                        ConvShape {
+                            cout: *out,
+                            k: 1,
+                            stride: 1,
+                            pad: 0,
+                            groups: 1,
+                        },
+                        weight,
+                        w_fl,
+                        bias,
+                        &mut counts,
+                    )?
+                }
+            };
+            values.push(out);
+        }
+        let last = values
+            .pop()
+            .unwrap_or_else(|| unreachable!("values holds the input"));
+        Ok((last, counts))
+    }
+
+    /// Index of the largest logit (first on ties) and the counts of one inference.
+    pub fn predict(&self, pixels: &[u8]) -> Result<(usize, OpCounts)> {
+        let (logits, counts) = self.run(pixels)?;
+        if logits.fl.iter().any(|&f| f != logits.fl[0]) {
+            return Err(arg_err!(
+                "logits have per-channel FLs; use a per-layer classifier"
+            ));
+        }
+        let best = logits
+            .data
+            .iter()
+            .enumerate()
+            .fold((0, i32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+        Ok((best.0, counts))
+    }
+}
+
+fn expand_fl(v: &Value) -> Vec<i32> {
+    v.fl.iter()
+        .flat_map(|&f| std::iter::repeat_n(f, v.h * v.w))
+        .collect()
+}
+
+fn quantize(v: &Value, format: FixedFormat, counts: &mut OpCounts) -> Value {
+    let plane = v.h * v.w;
+    let mut data = Vec::with_capacity(v.data.len());
+    for (c, chunk) in v.data.chunks(plane.max(1)).enumerate() {
+        let shift = v.fl[c] - i32::from(format.fl);
+        if shift != 0 {
+            counts.shifts += chunk.len() as u64;
+        }
+        data.extend(chunk.iter().map(|&a| format.requantize(a, v.fl[c])));
+    }
+    Value {
+        c: v.c,
+        h: v.h,
+        w: v.w,
+        data,
+        fl: vec![i32::from(format.fl); v.c],
+    }
+}
+
+struct ConvShape {
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    groups: usize,
+}
+
+fn conv(
+    x: &Value,
+    s: ConvShape,
+    weight: &[i8],
+    w_fl: &[u8],
+    bias: &[i32],
+    counts: &mut OpCounts,
+) -> Result<Value> {
+    if s.groups == 0 || x.c % s.groups != 0 || s.cout % s.groups != 0 || s.stride == 0 {
+        return Err(shape_err!(
+            "conv with {} input channels, {} outputs, {} groups, stride {}",
+            x.c,
+            s.cout,
+            s.groups,
+            s.stride
+        ));
+    }
+    let cin_g = x.c / s.groups;
+    let cout_g = s.cout / s.groups;
+    if weight.len() != s.cout * cin_g * s.k * s.k || w_fl.len() != s.cout || bias.len() != s.cout {
+        return Err(shape_err!(
+            "conv weights {} / FLs {} / biases {} do not fit {} x {} x {}x{}",
+            weight.len(),
+            w_fl.len(),
+            bias.len(),
+            s.cout,
+            cin_g,
+            s.k,
+            s.k
+        ));
+    }
+    let fl_in = x.fl[0];
+    if x.fl.iter().any(|&f| f != fl_in) || x.data.iter().any(|&q| !(-127..=255).contains(&q)) {
+        return Err(arg_err!(
+            "conv input must be 8-bit codes of one format (insert a Quantize node)"
+        ));
+    }
+    if x.h + 2 * s.pad < s.k || x.w + 2 * s.pad < s.k {
+        return Err(shape_err!("kernel {} larger than the padded input", s.k));
+    }
+    let oh = (x.h + 2 * s.pad - s.k) / s.stride + 1;
+    let ow = (x.w + 2 * s.pad - s.k) / s.stride + 1;
+    let mut data = vec![0_i32; s.cout * oh * ow];
+    let mut acc = vec![0_i64; oh * ow];
+    for o in 0..s.cout {
+        let g = o / cout_g;
+        acc.iter_mut().for_each(|a| *a = i64::from(bias[o]));
+        for ci in 0..cin_g {
+            let plane = &x.data[(g * cin_g + ci) * x.h * x.w..][..x.h * x.w];
+            for ky in 0..s.k {
+                for kx in 0..s.k {
+                    let wv = i32::from(weight[((o * cin_g + ci) * s.k + ky) * s.k + kx]);
+                    if wv == 0 {
+                        continue;
+                    }
+                    for y in 0..oh {
+                        let iy = (y * s.stride + ky) as isize - s.pad as isize;
+                        if iy < 0 || iy >= x.h as isize {
+                            continue;
+                        }
+                        let row = &plane[iy as usize * x.w..][..x.w];
+                        let out_row = &mut acc[y * ow..][..ow];
+                        for (xo, a) in out_row.iter_mut().enumerate() {
+                            let ix = (xo * s.stride + kx) as isize - s.pad as isize;
+                            if ix >= 0 && ix < x.w as isize {
+                                *a += i64::from(wv * row[ix as usize]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (d, a) in data[o * oh * ow..][..oh * ow].iter_mut().zip(&acc) {
+            *d = saturate_acc(*a);
+        }
+    }
+    counts.mul_8x8 += (s.cout * oh * ow * cin_g * s.k * s.k) as u64;
+    Ok(Value {
+        c: s.cout,
+        h: oh,
+        w: ow,
+        data,
+        fl: w_fl.iter().map(|&f| fl_in + i32::from(f)).collect(),
+    })
+}
+
+fn add(a: &Value, b: &Value, relu: bool, counts: &mut OpCounts) -> Result<Value> {
+    if (a.c, a.h, a.w) != (b.c, b.h, b.w) {
+        return Err(shape_err!(
+            "residual operands {}x{}x{} and {}x{}x{}",
+            a.c,
+            a.h,
+            a.w,
+            b.c,
+            b.h,
+            b.w
+        ));
+    }
+    let plane = a.h * a.w;
+    let mut data = Vec::with_capacity(a.data.len());
+    let mut fl = Vec::with_capacity(a.c);
+    for c in 0..a.c {
+        if a.fl[c] != b.fl[c] {
+            counts.shifts += plane as u64;
+        }
+        for i in c * plane..(c + 1) * plane {
+            let (s, _) = align_add(a.data[i], a.fl[c], b.data[i], b.fl[c]);
+            data.push(if relu { s.max(0) } else { s });
+        }
+        fl.push(a.fl[c].max(b.fl[c]));
+    }
+    Ok(Value {
+        c: a.c,
+        h: a.h,
+        w: a.w,
+        data,
+        fl,
+    })
+}
+
+fn global_avg_pool(v: &Value, counts: &mut OpCounts) -> Result<Value> {
+    let plane = v.h * v.w;
+    if !plane.is_power_of_two() {
+        return Err(arg_err!(
+            "global average pooling over {}x{} is not a shift; fold the ratio into the previous layer",
+            v.h,
+            v.w
+        ));
+    }
+    let log2_n = plane.trailing_zeros();
+    let data = v
+        .data
+        .chunks(plane)
+        .map(|chunk| average_by_shift(chunk, log2_n))
+        .collect::<Result<Vec<_>>>()?;
+    if log2_n > 0 {
+        counts.shifts += v.c as u64;
+    }
+    Ok(Value {
+        c: v.c,
+        h: 1,
+        w: 1,
+        data,
+        fl: v.fl.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_model() -> Model {
+        // 1x2x2 input (FL 8) -> quantize to FL 4 -> 1x1 conv, 2 channels -> relu-quantize -> gap -> fc
+        Model {
+            channels: 1,
+            height: 2,
+            width: 2,
+            input_fl: 8,
+            nodes: vec![
+                Node::Quantize {
+                    src: 0,
+                    format: FixedFormat::new(4, false).unwrap(),
+                },
+                Node::Conv {
+                    src: 1,
+                    cout: 2,
+                    k: 1,
+                    stride: 1,
+                    pad: 0,
+                    groups: 1,
+                    weight: vec![64, -64],
+                    w_fl: vec![6, 6],
+                    bias: vec![0, 16 << 6],
+                },
+                Node::Quantize {
+                    src: 2,
+                    format: FixedFormat::new(4, false).unwrap(),
+                },
+                Node::GlobalAvgPool { src: 3 },
+                Node::Linear {
+                    src: 4,
+                    out: 2,
+                    weight: vec![1, 0, 0, 1],
+                    w_fl: vec![0, 0],
+                    bias: vec![0, 0],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn hand_computed_forward() {
+        let m = tiny_model();
+        // pixels 16,32,48,64 = 1/16..4/16 -> FL4 codes 1,2,3,4 (shift 4, exact)
+        let (out, counts) = m.run(&[16, 32, 48, 64]).unwrap();
+        // channel 0: w = 1.0, codes 1..4 -> relu -> mean 2.5 -> 2 (half to even)
+        // channel 1: w = -1.0, bias 1.0 -> 1 - x: 15/16..12/16 codes 15,14,13,12 -> mean 13.5 -> 14
+        assert_eq!(out.data, vec![2, 14]);
+        assert_eq!(out.fl, vec![4, 4]);
+        assert_eq!(counts.mul_8x8, 8 + 4);
+        assert_eq!(counts.mul_32x32, 0);
+        assert_eq!(counts.shifts, 4 + 8 + 2);
+        assert_eq!(m.predict(&[16, 32, 48, 64]).unwrap().0, 1);
+    }
+
+    #[test]
+    fn residual_alignment_and_relu() {
+        let v = |data: Vec<i32>, fl: i32| Value {
+            c: 1,
+            h: 1,
+            w: data.len(),
+            data,
+            fl: vec![fl],
+        };
+        let mut c = OpCounts::default();
+        let s = add(&v(vec![1, -20], 0), &v(vec![3, 3], 2), true, &mut c).unwrap();
+        assert_eq!(s.data, vec![7, 0]);
+        assert_eq!(s.fl, vec![2]);
+        assert_eq!(c.shifts, 2);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let m = tiny_model();
+        assert!(m.run(&[1, 2, 3]).is_err());
+        let mut bad = m.clone();
+        bad.nodes[0] = Node::Quantize {
+            src: 3,
+            format: FixedFormat::new(4, false).unwrap(),
+        };
+        assert!(bad.run(&[0; 4]).is_err());
+        let mut unq = m.clone();
+        if let Node::Conv { src, .. } = &mut unq.nodes[1] {
+            *src = 0;
+        }
+        assert!(
+            unq.run(&[0; 4]).is_ok(),
+            "raw pixels are valid unsigned codes"
+        );
+        let x = Value {
+            c: 1,
+            h: 3,
+            w: 1,
+            data: vec![0; 3],
+            fl: vec![0],
+        };
+        assert!(global_avg_pool(&x, &mut OpCounts::default()).is_err());
+    }
+
+    #[test]
+    fn strided_padded_depthwise_conv_matches_reference() {
+        // 2 channels 3x3, depthwise 3x3 stride 2 pad 1 -> 2x2
+        let x = Value {
+            c: 2,
+            h: 3,
+            w: 3,
+            data: (0..18).map(|i| i - 5).collect(),
+            fl: vec![2, 2],
+        };
+        let weight: Vec<i8> = (0..18).map(|i| (i % 5 - 2) as i8).collect();
+        let shape = ConvShape {
+            cout: 2,
+            k: 3,
+            stride: 2,
+            pad: 1,
+            groups: 2,
+        };
+        let out = conv(
+            &x,
+            shape,
+            &weight,
+            &[1, 3],
+            &[5, -5],
+            &mut OpCounts::default(),
+        )
+        .unwrap();
+        for o in 0..2 {
+            for y in 0..2 {
+                for xx in 0..2 {
+                    let mut want = [5, -5][o];
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let (iy, ix) = (2 * y + ky, 2 * xx + kx);
+                            if (1..=3).contains(&iy) && (1..=3).contains(&ix) {
+                                want += i32::from(weight[o * 9 + ky * 3 + kx])
+                                    * x.data[o * 9 + (iy - 1) * 3 + ix - 1];
+                            }
+                        }
+                    }
+                    assert_eq!(out.data[o * 4 + y * 2 + xx], want);
+                }
+            }
+        }
+        assert_eq!(out.fl, vec![3, 5]);
+    }
+}
