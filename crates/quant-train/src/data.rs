@@ -1,0 +1,100 @@
+//! Turning `repro::datasets::ImageSet`s into Burn batches, and the bilinear input resize of the
+//! resolution sweep.
+
+use burn::prelude::*;
+use repro::datasets::ImageSet;
+
+/// The images `indices` of `set` as `[N, 1, rows, cols]` floats `pixel / 255` and their labels.
+///
+/// Dividing by 255 makes the input array exactly uint8 with `S = 1/255`, `Z = 0` (dossier §11), so
+/// the integer engine can take the raw bytes.
+pub fn batch(set: &ImageSet, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let px = set.pixels();
+    let mut x = Vec::with_capacity(indices.len() * px);
+    let mut y = Vec::with_capacity(indices.len());
+    for &i in indices {
+        x.extend(set.image(i).iter().map(|&p| f32::from(p) / 255.0));
+        y.push(i64::from(set.labels[i]));
+    }
+    let images = Tensor::from_data(
+        TensorData::new(x, [indices.len(), 1, set.rows, set.cols]),
+        device,
+    );
+    let labels = Tensor::from_data(TensorData::new(y, [indices.len()]), device);
+    (images, labels)
+}
+
+/// Resizes every image to `size x size` with bilinear interpolation (half-pixel centres, edge
+/// clamping), rounding to the nearest byte. Done once on the bytes, so the float model and the
+/// integer engine see the same resized inputs (the paper's resolution multiplier ρ).
+pub fn resize(set: &ImageSet, size: usize) -> ImageSet {
+    if size == set.rows && size == set.cols {
+        return set.clone();
+    }
+    let (h, w) = (set.rows, set.cols);
+    let coord = |o: usize, n_in: usize| -> (usize, usize, f32) {
+        let c = ((o as f32 + 0.5) * n_in as f32 / size as f32 - 0.5).clamp(0.0, (n_in - 1) as f32);
+        let lo = c.floor() as usize;
+        (lo, (lo + 1).min(n_in - 1), c - lo as f32)
+    };
+    let rows: Vec<_> = (0..size).map(|o| coord(o, h)).collect();
+    let cols: Vec<_> = (0..size).map(|o| coord(o, w)).collect();
+    let mut images = Vec::with_capacity(set.len() * size * size);
+    for i in 0..set.len() {
+        let img = set.image(i);
+        let at = |r: usize, c: usize| f32::from(img[r * w + c]);
+        for &(r0, r1, fr) in &rows {
+            for &(c0, c1, fc) in &cols {
+                let top = at(r0, c0) * (1.0 - fc) + at(r0, c1) * fc;
+                let bottom = at(r1, c0) * (1.0 - fc) + at(r1, c1) * fc;
+                let v = top * (1.0 - fr) + bottom * fr;
+                images.push(v.round().clamp(0.0, 255.0) as u8);
+            }
+        }
+    }
+    ImageSet {
+        images,
+        labels: set.labels.clone(),
+        rows: size,
+        cols: size,
+        checksums: set.checksums.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(images: Vec<u8>, n: usize, side: usize) -> ImageSet {
+        ImageSet {
+            images,
+            labels: vec![3; n],
+            rows: side,
+            cols: side,
+            checksums: vec![],
+        }
+    }
+
+    #[test]
+    fn batch_scales_pixels() {
+        let s = set(vec![0, 255, 51, 102], 1, 2);
+        let (x, y) = batch(&s, &[0], &Device::flex());
+        assert_eq!(x.dims(), [1, 1, 2, 2]);
+        let v = x.into_data().try_into_vec_as::<f32>().unwrap();
+        assert_eq!(v, vec![0.0, 1.0, 0.2, 0.4]);
+        assert_eq!(y.into_data().try_into_vec_as::<i64>().unwrap(), vec![3]);
+    }
+
+    #[test]
+    fn resize_keeps_constants_and_identity() {
+        let s = set(vec![77; 16], 1, 4);
+        let r = resize(&s, 3);
+        assert_eq!((r.rows, r.cols, r.images.len()), (3, 3, 9));
+        assert!(r.images.iter().all(|&p| p == 77));
+        let g = set((0..16).collect(), 1, 4);
+        assert_eq!(resize(&g, 4).images, g.images);
+        let d = resize(&g, 2);
+        // Half-pixel centres of a 4->2 downscale average 2x2 neighbourhoods.
+        assert_eq!(d.images, vec![3, 5, 11, 13]);
+    }
+}

@@ -1,0 +1,486 @@
+//! Quantizable layers: a conv or fully connected layer with optional batch norm, a fused
+//! activation and an output stage (observer + fake quantization) at every place where the integer
+//! engine stores a tensor (paper §3, "where fake-quant nodes go": after the activation of each
+//! conv/FC layer, after each residual add, after pooling that changes values).
+//!
+//! A layer is a plain struct of parameters plus two quantizer slots; with both slots empty it is an
+//! ordinary float layer, so one model type serves float training, QAT and export.
+
+use burn::module::{Param, RunningState};
+use burn::prelude::*;
+use burn::tensor::activation;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+
+use crate::quant::{EmaObserver, QuantizerRef, tensor_range};
+use crate::rng::Rng;
+
+/// What a forward pass should do; chosen by the training loop (or evaluation) per step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Phase {
+    /// Update the activation observers with this batch (training, or PTQ calibration).
+    pub observe: bool,
+    /// Normalize with batch statistics and update the moving ones (training before the BN
+    /// freeze, TF's `freeze_bn_delay`); otherwise the moving statistics are used and the layer
+    /// computes exactly what the integer engine runs.
+    pub bn_batch_stats: bool,
+    /// Fake-quantize weights (where a weight quantizer is set).
+    pub quantize_weights: bool,
+    /// Fake-quantize activations (where an activation quantizer is set); off during the paper's
+    /// quantization delay (§3.1) while observers keep estimating ranges.
+    pub quantize_activations: bool,
+}
+
+impl Phase {
+    /// Evaluation: moving statistics, observers frozen, quantizers on wherever they are set.
+    pub const EVAL: Phase = Phase {
+        observe: false,
+        bn_batch_stats: false,
+        quantize_weights: true,
+        quantize_activations: true,
+    };
+
+    /// Evaluation of the float view of a model (quantizers bypassed).
+    pub const FLOAT_EVAL: Phase = Phase {
+        observe: false,
+        bn_batch_stats: false,
+        quantize_weights: false,
+        quantize_activations: false,
+    };
+
+    /// Post-training calibration: float forward pass with moving BN statistics that only feeds the
+    /// activation observers.
+    pub const CALIBRATE: Phase = Phase {
+        observe: true,
+        bn_batch_stats: false,
+        quantize_weights: false,
+        quantize_activations: false,
+    };
+}
+
+/// A fused activation function.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// Identity (projection convs of MobileNetV2, logits, the conv before a residual add).
+    None,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)`, MobileNet's activation.
+    Relu6,
+    /// PACT (Choi et al. 2018): `clip(x, 0, α)` with a learned `α` (initial value given); the
+    /// activation range is then `[0, α]` instead of an observed one.
+    Pact(f64),
+}
+
+impl std::str::FromStr for Activation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Activation::None),
+            "relu" => Ok(Activation::Relu),
+            "relu6" => Ok(Activation::Relu6),
+            "pact" => Ok(Activation::Pact(6.0)),
+            _ => Err(format!(
+                "unknown activation {s:?}: use none, relu, relu6 or pact"
+            )),
+        }
+    }
+}
+
+impl Activation {
+    /// Range an EMA observer reports before its first update (TF: `[0, 6]` after an activation,
+    /// `[-6, 6]` elsewhere).
+    fn init_range(self) -> (f64, f64) {
+        match self {
+            Activation::None => (-6.0, 6.0),
+            _ => (0.0, 6.0),
+        }
+    }
+}
+
+/// Default EMA decay for activation ranges (TF's `ema_decay`; the paper only says "close to 1").
+pub const DEFAULT_EMA_DECAY: f64 = 0.999;
+
+/// Activation function + observer + activation fake quantization: one stored uint8 tensor.
+#[derive(Module, Debug)]
+pub struct OutputStage {
+    /// Range estimate of the stored tensor.
+    pub observer: EmaObserver,
+    /// PACT's learned clip `α` (only for [`Activation::Pact`]).
+    pub pact_alpha: Option<Param<Tensor<1>>>,
+    /// Fused activation.
+    #[module(skip)]
+    pub activation: Activation,
+    /// Activation format; `None` keeps this tensor in float.
+    #[module(skip)]
+    pub quantizer: Option<QuantizerRef>,
+}
+
+impl OutputStage {
+    /// A float output stage with `activation`.
+    pub fn new(activation: Activation, device: &Device) -> Self {
+        let pact_alpha = match activation {
+            Activation::Pact(a) => {
+                Some(Param::from_tensor(Tensor::from_floats([a as f32], device)))
+            }
+            _ => None,
+        };
+        OutputStage {
+            observer: EmaObserver::new(DEFAULT_EMA_DECAY, activation.init_range(), device),
+            pact_alpha,
+            activation,
+            quantizer: None,
+        }
+    }
+
+    /// The real range the quantizer uses: PACT's `[0, α]`, else the observer's EMA range.
+    pub fn range(&self) -> (f64, f64) {
+        match &self.pact_alpha {
+            Some(a) => (0.0, tensor_range(&a.val()).1),
+            None => self.observer.range(),
+        }
+    }
+
+    /// Activation, then (in training) observe, then fake-quantize if enabled.
+    pub fn forward(&self, x: Tensor<4>, phase: &Phase) -> Tensor<4> {
+        let y = match (self.activation, &self.pact_alpha) {
+            (Activation::None, _) => x,
+            (Activation::Relu, _) => activation::relu(x),
+            (Activation::Relu6, _) => activation::relu6(x),
+            // PACT: relu(x) - relu(x - α); dL/dα counts the inputs above α.
+            (Activation::Pact(_), Some(alpha)) => {
+                let a = alpha.val().reshape([1, 1, 1, 1]);
+                activation::relu(x.clone()) - activation::relu(x - a)
+            }
+            (Activation::Pact(_), None) => activation::relu(x),
+        };
+        let Some(q) = &self.quantizer else { return y };
+        if phase.observe && self.pact_alpha.is_none() {
+            self.observer.observe(&y);
+        }
+        if phase.quantize_activations {
+            q.apply(y, self.range())
+        } else {
+            y
+        }
+    }
+}
+
+/// Batch-norm parameters and moving statistics of a conv/FC layer (folded into it, paper §3.2).
+#[derive(Module, Debug)]
+pub struct BatchNormState {
+    /// Scale γ.
+    pub gamma: Param<Tensor<1>>,
+    /// Offset β.
+    pub beta: Param<Tensor<1>>,
+    /// Moving mean μ.
+    pub running_mean: RunningState<Tensor<1>>,
+    /// Moving (unbiased) variance σ².
+    pub running_var: RunningState<Tensor<1>>,
+    /// Moving-average update factor (PyTorch/Burn convention: new = (1-m) old + m batch).
+    pub momentum: f64,
+    /// ε added to the variance.
+    pub epsilon: f64,
+}
+
+impl BatchNormState {
+    fn new(channels: usize, device: &Device) -> Self {
+        BatchNormState {
+            gamma: Param::from_tensor(Tensor::ones([channels], device)),
+            beta: Param::from_tensor(Tensor::zeros([channels], device)),
+            running_mean: RunningState::new(Tensor::zeros([channels], device)),
+            running_var: RunningState::new(Tensor::ones([channels], device)),
+            momentum: 0.1,
+            epsilon: 1e-5,
+        }
+    }
+
+    /// `γ / √(σ²_mv + ε)` per channel: the factor folded into the weights.
+    pub fn fold_scale(&self) -> Tensor<1> {
+        let var = self.running_var.value_sync();
+        self.gamma.val() / var.add_scalar(self.epsilon).sqrt()
+    }
+
+    /// `β - γ μ_mv / √(σ²_mv + ε)`: the bias of the folded layer.
+    pub fn fold_bias(&self) -> Tensor<1> {
+        self.beta.val() - self.running_mean.value_sync() * self.fold_scale()
+    }
+}
+
+/// How a [`QLayer`] applies its weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    /// 2-D convolution with square kernel, symmetric zero padding `kernel / 2`, stride and groups
+    /// (groups = channels is a depthwise conv).
+    Conv {
+        /// Kernel size.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Groups.
+        groups: usize,
+    },
+    /// Fully connected: the input `[N, C, H, W]` is flattened in `C, H, W` order.
+    Linear,
+}
+
+/// A conv or FC layer with optional folded batch norm, fused activation and quantized output.
+///
+/// Weights are stored `[out, in / groups, k, k]` (PyTorch layout; `k = 1` for FC). With batch norm
+/// the layer has no bias of its own. Training follows the batch-norm folding of the TF/PyTorch QAT
+/// implementations (dossier §6.6): the weight is fake-quantized **after** folding with the *moving*
+/// variance, `w_q = FQ(γ w / σ_mv)`, so its quantization grid does not jitter from batch to batch;
+/// before BN is frozen the conv output is rescaled by `σ_mv/γ` and normalized with batch statistics
+/// (numerically ordinary batch norm in float); once frozen (and at evaluation) the layer computes
+/// `conv(x, w_q) + β - γ μ_mv / σ_mv`, exactly what the integer engine runs.
+#[derive(Module, Debug)]
+pub struct QLayer {
+    /// Unfolded master weights (never folded in place, dossier §6.6 pitfall).
+    pub weight: Param<Tensor<4>>,
+    /// Bias (only without batch norm).
+    pub bias: Option<Param<Tensor<1>>>,
+    /// Batch norm folded into this layer.
+    pub bn: Option<BatchNormState>,
+    /// Activation and output quantization.
+    pub output: OutputStage,
+    /// Conv or FC.
+    #[module(skip)]
+    pub kind: LayerKind,
+    /// Weight format; `None` keeps the weights in float.
+    #[module(skip)]
+    pub weight_quantizer: Option<QuantizerRef>,
+}
+
+impl QLayer {
+    /// A conv layer `c_in -> c_out` with He-normal weights drawn from `rng`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        groups: usize,
+        batch_norm: bool,
+        activation: Activation,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let kind = LayerKind::Conv {
+            kernel,
+            stride,
+            groups,
+        };
+        Self::build(
+            [c_out, c_in / groups, kernel, kernel],
+            kind,
+            batch_norm,
+            activation,
+            rng,
+            device,
+        )
+    }
+
+    /// A fully connected layer `d_in -> d_out` (with bias, no batch norm).
+    pub fn linear(
+        d_in: usize,
+        d_out: usize,
+        activation: Activation,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        Self::build(
+            [d_out, d_in, 1, 1],
+            LayerKind::Linear,
+            false,
+            activation,
+            rng,
+            device,
+        )
+    }
+
+    fn build(
+        shape: [usize; 4],
+        kind: LayerKind,
+        batch_norm: bool,
+        activation: Activation,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let fan_in = shape[1] * shape[2] * shape[3];
+        let std = (2.0 / fan_in as f64).sqrt();
+        let n = shape.iter().product();
+        let w: Vec<f32> = (0..n).map(|_| (rng.normal() * std) as f32).collect();
+        let weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, shape), device));
+        let (bias, bn) = if batch_norm {
+            (None, Some(BatchNormState::new(shape[0], device)))
+        } else {
+            (
+                Some(Param::from_tensor(Tensor::zeros([shape[0]], device))),
+                None,
+            )
+        };
+        QLayer {
+            weight,
+            bias,
+            bn,
+            output: OutputStage::new(activation, device),
+            kind,
+            weight_quantizer: None,
+        }
+    }
+
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    /// The weights the layer multiplies with in evaluation, before weight quantization:
+    /// folded with the moving batch-norm statistics when there is batch norm.
+    pub fn folded_weight(&self) -> Tensor<4> {
+        match &self.bn {
+            Some(bn) => {
+                let c = self.out_channels();
+                self.weight.val() * bn.fold_scale().reshape([c, 1, 1, 1])
+            }
+            None => self.weight.val(),
+        }
+    }
+
+    /// The bias of the folded layer (zeros when the layer has neither bias nor batch norm).
+    pub fn folded_bias(&self) -> Tensor<1> {
+        match (&self.bn, &self.bias) {
+            (Some(bn), _) => bn.fold_bias(),
+            (None, Some(b)) => b.val(),
+            (None, None) => Tensor::zeros([self.out_channels()], &self.weight.device()),
+        }
+    }
+
+    /// The real range the weight quantizer sees: min/max of the current folded weights.
+    pub fn weight_range(&self) -> (f64, f64) {
+        tensor_range(&self.folded_weight())
+    }
+
+    fn apply_weight(&self, x: Tensor<4>, w: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
+        match self.kind {
+            LayerKind::Conv {
+                kernel,
+                stride,
+                groups,
+            } => {
+                let pad = kernel / 2;
+                conv2d(
+                    x,
+                    w,
+                    bias,
+                    ConvOptions::new([stride, stride], [pad, pad], [1, 1], groups),
+                )
+            }
+            LayerKind::Linear => {
+                let [n, c, h, wd] = x.dims();
+                let [out, d_in, _, _] = w.dims();
+                let flat = x.reshape([n, c * h * wd]);
+                let mut y = flat.matmul(w.reshape([out, d_in]).transpose());
+                if let Some(b) = bias {
+                    y = y + b.reshape([1, out]);
+                }
+                y.reshape([n, out, 1, 1])
+            }
+        }
+    }
+
+    /// Forward pass under `phase`.
+    pub fn forward(&self, x: Tensor<4>, phase: &Phase) -> Tensor<4> {
+        let w = self.folded_weight();
+        let w = match (&self.weight_quantizer, phase.quantize_weights) {
+            (Some(q), true) => {
+                let range = tensor_range(&w);
+                q.apply(w, range)
+            }
+            _ => w,
+        };
+        let y = match &self.bn {
+            None => self.apply_weight(x, w, self.bias.as_ref().map(|b| b.val())),
+            Some(bn) if phase.bn_batch_stats => {
+                let y = self.apply_weight(x, w, None);
+                batch_norm_train(y, bn)
+            }
+            Some(bn) => self.apply_weight(x, w, Some(bn.fold_bias())),
+        };
+        self.output.forward(y, phase)
+    }
+}
+
+/// Batch norm with batch statistics on the output of a conv with folded weights `γ w / σ_mv`:
+/// divides by the folded scale to recover `conv(x, w_q')`, normalizes with the batch mean and
+/// (biased) variance, and updates the moving statistics (unbiased variance, as Burn and PyTorch do).
+fn batch_norm_train(y: Tensor<4>, bn: &BatchNormState) -> Tensor<4> {
+    let [n, c, h, w] = y.dims();
+    let scale = bn.fold_scale().reshape([1, c, 1, 1]);
+    let z = y / scale;
+    let per_channel = z.clone().swap_dims(0, 1).reshape([c, n * h * w]);
+    let mean = per_channel.clone().mean_dim(1).reshape([c]);
+    let centered = per_channel - mean.clone().reshape([c, 1]);
+    let var = centered.powi_scalar(2).mean_dim(1).reshape([c]);
+    let count = (n * h * w) as f64;
+    let unbiased = var
+        .clone()
+        .detach()
+        .mul_scalar(count / (count - 1.0).max(1.0));
+    let m = bn.momentum;
+    bn.running_mean.update(
+        bn.running_mean.value_sync().mul_scalar(1.0 - m) + mean.clone().detach().mul_scalar(m),
+    );
+    bn.running_var
+        .update(bn.running_var.value_sync().mul_scalar(1.0 - m) + unbiased.mul_scalar(m));
+    let inv = bn.gamma.val() / var.add_scalar(bn.epsilon).sqrt();
+    (z - mean.reshape([1, c, 1, 1])) * inv.reshape([1, c, 1, 1])
+        + bn.beta.val().reshape([1, c, 1, 1])
+}
+
+/// A residual add (with fused activation) and its output stage (TF's "add_quant").
+#[derive(Module, Debug)]
+pub struct QAdd {
+    /// Activation and output quantization of the sum.
+    pub output: OutputStage,
+}
+
+impl QAdd {
+    /// `act(a + b)`, observed and fake-quantized.
+    pub fn forward(&self, a: Tensor<4>, b: Tensor<4>, phase: &Phase) -> Tensor<4> {
+        self.output.forward(a + b, phase)
+    }
+}
+
+/// Global average pooling to `[N, C, 1, 1]` with its own output range (TFLite `MEAN`).
+#[derive(Module, Debug)]
+pub struct QGlobalAvgPool {
+    /// Output quantization (no activation).
+    pub output: OutputStage,
+}
+
+impl QGlobalAvgPool {
+    /// Mean over the spatial dimensions, observed and fake-quantized.
+    pub fn forward(&self, x: Tensor<4>, phase: &Phase) -> Tensor<4> {
+        let [n, c, h, w] = x.dims();
+        let m = x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c, 1, 1]);
+        self.output.forward(m, phase)
+    }
+}
+
+/// Max pooling with a square window and stride equal to the window (exact on uint8 codes, so it
+/// needs no quantizer of its own).
+#[derive(Module, Debug)]
+pub struct MaxPool {
+    /// Window size and stride.
+    pub size: usize,
+}
+
+impl MaxPool {
+    /// Forward pass.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        use burn::tensor::module::max_pool2d;
+        use burn::tensor::ops::MaxPoolOptions;
+        let s = self.size;
+        max_pool2d(x, MaxPoolOptions::new([s, s]))
+    }
+}

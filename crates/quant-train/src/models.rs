@@ -1,0 +1,463 @@
+//! The model zoo: every model is a [`Net`], a flat list of [`Block`]s built from the quantizable
+//! layers of [`crate::layers`], so training, QAT and export walk one structure.
+//!
+//! Sizes are chosen for 28x28x1 inputs (MNIST, Fashion-MNIST); any `[C, H, W]` input works.
+
+use std::str::FromStr;
+
+use burn::prelude::*;
+
+use crate::layers::{Activation, MaxPool, OutputStage, Phase, QAdd, QGlobalAvgPool, QLayer};
+use crate::quant::QuantizerRef;
+use crate::rng::Rng;
+
+/// A residual unit: `act(body(x) + shortcut(x))` (ResNet basic block, MobileNetV2 inverted
+/// residual). Without a shortcut layer the input is added as is.
+#[derive(Module, Debug)]
+pub struct Residual {
+    /// Main branch.
+    pub body: Vec<QLayer>,
+    /// Projection shortcut (1x1 conv + BN) when the shape changes.
+    pub shortcut: Option<QLayer>,
+    /// The add, its activation and its output quantization.
+    pub add: QAdd,
+}
+
+/// One step of a [`Net`].
+#[derive(Module, Debug)]
+pub enum Block {
+    /// Conv or FC layer.
+    Layer(QLayer),
+    /// Max pooling.
+    MaxPool(MaxPool),
+    /// Global average pooling.
+    GlobalAvgPool(QGlobalAvgPool),
+    /// Residual unit.
+    Residual(Residual),
+}
+
+/// A feed-forward network: input `[N, C, H, W]` with values in `[0, 1]` (pixels / 255, so the
+/// input array is exactly uint8 with `S = 1/255`, `Z = 0`), output logits `[N, classes]`.
+#[derive(Module, Debug)]
+pub struct Net {
+    /// The blocks, in order.
+    pub blocks: Vec<Block>,
+    /// Number of classes (width of the logits).
+    pub classes: usize,
+}
+
+fn run_layers(layers: &[QLayer], x: Tensor<4>, phase: &Phase) -> Tensor<4> {
+    layers.iter().fold(x, |x, l| l.forward(x, phase))
+}
+
+impl Net {
+    /// Logits for a batch.
+    pub fn forward(&self, x: Tensor<4>, phase: &Phase) -> Tensor<2> {
+        let n = x.dims()[0];
+        let y = self.blocks.iter().fold(x, |x, b| match b {
+            Block::Layer(l) => l.forward(x, phase),
+            Block::MaxPool(p) => p.forward(x),
+            Block::GlobalAvgPool(g) => g.forward(x, phase),
+            Block::Residual(r) => {
+                let main = run_layers(&r.body, x.clone(), phase);
+                let short = match &r.shortcut {
+                    Some(s) => s.forward(x, phase),
+                    None => x,
+                };
+                r.add.forward(main, short, phase)
+            }
+        });
+        y.reshape([n, self.classes])
+    }
+
+    /// Every weight layer, in execution order (body before shortcut).
+    pub fn layers(&self) -> Vec<&QLayer> {
+        let mut out = Vec::new();
+        for b in &self.blocks {
+            match b {
+                Block::Layer(l) => out.push(l),
+                Block::Residual(r) => {
+                    out.extend(r.body.iter());
+                    out.extend(r.shortcut.iter());
+                }
+                Block::MaxPool(_) | Block::GlobalAvgPool(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Sets the weight quantizer of every layer and the activation quantizer of every output stage
+    /// (`None` = float). Use [`Net::map_layers`] and [`Net::map_output_stages`] for per-layer
+    /// choices (e.g. Rusci's mixed precision).
+    pub fn set_quantizers(&mut self, weight: Option<QuantizerRef>, act: Option<QuantizerRef>) {
+        self.map_layers(|_, l| l.weight_quantizer = weight.clone());
+        self.map_output_stages(|_, s| s.quantizer = act.clone());
+    }
+
+    /// Calls `f(index, layer)` on every weight layer in the order of [`Net::layers`].
+    pub fn map_layers(&mut self, mut f: impl FnMut(usize, &mut QLayer)) {
+        let mut i = 0;
+        let mut visit = |l: &mut QLayer| {
+            f(i, l);
+            i += 1;
+        };
+        for b in &mut self.blocks {
+            match b {
+                Block::Layer(l) => visit(l),
+                Block::Residual(r) => {
+                    r.body.iter_mut().for_each(&mut visit);
+                    r.shortcut.iter_mut().for_each(&mut visit);
+                }
+                Block::MaxPool(_) | Block::GlobalAvgPool(_) => {}
+            }
+        }
+    }
+
+    /// Calls `f(index, stage)` on every output stage (layers, adds, pools) in execution order.
+    pub fn map_output_stages(&mut self, mut f: impl FnMut(usize, &mut OutputStage)) {
+        let mut i = 0;
+        let mut visit = |s: &mut OutputStage| {
+            f(i, s);
+            i += 1;
+        };
+        for b in &mut self.blocks {
+            match b {
+                Block::Layer(l) => visit(&mut l.output),
+                Block::GlobalAvgPool(g) => visit(&mut g.output),
+                Block::Residual(r) => {
+                    r.body.iter_mut().for_each(|l| visit(&mut l.output));
+                    r.shortcut.iter_mut().for_each(|l| visit(&mut l.output));
+                    visit(&mut r.add.output);
+                }
+                Block::MaxPool(_) => {}
+            }
+        }
+    }
+}
+
+/// Which model to build; parsed from the CLI strings shown on each variant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSpec {
+    /// `mlp:256,128`: fully connected hidden layers of these widths (no batch norm).
+    Mlp(Vec<usize>),
+    /// `cnn` or `cnn:32,64,128`: [conv3x3-BN-act-maxpool2] per width, the last block with global
+    /// average pooling instead of max pooling, then FC (dossier §11.1 P-CNN).
+    Cnn(Vec<usize>),
+    /// `mbv1:0.5`: MobileNetV1 with width multiplier α (depthwise separable blocks).
+    MobileNetV1(f64),
+    /// `mbv2:0.5`: MobileNetV2 with width multiplier α (inverted residuals, expansion 4, linear
+    /// bottlenecks).
+    MobileNetV2(f64),
+    /// `resnet8`, `resnet14`, `resnet20`: CIFAR-style ResNet-(6n+2), stages 16/32/64.
+    ResNetCifar(usize),
+    /// `resnet18` or `resnet18:16`: ResNet-18 layout (4 stages x 2 basic blocks) with the given
+    /// base width (64 in the original; stages base, 2 base, 4 base, 8 base).
+    ResNet18(usize),
+}
+
+impl FromStr for ModelSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, arg) = s.split_once(':').unwrap_or((s, ""));
+        let bad = |what: &str| format!("bad model {s:?}: {what}");
+        let widths = |default: &[usize]| -> Result<Vec<usize>, String> {
+            if arg.is_empty() {
+                return Ok(default.to_vec());
+            }
+            arg.split(',')
+                .map(|w| match w.trim().parse::<usize>() {
+                    Ok(v) if v > 0 => Ok(v),
+                    _ => Err(bad("widths must be positive integers like 256,128")),
+                })
+                .collect()
+        };
+        let multiplier = || -> Result<f64, String> {
+            match arg.parse::<f64>() {
+                Ok(a) if a > 0.0 && a <= 4.0 => Ok(a),
+                _ => Err(bad("give a width multiplier in (0, 4], e.g. mbv1:0.5")),
+            }
+        };
+        match name {
+            "mlp" => Ok(ModelSpec::Mlp(widths(&[256, 128])?)),
+            "cnn" => Ok(ModelSpec::Cnn(widths(&[32, 64, 128])?)),
+            "mbv1" => Ok(ModelSpec::MobileNetV1(multiplier()?)),
+            "mbv2" => Ok(ModelSpec::MobileNetV2(multiplier()?)),
+            "resnet8" => Ok(ModelSpec::ResNetCifar(8)),
+            "resnet14" => Ok(ModelSpec::ResNetCifar(14)),
+            "resnet20" => Ok(ModelSpec::ResNetCifar(20)),
+            "resnet18" => Ok(ModelSpec::ResNet18(
+                *widths(&[64])?
+                    .first()
+                    .ok_or_else(|| bad("resnet18 takes one base width"))?,
+            )),
+            _ => Err(bad(
+                "use mlp[:w,..], cnn[:w,..], mbv1:α, mbv2:α, resnet8, resnet14, resnet20, resnet18[:base]",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let join = |w: &[usize]| {
+            w.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match self {
+            ModelSpec::Mlp(w) => write!(f, "mlp:{}", join(w)),
+            ModelSpec::Cnn(w) => write!(f, "cnn:{}", join(w)),
+            ModelSpec::MobileNetV1(a) => write!(f, "mbv1:{a}"),
+            ModelSpec::MobileNetV2(a) => write!(f, "mbv2:{a}"),
+            ModelSpec::ResNetCifar(d) => write!(f, "resnet{d}"),
+            ModelSpec::ResNet18(b) => write!(f, "resnet18:{b}"),
+        }
+    }
+}
+
+/// Everything needed to build a [`Net`].
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// Architecture.
+    pub spec: ModelSpec,
+    /// Hidden activation; `None` uses the architecture's own (ReLU6 for MobileNets, ReLU else).
+    pub activation: Option<Activation>,
+    /// Input `[C, H, W]`.
+    pub input: [usize; 3],
+    /// Classes.
+    pub classes: usize,
+    /// Seed of the weight initialisation.
+    pub seed: u64,
+}
+
+impl ModelConfig {
+    /// A 28x28x1, 10-class configuration.
+    pub fn new(spec: ModelSpec, seed: u64) -> Self {
+        ModelConfig {
+            spec,
+            activation: None,
+            input: [1, 28, 28],
+            classes: 10,
+            seed,
+        }
+    }
+
+    /// Builds the float model on `device` (quantizers unset: see [`Net::set_quantizers`]).
+    pub fn build(&self, device: &Device) -> Net {
+        let mut b = Builder {
+            blocks: Vec::new(),
+            rng: Rng::new(self.seed),
+            device: device.clone(),
+            channels: self.input[0],
+            spatial: self.input[1] * self.input[2],
+        };
+        let relu = self.activation.unwrap_or(Activation::Relu);
+        let relu6 = self.activation.unwrap_or(Activation::Relu6);
+        let width = |a: f64, c: usize| ((c as f64 * a).round() as usize).max(1);
+        match &self.spec {
+            ModelSpec::Mlp(hidden) => {
+                for &h in hidden {
+                    b.linear(h, relu);
+                }
+            }
+            ModelSpec::Cnn(chans) => {
+                for (i, &c) in chans.iter().enumerate() {
+                    b.conv(c, 3, 1, false, relu);
+                    if i + 1 < chans.len() {
+                        b.max_pool(2);
+                    }
+                }
+                b.global_avg_pool();
+            }
+            ModelSpec::MobileNetV1(a) => {
+                b.conv(width(*a, 32), 3, 1, false, relu6);
+                for (c, s) in [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1)] {
+                    b.conv(b.channels, 3, s, true, relu6);
+                    b.conv(width(*a, c), 1, 1, false, relu6);
+                }
+                b.global_avg_pool();
+            }
+            ModelSpec::MobileNetV2(a) => {
+                b.conv(width(*a, 32), 3, 1, false, relu6);
+                for (c, n, s) in [(16, 1, 1), (24, 2, 2), (32, 2, 2), (64, 2, 1)] {
+                    for i in 0..n {
+                        b.inverted_residual(width(*a, c), if i == 0 { s } else { 1 }, 4, relu6);
+                    }
+                }
+                b.conv(width(*a, 256), 1, 1, false, relu6);
+                b.global_avg_pool();
+            }
+            ModelSpec::ResNetCifar(depth) => {
+                let n = (depth - 2) / 6;
+                b.conv(16, 3, 1, false, relu);
+                for (stage, c) in [16, 32, 64].into_iter().enumerate() {
+                    for i in 0..n {
+                        let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+                        b.basic_block(c, stride, relu);
+                    }
+                }
+                b.global_avg_pool();
+            }
+            ModelSpec::ResNet18(base) => {
+                b.conv(*base, 3, 1, false, relu);
+                for (stage, m) in [1, 2, 4, 8].into_iter().enumerate() {
+                    for i in 0..2 {
+                        let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+                        b.basic_block(base * m, stride, relu);
+                    }
+                }
+                b.global_avg_pool();
+            }
+        }
+        b.linear(self.classes, Activation::None);
+        Net {
+            blocks: b.blocks,
+            classes: self.classes,
+        }
+    }
+}
+
+/// Tracks the running channel count while appending blocks.
+struct Builder {
+    blocks: Vec<Block>,
+    rng: Rng,
+    device: Device,
+    channels: usize,
+    spatial: usize,
+}
+
+impl Builder {
+    fn conv_layer(
+        &mut self,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        depthwise: bool,
+        act: Activation,
+    ) -> QLayer {
+        let groups = if depthwise { c_in } else { 1 };
+        QLayer::conv(
+            c_in,
+            c_out,
+            k,
+            stride,
+            groups,
+            true,
+            act,
+            &mut self.rng,
+            &self.device,
+        )
+    }
+
+    fn conv(&mut self, c_out: usize, k: usize, stride: usize, depthwise: bool, act: Activation) {
+        let l = self.conv_layer(self.channels, c_out, k, stride, depthwise, act);
+        self.blocks.push(Block::Layer(l));
+        self.channels = c_out;
+    }
+
+    fn linear(&mut self, d_out: usize, act: Activation) {
+        let d_in = self.channels * self.spatial;
+        let l = QLayer::linear(d_in, d_out, act, &mut self.rng, &self.device);
+        self.blocks.push(Block::Layer(l));
+        self.channels = d_out;
+        self.spatial = 1;
+    }
+
+    fn max_pool(&mut self, size: usize) {
+        self.blocks.push(Block::MaxPool(MaxPool { size }));
+    }
+
+    fn global_avg_pool(&mut self) {
+        self.blocks.push(Block::GlobalAvgPool(QGlobalAvgPool {
+            output: OutputStage::new(Activation::None, &self.device),
+        }));
+        self.spatial = 1;
+    }
+
+    fn residual(&mut self, body: Vec<QLayer>, shortcut: Option<QLayer>, act: Activation, c: usize) {
+        let add = QAdd {
+            output: OutputStage::new(act, &self.device),
+        };
+        self.blocks.push(Block::Residual(Residual {
+            body,
+            shortcut,
+            add,
+        }));
+        self.channels = c;
+    }
+
+    /// ResNet basic block: conv3x3-BN-act, conv3x3-BN, + shortcut (1x1 conv + BN when the shape
+    /// changes, "option B"), act.
+    fn basic_block(&mut self, c: usize, stride: usize, act: Activation) {
+        let c_in = self.channels;
+        let body = vec![
+            self.conv_layer(c_in, c, 3, stride, false, act),
+            self.conv_layer(c, c, 3, 1, false, Activation::None),
+        ];
+        let shortcut = (stride != 1 || c_in != c)
+            .then(|| self.conv_layer(c_in, c, 1, stride, false, Activation::None));
+        self.residual(body, shortcut, act, c);
+    }
+
+    /// MobileNetV2 inverted residual: 1x1 expand-act, 3x3 depthwise-act, 1x1 linear projection;
+    /// identity add when stride 1 and the channel count is unchanged.
+    fn inverted_residual(&mut self, c: usize, stride: usize, expansion: usize, act: Activation) {
+        let c_in = self.channels;
+        let hidden = c_in * expansion;
+        let body = vec![
+            self.conv_layer(c_in, hidden, 1, 1, false, act),
+            self.conv_layer(hidden, hidden, 3, stride, true, act),
+            self.conv_layer(hidden, c, 1, 1, false, Activation::None),
+        ];
+        if stride == 1 && c_in == c {
+            self.residual(body, None, Activation::None, c);
+        } else {
+            self.blocks.extend(body.into_iter().map(Block::Layer));
+            self.channels = c;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_gives_logits() {
+        let dev = Device::flex();
+        for s in [
+            "mlp:32",
+            "cnn:8,8,8",
+            "mbv1:0.25",
+            "mbv2:0.25",
+            "resnet8",
+            "resnet14",
+            "resnet18:4",
+        ] {
+            let spec: ModelSpec = s.parse().unwrap();
+            let net = ModelConfig::new(spec.clone(), 1).build(&dev);
+            let x = Tensor::<4>::ones([2, 1, 28, 28], &dev);
+            let y = net.forward(x, &Phase::EVAL);
+            assert_eq!(y.dims(), [2, 10], "{s}");
+            assert_eq!(spec.to_string().parse::<ModelSpec>().unwrap(), spec);
+        }
+    }
+
+    #[test]
+    fn resnet_depths_have_6n_plus_2_weight_layers() {
+        let dev = Device::flex();
+        for (d, shortcuts) in [(8, 2), (14, 2), (20, 2)] {
+            let net = ModelConfig::new(ModelSpec::ResNetCifar(d), 0).build(&dev);
+            assert_eq!(net.layers().len(), d + shortcuts, "resnet{d}");
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_errors() {
+        for s in ["mbv1", "mbv1:0", "mlp:0", "vgg", "resnet18:a"] {
+            assert!(s.parse::<ModelSpec>().is_err(), "{s}");
+        }
+    }
+}

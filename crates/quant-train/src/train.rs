@@ -1,0 +1,465 @@
+//! The training loop: SGD with momentum or Adam, learning-rate schedules, seeded shuffling, the
+//! quantization delay and batch-norm freeze of QAT, an indicatif progress bar, checkpoints that
+//! resume an interrupted run at the last finished epoch, and test-set evaluation.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use repro::datasets::ImageSet;
+use serde::{Deserialize, Serialize};
+
+use crate::data::batch;
+use crate::layers::Phase;
+use crate::models::Net;
+use crate::rng::Rng;
+
+/// Errors of training and evaluation, each a sentence that says what to do.
+#[derive(Debug)]
+pub struct TrainError(pub String);
+
+impl std::fmt::Display for TrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TrainError {}
+
+/// Which CPU/GPU backend runs the model; picked at run time (`--backend flex|ndarray`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Burn's flex CPU backend (default, fastest for training here).
+    Flex,
+    /// Burn's ndarray backend (deprecated upstream; built with the `ndarray` feature).
+    #[cfg(feature = "ndarray")]
+    Ndarray,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "flex" => Ok(BackendKind::Flex),
+            #[cfg(feature = "ndarray")]
+            "ndarray" => Ok(BackendKind::Ndarray),
+            #[cfg(not(feature = "ndarray"))]
+            "ndarray" => Err(
+                "backend ndarray was not built: rebuild with `--features quant-train/ndarray`"
+                    .into(),
+            ),
+            _ => Err(format!("unknown backend {s:?}: use flex or ndarray")),
+        }
+    }
+}
+
+impl BackendKind {
+    /// The inference device of this backend (training wraps it with `.autodiff()`).
+    pub fn device(self) -> Device {
+        match self {
+            BackendKind::Flex => Device::flex(),
+            #[cfg(feature = "ndarray")]
+            #[allow(deprecated)]
+            BackendKind::Ndarray => Device::ndarray(),
+        }
+    }
+}
+
+/// Optimizer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Optimizer {
+    /// SGD with (PyTorch-style, undampened) momentum.
+    Sgd {
+        /// Momentum, e.g. 0.9.
+        momentum: f64,
+    },
+    /// Adam with default betas.
+    Adam,
+}
+
+/// Learning-rate schedule over the whole run, evaluated per step (so resuming needs only the step).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum LrSchedule {
+    /// Constant.
+    Constant,
+    /// Cosine decay from the base rate to 0 over all steps.
+    Cosine,
+    /// Multiply by `gamma` after every `every_epochs` epochs (the paper's staircase schedules).
+    Step {
+        /// Epochs per step.
+        every_epochs: u32,
+        /// Factor.
+        gamma: f64,
+    },
+}
+
+/// QAT timing (paper §3.1, §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QatSchedule {
+    /// Steps before activation fake quantization switches on (observers run from step 0).
+    pub act_quant_delay: u64,
+    /// Step from which batch norm uses its moving statistics (`None`: never during training).
+    pub freeze_bn_at: Option<u64>,
+}
+
+impl QatSchedule {
+    /// Quantize from the first step, never freeze BN (fine-tuning from a float checkpoint).
+    pub const IMMEDIATE: QatSchedule = QatSchedule {
+        act_quant_delay: 0,
+        freeze_bn_at: None,
+    };
+
+    /// The phase of training step `step`.
+    pub fn phase(&self, step: u64) -> Phase {
+        Phase {
+            observe: true,
+            bn_batch_stats: self.freeze_bn_at.is_none_or(|f| step < f),
+            quantize_weights: true,
+            quantize_activations: step >= self.act_quant_delay,
+        }
+    }
+}
+
+/// Training hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Epochs.
+    pub epochs: u32,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Optimizer.
+    pub optimizer: Optimizer,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Schedule.
+    pub schedule: LrSchedule,
+    /// L2 weight decay (0 = none).
+    pub weight_decay: f64,
+    /// Shuffling seed.
+    pub seed: u64,
+    /// Quantization delay and BN freeze (ignored by layers without quantizers).
+    pub qat: QatSchedule,
+}
+
+impl TrainConfig {
+    /// Adam at `lr`, constant schedule, batch 64.
+    pub fn adam(epochs: u32, lr: f64, seed: u64) -> Self {
+        TrainConfig {
+            epochs,
+            batch_size: 64,
+            optimizer: Optimizer::Adam,
+            lr,
+            schedule: LrSchedule::Constant,
+            weight_decay: 0.0,
+            seed,
+            qat: QatSchedule::IMMEDIATE,
+        }
+    }
+
+    /// Learning rate at `step` of `total` steps.
+    pub fn lr_at(&self, step: u64, total: u64, steps_per_epoch: u64) -> f64 {
+        match self.schedule {
+            LrSchedule::Constant => self.lr,
+            LrSchedule::Cosine => {
+                let t = step as f64 / total.max(1) as f64;
+                self.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+            LrSchedule::Step {
+                every_epochs,
+                gamma,
+            } => {
+                let epoch = step / steps_per_epoch.max(1);
+                self.lr * gamma.powi((epoch / u64::from(every_epochs.max(1))) as i32)
+            }
+        }
+    }
+
+    fn optimizer(&self) -> ModuleOptimizer {
+        let decay =
+            (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
+        match self.optimizer {
+            Optimizer::Sgd { momentum } => SgdConfig::new()
+                .with_momentum(Some(
+                    // Burn's default dampening is 0.1; the paper's (TF/PyTorch) momentum has none.
+                    MomentumConfig::new()
+                        .with_momentum(momentum)
+                        .with_dampening(0.0),
+                ))
+                .with_weight_decay(decay)
+                .init(),
+            Optimizer::Adam => AdamConfig::new().with_weight_decay(decay).init(),
+        }
+    }
+}
+
+/// Where and under which label a run keeps its checkpoint, and how it reports progress.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Checkpoint path prefix (`<prefix>.bpk`, `<prefix>.optim.bpk`, `<prefix>.json`); the run resumes
+    /// from it when its configuration matches, and rewrites it after every epoch.
+    pub checkpoint: Option<PathBuf>,
+    /// Progress-bar label (empty: no bar).
+    pub label: String,
+}
+
+/// What a finished training run reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Mean training loss of the last epoch.
+    pub final_loss: f64,
+    /// Training accuracy (percent) of the last epoch.
+    pub final_train_acc: f64,
+    /// Epochs run by this call (less than configured when resumed).
+    pub epochs_run: u32,
+    /// Wall seconds of this call.
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointMeta {
+    config: TrainConfig,
+    epochs_done: u32,
+    train_len: usize,
+    report: Option<TrainReport>,
+}
+
+fn meta_path(prefix: &Path) -> PathBuf {
+    prefix.with_extension("json")
+}
+
+fn optim_path(prefix: &Path) -> PathBuf {
+    prefix.with_extension("optim.bpk")
+}
+
+fn model_path(prefix: &Path) -> PathBuf {
+    prefix.with_extension("bpk")
+}
+
+/// A progress bar on stderr with loss, accuracy and images/s in its message.
+pub fn progress_bar(len: u64, label: &str) -> ProgressBar {
+    if label.is_empty() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}<{eta_precise}] {bar:30} {pos}/{len} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(label.to_string());
+    bar
+}
+
+/// Trains `model` (on `device`, any backend; autodiff is added here) on `data` and returns the
+/// trained model on the inference device with its report.
+///
+/// Each epoch visits `data` in a fresh order drawn from `(config.seed, epoch)`; the last partial
+/// batch is dropped. Layers with quantizers follow `config.qat`; float layers ignore it. With a
+/// checkpoint whose stored configuration and data size match, finished epochs are skipped.
+pub fn train(
+    model: Net,
+    data: &ImageSet,
+    config: &TrainConfig,
+    options: &RunOptions,
+    device: &Device,
+) -> Result<(Net, TrainReport), TrainError> {
+    if data.len() < config.batch_size || config.batch_size == 0 {
+        return Err(TrainError(format!(
+            "training set has {} images, fewer than one batch of {}: use a smaller --batch or more data",
+            data.len(),
+            config.batch_size
+        )));
+    }
+    let ad = device.clone().autodiff();
+    let mut model = model.fork(&ad);
+    let mut optim = config.optimizer();
+    let mut start_epoch = 0;
+    let mut last_report = None;
+    if let Some(prefix) = &options.checkpoint {
+        if let Ok(text) = std::fs::read_to_string(meta_path(prefix)) {
+            let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| {
+                TrainError(format!(
+                    "{}: {e}: delete the checkpoint to start over",
+                    meta_path(prefix).display()
+                ))
+            })?;
+            if meta.config == *config && meta.train_len == data.len() {
+                let ckpt_err = |e: &dyn std::fmt::Display| {
+                    TrainError(format!(
+                        "checkpoint {} unreadable ({e}): delete it to start over",
+                        prefix.display()
+                    ))
+                };
+                model = model
+                    .try_load_file(model_path(prefix))
+                    .map_err(|e| ckpt_err(&e))?;
+                optim = optim.load(optim_path(prefix)).map_err(|e| ckpt_err(&e))?;
+                start_epoch = meta.epochs_done;
+                last_report = meta.report;
+            }
+        }
+    }
+    let steps_per_epoch = (data.len() / config.batch_size) as u64;
+    let total = steps_per_epoch * u64::from(config.epochs);
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    let started = Instant::now();
+    let bar = progress_bar(total, &options.label);
+    bar.set_position(steps_per_epoch * u64::from(start_epoch));
+    for epoch in start_epoch..config.epochs {
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        Rng::stream(config.seed, u64::from(epoch)).shuffle(&mut order);
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        let epoch_start = Instant::now();
+        for (i, idx) in order.chunks_exact(config.batch_size).enumerate() {
+            let step = u64::from(epoch) * steps_per_epoch + i as u64;
+            let (x, y) = batch(data, idx, &ad);
+            let logits = model.forward(x, &config.qat.phase(step));
+            let loss = loss_fn.forward(logits.clone(), y.clone());
+            let pred = logits.detach().argmax(1).reshape([idx.len()]);
+            correct += pred.equal(y).int().sum().into_scalar::<i64>() as usize;
+            let loss_value = f64::from(loss.clone().detach().into_scalar::<f32>());
+            if !loss_value.is_finite() {
+                return Err(TrainError(format!(
+                    "training diverged (loss {loss_value}) at epoch {epoch} step {i}: lower the learning rate"
+                )));
+            }
+            loss_sum += loss_value;
+            seen += idx.len();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(config.lr_at(step, total, steps_per_epoch), model, grads);
+            bar.inc(1);
+            bar.set_message(format!(
+                "epoch {} loss {:.4} acc {:.2}% {:.0} img/s",
+                epoch + 1,
+                loss_sum / (i + 1) as f64,
+                100.0 * correct as f64 / seen as f64,
+                seen as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
+            ));
+        }
+        let report = TrainReport {
+            final_loss: loss_sum / steps_per_epoch as f64,
+            final_train_acc: 100.0 * correct as f64 / seen.max(1) as f64,
+            epochs_run: epoch + 1 - start_epoch,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        if let Some(prefix) = &options.checkpoint {
+            save_checkpoint(
+                prefix,
+                &model,
+                &optim,
+                config,
+                epoch + 1,
+                data.len(),
+                &report,
+            )?;
+        }
+        last_report = Some(report);
+    }
+    bar.finish_and_clear();
+    let report = last_report.unwrap_or(TrainReport {
+        final_loss: f64::NAN,
+        final_train_acc: f64::NAN,
+        epochs_run: 0,
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    Ok((model.valid(), report))
+}
+
+fn save_checkpoint(
+    prefix: &Path,
+    model: &Net,
+    optim: &ModuleOptimizer,
+    config: &TrainConfig,
+    epochs_done: u32,
+    train_len: usize,
+    report: &TrainReport,
+) -> Result<(), TrainError> {
+    let err = |e: &dyn std::fmt::Display| {
+        TrainError(format!(
+            "cannot write checkpoint {} ({e}): check the directory is writable",
+            prefix.display()
+        ))
+    };
+    if let Some(dir) = prefix.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+    }
+    model
+        .clone()
+        .save_file(model_path(prefix))
+        .map_err(|e| err(&e))?;
+    optim.save(optim_path(prefix)).map_err(|e| err(&e))?;
+    let meta = CheckpointMeta {
+        config: config.clone(),
+        epochs_done,
+        train_len,
+        report: Some(report.clone()),
+    };
+    let text = serde_json::to_string_pretty(&meta).map_err(|e| err(&e))?;
+    // Meta last, via rename: a crash mid-save leaves the previous epoch's meta, which points to
+    // complete files of that epoch or to newer complete files with the same config.
+    let tmp = meta_path(prefix).with_extension("json.tmp");
+    std::fs::write(&tmp, text).map_err(|e| err(&e))?;
+    std::fs::rename(&tmp, meta_path(prefix)).map_err(|e| err(&e))
+}
+
+/// Logits of `model` for every image of `set` (row-major `[len, classes]`), in batches of
+/// `batch_size`, under `phase` (use [`Phase::EVAL`], or a phase with quantization off for the float
+/// view of a QAT model).
+pub fn predict(
+    model: &Net,
+    set: &ImageSet,
+    batch_size: usize,
+    phase: &Phase,
+    device: &Device,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(set.len() * model.classes);
+    let idx: Vec<usize> = (0..set.len()).collect();
+    for chunk in idx.chunks(batch_size.max(1)) {
+        let (x, _) = batch(set, chunk, device);
+        let logits = model.forward(x, phase);
+        out.extend(
+            logits
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .unwrap_or_default(),
+        );
+    }
+    out
+}
+
+/// Index of the largest value of each row (first one on ties).
+pub fn argmax_rows(logits: &[f32], classes: usize) -> Vec<usize> {
+    logits
+        .chunks(classes)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 { (i, v) } else { best }
+                })
+                .0
+        })
+        .collect()
+}
+
+/// Top-1 accuracy in percent.
+pub fn top1(predictions: &[usize], labels: &[u8]) -> f64 {
+    let hits = predictions
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| **p == usize::from(**l))
+        .count();
+    100.0 * hits as f64 / predictions.len().max(1) as f64
+}
+
+/// Top-1 accuracy (percent) of `model` on `set` under `phase`.
+pub fn evaluate(model: &Net, set: &ImageSet, phase: &Phase, device: &Device) -> f64 {
+    let logits = predict(model, set, 256, phase, device);
+    top1(&argmax_rows(&logits, model.classes), &set.labels)
+}
