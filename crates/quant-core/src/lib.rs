@@ -4,9 +4,11 @@
 //! * [`qparams`]: affine `r = S (q - Z)` parameters, chosen offline with the zero-point nudge.
 //! * [`fixedpoint`]: gemmlowp/TFLite fixed-point primitives, bit-exact.
 //! * [`multiplier`]: offline float `M -> (M0, shift)` conversion.
+//! * [`kernels`]: integer-only GEMM/conv/depthwise/pool/add with scalar, AVX2 and AVX-512 VNNI paths.
 
 pub mod error;
 pub mod fixedpoint;
+pub mod kernels;
 pub mod multiplier;
 pub mod qparams;
 pub mod rounding;

@@ -91,6 +91,43 @@ pub fn conv_multiplier(
     QuantizedMultiplier::from_real(input_scale * weight_scale / output_scale)
 }
 
+/// Offline construction of [`crate::kernels::AddParams`] from the float scales (TFLite's 8-bit
+/// ADD: `left_shift = 20`, `m_i = S_i / (2 max(S_1, S_2))`, `m_out = 2 max / (2^20 S_out)`).
+impl crate::kernels::AddParams {
+    /// Builds the integer parameters of `out = in1 + in2` from `(scale, zero_point)` pairs and
+    /// the output clamp. Errors on non-positive or non-finite scales.
+    pub fn from_scales(
+        input1: (f64, i32),
+        input2: (f64, i32),
+        output: (f64, i32),
+        act_min: u8,
+        act_max: u8,
+    ) -> Result<Self> {
+        for s in [input1.0, input2.0, output.0] {
+            if !(s.is_finite() && s > 0.0) {
+                return Err(arg_err!("add scale {s} must be positive and finite"));
+            }
+        }
+        let left_shift = 20;
+        let twice_max = 2.0 * input1.0.max(input2.0);
+        let p = crate::kernels::AddParams {
+            input1_zero_point: input1.1,
+            input2_zero_point: input2.1,
+            input1_multiplier: QuantizedMultiplier::from_real(input1.0 / twice_max)?,
+            input2_multiplier: QuantizedMultiplier::from_real(input2.0 / twice_max)?,
+            output_multiplier: QuantizedMultiplier::from_real(
+                twice_max / (f64::from(1u32 << left_shift) * output.0),
+            )?,
+            left_shift,
+            output_zero_point: output.1,
+            act_min,
+            act_max,
+        };
+        p.validate()?;
+        Ok(p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,435 @@
+//! 2-D convolution (via im2col + the quantized GEMM) and depthwise convolution, NHWC layout.
+//!
+//! Padding is filled with the input zero point `Za`, the code of real 0 (that is why 0 must be
+//! exactly representable, paper §2.1), so padded taps contribute exactly nothing.
+#![deny(clippy::float_arithmetic)]
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{Backend, OutputStage, PackedWeights, gemm};
+use crate::error::{Result, arg_err, shape_err};
+
+/// Spatial geometry of a convolution or pooling window over an NHWC input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvGeometry {
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Input channels.
+    pub in_c: usize,
+    /// Window height.
+    pub kernel_h: usize,
+    /// Window width.
+    pub kernel_w: usize,
+    /// Vertical stride.
+    pub stride_h: usize,
+    /// Horizontal stride.
+    pub stride_w: usize,
+    /// Zero rows added above.
+    pub pad_top: usize,
+    /// Zero columns added on the left.
+    pub pad_left: usize,
+    /// Zero rows added below.
+    pub pad_bottom: usize,
+    /// Zero columns added on the right.
+    pub pad_right: usize,
+}
+
+impl ConvGeometry {
+    /// Square window `kernel x kernel`, equal strides, and TensorFlow "SAME" padding when
+    /// `same` (output `ceil(in / stride)`, extra padding at the bottom/right) or none ("VALID").
+    pub fn new(
+        in_h: usize,
+        in_w: usize,
+        in_c: usize,
+        kernel: usize,
+        stride: usize,
+        same: bool,
+    ) -> Result<Self> {
+        let pad = |n: usize| -> (usize, usize) {
+            if !same || stride == 0 {
+                return (0, 0);
+            }
+            let out = n.div_ceil(stride);
+            let total = ((out.saturating_sub(1)) * stride + kernel).saturating_sub(n);
+            (total / 2, total - total / 2)
+        };
+        let (pad_top, pad_bottom) = pad(in_h);
+        let (pad_left, pad_right) = pad(in_w);
+        let g = ConvGeometry {
+            in_h,
+            in_w,
+            in_c,
+            kernel_h: kernel,
+            kernel_w: kernel,
+            stride_h: stride,
+            stride_w: stride,
+            pad_top,
+            pad_left,
+            pad_bottom,
+            pad_right,
+        };
+        g.validate()?;
+        Ok(g)
+    }
+
+    /// Errors unless every size is positive and the padded input holds at least one window.
+    pub fn validate(&self) -> Result<()> {
+        if [
+            self.in_h,
+            self.in_w,
+            self.in_c,
+            self.kernel_h,
+            self.kernel_w,
+            self.stride_h,
+            self.stride_w,
+        ]
+        .contains(&0)
+        {
+            return Err(arg_err!("convolution geometry has a zero size: {self:?}"));
+        }
+        if self.in_h + self.pad_top + self.pad_bottom < self.kernel_h
+            || self.in_w + self.pad_left + self.pad_right < self.kernel_w
+        {
+            return Err(arg_err!(
+                "window {}x{} larger than padded input",
+                self.kernel_h,
+                self.kernel_w
+            ));
+        }
+        if self.pad_top >= self.kernel_h + self.in_h || self.pad_left >= self.kernel_w + self.in_w {
+            return Err(arg_err!("padding larger than the window"));
+        }
+        Ok(())
+    }
+
+    /// Output height `(in_h + pads - kernel_h) / stride_h + 1`.
+    pub fn out_h(&self) -> usize {
+        (self.in_h + self.pad_top + self.pad_bottom - self.kernel_h) / self.stride_h + 1
+    }
+
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.in_w + self.pad_left + self.pad_right - self.kernel_w) / self.stride_w + 1
+    }
+
+    /// Elements of one input image.
+    pub fn in_len(&self) -> usize {
+        self.in_h * self.in_w * self.in_c
+    }
+
+    /// Input row/column of window tap `t` for output position `o`, if inside the image.
+    #[inline]
+    fn tap(o: usize, t: usize, stride: usize, pad: usize, size: usize) -> Option<usize> {
+        (o * stride + t).checked_sub(pad).filter(|&i| i < size)
+    }
+
+    /// Whether the convolution is a plain per-pixel GEMM (1x1, stride 1, no padding).
+    fn is_pointwise(&self) -> bool {
+        self.kernel_h == 1
+            && self.kernel_w == 1
+            && self.stride_h == 1
+            && self.stride_w == 1
+            && self.pad_top + self.pad_left + self.pad_bottom + self.pad_right == 0
+    }
+}
+
+fn check_input(input: &[u8], batch: usize, g: &ConvGeometry, za: i32) -> Result<()> {
+    g.validate()?;
+    if input.len() != batch * g.in_len() {
+        return Err(shape_err!(
+            "input of {} bytes is not {batch} x {} x {} x {}",
+            input.len(),
+            g.in_h,
+            g.in_w,
+            g.in_c
+        ));
+    }
+    if !(0..=255).contains(&za) {
+        return Err(arg_err!("input zero point {za} outside [0, 255]"));
+    }
+    Ok(())
+}
+
+/// im2col: one row per output pixel, `kernel_h * kernel_w * in_c` columns in `(ky, kx, c)`
+/// order, padded taps set to `za`.
+fn im2col(input: &[u8], batch: usize, g: &ConvGeometry, za: u8) -> Vec<u8> {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let k = g.kernel_h * g.kernel_w * g.in_c;
+    let mut cols = vec![za; batch * oh * ow * k];
+    cols.par_chunks_mut(ow * k)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (b, oy) = (row / oh, row % oh);
+            let img = &input[b * g.in_len()..(b + 1) * g.in_len()];
+            for ox in 0..ow {
+                for ky in 0..g.kernel_h {
+                    let Some(iy) = ConvGeometry::tap(oy, ky, g.stride_h, g.pad_top, g.in_h) else {
+                        continue;
+                    };
+                    for kx in 0..g.kernel_w {
+                        let Some(ix) = ConvGeometry::tap(ox, kx, g.stride_w, g.pad_left, g.in_w)
+                        else {
+                            continue;
+                        };
+                        let src = &img[(iy * g.in_w + ix) * g.in_c..][..g.in_c];
+                        let off = ox * k + (ky * g.kernel_w + kx) * g.in_c;
+                        dst[off..off + g.in_c].copy_from_slice(src);
+                    }
+                }
+            }
+        });
+    cols
+}
+
+/// Quantized 2-D convolution, NHWC input (`batch x in_h x in_w x in_c` uint8), weights packed
+/// as a `(kernel_h * kernel_w * in_c) x out_c` matrix (HWIO order), output
+/// `batch x out_h x out_w x out_c` uint8. A 1x1 stride-1 convolution runs as a GEMM directly on
+/// the input; others go through im2col.
+pub fn conv2d(
+    input: &[u8],
+    batch: usize,
+    geometry: &ConvGeometry,
+    input_zero_point: i32,
+    weights: &PackedWeights,
+    stage: &OutputStage,
+    out: &mut [u8],
+) -> Result<()> {
+    let g = geometry;
+    check_input(input, batch, g, input_zero_point)?;
+    let k = g.kernel_h * g.kernel_w * g.in_c;
+    if weights.k() != k {
+        return Err(shape_err!(
+            "packed weights have depth {} but the window has {k} taps",
+            weights.k()
+        ));
+    }
+    let m = batch * g.out_h() * g.out_w();
+    if g.is_pointwise() {
+        gemm(input, m, input_zero_point, weights, stage, out)
+    } else {
+        let cols = im2col(input, batch, g, input_zero_point as u8);
+        gemm(&cols, m, input_zero_point, weights, stage, out)
+    }
+}
+
+/// Depthwise weights (channel multiplier 1): `kernel_h x kernel_w x channels` int8 codes with
+/// one zero point per channel, plus the per-channel sums used by the zero-point expansion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthwiseWeights {
+    kernel_h: usize,
+    kernel_w: usize,
+    channels: usize,
+    weights: Vec<i8>,
+    zero_points: Vec<i32>,
+    sums: Vec<i32>,
+    backend: Backend,
+}
+
+impl DepthwiseWeights {
+    /// Wraps `weights` (`[ky][kx][c]`) with `zero_points` (one per channel or one for all).
+    /// `backend` picks the loop implementation (AVX2 compiles the same loop with AVX2 enabled).
+    pub fn new(
+        weights: &[i8],
+        kernel_h: usize,
+        kernel_w: usize,
+        channels: usize,
+        zero_points: &[i32],
+        backend: Backend,
+    ) -> Result<Self> {
+        if kernel_h * kernel_w * channels == 0 || weights.len() != kernel_h * kernel_w * channels {
+            return Err(shape_err!(
+                "{} depthwise weights are not {kernel_h} x {kernel_w} x {channels}",
+                weights.len()
+            ));
+        }
+        let zero_points = match zero_points.len() {
+            1 => vec![zero_points[0]; channels],
+            l if l == channels => zero_points.to_vec(),
+            l => return Err(shape_err!("{l} weight zero points for {channels} channels")),
+        };
+        if let Some(z) = zero_points.iter().find(|z| !(-128..=127).contains(*z)) {
+            return Err(arg_err!("weight zero point {z} outside int8"));
+        }
+        if !backend.is_available() {
+            return Err(arg_err!(
+                "backend {} is not supported by this CPU",
+                backend.name()
+            ));
+        }
+        let mut sums = vec![0i32; channels];
+        for tap in weights.chunks_exact(channels) {
+            for (s, &w) in sums.iter_mut().zip(tap) {
+                *s += i32::from(w);
+            }
+        }
+        Ok(DepthwiseWeights {
+            kernel_h,
+            kernel_w,
+            channels,
+            weights: weights.to_vec(),
+            zero_points,
+            sums,
+            backend,
+        })
+    }
+
+    /// Number of channels.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// The backend the loops run on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+/// One output row of a depthwise convolution: raw `sum(a*w)` and `sum(a)` per channel over all
+/// taps (padded taps read as `za`), then the zero-point expansion and the output stage.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn depthwise_row(
+    img: &[u8],
+    oy: usize,
+    g: &ConvGeometry,
+    za: i32,
+    w: &DepthwiseWeights,
+    stage: &OutputStage,
+    acc: &mut [i32],
+    asum: &mut [i32],
+    dst: &mut [u8],
+) {
+    let c = w.channels;
+    let taps = (g.kernel_h * g.kernel_w) as i32;
+    let need_asum = w.zero_points.iter().any(|&z| z != 0);
+    for ox in 0..g.out_w() {
+        acc.fill(0);
+        asum.fill(0);
+        for ky in 0..g.kernel_h {
+            let iy = ConvGeometry::tap(oy, ky, g.stride_h, g.pad_top, g.in_h);
+            for kx in 0..g.kernel_w {
+                let wt = &w.weights[(ky * g.kernel_w + kx) * c..][..c];
+                let ix = ConvGeometry::tap(ox, kx, g.stride_w, g.pad_left, g.in_w);
+                match (iy, ix) {
+                    (Some(iy), Some(ix)) => {
+                        let src = &img[(iy * g.in_w + ix) * c..][..c];
+                        for ((a, &x), &wv) in acc.iter_mut().zip(src).zip(wt) {
+                            *a += i32::from(x) * i32::from(wv);
+                        }
+                        if need_asum {
+                            for (s, &x) in asum.iter_mut().zip(src) {
+                                *s += i32::from(x);
+                            }
+                        }
+                    }
+                    _ => {
+                        for (a, &wv) in acc.iter_mut().zip(wt) {
+                            *a += za * i32::from(wv);
+                        }
+                        if need_asum {
+                            for s in asum.iter_mut() {
+                                *s += za;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let out = &mut dst[ox * c..(ox + 1) * c];
+        for ch in 0..c {
+            let zw = w.zero_points[ch];
+            let v = acc[ch]
+                .wrapping_sub(zw.wrapping_mul(asum[ch]))
+                .wrapping_sub(za.wrapping_mul(w.sums[ch]))
+                .wrapping_add(taps.wrapping_mul(za).wrapping_mul(zw))
+                .wrapping_add(stage.bias_of(ch));
+            out[ch] = stage.requantize(v, ch);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn depthwise_row_avx2(
+    img: &[u8],
+    oy: usize,
+    g: &ConvGeometry,
+    za: i32,
+    w: &DepthwiseWeights,
+    stage: &OutputStage,
+    acc: &mut [i32],
+    asum: &mut [i32],
+    dst: &mut [u8],
+) {
+    depthwise_row(img, oy, g, za, w, stage, acc, asum, dst)
+}
+
+/// Quantized depthwise convolution (channel multiplier 1), NHWC, same channel count in and out,
+/// `(a - Za)(w - Zw[c])` expanded into `sum(a*w) - Zw*sum(a) - Za*sum(w) + T*Za*Zw` per channel.
+pub fn depthwise_conv2d(
+    input: &[u8],
+    batch: usize,
+    geometry: &ConvGeometry,
+    input_zero_point: i32,
+    weights: &DepthwiseWeights,
+    stage: &OutputStage,
+    out: &mut [u8],
+) -> Result<()> {
+    let g = geometry;
+    check_input(input, batch, g, input_zero_point)?;
+    if g.in_c != weights.channels
+        || g.kernel_h != weights.kernel_h
+        || g.kernel_w != weights.kernel_w
+    {
+        return Err(shape_err!(
+            "depthwise weights {}x{}x{} do not match the geometry {}x{}x{}",
+            weights.kernel_h,
+            weights.kernel_w,
+            weights.channels,
+            g.kernel_h,
+            g.kernel_w,
+            g.in_c
+        ));
+    }
+    stage.validate(weights.channels)?;
+    let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
+    if out.len() != batch * oh * ow * c {
+        return Err(shape_err!(
+            "output of {} bytes is not {batch} x {oh} x {ow} x {c}",
+            out.len()
+        ));
+    }
+    out.par_chunks_mut(ow * c).enumerate().for_each_init(
+        || (vec![0i32; c], vec![0i32; c]),
+        |(acc, asum), (row, dst)| {
+            let (b, oy) = (row / oh, row % oh);
+            let img = &input[b * g.in_len()..(b + 1) * g.in_len()];
+            match weights.backend {
+                #[cfg(target_arch = "x86_64")]
+                Backend::Avx2 | Backend::Avx512Vnni => {
+                    // SAFETY: DepthwiseWeights::new checked the backend is available, and both
+                    // x86 backends imply AVX2 on every CPU that has them.
+                    unsafe {
+                        depthwise_row_avx2(
+                            img,
+                            oy,
+                            g,
+                            input_zero_point,
+                            weights,
+                            stage,
+                            acc,
+                            asum,
+                            dst,
+                        )
+                    }
+                }
+                _ => depthwise_row(img, oy, g, input_zero_point, weights, stage, acc, asum, dst),
+            }
+        },
+    );
+    Ok(())
+}

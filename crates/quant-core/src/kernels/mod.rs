@@ -1,0 +1,523 @@
+//! Integer-only kernels: uint8 activations x int8 weights, int32 accumulation, fused output
+//! stage (bias, requantize, output zero point, activation clamp).
+//!
+//! Layout follows tract-linalg: one portable implementation ([`scalar`]) and per-architecture
+//! fast paths ([`x86::avx2`], [`x86::avx512_vnni`]) that only compute the raw `sum(a*b)` tiles
+//! of a GEMM; everything else (zero-point corrections, requantization, clamping) is shared code,
+//! so a fast path can only differ from the reference in the tile it computes, and the frame tests
+//! check those tiles bit-exactly. The backend is chosen in one place, [`Backend::detect`].
+//!
+//! # Conventions
+//!
+//! * Activations are **uint8** codes with a zero point in `[0, 255]`. int8 activation tensors
+//!   are handled exactly by the +128 shift (`q_u8 = q_i8 + 128`, `Z_u8 = Z_i8 + 128`, dossier
+//!   §2.1): see [`i8_to_u8`] / [`u8_to_i8`]. This is the "+128 offset trick" that maps TFLite
+//!   int8 onto `vpdpbusd`'s u8 x s8 form; the zero-point algebra absorbs it.
+//! * Weights are **int8** codes with a per-output-channel zero point in `[-128, 127]` (a
+//!   per-tensor zero point is the same value repeated). Paper-style uint8 weights convert with
+//!   `q - 128`, `Z - 128`.
+//! * GEMM shapes: `A` is `M x K` (rows are pixels or batch items), `W` is `K x N` (`N` output
+//!   channels), output `M x N`, all row-major.
+//!
+//! # Zero points (paper eq. 7-8)
+//!
+//! `acc[m,n] = sum_k (a - Za)(w - Zw[n]) + bias[n]`
+//! `         = sum_k a*w - Za*colsum_w[n] - Zw[n]*rowsum_a[m] + K*Za*Zw[n] + bias[n]`.
+//! `colsum_w` is computed once when the weights are packed, `rowsum_a` once per row while the
+//! activations are packed (skipped when all `Zw` are 0). The correction terms are evaluated with
+//! wrapping int32 arithmetic: the result is exact whenever the true accumulator fits in int32,
+//! which [`MAX_DEPTH`] guarantees for the products.
+#![deny(clippy::float_arithmetic)]
+
+pub mod add;
+pub mod conv;
+pub mod pool;
+pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, arg_err, shape_err};
+use crate::fixedpoint::{QuantizedMultiplier, RoundingMode};
+
+pub use add::{AddParams, add};
+pub use conv::{ConvGeometry, DepthwiseWeights, conv2d, depthwise_conv2d};
+pub use pool::{PoolGeometry, avg_pool, max_pool};
+
+/// Largest reduction depth `K` accepted: `floor((2^31 - 1) / 255^2)`, the number of products
+/// `(a - Za)(w - Zw)` (each at most 255 * 255 in magnitude) that cannot overflow int32 (dossier §3).
+pub const MAX_DEPTH: usize = 33025;
+
+/// Work (multiply-adds) below which a GEMM stays on the calling thread: splitting smaller
+/// problems costs more in synchronisation than it gains.
+const PARALLEL_MIN_MACS: usize = 1 << 21;
+
+/// Rows packed and processed together per thread (a multiple of every kernel's `MR`).
+const MC: usize = 96;
+
+/// The largest `MR * NR` of any microkernel (VNNI: 8 x 32).
+const MAX_TILE: usize = 256;
+
+/// Which implementation computes the GEMM tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Backend {
+    /// Portable Rust, the reference.
+    Scalar,
+    /// x86-64 AVX2: weights widened to int16 at pack time, `vpmaddwd` into int32. Exact: no
+    /// int16 saturation (unlike `vpmaddubsw`, whose pair sums can reach 2*255*127 > 32767).
+    Avx2,
+    /// x86-64 AVX-512 VNNI: `vpdpbusd`, u8 x s8 with four products summed straight into int32.
+    Avx512Vnni,
+}
+
+impl Backend {
+    /// The fastest backend this CPU supports (runtime detection).
+    pub fn detect() -> Backend {
+        *Backend::available().last().unwrap_or(&Backend::Scalar)
+    }
+
+    /// All backends this CPU supports, slowest first (the scalar reference is always there).
+    pub fn available() -> Vec<Backend> {
+        [Backend::Scalar, Backend::Avx2, Backend::Avx512Vnni]
+            .into_iter()
+            .filter(|b| b.is_available())
+            .collect()
+    }
+
+    /// Whether this CPU can run the backend.
+    pub fn is_available(self) -> bool {
+        match self {
+            Backend::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512Vnni => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// Lower-case name used in benchmark tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Scalar => "scalar",
+            Backend::Avx2 => "avx2",
+            Backend::Avx512Vnni => "avx512vnni",
+        }
+    }
+}
+
+/// Converts int8 codes to uint8 codes representing the same reals (`q + 128`; pair it with
+/// `Z + 128`).
+pub fn i8_to_u8(values: &[i8]) -> Vec<u8> {
+    values.iter().map(|&v| (v as u8) ^ 0x80).collect()
+}
+
+/// Converts uint8 codes to int8 codes representing the same reals (`q - 128`; pair it with
+/// `Z - 128`).
+pub fn u8_to_i8(values: &[u8]) -> Vec<i8> {
+    values.iter().map(|&v| (v ^ 0x80) as i8).collect()
+}
+
+/// The fused output stage of one layer, applied to every int32 accumulator (paper §2.4):
+/// `clamp(MBQM(acc + bias[n], M[n]) + Z_out, act_min, act_max)`, stored as uint8.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputStage {
+    /// int32 bias per output channel (scale `S_in * S_w[n]`, zero point 0), or empty for none.
+    pub bias: Vec<i32>,
+    /// One multiplier per output channel, or a single one for the whole tensor.
+    pub multipliers: Vec<QuantizedMultiplier>,
+    /// Double (paper) or single rounding.
+    pub rounding: RoundingMode,
+    /// Output zero point `Z_out`, in `[0, 255]`.
+    pub output_zero_point: i32,
+    /// Lowest output code after the activation clamp.
+    pub act_min: u8,
+    /// Highest output code after the activation clamp.
+    pub act_max: u8,
+}
+
+impl OutputStage {
+    /// Checks the stage against `n` output channels.
+    pub fn validate(&self, n: usize) -> Result<()> {
+        if !(self.bias.is_empty() || self.bias.len() == n) {
+            return Err(shape_err!(
+                "{} biases for {n} output channels",
+                self.bias.len()
+            ));
+        }
+        if !(self.multipliers.len() == 1 || self.multipliers.len() == n) {
+            return Err(shape_err!(
+                "{} multipliers for {n} output channels",
+                self.multipliers.len()
+            ));
+        }
+        if !(0..=255).contains(&self.output_zero_point) {
+            return Err(arg_err!(
+                "output zero point {} outside [0, 255]",
+                self.output_zero_point
+            ));
+        }
+        if self.act_min > self.act_max {
+            return Err(arg_err!(
+                "activation clamp [{}, {}] is empty",
+                self.act_min,
+                self.act_max
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bias of channel `n` (0 when there is no bias).
+    #[inline]
+    fn bias_of(&self, n: usize) -> i32 {
+        self.bias.get(n).copied().unwrap_or(0)
+    }
+
+    /// Requantizes one accumulator (bias already added) of channel `n`.
+    #[inline]
+    pub fn requantize(&self, acc: i32, n: usize) -> u8 {
+        let m = if self.multipliers.len() == 1 {
+            self.multipliers[0]
+        } else {
+            self.multipliers[n]
+        };
+        let v = m
+            .apply(acc, self.rounding)
+            .saturating_add(self.output_zero_point);
+        v.clamp(i32::from(self.act_min), i32::from(self.act_max)) as u8
+    }
+}
+
+/// Packed weight panels of one backend.
+#[derive(Debug, Clone, PartialEq)]
+enum Panels {
+    Scalar(Vec<i8>),
+    #[cfg(target_arch = "x86_64")]
+    Avx2(Vec<i16>),
+    #[cfg(target_arch = "x86_64")]
+    Vnni(Vec<i8>),
+}
+
+/// A `K x N` int8 weight matrix packed for one backend, with its column sums and zero points.
+/// Packing happens once per layer (weights are constants).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedWeights {
+    k: usize,
+    n: usize,
+    backend: Backend,
+    panels: Panels,
+    col_sums: Vec<i32>,
+    zero_points: Vec<i32>,
+}
+
+impl PackedWeights {
+    /// Packs row-major `K x N` int8 `weights` with `zero_points` (one per column, or one for
+    /// all) for `backend`. Errors on shape mismatches, `K > MAX_DEPTH`, zero points outside
+    /// int8, or a backend this CPU lacks.
+    pub fn new(
+        weights: &[i8],
+        k: usize,
+        n: usize,
+        zero_points: &[i32],
+        backend: Backend,
+    ) -> Result<Self> {
+        if k == 0 || n == 0 || weights.len() != k * n {
+            return Err(shape_err!(
+                "{} weights cannot form a {k} x {n} matrix",
+                weights.len()
+            ));
+        }
+        if k > MAX_DEPTH {
+            return Err(arg_err!(
+                "reduction depth {k} exceeds {MAX_DEPTH} (int32 accumulator could overflow)"
+            ));
+        }
+        let zero_points: Vec<i32> = match zero_points.len() {
+            1 => vec![zero_points[0]; n],
+            l if l == n => zero_points.to_vec(),
+            l => return Err(shape_err!("{l} weight zero points for {n} output channels")),
+        };
+        if let Some(z) = zero_points.iter().find(|z| !(-128..=127).contains(*z)) {
+            return Err(arg_err!("weight zero point {z} outside int8"));
+        }
+        if !backend.is_available() {
+            return Err(arg_err!(
+                "backend {} is not supported by this CPU",
+                backend.name()
+            ));
+        }
+        let mut col_sums = vec![0i32; n];
+        for row in weights.chunks_exact(n) {
+            for (s, &w) in col_sums.iter_mut().zip(row) {
+                *s += i32::from(w);
+            }
+        }
+        let panels = match backend {
+            Backend::Scalar => Panels::Scalar(scalar::pack_b(weights, k, n)),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => Panels::Avx2(x86::avx2::pack_b(weights, k, n)),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512Vnni => Panels::Vnni(x86::avx512_vnni::pack_b(weights, k, n)),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!("is_available() is false for x86 backends on other architectures"),
+        };
+        Ok(PackedWeights {
+            k,
+            n,
+            backend,
+            panels,
+            col_sums,
+            zero_points,
+        })
+    }
+
+    /// Reduction depth `K`.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Output channels `N`.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The backend the panels were packed for.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Column sums `sum_k w[k, n]` (paper's `a2[k]`).
+    pub fn col_sums(&self) -> &[i32] {
+        &self.col_sums
+    }
+
+    /// Weight zero point per output channel.
+    pub fn zero_points(&self) -> &[i32] {
+        &self.zero_points
+    }
+}
+
+/// A GEMM microkernel: packs `MR`-row blocks of activations and multiplies them with packed
+/// weight panels of `NR` columns into an `MR x NR` int32 tile of raw `sum(a*w)`.
+pub(crate) trait MicroKernel {
+    /// Rows per tile.
+    const MR: usize;
+    /// Columns per tile (and per weight panel).
+    const NR: usize;
+    /// Packed activation element.
+    type A: Copy + Default + Send + Sync;
+    /// Packed weight element.
+    type B: Copy + Send + Sync;
+    /// Length of one packed `MR x K` activation block.
+    fn a_block_len(k: usize) -> usize;
+    /// Length of one packed `K x NR` weight panel.
+    fn b_panel_len(k: usize) -> usize;
+    /// Packs `rows <= MR` rows of `a` (row stride `k`) into `dst`, zero-padding missing rows and
+    /// the tail of `K`.
+    fn pack_a(a: &[u8], rows: usize, k: usize, dst: &mut [Self::A]);
+    /// Computes the raw tile `tile[r * NR + j] = sum_k a[r,k] * w[k,j]`.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's instruction set; `a`/`b` must have the lengths
+    /// given by [`Self::a_block_len`] / [`Self::b_panel_len`] and `tile` at least `MR * NR`.
+    unsafe fn tile(a: &[Self::A], b: &[Self::B], k: usize, tile: &mut [i32]);
+}
+
+/// Computes `out = epilogue(A x W + zero-point corrections + bias)` for row-major `a` (`M x K`),
+/// calling `epilogue(acc, first_column, out_slice)` on runs of corrected int32 accumulators.
+#[allow(clippy::too_many_arguments)]
+fn drive<K: MicroKernel, T: Send, F>(
+    a: &[u8],
+    m: usize,
+    za: i32,
+    w: &PackedWeights,
+    panels: &[K::B],
+    bias: &dyn Fn(usize) -> i32,
+    out: &mut [T],
+    epilogue: &F,
+) where
+    F: Fn(&[i32], usize, &mut [T]) + Sync,
+{
+    let (k, n) = (w.k, w.n);
+    // Column offsets folded once: bias - Za*colsum + K*Za*Zw (wrapping: exact when the final
+    // accumulator fits, see the module docs).
+    let k32 = k as i32;
+    let col_offset: Vec<i32> = (0..n)
+        .map(|j| {
+            bias(j)
+                .wrapping_sub(za.wrapping_mul(w.col_sums[j]))
+                .wrapping_add(k32.wrapping_mul(za).wrapping_mul(w.zero_points[j]))
+        })
+        .collect();
+    let need_row_sums = w.zero_points.iter().any(|&z| z != 0);
+    let panel_len = K::b_panel_len(k);
+    let n_panels = n.div_ceil(K::NR);
+
+    let run_chunk = |a_chunk: &[u8], out_chunk: &mut [T]| {
+        let rows = a_chunk.len() / k;
+        let blocks_per_mc = MC / K::MR;
+        let a_len = K::a_block_len(k);
+        let mut a_pack = vec![K::A::default(); a_len * blocks_per_mc];
+        let mut row_sums = [0i32; MC];
+        let mut tile = [0i32; MAX_TILE];
+        let mut acc = [0i32; MAX_TILE];
+        for mc0 in (0..rows).step_by(MC) {
+            let mc = MC.min(rows - mc0);
+            let blocks = mc.div_ceil(K::MR);
+            for b in 0..blocks {
+                let r0 = mc0 + b * K::MR;
+                let nr = K::MR.min(rows - r0);
+                let src = &a_chunk[r0 * k..(r0 + nr) * k];
+                K::pack_a(src, nr, k, &mut a_pack[b * a_len..(b + 1) * a_len]);
+                if need_row_sums {
+                    for (r, row) in src.chunks_exact(k).enumerate() {
+                        row_sums[b * K::MR + r] = row.iter().map(|&v| i32::from(v)).sum();
+                    }
+                }
+            }
+            for p in 0..n_panels {
+                let c0 = p * K::NR;
+                let nc = K::NR.min(n - c0);
+                let panel = &panels[p * panel_len..(p + 1) * panel_len];
+                for b in 0..blocks {
+                    // SAFETY: the backend was checked available when `w` was packed, and the
+                    // slices have the lengths the kernel documents.
+                    unsafe { K::tile(&a_pack[b * a_len..(b + 1) * a_len], panel, k, &mut tile) };
+                    let r0 = b * K::MR;
+                    for r in 0..K::MR.min(mc - r0) {
+                        let rs = row_sums[r0 + r];
+                        for j in 0..nc {
+                            let mut v = tile[r * K::NR + j].wrapping_add(col_offset[c0 + j]);
+                            if need_row_sums {
+                                v = v.wrapping_sub(w.zero_points[c0 + j].wrapping_mul(rs));
+                            }
+                            acc[j] = v;
+                        }
+                        let row = mc0 + r0 + r;
+                        epilogue(
+                            &acc[..nc],
+                            c0,
+                            &mut out_chunk[row * n + c0..row * n + c0 + nc],
+                        );
+                    }
+                }
+            }
+        }
+    };
+
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || m * n * k < PARALLEL_MIN_MACS || m < 2 * K::MR {
+        run_chunk(a, out);
+    } else {
+        let chunk_rows = m.div_ceil(threads).div_ceil(K::MR) * K::MR;
+        a.par_chunks(chunk_rows * k)
+            .zip(out.par_chunks_mut(chunk_rows * n))
+            .for_each(|(a_chunk, out_chunk)| run_chunk(a_chunk, out_chunk));
+    }
+}
+
+/// Dispatches [`drive`] on the backend the weights were packed for (the one dispatch point).
+fn dispatch<T: Send, F>(
+    a: &[u8],
+    m: usize,
+    za: i32,
+    w: &PackedWeights,
+    bias: &dyn Fn(usize) -> i32,
+    out: &mut [T],
+    f: &F,
+) where
+    F: Fn(&[i32], usize, &mut [T]) + Sync,
+{
+    match &w.panels {
+        Panels::Scalar(p) => drive::<scalar::Kernel, T, F>(a, m, za, w, p, bias, out, f),
+        #[cfg(target_arch = "x86_64")]
+        Panels::Avx2(p) => drive::<x86::avx2::Kernel, T, F>(a, m, za, w, p, bias, out, f),
+        #[cfg(target_arch = "x86_64")]
+        Panels::Vnni(p) => drive::<x86::avx512_vnni::Kernel, T, F>(a, m, za, w, p, bias, out, f),
+    }
+}
+
+fn check_gemm(a: &[u8], m: usize, za: i32, w: &PackedWeights, out_len: usize) -> Result<()> {
+    if a.len() != m * w.k {
+        return Err(shape_err!(
+            "activation buffer of {} bytes is not {m} x {}",
+            a.len(),
+            w.k
+        ));
+    }
+    if out_len != m * w.n {
+        return Err(shape_err!(
+            "output buffer of {out_len} elements is not {m} x {}",
+            w.n
+        ));
+    }
+    if !(0..=255).contains(&za) {
+        return Err(arg_err!("activation zero point {za} outside [0, 255]"));
+    }
+    Ok(())
+}
+
+/// Quantized GEMM / fully connected layer with the fused output stage:
+/// `out[m, n] = stage(sum_k (a[m,k] - Za)(w[k,n] - Zw[n]) + bias[n])`.
+///
+/// `a` is row-major `M x K` uint8, `out` row-major `M x N` uint8. Uses both cores for large
+/// problems (the current rayon pool decides the thread count).
+pub fn gemm(
+    a: &[u8],
+    m: usize,
+    a_zero_point: i32,
+    w: &PackedWeights,
+    stage: &OutputStage,
+    out: &mut [u8],
+) -> Result<()> {
+    check_gemm(a, m, a_zero_point, w, out.len())?;
+    stage.validate(w.n)?;
+    let epilogue = |acc: &[i32], c0: usize, dst: &mut [u8]| {
+        for (j, (d, &v)) in dst.iter_mut().zip(acc).enumerate() {
+            *d = stage.requantize(v, c0 + j);
+        }
+    };
+    dispatch(a, m, a_zero_point, w, &|j| stage.bias_of(j), out, &epilogue);
+    Ok(())
+}
+
+/// The int32 accumulators `sum_k (a[m,k] - Za)(w[k,n] - Zw[n]) + bias[n]` without
+/// requantization (for integer training, tests, or custom output stages). `bias` is empty or
+/// has one entry per column.
+pub fn gemm_i32(
+    a: &[u8],
+    m: usize,
+    a_zero_point: i32,
+    w: &PackedWeights,
+    bias: &[i32],
+    out: &mut [i32],
+) -> Result<()> {
+    check_gemm(a, m, a_zero_point, w, out.len())?;
+    if !(bias.is_empty() || bias.len() == w.n) {
+        return Err(shape_err!(
+            "{} biases for {} output channels",
+            bias.len(),
+            w.n
+        ));
+    }
+    let epilogue = |acc: &[i32], _c0: usize, dst: &mut [i32]| dst.copy_from_slice(acc);
+    dispatch(
+        a,
+        m,
+        a_zero_point,
+        w,
+        &|j| bias.get(j).copied().unwrap_or(0),
+        out,
+        &epilogue,
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,459 @@
+//! Frame tests: every backend this CPU has runs the same cases and must match the naive
+//! wide-integer reference bit for bit.
+
+use proptest::prelude::*;
+
+use rand_like::Lcg;
+
+use super::*;
+use crate::fixedpoint::{
+    multiply_by_quantized_multiplier_double, multiply_by_quantized_multiplier_single,
+};
+
+/// A tiny deterministic generator (the tests must not depend on a `rand` version).
+mod rand_like {
+    pub struct Lcg(pub u64);
+    impl Lcg {
+        pub fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+        pub fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        pub fn range(&mut self, lo: i32, hi: i32) -> i32 {
+            lo + self.below((hi - lo + 1) as u64) as i32
+        }
+        pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+        pub fn weights(&mut self, n: usize) -> Vec<i8> {
+            (0..n).map(|_| self.next() as u8 as i8).collect()
+        }
+    }
+}
+
+/// Naive reference: `sum (a - za)(w - zw)` in i64, no row/column-sum tricks.
+#[allow(clippy::too_many_arguments)]
+fn naive_acc(
+    a: &[u8],
+    m: usize,
+    k: usize,
+    w: &[i8],
+    n: usize,
+    za: i32,
+    zw: &[i32],
+    bias: &[i32],
+) -> Vec<i64> {
+    let mut out = vec![0i64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0i64;
+            for kk in 0..k {
+                s += i64::from(i32::from(a[i * k + kk]) - za)
+                    * i64::from(i32::from(w[kk * n + j]) - zw[j]);
+            }
+            out[i * n + j] = s + i64::from(bias.get(j).copied().unwrap_or(0));
+        }
+    }
+    out
+}
+
+fn naive_requant(acc: i64, stage: &OutputStage, j: usize) -> u8 {
+    let m = stage.multipliers[if stage.multipliers.len() == 1 { 0 } else { j }];
+    let acc = acc as i32;
+    let v = match stage.rounding {
+        RoundingMode::Double => multiply_by_quantized_multiplier_double(acc, m.multiplier, m.shift),
+        RoundingMode::Single => multiply_by_quantized_multiplier_single(acc, m.multiplier, m.shift),
+    } + stage.output_zero_point;
+    v.clamp(i32::from(stage.act_min), i32::from(stage.act_max)) as u8
+}
+
+fn random_stage(rng: &mut Lcg, n: usize, per_channel: bool, rounding: RoundingMode) -> OutputStage {
+    let count = if per_channel { n } else { 1 };
+    OutputStage {
+        bias: (0..n).map(|_| rng.range(-20000, 20000)).collect(),
+        multipliers: (0..count)
+            .map(|_| {
+                QuantizedMultiplier::new(rng.range(1 << 30, i32::MAX), rng.range(-16, -6)).unwrap()
+            })
+            .collect(),
+        rounding,
+        output_zero_point: rng.range(0, 255),
+        act_min: rng.range(0, 40) as u8,
+        act_max: rng.range(200, 255) as u8,
+    }
+}
+
+struct Case {
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Vec<u8>,
+    w: Vec<i8>,
+    za: i32,
+    zw: Vec<i32>,
+}
+
+fn random_case(rng: &mut Lcg, m: usize, k: usize, n: usize, symmetric: bool) -> Case {
+    let zw = if symmetric {
+        vec![0; n]
+    } else {
+        (0..n).map(|_| rng.range(-128, 127)).collect()
+    };
+    Case {
+        m,
+        k,
+        n,
+        a: rng.bytes(m * k),
+        w: rng.weights(k * n),
+        za: rng.range(0, 255),
+        zw,
+    }
+}
+
+/// Shapes that exercise every tail: M, K, N below, at and above each kernel's MR / K group / NR.
+fn frame_shapes() -> Vec<(usize, usize, usize)> {
+    let mut v = vec![
+        (1, 1, 1),
+        (1, 3, 1),
+        (2, 5, 7),
+        (7, 9, 17),
+        (8, 4, 32),
+        (9, 7, 33),
+        (13, 31, 65),
+        (97, 77, 50),
+    ];
+    v.extend([
+        (6, 2, 16),
+        (5, 3, 15),
+        (100, 130, 3),
+        (3, 200, 101),
+        (191, 16, 40),
+    ]);
+    v
+}
+
+#[test]
+fn gemm_i32_matches_naive_on_every_backend() {
+    let mut rng = Lcg(1);
+    for (m, k, n) in frame_shapes() {
+        for symmetric in [false, true] {
+            let c = random_case(&mut rng, m, k, n, symmetric);
+            let bias: Vec<i32> = (0..n).map(|_| rng.range(-1000, 1000)).collect();
+            let want = naive_acc(&c.a, m, k, &c.w, n, c.za, &c.zw, &bias);
+            for backend in Backend::available() {
+                let p = PackedWeights::new(&c.w, k, n, &c.zw, backend).unwrap();
+                let mut got = vec![0i32; m * n];
+                gemm_i32(&c.a, m, c.za, &p, &bias, &mut got).unwrap();
+                let got: Vec<i64> = got.iter().map(|&v| i64::from(v)).collect();
+                assert_eq!(got, want, "{backend:?} {m}x{k}x{n} symmetric={symmetric}");
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_gemm_matches_naive_on_every_backend() {
+    let mut rng = Lcg(2);
+    for (m, k, n) in frame_shapes() {
+        for (per_channel, rounding) in [
+            (false, RoundingMode::Double),
+            (true, RoundingMode::Double),
+            (true, RoundingMode::Single),
+        ] {
+            let c = random_case(&mut rng, m, k, n, false);
+            let stage = random_stage(&mut rng, n, per_channel, rounding);
+            let acc = naive_acc(&c.a, m, k, &c.w, n, c.za, &c.zw, &stage.bias);
+            let want: Vec<u8> = acc
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| naive_requant(v, &stage, i % n))
+                .collect();
+            for backend in Backend::available() {
+                let p = PackedWeights::new(&c.w, k, n, &c.zw, backend).unwrap();
+                let mut got = vec![0u8; m * n];
+                gemm(&c.a, m, c.za, &p, &stage, &mut got).unwrap();
+                assert_eq!(got, want, "{backend:?} {m}x{k}x{n}");
+            }
+        }
+    }
+}
+
+#[test]
+fn extreme_codes_do_not_overflow() {
+    // All activations 255 with Za = 0, all weights -128 with Zw = 127: |a - Za||w - Zw| = 255^2.
+    let (m, k, n) = (9, 1000, 33);
+    let a = vec![255u8; m * k];
+    let w = vec![-128i8; k * n];
+    for backend in Backend::available() {
+        let p = PackedWeights::new(&w, k, n, &[127], backend).unwrap();
+        let mut got = vec![0i32; m * n];
+        gemm_i32(&a, m, 0, &p, &[], &mut got).unwrap();
+        assert!(got.iter().all(|&v| v == -(255 * 255 * 1000)), "{backend:?}");
+    }
+}
+
+#[test]
+fn two_threads_match_one_thread() {
+    let mut rng = Lcg(3);
+    let c = random_case(&mut rng, 301, 203, 67, false);
+    let stage = random_stage(&mut rng, 67, true, RoundingMode::Double);
+    for backend in Backend::available() {
+        let p = PackedWeights::new(&c.w, c.k, c.n, &c.zw, backend).unwrap();
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut out = vec![0u8; c.m * c.n];
+            pool.install(|| gemm(&c.a, c.m, c.za, &p, &stage, &mut out))
+                .unwrap();
+            out
+        };
+        assert_eq!(run(1), run(2), "{backend:?}");
+    }
+}
+
+#[test]
+fn gemm_rejects_bad_input() {
+    let w = vec![1i8; 12];
+    assert!(PackedWeights::new(&w, 3, 5, &[0], Backend::Scalar).is_err());
+    assert!(PackedWeights::new(&w, 3, 4, &[0, 0], Backend::Scalar).is_err());
+    assert!(PackedWeights::new(&w, 3, 4, &[128], Backend::Scalar).is_err());
+    let big = vec![0i8; MAX_DEPTH + 1];
+    assert!(PackedWeights::new(&big, MAX_DEPTH + 1, 1, &[0], Backend::Scalar).is_err());
+    let p = PackedWeights::new(&w, 3, 4, &[0], Backend::Scalar).unwrap();
+    let stage = OutputStage {
+        bias: vec![],
+        multipliers: vec![QuantizedMultiplier::new(1 << 30, -1).unwrap()],
+        rounding: RoundingMode::Double,
+        output_zero_point: 0,
+        act_min: 0,
+        act_max: 255,
+    };
+    let mut out = vec![0u8; 8];
+    assert!(gemm(&[0u8; 5], 2, 0, &p, &stage, &mut out).is_err());
+    assert!(gemm(&[0u8; 6], 2, 300, &p, &stage, &mut out).is_err());
+    assert!(gemm(&[0u8; 6], 2, 0, &p, &stage, &mut out[..7]).is_err());
+    let mut bad = stage.clone();
+    bad.multipliers = vec![bad.multipliers[0]; 3];
+    assert!(gemm(&[0u8; 6], 2, 0, &p, &bad, &mut out).is_err());
+    assert!(gemm(&[0u8; 6], 2, 0, &p, &stage, &mut out).is_ok());
+}
+
+#[test]
+fn int8_shift_round_trips() {
+    let all: Vec<i8> = (-128..=127).collect();
+    let u = i8_to_u8(&all);
+    assert_eq!(u, (0..=255).collect::<Vec<u8>>());
+    assert_eq!(u8_to_i8(&u), all);
+}
+
+/// Direct (non-im2col) convolution reference in i64.
+#[allow(clippy::too_many_arguments)]
+fn naive_conv(
+    input: &[u8],
+    batch: usize,
+    g: &ConvGeometry,
+    za: i32,
+    w: &[i8],
+    zw: &[i32],
+    oc: usize,
+    stage: &OutputStage,
+) -> Vec<u8> {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let mut out = vec![0u8; batch * oh * ow * oc];
+    for b in 0..batch {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for o in 0..oc {
+                    let mut s = 0i64;
+                    for ky in 0..g.kernel_h {
+                        for kx in 0..g.kernel_w {
+                            let iy = (oy * g.stride_h + ky) as i64 - g.pad_top as i64;
+                            let ix = (ox * g.stride_w + kx) as i64 - g.pad_left as i64;
+                            if iy < 0 || ix < 0 || iy >= g.in_h as i64 || ix >= g.in_w as i64 {
+                                continue; // real zero: contributes nothing
+                            }
+                            for ci in 0..g.in_c {
+                                let a = input[((b * g.in_h + iy as usize) * g.in_w + ix as usize)
+                                    * g.in_c
+                                    + ci];
+                                let wv = w[((ky * g.kernel_w + kx) * g.in_c + ci) * oc + o];
+                                s +=
+                                    i64::from(i32::from(a) - za) * i64::from(i32::from(wv) - zw[o]);
+                            }
+                        }
+                    }
+                    s += i64::from(stage.bias[o]);
+                    out[((b * oh + oy) * ow + ox) * oc + o] = naive_requant(s, stage, o);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn conv2d_matches_direct_convolution() {
+    let mut rng = Lcg(4);
+    let cases = [
+        (2, 7, 6, 3, 5, 3, 1, true),
+        (1, 9, 9, 4, 8, 3, 2, true),
+        (1, 8, 5, 2, 3, 1, 1, false),
+        (3, 6, 6, 5, 17, 5, 2, false),
+        (1, 11, 7, 3, 2, 2, 3, true),
+    ];
+    for (batch, h, w_, ic, oc, kernel, stride, same) in cases {
+        let g = ConvGeometry::new(h, w_, ic, kernel, stride, same).unwrap();
+        let input = rng.bytes(batch * g.in_len());
+        let k = kernel * kernel * ic;
+        let w = rng.weights(k * oc);
+        let zw: Vec<i32> = (0..oc).map(|_| rng.range(-128, 127)).collect();
+        let za = rng.range(0, 255);
+        let stage = random_stage(&mut rng, oc, true, RoundingMode::Double);
+        let want = naive_conv(&input, batch, &g, za, &w, &zw, oc, &stage);
+        for backend in Backend::available() {
+            let p = PackedWeights::new(&w, k, oc, &zw, backend).unwrap();
+            let mut got = vec![0u8; want.len()];
+            conv2d(&input, batch, &g, za, &p, &stage, &mut got).unwrap();
+            assert_eq!(
+                got, want,
+                "{backend:?} {h}x{w_}x{ic} k{kernel} s{stride} same={same}"
+            );
+        }
+    }
+}
+
+#[test]
+fn depthwise_matches_direct_convolution() {
+    let mut rng = Lcg(5);
+    for (batch, h, w_, c, kernel, stride, same) in [
+        (2, 7, 6, 5, 3, 1, true),
+        (1, 10, 9, 33, 3, 2, true),
+        (1, 6, 6, 16, 5, 1, false),
+        (2, 5, 4, 1, 3, 2, true),
+    ] {
+        let g = ConvGeometry::new(h, w_, c, kernel, stride, same).unwrap();
+        let input = rng.bytes(batch * g.in_len());
+        let w = rng.weights(kernel * kernel * c);
+        let zw: Vec<i32> = (0..c).map(|_| rng.range(-128, 127)).collect();
+        let za = rng.range(0, 255);
+        let stage = random_stage(&mut rng, c, true, RoundingMode::Single);
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let mut want = vec![0u8; batch * oh * ow * c];
+        for b in 0..batch {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for ch in 0..c {
+                        let mut s = 0i64;
+                        for ky in 0..kernel {
+                            for kx in 0..kernel {
+                                let iy = (oy * stride + ky) as i64 - g.pad_top as i64;
+                                let ix = (ox * stride + kx) as i64 - g.pad_left as i64;
+                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w_ as i64 {
+                                    continue;
+                                }
+                                let a = input[((b * h + iy as usize) * w_ + ix as usize) * c + ch];
+                                s += i64::from(i32::from(a) - za)
+                                    * i64::from(i32::from(w[(ky * kernel + kx) * c + ch]) - zw[ch]);
+                            }
+                        }
+                        want[((b * oh + oy) * ow + ox) * c + ch] =
+                            naive_requant(s + i64::from(stage.bias[ch]), &stage, ch);
+                    }
+                }
+            }
+        }
+        for backend in Backend::available() {
+            let dw = DepthwiseWeights::new(&w, kernel, kernel, c, &zw, backend).unwrap();
+            let mut got = vec![0u8; want.len()];
+            depthwise_conv2d(&input, batch, &g, za, &dw, &stage, &mut got).unwrap();
+            assert_eq!(
+                got, want,
+                "{backend:?} depthwise {h}x{w_}x{c} k{kernel} s{stride}"
+            );
+        }
+    }
+}
+
+#[test]
+fn pools_match_reference() {
+    let mut rng = Lcg(6);
+    let g = ConvGeometry::new(5, 6, 3, 3, 2, true).unwrap();
+    let input = rng.bytes(2 * g.in_len());
+    let n_out = 2 * g.out_h() * g.out_w() * 3;
+    let mut mx = vec![0u8; n_out];
+    let mut av = vec![0u8; n_out];
+    max_pool(&input, 2, &g, 0, 255, &mut mx).unwrap();
+    avg_pool(&input, 2, &g, 10, 250, &mut av).unwrap();
+    for b in 0..2 {
+        for oy in 0..g.out_h() {
+            for ox in 0..g.out_w() {
+                for ch in 0..3 {
+                    let mut taps = vec![];
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let iy = (oy * 2 + ky) as i64 - g.pad_top as i64;
+                            let ix = (ox * 2 + kx) as i64 - g.pad_left as i64;
+                            if iy >= 0 && ix >= 0 && iy < 5 && ix < 6 {
+                                taps.push(i64::from(
+                                    input[((b * 5 + iy as usize) * 6 + ix as usize) * 3 + ch],
+                                ));
+                            }
+                        }
+                    }
+                    let idx = ((b * g.out_h() + oy) * g.out_w() + ox) * 3 + ch;
+                    assert_eq!(i64::from(mx[idx]), *taps.iter().max().unwrap());
+                    let (s, n) = (taps.iter().sum::<i64>(), taps.len() as i64);
+                    let mean = (2 * s + n) / (2 * n); // round half up; sums are non-negative
+                    assert_eq!(i64::from(av[idx]), mean.clamp(10, 250));
+                }
+            }
+        }
+    }
+    let mut short = vec![0u8; n_out - 1];
+    assert!(max_pool(&input, 2, &g, 0, 255, &mut short).is_err());
+    assert!(avg_pool(&input, 2, &g, 9, 3, &mut av).is_err());
+}
+
+#[test]
+fn add_matches_real_sum_within_one_lsb() {
+    let (s1, z1, s2, z2, so, zo) = (0.02, 100, 0.05, 30, 0.06, 120);
+    let p = AddParams::from_scales((s1, z1), (s2, z2), (so, zo), 0, 255).unwrap();
+    for a in (0..=255u8).step_by(5) {
+        for b in (0..=255u8).step_by(7) {
+            let real = s1 * f64::from(i32::from(a) - z1) + s2 * f64::from(i32::from(b) - z2);
+            let want = (real / so + f64::from(zo)).round().clamp(0.0, 255.0);
+            for mode in [RoundingMode::Double, RoundingMode::Single] {
+                let got = f64::from(p.add_one(a, b, mode));
+                assert!((got - want).abs() <= 1.0, "{a} + {b}: {got} vs {want}");
+            }
+        }
+    }
+    let mut out = vec![0u8; 3];
+    assert!(add(&[1, 2, 3], &[1, 2], &p, RoundingMode::Double, &mut out).is_err());
+    assert!(AddParams::from_scales((0.0, 0), (1.0, 0), (1.0, 0), 0, 255).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn random_shapes_match_naive(m in 1usize..40, k in 1usize..70, n in 1usize..70, seed in any::<u64>()) {
+        let mut rng = Lcg(seed);
+        let c = random_case(&mut rng, m, k, n, false);
+        let stage = random_stage(&mut rng, n, true, RoundingMode::Double);
+        let acc = naive_acc(&c.a, m, k, &c.w, n, c.za, &c.zw, &stage.bias);
+        let want: Vec<u8> = acc.iter().enumerate().map(|(i, &v)| naive_requant(v, &stage, i % n)).collect();
+        for backend in Backend::available() {
+            let p = PackedWeights::new(&c.w, k, n, &c.zw, backend).unwrap();
+            let mut got = vec![0u8; m * n];
+            gemm(&c.a, m, c.za, &p, &stage, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "{:?}", backend);
+        }
+    }
+}
