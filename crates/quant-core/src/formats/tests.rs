@@ -66,7 +66,9 @@ fn probes(grid: &[f64]) -> Vec<f64> {
     let mut xs = vec![0.0, f64::MIN_POSITIVE, 1e-300];
     for w in grid.windows(2) {
         let mid = (w[0] + w[1]) / 2.0;
-        xs.extend([w[0], mid, mid.next_down(), mid.next_up()]);
+        // One or two ulps either side of the midpoint.
+        let nudge = f64::EPSILON * mid.abs().max(f64::MIN_POSITIVE);
+        xs.extend([w[0], mid, mid - nudge, mid + nudge]);
     }
     let top = grid[grid.len() - 1];
     xs.extend([top, top * 1.0001, top * 3.0, 1e300]);
