@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod fixedpoint;
+pub mod formats;
 pub mod kernels;
 pub mod multiplier;
 pub mod qparams;
