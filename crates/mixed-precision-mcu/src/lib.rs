@@ -1,1 +1,54 @@
-//! mixed-precision-mcu
+//! Memory-driven mixed low precision for microcontrollers (Rusci, Capotondi, Benini, MLSys 2020).
+//!
+//! * [`mobilenet`]: MobileNetV1 layer shapes at any resolution and width (ImageNet and proxy families).
+//! * [`memory`]: read-only and read-write footprints at any per-tensor bit widths.
+//! * [`assign`]: the rule-based 8 -> 4 -> 2 bit-width assignment under a memory budget.
+//! * [`tables`]: result rows of the exact memory tables.
+
+pub mod assign;
+pub mod memory;
+pub mod mobilenet;
+pub mod tables;
+
+use repro::results::ResultRow;
+
+/// The `paper` column of every row this crate reproduces (as in `published.csv`).
+pub const PAPER: &str = "Rusci2020-MLSys (arXiv 1905.13082)";
+
+/// Folder under `results/` and `experiments/`.
+pub const PAPER_DIR: &str = "mixed-precision-mcu";
+
+/// The key columns of a result row; [`RowKey::row`] adds the metric and value.
+#[derive(Debug, Clone, Copy)]
+pub struct RowKey<'a> {
+    pub source: &'a str,
+    pub dataset: &'a str,
+    pub model: &'a str,
+    pub method: &'a str,
+    pub w_bits: &'a str,
+    pub a_bits: &'a str,
+    /// Empty when the paper's own data and model ran.
+    pub proxy: &'a str,
+}
+
+impl RowKey<'_> {
+    /// A row of this key; the caller stamps profile, seed, epochs and run id.
+    pub fn row(&self, metric: &str, value: f64) -> ResultRow {
+        ResultRow {
+            paper: PAPER.into(),
+            source: self.source.into(),
+            dataset: self.dataset.into(),
+            model: self.model.into(),
+            method: self.method.into(),
+            w_bits: self.w_bits.into(),
+            a_bits: self.a_bits.into(),
+            metric: metric.into(),
+            value,
+            proxy: self.proxy.into(),
+            profile: String::new(),
+            seed: 0,
+            epochs: 0,
+            run_id: String::new(),
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! `mixed-precision-mcu`: the experiments of Rusci et al. 2020, one subcommand per table or figure.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mixed_precision_mcu::PAPER_DIR;
+use mixed_precision_mcu::assign::{AssignOptions, Assignment, assign};
+use mixed_precision_mcu::memory::{Budget, Granularity};
+use mixed_precision_mcu::mobilenet::MobileNetV1;
+use mixed_precision_mcu::tables::{exact_tables, model_label};
+use repro::manifest::Run;
+use repro::results::table_path;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    about = "Memory-driven mixed low precision for microcontrollers (Rusci et al., MLSys 2020)",
+    long_about = "Memory model, rule-based 8/4/2-bit assignment under FLASH (ROM) and RAM budgets, \
+                  sub-byte integer deployment and the paper's comparisons on a Fashion-MNIST proxy."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Run profile: `smoke` proves the pipeline in seconds, `full` is the reproduction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Profile {
+    Smoke,
+    Full,
+}
+
+impl Profile {
+    fn name(self) -> &'static str {
+        match self {
+            Profile::Smoke => "smoke",
+            Profile::Full => "full",
+        }
+    }
+}
+
+/// Which MobileNetV1 family a configuration belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Family {
+    /// The paper's ImageNet MobileNetV1 (base 32 channels, RGB, 1000 classes).
+    Imagenet,
+    /// The proxy TinyMbV1 of dossier §10.1 (base 8 channels, grey input, 10 classes).
+    Tiny8,
+    /// The wider proxy fallback (base 16 channels).
+    Tiny16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Assign per-tensor bit widths to one MobileNetV1 under a ROM/RAM budget (dossier §3).
+    Assign {
+        /// Input resolution in pixels (224, 192, 160, 128 in the paper).
+        #[arg(long, default_value_t = 224)]
+        resolution: usize,
+        /// Width multiplier α (1.0, 0.75, 0.5, 0.25 in the paper).
+        #[arg(long, default_value_t = 0.75)]
+        width: f64,
+        /// Read-only (FLASH) budget in bytes; the paper's 2 MB is 2048000.
+        #[arg(long, default_value_t = 2_048_000)]
+        rom: u64,
+        /// Read-write (RAM) budget in bytes; the paper's 512 kB is 512000.
+        #[arg(long, default_value_t = 512_000)]
+        ram: u64,
+        /// Per-layer (MixPL) or per-channel (MixPC) weight quantization.
+        #[arg(long, value_enum, default_value_t = Granularity::PerChannel)]
+        granularity: Granularity,
+        /// Tie window δ of the weight cuts, a fraction of the total weight memory.
+        #[arg(long, default_value_t = 0.05)]
+        delta: f64,
+        #[arg(long, value_enum, default_value_t = Family::Imagenet)]
+        family: Family,
+        /// `table` (per-layer detail) or `csv` (one row with both bit strings).
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Write the exact memory tables (dossier §7.1-§7.5, §10.1) to results/mixed-precision-mcu/.
+    Tables {
+        #[arg(long, value_enum, default_value_t = Profile::Full)]
+        profile: Profile,
+        /// Results root (default: <workspace>/results).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn results_root(out: Option<PathBuf>) -> PathBuf {
+    out.unwrap_or_else(|| repro::workspace_root().join("results"))
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Assign {
+            resolution,
+            width,
+            rom,
+            ram,
+            granularity,
+            delta,
+            family,
+            format,
+        } => {
+            if !(width > 0.0 && width <= 1.0) {
+                return Err(format!("--width {width} must be in (0, 1], e.g. 0.75"));
+            }
+            if resolution < 2 {
+                return Err(format!("--resolution {resolution} must be at least 2"));
+            }
+            if !(0.0..=1.0).contains(&delta) {
+                return Err(format!(
+                    "--delta {delta} must be a fraction in [0, 1], e.g. 0.05"
+                ));
+            }
+            let model = match family {
+                Family::Imagenet => MobileNetV1::imagenet(resolution, width),
+                Family::Tiny8 => MobileNetV1::tiny(resolution, width, 8),
+                Family::Tiny16 => MobileNetV1::tiny(resolution, width, 16),
+            };
+            if model.channels(1) == 0 {
+                return Err(format!(
+                    "--width {width} leaves the first layer without channels"
+                ));
+            }
+            let options = AssignOptions {
+                granularity,
+                delta_bp: (delta * 10_000.0).round() as u32,
+            };
+            let a = assign(&model, Budget { rom, ram }, options).map_err(|e| e.to_string())?;
+            match format {
+                Format::Csv => print_csv(&a),
+                Format::Table => print_table(&a),
+            }
+            Ok(())
+        }
+        Command::Tables { profile, out } => {
+            let run = Run::start(profile.name(), 1);
+            let tables = exact_tables(profile.name(), &run.run_id);
+            let root = results_root(out);
+            let n = run
+                .record(
+                    &table_path(&root, PAPER_DIR, "assignment"),
+                    &tables.rows,
+                    &[],
+                )
+                .map_err(|e| e.to_string())?;
+            let m = run
+                .record(
+                    &table_path(&root, PAPER_DIR, "assignment_bits"),
+                    &tables.assignments,
+                    &[],
+                )
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "wrote {n} rows to assignment.csv and {m} rows to assignment_bits.csv under {}",
+                root.join(PAPER_DIR).display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn print_csv(a: &Assignment) {
+    let f = a.footprint();
+    println!("config,granularity,a_out_bits,w_bits,rom_bytes,ram_bytes");
+    println!(
+        "{},{},{},{},{},{}",
+        a.model.config_name(),
+        a.granularity.short(),
+        a.bits.a_out_string(),
+        a.bits.w_string(),
+        f.rom_bytes(),
+        f.peak_ram()
+    );
+}
+
+fn print_table(a: &Assignment) {
+    let f = a.footprint();
+    println!(
+        "{} {} under ROM {} B / RAM {} B",
+        model_label(&a.model),
+        a.granularity.paper_name(),
+        a.budget.rom,
+        a.budget.ram
+    );
+    println!(
+        "{:>3} {:<6} {:>11} {:>9} {:>4} {:>5} {:>2} {:>9} {:>6} {:>4} {:>9}",
+        "#", "type", "Cin->Cout", "HW", "a_in", "a_out", "w", "W bytes", "extra", "fold", "RAM"
+    );
+    for (i, l) in a.layers.iter().enumerate() {
+        let kind = if l.stride == 2 {
+            format!("{}/s2", l.kind.short())
+        } else {
+            l.kind.short().to_string()
+        };
+        println!(
+            "{:>3} {:<6} {:>11} {:>9} {:>4} {:>5} {:>2} {:>9} {:>6} {:>4} {:>9}",
+            i + 1,
+            kind,
+            format!("{}->{}", l.cin, l.cout),
+            format!("{}->{}", l.hw_in, l.hw_out),
+            a.bits.a_in(i),
+            a.bits.a_out(i),
+            a.bits.weights[i],
+            (l.weights * u64::from(a.bits.weights[i])).div_ceil(8),
+            f.per_layer_extra[i],
+            a.folds[i].letter(),
+            f.per_layer_ram[i]
+        );
+    }
+    println!("a_out bits : {}", a.bits.a_out_string());
+    println!("w bits     : {}", a.bits.w_string());
+    println!(
+        "ROM        : {} B = weights {} + extra {} (budget {})",
+        f.rom_bytes(),
+        f.weight_bytes,
+        f.extra_bytes,
+        a.budget.rom
+    );
+    println!("peak RAM   : {} B (budget {})", f.peak_ram(), a.budget.ram);
+    println!("w-avg bits : {:.3}", a.weight_avg_bits());
+    println!("cut order  : {}", a.cut_order_string());
+}

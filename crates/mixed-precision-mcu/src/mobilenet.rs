@@ -1,0 +1,244 @@
+//! MobileNetV1 layer shapes at any resolution and width multiplier (dossier §6).
+//!
+//! The memory model and the bit-width assignment only need, per counted layer, the element counts of its
+//! input and output activations, its weight count and its MACs. The same code describes the ImageNet
+//! family (base 32 channels, RGB, 1000 classes) and the proxy TinyMbV1 family (base 8 or 16 channels,
+//! grey input, 10 classes, §10.1), so the golden tables of both run through one implementation.
+
+use std::fmt;
+
+/// What a counted layer computes; BN, ReLU6/PACT and the average pool are not separate layers (§2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LayerKind {
+    /// The first 3x3 convolution (stride 2) on the image.
+    Conv0,
+    /// Depthwise 3x3 convolution.
+    Depthwise,
+    /// Pointwise 1x1 convolution.
+    Pointwise,
+    /// The classifier after the global average pool.
+    Fc,
+}
+
+impl LayerKind {
+    /// Short name used in tables (`conv`, `dw`, `pw`, `fc`).
+    pub fn short(self) -> &'static str {
+        match self {
+            LayerKind::Conv0 => "conv",
+            LayerKind::Depthwise => "dw",
+            LayerKind::Pointwise => "pw",
+            LayerKind::Fc => "fc",
+        }
+    }
+}
+
+/// One counted layer with the sizes the memory model reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerShape {
+    pub kind: LayerKind,
+    pub cin: usize,
+    pub cout: usize,
+    pub stride: usize,
+    /// Spatial side of the input (square maps); 1 for the FC.
+    pub hw_in: usize,
+    /// Spatial side of the output; 1 for the FC.
+    pub hw_out: usize,
+    /// Input activation elements `|X|` (for the FC: the pooled vector of `cin` elements).
+    pub in_elems: u64,
+    /// Output activation elements `|Y|`.
+    pub out_elems: u64,
+    /// Weight parameters `|W|` (the convolutions carry no bias).
+    pub weights: u64,
+    /// Multiply-accumulates per image.
+    pub macs: u64,
+}
+
+/// A MobileNetV1 family member: `R_α` in the paper's notation, plus the family's base widths.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MobileNetV1 {
+    /// Input side in pixels.
+    pub resolution: usize,
+    /// Width multiplier α; channel counts are `int(α·c)` as in TF-slim.
+    pub width: f64,
+    /// Channels of the first convolution at α = 1 (32 for ImageNet, 8 or 16 for the proxy).
+    pub base_channels: usize,
+    /// Image channels (3 for RGB, 1 for MNIST-like data).
+    pub in_channels: usize,
+    /// Classifier outputs.
+    pub classes: usize,
+}
+
+/// Pointwise output-channel multiples of the base and strides of the 13 depthwise-separable blocks.
+const BLOCKS: [(usize, usize); 13] = [
+    (2, 1),
+    (4, 2),
+    (4, 1),
+    (8, 2),
+    (8, 1),
+    (16, 2),
+    (16, 1),
+    (16, 1),
+    (16, 1),
+    (16, 1),
+    (16, 1),
+    (32, 2),
+    (32, 1),
+];
+
+/// Number of counted layers of every MobileNetV1: conv0, 13 x (dw, pw), FC.
+pub const NUM_LAYERS: usize = 28;
+
+impl MobileNetV1 {
+    /// The ImageNet family of the paper (base 32, RGB, 1000 classes).
+    pub fn imagenet(resolution: usize, width: f64) -> Self {
+        MobileNetV1 {
+            resolution,
+            width,
+            base_channels: 32,
+            in_channels: 3,
+            classes: 1000,
+        }
+    }
+
+    /// The proxy TinyMbV1 of §10.1: base 8 (or 16 for the wider fallback), grey input, 10 classes.
+    pub fn tiny(resolution: usize, width: f64, base_channels: usize) -> Self {
+        MobileNetV1 {
+            resolution,
+            width,
+            base_channels,
+            in_channels: 1,
+            classes: 10,
+        }
+    }
+
+    /// `int(α·c)`: truncation, as Python's `int()` in TF-slim's depth multiplier.
+    pub fn channels(&self, base_multiple: usize) -> usize {
+        (self.width * (self.base_channels * base_multiple) as f64) as usize
+    }
+
+    /// The 28 counted layers in forward order. Spatial sizes follow TF-SAME padding,
+    /// `out = ceil(in / stride)`; the padding halo is not counted (§2.1).
+    pub fn layers(&self) -> Vec<LayerShape> {
+        let mut layers = Vec::with_capacity(NUM_LAYERS);
+        let c0 = self.channels(1);
+        let hw0 = self.resolution.div_ceil(2);
+        layers.push(conv_layer(
+            LayerKind::Conv0,
+            self.in_channels,
+            c0,
+            2,
+            self.resolution,
+            (9 * self.in_channels * c0) as u64,
+        ));
+        let (mut c, mut hw) = (c0, hw0);
+        for (multiple, stride) in BLOCKS {
+            let out_hw = hw.div_ceil(stride);
+            layers.push(conv_layer(
+                LayerKind::Depthwise,
+                c,
+                c,
+                stride,
+                hw,
+                9 * c as u64,
+            ));
+            let cout = self.channels(multiple);
+            layers.push(conv_layer(
+                LayerKind::Pointwise,
+                c,
+                cout,
+                1,
+                out_hw,
+                (c * cout) as u64,
+            ));
+            (c, hw) = (cout, out_hw);
+        }
+        let fc_weights = (c * self.classes) as u64;
+        layers.push(LayerShape {
+            kind: LayerKind::Fc,
+            cin: c,
+            cout: self.classes,
+            stride: 1,
+            hw_in: 1,
+            hw_out: 1,
+            in_elems: c as u64,
+            out_elems: self.classes as u64,
+            weights: fc_weights,
+            macs: fc_weights,
+        });
+        layers
+    }
+
+    /// Total weight parameters.
+    pub fn params(&self) -> u64 {
+        self.layers().iter().map(|l| l.weights).sum()
+    }
+
+    /// Total MACs per image (conv0, all dw/pw and the FC).
+    pub fn macs(&self) -> u64 {
+        self.layers().iter().map(|l| l.macs).sum()
+    }
+
+    /// `224_0.75`-style name used in the dossier's tables.
+    pub fn config_name(&self) -> String {
+        format!("{}_{}", self.resolution, width_label(self.width))
+    }
+}
+
+impl fmt::Display for MobileNetV1 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.config_name())
+    }
+}
+
+/// `1.0`, `0.75`, `0.5`, `0.25`: the spelling of the dossier's configuration names.
+pub fn width_label(width: f64) -> String {
+    let s = format!("{width}");
+    if s.contains('.') { s } else { format!("{s}.0") }
+}
+
+/// A convolution layer; MACs are `|W|` per output pixel for every kind (depthwise `|W| = 9C`).
+fn conv_layer(
+    kind: LayerKind,
+    cin: usize,
+    cout: usize,
+    stride: usize,
+    hw_in: usize,
+    weights: u64,
+) -> LayerShape {
+    let hw_out = hw_in.div_ceil(stride);
+    let out_pixels = (hw_out * hw_out) as u64;
+    LayerShape {
+        kind,
+        cin,
+        cout,
+        stride,
+        hw_in,
+        hw_out,
+        in_elems: (cin * hw_in * hw_in) as u64,
+        out_elems: cout as u64 * out_pixels,
+        weights,
+        macs: weights * out_pixels,
+    }
+}
+
+/// The paper's 16 configurations, resolution-major as in its tables.
+pub fn imagenet_family() -> Vec<MobileNetV1> {
+    let mut v = Vec::new();
+    for r in [224, 192, 160, 128] {
+        for w in [1.0, 0.75, 0.5, 0.25] {
+            v.push(MobileNetV1::imagenet(r, w));
+        }
+    }
+    v
+}
+
+/// The 16 proxy configurations of §10.1: resolutions 224·{1, 6/7, 5/7, 4/7}/8.
+pub fn tiny_family(base_channels: usize) -> Vec<MobileNetV1> {
+    let mut v = Vec::new();
+    for r in [28, 24, 20, 16] {
+        for w in [1.0, 0.75, 0.5, 0.25] {
+            v.push(MobileNetV1::tiny(r, w, base_channels));
+        }
+    }
+    v
+}

@@ -1,0 +1,151 @@
+//! The binary end to end: `assign` output formats and errors, `tables` writing result rows.
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mixed-precision-mcu"))
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = bin().args(args).output().expect("binary runs");
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn assign_csv_prints_header_and_one_row_per_granularity() {
+    let base = [
+        "assign",
+        "--resolution",
+        "224",
+        "--width",
+        "0.75",
+        "--rom",
+        "2048000",
+        "--ram",
+        "512000",
+        "--format",
+        "csv",
+        "--granularity",
+    ];
+    let pc = run_ok(&[&base[..], &["pc"]].concat());
+    assert_eq!(
+        pc,
+        "config,granularity,a_out_bits,w_bits,rom_bytes,ram_bytes\n\
+         224_0.75,pc,844884888888888888888888888,8888888888888888888888888844,1978532,451584\n"
+    );
+    let pl = run_ok(&[&base[..], &["pl"]].concat());
+    assert_eq!(
+        pl.lines().nth(1),
+        Some("224_0.75,pl,844884888888888888888888888,8888888888888888888888888844,1931272,451584")
+    );
+}
+
+#[test]
+fn assign_table_lists_28_layers_and_totals() {
+    let out = run_ok(&[
+        "assign",
+        "--resolution",
+        "224",
+        "--width",
+        "1.0",
+        "--granularity",
+        "pl",
+    ]);
+    assert!(
+        out.contains("w bits     : 8888888888888848484848884822"),
+        "{out}"
+    );
+    assert!(out.contains("ROM        : 1939504 B"), "{out}");
+    assert!(out.contains("cut order  : 26->4 27->4 24->4 26->2 27->2 14->4 16->4 18->4 20->4"));
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.trim_start().starts_with("28 fc"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn proxy_family_uses_the_same_rules() {
+    let out = run_ok(&[
+        "assign",
+        "--family",
+        "tiny8",
+        "--resolution",
+        "28",
+        "--width",
+        "1.0",
+        "--rom",
+        "102187",
+        "--ram",
+        "2000",
+        "--granularity",
+        "pc",
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        out.contains("28_1.0,pc,442844488488888888888888888,8888888888482828282828482828,98402,"),
+        "{out}"
+    );
+}
+
+#[test]
+fn infeasible_budgets_exit_nonzero_with_one_line_naming_the_constraint() {
+    for (args, constraint) in [
+        (
+            vec!["--width", "1.0", "--ram", "256000"],
+            "RAM budget 256000 B",
+        ),
+        (
+            vec!["--width", "1.0", "--rom", "100000"],
+            "ROM budget 100000 B",
+        ),
+    ] {
+        let out = bin()
+            .args(["assign", "--format", "csv"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(out.stdout.is_empty());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(constraint), "{err}");
+    }
+}
+
+#[test]
+fn bad_width_is_a_one_line_error() {
+    let out = bin().args(["assign", "--width", "1.5"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--width 1.5 must be in (0, 1]"), "{err}");
+}
+
+#[test]
+fn tables_writes_result_rows_and_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    run_ok(&["tables", "--profile", "smoke", "--out", out]);
+    let folder = dir.path().join("mixed-precision-mcu");
+    let rows = std::fs::read_to_string(folder.join("assignment.csv")).unwrap();
+    assert!(rows.starts_with("paper,source,dataset,model,method,w_bits,a_bits,metric,value"));
+    assert!(rows.contains(
+        "MCUNetV2 (Lin et al. NeurIPS 2021) Table 2 quoting Rusci et al.,ImageNet,MobileNetV1 0.5x r=192"
+    ));
+    let bits = std::fs::read_to_string(folder.join("assignment_bits.csv")).unwrap();
+    assert!(bits.contains(
+        "imagenet,224_0.75,STM32H743 2048000/512000,2048000,512000,pc,true,844884888888888888888888888,8888888888888888888888888844"
+    ), "{bits}");
+    // 16 ImageNet configs x 4 budgets x 2 granularities + 2 proxy families x 16 x 2, plus header.
+    assert_eq!(bits.lines().count(), 1 + 16 * 4 * 2 + 2 * 16 * 2);
+    assert!(bits.contains("RAM budget 256000 B is infeasible: layer 3 (pw)"));
+    assert!(folder.join("assignment.manifest.json").is_file());
+    assert!(folder.join("assignment_bits.manifest.json").is_file());
+}
