@@ -4,8 +4,12 @@
 //! * [`qparams`]: affine `r = S (q - Z)` parameters, chosen offline with the zero-point nudge.
 //! * [`fixedpoint`]: gemmlowp/TFLite fixed-point primitives, bit-exact.
 //! * [`multiplier`]: offline float `M -> (M0, shift)` conversion.
+//! * [`engine`]: the integer inference engine (`Model`, `Layer`, `ModelSpec`) with save/load.
+//! * [`convert`]: offline float-to-integer layer conversion for the engine.
 //! * [`kernels`]: integer-only GEMM/conv/depthwise/pool/add with scalar, AVX2 and AVX-512 VNNI paths.
 
+pub mod convert;
+pub mod engine;
 pub mod error;
 pub mod fixedpoint;
 pub mod formats;
