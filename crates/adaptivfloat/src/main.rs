@@ -1,0 +1,257 @@
+//! `adaptivfloat`: quantize tensors with the paper's five formats and reproduce its experiments.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use adaptivfloat::rmse::{self, Family, Stamp, SyntheticSize};
+use adaptivfloat::{PAPER_DIR, tensor_cli};
+use quant_core::formats::FormatKind;
+use repro::manifest::Run;
+use repro::results::table_path;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "AdaptivFloat (Tambe et al. 2020): number formats and the paper's experiments"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Adaptivfloat,
+    Float,
+    Bfp,
+    Uniform,
+    Posit,
+}
+
+impl From<FormatArg> for FormatKind {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Adaptivfloat => FormatKind::AdaptivFloat,
+            FormatArg::Float => FormatKind::Float,
+            FormatArg::Bfp => FormatKind::Bfp,
+            FormatArg::Uniform => FormatKind::Uniform,
+            FormatArg::Posit => FormatKind::Posit,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Profile {
+    /// Seconds: a slice of everything, for tests and CI.
+    Smoke,
+    /// The real reproduction.
+    Full,
+}
+
+impl Profile {
+    fn name(self) -> &'static str {
+        match self {
+            Profile::Smoke => "smoke",
+            Profile::Full => "full",
+        }
+    }
+}
+
+/// Flags every experiment shares.
+#[derive(clap::Args)]
+struct Common {
+    /// smoke (seconds, for tests) or full (the committed reproduction).
+    #[arg(long, value_enum, default_value = "full")]
+    profile: Profile,
+    /// Seed of the synthetic data, weight initialisation and batch order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Results root (tables go to <out>/adaptivfloat/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl Common {
+    fn out(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| repro::workspace_root().join("results"))
+    }
+
+    /// Sets up the thread pool and starts the run record.
+    fn start(&self) -> Result<Run, String> {
+        let threads = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
+        Ok(Run::start(self.profile.name(), threads))
+    }
+
+    fn stamp(&self, run: &Run) -> Stamp {
+        Stamp {
+            profile: self.profile.name().into(),
+            seed: self.seed,
+            run_id: run.run_id.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Quantize one tensor read from stdin (whitespace-separated numbers); prints one value per line.
+    Quantize {
+        /// Number format.
+        #[arg(long, value_enum)]
+        format: FormatArg,
+        /// Word size n in bits (2..=16).
+        #[arg(long)]
+        bits: u32,
+        /// Exponent bits e (es for posit); default: the paper's width for this n.
+        #[arg(long)]
+        exp: Option<u32>,
+        /// Print the n-bit codes (hex) instead of the values.
+        #[arg(long)]
+        codes: bool,
+    },
+    /// Format-level RMSE vs bit width on seeded synthetic families, and the exponent-width search
+    /// (dossier P1b, P1c): results/adaptivfloat/format_rmse.csv and exp_search.csv.
+    Rmse {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Quantize {
+            format,
+            bits,
+            exp,
+            codes,
+        } => {
+            let format = tensor_cli::format_from_flags(format.into(), bits, exp)?;
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("cannot read stdin: {e}"))?;
+            let (lines, param) = tensor_cli::run(&format, &text, codes)?;
+            eprintln!("{param}");
+            println!("{}", lines.join("\n"));
+            Ok(())
+        }
+        Command::Rmse { common } => rmse_tables(&common),
+    }
+}
+
+/// P1b and P1c: every format configuration on every synthetic family.
+fn rmse_tables(common: &Common) -> Result<(), String> {
+    let run = common.start()?;
+    let stamp = common.stamp(&run);
+    let size = match common.profile {
+        Profile::Smoke => SyntheticSize {
+            layers: 3,
+            min_len: 500,
+            max_len: 2000,
+        },
+        Profile::Full => SyntheticSize {
+            layers: 64,
+            min_len: 16_384,
+            max_len: 262_144,
+        },
+    };
+    let bar = progress(Family::ALL.len() as u64, "rmse families");
+    let (mut rmse_rows, mut search_rows) = (Vec::new(), Vec::new());
+    for family in Family::ALL {
+        let layers = rmse::synthetic_layers(family, size, common.seed);
+        for bits in rmse::RMSE_BITS {
+            let configs = rmse::configurations(bits, true);
+            let per_layer = rmse::per_layer_rmse(&configs, &layers);
+            let paper: Vec<usize> = configs
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.exponent() == f.kind().paper_exponent(bits))
+                .map(|(i, _)| i)
+                .collect();
+            let pick = |ix: &[usize]| -> (Vec<_>, Vec<_>) {
+                ix.iter()
+                    .map(|&i| (configs[i].clone(), per_layer[i].clone()))
+                    .unzip()
+            };
+            let (paper_configs, paper_errors) = pick(&paper);
+            rmse_rows.extend(rmse::rmse_rows(
+                "P1b synthetic",
+                family.name(),
+                &paper_configs,
+                &paper_errors,
+                &stamp,
+            ));
+            let searched: Vec<usize> = (0..configs.len()).filter(|i| !paper.contains(i)).collect();
+            let (search_configs, search_errors) = pick(&searched);
+            rmse_rows.extend(rmse::rmse_rows(
+                "P1c exponent search",
+                family.name(),
+                &search_configs,
+                &search_errors,
+                &stamp,
+            ));
+            search_rows.extend(rmse::exp_search_rows(
+                family.name(),
+                &configs,
+                &per_layer,
+                &stamp,
+            ));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let out = common.out();
+    let record = |table: &str, n: Result<usize, _>| -> Result<(), String> {
+        let n = n.map_err(|e: repro::results::TableError| e.to_string())?;
+        eprintln!("{}: {n} rows", table_path(&out, PAPER_DIR, table).display());
+        Ok(())
+    };
+    let rmse_path = table_path(&out, PAPER_DIR, "format_rmse");
+    record("format_rmse", run.record(&rmse_path, &rmse_rows, &[]))?;
+    let search_path = table_path(&out, PAPER_DIR, "exp_search");
+    record("exp_search", run.record(&search_path, &search_rows, &[]))?;
+    print_search(&search_rows);
+    Ok(())
+}
+
+fn print_search(rows: &[rmse::ExpSearchRow]) {
+    println!("family | format | n | best e (mean RMSE) | paper e (mean RMSE)");
+    for r in rows {
+        println!(
+            "{} | {} | {} | {} ({:.3e}) | {} ({:.3e})",
+            r.family,
+            r.format,
+            r.bits,
+            r.best_exponent,
+            r.best_mean_rmse,
+            r.paper_exponent,
+            r.paper_mean_rmse
+        );
+    }
+}
+
+fn progress(len: u64, label: &str) -> indicatif::ProgressBar {
+    quant_train::train::progress_bar(len, label)
+}
