@@ -7,7 +7,10 @@
 //! * [`engine`]: the integer inference engine (`Model`, `Layer`, `ModelSpec`) with save/load.
 //! * [`convert`]: offline float-to-integer layer conversion for the engine.
 //! * [`kernels`]: integer-only GEMM/conv/depthwise/pool/add with scalar, AVX2 and AVX-512 VNNI paths.
+//! * [`packing`]: 4-bit and 2-bit weight packing.
+//! * [`baseline_f32`]: the blocked f32 GEMM the kernel benchmark compares against.
 
+pub mod baseline_f32;
 pub mod convert;
 pub mod engine;
 pub mod error;
@@ -16,6 +19,7 @@ pub mod formats;
 pub mod icn;
 pub mod kernels;
 pub mod multiplier;
+pub mod packing;
 pub mod qparams;
 pub mod rounding;
 pub mod subbyte;

@@ -1,3 +1,5 @@
+// Tests check the integer code against float references; float never reaches run-time code.
+#![allow(clippy::float_arithmetic)]
 use super::*;
 use crate::convert::{LayerQuant, WeightScheme};
 use crate::qparams::{Activation, QParams, QRange};

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Time ONNX Runtime on the quant-core kernel benchmark shapes and append its rows.
+
+Creates ./.venv (python3 -m venv) with onnxruntime and onnx from PyPI on first use, builds
+QLinearMatMul / MatMul (GEMM shapes) and QLinearConv / Conv (MobileNet-style layers, depthwise
+via group=C) models with onnx.helper, times each with intra_op_num_threads 1 and 2, and merges
+rows with engine=onnxruntime into results/quant-core/kernels.csv (columns
+kernel,shape,threads,engine,dtype,gops), replacing earlier onnxruntime rows, atomically
+(temporary file, then rename). Run `cargo run --release -p quant-core --bin bench-kernels`
+first so both engines are measured in the same session.
+
+Usage: python3 scripts/bench_onnxruntime.py [--out results/quant-core] [--quick]
+"""
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV = os.path.join(ROOT, ".venv")
+
+
+def ensure_venv():
+    """Re-executes this script inside ./.venv, creating it and installing packages if needed."""
+    py = os.path.join(VENV, "bin", "python")
+    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
+        return
+    if not os.path.exists(py):
+        subprocess.check_call([sys.executable, "-m", "venv", VENV])
+    try:
+        subprocess.check_call([py, "-c", "import onnxruntime, onnx, numpy"], stderr=subprocess.DEVNULL)
+    except subprocess.CalledProcessError:
+        subprocess.check_call([py, "-m", "pip", "install", "--quiet", "onnxruntime", "onnx", "numpy"])
+    os.execv(py, [py] + sys.argv)
+
+
+GEMMS = [("gemm", 64, 784, 100), ("gemm", 256, 1024, 1024), ("gemm", 1024, 1024, 1024),
+         ("conv-as-gemm", 3136, 288, 64)]
+# (kernel, h, cin, cout, k, group)
+CONVS = [("conv3x3", 56, 32, 64, 3, 1), ("conv1x1", 28, 256, 256, 1, 1), ("depthwise3x3", 56, 128, 128, 3, 128)]
+
+
+def matmul_model(m, k, n, int8):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    if int8:
+        w = rng.integers(-127, 128, size=(k, n), dtype=np.int8)
+        inits = [numpy_helper.from_array(w, "W"),
+                 numpy_helper.from_array(np.array(1 / 255, np.float32), "a_s"),
+                 numpy_helper.from_array(np.array(3, np.uint8), "a_z"),
+                 numpy_helper.from_array(np.array(0.01, np.float32), "w_s"),
+                 numpy_helper.from_array(np.array(0, np.int8), "w_z"),
+                 numpy_helper.from_array(np.array(0.05, np.float32), "y_s"),
+                 numpy_helper.from_array(np.array(128, np.uint8), "y_z")]
+        node = helper.make_node("QLinearMatMul", ["A", "a_s", "a_z", "W", "w_s", "w_z", "y_s", "y_z"], ["Y"])
+        a_t, y_t = TensorProto.UINT8, TensorProto.UINT8
+    else:
+        inits = [numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "W")]
+        node = helper.make_node("MatMul", ["A", "W"], ["Y"])
+        a_t = y_t = TensorProto.FLOAT
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("A", a_t, [m, k])],
+                              [helper.make_tensor_value_info("Y", y_t, [m, n])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def conv_model(h, cin, cout, ks, group, int8):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(1)
+    pad = ks // 2
+    attrs = dict(kernel_shape=[ks, ks], pads=[pad] * 4, strides=[1, 1], group=group)
+    wshape = (cout, cin // group, ks, ks)
+    if int8:
+        inits = [numpy_helper.from_array(rng.integers(-127, 128, size=wshape, dtype=np.int8), "W"),
+                 numpy_helper.from_array(np.array(1 / 255, np.float32), "x_s"),
+                 numpy_helper.from_array(np.array(5, np.uint8), "x_z"),
+                 numpy_helper.from_array(np.array(0.01, np.float32), "w_s"),
+                 numpy_helper.from_array(np.array(0, np.int8), "w_z"),
+                 numpy_helper.from_array(np.array(0.05, np.float32), "y_s"),
+                 numpy_helper.from_array(np.array(128, np.uint8), "y_z")]
+        node = helper.make_node("QLinearConv", ["X", "x_s", "x_z", "W", "w_s", "w_z", "y_s", "y_z"], ["Y"], **attrs)
+        t = TensorProto.UINT8
+    else:
+        inits = [numpy_helper.from_array(rng.standard_normal(wshape).astype(np.float32), "W")]
+        node = helper.make_node("Conv", ["X", "W"], ["Y"], **attrs)
+        t = TensorProto.FLOAT
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", t, [1, cin, h, h])],
+                              [helper.make_tensor_value_info("Y", t, [1, cout, h, h])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def time_model(model, feed, threads, budget):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess.run(None, feed)
+    t0 = time.perf_counter()
+    sess.run(None, feed)
+    once = max(time.perf_counter() - t0, 1e-7)
+    reps = int(min(max(budget / once, 3), 2000))
+    samples = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        sess.run(None, feed)
+        samples.append(time.perf_counter() - t)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def main():
+    ensure_venv()
+    import numpy as np
+    import onnxruntime as ort
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.path.join(ROOT, "results", "quant-core"))
+    ap.add_argument("--quick", action="store_true", help="short timing budget (smoke run)")
+    args = ap.parse_args()
+    budget = 0.06 if args.quick else 0.7
+    rng = np.random.default_rng(2)
+    rows = []
+    for threads in (1, 2):
+        for kernel, m, k, n in GEMMS:
+            ops = 2.0 * m * k * n
+            for int8 in (True, False):
+                a = rng.integers(0, 256, size=(m, k), dtype=np.uint8) if int8 else rng.random((m, k), dtype=np.float32)
+                t = time_model(matmul_model(m, k, n, int8), {"A": a}, threads, budget)
+                rows.append([kernel, f"{m}x{k}x{n}", threads, "onnxruntime", "int8" if int8 else "f32", f"{ops / t / 1e9:.2f}"])
+        for kernel, h, cin, cout, ks, group in CONVS:
+            ops = 2.0 * h * h * ks * ks * (cin // group) * cout
+            shape = f"{h}x{h}x{cin}" if group > 1 else f"{h}x{h}x{cin}->{cout}"
+            for int8 in (True, False):
+                x = rng.integers(0, 256, size=(1, cin, h, h), dtype=np.uint8) if int8 else rng.random((1, cin, h, h), dtype=np.float32)
+                t = time_model(conv_model(h, cin, cout, ks, group, int8), {"X": x}, threads, budget)
+                rows.append([kernel, shape, threads, "onnxruntime", "int8" if int8 else "f32", f"{ops / t / 1e9:.2f}"])
+    for r in rows:
+        print(",".join(map(str, r)))
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "kernels.csv")
+    header = ["kernel", "shape", "threads", "engine", "dtype", "gops"]
+    kept = []
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            kept = [r for r in csv.reader(f)][1:]
+        kept = [r for r in kept if len(r) == 6 and r[3] != "onnxruntime"]
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(kept + rows)
+    os.replace(tmp, path)
+    print(f"onnxruntime {ort.__version__}: wrote {len(rows)} rows to {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
