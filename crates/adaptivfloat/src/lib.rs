@@ -13,8 +13,11 @@
 //! * [`accuracy`]: Tables 2 and 3 (PTQ, QAR, W+A) and the range-stress of §9.1 P1f on MNIST-scale
 //!   stand-ins, written as rows that mirror `published.csv`.
 
+pub mod accuracy;
+pub mod fakequant;
 pub mod rmse;
 pub mod tensor_cli;
+pub mod transformer;
 
 /// `paper` column of every row, as in `experiments/adaptivfloat/published.csv`.
 pub const PAPER: &str = "tambe2020";

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use adaptivfloat::accuracy::{self, Experiment, Plan, Proxy};
 use adaptivfloat::rmse::{self, Family, Stamp, SyntheticSize};
 use adaptivfloat::{PAPER_DIR, tensor_cli};
 use quant_core::formats::FormatKind;
@@ -40,6 +41,18 @@ impl From<FormatArg> for FormatKind {
             FormatArg::Posit => FormatKind::Posit,
         }
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModelArg {
+    /// Row-token Transformer on MNIST (for the WMT'17 Transformer).
+    Transformer,
+    /// MLP 784-256-256-10 on Fashion-MNIST (for the LibriSpeech Seq2Seq).
+    Mlp,
+    /// Conv-BN CNN on Fashion-MNIST (for ResNet-50).
+    Cnn,
+    /// All three, one after the other.
+    All,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -121,6 +134,21 @@ enum Command {
         #[arg(long)]
         codes: bool,
     },
+    /// Tables 1-3 and the range stress on a stand-in model (trained here): accuracy.csv,
+    /// range_stress.csv and the trained-weight RMSE rows of format_rmse.csv.
+    Accuracy {
+        /// Stand-in model (the paper model it replaces is in the rows' `model` column).
+        #[arg(long, value_enum, default_value = "all")]
+        model: ModelArg,
+        /// Float training epochs (default: the profile's, per model).
+        #[arg(long)]
+        epochs: Option<u32>,
+        /// Data root holding mnist/ and fashion-mnist/ (default: <workspace>/data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Format-level RMSE vs bit width on seeded synthetic families, and the exponent-width search
     /// (dossier P1b, P1c): results/adaptivfloat/format_rmse.csv and exp_search.csv.
     Rmse {
@@ -158,7 +186,119 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Rmse { common } => rmse_tables(&common),
+        Command::Accuracy {
+            model,
+            epochs,
+            data,
+            common,
+        } => {
+            let proxies = match model {
+                ModelArg::Transformer => vec![Proxy::Transformer],
+                ModelArg::Mlp => vec![Proxy::Mlp],
+                ModelArg::Cnn => vec![Proxy::Cnn],
+                ModelArg::All => vec![Proxy::Mlp, Proxy::Cnn, Proxy::Transformer],
+            };
+            let run = common.start()?;
+            for proxy in proxies {
+                accuracy_tables(proxy, epochs, data.clone(), &common, &run)?;
+            }
+            Ok(())
+        }
     }
+}
+
+/// The profile's plan for one stand-in.
+fn plan(proxy: Proxy, common: &Common, epochs: Option<u32>) -> Plan {
+    let full = common.profile == Profile::Full;
+    let default_epochs = match proxy {
+        Proxy::Mlp => 8,
+        Proxy::Cnn => 3,
+        Proxy::Transformer => 4,
+    };
+    Plan {
+        profile: common.profile.name().into(),
+        seed: common.seed,
+        epochs: epochs.unwrap_or(if full { default_epochs } else { 1 }),
+        train_images: if full { usize::MAX } else { 512 },
+        test_images: if full { usize::MAX } else { 256 },
+        calib_images: if full { 1000 } else { 128 },
+        qar_images: match (full, proxy) {
+            (false, _) => 256,
+            (true, Proxy::Mlp) => 25_600,
+            (true, _) => 12_800,
+        },
+        ptq_bits: if full {
+            vec![16, 8, 7, 6, 5, 4]
+        } else {
+            vec![8, 4]
+        },
+        qar_bits: if full { vec![8, 6, 4] } else { vec![4] },
+        stress_alphas: if full {
+            vec![4.0, 16.0, 64.0]
+        } else {
+            vec![16.0]
+        },
+        stress_fraction: 0.02,
+        checkpoint_dir: full
+            .then(|| repro::workspace_root().join("target/adaptivfloat-checkpoints")),
+    }
+}
+
+/// Trains one stand-in and writes its rows.
+fn accuracy_tables(
+    proxy: Proxy,
+    epochs: Option<u32>,
+    data: Option<PathBuf>,
+    common: &Common,
+    run: &Run,
+) -> Result<(), String> {
+    let plan = plan(proxy, common, epochs);
+    let root = data.unwrap_or_else(repro::datasets::default_data_root);
+    let dataset = repro::datasets::load(&root, proxy.dataset()).map_err(|e| e.to_string())?;
+    let checksums = dataset.checksums();
+    let (train, calib) = accuracy::hold_out(dataset.train, plan.calib_images);
+    let experiment = Experiment {
+        proxy,
+        plan: &plan,
+        train: train.truncated(plan.train_images),
+        calib,
+        test: dataset.test.truncated(plan.test_images),
+        device: burn::prelude::Device::flex(),
+        run_id: run.run_id.clone(),
+    };
+    let outcome = experiment.run()?;
+    let out = common.out();
+    let write = |table: &str, n: Result<usize, repro::results::TableError>| -> Result<(), String> {
+        let n = n.map_err(|e| e.to_string())?;
+        eprintln!("{}: {n} rows", table_path(&out, PAPER_DIR, table).display());
+        Ok(())
+    };
+    for (table, rows) in [
+        ("accuracy", &outcome.table_rows),
+        ("range_stress", &outcome.stress_rows),
+    ] {
+        if !rows.is_empty() {
+            write(
+                table,
+                run.record(&table_path(&out, PAPER_DIR, table), rows, &checksums),
+            )?;
+        }
+    }
+    write(
+        "format_rmse",
+        run.record(
+            &table_path(&out, PAPER_DIR, "format_rmse"),
+            &outcome.rmse_rows,
+            &checksums,
+        ),
+    )?;
+    for r in &outcome.table_rows {
+        println!(
+            "{} | {} | W{} A{} | {} = {:.2}",
+            r.model, r.method, r.w_bits, r.a_bits, r.metric, r.value
+        );
+    }
+    Ok(())
 }
 
 /// P1b and P1c: every format configuration on every synthetic family.

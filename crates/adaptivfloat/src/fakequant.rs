@@ -1,0 +1,114 @@
+//! The paper's formats as `quant-train` quantizers, and weight-only PTQ of whole models.
+//!
+//! Fake quantization runs the exact `quant_core` format on the host (these are CPU runs, so the
+//! round trip is cheap next to the layer it feeds) and passes gradients straight through to the
+//! float master values (`x + (q - x).detach()`): the paper publishes no gradient rule for its
+//! retraining, and the dossier asks for the same plain STE for every format.
+
+use burn::module::Param;
+use burn::prelude::*;
+use quant_core::formats::Format;
+use quant_train::{Net, Quantizer};
+
+/// A [`Format`] that quantizes a tensor with the parameter the format picks for the observed
+/// range: `max(|min|, |max|)` sets AdaptivFloat's `exp_bias`, BFP's shared exponent and Uniform's
+/// range; Float and Posit ignore it.
+#[derive(Debug, Clone)]
+pub struct FormatQuantizer(pub Format);
+
+impl FormatQuantizer {
+    /// Quantizes host values with the parameter of `max_abs`.
+    pub fn quantize_values(&self, xs: &[f32], max_abs: f64) -> Vec<f32> {
+        let param = self.0.fit_max_abs(max_abs);
+        xs.iter()
+            .map(|&x| {
+                // A diverged model can feed NaN; it stays NaN (the loss then reports it) instead
+                // of aborting a forward pass.
+                self.0
+                    .quantize(param, f64::from(x))
+                    .map_or(f32::NAN, |v| v as f32)
+            })
+            .collect()
+    }
+}
+
+impl Quantizer for FormatQuantizer {
+    fn label(&self) -> String {
+        self.0.label()
+    }
+
+    fn fake_quant(&self, x: Tensor<1>, range: (f64, f64)) -> Tensor<1> {
+        let values = x
+            .clone()
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap_or_default();
+        let max_abs = range.0.abs().max(range.1.abs());
+        let max_abs = if max_abs.is_finite() { max_abs } else { 0.0 };
+        let n = values.len();
+        let q = Tensor::<1>::from_data(
+            TensorData::new(self.quantize_values(&values, max_abs), [n]),
+            &x.device(),
+        );
+        x.clone() + (q - x).detach()
+    }
+}
+
+/// Quantizes one parameter tensor in place of its values (its own per-tensor parameter).
+pub fn quantize_tensor<const D: usize>(format: &Format, t: Tensor<D>) -> Tensor<D> {
+    let dims = t.dims();
+    let device = t.device();
+    let values = t.into_data().try_into_vec_as::<f32>().unwrap_or_default();
+    let q = format
+        .quantize_tensor_f32(&values)
+        .map(|q| q.values)
+        .unwrap_or_else(|_| vec![f32::NAN; values.len()]);
+    Tensor::from_data(TensorData::new(q, dims), &device)
+}
+
+fn quantize_param<const D: usize>(format: &Format, p: &Param<Tensor<D>>) -> Param<Tensor<D>> {
+    Param::from_tensor(quantize_tensor(format, p.val()))
+}
+
+/// Weight-only PTQ as the paper's reference code does it: every parameter tensor of the model
+/// (weights, biases, batch-norm scale and shift) quantized with its own per-tensor parameter.
+/// Batch-norm moving statistics are buffers, not parameters, and stay in float.
+pub fn quantize_all_parameters(net: &Net, format: &Format) -> Net {
+    let mut q = net.clone();
+    q.map_layers(|_, layer| {
+        layer.weight = quantize_param(format, &layer.weight);
+        layer.bias = layer.bias.as_ref().map(|b| quantize_param(format, b));
+        if let Some(bn) = &mut layer.bn {
+            bn.gamma = quantize_param(format, &bn.gamma);
+            bn.beta = quantize_param(format, &bn.beta);
+        }
+    });
+    q
+}
+
+/// Every parameter tensor of the model as host vectors with a name (for the RMSE study and the
+/// weight statistics).
+pub fn parameter_tensors(net: &Net) -> Vec<(String, Vec<f64>)> {
+    let host = |t: Tensor<1>| -> Vec<f64> {
+        t.into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap_or_default()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (i, layer) in net.layers().into_iter().enumerate() {
+        let w = layer.weight.val();
+        let n = w.dims().iter().product::<usize>();
+        out.push((format!("layer{i}.weight"), host(w.reshape([n]))));
+        if let Some(b) = &layer.bias {
+            out.push((format!("layer{i}.bias"), host(b.val())));
+        }
+        if let Some(bn) = &layer.bn {
+            out.push((format!("layer{i}.bn.gamma"), host(bn.gamma.val())));
+            out.push((format!("layer{i}.bn.beta"), host(bn.beta.val())));
+        }
+    }
+    out
+}
