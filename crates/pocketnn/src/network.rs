@@ -6,7 +6,9 @@
 #![deny(clippy::float_arithmetic)]
 
 use crate::activation::Activation;
-use crate::kernels::{Overflow, apply_update, max_abs, vec_mat_acc};
+use crate::kernels::{
+    Overflow, RowMax, TruncDiv, apply_update, avx2_multiversion, max_abs, vec_mat_acc,
+};
 use crate::rng::{DrawSource, nonzero_in_range};
 use rayon::prelude::*;
 use std::fmt;
@@ -45,9 +47,9 @@ pub struct Layer {
     pub weight: Vec<i32>,
     pub bias: Vec<i32>,
     /// `max |weight[k, :]|` per input `k`: the bound that lets the forward product take its fast path.
-    weight_row_max: Vec<i64>,
+    weight_max: RowMax,
     /// `B_k`, `(classes, out_dim)` row-major, with its row maxima; `None` until the first DFA step.
-    feedback: Option<(Vec<i32>, Vec<i64>)>,
+    feedback: Option<(Vec<i32>, RowMax)>,
 }
 
 impl Layer {
@@ -71,7 +73,10 @@ impl Layer {
             activation,
             weight: vec![0; in_dim * out_dim],
             bias: vec![0; out_dim],
-            weight_row_max: vec![0; in_dim],
+            weight_max: RowMax {
+                rows: vec![0; in_dim],
+                all: 0,
+            },
             feedback: None,
         })
     }
@@ -93,7 +98,7 @@ impl Layer {
         let b: Vec<i32> = (0..classes * self.out_dim)
             .map(|_| nonzero_in_range(r, rng))
             .collect();
-        let row_max = b.chunks_exact(self.out_dim).map(max_abs).collect();
+        let row_max = RowMax::of(&b, self.out_dim);
         self.feedback = Some((b, row_max));
     }
 }
@@ -343,27 +348,83 @@ fn forward_layer(
     let (id, od) = (layer.in_dim, layer.out_dim);
     out.resize(rows * od, 0);
     ginv.resize(rows * od, 0);
-    let fan_in = id as i32;
     let per = rows_per_task(rows);
     out.par_chunks_mut(per * od)
         .zip(ginv.par_chunks_mut(per * od))
         .zip(x.par_chunks(per * id))
         .enumerate()
-        .try_for_each(|(chunk, ((o, g), xs))| {
-            for (r, ((o_row, g_row), x_row)) in o
-                .chunks_exact_mut(od)
-                .zip(g.chunks_exact_mut(od))
-                .zip(xs.chunks_exact(id))
-                .enumerate()
-            {
-                o_row.copy_from_slice(&layer.bias);
-                vec_mat_acc(x_row, &layer.weight, &layer.weight_row_max, o_row, || {
-                    format!("layer {} forward (row {})", index + 1, chunk * per + r)
-                })?;
-                layer.activation.apply_in_place(o_row, fan_in, g_row);
+        .try_for_each(|(chunk, ((o, g), xs))| forward_rows(layer, index, chunk * per, xs, o, g))
+}
+
+avx2_multiversion! {
+    /// Forward rows `first..` of one layer: `o = act(x · W + b)`, `g` = inverse slopes.
+    fn forward_rows(
+        layer: &Layer,
+        index: usize,
+        first: usize,
+        xs: &[i32],
+        o: &mut [i32],
+        g: &mut [i32],
+    ) -> Result<(), Overflow> {
+        let (id, od) = (layer.in_dim, layer.out_dim);
+        let fan_in = id as i32;
+        for (r, ((o_row, g_row), x_row)) in o
+            .chunks_exact_mut(od)
+            .zip(g.chunks_exact_mut(od))
+            .zip(xs.chunks_exact(id))
+            .enumerate()
+        {
+            o_row.copy_from_slice(&layer.bias);
+            vec_mat_acc(x_row, &layer.weight, &layer.weight_max, o_row, || {
+                format!("layer {} forward (row {})", index + 1, first + r)
+            })?;
+            layer.activation.apply_in_place(o_row, fan_in, g_row);
+        }
+        Ok(())
+    }
+}
+
+/// The product and weight-row update of one block of inputs `first..`.
+struct UpdateBlock<'a> {
+    index: usize,
+    first: usize,
+    /// `Aᵀ` rows of the block: `(inputs, batch)`.
+    prev_t: &'a [i32],
+    delta: &'a [i32],
+    delta_max: &'a RowMax,
+    lr_inv: TruncDiv,
+}
+
+avx2_multiversion! {
+    /// `W[k, :] = clamp(W[k, :] + (Aᵀ[k, :] · δ) / -lr_inv)` for the block's rows, skipping all-zero
+    /// input columns (their update is exactly 0), and refreshes the rows' `max|W|`.
+    fn update_rows(b: &UpdateBlock, w: &mut [i32], w_max: &mut [i64]) -> Result<(), Overflow> {
+        let od = w.len() / w_max.len().max(1);
+        let rows = b.delta.len() / od.max(1);
+        let mut grad = vec![0i32; od];
+        for (k, ((w_row, w_row_max), a_col)) in w
+            .chunks_exact_mut(od)
+            .zip(w_max.iter_mut())
+            .zip(b.prev_t.chunks_exact(rows))
+            .enumerate()
+        {
+            if a_col.iter().all(|&v| v == 0) {
+                continue;
             }
-            Ok(())
-        })
+            let k = b.first + k;
+            grad.fill(0);
+            vec_mat_acc(a_col, b.delta, b.delta_max, &mut grad, || {
+                format!("layer {} weight update Aᵀ·δ (input {k})", b.index + 1)
+            })?;
+            apply_update(w_row, &grad, b.lr_inv, WEIGHT_LIMIT, w_row_max).map_err(|value| {
+                Overflow {
+                    what: format!("layer {} weight update (input {k})", b.index + 1),
+                    value,
+                }
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// `W += (Aᵀ δ) / -lr_inv`, `b += (1ᵀ δ) / -lr_inv`, both clamped to `±WEIGHT_LIMIT`; input rows `k`
@@ -377,7 +438,7 @@ fn update_layer(
     lr_inv: i32,
 ) -> Result<(), Overflow> {
     let (id, od) = (layer.in_dim, layer.out_dim);
-    let delta_row_max: Vec<i64> = delta.chunks_exact(od).map(max_abs).collect();
+    let delta_max = RowMax::of(delta, od);
     let mut prev_t = vec![0i32; id * rows];
     for (r, p_row) in prev.chunks_exact(id).enumerate() {
         for (k, &v) in p_row.iter().enumerate() {
@@ -385,50 +446,36 @@ fn update_layer(
         }
     }
     let per = id.div_ceil(rayon::current_num_threads()).max(1);
-    let wrapped = |k: usize, value: i64| Overflow {
-        what: format!("layer {} weight update (input {k})", index + 1),
-        value,
-    };
+    let lr_inv = TruncDiv::new(lr_inv);
     layer
         .weight
         .par_chunks_mut(per * od)
-        .zip(layer.weight_row_max.par_chunks_mut(per))
+        .zip(layer.weight_max.rows.par_chunks_mut(per))
         .zip(prev_t.par_chunks(per * rows))
         .enumerate()
         .try_for_each(|(chunk, ((w, w_max), a))| {
-            let mut grad = vec![0i32; od];
-            for (k, ((w_row, w_row_max), a_col)) in w
-                .chunks_exact_mut(od)
-                .zip(w_max.iter_mut())
-                .zip(a.chunks_exact(rows))
-                .enumerate()
-            {
-                if a_col.iter().all(|&v| v == 0) {
-                    continue;
-                }
-                let k = chunk * per + k;
-                grad.fill(0);
-                vec_mat_acc(a_col, delta, &delta_row_max, &mut grad, || {
-                    format!("layer {} weight update Aᵀ·δ (input {k})", index + 1)
-                })?;
-                if let Some(v) = apply_update(w_row, &grad, lr_inv, WEIGHT_LIMIT) {
-                    return Err(wrapped(k, v));
-                }
-                *w_row_max = max_abs(w_row);
-            }
-            Ok(())
+            let block = UpdateBlock {
+                index,
+                first: chunk * per,
+                prev_t: a,
+                delta,
+                delta_max: &delta_max,
+                lr_inv,
+            };
+            update_rows(&block, w, w_max)
         })?;
+    layer.weight_max.refresh();
     let mut grad = vec![0i32; od];
-    vec_mat_acc(&vec![1; rows], delta, &delta_row_max, &mut grad, || {
+    vec_mat_acc(&vec![1; rows], delta, &delta_max, &mut grad, || {
         format!("layer {} bias update 1ᵀ·δ", index + 1)
     })?;
-    match apply_update(&mut layer.bias, &grad, lr_inv, WEIGHT_LIMIT) {
-        Some(v) => Err(Overflow {
+    let mut bias_max = max_abs(&layer.bias);
+    apply_update(&mut layer.bias, &grad, lr_inv, WEIGHT_LIMIT, &mut bias_max).map_err(|value| {
+        Overflow {
             what: format!("layer {} bias update", index + 1),
-            value: v,
-        }),
-        None => Ok(()),
-    }
+            value,
+        }
+    })
 }
 
 #[cfg(test)]
