@@ -6,8 +6,11 @@ pub mod datasets;
 pub mod idx;
 pub mod image_folder;
 pub mod manifest;
+pub mod profile;
 pub mod published;
 pub mod results;
+
+pub use profile::Profile;
 
 use std::path::PathBuf;
 
