@@ -566,3 +566,50 @@ pub fn hold_out(set: ImageSet, calib: usize) -> (ImageSet, ImageSet) {
     };
     (set.truncated(keep), held)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mlp_range_stress_is_bit_identical_in_float() {
+        let device = Device::flex();
+        let net = ModelConfig::new(ModelSpec::Mlp(vec![32, 16]), 4).build(&device);
+        let stressed = Model::Net(net.clone()).range_stressed(64.0, 0.1, 4);
+        let Model::Net(stressed) = stressed else {
+            unreachable!()
+        };
+        let mut rng = Rng::new(1);
+        let v: Vec<f32> = (0..5 * 784).map(|_| rng.uniform() as f32).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(v, [5, 1, 28, 28]), &device);
+        let run = |n: &Net| {
+            n.forward(x.clone(), &Phase::FLOAT_EVAL)
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .unwrap()
+        };
+        assert_eq!(run(&net), run(&stressed));
+        let widest = |n: &Net| {
+            parameter_tensors(n)
+                .into_iter()
+                .map(|(_, v)| v.iter().fold(0.0f64, |a, x| a.max(x.abs())))
+                .fold(0.0, f64::max)
+        };
+        assert!(widest(&stressed) > 8.0 * widest(&net));
+    }
+
+    #[test]
+    fn hold_out_keeps_the_tail_for_calibration() {
+        let set = ImageSet {
+            images: (0..10u8).flat_map(|i| [i; 4]).collect(),
+            labels: (0..10).collect(),
+            rows: 2,
+            cols: 2,
+            checksums: Vec::new(),
+        };
+        let (train, calib) = hold_out(set, 3);
+        assert_eq!(train.labels, (0..7).collect::<Vec<u8>>());
+        assert_eq!(calib.labels, [7, 8, 9]);
+        assert_eq!(calib.image(0), [7; 4]);
+    }
+}

@@ -112,3 +112,56 @@ pub fn parameter_tensors(net: &Net) -> Vec<(String, Vec<f64>)> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quant_core::formats::FormatKind;
+    use quant_train::{ModelConfig, ModelSpec};
+
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_into_vec_as::<f32>().unwrap()
+    }
+
+    #[test]
+    fn fake_quant_is_the_format_forward_and_identity_backward() {
+        let device = Device::flex().autodiff();
+        let xs = [0.9f32, -0.3, 0.051, 0.0061, -0.0012, 0.2, 0.003];
+        let x = Tensor::<1>::from_data(TensorData::new(xs.to_vec(), [7]), &device).require_grad();
+        let q = FormatQuantizer(Format::paper(FormatKind::AdaptivFloat, 8).unwrap());
+        let y = q.fake_quant(x.clone(), (-0.3, 0.9));
+        let expected: Vec<f32> = [
+            0.90625,
+            -0.296875,
+            0.05078125,
+            0.0061035156,
+            -0.0,
+            0.203125,
+            0.0041503906,
+        ]
+        .to_vec();
+        assert_eq!(host(y.clone()), expected);
+        let grads = (y * Tensor::from_floats([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], &device))
+            .sum()
+            .backward();
+        let g = x.grad(&grads).unwrap();
+        assert_eq!(host(g), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+    }
+
+    #[test]
+    fn ptq_quantizes_every_parameter_tensor() {
+        let device = Device::flex();
+        let net = ModelConfig::new(ModelSpec::Cnn(vec![4, 8]), 3).build(&device);
+        let format = Format::paper(FormatKind::AdaptivFloat, 4).unwrap();
+        let q = quantize_all_parameters(&net, &format);
+        let before = parameter_tensors(&net);
+        let after = parameter_tensors(&q);
+        assert_eq!(before.len(), after.len());
+        assert!(after.iter().any(|(name, _)| name.contains("bn.gamma")));
+        for ((name, b), (_, a)) in before.iter().zip(&after) {
+            let expected = format.quantize_tensor(b).unwrap().values;
+            let as_f32: Vec<f64> = expected.iter().map(|v| f64::from(*v as f32)).collect();
+            assert_eq!(a, &as_f32, "{name}");
+        }
+    }
+}

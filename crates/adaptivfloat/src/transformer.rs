@@ -492,3 +492,81 @@ pub fn calibrate(model: &RowTransformer, set: &ImageSet, device: &Device) -> Vec
         .map(|v| v.iter().sum::<f64>() / v.len().max(1) as f64)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quant_core::formats::{Format, FormatKind};
+
+    fn images(n: usize, device: &Device) -> Tensor<4> {
+        let mut rng = Rng::new(9);
+        let v: Vec<f32> = (0..n * 784).map(|_| rng.uniform() as f32).collect();
+        Tensor::from_data(TensorData::new(v, [n, 1, 28, 28]), device)
+    }
+
+    fn logits(m: &RowTransformer, ctx: &Ctx, device: &Device) -> Vec<f32> {
+        m.forward(images(3, device), ctx)
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn range_stress_keeps_the_float_function_and_widens_the_ffn_range() {
+        let device = Device::flex();
+        let m = RowTransformer::new(5, &device);
+        let stressed = m.range_stressed(&[0, 7, 100], 16.0);
+        assert_eq!(
+            logits(&m, &Ctx::default(), &device),
+            logits(&stressed, &Ctx::default(), &device)
+        );
+        let max_of = |m: &RowTransformer, name: &str| {
+            m.parameter_tensors()
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .unwrap()
+                .1
+                .iter()
+                .fold(0.0f64, |a, x| a.max(x.abs()))
+        };
+        assert!(max_of(&stressed, "block0.w1") > 4.0 * max_of(&m, "block0.w1"));
+    }
+
+    #[test]
+    fn ptq_model_equals_fake_quantized_forward() {
+        let device = Device::flex();
+        let m = RowTransformer::new(2, &device);
+        let format = Format::paper(FormatKind::AdaptivFloat, 6).unwrap();
+        let q = FormatQuantizer(format.clone());
+        let fake = Ctx {
+            weights: Some(&q),
+            ..Ctx::default()
+        };
+        let ptq = m.quantize_all_parameters(&format);
+        assert_eq!(
+            logits(&ptq, &Ctx::default(), &device),
+            logits(&m, &fake, &device)
+        );
+        assert_ne!(
+            logits(&ptq, &Ctx::default(), &device),
+            logits(&m, &Ctx::default(), &device)
+        );
+        assert_eq!(ptq.parameter_tensors().len(), 7 + 16 * BLOCKS);
+    }
+
+    #[test]
+    fn calibration_reports_one_positive_range_per_site() {
+        let device = Device::flex();
+        let m = RowTransformer::new(1, &device);
+        let set = ImageSet {
+            images: (0..4 * 784).map(|i| (i % 251) as u8).collect(),
+            labels: vec![0, 1, 2, 3],
+            rows: 28,
+            cols: 28,
+            checksums: Vec::new(),
+        };
+        let ranges = calibrate(&m, &set, &device);
+        assert_eq!(ranges.len(), ACT_SITES);
+        assert!(ranges.iter().all(|r| *r > 0.0));
+    }
+}

@@ -100,3 +100,59 @@ fn rmse_smoke_writes_both_tables_with_manifests() {
         );
     }
 }
+
+#[test]
+fn accuracy_smoke_writes_rows_that_mirror_the_published_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_adaptivfloat"))
+        .args([
+            "accuracy",
+            "--profile",
+            "smoke",
+            "--model",
+            "mlp",
+            "--threads",
+            "1",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(dir.path().join("adaptivfloat/accuracy.csv")).unwrap();
+    let seq2seq = "Seq2Seq (4-layer LSTM enc + 1-layer LSTM dec + attention)";
+    for needle in [
+        format!("DAC2020 Table 1,Fashion-MNIST,{seq2seq},FP32/baseline,32,32,WER"),
+        format!("DAC2020 Table 2,Fashion-MNIST,{seq2seq},AdaptivFloat/PTQ-weights-only,4,32,WER"),
+        format!("DAC2020 Table 2,Fashion-MNIST,{seq2seq},Posit/QAR-weights-only,4,32,WER"),
+        format!("DAC2020 Table 3,Fashion-MNIST,{seq2seq},BFP/QAR-weights+activations,4,4,WER"),
+    ] {
+        assert!(csv.contains(&needle), "missing {needle}");
+    }
+    let stress = std::fs::read_to_string(dir.path().join("adaptivfloat/range_stress.csv")).unwrap();
+    assert!(stress.contains("range stress"));
+    assert!(
+        dir.path()
+            .join("adaptivfloat/accuracy.manifest.json")
+            .exists()
+    );
+}
+
+#[test]
+fn missing_data_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_adaptivfloat"))
+        .args(["accuracy", "--profile", "smoke", "--model", "cnn", "--data"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("make data"), "{err}");
+}
