@@ -1,0 +1,657 @@
+//! The experiments of the paper, one function per table (dossier §9.1, §10 P1-P5), each ending in
+//! result rows.
+
+use crate::export::{PipelineCounts, jacob_counts, to_engine};
+use crate::graph::{Arch, Graph};
+use crate::model::{F8Options, Method, Model};
+use crate::statistics::PAPER;
+use crate::train::{Recipe, accuracy, eval_copy, predict, train};
+use burn::prelude::*;
+use quant_core::fixed8::rule::FlRule;
+use rayon::prelude::*;
+use repro::datasets::Dataset;
+use repro::results::{Keyed, ResultRow};
+use serde::{Deserialize, Serialize};
+
+/// Run size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// Seconds: a slice of the data, one seed (tests and CI).
+    Smoke,
+    /// A few minutes per model: one seed.
+    Default,
+    /// The reproduction: three seeds.
+    Full,
+}
+
+/// Sizes derived from a profile.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub profile: Profile,
+    pub width: f64,
+    pub train_images: usize,
+    pub test_images: usize,
+    pub fp_steps: usize,
+    pub qat_steps: usize,
+    pub tiny_steps: usize,
+    pub seeds: Vec<u64>,
+}
+
+impl Plan {
+    /// The plan of `profile`; `epochs` (over the training subset) overrides the FP stage length.
+    pub fn new(profile: Profile, epochs: Option<u32>, seeds: Option<Vec<u64>>) -> Plan {
+        let (width, train_images, test_images, fp_epochs, qat_epochs, tiny, n_seeds) = match profile
+        {
+            Profile::Smoke => (0.25, 512, 300, 1.0, 0.5, 2, 1),
+            Profile::Default => (0.5, 12_000, 10_000, 2.0, 1.0, 30, 1),
+            Profile::Full => (0.5, 12_000, 10_000, 2.0, 1.0, 30, 3),
+        };
+        let steps = |e: f64| ((e * train_images as f64 / BATCH as f64).round() as usize).max(1);
+        let fp_epochs = epochs.map_or(fp_epochs, f64::from);
+        Plan {
+            profile,
+            width,
+            train_images,
+            test_images,
+            fp_steps: steps(fp_epochs),
+            qat_steps: steps(qat_epochs),
+            tiny_steps: tiny,
+            seeds: seeds.unwrap_or_else(|| (0..n_seeds).collect()),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.profile {
+            Profile::Smoke => "smoke",
+            Profile::Default => "default",
+            Profile::Full => "full",
+        }
+    }
+}
+
+/// Batch size of every stage (dossier §10).
+pub const BATCH: usize = 128;
+const FP_LR: f64 = 0.05;
+const QAT_LR: f64 = 0.05;
+const TINY_LR: f64 = 1e-4;
+const WEIGHT_DECAY: f32 = 4e-5;
+
+/// The published model name a proxy stands for, and the README source of its main-table rows.
+pub fn published_model(arch: Arch) -> &'static str {
+    match arch {
+        Arch::MobileNetV2 => "MobileNetV2b (w1.0; pytorchcv mobilenetv2b_w1 layout)",
+        Arch::MobileNetV1 => "MobileNetV1 (w1.0)",
+        Arch::ResNet18 => "ResNet18",
+        Arch::ResNet50 => "ResNet50b (v1.5, stride on 3x3)",
+    }
+}
+
+pub const SOURCE_CONVENTIONAL: &str =
+    "official repo snap-research/F8Net README Model Zoo (Conventional)";
+pub const SOURCE_TINY: &str =
+    "official repo snap-research/F8Net README Model Zoo (Tiny Finetuning)";
+pub const METHOD_FP: &str = "full precision baseline (authors' own; PACT-clipped float)";
+pub const METHOD_F8: &str = "F8Net fixed-point 8-bit only";
+pub const METHOD_INT8: &str =
+    "conventional INT8 QAT with INT32 requantization multiplier (Jacob et al. 2018)";
+pub const METHOD_FP_TINY: &str = "full precision pretrained Baseline#1 (PyTorchCV resnet50b)";
+pub const METHOD_F8_TINY: &str = "F8Net fixed-point 8-bit only (tiny finetuning) from Baseline#1";
+
+/// What the proxy label says.
+pub fn proxy_label(arch: Arch, dataset: &Dataset, plan: &Plan) -> String {
+    let g = Graph::proxy(arch, plan.width);
+    format!(
+        "{} {arch:?} proxy w{} ({:.2} M MACs), {} train images",
+        dataset.name.paper_name(),
+        plan.width,
+        g.macs() as f64 / 1e6,
+        plan.train_images.min(dataset.train.len())
+    )
+}
+
+/// Per-model operation counts of both pipelines (`ops.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpsRow {
+    pub model: String,
+    pub proxy: String,
+    pub pipeline: String,
+    pub mul_8x8: u64,
+    pub mul_32x32: u64,
+    pub shifts: u64,
+    pub profile: String,
+    pub run_id: String,
+}
+
+impl Keyed for OpsRow {
+    fn key(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.model, self.proxy, self.pipeline, self.profile
+        )
+    }
+}
+
+/// Mean and standard deviation over seeds of one main-table cell (`main_summary.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    pub source: String,
+    pub model: String,
+    pub method: String,
+    pub metric: String,
+    pub proxy: String,
+    pub seeds: usize,
+    pub mean: f64,
+    pub std: f64,
+    pub int32_mult: String,
+    pub fp_mult: String,
+    pub profile: String,
+    pub run_id: String,
+}
+
+impl Keyed for SummaryRow {
+    fn key(&self) -> String {
+        [
+            &self.source,
+            &self.model,
+            &self.method,
+            &self.metric,
+            &self.proxy,
+            &self.profile,
+        ]
+        .map(String::as_str)
+        .join("|")
+    }
+}
+
+/// Everything a main-table run produces.
+pub struct MainOutput {
+    pub rows: Vec<ResultRow>,
+    pub summary: Vec<SummaryRow>,
+    pub ops: Vec<OpsRow>,
+}
+
+/// Context shared by the rows of one run.
+pub struct RowCtx<'a> {
+    pub arch: Arch,
+    pub dataset: &'a Dataset,
+    pub plan: &'a Plan,
+    pub run_id: &'a str,
+}
+
+impl RowCtx<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &self,
+        source: &str,
+        method: &str,
+        bits: (&str, &str),
+        metric: &str,
+        value: f64,
+        seed: u64,
+        epochs: u32,
+    ) -> ResultRow {
+        ResultRow {
+            paper: PAPER.into(),
+            source: source.into(),
+            dataset: self.dataset.name.paper_name().into(),
+            model: published_model(self.arch).into(),
+            method: method.into(),
+            w_bits: bits.0.into(),
+            a_bits: bits.1.into(),
+            metric: metric.into(),
+            value,
+            proxy: proxy_label(self.arch, self.dataset, self.plan),
+            profile: self.plan.name().into(),
+            seed,
+            epochs,
+            run_id: self.run_id.into(),
+        }
+    }
+}
+
+/// Result of the integer-engine check of one trained F8Net model.
+pub struct EngineCheck {
+    pub accuracy: f64,
+    pub agreement: f64,
+    pub counts: PipelineCounts,
+}
+
+/// Runs the exported model on the test images with the shift-only engine and compares its predictions
+/// with the simulated model's.
+pub fn engine_check(
+    model: &Model,
+    dataset: &Dataset,
+    limit: usize,
+    simulated: &[usize],
+) -> Result<EngineCheck, String> {
+    let mut m = eval_copy(model);
+    let engine = to_engine(&mut m)?;
+    let n = dataset.test.len().min(limit);
+    let results: Vec<(usize, quant_core::fixed8::engine::OpCounts)> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            engine
+                .predict(dataset.test.image(i))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let pred: Vec<usize> = results.iter().map(|r| r.0).collect();
+    let agree = pred.iter().zip(simulated).filter(|(a, b)| a == b).count();
+    Ok(EngineCheck {
+        accuracy: accuracy(&pred, &dataset.test.labels[..n]),
+        agreement: 100.0 * agree as f64 / n.max(1) as f64,
+        counts: results
+            .first()
+            .map(|r| r.1.into())
+            .unwrap_or(PipelineCounts {
+                mul_8x8: 0,
+                mul_32x32: 0,
+                shifts: 0,
+            }),
+    })
+}
+
+/// Names the running stage on the bar; when stderr is not a terminal (the bar is hidden, e.g. a
+/// background run writing a log) the stage goes to stderr as a line instead.
+fn stage(bar: &indicatif::ProgressBar, label: String) {
+    if bar.is_hidden() {
+        eprintln!(
+            "[{:>6.0}s] {label}",
+            START
+                .get_or_init(std::time::Instant::now)
+                .elapsed()
+                .as_secs_f64()
+        );
+    }
+    bar.set_prefix(label);
+}
+
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Trains the full-precision model of one seed (the starting point of every quantized run).
+pub fn train_fp(
+    arch: Arch,
+    plan: &Plan,
+    dataset: &Dataset,
+    seed: u64,
+    device: &Device,
+    bar: &indicatif::ProgressBar,
+) -> Model {
+    let mut fp = Model::new(
+        Graph::proxy(arch, plan.width),
+        Method::FullPrecision,
+        seed,
+        device,
+    );
+    let data = dataset.train.clone().truncated(plan.train_images);
+    stage(bar, format!("{arch:?} seed {seed} FP"));
+    let recipe = Recipe {
+        steps: plan.fp_steps,
+        lr: FP_LR,
+        batch: BATCH,
+        weight_decay: WEIGHT_DECAY,
+    };
+    train(&mut fp, &data, recipe, seed, bar);
+    fp
+}
+
+/// Starts a quantized model from a trained FP model (parameters, BN statistics and FL buffers).
+pub fn from_fp(fp: &Model, method: Method) -> Model {
+    Model {
+        graph: fp.graph.clone(),
+        params: fp.params.clone(),
+        state: fp.state.clone(),
+        method,
+    }
+}
+
+/// Quantization-aware training of `method` from `fp`.
+pub fn train_quantized(
+    fp: &Model,
+    method: Method,
+    plan: &Plan,
+    dataset: &Dataset,
+    seed: u64,
+    steps: usize,
+    lr: f64,
+    bar: &indicatif::ProgressBar,
+) -> Model {
+    let mut m = from_fp(fp, method);
+    let data = dataset.train.clone().truncated(plan.train_images);
+    let recipe = Recipe {
+        steps,
+        lr,
+        batch: BATCH,
+        weight_decay: WEIGHT_DECAY,
+    };
+    train(&mut m, &data, recipe, seed.wrapping_add(1000), bar);
+    m
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// Stage count of the progress bar of one main-table run.
+pub fn main_steps(arch: Arch, plan: &Plan) -> u64 {
+    let tiny = if arch == Arch::ResNet50 {
+        plan.tiny_steps
+    } else {
+        0
+    };
+    (plan.seeds.len() * (plan.fp_steps + 2 * plan.qat_steps + tiny)) as u64
+}
+
+/// The main table (mirrors README Model Zoo, Conventional; ResNet50 mirrors Tiny Finetuning):
+/// full precision, F8Net (accuracy of the shift-only integer engine), conventional INT8 with an INT32
+/// multiplier; per seed, then mean and std. Also the Figure 1 operation counts and the simulated-vs-
+/// integer prediction agreement.
+pub fn main_table(
+    ctx: &RowCtx,
+    device: &Device,
+    bar: &indicatif::ProgressBar,
+) -> Result<MainOutput, String> {
+    let plan = ctx.plan;
+    let arch = ctx.arch;
+    let ds = ctx.dataset;
+    let fp_epochs = (plan.fp_steps * BATCH / plan.train_images.min(ds.train.len()).max(1)) as u32;
+    let qat_epochs = ((plan.qat_steps * BATCH) as f64
+        / plan.train_images.min(ds.train.len()).max(1) as f64)
+        .ceil() as u32;
+    let mut rows = Vec::new();
+    let mut cells: std::collections::BTreeMap<(String, String, String), Vec<f64>> =
+        Default::default();
+    let mut ops = Vec::new();
+    let labels = &ds.test.labels[..ds.test.len().min(plan.test_images)];
+    for &seed in &plan.seeds {
+        let fp = train_fp(arch, plan, ds, seed, device, bar);
+        let fp_acc = accuracy(&predict(&fp, &ds.test, plan.test_images), labels);
+        let (fp_source, fp_method) = if arch == Arch::ResNet50 {
+            (SOURCE_TINY, METHOD_FP_TINY)
+        } else {
+            (SOURCE_CONVENTIONAL, METHOD_FP)
+        };
+        let mut push =
+            |source: &str, method: &str, bits: (&str, &str), metric: &str, v: f64, epochs: u32| {
+                rows.push(ctx.row(source, method, bits, metric, v, seed, epochs));
+                cells
+                    .entry((source.to_string(), method.to_string(), metric.to_string()))
+                    .or_default()
+                    .push(v);
+            };
+        push(
+            fp_source,
+            fp_method,
+            ("32", "32"),
+            "top1_acc_pct",
+            fp_acc,
+            fp_epochs,
+        );
+
+        stage(bar, format!("{arch:?} seed {seed} F8Net"));
+        let f8 = train_quantized(
+            &fp,
+            Method::F8Net(F8Options::DEFAULT),
+            plan,
+            ds,
+            seed,
+            plan.qat_steps,
+            QAT_LR,
+            bar,
+        );
+        let sim = predict(&f8, &ds.test, plan.test_images);
+        let check = engine_check(&f8, ds, plan.test_images, &sim)?;
+        let f8_epochs = fp_epochs + qat_epochs;
+        push(
+            SOURCE_CONVENTIONAL,
+            METHOD_F8,
+            ("8", "8"),
+            "top1_acc_pct",
+            check.accuracy,
+            f8_epochs,
+        );
+        push(
+            SOURCE_CONVENTIONAL,
+            METHOD_F8,
+            ("8", "8"),
+            "top1_acc_pct_simulated",
+            accuracy(&sim, labels),
+            f8_epochs,
+        );
+        push(
+            SOURCE_CONVENTIONAL,
+            METHOD_F8,
+            ("8", "8"),
+            "sim_vs_integer_agreement_pct",
+            check.agreement,
+            f8_epochs,
+        );
+
+        stage(bar, format!("{arch:?} seed {seed} INT8"));
+        let int8 = train_quantized(
+            &fp,
+            Method::Int8Jacob,
+            plan,
+            ds,
+            seed,
+            plan.qat_steps,
+            QAT_LR,
+            bar,
+        );
+        let int8_acc = accuracy(&predict(&int8, &ds.test, plan.test_images), labels);
+        push(
+            SOURCE_CONVENTIONAL,
+            METHOD_INT8,
+            ("8", "8"),
+            "top1_acc_pct",
+            int8_acc,
+            f8_epochs,
+        );
+
+        if arch == Arch::ResNet50 {
+            stage(bar, format!("{arch:?} seed {seed} tiny FT"));
+            let tiny = F8Options {
+                rule: Some(FlRule::GridSearch),
+                per_channel: false,
+                pact: false,
+            };
+            let t = train_quantized(
+                &fp,
+                Method::F8Net(tiny),
+                plan,
+                ds,
+                seed,
+                plan.tiny_steps,
+                TINY_LR,
+                bar,
+            );
+            let sim = predict(&t, &ds.test, plan.test_images);
+            let check = engine_check(&t, ds, plan.test_images, &sim)?;
+            push(
+                SOURCE_TINY,
+                METHOD_F8_TINY,
+                ("8", "8"),
+                "top1_acc_pct",
+                check.accuracy,
+                fp_epochs,
+            );
+            push(
+                SOURCE_TINY,
+                METHOD_F8_TINY,
+                ("8", "8"),
+                "sim_vs_integer_agreement_pct",
+                check.agreement,
+                fp_epochs,
+            );
+        }
+        if ops.is_empty() {
+            let proxy = proxy_label(arch, ds, plan);
+            let g = &f8.graph;
+            for (pipeline, c) in [
+                ("F8Net (i8 x i8 + shifts)", check.counts),
+                (
+                    "Jacob 2018 integer-only (i8 x i8 + INT32 multiplier)",
+                    jacob_counts(g),
+                ),
+            ] {
+                ops.push(OpsRow {
+                    model: published_model(arch).into(),
+                    proxy: proxy.clone(),
+                    pipeline: pipeline.into(),
+                    mul_8x8: c.mul_8x8,
+                    mul_32x32: c.mul_32x32,
+                    shifts: c.shifts,
+                    profile: plan.name().into(),
+                    run_id: ctx.run_id.into(),
+                });
+            }
+        }
+    }
+    let summary = cells
+        .into_iter()
+        .map(|((source, method, metric), v)| {
+            let (mean, std) = mean_std(&v);
+            let (int32, fp) = match method.as_str() {
+                METHOD_INT8 => ("yes", "no"),
+                METHOD_FP | METHOD_FP_TINY => ("n/a", "yes"),
+                _ => ("no", "no"),
+            };
+            SummaryRow {
+                source,
+                model: published_model(arch).into(),
+                method,
+                metric,
+                proxy: proxy_label(arch, ds, plan),
+                seeds: v.len(),
+                mean,
+                std,
+                int32_mult: int32.into(),
+                fp_mult: fp.into(),
+                profile: plan.name().into(),
+                run_id: ctx.run_id.into(),
+            }
+        })
+        .collect();
+    Ok(MainOutput { rows, summary, ops })
+}
+
+/// Ablation variants (dossier §10 P3): name and F8Net options.
+pub fn ablation_variants() -> Vec<(&'static str, F8Options)> {
+    let d = F8Options::DEFAULT;
+    vec![
+        ("std rule c=40/70 (code), per-layer, PACT on", d),
+        (
+            "std rule exact c*=39.22/72.12",
+            F8Options {
+                rule: Some(FlRule::StdExact),
+                ..d
+            },
+        ),
+        (
+            "MSE grid search FL",
+            F8Options {
+                rule: Some(FlRule::GridSearch),
+                ..d
+            },
+        ),
+        (
+            "max-based dynamic fixed point FL",
+            F8Options {
+                rule: Some(FlRule::MaxBased),
+                ..d
+            },
+        ),
+        ("fixed format W FL7 / A FL6", F8Options { rule: None, ..d }),
+        (
+            "per-channel weight FL",
+            F8Options {
+                per_channel: true,
+                ..d
+            },
+        ),
+        ("PACT off", F8Options { pact: false, ..d }),
+    ]
+}
+
+/// The ablation table on one model and seed: every variant is quantization-aware trained from the
+/// same FP model, plus the tiny fine-tuning mode (lr 0 calibration and lr 1e-4), each evaluated with
+/// the integer engine.
+pub fn ablations(
+    ctx: &RowCtx,
+    device: &Device,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<ResultRow>, String> {
+    let plan = ctx.plan;
+    let ds = ctx.dataset;
+    let seed = plan.seeds[0];
+    let labels = &ds.test.labels[..ds.test.len().min(plan.test_images)];
+    let fp = train_fp(ctx.arch, plan, ds, seed, device, bar);
+    let source = "f8net ablations (dossier P3; paper numbers not transcribed)";
+    let mut rows = vec![ctx.row(
+        source,
+        METHOD_FP,
+        ("32", "32"),
+        "top1_acc_pct",
+        accuracy(&predict(&fp, &ds.test, plan.test_images), labels),
+        seed,
+        0,
+    )];
+    let tiny = F8Options {
+        rule: Some(FlRule::GridSearch),
+        per_channel: false,
+        pact: false,
+    };
+    let mut variants: Vec<(String, F8Options, usize, f64)> = ablation_variants()
+        .into_iter()
+        .map(|(n, o)| (format!("F8Net QAT: {n}"), o, plan.qat_steps, QAT_LR))
+        .collect();
+    variants.push((
+        "F8Net tiny fine-tuning: grid FL, no PACT, lr 0 (calibration)".into(),
+        tiny,
+        plan.tiny_steps,
+        0.0,
+    ));
+    variants.push((
+        "F8Net tiny fine-tuning: grid FL, no PACT, lr 1e-4".into(),
+        tiny,
+        plan.tiny_steps,
+        TINY_LR,
+    ));
+    for (name, opts, steps, lr) in variants {
+        stage(bar, format!("ablation {name}"));
+        let m = train_quantized(&fp, Method::F8Net(opts), plan, ds, seed, steps, lr, bar);
+        let sim = predict(&m, &ds.test, plan.test_images);
+        let check = engine_check(&m, ds, plan.test_images, &sim)?;
+        rows.push(ctx.row(
+            source,
+            &name,
+            ("8", "8"),
+            "top1_acc_pct",
+            check.accuracy,
+            seed,
+            0,
+        ));
+        rows.push(ctx.row(
+            source,
+            &name,
+            ("8", "8"),
+            "sim_vs_integer_agreement_pct",
+            check.agreement,
+            seed,
+            0,
+        ));
+    }
+    Ok(rows)
+}
+
+/// Progress-bar length of [`ablations`].
+pub fn ablation_steps(plan: &Plan) -> u64 {
+    (plan.fp_steps + ablation_variants().len() * plan.qat_steps + 2 * plan.tiny_steps) as u64
+}

@@ -1,0 +1,387 @@
+//! The proxy architectures as a small dataflow graph (dossier §8, §10): convolutions, residual
+//! additions and a global-average-pool + FC head over numbered values. The same graph drives the
+//! Burn QAT model ([`crate::model`]), the export to the integer engine and the operation counts.
+//!
+//! Conventions taken from the official code: every convolution is followed by batch norm; a ReLU is
+//! never a node, it is the lower clamp of the consumer's unsigned 8-bit quantizer; MobileNetV2's
+//! linear-bottleneck outputs are signed values; the two operands of a residual addition are expressed
+//! in units of the same PACT clip level (one α per class of values linked by additions, the code's
+//! "master layer" sharing), so the addition is a shift-aligned integer add.
+
+/// Which proxy network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    #[value(name = "mobilenetv2")]
+    MobileNetV2,
+    #[value(name = "mobilenetv1")]
+    MobileNetV1,
+    #[value(name = "resnet18")]
+    ResNet18,
+    #[value(name = "resnet50")]
+    ResNet50,
+}
+
+/// A tensor of the graph. Value 0 is the input image (raw pixels, unsigned FL 8, no clip level).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueSpec {
+    pub channels: usize,
+    /// Quantized with a signed format (linear bottleneck outputs) instead of unsigned (post-ReLU).
+    pub signed: bool,
+    /// Index of the PACT clip level shared by this value's class; `None` for the input.
+    pub alpha: Option<usize>,
+}
+
+/// A convolution (always followed by batch norm, folded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvSpec {
+    pub src: usize,
+    /// The raw output (accumulator) value.
+    pub dst: usize,
+    /// The value in whose units (η) the output is expressed: `dst`, or the sum a residual branch
+    /// feeds.
+    pub units: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub groups: usize,
+}
+
+/// An operand of a residual addition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Operand {
+    /// A convolution output already in the sum's units.
+    Raw(usize),
+    /// The 8-bit quantized tensor of a value of the same α class (identity shortcut).
+    Quantized(usize),
+}
+
+/// One step of the graph.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Conv(usize),
+    Add { a: Operand, b: Operand, dst: usize },
+}
+
+/// A whole proxy network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Graph {
+    pub arch: Arch,
+    pub values: Vec<ValueSpec>,
+    pub convs: Vec<ConvSpec>,
+    pub ops: Vec<Op>,
+    /// The value pooled and fed to the classifier.
+    pub head: usize,
+    pub classes: usize,
+    pub alphas: usize,
+    /// Input image side (square, one channel).
+    pub side: usize,
+}
+
+struct Builder {
+    values: Vec<ValueSpec>,
+    convs: Vec<ConvSpec>,
+    ops: Vec<Op>,
+    alphas: usize,
+}
+
+impl Builder {
+    fn new() -> Self {
+        Builder {
+            values: vec![ValueSpec {
+                channels: 1,
+                signed: false,
+                alpha: None,
+            }],
+            convs: Vec::new(),
+            ops: Vec::new(),
+            alphas: 0,
+        }
+    }
+
+    fn value(&mut self, channels: usize, signed: bool, alpha: Option<usize>) -> usize {
+        let alpha = alpha.or_else(|| {
+            self.alphas += 1;
+            Some(self.alphas - 1)
+        });
+        self.values.push(ValueSpec {
+            channels,
+            signed,
+            alpha,
+        });
+        self.values.len() - 1
+    }
+
+    /// A conv from `src` writing a fresh value (or, with `units`, a raw branch of that sum).
+    fn conv(&mut self, src: usize, cout: usize, k: usize, stride: usize, depthwise: bool) -> usize {
+        let dst = self.value(cout, false, None);
+        self.conv_into(src, dst, dst, cout, k, stride, depthwise);
+        dst
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv_into(
+        &mut self,
+        src: usize,
+        dst: usize,
+        units: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        depthwise: bool,
+    ) {
+        let cin = self.values[src].channels;
+        self.convs.push(ConvSpec {
+            src,
+            dst,
+            units,
+            cin,
+            cout,
+            k,
+            stride,
+            groups: if depthwise { cin } else { 1 },
+        });
+        self.ops.push(Op::Conv(self.convs.len() - 1));
+    }
+
+    /// A raw branch value: no quantizer of its own, units of `sum`.
+    fn branch(&mut self, src: usize, sum: usize, k: usize, stride: usize) -> usize {
+        let cout = self.values[sum].channels;
+        self.values.push(ValueSpec {
+            channels: cout,
+            signed: true,
+            alpha: self.values[sum].alpha,
+        });
+        let dst = self.values.len() - 1;
+        self.conv_into(src, dst, sum, cout, k, stride, false);
+        dst
+    }
+
+    fn finish(self, arch: Arch, head: usize) -> Graph {
+        Graph {
+            arch,
+            values: self.values,
+            convs: self.convs,
+            ops: self.ops,
+            head,
+            classes: 10,
+            alphas: self.alphas,
+            side: 28,
+        }
+    }
+
+    fn set_signed(&mut self, v: usize) {
+        self.values[v].signed = true;
+    }
+
+    fn mbv2_block(&mut self, x: usize, t: usize, cout: usize, stride: usize) -> usize {
+        let cin = self.values[x].channels;
+        let h = if t == 1 {
+            x
+        } else {
+            self.conv(x, cin * t, 1, 1, false)
+        };
+        let d = self.conv(h, cin * t, 3, stride, true);
+        if stride == 1 && cin == cout {
+            let alpha = self.values[x].alpha;
+            let sum = self.value(cout, true, alpha);
+            let p = self.branch(d, sum, 1, 1);
+            self.ops.push(Op::Add {
+                a: Operand::Raw(p),
+                b: Operand::Quantized(x),
+                dst: sum,
+            });
+            sum
+        } else {
+            let p = self.conv(d, cout, 1, 1, false);
+            self.set_signed(p);
+            p
+        }
+    }
+
+    /// Basic (two 3x3) or bottleneck (1x1, 3x3 with the stride, 1x1 to `4 mid`) residual block.
+    fn resnet_block(&mut self, x: usize, mid: usize, stride: usize, bottleneck: bool) -> usize {
+        let cin = self.values[x].channels;
+        let cout = if bottleneck { 4 * mid } else { mid };
+        let identity = stride == 1 && cin == cout;
+        let alpha = if identity { self.values[x].alpha } else { None };
+        let sum = self.value(cout, false, alpha);
+        let main = if bottleneck {
+            let a = self.conv(x, mid, 1, 1, false);
+            let b = self.conv(a, mid, 3, stride, false);
+            self.branch(b, sum, 1, 1)
+        } else {
+            let a = self.conv(x, mid, 3, stride, false);
+            self.branch(a, sum, 3, 1)
+        };
+        let b = if identity {
+            Operand::Quantized(x)
+        } else {
+            Operand::Raw(self.branch(x, sum, 1, stride))
+        };
+        self.ops.push(Op::Add {
+            a: Operand::Raw(main),
+            b,
+            dst: sum,
+        });
+        sum
+    }
+}
+
+impl Graph {
+    /// The proxy of dossier §10 with channel widths multiplied by `width` (at least 1 channel; the
+    /// MobileNetV2 expansion keeps its factor 6).
+    pub fn proxy(arch: Arch, width: f64) -> Graph {
+        let w = |c: usize| ((c as f64 * width).round() as usize).max(1);
+        let mut b = Builder::new();
+        let head = match arch {
+            Arch::MobileNetV1 => {
+                let mut x = b.conv(0, w(16), 3, 1, false);
+                for (c, s) in [(32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (256, 2)] {
+                    let d = b.conv(x, b.values[x].channels, 3, s, true);
+                    x = b.conv(d, w(c), 1, 1, false);
+                }
+                x
+            }
+            Arch::MobileNetV2 => {
+                let mut x = b.conv(0, w(16), 3, 1, false);
+                for (t, c, n, s) in [
+                    (1, 8, 1, 1),
+                    (6, 16, 2, 2),
+                    (6, 24, 2, 2),
+                    (6, 32, 2, 2),
+                    (6, 48, 1, 1),
+                ] {
+                    for i in 0..n {
+                        x = b.mbv2_block(x, t, w(c), if i == 0 { s } else { 1 });
+                    }
+                }
+                b.conv(x, w(256), 1, 1, false)
+            }
+            Arch::ResNet18 | Arch::ResNet50 => {
+                let bottleneck = arch == Arch::ResNet50;
+                let (stem, blocks) = if bottleneck { (16, 1) } else { (8, 2) };
+                let mut x = b.conv(0, w(stem), 3, 1, false);
+                for (mid, s) in [(8, 1), (16, 2), (32, 2), (64, 2)] {
+                    for i in 0..blocks {
+                        x = b.resnet_block(x, w(mid), if i == 0 { s } else { 1 }, bottleneck);
+                    }
+                }
+                x
+            }
+        };
+        b.finish(arch, head)
+    }
+
+    /// Spatial side of every value (square maps), from the strides.
+    pub fn sides(&self) -> Vec<usize> {
+        let mut side = vec![self.side; self.values.len()];
+        for op in &self.ops {
+            match op {
+                Op::Conv(c) => {
+                    let c = &self.convs[*c];
+                    side[c.dst] = (side[c.src] + 2 * (c.k / 2) - c.k) / c.stride + 1;
+                }
+                Op::Add {
+                    a: Operand::Raw(a),
+                    dst,
+                    ..
+                } => side[*dst] = side[*a],
+                Op::Add { .. } => {}
+            }
+        }
+        side
+    }
+
+    /// Multiply-accumulates of one inference (convolutions and the classifier).
+    pub fn macs(&self) -> u64 {
+        let side = self.sides();
+        let convs: usize = self
+            .convs
+            .iter()
+            .map(|c| side[c.dst] * side[c.dst] * c.cout * (c.cin / c.groups) * c.k * c.k)
+            .sum();
+        (convs + self.values[self.head].channels * self.classes) as u64
+    }
+
+    /// Trainable parameters (conv weights, BN γ/β, clip levels, classifier).
+    pub fn params(&self) -> usize {
+        let convs: usize = self
+            .convs
+            .iter()
+            .map(|c| c.cout * (c.cin / c.groups) * c.k * c.k + 2 * c.cout)
+            .sum();
+        let head = self.values[self.head].channels;
+        convs + self.alphas + head * self.classes + self.classes
+    }
+
+    /// Whether a value is quantized by a consumer (raw branch values only feed additions).
+    pub fn is_quantized(&self, v: usize) -> bool {
+        v == self.head
+            || self.convs.iter().any(|c| c.src == v)
+            || self
+                .ops
+                .iter()
+                .any(|op| matches!(op, Op::Add { b: Operand::Quantized(q), .. } if *q == v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxies_end_at_4x4_and_have_the_dossier_sizes() {
+        for (arch, macs_m) in [
+            (Arch::MobileNetV1, 4.2),
+            (Arch::MobileNetV2, 3.6),
+            (Arch::ResNet18, 7.1),
+            (Arch::ResNet50, 6.0),
+        ] {
+            let g = Graph::proxy(arch, 1.0);
+            assert_eq!(g.sides()[g.head], 4, "{arch:?}");
+            let m = g.macs() as f64 / 1e6;
+            assert!((m - macs_m).abs() / macs_m < 0.35, "{arch:?}: {m} M MACs");
+        }
+    }
+
+    #[test]
+    fn residual_operands_share_the_clip_level() {
+        for arch in [Arch::MobileNetV2, Arch::ResNet18, Arch::ResNet50] {
+            let g = Graph::proxy(arch, 1.0);
+            let adds: Vec<_> = g
+                .ops
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Add { a, b, dst } => Some((*a, *b, *dst)),
+                    _ => None,
+                })
+                .collect();
+            assert!(!adds.is_empty());
+            for (a, b, dst) in adds {
+                for o in [a, b] {
+                    let v = match o {
+                        Operand::Raw(v) | Operand::Quantized(v) => v,
+                    };
+                    assert_eq!(g.values[v].alpha, g.values[dst].alpha);
+                    if let Operand::Raw(v) = o {
+                        let conv = g.convs.iter().find(|c| c.dst == v).unwrap();
+                        assert_eq!(conv.units, dst);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mobilenetv2_bottleneck_outputs_are_signed() {
+        let g = Graph::proxy(Arch::MobileNetV2, 1.0);
+        let tail = g.convs.last().unwrap();
+        assert!(
+            g.values[tail.src].signed,
+            "tail conv input is a linear bottleneck"
+        );
+        assert!(!g.values[g.head].signed);
+        assert!(g.convs.iter().any(|c| c.groups == c.cin && c.cin > 1));
+    }
+}

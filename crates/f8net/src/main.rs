@@ -1,0 +1,182 @@
+//! `f8net`: the F8Net reproduction. `--model X` runs the main table for one proxy model; subcommands
+//! run the statistics figures and the ablations.
+
+use clap::{Parser, Subcommand};
+use f8net::experiments::{
+    Plan, Profile, RowCtx, ablation_steps, ablations, main_steps, main_table,
+};
+use f8net::graph::Arch;
+use f8net::statistics::{self, Grid};
+use repro::datasets::{DatasetName, default_data_root, load};
+use repro::manifest::Run;
+use repro::results::table_path;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    about = "F8Net (Jin et al. ICLR 2022): fixed-point 8-bit-only multiplication on proxy models"
+)]
+struct Cli {
+    /// Train the proxy of this model and write its main-table rows (FP, F8Net, INT8 with INT32 multiplier).
+    #[arg(long, value_enum)]
+    model: Option<Arch>,
+    /// Data set of the proxy runs.
+    #[arg(long, value_enum, default_value = "fashion-mnist", global = true)]
+    dataset: DatasetName,
+    /// smoke (seconds, CI), default (minutes, one seed) or full (three seeds, the committed results).
+    #[arg(long, value_enum, default_value = "default", global = true)]
+    profile: Profile,
+    /// Epochs of the full-precision stage (over the training subset); the profile's value otherwise.
+    #[arg(long, global = true)]
+    epochs: Option<u32>,
+    /// Run only this seed instead of the profile's seeds.
+    #[arg(long, global = true)]
+    seed: Option<u64>,
+    /// Results root (default: <workspace>/results).
+    #[arg(long, global = true)]
+    out: Option<PathBuf>,
+    /// Worker threads (rayon: engine evaluation and Burn's CPU kernels).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Data root (default: <workspace>/data).
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Relative quantization error vs sigma, thresholds and fitted constants (exact and Monte Carlo),
+    /// as CSV and SVG figures. Needs no data set.
+    Stats,
+    /// Ablations on one model: FL rule, per-layer vs per-channel, PACT on/off, tiny fine-tuning.
+    Ablations {
+        #[arg(long, value_enum, default_value = "mobilenetv2")]
+        model: Arch,
+    },
+}
+
+const PAPER_DIR: &str = "f8net";
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let cli = Cli::parse();
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| format!("thread pool: {e}"))?;
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| repro::workspace_root().join("results"));
+    let plan = Plan::new(cli.profile, cli.epochs, cli.seed.map(|s| vec![s]));
+    let run = Run::start(plan.name(), threads);
+    match (&cli.command, cli.model) {
+        (Some(Command::Stats), _) => stats(&plan, &run, &out),
+        (Some(Command::Ablations { model }), _) => {
+            let dataset = load_data(&cli)?;
+            let device = burn::prelude::Device::flex().autodiff();
+            let ctx = RowCtx { arch: *model, dataset: &dataset, plan: &plan, run_id: &run.run_id };
+            let bar = quant_train::train::progress_bar(ablation_steps(&plan), "ablations");
+            let rows = ablations(&ctx, &device, &bar)?;
+            bar.finish();
+            let path = table_path(&out, PAPER_DIR, "ablations");
+            run.record(&path, &rows, &dataset.checksums()).map_err(|e| e.to_string())?;
+            for r in &rows {
+                println!("{:<70} {:<30} {:>8.2}", r.method, r.metric, r.value);
+            }
+            println!("wrote {}", path.display());
+            Ok(())
+        }
+        (None, Some(arch)) => {
+            let dataset = load_data(&cli)?;
+            let device = burn::prelude::Device::flex().autodiff();
+            let ctx = RowCtx { arch, dataset: &dataset, plan: &plan, run_id: &run.run_id };
+            let bar = quant_train::train::progress_bar(main_steps(arch, &plan), "main");
+            let result = main_table(&ctx, &device, &bar)?;
+            bar.finish();
+            let checks = dataset.checksums();
+            let main = table_path(&out, PAPER_DIR, "main");
+            run.record(&main, &result.rows, &checks).map_err(|e| e.to_string())?;
+            run.record(&table_path(&out, PAPER_DIR, "main_summary"), &result.summary, &checks)
+                .map_err(|e| e.to_string())?;
+            run.record(&table_path(&out, PAPER_DIR, "ops"), &result.ops, &checks)
+                .map_err(|e| e.to_string())?;
+            for s in &result.summary {
+                println!("{:<80} {:<30} {:>7.2} ± {:.2} (n={})", s.method, s.metric, s.mean, s.std, s.seeds);
+            }
+            for o in &result.ops {
+                println!("{:<55} mul8x8 {:>10} mul32x32 {:>8} shifts {:>8}", o.pipeline, o.mul_8x8, o.mul_32x32, o.shifts);
+            }
+            println!("wrote {}", main.display());
+            Ok(())
+        }
+        (None, None) => Err("nothing to do: pass --model mobilenetv2|mobilenetv1|resnet18|resnet50, or a subcommand (see --help)".into()),
+    }
+}
+
+fn load_data(cli: &Cli) -> Result<repro::datasets::Dataset, String> {
+    let root = cli.data.clone().unwrap_or_else(default_data_root);
+    load(&root, cli.dataset).map_err(|e| format!("{e} (run `make data` to fetch the data sets)"))
+}
+
+fn stats(plan: &Plan, run: &Run, out: &std::path::Path) -> Result<(), String> {
+    let grid = match plan.profile {
+        Profile::Smoke => Grid {
+            n_sigma: 120,
+            samples: 2000,
+        },
+        _ => Grid::PAPER,
+    };
+    let seed = plan.seeds[0].wrapping_add(1995);
+    let result = statistics::run(grid, seed, plan.name(), &run.run_id);
+    let e = |e: repro::results::TableError| e.to_string();
+    run.record(
+        &table_path(out, PAPER_DIR, "stats_curves"),
+        &result.curves,
+        &[],
+    )
+    .map_err(e)?;
+    run.record(
+        &table_path(out, PAPER_DIR, "stats_constants"),
+        &result.constants,
+        &[],
+    )
+    .map_err(e)?;
+    run.record(
+        &table_path(out, PAPER_DIR, "stats_published"),
+        &result.published,
+        &[],
+    )
+    .map_err(e)?;
+    let dir = out.join(PAPER_DIR);
+    for (name, svg) in &result.svgs {
+        std::fs::write(dir.join(name), svg)
+            .map_err(|err| format!("{}: {err}", dir.join(name).display()))?;
+    }
+    for c in result
+        .constants
+        .iter()
+        .filter(|c| !c.quantity.starts_with("sigma_threshold"))
+    {
+        println!(
+            "{:<9} {:<15} {:<32} {:.6}",
+            c.format, c.kind, c.quantity, c.value
+        );
+    }
+    for r in &result.published {
+        println!("{:<50} {:<45} {:.5}", r.method, r.metric, r.value);
+    }
+    println!("wrote {}", dir.display());
+    Ok(())
+}

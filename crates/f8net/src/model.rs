@@ -1,0 +1,557 @@
+//! F8Net quantization-aware training in Burn (dossier §4, §5): one model for the three methods.
+//!
+//! Tensors flow between layers in the fixed-point domain of the official code: a value `v` is stored
+//! as `real / η_v` with `η_v = 2^FL_v α_v / (2^(8-s) - 1)` (PACT clip level α, fractional length FL of
+//! the value's quantizer, `s = 1` for signed). A convolution folds batch norm and the ratio of clip
+//! levels into its weights, `W_eff = (γ/σ_B) W η_src / η_units`, chooses the weight FL from
+//! `std(W_eff)`, quantizes, and writes `conv(x_q, Q(W_eff)) + b_eff / η_units`: exactly the
+//! i8 x i8 -> i32 accumulator of the integer engine. Activation FLs come from the batch standard
+//! deviation (taken before the clamp that implements the ReLU), smoothed into an EMA buffer
+//! (momentum 0.1, initial 6) whose rounded value is the FL at inference and inside η.
+//!
+//! The conventional INT8 baseline runs through the same graph with quant-train's Jacob affine
+//! quantizer (per-tensor uint8 activations from EMA min/max ranges, narrow-range uint8 weights) and no
+//! η folding; the full-precision baseline is the F8Net model without rounding (PACT-clipped,
+//! BN-folded float, as the authors trained theirs).
+
+use crate::graph::{Graph, Op, Operand};
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use quant_core::fixed8::FixedFormat;
+use quant_core::fixed8::rule::FlRule;
+use quant_train::quant::{AffineQuantizer, QuantizerRef};
+
+/// How tensors are quantized.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Method {
+    /// PACT-clipped, BN-folded float (no rounding): the authors' "full precision" baseline.
+    FullPrecision,
+    /// F8Net fixed point, shifts only.
+    F8Net(F8Options),
+    /// Conventional INT8 with an INT32 requantization multiplier (Jacob et al. 2018).
+    Int8Jacob,
+}
+
+/// F8Net switches (the ablations of dossier §10 P3).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct F8Options {
+    /// FL rule for weights and activations; `None` is the fixed format W FL 7 / A FL 6.
+    pub rule: Option<FlRule>,
+    /// One weight FL per output channel instead of per layer.
+    pub per_channel: bool,
+    /// PACT clip levels folded into the weights (`false`: η = 2^FL, activations fixed point directly).
+    pub pact: bool,
+}
+
+impl F8Options {
+    /// The released configuration: std rule with the code's constants, per layer, PACT on.
+    pub const DEFAULT: F8Options = F8Options {
+        rule: Some(FlRule::StdCode),
+        per_channel: false,
+        pact: true,
+    };
+}
+
+/// Initial PACT clip level (official `alpha` init).
+pub const ALPHA_INIT: f32 = 8.0;
+/// Initial FL buffer of activation quantizers (`input_format: [8, 6]`).
+pub const FL_INIT: f64 = 6.0;
+/// Momentum of the FL EMA and of batch norm's running statistics.
+pub const MOMENTUM: f64 = 0.1;
+const BN_EPS: f64 = 1e-5;
+/// EMA decay of Jacob's activation ranges (quant-train's default).
+const JACOB_EMA: f64 = 0.99;
+
+/// The trainable parameters.
+#[derive(Module, Debug)]
+pub struct Params {
+    pub conv_w: Vec<Param<Tensor<4>>>,
+    pub gamma: Vec<Param<Tensor<1>>>,
+    pub beta: Vec<Param<Tensor<1>>>,
+    pub alpha: Vec<Param<Tensor<1>>>,
+    pub fc_w: Param<Tensor<2>>,
+    pub fc_b: Param<Tensor<1>>,
+}
+
+/// Statistics that are not trained by gradient: BN running mean/var, activation FL EMAs, Jacob ranges.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub bn_mean: Vec<Vec<f32>>,
+    pub bn_var: Vec<Vec<f32>>,
+    pub fl_ema: Vec<f64>,
+    pub range_ema: Vec<Option<(f64, f64)>>,
+}
+
+/// Graph + parameters + statistics + method.
+pub struct Model {
+    pub graph: Graph,
+    pub params: Params,
+    pub state: State,
+    pub method: Method,
+}
+
+/// He-normal conv weights and `N(0, 0.01)` classifier weights from `seed` (official init).
+pub fn init_params(graph: &Graph, seed: u64, device: &Device) -> Params {
+    let mut rng = quant_train::rng::Rng::new(seed);
+    let mut normal =
+        |n: usize, std: f64| -> Vec<f32> { (0..n).map(|_| (rng.normal() * std) as f32).collect() };
+    let conv_w = graph
+        .convs
+        .iter()
+        .map(|c| {
+            let shape = [c.cout, c.cin / c.groups, c.k, c.k];
+            let std = (2.0 / (c.k * c.k * c.cout) as f64).sqrt();
+            let w = normal(shape.iter().product(), std);
+            Param::from_tensor(Tensor::from_data(TensorData::new(w, shape), device))
+        })
+        .collect();
+    let ones = |n| Param::from_tensor(Tensor::ones([n], device));
+    let zeros = |n| Param::from_tensor(Tensor::zeros([n], device));
+    let head = graph.values[graph.head].channels;
+    Params {
+        conv_w,
+        gamma: graph.convs.iter().map(|c| ones(c.cout)).collect(),
+        beta: graph.convs.iter().map(|c| zeros(c.cout)).collect(),
+        alpha: (0..graph.alphas)
+            .map(|_| Param::from_tensor(Tensor::from_floats([ALPHA_INIT], device)))
+            .collect(),
+        fc_w: Param::from_tensor(Tensor::from_data(
+            TensorData::new(normal(graph.classes * head, 0.01), [graph.classes, head]),
+            device,
+        )),
+        fc_b: zeros(graph.classes),
+    }
+}
+
+impl State {
+    pub fn new(graph: &Graph) -> Self {
+        State {
+            bn_mean: graph.convs.iter().map(|c| vec![0.0; c.cout]).collect(),
+            bn_var: graph.convs.iter().map(|c| vec![1.0; c.cout]).collect(),
+            fl_ema: vec![FL_INIT; graph.values.len()],
+            range_ema: vec![None; graph.values.len()],
+        }
+    }
+}
+
+/// What one forward pass does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pass {
+    /// Batch statistics for BN and FLs, statistics updated.
+    Train,
+    /// Running statistics, rounded FLs, 32-bit biases: what the integer engine computes.
+    Eval,
+}
+
+fn host(t: Tensor<1>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default()
+}
+
+fn host4(t: Tensor<4>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// Fake-quantizes in the code domain: `q = clamp(x * scale, lo, hi)` rounded half to even with a
+/// straight-through gradient (zero outside the clamp), returned as `q / scale`. `scale` broadcasts
+/// (`2^FL`, per tensor or per channel). Without `round` only the clamp is applied.
+fn fake_fixed<const D: usize>(
+    x: Tensor<D>,
+    scale: Tensor<D>,
+    lo: f32,
+    hi: f32,
+    round: bool,
+) -> Tensor<D> {
+    let c = (x * scale.clone()).clamp(lo, hi);
+    let q = if round {
+        c.clone() + (c.clone().round() - c).detach()
+    } else {
+        c
+    };
+    q / scale
+}
+
+fn pow2(fl: i32) -> f32 {
+    2f32.powi(fl)
+}
+
+/// The rounded FL of an EMA buffer, clamped to the format.
+pub fn rounded_fl(ema: f64, signed: bool) -> u8 {
+    ema.round()
+        .clamp(0.0, f64::from(FixedFormat::fl_max(signed))) as u8
+}
+
+impl Model {
+    pub fn new(graph: Graph, method: Method, seed: u64, device: &Device) -> Self {
+        let params = init_params(&graph, seed, device);
+        let state = State::new(&graph);
+        Model {
+            graph,
+            params,
+            state,
+            method,
+        }
+    }
+
+    fn f8(&self) -> Option<F8Options> {
+        match self.method {
+            Method::F8Net(o) => Some(o),
+            Method::FullPrecision => Some(F8Options {
+                rule: Some(FlRule::StdCode),
+                per_channel: false,
+                pact: true,
+            }),
+            Method::Int8Jacob => None,
+        }
+    }
+
+    fn rounds(&self) -> bool {
+        !matches!(self.method, Method::FullPrecision)
+    }
+
+    /// The FL a value's quantizer uses at inference and inside η.
+    pub fn value_fl(&self, v: usize) -> i32 {
+        if v == 0 {
+            return 8;
+        }
+        i32::from(rounded_fl(
+            self.state.fl_ema[v],
+            self.graph.values[v].signed,
+        ))
+    }
+
+    /// `η_v` as a one-element tensor (carries the gradient to α); 1 for the input and without PACT
+    /// the pure power of two `2^FL`.
+    pub fn eta(&self, v: usize, device: &Device) -> Tensor<1> {
+        let spec = &self.graph.values[v];
+        let Some(o) = self.f8() else {
+            return Tensor::ones([1], device);
+        };
+        match spec.alpha {
+            None => Tensor::ones([1], device),
+            Some(a) if o.pact => {
+                let q = if spec.signed { 127.0 } else { 255.0 };
+                self.params.alpha[a]
+                    .val()
+                    .mul_scalar(pow2(self.value_fl(v)) / q)
+            }
+            Some(_) => Tensor::from_floats([pow2(self.value_fl(v))], device),
+        }
+    }
+
+    /// FL of a tensor under the F8Net options (fixed format: W 7, A 6).
+    fn choose_fl(&self, values: &[f32], signed: bool, weight: bool) -> u8 {
+        match self.f8().and_then(|o| o.rule) {
+            Some(rule) => rule.choose(values, signed),
+            None => {
+                let fl = if weight { 7 } else { 6 };
+                fl.min(FixedFormat::fl_max(signed))
+            }
+        }
+    }
+
+    /// Quantizes value `v` (raw, in its own units) for its consumers; updates its statistics in
+    /// training.
+    fn quantize_value(&mut self, v: usize, raw: Tensor<4>, pass: Pass) -> Tensor<4> {
+        if v == 0 {
+            return raw;
+        }
+        let signed = self.graph.values[v].signed;
+        match self.f8() {
+            Some(_) => {
+                let fl = match pass {
+                    Pass::Train => {
+                        let data = host4(raw.clone().detach());
+                        let fl = self.choose_fl(&data, signed, false);
+                        self.state.fl_ema[v] =
+                            MOMENTUM * f64::from(fl) + (1.0 - MOMENTUM) * self.state.fl_ema[v];
+                        i32::from(fl)
+                    }
+                    Pass::Eval => self.value_fl(v),
+                };
+                let (lo, hi) = if signed {
+                    (-127.0, 127.0)
+                } else {
+                    (0.0, 255.0)
+                };
+                let device = raw.device();
+                let scale = Tensor::<4>::ones([1, 1, 1, 1], &device).mul_scalar(pow2(fl));
+                let n = raw.dims();
+                fake_fixed(raw, scale.expand(n), lo, hi, self.rounds())
+            }
+            None => {
+                let y = if signed { raw } else { raw.clamp_min(0.0) };
+                if pass == Pass::Train {
+                    let (lo, hi) = quant_train::quant::tensor_range(&y);
+                    let r = self.state.range_ema[v].map_or((lo, hi), |(a, b)| {
+                        (
+                            JACOB_EMA * a + (1.0 - JACOB_EMA) * lo,
+                            JACOB_EMA * b + (1.0 - JACOB_EMA) * hi,
+                        )
+                    });
+                    self.state.range_ema[v] = Some(r);
+                }
+                let range =
+                    self.state.range_ema[v].unwrap_or((if signed { -6.0 } else { 0.0 }, 6.0));
+                jacob_activations().apply(y, range)
+            }
+        }
+    }
+
+    /// Batch-norm scale and shift `(γ/σ, β - γμ/σ)` of conv `i`: from the batch statistics of the
+    /// unquantized convolution of the real input in training (running statistics updated), from the
+    /// running statistics otherwise.
+    fn bn_fold(&mut self, i: usize, real_in: Option<Tensor<4>>) -> (Tensor<1>, Tensor<1>) {
+        let c = &self.graph.convs[i];
+        let device = self.params.conv_w[i].val().device();
+        let gamma = self.params.gamma[i].val();
+        let beta = self.params.beta[i].val();
+        let (mean, var) = match real_in {
+            Some(x) => {
+                let y = conv2d(
+                    x,
+                    self.params.conv_w[i].val(),
+                    None,
+                    ConvOptions::new([c.stride, c.stride], [c.k / 2, c.k / 2], [1, 1], c.groups),
+                );
+                let [n, ch, h, w] = y.dims();
+                let flat = y.swap_dims(0, 1).reshape([ch, n * h * w]);
+                let mean = flat.clone().mean_dim(1).reshape([ch]);
+                let var = (flat - mean.clone().reshape([ch, 1]))
+                    .powi_scalar(2)
+                    .mean_dim(1)
+                    .reshape([ch]);
+                let count = (n * h * w) as f32;
+                let m = MOMENTUM as f32;
+                let (hm, hv) = (host(mean.clone().detach()), host(var.clone().detach()));
+                for (r, b) in self.state.bn_mean[i].iter_mut().zip(&hm) {
+                    *r = (1.0 - m) * *r + m * b;
+                }
+                for (r, b) in self.state.bn_var[i].iter_mut().zip(&hv) {
+                    *r = (1.0 - m) * *r + m * b * count / (count - 1.0).max(1.0);
+                }
+                (mean, var)
+            }
+            None => (
+                Tensor::from_data(
+                    TensorData::new(self.state.bn_mean[i].clone(), [c.cout]),
+                    &device,
+                ),
+                Tensor::from_data(
+                    TensorData::new(self.state.bn_var[i].clone(), [c.cout]),
+                    &device,
+                ),
+            ),
+        };
+        let scale = gamma / var.add_scalar(BN_EPS).sqrt();
+        let shift = beta - mean * scale.clone();
+        (scale, shift)
+    }
+
+    /// Effective weight (`[cout, cin/g, k, k]`, in `η_src / η_units` units) and bias (in `η_units`
+    /// units) of conv `i`.
+    pub fn effective(&mut self, i: usize, real_in: Option<Tensor<4>>) -> (Tensor<4>, Tensor<1>) {
+        let (src, units, cout) = {
+            let c = &self.graph.convs[i];
+            (c.src, c.units, c.cout)
+        };
+        let (scale, shift) = self.bn_fold(i, real_in);
+        let device = scale.device();
+        let ratio = self.eta(src, &device) / self.eta(units, &device);
+        let w = self.params.conv_w[i].val()
+            * (scale * ratio.clone().expand([cout])).reshape([cout, 1, 1, 1]);
+        let b = shift / self.eta(units, &device).expand([cout]);
+        (w, b)
+    }
+
+    /// Effective classifier weight `fc_w η_head` as `[classes, c, 1, 1]` and its (per-layer) FLs.
+    pub fn classifier_effective(&self) -> (Tensor<4>, Vec<u8>) {
+        let c = self.graph.values[self.graph.head].channels;
+        let device = self.params.fc_w.val().device();
+        let eta = self.eta(self.graph.head, &device);
+        let w =
+            (self.params.fc_w.val() * eta.reshape([1, 1])).reshape([self.graph.classes, c, 1, 1]);
+        let fls = self.fls_of(&w, false);
+        (w, fls)
+    }
+
+    /// Weight FLs of a convolution's effective weight (per channel when the options say so).
+    pub fn weight_fls(&self, w: &Tensor<4>) -> Vec<u8> {
+        self.fls_of(w, self.f8().is_some_and(|o| o.per_channel))
+    }
+
+    /// One FL per output channel of `w` (all equal unless `per_channel`).
+    fn fls_of(&self, w: &Tensor<4>, per_channel: bool) -> Vec<u8> {
+        let [cout, ..] = w.dims();
+        let data = host4(w.clone().detach());
+        let per = data.len() / cout.max(1);
+        if per_channel {
+            data.chunks(per)
+                .map(|ch| self.choose_fl(ch, true, true))
+                .collect()
+        } else {
+            vec![self.choose_fl(&data, true, true); cout]
+        }
+    }
+
+    fn quantize_weight(&self, w: Tensor<4>, fls: &[u8]) -> Tensor<4> {
+        let dims = w.dims();
+        let device = w.device();
+        match self.f8() {
+            Some(_) => {
+                let scales: Vec<f32> = fls.iter().map(|&f| pow2(i32::from(f))).collect();
+                let s = Tensor::<1>::from_data(TensorData::new(scales, [dims[0]]), &device)
+                    .reshape([dims[0], 1, 1, 1])
+                    .expand(dims);
+                fake_fixed(w, s, -127.0, 127.0, self.rounds())
+            }
+            None => {
+                let range = quant_train::quant::tensor_range(&w);
+                jacob_weights().apply(w, range)
+            }
+        }
+    }
+
+    /// 32-bit bias at the accumulator FL (inference only; training keeps float biases).
+    fn quantize_bias(&self, b: Tensor<1>, fl_acc: &[i32]) -> Tensor<1> {
+        if self.f8().is_none() || !self.rounds() {
+            return b;
+        }
+        let device = b.device();
+        let s: Vec<f32> = fl_acc.iter().map(|&f| pow2(f)).collect();
+        let s = Tensor::<1>::from_data(TensorData::new(s, [fl_acc.len()]), &device);
+        (b * s.clone()).round() / s
+    }
+
+    /// Logits of a batch of pixels/256 (`[N, 1, 28, 28]`), in the fixed-point units of the classifier.
+    pub fn forward(&mut self, input: Tensor<4>, pass: Pass) -> Tensor<2> {
+        let n_values = self.graph.values.len();
+        let mut raw: Vec<Option<Tensor<4>>> = vec![None; n_values];
+        let mut quant: Vec<Option<Tensor<4>>> = vec![None; n_values];
+        raw[0] = Some(input);
+        let ops = self.graph.ops.clone();
+        for op in &ops {
+            match op {
+                Op::Conv(i) => {
+                    let c = self.graph.convs[*i].clone();
+                    let xq = self.quantized(c.src, &mut raw, &mut quant, pass);
+                    let real_in = match pass {
+                        Pass::Train => {
+                            Some(xq.clone() * self.eta(c.src, &xq.device()).reshape([1, 1, 1, 1]))
+                        }
+                        Pass::Eval => None,
+                    };
+                    let (w, b) = self.effective(*i, real_in);
+                    let fls = self.weight_fls(&w);
+                    let wq = self.quantize_weight(w, &fls);
+                    let fl_acc: Vec<i32> = fls
+                        .iter()
+                        .map(|&f| i32::from(f) + self.value_fl(c.src))
+                        .collect();
+                    let b = match pass {
+                        Pass::Train => b,
+                        Pass::Eval => self.quantize_bias(b, &fl_acc),
+                    };
+                    let y = conv2d(
+                        xq,
+                        wq,
+                        Some(b),
+                        ConvOptions::new(
+                            [c.stride, c.stride],
+                            [c.k / 2, c.k / 2],
+                            [1, 1],
+                            c.groups,
+                        ),
+                    );
+                    raw[c.dst] = Some(y);
+                }
+                Op::Add { a, b, dst } => {
+                    let ta = self.operand(*a, *dst, &mut raw, &mut quant, pass);
+                    let tb = self.operand(*b, *dst, &mut raw, &mut quant, pass);
+                    raw[*dst] = Some(ta + tb);
+                }
+            }
+        }
+        let head = self.graph.head;
+        let xq = self.quantized(head, &mut raw, &mut quant, pass);
+        let [n, c, h, w] = xq.dims();
+        let mean = xq.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]);
+        let pooled = match self.f8() {
+            Some(_) if self.rounds() => {
+                let s = pow2(self.value_fl(head));
+                let m = mean.mul_scalar(s);
+                (m.clone() + (m.clone().round() - m).detach()).div_scalar(s)
+            }
+            _ => mean,
+        };
+        let (w4, fl) = self.classifier_effective();
+        let wq = self
+            .quantize_weight(w4, &fl)
+            .reshape([self.graph.classes, c]);
+        let fl_acc = vec![i32::from(fl[0]) + self.value_fl(head); self.graph.classes];
+        let b = match pass {
+            Pass::Train => self.params.fc_b.val(),
+            Pass::Eval => self.quantize_bias(self.params.fc_b.val(), &fl_acc),
+        };
+        pooled.matmul(wq.transpose()) + b.reshape([1, self.graph.classes])
+    }
+
+    fn quantized(
+        &mut self,
+        v: usize,
+        raw: &mut [Option<Tensor<4>>],
+        quant: &mut [Option<Tensor<4>>],
+        pass: Pass,
+    ) -> Tensor<4> {
+        if let Some(q) = &quant[v] {
+            return q.clone();
+        }
+        let r = raw[v]
+            .clone()
+            .unwrap_or_else(|| unreachable!("graph order: value {v} used before it is written"));
+        let q = self.quantize_value(v, r, pass);
+        quant[v] = Some(q.clone());
+        q
+    }
+
+    fn operand(
+        &mut self,
+        o: Operand,
+        dst: usize,
+        raw: &mut [Option<Tensor<4>>],
+        quant: &mut [Option<Tensor<4>>],
+        pass: Pass,
+    ) -> Tensor<4> {
+        match o {
+            Operand::Raw(v) => raw[v]
+                .clone()
+                .unwrap_or_else(|| unreachable!("raw branch {v} missing")),
+            Operand::Quantized(v) => {
+                let q = self.quantized(v, raw, quant, pass);
+                let device = q.device();
+                // same clip level: η_v / η_dst is the power of two 2^(FL_v - FL_dst)
+                let ratio = self.eta(v, &device) / self.eta(dst, &device);
+                q * ratio.reshape([1, 1, 1, 1])
+            }
+        }
+    }
+}
+
+fn jacob_activations() -> QuantizerRef {
+    QuantizerRef::new(
+        AffineQuantizer::activations(8).unwrap_or_else(|_| unreachable!("8 bits is valid")),
+    )
+}
+
+fn jacob_weights() -> QuantizerRef {
+    QuantizerRef::new(
+        AffineQuantizer::weights(8).unwrap_or_else(|_| unreachable!("8 bits is valid")),
+    )
+}

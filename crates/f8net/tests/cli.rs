@@ -1,0 +1,70 @@
+//! The binary end to end in the smoke profile.
+
+use std::process::Command;
+
+fn f8net(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_f8net"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+#[test]
+fn main_table_smoke_writes_rows_and_the_integer_engine_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let o = f8net(&["--model", "resnet18", "--profile", "smoke", "--out", out]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let main = std::fs::read_to_string(dir.path().join("f8net/main.csv")).unwrap();
+    assert!(main.contains("F8Net fixed-point 8-bit only"));
+    assert!(main.contains("full precision baseline (authors' own; PACT-clipped float)"));
+    assert!(main.contains("Jacob et al. 2018"));
+    let agreement: Vec<f64> = main
+        .lines()
+        .filter(|l| l.contains("sim_vs_integer_agreement_pct"))
+        .map(|l| l.split(',').nth(9).unwrap().parse().unwrap())
+        .collect();
+    assert!(!agreement.is_empty());
+    assert!(agreement.iter().all(|&a| a == 100.0), "{agreement:?}");
+    assert!(dir.path().join("f8net/main.manifest.json").exists());
+    let ops = std::fs::read_to_string(dir.path().join("f8net/ops.csv")).unwrap();
+    assert!(
+        ops.lines()
+            .any(|l| l.contains("F8Net") && l.contains(",0,")),
+        "{ops}"
+    );
+}
+
+#[test]
+fn stats_smoke_writes_tables_and_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let o = f8net(&["stats", "--profile", "smoke", "--out", out]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in [
+        "stats_curves.csv",
+        "stats_constants.csv",
+        "stats_published.csv",
+        "stats_thresholds.svg",
+        "stats_error_curves_signed.svg",
+    ] {
+        assert!(dir.path().join("f8net").join(f).exists(), "{f}");
+    }
+}
+
+#[test]
+fn missing_data_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = f8net(&[
+        "--model",
+        "mobilenetv1",
+        "--profile",
+        "smoke",
+        "--data",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("make data"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
