@@ -141,6 +141,15 @@ impl OutputStage {
         }
     }
 
+    /// Fake-quantizes `x` on this stage's current grid (no activation, no observation): for
+    /// value-preserving ops such as average pooling whose output shares the input's parameters.
+    pub fn requantize(&self, x: Tensor<4>, phase: &Phase) -> Tensor<4> {
+        match &self.quantizer {
+            Some(q) if phase.quantize_activations => q.apply(x, self.range()),
+            _ => x,
+        }
+    }
+
     /// Activation, then (in training) observe, then fake-quantize if enabled.
     pub fn forward(&self, x: Tensor<4>, phase: &Phase) -> Tensor<4> {
         let y = match (self.activation, &self.pact_alpha) {
@@ -451,19 +460,29 @@ impl QAdd {
     }
 }
 
-/// Global average pooling to `[N, C, 1, 1]` with its own output range (TFLite `MEAN`).
+/// Global average pooling to `[N, C, 1, 1]`. The integer engine keeps the input's `(S, Z)` and
+/// rounds the mean code (TFLite `AVERAGE_POOL`), so in training the mean is fake-quantized on the
+/// grid of the stage that produced the input, with no observer of its own.
 #[derive(Module, Debug)]
-pub struct QGlobalAvgPool {
-    /// Output quantization (no activation).
-    pub output: OutputStage,
+pub struct GlobalAvgPool {
+    /// Keeps the derive happy about an otherwise empty module; always `true`.
+    pub enabled: bool,
 }
 
-impl QGlobalAvgPool {
-    /// Mean over the spatial dimensions, observed and fake-quantized.
-    pub fn forward(&self, x: Tensor<4>, phase: &Phase) -> Tensor<4> {
+impl GlobalAvgPool {
+    /// Mean over the spatial dimensions, re-quantized on `input_stage`'s grid when it quantizes.
+    pub fn forward(
+        &self,
+        x: Tensor<4>,
+        input_stage: Option<&OutputStage>,
+        phase: &Phase,
+    ) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
         let m = x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c, 1, 1]);
-        self.output.forward(m, phase)
+        match input_stage {
+            Some(stage) => stage.requantize(m, phase),
+            None => m,
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use burn::prelude::*;
 
-use crate::layers::{Activation, MaxPool, OutputStage, Phase, QAdd, QGlobalAvgPool, QLayer};
+use crate::layers::{Activation, GlobalAvgPool, MaxPool, OutputStage, Phase, QAdd, QLayer};
 use crate::quant::QuantizerRef;
 use crate::rng::Rng;
 
@@ -30,8 +30,8 @@ pub enum Block {
     Layer(QLayer),
     /// Max pooling.
     MaxPool(MaxPool),
-    /// Global average pooling.
-    GlobalAvgPool(QGlobalAvgPool),
+    /// Global average pooling (shares the previous stage's quantization grid).
+    GlobalAvgPool(GlobalAvgPool),
     /// Residual unit.
     Residual(Residual),
 }
@@ -54,20 +54,29 @@ impl Net {
     /// Logits for a batch.
     pub fn forward(&self, x: Tensor<4>, phase: &Phase) -> Tensor<2> {
         let n = x.dims()[0];
-        let y = self.blocks.iter().fold(x, |x, b| match b {
-            Block::Layer(l) => l.forward(x, phase),
-            Block::MaxPool(p) => p.forward(x),
-            Block::GlobalAvgPool(g) => g.forward(x, phase),
-            Block::Residual(r) => {
-                let main = run_layers(&r.body, x.clone(), phase);
-                let short = match &r.shortcut {
-                    Some(s) => s.forward(x, phase),
-                    None => x,
-                };
-                r.add.forward(main, short, phase)
-            }
-        });
-        y.reshape([n, self.classes])
+        // The stage that produced the current tensor (None: the exact uint8 input).
+        let mut last: Option<&OutputStage> = None;
+        let mut x = x;
+        for b in &self.blocks {
+            x = match b {
+                Block::Layer(l) => {
+                    last = Some(&l.output);
+                    l.forward(x, phase)
+                }
+                Block::MaxPool(p) => p.forward(x),
+                Block::GlobalAvgPool(g) => g.forward(x, last, phase),
+                Block::Residual(r) => {
+                    last = Some(&r.add.output);
+                    let main = run_layers(&r.body, x.clone(), phase);
+                    let short = match &r.shortcut {
+                        Some(s) => s.forward(x, phase),
+                        None => x,
+                    };
+                    r.add.forward(main, short, phase)
+                }
+            };
+        }
+        x.reshape([n, self.classes])
     }
 
     /// Every weight layer, in execution order (body before shortcut).
@@ -123,13 +132,12 @@ impl Net {
         for b in &mut self.blocks {
             match b {
                 Block::Layer(l) => visit(&mut l.output),
-                Block::GlobalAvgPool(g) => visit(&mut g.output),
                 Block::Residual(r) => {
                     r.body.iter_mut().for_each(|l| visit(&mut l.output));
                     r.shortcut.iter_mut().for_each(|l| visit(&mut l.output));
                     visit(&mut r.add.output);
                 }
-                Block::MaxPool(_) => {}
+                Block::MaxPool(_) | Block::GlobalAvgPool(_) => {}
             }
         }
     }
@@ -370,9 +378,8 @@ impl Builder {
     }
 
     fn global_avg_pool(&mut self) {
-        self.blocks.push(Block::GlobalAvgPool(QGlobalAvgPool {
-            output: OutputStage::new(Activation::None, &self.device),
-        }));
+        self.blocks
+            .push(Block::GlobalAvgPool(GlobalAvgPool { enabled: true }));
         self.spatial = 1;
     }
 

@@ -277,7 +277,8 @@ pub fn train(
         )));
     }
     let ad = device.clone().autodiff();
-    let mut model = model.fork(&ad);
+    // `train()` lifts the parameters onto the autodiff decorator of their device, trainable.
+    let mut model = model.train();
     let mut optim = config.optimizer();
     let mut start_epoch = 0;
     let mut last_report = None;

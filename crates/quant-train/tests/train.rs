@@ -1,0 +1,64 @@
+//! End-to-end: float training, QAT fine-tuning and checkpoint resume on a slice of MNIST.
+
+use burn::prelude::*;
+use quant_core::fixedpoint::RoundingMode;
+use quant_train::export::{check_agreement, export};
+use quant_train::{
+    AffineQuantizer, ModelConfig, Phase, QuantizerRef, RunOptions, TrainConfig, evaluate,
+    train::train,
+};
+use repro::datasets::{DatasetName, default_data_root, load};
+
+#[test]
+fn float_then_qat_learns_and_resumes() {
+    let data = match load(&default_data_root(), DatasetName::Mnist) {
+        Ok(d) => d,
+        Err(e) => panic!("{e}: run make data"),
+    };
+    let train_set = data.train.truncated(4096);
+    let test_set = data.test.truncated(500);
+    let dev = Device::flex();
+    let spec = "mlp:64".parse().unwrap();
+    let net = ModelConfig::new(spec, 3).build(&dev);
+    let cfg = TrainConfig::adam(2, 2e-3, 1);
+    let (net, report) = train(net, &train_set, &cfg, &RunOptions::default(), &dev).unwrap();
+    assert_eq!(report.epochs_run, 2);
+    let float_acc = evaluate(&net, &test_set, &Phase::EVAL, &dev);
+    eprintln!(
+        "DEBUG {report:?} {float_acc} train {}",
+        evaluate(&net, &train_set, &Phase::EVAL, &dev)
+    );
+    assert!(float_acc > 80.0, "float accuracy {float_acc}");
+
+    let mut qnet = net;
+    qnet.set_quantizers(
+        Some(QuantizerRef::new(AffineQuantizer::weights(8).unwrap())),
+        Some(QuantizerRef::new(AffineQuantizer::activations(8).unwrap())),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        checkpoint: Some(dir.path().join("qat")),
+        label: String::new(),
+    };
+    let qcfg = TrainConfig::adam(1, 1e-3, 2);
+    let (qnet, _) = train(qnet, &train_set, &qcfg, &opts, &dev).unwrap();
+    let q_acc = evaluate(&qnet, &test_set, &Phase::EVAL, &dev);
+    assert!(
+        q_acc > float_acc - 10.0,
+        "8-bit QAT {q_acc} vs float {float_acc}"
+    );
+
+    // Same configuration again: every epoch is already in the checkpoint.
+    let rebuilt = {
+        let mut n = ModelConfig::new("mlp:64".parse().unwrap(), 3).build(&dev);
+        n.set_quantizers(
+            Some(QuantizerRef::new(AffineQuantizer::weights(8).unwrap())),
+            Some(QuantizerRef::new(AffineQuantizer::activations(8).unwrap())),
+        );
+        n
+    };
+    let (resumed, report) = train(rebuilt, &train_set, &qcfg, &opts, &dev).unwrap();
+    assert_eq!(report.epochs_run, 1, "report of the checkpointed epoch");
+    let r_acc = evaluate(&resumed, &test_set, &Phase::EVAL, &dev);
+    assert_eq!(r_acc, q_acc, "the resumed model is the checkpointed one");
+}
