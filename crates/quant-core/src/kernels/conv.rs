@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Backend, OutputStage, PackedWeights, gemm};
+use super::{Backend, OutputStage, PackedWeights, StageTables, gemm};
 use crate::error::{Result, arg_err, shape_err};
 
 /// Spatial geometry of a convolution or pooling window over an NHWC input.
@@ -297,13 +297,13 @@ fn depthwise_row(
     g: &ConvGeometry,
     za: i32,
     w: &DepthwiseWeights,
-    stage: &OutputStage,
+    stage: &StageTables,
+    offset: &[i32],
     acc: &mut [i32],
     asum: &mut [i32],
     dst: &mut [u8],
 ) {
     let c = w.channels;
-    let taps = (g.kernel_h * g.kernel_w) as i32;
     let need_asum = w.zero_points.iter().any(|&z| z != 0);
     for ox in 0..g.out_w() {
         acc.fill(0);
@@ -338,16 +338,21 @@ fn depthwise_row(
                 }
             }
         }
-        let out = &mut dst[ox * c..(ox + 1) * c];
-        for ch in 0..c {
-            let zw = w.zero_points[ch];
-            let v = acc[ch]
-                .wrapping_sub(zw.wrapping_mul(asum[ch]))
-                .wrapping_sub(za.wrapping_mul(w.sums[ch]))
-                .wrapping_add(taps.wrapping_mul(za).wrapping_mul(zw))
-                .wrapping_add(stage.bias_of(ch));
-            out[ch] = stage.requantize(v, ch);
+        if need_asum {
+            for (((a, &o), &zw), &s) in acc
+                .iter_mut()
+                .zip(offset)
+                .zip(&w.zero_points)
+                .zip(asum.iter())
+            {
+                *a = a.wrapping_add(o).wrapping_sub(zw.wrapping_mul(s));
+            }
+        } else {
+            for (a, &o) in acc.iter_mut().zip(offset) {
+                *a = a.wrapping_add(o);
+            }
         }
+        stage.requantize_into(acc, 0, &mut dst[ox * c..(ox + 1) * c]);
     }
 }
 
@@ -360,12 +365,13 @@ unsafe fn depthwise_row_avx2(
     g: &ConvGeometry,
     za: i32,
     w: &DepthwiseWeights,
-    stage: &OutputStage,
+    stage: &StageTables,
+    offset: &[i32],
     acc: &mut [i32],
     asum: &mut [i32],
     dst: &mut [u8],
 ) {
-    depthwise_row(img, oy, g, za, w, stage, acc, asum, dst)
+    depthwise_row(img, oy, g, za, w, stage, offset, acc, asum, dst)
 }
 
 /// Quantized depthwise convolution (channel multiplier 1), NHWC, same channel count in and out,
@@ -397,6 +403,21 @@ pub fn depthwise_conv2d(
     }
     stage.validate(weights.channels)?;
     let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
+    let tables = StageTables::new(stage, c, weights.backend);
+    // Per-channel constants of the expansion, once per call: bias - Za*sum(w) + T*Za*Zw.
+    let taps = (g.kernel_h * g.kernel_w) as i32;
+    let offset: Vec<i32> = (0..c)
+        .map(|ch| {
+            stage
+                .bias_of(ch)
+                .wrapping_sub(input_zero_point.wrapping_mul(weights.sums[ch]))
+                .wrapping_add(
+                    taps.wrapping_mul(input_zero_point)
+                        .wrapping_mul(weights.zero_points[ch]),
+                )
+        })
+        .collect();
+    let (stage, offset) = (&tables, offset.as_slice());
     if out.len() != batch * oh * ow * c {
         return Err(shape_err!(
             "output of {} bytes is not {batch} x {oh} x {ow} x {c}",
@@ -421,13 +442,25 @@ pub fn depthwise_conv2d(
                             input_zero_point,
                             weights,
                             stage,
+                            offset,
                             acc,
                             asum,
                             dst,
                         )
                     }
                 }
-                _ => depthwise_row(img, oy, g, input_zero_point, weights, stage, acc, asum, dst),
+                _ => depthwise_row(
+                    img,
+                    oy,
+                    g,
+                    input_zero_point,
+                    weights,
+                    stage,
+                    offset,
+                    acc,
+                    asum,
+                    dst,
+                ),
             }
         },
     );

@@ -194,6 +194,65 @@ impl OutputStage {
     }
 }
 
+/// An [`OutputStage`] expanded to one multiplier and right shift per channel, with the choice
+/// between the vector and the scalar requantization made once per call.
+pub(crate) struct StageTables<'a> {
+    stage: &'a OutputStage,
+    mult: Vec<i32>,
+    right: Vec<i32>,
+    vector: bool,
+}
+
+impl<'a> StageTables<'a> {
+    /// Expands `stage` for `n` channels; the AVX2 path is used when `backend` is an x86 one
+    /// and every shift is in `[-31, 0]` (multipliers below 1, the paper's case).
+    pub(crate) fn new(stage: &'a OutputStage, n: usize, backend: Backend) -> Self {
+        let per = |j: usize| {
+            if stage.multipliers.len() == 1 {
+                stage.multipliers[0]
+            } else {
+                stage.multipliers[j]
+            }
+        };
+        let mult = (0..n).map(|j| per(j).multiplier).collect();
+        let right: Vec<i32> = (0..n).map(|j| -per(j).shift).collect();
+        let vector = backend != Backend::Scalar && right.iter().all(|r| (0..=31).contains(r));
+        StageTables {
+            stage,
+            mult,
+            right,
+            vector,
+        }
+    }
+
+    /// Requantizes accumulators (bias included) of channels `c0..c0 + acc.len()` into `dst`.
+    #[inline]
+    pub(crate) fn requantize_into(&self, acc: &[i32], c0: usize, dst: &mut [u8]) {
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if self.vector {
+            let n = acc.len();
+            // SAFETY: `vector` implies an x86 backend that was checked available (both imply
+            // AVX2); the tables cover channels c0..c0 + n.
+            done = unsafe {
+                x86::avx2::requantize_row(
+                    acc,
+                    &self.mult[c0..c0 + n],
+                    &self.right[c0..c0 + n],
+                    self.stage.rounding == RoundingMode::Single,
+                    self.stage.output_zero_point,
+                    i32::from(self.stage.act_min),
+                    i32::from(self.stage.act_max),
+                    dst,
+                )
+            };
+        }
+        for j in done..acc.len() {
+            dst[j] = self.stage.requantize(acc[j], c0 + j);
+        }
+    }
+}
+
 /// Packed weight panels of one backend.
 #[derive(Debug, Clone, PartialEq)]
 enum Panels {
@@ -478,11 +537,8 @@ pub fn gemm(
 ) -> Result<()> {
     check_gemm(a, m, a_zero_point, w, out.len())?;
     stage.validate(w.n)?;
-    let epilogue = |acc: &[i32], c0: usize, dst: &mut [u8]| {
-        for (j, (d, &v)) in dst.iter_mut().zip(acc).enumerate() {
-            *d = stage.requantize(v, c0 + j);
-        }
-    };
+    let tables = StageTables::new(stage, w.n, w.backend);
+    let epilogue = |acc: &[i32], c0: usize, dst: &mut [u8]| tables.requantize_into(acc, c0, dst);
     dispatch(a, m, a_zero_point, w, &|j| stage.bias_of(j), out, &epilogue);
     Ok(())
 }

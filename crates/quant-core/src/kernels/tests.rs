@@ -27,7 +27,7 @@ mod rand_like {
             self.next() % n
         }
         pub fn range(&mut self, lo: i32, hi: i32) -> i32 {
-            lo + self.below((hi - lo + 1) as u64) as i32
+            (i64::from(lo) + self.below((i64::from(hi) - i64::from(lo) + 1) as u64) as i64) as i32
         }
         pub fn bytes(&mut self, n: usize) -> Vec<u8> {
             (0..n).map(|_| self.next() as u8).collect()
@@ -456,6 +456,80 @@ proptest! {
             let mut got = vec![0u8; m * n];
             gemm(&c.a, m, c.za, &p, &stage, &mut got).unwrap();
             prop_assert_eq!(&got, &want, "{:?}", backend);
+        }
+    }
+}
+
+#[test]
+fn vector_output_stage_matches_scalar_on_edges() {
+    let mut rng = Lcg(21);
+    let edge_acc = [
+        i32::MIN,
+        i32::MIN + 1,
+        -1,
+        0,
+        1,
+        i32::MAX,
+        1 << 30,
+        -(1 << 30),
+        12,
+        -12,
+        4,
+        -4,
+    ];
+    let edge_mult = [
+        i32::MIN,
+        i32::MAX,
+        1 << 30,
+        -(1 << 30),
+        0,
+        1,
+        -1,
+        1_583_594_044,
+    ];
+    for rounding in [RoundingMode::Double, RoundingMode::Single] {
+        for shift_range in [(-31, 0), (0, 0), (-31, -31), (-40, 3)] {
+            let n = 67;
+            let stage = OutputStage {
+                bias: vec![],
+                multipliers: (0..n)
+                    .map(|j| {
+                        let m = if j % 3 == 0 {
+                            edge_mult[j % edge_mult.len()]
+                        } else {
+                            rng.range(i32::MIN, i32::MAX)
+                        };
+                        QuantizedMultiplier::new(m, rng.range(shift_range.0, shift_range.1))
+                            .unwrap()
+                    })
+                    .collect(),
+                rounding,
+                output_zero_point: rng.range(0, 255),
+                act_min: rng.range(0, 100) as u8,
+                act_max: rng.range(150, 255) as u8,
+            };
+            for backend in Backend::available() {
+                let tables = StageTables::new(&stage, n, backend);
+                for _ in 0..50 {
+                    let acc: Vec<i32> = (0..n)
+                        .map(|j| {
+                            if j % 2 == 0 {
+                                edge_acc[rng.below(edge_acc.len() as u64) as usize]
+                            } else {
+                                rng.range(i32::MIN, i32::MAX)
+                            }
+                        })
+                        .collect();
+                    let want: Vec<u8> = acc
+                        .iter()
+                        .enumerate()
+                        .map(|(j, &v)| stage.requantize(v, j))
+                        .collect();
+                    let mut got = vec![0u8; n];
+                    tables.requantize_into(&acc, 0, &mut got);
+                    assert_eq!(got, want, "{backend:?} {rounding:?} shifts {shift_range:?}");
+                }
+            }
         }
     }
 }

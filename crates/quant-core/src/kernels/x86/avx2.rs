@@ -97,3 +97,96 @@ unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32]) {
         }
     }
 }
+
+/// Vector output stage: `dst[j] = clamp(MBQM(acc[j], m[j]) + z, lo, hi)` for 8 channels at a
+/// time, bit-exact with [`crate::kernels::OutputStage::requantize`] for shifts in `[-31, 0]`
+/// (the caller guarantees that range; other shifts take the scalar path).
+///
+/// SRDHM keeps the low 32 bits of `(a*b + 2^30) >> 31`: the true result fits in int32 (the one
+/// exception, `MIN*MIN`, is patched to `MAX`), and the low 32 bits of a logical and an
+/// arithmetic 64-bit shift by 31 agree, so AVX2's missing `vpsraq` does not matter there.
+/// Single rounding computes `(x*m + 2^(t-1)) >> t`, `t = 31 - shift` up to 62, with an
+/// emulated arithmetic shift (`srl(v ^ s, t) ^ s`).
+///
+/// # Safety
+/// AVX2 must be available; `mult`, `right` hold at least `acc.len()` entries; `dst` too.
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn requantize_row(
+    acc: &[i32],
+    mult: &[i32],
+    right: &[i32],
+    single: bool,
+    zout: i32,
+    act_min: i32,
+    act_max: i32,
+    dst: &mut [u8],
+) -> usize {
+    let n8 = acc.len() / 8 * 8;
+    debug_assert!(mult.len() >= acc.len() && right.len() >= acc.len() && dst.len() >= acc.len());
+    let one = _mm256_set1_epi32(1);
+    let zero = _mm256_setzero_si256();
+    let min = _mm256_set1_epi32(i32::MIN);
+    let max = _mm256_set1_epi32(i32::MAX);
+    let lo = _mm256_set1_epi32(act_min - zout);
+    let hi = _mm256_set1_epi32(act_max - zout);
+    let z = _mm256_set1_epi32(zout);
+    let low32 = _mm256_set1_epi64x(0xFFFF_FFFF);
+    let one64 = _mm256_set1_epi64x(1);
+    let pack_idx = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
+    for j in (0..n8).step_by(8) {
+        // SAFETY: j + 8 <= n8 <= every slice length.
+        unsafe {
+            let x = _mm256_loadu_si256(acc.as_ptr().add(j) as *const __m256i);
+            let m = _mm256_loadu_si256(mult.as_ptr().add(j) as *const __m256i);
+            let e = _mm256_loadu_si256(right.as_ptr().add(j) as *const __m256i);
+            let x_odd = _mm256_srli_epi64(x, 32);
+            let m_odd = _mm256_srli_epi64(m, 32);
+            let p_even = _mm256_mul_epi32(x, m);
+            let p_odd = _mm256_mul_epi32(x_odd, m_odd);
+            let r = if single {
+                // t = 31 + e in [31, 62], per 64-bit lane.
+                let t = _mm256_add_epi32(e, _mm256_set1_epi32(31));
+                let t_even = _mm256_and_si256(t, low32);
+                let t_odd = _mm256_srli_epi64(t, 32);
+                let r_even = _mm256_sllv_epi64(one64, _mm256_sub_epi64(t_even, one64));
+                let r_odd = _mm256_sllv_epi64(one64, _mm256_sub_epi64(t_odd, one64));
+                // Shifts up to 62 need a true arithmetic 64-bit shift (the low-32-bits argument
+                // only holds for t <= 32): sra(v, t) = srl(v ^ s, t) ^ s, s = sign mask.
+                let sra = |v: __m256i, t: __m256i| {
+                    let sign = _mm256_cmpgt_epi64(zero, v);
+                    _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(v, sign), t), sign)
+                };
+                let even = sra(_mm256_add_epi64(p_even, r_even), t_even);
+                let odd = _mm256_slli_epi64(sra(_mm256_add_epi64(p_odd, r_odd), t_odd), 32);
+                // MIN * MIN at shift 0 is +2^31: saturate like the scalar version.
+                let sat = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
+                let sat = _mm256_and_si256(sat, _mm256_cmpeq_epi32(e, zero));
+                _mm256_blendv_epi8(_mm256_blend_epi32(even, odd, 0b1010_1010), max, sat)
+            } else {
+                let nudge = _mm256_set1_epi64x(1 << 30);
+                let even = _mm256_srli_epi64(_mm256_add_epi64(p_even, nudge), 31);
+                let odd = _mm256_slli_epi64(_mm256_add_epi64(p_odd, nudge), 1);
+                let h = _mm256_blend_epi32(even, odd, 0b1010_1010);
+                let sat = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
+                let h = _mm256_blendv_epi8(h, max, sat);
+                // RoundingDivideByPOT with per-lane exponent e in [0, 31].
+                let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
+                let rem = _mm256_and_si256(h, mask);
+                let thr = _mm256_sub_epi32(_mm256_srli_epi32(mask, 1), _mm256_cmpgt_epi32(zero, h));
+                _mm256_sub_epi32(_mm256_srav_epi32(h, e), _mm256_cmpgt_epi32(rem, thr))
+            };
+            // clamp(r + z, act_min, act_max) == clamp(r, act_min - z, act_max - z) + z, with no
+            // int32 overflow (matches the scalar saturating add).
+            let v = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(r, lo), hi), z);
+            let w16 = _mm256_packus_epi32(v, v);
+            let w8 = _mm256_packus_epi16(w16, w16);
+            let bytes = _mm256_permutevar8x32_epi32(w8, pack_idx);
+            _mm_storel_epi64(
+                dst.as_mut_ptr().add(j) as *mut __m128i,
+                _mm256_castsi256_si128(bytes),
+            );
+        }
+    }
+    n8
+}
