@@ -19,7 +19,7 @@ use burn::prelude::*;
 use quant_core::formats::{Format, FormatKind};
 use quant_train::rng::Rng;
 use quant_train::{
-    ModelConfig, ModelSpec, Net, Phase, QuantizerRef, RunOptions, TrainConfig, evaluate,
+    LrSchedule, ModelConfig, ModelSpec, Net, Phase, QuantizerRef, RunOptions, TrainConfig, evaluate,
 };
 use repro::datasets::{DatasetName, ImageSet};
 use repro::results::ResultRow;
@@ -114,6 +114,8 @@ pub struct Plan {
     pub ptq_bits: Vec<u32>,
     /// Bit widths of QAR (weights only, and weights + activations).
     pub qar_bits: Vec<u32>,
+    /// Bit widths of the range-stress PTQ.
+    pub stress_bits: Vec<u32>,
     /// Range-stress factors (powers of two, so the float function is bit-identical).
     pub stress_alphas: Vec<f32>,
     /// Fraction of hidden units rescaled by the range stress.
@@ -305,6 +307,7 @@ impl Experiment<'_> {
                     epochs: self.plan.epochs,
                     batch_size: BATCH,
                     lr: LR,
+                    cosine: true,
                     seed: self.plan.seed,
                     weights: None,
                     acts: None,
@@ -322,6 +325,9 @@ impl Experiment<'_> {
                 let net = ModelConfig::new(spec, self.plan.seed).build(&self.device);
                 let mut config = TrainConfig::adam(self.plan.epochs, LR, self.plan.seed);
                 config.batch_size = BATCH;
+                // Decay to 0 so the float model has plateaued before retraining (paper §4.2:
+                // QAR starts "from the plateaued FP32 model").
+                config.schedule = LrSchedule::Cosine;
                 let options = RunOptions {
                     checkpoint: self.plan.checkpoint_dir.as_ref().map(|d| {
                         d.join(format!(
@@ -361,6 +367,7 @@ impl Experiment<'_> {
                     epochs: 1,
                     batch_size: BATCH,
                     lr: QAR_LR,
+                    cosine: false,
                     seed: self.plan.seed + 1,
                     weights: Some(&q),
                     acts,
@@ -524,7 +531,7 @@ impl Experiment<'_> {
                 self.proxy.value(float),
                 proxy.clone(),
             ));
-            for &bits in &self.plan.ptq_bits {
+            for &bits in &self.plan.stress_bits {
                 for kind in FormatKind::ALL {
                     let format = Format::paper(kind, bits).map_err(|e| e.to_string())?;
                     let acc = stressed

@@ -212,20 +212,26 @@ fn plan(proxy: Proxy, common: &Common, epochs: Option<u32>) -> Plan {
     let full = common.profile == Profile::Full;
     let default_epochs = match proxy {
         Proxy::Mlp => 8,
-        Proxy::Cnn => 3,
-        Proxy::Transformer => 4,
+        Proxy::Cnn => 2,
+        Proxy::Transformer => 3,
     };
     Plan {
         profile: common.profile.name().into(),
         seed: common.seed,
         epochs: epochs.unwrap_or(if full { default_epochs } else { 1 }),
         train_images: if full { usize::MAX } else { 512 },
-        test_images: if full { usize::MAX } else { 256 },
+        // 5000 test images keep the many CNN/Transformer evaluations inside the time budget
+        // (one image is 0.02 points).
+        test_images: match (full, proxy) {
+            (false, _) => 256,
+            (true, Proxy::Mlp) => 10_000,
+            (true, _) => 5_000,
+        },
         calib_images: if full { 1000 } else { 128 },
         qar_images: match (full, proxy) {
             (false, _) => 256,
             (true, Proxy::Mlp) => 25_600,
-            (true, _) => 12_800,
+            (true, _) => 6_400,
         },
         ptq_bits: if full {
             vec![16, 8, 7, 6, 5, 4]
@@ -233,6 +239,7 @@ fn plan(proxy: Proxy, common: &Common, epochs: Option<u32>) -> Plan {
             vec![8, 4]
         },
         qar_bits: if full { vec![8, 6, 4] } else { vec![4] },
+        stress_bits: if full { vec![8, 6, 5, 4] } else { vec![4] },
         stress_alphas: if full {
             vec![4.0, 16.0, 64.0]
         } else {

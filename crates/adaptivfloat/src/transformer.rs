@@ -399,6 +399,9 @@ pub struct TrainSpec<'a> {
     pub epochs: u32,
     pub batch_size: usize,
     pub lr: f64,
+    /// Cosine decay of the rate to 0 over the run (float training, so the model plateaus before
+    /// retraining starts); constant otherwise.
+    pub cosine: bool,
     pub seed: u64,
     pub weights: Option<&'a FormatQuantizer>,
     pub acts: Option<(&'a FormatQuantizer, &'a [f64])>,
@@ -424,8 +427,8 @@ pub fn train(
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let steps = data.len() / spec.batch_size;
-    let bar =
-        quant_train::train::progress_bar((steps as u64) * u64::from(spec.epochs), &spec.label);
+    let total = (steps as u64) * u64::from(spec.epochs);
+    let bar = quant_train::train::progress_bar(total, &spec.label);
     let started = Instant::now();
     for epoch in 0..spec.epochs {
         let mut order: Vec<usize> = (0..data.len()).collect();
@@ -445,7 +448,14 @@ pub fn train(
                 ));
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(spec.lr, model, grads);
+            let lr = if spec.cosine {
+                // `bar.position()` counts finished steps (a hidden bar still counts).
+                let t = bar.position() as f64 / total as f64;
+                spec.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            } else {
+                spec.lr
+            };
+            model = optim.step(lr, model, grads);
             bar.inc(1);
             bar.set_message(format!(
                 "loss {value:.4} {:.0} img/s",
