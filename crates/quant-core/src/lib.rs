@@ -14,6 +14,7 @@ pub mod baseline_f32;
 pub mod convert;
 pub mod engine;
 pub mod error;
+pub mod fixed8;
 pub mod fixedpoint;
 pub mod formats;
 pub mod icn;
