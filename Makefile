@@ -19,6 +19,10 @@ clippy:
 unit:
 	$(CARGO) test --workspace
 
+bench-kernels:
+	$(CARGO) run --release -p quant-core --bin bench-kernels
+	python3 scripts/bench_onnxruntime.py
+
 compare:
 	$(RELEASE) -p repro -- compare
 
