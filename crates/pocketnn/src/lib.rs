@@ -7,12 +7,13 @@
 //! - [`train`]: the reference's epoch loop (shuffle, batches, learning-rate-inverse schedule, test pass).
 //! - [`rng`]: glibc `rand()` and PCG32.
 //! - [`tables`]: per-epoch rows and the rows that mirror published numbers.
+//! - [`float_baseline`]: the float back-propagation MLP in Burn (via `quant-train`).
 //!
 //! Everything on the training and inference path denies float arithmetic (`clippy::float_arithmetic`);
 //! floats appear only when percentages are reported.
 
 pub mod activation;
-
+pub mod float_baseline;
 pub mod kernels;
 pub mod network;
 pub mod rng;

@@ -40,6 +40,10 @@ pub struct EpochStats {
     /// Running count of correct training predictions while the weights change.
     pub train_correct: u32,
     pub test_correct: u32,
+    /// Correct predictions of a full pass over the training set after this epoch, when asked for
+    /// (the reference prints one after its last epoch: "Final training numCorrect").
+    pub train_pass_correct: Option<u32>,
+    /// Wall time of the epoch (shuffle, steps, test pass; not the optional training-set pass).
     pub elapsed: Duration,
 }
 
@@ -120,18 +124,31 @@ pub fn count_correct(net: &Network, split: &Split) -> Result<u32, Overflow> {
     Ok(correct)
 }
 
-/// Trains `net` in place as the reference does and calls `on_epoch` after each epoch's test pass.
+/// What [`train`] reports while it runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// Mini-batch `i` of the current epoch is done.
+    Batch(usize),
+    /// An epoch (with its test pass) is done.
+    Epoch(&'a EpochStats),
+}
+
+/// Trains `net` in place as the reference does and reports each batch and each epoch to `progress`;
+/// after the epochs listed in `train_pass_at` it also counts correct predictions over the whole
+/// training set.
 ///
 /// Draw order from `rng`: the epoch-1 shuffle, then the feedback matrices (inside the first step), then
-/// one shuffle per later epoch, exactly as the reference's `rand()` calls happen.
+/// one shuffle per later epoch, exactly as the reference's `rand()` calls happen. Nothing depends on
+/// `config.epochs` except where the loop stops, so the first `k` epochs of a longer run are the run
+/// with `epochs = k`.
 pub fn train(
     net: &mut Network,
     train_set: &Split,
     test_set: &Split,
     config: &TrainConfig,
+    train_pass_at: &[u32],
     rng: &mut impl DrawSource,
-    mut on_epoch: impl FnMut(&EpochStats),
-    mut on_batch: impl FnMut(usize),
+    mut progress: impl FnMut(Progress),
 ) -> Result<Vec<EpochStats>, Overflow> {
     let mut indices: Vec<usize> = (0..train_set.len()).collect();
     let mut lr_inv = config.lr_inv;
@@ -156,19 +173,120 @@ pub fn train(
                 value: i64::from(sum_loss) + i64::from(stats.loss),
             })?;
             train_correct += stats.correct;
-            on_batch(b);
+            progress(Progress::Batch(b));
         }
         let test_correct = count_correct(net, test_set)?;
+        let elapsed = start.elapsed();
+        let train_pass_correct = if train_pass_at.contains(&epoch) {
+            Some(count_correct(net, train_set)?)
+        } else {
+            None
+        };
         let stats = EpochStats {
             epoch,
             lr_inv,
             sum_loss,
             train_correct,
             test_correct,
-            elapsed: start.elapsed(),
+            train_pass_correct,
+            elapsed,
         };
-        on_epoch(&stats);
+        progress(Progress::Epoch(&stats));
         history.push(stats);
     }
     Ok(history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::Activation;
+    use crate::rng::{GlibcRand, Pcg32};
+
+    /// `n` synthetic 4x4 "images" whose label is their bright quadrant; `stream` picks the sample.
+    fn toy(n: usize, stream: u64) -> ImageSet {
+        let mut rng = Pcg32::new(3, stream);
+        let mut images = Vec::new();
+        let mut labels = Vec::new();
+        for _ in 0..n {
+            let label = rng.below(4) as u8;
+            for p in 0..16u8 {
+                let quadrant = (p / 8) * 2 + (p % 4) / 2;
+                let base = if quadrant == label { 150 } else { 0 };
+                images.push(base + rng.below(100) as u8);
+            }
+            labels.push(label);
+        }
+        ImageSet {
+            images,
+            labels,
+            rows: 4,
+            cols: 4,
+            checksums: Vec::new(),
+        }
+    }
+
+    fn run(epochs: u32, pass_at: &[u32]) -> Vec<EpochStats> {
+        let (train_set, test_set) = (toy(240, 1), toy(60, 2));
+        let mut net = Network::new(&[16, 8, 4], Activation::PocketTanh).unwrap();
+        let tr = Split::new(&train_set, &net, "train").unwrap();
+        let te = Split::new(&test_set, &net, "test").unwrap();
+        let config = TrainConfig {
+            epochs,
+            lr_inv: 1000,
+            ..TrainConfig::default()
+        };
+        train(
+            &mut net,
+            &tr,
+            &te,
+            &config,
+            pass_at,
+            &mut GlibcRand::default(),
+            |_| {},
+        )
+        .unwrap()
+    }
+
+    fn numbers(h: &[EpochStats]) -> Vec<(i32, i32, u32, u32, Option<u32>)> {
+        h.iter()
+            .map(|s| {
+                (
+                    s.lr_inv,
+                    s.sum_loss,
+                    s.train_correct,
+                    s.test_correct,
+                    s.train_pass_correct,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_short_run_is_the_prefix_of_a_long_one() {
+        let long = run(12, &[3]);
+        let short = run(3, &[3]);
+        assert_eq!(numbers(&short), numbers(&long[..3]));
+        assert_eq!(long[9].lr_inv, 2000, "lrInv doubles at epoch 10");
+        assert_eq!(long[8].lr_inv, 1000);
+        assert!(long[2].train_pass_correct.is_some() && long[3].train_pass_correct.is_none());
+    }
+
+    #[test]
+    fn training_learns_the_toy_task() {
+        let h = run(5, &[]);
+        assert!(h[4].test_correct >= 50, "{:?}", numbers(&h));
+    }
+
+    #[test]
+    fn bad_splits_are_refused() {
+        let net = Network::new(&[16, 8, 4], Activation::PocketTanh).unwrap();
+        let mut set = toy(10, 1);
+        set.labels[3] = 7;
+        let e = Split::new(&set, &net, "train set").err().unwrap();
+        assert!(e.contains("label 7"), "{e}");
+        let wide = Network::new(&[784, 4], Activation::PocketTanh).unwrap();
+        let e = Split::new(&toy(10, 1), &wide, "train set").err().unwrap();
+        assert!(e.contains("do not chain"), "{e}");
+    }
 }
