@@ -1,0 +1,940 @@
+//! `integer-qat`: the experiments of Jacob et al. 2018 on MNIST-scale proxies (dossier §11).
+//!
+//! Each subcommand mirrors one published table or figure and ends in result rows whose key
+//! columns repeat the published row they reproduce (`experiments/integer-qat/published.csv`), with
+//! `dataset` and `proxy` saying what actually ran. Accuracies of quantized models come from the
+//! quant-core integer engine, not from the fake-quantized Burn model.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::prelude::*;
+use clap::{Parser, Subcommand, ValueEnum};
+use integer_qat::{macro_average_precision, mean_std, median};
+use quant_core::fixedpoint::RoundingMode;
+use quant_train::data::{batch, resize};
+use quant_train::export::{IntegerNet, check_agreement, engine_logits, export, float_size_bytes};
+use quant_train::train::train;
+use quant_train::{
+    Activation, AffineQuantizer, BackendKind, ModelConfig, ModelSpec, Net, Phase, QuantizerRef,
+    RunOptions, TrainConfig, evaluate, predict,
+};
+use repro::datasets::{Dataset, DatasetName, ImageSet, default_data_root, load};
+use repro::manifest::Run;
+use repro::results::{ResultRow, table_path};
+
+const PAPER: &str = "jacob2018";
+const PAPER_DIR: &str = "integer-qat";
+const T41: &str = "arXiv:1712.05877v1 Table 4.1 / CVPR2018 Table 4.1";
+const T41_TEXT: &str = "arXiv:1712.05877v1/CVPR2018 Sec 4.1.1 text";
+const T43: &str = "arXiv:1712.05877v1 Table 4.3 / CVPR2018 Table 4.3";
+const T47: &str = "arXiv:1712.05877v1 Table 4.7 / CVPR2018 Table 4.6";
+const COMPANION: &str = "COMPANION (not in paper): tensorflow/models research/slim/nets/mobilenet_v1.md, checkpoints mobilenet_v1_2018_02_22";
+const SEC5: &str = "arXiv:1712.05877v1/CVPR2018 Sec 5 text";
+const FIG: &str = "arXiv:1712.05877v1 Figs 1.1c/4.1/4.2 (latency vs accuracy; points not read)";
+const QAT: &str = "QAT integer-only";
+const QAT_T41: &str = "QAT integer-only (per-layer uint8)";
+const PTQ: &str = "PTQ integer-only (per-layer uint8)";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Profile {
+    /// Seconds: a slice of the data, tiny models (what the tests run).
+    Smoke,
+    /// The reproduction (about an hour on 2 shared cores; see the README for the sizes).
+    Full,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "integer-qat",
+    about = "Jacob et al. 2018: QAT in Burn, integer-only inference in quant-core"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Data set (Fashion-MNIST is the proxy, MNIST the sanity check).
+    #[arg(long, value_enum, default_value_t = DatasetName::FashionMnist, global = true)]
+    dataset: DatasetName,
+    /// smoke (seconds) or full (the reproduction).
+    #[arg(long, value_enum, default_value_t = Profile::Smoke, global = true)]
+    profile: Profile,
+    /// Float training epochs (overrides the profile).
+    #[arg(long, global = true)]
+    epochs: Option<u32>,
+    /// First seed; experiments with several seeds use seed, seed+1, ...
+    #[arg(long, default_value_t = 0, global = true)]
+    seed: u64,
+    /// Results root (default `<workspace>/results`).
+    #[arg(long, global = true)]
+    out: Option<PathBuf>,
+    /// Threads for training and inference (latency runs use 1 and 2 regardless).
+    #[arg(long, default_value_t = 2, global = true)]
+    threads: usize,
+    /// Burn backend: flex (default) or ndarray (needs the `ndarray` feature of quant-train).
+    #[arg(long, default_value = "flex", global = true)]
+    backend: String,
+    /// Data root (default: the workspace's data/).
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    /// Checkpoint folder; a rerun resumes finished trainings from it (default
+    /// `<workspace>/target/integer-qat-checkpoints`, outside git).
+    #[arg(long, global = true)]
+    checkpoints: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+enum Command {
+    /// E1 (Table 4.1) + E8: ResNet depth sweep, float vs int8 PTQ vs int8 QAT on the integer
+    /// engine; engine-vs-simulation agreement and model size.
+    Depth,
+    /// E3 (Table 4.3): ReLU vs ReLU6 at float, 8/8, 7/7 (+ 5/5, 4/4 stress rows), mean and std
+    /// over seeds.
+    Relu,
+    /// E4 (arXiv Table 4.7): weight x activation bits in {8..4}, relative change vs float.
+    Bits,
+    /// E5/E6 (Figs 1.1c/4.1/4.2, companion table, arXiv Table 4.6): MobileNetV1 widths x
+    /// resolutions, accuracy and batch-1 latency (float Burn flex vs integer engine, 1 and 2
+    /// threads), plus a plot.
+    Latency,
+    /// Everything above, in order.
+    All,
+}
+
+/// Sizes of one profile (see `experiments/integer-qat/README.md`).
+#[derive(Debug, Clone)]
+struct Sizes {
+    train: usize,
+    test: usize,
+    float_epochs: u32,
+    qat_epochs: u32,
+    seeds: usize,
+    e1_depths: Vec<usize>,
+    e1_resolution: usize,
+    e3_model: &'static str,
+    e4_model: &'static str,
+    e4_resolution: usize,
+    e4_bits: Vec<u32>,
+    e5_widths: Vec<f64>,
+    e5_resolutions: Vec<usize>,
+    latency_runs: usize,
+}
+
+impl Sizes {
+    fn of(profile: Profile) -> Self {
+        match profile {
+            Profile::Smoke => Sizes {
+                train: 256,
+                test: 128,
+                float_epochs: 1,
+                qat_epochs: 1,
+                seeds: 2,
+                e1_depths: vec![8],
+                e1_resolution: 14,
+                e3_model: "cnn:4,8,8",
+                e4_model: "mbv1:0.25",
+                e4_resolution: 16,
+                e4_bits: vec![8, 4],
+                e5_widths: vec![0.25],
+                e5_resolutions: vec![16],
+                latency_runs: 5,
+            },
+            Profile::Full => Sizes {
+                train: 6000,
+                test: 2000,
+                float_epochs: 2,
+                qat_epochs: 1,
+                seeds: 3,
+                e1_depths: vec![8, 14, 20],
+                e1_resolution: 14,
+                e3_model: "cnn:8,16,32",
+                e4_model: "mbv1:0.5",
+                e4_resolution: 16,
+                e4_bits: vec![8, 7, 6, 5, 4],
+                e5_widths: vec![1.0, 0.5, 0.25],
+                e5_resolutions: vec![20, 16],
+                latency_runs: 100,
+            },
+        }
+    }
+}
+
+/// Everything an experiment needs.
+struct Ctx {
+    cli: Cli,
+    sizes: Sizes,
+    data: Dataset,
+    device: Device,
+    run: Run,
+    out: PathBuf,
+    checkpoints: PathBuf,
+    started: Instant,
+}
+
+type Res<T> = Result<T, String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Ctx {
+    fn profile(&self) -> &'static str {
+        match self.cli.profile {
+            Profile::Smoke => "smoke",
+            Profile::Full => "full",
+        }
+    }
+
+    fn dataset_name(&self) -> String {
+        self.data.name.paper_name().to_string()
+    }
+
+    fn float_epochs(&self) -> u32 {
+        self.cli.epochs.unwrap_or(self.sizes.float_epochs)
+    }
+
+    /// Train and test slices at `resolution` pixels a side.
+    fn sets(&self, resolution: usize) -> (ImageSet, ImageSet) {
+        let tr = self.data.train.clone().truncated(self.sizes.train);
+        let te = self.data.test.clone().truncated(self.sizes.test);
+        (resize(&tr, resolution), resize(&te, resolution))
+    }
+
+    fn proxy(&self, what: &str, resolution: usize) -> String {
+        format!(
+            "{} {}x{} ({} train / {} test images), {what}",
+            self.dataset_name(),
+            resolution,
+            resolution,
+            self.sizes.train.min(self.data.train.len()),
+            self.sizes.test.min(self.data.test.len())
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &self,
+        source: &str,
+        model: &str,
+        method: &str,
+        bits: (&str, &str),
+        metric: &str,
+        value: f64,
+        proxy: &str,
+        seed: u64,
+        epochs: u32,
+    ) -> ResultRow {
+        ResultRow {
+            paper: PAPER.into(),
+            source: source.into(),
+            dataset: self.dataset_name(),
+            model: model.into(),
+            method: method.into(),
+            w_bits: bits.0.into(),
+            a_bits: bits.1.into(),
+            metric: metric.into(),
+            value,
+            proxy: proxy.into(),
+            profile: self.profile().into(),
+            seed,
+            epochs,
+            run_id: self.run.run_id.clone(),
+        }
+    }
+
+    fn record(&self, table: &str, rows: &[ResultRow]) -> Res<()> {
+        let path = table_path(&self.out, PAPER_DIR, table);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        self.run
+            .record(&path, rows, &self.data.checksums())
+            .map_err(err)?;
+        eprintln!(
+            "[{:>5.0}s] wrote {} rows to {}",
+            self.started.elapsed().as_secs_f64(),
+            rows.len(),
+            path.display()
+        );
+        Ok(())
+    }
+
+    fn checkpoint(&self, name: &str) -> RunOptions {
+        RunOptions {
+            checkpoint: Some(self.checkpoints.join(format!(
+                "{}-{}-{name}",
+                self.profile(),
+                self.data.name.dir_name()
+            ))),
+            label: name.to_string(),
+        }
+    }
+
+    /// Float training from scratch (Adam, cosine schedule).
+    fn train_float(
+        &self,
+        spec: &ModelSpec,
+        act: Option<Activation>,
+        resolution: usize,
+        seed: u64,
+        set: &ImageSet,
+        name: &str,
+    ) -> Res<Net> {
+        let mut cfg = ModelConfig::new(spec.clone(), seed);
+        cfg.activation = act;
+        cfg.input = [1, resolution, resolution];
+        let net = cfg.build(&self.device);
+        let mut tc = TrainConfig::adam(self.float_epochs(), 2e-3, seed);
+        tc.schedule = quant_train::LrSchedule::Cosine;
+        let (net, _) = train(net, set, &tc, &self.checkpoint(name), &self.device).map_err(err)?;
+        Ok(net)
+    }
+
+    /// QAT fine-tuning of a copy of `float` (TF's recipe for fine-tuning: quantization from step
+    /// 0, small learning rate; BN frozen for the second half so the last steps train the exact
+    /// inference graph).
+    fn qat(
+        &self,
+        float: &Net,
+        bits: (u32, u32),
+        seed: u64,
+        set: &ImageSet,
+        name: &str,
+    ) -> Res<Net> {
+        let net = quantized_copy(float, bits)?;
+        let mut tc = TrainConfig::adam(self.sizes.qat_epochs, 2e-4, seed + 1000);
+        let steps = (set.len() / tc.batch_size) as u64 * u64::from(tc.epochs);
+        tc.qat.freeze_bn_at = Some(steps / 2);
+        let (net, _) = train(net, set, &tc, &self.checkpoint(name), &self.device).map_err(err)?;
+        Ok(net)
+    }
+
+    /// Post-training quantization: weights from their min/max, activation ranges from the EMA
+    /// of calibration batches of the training slice.
+    fn ptq(&self, float: &Net, bits: (u32, u32), set: &ImageSet) -> Res<Net> {
+        let net = quantized_copy(float, bits)?;
+        let idx: Vec<usize> = (0..set.len().min(1024)).collect();
+        for chunk in idx.chunks(128) {
+            let (x, _) = batch(set, chunk, &self.device);
+            net.forward(x, &Phase::CALIBRATE);
+        }
+        Ok(net)
+    }
+}
+
+fn quantized_copy(float: &Net, (w, a): (u32, u32)) -> Res<Net> {
+    // `valid()` deep-copies the running states, so observers of the copy start fresh.
+    let mut net = float.valid();
+    net.set_quantizers(
+        Some(QuantizerRef::new(AffineQuantizer::weights(w).map_err(err)?)),
+        Some(QuantizerRef::new(
+            AffineQuantizer::activations(a).map_err(err)?,
+        )),
+    );
+    Ok(net)
+}
+
+/// Integer-engine evaluation of a quantized net.
+struct EngineEval {
+    int: IntegerNet,
+    top1: f64,
+    agreement: f64,
+    max_lsb: i64,
+    logits: Vec<i32>,
+}
+
+fn engine_eval(ctx: &Ctx, net: &Net, test: &ImageSet) -> Res<EngineEval> {
+    let int = export(net, [1, test.rows, test.cols], RoundingMode::Double).map_err(err)?;
+    let a = check_agreement(net, &int, test, &ctx.device).map_err(err)?;
+    let logits = engine_logits(&int, test).map_err(err)?;
+    Ok(EngineEval {
+        top1: a.engine_top1,
+        agreement: a.agreement,
+        max_lsb: a.max_lsb,
+        int,
+        logits,
+    })
+}
+
+/// E1 (Table 4.1) and E8: ResNet-8/14/20 standing in for ResNet-50/100/150.
+fn depth(ctx: &Ctx) -> Res<()> {
+    let res = ctx.sizes.e1_resolution;
+    let (tr, te) = ctx.sets(res);
+    let (mut rows, mut e8) = (Vec::new(), Vec::new());
+    let seed = ctx.cli.seed;
+    let ep = ctx.float_epochs();
+    let mut max_drop = f64::NEG_INFINITY;
+    for &d in &ctx.sizes.e1_depths {
+        let paper_model = match d {
+            8 => "ResNet-50",
+            14 => "ResNet-100",
+            _ => "ResNet-150",
+        };
+        let proxy = ctx.proxy(&format!("ResNet-{d} (CIFAR-style 16/32/64)"), res);
+        let spec = ModelSpec::ResNetCifar(d);
+        let float = ctx.train_float(
+            &spec,
+            None,
+            res,
+            seed,
+            &tr,
+            &format!("e1-resnet{d}-float-s{seed}"),
+        )?;
+        let f_acc = evaluate(&float, &te, &Phase::FLOAT_EVAL, &ctx.device);
+        let ptq = ctx.ptq(&float, (8, 8), &tr)?;
+        let p = engine_eval(ctx, &ptq, &te)?;
+        let qat = ctx.qat(
+            &float,
+            (8, 8),
+            seed,
+            &tr,
+            &format!("e1-resnet{d}-qat-s{seed}"),
+        )?;
+        let q = engine_eval(ctx, &qat, &te)?;
+        max_drop = max_drop.max(f_acc - q.top1);
+        let m = "top1_acc_pct";
+        rows.push(ctx.row(
+            T41,
+            paper_model,
+            "float",
+            ("32", "32"),
+            m,
+            f_acc,
+            &proxy,
+            seed,
+            ep,
+        ));
+        rows.push(ctx.row(
+            T41,
+            paper_model,
+            QAT_T41,
+            ("8", "8"),
+            m,
+            q.top1,
+            &proxy,
+            seed,
+            ep,
+        ));
+        rows.push(ctx.row(
+            T41,
+            paper_model,
+            PTQ,
+            ("8", "8"),
+            m,
+            p.top1,
+            &proxy,
+            seed,
+            ep,
+        ));
+        for (method, ev) in [(QAT_T41, &q), (PTQ, &p)] {
+            e8.push(ctx.row(
+                T41,
+                paper_model,
+                method,
+                ("8", "8"),
+                "agreement",
+                ev.agreement,
+                &proxy,
+                seed,
+                ep,
+            ));
+            e8.push(ctx.row(
+                T41,
+                paper_model,
+                method,
+                ("8", "8"),
+                "max_logit_diff_lsb",
+                ev.max_lsb as f64,
+                &proxy,
+                seed,
+                ep,
+            ));
+        }
+        let fsize = float_size_bytes(&qat) as f64;
+        let isize = q.int.size_bytes() as f64;
+        e8.push(ctx.row(
+            T41,
+            paper_model,
+            "float",
+            ("32", "32"),
+            "size_bytes",
+            fsize,
+            &proxy,
+            seed,
+            ep,
+        ));
+        e8.push(ctx.row(
+            T41,
+            paper_model,
+            QAT_T41,
+            ("8", "8"),
+            "size_bytes",
+            isize,
+            &proxy,
+            seed,
+            ep,
+        ));
+        e8.push(ctx.row(
+            SEC5,
+            "all",
+            "8-bit quantization",
+            ("8", "8"),
+            "model_size_reduction_factor",
+            fsize / isize,
+            &proxy,
+            seed,
+            ep,
+        ));
+        eprintln!(
+            "E1 resnet{d}: float {f_acc:.2} ptq {:.2} qat {:.2} (agreement {:.4}, max {} LSB)",
+            p.top1, q.top1, q.agreement, q.max_lsb
+        );
+    }
+    let all = ctx.proxy("ResNet-8/14/20", res);
+    rows.push(ctx.row(
+        T41_TEXT,
+        "ResNet-50/100/150",
+        QAT,
+        ("8", "8"),
+        "max_top1_drop_pct_vs_float",
+        max_drop,
+        &all,
+        seed,
+        ep,
+    ));
+    ctx.record("e1_depth", &rows)?;
+    ctx.record("e8_agreement", &e8)
+}
+
+/// (method, bits label, (weight, activation) bits or None for float).
+type BitConfig = (&'static str, &'static str, Option<(u32, u32)>);
+
+/// E3 (Table 4.3): P-CNN with ReLU vs ReLU6, mean and std over seeds.
+fn relu(ctx: &Ctx) -> Res<()> {
+    let (tr, te) = ctx.sets(28);
+    let spec: ModelSpec = ctx.sizes.e3_model.parse().map_err(err)?;
+    let ep = ctx.float_epochs();
+    let configs: [BitConfig; 5] = [
+        ("float", "32", None),
+        (QAT, "8", Some((8, 8))),
+        (QAT, "7", Some((7, 7))),
+        (QAT, "5", Some((5, 5))),
+        (QAT, "4", Some((4, 4))),
+    ];
+    let mut rows = Vec::new();
+    for (act, paper_model) in [
+        (Activation::Relu6, "Inception-v3 (ReLU6)"),
+        (Activation::Relu, "Inception-v3 (ReLU)"),
+    ] {
+        let mut acc: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+        for s in 0..ctx.sizes.seeds as u64 {
+            let seed = ctx.cli.seed + s;
+            let tag = format!("e3-{spec}-{act:?}-s{seed}").replace([':', ','], "_");
+            let float =
+                ctx.train_float(&spec, Some(act), 28, seed, &tr, &format!("{tag}-float"))?;
+            for (i, (_, _, bits)) in configs.iter().enumerate() {
+                let a = match bits {
+                    None => evaluate(&float, &te, &Phase::FLOAT_EVAL, &ctx.device),
+                    Some(b) => {
+                        let q =
+                            ctx.qat(&float, *b, seed, &tr, &format!("{tag}-qat{}{}", b.0, b.1))?;
+                        engine_eval(ctx, &q, &te)?.top1
+                    }
+                };
+                acc[i].push(a);
+            }
+        }
+        let proxy = ctx.proxy(&format!("P-CNN {spec} ({act:?})"), 28);
+        for (i, (method, b, _)) in configs.iter().enumerate() {
+            let (m, sd) = mean_std(&acc[i]);
+            eprintln!("E3 {act:?} {method} {b}/{b}: {m:.2} ± {sd:.2}");
+            let seed = ctx.cli.seed;
+            rows.push(ctx.row(
+                T43,
+                paper_model,
+                method,
+                (b, b),
+                "top1_acc_mean_pct",
+                m,
+                &proxy,
+                seed,
+                ep,
+            ));
+            rows.push(ctx.row(
+                T43,
+                paper_model,
+                method,
+                (b, b),
+                "top1_acc_std_pct",
+                sd,
+                &proxy,
+                seed,
+                ep,
+            ));
+        }
+    }
+    ctx.record("e3_relu", &rows)
+}
+
+/// E4 (arXiv Table 4.7): one float MobileNetV1, QAT fine-tuned for each (w, a) pair; relative
+/// change of macro-averaged average precision (and top-1) on the integer engine.
+fn bits(ctx: &Ctx) -> Res<()> {
+    let res = ctx.sizes.e4_resolution;
+    let (tr, te) = ctx.sets(res);
+    let spec: ModelSpec = ctx.sizes.e4_model.parse().map_err(err)?;
+    let seed = ctx.cli.seed;
+    let ep = ctx.float_epochs();
+    let tag = format!("e4-{spec}-r{res}-s{seed}").replace([':', ','], "_");
+    let float = ctx.train_float(&spec, None, res, seed, &tr, &format!("{tag}-float"))?;
+    let f_logits: Vec<f64> = predict(&float, &te, 256, &Phase::FLOAT_EVAL, &ctx.device)
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let f_ap = macro_average_precision(&f_logits, &te.labels, 10);
+    let f_top1 = evaluate(&float, &te, &Phase::FLOAT_EVAL, &ctx.device);
+    let proxy = ctx.proxy(&format!("MobileNetV1 {spec}"), res);
+    let model = "MobileNet face-attribute classifier (128x128)";
+    let mut rows = vec![
+        ctx.row(
+            T47,
+            model,
+            "float",
+            ("32", "32"),
+            "avg_category_precision_pct",
+            f_ap,
+            &proxy,
+            seed,
+            ep,
+        ),
+        ctx.row(
+            T47,
+            model,
+            "float",
+            ("32", "32"),
+            "top1_acc_pct",
+            f_top1,
+            &proxy,
+            seed,
+            ep,
+        ),
+    ];
+    for &w in &ctx.sizes.e4_bits {
+        for &a in &ctx.sizes.e4_bits {
+            let q = ctx.qat(&float, (w, a), seed, &tr, &format!("{tag}-qat{w}{a}"))?;
+            let ev = engine_eval(ctx, &q, &te)?;
+            let scores: Vec<f64> = ev.logits.iter().map(|&c| f64::from(c)).collect();
+            let ap = macro_average_precision(&scores, &te.labels, 10);
+            let rel = 100.0 * (ap - f_ap) / f_ap;
+            eprintln!(
+                "E4 w{w} a{a}: AP {ap:.2} (float {f_ap:.2}, {rel:+.2}%), top1 {:.2}",
+                ev.top1
+            );
+            let (ws, as_) = (w.to_string(), a.to_string());
+            rows.push(ctx.row(
+                T47,
+                model,
+                QAT,
+                (&ws, &as_),
+                "rel_change_avg_category_precision_pct",
+                rel,
+                &proxy,
+                seed,
+                ep,
+            ));
+            rows.push(ctx.row(
+                T47,
+                model,
+                QAT,
+                (&ws, &as_),
+                "top1_acc_pct",
+                ev.top1,
+                &proxy,
+                seed,
+                ep,
+            ));
+        }
+    }
+    ctx.record("e4_bits", &rows)
+}
+
+/// Median batch-1 latency in ms of `f` over `runs` runs after 3 warm-up runs, on a pool of
+/// `threads` threads (Burn flex and the integer engine both use rayon).
+fn latency_ms(threads: usize, runs: usize, mut f: impl FnMut() -> Res<()> + Send) -> Res<f64> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(err)?;
+    pool.install(|| {
+        for _ in 0..3 {
+            f()?;
+        }
+        let mut t = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let s = Instant::now();
+            f()?;
+            t.push(s.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(median(&mut t))
+    })
+}
+
+/// E5/E6: MobileNetV1 widths x resolutions (companion table keys: α x {224,192,160,128} mapped to
+/// {28,24,20,16}), accuracy from the engine, batch-1 latency float vs integer at 1 and 2 threads.
+fn latency(ctx: &Ctx) -> Res<()> {
+    let seed = ctx.cli.seed;
+    let ep = ctx.float_epochs();
+    let (mut rows, mut points) = (Vec::new(), Vec::new());
+    for &alpha in &ctx.sizes.e5_widths {
+        for &res in &ctx.sizes.e5_resolutions {
+            let (tr, te) = ctx.sets(res);
+            let spec = ModelSpec::MobileNetV1(alpha);
+            let paper_res = match res {
+                28 => 224,
+                24 => 192,
+                20 => 160,
+                _ => 128,
+            };
+            let model = format!("MobileNet_v1_{}_{paper_res}", width_label(alpha));
+            let tag = format!("e5-mbv1_{alpha}-r{res}-s{seed}");
+            let float = ctx.train_float(&spec, None, res, seed, &tr, &format!("{tag}-float"))?;
+            let f_acc = evaluate(&float, &te, &Phase::FLOAT_EVAL, &ctx.device);
+            let q = ctx.qat(&float, (8, 8), seed, &tr, &format!("{tag}-qat"))?;
+            let ev = engine_eval(ctx, &q, &te)?;
+            let proxy = ctx.proxy(&format!("MobileNetV1 α={alpha}"), res);
+            let m = "top1_acc_pct";
+            rows.push(ctx.row(
+                COMPANION,
+                &model,
+                "float",
+                ("32", "32"),
+                m,
+                f_acc,
+                &proxy,
+                seed,
+                ep,
+            ));
+            rows.push(ctx.row(
+                COMPANION,
+                &model,
+                "QAT (contrib.quantize, fake-quant graph)",
+                ("8", "8"),
+                m,
+                ev.top1,
+                &proxy,
+                seed,
+                ep,
+            ));
+            let (x, _) = batch(&te, &[0], &ctx.device);
+            let img = te.image(0).to_vec();
+            let mut lat = [[0.0; 2]; 2];
+            for (ti, threads) in [1usize, 2].into_iter().enumerate() {
+                let runs = ctx.sizes.latency_runs;
+                lat[0][ti] = latency_ms(threads, runs, || {
+                    let y = float.forward(x.clone(), &Phase::FLOAT_EVAL);
+                    y.into_data()
+                        .try_into_vec_as::<f32>()
+                        .map(|_| ())
+                        .map_err(err)
+                })?;
+                lat[1][ti] = latency_ms(threads, runs, || {
+                    ev.int.run(&img, 1).map(|_| ()).map_err(err)
+                })?;
+                let metric = format!("latency_ms_x86_batch1_{threads}thread");
+                rows.push(ctx.row(
+                    FIG,
+                    &model,
+                    "float (Burn flex f32)",
+                    ("32", "32"),
+                    &metric,
+                    lat[0][ti],
+                    &proxy,
+                    seed,
+                    ep,
+                ));
+                rows.push(ctx.row(
+                    FIG,
+                    &model,
+                    QAT,
+                    ("8", "8"),
+                    &metric,
+                    lat[1][ti],
+                    &proxy,
+                    seed,
+                    ep,
+                ));
+            }
+            for (i, method) in ["float (Burn flex f32)", QAT].into_iter().enumerate() {
+                rows.push(ctx.row(
+                    FIG,
+                    &model,
+                    method,
+                    if i == 0 { ("32", "32") } else { ("8", "8") },
+                    "speedup_2threads_vs_1",
+                    lat[i][0] / lat[i][1],
+                    &proxy,
+                    seed,
+                    ep,
+                ));
+            }
+            eprintln!(
+                "E5 {model}: float {f_acc:.2}% {:.3} ms | int8 {:.2}% {:.3} ms (1 thread)",
+                lat[0][0], ev.top1, lat[1][0]
+            );
+            points.push((model, f_acc, lat[0][0], ev.top1, lat[1][0]));
+        }
+    }
+    ctx.record("e5_latency", &rows)?;
+    let svg = ctx.out.join(PAPER_DIR).join("e5_latency_accuracy.svg");
+    std::fs::write(&svg, plot_svg(&points, &ctx.proxy("MobileNetV1", 0)))
+        .map_err(|e| format!("{}: {e}", svg.display()))?;
+    eprintln!("wrote {}", svg.display());
+    Ok(())
+}
+
+fn width_label(alpha: f64) -> String {
+    // The companion table spells widths 1.0, 0.75, 0.50, 0.25.
+    if (alpha - 1.0).abs() < 1e-9 {
+        "1.0".into()
+    } else {
+        format!("{alpha:.2}")
+    }
+}
+
+/// Accuracy against latency (log x axis), float and 8-bit series, as a standalone SVG.
+fn plot_svg(points: &[(String, f64, f64, f64, f64)], subtitle: &str) -> String {
+    let (w, h, m) = (640.0, 420.0, 60.0);
+    let lats: Vec<f64> = points
+        .iter()
+        .flat_map(|p| [p.2, p.4])
+        .filter(|v| *v > 0.0)
+        .collect();
+    let accs: Vec<f64> = points.iter().flat_map(|p| [p.1, p.3]).collect();
+    let (lx0, lx1) = (
+        lats.iter().cloned().fold(f64::INFINITY, f64::min).ln() - 0.1,
+        lats.iter().cloned().fold(f64::NEG_INFINITY, f64::max).ln() + 0.1,
+    );
+    let (y0, y1) = (
+        accs.iter().cloned().fold(f64::INFINITY, f64::min) - 1.0,
+        accs.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + 1.0,
+    );
+    let px = |l: f64| m + (l.max(1e-9).ln() - lx0) / (lx1 - lx0).max(1e-9) * (w - 2.0 * m);
+    let py = |a: f64| h - m - (a - y0) / (y1 - y0).max(1e-9) * (h - 2.0 * m);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{m}\" y=\"20\" font-size=\"14\">Top-1 vs batch-1 latency (1 thread): float (Burn flex) vs 8-bit integer engine</text>\n<text x=\"{m}\" y=\"36\">{}</text>\n<line x1=\"{m}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{m}\" y1=\"{m}\" x2=\"{m}\" y2=\"{}\" stroke=\"black\"/>\n<text x=\"{}\" y=\"{}\">latency (ms, log scale)</text>\n<text x=\"10\" y=\"{}\" transform=\"rotate(-90 10 {})\">top-1 (%)</text>\n",
+        xml_escape(subtitle),
+        h - m,
+        w - m,
+        h - m,
+        h - m,
+        w / 2.0 - 50.0,
+        h - 20.0,
+        h / 2.0,
+        h / 2.0
+    );
+    for i in 0..=5 {
+        let l = (lx0 + (lx1 - lx0) * f64::from(i) / 5.0).exp();
+        s += &format!(
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{:.2}</text>\n",
+            px(l),
+            h - m + 15.0,
+            l
+        );
+    }
+    for i in 0..=4 {
+        let a = y0 + (y1 - y0) * f64::from(i) / 4.0;
+        s += &format!(
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{:.1}</text>\n",
+            m - 5.0,
+            py(a) + 4.0,
+            a
+        );
+    }
+    for (color, float, label) in [("#1f77b4", true, "float"), ("#d62728", false, "8-bit")] {
+        for p in points {
+            let (a, l) = if float { (p.1, p.2) } else { (p.3, p.4) };
+            s += &format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{color}\"><title>{} {label}: {:.2}% {:.3} ms</title></circle>\n<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{color}\">{}</text>\n",
+                px(l),
+                py(a),
+                xml_escape(&p.0),
+                a,
+                l,
+                px(l) + 5.0,
+                py(a) - 5.0,
+                xml_escape(p.0.trim_start_matches("MobileNet_v1_"))
+            );
+        }
+    }
+    s += &format!(
+        "<text x=\"{}\" y=\"60\" fill=\"#1f77b4\">● float</text>\n<text x=\"{}\" y=\"75\" fill=\"#d62728\">● 8-bit integer</text>\n</svg>\n",
+        w - 150.0,
+        w - 150.0
+    );
+    s
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn run(cli: Cli) -> Res<()> {
+    let backend: BackendKind = cli.backend.parse()?;
+    let root = cli.data.clone().unwrap_or_else(default_data_root);
+    let data = load(&root, cli.dataset).map_err(|e| {
+        format!(
+            "{}: {e}: run make data",
+            root.join(cli.dataset.dir_name()).display()
+        )
+    })?;
+    let sizes = Sizes::of(cli.profile);
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| repro::workspace_root().join("results"));
+    let profile = match cli.profile {
+        Profile::Smoke => "smoke",
+        Profile::Full => "full",
+    };
+    let run = Run::start(profile, cli.threads);
+    let checkpoints = cli
+        .checkpoints
+        .clone()
+        .unwrap_or_else(|| repro::workspace_root().join("target/integer-qat-checkpoints"));
+    let ctx = Ctx {
+        sizes,
+        data,
+        device: backend.device(),
+        run,
+        out,
+        checkpoints,
+        started: Instant::now(),
+        cli,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(ctx.cli.threads.max(1))
+        .build()
+        .map_err(err)?;
+    let command = ctx.cli.command.unwrap_or(Command::All);
+    pool.install(|| match command {
+        Command::Depth => depth(&ctx),
+        Command::Relu => relu(&ctx),
+        Command::Bits => bits(&ctx),
+        Command::Latency => latency(&ctx),
+        Command::All => {
+            depth(&ctx)?;
+            relu(&ctx)?;
+            bits(&ctx)?;
+            latency(&ctx)
+        }
+    })?;
+    eprintln!("done in {:.0} s", ctx.started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
