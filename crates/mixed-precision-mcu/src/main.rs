@@ -3,9 +3,13 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use mixed_precision_mcu::PAPER_DIR;
 use mixed_precision_mcu::assign::{AssignOptions, Assignment, assign};
+use mixed_precision_mcu::experiments::{
+    FloatCache, Plan, SOURCE_E1, SOURCE_E3, rows, run_e1_e2, run_e3,
+};
 use mixed_precision_mcu::memory::{Budget, Granularity};
 use mixed_precision_mcu::mobilenet::MobileNetV1;
 use mixed_precision_mcu::tables::{exact_tables, model_label};
+use repro::datasets::{DatasetName, default_data_root, load};
 use repro::manifest::Run;
 use repro::results::table_path;
 use std::path::PathBuf;
@@ -91,6 +95,51 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Proxy QAT experiments on Fashion-MNIST: E1/E2 (uniform 8-bit vs MixPL vs MixPC under the
+    /// scaled budget, accuracy from the integer-only graph) and E3 (FB vs ICN vs thresholds, w4a4).
+    Qat {
+        #[arg(long, value_enum, default_value_t = Profile::Smoke)]
+        profile: Profile,
+        #[arg(long, value_enum, default_value_t = DatasetName::FashionMnist)]
+        dataset: DatasetName,
+        /// Which experiments.
+        #[arg(long, value_enum, default_value_t = Experiment::All)]
+        experiment: Experiment,
+        /// Float pre-training epochs (default: the profile's).
+        #[arg(long)]
+        epochs: Option<u32>,
+        /// Training images (default: the profile's slice).
+        #[arg(long)]
+        train_images: Option<usize>,
+        /// Test images (default: the profile's slice).
+        #[arg(long)]
+        test_images: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Worker threads (rayon).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Data root (default: <workspace>/data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The latency proxy of dossier §10.2 for the 16 ImageNet configurations (uniform 8-bit and the
+    /// STM32H7 assignments), relative latencies, and the accuracy-latency plot from the proxy results.
+    Latency {
+        #[arg(long, value_enum, default_value_t = Profile::Full)]
+        profile: Profile,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Experiment {
+    E1,
+    E3,
+    All,
 }
 
 fn main() -> ExitCode {
@@ -109,6 +158,43 @@ fn results_root(out: Option<PathBuf>) -> PathBuf {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Qat {
+            profile,
+            dataset,
+            experiment,
+            epochs,
+            train_images,
+            test_images,
+            seed,
+            threads,
+            data,
+            out,
+        } => {
+            let mut plan = match profile {
+                Profile::Smoke => Plan::smoke(seed),
+                Profile::Full => Plan::full(seed),
+            };
+            plan.float_epochs = epochs.unwrap_or(plan.float_epochs);
+            plan.train_images = train_images.unwrap_or(plan.train_images);
+            plan.test_images = test_images.unwrap_or(plan.test_images);
+            run_qat(profile, dataset, experiment, &plan, threads, data, out)
+        }
+        Command::Latency { profile, out } => {
+            let run = Run::start(profile.name(), 1);
+            let root = results_root(out);
+            let rows = mixed_precision_mcu::latency::latency_rows(profile.name(), &run.run_id);
+            let n = run
+                .record(&table_path(&root, PAPER_DIR, "latency"), &rows, &[])
+                .map_err(|e| e.to_string())?;
+            eprintln!("wrote {n} rows to latency.csv");
+            match mixed_precision_mcu::latency::plot(&root.join(PAPER_DIR))? {
+                Some(svg) => eprintln!("wrote {}", svg.display()),
+                None => eprintln!(
+                    "no full-profile qat.csv rows yet: run `qat --profile full` for the plot"
+                ),
+            }
+            Ok(())
+        }
         Command::Assign {
             resolution,
             width,
@@ -176,6 +262,53 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn run_qat(
+    profile: Profile,
+    dataset: DatasetName,
+    experiment: Experiment,
+    plan: &Plan,
+    threads: usize,
+    data_root: Option<PathBuf>,
+    out: Option<PathBuf>,
+) -> Result<(), String> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build_global()
+        .map_err(|e| format!("thread pool: {e}"))?;
+    let root = data_root.unwrap_or_else(default_data_root);
+    let data = load(&root, dataset).map_err(|e| {
+        format!(
+            "{}/{dataset} unreadable ({e}): run make data",
+            root.display()
+        )
+    })?;
+    let seed = plan.seeds[0];
+    let device = burn::prelude::Device::flex();
+    let run = Run::start(profile.name(), threads);
+    let path = table_path(&results_root(out), PAPER_DIR, "qat");
+    let qat_epochs: u32 = plan.qat_segments.iter().map(|s| s.1).sum();
+    let stamp = |mut rows: Vec<repro::results::ResultRow>| -> Result<(), String> {
+        for r in &mut rows {
+            r.profile = profile.name().into();
+            r.run_id = run.run_id.clone();
+        }
+        run.record(&path, &rows, &data.checksums())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let mut cache = FloatCache::new();
+    if experiment != Experiment::E3 {
+        let res = run_e1_e2(&data, plan, seed, &mut cache, &device)?;
+        stamp(rows(SOURCE_E1, &res, plan, seed, qat_epochs, true))?;
+    }
+    if experiment != Experiment::E1 {
+        let res = run_e3(&data, plan, seed, &mut cache, &device)?;
+        stamp(rows(SOURCE_E3, &res, plan, seed, qat_epochs, false))?;
+    }
+    eprintln!("wrote {}", path.display());
+    Ok(())
 }
 
 fn print_csv(a: &Assignment) {

@@ -149,3 +149,56 @@ fn tables_writes_result_rows_and_manifests() {
     assert!(folder.join("assignment.manifest.json").is_file());
     assert!(folder.join("assignment_bits.manifest.json").is_file());
 }
+
+#[test]
+fn qat_smoke_writes_integer_and_fake_quant_rows_and_latency_plots_them() {
+    let data = repro::datasets::default_data_root().join("fashion-mnist");
+    if !data.is_dir() {
+        eprintln!("skipping: {} missing (run make data)", data.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    run_ok(&["qat", "--profile", "smoke", "--threads", "1", "--out", out]);
+    let folder = dir.path().join("mixed-precision-mcu");
+    let rows = std::fs::read_to_string(folder.join("qat.csv")).unwrap();
+    for needle in [
+        "uniform w8a8 PL+FB,8,8,top1_integer_pct[FB]",
+        "MixPC+ICN,mixed,8,top1_integer_pct[ICN]",
+        "MixPL+FB,mixed,8,top1_fakequant_pct",
+        "w4a4 PL,4,4,top1_integer_pct[thresholds]",
+        "w4a4 PC,4,4,integer_minus_fakequant_pct[ICN]",
+        "top1_gain_pct_points",
+    ] {
+        assert!(rows.contains(needle), "{needle} missing from\n{rows}");
+    }
+    assert!(folder.join("qat.manifest.json").is_file());
+    // The smoke rows are not full-profile rows, so the plot is skipped, but the table is written.
+    let out2 = bin()
+        .args(["latency", "--profile", "smoke", "--out", out])
+        .output()
+        .unwrap();
+    assert!(out2.status.success());
+    let latency = std::fs::read_to_string(folder.join("latency.csv")).unwrap();
+    assert!(latency.contains("MobileNetV1 224_0.75,MixPC under STM32H743 2048000/512000,mixed,mixed,latency_rel_to_best_fitting_8bit"));
+    assert!(String::from_utf8_lossy(&out2.stderr).contains("run `qat --profile full`"));
+}
+
+#[test]
+fn missing_data_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "qat",
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("run make data"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

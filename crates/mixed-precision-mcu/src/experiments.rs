@@ -1,0 +1,450 @@
+//! The paper's comparisons on the Fashion-MNIST proxy (dossier §10.1), one function per experiment,
+//! each ending in result rows:
+//!
+//! * **E1/E2** ([`run_e1_e2`]): per proxy configuration, a float model, then QAT at uniform w8a8 (where
+//!   it fits the scaled budget), MixPL (per-layer weights, FB) and MixPC (per-channel, ICN) at the
+//!   bits the memory-driven assignment gives; accuracy of the fake-quantized model and of the
+//!   integer-only graph. The summary rows are the "+8 points" analogue (best mixed vs best uniform
+//!   8-bit model that fits).
+//! * **E3** ([`run_e3`]): uniform w4a4 with per-layer folding, ICN and thresholds.
+
+use crate::RowKey;
+use crate::assign::{AssignOptions, assign};
+use crate::deploy::{Folding, convert};
+use crate::memory::{BitWidths, Footprint, Granularity, uniform_folds, uniform8};
+use crate::mobilenet::MobileNetV1;
+use crate::tables::proxy_budget;
+use burn::prelude::*;
+use quant_train::layers::Phase;
+use quant_train::models::Net;
+use quant_train::train::{LrSchedule, QatSchedule, RunOptions, TrainConfig, evaluate, train};
+use rayon::prelude::*;
+use repro::datasets::{Dataset, ImageSet};
+use repro::results::ResultRow;
+use std::collections::BTreeMap;
+
+/// Source strings of the proxy experiments.
+pub const SOURCE_E1: &str =
+    "proxy E1/E2 (dossier §10.1): uniform 8-bit vs MixPL vs MixPC under the scaled budget";
+pub const SOURCE_E3: &str = "proxy E3 (dossier §10.1): FB vs ICN vs thresholds at uniform w4a4";
+const SOURCE_ABSTRACT: &str = "abstract (arXiv 1905.13082 / MLSys 2020 proceedings page)";
+
+/// Sizes of one profile.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub train_images: usize,
+    pub test_images: usize,
+    pub float_epochs: u32,
+    /// QAT segments `(learning rate, epochs)`: the official 1e-4 / 5e-5 / 1e-5 steps, scaled.
+    pub qat_segments: Vec<(f64, u32)>,
+    /// Proxy configurations `(resolution, width)` of E1/E2.
+    pub configs: Vec<(usize, f64)>,
+    /// The configuration of E3.
+    pub e3_config: (usize, f64),
+    pub seeds: Vec<u64>,
+    pub batch_size: usize,
+    pub base_channels: usize,
+    /// Float pre-training learning rate (Adam, cosine decay).
+    pub float_lr: f64,
+}
+
+impl Plan {
+    /// Seconds: a slice of the data, two small configurations.
+    pub fn smoke(seed: u64) -> Self {
+        Plan {
+            train_images: 256,
+            test_images: 128,
+            float_epochs: 1,
+            qat_segments: vec![(1e-4, 1)],
+            configs: vec![(16, 0.25), (16, 1.0)],
+            e3_config: (16, 0.25),
+            seeds: vec![seed],
+            batch_size: 64,
+            base_channels: 8,
+            float_lr: 5e-3,
+        }
+    }
+
+    /// The reproduction, sized for about 40 minutes on two shared cores (see the README).
+    pub fn full(seed: u64) -> Self {
+        Plan {
+            train_images: 10_000,
+            test_images: 4_000,
+            float_epochs: 3,
+            qat_segments: vec![(1e-4, 1), (5e-5, 1)],
+            configs: vec![(28, 1.0), (28, 0.75), (24, 0.5)],
+            e3_config: (24, 0.5),
+            seeds: vec![seed],
+            batch_size: 64,
+            base_channels: 8,
+            float_lr: 5e-3,
+        }
+    }
+
+    fn proxy_label(&self) -> String {
+        format!(
+            "Fashion-MNIST (train {} / test {}) for ImageNet; TinyMbV1-b{} for MobileNetV1",
+            self.train_images, self.test_images, self.base_channels
+        )
+    }
+}
+
+/// One trained and deployed variant.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub config: String,
+    pub variant: String,
+    pub w_bits: String,
+    pub a_bits: String,
+    pub fake_quant: f64,
+    pub integer: BTreeMap<&'static str, f64>,
+    pub rom_bytes: u64,
+    pub ram_bytes: u64,
+    pub mixed: bool,
+    pub uniform8: bool,
+}
+
+/// Float models already trained in this run, by configuration name, with their float top-1.
+pub type FloatCache = BTreeMap<String, (Net, f64)>;
+
+/// Training data resized to `resolution`, and the matching test slice.
+fn data_at(data: &Dataset, plan: &Plan, resolution: usize) -> (ImageSet, ImageSet) {
+    let train_set =
+        quant_train::data::resize(&data.train.clone().truncated(plan.train_images), resolution);
+    let test_set =
+        quant_train::data::resize(&data.test.clone().truncated(plan.test_images), resolution);
+    (train_set, test_set)
+}
+
+fn float_model(
+    cache: &mut FloatCache,
+    model: &MobileNetV1,
+    sets: &(ImageSet, ImageSet),
+    plan: &Plan,
+    seed: u64,
+    device: &Device,
+) -> Result<(Net, f64), String> {
+    if let Some(hit) = cache.get(&model.config_name()) {
+        return Ok(hit.clone());
+    }
+    let trained = train_float(model, &sets.0, plan, seed, device)?;
+    let acc = evaluate(&trained, &sets.1, &Phase::FLOAT_EVAL, device);
+    cache.insert(model.config_name(), (trained.clone(), acc));
+    Ok((trained, acc))
+}
+
+fn train_float(
+    model: &MobileNetV1,
+    train_set: &ImageSet,
+    plan: &Plan,
+    seed: u64,
+    device: &Device,
+) -> Result<Net, String> {
+    let net = crate::qat::build_net(model, seed, device);
+    let mut cfg = TrainConfig::adam(plan.float_epochs, plan.float_lr, seed);
+    cfg.batch_size = plan.batch_size;
+    cfg.schedule = LrSchedule::Cosine;
+    let opts = RunOptions {
+        checkpoint: None,
+        label: format!("float {model}"),
+    };
+    train(net, train_set, &cfg, &opts, device)
+        .map(|(n, _)| n)
+        .map_err(|e| e.0)
+}
+
+/// What every variant of one configuration shares.
+struct Ctx<'a> {
+    model: &'a MobileNetV1,
+    float: &'a Net,
+    sets: &'a (ImageSet, ImageSet),
+    plan: &'a Plan,
+    seed: u64,
+    device: &'a Device,
+}
+
+/// QAT fine-tuning from the float model with the scaled official schedule; BN statistics freeze after
+/// the first epoch (`--batch_fold_delay 1`).
+fn qat_model(ctx: &Ctx, bits: &BitWidths, g: Granularity, label: &str) -> Result<Net, String> {
+    let Ctx {
+        model,
+        plan,
+        seed,
+        device,
+        ..
+    } = *ctx;
+    let train_set = &ctx.sets.0;
+    let mut net = ctx.float.clone();
+    let calibration: Vec<usize> = (0..train_set.len().min(256)).collect();
+    let (x, _) = quant_train::data::batch(train_set, &calibration, device);
+    let alphas = crate::qat::calibrate_alphas(&net, x);
+    crate::qat::make_qat(&mut net, bits, g, &alphas, device);
+    let steps_per_epoch = (train_set.len() / plan.batch_size) as u64;
+    for (j, &(lr, epochs)) in plan.qat_segments.iter().enumerate() {
+        let mut cfg = TrainConfig::adam(epochs, lr, seed + j as u64);
+        cfg.batch_size = plan.batch_size;
+        cfg.qat = QatSchedule {
+            act_quant_delay: 0,
+            freeze_bn_at: Some(if j == 0 { steps_per_epoch } else { 0 }),
+        };
+        let opts = RunOptions {
+            checkpoint: None,
+            label: format!("{label} {model} lr {lr}"),
+        };
+        net = train(net, train_set, &cfg, &opts, device)
+            .map_err(|e| e.0)?
+            .0;
+    }
+    Ok(net)
+}
+
+/// Top-1 (percent) of the integer graph on `set`.
+fn integer_top1(net: &crate::engine::IntegerNet, set: &ImageSet) -> Result<f64, String> {
+    let hits: Result<Vec<bool>, String> = (0..set.len())
+        .into_par_iter()
+        .map(|i| {
+            net.predict(set.image(i))
+                .map(|p| p == usize::from(set.labels[i]))
+                .map_err(|e| e.to_string())
+        })
+        .collect();
+    let hits = hits?;
+    Ok(100.0 * hits.iter().filter(|&&h| h).count() as f64 / hits.len().max(1) as f64)
+}
+
+/// Trains, deploys and evaluates one variant.
+fn variant(
+    ctx: &Ctx,
+    name: &str,
+    bits: &BitWidths,
+    g: Granularity,
+    foldings: &[Folding],
+) -> Result<Outcome, String> {
+    let Ctx {
+        model,
+        sets,
+        device,
+        ..
+    } = *ctx;
+    let net = qat_model(ctx, bits, g, name)?;
+    let fake_quant = evaluate(&net, &sets.1, &Phase::EVAL, device);
+    let mut integer = BTreeMap::new();
+    for &f in foldings {
+        let int_net = convert(&net, model, bits, g, f)?;
+        integer.insert(f.label(), integer_top1(&int_net, &sets.1)?);
+    }
+    let layers = model.layers();
+    // Deployed folds: FB everywhere under PL, ICN everywhere under PC (see the README).
+    let fp = Footprint::of(&layers, bits, &uniform_folds(layers.len(), g), g);
+    let uniform = |b: &[u8]| b.iter().all(|&x| x == b[0]);
+    let inner_acts = &bits.acts[1..bits.acts.len() - 1];
+    let label = |v: &[u8]| {
+        if uniform(v) {
+            v[0].to_string()
+        } else {
+            "mixed".to_string()
+        }
+    };
+    Ok(Outcome {
+        config: model.config_name(),
+        variant: name.to_string(),
+        w_bits: label(&bits.weights),
+        a_bits: label(inner_acts),
+        fake_quant,
+        integer,
+        rom_bytes: fp.rom_bytes(),
+        ram_bytes: fp.peak_ram(),
+        mixed: !(uniform(&bits.weights) && uniform(inner_acts)),
+        uniform8: bits.weights.iter().chain(inner_acts).all(|&b| b == 8),
+    })
+}
+
+/// Outcomes of an experiment and the float accuracies of its configurations.
+pub struct Results {
+    pub outcomes: Vec<Outcome>,
+    pub floats: Vec<(String, f64)>,
+}
+
+/// E1/E2 for every configuration of the plan and one seed.
+pub fn run_e1_e2(
+    data: &Dataset,
+    plan: &Plan,
+    seed: u64,
+    cache: &mut FloatCache,
+    device: &Device,
+) -> Result<Results, String> {
+    let budget = proxy_budget(plan.base_channels);
+    let mut res = Results {
+        outcomes: Vec::new(),
+        floats: Vec::new(),
+    };
+    for &(r, w) in &plan.configs {
+        let model = MobileNetV1::tiny(r, w, plan.base_channels);
+        let sets = data_at(data, plan, r);
+        let (float, acc) = float_model(cache, &model, &sets, plan, seed, device)?;
+        res.floats.push((model.config_name(), acc));
+        let ctx = Ctx {
+            model: &model,
+            float: &float,
+            sets: &sets,
+            plan,
+            seed,
+            device,
+        };
+        let layers = model.layers();
+        if uniform8(&layers, Granularity::PerLayer).fits(budget) {
+            let b8 = BitWidths::uniform(layers.len(), 8);
+            let pl = Granularity::PerLayer;
+            let fb = [Folding::PerLayerFolding];
+            res.outcomes
+                .push(variant(&ctx, "uniform w8a8 PL+FB", &b8, pl, &fb)?);
+        }
+        for (g, name, folding) in [
+            (Granularity::PerLayer, "MixPL+FB", Folding::PerLayerFolding),
+            (Granularity::PerChannel, "MixPC+ICN", Folding::Icn),
+        ] {
+            let a =
+                assign(&model, budget, AssignOptions::official(g)).map_err(|e| e.to_string())?;
+            if a.bits.weights.iter().chain(&a.bits.acts).all(|&b| b == 8)
+                && g == Granularity::PerLayer
+            {
+                continue; // identical to the uniform 8-bit PL model trained above
+            }
+            res.outcomes
+                .push(variant(&ctx, name, &a.bits, g, &[folding])?);
+        }
+    }
+    Ok(res)
+}
+
+/// E3: uniform w4a4 under per-layer weights (FB, ICN, thresholds) and per-channel weights (ICN,
+/// thresholds).
+pub fn run_e3(
+    data: &Dataset,
+    plan: &Plan,
+    seed: u64,
+    cache: &mut FloatCache,
+    device: &Device,
+) -> Result<Results, String> {
+    let (r, w) = plan.e3_config;
+    let model = MobileNetV1::tiny(r, w, plan.base_channels);
+    let sets = data_at(data, plan, r);
+    let (float, acc) = float_model(cache, &model, &sets, plan, seed, device)?;
+    let ctx = Ctx {
+        model: &model,
+        float: &float,
+        sets: &sets,
+        plan,
+        seed,
+        device,
+    };
+    let b4 = BitWidths::uniform(model.layers().len(), 4);
+    let all = [Folding::PerLayerFolding, Folding::Icn, Folding::Thresholds];
+    Ok(Results {
+        outcomes: vec![
+            variant(&ctx, "w4a4 PL", &b4, Granularity::PerLayer, &all)?,
+            variant(&ctx, "w4a4 PC", &b4, Granularity::PerChannel, &all[1..])?,
+        ],
+        floats: vec![(model.config_name(), acc)],
+    })
+}
+
+/// Result rows of a set of outcomes, plus the headline summary rows for E1.
+pub fn rows(
+    source: &str,
+    res: &Results,
+    plan: &Plan,
+    seed: u64,
+    epochs: u32,
+    summary: bool,
+) -> Vec<ResultRow> {
+    let (outcomes, floats) = (&res.outcomes, &res.floats);
+    let proxy = plan.proxy_label();
+    let stamp = |mut r: ResultRow| {
+        r.seed = seed;
+        r.epochs = epochs;
+        r
+    };
+    let mut out = Vec::new();
+    for (config, acc) in floats {
+        let label = format!("TinyMbV1-b{} {config}", plan.base_channels);
+        let key = RowKey {
+            source,
+            dataset: "Fashion-MNIST",
+            model: &label,
+            method: "float32",
+            w_bits: "32",
+            a_bits: "32",
+            proxy: &proxy,
+        };
+        out.push(stamp(key.row("top1_acc_pct", *acc)));
+    }
+    for o in outcomes {
+        let label = format!("TinyMbV1-b{} {}", plan.base_channels, o.config);
+        let key = RowKey {
+            source,
+            dataset: "Fashion-MNIST",
+            model: &label,
+            method: &o.variant,
+            w_bits: &o.w_bits,
+            a_bits: &o.a_bits,
+            proxy: &proxy,
+        };
+        out.push(stamp(key.row("top1_fakequant_pct", o.fake_quant)));
+        out.push(stamp(key.row("rom_bytes", o.rom_bytes as f64)));
+        out.push(stamp(key.row("peak_ram_bytes", o.ram_bytes as f64)));
+        for (f, acc) in &o.integer {
+            out.push(stamp(key.row(&format!("top1_integer_pct[{f}]"), *acc)));
+            out.push(stamp(key.row(
+                &format!("integer_minus_fakequant_pct[{f}]"),
+                acc - o.fake_quant,
+            )));
+        }
+    }
+    if summary {
+        let best = |pred: &dyn Fn(&Outcome) -> bool| {
+            outcomes
+                .iter()
+                .filter(|o| pred(o))
+                .filter_map(|o| o.integer.values().next().map(|&a| (a, o)))
+                .fold(None, |b: Option<(f64, &Outcome)>, x| match b {
+                    Some(b) if b.0 >= x.0 => Some(b),
+                    _ => Some(x),
+                })
+        };
+        let best8 = best(&|o: &Outcome| o.uniform8);
+        let best_mixed = best(&|o: &Outcome| o.mixed);
+        if let Some((acc, o)) = best_mixed {
+            let model =
+                "MobileNetV1 (best model fitting the device; 224_0.75 per MCUNet/MCUNetV2 tables)";
+            let proxy_m = format!("{proxy}; best mixed = {} {}", o.config, o.variant);
+            let key = RowKey {
+                source: SOURCE_ABSTRACT,
+                dataset: "Fashion-MNIST",
+                model,
+                method: "memory-driven mixed precision (rule-based 8/4/2-bit cuts) + QAT + integer-only (ICN)",
+                w_bits: "mixed",
+                a_bits: "mixed",
+                proxy: &proxy_m,
+            };
+            out.push(stamp(key.row("top1_acc_pct", acc)));
+            if let Some((acc8, o8)) = best8 {
+                let proxy_g = format!(
+                    "{proxy}; best mixed {} {} vs best uniform 8-bit {} {}",
+                    o.config, o.variant, o8.config, o8.variant
+                );
+                let key = RowKey {
+                    source: SOURCE_ABSTRACT,
+                    dataset: "Fashion-MNIST",
+                    model: "MobileNetV1",
+                    method: "same as above vs previously published 8-bit MCU implementations",
+                    w_bits: "mixed",
+                    a_bits: "mixed",
+                    proxy: &proxy_g,
+                };
+                out.push(stamp(key.row("top1_gain_pct_points", acc - acc8)));
+            }
+        }
+    }
+    out
+}
