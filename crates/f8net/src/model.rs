@@ -20,7 +20,8 @@ use burn::prelude::*;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use quant_core::fixed8::FixedFormat;
-use quant_core::fixed8::rule::FlRule;
+use quant_core::fixed8::rule::{FlRule, code_constant, fl_from_std};
+use quant_core::fixed8::stats::threshold_constant;
 use quant_train::quant::{AffineQuantizer, QuantizerRef};
 
 /// How tensors are quantized.
@@ -257,6 +258,26 @@ impl Model {
         }
     }
 
+    /// FL of an activation batch. The std rules reduce on the device (two scalars cross to the host);
+    /// the rules that need every value copy the tensor.
+    fn activation_fl(&self, x: Tensor<4>, signed: bool) -> u8 {
+        match self.f8().and_then(|o| o.rule) {
+            Some(rule @ (FlRule::StdCode | FlRule::StdExact)) => {
+                let n = x.dims().iter().product::<usize>() as f64;
+                let flat = x.reshape([-1]);
+                let mean = f64::from(flat.clone().mean().into_scalar::<f32>());
+                let sq = f64::from(flat.powi_scalar(2).mean().into_scalar::<f32>());
+                let std = ((sq - mean * mean).max(0.0) * n / (n - 1.0).max(1.0)).sqrt();
+                let c = match rule {
+                    FlRule::StdExact => threshold_constant(signed),
+                    _ => code_constant(signed),
+                };
+                fl_from_std(std, signed, c)
+            }
+            _ => self.choose_fl(&host4(x), signed, false),
+        }
+    }
+
     /// Quantizes value `v` (raw, in its own units) for its consumers; updates its statistics in
     /// training.
     fn quantize_value(&mut self, v: usize, raw: Tensor<4>, pass: Pass) -> Tensor<4> {
@@ -268,8 +289,7 @@ impl Model {
             Some(_) => {
                 let fl = match pass {
                     Pass::Train => {
-                        let data = host4(raw.clone().detach());
-                        let fl = self.choose_fl(&data, signed, false);
+                        let fl = self.activation_fl(raw.clone().detach(), signed);
                         self.state.fl_ema[v] =
                             MOMENTUM * f64::from(fl) + (1.0 - MOMENTUM) * self.state.fl_ema[v];
                         i32::from(fl)

@@ -19,11 +19,17 @@ fn main_table_smoke_writes_rows_and_the_integer_engine_agrees() {
     assert!(main.contains("F8Net fixed-point 8-bit only"));
     assert!(main.contains("full precision baseline (authors' own; PACT-clipped float)"));
     assert!(main.contains("Jacob et al. 2018"));
-    let agreement: Vec<f64> = main
-        .lines()
-        .filter(|l| l.contains("sim_vs_integer_agreement_pct"))
-        .map(|l| l.split(',').nth(9).unwrap().parse().unwrap())
+    let rows: Vec<repro::results::ResultRow> =
+        repro::results::read_rows(&dir.path().join("f8net/main.csv")).unwrap();
+    let agreement: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.metric == "sim_vs_integer_agreement_pct")
+        .map(|r| r.value)
         .collect();
+    assert!(
+        rows.iter()
+            .all(|r| r.profile == "smoke" && !r.proxy.is_empty())
+    );
     assert!(!agreement.is_empty());
     assert!(agreement.iter().all(|&a| a == 100.0), "{agreement:?}");
     assert!(dir.path().join("f8net/main.manifest.json").exists());

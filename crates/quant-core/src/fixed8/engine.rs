@@ -31,6 +31,10 @@ pub enum Node {
         w_fl: Vec<u8>,
         bias: Vec<i32>,
     },
+    /// Reinterprets the binary point of `src` as `fl` on every channel, with no arithmetic: used where
+    /// a tensor's real scale changes by an exact power of two (an identity shortcut whose PACT clip
+    /// level equals the sum's, but whose η has a different FL).
+    Relabel { src: usize, fl: i32 },
     /// Residual addition: operands aligned per channel to the larger FL by left shifts, summed,
     /// clamped to `±(2^31 - 1)`; `relu` zeroes negatives afterwards (ResNet).
     Add { a: usize, b: usize, relu: bool },
@@ -140,6 +144,13 @@ impl Model {
                     bias,
                     &mut counts,
                 )?,
+                Node::Relabel { src, fl } => {
+                    let v = get(*src)?;
+                    Value {
+                        fl: vec![*fl; v.c],
+                        ..v.clone()
+                    }
+                }
                 Node::Add { a, b, relu } => add(get(*a)?, get(*b)?, *relu, &mut counts)?,
                 Node::GlobalAvgPool { src } => global_avg_pool(get(*src)?, &mut counts)?,
                 Node::Linear {
@@ -450,6 +461,17 @@ mod tests {
         assert_eq!(s.data, vec![7, 0]);
         assert_eq!(s.fl, vec![2]);
         assert_eq!(c.shifts, 2);
+    }
+
+    #[test]
+    fn relabel_changes_only_the_binary_point() {
+        let mut m = tiny_model();
+        m.nodes.truncate(1);
+        m.nodes.push(Node::Relabel { src: 1, fl: 7 });
+        let (out, counts) = m.run(&[16, 32, 48, 64]).unwrap();
+        assert_eq!(out.data, vec![1, 2, 3, 4]);
+        assert_eq!(out.fl, vec![7]);
+        assert_eq!(counts.shifts, 4, "only the quantize shifted");
     }
 
     #[test]
