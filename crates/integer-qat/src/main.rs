@@ -107,6 +107,10 @@ struct Sizes {
     test: usize,
     float_epochs: u32,
     qat_epochs: u32,
+    /// QAT fine-tuning uses the first `qat_train` images of the training slice.
+    qat_train: usize,
+    /// E5 trains on the first `e5_train` images (its widest models dominate the run time).
+    e5_train: usize,
     seeds: usize,
     e1_depths: Vec<usize>,
     e1_resolution: usize,
@@ -127,6 +131,8 @@ impl Sizes {
                 test: 128,
                 float_epochs: 1,
                 qat_epochs: 1,
+                qat_train: 256,
+                e5_train: 256,
                 seeds: 2,
                 e1_depths: vec![8],
                 e1_resolution: 14,
@@ -143,6 +149,8 @@ impl Sizes {
                 test: 2000,
                 float_epochs: 2,
                 qat_epochs: 1,
+                qat_train: 3000,
+                e5_train: 3000,
                 seeds: 3,
                 e1_depths: vec![8, 14, 20],
                 e1_resolution: 14,
@@ -201,11 +209,12 @@ impl Ctx {
 
     fn proxy(&self, what: &str, resolution: usize) -> String {
         format!(
-            "{} {}x{} ({} train / {} test images), {what}",
+            "{} {}x{} ({} train / {} test images, QAT on {}), {what}",
             self.dataset_name(),
             resolution,
             resolution,
             self.sizes.train.min(self.data.train.len()),
+            self.sizes.qat_train.min(self.sizes.train),
             self.sizes.test.min(self.data.test.len())
         )
     }
@@ -301,6 +310,8 @@ impl Ctx {
         name: &str,
     ) -> Res<Net> {
         let net = quantized_copy(float, bits)?;
+        let set = set.clone().truncated(self.sizes.qat_train);
+        let set = &set;
         let mut tc = TrainConfig::adam(self.sizes.qat_epochs, 2e-4, seed + 1000);
         let steps = (set.len() / tc.batch_size) as u64 * u64::from(tc.epochs);
         tc.qat.freeze_bn_at = Some(steps / 2);
@@ -686,6 +697,7 @@ fn latency(ctx: &Ctx) -> Res<()> {
     for &alpha in &ctx.sizes.e5_widths {
         for &res in &ctx.sizes.e5_resolutions {
             let (tr, te) = ctx.sets(res);
+            let tr = tr.truncated(ctx.sizes.e5_train);
             let spec = ModelSpec::MobileNetV1(alpha);
             let paper_res = match res {
                 28 => 224,
@@ -699,7 +711,13 @@ fn latency(ctx: &Ctx) -> Res<()> {
             let f_acc = evaluate(&float, &te, &Phase::FLOAT_EVAL, &ctx.device);
             let q = ctx.qat(&float, (8, 8), seed, &tr, &format!("{tag}-qat"))?;
             let ev = engine_eval(ctx, &q, &te)?;
-            let proxy = ctx.proxy(&format!("MobileNetV1 α={alpha}"), res);
+            let proxy = ctx.proxy(
+                &format!(
+                    "MobileNetV1 α={alpha} (float trained on {} images)",
+                    tr.len()
+                ),
+                res,
+            );
             let m = "top1_acc_pct";
             rows.push(ctx.row(
                 COMPANION,
