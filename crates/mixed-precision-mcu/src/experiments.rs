@@ -260,9 +260,18 @@ fn variant(
 }
 
 /// Outcomes of an experiment and the float accuracies of its configurations.
+#[derive(Debug, Clone, Default)]
 pub struct Results {
     pub outcomes: Vec<Outcome>,
     pub floats: Vec<(String, f64)>,
+}
+
+impl Results {
+    /// Appends another experiment's outcomes.
+    pub fn extend(&mut self, other: Results) {
+        self.outcomes.extend(other.outcomes);
+        self.floats.extend(other.floats);
+    }
 }
 
 /// E1/E2 for every configuration of the plan and one seed.

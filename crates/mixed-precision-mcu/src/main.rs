@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mixed_precision_mcu::PAPER_DIR;
 use mixed_precision_mcu::assign::{AssignOptions, Assignment, assign};
 use mixed_precision_mcu::experiments::{
-    FloatCache, Plan, SOURCE_E1, SOURCE_E3, rows, run_e1_e2, run_e3,
+    FloatCache, Plan, Results, SOURCE_E1, SOURCE_E3, rows, run_e1_e2, run_e3,
 };
 use mixed_precision_mcu::memory::{Budget, Granularity};
 use mixed_precision_mcu::mobilenet::MobileNetV1;
@@ -298,12 +298,29 @@ fn run_qat(
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
+    // Rows are recorded after every configuration (cheapest first), so an interrupted full run keeps
+    // what it finished; E3 runs right after the configuration whose float model it reuses.
     let mut cache = FloatCache::new();
-    if experiment != Experiment::E3 {
-        let res = run_e1_e2(&data, plan, seed, &mut cache, &device)?;
-        stamp(rows(SOURCE_E1, &res, plan, seed, qat_epochs, true))?;
+    let mut e1 = Results::default();
+    let mut e3_done = experiment == Experiment::E1;
+    let mut configs = plan.configs.clone();
+    configs.sort_by_key(|&(r, w)| MobileNetV1::tiny(r, w, plan.base_channels).macs());
+    for cfg in configs {
+        if experiment != Experiment::E3 {
+            let one = Plan {
+                configs: vec![cfg],
+                ..plan.clone()
+            };
+            e1.extend(run_e1_e2(&data, &one, seed, &mut cache, &device)?);
+            stamp(rows(SOURCE_E1, &e1, plan, seed, qat_epochs, true))?;
+        }
+        if !e3_done && (cfg == plan.e3_config || experiment == Experiment::E3) {
+            let res = run_e3(&data, plan, seed, &mut cache, &device)?;
+            stamp(rows(SOURCE_E3, &res, plan, seed, qat_epochs, false))?;
+            e3_done = true;
+        }
     }
-    if experiment != Experiment::E1 {
+    if !e3_done {
         let res = run_e3(&data, plan, seed, &mut cache, &device)?;
         stamp(rows(SOURCE_E3, &res, plan, seed, qat_epochs, false))?;
     }

@@ -4,7 +4,7 @@
 
 use crate::RowKey;
 use crate::assign::{AssignOptions, Assignment, assign};
-use crate::memory::{Budget, Granularity, uniform8};
+use crate::memory::{Budget, Granularity, threshold_bytes, uniform8};
 use crate::mobilenet::{MobileNetV1, imagenet_family, tiny_family};
 use repro::results::{Keyed, ResultRow};
 use serde::{Deserialize, Serialize};
@@ -202,6 +202,7 @@ pub fn exact_tables(profile: &str, run_id: &str) -> ExactTables {
                             ("peak_ram_bytes", f.peak_ram() as f64),
                             ("weight_avg_bits", a.weight_avg_bits()),
                             ("weight_cuts", a.cut_order.len() as f64),
+                            ("thresholds_extra_bytes", thresholds_extra(a) as f64),
                         ] {
                             out.rows.push(base(&method, "mixed", "mixed", metric, v));
                         }
@@ -216,6 +217,25 @@ pub fn exact_tables(profile: &str, run_id: &str) -> ExactTables {
     out.rows
         .extend(published_counterparts().into_iter().map(stamp));
     out
+}
+
+/// Extra read-only bytes if every non-last layer stored `2^Qy - 1` int16 thresholds per channel
+/// instead of ICN's multiplier, shift and bias (the FC keeps its §2.2 parameters): the memory side
+/// of the ICN-vs-thresholds comparison (dossier §5).
+pub fn thresholds_extra(a: &Assignment) -> u64 {
+    let f = a.footprint();
+    let last = a.layers.len() - 1;
+    a.layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == last {
+                f.per_layer_extra[i]
+            } else {
+                threshold_bytes(l, a.bits.a_out(i))
+            }
+        })
+        .sum()
 }
 
 fn stamp_assignment(

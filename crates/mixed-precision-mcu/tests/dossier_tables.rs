@@ -538,3 +538,18 @@ fn section_3_3_pc_needs_more_weight_cuts_than_pl_at_one_megabyte() {
     assert_eq!(pc.bits.weights[10], 4);
     assert_eq!(pc.bits.weights[12], 4);
 }
+
+#[test]
+fn thresholds_cost_far_more_read_only_memory_than_icn() {
+    use mixed_precision_mcu::tables::thresholds_extra;
+    let a = assign_official(
+        &MobileNetV1::imagenet(224, 0.75),
+        Budget::STM32H7,
+        Granularity::PerChannel,
+    );
+    // 8-bit outputs need 255 int16 thresholds per channel (510 B) against ICN's 10 B.
+    let layer1 = 24 * 255 * 2;
+    let t = thresholds_extra(&a);
+    assert!(t > 10 * a.footprint().extra_bytes, "{t}");
+    assert!(t > layer1);
+}
