@@ -353,8 +353,18 @@ struct EngineEval {
     logits: Vec<i32>,
 }
 
+/// Exports with the paper's double rounding (gemmlowp SRDHM + RDBPOT) and evaluates.
 fn engine_eval(ctx: &Ctx, net: &Net, test: &ImageSet) -> Res<EngineEval> {
-    let int = export(net, [1, test.rows, test.cols], RoundingMode::Double).map_err(err)?;
+    engine_eval_with(ctx, net, test, RoundingMode::Double)
+}
+
+fn engine_eval_with(
+    ctx: &Ctx,
+    net: &Net,
+    test: &ImageSet,
+    rounding: RoundingMode,
+) -> Res<EngineEval> {
+    let int = export(net, [1, test.rows, test.cols], rounding).map_err(err)?;
     let a = check_agreement(net, &int, test, &ctx.device).map_err(err)?;
     let logits = engine_logits(&int, test).map_err(err)?;
     Ok(EngineEval {
@@ -460,6 +470,43 @@ fn depth(ctx: &Ctx) -> Res<()> {
                 ep,
             ));
         }
+        // The same QAT model with TFLite's later single rounding: isolates how much of the
+        // engine/simulation disagreement is the double rounding of the paper-era output stage.
+        let single = engine_eval_with(ctx, &qat, &te, RoundingMode::Single)?;
+        let sm = "QAT integer-only (per-layer uint8), single rounding";
+        e8.push(ctx.row(
+            T41,
+            paper_model,
+            sm,
+            ("8", "8"),
+            "agreement",
+            single.agreement,
+            &proxy,
+            seed,
+            ep,
+        ));
+        e8.push(ctx.row(
+            T41,
+            paper_model,
+            sm,
+            ("8", "8"),
+            "max_logit_diff_lsb",
+            single.max_lsb as f64,
+            &proxy,
+            seed,
+            ep,
+        ));
+        e8.push(ctx.row(
+            T41,
+            paper_model,
+            sm,
+            ("8", "8"),
+            "top1",
+            single.top1,
+            &proxy,
+            seed,
+            ep,
+        ));
         let fsize = float_size_bytes(&qat) as f64;
         let isize = q.int.size_bytes() as f64;
         e8.push(ctx.row(
