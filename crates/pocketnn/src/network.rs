@@ -526,6 +526,43 @@ mod tests {
         assert!(net.max_safe_batch(INPUT_MAX) >= 20);
     }
 
+    /// Rows and weight blocks are split over however many threads the pool has; the result must not
+    /// depend on it.
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut net = Network::new(&[30, 9, 7, 4], Activation::PocketTanh).unwrap();
+                let mut st = ForwardState::default();
+                let mut rng = GlibcRand::default();
+                let mut data = GlibcRand::new(9);
+                let mut log = Vec::new();
+                for _ in 0..20 {
+                    let x: Vec<i32> = (0..5 * 30).map(|_| data.below(256) as i32).collect();
+                    let y: Vec<u8> = (0..5).map(|_| data.below(4) as u8).collect();
+                    log.push(net.dfa_step(&x, &y, 50, &mut st, &mut rng).unwrap());
+                }
+                (
+                    log,
+                    net.layers()
+                        .iter()
+                        .map(|l| l.weight.clone())
+                        .collect::<Vec<_>>(),
+                )
+            })
+        };
+        let one = run(1);
+        assert!(
+            one.1[0].iter().any(|&w| w != 0),
+            "the test must train something"
+        );
+        assert_eq!(one, run(3));
+    }
+
     /// A hand-traced step on a 2-input, 2-hidden, 2-class tanh network with one sample.
     #[test]
     fn dfa_step_by_hand() {
