@@ -127,12 +127,12 @@ impl Sizes {
     fn of(profile: Profile) -> Self {
         match profile {
             Profile::Smoke => Sizes {
-                train: 256,
-                test: 128,
+                train: 192,
+                test: 96,
                 float_epochs: 1,
                 qat_epochs: 1,
-                qat_train: 256,
-                e5_train: 256,
+                qat_train: 128,
+                e5_train: 128,
                 seeds: 2,
                 e1_depths: vec![8],
                 e1_resolution: 14,
@@ -142,7 +142,7 @@ impl Sizes {
                 e4_bits: vec![8, 4],
                 e5_widths: vec![0.25],
                 e5_resolutions: vec![16],
-                latency_runs: 5,
+                latency_runs: 3,
             },
             Profile::Full => Sizes {
                 train: 6000,
