@@ -8,7 +8,7 @@
 //! clamp per element); convolutions and linear layers read only such codes.
 #![deny(clippy::float_arithmetic)]
 
-use super::format::{FixedFormat, align_add, average_by_shift, saturate_acc};
+use super::format::{ACC_MAX, FixedFormat, align_add, average_by_shift, saturate_acc};
 use crate::error::{Result, arg_err, shape_err};
 use serde::{Deserialize, Serialize};
 
@@ -285,38 +285,21 @@ fn conv(
     let oh = (x.h + 2 * s.pad - s.k) / s.stride + 1;
     let ow = (x.w + 2 * s.pad - s.k) / s.stride + 1;
     let mut data = vec![0_i32; s.cout * oh * ow];
-    let mut acc = vec![0_i64; oh * ow];
-    for o in 0..s.cout {
-        let g = o / cout_g;
-        acc.iter_mut().for_each(|a| *a = i64::from(bias[o]));
-        for ci in 0..cin_g {
-            let plane = &x.data[(g * cin_g + ci) * x.h * x.w..][..x.h * x.w];
-            for ky in 0..s.k {
-                for kx in 0..s.k {
-                    let wv = i32::from(weight[((o * cin_g + ci) * s.k + ky) * s.k + kx]);
-                    if wv == 0 {
-                        continue;
-                    }
-                    for y in 0..oh {
-                        let iy = (y * s.stride + ky) as isize - s.pad as isize;
-                        if iy < 0 || iy >= x.h as isize {
-                            continue;
-                        }
-                        let row = &plane[iy as usize * x.w..][..x.w];
-                        let out_row = &mut acc[y * ow..][..ow];
-                        for (xo, a) in out_row.iter_mut().enumerate() {
-                            let ix = (xo * s.stride + kx) as isize - s.pad as isize;
-                            if ix >= 0 && ix < x.w as isize {
-                                *a += i64::from(wv * row[ix as usize]);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        for (d, a) in data[o * oh * ow..][..oh * ow].iter_mut().zip(&acc) {
-            *d = saturate_acc(*a);
-        }
+    // i32 accumulation is exact when |bias| + 255 * 127 * (taps) cannot reach 2^31; else i64.
+    let taps = (cin_g * s.k * s.k) as i64;
+    let max_bias = bias.iter().map(|b| i64::from(*b).abs()).max().unwrap_or(0);
+    let geom = Geometry {
+        x,
+        s: &s,
+        cin_g,
+        cout_g,
+        oh,
+        ow,
+    };
+    if max_bias + 255 * 127 * taps < ACC_MAX {
+        accumulate::<i32>(&geom, weight, bias, &mut data);
+    } else {
+        accumulate::<i64>(&geom, weight, bias, &mut data);
     }
     counts.mul_8x8 += (s.cout * oh * ow * cin_g * s.k * s.k) as u64;
     Ok(Value {
@@ -326,6 +309,77 @@ fn conv(
         data,
         fl: w_fl.iter().map(|&f| fl_in + i32::from(f)).collect(),
     })
+}
+
+struct Geometry<'a> {
+    x: &'a Value,
+    s: &'a ConvShape,
+    cin_g: usize,
+    cout_g: usize,
+    oh: usize,
+    ow: usize,
+}
+
+/// The convolution's accumulation loop with accumulator type `A` (i32 when the caller proved it
+/// cannot overflow, i64 otherwise). For each kernel tap the range of output columns whose input column
+/// is inside the image is computed once, so the inner loop is a branch-free multiply-add over a row.
+fn accumulate<A>(g: &Geometry, weight: &[i8], bias: &[i32], data: &mut [i32])
+where
+    A: Copy + From<i32> + std::ops::AddAssign + Into<i64>,
+{
+    let (x, s) = (g.x, g.s);
+    let mut acc: Vec<A> = vec![A::from(0); g.oh * g.ow];
+    for o in 0..s.cout {
+        let grp = o / g.cout_g;
+        acc.iter_mut().for_each(|a| *a = A::from(bias[o]));
+        for ci in 0..g.cin_g {
+            let plane = &x.data[(grp * g.cin_g + ci) * x.h * x.w..][..x.h * x.w];
+            for ky in 0..s.k {
+                for kx in 0..s.k {
+                    let wv = i32::from(weight[((o * g.cin_g + ci) * s.k + ky) * s.k + kx]);
+                    if wv == 0 {
+                        continue;
+                    }
+                    // output columns xo with 0 <= xo * stride + kx - pad < w
+                    let xo_lo = if kx >= s.pad {
+                        0
+                    } else {
+                        (s.pad - kx).div_ceil(s.stride)
+                    };
+                    let xo_hi = if x.w + s.pad > kx {
+                        ((x.w + s.pad - kx - 1) / s.stride + 1).min(g.ow)
+                    } else {
+                        0
+                    };
+                    if xo_lo >= xo_hi {
+                        continue;
+                    }
+                    for y in 0..g.oh {
+                        let iy = (y * s.stride + ky) as isize - s.pad as isize;
+                        if iy < 0 || iy >= x.h as isize {
+                            continue;
+                        }
+                        let row = &plane[iy as usize * x.w..][..x.w];
+                        let out_row = &mut acc[y * g.ow + xo_lo..y * g.ow + xo_hi];
+                        let first = xo_lo * s.stride + kx - s.pad;
+                        if s.stride == 1 {
+                            let src = &row[first..first + out_row.len()];
+                            for (a, &v) in out_row.iter_mut().zip(src) {
+                                *a += A::from(wv * v);
+                            }
+                        } else {
+                            for (j, a) in out_row.iter_mut().enumerate() {
+                                *a += A::from(wv * row[first + j * s.stride]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (d, a) in data[o * g.oh * g.ow..][..g.oh * g.ow].iter_mut().zip(&acc) {
+            *d = saturate_acc((*a).into());
+        }
+    }
 }
 
 fn add(a: &Value, b: &Value, relu: bool, counts: &mut OpCounts) -> Result<Value> {
@@ -500,6 +554,42 @@ mod tests {
             fl: vec![0],
         };
         assert!(global_avg_pool(&x, &mut OpCounts::default()).is_err());
+    }
+
+    #[test]
+    fn wide_accumulator_path_saturates_at_the_symmetric_bound() {
+        // |bias| close to 2^31 forces the i64 accumulator; the sum clamps to i32::MAX
+        let x = Value {
+            c: 1,
+            h: 1,
+            w: 3,
+            data: vec![255, 255, 255],
+            fl: vec![0],
+        };
+        let shape = ConvShape {
+            cout: 2,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            groups: 1,
+        };
+        let bias = [i32::MAX - 10, -i32::MAX + 10];
+        let out = conv(
+            &x,
+            shape,
+            &[127, -127],
+            &[0, 0],
+            &bias,
+            &mut OpCounts::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            out.data,
+            vec![i32::MAX; 3]
+                .into_iter()
+                .chain(vec![-i32::MAX; 3])
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
