@@ -214,8 +214,8 @@ impl Ctx {
             resolution,
             resolution,
             self.sizes.train.min(self.data.train.len()),
-            self.sizes.qat_train.min(self.sizes.train),
-            self.sizes.test.min(self.data.test.len())
+            self.sizes.test.min(self.data.test.len()),
+            self.sizes.qat_train.min(self.sizes.train)
         )
     }
 
@@ -849,7 +849,13 @@ fn latency(ctx: &Ctx) -> Res<()> {
     }
     ctx.record("e5_latency", &rows)?;
     let svg = ctx.out.join(PAPER_DIR).join("e5_latency_accuracy.svg");
-    std::fs::write(&svg, plot_svg(&points, &ctx.proxy("MobileNetV1", 0)))
+    let subtitle = format!(
+        "{}, MobileNetV1 width x resolution, {} test images, median of {} batch-1 runs",
+        ctx.dataset_name(),
+        ctx.sizes.test.min(ctx.data.test.len()),
+        ctx.sizes.latency_runs
+    );
+    std::fs::write(&svg, plot_svg(&points, &subtitle))
         .map_err(|e| format!("{}: {e}", svg.display()))?;
     eprintln!("wrote {}", svg.display());
     Ok(())
