@@ -390,8 +390,10 @@ fn save_checkpoint(
     if let Some(dir) = prefix.parent() {
         std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
     }
+    // `valid()` folds the per-thread running-state updates (BN statistics, range observers) into
+    // the saved values; a plain clone would save them one step stale.
     model
-        .clone()
+        .valid()
         .save_file(model_path(prefix))
         .map_err(|e| err(&e))?;
     optim.save(optim_path(prefix)).map_err(|e| err(&e))?;
