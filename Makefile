@@ -1,6 +1,5 @@
 # Entry points of the workspace. `make test` is what CI runs; `make reproduce-<paper>` reruns a paper.
 CARGO ?= cargo
-RELEASE = $(CARGO) run --release --quiet
 
 .PHONY: data test fmt clippy unit bench-kernels compare reproduce-all \
         reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
@@ -23,10 +22,14 @@ bench-kernels:
 	$(CARGO) run --release -p quant-core --bin bench-kernels
 	python3 scripts/bench_onnxruntime.py
 
+reproduce-pocketnn: data
+	$(CARGO) run -p pocketnn -- reproduce --profile full
+	$(CARGO) run -p repro -- compare --paper pocketnn
+
 compare:
-	$(RELEASE) -p repro -- compare
+	$(CARGO) run -p repro -- compare
 
 reproduce-all: reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
 
-reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat: data
+reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat: data
 	@echo "$(patsubst reproduce-%,%,$@) is not reproduced yet (see README.md, status table)"; exit 1
