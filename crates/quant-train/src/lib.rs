@@ -3,8 +3,8 @@
 //! # Public API
 //!
 //! * **Models** ([`models`]): [`ModelSpec`] (`"mlp:256,128"`, `"cnn"`, `"mbv1:0.5"`, `"mbv2:0.5"`,
-//!   `"resnet8|14|20"`, `"resnet18:16"`; `FromStr` + `Display`), [`ModelConfig::new(spec, seed)`]
-//!   (`.activation`, `.input = [C,H,W]`, `.classes`) and [`ModelConfig::build(&device)`] -> [`Net`].
+//!   `"resnet8|14|20"`, `"resnet18:16"`; `FromStr` + `Display`), `ModelConfig::new(spec, seed)`
+//!   (`.activation`, `.input = [C,H,W]`, `.classes`) and `ModelConfig::build(&device)` -> [`Net`].
 //!   A [`Net`] is a list of [`Block`]s (`Layer(QLayer)`, `MaxPool`, `GlobalAvgPool`, `Residual`)
 //!   with `forward(x: Tensor<4> /* pixels/255 */, &Phase) -> Tensor<2>` logits.
 //! * **Quantization** ([`quant`], [`layers`]): the [`Quantizer`] trait (`fake_quant(x, range)`,
@@ -12,19 +12,23 @@
 //!   (`weights(bits)` narrow range, `activations(bits)`); [`fake_quant_affine`] (clipped STE) and
 //!   [`round_half_away`] (the workspace's one rounding rule, shared with
 //!   `quant_core::rounding`); [`EmaObserver`]. Put formats on a model with
-//!   [`Net::set_quantizers(weight, act)`], or per layer with [`Net::map_layers`] /
+//!   `Net::set_quantizers(weight, act)`, or per layer with [`Net::map_layers`] /
 //!   [`Net::map_output_stages`]. [`Activation`] includes `Pact(α0)` (learned clip).
 //!   A [`Phase`] says what a forward pass does: [`Phase::EVAL`], [`Phase::FLOAT_EVAL`],
 //!   [`Phase::CALIBRATE`] (PTQ), or the training phase from [`QatSchedule::phase`].
 //! * **Training** ([`train`]): [`TrainConfig`] (epochs, batch, [`Optimizer::Sgd`] (momentum
 //!   without dampening) / [`Optimizer::Adam`], lr, [`LrSchedule`], weight decay, seed,
 //!   [`QatSchedule`]), [`RunOptions`] (checkpoint prefix, progress label),
-//!   [`train::train(net, &train_set, &cfg, &opts, &device)`] -> `(Net, TrainReport)`;
+//!   `train::train(net, &train_set, &cfg, &opts, &device)` -> `(Net, TrainReport)`;
 //!   [`predict`], [`evaluate`], [`argmax_rows`], [`top1`]; [`BackendKind`] (`"flex"`,
 //!   `"ndarray"` with the `ndarray` feature) `.device()`.
 //! * **Data** ([`data`]): [`data::batch`] (ImageSet -> tensors), [`data::resize`] (bilinear, for the
 //!   resolution sweep).
-//! * **Export** ([`export`]): folded, quantized parameters of a trained affine-QAT [`Net`].
+//! * **Export** ([`export`]): `export::export(&net, [C, H, W], RoundingMode)` turns a net whose
+//!   layers carry affine quantizers (after QAT or PTQ calibration with [`Phase::CALIBRATE`]) into an
+//!   [`export::IntegerNet`] (quant-core engine models; `run(&bytes, batch) -> logit codes`,
+//!   `size_bytes()`); [`export::check_agreement`] compares it with the fake-quantized model
+//!   (argmax agreement, max logit difference in LSB, both top-1s); [`export::float_size_bytes`].
 //!
 //! Design: one model type for float, QAT and PTQ. Layers hold unfolded master weights; batch norm is
 //! folded on the fly (see [`QLayer`]), fake quantization sits wherever the integer engine stores a
