@@ -479,6 +479,15 @@ fn error_chart(analytic: &Curves, mc: &Curves) -> String {
             markers: true,
         });
     }
+    let (s_opt, g_min) = curve_minimum(analytic.signed);
+    series.push(Series {
+        label: "curve minima".into(),
+        points: (0..analytic.err.len())
+            .map(|fl| (s_opt / f64::from(1_u32 << fl), g_min))
+            .collect(),
+        color: "#000000".into(),
+        markers: true,
+    });
     Chart {
         title: format!("{name} 8-bit: relative error vs sigma (left underflow, right overflow)"),
         x_label: "sigma".into(),
