@@ -15,6 +15,7 @@ use pocketnn::tables::{
     mirrored_rows, model_name, paper_epochs, paper_widths, pct, train_pass_epochs,
 };
 use pocketnn::train::{EpochStats, Progress, Split, TrainConfig, train};
+use repro::Profile;
 use repro::datasets::{Dataset, DatasetName, default_data_root, load};
 use repro::manifest::Run;
 use repro::results::{ResultRow, table_path};
@@ -46,23 +47,6 @@ enum Command {
     FloatBaseline(FloatArgs),
     /// Seconds per training epoch (shuffle, 3000 DFA steps, test pass) on both data sets.
     Bench(BenchArgs),
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Profile {
-    /// A slice of the data (1000 train / 200 test images): seconds, for tests and CI.
-    Smoke,
-    /// The whole data sets: the real reproduction.
-    Full,
-}
-
-impl Profile {
-    fn name(self) -> &'static str {
-        match self {
-            Profile::Smoke => "smoke",
-            Profile::Full => "full",
-        }
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
