@@ -147,7 +147,9 @@ pub struct SummaryRow {
     pub source: String,
     pub model: String,
     pub method: String,
-    pub metric: String,
+    /// The measured quantity (named apart from `metric`: `repro compare` reads every table with
+    /// `metric` and `run_id` columns as result rows).
+    pub quantity: String,
     pub proxy: String,
     pub seeds: usize,
     pub mean: f64,
@@ -164,7 +166,7 @@ impl Keyed for SummaryRow {
             &self.source,
             &self.model,
             &self.method,
-            &self.metric,
+            &self.quantity,
             &self.proxy,
             &self.profile,
         ]
@@ -551,7 +553,7 @@ pub fn main_table(
                 source,
                 model: published_model(arch).into(),
                 method,
-                metric,
+                quantity: metric,
                 proxy: proxy_label(arch, ds, plan),
                 seeds: v.len(),
                 mean,

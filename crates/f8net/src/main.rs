@@ -108,12 +108,12 @@ fn run() -> Result<(), String> {
             let checks = dataset.checksums();
             let main = table_path(&out, PAPER_DIR, "main");
             run.record(&main, &result.rows, &checks).map_err(|e| e.to_string())?;
-            run.record(&table_path(&out, PAPER_DIR, "main_summary"), &result.summary, &checks)
+            run.record(&table_path(&out, PAPER_DIR, "main_mean_std"), &result.summary, &checks)
                 .map_err(|e| e.to_string())?;
             run.record(&table_path(&out, PAPER_DIR, "ops"), &result.ops, &checks)
                 .map_err(|e| e.to_string())?;
             for s in &result.summary {
-                println!("{:<80} {:<30} {:>7.2} ± {:.2} (n={})", s.method, s.metric, s.mean, s.std, s.seeds);
+                println!("{:<80} {:<30} {:>7.2} ± {:.2} (n={})", s.method, s.quantity, s.mean, s.std, s.seeds);
             }
             for o in &result.ops {
                 println!("{:<55} mul8x8 {:>10} mul32x32 {:>8} shifts {:>8}", o.pipeline, o.mul_8x8, o.mul_32x32, o.shifts);
