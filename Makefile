@@ -26,10 +26,17 @@ reproduce-pocketnn: data
 	$(CARGO) run -p pocketnn -- reproduce --profile full
 	$(CARGO) run -p repro -- compare --paper pocketnn
 
+reproduce-mixed-precision-mcu: data
+	$(CARGO) build -p mixed-precision-mcu
+	target/debug/mixed-precision-mcu tables --profile full
+	target/debug/mixed-precision-mcu qat --profile full --threads 2
+	target/debug/mixed-precision-mcu latency --profile full
+	$(CARGO) run -p repro -- compare --paper mixed-precision-mcu
+
 compare:
 	$(CARGO) run -p repro -- compare
 
 reproduce-all: reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
 
-reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat: data
+reproduce-integer-qat reproduce-f8net reproduce-adaptivfloat: data
 	@echo "$(patsubst reproduce-%,%,$@) is not reproduced yet (see README.md, status table)"; exit 1
