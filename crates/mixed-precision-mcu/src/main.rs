@@ -9,6 +9,7 @@ use mixed_precision_mcu::experiments::{
 use mixed_precision_mcu::memory::{Budget, Granularity};
 use mixed_precision_mcu::mobilenet::MobileNetV1;
 use mixed_precision_mcu::tables::{exact_tables, model_label};
+use repro::Profile;
 use repro::datasets::{DatasetName, default_data_root, load};
 use repro::manifest::Run;
 use repro::results::table_path;
@@ -24,22 +25,6 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Run profile: `smoke` proves the pipeline in seconds, `full` is the reproduction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Profile {
-    Smoke,
-    Full,
-}
-
-impl Profile {
-    fn name(self) -> &'static str {
-        match self {
-            Profile::Smoke => "smoke",
-            Profile::Full => "full",
-        }
-    }
 }
 
 /// Which MobileNetV1 family a configuration belongs to.
