@@ -33,10 +33,16 @@ reproduce-mixed-precision-mcu: data
 	target/debug/mixed-precision-mcu latency --profile full
 	$(CARGO) run -p repro -- compare --paper mixed-precision-mcu
 
+reproduce-adaptivfloat: data
+	$(CARGO) build -p adaptivfloat
+	target/debug/adaptivfloat rmse --profile full
+	target/debug/adaptivfloat accuracy --profile full --model all
+	$(CARGO) run -p repro -- compare --paper adaptivfloat
+
 compare:
 	$(CARGO) run -p repro -- compare
 
 reproduce-all: reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
 
-reproduce-integer-qat reproduce-f8net reproduce-adaptivfloat: data
+reproduce-integer-qat reproduce-f8net: data
 	@echo "$(patsubst reproduce-%,%,$@) is not reproduced yet (see README.md, status table)"; exit 1

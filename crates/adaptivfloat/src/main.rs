@@ -9,6 +9,7 @@ use adaptivfloat::accuracy::{self, Experiment, Plan, Proxy};
 use adaptivfloat::rmse::{self, Family, Stamp, SyntheticSize};
 use adaptivfloat::{PAPER_DIR, tensor_cli};
 use quant_core::formats::FormatKind;
+use repro::Profile;
 use repro::manifest::Run;
 use repro::results::table_path;
 
@@ -53,23 +54,6 @@ enum ModelArg {
     Cnn,
     /// All three, one after the other.
     All,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Profile {
-    /// Seconds: a slice of everything, for tests and CI.
-    Smoke,
-    /// The real reproduction.
-    Full,
-}
-
-impl Profile {
-    fn name(self) -> &'static str {
-        match self {
-            Profile::Smoke => "smoke",
-            Profile::Full => "full",
-        }
-    }
 }
 
 /// Flags every experiment shares.
