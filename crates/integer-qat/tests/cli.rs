@@ -38,7 +38,11 @@ fn smoke_profile_writes_every_table() {
             assert_eq!(&r[0], "jacob2018");
             assert_eq!(&r[2], "MNIST");
             assert!(!r[9].is_empty(), "proxy rows say what ran");
-            assert!(r[9].contains("192 train / 96 test images, QAT on 128"), "{}", &r[9]);
+            assert!(
+                r[9].contains("192 train / 96 test images, QAT on 128"),
+                "{}",
+                &r[9]
+            );
             let v: f64 = r[8].parse().unwrap();
             assert!(v.is_finite(), "{table}: {r:?}");
         }
