@@ -39,10 +39,15 @@ reproduce-adaptivfloat: data
 	target/debug/adaptivfloat accuracy --profile full --model all
 	$(CARGO) run -p repro -- compare --paper adaptivfloat
 
+reproduce-integer-qat: data
+	$(CARGO) build -p integer-qat
+	target/debug/integer-qat --profile full --dataset fashion-mnist all
+	$(CARGO) run -p repro -- compare --paper integer-qat
+
 compare:
 	$(CARGO) run -p repro -- compare
 
 reproduce-all: reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
 
-reproduce-integer-qat reproduce-f8net: data
+reproduce-f8net: data
 	@echo "$(patsubst reproduce-%,%,$@) is not reproduced yet (see README.md, status table)"; exit 1

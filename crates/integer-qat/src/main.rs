@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::prelude::*;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use integer_qat::{macro_average_precision, mean_std, median};
 use quant_core::fixedpoint::RoundingMode;
 use quant_train::data::{batch, resize};
@@ -19,6 +19,7 @@ use quant_train::{
     Activation, AffineQuantizer, BackendKind, ModelConfig, ModelSpec, Net, Phase, QuantizerRef,
     RunOptions, TrainConfig, evaluate, predict,
 };
+use repro::Profile;
 use repro::datasets::{Dataset, DatasetName, ImageSet, default_data_root, load};
 use repro::manifest::Run;
 use repro::results::{ResultRow, table_path};
@@ -35,14 +36,6 @@ const FIG: &str = "arXiv:1712.05877v1 Figs 1.1c/4.1/4.2 (latency vs accuracy; po
 const QAT: &str = "QAT integer-only";
 const QAT_T41: &str = "QAT integer-only (per-layer uint8)";
 const PTQ: &str = "PTQ integer-only (per-layer uint8)";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Profile {
-    /// Seconds: a slice of the data, tiny models (what the tests run).
-    Smoke,
-    /// The reproduction (about an hour on 2 shared cores; see the README for the sizes).
-    Full,
-}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -186,10 +179,7 @@ fn err(e: impl std::fmt::Display) -> String {
 
 impl Ctx {
     fn profile(&self) -> &'static str {
-        match self.cli.profile {
-            Profile::Smoke => "smoke",
-            Profile::Full => "full",
-        }
+        self.cli.profile.name()
     }
 
     fn dataset_name(&self) -> String {
@@ -963,11 +953,7 @@ fn run(cli: Cli) -> Res<()> {
         .out
         .clone()
         .unwrap_or_else(|| repro::workspace_root().join("results"));
-    let profile = match cli.profile {
-        Profile::Smoke => "smoke",
-        Profile::Full => "full",
-    };
-    let run = Run::start(profile, cli.threads);
+    let run = Run::start(cli.profile.name(), cli.threads);
     let checkpoints = cli
         .checkpoints
         .clone()
