@@ -20,6 +20,7 @@ unit:
 
 bench-kernels:
 	$(CARGO) run --release -p quant-core --bin bench-kernels
+	$(CARGO) run -p quant-train --bin bench-burn-matmul
 	python3 scripts/bench_onnxruntime.py
 
 reproduce-pocketnn: data
