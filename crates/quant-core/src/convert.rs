@@ -56,7 +56,7 @@ pub fn quantize_layer(
 ) -> Result<QuantizedLayer> {
     check_u8(input, "input")?;
     check_u8(output, "output")?;
-    if channels == 0 || weights.is_empty() || weights.len() % channels != 0 {
+    if channels == 0 || weights.is_empty() || !weights.len().is_multiple_of(channels) {
         return Err(shape_err!(
             "{} weights cannot have {channels} output channels",
             weights.len()

@@ -78,20 +78,20 @@ impl Requant {
     /// `[0, 2^Q - 1]`.
     pub fn apply(&self, acc: &[i32], out_bits: BitWidth) -> Result<Packed> {
         let cout = self.channels();
-        if cout == 0 || acc.len() % cout != 0 {
+        if cout == 0 || !acc.len().is_multiple_of(cout) {
             return Err(shape_err!(
                 "{} accumulators are not a multiple of {cout} channels",
                 acc.len()
             ));
         }
         let max = out_bits.max_code();
-        if let Requant::Thresholds { thresholds, .. } = self {
-            if thresholds.len() != cout * usize::from(max) {
-                return Err(shape_err!(
-                    "{} thresholds do not match {cout} channels x {max} levels",
-                    thresholds.len()
-                ));
-            }
+        if let Requant::Thresholds { thresholds, .. } = self
+            && thresholds.len() != cout * usize::from(max)
+        {
+            return Err(shape_err!(
+                "{} thresholds do not match {cout} channels x {max} levels",
+                thresholds.len()
+            ));
         }
         let codes: Vec<u8> = acc
             .iter()

@@ -275,7 +275,7 @@ impl PerChannelQParams {
     /// Symmetric per-channel parameters (`Z = 0`, `S_c = max|w_c| / qmax`) for a last-axis
     /// channel tensor: the TFLite int8 per-axis weight scheme.
     pub fn symmetric_last_axis(values: &[f32], channels: usize, range: QRange) -> Result<Self> {
-        if channels == 0 || values.len() % channels != 0 || values.is_empty() {
+        if channels == 0 || !values.len().is_multiple_of(channels) || values.is_empty() {
             return Err(shape_err!(
                 "{} values cannot be split into {channels} channels",
                 values.len()
@@ -298,7 +298,7 @@ impl PerChannelQParams {
     /// channels last). Each channel uses [`QParams::choose`] on its own min/max.
     /// Errors on NaN weights, `channels == 0` or a length that is not a multiple of `channels`.
     pub fn choose_last_axis(values: &[f32], channels: usize, range: QRange) -> Result<Self> {
-        if channels == 0 || values.len() % channels != 0 || values.is_empty() {
+        if channels == 0 || !values.len().is_multiple_of(channels) || values.is_empty() {
             return Err(shape_err!(
                 "{} values cannot be split into {channels} channels",
                 values.len()
@@ -330,7 +330,7 @@ impl PerChannelQParams {
     /// Quantizes a last-axis-channel tensor to int8 codes.
     pub fn quantize_i8(&self, values: &[f32]) -> Result<Vec<i8>> {
         let n = self.channels.len();
-        if n == 0 || values.len() % n != 0 {
+        if n == 0 || !values.len().is_multiple_of(n) {
             return Err(shape_err!(
                 "{} values cannot be split into {n} channels",
                 values.len()

@@ -250,7 +250,11 @@ fn conv(
     bias: &[i32],
     counts: &mut OpCounts,
 ) -> Result<Value> {
-    if s.groups == 0 || x.c % s.groups != 0 || s.cout % s.groups != 0 || s.stride == 0 {
+    if s.groups == 0
+        || !x.c.is_multiple_of(s.groups)
+        || !s.cout.is_multiple_of(s.groups)
+        || s.stride == 0
+    {
         return Err(shape_err!(
             "conv with {} input channels, {} outputs, {} groups, stride {}",
             x.c,

@@ -9,9 +9,7 @@
 //! activations in blocks of 8 rows, each K quad holding `a[r, 4q..4q+4]`, broadcast as one
 //! 32-bit value.
 #![deny(clippy::float_arithmetic)]
-// The AVX-512 intrinsics are stable since Rust 1.89, above the workspace's declared 1.85:
-// compiling this crate needs 1.89 (the workspace `rust-version` should be raised to match).
-#![allow(clippy::incompatible_msrv)]
+// The AVX-512 intrinsics are stable since Rust 1.89, hence the workspace's `rust-version`.
 
 use std::arch::x86_64::*;
 
