@@ -282,28 +282,28 @@ pub fn train(
     let mut optim = config.optimizer();
     let mut start_epoch = 0;
     let mut last_report = None;
-    if let Some(prefix) = &options.checkpoint {
-        if let Ok(text) = std::fs::read_to_string(meta_path(prefix)) {
-            let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| {
+    if let Some(prefix) = &options.checkpoint
+        && let Ok(text) = std::fs::read_to_string(meta_path(prefix))
+    {
+        let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| {
+            TrainError(format!(
+                "{}: {e}: delete the checkpoint to start over",
+                meta_path(prefix).display()
+            ))
+        })?;
+        if meta.config == *config && meta.train_len == data.len() {
+            let ckpt_err = |e: &dyn std::fmt::Display| {
                 TrainError(format!(
-                    "{}: {e}: delete the checkpoint to start over",
-                    meta_path(prefix).display()
+                    "checkpoint {} unreadable ({e}): delete it to start over",
+                    prefix.display()
                 ))
-            })?;
-            if meta.config == *config && meta.train_len == data.len() {
-                let ckpt_err = |e: &dyn std::fmt::Display| {
-                    TrainError(format!(
-                        "checkpoint {} unreadable ({e}): delete it to start over",
-                        prefix.display()
-                    ))
-                };
-                model = model
-                    .try_load_file(model_path(prefix))
-                    .map_err(|e| ckpt_err(&e))?;
-                optim = optim.load(optim_path(prefix)).map_err(|e| ckpt_err(&e))?;
-                start_epoch = meta.epochs_done;
-                last_report = meta.report;
-            }
+            };
+            model = model
+                .try_load_file(model_path(prefix))
+                .map_err(|e| ckpt_err(&e))?;
+            optim = optim.load(optim_path(prefix)).map_err(|e| ckpt_err(&e))?;
+            start_epoch = meta.epochs_done;
+            last_report = meta.report;
         }
     }
     let steps_per_epoch = (data.len() / config.batch_size) as u64;
