@@ -45,10 +45,14 @@ reproduce-integer-qat: data
 	target/debug/integer-qat --profile full --dataset fashion-mnist all
 	$(CARGO) run -p repro -- compare --paper integer-qat
 
+reproduce-f8net: data
+	$(CARGO) build -p f8net
+	target/debug/f8net stats --profile full
+	for m in resnet18 mobilenetv2 mobilenetv1 resnet50; do target/debug/f8net --model $$m --profile full || exit 1; done
+	target/debug/f8net ablations --model mobilenetv1 --profile full
+	$(CARGO) run -p repro -- compare --paper f8net
+
 compare:
 	$(CARGO) run -p repro -- compare
 
 reproduce-all: reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
-
-reproduce-f8net: data
-	@echo "$(patsubst reproduce-%,%,$@) is not reproduced yet (see README.md, status table)"; exit 1
