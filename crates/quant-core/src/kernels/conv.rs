@@ -7,7 +7,9 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Backend, OutputStage, PackedWeights, StageTables, gemm};
+use super::{
+    Backend, OutputStage, PackedWeights, StageTables, column_sums, gemm, per_channel_zero_points,
+};
 use crate::error::{Result, arg_err, shape_err};
 
 /// Spatial geometry of a convolution or pooling window over an NHWC input.
@@ -245,26 +247,9 @@ impl DepthwiseWeights {
                 weights.len()
             ));
         }
-        let zero_points = match zero_points.len() {
-            1 => vec![zero_points[0]; channels],
-            l if l == channels => zero_points.to_vec(),
-            l => return Err(shape_err!("{l} weight zero points for {channels} channels")),
-        };
-        if let Some(z) = zero_points.iter().find(|z| !(-128..=127).contains(*z)) {
-            return Err(arg_err!("weight zero point {z} outside int8"));
-        }
-        if !backend.is_available() {
-            return Err(arg_err!(
-                "backend {} is not supported by this CPU",
-                backend.name()
-            ));
-        }
-        let mut sums = vec![0i32; channels];
-        for tap in weights.chunks_exact(channels) {
-            for (s, &w) in sums.iter_mut().zip(tap) {
-                *s += i32::from(w);
-            }
-        }
+        let zero_points = per_channel_zero_points(zero_points, channels)?;
+        backend.ensure_available()?;
+        let sums = column_sums(weights, channels);
         Ok(DepthwiseWeights {
             kernel_h,
             kernel_w,

@@ -60,6 +60,32 @@ const MC: usize = 96;
 /// The largest `MR * NR` of any microkernel (VNNI: 8 x 32).
 const MAX_TILE: usize = 256;
 
+/// One int8 weight zero point per output channel: a single value is broadcast to all `n`; any other
+/// count than 1 or `n`, or a value outside int8, is an error.
+pub(crate) fn per_channel_zero_points(zero_points: &[i32], n: usize) -> Result<Vec<i32>> {
+    let zero_points = match zero_points.len() {
+        1 => vec![zero_points[0]; n],
+        l if l == n => zero_points.to_vec(),
+        l => return Err(shape_err!("{l} weight zero points for {n} output channels")),
+    };
+    if let Some(z) = zero_points.iter().find(|z| !(-128..=127).contains(*z)) {
+        return Err(arg_err!("weight zero point {z} outside int8"));
+    }
+    Ok(zero_points)
+}
+
+/// Column sums of a row-major `[rows][n]` int8 matrix: the weight sums that the zero-point
+/// correction `Z_a * sum_k W[k][n]` needs (the paper's eq. 8 term, computed once at pack time).
+pub(crate) fn column_sums(weights: &[i8], n: usize) -> Vec<i32> {
+    let mut sums = vec![0i32; n];
+    for row in weights.chunks_exact(n) {
+        for (s, &w) in sums.iter_mut().zip(row) {
+            *s += i32::from(w);
+        }
+    }
+    sums
+}
+
 /// Which implementation computes the GEMM tiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Backend {
@@ -105,6 +131,18 @@ impl Backend {
             }
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
+        }
+    }
+
+    /// `Ok` when this CPU can run the backend, else an error naming it.
+    pub fn ensure_available(self) -> Result<()> {
+        if self.is_available() {
+            Ok(())
+        } else {
+            Err(arg_err!(
+                "backend {} is not supported by this CPU",
+                self.name()
+            ))
         }
     }
 
@@ -303,26 +341,9 @@ impl PackedWeights {
                 "reduction depth {k} exceeds {MAX_DEPTH} (int32 accumulator could overflow)"
             ));
         }
-        let zero_points: Vec<i32> = match zero_points.len() {
-            1 => vec![zero_points[0]; n],
-            l if l == n => zero_points.to_vec(),
-            l => return Err(shape_err!("{l} weight zero points for {n} output channels")),
-        };
-        if let Some(z) = zero_points.iter().find(|z| !(-128..=127).contains(*z)) {
-            return Err(arg_err!("weight zero point {z} outside int8"));
-        }
-        if !backend.is_available() {
-            return Err(arg_err!(
-                "backend {} is not supported by this CPU",
-                backend.name()
-            ));
-        }
-        let mut col_sums = vec![0i32; n];
-        for row in weights.chunks_exact(n) {
-            for (s, &w) in col_sums.iter_mut().zip(row) {
-                *s += i32::from(w);
-            }
-        }
+        let zero_points = per_channel_zero_points(zero_points, n)?;
+        backend.ensure_available()?;
+        let col_sums = column_sums(weights, n);
         let panels = match backend {
             Backend::Scalar => Panels::Scalar(scalar::pack_b(weights, k, n)),
             #[cfg(target_arch = "x86_64")]
