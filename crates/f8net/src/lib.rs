@@ -14,5 +14,4 @@ pub mod export;
 pub mod graph;
 pub mod model;
 pub mod statistics;
-pub mod svg;
 pub mod train;

@@ -3,13 +3,13 @@
 //! on the authors' grid (1000 sigma log-spaced over [1e-3, 1e3], 10 000 fresh samples per sigma), the
 //! thresholds extracted with the authors' procedure, the fitted constants, and the figures.
 
-use crate::svg::{Chart, Series, color};
 use quant_core::fixed8::FixedFormat;
 use quant_core::fixed8::rule::{code_constant, dequantize, quantize};
 use quant_core::fixed8::stats::{
     curve_minimum, optimal_fl, relative_error, relative_error_in_steps, threshold_constant,
 };
 use quant_train::rng::Rng;
+use repro::plot::{Chart, Series, color};
 use repro::results::{Keyed, ResultRow};
 use serde::{Deserialize, Serialize};
 
@@ -422,6 +422,7 @@ pub fn run(grid: Grid, seed: u64, profile: &str, run_id: &str) -> StatsOutput {
                 points: pts,
                 color: color(idx),
                 markers: true,
+                point_labels: Vec::new(),
             });
             if let Some(c) = fit {
                 threshold_chart_series.push(Series {
@@ -431,6 +432,7 @@ pub fn run(grid: Grid, seed: u64, profile: &str, run_id: &str) -> StatsOutput {
                         .collect(),
                     color: color(idx),
                     markers: false,
+                    point_labels: Vec::new(),
                 });
             }
         }
@@ -464,6 +466,7 @@ fn error_chart(analytic: &Curves, mc: &Curves) -> String {
                 .collect(),
             color: color(fl),
             markers: false,
+            point_labels: Vec::new(),
         });
         // every 25th Monte-Carlo point as markers on top of the exact curve
         series.push(Series {
@@ -477,6 +480,7 @@ fn error_chart(analytic: &Curves, mc: &Curves) -> String {
                 .collect(),
             color: color(fl),
             markers: true,
+            point_labels: Vec::new(),
         });
     }
     let (s_opt, g_min) = curve_minimum(analytic.signed);
@@ -487,6 +491,7 @@ fn error_chart(analytic: &Curves, mc: &Curves) -> String {
             .collect(),
         color: "#000000".into(),
         markers: true,
+        point_labels: Vec::new(),
     });
     Chart {
         title: format!("{name} 8-bit: relative error vs sigma (left underflow, right overflow)"),
@@ -512,12 +517,14 @@ fn optimal_chart(analytic: &Curves, mc: &Curves) -> String {
                 .collect(),
             color: color(0),
             markers: false,
+            point_labels: Vec::new(),
         },
         Series {
             label: "optimal error (MC)".into(),
             points: mc.sigma.iter().copied().zip(mc.optimal_error()).collect(),
             color: color(1),
             markers: false,
+            point_labels: Vec::new(),
         },
         Series {
             label: "optimal FL / 100 (exact)".into(),
@@ -534,6 +541,7 @@ fn optimal_chart(analytic: &Curves, mc: &Curves) -> String {
                 .collect(),
             color: color(2),
             markers: false,
+            point_labels: Vec::new(),
         },
     ];
     Chart {

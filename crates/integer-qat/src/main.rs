@@ -22,6 +22,7 @@ use quant_train::{
 use repro::Profile;
 use repro::datasets::{Dataset, DatasetName, ImageSet, default_data_root, load};
 use repro::manifest::Run;
+use repro::plot::{Chart, Series, color};
 use repro::results::{ResultRow, table_path};
 
 const PAPER: &str = "jacob2018";
@@ -860,83 +861,30 @@ fn width_label(alpha: f64) -> String {
     }
 }
 
-/// Accuracy against latency (log x axis), float and 8-bit series, as a standalone SVG.
+/// Accuracy against batch-1 latency (log x axis): one labelled marker series for float, one for the
+/// 8-bit integer engine; `points` are `(model, float top-1, float ms, int8 top-1, int8 ms)`.
 fn plot_svg(points: &[(String, f64, f64, f64, f64)], subtitle: &str) -> String {
-    let (w, h, m) = (640.0, 420.0, 60.0);
-    let lats: Vec<f64> = points
-        .iter()
-        .flat_map(|p| [p.2, p.4])
-        .filter(|v| *v > 0.0)
-        .collect();
-    let accs: Vec<f64> = points.iter().flat_map(|p| [p.1, p.3]).collect();
-    let (lx0, lx1) = (
-        lats.iter().cloned().fold(f64::INFINITY, f64::min).ln() - 0.1,
-        lats.iter().cloned().fold(f64::NEG_INFINITY, f64::max).ln() + 0.1,
-    );
-    let (y0, y1) = (
-        accs.iter().cloned().fold(f64::INFINITY, f64::min) - 1.0,
-        accs.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + 1.0,
-    );
-    let px = |l: f64| m + (l.max(1e-9).ln() - lx0) / (lx1 - lx0).max(1e-9) * (w - 2.0 * m);
-    let py = |a: f64| h - m - (a - y0) / (y1 - y0).max(1e-9) * (h - 2.0 * m);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{m}\" y=\"20\" font-size=\"14\">Top-1 vs batch-1 latency (1 thread): float (Burn flex) vs 8-bit integer engine</text>\n<text x=\"{m}\" y=\"36\">{}</text>\n<line x1=\"{m}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{m}\" y1=\"{m}\" x2=\"{m}\" y2=\"{}\" stroke=\"black\"/>\n<text x=\"{}\" y=\"{}\">latency (ms, log scale)</text>\n<text x=\"10\" y=\"{}\" transform=\"rotate(-90 10 {})\">top-1 (%)</text>\n",
-        xml_escape(subtitle),
-        h - m,
-        w - m,
-        h - m,
-        h - m,
-        w / 2.0 - 50.0,
-        h - 20.0,
-        h / 2.0,
-        h / 2.0
-    );
-    for i in 0..=5 {
-        let l = (lx0 + (lx1 - lx0) * f64::from(i) / 5.0).exp();
-        s += &format!(
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{:.2}</text>\n",
-            px(l),
-            h - m + 15.0,
-            l
-        );
+    let label = |m: &String| m.trim_start_matches("MobileNet_v1_").to_string();
+    Chart {
+        title: format!("Top-1 vs batch-1 latency (1 thread): {subtitle}"),
+        x_label: "latency (ms, log scale)".into(),
+        y_label: "top-1 (%)".into(),
+        log_x: true,
+        log_y: false,
+        series: vec![
+            Series::labelled_markers(
+                "float (Burn flex)",
+                points.iter().map(|p| ((p.2, p.1), label(&p.0))).collect(),
+                color(0),
+            ),
+            Series::labelled_markers(
+                "8-bit integer engine",
+                points.iter().map(|p| ((p.4, p.3), label(&p.0))).collect(),
+                color(3),
+            ),
+        ],
     }
-    for i in 0..=4 {
-        let a = y0 + (y1 - y0) * f64::from(i) / 4.0;
-        s += &format!(
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{:.1}</text>\n",
-            m - 5.0,
-            py(a) + 4.0,
-            a
-        );
-    }
-    for (color, float, label) in [("#1f77b4", true, "float"), ("#d62728", false, "8-bit")] {
-        for p in points {
-            let (a, l) = if float { (p.1, p.2) } else { (p.3, p.4) };
-            s += &format!(
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{color}\"><title>{} {label}: {:.2}% {:.3} ms</title></circle>\n<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{color}\">{}</text>\n",
-                px(l),
-                py(a),
-                xml_escape(&p.0),
-                a,
-                l,
-                px(l) + 5.0,
-                py(a) - 5.0,
-                xml_escape(p.0.trim_start_matches("MobileNet_v1_"))
-            );
-        }
-    }
-    s += &format!(
-        "<text x=\"{}\" y=\"60\" fill=\"#1f77b4\">● float</text>\n<text x=\"{}\" y=\"75\" fill=\"#d62728\">● 8-bit integer</text>\n</svg>\n",
-        w - 150.0,
-        w - 150.0
-    );
-    s
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    .render()
 }
 
 fn run(cli: Cli) -> Res<()> {

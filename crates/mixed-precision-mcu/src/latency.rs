@@ -9,6 +9,7 @@ use crate::assign::{AssignOptions, assign};
 use crate::experiments::SOURCE_E1;
 use crate::memory::{BitWidths, Budget, Fold, Granularity, uniform_folds, uniform8};
 use crate::mobilenet::{LayerKind, LayerShape, MobileNetV1, imagenet_family};
+use repro::plot::{Chart, Series, color};
 use repro::results::{ResultRow, read_rows};
 use std::path::{Path, PathBuf};
 
@@ -263,42 +264,24 @@ pub fn plot(results_dir: &Path) -> Result<Option<PathBuf>, String> {
     if points.is_empty() {
         return Ok(None);
     }
-    let (x0, x1) = points
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let (y0, y1) = points
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
-    let (w, h, m) = (720.0, 480.0, 70.0);
-    let sx = |x: f64| m + (x - x0) / (x1 - x0).max(1e-9) * (w - 2.0 * m);
-    let sy = |y: f64| h - m - (y - y0) / (y1 - y0).max(1e-9) * (h - 2.0 * m);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n\
-         <text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">Proxy accuracy (Fashion-MNIST, integer-only) vs estimated STM32H7 latency of the ImageNet-shape model</text>\n\
-         <line x1=\"{m}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/><line x1=\"{m}\" y1=\"{m}\" x2=\"{m}\" y2=\"{}\" stroke=\"black\"/>\n\
-         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">latency estimate (ms at 400 MHz; {x0:.0} .. {x1:.0}; sub-byte factors assumed)</text>\n\
-         <text x=\"15\" y=\"{}\" transform=\"rotate(-90 15 {})\" text-anchor=\"middle\">top-1 % ({y0:.2} .. {y1:.2})</text>\n",
-        w / 2.0,
-        h - m,
-        w - m,
-        h - m,
-        h - m,
-        w / 2.0,
-        h - 25.0,
-        h / 2.0,
-        h / 2.0
-    );
-    for (label, x, y, uniform) in &points {
-        let color = if *uniform { "#c0392b" } else { "#2471a3" };
-        svg += &format!(
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"5\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\">{label} ({y:.2}%)</text>\n",
-            sx(*x),
-            sy(*y),
-            sx(*x) + 7.0,
-            sy(*y) - 7.0
-        );
+    let (uniform, mixed): (Vec<_>, Vec<_>) = points.into_iter().partition(|p| p.3);
+    let markers = |pts: Vec<(String, f64, f64, bool)>| -> Vec<((f64, f64), String)> {
+        pts.into_iter()
+            .map(|(label, x, y, _)| ((x, y), format!("{label} ({y:.2}%)")))
+            .collect()
+    };
+    let svg = Chart {
+        title: "Proxy accuracy (Fashion-MNIST, integer-only) vs estimated STM32H7 latency of the ImageNet-shape model".into(),
+        x_label: "latency estimate (ms at 400 MHz; sub-byte factors assumed)".into(),
+        y_label: "top-1 (%)".into(),
+        log_x: false,
+        log_y: false,
+        series: vec![
+            Series::labelled_markers("uniform 8-bit", markers(uniform), color(3)),
+            Series::labelled_markers("mixed precision", markers(mixed), color(0)),
+        ],
     }
-    svg += "</svg>\n";
+    .render();
     let path = results_dir.join("accuracy_latency.svg");
     std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(Some(path))

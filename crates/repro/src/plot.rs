@@ -1,5 +1,6 @@
-//! A minimal hand-written SVG chart (log or linear axes, polylines and markers): enough to redraw the
-//! paper's statistics figures without a plotting dependency.
+//! A minimal hand-written SVG chart (log or linear axes, polylines, markers with optional labels):
+//! enough to redraw the papers' figures (error curves, accuracy against latency) without a plotting
+//! dependency. Every suite draws through this one chart.
 
 use std::fmt::Write as _;
 
@@ -10,6 +11,33 @@ pub struct Series {
     pub color: String,
     /// Draw markers instead of a line.
     pub markers: bool,
+    /// Text beside each marker (same order as `points`; empty for none).
+    pub point_labels: Vec<String>,
+}
+
+impl Series {
+    /// A series drawn as a line.
+    pub fn line(label: &str, points: Vec<(f64, f64)>, color: String) -> Self {
+        Series {
+            label: label.into(),
+            points,
+            color,
+            markers: false,
+            point_labels: Vec::new(),
+        }
+    }
+
+    /// A series drawn as labelled markers, one label per point.
+    pub fn labelled_markers(label: &str, points: Vec<((f64, f64), String)>, color: String) -> Self {
+        let (points, point_labels) = points.into_iter().unzip();
+        Series {
+            label: label.into(),
+            points,
+            color,
+            markers: true,
+            point_labels,
+        }
+    }
 }
 
 /// One panel with its axes.
@@ -132,23 +160,36 @@ impl Chart {
             escape(&self.y_label)
         );
         for (i, series) in self.series.iter().enumerate() {
-            let p: Vec<(f64, f64)> = series
+            let p: Vec<(f64, f64, &str)> = series
                 .points
                 .iter()
-                .copied()
-                .filter(|&p| ok(p))
-                .map(|(x, y)| (px(tx(x)), py(ty(y))))
+                .enumerate()
+                .filter(|&(_, &p)| ok(p))
+                .map(|(j, &(x, y))| {
+                    let label = series.point_labels.get(j).map_or("", String::as_str);
+                    (px(tx(x)), py(ty(y)), label)
+                })
                 .collect();
             if series.markers {
-                for (x, y) in &p {
+                for (x, y, label) in &p {
                     let _ = writeln!(
                         s,
-                        r#"<circle cx="{x:.1}" cy="{y:.1}" r="2.5" fill="{}"/>"#,
+                        r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{}"/>"#,
                         series.color
                     );
+                    if !label.is_empty() {
+                        let _ = writeln!(
+                            s,
+                            r#"<text x="{:.1}" y="{:.1}" fill="{}">{}</text>"#,
+                            x + 5.0,
+                            y - 5.0,
+                            series.color,
+                            escape(label)
+                        );
+                    }
                 }
             } else if !p.is_empty() {
-                let d: Vec<String> = p.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+                let d: Vec<String> = p.iter().map(|(x, y, _)| format!("{x:.1},{y:.1}")).collect();
                 let _ = writeln!(
                     s,
                     r#"<polyline fill="none" stroke="{}" stroke-width="1.3" points="{}"/>"#,
@@ -191,17 +232,23 @@ mod tests {
             y_label: "y".into(),
             log_x: true,
             log_y: false,
-            series: vec![Series {
-                label: "s".into(),
-                points: vec![(1.0, 1.0), (10.0, 2.0), (0.0, 3.0), (100.0, f64::NAN)],
-                color: color(0),
-                markers: false,
-            }],
+            series: vec![
+                Series::line(
+                    "s",
+                    vec![(1.0, 1.0), (10.0, 2.0), (0.0, 3.0), (100.0, f64::NAN)],
+                    color(0),
+                ),
+                Series::labelled_markers("m", vec![((5.0, 1.5), "p & q".into())], color(1)),
+            ],
         };
         let svg = c.render();
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert!(svg.contains("a &lt; b"));
         let line = svg.lines().find(|l| l.starts_with("<polyline")).unwrap();
         assert_eq!(line.matches(',').count(), 2, "two valid points: {line}");
+        assert!(
+            svg.contains(">p &amp; q</text>"),
+            "marker label drawn and escaped"
+        );
     }
 }
