@@ -13,7 +13,9 @@ use clap::{Parser, Subcommand};
 use integer_qat::{macro_average_precision, mean_std, median};
 use quant_core::fixedpoint::RoundingMode;
 use quant_train::data::{batch, resize};
-use quant_train::export::{IntegerNet, check_agreement, engine_logits, export, float_size_bytes};
+use quant_train::export::{
+    Agreement, IntegerNet, check_agreement, engine_logits, export, float_size_bytes, node_agreement,
+};
 use quant_train::train::train;
 use quant_train::{
     Activation, AffineQuantizer, BackendKind, ModelConfig, ModelSpec, Net, Phase, QuantizerRef,
@@ -90,7 +92,11 @@ enum Command {
     /// resolutions, accuracy and batch-1 latency (float Burn flex vs integer engine, 1 and 2
     /// threads), plus a plot.
     Latency,
-    /// Everything above, in order.
+    /// E8 diagnosis (prints, writes no rows): for every E1 model, PTQ and QAT, the integer
+    /// engine's codes after each block against the fake-quantized f32 model (run from the
+    /// pixels, and each block alone on the engine's input) and against the integer simulation.
+    Agreement,
+    /// Everything above except `agreement`, in order.
     All,
 }
 
@@ -339,8 +345,7 @@ fn quantized_copy(float: &Net, (w, a): (u32, u32)) -> Res<Net> {
 struct EngineEval {
     int: IntegerNet,
     top1: f64,
-    agreement: f64,
-    max_lsb: i64,
+    agreement: Agreement,
     logits: Vec<i32>,
 }
 
@@ -360,11 +365,78 @@ fn engine_eval_with(
     let logits = engine_logits(&int, test).map_err(err)?;
     Ok(EngineEval {
         top1: a.engine_top1,
-        agreement: a.agreement,
-        max_lsb: a.max_lsb,
+        agreement: a,
         int,
         logits,
     })
+}
+
+/// The E1 models of depth `d`: float, PTQ-calibrated and QAT fine-tuned (from checkpoints when
+/// they exist).
+fn e1_models(ctx: &Ctx, d: usize, tr: &ImageSet) -> Res<(Net, Net, Net)> {
+    let seed = ctx.cli.seed;
+    let spec = ModelSpec::ResNetCifar(d);
+    let res = ctx.sizes.e1_resolution;
+    let float = ctx.train_float(
+        &spec,
+        None,
+        res,
+        seed,
+        tr,
+        &format!("e1-resnet{d}-float-s{seed}"),
+    )?;
+    let ptq = ctx.ptq(&float, (8, 8), tr)?;
+    let qat = ctx.qat(
+        &float,
+        (8, 8),
+        seed,
+        tr,
+        &format!("e1-resnet{d}-qat-s{seed}"),
+    )?;
+    Ok((float, ptq, qat))
+}
+
+/// E8 diagnosis: block-by-block agreement of every E1 model with the engine (printed).
+fn agreement(ctx: &Ctx) -> Res<()> {
+    let (tr, te) = ctx.sets(ctx.sizes.e1_resolution);
+    for &d in &ctx.sizes.e1_depths {
+        let (_, ptq, qat) = e1_models(ctx, d, &tr)?;
+        for (method, net) in [("PTQ", &ptq), ("QAT", &qat)] {
+            let ev = engine_eval(ctx, net, &te)?;
+            let a = ev.agreement;
+            println!(
+                "ResNet-{d} {method}: argmax agreement with the engine: fake-quant f32 {:.4} (max {} LSB), integer simulation {:.4} (max {} LSB)",
+                a.fake_quant_agreement, a.fake_quant_max_lsb, a.agreement, a.max_lsb
+            );
+            let nodes = node_agreement(
+                net,
+                [1, te.rows, te.cols],
+                &te,
+                RoundingMode::Double,
+                &ctx.device,
+            )
+            .map_err(err)?;
+            println!(
+                "| block | kind | codes | f32 differing | f32 max LSB | f32 block alone differing | alone max LSB | integer sim differing | integer max LSB |"
+            );
+            println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+            for n in nodes {
+                println!(
+                    "| {} | {} | {} | {:.2e} | {} | {:.2e} | {} | {:.2e} | {} |",
+                    n.block,
+                    n.kind,
+                    n.values,
+                    n.fake_quant.0,
+                    n.fake_quant.1,
+                    n.fake_quant_local.0,
+                    n.fake_quant_local.1,
+                    n.integer.0,
+                    n.integer.1
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// E1 (Table 4.1) and E8: ResNet-8/14/20 standing in for ResNet-50/100/150.
@@ -382,25 +454,9 @@ fn depth(ctx: &Ctx) -> Res<()> {
             _ => "ResNet-150",
         };
         let proxy = ctx.proxy(&format!("ResNet-{d} (CIFAR-style 16/32/64)"), res);
-        let spec = ModelSpec::ResNetCifar(d);
-        let float = ctx.train_float(
-            &spec,
-            None,
-            res,
-            seed,
-            &tr,
-            &format!("e1-resnet{d}-float-s{seed}"),
-        )?;
+        let (float, ptq, qat) = e1_models(ctx, d, &tr)?;
         let f_acc = evaluate(&float, &te, &Phase::FLOAT_EVAL, &ctx.device);
-        let ptq = ctx.ptq(&float, (8, 8), &tr)?;
         let p = engine_eval(ctx, &ptq, &te)?;
-        let qat = ctx.qat(
-            &float,
-            (8, 8),
-            seed,
-            &tr,
-            &format!("e1-resnet{d}-qat-s{seed}"),
-        )?;
         let q = engine_eval(ctx, &qat, &te)?;
         max_drop = max_drop.max(f_acc - q.top1);
         let m = "top1_acc_pct";
@@ -438,54 +494,24 @@ fn depth(ctx: &Ctx) -> Res<()> {
             ep,
         ));
         for (method, ev) in [(QAT_T41, &q), (PTQ, &p)] {
-            e8.push(ctx.row(
-                T41,
+            e8.extend(agreement_rows(
+                ctx,
                 paper_model,
                 method,
-                ("8", "8"),
-                "agreement",
-                ev.agreement,
+                &ev.agreement,
                 &proxy,
-                seed,
-                ep,
-            ));
-            e8.push(ctx.row(
-                T41,
-                paper_model,
-                method,
-                ("8", "8"),
-                "max_logit_diff_lsb",
-                ev.max_lsb as f64,
-                &proxy,
-                seed,
-                ep,
             ));
         }
         // The same QAT model with TFLite's later single rounding: isolates how much of the
         // engine/simulation disagreement is the double rounding of the paper-era output stage.
         let single = engine_eval_with(ctx, &qat, &te, RoundingMode::Single)?;
         let sm = "QAT integer-only (per-layer uint8), single rounding";
-        e8.push(ctx.row(
-            T41,
+        e8.extend(agreement_rows(
+            ctx,
             paper_model,
             sm,
-            ("8", "8"),
-            "agreement",
-            single.agreement,
+            &single.agreement,
             &proxy,
-            seed,
-            ep,
-        ));
-        e8.push(ctx.row(
-            T41,
-            paper_model,
-            sm,
-            ("8", "8"),
-            "max_logit_diff_lsb",
-            single.max_lsb as f64,
-            &proxy,
-            seed,
-            ep,
         ));
         e8.push(ctx.row(
             T41,
@@ -534,8 +560,13 @@ fn depth(ctx: &Ctx) -> Res<()> {
             ep,
         ));
         eprintln!(
-            "E1 resnet{d}: float {f_acc:.2} ptq {:.2} qat {:.2} (agreement {:.4}, max {} LSB)",
-            p.top1, q.top1, q.agreement, q.max_lsb
+            "E1 resnet{d}: float {f_acc:.2} ptq {:.2} qat {:.2} (agreement {:.4}, max {} LSB; fake-quant f32 {:.4}, max {} LSB)",
+            p.top1,
+            q.top1,
+            q.agreement.agreement,
+            q.agreement.max_lsb,
+            q.agreement.fake_quant_agreement,
+            q.agreement.fake_quant_max_lsb
         );
     }
     let all = ctx.proxy("ResNet-8/14/20", res);
@@ -552,6 +583,42 @@ fn depth(ctx: &Ctx) -> Res<()> {
     ));
     ctx.record("e1_depth", &rows)?;
     ctx.record("e8_agreement", &e8)
+}
+
+/// E8 rows of one exported model: argmax agreement and largest logit difference of the engine
+/// against the integer simulation (the check of record) and against the fake-quantized f32 model.
+fn agreement_rows(
+    ctx: &Ctx,
+    model: &str,
+    method: &str,
+    a: &Agreement,
+    proxy: &str,
+) -> Vec<ResultRow> {
+    let (seed, ep) = (ctx.cli.seed, ctx.float_epochs());
+    [
+        ("agreement", a.agreement),
+        ("max_logit_diff_lsb", a.max_lsb as f64),
+        ("agreement_fake_quant_f32", a.fake_quant_agreement),
+        (
+            "max_logit_diff_lsb_fake_quant_f32",
+            a.fake_quant_max_lsb as f64,
+        ),
+    ]
+    .into_iter()
+    .map(|(metric, value)| {
+        ctx.row(
+            T41,
+            model,
+            method,
+            ("8", "8"),
+            metric,
+            value,
+            proxy,
+            seed,
+            ep,
+        )
+    })
+    .collect()
 }
 
 /// (method, bits label, (weight, activation) bits or None for float).
@@ -926,6 +993,7 @@ fn run(cli: Cli) -> Res<()> {
         Command::Relu => relu(&ctx),
         Command::Bits => bits(&ctx),
         Command::Latency => latency(&ctx),
+        Command::Agreement => agreement(&ctx),
         Command::All => {
             depth(&ctx)?;
             relu(&ctx)?;

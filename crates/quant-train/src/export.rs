@@ -19,7 +19,7 @@ use quant_core::engine::{
     AddLayer, ConvLayer, DepthwiseLayer, FullyConnectedLayer, InputSpec, Layer, Model, ModelSpec,
     OutputType, PoolLayer, QData, QTensor, Shape, Window,
 };
-use quant_core::fixedpoint::RoundingMode;
+use quant_core::fixedpoint::{RoundingMode, rounding_divide};
 use quant_core::kernels::{AddParams, OutputStage as EngineStage, add};
 use quant_core::multiplier::conv_multiplier;
 use quant_core::qparams::{Activation as EngineActivation, QParams, QRange, quantize_bias};
@@ -182,15 +182,26 @@ fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().unwrap_or_default()
 }
 
-/// Builds the engine layer for `l` reading `input` (parameters, shape); returns it with its output
-/// parameters and shape.
-fn convert_layer(
+/// The integer parameters of one weight layer, computed in one place for the exporter (which lays
+/// them out for the engine) and the integer simulation (which runs them through Burn).
+struct QuantizedLayer {
+    /// Weight codes stored as int8 `q - 128`, in the Burn layout `[out, in / groups, kh, kw]`.
+    codes: Vec<i8>,
+    /// Weight zero point in the same storage, `Z_w - 128`.
+    zero_point: i32,
+    /// int32 bias at `S_w S_in`, multiplier `S_w S_in / S_out`, output zero point and clamp.
+    stage: EngineStage,
+    /// Parameters of the output codes.
+    out_q: QParams,
+}
+
+/// Quantizes layer `l` (number `index`, for messages) reading codes with parameters `input`.
+fn quantize_layer(
     l: &QLayer,
     index: usize,
     input: &QParams,
-    shape: Shape,
     rounding: RoundingMode,
-) -> Result<(Layer, QParams, Shape), ExportError> {
+) -> Result<QuantizedLayer, ExportError> {
     let wq = l
         .weight_quantizer
         .as_ref()
@@ -201,25 +212,45 @@ fn convert_layer(
             ))
         })?;
     let out_q = stage_params(&l.output, &format!("layer {index}"))?;
-    let [co, ci, kh, kw] = l.weight.dims();
-    let w = floats(l.folded_weight());
+    let codes = floats(l.folded_weight())
+        .into_iter()
+        .map(|v| Ok((wq.quantize(f64::from(v))? - 128) as i8))
+        .collect::<Result<Vec<i8>, ExportError>>()?;
     let bias = floats(l.folded_bias());
-    let code = |v: f32| -> Result<i8, ExportError> { Ok((wq.quantize(f64::from(v))? - 128) as i8) };
+    let (lo, hi) = engine_activation(l.output.activation).clamp_range(&out_q);
     let stage = EngineStage {
         bias: quantize_bias(&bias, input.scale, &[wq.scale])?,
         multipliers: vec![conv_multiplier(input.scale, wq.scale, out_q.scale)?],
         rounding,
         output_zero_point: out_q.zero_point,
-        act_min: 0,
-        act_max: 255,
-    };
-    let (lo, hi) = engine_activation(l.output.activation).clamp_range(&out_q);
-    let stage = EngineStage {
         act_min: lo as u8,
         act_max: hi as u8,
-        ..stage
     };
-    let zp = vec![wq.zero_point - 128];
+    Ok(QuantizedLayer {
+        codes,
+        zero_point: wq.zero_point - 128,
+        stage,
+        out_q,
+    })
+}
+
+/// Builds the engine layer for `l` reading `input` (parameters, shape); returns it with its output
+/// parameters and shape.
+fn convert_layer(
+    l: &QLayer,
+    index: usize,
+    input: &QParams,
+    shape: Shape,
+    rounding: RoundingMode,
+) -> Result<(Layer, QParams, Shape), ExportError> {
+    let QuantizedLayer {
+        codes: w,
+        zero_point,
+        stage,
+        out_q,
+    } = quantize_layer(l, index, input, rounding)?;
+    let [co, ci, kh, kw] = l.weight.dims();
+    let zp = vec![zero_point];
     let at = |o: usize, i: usize, y: usize, x: usize| w[((o * ci + i) * kh + y) * kw + x];
     match l.kind {
         LayerKind::Conv {
@@ -240,7 +271,7 @@ fn convert_layer(
                     for x in 0..kw {
                         for i in 0..ci {
                             for o in 0..co {
-                                hwio.push(code(at(o, i, y, x))?);
+                                hwio.push(at(o, i, y, x));
                             }
                         }
                     }
@@ -258,7 +289,7 @@ fn convert_layer(
                 for y in 0..kh {
                     for x in 0..kw {
                         for o in 0..co {
-                            hwc.push(code(at(o, 0, y, x))?);
+                            hwc.push(at(o, 0, y, x));
                         }
                     }
                 }
@@ -289,7 +320,7 @@ fn convert_layer(
                     for ch in 0..c {
                         let k = (ch * h + y) * wd + x;
                         for o in 0..co {
-                            kn.push(code(w[o * ci + k])?);
+                            kn.push(w[o * ci + k]);
                         }
                     }
                 }
@@ -407,14 +438,7 @@ impl Exporter {
                         let (short, short_q, _) = self.chain(std::slice::from_ref(sc))?;
                         self.flush()?;
                         let input = self.input_spec();
-                        let (lo, hi) = act.clamp_range(&out_q);
-                        let add = AddParams::from_scales(
-                            (body_q.scale, body_q.zero_point),
-                            (short_q.scale, short_q.zero_point),
-                            (out_q.scale, out_q.zero_point),
-                            lo as u8,
-                            hi as u8,
-                        )?;
+                        let add = AddLayer::from_float(0, &body_q, &short_q, &out_q, act)?.params;
                         self.segments.push(Segment::Projection {
                             body: self.model(input, body)?,
                             shortcut: self.model(input, short)?,
@@ -446,7 +470,7 @@ pub fn export(
         w: input[2],
         c: input[0],
     };
-    let pixels = QParams::new(1.0 / 255.0, 0, QRange::U8)?;
+    let pixels = pixel_params()?;
     let mut ex = Exporter {
         rounding,
         segments: Vec::new(),
@@ -471,18 +495,217 @@ pub fn export(
     })
 }
 
-/// How closely the integer engine reproduces the fake-quantized model on a test set.
+/// Largest reduction depth (input values per output) for which [`simulate_codes`] is exact: it
+/// multiplies zero-point-centred activation codes (`|x| <= 255`) with weight codes split into
+/// `16 hi + lo` (`|hi| <= 16`, `|lo| <= 8`) in f32, and every partial sum of at most this many
+/// products of size `<= 255 * 16` stays below `2^24`, where f32 holds every integer exactly.
+pub const EXACT_DEPTH: usize = (1 << 24) / (255 * 16);
+
+/// A batch in the integer simulation: codes in Burn's `[n, c, h, w]` layout and their parameters.
+#[derive(Debug, Clone)]
+struct SimTensor {
+    codes: Vec<i32>,
+    dims: [usize; 4],
+    params: QParams,
+}
+
+impl SimTensor {
+    /// The codes as an f32 tensor, minus `offset` (exact: small integers).
+    fn tensor(&self, offset: i32, device: &Device) -> Tensor<4> {
+        let v: Vec<f32> = self.codes.iter().map(|&c| (c - offset) as f32).collect();
+        Tensor::from_data(TensorData::new(v, self.dims), device)
+    }
+
+    /// The real values `S (q - Z)` the fake-quantized model holds for these codes.
+    fn dequantized(&self, device: &Device) -> Tensor<4> {
+        let p = self.params;
+        let v: Vec<f32> = self.codes.iter().map(|&c| p.dequantize(c) as f32).collect();
+        Tensor::from_data(TensorData::new(v, self.dims), device)
+    }
+}
+
+fn dims4(t: &Tensor<4>) -> [usize; 4] {
+    t.dims()
+}
+
+/// The evaluation graph of a quantized [`Net`] computed on integer codes: the same blocks as the
+/// fake-quantized model, but every stored tensor is its exact code, each conv/FC multiplies
+/// zero-point-centred codes (Burn's own conv, exact on integers, see [`EXACT_DEPTH`]), adds the
+/// int32 bias and requantizes with the paper's fixed-point multiplier (eq. 6; quant-core's scalar
+/// output stage), global average pooling rounds the code mean, and residual adds use the
+/// fixed-point add. This is what the deployed arithmetic computes, derived from the Burn model
+/// independently of the engine's kernels, layouts and graph wiring (which it therefore checks).
+struct Simulator<'a> {
+    rounding: RoundingMode,
+    device: &'a Device,
+    index: usize,
+}
+
+impl Simulator<'_> {
+    fn layer(&mut self, l: &QLayer, x: &SimTensor) -> Result<SimTensor, ExportError> {
+        let index = self.index;
+        self.index += 1;
+        let q = quantize_layer(l, index, &x.params, self.rounding)?;
+        let [co, cig, kh, kw] = l.weight.dims();
+        if cig * kh * kw > EXACT_DEPTH {
+            return Err(ExportError(format!(
+                "layer {index} sums {} products, more than the {EXACT_DEPTH} the integer simulation keeps exact: use a narrower layer",
+                cig * kh * kw
+            )));
+        }
+        let centred: Vec<i32> = q
+            .codes
+            .iter()
+            .map(|&c| i32::from(c) - q.zero_point)
+            .collect();
+        let part = |f: fn(i32) -> i32| -> Tensor<4> {
+            let v: Vec<f32> = centred.iter().map(|&w| f(w) as f32).collect();
+            Tensor::from_data(TensorData::new(v, [co, cig, kh, kw]), self.device)
+        };
+        let hi_of = |w: i32| (w + 8).div_euclid(16);
+        let xt = x.tensor(x.params.zero_point, self.device);
+        let hi = l.apply_weight(xt.clone(), part(hi_of), None);
+        let lo = l.apply_weight(xt, part(|w| w - 16 * (w + 8).div_euclid(16)), None);
+        let dims = dims4(&hi);
+        let plane = dims[2] * dims[3];
+        let (hi, lo) = (floats(hi), floats(lo));
+        let codes = hi
+            .iter()
+            .zip(&lo)
+            .enumerate()
+            .map(|(i, (&h, &l))| {
+                let c = (i / plane) % co;
+                let acc = 16 * (h as i64) + (l as i64) + i64::from(q.stage.bias[c]);
+                let acc = i32::try_from(acc).map_err(|_| {
+                    ExportError(format!(
+                        "layer {index}: accumulator {acc} overflows int32: the weights or biases are out of range"
+                    ))
+                })?;
+                Ok(i32::from(q.stage.requantize(acc, c)))
+            })
+            .collect::<Result<Vec<i32>, ExportError>>()?;
+        Ok(SimTensor {
+            codes,
+            dims,
+            params: q.out_q,
+        })
+    }
+
+    fn block(&mut self, b: &Block, x: SimTensor) -> Result<SimTensor, ExportError> {
+        match b {
+            Block::Layer(l) => self.layer(l, &x),
+            Block::MaxPool(m) => {
+                let y = m.forward(x.tensor(0, self.device));
+                let dims = dims4(&y);
+                let codes = floats(y).into_iter().map(|v| v as i32).collect();
+                Ok(SimTensor {
+                    codes,
+                    dims,
+                    params: x.params,
+                })
+            }
+            Block::GlobalAvgPool(_) => {
+                let [n, c, h, w] = x.dims;
+                let codes = x
+                    .codes
+                    .chunks(h * w)
+                    .map(|plane| rounding_divide(plane.iter().sum(), (h * w) as i32).clamp(0, 255))
+                    .collect();
+                Ok(SimTensor {
+                    codes,
+                    dims: [n, c, 1, 1],
+                    params: x.params,
+                })
+            }
+            Block::Residual(r) => {
+                let mut a = x.clone();
+                for l in &r.body {
+                    a = self.layer(l, &a)?;
+                }
+                let b = match &r.shortcut {
+                    Some(s) => self.layer(s, &x)?,
+                    None => x,
+                };
+                let out_q = stage_params(
+                    &r.add.output,
+                    &format!("residual add after layer {}", self.index),
+                )?;
+                let act = engine_activation(r.add.output.activation);
+                let add = AddLayer::from_float(0, &a.params, &b.params, &out_q, act)?.params;
+                let codes = a
+                    .codes
+                    .iter()
+                    .zip(&b.codes)
+                    .map(|(&p, &q)| i32::from(add.add_one(p as u8, q as u8, self.rounding)))
+                    .collect();
+                Ok(SimTensor {
+                    codes,
+                    dims: a.dims,
+                    params: out_q,
+                })
+            }
+        }
+    }
+}
+
+fn pixel_params() -> Result<QParams, ExportError> {
+    Ok(QParams::new(1.0 / 255.0, 0, QRange::U8)?)
+}
+
+/// The input batch `indices` of `set` as codes.
+fn input_codes(set: &ImageSet, indices: std::ops::Range<usize>) -> Result<SimTensor, ExportError> {
+    let px = set.pixels();
+    let n = indices.len();
+    Ok(SimTensor {
+        codes: set.images[indices.start * px..indices.end * px]
+            .iter()
+            .map(|&p| i32::from(p))
+            .collect(),
+        dims: [n, px / (set.rows * set.cols), set.rows, set.cols],
+        params: pixel_params()?,
+    })
+}
+
+/// Logit codes (`[len, classes]` row-major) of the integer simulation of the evaluation graph of
+/// `net` on every image of `set` (see [`check_agreement`] for what it is and why).
+pub fn simulate_codes(
+    net: &Net,
+    set: &ImageSet,
+    rounding: RoundingMode,
+    device: &Device,
+) -> Result<Vec<i32>, ExportError> {
+    let mut out = Vec::with_capacity(set.len() * net.classes);
+    for start in (0..set.len()).step_by(256) {
+        let mut sim = Simulator {
+            rounding,
+            device,
+            index: 0,
+        };
+        let mut x = input_codes(set, start..(start + 256).min(set.len()))?;
+        for b in &net.blocks {
+            x = sim.block(b, x)?;
+        }
+        out.extend(x.codes);
+    }
+    Ok(out)
+}
+
+/// How closely the integer engine reproduces the simulation on a test set.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Agreement {
-    /// Fraction of images whose argmax agrees.
+    /// Fraction of images whose argmax agrees between the engine and the integer simulation.
     pub agreement: f64,
-    /// Largest |engine code - simulated code| over all logits, in output LSB.
+    /// Largest |engine code - simulated code| over all logits (integer simulation), in LSB.
     pub max_lsb: i64,
-    /// Fraction of logits that differ at all.
+    /// Fraction of logits that differ at all (integer simulation).
     pub mismatch_rate: f64,
+    /// Argmax agreement between the engine and the fake-quantized f32 model ([`Phase::EVAL`]).
+    pub fake_quant_agreement: f64,
+    /// Largest logit difference between the engine and the fake-quantized f32 model, in LSB.
+    pub fake_quant_max_lsb: i64,
     /// Top-1 (percent) of the integer engine.
     pub engine_top1: f64,
-    /// Top-1 (percent) of the fake-quantized Burn model.
+    /// Top-1 (percent) of the fake-quantized f32 model.
     pub simulated_top1: f64,
 }
 
@@ -497,47 +720,232 @@ pub fn engine_logits(int: &IntegerNet, set: &ImageSet) -> Result<Vec<i32>, Expor
     Ok(out)
 }
 
-/// Compares the fake-quantized `net` (evaluation phase) with its export `int` on `set`.
+/// Argmax agreement and the largest code difference of two `[n, classes]` code arrays.
+fn compare_codes(a: &[i64], b: &[i32], classes: usize) -> (f64, i64, f64) {
+    let argmax = |row: &mut dyn Iterator<Item = i64>| {
+        row.enumerate()
+            .fold(
+                (0, i64::MIN),
+                |best, (i, v)| if v > best.1 { (i, v) } else { best },
+            )
+            .0
+    };
+    let rows = a.len() / classes.max(1);
+    let agree = a
+        .chunks(classes)
+        .zip(b.chunks(classes))
+        .filter(|(x, y)| {
+            argmax(&mut x.iter().copied()) == argmax(&mut y.iter().map(|&v| i64::from(v)))
+        })
+        .count();
+    let diffs = a.iter().zip(b).map(|(&s, &e)| (s - i64::from(e)).abs());
+    let max = diffs.clone().max().unwrap_or(0);
+    let differ = diffs.filter(|&d| d > 0).count();
+    (
+        agree as f64 / rows.max(1) as f64,
+        max,
+        differ as f64 / a.len().max(1) as f64,
+    )
+}
+
+/// Compares the export `int` of `net` with two simulations of it on `set`.
+///
+/// The check of record (`agreement`, `max_lsb`) is against the **integer simulation**
+/// ([`simulate_codes`]): the model's evaluation graph on exact codes, which must agree on every
+/// image. The fake-quantized f32 model ([`Phase::EVAL`], the graph QAT trains) is compared too:
+/// it differs from the integer arithmetic by f32 rounding of values near a rounding tie, by the
+/// bias it keeps in float (the engine's is int32 at `S_w S_in`) and by the mean of global average
+/// pooling, so a small fraction of its codes are one LSB off, and over a deep net a few of its
+/// argmaxes flip.
 pub fn check_agreement(
     net: &Net,
     int: &IntegerNet,
     set: &ImageSet,
     device: &Device,
 ) -> Result<Agreement, ExportError> {
+    let rounding = int
+        .segments
+        .first()
+        .map(|s| match s {
+            Segment::Engine(m) => m.spec().rounding,
+            Segment::Projection { rounding, .. } => *rounding,
+        })
+        .unwrap_or(RoundingMode::Double);
+    let k = int.classes;
+    let eng = engine_logits(int, set)?;
+    let exact: Vec<i64> = simulate_codes(net, set, rounding, device)?
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    if exact.len() != eng.len() {
+        return Err(ExportError(format!(
+            "the simulation gives {} logits and the engine {}: export this net again",
+            exact.len(),
+            eng.len()
+        )));
+    }
+    let (agreement, max_lsb, mismatch_rate) = compare_codes(&exact, &eng, k);
     let sim = predict(net, set, 256, &Phase::EVAL, device);
-    let sim_codes = sim
+    let fq_codes = sim
         .iter()
         .map(|&v| int.output.quantize(f64::from(v)).map(i64::from))
         .collect::<Result<Vec<i64>, _>>()?;
-    let eng = engine_logits(int, set)?;
-    let k = int.classes;
-    let sim_pred = argmax_rows(&sim, k);
+    let (fake_quant_agreement, fake_quant_max_lsb, _) = compare_codes(&fq_codes, &eng, k);
     let eng_f: Vec<f32> = eng.iter().map(|&c| c as f32).collect();
-    let eng_pred = argmax_rows(&eng_f, k);
-    let agree = sim_pred
-        .iter()
-        .zip(&eng_pred)
-        .filter(|(a, b)| a == b)
-        .count();
-    let max_lsb = sim_codes
-        .iter()
-        .zip(&eng)
-        .map(|(&s, &e)| (s - i64::from(e)).abs())
-        .max()
-        .unwrap_or(0);
-    let differ = sim_codes
-        .iter()
-        .zip(&eng)
-        .filter(|&(&s, &e)| s != i64::from(e))
-        .count();
-    let n = set.len().max(1) as f64;
     Ok(Agreement {
-        agreement: agree as f64 / n,
+        agreement,
         max_lsb,
-        mismatch_rate: differ as f64 / eng.len().max(1) as f64,
-        engine_top1: crate::train::top1(&eng_pred, &set.labels),
-        simulated_top1: crate::train::top1(&sim_pred, &set.labels),
+        mismatch_rate,
+        fake_quant_agreement,
+        fake_quant_max_lsb,
+        engine_top1: crate::train::top1(&argmax_rows(&eng_f, k), &set.labels),
+        simulated_top1: crate::train::top1(&argmax_rows(&sim, k), &set.labels),
     })
+}
+
+/// Agreement of one block's output codes with the integer engine (diagnosis of
+/// [`check_agreement`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeAgreement {
+    /// Block index in [`Net::blocks`].
+    pub block: usize,
+    /// What the block is (`conv`, `fc`, `residual`, `residual+projection`, `max pool`,
+    /// `avg pool`).
+    pub kind: &'static str,
+    /// Codes compared (images x values per image).
+    pub values: usize,
+    /// Fake-quantized f32 model run from the pixels: fraction of codes that differ from the
+    /// engine's, and the largest difference in LSB (differences accumulated over the blocks).
+    pub fake_quant: (f64, i64),
+    /// The f32 block alone, fed the engine's codes of the previous block: its own contribution.
+    pub fake_quant_local: (f64, i64),
+    /// Integer simulation run from the pixels.
+    pub integer: (f64, i64),
+}
+
+fn block_kind(b: &Block) -> &'static str {
+    match b {
+        Block::Layer(l) if l.kind == LayerKind::Linear => "fc",
+        Block::Layer(_) => "conv",
+        Block::MaxPool(_) => "max pool",
+        Block::GlobalAvgPool(_) => "avg pool",
+        Block::Residual(r) if r.shortcut.is_some() => "residual+projection",
+        Block::Residual(_) => "residual",
+    }
+}
+
+/// Fraction of differing codes and largest difference, as counts to accumulate.
+#[derive(Debug, Clone, Copy, Default)]
+struct DiffCount {
+    differing: usize,
+    max: i64,
+}
+
+impl DiffCount {
+    fn add(&mut self, a: &[i32], b: &[i32]) {
+        for (&x, &y) in a.iter().zip(b) {
+            let d = i64::from(x - y).abs();
+            self.differing += usize::from(d > 0);
+            self.max = self.max.max(d);
+        }
+    }
+
+    fn summary(self, values: usize) -> (f64, i64) {
+        (self.differing as f64 / values.max(1) as f64, self.max)
+    }
+}
+
+/// Codes of the f32 tensor `t` on the grid `p`.
+fn codes_of(t: Tensor<4>, p: &QParams) -> Result<Vec<i32>, ExportError> {
+    floats(t)
+        .into_iter()
+        .map(|v| Ok(p.quantize(f64::from(v))?))
+        .collect()
+}
+
+/// Block-by-block comparison of the engine with the fake-quantized f32 model and with the integer
+/// simulation on `set`: where the f32 model's codes first depart from the engine's, by how much,
+/// and how much each block adds on its own. Exports the net truncated after every block, so it
+/// costs about `blocks / 2` full engine runs.
+pub fn node_agreement(
+    net: &Net,
+    input: [usize; 3],
+    set: &ImageSet,
+    rounding: RoundingMode,
+    device: &Device,
+) -> Result<Vec<NodeAgreement>, ExportError> {
+    let prefixes = (1..=net.blocks.len())
+        .map(|k| {
+            let prefix = Net {
+                blocks: net.blocks[..k].to_vec(),
+                classes: net.classes,
+            };
+            export(&prefix, input, rounding)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let nb = net.blocks.len();
+    let (mut fq, mut local, mut int) = (
+        vec![DiffCount::default(); nb],
+        vec![DiffCount::default(); nb],
+        vec![DiffCount::default(); nb],
+    );
+    let mut values = vec![0usize; nb];
+    let px = set.pixels();
+    for start in (0..set.len()).step_by(256) {
+        let end = (start + 256).min(set.len());
+        let mut sim = Simulator {
+            rounding,
+            device,
+            index: 0,
+        };
+        let mut exact = input_codes(set, start..end)?;
+        let mut engine_prev = exact.clone();
+        let mut float = exact.dequantized(device);
+        let mut last = None;
+        for (k, b) in net.blocks.iter().enumerate() {
+            exact = sim.block(b, exact)?;
+            let [n, c, h, w] = exact.dims;
+            // Engine codes are NHWC; reorder to Burn's NCHW.
+            let hwc = prefixes[k].run(&set.images[start * px..end * px], end - start)?;
+            let mut engine = vec![0i32; hwc.len()];
+            for i in 0..n {
+                for y in 0..h {
+                    for x in 0..w {
+                        for ch in 0..c {
+                            engine[((i * c + ch) * h + y) * w + x] =
+                                hwc[((i * h + y) * w + x) * c + ch];
+                        }
+                    }
+                }
+            }
+            let p = exact.params;
+            float = b.forward(float, last, &Phase::EVAL);
+            let alone = b.forward(engine_prev.dequantized(device), last, &Phase::EVAL);
+            last = b.output_stage().or(last);
+            fq[k].add(&codes_of(float.clone(), &p)?, &engine);
+            local[k].add(&codes_of(alone, &p)?, &engine);
+            int[k].add(&exact.codes, &engine);
+            values[k] += engine.len();
+            engine_prev = SimTensor {
+                codes: engine,
+                dims: exact.dims,
+                params: p,
+            };
+        }
+    }
+    Ok(net
+        .blocks
+        .iter()
+        .enumerate()
+        .map(|(k, b)| NodeAgreement {
+            block: k,
+            kind: block_kind(b),
+            values: values[k],
+            fake_quant: fq[k].summary(values[k]),
+            fake_quant_local: local[k].summary(values[k]),
+            integer: int[k].summary(values[k]),
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -594,10 +1002,69 @@ mod tests {
                 net.forward(x.clone(), &bn_stats);
             }
             net.forward(x, &Phase::CALIBRATE);
-            let int = export(&net, [1, 28, 28], RoundingMode::Double).unwrap();
-            let a = check_agreement(&net, &int, &set, &dev).unwrap();
-            assert!(a.agreement >= 0.9, "{s}: {a:?}");
-            assert!(int.size_bytes() * 3 < float_size_bytes(&net), "{s}");
+            for rounding in [RoundingMode::Double, RoundingMode::Single] {
+                let int = export(&net, [1, 28, 28], rounding).unwrap();
+                let a = check_agreement(&net, &int, &set, &dev).unwrap();
+                assert_eq!((a.agreement, a.max_lsb), (1.0, 0), "{s}: {a:?}");
+                assert!(a.fake_quant_agreement >= 0.9, "{s}: {a:?}");
+                assert!(int.size_bytes() * 3 < float_size_bytes(&net), "{s}");
+            }
+            if s == "resnet8" {
+                let nodes =
+                    node_agreement(&net, [1, 28, 28], &set, RoundingMode::Double, &dev).unwrap();
+                assert_eq!(nodes.len(), net.blocks.len());
+                for n in &nodes {
+                    assert_eq!(n.integer, (0.0, 0), "{n:?}");
+                    assert!(n.values > 0 && n.fake_quant_local.0 <= 0.05, "{n:?}");
+                }
+                assert_eq!(nodes.last().map(|n| n.kind), Some("fc"));
+            }
+        }
+    }
+
+    /// The integer simulation multiplies in f32 on integers; it must equal a wide-integer
+    /// reference at the extreme codes (zero points 0 and 255, weights +-254).
+    #[test]
+    fn integer_simulation_conv_is_exact_at_extremes() {
+        let dev = Device::flex();
+        let mut rng = crate::rng::Rng::new(3);
+        let (ci, co) = (128, 4);
+        let l = QLayer::conv(ci, co, 3, 1, 1, false, Activation::None, &mut rng, &dev);
+        let w: Vec<i32> = (0..co * ci * 9)
+            .map(|i| {
+                if i % 7 == 0 {
+                    -254
+                } else {
+                    254 - (i % 3) as i32
+                }
+            })
+            .collect();
+        let x = SimTensor {
+            codes: (0..ci * 9)
+                .map(|i| if i % 5 == 0 { 0 } else { 255 })
+                .collect(),
+            dims: [1, ci, 3, 3],
+            params: QParams::new(0.1, 0, QRange::U8).unwrap(),
+        };
+        let wt = |f: fn(i32) -> i32| {
+            let v: Vec<f32> = w.iter().map(|&v| f(v) as f32).collect();
+            Tensor::<4>::from_data(TensorData::new(v, [co, ci, 3, 3]), &dev)
+        };
+        let xt = x.tensor(0, &dev);
+        let hi = floats(l.apply_weight(xt.clone(), wt(|v| (v + 8).div_euclid(16)), None));
+        let lo = floats(l.apply_weight(xt, wt(|v| v - 16 * (v + 8).div_euclid(16)), None));
+        // Centre output of channel o: the full 3x3 window.
+        for o in 0..co {
+            let want: i64 = (0..ci * 9)
+                .map(|j| i64::from(x.codes[j]) * i64::from(w[o * ci * 9 + j]))
+                .sum();
+            let idx = o * 9 + 4;
+            let got = 16 * hi[idx] as i64 + lo[idx] as i64;
+            assert_eq!(got, want, "channel {o}");
+            assert!(
+                want.abs() > 1 << 24,
+                "the test must exceed f32's exact range"
+            );
         }
     }
 

@@ -369,7 +369,10 @@ impl QLayer {
         tensor_range(&self.folded_weight())
     }
 
-    fn apply_weight(&self, x: Tensor<4>, w: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
+    /// Applies weights `w` (this layer's shape) and an optional bias the way this layer does
+    /// (conv options or FC flattening). Public so that the integer simulation of
+    /// [`crate::export`] runs its integer-valued weights through the very same operation.
+    pub fn apply_weight(&self, x: Tensor<4>, w: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
         match self.kind {
             LayerKind::Conv {
                 kernel,

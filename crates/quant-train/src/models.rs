@@ -36,6 +36,37 @@ pub enum Block {
     Residual(Residual),
 }
 
+impl Block {
+    /// The block's forward pass; `last` is the stage that produced `x` (`None`: the exact uint8
+    /// input), which global average pooling re-quantizes on. Public so that tools can run a net
+    /// block by block (the engine-vs-simulation diagnosis in [`crate::export`]).
+    pub fn forward(&self, x: Tensor<4>, last: Option<&OutputStage>, phase: &Phase) -> Tensor<4> {
+        match self {
+            Block::Layer(l) => l.forward(x, phase),
+            Block::MaxPool(p) => p.forward(x),
+            Block::GlobalAvgPool(g) => g.forward(x, last, phase),
+            Block::Residual(r) => {
+                let main = run_layers(&r.body, x.clone(), phase);
+                let short = match &r.shortcut {
+                    Some(s) => s.forward(x, phase),
+                    None => x,
+                };
+                r.add.forward(main, short, phase)
+            }
+        }
+    }
+
+    /// The output stage that produces this block's tensor; `None` for pools, whose output keeps
+    /// the grid of their input.
+    pub fn output_stage(&self) -> Option<&OutputStage> {
+        match self {
+            Block::Layer(l) => Some(&l.output),
+            Block::Residual(r) => Some(&r.add.output),
+            Block::MaxPool(_) | Block::GlobalAvgPool(_) => None,
+        }
+    }
+}
+
 /// A feed-forward network: input `[N, C, H, W]` with values in `[0, 1]` (pixels / 255, so the
 /// input array is exactly uint8 with `S = 1/255`, `Z = 0`), output logits `[N, classes]`.
 #[derive(Module, Debug)]
@@ -58,23 +89,8 @@ impl Net {
         let mut last: Option<&OutputStage> = None;
         let mut x = x;
         for b in &self.blocks {
-            x = match b {
-                Block::Layer(l) => {
-                    last = Some(&l.output);
-                    l.forward(x, phase)
-                }
-                Block::MaxPool(p) => p.forward(x),
-                Block::GlobalAvgPool(g) => g.forward(x, last, phase),
-                Block::Residual(r) => {
-                    last = Some(&r.add.output);
-                    let main = run_layers(&r.body, x.clone(), phase);
-                    let short = match &r.shortcut {
-                        Some(s) => s.forward(x, phase),
-                        None => x,
-                    };
-                    r.add.forward(main, short, phase)
-                }
-            };
+            x = b.forward(x, last, phase);
+            last = b.output_stage().or(last);
         }
         x.reshape([n, self.classes])
     }
