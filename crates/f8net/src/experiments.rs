@@ -5,7 +5,7 @@ use crate::export::{PipelineCounts, jacob_counts, to_engine};
 use crate::graph::{Arch, Graph};
 use crate::model::{F8Options, Method, Model};
 use crate::statistics::PAPER;
-use crate::train::{Recipe, accuracy, eval_copy, predict, train};
+use crate::train::{Optimizer, Recipe, accuracy, eval_copy, predict, train};
 use burn::prelude::*;
 use quant_core::fixed8::rule::FlRule;
 use rayon::prelude::*;
@@ -39,22 +39,26 @@ pub struct Plan {
 
 impl Plan {
     /// The plan of `profile`; `epochs` (over the training subset) overrides the FP stage length.
+    ///
+    /// One step of batch 128 takes 0.45-0.75 s per proxy on one core of this machine (measured with
+    /// `examples/step_time.rs`), so the FP stage gets 390 steps (0.83 of an epoch of the 60 000
+    /// training images) and each quantized stage 100 (QAT from a trained FP model needs far fewer).
     pub fn new(profile: Profile, epochs: Option<u32>, seeds: Option<Vec<u64>>) -> Plan {
-        let (width, train_images, test_images, fp_epochs, qat_epochs, tiny, n_seeds) = match profile
-        {
-            Profile::Smoke => (0.25, 512, 300, 1.0, 0.5, 2, 1),
-            Profile::Default => (0.25, 6_144, 10_000, 1.0, 0.5, 20, 1),
-            Profile::Full => (0.25, 6_144, 10_000, 1.0, 0.5, 20, 3),
+        let (train_images, test_images, fp_steps, qat_steps, tiny, n_seeds) = match profile {
+            Profile::Smoke => (512, 300, 4, 2, 2, 1),
+            Profile::Default => (60_000, 10_000, FP_STEPS, QAT_STEPS, TINY_STEPS, 1),
+            Profile::Full => (60_000, 10_000, FP_STEPS, QAT_STEPS, TINY_STEPS, 3),
         };
-        let steps = |e: f64| ((e * train_images as f64 / BATCH as f64).round() as usize).max(1);
-        let fp_epochs = epochs.map_or(fp_epochs, f64::from);
+        let fp_steps = epochs.map_or(fp_steps, |e| {
+            ((f64::from(e) * train_images as f64 / BATCH as f64).round() as usize).max(1)
+        });
         Plan {
             profile,
-            width,
+            width: 0.25,
             train_images,
             test_images,
-            fp_steps: steps(fp_epochs),
-            qat_steps: steps(qat_epochs),
+            fp_steps,
+            qat_steps,
             tiny_steps: tiny,
             seeds: seeds.unwrap_or_else(|| (0..n_seeds).collect()),
         }
@@ -81,8 +85,13 @@ impl Plan {
 
 /// Batch size of every stage (dossier §10).
 pub const BATCH: usize = 128;
-const FP_LR: f64 = 0.05;
-const QAT_LR: f64 = 0.05;
+const FP_STEPS: usize = 390;
+const QAT_STEPS: usize = 100;
+/// Tiny fine-tuning iterations (the paper: 100 at lr 0 for ResNet18, 500 at lr 1e-4 for ResNet50).
+const TINY_STEPS: usize = 50;
+/// Adam learning rates: FP from scratch, and the fresh cosine schedule of every quantized stage.
+const FP_LR: f64 = 2e-3;
+const QAT_LR: f64 = 2e-4;
 const TINY_LR: f64 = 1e-4;
 const WEIGHT_DECAY: f32 = 4e-5;
 
@@ -111,11 +120,13 @@ pub const METHOD_F8_TINY: &str = "F8Net fixed-point 8-bit only (tiny finetuning)
 pub fn proxy_label(arch: Arch, dataset: &Dataset, plan: &Plan) -> String {
     let g = Graph::proxy(arch, plan.width(arch));
     format!(
-        "{} {arch:?} proxy w{} ({:.2} M MACs), {} train images",
+        "{} {arch:?} proxy w{} ({:.2} M MACs), {} train images, batch {BATCH}, FP {} + QAT {} Adam steps",
         dataset.name.paper_name(),
         plan.width(arch),
         g.macs() as f64 / 1e6,
-        plan.train_images.min(dataset.train.len())
+        plan.train_images.min(dataset.train.len()),
+        plan.fp_steps,
+        plan.qat_steps
     )
 }
 
@@ -289,6 +300,13 @@ fn note(bar: &indicatif::ProgressBar, msg: String) {
 
 static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
+/// Whether the FP model of a proxy is PACT-clipped: the conventional rows' baseline is the authors'
+/// PACT-clipped float; the ResNet50 proxy mirrors the Tiny Finetuning rows, which start from a plain
+/// pretrained float model, so its FP stage is trained without PACT.
+pub fn fp_pact(arch: Arch) -> bool {
+    arch != Arch::ResNet50
+}
+
 /// Trains the full-precision model of one seed (the starting point of every quantized run).
 pub fn train_fp(
     arch: Arch,
@@ -300,13 +318,16 @@ pub fn train_fp(
 ) -> Model {
     let mut fp = Model::new(
         Graph::proxy(arch, plan.width(arch)),
-        Method::FullPrecision,
+        Method::FullPrecision {
+            pact: fp_pact(arch),
+        },
         seed,
         device,
     );
     let data = dataset.train.clone().truncated(plan.train_images);
     stage(bar, format!("{arch:?} seed {seed} FP"));
     let recipe = Recipe {
+        optimizer: Optimizer::Adam,
         steps: plan.fp_steps,
         lr: FP_LR,
         batch: BATCH,
@@ -341,6 +362,7 @@ pub fn train_quantized(
     let mut m = from_fp(fp, method);
     let data = dataset.train.clone().truncated(plan.train_images);
     let recipe = Recipe {
+        optimizer: Optimizer::Adam,
         steps,
         lr,
         batch: BATCH,
@@ -371,175 +393,278 @@ pub fn main_steps(arch: Arch, plan: &Plan) -> u64 {
     (plan.seeds.len() * (plan.fp_steps + 2 * plan.qat_steps + tiny)) as u64
 }
 
+/// Runs `initial` jobs on up to `workers` threads; a finished job may queue follow-up jobs (a quantized
+/// stage once its FP model is trained). One training step of these small proxies keeps about one core
+/// busy (Burn's kernels parallelise little at this size), so independent stages run side by side.
+/// Results come back in completion order; the first error stops the queue.
+pub fn run_jobs<J: Send, R: Send>(
+    workers: usize,
+    initial: Vec<J>,
+    run: impl Fn(J) -> Result<(R, Vec<J>), String> + Sync,
+) -> Result<Vec<R>, String> {
+    use std::sync::{Condvar, Mutex};
+    struct Queue<J, R> {
+        jobs: std::collections::VecDeque<J>,
+        active: usize,
+        results: Vec<R>,
+        error: Option<String>,
+    }
+    let queue = Mutex::new(Queue {
+        jobs: initial.into(),
+        active: 0,
+        results: Vec::new(),
+        error: None,
+    });
+    let ready = Condvar::new();
+    let lock = || queue.lock().unwrap_or_else(|p| p.into_inner());
+    std::thread::scope(|scope| {
+        for _ in 0..workers.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let job = {
+                        let mut q = lock();
+                        loop {
+                            if q.error.is_some() {
+                                break None;
+                            }
+                            if let Some(j) = q.jobs.pop_front() {
+                                q.active += 1;
+                                break Some(j);
+                            }
+                            if q.active == 0 {
+                                break None;
+                            }
+                            q = ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                        }
+                    };
+                    let Some(job) = job else {
+                        ready.notify_all();
+                        return;
+                    };
+                    let outcome = run(job);
+                    let mut q = lock();
+                    q.active -= 1;
+                    match outcome {
+                        Ok((r, next)) => {
+                            q.results.push(r);
+                            q.jobs.extend(next);
+                        }
+                        Err(e) => {
+                            q.error.get_or_insert(e);
+                        }
+                    }
+                    ready.notify_all();
+                }
+            });
+        }
+    });
+    let q = queue.into_inner().unwrap_or_else(|p| p.into_inner());
+    match q.error {
+        Some(e) => Err(e),
+        None => Ok(q.results),
+    }
+}
+
+/// A stage of the main table.
+enum MainJob {
+    Fp(u64),
+    Quantized(u64, Stage, std::sync::Arc<Model>),
+}
+
+/// A quantized stage, in the order its rows are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Fp,
+    F8Net,
+    Int8,
+    Tiny,
+}
+
 /// The main table (mirrors README Model Zoo, Conventional; ResNet50 mirrors Tiny Finetuning):
 /// full precision, F8Net (accuracy of the shift-only integer engine), conventional INT8 with an INT32
 /// multiplier; per seed, then mean and std. Also the Figure 1 operation counts and the simulated-vs-
-/// integer prediction agreement.
+/// integer prediction agreement. Stages run on `workers` threads; the rows do not depend on it.
 pub fn main_table(
     ctx: &RowCtx,
     device: &Device,
+    workers: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<MainOutput, String> {
     let plan = ctx.plan;
     let arch = ctx.arch;
     let ds = ctx.dataset;
-    let fp_epochs = (plan.fp_steps * BATCH / plan.train_images.min(ds.train.len()).max(1)) as u32;
-    let qat_epochs = ((plan.qat_steps * BATCH) as f64
-        / plan.train_images.min(ds.train.len()).max(1) as f64)
-        .ceil() as u32;
-    let mut rows = Vec::new();
-    let mut cells: std::collections::BTreeMap<(String, String, String), Vec<f64>> =
-        Default::default();
-    let mut ops = Vec::new();
+    let n_train = plan.train_images.min(ds.train.len()).max(1);
+    let epochs = |steps: usize| (steps * BATCH).div_ceil(n_train) as u32;
+    let fp_epochs = epochs(plan.fp_steps);
+    let f8_epochs = fp_epochs + epochs(plan.qat_steps);
     let labels = &ds.test.labels[..ds.test.len().min(plan.test_images)];
-    for &seed in &plan.seeds {
-        let fp = train_fp(arch, plan, ds, seed, device, bar);
-        let fp_acc = accuracy(&predict(&fp, &ds.test, plan.test_images), labels);
-        let (fp_source, fp_method) = if arch == Arch::ResNet50 {
-            (SOURCE_TINY, METHOD_FP_TINY)
-        } else {
-            (SOURCE_CONVENTIONAL, METHOD_FP)
-        };
-        let mut push =
-            |source: &str, method: &str, bits: (&str, &str), metric: &str, v: f64, epochs: u32| {
-                note(
-                    bar,
-                    format!("{arch:?} seed {seed}: {method} {metric} = {v:.2}"),
-                );
-                rows.push(ctx.row(source, method, bits, metric, v, seed, epochs));
-                cells
-                    .entry((source.to_string(), method.to_string(), metric.to_string()))
-                    .or_default()
-                    .push(v);
-            };
-        push(
-            fp_source,
-            fp_method,
-            ("32", "32"),
-            "top1_acc_pct",
-            fp_acc,
-            fp_epochs,
-        );
-
-        stage(bar, format!("{arch:?} seed {seed} F8Net"));
-        let f8 = train_quantized(
-            &fp,
-            Method::F8Net(F8Options::DEFAULT),
-            plan,
-            ds,
-            seed,
-            plan.qat_steps,
-            QAT_LR,
-            bar,
-        );
-        let sim = predict(&f8, &ds.test, plan.test_images);
-        let check = engine_check(&f8, ds, plan.test_images, &sim)?;
-        let f8_epochs = fp_epochs + qat_epochs;
-        push(
-            SOURCE_CONVENTIONAL,
-            METHOD_F8,
-            ("8", "8"),
-            "top1_acc_pct",
-            check.accuracy,
-            f8_epochs,
-        );
-        push(
-            SOURCE_CONVENTIONAL,
-            METHOD_F8,
-            ("8", "8"),
-            "top1_acc_pct_simulated",
-            accuracy(&sim, labels),
-            f8_epochs,
-        );
-        push(
-            SOURCE_CONVENTIONAL,
-            METHOD_F8,
-            ("8", "8"),
-            "sim_vs_integer_agreement_pct",
-            check.agreement,
-            f8_epochs,
-        );
-
-        stage(bar, format!("{arch:?} seed {seed} INT8"));
-        let int8 = train_quantized(
-            &fp,
-            Method::Int8Jacob,
-            plan,
-            ds,
-            seed,
-            plan.qat_steps,
-            QAT_LR,
-            bar,
-        );
-        let int8_acc = accuracy(&predict(&int8, &ds.test, plan.test_images), labels);
-        push(
-            SOURCE_CONVENTIONAL,
-            METHOD_INT8,
-            ("8", "8"),
-            "top1_acc_pct",
-            int8_acc,
-            f8_epochs,
-        );
-
-        if arch == Arch::ResNet50 {
-            stage(bar, format!("{arch:?} seed {seed} tiny FT"));
-            let tiny = F8Options {
-                rule: Some(FlRule::GridSearch),
-                per_channel: false,
-                pact: false,
-            };
-            let t = train_quantized(
-                &fp,
-                Method::F8Net(tiny),
-                plan,
-                ds,
-                seed,
-                plan.tiny_steps,
-                TINY_LR,
+    let (fp_source, fp_method) = if arch == Arch::ResNet50 {
+        (SOURCE_TINY, METHOD_FP_TINY)
+    } else {
+        (SOURCE_CONVENTIONAL, METHOD_FP)
+    };
+    type Done = (u64, Stage, Vec<ResultRow>, Option<PipelineCounts>);
+    let run = |job: MainJob| -> Result<(Done, Vec<MainJob>), String> {
+        let row = |seed: u64, source: &str, method: &str, bits, metric: &str, v: f64, ep| {
+            note(
                 bar,
+                format!("{arch:?} seed {seed}: {method} {metric} = {v:.2}"),
             );
-            let sim = predict(&t, &ds.test, plan.test_images);
-            let check = engine_check(&t, ds, plan.test_images, &sim)?;
-            push(
-                SOURCE_TINY,
-                METHOD_F8_TINY,
-                ("8", "8"),
-                "top1_acc_pct",
-                check.accuracy,
-                fp_epochs,
-            );
-            push(
-                SOURCE_TINY,
-                METHOD_F8_TINY,
-                ("8", "8"),
-                "sim_vs_integer_agreement_pct",
-                check.agreement,
-                fp_epochs,
-            );
-        }
-        if ops.is_empty() {
-            let proxy = proxy_label(arch, ds, plan);
-            let g = &f8.graph;
-            for (pipeline, c) in [
-                ("F8Net (i8 x i8 + shifts)", check.counts),
-                (
-                    "Jacob 2018 integer-only (i8 x i8 + INT32 multiplier)",
-                    jacob_counts(g),
-                ),
-            ] {
-                ops.push(OpsRow {
-                    model: published_model(arch).into(),
-                    proxy: proxy.clone(),
-                    pipeline: pipeline.into(),
-                    mul_8x8: c.mul_8x8,
-                    mul_32x32: c.mul_32x32,
-                    shifts: c.shifts,
-                    profile: plan.name().into(),
-                    run_id: ctx.run_id.into(),
-                });
+            ctx.row(source, method, bits, metric, v, seed, ep)
+        };
+        match job {
+            MainJob::Fp(seed) => {
+                let fp = train_fp(arch, plan, ds, seed, device, bar);
+                let acc = accuracy(&predict(&fp, &ds.test, plan.test_images), labels);
+                let rows = vec![row(
+                    seed,
+                    fp_source,
+                    fp_method,
+                    ("32", "32"),
+                    "top1_acc_pct",
+                    acc,
+                    fp_epochs,
+                )];
+                let fp = std::sync::Arc::new(fp);
+                let mut next = vec![
+                    MainJob::Quantized(seed, Stage::F8Net, fp.clone()),
+                    MainJob::Quantized(seed, Stage::Int8, fp.clone()),
+                ];
+                if arch == Arch::ResNet50 {
+                    next.push(MainJob::Quantized(seed, Stage::Tiny, fp));
+                }
+                Ok(((seed, Stage::Fp, rows, None), next))
+            }
+            MainJob::Quantized(seed, Stage::Int8, fp) => {
+                stage(bar, format!("{arch:?} seed {seed} INT8"));
+                let int8 = train_quantized(
+                    &fp,
+                    Method::Int8Jacob,
+                    plan,
+                    ds,
+                    seed,
+                    plan.qat_steps,
+                    QAT_LR,
+                    bar,
+                );
+                let acc = accuracy(&predict(&int8, &ds.test, plan.test_images), labels);
+                let rows = vec![row(
+                    seed,
+                    SOURCE_CONVENTIONAL,
+                    METHOD_INT8,
+                    ("8", "8"),
+                    "top1_acc_pct",
+                    acc,
+                    f8_epochs,
+                )];
+                Ok(((seed, Stage::Int8, rows, None), vec![]))
+            }
+            MainJob::Quantized(seed, st, fp) => {
+                let tiny = st == Stage::Tiny;
+                stage(
+                    bar,
+                    format!(
+                        "{arch:?} seed {seed} {}",
+                        if tiny { "tiny FT" } else { "F8Net" }
+                    ),
+                );
+                let (opts, steps, lr, source, method, ep) = if tiny {
+                    let o = F8Options {
+                        rule: Some(FlRule::GridSearch),
+                        per_channel: false,
+                        pact: false,
+                    };
+                    (
+                        o,
+                        plan.tiny_steps,
+                        TINY_LR,
+                        SOURCE_TINY,
+                        METHOD_F8_TINY,
+                        fp_epochs,
+                    )
+                } else {
+                    let o = F8Options::DEFAULT;
+                    (
+                        o,
+                        plan.qat_steps,
+                        QAT_LR,
+                        SOURCE_CONVENTIONAL,
+                        METHOD_F8,
+                        f8_epochs,
+                    )
+                };
+                let m = train_quantized(&fp, Method::F8Net(opts), plan, ds, seed, steps, lr, bar);
+                let sim = predict(&m, &ds.test, plan.test_images);
+                let check = engine_check(&m, ds, plan.test_images, &sim)?;
+                let mut rows = vec![row(
+                    seed,
+                    source,
+                    method,
+                    ("8", "8"),
+                    "top1_acc_pct",
+                    check.accuracy,
+                    ep,
+                )];
+                if !tiny {
+                    rows.push(row(
+                        seed,
+                        source,
+                        method,
+                        ("8", "8"),
+                        "top1_acc_pct_simulated",
+                        accuracy(&sim, labels),
+                        ep,
+                    ));
+                }
+                rows.push(row(
+                    seed,
+                    source,
+                    method,
+                    ("8", "8"),
+                    "sim_vs_integer_agreement_pct",
+                    check.agreement,
+                    ep,
+                ));
+                let counts = (!tiny).then_some(check.counts);
+                Ok(((seed, st, rows, counts), vec![]))
             }
         }
+    };
+    let initial = plan.seeds.iter().map(|&s| MainJob::Fp(s)).collect();
+    let mut done = run_jobs(workers, initial, run)?;
+    done.sort_by_key(|d| (d.0, d.1));
+    let mut cells: std::collections::BTreeMap<(String, String, String), Vec<f64>> =
+        Default::default();
+    for r in done.iter().flat_map(|d| &d.2) {
+        cells
+            .entry((r.source.clone(), r.method.clone(), r.metric.clone()))
+            .or_default()
+            .push(r.value);
     }
+    let mut ops = Vec::new();
+    if let Some(counts) = done.iter().find_map(|d| d.3) {
+        let proxy = proxy_label(arch, ds, plan);
+        let g = Graph::proxy(arch, plan.width(arch));
+        for (pipeline, c) in [
+            ("F8Net (i8 x i8 + shifts)", counts),
+            (
+                "Jacob 2018 integer-only (i8 x i8 + INT32 multiplier)",
+                jacob_counts(&g),
+            ),
+        ] {
+            ops.push(OpsRow {
+                model: published_model(arch).into(),
+                proxy: proxy.clone(),
+                pipeline: pipeline.into(),
+                mul_8x8: c.mul_8x8,
+                mul_32x32: c.mul_32x32,
+                shifts: c.shifts,
+                profile: plan.name().into(),
+                run_id: ctx.run_id.into(),
+            });
+        }
+    }
+    let rows = done.into_iter().flat_map(|d| d.2).collect();
     let summary = cells
         .into_iter()
         .map(|((source, method, metric), v)| {
@@ -612,6 +737,7 @@ pub fn ablation_variants() -> Vec<(&'static str, F8Options)> {
 pub fn ablations(
     ctx: &RowCtx,
     device: &Device,
+    workers: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<ResultRow>, String> {
     let plan = ctx.plan;
@@ -650,7 +776,8 @@ pub fn ablations(
         plan.tiny_steps,
         TINY_LR,
     ));
-    for (name, opts, steps, lr) in variants {
+    let jobs: Vec<_> = variants.into_iter().enumerate().collect();
+    let mut done = run_jobs(workers, jobs, |(i, (name, opts, steps, lr))| {
         stage(bar, format!("ablation {name}"));
         let m = train_quantized(&fp, Method::F8Net(opts), plan, ds, seed, steps, lr, bar);
         let sim = predict(&m, &ds.test, plan.test_images);
@@ -662,29 +789,54 @@ pub fn ablations(
                 check.accuracy, check.agreement
             ),
         );
-        rows.push(ctx.row(
-            source,
-            &name,
-            ("8", "8"),
-            "top1_acc_pct",
-            check.accuracy,
-            seed,
-            0,
-        ));
-        rows.push(ctx.row(
-            source,
-            &name,
-            ("8", "8"),
-            "sim_vs_integer_agreement_pct",
-            check.agreement,
-            seed,
-            0,
-        ));
-    }
+        let rows = [
+            ("top1_acc_pct", check.accuracy),
+            ("sim_vs_integer_agreement_pct", check.agreement),
+        ]
+        .map(|(metric, v)| ctx.row(source, &name, ("8", "8"), metric, v, seed, 0));
+        Ok(((i, rows), vec![]))
+    })?;
+    done.sort_by_key(|d| d.0);
+    rows.extend(done.into_iter().flat_map(|d| d.1));
     Ok(rows)
 }
 
 /// Progress-bar length of [`ablations`].
 pub fn ablation_steps(plan: &Plan) -> u64 {
     (plan.fp_steps + ablation_variants().len() * plan.qat_steps + 2 * plan.tiny_steps) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_jobs_runs_follow_ups_and_stops_at_the_first_error() {
+        // job n queues n - 1 (a chain of follow-ups), so starting from 3 and 2 every job 0..=3 runs
+        let mut done = run_jobs(2, vec![3u32, 2], |n| {
+            Ok((n, if n > 0 { vec![n - 1] } else { vec![] }))
+        })
+        .unwrap();
+        done.sort_unstable();
+        assert_eq!(done, vec![0, 0, 1, 1, 2, 2, 3]);
+        let err = run_jobs(2, vec![1u32, 5], |n| {
+            if n == 0 {
+                Err("job 0 failed".to_string())
+            } else {
+                Ok((n, vec![n - 1]))
+            }
+        });
+        assert_eq!(err, Err("job 0 failed".to_string()));
+    }
+
+    #[test]
+    fn epochs_override_the_fp_stage_only() {
+        let p = Plan::new(Profile::Full, Some(2), None);
+        assert_eq!(
+            p.fp_steps, 938,
+            "2 epochs of 60 000 images in batches of 128"
+        );
+        assert_eq!(p.qat_steps, QAT_STEPS);
+        assert_eq!(p.seeds, vec![0, 1, 2]);
+    }
 }

@@ -105,13 +105,20 @@ pub fn to_engine(model: &mut Model) -> Result<engine::Model, String> {
                         Operand::Raw(v) => raw_id[v].ok_or(format!("branch {v} missing"))?,
                         Operand::Quantized(v) => {
                             let q = quantized(v, &mut nodes, model, &raw_id)?;
-                            push(
-                                &mut nodes,
-                                Node::Relabel {
-                                    src: q,
-                                    fl: model.value_fl(*dst),
-                                },
-                            )
+                            // With PACT the codes are in units of the shared clip level and η_v / η_dst
+                            // = 2^(FL_v - FL_dst) only moves the binary point; without PACT (η = 1)
+                            // the codes keep FL_v and the addition aligns them by a shift.
+                            if model.pact() {
+                                push(
+                                    &mut nodes,
+                                    Node::Relabel {
+                                        src: q,
+                                        fl: model.value_fl(*dst),
+                                    },
+                                )
+                            } else {
+                                q
+                            }
                         }
                     };
                 }

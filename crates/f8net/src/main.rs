@@ -88,7 +88,7 @@ fn run() -> Result<(), String> {
             let device = burn::prelude::Device::flex().autodiff();
             let ctx = RowCtx { arch: *model, dataset: &dataset, plan: &plan, run_id: &run.run_id };
             let bar = quant_train::train::progress_bar(ablation_steps(&plan), "ablations");
-            let rows = ablations(&ctx, &device, &bar)?;
+            let rows = ablations(&ctx, &device, threads, &bar)?;
             bar.finish();
             let path = table_path(&out, PAPER_DIR, "ablations");
             run.record(&path, &rows, &dataset.checksums()).map_err(|e| e.to_string())?;
@@ -103,7 +103,7 @@ fn run() -> Result<(), String> {
             let device = burn::prelude::Device::flex().autodiff();
             let ctx = RowCtx { arch, dataset: &dataset, plan: &plan, run_id: &run.run_id };
             let bar = quant_train::train::progress_bar(main_steps(arch, &plan), "main");
-            let result = main_table(&ctx, &device, &bar)?;
+            let result = main_table(&ctx, &device, threads, &bar)?;
             bar.finish();
             let checks = dataset.checksums();
             let main = table_path(&out, PAPER_DIR, "main");

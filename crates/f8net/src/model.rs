@@ -27,8 +27,10 @@ use quant_train::quant::{AffineQuantizer, QuantizerRef};
 /// How tensors are quantized.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Method {
-    /// PACT-clipped, BN-folded float (no rounding): the authors' "full precision" baseline.
-    FullPrecision,
+    /// BN-folded float (no rounding): with `pact` the authors' PACT-clipped "full precision" baseline;
+    /// without, a plain-ReLU float model (the start of tiny fine-tuning, like the pretrained models the
+    /// paper fine-tunes; its only clip is the 8-bit range of the std-rule FL, at least 3.6 sigma).
+    FullPrecision { pact: bool },
     /// F8Net fixed point, shifts only.
     F8Net(F8Options),
     /// Conventional INT8 with an INT32 requantization multiplier (Jacob et al. 2018).
@@ -204,17 +206,22 @@ impl Model {
     fn f8(&self) -> Option<F8Options> {
         match self.method {
             Method::F8Net(o) => Some(o),
-            Method::FullPrecision => Some(F8Options {
+            Method::FullPrecision { pact } => Some(F8Options {
                 rule: Some(FlRule::StdCode),
                 per_channel: false,
-                pact: true,
+                pact,
             }),
             Method::Int8Jacob => None,
         }
     }
 
+    /// Whether PACT clip levels are folded into η (F8Net and FP models with PACT on).
+    pub fn pact(&self) -> bool {
+        self.f8().is_some_and(|o| o.pact)
+    }
+
     fn rounds(&self) -> bool {
-        !matches!(self.method, Method::FullPrecision)
+        !matches!(self.method, Method::FullPrecision { .. })
     }
 
     /// The FL a value's quantizer uses at inference and inside η.
@@ -229,7 +236,7 @@ impl Model {
     }
 
     /// `η_v` as a one-element tensor (carries the gradient to α); 1 for the input and without PACT
-    /// the pure power of two `2^FL`.
+    /// (official `no_clipping`: tensors flow in real units and are fixed-point quantized directly).
     pub fn eta(&self, v: usize, device: &Device) -> Tensor<1> {
         let spec = &self.graph.values[v];
         let Some(o) = self.f8() else {
@@ -243,7 +250,7 @@ impl Model {
                     .val()
                     .mul_scalar(pow2(self.value_fl(v)) / q)
             }
-            Some(_) => Tensor::from_floats([pow2(self.value_fl(v))], device),
+            Some(_) => Tensor::ones([1], device),
         }
     }
 
