@@ -5,7 +5,7 @@ use f8net::experiments::Plan;
 use f8net::experiments::Profile;
 use f8net::graph::{Arch, Graph};
 use f8net::model::{F8Options, Method, Model};
-use f8net::train::{Optimizer, Recipe, train};
+use f8net::train::{Optimizer, Recipe, predict, train};
 use repro::datasets::{DatasetName, default_data_root, load};
 
 fn main() -> Result<(), String> {
@@ -49,8 +49,11 @@ fn main() -> Result<(), String> {
             let t = std::time::Instant::now();
             train(&mut m, &data.train, recipe(steps), 1, &bar);
             let ms = t.elapsed().as_secs_f64() * 1e3 / steps as f64;
+            let t = std::time::Instant::now();
+            let n = predict(&m, &data.test, 1000).len();
+            let eval = n as f64 / t.elapsed().as_secs_f64();
             println!(
-                "{arch:?} {name:<6} batch {batch}: {ms:7.1} ms/step, {:6.0} img/s",
+                "{arch:?} {name:<6} batch {batch}: {ms:7.1} ms/step, {:6.0} img/s; evaluation {eval:6.0} img/s",
                 batch as f64 * 1e3 / ms
             );
         }
