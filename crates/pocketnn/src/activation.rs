@@ -6,6 +6,8 @@
 //! Every formula, joint and divisor is the reference C++'s (`pktnn_actv.cpp`), dossier §3.2.
 #![deny(clippy::float_arithmetic)]
 
+use crate::kernels::TruncDiv;
+
 /// Largest activation magnitude: the symmetric signed 8-bit range `[-127, 127]`.
 pub const PKT_MAX: i32 = 127;
 /// `2^k` with `k = 8`: the pre-scaling that brings a 16-bit-by-8-bit product back to 8 bits.
@@ -55,7 +57,17 @@ impl Activation {
     }
 
     /// Applies the activation element-wise in place: `zf[i], ginv[i] = apply(zf[i], fan_in)`.
+    ///
+    /// Pocket tanh's division by `256 · fan_in` is done by multiply and shift ([`TruncDiv`], the same
+    /// truncated quotient): a hardware division per element would cost more than the layer's products.
     pub fn apply_in_place(self, zf: &mut [i32], fan_in: i32, ginv: &mut [i32]) {
+        if self == Activation::PocketTanh {
+            let scale = TruncDiv::new(K_SCALE * fan_in);
+            for (v, g) in zf.iter_mut().zip(ginv.iter_mut()) {
+                (*v, *g) = pocket_tanh(scale.quotient(*v));
+            }
+            return;
+        }
         for (v, g) in zf.iter_mut().zip(ginv.iter_mut()) {
             (*v, *g) = self.apply(*v, fan_in);
         }
@@ -179,13 +191,24 @@ mod tests {
         assert_eq!(l(32_767), (32_767, FLAT));
     }
 
-    #[test]
-    fn slice_form_matches_scalar_form() {
-        let z = [-1_000_000, -30_000, 0, 5_000, 9_999_999];
-        let (mut out, mut g) = (z, [0; 5]);
-        Activation::PocketTanh.apply_in_place(&mut out, 3, &mut g);
-        for i in 0..5 {
-            assert_eq!((out[i], g[i]), Activation::PocketTanh.apply(z[i], 3));
+    proptest::proptest! {
+        #[test]
+        fn slice_form_matches_scalar_form(
+            z in proptest::collection::vec(proptest::prop_oneof![proptest::num::i32::ANY, -100_000i32..100_000], 1..40),
+            fan_in in 1i32..5000,
+        ) {
+            for act in [
+                Activation::PocketTanh,
+                Activation::PocketSigmoid,
+                Activation::PocketRelu8bit,
+                Activation::PocketLeakyRelu,
+            ] {
+                let (mut out, mut g) = (z.clone(), vec![0; z.len()]);
+                act.apply_in_place(&mut out, fan_in, &mut g);
+                for (i, &zi) in z.iter().enumerate() {
+                    proptest::prop_assert_eq!((out[i], g[i]), act.apply(zi, fan_in));
+                }
+            }
         }
     }
 }

@@ -13,6 +13,7 @@
 //! floats appear only when percentages are reported.
 
 pub mod activation;
+pub mod duo;
 pub mod float_baseline;
 pub mod kernels;
 pub mod network;

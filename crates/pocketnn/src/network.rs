@@ -6,6 +6,7 @@
 #![deny(clippy::float_arithmetic)]
 
 use crate::activation::Activation;
+use crate::duo::Duo;
 use crate::kernels::{
     Overflow, RowMax, TruncDiv, apply_update, avx2_multiversion, max_abs, vec_mat_acc,
 };
@@ -103,15 +104,25 @@ impl Layer {
     }
 }
 
-/// Per-layer outputs and inverse slopes of the last forward pass, reused across batches.
+/// Per-layer outputs and inverse slopes of the last forward pass, reused across batches, and the
+/// threads that compute them: the rayon pool, or a [`Duo`] for training's small steps.
 #[derive(Debug, Default, Clone)]
-pub struct ForwardState {
+pub struct ForwardState<'d> {
     rows: usize,
     outputs: Vec<Vec<i32>>,
     ginv: Vec<Vec<i32>>,
+    duo: Option<&'d Duo<'d>>,
 }
 
-impl ForwardState {
+impl<'d> ForwardState<'d> {
+    /// A state whose products are split between the two threads of `duo`.
+    pub fn with_duo(duo: &'d Duo<'d>) -> Self {
+        ForwardState {
+            duo: Some(duo),
+            ..ForwardState::default()
+        }
+    }
+
     /// The last layer's outputs, `rows × classes`.
     pub fn logits(&self) -> &[i32] {
         self.outputs.last().map_or(&[], Vec::as_slice)
@@ -249,7 +260,15 @@ impl Network {
         for (l, layer) in self.layers.iter().enumerate() {
             let (before, rest) = state.outputs.split_at_mut(l);
             let x = if l == 0 { input } else { &before[l - 1] };
-            forward_layer(layer, l, x, rows, &mut rest[0], &mut state.ginv[l])?;
+            forward_layer(
+                layer,
+                l,
+                x,
+                rows,
+                &mut rest[0],
+                &mut state.ginv[l],
+                state.duo,
+            )?;
         }
         Ok(())
     }
@@ -326,15 +345,45 @@ impl Network {
             }
             let (before, _) = state.outputs.split_at(l);
             let prev = if l == 0 { input } else { &before[l - 1] };
-            update_layer(&mut self.layers[l], l, prev, &delta, rows, lr_inv)?;
+            update_layer(
+                &mut self.layers[l],
+                l,
+                prev,
+                &delta,
+                rows,
+                lr_inv,
+                state.duo,
+            )?;
         }
         Ok(BatchStats { loss, correct })
     }
 }
 
-/// Rows per rayon task so that each worker gets one contiguous block.
-fn rows_per_task(rows: usize) -> usize {
-    rows.div_ceil(rayon::current_num_threads()).max(1)
+/// Blocks to split a product into: one per thread.
+fn workers(duo: Option<&Duo>) -> usize {
+    if duo.is_some() {
+        2
+    } else {
+        rayon::current_num_threads()
+    }
+}
+
+/// Runs `job` on every block: on the duo's two threads when it has one and there are two blocks,
+/// otherwise on the rayon pool. The first error (by block order on the duo) is returned.
+fn run_blocks<T: Send>(
+    duo: Option<&Duo>,
+    mut blocks: Vec<T>,
+    job: impl Fn(T) -> Result<(), Overflow> + Sync + Send,
+) -> Result<(), Overflow> {
+    match duo {
+        Some(duo) if blocks.len() == 2 => {
+            let second = blocks.pop().expect("two blocks");
+            let first = blocks.pop().expect("two blocks");
+            let (a, b) = duo.join(|| job(first), || job(second));
+            a.and(b)
+        }
+        _ => blocks.into_par_iter().try_for_each(job),
+    }
 }
 
 fn forward_layer(
@@ -344,16 +393,21 @@ fn forward_layer(
     rows: usize,
     out: &mut Vec<i32>,
     ginv: &mut Vec<i32>,
+    duo: Option<&Duo>,
 ) -> Result<(), Overflow> {
     let (id, od) = (layer.in_dim, layer.out_dim);
     out.resize(rows * od, 0);
     ginv.resize(rows * od, 0);
-    let per = rows_per_task(rows);
-    out.par_chunks_mut(per * od)
-        .zip(ginv.par_chunks_mut(per * od))
-        .zip(x.par_chunks(per * id))
+    let per = rows.div_ceil(workers(duo)).max(1);
+    let blocks: Vec<_> = out
+        .chunks_mut(per * od)
+        .zip(ginv.chunks_mut(per * od))
+        .zip(x.chunks(per * id))
         .enumerate()
-        .try_for_each(|(chunk, ((o, g), xs))| forward_rows(layer, index, chunk * per, xs, o, g))
+        .collect();
+    run_blocks(duo, blocks, |(chunk, ((o, g), xs))| {
+        forward_rows(layer, index, chunk * per, xs, o, g)
+    })
 }
 
 avx2_multiversion! {
@@ -436,6 +490,7 @@ fn update_layer(
     delta: &[i32],
     rows: usize,
     lr_inv: i32,
+    duo: Option<&Duo>,
 ) -> Result<(), Overflow> {
     let (id, od) = (layer.in_dim, layer.out_dim);
     let delta_max = RowMax::of(delta, od);
@@ -445,25 +500,26 @@ fn update_layer(
             prev_t[k * rows + r] = v;
         }
     }
-    let per = id.div_ceil(rayon::current_num_threads()).max(1);
+    let per = id.div_ceil(workers(duo)).max(1);
     let lr_inv = TruncDiv::new(lr_inv);
-    layer
+    let blocks: Vec<_> = layer
         .weight
-        .par_chunks_mut(per * od)
-        .zip(layer.weight_max.rows.par_chunks_mut(per))
-        .zip(prev_t.par_chunks(per * rows))
+        .chunks_mut(per * od)
+        .zip(layer.weight_max.rows.chunks_mut(per))
+        .zip(prev_t.chunks(per * rows))
         .enumerate()
-        .try_for_each(|(chunk, ((w, w_max), a))| {
-            let block = UpdateBlock {
-                index,
-                first: chunk * per,
-                prev_t: a,
-                delta,
-                delta_max: &delta_max,
-                lr_inv,
-            };
-            update_rows(&block, w, w_max)
-        })?;
+        .collect();
+    run_blocks(duo, blocks, |(chunk, ((w, w_max), a))| {
+        let block = UpdateBlock {
+            index,
+            first: chunk * per,
+            prev_t: a,
+            delta,
+            delta_max: &delta_max,
+            lr_inv,
+        };
+        update_rows(&block, w, w_max)
+    })?;
     layer.weight_max.refresh();
     let mut grad = vec![0i32; od];
     vec_mat_acc(&vec![1; rows], delta, &delta_max, &mut grad, || {

@@ -2,6 +2,7 @@
 //! learning-rate-inverse doubling every 10 epochs, the running train count and a test pass per epoch.
 #![deny(clippy::float_arithmetic)]
 
+use crate::duo::Duo;
 use crate::kernels::Overflow;
 use crate::network::{ForwardState, Network, argmax};
 use crate::rng::{DrawSource, shuffle};
@@ -106,8 +107,16 @@ const EVAL_BLOCK: usize = 1000;
 /// Correct predictions of `net` on a whole split (the reference forwards it in one piece; rows are
 /// independent, so blocks give identical outputs).
 pub fn count_correct(net: &Network, split: &Split) -> Result<u32, Overflow> {
+    count_correct_in(net, split, ForwardState::default())
+}
+
+/// [`count_correct`] computed with the threads of `state`.
+fn count_correct_in(
+    net: &Network,
+    split: &Split,
+    mut state: ForwardState,
+) -> Result<u32, Overflow> {
     let classes = net.classes();
-    let mut state = ForwardState::default();
     let mut input = Vec::new();
     let mut correct = 0;
     let all: Vec<usize> = (0..split.len()).collect();
@@ -148,11 +157,51 @@ pub fn train(
     config: &TrainConfig,
     train_pass_at: &[u32],
     rng: &mut impl DrawSource,
-    mut progress: impl FnMut(Progress),
+    progress: impl FnMut(Progress),
 ) -> Result<Vec<EpochStats>, Overflow> {
+    if rayon::current_num_threads() < 2 {
+        return train_with(
+            net,
+            train_set,
+            test_set,
+            config,
+            train_pass_at,
+            rng,
+            progress,
+            None,
+        );
+    }
+    // A 20-row step is too small for more than two threads; see `crate::duo`.
+    Duo::scope(|duo| {
+        train_with(
+            net,
+            train_set,
+            test_set,
+            config,
+            train_pass_at,
+            rng,
+            progress,
+            Some(duo),
+        )
+    })
+}
+
+/// [`train`] on the given threads (the rayon pool when `duo` is `None`).
+#[allow(clippy::too_many_arguments)]
+fn train_with(
+    net: &mut Network,
+    train_set: &Split,
+    test_set: &Split,
+    config: &TrainConfig,
+    train_pass_at: &[u32],
+    rng: &mut impl DrawSource,
+    mut progress: impl FnMut(Progress),
+    duo: Option<&Duo>,
+) -> Result<Vec<EpochStats>, Overflow> {
+    let state_for = || duo.map_or_else(ForwardState::default, ForwardState::with_duo);
     let mut indices: Vec<usize> = (0..train_set.len()).collect();
     let mut lr_inv = config.lr_inv;
-    let mut state = ForwardState::default();
+    let mut state = state_for();
     let mut input = Vec::new();
     let mut history = Vec::new();
     for epoch in 1..=config.epochs {
@@ -175,10 +224,10 @@ pub fn train(
             train_correct += stats.correct;
             progress(Progress::Batch(b));
         }
-        let test_correct = count_correct(net, test_set)?;
+        let test_correct = count_correct_in(net, test_set, state_for())?;
         let elapsed = start.elapsed();
         let train_pass_correct = if train_pass_at.contains(&epoch) {
-            Some(count_correct(net, train_set)?)
+            Some(count_correct_in(net, train_set, state_for())?)
         } else {
             None
         };
