@@ -328,19 +328,33 @@ impl Network {
                     }
                 }
                 Some((b, b_row_max)) => {
-                    for (r, (d_row, e_row)) in delta
-                        .chunks_exact_mut(layer.out_dim)
-                        .zip(error.chunks_exact(classes))
+                    let od = layer.out_dim;
+                    let per = rows.div_ceil(workers(state.duo)).max(1);
+                    let blocks: Vec<_> = delta
+                        .chunks_mut(per * od)
+                        .zip(error.chunks(per * classes))
+                        .zip(g.chunks(per * od))
                         .enumerate()
-                    {
-                        vec_mat_acc(e_row, b, b_row_max, d_row, || {
-                            format!("layer {} feedback e·B (batch row {r})", l + 1)
-                        })?;
-                        let g_row = &g[r * layer.out_dim..(r + 1) * layer.out_dim];
-                        for (d, &gi) in d_row.iter_mut().zip(g_row) {
-                            *d /= gi;
+                        .collect();
+                    run_blocks(state.duo, blocks, |(chunk, ((d_blk, e_blk), g_blk))| {
+                        let rows = d_blk
+                            .chunks_exact_mut(od)
+                            .zip(e_blk.chunks_exact(classes))
+                            .zip(g_blk.chunks_exact(od));
+                        for (r, ((d_row, e_row), g_row)) in rows.enumerate() {
+                            vec_mat_acc(e_row, b, b_row_max, d_row, || {
+                                format!(
+                                    "layer {} feedback e·B (batch row {})",
+                                    l + 1,
+                                    chunk * per + r
+                                )
+                            })?;
+                            for (d, &gi) in d_row.iter_mut().zip(g_row) {
+                                *d /= gi;
+                            }
                         }
-                    }
+                        Ok(())
+                    })?;
                 }
             }
             let (before, _) = state.outputs.split_at(l);
@@ -442,8 +456,9 @@ avx2_multiversion! {
 struct UpdateBlock<'a> {
     index: usize,
     first: usize,
-    /// `Aᵀ` rows of the block: `(inputs, batch)`.
-    prev_t: &'a [i32],
+    /// The layer's whole input `A`, `(batch, in_dim)`: the block reads its columns `first..`.
+    prev: &'a [i32],
+    in_dim: usize,
     delta: &'a [i32],
     delta_max: &'a RowMax,
     lr_inv: TruncDiv,
@@ -456,18 +471,17 @@ avx2_multiversion! {
         let od = w.len() / w_max.len().max(1);
         let rows = b.delta.len() / od.max(1);
         let mut grad = vec![0i32; od];
-        for (k, ((w_row, w_row_max), a_col)) in w
-            .chunks_exact_mut(od)
-            .zip(w_max.iter_mut())
-            .zip(b.prev_t.chunks_exact(rows))
-            .enumerate()
-        {
+        let mut a_col = vec![0i32; rows];
+        for (k, (w_row, w_row_max)) in w.chunks_exact_mut(od).zip(w_max.iter_mut()).enumerate() {
+            let k = b.first + k;
+            for (a, p_row) in a_col.iter_mut().zip(b.prev.chunks_exact(b.in_dim)) {
+                *a = p_row[k];
+            }
             if a_col.iter().all(|&v| v == 0) {
                 continue;
             }
-            let k = b.first + k;
             grad.fill(0);
-            vec_mat_acc(a_col, b.delta, b.delta_max, &mut grad, || {
+            vec_mat_acc(&a_col, b.delta, b.delta_max, &mut grad, || {
                 format!("layer {} weight update Aᵀ·δ (input {k})", b.index + 1)
             })?;
             apply_update(w_row, &grad, b.lr_inv, WEIGHT_LIMIT, w_row_max).map_err(|value| {
@@ -494,26 +508,20 @@ fn update_layer(
 ) -> Result<(), Overflow> {
     let (id, od) = (layer.in_dim, layer.out_dim);
     let delta_max = RowMax::of(delta, od);
-    let mut prev_t = vec![0i32; id * rows];
-    for (r, p_row) in prev.chunks_exact(id).enumerate() {
-        for (k, &v) in p_row.iter().enumerate() {
-            prev_t[k * rows + r] = v;
-        }
-    }
     let per = id.div_ceil(workers(duo)).max(1);
     let lr_inv = TruncDiv::new(lr_inv);
     let blocks: Vec<_> = layer
         .weight
         .chunks_mut(per * od)
         .zip(layer.weight_max.rows.chunks_mut(per))
-        .zip(prev_t.chunks(per * rows))
         .enumerate()
         .collect();
-    run_blocks(duo, blocks, |(chunk, ((w, w_max), a))| {
+    run_blocks(duo, blocks, |(chunk, (w, w_max))| {
         let block = UpdateBlock {
             index,
             first: chunk * per,
-            prev_t: a,
+            prev,
+            in_dim: id,
             delta,
             delta_max: &delta_max,
             lr_inv,
