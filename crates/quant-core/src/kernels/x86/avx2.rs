@@ -8,8 +8,10 @@
 //!
 //! Layout: weights in panels of 16 columns, each K pair `kp` holding
 //! `[w[2kp, j], w[2kp+1, j]]` for `j` in the panel (int16, zero padded in K and N); activations
-//! in blocks of 6 rows, each K pair holding `[a[r, 2kp], a[r, 2kp+1]]` as int16, so one 32-bit
-//! broadcast feeds a `vpmaddwd` against a weight row pair.
+//! in blocks of 6 rows, each row widened to int16 in place (zero padded to an even K), so the pair
+//! `[a[r, 2kp], a[r, 2kp+1]]` is one 32-bit broadcast that feeds a `vpmaddwd` against a weight row
+//! pair. Row-major blocks make packing a plain widening copy (it costs as much as the products when
+//! N is small, as in convolutions); the kernel reads the six rows as six sequential streams.
 #![deny(clippy::float_arithmetic)]
 
 use std::arch::x86_64::*;
@@ -54,12 +56,17 @@ impl MicroKernel for Kernel {
     }
 
     fn pack_a(a: &[u8], rows: usize, k: usize, dst: &mut [i16]) {
-        dst.fill(0);
-        for r in 0..rows {
-            let row = &a[r * k..(r + 1) * k];
-            for (kk, &v) in row.iter().enumerate() {
-                dst[((kk / 2) * MR + r) * 2 + kk % 2] = i16::from(v);
+        let stride = k.div_ceil(2) * 2;
+        for (r, dst_row) in dst.chunks_exact_mut(stride).take(MR).enumerate() {
+            let (head, pad) = dst_row.split_at_mut(k);
+            if r < rows {
+                for (d, &v) in head.iter_mut().zip(&a[r * k..(r + 1) * k]) {
+                    *d = i16::from(v);
+                }
+            } else {
+                head.fill(0);
             }
+            pad.fill(0);
         }
     }
 
@@ -82,7 +89,7 @@ unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32]) {
             let b0 = _mm256_loadu_si256(bp.add(p * NR * 2) as *const __m256i);
             let b1 = _mm256_loadu_si256(bp.add(p * NR * 2 + 16) as *const __m256i);
             for (r, cr) in c.iter_mut().enumerate() {
-                let pair = (ap.add((p * MR + r) * 2) as *const i32).read_unaligned();
+                let pair = (ap.add(r * kp * 2 + p * 2) as *const i32).read_unaligned();
                 let av = _mm256_set1_epi32(pair);
                 cr[0] = _mm256_add_epi32(cr[0], _mm256_madd_epi16(av, b0));
                 cr[1] = _mm256_add_epi32(cr[1], _mm256_madd_epi16(av, b1));
