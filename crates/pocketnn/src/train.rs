@@ -157,93 +157,66 @@ pub fn train(
     config: &TrainConfig,
     train_pass_at: &[u32],
     rng: &mut impl DrawSource,
-    progress: impl FnMut(Progress),
+    mut progress: impl FnMut(Progress),
 ) -> Result<Vec<EpochStats>, Overflow> {
-    if rayon::current_num_threads() < 2 {
-        return train_with(
-            net,
-            train_set,
-            test_set,
-            config,
-            train_pass_at,
-            rng,
-            progress,
-            None,
-        );
-    }
-    // A 20-row step is too small for more than two threads; see `crate::duo`.
-    Duo::scope(|duo| {
-        train_with(
-            net,
-            train_set,
-            test_set,
-            config,
-            train_pass_at,
-            rng,
-            progress,
-            Some(duo),
-        )
+    with_training_threads(|duo| {
+        let state_for = || duo.map_or_else(ForwardState::default, ForwardState::with_duo);
+        let mut indices: Vec<usize> = (0..train_set.len()).collect();
+        let mut lr_inv = config.lr_inv;
+        let mut state = state_for();
+        let mut input = Vec::new();
+        let mut history = Vec::new();
+        for epoch in 1..=config.epochs {
+            let start = Instant::now();
+            shuffle(&mut indices, rng);
+            if epoch % config.lr_double_every == 0 {
+                // The reference guards `lrInv < 2 * lrInv` so that doubling never overflows.
+                lr_inv = lr_inv.checked_mul(2).unwrap_or(lr_inv);
+            }
+            let mut sum_loss = 0i32;
+            let mut train_correct = 0u32;
+            for (b, batch) in indices.chunks_exact(config.batch).enumerate() {
+                train_set.gather(batch, &mut input);
+                let labels: Vec<u8> = batch.iter().map(|&i| train_set.set.labels[i]).collect();
+                let stats = net.dfa_step(&input, &labels, lr_inv, &mut state, rng)?;
+                sum_loss = sum_loss.checked_add(stats.loss).ok_or_else(|| Overflow {
+                    what: format!("epoch {epoch} SumLoss"),
+                    value: i64::from(sum_loss) + i64::from(stats.loss),
+                })?;
+                train_correct += stats.correct;
+                progress(Progress::Batch(b));
+            }
+            let test_correct = count_correct_in(net, test_set, state_for())?;
+            let elapsed = start.elapsed();
+            let train_pass_correct = if train_pass_at.contains(&epoch) {
+                Some(count_correct_in(net, train_set, state_for())?)
+            } else {
+                None
+            };
+            let stats = EpochStats {
+                epoch,
+                lr_inv,
+                sum_loss,
+                train_correct,
+                test_correct,
+                train_pass_correct,
+                elapsed,
+            };
+            progress(Progress::Epoch(&stats));
+            history.push(stats);
+        }
+        Ok(history)
     })
 }
 
-/// [`train`] on the given threads (the rayon pool when `duo` is `None`).
-#[allow(clippy::too_many_arguments)]
-fn train_with(
-    net: &mut Network,
-    train_set: &Split,
-    test_set: &Split,
-    config: &TrainConfig,
-    train_pass_at: &[u32],
-    rng: &mut impl DrawSource,
-    mut progress: impl FnMut(Progress),
-    duo: Option<&Duo>,
-) -> Result<Vec<EpochStats>, Overflow> {
-    let state_for = || duo.map_or_else(ForwardState::default, ForwardState::with_duo);
-    let mut indices: Vec<usize> = (0..train_set.len()).collect();
-    let mut lr_inv = config.lr_inv;
-    let mut state = state_for();
-    let mut input = Vec::new();
-    let mut history = Vec::new();
-    for epoch in 1..=config.epochs {
-        let start = Instant::now();
-        shuffle(&mut indices, rng);
-        if epoch % config.lr_double_every == 0 {
-            // The reference guards `lrInv < 2 * lrInv` so that doubling never overflows.
-            lr_inv = lr_inv.checked_mul(2).unwrap_or(lr_inv);
-        }
-        let mut sum_loss = 0i32;
-        let mut train_correct = 0u32;
-        for (b, batch) in indices.chunks_exact(config.batch).enumerate() {
-            train_set.gather(batch, &mut input);
-            let labels: Vec<u8> = batch.iter().map(|&i| train_set.set.labels[i]).collect();
-            let stats = net.dfa_step(&input, &labels, lr_inv, &mut state, rng)?;
-            sum_loss = sum_loss.checked_add(stats.loss).ok_or_else(|| Overflow {
-                what: format!("epoch {epoch} SumLoss"),
-                value: i64::from(sum_loss) + i64::from(stats.loss),
-            })?;
-            train_correct += stats.correct;
-            progress(Progress::Batch(b));
-        }
-        let test_correct = count_correct_in(net, test_set, state_for())?;
-        let elapsed = start.elapsed();
-        let train_pass_correct = if train_pass_at.contains(&epoch) {
-            Some(count_correct_in(net, train_set, state_for())?)
-        } else {
-            None
-        };
-        let stats = EpochStats {
-            epoch,
-            lr_inv,
-            sum_loss,
-            train_correct,
-            test_correct,
-            train_pass_correct,
-            elapsed,
-        };
-        progress(Progress::Epoch(&stats));
-        history.push(stats);
+/// Runs `body` with a [`Duo`] when the rayon pool has two or more threads (a 20-row step is too small
+/// for more than two; see `crate::duo`), with the pool alone (`None`) otherwise.
+fn with_training_threads<R>(body: impl FnOnce(Option<&Duo>) -> R) -> R {
+    if rayon::current_num_threads() < 2 {
+        body(None)
+    } else {
+        Duo::scope(|duo| body(Some(duo)))
     }
-    Ok(history)
 }
 
 #[cfg(test)]
