@@ -222,7 +222,7 @@ impl Format {
 
     /// The per-tensor parameter for a tensor whose largest magnitude is `max_abs` (finite, `>= 0`).
     pub fn fit_max_abs(&self, max_abs: f64) -> TensorParam {
-        debug_assert!(max_abs.is_finite() && max_abs >= 0.0);
+        assert!(max_abs.is_finite() && max_abs >= 0.0);
         match self {
             Format::AdaptivFloat(f) => TensorParam::ExpBias(f.exp_bias_for(max_abs)),
             Format::Bfp(f) => TensorParam::SharedExponent(f.shared_exponent_for(max_abs)),
@@ -366,7 +366,7 @@ pub(crate) fn pow2(k: i32) -> f64 {
 /// own exponent, which `log2` in floating point does not guarantee).
 #[inline]
 pub(crate) fn floor_log2(a: f64) -> i32 {
-    debug_assert!(a.is_finite() && a > 0.0);
+    assert!(a.is_finite() && a > 0.0);
     let biased = ((a.to_bits() >> 52) & 0x7ff) as i32;
     if biased == 0 {
         // Subnormal: scale into the normal range first.

@@ -8,7 +8,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Backend, OutputStage, PackedWeights, StageTables, column_sums, gemm, per_channel_zero_points,
+    Backend, MAX_DEPTH, OutputStage, PackedWeights, StageTables, column_sums, gemm,
+    per_channel_zero_points,
 };
 use crate::error::{Result, arg_err, shape_err};
 
@@ -247,6 +248,11 @@ impl DepthwiseWeights {
                 weights.len()
             ));
         }
+        if kernel_h * kernel_w > MAX_DEPTH {
+            return Err(shape_err!(
+                "depthwise kernel {kernel_h} x {kernel_w} exceeds {MAX_DEPTH} taps (int32 accumulator could overflow)"
+            ));
+        }
         let zero_points = per_channel_zero_points(zero_points, channels)?;
         backend.ensure_available()?;
         let sums = column_sums(weights, channels);
@@ -274,6 +280,9 @@ impl DepthwiseWeights {
 
 /// One output row of a depthwise convolution: raw `sum(a*w)` and `sum(a)` per channel over all
 /// taps (padded taps read as `za`), then the zero-point expansion and the output stage.
+///
+/// The sums use wrapping adds so that they vectorise with overflow checks on; they are exact, since
+/// at most [`MAX_DEPTH`] taps (checked by [`DepthwiseWeights::new`]) of `|a * w| <= 255 * 128` fit int32.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn depthwise_row(
@@ -302,21 +311,21 @@ fn depthwise_row(
                     (Some(iy), Some(ix)) => {
                         let src = &img[(iy * g.in_w + ix) * c..][..c];
                         for ((a, &x), &wv) in acc.iter_mut().zip(src).zip(wt) {
-                            *a += i32::from(x) * i32::from(wv);
+                            *a = a.wrapping_add(i32::from(x) * i32::from(wv));
                         }
                         if need_asum {
                             for (s, &x) in asum.iter_mut().zip(src) {
-                                *s += i32::from(x);
+                                *s = s.wrapping_add(i32::from(x));
                             }
                         }
                     }
                     _ => {
                         for (a, &wv) in acc.iter_mut().zip(wt) {
-                            *a += za * i32::from(wv);
+                            *a = a.wrapping_add(za.wrapping_mul(i32::from(wv)));
                         }
                         if need_asum {
                             for s in asum.iter_mut() {
-                                *s += za;
+                                *s = s.wrapping_add(za);
                             }
                         }
                     }

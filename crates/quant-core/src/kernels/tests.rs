@@ -228,6 +228,11 @@ fn gemm_rejects_bad_input() {
     assert!(PackedWeights::new(&w, 3, 4, &[128], Backend::Scalar).is_err());
     let big = vec![0i8; MAX_DEPTH + 1];
     assert!(PackedWeights::new(&big, MAX_DEPTH + 1, 1, &[0], Backend::Scalar).is_err());
+    let err = DepthwiseWeights::new(&big, MAX_DEPTH + 1, 1, 1, &[0], Backend::Scalar).unwrap_err();
+    assert!(err.to_string().contains("taps"), "{err}");
+    assert!(
+        DepthwiseWeights::new(&big[..MAX_DEPTH], MAX_DEPTH, 1, 1, &[0], Backend::Scalar).is_ok()
+    );
     let p = PackedWeights::new(&w, 3, 4, &[0], Backend::Scalar).unwrap();
     let stage = OutputStage {
         bias: vec![],

@@ -79,7 +79,7 @@ impl MicroKernel for Kernel {
 #[target_feature(enable = "avx2")]
 unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32]) {
     let kp = k.div_ceil(2);
-    debug_assert!(a.len() >= kp * MR * 2 && b.len() >= kp * NR * 2 && tile.len() >= MR * NR);
+    assert!(a.len() >= kp * MR * 2 && b.len() >= kp * NR * 2 && tile.len() >= MR * NR);
     let mut c = [[_mm256_setzero_si256(); 2]; MR];
     let ap = a.as_ptr();
     let bp = b.as_ptr();
@@ -130,7 +130,7 @@ pub(crate) unsafe fn requantize_row(
     dst: &mut [u8],
 ) -> usize {
     let n8 = acc.len() / 8 * 8;
-    debug_assert!(mult.len() >= acc.len() && right.len() >= acc.len() && dst.len() >= acc.len());
+    assert!(mult.len() >= acc.len() && right.len() >= acc.len() && dst.len() >= acc.len());
     let one = _mm256_set1_epi32(1);
     let zero = _mm256_setzero_si256();
     let min = _mm256_set1_epi32(i32::MIN);

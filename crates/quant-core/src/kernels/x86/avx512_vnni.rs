@@ -71,7 +71,7 @@ impl MicroKernel for Kernel {
 #[target_feature(enable = "avx512f,avx512vnni")]
 unsafe fn tile_vnni(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
     let kq = k.div_ceil(4);
-    debug_assert!(a.len() >= kq * MR * 4 && b.len() >= kq * NR * 4 && tile.len() >= MR * NR);
+    assert!(a.len() >= kq * MR * 4 && b.len() >= kq * NR * 4 && tile.len() >= MR * NR);
     let mut c = [[_mm512_setzero_si512(); 2]; MR];
     let ap = a.as_ptr();
     let bp = b.as_ptr();
