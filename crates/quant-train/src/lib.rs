@@ -27,8 +27,11 @@
 //! * **Export** ([`export`]): `export::export(&net, [C, H, W], RoundingMode)` turns a net whose
 //!   layers carry affine quantizers (after QAT or PTQ calibration with [`Phase::CALIBRATE`]) into an
 //!   [`export::IntegerNet`] (quant-core engine models; `run(&bytes, batch) -> logit codes`,
-//!   `size_bytes()`); [`export::check_agreement`] compares it with the fake-quantized model
-//!   (argmax agreement, max logit difference in LSB, both top-1s); [`export::float_size_bytes`].
+//!   `size_bytes()`); [`export::check_agreement`] compares it with the integer simulation of the
+//!   quantized graph ([`export::simulate_codes`], exact codes; must agree on every image) and with
+//!   the fake-quantized f32 model (argmax agreement, max logit difference in LSB, both top-1s);
+//!   [`export::node_agreement`] does the same block by block (diagnosis);
+//!   [`export::float_size_bytes`].
 //!
 //! Design: one model type for float, QAT and PTQ. Layers hold unfolded master weights; batch norm is
 //! folded on the fly (see [`QLayer`]), fake quantization sits wherever the integer engine stores a
