@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, Thread};
 use std::time::Duration;
 
-/// Spin iterations (about 50 µs) before a waiting thread starts yielding or parking.
+/// Spin-loop hints before a waiting thread starts yielding or parking: longer than the serial gaps of
+/// a training step (tens of microseconds), short enough that an idle helper soon stops using a core.
 const SPINS_BEFORE_REST: u32 = 20_000;
 
 /// A job as the helper sees it: a borrowed closure whose lifetime [`Duo::join`] guarantees.
