@@ -104,18 +104,9 @@ impl<'a> Split<'a> {
 /// Number of test rows pushed through the network at once (bounded memory, rows split across threads).
 const EVAL_BLOCK: usize = 1000;
 
-/// Correct predictions of `net` on a whole split (the reference forwards it in one piece; rows are
-/// independent, so blocks give identical outputs).
-pub fn count_correct(net: &Network, split: &Split) -> Result<u32, Overflow> {
-    count_correct_in(net, split, ForwardState::default())
-}
-
-/// [`count_correct`] computed with the threads of `state`.
-fn count_correct_in(
-    net: &Network,
-    split: &Split,
-    mut state: ForwardState,
-) -> Result<u32, Overflow> {
+/// Correct predictions of `net` on a whole split, computed with the threads of `state` (the reference
+/// forwards it in one piece; rows are independent, so blocks give identical outputs).
+fn count_correct(net: &Network, split: &Split, mut state: ForwardState) -> Result<u32, Overflow> {
     let classes = net.classes();
     let mut input = Vec::new();
     let mut correct = 0;
@@ -186,10 +177,10 @@ pub fn train(
                 train_correct += stats.correct;
                 progress(Progress::Batch(b));
             }
-            let test_correct = count_correct_in(net, test_set, state_for())?;
+            let test_correct = count_correct(net, test_set, state_for())?;
             let elapsed = start.elapsed();
             let train_pass_correct = if train_pass_at.contains(&epoch) {
-                Some(count_correct_in(net, train_set, state_for())?)
+                Some(count_correct(net, train_set, state_for())?)
             } else {
                 None
             };
