@@ -346,7 +346,7 @@ fn depthwise_row(
                 *a = a.wrapping_add(o);
             }
         }
-        stage.requantize_into(acc, 0, &mut dst[ox * c..(ox + 1) * c]);
+        stage.requantize_into(acc, &mut dst[ox * c..(ox + 1) * c]);
     }
 }
 

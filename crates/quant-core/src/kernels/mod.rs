@@ -98,8 +98,9 @@ pub enum Backend {
     ///
     /// Opt-in: only offered when the CPU has AVX-512 VNNI *and* `QUANT_CORE_VNNI=1` is set. The
     /// machines this workspace was developed on report AVX2 only, so this path has not yet been run
-    /// through the bit-exactness frame tests on hardware; `QUANT_CORE_VNNI=1 cargo test -p quant-core`
-    /// on a VNNI machine does that, after which the opt-in can go.
+    /// through the bit-exactness frame tests on hardware (its packing and indexing are, through a
+    /// lane-by-lane model of `vpdpbusd` in the frame tests); `QUANT_CORE_VNNI=1 cargo test -p
+    /// quant-core` on a VNNI machine runs the real instruction, after which the opt-in can go.
     Avx512Vnni,
 }
 
@@ -269,20 +270,20 @@ impl<'a> StageTables<'a> {
         }
     }
 
-    /// Requantizes accumulators (bias included) of channels `c0..c0 + acc.len()` into `dst`.
+    /// Requantizes accumulators (bias included) of channels `0..acc.len()` into `dst`.
     #[inline]
-    pub(crate) fn requantize_into(&self, acc: &[i32], c0: usize, dst: &mut [u8]) {
+    pub(crate) fn requantize_into(&self, acc: &[i32], dst: &mut [u8]) {
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
         if self.vector {
             let n = acc.len();
             // SAFETY: `vector` implies an x86 backend that was checked available (both imply
-            // AVX2); the tables cover channels c0..c0 + n.
+            // AVX2); the tables cover channels 0..n.
             done = unsafe {
                 x86::avx2::requantize_row(
                     acc,
-                    &self.mult[c0..c0 + n],
-                    &self.right[c0..c0 + n],
+                    &self.mult[..n],
+                    &self.right[..n],
                     self.stage.rounding == RoundingMode::Single,
                     self.stage.output_zero_point,
                     i32::from(self.stage.act_min),
@@ -292,7 +293,7 @@ impl<'a> StageTables<'a> {
             };
         }
         for j in done..acc.len() {
-            dst[j] = self.stage.requantize(acc[j], c0 + j);
+            dst[j] = self.stage.requantize(acc[j], j);
         }
     }
 }
@@ -416,7 +417,7 @@ pub(crate) trait MicroKernel {
 }
 
 /// Computes `out = epilogue(A x W + zero-point corrections + bias)` for row-major `a` (`M x K`),
-/// calling `epilogue(acc, first_column, out_slice)` on runs of corrected int32 accumulators.
+/// calling `epilogue(acc, out_row)` on each full row of corrected int32 accumulators.
 #[allow(clippy::too_many_arguments)]
 fn drive<K: MicroKernel, T: Send, F>(
     a: &[u8],
@@ -428,7 +429,7 @@ fn drive<K: MicroKernel, T: Send, F>(
     out: &mut [T],
     epilogue: &F,
 ) where
-    F: Fn(&[i32], usize, &mut [T]) + Sync,
+    F: Fn(&[i32], &mut [T]) + Sync,
 {
     let (k, n) = (w.k, w.n);
     // Column offsets folded once: bias - Za*colsum + K*Za*Zw (wrapping: exact when the final
@@ -445,6 +446,9 @@ fn drive<K: MicroKernel, T: Send, F>(
     let panel_len = K::b_panel_len(k);
     let n_panels = n.div_ceil(K::NR);
 
+    // Raw tiles of a block of rows are gathered into full rows (`MC x N` int32) and the
+    // zero-point correction and epilogue run once per row over all `N` columns: per-tile
+    // epilogues on 16-column runs cost a fifth of the time when `N` is small (conv-as-GEMM).
     let run_chunk = |a_chunk: &[u8], out_chunk: &mut [T]| {
         let rows = a_chunk.len() / k;
         let blocks_per_mc = MC / K::MR;
@@ -452,7 +456,7 @@ fn drive<K: MicroKernel, T: Send, F>(
         let mut a_pack = vec![K::A::default(); a_len * blocks_per_mc];
         let mut row_sums = [0i32; MC];
         let mut tile = [0i32; MAX_TILE];
-        let mut acc = [0i32; MAX_TILE];
+        let mut raw = vec![0i32; MC.min(rows) * n];
         for mc0 in (0..rows).step_by(MC) {
             let mc = MC.min(rows - mc0);
             let blocks = mc.div_ceil(K::MR);
@@ -477,22 +481,22 @@ fn drive<K: MicroKernel, T: Send, F>(
                     unsafe { K::tile(&a_pack[b * a_len..(b + 1) * a_len], panel, k, &mut tile) };
                     let r0 = b * K::MR;
                     for r in 0..K::MR.min(mc - r0) {
-                        let rs = row_sums[r0 + r];
-                        for j in 0..nc {
-                            let mut v = tile[r * K::NR + j].wrapping_add(col_offset[c0 + j]);
-                            if need_row_sums {
-                                v = v.wrapping_sub(w.zero_points[c0 + j].wrapping_mul(rs));
-                            }
-                            acc[j] = v;
-                        }
-                        let row = mc0 + r0 + r;
-                        epilogue(
-                            &acc[..nc],
-                            c0,
-                            &mut out_chunk[row * n + c0..row * n + c0 + nc],
-                        );
+                        raw[(r0 + r) * n + c0..][..nc].copy_from_slice(&tile[r * K::NR..][..nc]);
                     }
                 }
+            }
+            for (r, acc) in raw.chunks_exact_mut(n).take(mc).enumerate() {
+                for (v, &off) in acc.iter_mut().zip(&col_offset) {
+                    *v = v.wrapping_add(off);
+                }
+                if need_row_sums {
+                    let rs = row_sums[r];
+                    for (v, &z) in acc.iter_mut().zip(&w.zero_points) {
+                        *v = v.wrapping_sub(z.wrapping_mul(rs));
+                    }
+                }
+                let row = mc0 + r;
+                epilogue(acc, &mut out_chunk[row * n..(row + 1) * n]);
             }
         }
     };
@@ -518,7 +522,7 @@ fn dispatch<T: Send, F>(
     out: &mut [T],
     f: &F,
 ) where
-    F: Fn(&[i32], usize, &mut [T]) + Sync,
+    F: Fn(&[i32], &mut [T]) + Sync,
 {
     match &w.panels {
         Panels::Scalar(p) => drive::<scalar::Kernel, T, F>(a, m, za, w, p, bias, out, f),
@@ -565,7 +569,7 @@ pub fn gemm(
     check_gemm(a, m, a_zero_point, w, out.len())?;
     stage.validate(w.n)?;
     let tables = StageTables::new(stage, w.n, w.backend);
-    let epilogue = |acc: &[i32], c0: usize, dst: &mut [u8]| tables.requantize_into(acc, c0, dst);
+    let epilogue = |acc: &[i32], dst: &mut [u8]| tables.requantize_into(acc, dst);
     dispatch(a, m, a_zero_point, w, &|j| stage.bias_of(j), out, &epilogue);
     Ok(())
 }
@@ -589,7 +593,7 @@ pub fn gemm_i32(
             w.n
         ));
     }
-    let epilogue = |acc: &[i32], _c0: usize, dst: &mut [i32]| dst.copy_from_slice(acc);
+    let epilogue = |acc: &[i32], dst: &mut [i32]| dst.copy_from_slice(acc);
     dispatch(
         a,
         m,

@@ -185,6 +185,78 @@ fn fused_gemm_matches_naive_on_every_backend() {
     }
 }
 
+/// The VNNI kernel's data path with `vpdpbusd` written out lane by lane: it reads the packed
+/// activation block and weight panel at exactly the offsets `tile_vnni` loads from (a 32-bit
+/// activation quad `(q * MR + r) * 4` broadcast to every lane; lane `l` of the two weight
+/// registers at `q * NR * 4 + 4 * l` and `+ 64`) and sums the four u8 x s8 products per lane
+/// into int32. Machines without AVX-512 VNNI cannot run the real kernel; this checks its packing
+/// and indexing through the same frame as the other backends, leaving only the intrinsic itself
+/// to the hardware run (`QUANT_CORE_VNNI=1 cargo test -p quant-core`).
+#[cfg(target_arch = "x86_64")]
+struct VnniLanes;
+
+#[cfg(target_arch = "x86_64")]
+impl MicroKernel for VnniLanes {
+    const MR: usize = x86::avx512_vnni::MR;
+    const NR: usize = x86::avx512_vnni::NR;
+    type A = u8;
+    type B = i8;
+
+    fn a_block_len(k: usize) -> usize {
+        x86::avx512_vnni::Kernel::a_block_len(k)
+    }
+
+    fn b_panel_len(k: usize) -> usize {
+        x86::avx512_vnni::Kernel::b_panel_len(k)
+    }
+
+    fn pack_a(a: &[u8], rows: usize, k: usize, dst: &mut [u8]) {
+        x86::avx512_vnni::Kernel::pack_a(a, rows, k, dst)
+    }
+
+    unsafe fn tile(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
+        const ZMM_LANES: usize = 16;
+        let (mr, nr) = (Self::MR, Self::NR);
+        let mut c = vec![0i32; mr * nr];
+        for q in 0..k.div_ceil(4) {
+            for r in 0..mr {
+                let quad = &a[(q * mr + r) * 4..][..4];
+                for reg in 0..2 {
+                    for l in 0..ZMM_LANES {
+                        let w = &b[q * nr * 4 + reg * 64 + 4 * l..][..4];
+                        let dot: i32 = quad
+                            .iter()
+                            .zip(w)
+                            .map(|(&x, &y)| i32::from(x) * i32::from(y))
+                            .sum();
+                        c[r * nr + reg * ZMM_LANES + l] += dot;
+                    }
+                }
+            }
+        }
+        tile[..mr * nr].copy_from_slice(&c);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn vnni_layout_matches_naive_through_the_gemm_frame() {
+    let mut rng = Lcg(7);
+    for (m, k, n) in frame_shapes() {
+        let c = random_case(&mut rng, m, k, n, false);
+        let bias: Vec<i32> = (0..n).map(|_| rng.range(-1000, 1000)).collect();
+        let want = naive_acc(&c.a, m, k, &c.w, n, c.za, &c.zw, &bias);
+        // Column sums and zero points come from any packing; the panels are the VNNI ones.
+        let p = PackedWeights::new(&c.w, k, n, &c.zw, Backend::Scalar).unwrap();
+        let panels = x86::avx512_vnni::pack_b(&c.w, k, n);
+        let mut got = vec![0i32; m * n];
+        let copy = |acc: &[i32], dst: &mut [i32]| dst.copy_from_slice(acc);
+        drive::<VnniLanes, i32, _>(&c.a, m, c.za, &p, &panels, &|j| bias[j], &mut got, &copy);
+        let got: Vec<i64> = got.iter().map(|&v| i64::from(v)).collect();
+        assert_eq!(got, want, "VNNI layout {m}x{k}x{n}");
+    }
+}
+
 #[test]
 fn extreme_codes_do_not_overflow() {
     // All activations 255 with Za = 0, all weights -128 with Zw = 127: |a - Za||w - Zw| = 255^2.
@@ -531,7 +603,7 @@ fn vector_output_stage_matches_scalar_on_edges() {
                         .map(|(j, &v)| stage.requantize(v, j))
                         .collect();
                     let mut got = vec![0u8; n];
-                    tables.requantize_into(&acc, 0, &mut got);
+                    tables.requantize_into(&acc, &mut got);
                     assert_eq!(got, want, "{backend:?} {rounding:?} shifts {shift_range:?}");
                 }
             }
