@@ -229,6 +229,9 @@ pub struct DepthwiseWeights {
     zero_points: Vec<i32>,
     sums: Vec<i32>,
     backend: Backend,
+    /// Tap-pair weights for the AVX2 accumulation (x86 backends only).
+    #[cfg(target_arch = "x86_64")]
+    pairs: Option<Vec<i16>>,
 }
 
 impl DepthwiseWeights {
@@ -256,6 +259,9 @@ impl DepthwiseWeights {
         let zero_points = per_channel_zero_points(zero_points, channels)?;
         backend.ensure_available()?;
         let sums = column_sums(weights, channels);
+        #[cfg(target_arch = "x86_64")]
+        let pairs = (backend != Backend::Scalar)
+            .then(|| super::x86::depthwise::pack_pairs(weights, kernel_h * kernel_w, channels));
         Ok(DepthwiseWeights {
             kernel_h,
             kernel_w,
@@ -264,7 +270,26 @@ impl DepthwiseWeights {
             zero_points,
             sums,
             backend,
+            #[cfg(target_arch = "x86_64")]
+            pairs,
         })
+    }
+
+    /// Writes `init + raw products` of the channels the vector path covers to `acc` and returns
+    /// how many channels (from 0) it did; the caller does the rest with the portable loop.
+    #[inline(always)]
+    fn accumulate_vector(&self, src: &[&[u8]], init: &[i32], acc: &mut [i32]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(pairs) = &self.pairs {
+            use super::x86::depthwise::{GROUP, accumulate_groups};
+            let groups = self.channels / GROUP;
+            // SAFETY: `pairs` exists only for x86 backends, checked available in `new` (both
+            // imply AVX2); it was packed for these taps and channels, and every source, `init`
+            // and `acc` hold `channels` entries.
+            unsafe { accumulate_groups(src, pairs, groups, init, acc) };
+            return groups * GROUP;
+        }
+        0
     }
 
     /// Number of channels.
@@ -279,93 +304,85 @@ impl DepthwiseWeights {
 }
 
 /// One output row of a depthwise convolution: raw `sum(a*w)` and `sum(a)` per channel over all
-/// taps (padded taps read as `za`), then the zero-point expansion and the output stage.
+/// taps (padded taps read `za_row`, a pixel of the input zero point), then the zero-point
+/// expansion and the output stage. `src` is scratch for the taps' input pixels.
 ///
 /// The sums use wrapping adds so that they vectorise with overflow checks on; they are exact, since
 /// at most [`MAX_DEPTH`] taps (checked by [`DepthwiseWeights::new`]) of `|a * w| <= 255 * 128` fit int32.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn depthwise_row(
-    img: &[u8],
+fn depthwise_row<'a>(
+    img: &'a [u8],
+    za_row: &'a [u8],
     oy: usize,
     g: &ConvGeometry,
-    za: i32,
     w: &DepthwiseWeights,
     stage: &StageTables,
     offset: &[i32],
-    acc: &mut [i32],
-    asum: &mut [i32],
+    scratch: &mut RowScratch<'a>,
     dst: &mut [u8],
 ) {
     let c = w.channels;
     let need_asum = w.zero_points.iter().any(|&z| z != 0);
+    let RowScratch { src, acc, asum } = scratch;
     for ox in 0..g.out_w() {
-        acc.fill(0);
-        asum.fill(0);
+        src.clear();
         for ky in 0..g.kernel_h {
             let iy = ConvGeometry::tap(oy, ky, g.stride_h, g.pad_top, g.in_h);
             for kx in 0..g.kernel_w {
-                let wt = &w.weights[(ky * g.kernel_w + kx) * c..][..c];
                 let ix = ConvGeometry::tap(ox, kx, g.stride_w, g.pad_left, g.in_w);
-                match (iy, ix) {
-                    (Some(iy), Some(ix)) => {
-                        let src = &img[(iy * g.in_w + ix) * c..][..c];
-                        for ((a, &x), &wv) in acc.iter_mut().zip(src).zip(wt) {
-                            *a = a.wrapping_add(i32::from(x) * i32::from(wv));
-                        }
-                        if need_asum {
-                            for (s, &x) in asum.iter_mut().zip(src) {
-                                *s = s.wrapping_add(i32::from(x));
-                            }
-                        }
-                    }
-                    _ => {
-                        for (a, &wv) in acc.iter_mut().zip(wt) {
-                            *a = a.wrapping_add(za.wrapping_mul(i32::from(wv)));
-                        }
-                        if need_asum {
-                            for s in asum.iter_mut() {
-                                *s = s.wrapping_add(za);
-                            }
-                        }
-                    }
-                }
+                src.push(match (iy, ix) {
+                    (Some(iy), Some(ix)) => &img[(iy * g.in_w + ix) * c..][..c],
+                    _ => za_row,
+                });
+            }
+        }
+        // Accumulators start from the per-channel constant `offset`.
+        let done = w.accumulate_vector(src, offset, acc);
+        acc[done..].copy_from_slice(&offset[done..]);
+        for (t, x) in src.iter().enumerate() {
+            let wt = &w.weights[t * c..][..c];
+            for ((a, &x), &wv) in acc[done..].iter_mut().zip(&x[done..]).zip(&wt[done..]) {
+                *a = a.wrapping_add(i32::from(x) * i32::from(wv));
             }
         }
         if need_asum {
-            for (((a, &o), &zw), &s) in acc
-                .iter_mut()
-                .zip(offset)
-                .zip(&w.zero_points)
-                .zip(asum.iter())
-            {
-                *a = a.wrapping_add(o).wrapping_sub(zw.wrapping_mul(s));
+            asum.fill(0);
+            for x in src.iter() {
+                for (s, &x) in asum.iter_mut().zip(*x) {
+                    *s = s.wrapping_add(i32::from(x));
+                }
             }
-        } else {
-            for (a, &o) in acc.iter_mut().zip(offset) {
-                *a = a.wrapping_add(o);
+            for ((a, &zw), &s) in acc.iter_mut().zip(&w.zero_points).zip(asum.iter()) {
+                *a = a.wrapping_sub(zw.wrapping_mul(s));
             }
         }
         stage.requantize_into(acc, &mut dst[ox * c..(ox + 1) * c]);
     }
 }
 
+/// Per-thread buffers of [`depthwise_row`]: the taps' input pixels and two channel vectors.
+struct RowScratch<'a> {
+    src: Vec<&'a [u8]>,
+    acc: Vec<i32>,
+    asum: Vec<i32>,
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn depthwise_row_avx2(
-    img: &[u8],
+unsafe fn depthwise_row_avx2<'a>(
+    img: &'a [u8],
+    za_row: &'a [u8],
     oy: usize,
     g: &ConvGeometry,
-    za: i32,
     w: &DepthwiseWeights,
     stage: &StageTables,
     offset: &[i32],
-    acc: &mut [i32],
-    asum: &mut [i32],
+    scratch: &mut RowScratch<'a>,
     dst: &mut [u8],
 ) {
-    depthwise_row(img, oy, g, za, w, stage, offset, acc, asum, dst)
+    depthwise_row(img, za_row, oy, g, w, stage, offset, scratch, dst)
 }
 
 /// Quantized depthwise convolution (channel multiplier 1), NHWC, same channel count in and out,
@@ -418,9 +435,15 @@ pub fn depthwise_conv2d(
             out.len()
         ));
     }
+    let za_row = vec![input_zero_point as u8; c];
+    let taps = g.kernel_h * g.kernel_w;
     out.par_chunks_mut(ow * c).enumerate().for_each_init(
-        || (vec![0i32; c], vec![0i32; c]),
-        |(acc, asum), (row, dst)| {
+        || RowScratch {
+            src: Vec::with_capacity(taps),
+            acc: vec![0i32; c],
+            asum: vec![0i32; c],
+        },
+        |scratch, (row, dst)| {
             let (b, oy) = (row / oh, row % oh);
             let img = &input[b * g.in_len()..(b + 1) * g.in_len()];
             match weights.backend {
@@ -430,31 +453,11 @@ pub fn depthwise_conv2d(
                     // x86 backends imply AVX2 on every CPU that has them.
                     unsafe {
                         depthwise_row_avx2(
-                            img,
-                            oy,
-                            g,
-                            input_zero_point,
-                            weights,
-                            stage,
-                            offset,
-                            acc,
-                            asum,
-                            dst,
+                            img, &za_row, oy, g, weights, stage, offset, scratch, dst,
                         )
                     }
                 }
-                _ => depthwise_row(
-                    img,
-                    oy,
-                    g,
-                    input_zero_point,
-                    weights,
-                    stage,
-                    offset,
-                    acc,
-                    asum,
-                    dst,
-                ),
+                _ => depthwise_row(img, &za_row, oy, g, weights, stage, offset, scratch, dst),
             }
         },
     );

@@ -246,6 +246,8 @@ pub(crate) struct StageTables<'a> {
     mult: Vec<i32>,
     right: Vec<i32>,
     vector: bool,
+    /// Some multiplier is `i32::MIN`, so the `MIN * MIN` saturation must be checked.
+    may_saturate: bool,
 }
 
 impl<'a> StageTables<'a> {
@@ -259,14 +261,16 @@ impl<'a> StageTables<'a> {
                 stage.multipliers[j]
             }
         };
-        let mult = (0..n).map(|j| per(j).multiplier).collect();
+        let mult: Vec<i32> = (0..n).map(|j| per(j).multiplier).collect();
         let right: Vec<i32> = (0..n).map(|j| -per(j).shift).collect();
         let vector = backend != Backend::Scalar && right.iter().all(|r| (0..=31).contains(r));
+        let may_saturate = mult.contains(&i32::MIN);
         StageTables {
             stage,
             mult,
             right,
             vector,
+            may_saturate,
         }
     }
 
@@ -285,6 +289,7 @@ impl<'a> StageTables<'a> {
                     &self.mult[..n],
                     &self.right[..n],
                     self.stage.rounding == RoundingMode::Single,
+                    self.may_saturate,
                     self.stage.output_zero_point,
                     i32::from(self.stage.act_min),
                     i32::from(self.stage.act_max),

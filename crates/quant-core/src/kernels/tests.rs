@@ -416,6 +416,11 @@ fn depthwise_matches_direct_convolution() {
         (1, 10, 9, 33, 3, 2, true),
         (1, 6, 6, 16, 5, 1, false),
         (2, 5, 4, 1, 3, 2, true),
+        // Full 16-channel groups plus a tail, an even tap count (the vector path pairs taps)
+        // and a single tap.
+        (1, 6, 5, 40, 2, 1, true),
+        (2, 7, 7, 48, 3, 2, true),
+        (1, 4, 3, 32, 1, 1, false),
     ] {
         let g = ConvGeometry::new(h, w_, c, kernel, stride, same).unwrap();
         let input = rng.bytes(batch * g.in_len());

@@ -123,6 +123,10 @@ unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32]) {
 /// Single rounding computes `(x*m + 2^(t-1)) >> t`, `t = 31 - shift` up to 62, with an
 /// emulated arithmetic shift (`srl(v ^ s, t) ^ s`).
 ///
+/// `may_saturate` is false when no multiplier is `i32::MIN`, the only one for which the
+/// `MIN * MIN` patch can fire (multipliers from [`crate::multiplier`] never are); the patch is
+/// then skipped.
+///
 /// # Safety
 /// AVX2 must be available; `mult`, `right` hold at least `acc.len()` entries; `dst` too.
 #[target_feature(enable = "avx2")]
@@ -132,6 +136,7 @@ pub(crate) unsafe fn requantize_row(
     mult: &[i32],
     right: &[i32],
     single: bool,
+    may_saturate: bool,
     zout: i32,
     act_min: i32,
     act_max: i32,
@@ -174,17 +179,26 @@ pub(crate) unsafe fn requantize_row(
                 };
                 let even = sra(_mm256_add_epi64(p_even, r_even), t_even);
                 let odd = _mm256_slli_epi64(sra(_mm256_add_epi64(p_odd, r_odd), t_odd), 32);
-                // MIN * MIN at shift 0 is +2^31: saturate like the scalar version.
-                let sat = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
-                let sat = _mm256_and_si256(sat, _mm256_cmpeq_epi32(e, zero));
-                _mm256_blendv_epi8(_mm256_blend_epi32(even, odd, 0b1010_1010), max, sat)
+                let r = _mm256_blend_epi32(even, odd, 0b1010_1010);
+                if may_saturate {
+                    // MIN * MIN at shift 0 is +2^31: saturate like the scalar version.
+                    let sat =
+                        _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
+                    let sat = _mm256_and_si256(sat, _mm256_cmpeq_epi32(e, zero));
+                    _mm256_blendv_epi8(r, max, sat)
+                } else {
+                    r
+                }
             } else {
                 let nudge = _mm256_set1_epi64x(1 << 30);
                 let even = _mm256_srli_epi64(_mm256_add_epi64(p_even, nudge), 31);
                 let odd = _mm256_slli_epi64(_mm256_add_epi64(p_odd, nudge), 1);
-                let h = _mm256_blend_epi32(even, odd, 0b1010_1010);
-                let sat = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
-                let h = _mm256_blendv_epi8(h, max, sat);
+                let mut h = _mm256_blend_epi32(even, odd, 0b1010_1010);
+                if may_saturate {
+                    let sat =
+                        _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
+                    h = _mm256_blendv_epi8(h, max, sat);
+                }
                 // RoundingDivideByPOT with per-lane exponent e in [0, 31].
                 let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
                 let rem = _mm256_and_si256(h, mask);

@@ -2,10 +2,14 @@
 //! MobileNet-style conv / pointwise / depthwise layer, with 1 and 2 threads.
 //!
 //! Writes `results/quant-core/kernels.csv` (`kernel,shape,threads,engine,dtype,gops`, engine
-//! `quant-core`) atomically plus `kernels.manifest.json`, and prints GOP/s, the int8/f32 ratio
-//! and the fraction of the int8 peak. `scripts/bench_onnxruntime.py` appends ONNX Runtime rows.
+//! `quant-core`) atomically plus `kernels.manifest.json`, and prints GOP/s, the int8/f32 ratio,
+//! the fraction of the instruction ceilings measured on this machine ([`ceiling`]) and of the
+//! nominal AVX-512 VNNI peak (64 int8 multiply-adds per cycle per core at the reported clock). `scripts/bench_onnxruntime.py` appends ONNX Runtime rows.
 //!
 //! Usage: `cargo run --release -p quant-core --bin bench-kernels [-- --out DIR] [--quick]`.
+
+#[cfg(target_arch = "x86_64")]
+mod ceiling;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -120,6 +124,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu_model(),
         mhz
     );
+
+    #[cfg(target_arch = "x86_64")]
+    let ceilings = Some(ceiling::measure());
+    #[cfg(not(target_arch = "x86_64"))]
+    let ceilings: Option<()> = None;
+    println!("measured ceilings per core (GOP/s): {ceilings:?}");
+    #[cfg(target_arch = "x86_64")]
+    let (int8_ceiling, f32_ceiling) = ceilings.map_or((None, None), |c| {
+        let int8 = if backend == Backend::Avx512Vnni {
+            c.int8_vnni_gops
+        } else {
+            c.int8_avx2_gops
+        };
+        (int8, c.f32_fma_gops)
+    });
+    #[cfg(not(target_arch = "x86_64"))]
+    let (int8_ceiling, f32_ceiling): (Option<f64>, Option<f64>) = (None, None);
 
     let mut rows: Vec<Row> = Vec::new();
     let gemms: [(&str, usize, usize, usize); 4] = [
@@ -270,28 +291,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Report.
     let peak_per_core = mhz.map(|m| 64.0 * 2.0 * m / 1000.0); // VNNI: 64 int8 MACs/cycle/core
     println!(
-        "{:<14} {:<18} {:>3} {:>10} {:>10} {:>8} {:>10}",
-        "kernel", "shape", "thr", "int8 GOP/s", "f32 GOP/s", "int8/f32", "VNNI peak"
+        "{:<14} {:<18} {:>3} {:>10} {:>10} {:>8} {:>11} {:>11} {:>10}",
+        "kernel",
+        "shape",
+        "thr",
+        "int8 GOP/s",
+        "f32 GOP/s",
+        "int8/f32",
+        "int8 ceil.",
+        "f32 ceil.",
+        "VNNI peak"
     );
-    let mut table = String::new();
+    let pct = |gops: f64, per_core: Option<f64>, threads: usize| {
+        per_core.map_or(f64::NAN, |p| 100.0 * gops / (p * threads as f64))
+    };
     for r in rows.iter().filter(|r| r.dtype == "int8") {
         let f = rows.iter().find(|x| {
             x.dtype == "f32" && x.shape == r.shape && x.threads == r.threads && x.kernel == r.kernel
         });
         let fg = f.map_or(f64::NAN, |f| f.gops);
-        let frac = peak_per_core.map_or(f64::NAN, |p| r.gops / (p * r.threads as f64));
         let line = format!(
-            "{:<14} {:<18} {:>3} {:>10.1} {:>10.1} {:>8.2} {:>9.1}%",
+            "{:<14} {:<18} {:>3} {:>10.1} {:>10.1} {:>8.2} {:>10.1}% {:>10.1}% {:>9.1}%",
             r.kernel,
             r.shape,
             r.threads,
             r.gops,
             fg,
             r.gops / fg,
-            frac * 100.0
+            pct(r.gops, int8_ceiling, r.threads),
+            pct(fg, f32_ceiling, r.threads),
+            pct(r.gops, peak_per_core, r.threads),
         );
         println!("{line}");
-        writeln!(table, "{line}")?;
     }
 
     std::fs::create_dir_all(&out_dir)?;
@@ -324,6 +355,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "threads": [1, 2],
         "int8_backend": backend.name(),
         "vnni_peak_gops_per_core": peak_per_core,
+        "measured_ceilings_gops_per_core": ceilings,
         "note": "int8 path includes activation packing and the fused requantizing output stage; conv includes im2col",
     });
     let mpath = out_dir.join("kernels.manifest.json");
