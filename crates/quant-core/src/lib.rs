@@ -7,7 +7,7 @@
 //! * [`engine`]: the integer inference engine (`Model`, `Layer`, `ModelSpec`) with save/load.
 //! * [`convert`]: offline float-to-integer layer conversion for the engine.
 //! * [`kernels`]: integer-only GEMM/conv/depthwise/pool/add with scalar, AVX2 and AVX-512 VNNI paths.
-//! * [`packing`]: 4-bit and 2-bit weight packing.
+//! * [`subbyte`]: 8/4/2-bit packing (unsigned and signed codes) and the kernels that read it.
 //! * [`baseline_f32`]: the blocked f32 GEMM the kernel benchmark compares against.
 
 pub mod baseline_f32;
@@ -20,7 +20,6 @@ pub mod formats;
 pub mod icn;
 pub mod kernels;
 pub mod multiplier;
-pub mod packing;
 pub mod qparams;
 pub mod rounding;
 pub mod subbyte;

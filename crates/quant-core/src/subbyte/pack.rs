@@ -1,9 +1,11 @@
-//! LSB-first packing of unsigned 8/4/2-bit codes.
+//! LSB-first packing of 8/4/2-bit codes, unsigned or two's-complement signed.
 //!
 //! Element `i` of a `b`-bit tensor lives in byte `i / (8 / b)` at bit offset `(i % (8 / b)) · b`
 //! (the low nibble holds the even element), the layout of CMix-NN's `__int16_to_u4` helpers. A
 //! trailing partial byte is zero-padded, so a tensor of `n` elements takes `ceil(n·b / 8)` bytes,
-//! which is exactly what the paper's memory model counts.
+//! which is exactly what the paper's memory model counts. Signed codes (`[-2^(b-1), 2^(b-1) - 1]`,
+//! int8 weights quantized to 4 or 2 bits) are stored as their low `b` two's-complement bits in the
+//! same layout and sign-extended on the way out.
 #![deny(clippy::float_arithmetic)]
 
 use crate::error::{Result, arg_err, shape_err};
@@ -91,6 +93,37 @@ impl Packed {
         })
     }
 
+    /// Packs signed codes as their low `bits` two's-complement bits; errors if a code is outside
+    /// `[-2^(bits-1), 2^(bits-1) - 1]`.
+    pub fn pack_signed(values: &[i8], bits: BitWidth) -> Result<Self> {
+        let half = 1i16 << (bits.bits() - 1);
+        if let Some((i, &v)) = values
+            .iter()
+            .enumerate()
+            .find(|&(_, &v)| !(-half..half).contains(&i16::from(v)))
+        {
+            return Err(arg_err!(
+                "code {v} at index {i} does not fit in {} signed bits",
+                bits.bits()
+            ));
+        }
+        let codes: Vec<u8> = values.iter().map(|&v| v as u8 & bits.max_code()).collect();
+        Packed::pack(&codes, bits)
+    }
+
+    /// Element `i` read as a signed code (sign-extended from `bits`).
+    #[inline]
+    pub fn get_signed(&self, i: usize) -> i8 {
+        let up = 8 - self.bits.bits();
+        // Move the field to the top of the byte, then arithmetic-shift down to sign-extend.
+        ((self.get(i) << up) as i8) >> up
+    }
+
+    /// All codes read as signed, one per byte.
+    pub fn unpack_signed(&self) -> Vec<i8> {
+        (0..self.len).map(|i| self.get_signed(i)).collect()
+    }
+
     /// Wraps already packed bytes; errors if their count does not match `len`.
     pub fn from_bytes(data: Vec<u8>, bits: BitWidth, len: usize) -> Result<Self> {
         if data.len() != bits.bytes_for(len) {
@@ -162,7 +195,31 @@ mod tests {
         assert_eq!(BitWidth::from_bits(3), None);
     }
 
+    #[test]
+    fn signed_codes_are_twos_complement_fields() {
+        let p = Packed::pack_signed(&[1, -1, 7, -8], BitWidth::B4).unwrap();
+        assert_eq!(p.data, vec![0xF1, 0x87]);
+        let p = Packed::pack_signed(&[1, -1, -2, 0, 1], BitWidth::B2).unwrap();
+        assert_eq!(p.data, vec![0b00_10_11_01, 0b01]);
+        assert_eq!(p.unpack_signed(), vec![1, -1, -2, 0, 1]);
+        let e = Packed::pack_signed(&[0, 8], BitWidth::B4).unwrap_err();
+        assert!(e.to_string().contains("code 8 at index 1"), "{e}");
+        assert!(Packed::pack_signed(&[-3], BitWidth::B2).is_err());
+        assert!(Packed::pack_signed(&[-128, 127], BitWidth::B8).is_ok());
+    }
+
     proptest! {
+        #[test]
+        fn signed_round_trip(bits in prop_oneof![Just(2u32), Just(4), Just(8)],
+                             raw in proptest::collection::vec(any::<i8>(), 0..100)) {
+            let w = BitWidth::from_bits(bits).unwrap();
+            let up = 8 - bits;
+            let codes: Vec<i8> = raw.iter().map(|&v| (v << up) >> up).collect();
+            let p = Packed::pack_signed(&codes, w).unwrap();
+            prop_assert_eq!(p.bytes(), (codes.len() * bits as usize).div_ceil(8));
+            prop_assert_eq!(p.unpack_signed(), codes);
+        }
+
         #[test]
         fn pack_unpack_round_trip(bits in prop_oneof![Just(2u32), Just(4), Just(8)],
                                   raw in proptest::collection::vec(any::<u8>(), 0..100)) {
