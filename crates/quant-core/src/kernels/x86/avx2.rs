@@ -15,9 +15,9 @@
 //!
 //! Why 4 x 16 and not the register-filling 6 x 16: on the development machine (AVX2, 256-bit
 //! operations split into two 128-bit halves, one `vpmaddwd` every two cycles) a K step that
-//! issues all four row broadcasts before its eight products ran at 86 % of the measured
-//! `vpmaddwd` ceiling in an L1-resident loop, against 72 % for 6 x 16 with a broadcast per row
-//! (12 products, one broadcast register): the products then wait on freshly loaded broadcasts.
+//! issues all four row broadcasts before its eight products ran within 3 % of the measured
+//! `vpmaddwd` ceiling in an L1-resident loop, against about 82 % for 6 x 16 with a broadcast per
+//! row (12 products, one broadcast register): the products then wait on freshly loaded broadcasts.
 #![deny(clippy::float_arithmetic)]
 
 use std::arch::x86_64::*;
