@@ -8,8 +8,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Backend, MAX_DEPTH, OutputStage, PackedWeights, StageTables, column_sums, gemm,
-    per_channel_zero_points,
+    Backend, MAX_DEPTH, OutputStage, PackedWeights, Rows, StageTables, column_sums, gemm,
+    gemm_rows, per_channel_zero_points,
 };
 use crate::error::{Result, arg_err, shape_err};
 
@@ -156,41 +156,36 @@ fn check_input(input: &[u8], batch: usize, g: &ConvGeometry, za: i32) -> Result<
     Ok(())
 }
 
-/// im2col: one row per output pixel, `kernel_h * kernel_w * in_c` columns in `(ky, kx, c)`
-/// order, padded taps set to `za`.
-fn im2col(input: &[u8], batch: usize, g: &ConvGeometry, za: u8) -> Vec<u8> {
+/// im2col rows `first..first + dst.len() / K` (one per output pixel, batch-major), `K =
+/// kernel_h * kernel_w * in_c` columns in `(ky, kx, c)` order, padded taps set to `za`.
+fn im2col_rows(input: &[u8], g: &ConvGeometry, za: u8, first: usize, dst: &mut [u8]) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let k = g.kernel_h * g.kernel_w * g.in_c;
-    let mut cols = vec![za; batch * oh * ow * k];
-    cols.par_chunks_mut(ow * k)
-        .enumerate()
-        .for_each(|(row, dst)| {
-            let (b, oy) = (row / oh, row % oh);
-            let img = &input[b * g.in_len()..(b + 1) * g.in_len()];
-            for ox in 0..ow {
-                for ky in 0..g.kernel_h {
-                    let Some(iy) = ConvGeometry::tap(oy, ky, g.stride_h, g.pad_top, g.in_h) else {
-                        continue;
-                    };
-                    for kx in 0..g.kernel_w {
-                        let Some(ix) = ConvGeometry::tap(ox, kx, g.stride_w, g.pad_left, g.in_w)
-                        else {
-                            continue;
-                        };
-                        let src = &img[(iy * g.in_w + ix) * g.in_c..][..g.in_c];
-                        let off = ox * k + (ky * g.kernel_w + kx) * g.in_c;
-                        dst[off..off + g.in_c].copy_from_slice(src);
-                    }
-                }
+    dst.fill(za);
+    for (i, row) in dst.chunks_exact_mut(k).enumerate() {
+        let pixel = first + i;
+        let (b, oy, ox) = (pixel / (oh * ow), pixel / ow % oh, pixel % ow);
+        let img = &input[b * g.in_len()..(b + 1) * g.in_len()];
+        for ky in 0..g.kernel_h {
+            let Some(iy) = ConvGeometry::tap(oy, ky, g.stride_h, g.pad_top, g.in_h) else {
+                continue;
+            };
+            for kx in 0..g.kernel_w {
+                let Some(ix) = ConvGeometry::tap(ox, kx, g.stride_w, g.pad_left, g.in_w) else {
+                    continue;
+                };
+                let src = &img[(iy * g.in_w + ix) * g.in_c..][..g.in_c];
+                let off = (ky * g.kernel_w + kx) * g.in_c;
+                row[off..off + g.in_c].copy_from_slice(src);
             }
-        });
-    cols
+        }
+    }
 }
 
 /// Quantized 2-D convolution, NHWC input (`batch x in_h x in_w x in_c` uint8), weights packed
 /// as a `(kernel_h * kernel_w * in_c) x out_c` matrix (HWIO order), output
 /// `batch x out_h x out_w x out_c` uint8. A 1x1 stride-1 convolution runs as a GEMM directly on
-/// the input; others go through im2col.
+/// the input; others build im2col rows one GEMM block at a time.
 pub fn conv2d(
     input: &[u8],
     batch: usize,
@@ -213,8 +208,16 @@ pub fn conv2d(
     if g.is_pointwise() {
         gemm(input, m, input_zero_point, weights, stage, out)
     } else {
-        let cols = im2col(input, batch, g, input_zero_point as u8);
-        gemm(&cols, m, input_zero_point, weights, stage, out)
+        let za = input_zero_point as u8;
+        let fill = |first: usize, dst: &mut [u8]| im2col_rows(input, g, za, first, dst);
+        gemm_rows(
+            &Rows::Built(&fill),
+            m,
+            input_zero_point,
+            weights,
+            stage,
+            out,
+        )
     }
 }
 

@@ -421,11 +421,44 @@ pub(crate) trait MicroKernel {
     unsafe fn tile(a: &[Self::A], b: &[Self::B], k: usize, tile: &mut [i32]);
 }
 
-/// Computes `out = epilogue(A x W + zero-point corrections + bias)` for row-major `a` (`M x K`),
+/// The activation matrix `A` (`M x K` uint8) of a GEMM: stored row-major, or built a block of
+/// rows at a time. Convolutions build their im2col rows per block, so the column matrix never
+/// exists whole (at 56 x 56 x 288 it would not fit in L2, and packing would read it back from
+/// memory).
+pub(crate) enum Rows<'a> {
+    /// A row-major `M x K` matrix.
+    Stored(&'a [u8]),
+    /// `fill(first_row, dst)` writes rows `first_row..first_row + dst.len() / K` into `dst`.
+    Built(&'a (dyn Fn(usize, &mut [u8]) + Sync)),
+}
+
+impl Rows<'_> {
+    /// A buffer for [`Self::get`] of up to `len` bytes (empty for stored rows).
+    fn scratch(&self, len: usize) -> Vec<u8> {
+        match self {
+            Rows::Stored(_) => Vec::new(),
+            Rows::Built(_) => vec![0; len],
+        }
+    }
+
+    /// Rows `r0..r0 + count`, `k` bytes each: borrowed when stored, built into `buf` otherwise.
+    fn get<'s>(&'s self, r0: usize, count: usize, k: usize, buf: &'s mut [u8]) -> &'s [u8] {
+        match self {
+            Rows::Stored(a) => &a[r0 * k..(r0 + count) * k],
+            Rows::Built(fill) => {
+                let dst = &mut buf[..count * k];
+                fill(r0, dst);
+                dst
+            }
+        }
+    }
+}
+
+/// Computes `out = epilogue(A x W + zero-point corrections + bias)` for the `M x K` rows `a`,
 /// calling `epilogue(acc, out_row)` on each full row of corrected int32 accumulators.
 #[allow(clippy::too_many_arguments)]
 fn drive<K: MicroKernel, T: Send, F>(
-    a: &[u8],
+    a: &Rows,
     m: usize,
     za: i32,
     w: &PackedWeights,
@@ -454,21 +487,23 @@ fn drive<K: MicroKernel, T: Send, F>(
     // Raw tiles of a block of rows are gathered into full rows (`MC x N` int32) and the
     // zero-point correction and epilogue run once per row over all `N` columns: per-tile
     // epilogues on 16-column runs cost a fifth of the time when `N` is small (conv-as-GEMM).
-    let run_chunk = |a_chunk: &[u8], out_chunk: &mut [T]| {
-        let rows = a_chunk.len() / k;
+    let run_chunk = |first_row: usize, out_chunk: &mut [T]| {
+        let rows = out_chunk.len() / n;
         let blocks_per_mc = MC / K::MR;
         let a_len = K::a_block_len(k);
         let mut a_pack = vec![K::A::default(); a_len * blocks_per_mc];
         let mut row_sums = [0i32; MC];
         let mut tile = [0i32; MAX_TILE];
         let mut raw = vec![0i32; MC.min(rows) * n];
+        let mut built = a.scratch(MC.min(rows) * k);
         for mc0 in (0..rows).step_by(MC) {
             let mc = MC.min(rows - mc0);
             let blocks = mc.div_ceil(K::MR);
+            let a_rows = a.get(first_row + mc0, mc, k, &mut built);
             for b in 0..blocks {
-                let r0 = mc0 + b * K::MR;
-                let nr = K::MR.min(rows - r0);
-                let src = &a_chunk[r0 * k..(r0 + nr) * k];
+                let r0 = b * K::MR;
+                let nr = K::MR.min(mc - r0);
+                let src = &a_rows[r0 * k..(r0 + nr) * k];
                 K::pack_a(src, nr, k, &mut a_pack[b * a_len..(b + 1) * a_len]);
                 if need_row_sums {
                     for (r, row) in src.chunks_exact(k).enumerate() {
@@ -508,18 +543,18 @@ fn drive<K: MicroKernel, T: Send, F>(
 
     let threads = rayon::current_num_threads();
     if threads <= 1 || m * n * k < PARALLEL_MIN_MACS || m < 2 * K::MR {
-        run_chunk(a, out);
+        run_chunk(0, out);
     } else {
         let chunk_rows = m.div_ceil(threads).div_ceil(K::MR) * K::MR;
-        a.par_chunks(chunk_rows * k)
-            .zip(out.par_chunks_mut(chunk_rows * n))
-            .for_each(|(a_chunk, out_chunk)| run_chunk(a_chunk, out_chunk));
+        out.par_chunks_mut(chunk_rows * n)
+            .enumerate()
+            .for_each(|(i, out_chunk)| run_chunk(i * chunk_rows, out_chunk));
     }
 }
 
 /// Dispatches [`drive`] on the backend the weights were packed for (the one dispatch point).
 fn dispatch<T: Send, F>(
-    a: &[u8],
+    a: &Rows,
     m: usize,
     za: i32,
     w: &PackedWeights,
@@ -546,6 +581,10 @@ fn check_gemm(a: &[u8], m: usize, za: i32, w: &PackedWeights, out_len: usize) ->
             w.k
         ));
     }
+    check_output(m, za, w, out_len)
+}
+
+fn check_output(m: usize, za: i32, w: &PackedWeights, out_len: usize) -> Result<()> {
     if out_len != m * w.n {
         return Err(shape_err!(
             "output buffer of {out_len} elements is not {m} x {}",
@@ -572,6 +611,19 @@ pub fn gemm(
     out: &mut [u8],
 ) -> Result<()> {
     check_gemm(a, m, a_zero_point, w, out.len())?;
+    gemm_rows(&Rows::Stored(a), m, a_zero_point, w, stage, out)
+}
+
+/// [`gemm`] on rows that may be built block by block (convolutions).
+pub(crate) fn gemm_rows(
+    a: &Rows,
+    m: usize,
+    a_zero_point: i32,
+    w: &PackedWeights,
+    stage: &OutputStage,
+    out: &mut [u8],
+) -> Result<()> {
+    check_output(m, a_zero_point, w, out.len())?;
     stage.validate(w.n)?;
     let tables = StageTables::new(stage, w.n, w.backend);
     let epilogue = |acc: &[i32], dst: &mut [u8]| tables.requantize_into(acc, dst);
@@ -600,7 +652,7 @@ pub fn gemm_i32(
     }
     let epilogue = |acc: &[i32], dst: &mut [i32]| dst.copy_from_slice(acc);
     dispatch(
-        a,
+        &Rows::Stored(a),
         m,
         a_zero_point,
         w,

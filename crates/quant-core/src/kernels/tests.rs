@@ -251,7 +251,16 @@ fn vnni_layout_matches_naive_through_the_gemm_frame() {
         let panels = x86::avx512_vnni::pack_b(&c.w, k, n);
         let mut got = vec![0i32; m * n];
         let copy = |acc: &[i32], dst: &mut [i32]| dst.copy_from_slice(acc);
-        drive::<VnniLanes, i32, _>(&c.a, m, c.za, &p, &panels, &|j| bias[j], &mut got, &copy);
+        drive::<VnniLanes, i32, _>(
+            &Rows::Stored(&c.a),
+            m,
+            c.za,
+            &p,
+            &panels,
+            &|j| bias[j],
+            &mut got,
+            &copy,
+        );
         let got: Vec<i64> = got.iter().map(|&v| i64::from(v)).collect();
         assert_eq!(got, want, "VNNI layout {m}x{k}x{n}");
     }
@@ -386,6 +395,8 @@ fn conv2d_matches_direct_convolution() {
         (1, 8, 5, 2, 3, 1, 1, false),
         (3, 6, 6, 5, 17, 5, 2, false),
         (1, 11, 7, 3, 2, 2, 3, true),
+        // Several row blocks, split across threads: im2col rows are built per block.
+        (2, 16, 16, 16, 32, 3, 1, true),
     ];
     for (batch, h, w_, ic, oc, kernel, stride, same) in cases {
         let g = ConvGeometry::new(h, w_, ic, kernel, stride, same).unwrap();
