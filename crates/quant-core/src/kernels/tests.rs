@@ -395,6 +395,7 @@ fn conv2d_matches_direct_convolution() {
         (1, 8, 5, 2, 3, 1, 1, false),
         (3, 6, 6, 5, 17, 5, 2, false),
         (1, 11, 7, 3, 2, 2, 3, true),
+        (1, 7, 9, 3, 4, 5, 1, true),
         // Several row blocks, split across threads: im2col rows are built per block.
         (2, 16, 16, 16, 32, 3, 1, true),
     ];
