@@ -350,11 +350,13 @@ fn depthwise_row<'a>(
         }
         // Accumulators start from the per-channel constant `offset`.
         let done = w.accumulate_vector(src, offset, acc);
-        acc[done..].copy_from_slice(&offset[done..]);
-        for (t, x) in src.iter().enumerate() {
-            let wt = &w.weights[t * c..][..c];
-            for ((a, &x), &wv) in acc[done..].iter_mut().zip(&x[done..]).zip(&wt[done..]) {
-                *a = a.wrapping_add(i32::from(x) * i32::from(wv));
+        if done < c {
+            acc[done..].copy_from_slice(&offset[done..]);
+            for (t, x) in src.iter().enumerate() {
+                let wt = &w.weights[t * c..][..c];
+                for ((a, &x), &wv) in acc[done..].iter_mut().zip(&x[done..]).zip(&wt[done..]) {
+                    *a = a.wrapping_add(i32::from(x) * i32::from(wv));
+                }
             }
         }
         if need_asum {

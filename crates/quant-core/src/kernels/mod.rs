@@ -245,6 +245,8 @@ pub(crate) struct StageTables<'a> {
     stage: &'a OutputStage,
     mult: Vec<i32>,
     right: Vec<i32>,
+    /// `2^right - 1` per channel (vector double rounding), empty when `vector` is false.
+    mask: Vec<i32>,
     vector: bool,
     /// Some multiplier is `i32::MIN`, so the `MIN * MIN` saturation must be checked.
     may_saturate: bool,
@@ -265,10 +267,16 @@ impl<'a> StageTables<'a> {
         let right: Vec<i32> = (0..n).map(|j| -per(j).shift).collect();
         let vector = backend != Backend::Scalar && right.iter().all(|r| (0..=31).contains(r));
         let may_saturate = mult.contains(&i32::MIN);
+        let mask = if vector {
+            right.iter().map(|&e| ((1i64 << e) - 1) as i32).collect()
+        } else {
+            Vec::new()
+        };
         StageTables {
             stage,
             mult,
             right,
+            mask,
             vector,
             may_saturate,
         }
@@ -288,6 +296,7 @@ impl<'a> StageTables<'a> {
                     acc,
                     &self.mult[..n],
                     &self.right[..n],
+                    &self.mask[..n],
                     self.stage.rounding == RoundingMode::Single,
                     self.may_saturate,
                     self.stage.output_zero_point,

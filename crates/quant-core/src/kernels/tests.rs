@@ -581,7 +581,14 @@ fn vector_output_stage_matches_scalar_on_edges() {
         -1,
         1_583_594_044,
     ];
-    for rounding in [RoundingMode::Double, RoundingMode::Single] {
+    // With and without an `i32::MIN` multiplier: the vector path skips the MIN * MIN patch
+    // when there is none.
+    for (rounding, with_min) in [
+        (RoundingMode::Double, true),
+        (RoundingMode::Single, true),
+        (RoundingMode::Double, false),
+        (RoundingMode::Single, false),
+    ] {
         for shift_range in [(-31, 0), (0, 0), (-31, -31), (-40, 3)] {
             let n = 67;
             let stage = OutputStage {
@@ -592,6 +599,11 @@ fn vector_output_stage_matches_scalar_on_edges() {
                             edge_mult[j % edge_mult.len()]
                         } else {
                             rng.range(i32::MIN, i32::MAX)
+                        };
+                        let m = if with_min || m != i32::MIN {
+                            m
+                        } else {
+                            i32::MIN + 1
                         };
                         QuantizedMultiplier::new(m, rng.range(shift_range.0, shift_range.1))
                             .unwrap()
@@ -621,7 +633,10 @@ fn vector_output_stage_matches_scalar_on_edges() {
                         .collect();
                     let mut got = vec![0u8; n];
                     tables.requantize_into(&acc, &mut got);
-                    assert_eq!(got, want, "{backend:?} {rounding:?} shifts {shift_range:?}");
+                    assert_eq!(
+                        got, want,
+                        "{backend:?} {rounding:?} shifts {shift_range:?} MIN multiplier {with_min}"
+                    );
                 }
             }
         }

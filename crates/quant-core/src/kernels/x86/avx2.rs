@@ -123,7 +123,8 @@ unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32]) {
 /// Single rounding computes `(x*m + 2^(t-1)) >> t`, `t = 31 - shift` up to 62, with an
 /// emulated arithmetic shift (`srl(v ^ s, t) ^ s`).
 ///
-/// `may_saturate` is false when no multiplier is `i32::MIN`, the only one for which the
+/// `mask` holds `2^e - 1` per channel (`e = right`), the remainder mask of the double-rounding
+/// division. `may_saturate` is false when no multiplier is `i32::MIN`, the only one for which the
 /// `MIN * MIN` patch can fire (multipliers from [`crate::multiplier`] never are); the patch is
 /// then skipped.
 ///
@@ -135,6 +136,7 @@ pub(crate) unsafe fn requantize_row(
     acc: &[i32],
     mult: &[i32],
     right: &[i32],
+    mask: &[i32],
     single: bool,
     may_saturate: bool,
     zout: i32,
@@ -143,8 +145,8 @@ pub(crate) unsafe fn requantize_row(
     dst: &mut [u8],
 ) -> usize {
     let n8 = acc.len() / 8 * 8;
-    assert!(mult.len() >= acc.len() && right.len() >= acc.len() && dst.len() >= acc.len());
-    let one = _mm256_set1_epi32(1);
+    let n = acc.len();
+    assert!(mult.len() >= n && right.len() >= n && mask.len() >= n && dst.len() >= n);
     let zero = _mm256_setzero_si256();
     let min = _mm256_set1_epi32(i32::MIN);
     let max = _mm256_set1_epi32(i32::MAX);
@@ -200,7 +202,7 @@ pub(crate) unsafe fn requantize_row(
                     h = _mm256_blendv_epi8(h, max, sat);
                 }
                 // RoundingDivideByPOT with per-lane exponent e in [0, 31].
-                let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
+                let mask = _mm256_loadu_si256(mask.as_ptr().add(j) as *const __m256i);
                 let rem = _mm256_and_si256(h, mask);
                 let thr = _mm256_sub_epi32(_mm256_srli_epi32(mask, 1), _mm256_cmpgt_epi32(zero, h));
                 _mm256_sub_epi32(_mm256_srav_epi32(h, e), _mm256_cmpgt_epi32(rem, thr))
