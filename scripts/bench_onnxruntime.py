@@ -6,13 +6,15 @@ QLinearMatMul / MatMul (GEMM shapes) and QLinearConv / Conv (MobileNet-style lay
 via group=C) models with onnx.helper, times each with intra_op_num_threads 1 and 2, and merges
 rows with engine=onnxruntime into results/quant-core/kernels.csv (columns
 kernel,shape,threads,engine,dtype,gops), replacing earlier onnxruntime rows, atomically
-(temporary file, then rename). Run `cargo run --release -p quant-core --bin bench-kernels`
+(temporary file, then rename). It also checks ONNX Runtime's int8 result against exact integer
+arithmetic (`exactness_probe`) and writes results/quant-core/onnxruntime-exactness.json. Run `cargo run --release -p quant-core --bin bench-kernels`
 first so both engines are measured in the same session.
 
 Usage: python3 scripts/bench_onnxruntime.py [--out results/quant-core] [--quick]
 """
 import argparse
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -92,6 +94,43 @@ def conv_model(h, cin, cout, ks, group, int8):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
+def exactness_probe():
+    """How far ONNX Runtime's QLinearMatMul (uint8 x int8) is from exact integer arithmetic.
+
+    Scales 1 and 1 and an output scale of 2^10 make the op's true result `round(acc / 1024) + 128`
+    for the exact int32 accumulator `acc`, with no float rounding in the way (|acc| < 2^24); K = 8
+    keeps most outputs inside [0, 255]. On CPUs without VNNI, kernels that sum u8 x s8 product
+    pairs in saturating int16 (`vpmaddubsw`) lose up to 2^15 per saturated pair, visible here as
+    outputs many LSB off. Returns a dict for the manifest.
+    """
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    m, k, n, y_scale = 256, 8, 64, 2.0 ** 10
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, size=(m, k), dtype=np.uint8)
+    w = rng.integers(-127, 128, size=(k, n), dtype=np.int8)
+    inits = [numpy_helper.from_array(w, "W"),
+             numpy_helper.from_array(np.array(1, np.float32), "a_s"),
+             numpy_helper.from_array(np.array(0, np.uint8), "a_z"),
+             numpy_helper.from_array(np.array(1, np.float32), "w_s"),
+             numpy_helper.from_array(np.array(0, np.int8), "w_z"),
+             numpy_helper.from_array(np.array(y_scale, np.float32), "y_s"),
+             numpy_helper.from_array(np.array(128, np.uint8), "y_z")]
+    node = helper.make_node("QLinearMatMul", ["A", "a_s", "a_z", "W", "w_s", "w_z", "y_s", "y_z"], ["Y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("A", TensorProto.UINT8, [m, k])],
+                              [helper.make_tensor_value_info("Y", TensorProto.UINT8, [m, n])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"A": a})[0].astype(np.int64)
+    acc = a.astype(np.int64) @ w.astype(np.int64)
+    want = np.clip(np.rint(acc / y_scale) + 128, 0, 255).astype(np.int64)
+    inside = (want > 0) & (want < 255)
+    off = np.abs(got - want)[inside]
+    return {"op": "QLinearMatMul u8 x s8", "shape": f"{m}x{k}x{n}", "outputs_checked": int(inside.sum()),
+            "outputs_off": int((off != 0).sum()), "max_lsb_off": int(off.max()) if off.size else 0}
+
+
 def time_model(model, feed, threads, budget):
     import onnxruntime as ort
     opts = ort.SessionOptions()
@@ -154,6 +193,12 @@ def main():
         w.writerows(kept + rows)
     os.replace(tmp, path)
     print(f"onnxruntime {ort.__version__}: wrote {len(rows)} rows to {path}", file=sys.stderr)
+    probe = dict(exactness_probe(), onnxruntime=ort.__version__)
+    print(f"onnxruntime exactness: {probe}", file=sys.stderr)
+    probe_path = os.path.join(args.out, "onnxruntime-exactness.json")
+    with open(probe_path + ".tmp", "w") as f:
+        json.dump(probe, f, indent=2)
+    os.replace(probe_path + ".tmp", probe_path)
 
 
 if __name__ == "__main__":
