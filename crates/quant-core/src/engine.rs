@@ -8,7 +8,8 @@
 //! * [`Model::run`] executes it: NHWC uint8 in, uint8 or int8 codes out.
 //!
 //! Nodes are numbered: node 0 is the model input, node `i` is the output of `layers[i - 1]`.
-//! Every layer reads the previous node; [`Layer::Add`] also reads an earlier node (the skip).
+//! Every layer reads the previous node; [`Layer::Add`] also reads an earlier node (the skip), and
+//! [`Layer::Recall`] outputs an earlier node, so that the following layers form a side branch.
 //!
 //! # File format (version 1)
 //!
@@ -183,6 +184,11 @@ pub enum Layer {
     GlobalAvgPool,
     /// Residual add.
     Add(AddLayer),
+    /// The codes of an earlier node (index, 0 = model input), unchanged: the next layers read
+    /// it instead of the previous node. This is how a branch that does not start at the
+    /// previous node is written, such as a ResNet projection shortcut (`Recall(block input)`,
+    /// 1x1 strided conv, `Add` with the main branch as skip).
+    Recall(usize),
 }
 
 /// Model input description: image shape and the zero point of its uint8 codes.
@@ -275,6 +281,7 @@ enum Prepared {
     Dense(PackedWeights),
     Pool(ConvGeometry),
     Add,
+    Recall,
 }
 
 /// A validated model, packed for one kernel backend.
@@ -448,6 +455,14 @@ impl Model {
                     }
                     (Prepared::Add, shape, l.params.output_zero_point)
                 }
+                &Layer::Recall(node) => {
+                    if node >= idx {
+                        return Err(arg_err!(
+                            "layer {idx}: recall of node {node}, which is not an earlier node"
+                        ));
+                    }
+                    (Prepared::Recall, shapes[node], zero_points[node])
+                }
             };
             prepared.push(p);
             shapes.push(out_shape);
@@ -492,12 +507,14 @@ impl Model {
                 self.spec.input.shape
             ));
         }
-        // Keep only nodes that a later add still needs.
+        // Keep only nodes that a later add or recall still needs.
         let mut last_use = vec![0usize; self.shapes.len()];
         for (i, layer) in self.spec.layers.iter().enumerate() {
             last_use[i] = last_use[i].max(i + 1);
-            if let Layer::Add(a) = layer {
-                last_use[a.skip] = last_use[a.skip].max(i + 1);
+            match layer {
+                Layer::Add(a) => last_use[a.skip] = last_use[a.skip].max(i + 1),
+                &Layer::Recall(node) => last_use[node] = last_use[node].max(i + 1),
+                _ => {}
             }
         }
         let mut nodes: Vec<Option<Vec<u8>>> = vec![None; self.shapes.len()];
@@ -531,6 +548,11 @@ impl Model {
                         .ok_or_else(|| arg_err!("node {} was released too early", l.skip))?;
                     kernels::add(x, skip, &l.params, self.spec.rounding, &mut y)?
                 }
+                (&Layer::Recall(node), Prepared::Recall) => y.copy_from_slice(
+                    nodes[node]
+                        .as_deref()
+                        .ok_or_else(|| arg_err!("node {node} was released too early"))?,
+                ),
                 _ => {
                     return Err(arg_err!(
                         "layer {} does not match its prepared kernel",

@@ -428,3 +428,100 @@ fn invalid_specs_are_rejected() {
     assert!(model.run(&[0u8; 10], 1).is_err());
     assert!(model.run(&[], 0).is_err());
 }
+
+/// A downsampling residual block with a projection shortcut: conv3x3/2 -> conv3x3 on the main
+/// branch, `Recall(0)` -> conv1x1/2 on the shortcut, then the add.
+fn projection_block(rounding: RoundingMode) -> ModelSpec {
+    let mut rng = Lcg(11);
+    let input = QParams::new(1.0 / 255.0, 0, QRange::U8).unwrap();
+    let (a1, a2, a3, out) = (act(0.0, 6.0), act(-4.0, 4.0), act(-3.0, 3.0), act(0.0, 8.0));
+    let q = |i: QParams, o: QParams, a: Activation| LayerQuant {
+        input: i,
+        output: o,
+        scheme: WeightScheme::PerChannelSymmetric,
+        activation: a,
+        rounding,
+    };
+    let (cin, c) = (4, 8);
+    let conv = |rng: &mut Lcg, cin: usize, k: usize, stride: usize, lq: &LayerQuant| {
+        ConvLayer::from_float(
+            &rng.floats(k * k * cin * c, 0.5),
+            c,
+            Window::square(k, stride, k / 2),
+            &rng.floats(c, 0.1),
+            lq,
+        )
+        .unwrap()
+    };
+    let main1 = conv(&mut rng, cin, 3, 2, &q(input, a1, Activation::Relu6));
+    let main2 = conv(&mut rng, c, 3, 1, &q(a1, a2, Activation::None));
+    let proj = conv(&mut rng, cin, 1, 2, &q(input, a3, Activation::None));
+    ModelSpec {
+        input: InputSpec {
+            shape: Shape { h: 8, w: 8, c: cin },
+            zero_point: 0,
+        },
+        layers: vec![
+            Layer::Conv2d(main1),
+            Layer::Conv2d(main2),
+            Layer::Recall(0),
+            Layer::Conv2d(proj),
+            Layer::Add(AddLayer::from_float(2, &a3, &a2, &out, Activation::Relu).unwrap()),
+        ],
+        rounding,
+        output: OutputType::U8,
+    }
+}
+
+#[test]
+fn projection_shortcut_matches_manual_kernel_composition() {
+    let spec = projection_block(RoundingMode::Double);
+    let model = Model::with_backend(spec.clone(), Backend::Scalar).unwrap();
+    assert_eq!(model.node_shape(3), Some(Shape { h: 8, w: 8, c: 4 }));
+    assert_eq!(model.output_shape(), Shape { h: 4, w: 4, c: 8 });
+    let batch = 2;
+    let images = Lcg(5).bytes(batch * 8 * 8 * 4);
+    let out = model.run(&images, batch).unwrap();
+
+    let conv = |layer: &Layer, x: &[u8], shape: Shape, zp: i32| {
+        let Layer::Conv2d(l) = layer else {
+            unreachable!()
+        };
+        let g = l.window.geometry(shape).unwrap();
+        let k = g.kernel_h * g.kernel_w * g.in_c;
+        let w =
+            PackedWeights::new(&l.weights, k, 8, &l.weight_zero_points, Backend::Scalar).unwrap();
+        let mut y = vec![0u8; batch * g.out_h() * g.out_w() * 8];
+        conv2d(x, batch, &g, zp, &w, &l.stage, &mut y).unwrap();
+        (y, l.stage.output_zero_point)
+    };
+    let input = Shape { h: 8, w: 8, c: 4 };
+    let (x1, z1) = conv(&spec.layers[0], &images, input, 0);
+    let (x2, _) = conv(&spec.layers[1], &x1, Shape { h: 4, w: 4, c: 8 }, z1);
+    let (x4, _) = conv(&spec.layers[3], &images, input, 0);
+    let Layer::Add(add) = &spec.layers[4] else {
+        unreachable!()
+    };
+    let mut want = vec![0u8; x2.len()];
+    kernels::add(&x4, &x2, &add.params, RoundingMode::Double, &mut want).unwrap();
+    assert_eq!(out.data, QData::U8(want));
+
+    // Every backend agrees, and the recall survives a save/load round trip.
+    for backend in Backend::available() {
+        let m = Model::with_backend(spec.clone(), backend).unwrap();
+        assert_eq!(m.run(&images, batch).unwrap().data, out.data, "{backend:?}");
+    }
+    let path = std::env::temp_dir().join(format!("quant-core-recall-{}.json", std::process::id()));
+    model.save(&path).unwrap();
+    let loaded = Model::load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(loaded.spec(), &spec);
+}
+
+#[test]
+fn recall_of_a_later_node_is_rejected() {
+    let mut spec = projection_block(RoundingMode::Single);
+    spec.layers[2] = Layer::Recall(3);
+    let e = Model::new(spec).unwrap_err();
+    assert!(e.to_string().contains("recall of node 3"), "{e}");
+}
