@@ -8,11 +8,10 @@
 //! any bit width the quantizer used (2..=8) are exported on their own grid, so the 7-, 6-, 5- and
 //! 4-bit models of the ablations run in the engine too.
 //!
-//! quant-core's engine runs a chain of layers in which every layer reads the previous node (a
-//! residual add may also read an earlier one). A residual block with a projection shortcut (a conv
-//! on the block input) does not fit that chain, so an [`IntegerNet`] is a list of [`Segment`]s:
-//! runs of engine layers, and projection blocks executed as two engine models joined by
-//! quant-core's integer add kernel. Everything at run time stays integer-only.
+//! The whole network becomes one quant-core engine model: a chain of layers in which residual
+//! adds read the block input as their skip, and a projection shortcut (a conv on the block input)
+//! is written as `Recall(block input)`, the shortcut conv, then the add with the main branch as
+//! skip. Everything at run time stays integer-only.
 
 use burn::prelude::*;
 use quant_core::engine::{
@@ -20,7 +19,7 @@ use quant_core::engine::{
     OutputType, PoolLayer, QData, QTensor, Shape, Window,
 };
 use quant_core::fixedpoint::{RoundingMode, rounding_divide};
-use quant_core::kernels::{AddParams, OutputStage as EngineStage, add};
+use quant_core::kernels::OutputStage as EngineStage;
 use quant_core::multiplier::conv_multiplier;
 use quant_core::qparams::{Activation as EngineActivation, QParams, QRange, quantize_bias};
 use repro::datasets::ImageSet;
@@ -47,29 +46,11 @@ impl From<quant_core::error::QuantError> for ExportError {
     }
 }
 
-/// One piece of an [`IntegerNet`].
-#[derive(Debug, Clone)]
-pub enum Segment {
-    /// A chain of engine layers.
-    Engine(Model),
-    /// A residual block with a projection shortcut: `add(body(x), shortcut(x))`.
-    Projection {
-        /// Main branch.
-        body: Model,
-        /// Shortcut branch.
-        shortcut: Model,
-        /// Integer add of the two (body = input 1).
-        add: AddParams,
-        /// Rounding mode of the add.
-        rounding: RoundingMode,
-    },
-}
-
 /// An exported integer-only network: uint8 pixels in, uint8 logit codes out.
 #[derive(Debug, Clone)]
 pub struct IntegerNet {
-    /// Pieces in execution order.
-    pub segments: Vec<Segment>,
+    /// The engine model (uint8 codes out).
+    pub model: Model,
     /// Input `[C, H, W]` (codes `S = 1/255`, `Z = 0`).
     pub input: [usize; 3],
     /// Parameters of the logit codes.
@@ -113,39 +94,14 @@ impl IntegerNet {
     /// Logit codes (`[batch, classes]`, row-major) for `batch` images given as row-major bytes
     /// (`C = 1`: the raw IDX pixels).
     pub fn run(&self, images: &[u8], batch: usize) -> Result<Vec<i32>, ExportError> {
-        let mut x = images.to_vec();
-        for seg in &self.segments {
-            x = match seg {
-                Segment::Engine(m) => u8_codes(m.run(&x, batch)?),
-                Segment::Projection {
-                    body,
-                    shortcut,
-                    add: params,
-                    rounding,
-                } => {
-                    let a = u8_codes(body.run(&x, batch)?);
-                    let b = u8_codes(shortcut.run(&x, batch)?);
-                    let mut out = vec![0u8; a.len()];
-                    add(&a, &b, params, *rounding, &mut out)?;
-                    out
-                }
-            };
-        }
-        Ok(x.into_iter().map(i32::from).collect())
+        let codes = u8_codes(self.model.run(images, batch)?);
+        Ok(codes.into_iter().map(i32::from).collect())
     }
 
     /// Storage of the deployed model: int8 weights, int32 biases and zero points, multipliers
     /// (int32 + shift), clamps and add parameters.
     pub fn size_bytes(&self) -> usize {
-        self.segments
-            .iter()
-            .map(|s| match s {
-                Segment::Engine(m) => spec_bytes(m.spec()),
-                Segment::Projection { body, shortcut, .. } => {
-                    spec_bytes(body.spec()) + spec_bytes(shortcut.spec()) + 3 * 8 + 3 * 4 + 2
-                }
-            })
-            .sum()
+        spec_bytes(self.model.spec())
     }
 }
 
@@ -340,44 +296,16 @@ fn convert_layer(
     }
 }
 
-/// Export state: the chain being built and the finished segments.
+/// Export state: the chain of engine layers built so far and the current node's parameters.
 struct Exporter {
     rounding: RoundingMode,
-    segments: Vec<Segment>,
     layers: Vec<Layer>,
-    segment_input: InputSpec,
     params: QParams,
     shape: Shape,
     index: usize,
 }
 
 impl Exporter {
-    fn model(&self, input: InputSpec, layers: Vec<Layer>) -> Result<Model, ExportError> {
-        Ok(Model::new(ModelSpec {
-            input,
-            layers,
-            rounding: self.rounding,
-            output: OutputType::U8,
-        })?)
-    }
-
-    fn input_spec(&self) -> InputSpec {
-        InputSpec {
-            shape: self.shape,
-            zero_point: self.params.zero_point,
-        }
-    }
-
-    fn flush(&mut self) -> Result<(), ExportError> {
-        if !self.layers.is_empty() {
-            let layers = std::mem::take(&mut self.layers);
-            let m = self.model(self.segment_input, layers)?;
-            self.segments.push(Segment::Engine(m));
-        }
-        self.segment_input = self.input_spec();
-        Ok(())
-    }
-
     /// Converts `layers` in sequence from the current state; returns them with the final
     /// parameters and shape (the state itself is not advanced).
     fn chain(&mut self, layers: &[QLayer]) -> Result<(Vec<Layer>, QParams, Shape), ExportError> {
@@ -425,32 +353,24 @@ impl Exporter {
                     &format!("residual add after layer {}", self.index),
                 )?;
                 let act = engine_activation(r.add.output.activation);
+                // Node numbers: node 0 is the model input, node i the output of layer i - 1.
+                let block_input = self.layers.len();
                 let (body, body_q, body_shape) = self.chain(&r.body)?;
-                match &r.shortcut {
-                    None => {
-                        let skip = self.layers.len();
-                        let add_layer =
-                            AddLayer::from_float(skip, &body_q, &self.params, &out_q, act)?;
-                        self.layers.extend(body);
-                        self.layers.push(Layer::Add(add_layer));
-                    }
+                self.layers.extend(body);
+                let add_layer = match &r.shortcut {
+                    None => AddLayer::from_float(block_input, &body_q, &self.params, &out_q, act)?,
                     Some(sc) => {
                         let (short, short_q, _) = self.chain(std::slice::from_ref(sc))?;
-                        self.flush()?;
-                        let input = self.input_spec();
-                        let add = AddLayer::from_float(0, &body_q, &short_q, &out_q, act)?.params;
-                        self.segments.push(Segment::Projection {
-                            body: self.model(input, body)?,
-                            shortcut: self.model(input, short)?,
-                            add,
-                            rounding: self.rounding,
-                        });
+                        let body_end = self.layers.len();
+                        self.layers.push(Layer::Recall(block_input));
+                        self.layers.extend(short);
+                        // Input 1 is the previous node (the shortcut), input 2 the body; the
+                        // integer add is symmetric in its two (codes, parameters) operands.
+                        AddLayer::from_float(body_end, &short_q, &body_q, &out_q, act)?
                     }
-                }
+                };
+                self.layers.push(Layer::Add(add_layer));
                 (self.params, self.shape) = (out_q, body_shape);
-                if r.shortcut.is_some() {
-                    self.segment_input = self.input_spec();
-                }
             }
         }
         Ok(())
@@ -473,12 +393,7 @@ pub fn export(
     let pixels = pixel_params()?;
     let mut ex = Exporter {
         rounding,
-        segments: Vec::new(),
         layers: Vec::new(),
-        segment_input: InputSpec {
-            shape,
-            zero_point: 0,
-        },
         params: pixels,
         shape,
         index: 0,
@@ -486,9 +401,17 @@ pub fn export(
     for b in &net.blocks {
         ex.block(b)?;
     }
-    ex.flush()?;
+    let model = Model::new(ModelSpec {
+        input: InputSpec {
+            shape,
+            zero_point: pixels.zero_point,
+        },
+        layers: ex.layers,
+        rounding,
+        output: OutputType::U8,
+    })?;
     Ok(IntegerNet {
-        segments: ex.segments,
+        model,
         input,
         output: ex.params,
         classes: net.classes,
@@ -763,14 +686,7 @@ pub fn check_agreement(
     set: &ImageSet,
     device: &Device,
 ) -> Result<Agreement, ExportError> {
-    let rounding = int
-        .segments
-        .first()
-        .map(|s| match s {
-            Segment::Engine(m) => m.spec().rounding,
-            Segment::Projection { rounding, .. } => *rounding,
-        })
-        .unwrap_or(RoundingMode::Double);
+    let rounding = int.model.spec().rounding;
     let k = int.classes;
     let eng = engine_logits(int, set)?;
     let exact: Vec<i64> = simulate_codes(net, set, rounding, device)?

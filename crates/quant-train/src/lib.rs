@@ -26,7 +26,7 @@
 //!   resolution sweep).
 //! * **Export** ([`export`]): `export::export(&net, [C, H, W], RoundingMode)` turns a net whose
 //!   layers carry affine quantizers (after QAT or PTQ calibration with [`Phase::CALIBRATE`]) into an
-//!   [`export::IntegerNet`] (quant-core engine models; `run(&bytes, batch) -> logit codes`,
+//!   [`export::IntegerNet`] (one quant-core engine model; `run(&bytes, batch) -> logit codes`,
 //!   `size_bytes()`); [`export::check_agreement`] compares it with the integer simulation of the
 //!   quantized graph ([`export::simulate_codes`], exact codes; must agree on every image) and with
 //!   the fake-quantized f32 model (argmax agreement, max logit difference in LSB, both top-1s);
