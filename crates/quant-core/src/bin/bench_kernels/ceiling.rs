@@ -38,100 +38,71 @@ fn rate(f: impl Fn()) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Twelve independent `$op` per iteration on ymm0..ymm11 from ymm12/ymm13.
-macro_rules! twelve {
-    ($op:literal) => {
+/// `$op` on registers 0..=11 of kind `$r` (`"ymm"` / `"zmm"`), each as `$op rI, $a, $b`,
+/// where `$a` / `$b` are the sources (`"I"` stands for the register itself).
+macro_rules! on_twelve {
+    ($op:literal, $r:literal, same) => {
         concat!(
-            ".p2align 5\n2:\n",
-            $op,
-            " ymm0, ymm12, ymm13\n",
-            $op,
-            " ymm1, ymm12, ymm13\n",
-            $op,
-            " ymm2, ymm12, ymm13\n",
-            $op,
-            " ymm3, ymm12, ymm13\n",
-            $op,
-            " ymm4, ymm12, ymm13\n",
-            $op,
-            " ymm5, ymm12, ymm13\n",
-            $op,
-            " ymm6, ymm12, ymm13\n",
-            $op,
-            " ymm7, ymm12, ymm13\n",
-            $op,
-            " ymm8, ymm12, ymm13\n",
-            $op,
-            " ymm9, ymm12, ymm13\n",
-            $op,
-            " ymm10, ymm12, ymm13\n",
-            $op,
-            " ymm11, ymm12, ymm13\n",
-            "dec {n}\n",
-            "jnz 2b\n",
+            $op, " ", $r, "0, ", $r, "0, ", $r, "0\n", $op, " ", $r, "1, ", $r, "1, ", $r, "1\n",
+            $op, " ", $r, "2, ", $r, "2, ", $r, "2\n", $op, " ", $r, "3, ", $r, "3, ", $r, "3\n",
+            $op, " ", $r, "4, ", $r, "4, ", $r, "4\n", $op, " ", $r, "5, ", $r, "5, ", $r, "5\n",
+            $op, " ", $r, "6, ", $r, "6, ", $r, "6\n", $op, " ", $r, "7, ", $r, "7, ", $r, "7\n",
+            $op, " ", $r, "8, ", $r, "8, ", $r, "8\n", $op, " ", $r, "9, ", $r, "9, ", $r, "9\n",
+            $op, " ", $r, "10, ", $r, "10, ", $r, "10\n", $op, " ", $r, "11, ", $r, "11, ", $r,
+            "11\n",
         )
+    };
+    ($op:literal, $r:literal, sources) => {
+        concat!(
+            $op, " ", $r, "0, ", $r, "12, ", $r, "13\n", $op, " ", $r, "1, ", $r, "12, ", $r,
+            "13\n", $op, " ", $r, "2, ", $r, "12, ", $r, "13\n", $op, " ", $r, "3, ", $r, "12, ",
+            $r, "13\n", $op, " ", $r, "4, ", $r, "12, ", $r, "13\n", $op, " ", $r, "5, ", $r,
+            "12, ", $r, "13\n", $op, " ", $r, "6, ", $r, "12, ", $r, "13\n", $op, " ", $r, "7, ",
+            $r, "12, ", $r, "13\n", $op, " ", $r, "8, ", $r, "12, ", $r, "13\n", $op, " ", $r,
+            "9, ", $r, "12, ", $r, "13\n", $op, " ", $r, "10, ", $r, "12, ", $r, "13\n", $op, " ",
+            $r, "11, ", $r, "12, ", $r, "13\n",
+        )
+    };
+}
+
+/// `ITERS` iterations of twelve independent `$op` (registers 0..=11 from 12 and 13, all zeroed
+/// first with `$zero`, so no denormal slow path), registers of kind `$r`. Every vector register
+/// is caller-saved in the C ABI, so `clobber_abi("C")` declares them all.
+macro_rules! throughput_loop {
+    ($zero:literal, $op:literal, $r:literal) => {
+        // SAFETY: register-only instructions on clobbered registers; the caller enabled the
+        // instruction set.
+        unsafe {
+            asm!(
+                concat!(
+                    $zero, " ", $r, "12, ", $r, "12, ", $r, "12\n",
+                    $zero, " ", $r, "13, ", $r, "13, ", $r, "13\n",
+                    on_twelve!($zero, $r, same),
+                    ".p2align 5\n2:\n",
+                    on_twelve!($op, $r, sources),
+                    "dec rcx\njnz 2b\n",
+                ),
+                inout("rcx") ITERS => _,
+                clobber_abi("C"),
+                options(nostack, nomem),
+            )
+        }
     };
 }
 
 #[target_feature(enable = "avx2")]
 fn madd_loop() {
-    // SAFETY: register-only instructions; every register written is declared clobbered.
-    unsafe {
-        asm!(
-            "vpxor ymm12, ymm12, ymm12", "vpxor ymm13, ymm13, ymm13",
-            twelve!("vpmaddwd"),
-            n = inout(reg) ITERS => _,
-            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _,
-            out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _,
-            out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _,
-            options(nostack, nomem),
-        );
-    }
+    throughput_loop!("vpxor", "vpmaddwd", "ymm");
 }
 
 #[target_feature(enable = "avx2,fma")]
 fn fma_loop() {
-    // SAFETY: as above; the sources are zero, so no denormal slow path.
-    unsafe {
-        asm!(
-            "vxorps ymm12, ymm12, ymm12", "vxorps ymm13, ymm13, ymm13",
-            "vxorps ymm0, ymm0, ymm0", "vxorps ymm1, ymm1, ymm1", "vxorps ymm2, ymm2, ymm2",
-            "vxorps ymm3, ymm3, ymm3", "vxorps ymm4, ymm4, ymm4", "vxorps ymm5, ymm5, ymm5",
-            "vxorps ymm6, ymm6, ymm6", "vxorps ymm7, ymm7, ymm7", "vxorps ymm8, ymm8, ymm8",
-            "vxorps ymm9, ymm9, ymm9", "vxorps ymm10, ymm10, ymm10", "vxorps ymm11, ymm11, ymm11",
-            twelve!("vfmadd231ps"),
-            n = inout(reg) ITERS => _,
-            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _,
-            out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _,
-            out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _,
-            options(nostack, nomem),
-        );
-    }
+    throughput_loop!("vxorps", "vfmadd231ps", "ymm");
 }
 
 #[target_feature(enable = "avx512f,avx512vnni")]
 fn dpbusd_loop() {
-    // SAFETY: as above (zmm registers).
-    unsafe {
-        asm!(
-            "vpxord zmm12, zmm12, zmm12", "vpxord zmm13, zmm13, zmm13",
-            ".p2align 5",
-            "2:",
-            "vpdpbusd zmm0, zmm12, zmm13", "vpdpbusd zmm1, zmm12, zmm13",
-            "vpdpbusd zmm2, zmm12, zmm13", "vpdpbusd zmm3, zmm12, zmm13",
-            "vpdpbusd zmm4, zmm12, zmm13", "vpdpbusd zmm5, zmm12, zmm13",
-            "vpdpbusd zmm6, zmm12, zmm13", "vpdpbusd zmm7, zmm12, zmm13",
-            "vpdpbusd zmm8, zmm12, zmm13", "vpdpbusd zmm9, zmm12, zmm13",
-            "vpdpbusd zmm10, zmm12, zmm13", "vpdpbusd zmm11, zmm12, zmm13",
-            "dec {n}",
-            "jnz 2b",
-            n = inout(reg) ITERS => _,
-            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
-            out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _,
-            out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _,
-            options(nostack, nomem),
-        );
-    }
+    throughput_loop!("vpxord", "vpdpbusd", "zmm");
 }
 
 /// Measures the ceilings this CPU supports (about a second in all).

@@ -30,6 +30,26 @@ struct Row {
     gops: f64,
 }
 
+impl Row {
+    /// A result of `ops` operations in `seconds`.
+    fn new(
+        kernel: &'static str,
+        shape: &str,
+        threads: usize,
+        dtype: &'static str,
+        ops: f64,
+        seconds: f64,
+    ) -> Row {
+        Row {
+            kernel,
+            shape: shape.to_string(),
+            threads,
+            dtype,
+            gops: ops / seconds / 1e9,
+        }
+    }
+}
+
 /// Median seconds per call over enough repetitions to fill `budget`.
 fn time_it(budget: Duration, mut f: impl FnMut()) -> f64 {
     f(); // warm-up (page faults, caches)
@@ -156,6 +176,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pool.install(|| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             for &(kernel, m, k, n) in &gemms {
                 let ops = 2.0 * (m * k * n) as f64;
+                let shape = format!("{m}x{k}x{n}");
                 let a = bytes(m * k, 1);
                 let w: Vec<i8> = bytes(k * n, 2).into_iter().map(|v| v as i8).collect();
                 let pw = PackedWeights::new(&w, k, n, &[0], backend)?;
@@ -164,13 +185,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let t = time_it(budget, || {
                     gemm(&a, m, 3, &pw, &st, &mut out).expect("valid gemm")
                 });
-                rows.push(Row {
-                    kernel,
-                    shape: format!("{m}x{k}x{n}"),
-                    threads,
-                    dtype: "int8",
-                    gops: ops / t / 1e9,
-                });
+                rows.push(Row::new(kernel, &shape, threads, "int8", ops, t));
                 let af: Vec<f32> = a.iter().map(|&v| f32::from(v) / 255.0).collect();
                 let wf: Vec<f32> = w.iter().map(|&v| f32::from(v) / 127.0).collect();
                 let pf = PackedF32::new(&wf, k, n).ok_or("f32 pack")?;
@@ -178,13 +193,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let t = time_it(budget, || {
                     gemm_f32(&af, m, &pf, &mut cf).expect("valid f32 gemm")
                 });
-                rows.push(Row {
-                    kernel,
-                    shape: format!("{m}x{k}x{n}"),
-                    threads,
-                    dtype: "f32",
-                    gops: ops / t / 1e9,
-                });
+                rows.push(Row::new(kernel, &shape, threads, "f32", ops, t));
             }
             // MobileNet-style layers (NHWC, batch 1): 3x3 conv, 1x1 pointwise, 3x3 depthwise.
             for (kernel, h, cin, cout, ks) in
@@ -205,13 +214,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let t = time_it(budget, || {
                     conv2d(&x, 1, &g, 5, &pw, &st, &mut out).expect("valid conv")
                 });
-                rows.push(Row {
-                    kernel,
-                    shape: shape.clone(),
-                    threads,
-                    dtype: "int8",
-                    gops: ops / t / 1e9,
-                });
+                rows.push(Row::new(kernel, &shape, threads, "int8", ops, t));
                 // f32: same im2col + blocked GEMM (1x1 needs no im2col).
                 let xf: Vec<f32> = x.iter().map(|&v| f32::from(v)).collect();
                 let wf: Vec<f32> = w.iter().map(|&v| f32::from(v)).collect();
@@ -243,13 +246,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         gemm_f32(&cols, h * h, &pf, &mut cf).expect("valid f32 gemm");
                     }
                 });
-                rows.push(Row {
-                    kernel,
-                    shape,
-                    threads,
-                    dtype: "f32",
-                    gops: ops / t / 1e9,
-                });
+                rows.push(Row::new(kernel, &shape, threads, "f32", ops, t));
             }
             {
                 let (h, c) = (56, 128);
@@ -264,24 +261,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let t = time_it(budget, || {
                     depthwise_conv2d(&x, 1, &g, 5, &dw, &st, &mut out).expect("valid dw")
                 });
-                rows.push(Row {
-                    kernel: "depthwise3x3",
-                    shape: shape.clone(),
-                    threads,
-                    dtype: "int8",
-                    gops: ops / t / 1e9,
-                });
+                rows.push(Row::new("depthwise3x3", &shape, threads, "int8", ops, t));
                 let xf: Vec<f32> = x.iter().map(|&v| f32::from(v)).collect();
                 let wf: Vec<f32> = w.iter().map(|&v| f32::from(v)).collect();
                 let mut of = vec![0f32; h * h * c];
                 let t = time_it(budget, || depthwise_f32(&xf, h, c, &wf, &mut of));
-                rows.push(Row {
-                    kernel: "depthwise3x3",
-                    shape,
-                    threads,
-                    dtype: "f32",
-                    gops: ops / t / 1e9,
-                });
+                rows.push(Row::new("depthwise3x3", &shape, threads, "f32", ops, t));
             }
             Ok(())
         })
