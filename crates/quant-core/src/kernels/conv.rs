@@ -316,7 +316,7 @@ impl DepthwiseWeights {
 
 /// One output row of a depthwise convolution: raw `sum(a*w)` and `sum(a)` per channel over all
 /// taps (padded taps read `za_row`, a pixel of the input zero point), then the zero-point
-/// expansion and the output stage. `src` is scratch for the taps' input pixels.
+/// expansion and the output stage. `scratch` holds the taps' input pixels and the channel sums.
 ///
 /// The sums use wrapping adds so that they vectorise with overflow checks on; they are exact, since
 /// at most [`MAX_DEPTH`] taps (checked by [`DepthwiseWeights::new`]) of `|a * w| <= 255 * 128` fit int32.

@@ -129,7 +129,7 @@ unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32]) {
 /// then skipped.
 ///
 /// # Safety
-/// AVX2 must be available; `mult`, `right` hold at least `acc.len()` entries; `dst` too.
+/// AVX2 must be available; `mult`, `right`, `mask` hold at least `acc.len()` entries; `dst` too.
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn requantize_row(
