@@ -1,13 +1,13 @@
 # Entry points of the workspace. `make test` is what CI runs; `make reproduce-<paper>` reruns a paper.
 CARGO ?= cargo
 
-.PHONY: data test fmt clippy unit bench-kernels compare reproduce-all \
+.PHONY: data test fmt clippy unit check-results bench-kernels compare reproduce-all \
         reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
 
 data:
 	./scripts/fetch_data.sh
 
-test: data fmt clippy unit
+test: data fmt clippy unit check-results
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -17,6 +17,12 @@ clippy:
 
 unit:
 	$(CARGO) test --workspace
+
+# The committed cells and claims tables are what the committed results give, and every committed run has
+# clean provenance (legacy runs without recorded source state are counted, not failed).
+check-results:
+	$(CARGO) run -p repro -- compare --check --summary
+	$(CARGO) run -p repro -- provenance
 
 bench-kernels:
 	$(CARGO) run --release -p quant-core --bin bench-kernels

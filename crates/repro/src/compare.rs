@@ -1,16 +1,17 @@
-//! Joins measured rows with published rows and gives each published row a verdict.
+//! Joins measured rows with published rows, cell by cell.
 //!
-//! - `match`: reproduced on the paper's own data and model, within the rule's tolerance.
-//! - `direction`: a proxy row whose gap to the paper's baseline row has the published sign (or differs from
-//!   the published gap by at most the tolerance); a proxy baseline row itself anchors the others and is
-//!   `direction` when reproduced.
-//! - `deviates`: reproduced, but neither of the above.
-//! - `missing`: no reproduced row (or, for a proxy row, no reproduced baseline to order it against).
+//! Only rows that ran the paper's own data set and model (`proxy` empty) can be held against a published
+//! number: they get `match` or `deviates` against the tolerance in `experiments/<paper>/compare.csv`.
+//! A proxy row is shown beside its published row with its mean, seeds and spread but gets no verdict of
+//! its own (`proxy`): what a proxy can test is the paper's claims, judged in [`crate::claims`].
+//! A published row with no measured row is `missing`.
 //!
-//! Several seeds of one row are averaged.
+//! Seeds are averaged only within one setting: the same profile, proxy, data set and training length. A
+//! run with other settings gives another comparison row, never a shifted mean.
 
 use crate::published::{PaperExperiments, PublishedRow};
-use crate::results::ResultRow;
+use crate::results::{ResultRow, TableError};
+use crate::stats::{mean, sample_sd};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,9 +20,13 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    /// Paper's own data and model, within the tolerance.
     Match,
-    Direction,
+    /// Paper's own data and model, outside the tolerance.
     Deviates,
+    /// Measured on a proxy: not comparable cell by cell; see the claims.
+    Proxy,
+    /// Not measured.
     Missing,
 }
 
@@ -29,14 +34,14 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Verdict::Match => "match",
-            Verdict::Direction => "direction",
             Verdict::Deviates => "deviates",
+            Verdict::Proxy => "proxy",
             Verdict::Missing => "missing",
         })
     }
 }
 
-/// One line of `comparison.csv`.
+/// One line of `comparison.csv`: a published number and, per setting that measured it, the reproduction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComparisonRow {
     pub paper: String,
@@ -48,17 +53,22 @@ pub struct ComparisonRow {
     pub metric: String,
     pub published: f64,
     pub reproduced: Option<f64>,
+    /// Sample standard deviation over seeds (empty below two seeds).
+    pub std: Option<f64>,
+    pub seeds: usize,
+    /// Reproduced minus published; only where the verdict compares them.
     pub delta: Option<f64>,
     pub tolerance: Option<f64>,
-    pub seeds: usize,
+    pub dataset: String,
     pub proxy: String,
+    pub epochs: Option<u32>,
     pub verdict: Verdict,
 }
 
-type JoinKey = (String, String, String, String, String, String, String);
+type JoinKey = [String; 7];
 
 fn published_key(p: &PublishedRow) -> JoinKey {
-    (
+    [
         p.paper.clone(),
         p.source.clone(),
         p.model.clone(),
@@ -66,37 +76,46 @@ fn published_key(p: &PublishedRow) -> JoinKey {
         p.w_bits.clone(),
         p.a_bits.clone(),
         p.metric.clone(),
-    )
+    ]
 }
 
-/// Mean over seeds and the proxy label of every measured key.
-struct Measured {
-    mean: f64,
-    seeds: usize,
+/// What must be equal for rows to be seeds of one measurement.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Setting {
+    dataset: String,
     proxy: String,
+    epochs: u32,
 }
 
-fn aggregate(results: &[ResultRow], profile: &str) -> BTreeMap<JoinKey, Measured> {
-    let mut sums: BTreeMap<JoinKey, (f64, usize, String)> = BTreeMap::new();
+/// The seeds of one measurement: seed -> value. A row repeated (same seed, same value) counts once.
+type Seeds = BTreeMap<u64, f64>;
+
+fn group(
+    results: &[ResultRow],
+    profile: &str,
+) -> Result<BTreeMap<JoinKey, BTreeMap<Setting, Seeds>>, TableError> {
+    let mut groups: BTreeMap<JoinKey, BTreeMap<Setting, Seeds>> = BTreeMap::new();
     for r in results.iter().filter(|r| r.profile == profile) {
-        let e = sums
+        let setting = Setting {
+            dataset: r.dataset.clone(),
+            proxy: r.proxy.clone(),
+            epochs: r.epochs,
+        };
+        let seeds = groups
             .entry(r.join_key())
-            .or_insert((0.0, 0, r.proxy.clone()));
-        e.0 += r.value;
-        e.1 += 1;
+            .or_default()
+            .entry(setting)
+            .or_default();
+        if let Some(old) = seeds.insert(r.seed, r.value)
+            && old != r.value
+        {
+            return Err(TableError(format!(
+                "{} / {} / {}: seed {} measured twice ({old} and {}) in one setting: delete the stale row",
+                r.model, r.method, r.metric, r.seed, r.value
+            )));
+        }
     }
-    sums.into_iter()
-        .map(|(k, (sum, n, proxy))| {
-            (
-                k,
-                Measured {
-                    mean: sum / n as f64,
-                    seeds: n,
-                    proxy,
-                },
-            )
-        })
-        .collect()
+    Ok(groups)
 }
 
 /// Compares the measured rows of `profile` with every published row of one paper.
@@ -104,86 +123,71 @@ pub fn compare(
     experiments: &PaperExperiments,
     results: &[ResultRow],
     profile: &str,
-) -> Vec<ComparisonRow> {
-    let measured = aggregate(results, profile);
-    experiments
-        .published
-        .iter()
-        .map(|p| {
-            let rule = experiments.rule_for(&p.source, &p.metric);
-            let tolerance = rule.map(|r| r.tolerance);
-            let got = measured.get(&published_key(p));
-            let verdict = match got {
-                None => Verdict::Missing,
-                Some(m) if m.proxy.is_empty() => match tolerance {
-                    Some(t) if (m.mean - p.value).abs() <= t => Verdict::Match,
-                    _ => Verdict::Deviates,
-                },
-                Some(m) => {
-                    let baseline = rule.and_then(|r| {
-                        experiments.published.iter().find(|b| {
-                            b.method == r.baseline_method
-                                && b.source == p.source
-                                && b.model == p.model
-                                && b.metric == p.metric
-                        })
-                    });
-                    match baseline {
-                        Some(b) if b == p => Verdict::Direction,
-                        Some(b) => match measured.get(&published_key(b)) {
-                            None => Verdict::Missing,
-                            Some(mb) => {
-                                let published_gap = p.value - b.value;
-                                let measured_gap = m.mean - mb.mean;
-                                let same_sign = published_gap.signum() == measured_gap.signum();
-                                let close = (published_gap - measured_gap).abs()
-                                    <= tolerance.unwrap_or(0.0);
-                                if same_sign || close {
-                                    Verdict::Direction
-                                } else {
-                                    Verdict::Deviates
-                                }
-                            }
-                        },
-                        None => Verdict::Deviates,
-                    }
-                }
+) -> Result<Vec<ComparisonRow>, TableError> {
+    let measured = group(results, profile)?;
+    let mut rows = Vec::new();
+    for p in &experiments.published {
+        let tolerance = experiments
+            .rule_for(&p.source, &p.metric)
+            .map(|r| r.tolerance);
+        let base = ComparisonRow {
+            paper: p.paper.clone(),
+            source: p.source.clone(),
+            model: p.model.clone(),
+            method: p.method.clone(),
+            w_bits: p.w_bits.clone(),
+            a_bits: p.a_bits.clone(),
+            metric: p.metric.clone(),
+            published: p.value,
+            reproduced: None,
+            std: None,
+            seeds: 0,
+            delta: None,
+            tolerance: None,
+            dataset: String::new(),
+            proxy: String::new(),
+            epochs: None,
+            verdict: Verdict::Missing,
+        };
+        let Some(settings) = measured.get(&published_key(p)) else {
+            rows.push(base);
+            continue;
+        };
+        for (setting, seeds) in settings {
+            let values: Vec<f64> = seeds.values().copied().collect();
+            let m = mean(&values).expect("a setting holds at least one seed");
+            let exact = setting.proxy.is_empty();
+            let verdict = match (exact, tolerance) {
+                (false, _) => Verdict::Proxy,
+                (true, Some(t)) if (m - p.value).abs() <= t => Verdict::Match,
+                (true, _) => Verdict::Deviates,
             };
-            ComparisonRow {
-                paper: p.paper.clone(),
-                source: p.source.clone(),
-                model: p.model.clone(),
-                method: p.method.clone(),
-                w_bits: p.w_bits.clone(),
-                a_bits: p.a_bits.clone(),
-                metric: p.metric.clone(),
-                published: p.value,
-                reproduced: got.map(|m| m.mean),
-                delta: got.map(|m| m.mean - p.value),
-                tolerance,
-                seeds: got.map_or(0, |m| m.seeds),
-                proxy: got.map(|m| m.proxy.clone()).unwrap_or_default(),
+            rows.push(ComparisonRow {
+                reproduced: Some(m),
+                std: sample_sd(&values),
+                seeds: values.len(),
+                delta: exact.then_some(m - p.value),
+                tolerance: if exact { tolerance } else { None },
+                dataset: setting.dataset.clone(),
+                proxy: setting.proxy.clone(),
+                epochs: Some(setting.epochs),
                 verdict,
-            }
-        })
-        .collect()
+                ..base.clone()
+            });
+        }
+    }
+    Ok(rows)
 }
 
-/// Verdict counts, in the order of the summary line.
+/// Cell counts in summary order: match, deviates, proxy, missing.
 pub fn counts(rows: &[ComparisonRow]) -> [usize; 4] {
     let n = |v: Verdict| rows.iter().filter(|r| r.verdict == v).count();
     [
         n(Verdict::Match),
-        n(Verdict::Direction),
         n(Verdict::Deviates),
+        n(Verdict::Proxy),
         n(Verdict::Missing),
     ]
-}
-
-/// `<paper>: match=N direction=N deviates=N missing=N`.
-pub fn summary_line(paper_dir: &str, rows: &[ComparisonRow]) -> String {
-    let [m, d, x, s] = counts(rows);
-    format!("{paper_dir}: match={m} direction={d} deviates={x} missing={s}")
 }
 
 #[cfg(test)]
@@ -237,8 +241,8 @@ mod tests {
                 source: "*".into(),
                 metric_prefix: "top".into(),
                 tolerance: 0.5,
-                baseline_method: "float".into(),
             }],
+            claims: Vec::new(),
         }
     }
 
@@ -252,52 +256,75 @@ mod tests {
                 measured("int8", 73.0, "", 0),
             ],
             "full",
-        );
+        )
+        .unwrap();
         assert_eq!(rows[0].verdict, Verdict::Match);
         assert_eq!(rows[0].seeds, 2);
         assert!((rows[0].reproduced.unwrap() - 76.3).abs() < 1e-9);
+        assert!((rows[0].std.unwrap() - 0.141_421_356).abs() < 1e-6);
         assert_eq!(rows[1].verdict, Verdict::Deviates);
         assert_eq!(rows[2].verdict, Verdict::Missing);
-        assert_eq!(
-            summary_line("p", &rows),
-            "p: match=1 direction=0 deviates=1 missing=1"
-        );
+        assert_eq!(counts(&rows), [1, 1, 0, 1]);
     }
 
     #[test]
-    fn proxy_rows_are_judged_by_ordering_against_the_baseline() {
-        let proxy = "Fashion-MNIST, ResNet-8";
+    fn proxy_rows_get_no_verdict_and_no_delta() {
         let rows = compare(
             &experiments(),
             &[
-                measured("float", 92.0, proxy, 0),
-                measured("int8", 91.8, proxy, 0),
-                measured("int4", 93.0, proxy, 0),
+                measured("float", 92.0, "small net", 0),
+                measured("int8", 91.8, "small net", 0),
             ],
             "full",
-        );
-        let verdicts: Vec<_> = rows.iter().map(|r| r.verdict).collect();
-        assert_eq!(
-            verdicts,
-            [Verdict::Direction, Verdict::Direction, Verdict::Deviates]
-        );
+        )
+        .unwrap();
+        assert_eq!(rows[0].verdict, Verdict::Proxy);
+        assert_eq!(rows[0].delta, None);
+        assert_eq!(counts(&rows), [0, 0, 2, 1]);
     }
 
     #[test]
-    fn proxy_row_without_its_baseline_is_missing_and_smoke_rows_are_ignored() {
+    fn other_settings_are_other_rows_and_smoke_rows_are_ignored() {
+        let stray = ResultRow {
+            epochs: 0,
+            ..measured("float", 50.0, "", 2)
+        };
         let rows = compare(
             &experiments(),
-            &[measured("int8", 91.8, "proxy", 0)],
+            &[
+                measured("float", 76.0, "", 0),
+                measured("float", 76.0, "", 1),
+                stray,
+            ],
             "full",
-        );
-        assert_eq!(rows[1].verdict, Verdict::Missing);
+        )
+        .unwrap();
+        let float: Vec<_> = rows.iter().filter(|r| r.method == "float").collect();
+        assert_eq!(float.len(), 2);
+        assert_eq!(float[0].epochs, Some(0));
+        assert_eq!(float[0].verdict, Verdict::Deviates);
+        assert_eq!(float[1].reproduced, Some(76.0));
+        assert_eq!(float[1].verdict, Verdict::Match);
         let smoke = ResultRow {
             profile: "smoke".into(),
             ..measured("float", 76.0, "", 0)
         };
         assert_eq!(
-            compare(&experiments(), &[smoke], "full")[0].verdict,
+            compare(&experiments(), &[smoke], "full").unwrap()[0].verdict,
             Verdict::Missing
         );
+    }
+
+    #[test]
+    fn a_repeated_row_counts_once_and_a_conflicting_one_is_an_error() {
+        let row = measured("float", 76.0, "", 0);
+        let rows = compare(&experiments(), &[row.clone(), row.clone()], "full").unwrap();
+        assert_eq!(rows[0].seeds, 1);
+        let conflict = ResultRow {
+            value: 70.0,
+            ..row.clone()
+        };
+        let e = compare(&experiments(), &[row, conflict], "full").unwrap_err();
+        assert!(e.to_string().contains("seed 0 measured twice"), "{e}");
     }
 }

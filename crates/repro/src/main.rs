@@ -1,9 +1,13 @@
-//! `repro compare`: published numbers next to reproduced ones, with a verdict per row.
+//! `repro compare`: published numbers next to reproduced ones, and the papers' claims judged over seeds.
+//! `repro provenance`: checks that committed results come from clean commits and the workspace's binaries.
 
 use clap::{Parser, Subcommand};
-use repro::compare::{ComparisonRow, compare, summary_line};
+use repro::Profile;
+use repro::claims::{self, ClaimResult};
+use repro::compare::{ComparisonRow, compare};
+use repro::manifest::Manifest;
 use repro::published::{PaperExperiments, paper_dirs};
-use repro::results::{ResultRow, TableError, read_rows, write_rows_atomically};
+use repro::results::{TableError, read_result_tables};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -15,63 +19,56 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Join results/<paper>/*.csv with experiments/<paper>/published.csv and judge each published row.
+    /// Join results/<paper>/*.csv with experiments/<paper>/published.csv (cells) and judge the claims of
+    /// experiments/<paper>/claims.toml; writes results/<paper>/{comparison.csv,claims.csv,claims.md}.
     Compare {
         /// Only this paper (folder name under experiments/, e.g. pocketnn); default all.
         #[arg(long)]
         paper: Option<String>,
-        /// One line per paper with verdict counts instead of the full table.
+        /// One line per paper with cell and claim counts instead of the full tables.
         #[arg(long)]
         summary: bool,
         /// Which profile's rows to judge (`full` rows are the reproduction; `smoke` proves the plumbing).
-        #[arg(long, default_value = "full")]
-        profile: String,
+        #[arg(long, value_enum, default_value_t = Profile::Full)]
+        profile: Profile,
+        /// Write nothing; fail if a generated file under results/ differs from what it would be now.
+        #[arg(long)]
+        check: bool,
         /// Workspace root holding experiments/ and results/ (default: found from the current directory).
         #[arg(long)]
         root: Option<PathBuf>,
     },
-}
-
-/// Every result row of a paper: the CSV tables under `results/<paper>/` whose header is the standard
-/// result header (per-epoch logs and kernel timings have their own shapes and are skipped).
-fn paper_results(results_dir: &Path) -> Result<Vec<ResultRow>, TableError> {
-    let Ok(entries) = std::fs::read_dir(results_dir) else {
-        return Ok(Vec::new());
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "csv") && !p.ends_with("comparison.csv"))
-        .collect();
-    paths.sort();
-    let mut rows = Vec::new();
-    for path in paths {
-        let header = std::fs::read_to_string(&path)
-            .map_err(|e| TableError(format!("{}: {e}", path.display())))?
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        if header.split(',').any(|c| c == "run_id") && header.split(',').any(|c| c == "metric") {
-            rows.extend(read_rows::<ResultRow>(&path)?);
-        }
-    }
-    Ok(rows)
+    /// Check every committed results/<paper>/*.manifest.json: full profile, a clean commit in this
+    /// history, run by a binary built in this workspace.
+    Provenance {
+        /// Workspace root holding results/ (default: found from the current directory).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
 }
 
 fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |x| format!("{x:.3}"))
 }
 
-fn print_table(rows: &[ComparisonRow]) {
+fn print_cells(rows: &[ComparisonRow]) {
     println!(
-        "{:<44} {:<28} {:<36} {:>5} {:<30} {:>10} {:>10} {:>9} {:>6} verdict",
-        "source", "model", "method", "w/a", "metric", "published", "reproduced", "delta", "tol"
+        "{:<44} {:<28} {:<36} {:>5} {:<30} {:>10} {:>10} {:>7} {:>5} {:>9} verdict",
+        "source",
+        "model",
+        "method",
+        "w/a",
+        "metric",
+        "published",
+        "reproduced",
+        "std",
+        "seeds",
+        "delta"
     );
     let cut = |s: &str, n: usize| s.chars().take(n).collect::<String>();
     for r in rows {
         println!(
-            "{:<44} {:<28} {:<36} {:>5} {:<30} {:>10.3} {:>10} {:>9} {:>6} {}",
+            "{:<44} {:<28} {:<36} {:>5} {:<30} {:>10.3} {:>10} {:>7} {:>5} {:>9} {}",
             cut(&r.source, 44),
             cut(&r.model, 28),
             cut(&r.method, 36),
@@ -79,21 +76,102 @@ fn print_table(rows: &[ComparisonRow]) {
             cut(&r.metric, 30),
             r.published,
             fmt_opt(r.reproduced),
+            fmt_opt(r.std),
+            r.seeds,
             fmt_opt(r.delta),
-            fmt_opt(r.tolerance),
             r.verdict
         );
     }
 }
 
-fn run(cli: Cli) -> Result<(), TableError> {
-    let Command::Compare {
-        paper,
-        summary,
-        profile,
-        root,
-    } = cli.command;
-    let root = root.unwrap_or_else(repro::workspace_root);
+fn print_claims(rows: &[ClaimResult]) {
+    for r in rows {
+        let interval = match (r.ci_low, r.ci_high) {
+            (Some(l), Some(h)) => format!(" [{l:.3}, {h:.3}]"),
+            _ => String::new(),
+        };
+        let reason = if r.reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.reason)
+        };
+        println!(
+            "{:<6} {:<40} {} {} -> {}{} n={}: {}{}",
+            r.id,
+            r.instance,
+            r.statistic,
+            r.side,
+            fmt_opt(r.estimate),
+            interval,
+            r.seeds,
+            r.verdict,
+            reason
+        );
+    }
+}
+
+/// `<paper>: exact match=N deviates=N | proxy cells=N | missing=N | claims supported=N ...`.
+fn summary_line(dir: &str, cells: &[ComparisonRow], judged: &[ClaimResult]) -> String {
+    let [m, d, p, x] = repro::compare::counts(cells);
+    let [s, c, i, u] = claims::counts(judged);
+    format!(
+        "{dir}: exact match={m} deviates={d} | proxy cells={p} | missing={x} | claims supported={s} contradicted={c} inconclusive={i} untested={u}"
+    )
+}
+
+fn csv_text<R: serde::Serialize>(path: &Path, rows: &[R]) -> Result<String, TableError> {
+    let err = |e: &dyn std::fmt::Display| TableError(format!("{}: {e}", path.display()));
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        writer.serialize(row).map_err(|e| err(&e))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| err(&e))?;
+    String::from_utf8(bytes).map_err(|e| err(&e))
+}
+
+/// `results/<paper>/claims.md`: generated, so README numbers never go stale.
+fn claims_markdown(dir: &str, profile: Profile, summary: &str, judged: &[ClaimResult]) -> String {
+    format!(
+        "# {dir}: the paper's claims, judged on this reproduction\n\n\
+         Generated by `cargo run -p repro -- compare --paper {dir}` from `results/{dir}/*.csv` ({profile} \
+         profile) and `experiments/{dir}/claims.toml`; do not edit by hand. A claim is *supported* when the \
+         95 % Student-t interval of its statistic over seeds lies on its side, *contradicted* when it lies on \
+         the other, *inconclusive* when it straddles or rests on fewer than {} seeds, *untested* when rows \
+         are missing; `exact` claims are deterministic and every row must be on the side. Cell by cell \
+         (published vs reproduced, with seeds and spread): `results/{dir}/comparison.csv`.\n\n\
+         `{summary}`\n\n{}",
+        claims::MIN_SEEDS,
+        claims::markdown(judged)
+    )
+}
+
+fn write_or_check(path: &Path, text: &str, check: bool) -> Result<(), TableError> {
+    if check {
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        if on_disk != text {
+            return Err(TableError(format!(
+                "{} is stale: run `make compare` and commit it",
+                path.display()
+            )));
+        }
+        return Ok(());
+    }
+    let err = |e: &dyn std::fmt::Display| TableError(format!("{}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+    }
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text).map_err(|e| err(&e))?;
+    std::fs::rename(&tmp, path).map_err(|e| err(&e))
+}
+
+fn run_compare(
+    root: &Path,
+    paper: Option<String>,
+    summary: bool,
+    profile: Profile,
+    check: bool,
+) -> Result<(), TableError> {
     let experiments_root = root.join("experiments");
     let all = paper_dirs(&experiments_root)?;
     let papers = match paper {
@@ -109,23 +187,143 @@ fn run(cli: Cli) -> Result<(), TableError> {
     for dir in papers {
         let experiments = PaperExperiments::load(&experiments_root, &dir)?;
         let results_dir = root.join("results").join(&dir);
-        let rows = compare(&experiments, &paper_results(&results_dir)?, &profile);
+        let results: Vec<_> = read_result_tables(&results_dir)?
+            .into_iter()
+            .filter(|r| r.profile == profile.name())
+            .collect();
+        let cells = compare(&experiments, &results, profile.name())?;
+        let judged: Vec<ClaimResult> = experiments
+            .claims
+            .iter()
+            .flat_map(|c| claims::evaluate(c, &results, &experiments.published))
+            .collect();
+        let line = summary_line(&dir, &cells, &judged);
         if summary {
-            println!("{}", summary_line(&dir, &rows));
+            println!("{line}");
         } else {
-            println!("== {dir}");
-            print_table(&rows);
-            println!("{}\n", summary_line(&dir, &rows));
+            println!("== {dir}: cells");
+            print_cells(&cells);
+            println!("== {dir}: claims");
+            print_claims(&judged);
+            println!("{line}\n");
         }
-        if rows.iter().any(|r| r.reproduced.is_some()) {
-            write_rows_atomically(&results_dir.join("comparison.csv"), &rows)?;
-        }
+        let comparison = results_dir.join("comparison.csv");
+        write_or_check(&comparison, &csv_text(&comparison, &cells)?, check)?;
+        let claims_csv = results_dir.join("claims.csv");
+        write_or_check(&claims_csv, &csv_text(&claims_csv, &judged)?, check)?;
+        write_or_check(
+            &results_dir.join("claims.md"),
+            &claims_markdown(&dir, profile, &line, &judged),
+            check,
+        )?;
     }
     Ok(())
 }
 
+/// Runs `git` in `root`; `None` when it fails.
+fn git(root: &Path, args: &[&str]) -> Option<String> {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+fn run_provenance(root: &Path) -> Result<(), TableError> {
+    // Run manifests of the papers' tables (benchmarks keep their own machine manifests).
+    let mut manifests: Vec<PathBuf> = paper_dirs(&root.join("experiments"))?
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(root.join("results").join(dir)).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".manifest.json"))
+        .collect();
+    manifests.sort();
+    let shallow = git(root, &["rev-parse", "--is-shallow-repository"]).as_deref() == Some("true");
+    let (mut checked, mut legacy, mut failures) = (0, 0, Vec::new());
+    for path in &manifests {
+        for run in Manifest::read(path)?.runs {
+            let at = format!("{} run {}", path.display(), run.run_id);
+            let Some(dirty) = run.git_dirty else {
+                legacy += 1;
+                continue;
+            };
+            checked += 1;
+            if run.profile != "full" {
+                failures.push(format!(
+                    "{at}: profile {} (only full runs are committed)",
+                    run.profile
+                ));
+            }
+            if dirty {
+                failures.push(format!(
+                    "{at}: source differed from {} (diff {})",
+                    run.git_commit, run.git_diff_sha256
+                ));
+            }
+            let in_history = git(
+                root,
+                &["merge-base", "--is-ancestor", &run.git_commit, "HEAD"],
+            )
+            .is_some();
+            if !in_history && !shallow {
+                failures.push(format!(
+                    "{at}: commit {} is not in this branch's history",
+                    run.git_commit
+                ));
+            }
+            if !run.executable.starts_with("target/") {
+                failures.push(format!(
+                    "{at}: binary {} is not one built in this workspace",
+                    run.executable
+                ));
+            }
+        }
+    }
+    for f in &failures {
+        eprintln!("{f}");
+    }
+    println!(
+        "provenance: {checked} runs checked, {} failing, {legacy} legacy runs without source state (rerun from a clean commit to replace them){}",
+        failures.len(),
+        if shallow {
+            "; shallow clone: history not checked"
+        } else {
+            ""
+        }
+    );
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(TableError(format!(
+            "{} committed runs lack clean provenance: rerun them from a clean commit with the workspace's binaries",
+            failures.len()
+        )))
+    }
+}
+
 fn main() {
-    if let Err(e) = run(Cli::parse()) {
+    let result = match Cli::parse().command {
+        Command::Compare {
+            paper,
+            summary,
+            profile,
+            check,
+            root,
+        } => run_compare(
+            &root.unwrap_or_else(repro::workspace_root),
+            paper,
+            summary,
+            profile,
+            check,
+        ),
+        Command::Provenance { root } => run_provenance(&root.unwrap_or_else(repro::workspace_root)),
+    };
+    if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

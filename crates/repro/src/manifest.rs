@@ -1,10 +1,14 @@
 //! Run manifests: what produced a result table, beside it as `<table>.manifest.json`.
 //!
 //! One manifest lists every run whose rows are in the table (rows carry the `run_id`), so a row can always
-//! be traced to its command line, commit, machine and data.
+//! be traced to its command line, commit, source state, binary, machine and data. A run's rows and its
+//! manifest entry are written under one [`TableLock`], so concurrent runs never lose each other's rows
+//! or entries, and a run whose rows have all been replaced leaves the manifest with them.
 
-use crate::results::{Keyed, TableError, merge_rows};
+use crate::results::{Keyed, TableError, TableLock, merge_rows};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,7 +17,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct RunRecord {
     pub run_id: String,
     pub command_line: String,
+    /// `git rev-parse HEAD` of the source the binary was run from (older records append `-dirty`).
     pub git_commit: String,
+    /// Whether tracked source files (everything but `results/`) differed from that commit; `None` in
+    /// records written before this was recorded.
+    #[serde(default)]
+    pub git_dirty: Option<bool>,
+    /// SHA-256 of `git diff HEAD` (outside `results/`) when dirty, so a dirty run's source can be matched.
+    #[serde(default)]
+    pub git_diff_sha256: String,
+    /// The binary that ran, relative to the workspace root when inside it (`target/debug/f8net`).
+    #[serde(default)]
+    pub executable: String,
     pub start_time: String,
     pub end_time: String,
     pub host_cpu: String,
@@ -24,8 +39,21 @@ pub struct RunRecord {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Manifest {
-    runs: Vec<RunRecord>,
+pub struct Manifest {
+    pub runs: Vec<RunRecord>,
+}
+
+impl Manifest {
+    /// Reads a manifest; a missing file is an empty manifest.
+    pub fn read(path: &Path) -> Result<Self, TableError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                TableError(format!("{}: {e}: fix or delete the file", path.display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
+            Err(e) => Err(TableError(format!("{}: {e}", path.display()))),
+        }
+    }
 }
 
 /// A run in progress: created at start, it stamps result rows and writes tables with their manifests.
@@ -52,14 +80,18 @@ impl Run {
         }
     }
 
-    /// Merges `rows` into the table at `path` and records this run in the manifest beside it.
+    /// Merges `rows` into the table at `path` and records this run in the manifest beside it, as one
+    /// transaction under the table's lock.
     pub fn record<R: Keyed + Serialize + DeserializeOwned + Clone>(
         &self,
         path: &Path,
         rows: &[R],
         data_checksums: &[(String, String)],
     ) -> Result<usize, TableError> {
+        let _lock = TableLock::acquire(path)?;
         let n = merge_rows(path, rows)?;
+        let live = run_ids_in(path)?;
+        let source = SourceState::of_workspace();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -67,7 +99,10 @@ impl Run {
         let record = RunRecord {
             run_id: self.run_id.clone(),
             command_line: std::env::args().collect::<Vec<_>>().join(" "),
-            git_commit: git_commit(),
+            git_commit: source.commit,
+            git_dirty: source.dirty,
+            git_diff_sha256: source.diff_sha256,
+            executable: executable(),
             start_time: self.start_time.clone(),
             end_time: iso_utc(now),
             host_cpu: host_cpu(),
@@ -75,9 +110,30 @@ impl Run {
             profile: self.profile.clone(),
             data_checksums: data_checksums.to_vec(),
         };
-        write_manifest(&manifest_path(path), record)?;
+        write_manifest(&manifest_path(path), record, &live)?;
         Ok(n)
     }
+}
+
+/// The `run_id` column of a table, so the manifest can drop runs whose rows were all replaced; `None`
+/// for tables without that column (their manifest keeps every run).
+fn run_ids_in(table: &Path) -> Result<Option<BTreeSet<String>>, TableError> {
+    let err = |e: &dyn std::fmt::Display| TableError(format!("{}: {e}", table.display()));
+    let mut reader = csv::Reader::from_path(table).map_err(|e| err(&e))?;
+    let Some(col) = reader
+        .headers()
+        .map_err(|e| err(&e))?
+        .iter()
+        .position(|h| h == "run_id")
+    else {
+        return Ok(None);
+    };
+    reader
+        .records()
+        .map(|r| r.map(|r| r.get(col).unwrap_or_default().to_string()))
+        .collect::<Result<_, _>>()
+        .map(Some)
+        .map_err(|e| err(&e))
 }
 
 /// `results/p/t.csv` -> `results/p/t.manifest.json`.
@@ -85,15 +141,18 @@ pub fn manifest_path(table: &Path) -> PathBuf {
     table.with_extension("manifest.json")
 }
 
-fn write_manifest(path: &Path, record: RunRecord) -> Result<(), TableError> {
+fn write_manifest(
+    path: &Path,
+    record: RunRecord,
+    live_runs: &Option<BTreeSet<String>>,
+) -> Result<(), TableError> {
     let err = |e: &dyn std::fmt::Display| {
         TableError(format!("{}: {e}: fix or delete the file", path.display()))
     };
-    let mut manifest: Manifest = match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| err(&e))?,
-        Err(_) => Manifest::default(),
-    };
-    manifest.runs.retain(|r| r.run_id != record.run_id);
+    let mut manifest = Manifest::read(path)?;
+    manifest.runs.retain(|r| {
+        r.run_id != record.run_id && live_runs.as_ref().is_none_or(|l| l.contains(&r.run_id))
+    });
     manifest.runs.push(record);
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| err(&e))?;
     let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
@@ -101,23 +160,58 @@ fn write_manifest(path: &Path, record: RunRecord) -> Result<(), TableError> {
     std::fs::rename(&tmp, path).map_err(|e| err(&e))
 }
 
-/// `git rev-parse HEAD` (with `-dirty` when the tree has changes), or `unknown` outside a checkout.
-pub fn git_commit() -> String {
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    match run(&["rev-parse", "HEAD"]) {
-        Some(head) => match run(&["status", "--porcelain", "--untracked-files=no"]) {
-            Some(s) if !s.is_empty() => format!("{head}-dirty"),
-            _ => head,
-        },
-        None => "unknown".into(),
+/// The state of the source a run was built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceState {
+    /// `git rev-parse HEAD`, or `unknown` outside a checkout.
+    pub commit: String,
+    /// Whether tracked files outside `results/` differ from `commit` (`None` outside a checkout).
+    pub dirty: Option<bool>,
+    /// SHA-256 of that difference (`git diff HEAD`), empty when clean.
+    pub diff_sha256: String,
+}
+
+impl SourceState {
+    /// Reads the checkout around the current directory. `results/` is left out of the comparison: a
+    /// reproduction writes there, and its second table would otherwise always record a dirty tree.
+    pub fn of_workspace() -> Self {
+        let run = |args: &[&str]| {
+            std::process::Command::new("git")
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| o.stdout)
+        };
+        let outside_results = ["--", ".", ":(exclude)results"];
+        let Some(head) = run(&["rev-parse", "HEAD"]) else {
+            return SourceState {
+                commit: "unknown".into(),
+                dirty: None,
+                diff_sha256: String::new(),
+            };
+        };
+        let diff = run(&[&["diff", "HEAD", "--binary"][..], &outside_results].concat());
+        let dirty = diff.as_ref().map(|d| !d.is_empty());
+        SourceState {
+            commit: String::from_utf8_lossy(&head).trim().to_string(),
+            dirty,
+            diff_sha256: match diff {
+                Some(d) if !d.is_empty() => format!("{:x}", Sha256::digest(&d)),
+                _ => String::new(),
+            },
+        }
     }
+}
+
+/// The running binary, relative to the workspace root when it lies inside it.
+fn executable() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let root = crate::workspace_root();
+    let root = root.canonicalize().unwrap_or(root);
+    exe.strip_prefix(&root)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| exe.display().to_string())
 }
 
 /// The CPU model from `/proc/cpuinfo`, or the architecture name where that is not available.
@@ -232,5 +326,92 @@ mod tests {
             manifest.runs[0].data_checksums,
             vec![("f".to_string(), "abc".to_string())]
         );
+    }
+
+    /// Many writers at once, each with its own rows and run: the lock makes every read-merge-write and
+    /// manifest update one transaction, so no row and no manifest entry is lost (without the lock, two
+    /// writers lost rows in most tries).
+    #[test]
+    fn concurrent_writers_lose_no_rows_and_no_runs() {
+        const WRITERS: u64 = 12;
+        for attempt in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let table = dir.path().join("paper/t.csv");
+            std::thread::scope(|s| {
+                for w in 0..WRITERS {
+                    let table = &table;
+                    s.spawn(move || {
+                        let run = Run {
+                            run_id: format!("run{w}"),
+                            ..Run::start("full", 1)
+                        };
+                        let rows: Vec<ResultRow> = (0..3)
+                            .map(|k| ResultRow {
+                                paper: "P".into(),
+                                source: "T".into(),
+                                dataset: "D".into(),
+                                model: format!("m{k}"),
+                                method: "x".into(),
+                                w_bits: "8".into(),
+                                a_bits: "8".into(),
+                                metric: "top1".into(),
+                                value: w as f64,
+                                proxy: String::new(),
+                                profile: "full".into(),
+                                seed: w,
+                                epochs: 1,
+                                run_id: run.run_id.clone(),
+                            })
+                            .collect();
+                        run.record(table, &rows, &[]).unwrap();
+                    });
+                }
+            });
+            let rows = read_rows::<ResultRow>(&table).unwrap();
+            assert_eq!(
+                rows.len() as u64,
+                3 * WRITERS,
+                "attempt {attempt}: rows lost"
+            );
+            let manifest = Manifest::read(&manifest_path(&table)).unwrap();
+            assert_eq!(
+                manifest.runs.len() as u64,
+                WRITERS,
+                "attempt {attempt}: runs lost"
+            );
+        }
+    }
+
+    #[test]
+    fn a_run_whose_rows_were_all_replaced_leaves_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("paper/t.csv");
+        let row = |run: &str| ResultRow {
+            paper: "P".into(),
+            source: "T".into(),
+            dataset: "D".into(),
+            model: "m".into(),
+            method: "x".into(),
+            w_bits: "8".into(),
+            a_bits: "8".into(),
+            metric: "top1".into(),
+            value: 1.0,
+            proxy: String::new(),
+            profile: "full".into(),
+            seed: 0,
+            epochs: 1,
+            run_id: run.into(),
+        };
+        for id in ["old", "new"] {
+            let run = Run {
+                run_id: id.into(),
+                ..Run::start("full", 1)
+            };
+            run.record(&table, &[row(id)], &[]).unwrap();
+        }
+        let manifest = Manifest::read(&manifest_path(&table)).unwrap();
+        let ids: Vec<_> = manifest.runs.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(ids, ["new"]);
+        assert!(manifest.runs[0].git_dirty.is_some());
     }
 }

@@ -1,6 +1,8 @@
-//! Published numbers (`experiments/<paper>/published.csv`) and the comparison rules beside them
-//! (`experiments/<paper>/compare.csv`: tolerances and baselines live in data, not in code).
+//! Published numbers (`experiments/<paper>/published.csv`), the tolerances beside them
+//! (`experiments/<paper>/compare.csv`) and the paper's claims (`experiments/<paper>/claims.toml`):
+//! what is judged and how strictly lives in data, not in code.
 
+use crate::claims::{self, Claim};
 use crate::results::{TableError, read_rows};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -20,15 +22,13 @@ pub struct PublishedRow {
     pub notes: String,
 }
 
-/// A rule in `compare.csv`: rows whose `source` equals this one (or `*`) and whose `metric` starts with
-/// `metric_prefix` (or `*`) are judged with `tolerance`, and proxy rows are ordered against the published
-/// row of the same source, model and metric whose method is `baseline_method`.
+/// A rule in `compare.csv`: rows of the paper's own data and model whose `source` equals this one (or `*`)
+/// and whose `metric` starts with `metric_prefix` (or `*`) match when within `tolerance` of the paper.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompareRule {
     pub source: String,
     pub metric_prefix: String,
     pub tolerance: f64,
-    pub baseline_method: String,
 }
 
 impl CompareRule {
@@ -45,15 +45,17 @@ pub struct PaperExperiments {
     pub dir: String,
     pub published: Vec<PublishedRow>,
     pub rules: Vec<CompareRule>,
+    pub claims: Vec<Claim>,
 }
 
 impl PaperExperiments {
-    /// Loads `experiments/<dir>/published.csv` and `compare.csv`; both must exist.
+    /// Loads `experiments/<dir>/published.csv`, `compare.csv` and `claims.toml`; all must exist.
     pub fn load(experiments_root: &Path, dir: &str) -> Result<Self, TableError> {
         let folder = experiments_root.join(dir);
         let published_path = folder.join("published.csv");
         let rules_path = folder.join("compare.csv");
-        for p in [&published_path, &rules_path] {
+        let claims_path = folder.join("claims.toml");
+        for p in [&published_path, &rules_path, &claims_path] {
             if !p.exists() {
                 return Err(TableError(format!(
                     "{} missing: restore it from git",
@@ -65,6 +67,7 @@ impl PaperExperiments {
             dir: dir.to_string(),
             published: read_rows(&published_path)?,
             rules: read_rows(&rules_path)?,
+            claims: claims::load(&claims_path)?,
         })
     }
 
@@ -79,7 +82,8 @@ impl PaperExperiments {
     }
 }
 
-/// Every paper folder under `experiments/` that holds a `published.csv`, sorted.
+/// Every paper folder under `experiments/`, sorted (each must hold the files [`PaperExperiments::load`]
+/// reads; a folder without them is an error there, not silently skipped).
 pub fn paper_dirs(experiments_root: &Path) -> Result<Vec<String>, TableError> {
     let entries = std::fs::read_dir(experiments_root).map_err(|e| {
         TableError(format!(
@@ -89,7 +93,7 @@ pub fn paper_dirs(experiments_root: &Path) -> Result<Vec<String>, TableError> {
     })?;
     let mut dirs: Vec<String> = entries
         .filter_map(Result::ok)
-        .filter(|e| e.path().join("published.csv").is_file())
+        .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     dirs.sort();

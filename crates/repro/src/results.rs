@@ -2,6 +2,8 @@
 //!
 //! A rerun replaces exactly its own rows (same key) and keeps every other row, so tables grow run by run
 //! and an interrupted run never leaves a torn file (rows go to a temp file that is renamed over the table).
+//! Two runs writing one table take turns: [`TableLock`] serialises read-merge-write (and the manifest
+//! update that goes with it), so neither loses the other's rows.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::collections::BTreeMap;
@@ -16,7 +18,8 @@ pub trait Keyed {
 /// One measured number, keyed like a published row plus the run's identity.
 ///
 /// `proxy` is empty when the run used the paper's own data set and model; otherwise it names the stand-in
-/// (for example `Fashion-MNIST, MobileNetV2 w0.25`), and `compare` judges direction instead of value.
+/// (for example `Fashion-MNIST, MobileNetV2 w0.25`); `compare` then gives the cell no verdict and only
+/// the paper's claims judge it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRow {
     pub paper: String,
@@ -37,8 +40,8 @@ pub struct ResultRow {
 
 impl ResultRow {
     /// The columns a result shares with `published.csv` (dataset excluded: proxies change it).
-    pub fn join_key(&self) -> (String, String, String, String, String, String, String) {
-        (
+    pub fn join_key(&self) -> [String; 7] {
+        [
             self.paper.clone(),
             self.source.clone(),
             self.model.clone(),
@@ -46,7 +49,7 @@ impl ResultRow {
             self.w_bits.clone(),
             self.a_bits.clone(),
             self.metric.clone(),
-        )
+        ]
     }
 }
 
@@ -64,6 +67,7 @@ impl Keyed for ResultRow {
             &self.proxy,
             &self.profile,
             &self.seed.to_string(),
+            &self.epochs.to_string(),
         ]
         .map(String::as_str)
         .join("\u{1f}")
@@ -87,10 +91,43 @@ pub fn table_path(results_root: &Path, paper_dir: &str, table: &str) -> PathBuf 
     results_root.join(paper_dir).join(format!("{table}.csv"))
 }
 
-/// Reads every row of a CSV table; a missing file is an empty table.
+/// An exclusive advisory lock on a table, held from before its read to after its manifest is written.
+///
+/// The lock is on a sidecar file (`.<table>.lock`), not on the table, because the table itself is
+/// replaced by a rename and a lock on the old inode would not exclude the next writer. The operating
+/// system drops the lock when the process dies, so a killed run never leaves the table locked.
+pub struct TableLock {
+    _file: std::fs::File,
+}
+
+impl TableLock {
+    /// Blocks until this process holds the table's lock.
+    pub fn acquire(table: &Path) -> Result<Self, TableError> {
+        let io = |e: &dyn std::fmt::Display| TableError(format!("{}: {e}", table.display()));
+        let dir = table.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
+        let name = table.file_name().unwrap_or_default().to_string_lossy();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!(".{name}.lock")))
+            .map_err(|e| io(&e))?;
+        file.lock().map_err(|e| io(&e))?;
+        Ok(TableLock { _file: file })
+    }
+}
+
+/// Reads every row of a CSV table; a missing file is an empty table, an empty file is an error.
 pub fn read_rows<R: DeserializeOwned>(path: &Path) -> Result<Vec<R>, TableError> {
     if !path.exists() {
         return Ok(Vec::new());
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        return Err(TableError(format!(
+            "{}: empty file (no header): restore it from git or delete it",
+            path.display()
+        )));
     }
     let mut reader = csv::Reader::from_path(path)
         .map_err(|e| TableError(format!("{}: {e}: fix or delete the file", path.display())))?;
@@ -100,8 +137,63 @@ pub fn read_rows<R: DeserializeOwned>(path: &Path) -> Result<Vec<R>, TableError>
         .map_err(|e| TableError(format!("{}: {e}: fix or delete the file", path.display())))
 }
 
+/// The header every result table starts with; tables of other shapes (per-epoch logs, kernel timings)
+/// sit beside them and are not result tables.
+pub const RESULT_HEADER_PREFIX: &str = "paper,source,dataset,model,method";
+
+/// Every [`ResultRow`] of the result tables in `dir` (one paper's results), in file-name order.
+///
+/// A table is a result table when its header starts with [`RESULT_HEADER_PREFIX`]; such a table missing
+/// a column, with a torn row, or with a value that is not a finite number is an error naming the file.
+pub fn read_result_tables(dir: &Path) -> Result<Vec<ResultRow>, TableError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    paths.sort();
+    let mut rows = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| TableError(format!("{}: {e}", path.display())))?;
+        if text.is_empty() {
+            return Err(TableError(format!(
+                "{}: empty file (no header): restore it from git or delete it",
+                path.display()
+            )));
+        }
+        if !text.starts_with(RESULT_HEADER_PREFIX) {
+            continue;
+        }
+        let table: Vec<ResultRow> = read_rows(&path)?;
+        if table.is_empty() {
+            return Err(TableError(format!(
+                "{}: header but no rows: rerun the experiment or delete the file",
+                path.display()
+            )));
+        }
+        if let Some(bad) = table.iter().find(|r| !r.value.is_finite()) {
+            return Err(TableError(format!(
+                "{}: {} / {} / {} seed {} has value {}: rerun that experiment",
+                path.display(),
+                bad.model,
+                bad.method,
+                bad.metric,
+                bad.seed,
+                bad.value
+            )));
+        }
+        rows.extend(table);
+    }
+    Ok(rows)
+}
+
 /// Merges `rows` into the table at `path` (new rows replace old rows with the same key, order kept by
-/// key) and writes it atomically. Returns the number of rows in the table afterwards.
+/// key) and writes it atomically. Returns the number of rows in the table afterwards. The caller holds
+/// the table's [`TableLock`] when other runs may write the same table.
 pub fn merge_rows<R: Keyed + Serialize + DeserializeOwned + Clone>(
     path: &Path,
     rows: &[R],
