@@ -1,8 +1,22 @@
 //! MNIST and Fashion-MNIST as placed under `data/` by `make data`.
+//!
+//! Binaries load through [`load_checked`], the one boundary where data from disk is validated: the IDX
+//! structure, the shape and labels the models assume (28x28 grey images, classes 0-9), and the content
+//! against `data/SHA256SUMS.idx`. Full-profile rows stand for the published data sets, so a file whose
+//! content differs from the published one is an error there and a warning in every other profile.
 
-use crate::idx::{IMAGES_MAGIC, IdxError, LABELS_MAGIC, read_idx};
+use crate::idx::{IMAGES_MAGIC, IdxError, LABELS_MAGIC, encode_idx, read_idx};
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+/// `data/SHA256SUMS.idx` as committed: SHA-256 of the decompressed content of every published file.
+/// Compiled in, so a binary verifies data wherever it runs and whatever `QUANT_DATA_ROOT` says.
+const PUBLISHED_SHA256: &str = include_str!("../../../data/SHA256SUMS.idx");
+
+/// Side of the square grey images every model of this workspace takes from these data sets.
+pub const IMAGE_SIDE: usize = 28;
+/// Number of classes of both data sets (labels 0-9).
+pub const CLASSES: usize = 10;
 
 /// The data sets this workspace trains on; each lives in `data/<dir_name>/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -112,17 +126,157 @@ impl Dataset {
     }
 }
 
-/// Where `data/` is: `$QUANT_DATA_ROOT` when set, otherwise the `data` folder of the enclosing
-/// workspace (found by walking up from the current directory), otherwise `./data`.
-pub fn default_data_root() -> PathBuf {
-    if let Some(root) = std::env::var_os("QUANT_DATA_ROOT") {
-        return PathBuf::from(root);
+/// Where a run's data root came from, which decides the one fix an error about the data names:
+/// `make data` fills only the workspace's `data/`, so it is the wrong advice for a folder of one's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataRoot {
+    /// The workspace's `data/`, filled by `make data`.
+    Workspace(PathBuf),
+    /// A folder named by `--data`.
+    Flag(PathBuf),
+    /// A folder named by `$QUANT_DATA_ROOT`.
+    Env(PathBuf),
+}
+
+impl DataRoot {
+    /// `--data` when given, else `$QUANT_DATA_ROOT`, else the workspace's `data/`.
+    pub fn resolve(flag: Option<&Path>) -> DataRoot {
+        if let Some(dir) = flag {
+            return DataRoot::Flag(dir.to_path_buf());
+        }
+        match std::env::var_os("QUANT_DATA_ROOT") {
+            Some(dir) => DataRoot::Env(PathBuf::from(dir)),
+            None => DataRoot::Workspace(workspace_data_dir()),
+        }
     }
+
+    /// The folder holding `mnist/` and `fashion-mnist/`.
+    pub fn path(&self) -> &Path {
+        match self {
+            DataRoot::Workspace(p) | DataRoot::Flag(p) | DataRoot::Env(p) => p,
+        }
+    }
+
+    /// What to do when a file under this root is missing or broken.
+    pub fn fix(&self) -> &'static str {
+        match self {
+            DataRoot::Workspace(_) => "run make data",
+            DataRoot::Flag(_) => {
+                "point --data at a folder holding mnist/ and fashion-mnist/ with the IDX files"
+            }
+            DataRoot::Env(_) => {
+                "point QUANT_DATA_ROOT at a folder holding mnist/ and fashion-mnist/ with the IDX files"
+            }
+        }
+    }
+}
+
+/// Loads one data set for a run of `profile` and validates it at the boundary, so no model ever sees
+/// data it cannot take: errors are one line naming the file and one fix.
+///
+/// - IDX structure errors, images other than 28x28 and labels outside 0-9 are errors.
+/// - Content that differs from `data/SHA256SUMS.idx` is an error when `profile` is `full` (its rows stand
+///   for the published data set) and otherwise a warning on stderr naming the files, which says the run
+///   is unverified.
+pub fn load_checked(root: &DataRoot, name: DatasetName, profile: &str) -> Result<Dataset, String> {
+    let data = load(root.path(), name).map_err(|e| format!("{e}: {}", root.fix()))?;
+    for set in [&data.train, &data.test] {
+        check_shape_and_labels(root.path(), set, name)
+            .map_err(|e| format!("{e}: {}", root.fix()))?;
+    }
+    let differing = unverified_files(&data.checksums());
+    if differing.is_empty() {
+        return Ok(data);
+    }
+    let files = differing
+        .iter()
+        .map(|f| root.path().join(f).display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if profile == crate::Profile::Full.name() {
+        let fix = match root {
+            DataRoot::Workspace(_) => "run make data",
+            _ => {
+                "full-profile rows stand for the published data set: use --profile smoke for other data"
+            }
+        };
+        return Err(format!(
+            "{files}: content differs from the published {} in data/SHA256SUMS.idx: {fix}",
+            name.paper_name()
+        ));
+    }
+    eprintln!(
+        "warning: {files}: content differs from the published {} in data/SHA256SUMS.idx; this run is unverified",
+        name.paper_name()
+    );
+    Ok(data)
+}
+
+/// The files of `checksums` (`(dataset/file, sha256)`) whose content is not the one
+/// `data/SHA256SUMS.idx` lists for that name (or that it does not list at all).
+pub fn unverified_files(checksums: &[(String, String)]) -> Vec<String> {
+    checksums
+        .iter()
+        .filter(|(file, sha)| published_sha256(file) != Some(sha.as_str()))
+        .map(|(file, _)| file.clone())
+        .collect()
+}
+
+/// The published SHA-256 of `file` (`mnist/train-images-idx3-ubyte`), from `data/SHA256SUMS.idx`.
+pub fn published_sha256(file: &str) -> Option<&'static str> {
+    PUBLISHED_SHA256.lines().find_map(|line| {
+        let (sha, name) = line.split_once("  ")?;
+        (name.trim() == file).then_some(sha.trim())
+    })
+}
+
+/// Images of the side the models take and labels among the data set's classes; errors name the file
+/// under `root`.
+fn check_shape_and_labels(root: &Path, set: &ImageSet, name: DatasetName) -> Result<(), String> {
+    let file = |i: usize| {
+        set.checksums.get(i).map_or_else(
+            || root.display().to_string(),
+            |c| root.join(&c.0).display().to_string(),
+        )
+    };
+    let images = file(0);
+    if set.rows != IMAGE_SIDE || set.cols != IMAGE_SIDE {
+        return Err(format!(
+            "{images}: images are {}x{}, the models take {IMAGE_SIDE}x{IMAGE_SIDE} {} images",
+            set.rows,
+            set.cols,
+            name.paper_name()
+        ));
+    }
+    let labels = file(1);
+    if let Some((i, &l)) = set
+        .labels
+        .iter()
+        .enumerate()
+        .find(|(_, l)| usize::from(**l) >= CLASSES)
+    {
+        return Err(format!(
+            "{labels}: label {l} at index {i} is outside 0-{}",
+            CLASSES - 1
+        ));
+    }
+    Ok(())
+}
+
+/// The `data` folder of the enclosing workspace (found by walking up from the current directory),
+/// otherwise `./data`.
+fn workspace_data_dir() -> PathBuf {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     cwd.ancestors()
         .find(|dir| dir.join("data").is_dir() && dir.join("Cargo.toml").is_file())
         .map(|dir| dir.join("data"))
         .unwrap_or_else(|| PathBuf::from("data"))
+}
+
+/// Where `data/` is: `$QUANT_DATA_ROOT` when set, otherwise the `data` folder of the enclosing
+/// workspace (found by walking up from the current directory), otherwise `./data`.
+pub fn default_data_root() -> PathBuf {
+    DataRoot::resolve(None).path().to_path_buf()
 }
 
 /// Loads one split from `<root>/<dataset>/` (`.gz` or raw IDX files).
@@ -157,6 +311,37 @@ pub fn load_split(root: &Path, name: DatasetName, split: Split) -> Result<ImageS
         images: images.data,
         labels: labels.data,
     })
+}
+
+/// Writes `train` and `test` as raw IDX files under `<root>/<dataset>/`, the layout [`load`] reads: how
+/// a data set of one's own (or a test fixture) is put where `--data` or `QUANT_DATA_ROOT` can point.
+pub fn write_idx_dataset(
+    root: &Path,
+    name: DatasetName,
+    train: &ImageSet,
+    test: &ImageSet,
+) -> std::io::Result<()> {
+    let dir = root.join(name.dir_name());
+    std::fs::create_dir_all(&dir)?;
+    let too_big = |what| std::io::Error::other(format!("{what} does not fit an IDX dimension"));
+    let dim = |n: usize, what| u32::try_from(n).map_err(|_| too_big(what));
+    for (split, set) in [(Split::Train, train), (Split::Test, test)] {
+        let (n, rows, cols) = (
+            dim(set.len(), "image count")?,
+            dim(set.rows, "rows")?,
+            dim(set.cols, "cols")?,
+        );
+        let prefix = split.file_prefix();
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte")),
+            encode_idx(IMAGES_MAGIC, &[n, rows, cols], &set.images),
+        )?;
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            encode_idx(LABELS_MAGIC, &[n], &set.labels),
+        )?;
+    }
+    Ok(())
 }
 
 /// Loads both splits of a data set from `root`.
@@ -223,22 +408,99 @@ mod tests {
         let e = load(root.path(), DatasetName::Mnist).unwrap_err();
         let msg = e.to_string();
         assert!(
-            msg.contains("3 images") && msg.contains("2 labels") && msg.contains("make data"),
+            msg.contains("3 images") && msg.contains("2 labels"),
             "{msg}"
         );
     }
 
     #[test]
-    fn missing_files_say_run_make_data() {
+    fn missing_files_name_the_file_and_one_fix_for_the_root() {
         let root = tempfile::tempdir().unwrap();
         let e = load(root.path(), DatasetName::FashionMnist).unwrap_err();
         assert!(matches!(e, IdxError::Missing(_)));
+        let checked =
+            |r: DataRoot| load_checked(&r, DatasetName::FashionMnist, "smoke").unwrap_err();
+        let ws = checked(DataRoot::Workspace(root.path().into()));
         assert!(
-            e.to_string()
-                .contains("fashion-mnist/train-images-idx3-ubyte"),
+            ws.contains("fashion-mnist/train-images-idx3-ubyte")
+                && ws.ends_with("missing: run make data"),
+            "{ws}"
+        );
+        assert_eq!(ws.matches("make data").count(), 1, "{ws}");
+        let flag = checked(DataRoot::Flag(root.path().into()));
+        assert!(
+            flag.ends_with(DataRoot::Flag(PathBuf::new()).fix()),
+            "{flag}"
+        );
+        let env = checked(DataRoot::Env(root.path().into()));
+        assert!(
+            env.contains("QUANT_DATA_ROOT") && !env.contains("run make data"),
+            "{env}"
+        );
+    }
+
+    /// A data set of `side`x`side` images with these labels in both splits, as raw IDX files.
+    fn mnist_like(labels: &[u8], side: usize) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let set = ImageSet {
+            images: vec![7; labels.len() * side * side],
+            labels: labels.to_vec(),
+            rows: side,
+            cols: side,
+            checksums: vec![],
+        };
+        write_idx_dataset(root.path(), DatasetName::Mnist, &set, &set).unwrap();
+        root
+    }
+
+    #[test]
+    fn unpublished_content_is_an_error_for_full_runs_and_a_warning_otherwise() {
+        let root = mnist_like(&[0, 9, 3], 28);
+        let r = DataRoot::Env(root.path().into());
+        let e = load_checked(&r, DatasetName::Mnist, "full").unwrap_err();
+        assert!(
+            e.contains("mnist/train-images-idx3-ubyte")
+                && e.contains("SHA256SUMS.idx")
+                && e.ends_with("use --profile smoke for other data"),
             "{e}"
         );
-        assert!(e.to_string().ends_with("run make data"));
+        let ws = load_checked(
+            &DataRoot::Workspace(root.path().into()),
+            DatasetName::Mnist,
+            "full",
+        )
+        .unwrap_err();
+        assert!(ws.ends_with(": run make data"), "{ws}");
+        let data = load_checked(&r, DatasetName::Mnist, "smoke").unwrap();
+        assert_eq!(data.train.len(), 3);
+    }
+
+    #[test]
+    fn labels_outside_the_classes_and_other_image_sizes_are_refused() {
+        let root = mnist_like(&[0, 10, 3], 28);
+        let r = DataRoot::Flag(root.path().into());
+        let e = load_checked(&r, DatasetName::Mnist, "smoke").unwrap_err();
+        assert!(e.contains("label 10 at index 1 is outside 0-9"), "{e}");
+        let root = mnist_like(&[0, 1], 32);
+        let r = DataRoot::Flag(root.path().into());
+        let e = load_checked(&r, DatasetName::Mnist, "smoke").unwrap_err();
+        assert!(e.contains("images are 32x32") && e.contains("28x28"), "{e}");
+    }
+
+    #[test]
+    fn the_published_checksums_are_compiled_in() {
+        assert_eq!(
+            published_sha256("mnist/t10k-labels-idx1-ubyte"),
+            Some("ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2")
+        );
+        assert_eq!(published_sha256("mnist/unknown"), None);
+        let listed = vec![(
+            "mnist/t10k-labels-idx1-ubyte".to_string(),
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2".to_string(),
+        )];
+        assert!(unverified_files(&listed).is_empty());
+        let own = vec![("mnist/t10k-labels-idx1-ubyte".to_string(), "00".to_string())];
+        assert_eq!(unverified_files(&own), ["mnist/t10k-labels-idx1-ubyte"]);
     }
 
     #[test]

@@ -2,9 +2,14 @@
 //!
 //! The format is a big-endian header: two zero bytes, a type code (0x08 = unsigned byte), the number of
 //! dimensions, then one u32 per dimension, then the data. Images are `2051` (3 dims), labels `2049`
-//! (1 dim). Every way a file can be wrong is an [`IdxError`] naming the file and the fix, never a panic.
+//! (1 dim). Every way a file can be wrong is an [`IdxError`] naming the file, never a panic; the fix
+//! depends on where the data root came from, so [`crate::datasets::load_checked`] appends it.
+//!
+//! When both `<name>.gz` and a raw `<name>` exist, the `.gz` is read: it is what `make data` installs
+//! after verifying it, and a stray raw file beside it must not silently replace it. A `.gz` may hold
+//! several gzip members (what `cat a.gz b.gz` or a parallel compressor produces); all are read.
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::io::Read;
@@ -15,7 +20,7 @@ pub const IMAGES_MAGIC: u32 = 0x0000_0803;
 /// Magic number of an IDX file of unsigned-byte labels (1 dimension).
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
 
-/// What went wrong reading an IDX file; the message always says what to do.
+/// What went wrong reading an IDX file; the message names the file and what is wrong with it.
 #[derive(Debug)]
 pub enum IdxError {
     /// Neither `<name>` nor `<name>.gz` exists.
@@ -51,17 +56,16 @@ pub enum IdxError {
 
 impl fmt::Display for IdxError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const FIX: &str = "run make data";
         match self {
-            IdxError::Missing(p) => write!(f, "{} (or .gz) missing: {FIX}", p.display()),
-            IdxError::Unreadable(p, e) => write!(f, "{} unreadable ({e}): {FIX}", p.display()),
+            IdxError::Missing(p) => write!(f, "{} (or .gz) missing", p.display()),
+            IdxError::Unreadable(p, e) => write!(f, "{} unreadable ({e})", p.display()),
             IdxError::BadMagic {
                 path,
                 found,
                 expected,
             } => write!(
                 f,
-                "{}: magic number {found:#010x}, expected {expected:#010x} (not an IDX file of this kind): {FIX}",
+                "{}: magic number {found:#010x}, expected {expected:#010x} (not an IDX file of this kind)",
                 path.display()
             ),
             IdxError::Truncated {
@@ -70,7 +74,7 @@ impl fmt::Display for IdxError {
                 found,
             } => write!(
                 f,
-                "{}: truncated, header announces {expected} data bytes but only {found} present: {FIX}",
+                "{}: truncated, header announces {expected} data bytes but only {found} present",
                 path.display()
             ),
             IdxError::TrailingBytes {
@@ -79,7 +83,7 @@ impl fmt::Display for IdxError {
                 found,
             } => write!(
                 f,
-                "{}: {found} data bytes where the header announces {expected}: {FIX}",
+                "{}: {found} data bytes where the header announces {expected}",
                 path.display()
             ),
             IdxError::CountMismatch {
@@ -89,7 +93,7 @@ impl fmt::Display for IdxError {
                 n_labels,
             } => write!(
                 f,
-                "{} holds {n_images} images but {} holds {n_labels} labels: {FIX}",
+                "{} holds {n_images} images but {} holds {n_labels} labels",
                 images.display(),
                 labels.display()
             ),
@@ -110,7 +114,7 @@ pub struct IdxFile {
     pub sha256: String,
 }
 
-/// Reads `path` or, when that does not exist, `path.gz`; a `.gz` path is decompressed.
+/// Reads `path.gz` or, when that does not exist, the raw `path`; a `.gz` file is decompressed.
 pub fn read_idx(path: &Path, magic: u32) -> Result<IdxFile, IdxError> {
     let (actual, bytes) = read_maybe_gz(path)?;
     parse_idx(&actual, &bytes, magic)
@@ -118,10 +122,10 @@ pub fn read_idx(path: &Path, magic: u32) -> Result<IdxFile, IdxError> {
 
 fn read_maybe_gz(path: &Path) -> Result<(PathBuf, Vec<u8>), IdxError> {
     let gz = PathBuf::from(format!("{}.gz", path.display()));
-    let actual = if path.exists() {
-        path.to_path_buf()
-    } else if gz.exists() {
+    let actual = if gz.exists() {
         gz
+    } else if path.exists() {
+        path.to_path_buf()
     } else {
         return Err(IdxError::Missing(path.to_path_buf()));
     };
@@ -129,7 +133,7 @@ fn read_maybe_gz(path: &Path) -> Result<(PathBuf, Vec<u8>), IdxError> {
         std::fs::read(&actual).map_err(|e| IdxError::Unreadable(actual.clone(), e.to_string()))?;
     if actual.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::with_capacity(raw.len() * 4);
-        GzDecoder::new(raw.as_slice())
+        MultiGzDecoder::new(raw.as_slice())
             .read_to_end(&mut out)
             .map_err(|e| IdxError::Unreadable(actual.clone(), format!("gzip: {e}")))?;
         Ok((actual, out))
@@ -192,6 +196,18 @@ pub fn parse_idx(path: &Path, bytes: &[u8], magic: u32) -> Result<IdxFile, IdxEr
     })
 }
 
+/// The bytes of an unsigned-byte IDX file: `magic`, then `dims` big-endian, then `payload`. The
+/// inverse of [`parse_idx`], for writing a data set of one's own in the layout `make data` produces.
+pub fn encode_idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(4 + 4 * dims.len() + payload.len());
+    v.extend(magic.to_be_bytes());
+    for d in dims {
+        v.extend(d.to_be_bytes());
+    }
+    v.extend_from_slice(payload);
+    v
+}
+
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -211,6 +227,18 @@ mod tests {
         }
         v.extend((0..payload).map(|i| i as u8));
         v
+    }
+
+    #[test]
+    fn encode_is_the_inverse_of_parse() {
+        let bytes = encode_idx(IMAGES_MAGIC, &[2, 3, 4], &(0..24).collect::<Vec<u8>>());
+        assert_eq!(bytes, images_bytes(2, 3, 4, 24));
+        assert_eq!(
+            parse_idx(Path::new("x"), &bytes, IMAGES_MAGIC)
+                .unwrap()
+                .dims,
+            vec![2, 3, 4]
+        );
     }
 
     #[test]
@@ -234,7 +262,7 @@ mod tests {
             ),
             "{e}"
         );
-        assert!(e.to_string().contains("make data"));
+        assert!(e.to_string().contains("not an IDX file"), "{e}");
     }
 
     #[test]
@@ -266,6 +294,41 @@ mod tests {
     fn trailing_bytes_are_errors() {
         let e = parse_idx(Path::new("x"), &images_bytes(2, 3, 4, 25), IMAGES_MAGIC).unwrap_err();
         assert!(matches!(e, IdxError::TrailingBytes { .. }), "{e}");
+    }
+
+    fn write_gz_members(path: &Path, members: &[&[u8]]) {
+        use flate2::{Compression, write::GzEncoder};
+        use std::io::Write;
+        let mut file = Vec::new();
+        for m in members {
+            let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+            enc.write_all(m).unwrap();
+            file.extend(enc.finish().unwrap());
+        }
+        std::fs::write(path, file).unwrap();
+    }
+
+    #[test]
+    fn a_multi_member_gzip_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = images_bytes(2, 3, 4, 24);
+        let (head, tail) = bytes.split_at(10);
+        let path = dir.path().join("x-images");
+        write_gz_members(&path.with_extension("gz"), &[head, tail]);
+        let f = read_idx(&path, IMAGES_MAGIC).unwrap();
+        assert_eq!(f.data.len(), 24);
+        assert_eq!(f.sha256, hex_sha256(&bytes));
+    }
+
+    #[test]
+    fn the_gz_wins_over_a_raw_file_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x-images");
+        write_gz_members(&path.with_extension("gz"), &[&images_bytes(2, 3, 4, 24)]);
+        std::fs::write(&path, images_bytes(1, 3, 4, 12)).unwrap();
+        assert_eq!(read_idx(&path, IMAGES_MAGIC).unwrap().dims, vec![2, 3, 4]);
+        std::fs::remove_file(path.with_extension("gz")).unwrap();
+        assert_eq!(read_idx(&path, IMAGES_MAGIC).unwrap().dims, vec![1, 3, 4]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod datasets;
 pub mod idx;
 pub mod image_folder;
 pub mod manifest;
+pub mod out_dir;
 pub mod plot;
 pub mod profile;
 pub mod published;
