@@ -6,7 +6,7 @@
 //! every code is a value. The magnitude code `E * 2^m + M` increases with the value, which is what
 //! makes rounding across a binade boundary (mantissa rounding up to 2.0) need no special case.
 
-use super::{Rounding, check_bits, floor_log2, pow2, sign_bit};
+use super::{Rounding, check_bits, floor_log2, ldexp, pow2, sign_bit};
 use crate::error::{Result, arg_err};
 
 /// Where a magnitude exactly at `value_min / 2` goes.
@@ -79,12 +79,15 @@ impl AdaptivFloat {
 
     /// Smallest non-zero magnitude, `2^exp_bias * (1 + 2^-m)`.
     pub fn value_min(&self, exp_bias: i32) -> f64 {
-        pow2(exp_bias) * (1.0 + pow2(-(self.mantissa_bits() as i32)))
+        ldexp(1.0 + pow2(-(self.mantissa_bits() as i32)), exp_bias)
     }
 
     /// Largest magnitude, `2^exp_max * (2 - 2^-m)` with `exp_max = exp_bias + 2^e - 1`.
     pub fn value_max(&self, exp_bias: i32) -> f64 {
-        pow2(exp_bias + self.top_exponent_field()) * (2.0 - pow2(-(self.mantissa_bits() as i32)))
+        ldexp(
+            2.0 - pow2(-(self.mantissa_bits() as i32)),
+            exp_bias + self.top_exponent_field(),
+        )
     }
 
     fn top_exponent_field(&self) -> i32 {
@@ -106,7 +109,8 @@ impl AdaptivFloat {
         let a = x.abs();
         let vmin = self.value_min(exp_bias);
         let half = vmin / 2.0;
-        let magnitude = if a < half || (a == half && self.zero_tie == ZeroTie::ToZero) {
+        // Zero first: near the bottom of f64's range value_min itself can flush to 0.
+        let magnitude = if a == 0.0 || a < half || (a == half && self.zero_tie == ZeroTie::ToZero) {
             0
         } else if a < vmin {
             // The code of value_min is 1 for every m (E = 0, M = 1; or E = 1, M = 0 when m = 0).
@@ -118,7 +122,7 @@ impl AdaptivFloat {
             let exp = floor_log2(a);
             // a * 2^(m - exp) lies in [2^m, 2^(m+1)); rounding may reach 2^(m+1), which is the next
             // binade's first code, so `E * 2^m + (q - 2^m)` stays right without a carry branch.
-            let q = self.rounding.round(a * pow2(m - exp)) as u32;
+            let q = self.rounding.round(ldexp(a, m - exp)) as u32;
             (((exp - exp_bias) as u32) << m) + q - (1 << m)
         };
         sign | magnitude
@@ -133,7 +137,10 @@ impl AdaptivFloat {
         } else {
             let e_field = (magnitude >> m) as i32;
             let mant = magnitude & ((1 << m) - 1);
-            pow2(e_field + exp_bias) * (1.0 + f64::from(mant) * pow2(-(m as i32)))
+            ldexp(
+                1.0 + f64::from(mant) * pow2(-(m as i32)),
+                e_field + exp_bias,
+            )
         };
         if code & sign_bit(self.bits) != 0 {
             -value

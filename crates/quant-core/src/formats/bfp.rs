@@ -6,7 +6,7 @@
 //! in `n`; each element is a sign and an `(n-1)`-bit magnitude `k`, worth `k * 2^(E_s - (n-2))`. That
 //! is a symmetric uniform grid whose step is a power of two, up to 2x coarser than max-abs uniform.
 
-use super::{Rounding, check_bits, floor_log2, pow2, sign_bit};
+use super::{Rounding, check_bits, floor_log2, ldexp, sign_bit};
 use crate::error::Result;
 
 /// `BFP<n>` with its rounding option.
@@ -42,7 +42,7 @@ impl BlockFloat {
 
     /// Grid step `2^(E_s - (n-2))`: the largest element has its leading one in the top magnitude bit.
     pub fn step(&self, shared_exponent: i32) -> f64 {
-        pow2(shared_exponent - (self.bits as i32 - 2))
+        ldexp(1.0, shared_exponent - (self.bits as i32 - 2))
     }
 
     /// `sign | min(round(|x| / step), 2^(n-1) - 1)`.
@@ -53,7 +53,9 @@ impl BlockFloat {
             0
         };
         let k_max = sign_bit(self.bits) - 1;
-        let scaled = x.abs() / self.step(shared_exponent);
+        // `|x| / step` as a power-of-two scaling: near the bottom of f64's range the step itself
+        // flushes to zero.
+        let scaled = ldexp(x.abs(), (self.bits as i32 - 2) - shared_exponent);
         let k = if scaled >= f64::from(k_max) {
             k_max
         } else {
@@ -65,7 +67,7 @@ impl BlockFloat {
     /// `(-1)^s * k * step`; the sign bit alone is `-0`.
     pub fn decode(&self, shared_exponent: i32, code: u32) -> f64 {
         let k = code & (sign_bit(self.bits) - 1);
-        let value = f64::from(k) * self.step(shared_exponent);
+        let value = ldexp(f64::from(k), shared_exponent - (self.bits as i32 - 2));
         if code & sign_bit(self.bits) != 0 {
             -value
         } else {

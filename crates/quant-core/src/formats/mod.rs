@@ -362,6 +362,18 @@ pub(crate) fn pow2(k: i32) -> f64 {
     }
 }
 
+/// `a * 2^k` rounded once, for `|k| <= 2046`: `pow2` alone is 0 below `2^-1074` and infinite above
+/// `2^1023`, so a tiny `a` scaled up by a large `k` (or a large one scaled down) would overflow or
+/// flush to zero on the factor although the product is in range. Two power-of-two factors of half
+/// the exponent each stay in range; multiplying by each is exact while the intermediate is normal,
+/// so the only rounding is the last one (into the subnormals). Equal to `a * pow2(k)` whenever that
+/// factor is in range and the product is normal.
+#[inline]
+pub(crate) fn ldexp(a: f64, k: i32) -> f64 {
+    let half = k / 2;
+    a * pow2(half) * pow2(k - half)
+}
+
 /// `floor(log2 a)` for finite `a > 0`, exact (read from the bits, so exact powers of two give their
 /// own exponent, which `log2` in floating point does not guarantee).
 #[inline]

@@ -208,6 +208,44 @@ fn adaptivfloat_is_equivariant_under_powers_of_two() {
     }
 }
 
+/// Tensors whose largest magnitude sits anywhere in f64's range, down to the smallest subnormal:
+/// quantizing never panics, zero stays zero, every output is finite and no larger than the input's
+/// largest magnitude allows, and AdaptivFloat/BFP keep the tensor's largest element non-zero when it
+/// is a normal number (their grid follows it down).
+#[test]
+fn tensors_near_the_ends_of_f64_quantize_without_panicking() {
+    let tiny = f64::from_bits(1); // 2^-1074
+    let cases: [&[f64]; 6] = [
+        &[tiny],
+        &[tiny, 0.0, -tiny],
+        &[1e-310, 3e-312, 0.0],
+        &[f64::MIN_POSITIVE, 1e-320],
+        &[1e-300, 1e-305],
+        &[f64::MAX, 1.0, 1e-300],
+    ];
+    for bits in [2, 4, 8, 16] {
+        for format in all_configs(bits) {
+            for xs in cases {
+                let q = format
+                    .quantize_tensor(xs)
+                    .unwrap_or_else(|e| panic!("{format} {xs:?}: {e}"));
+                for (x, v) in xs.iter().zip(&q.values) {
+                    assert!(v.is_finite(), "{format} {x:e} -> {v}");
+                    if *x == 0.0 {
+                        assert_eq!(*v, 0.0, "{format}");
+                    }
+                }
+                let max = xs.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+                let adaptive = matches!(format.kind(), FormatKind::AdaptivFloat | FormatKind::Bfp);
+                if adaptive && max >= f64::MIN_POSITIVE && max < 1e300 {
+                    let top = q.values[xs.iter().position(|x| x.abs() == max).unwrap()];
+                    assert!(top != 0.0, "{format} {xs:?} -> {:?}", q.values);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn non_finite_input_is_rejected() {
     for format in all_configs(8) {
