@@ -37,6 +37,7 @@
 //! folded on the fly (see [`QLayer`]), fake quantization sits wherever the integer engine stores a
 //! tensor, and the range and the format are separate so other papers plug in their own formats.
 
+pub mod checkpoint;
 pub mod data;
 pub mod export;
 pub mod layers;

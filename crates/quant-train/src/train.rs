@@ -2,7 +2,7 @@
 //! quantization delay and batch-norm freeze of QAT, an indicatif progress bar, checkpoints that
 //! resume an interrupted run at the last finished epoch, and test-set evaluation.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use repro::datasets::ImageSet;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::Checkpoint;
 use crate::data::batch;
 use crate::layers::Phase;
 use crate::models::Net;
@@ -200,8 +201,9 @@ impl TrainConfig {
 /// Where and under which label a run keeps its checkpoint, and how it reports progress.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Checkpoint path prefix (`<prefix>.bpk`, `<prefix>.optim.bpk`, `<prefix>.json`); the run resumes
-    /// from it when its configuration matches, and rewrites it after every epoch.
+    /// Checkpoint path prefix: the checkpoint is the folder `<prefix>-<key>/`, where the key covers the
+    /// configuration, the training data and the starting model (see [`crate::checkpoint`]); a run
+    /// resumes from it and rewrites it after every epoch.
     pub checkpoint: Option<PathBuf>,
     /// Progress-bar label (empty: no bar).
     pub label: String,
@@ -218,26 +220,6 @@ pub struct TrainReport {
     pub epochs_run: u32,
     /// Wall seconds of this call.
     pub seconds: f64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct CheckpointMeta {
-    config: TrainConfig,
-    epochs_done: u32,
-    train_len: usize,
-    report: Option<TrainReport>,
-}
-
-fn meta_path(prefix: &Path) -> PathBuf {
-    prefix.with_extension("json")
-}
-
-fn optim_path(prefix: &Path) -> PathBuf {
-    prefix.with_extension("optim.bpk")
-}
-
-fn model_path(prefix: &Path) -> PathBuf {
-    prefix.with_extension("bpk")
 }
 
 /// A progress bar on stderr with loss, accuracy and images/s in its message.
@@ -261,7 +243,7 @@ pub fn progress_bar(len: u64, label: &str) -> ProgressBar {
 ///
 /// Each epoch visits `data` in a fresh order drawn from `(config.seed, epoch)`; the last partial
 /// batch is dropped. Layers with quantizers follow `config.qat`; float layers ignore it. With a
-/// checkpoint whose stored configuration and data size match, finished epochs are skipped.
+/// checkpoint of the same configuration, data and starting model, finished epochs are skipped.
 pub fn train(
     model: Net,
     data: &ImageSet,
@@ -271,40 +253,41 @@ pub fn train(
 ) -> Result<(Net, TrainReport), TrainError> {
     if data.len() < config.batch_size || config.batch_size == 0 {
         return Err(TrainError(format!(
-            "training set has {} images, fewer than one batch of {}: use a smaller --batch or more data",
+            "the training set has {} images, fewer than one batch of {}: train on at least {} images",
             data.len(),
-            config.batch_size
+            config.batch_size,
+            config.batch_size.max(1)
         )));
     }
+    // Burn's cross entropy would index past the logits (a panic deep inside a step): refuse here.
+    if let Some((i, l)) = data
+        .labels
+        .iter()
+        .enumerate()
+        .find(|(_, l)| usize::from(**l) >= model.classes)
+    {
+        return Err(TrainError(format!(
+            "training label {l} at index {i} is outside the model's {} classes: use labels 0-{}",
+            model.classes,
+            model.classes.saturating_sub(1)
+        )));
+    }
+    let checkpoint = match &options.checkpoint {
+        Some(prefix) => Some(Checkpoint::new(prefix, &model, data, config)?),
+        None => None,
+    };
     let ad = device.clone().autodiff();
     // `train()` lifts the parameters onto the autodiff decorator of their device, trainable.
     let mut model = model.train();
     let mut optim = config.optimizer();
     let mut start_epoch = 0;
     let mut last_report = None;
-    if let Some(prefix) = &options.checkpoint
-        && let Ok(text) = std::fs::read_to_string(meta_path(prefix))
-    {
-        let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| {
-            TrainError(format!(
-                "{}: {e}: delete the checkpoint to start over",
-                meta_path(prefix).display()
-            ))
-        })?;
-        if meta.config == *config && meta.train_len == data.len() {
-            let ckpt_err = |e: &dyn std::fmt::Display| {
-                TrainError(format!(
-                    "checkpoint {} unreadable ({e}): delete it to start over",
-                    prefix.display()
-                ))
-            };
-            model = model
-                .try_load_file(model_path(prefix))
-                .map_err(|e| ckpt_err(&e))?;
-            optim = optim.load(optim_path(prefix)).map_err(|e| ckpt_err(&e))?;
-            start_epoch = meta.epochs_done;
-            last_report = meta.report;
-        }
+    if let Some(ckpt) = &checkpoint {
+        let resumed = ckpt.resume(model, optim)?;
+        model = resumed.model;
+        optim = resumed.optim;
+        start_epoch = resumed.epochs_done;
+        last_report = resumed.report;
     }
     let steps_per_epoch = (data.len() / config.batch_size) as u64;
     let total = steps_per_epoch * u64::from(config.epochs);
@@ -349,16 +332,8 @@ pub fn train(
             epochs_run: epoch + 1 - start_epoch,
             seconds: started.elapsed().as_secs_f64(),
         };
-        if let Some(prefix) = &options.checkpoint {
-            save_checkpoint(
-                prefix,
-                &model,
-                &optim,
-                config,
-                epoch + 1,
-                data.len(),
-                &report,
-            )?;
+        if let Some(ckpt) = &checkpoint {
+            ckpt.save(&model, &optim, config, epoch + 1, &report)?;
         }
         last_report = Some(report);
     }
@@ -370,45 +345,6 @@ pub fn train(
         seconds: started.elapsed().as_secs_f64(),
     });
     Ok((model.valid(), report))
-}
-
-fn save_checkpoint(
-    prefix: &Path,
-    model: &Net,
-    optim: &ModuleOptimizer,
-    config: &TrainConfig,
-    epochs_done: u32,
-    train_len: usize,
-    report: &TrainReport,
-) -> Result<(), TrainError> {
-    let err = |e: &dyn std::fmt::Display| {
-        TrainError(format!(
-            "cannot write checkpoint {} ({e}): check the directory is writable",
-            prefix.display()
-        ))
-    };
-    if let Some(dir) = prefix.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
-    }
-    // `valid()` folds the per-thread running-state updates (BN statistics, range observers) into
-    // the saved values; a plain clone would save them one step stale.
-    model
-        .valid()
-        .save_file(model_path(prefix))
-        .map_err(|e| err(&e))?;
-    optim.save(optim_path(prefix)).map_err(|e| err(&e))?;
-    let meta = CheckpointMeta {
-        config: config.clone(),
-        epochs_done,
-        train_len,
-        report: Some(report.clone()),
-    };
-    let text = serde_json::to_string_pretty(&meta).map_err(|e| err(&e))?;
-    // Meta last, via rename: a crash mid-save leaves the previous epoch's meta, which points to
-    // complete files of that epoch or to newer complete files with the same config.
-    let tmp = meta_path(prefix).with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(|e| err(&e))?;
-    std::fs::rename(&tmp, meta_path(prefix)).map_err(|e| err(&e))
 }
 
 /// Logits of `model` for every image of `set` (row-major `[len, classes]`), in batches of

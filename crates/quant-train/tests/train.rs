@@ -30,6 +30,7 @@ fn float_then_qat_learns_and_resumes() {
     );
     assert!(float_acc > 80.0, "float accuracy {float_acc}");
 
+    let float_net = net.clone();
     let mut qnet = net;
     qnet.set_quantizers(
         Some(QuantizerRef::new(AffineQuantizer::weights(8).unwrap())),
@@ -53,9 +54,10 @@ fn float_then_qat_learns_and_resumes() {
     let a = check_agreement(&qnet, &int, &test_set, &dev).unwrap();
     assert!(a.agreement >= 0.99 && a.max_lsb <= 2, "{a:?}");
 
-    // Same configuration again: every epoch is already in the checkpoint.
+    // The same fine-tuning again (same float model, recipe and data): every epoch is already in the
+    // checkpoint.
     let rebuilt = {
-        let mut n = ModelConfig::new("mlp:64".parse().unwrap(), 3).build(&dev);
+        let mut n = float_net.clone();
         n.set_quantizers(
             Some(QuantizerRef::new(AffineQuantizer::weights(8).unwrap())),
             Some(QuantizerRef::new(AffineQuantizer::activations(8).unwrap())),
@@ -66,4 +68,21 @@ fn float_then_qat_learns_and_resumes() {
     assert_eq!(report.epochs_run, 1, "report of the checkpointed epoch");
     let r_acc = evaluate(&resumed, &test_set, &Phase::EVAL, &dev);
     assert_eq!(r_acc, q_acc, "the resumed model is the checkpointed one");
+
+    // Another starting model under the same name and recipe (here: an untrained one) is another
+    // training: it must not pick up the fine-tuned checkpoint.
+    let untrained = {
+        let mut n = ModelConfig::new("mlp:64".parse().unwrap(), 3).build(&dev);
+        n.set_quantizers(
+            Some(QuantizerRef::new(AffineQuantizer::weights(8).unwrap())),
+            Some(QuantizerRef::new(AffineQuantizer::activations(8).unwrap())),
+        );
+        n
+    };
+    let (fresh, _) = train(untrained, &train_set, &qcfg, &opts, &dev).unwrap();
+    let f_acc = evaluate(&fresh, &test_set, &Phase::EVAL, &dev);
+    assert_ne!(
+        f_acc, q_acc,
+        "an untrained start resumed the fine-tuned checkpoint"
+    );
 }
