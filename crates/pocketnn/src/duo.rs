@@ -35,6 +35,9 @@ struct Shared {
     /// The job of `posted`, written before `posted` is released and read after it is acquired.
     job: UnsafeCell<Option<Job>>,
     helper_panicked: AtomicBool,
+    /// The payload of the helper's panic, re-raised on the owner so the run ends with the job's own
+    /// message rather than a generic one.
+    helper_panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
     stop: AtomicBool,
 }
 
@@ -72,6 +75,7 @@ impl Duo<'_> {
             finished: AtomicUsize::new(0),
             job: UnsafeCell::new(None),
             helper_panicked: AtomicBool::new(false),
+            helper_panic: Mutex::new(None),
             stop: AtomicBool::new(false),
         };
         thread::scope(|s| {
@@ -119,8 +123,17 @@ impl Duo<'_> {
         let a_result = panic::catch_unwind(AssertUnwindSafe(a));
         wait_until(|| self.shared.finished.load(Ordering::Acquire) == seq);
         let a_result = a_result.unwrap_or_else(|p| panic::resume_unwind(p));
-        if self.shared.helper_panicked.load(Ordering::Acquire) {
-            panic!("the duo's helper thread panicked while running a job");
+        if self.shared.helper_panicked.swap(false, Ordering::Acquire) {
+            let payload = self
+                .shared
+                .helper_panic
+                .lock()
+                .ok()
+                .and_then(|mut p| p.take());
+            match payload {
+                Some(payload) => panic::resume_unwind(payload),
+                None => panic!("the duo's helper thread panicked while running a job"),
+            }
         }
         let b_result = b_result.into_inner().ok().flatten();
         (a_result, b_result.expect("the helper ran the job"))
@@ -168,7 +181,10 @@ fn helper_loop(shared: &Shared) {
         if let Some(job) = job {
             // SAFETY: see above; the closure is `Sync`.
             let run = || unsafe { (*job)() };
-            if panic::catch_unwind(AssertUnwindSafe(run)).is_err() {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(run)) {
+                if let Ok(mut slot) = shared.helper_panic.lock() {
+                    *slot = Some(payload);
+                }
                 shared.helper_panicked.store(true, Ordering::Release);
             }
         }
@@ -223,6 +239,7 @@ mod tests {
                 duo.join(|| 1, || -> u32 { panic!("job failed") });
             })
         });
-        assert!(caught.is_err());
+        let payload = caught.unwrap_err();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"job failed"));
     }
 }

@@ -11,12 +11,12 @@ use pocketnn::float_baseline;
 use pocketnn::network::{INPUT_MAX, Network};
 use pocketnn::rng::{GlibcRand, Pcg32, RunRng};
 use pocketnn::tables::{
-    self, EpochRow, FLOAT_BITS, METHOD_FLOAT, METRIC_TEST, PAPER_DIR, RowContext, float_source,
+    self, EpochSetting, FLOAT_BITS, METHOD_FLOAT, METRIC_TEST, PAPER_DIR, RowContext, float_source,
     mirrored_rows, model_name, paper_epochs, paper_widths, pct, train_pass_epochs,
 };
 use pocketnn::train::{EpochStats, Progress, Split, TrainConfig, train};
 use repro::Profile;
-use repro::datasets::{Dataset, DatasetName, default_data_root, load};
+use repro::datasets::{DataRoot, Dataset, DatasetName, load_checked};
 use repro::manifest::Run;
 use repro::results::{ResultRow, table_path};
 use std::path::PathBuf;
@@ -27,7 +27,13 @@ use std::time::Instant;
 #[command(
     name = "pocketnn",
     version,
-    about = "PocketNN (Song & Lin 2022): integer-only DFA training, bit-exact with the reference C++"
+    about = "PocketNN (Song & Lin 2022): integer-only DFA training, bit-exact with the reference C++",
+    long_about = "PocketNN (Song & Lin 2022): integer-only DFA training, bit-exact with the reference C++.\n\n\
+                  Bit widths are the paper's and no flag changes them: 8-bit input pixels (0-255), int32 \
+                  arithmetic (an overflow is checked and stops the run), weights and biases clamped to \
+                  int16's [-32767, 32767], activations in [-127, 127] (pocket tanh), [1, 127] (pocket \
+                  sigmoid), [0, 127] (pocket ReLU) or int16 (leaky ReLU). Details: \
+                  experiments/pocketnn/README.md."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -93,7 +99,8 @@ struct Common {
     /// smoke: a slice of the data, for tests; full: the real reproduction.
     #[arg(long, value_enum, default_value = "full")]
     profile: Profile,
-    /// Results root (tables go to <out>/pocketnn/).
+    /// Results root (tables go to <out>/pocketnn/; default: results/ for --profile full,
+    /// target/results-<profile>/ otherwise).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Data root holding mnist/ and fashion-mnist/ (default: the workspace's data/ or $QUANT_DATA_ROOT).
@@ -181,7 +188,7 @@ fn setup_threads(common: &Common) -> Result<usize, String> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if threads == 0 {
-        return Err("--threads 0: use at least 1".into());
+        return Err("--threads 0: use 1 or more".into());
     }
     // A second call in the same process (tests) keeps the first pool, which is fine.
     let _ = rayon::ThreadPoolBuilder::new()
@@ -191,8 +198,8 @@ fn setup_threads(common: &Common) -> Result<usize, String> {
 }
 
 fn load_data(common: &Common, dataset: DatasetName) -> Result<Dataset, String> {
-    let root = common.data.clone().unwrap_or_else(default_data_root);
-    let mut data = load(&root, dataset).map_err(|e| e.to_string())?;
+    let root = DataRoot::resolve(common.data.as_deref());
+    let mut data = load_checked(&root, dataset, common.profile.name())?;
     if common.profile == Profile::Smoke {
         data.train = data.train.truncated(SMOKE_TRAIN);
         data.test = data.test.truncated(SMOKE_TEST);
@@ -201,10 +208,7 @@ fn load_data(common: &Common, dataset: DatasetName) -> Result<Dataset, String> {
 }
 
 fn results_root(common: &Common) -> PathBuf {
-    common
-        .out
-        .clone()
-        .unwrap_or_else(|| repro::workspace_root().join("results"))
+    repro::out_dir::results_root(common.out.as_deref(), common.profile.name())
 }
 
 /// One configured PocketNN run.
@@ -251,8 +255,14 @@ fn prepare<'a>(
     spec: &RunSpec,
     data: &'a Dataset,
 ) -> Result<(Network, Split<'a>, Split<'a>), String> {
-    if spec.config.batch == 0 || spec.config.lr_inv < 1 || spec.epochs == 0 {
-        return Err("--batch, --lr-inv and --epochs must be at least 1".into());
+    for (flag, value) in [
+        ("--batch", spec.config.batch as i64),
+        ("--lr-inv", i64::from(spec.config.lr_inv)),
+        ("--epochs", i64::from(spec.epochs)),
+    ] {
+        if value < 1 {
+            return Err(format!("{flag} {value}: use 1 or more"));
+        }
     }
     let net = Network::new(&spec.widths, spec.activation).map_err(|e| e.to_string())?;
     let safe = net.max_safe_batch(INPUT_MAX);
@@ -348,10 +358,21 @@ fn run_one(
 
     let out = results_root(common);
     let checksums = data.checksums();
-    let epoch_rows: Vec<EpochRow> = history
-        .iter()
-        .map(|s| EpochRow::new(spec.dataset, spec.rng.name(), spec.seed, spec.epochs, s))
-        .collect();
+    let setting = EpochSetting {
+        dataset: spec.dataset,
+        profile: run.profile.clone(),
+        model: model_name(&spec.widths),
+        activation: spec.activation.to_possible_value().map_or_else(
+            || format!("{:?}", spec.activation),
+            |v| v.get_name().to_string(),
+        ),
+        batch: spec.config.batch,
+        lr_inv: spec.config.lr_inv,
+        rng: spec.rng.name().into(),
+        seed: spec.seed,
+        epochs_total: spec.epochs,
+    };
+    let epoch_rows: Vec<_> = history.iter().map(|s| setting.row(s)).collect();
     run.record(
         &table_path(&out, PAPER_DIR, "epochs"),
         &epoch_rows,
@@ -461,10 +482,13 @@ fn float_one(
 }
 
 fn cmd_float(args: &FloatArgs) -> Result<(), String> {
+    let epochs = args.epochs.unwrap_or(paper_epochs(args.dataset));
+    if epochs == 0 {
+        return Err("--epochs 0: use 1 or more".into());
+    }
     let threads = setup_threads(&args.common)?;
     let run = Run::start(args.common.profile.name(), threads);
     let data = load_data(&args.common, args.dataset)?;
-    let epochs = args.epochs.unwrap_or(paper_epochs(args.dataset));
     float_one(args.dataset, epochs, args.seed, &data, &args.common, &run)?;
     record_gaps(&args.common, &run)
 }
@@ -476,7 +500,7 @@ fn record_gaps(common: &Common, run: &Run) -> Result<(), String> {
     let gaps = tables::gap_rows(&table, &run.profile, &run.run_id);
     for g in &gaps {
         println!(
-            "{}: float BP - PocketNN (best epoch) = {:.2} points",
+            "{}: float BP - PocketNN (both at their last epoch) = {:.2} points",
             g.dataset, g.value
         );
     }

@@ -51,10 +51,54 @@ pub fn model_name(widths: &[usize]) -> String {
     format!("MLP {}", w.join("-"))
 }
 
-/// One line of `results/pocketnn/epochs.csv`.
+/// Everything that determines the epoch rows of one run: two runs that differ in any of these write
+/// different rows, so a smoke run with another activation never replaces a full run's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochSetting {
+    pub dataset: DatasetName,
+    pub profile: String,
+    /// Layer widths as [`model_name`] spells them.
+    pub model: String,
+    /// Activation as the CLI spells it (`pocket-tanh`).
+    pub activation: String,
+    pub batch: usize,
+    pub lr_inv: i32,
+    pub rng: String,
+    pub seed: u64,
+    pub epochs_total: u32,
+}
+
+impl EpochSetting {
+    /// The row of one finished epoch.
+    pub fn row(&self, s: &EpochStats) -> EpochRow {
+        EpochRow {
+            dataset: self.dataset.paper_name().into(),
+            profile: self.profile.clone(),
+            model: self.model.clone(),
+            activation: self.activation.clone(),
+            batch: self.batch,
+            lr_inv: self.lr_inv,
+            rng: self.rng.clone(),
+            seed: self.seed,
+            epochs_total: self.epochs_total,
+            epoch: s.epoch,
+            sum_loss: s.sum_loss,
+            train_correct: s.train_correct,
+            test_correct: s.test_correct,
+            seconds: s.elapsed.as_secs_f64(),
+        }
+    }
+}
+
+/// One line of `results/pocketnn/epochs.csv`: the run's setting, then the epoch's numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRow {
     pub dataset: String,
+    pub profile: String,
+    pub model: String,
+    pub activation: String,
+    pub batch: usize,
+    pub lr_inv: i32,
     pub rng: String,
     pub seed: u64,
     pub epochs_total: u32,
@@ -66,27 +110,21 @@ pub struct EpochRow {
 }
 
 impl Keyed for EpochRow {
+    /// Every setting column plus the epoch; only the measured numbers are left out.
     fn key(&self) -> String {
         format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{:05}\u{1f}{:05}",
-            self.dataset, self.rng, self.seed, self.epochs_total, self.epoch
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{:05}\u{1f}{:05}",
+            self.dataset,
+            self.profile,
+            self.model,
+            self.activation,
+            self.batch,
+            self.lr_inv,
+            self.rng,
+            self.seed,
+            self.epochs_total,
+            self.epoch
         )
-    }
-}
-
-impl EpochRow {
-    pub fn new(dataset: DatasetName, rng: &str, seed: u64, epochs: u32, s: &EpochStats) -> Self {
-        EpochRow {
-            dataset: dataset.paper_name().into(),
-            rng: rng.into(),
-            seed,
-            epochs_total: epochs,
-            epoch: s.epoch,
-            sum_loss: s.sum_loss,
-            train_correct: s.train_correct,
-            test_correct: s.test_correct,
-            seconds: s.elapsed.as_secs_f64(),
-        }
     }
 }
 
@@ -245,12 +283,15 @@ fn mean_of<'a>(rows: &[&'a ResultRow]) -> Option<(f64, &'a ResultRow)> {
 }
 
 /// `float − PocketNN` gap rows: for each data set with both a float-baseline row and PocketNN
-/// best-epoch rows in `table` (same profile), the float mean minus the PocketNN mean over seeds.
+/// last-epoch rows in `table` (same profile), the float mean minus the PocketNN mean over seeds.
+///
+/// Both sides are taken at their last epoch: the float baseline reports its last epoch, and picking
+/// PocketNN's best epoch instead would select on the test set for one side only.
 pub fn gap_rows(table: &[ResultRow], profile: &str, run_id: &str) -> Vec<ResultRow> {
     [DatasetName::Mnist, DatasetName::FashionMnist]
         .into_iter()
         .filter_map(|d| {
-            let of = |source: &str, method: &str| {
+            let of = |source: &str, method: &str, metric: &str| {
                 table
                     .iter()
                     .filter(|r| {
@@ -258,12 +299,13 @@ pub fn gap_rows(table: &[ResultRow], profile: &str, run_id: &str) -> Vec<ResultR
                             && r.dataset == d.paper_name()
                             && r.source == source
                             && r.method == method
-                            && r.metric == METRIC_TEST
+                            && r.metric == metric
                     })
                     .collect::<Vec<_>>()
             };
-            let (float, f_row) = mean_of(&of(float_source(d), METHOD_FLOAT))?;
-            let (pocket, _) = mean_of(&of(SOURCE_ABSTRACT, METHOD_PAPER))?;
+            // The float baseline's `METRIC_TEST` is its last epoch.
+            let (float, f_row) = mean_of(&of(float_source(d), METHOD_FLOAT, METRIC_TEST))?;
+            let (pocket, _) = mean_of(&of(SOURCE_ABSTRACT, METHOD_PAPER, METRIC_TEST_LAST))?;
             Some(ResultRow {
                 source: SOURCE_ABSTRACT.into(),
                 metric: METRIC_GAP.into(),
@@ -341,7 +383,7 @@ mod tests {
     }
 
     #[test]
-    fn best_epoch_is_the_earliest_maximum_and_gap_is_float_minus_best() {
+    fn best_epoch_is_the_earliest_maximum_and_gap_is_float_minus_last() {
         let mut history: Vec<_> = (1..=30).map(|i| stats(i, 9000)).collect();
         history[1].test_correct = 9700;
         history[2].test_correct = 9700;
@@ -373,15 +415,27 @@ mod tests {
         ));
         let gaps = gap_rows(&table, "full", "g");
         assert_eq!(gaps.len(), 1);
-        assert!((gaps[0].value - 1.5).abs() < 1e-9);
+        assert!(
+            (gaps[0].value - 2.5).abs() < 1e-9,
+            "98.5 minus the last epoch's 96.0"
+        );
         assert_eq!(gaps[0].method, METHOD_FLOAT);
     }
 
     #[test]
-    fn epoch_rows_key_by_run_and_epoch() {
-        let a = EpochRow::new(DatasetName::Mnist, "glibc", 1, 3, &stats(1, 1));
-        let b = EpochRow::new(DatasetName::Mnist, "glibc", 1, 30, &stats(1, 1));
-        assert_ne!(a.key(), b.key());
+    fn epoch_rows_key_by_every_setting_and_the_epoch() {
+        let base = EpochSetting {
+            dataset: DatasetName::Mnist,
+            profile: "full".into(),
+            model: model_name(paper_widths(DatasetName::Mnist)),
+            activation: "pocket-tanh".into(),
+            batch: 20,
+            lr_inv: 1000,
+            rng: "glibc".into(),
+            seed: 1,
+            epochs_total: 30,
+        };
+        let a = base.row(&stats(1, 1));
         assert_eq!(
             a.key(),
             EpochRow {
@@ -390,5 +444,47 @@ mod tests {
             }
             .key()
         );
+        assert_ne!(a.key(), base.row(&stats(2, 1)).key());
+        let variants = [
+            EpochSetting {
+                dataset: DatasetName::FashionMnist,
+                ..base.clone()
+            },
+            EpochSetting {
+                profile: "smoke".into(),
+                ..base.clone()
+            },
+            EpochSetting {
+                model: "MLP 784-10".into(),
+                ..base.clone()
+            },
+            EpochSetting {
+                activation: "pocket-sigmoid".into(),
+                ..base.clone()
+            },
+            EpochSetting {
+                batch: 10,
+                ..base.clone()
+            },
+            EpochSetting {
+                lr_inv: 500,
+                ..base.clone()
+            },
+            EpochSetting {
+                rng: "pcg".into(),
+                ..base.clone()
+            },
+            EpochSetting {
+                seed: 2,
+                ..base.clone()
+            },
+            EpochSetting {
+                epochs_total: 3,
+                ..base.clone()
+            },
+        ];
+        for v in variants {
+            assert_ne!(v.row(&stats(1, 1)).key(), a.key(), "{v:?}");
+        }
     }
 }

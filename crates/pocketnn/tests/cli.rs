@@ -73,10 +73,14 @@ fn smoke_train_writes_epoch_rows_and_is_deterministic() {
     let epochs = table(dir.path(), "epochs");
     assert_eq!(
         epochs[0],
-        "dataset,rng,seed,epochs_total,epoch,sum_loss,train_correct,test_correct,seconds"
+        "dataset,profile,model,activation,batch,lr_inv,rng,seed,epochs_total,epoch,sum_loss,train_correct,test_correct,seconds"
     );
     assert_eq!(epochs.len(), 4, "a rerun replaces its rows");
-    assert!(epochs[1].starts_with("MNIST,glibc,1,3,1,"), "{}", epochs[1]);
+    assert!(
+        epochs[1].starts_with("MNIST,smoke,MLP 784-100-50-10,pocket-tanh,20,1000,glibc,1,3,1,"),
+        "{}",
+        epochs[1]
+    );
     // A 3-epoch MNIST run in the reference configuration mirrors the README transcript's 7 numbers.
     let accuracy = table(dir.path(), "accuracy");
     let readme = accuracy
@@ -85,6 +89,59 @@ fn smoke_train_writes_epoch_rows_and_is_deterministic() {
         .count();
     assert_eq!(readme, 7, "{accuracy:?}");
     assert!(accuracy.iter().skip(1).all(|l| l.contains(",smoke,")));
+}
+
+/// A smoke run with another activation must not replace a full run's row of the same epoch: every
+/// setting is in the key of epochs.csv.
+#[test]
+fn runs_of_other_settings_keep_their_own_epoch_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let base = ["train", "--epochs", "1", "--rng", "glibc", "--out", out];
+    for extra in [
+        &["--profile", "full"][..],
+        &["--profile", "smoke", "--activation", "pocket-sigmoid"],
+        &["--profile", "smoke", "--batch", "10"],
+        &["--profile", "smoke", "--lr-inv", "500"],
+        &["--profile", "smoke", "--widths", "784,30,10"],
+    ] {
+        let o = pocketnn(&[&base[..], extra].concat());
+        assert!(o.status.success(), "{extra:?}: {}", text(&o.stderr));
+    }
+    let epochs = table(dir.path(), "epochs");
+    assert_eq!(epochs.len(), 1 + 5, "{epochs:#?}");
+    assert!(
+        epochs.iter().any(|l| l.starts_with("MNIST,full,")),
+        "{epochs:#?}"
+    );
+}
+
+/// Without --out, only a full run writes into the workspace's results/; a smoke run goes to
+/// target/results-smoke/. Run in a scratch workspace so the real results/ is never at stake.
+#[test]
+fn smoke_runs_without_out_stay_out_of_results() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir(ws.path().join("experiments")).unwrap();
+    std::fs::write(ws.path().join("Cargo.toml"), "").unwrap();
+    let data: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "..", "data"]
+        .iter()
+        .collect();
+    let o = Command::new(env!("CARGO_BIN_EXE_pocketnn"))
+        .args(["train", "--profile", "smoke", "--epochs", "1"])
+        .env("QUANT_DATA_ROOT", &data)
+        .current_dir(ws.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        !ws.path().join("results").exists(),
+        "a smoke run wrote into results/"
+    );
+    assert!(
+        ws.path()
+            .join("target/results-smoke/pocketnn/epochs.csv")
+            .is_file()
+    );
 }
 
 #[test]
@@ -149,7 +206,7 @@ fn bench_reports_seconds_per_epoch_for_both_data_sets() {
 }
 
 #[test]
-fn missing_data_says_run_make_data() {
+fn missing_data_names_the_file_and_the_flag_to_fix() {
     let dir = tempfile::tempdir().unwrap();
     let o = pocketnn(&[
         "train",
@@ -160,7 +217,7 @@ fn missing_data_says_run_make_data() {
         "--out",
         dir.path().to_str().unwrap(),
     ]);
-    assert_clean_failure(&o, "missing: run make data");
+    assert_clean_failure(&o, "missing: point --data at");
 }
 
 /// A data root whose MNIST images file is not an IDX file.
@@ -191,7 +248,7 @@ fn corrupt_data_is_a_clear_error() {
     let dir = corrupt_root();
     let root = dir.path().to_str().unwrap();
     let o = pocketnn(&["train", "--profile", "smoke", "--data", root, "--out", root]);
-    assert_clean_failure(&o, "run make data");
+    assert_clean_failure(&o, "not an IDX file of this kind): point --data at");
 }
 
 #[test]
