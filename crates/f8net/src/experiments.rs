@@ -397,7 +397,8 @@ pub fn main_steps(arch: Arch, plan: &Plan) -> u64 {
 /// Runs `initial` jobs on up to `workers` threads; a finished job may queue follow-up jobs (a quantized
 /// stage once its FP model is trained). One training step of these small proxies keeps about one core
 /// busy (Burn's kernels parallelise little at this size), so independent stages run side by side.
-/// Results come back in completion order; the first error stops the queue.
+/// Results come back in completion order; the first error stops the queue. A job that panics counts as
+/// an error carrying the panic's message, so a failing worker ends the run instead of hanging it.
 pub fn run_jobs<J: Send, R: Send>(
     workers: usize,
     initial: Vec<J>,
@@ -442,7 +443,11 @@ pub fn run_jobs<J: Send, R: Send>(
                         ready.notify_all();
                         return;
                     };
-                    let outcome = run(job);
+                    // A panicking job must not leave `active` counted forever: the other workers
+                    // would wait on `ready` for good and the scope would never join.
+                    let outcome =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(job)))
+                            .unwrap_or_else(|payload| Err(panic_message(payload.as_ref())));
                     let mut q = lock();
                     q.active -= 1;
                     match outcome {
@@ -464,6 +469,17 @@ pub fn run_jobs<J: Send, R: Send>(
         Some(e) => Err(e),
         None => Ok(q.results),
     }
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message), for the error a
+/// panicking worker turns into.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    format!("a worker thread panicked: {text}")
 }
 
 /// A stage of the main table.
@@ -828,6 +844,28 @@ mod tests {
             }
         });
         assert_eq!(err, Err("job 0 failed".to_string()));
+    }
+
+    /// A job that panics while another worker waits for follow-ups: the run must end with the panic's
+    /// message. Run on a side thread with a deadline, so a hang fails the test instead of blocking it.
+    #[test]
+    fn a_panicking_job_ends_the_run_with_its_message() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = run_jobs(2, vec![0u32, 1], |n| {
+                if n == 0 {
+                    panic!("job {n} exploded");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                Ok((n, vec![]))
+            });
+            let _ = tx.send(outcome);
+        });
+        let outcome = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("run_jobs hung after a worker panicked");
+        let err = outcome.unwrap_err();
+        assert!(err.contains("job 0 exploded"), "{err}");
     }
 
     #[test]

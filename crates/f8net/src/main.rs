@@ -7,14 +7,19 @@ use f8net::experiments::{
 };
 use f8net::graph::Arch;
 use f8net::statistics::{self, Grid};
-use repro::datasets::{DatasetName, default_data_root, load};
+use repro::datasets::{DataRoot, DatasetName, load_checked};
 use repro::manifest::Run;
 use repro::results::table_path;
 use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
-    about = "F8Net (Jin et al. ICLR 2022): fixed-point 8-bit-only multiplication on proxy models"
+    about = "F8Net (Jin et al. ICLR 2022): fixed-point 8-bit-only multiplication on proxy models",
+    long_about = "F8Net (Jin et al. ICLR 2022): fixed-point 8-bit-only multiplication on proxy models.\n\n\
+                  Weights and activations are 8-bit in every quantized stage, as in the paper, and no flag \
+                  changes that: F8Net uses per-layer or per-channel fixed-point fractional lengths and \
+                  shift-only requantization, the conventional baseline an INT32 requantization \
+                  multiplier. Proxies, recipe and results: experiments/f8net/README.md."
 )]
 struct Cli {
     /// Train the proxy of this model and write its main-table rows (FP, F8Net, INT8 with INT32 multiplier).
@@ -32,13 +37,13 @@ struct Cli {
     /// Run only this seed instead of the profile's seeds.
     #[arg(long, global = true)]
     seed: Option<u64>,
-    /// Results root (default: <workspace>/results).
+    /// Results root (default: results/ for --profile full, target/results-<profile>/ otherwise).
     #[arg(long, global = true)]
     out: Option<PathBuf>,
     /// Worker threads (rayon: engine evaluation and Burn's CPU kernels).
     #[arg(long, global = true)]
     threads: Option<usize>,
-    /// Data root (default: <workspace>/data).
+    /// Data root (default: $QUANT_DATA_ROOT, else <workspace>/data).
     #[arg(long, global = true)]
     data: Option<PathBuf>,
     #[command(subcommand)]
@@ -68,6 +73,15 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let cli = Cli::parse();
+    // A zero count would train nothing (epochs) or fall back silently to all cores (rayon's 0).
+    for (flag, value) in [
+        ("--epochs", cli.epochs.map(u64::from)),
+        ("--threads", cli.threads.map(|t| t as u64)),
+    ] {
+        if value == Some(0) {
+            return Err(format!("{flag} 0: use 1 or more"));
+        }
+    }
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -75,16 +89,13 @@ fn run() -> Result<(), String> {
         .num_threads(threads)
         .build_global()
         .map_err(|e| format!("thread pool: {e}"))?;
-    let out = cli
-        .out
-        .clone()
-        .unwrap_or_else(|| repro::workspace_root().join("results"));
     let plan = Plan::new(cli.profile, cli.epochs, cli.seed.map(|s| vec![s]));
+    let out = repro::out_dir::results_root(cli.out.as_deref(), plan.name());
     let run = Run::start(plan.name(), threads);
     match (&cli.command, cli.model) {
         (Some(Command::Stats), _) => stats(&plan, &run, &out),
         (Some(Command::Ablations { model }), _) => {
-            let dataset = load_data(&cli)?;
+            let dataset = load_data(&cli, &plan)?;
             let device = burn::prelude::Device::flex().autodiff();
             let ctx = RowCtx { arch: *model, dataset: &dataset, plan: &plan, run_id: &run.run_id };
             let bar = quant_train::train::progress_bar(ablation_steps(&plan), "ablations");
@@ -99,7 +110,7 @@ fn run() -> Result<(), String> {
             Ok(())
         }
         (None, Some(arch)) => {
-            let dataset = load_data(&cli)?;
+            let dataset = load_data(&cli, &plan)?;
             let device = burn::prelude::Device::flex().autodiff();
             let ctx = RowCtx { arch, dataset: &dataset, plan: &plan, run_id: &run.run_id };
             let bar = quant_train::train::progress_bar(main_steps(arch, &plan), "main");
@@ -125,9 +136,12 @@ fn run() -> Result<(), String> {
     }
 }
 
-fn load_data(cli: &Cli) -> Result<repro::datasets::Dataset, String> {
-    let root = cli.data.clone().unwrap_or_else(default_data_root);
-    load(&root, cli.dataset).map_err(|e| format!("{e} (run `make data` to fetch the data sets)"))
+fn load_data(cli: &Cli, plan: &Plan) -> Result<repro::datasets::Dataset, String> {
+    load_checked(
+        &DataRoot::resolve(cli.data.as_deref()),
+        cli.dataset,
+        plan.name(),
+    )
 }
 
 fn stats(plan: &Plan, run: &Run, out: &std::path::Path) -> Result<(), String> {
