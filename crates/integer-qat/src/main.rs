@@ -1,4 +1,5 @@
-//! `integer-qat`: the experiments of Jacob et al. 2018 on MNIST-scale proxies (dossier §11).
+//! `integer-qat`: the experiments of Jacob et al. 2018 on MNIST-scale proxies
+//! (`experiments/integer-qat/README.md`).
 //!
 //! Each subcommand mirrors one published table or figure and ends in result rows whose key
 //! columns repeat the published row they reproduce (`experiments/integer-qat/published.csv`), with
@@ -22,7 +23,7 @@ use quant_train::{
     QuantizerRef, RunOptions, TrainConfig, evaluate, predict,
 };
 use repro::Profile;
-use repro::datasets::{Dataset, DatasetName, ImageSet, default_data_root, load};
+use repro::datasets::{DataRoot, Dataset, DatasetName, ImageSet, load_checked};
 use repro::manifest::Run;
 use repro::plot::{Chart, Series, color};
 use repro::results::{ResultRow, table_path};
@@ -43,7 +44,12 @@ const PTQ: &str = "PTQ integer-only (per-layer uint8)";
 #[derive(Parser, Debug)]
 #[command(
     name = "integer-qat",
-    about = "Jacob et al. 2018: QAT in Burn, integer-only inference in quant-core"
+    about = "Jacob et al. 2018: QAT in Burn, integer-only inference in quant-core",
+    long_about = "Jacob et al. 2018: QAT in Burn, integer-only inference in quant-core.\n\n\
+                  Each experiment fixes its bit widths (no flag sets them): depth and latency run 8-bit \
+                  weights and activations, relu adds 7/7 and the 5/5, 4/4 stress rows, bits sweeps weight \
+                  and activation widths from 8 down to 4. The affine quantizers take 2 to 8 bits. \
+                  Proxies and results: experiments/integer-qat/README.md."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -60,7 +66,7 @@ struct Cli {
     /// First seed; experiments with several seeds use seed, seed+1, ...
     #[arg(long, default_value_t = 0, global = true)]
     seed: u64,
-    /// Results root (default `<workspace>/results`).
+    /// Results root (default: results/ for --profile full, target/results-<profile>/ otherwise).
     #[arg(long, global = true)]
     out: Option<PathBuf>,
     /// Threads for training and inference (latency runs use 1 and 2 regardless).
@@ -69,11 +75,11 @@ struct Cli {
     /// Burn backend: flex (default) or ndarray (needs the `ndarray` feature of quant-train).
     #[arg(long, default_value = "flex", global = true)]
     backend: String,
-    /// Data root (default: the workspace's data/).
+    /// Data root (default: $QUANT_DATA_ROOT, else the workspace's data/).
     #[arg(long, global = true)]
     data: Option<PathBuf>,
-    /// Checkpoint folder; a rerun resumes finished trainings from it (default
-    /// `<workspace>/target/integer-qat-checkpoints`, outside git).
+    /// Checkpoint folder; a rerun of the same training (same recipe, data content and starting
+    /// model) resumes from it (default `<workspace>/target/integer-qat-checkpoints`, outside git).
     #[arg(long, global = true)]
     checkpoints: Option<PathBuf>,
 }
@@ -961,18 +967,17 @@ fn plot_svg(points: &[(String, f64, f64, f64, f64)], subtitle: &str) -> String {
 
 fn run(cli: Cli) -> Res<()> {
     let backend: BackendKind = cli.backend.parse()?;
-    let root = cli.data.clone().unwrap_or_else(default_data_root);
-    let data = load(&root, cli.dataset).map_err(|e| {
-        format!(
-            "{}: {e}: run make data",
-            root.join(cli.dataset.dir_name()).display()
-        )
-    })?;
+    // A zero count would train nothing and still write rows, or (threads) silently change meaning.
+    if cli.epochs == Some(0) {
+        return Err("--epochs 0: use 1 or more".into());
+    }
+    if cli.threads == 0 {
+        return Err("--threads 0: use 1 or more".into());
+    }
+    let root = DataRoot::resolve(cli.data.as_deref());
+    let data = load_checked(&root, cli.dataset, cli.profile.name())?;
     let sizes = Sizes::of(cli.profile);
-    let out = cli
-        .out
-        .clone()
-        .unwrap_or_else(|| repro::workspace_root().join("results"));
+    let out = repro::out_dir::results_root(cli.out.as_deref(), cli.profile.name());
     let run = Run::start(cli.profile.name(), cli.threads);
     let checkpoints = cli
         .checkpoints
@@ -989,7 +994,7 @@ fn run(cli: Cli) -> Res<()> {
         cli,
     };
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(ctx.cli.threads.max(1))
+        .num_threads(ctx.cli.threads)
         .build()
         .map_err(err)?;
     let command = ctx.cli.command.unwrap_or(Command::All);
