@@ -220,7 +220,8 @@ fn cut_activations(
     ram_budget: u64,
 ) -> Result<(), AssignError> {
     let last = layers.len() - 1;
-    let budget_bits = ram_budget * 8;
+    // A budget beyond u64::MAX bits holds every model: saturate rather than overflow.
+    let budget_bits = ram_budget.saturating_mul(8);
     let (mut i, mut forward, mut net_ok) = (0usize, true, false);
     loop {
         let layer = &layers[i];
@@ -317,7 +318,7 @@ fn cut_weights(
     let mut cuts = Vec::new();
     loop {
         let rom = state.rom_bits(layers, bits);
-        if rom <= rom_budget * 8 {
+        if rom <= rom_budget.saturating_mul(8) {
             let folds = state.folds.take().unwrap_or_default();
             return Ok((folds, cuts));
         }

@@ -10,7 +10,7 @@ use mixed_precision_mcu::memory::{Budget, Granularity};
 use mixed_precision_mcu::mobilenet::MobileNetV1;
 use mixed_precision_mcu::tables::{exact_tables, model_label};
 use repro::Profile;
-use repro::datasets::{DatasetName, default_data_root, load};
+use repro::datasets::{DataRoot, DatasetName, load_checked};
 use repro::manifest::Run;
 use repro::results::table_path;
 use std::path::PathBuf;
@@ -32,7 +32,8 @@ struct Cli {
 enum Family {
     /// The paper's ImageNet MobileNetV1 (base 32 channels, RGB, 1000 classes).
     Imagenet,
-    /// The proxy TinyMbV1 of dossier §10.1 (base 8 channels, grey input, 10 classes).
+    /// The proxy TinyMbV1 (base 8 channels, grey input, 10 classes; see
+    /// experiments/mixed-precision-mcu/README.md).
     Tiny8,
     /// The wider proxy fallback (base 16 channels).
     Tiny16,
@@ -46,7 +47,9 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Assign per-tensor bit widths to one MobileNetV1 under a ROM/RAM budget (dossier §3).
+    /// Assign per-tensor bit widths (8, 4 or 2 bits for every weight and activation tensor; input and
+    /// output stay 8-bit) to one MobileNetV1 under a ROM/RAM budget, by the paper's cut rules
+    /// (experiments/mixed-precision-mcu/README.md, section 1).
     Assign {
         /// Input resolution in pixels (224, 192, 160, 128 in the paper).
         #[arg(long, default_value_t = 224)]
@@ -72,11 +75,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Write the exact memory tables (dossier §7.1-§7.5, §10.1) to results/mixed-precision-mcu/.
+    /// Write the exact memory tables of the paper's 16 MobileNetV1 configurations and of the proxy
+    /// family (experiments/mixed-precision-mcu/README.md, section 1) to <out>/mixed-precision-mcu/.
     Tables {
         #[arg(long, value_enum, default_value_t = Profile::Full)]
         profile: Profile,
-        /// Results root (default: <workspace>/results).
+        /// Results root (default: results/ for --profile full, target/results-<profile>/ otherwise).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -110,7 +114,7 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// The latency proxy of dossier §10.2 for the 16 ImageNet configurations (uniform 8-bit and the
+    /// The latency proxy (experiments/mixed-precision-mcu/README.md, section 4) for the 16 ImageNet configurations (uniform 8-bit and the
     /// STM32H7 assignments), relative latencies, and the accuracy-latency plot from the proxy results.
     Latency {
         #[arg(long, value_enum, default_value_t = Profile::Full)]
@@ -137,8 +141,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn results_root(out: Option<PathBuf>) -> PathBuf {
-    out.unwrap_or_else(|| repro::workspace_root().join("results"))
+fn results_root(out: Option<PathBuf>, profile: Profile) -> PathBuf {
+    repro::out_dir::results_root(out.as_deref(), profile.name())
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -155,6 +159,18 @@ fn run(cli: Cli) -> Result<(), String> {
             data,
             out,
         } => {
+            // Zero counts would train or test nothing and still write rows; zero threads would
+            // silently mean "all cores" to rayon.
+            for (flag, value) in [
+                ("--epochs", epochs.map(u64::from)),
+                ("--train-images", train_images.map(|n| n as u64)),
+                ("--test-images", test_images.map(|n| n as u64)),
+                ("--threads", Some(threads as u64)),
+            ] {
+                if value == Some(0) {
+                    return Err(format!("{flag} 0: use 1 or more"));
+                }
+            }
             let mut plan = match profile {
                 Profile::Smoke => Plan::smoke(seed),
                 Profile::Full => Plan::full(seed),
@@ -166,7 +182,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Latency { profile, out } => {
             let run = Run::start(profile.name(), 1);
-            let root = results_root(out);
+            let root = results_root(out, profile);
             let rows = mixed_precision_mcu::latency::latency_rows(profile.name(), &run.run_id);
             let n = run
                 .record(&table_path(&root, PAPER_DIR, "latency"), &rows, &[])
@@ -211,6 +227,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     "--width {width} leaves the first layer without channels"
                 ));
             }
+            model.check_size()?;
             let options = AssignOptions {
                 granularity,
                 delta_bp: (delta * 10_000.0).round() as u32,
@@ -225,7 +242,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Tables { profile, out } => {
             let run = Run::start(profile.name(), 1);
             let tables = exact_tables(profile.name(), &run.run_id);
-            let root = results_root(out);
+            let root = results_root(out, profile);
             let n = run
                 .record(
                     &table_path(&root, PAPER_DIR, "assignment"),
@@ -259,20 +276,18 @@ fn run_qat(
     out: Option<PathBuf>,
 ) -> Result<(), String> {
     rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
+        .num_threads(threads)
         .build_global()
         .map_err(|e| format!("thread pool: {e}"))?;
-    let root = data_root.unwrap_or_else(default_data_root);
-    let data = load(&root, dataset).map_err(|e| {
-        format!(
-            "{}/{dataset} unreadable ({e}): run make data",
-            root.display()
-        )
-    })?;
+    let data = load_checked(
+        &DataRoot::resolve(data_root.as_deref()),
+        dataset,
+        profile.name(),
+    )?;
     let seed = plan.seeds[0];
     let device = burn::prelude::Device::flex();
     let run = Run::start(profile.name(), threads);
-    let path = table_path(&results_root(out), PAPER_DIR, "qat");
+    let path = table_path(&results_root(out, profile), PAPER_DIR, "qat");
     let qat_epochs: u32 = plan.qat_segments.iter().map(|s| s.1).sum();
     let stamp = |mut rows: Vec<repro::results::ResultRow>| -> Result<(), String> {
         for r in &mut rows {

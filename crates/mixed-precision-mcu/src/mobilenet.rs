@@ -118,7 +118,17 @@ impl MobileNetV1 {
 
     /// The 28 counted layers in forward order. Spatial sizes follow TF-SAME padding,
     /// `out = ceil(in / stride)`; the padding halo is not counted (§2.1).
+    ///
+    /// # Panics
+    /// When a count overflows `u64`; configurations from the command line pass [`Self::check_size`]
+    /// first, and the paper's and the proxy's families are far below the limit.
     pub fn layers(&self) -> Vec<LayerShape> {
+        self.try_layers()
+            .expect("layer sizes overflow u64: check the configuration with check_size")
+    }
+
+    /// [`Self::layers`] with checked arithmetic: `None` when a count does not fit in `u64`.
+    pub fn try_layers(&self) -> Option<Vec<LayerShape>> {
         let mut layers = Vec::with_capacity(NUM_LAYERS);
         let c0 = self.channels(1);
         let hw0 = self.resolution.div_ceil(2);
@@ -128,8 +138,8 @@ impl MobileNetV1 {
             c0,
             2,
             self.resolution,
-            (9 * self.in_channels * c0) as u64,
-        ));
+            mul(&[9, self.in_channels as u64, c0 as u64])?,
+        )?);
         let (mut c, mut hw) = (c0, hw0);
         for (multiple, stride) in BLOCKS {
             let out_hw = hw.div_ceil(stride);
@@ -139,8 +149,8 @@ impl MobileNetV1 {
                 c,
                 stride,
                 hw,
-                9 * c as u64,
-            ));
+                mul(&[9, c as u64])?,
+            )?);
             let cout = self.channels(multiple);
             layers.push(conv_layer(
                 LayerKind::Pointwise,
@@ -148,11 +158,11 @@ impl MobileNetV1 {
                 cout,
                 1,
                 out_hw,
-                (c * cout) as u64,
-            ));
+                mul(&[c as u64, cout as u64])?,
+            )?);
             (c, hw) = (cout, out_hw);
         }
-        let fc_weights = (c * self.classes) as u64;
+        let fc_weights = mul(&[c as u64, self.classes as u64])?;
         layers.push(LayerShape {
             kind: LayerKind::Fc,
             cin: c,
@@ -165,7 +175,52 @@ impl MobileNetV1 {
             weights: fc_weights,
             macs: fc_weights,
         });
-        layers
+        Some(layers)
+    }
+
+    /// Whether the memory model can describe this configuration in 64-bit counts: the layers, and
+    /// the largest sums the assignment forms from them (all weights and all activations at 8 bits,
+    /// threshold tables at 8 bits, total MACs). The error names the largest resolution that fits.
+    pub fn check_size(&self) -> Result<(), String> {
+        if self.fits() {
+            return Ok(());
+        }
+        let (mut lo, mut hi) = (1usize, self.resolution);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if (MobileNetV1 {
+                resolution: mid,
+                ..*self
+            })
+            .fits()
+            {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Err(format!(
+            "--resolution {} overflows the memory model's 64-bit byte counts at this width: use at most {lo}",
+            self.resolution
+        ))
+    }
+
+    fn fits(&self) -> bool {
+        let Some(layers) = self.try_layers() else {
+            return false;
+        };
+        let sum = |f: &dyn Fn(&LayerShape) -> Option<u64>| {
+            layers
+                .iter()
+                .try_fold(0u64, |acc, l| acc.checked_add(f(l)?))
+        };
+        // Each bound is what the memory model multiplies at most: 8 bits per element or weight,
+        // 255 two-byte thresholds per output channel, and a factor 10 000 of headroom for the
+        // basis-point tie window of the weight cuts.
+        sum(&|l| mul(&[l.in_elems.checked_add(l.out_elems)?, 8])).is_some()
+            && sum(&|l| mul(&[l.weights, 8, 10_000])).is_some()
+            && sum(&|l| mul(&[l.cout as u64, 255, 2, 8])).is_some()
+            && sum(&|l| Some(l.macs)).is_some()
     }
 
     /// Total weight parameters.
@@ -197,6 +252,7 @@ pub fn width_label(width: f64) -> String {
 }
 
 /// A convolution layer; MACs are `|W|` per output pixel for every kind (depthwise `|W| = 9C`).
+/// `None` when a count overflows `u64`.
 fn conv_layer(
     kind: LayerKind,
     cin: usize,
@@ -204,21 +260,26 @@ fn conv_layer(
     stride: usize,
     hw_in: usize,
     weights: u64,
-) -> LayerShape {
+) -> Option<LayerShape> {
     let hw_out = hw_in.div_ceil(stride);
-    let out_pixels = (hw_out * hw_out) as u64;
-    LayerShape {
+    let out_pixels = mul(&[hw_out as u64, hw_out as u64])?;
+    Some(LayerShape {
         kind,
         cin,
         cout,
         stride,
         hw_in,
         hw_out,
-        in_elems: (cin * hw_in * hw_in) as u64,
-        out_elems: cout as u64 * out_pixels,
+        in_elems: mul(&[cin as u64, hw_in as u64, hw_in as u64])?,
+        out_elems: mul(&[cout as u64, out_pixels])?,
         weights,
-        macs: weights * out_pixels,
-    }
+        macs: mul(&[weights, out_pixels])?,
+    })
+}
+
+/// The product of `factors`, `None` on overflow.
+fn mul(factors: &[u64]) -> Option<u64> {
+    factors.iter().try_fold(1u64, |acc, &f| acc.checked_mul(f))
 }
 
 /// The paper's 16 configurations, resolution-major as in its tables.
@@ -241,4 +302,25 @@ pub fn tiny_family(base_channels: usize) -> Vec<MobileNetV1> {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_papers_configurations_fit_and_absurd_resolutions_are_refused() {
+        for m in imagenet_family().into_iter().chain(tiny_family(8)) {
+            assert!(m.check_size().is_ok(), "{m}");
+        }
+        let huge = MobileNetV1::imagenet(usize::MAX / 4, 1.0);
+        assert!(huge.try_layers().is_none());
+        let e = huge.check_size().unwrap_err();
+        let max: usize = e.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(MobileNetV1::imagenet(max, 1.0).check_size().is_ok(), "{e}");
+        assert!(
+            MobileNetV1::imagenet(max + 1, 1.0).check_size().is_err(),
+            "{e}"
+        );
+    }
 }
