@@ -65,7 +65,8 @@ struct Common {
     /// Seed of the synthetic data, weight initialisation and batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Results root (tables go to <out>/adaptivfloat/).
+    /// Results root (tables go to <out>/adaptivfloat/; default: results/ for --profile full,
+    /// target/results-<profile>/ otherwise).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Worker threads (default: all cores).
@@ -75,13 +76,15 @@ struct Common {
 
 impl Common {
     fn out(&self) -> PathBuf {
-        self.out
-            .clone()
-            .unwrap_or_else(|| repro::workspace_root().join("results"))
+        repro::out_dir::results_root(self.out.as_deref(), self.profile.name())
     }
 
     /// Sets up the thread pool and starts the run record.
     fn start(&self) -> Result<Run, String> {
+        if self.threads == Some(0) {
+            // rayon would silently read 0 as "all cores".
+            return Err("--threads 0: use 1 or more".into());
+        }
         let threads = self
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -108,10 +111,12 @@ enum Command {
         /// Number format.
         #[arg(long, value_enum)]
         format: FormatArg,
-        /// Word size n in bits (2..=16).
+        /// Word size n in bits: 2-16 for adaptivfloat, bfp and uniform; 3-16 for float and posit.
         #[arg(long)]
         bits: u32,
-        /// Exponent bits e (es for posit); default: the paper's width for this n.
+        /// Exponent bits e (es for posit): adaptivfloat 1 to min(n-1, 8), float 2 to min(n-1, 8),
+        /// posit 0 to 4; bfp and uniform take none. Default: the paper's (adaptivfloat 3; float 3
+        /// up to n = 4, else 4; posit 0 up to n = 4, else 1).
         #[arg(long)]
         exp: Option<u32>,
         /// Print the n-bit codes (hex) instead of the values.
@@ -127,14 +132,16 @@ enum Command {
         /// Float training epochs (default: the profile's, per model).
         #[arg(long)]
         epochs: Option<u32>,
-        /// Data root holding mnist/ and fashion-mnist/ (default: <workspace>/data).
+        /// Data root holding mnist/ and fashion-mnist/ (default: $QUANT_DATA_ROOT, else
+        /// <workspace>/data).
         #[arg(long)]
         data: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
     /// Format-level RMSE vs bit width on seeded synthetic families, and the exponent-width search
-    /// (dossier P1b, P1c): results/adaptivfloat/format_rmse.csv and exp_search.csv.
+    /// (P1b, P1c in experiments/adaptivfloat/README.md): <out>/adaptivfloat/format_rmse.csv and
+    /// exp_search.csv.
     Rmse {
         #[command(flatten)]
         common: Common,
@@ -176,6 +183,9 @@ fn run(cli: Cli) -> Result<(), String> {
             data,
             common,
         } => {
+            if epochs == Some(0) {
+                return Err("--epochs 0: use 1 or more".into());
+            }
             let proxies = match model {
                 ModelArg::Transformer => vec![Proxy::Transformer],
                 ModelArg::Mlp => vec![Proxy::Mlp],
@@ -245,8 +255,8 @@ fn accuracy_tables(
     run: &Run,
 ) -> Result<(), String> {
     let plan = plan(proxy, common, epochs);
-    let root = data.unwrap_or_else(repro::datasets::default_data_root);
-    let dataset = repro::datasets::load(&root, proxy.dataset()).map_err(|e| e.to_string())?;
+    let root = repro::datasets::DataRoot::resolve(data.as_deref());
+    let dataset = repro::datasets::load_checked(&root, proxy.dataset(), &plan.profile)?;
     let checksums = dataset.checksums();
     let (train, calib) = accuracy::hold_out(dataset.train, plan.calib_images);
     let experiment = Experiment {

@@ -25,14 +25,29 @@ pub fn parse_tensor(text: &str) -> Result<Vec<f64>, String> {
         .collect()
 }
 
-/// The format the CLI flags describe: `exponent` overrides the paper's width.
+/// The format the CLI flags describe: `exponent` overrides the paper's width. When the user gave no
+/// `--exp` and the paper's width does not fit `bits` (AdaptivFloat<3,e> cannot have e = 3), the error
+/// says to pass `--exp` rather than blaming a flag the user never set.
 pub fn format_from_flags(
     kind: FormatKind,
     bits: u32,
     exponent: Option<u32>,
 ) -> Result<Format, String> {
-    let exponent = exponent.or(kind.paper_exponent(bits));
-    Format::new(kind, bits, exponent).map_err(|e| e.to_string())
+    let paper = kind.paper_exponent(bits);
+    match Format::new(kind, bits, exponent.or(paper)) {
+        Ok(format) => Ok(format),
+        Err(e) if exponent.is_none() && paper.is_some() => {
+            let fits = (0..bits).any(|e| Format::new(kind, bits, Some(e)).is_ok());
+            if fits {
+                Err(format!(
+                    "{e}: the paper's exponent width does not fit {bits} bits, pass --exp"
+                ))
+            } else {
+                Err(e.to_string())
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Quantizes (or encodes, with `codes`) the tensor in `text` and returns the output lines: one
@@ -92,6 +107,16 @@ mod tests {
             codes,
             ["0x7d", "0xe3", "0x3a", "0x09", "0x80", "0x5a", "0x01"]
         );
+    }
+
+    #[test]
+    fn a_paper_width_that_does_not_fit_asks_for_exp() {
+        let e = format_from_flags(FormatKind::AdaptivFloat, 3, None).unwrap_err();
+        assert!(e.ends_with("pass --exp"), "{e}");
+        assert!(format_from_flags(FormatKind::AdaptivFloat, 3, Some(2)).is_ok());
+        // Too few bits for any exponent: the bit width is what is wrong, not --exp.
+        let e = format_from_flags(FormatKind::Float, 2, None).unwrap_err();
+        assert!(!e.contains("--exp") && e.contains("3 to 16 bits"), "{e}");
     }
 
     #[test]
