@@ -237,7 +237,7 @@ fn tensors_near_the_ends_of_f64_quantize_without_panicking() {
                 }
                 let max = xs.iter().fold(0.0f64, |m, x| m.max(x.abs()));
                 let adaptive = matches!(format.kind(), FormatKind::AdaptivFloat | FormatKind::Bfp);
-                if adaptive && max >= f64::MIN_POSITIVE && max < 1e300 {
+                if adaptive && (f64::MIN_POSITIVE..1e300).contains(&max) {
                     let top = q.values[xs.iter().position(|x| x.abs() == max).unwrap()];
                     assert!(top != 0.0, "{format} {xs:?} -> {:?}", q.values);
                 }
