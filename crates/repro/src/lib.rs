@@ -1,6 +1,7 @@
 //! Shared reproduction plumbing: data sets, result tables with manifests, published numbers and the
 //! comparison that puts them side by side.
 
+pub mod claims;
 pub mod compare;
 pub mod datasets;
 pub mod idx;
@@ -11,6 +12,7 @@ pub mod plot;
 pub mod profile;
 pub mod published;
 pub mod results;
+pub mod stats;
 
 pub use profile::Profile;
 
