@@ -152,5 +152,9 @@ fn missing_data_is_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("make data"), "{err}");
+    // --data names the user's own folder: `make data` would not fill it, so the fix is --data's.
+    assert!(
+        err.contains("missing: point --data at") && !err.contains("make data"),
+        "{err}"
+    );
 }

@@ -71,6 +71,10 @@ fn missing_data_is_a_one_line_error() {
     ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("make data"), "{err}");
+    // --data names the user's own folder: `make data` would not fill it, so the fix is --data's.
+    assert!(
+        err.contains("missing: point --data at") && !err.contains("make data"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }

@@ -199,6 +199,10 @@ fn missing_data_is_a_one_line_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("run make data"), "{err}");
+    // --data names the user's own folder: `make data` would not fill it, so the fix is --data's.
+    assert!(
+        err.contains("missing: point --data at") && !err.contains("make data"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
