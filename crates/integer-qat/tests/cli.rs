@@ -85,3 +85,67 @@ fn missing_data_says_what_to_do() {
     );
     assert_eq!(msg.trim().lines().count(), 1, "one-line error: {msg}");
 }
+
+/// A data root with the first 600 / 200 images of the real Fashion-MNIST, training labels shifted by
+/// `shift` (mod 10): same folder names and sizes, other content.
+fn slice_of_real_data(shift: u8) -> tempfile::TempDir {
+    use repro::datasets::{DatasetName, default_data_root, load, write_idx_dataset};
+    let real = load(&default_data_root(), DatasetName::FashionMnist)
+        .unwrap_or_else(|e| panic!("{e}: run make data"));
+    let mut train = real.train.truncated(600);
+    for l in &mut train.labels {
+        *l = (*l + shift) % 10;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_idx_dataset(
+        dir.path(),
+        DatasetName::FashionMnist,
+        &train,
+        &real.test.truncated(200),
+    )
+    .unwrap();
+    dir
+}
+
+/// Checkpoint folders under `dir`.
+fn checkpoints(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The same command on relabelled data of the same size under the same folder name trains anew
+/// (before, the checkpoint was matched by profile, folder name, recipe and training-set size, and
+/// the clean run's models came back); the same data again resumes every training.
+#[test]
+fn other_data_does_not_reuse_a_checkpoint() {
+    let work = tempfile::tempdir().unwrap();
+    let ckpt = work.path().join("ckpt");
+    let run = |data: &std::path::Path| {
+        let o = Command::new(env!("CARGO_BIN_EXE_integer-qat"))
+            .args(["--profile", "smoke", "--data"])
+            .arg(data)
+            .arg("--out")
+            .arg(work.path().join("out"))
+            .arg("--checkpoints")
+            .arg(&ckpt)
+            .arg("depth")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        checkpoints(&ckpt)
+    };
+    let clean = slice_of_real_data(0);
+    let shifted = slice_of_real_data(1);
+    let first = run(clean.path());
+    assert!(!first.is_empty());
+    let second = run(shifted.path());
+    assert_eq!(second.len(), 2 * first.len(), "{second:?}");
+    assert_eq!(run(clean.path()), second, "the clean data again resumes");
+}
