@@ -9,7 +9,15 @@ use std::process::Command;
 fn epochs(dataset: &str, n: u32) -> Vec<(u32, u64, u64, u64)> {
     let out_dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pocketnn"))
-        .args(["train", "--profile", "full", "--rng", "glibc", "--dataset", dataset])
+        .args([
+            "train",
+            "--profile",
+            "full",
+            "--rng",
+            "glibc",
+            "--dataset",
+            dataset,
+        ])
         .args(["--epochs", &n.to_string(), "--out"])
         .arg(out_dir.path())
         .output()

@@ -256,5 +256,8 @@ fn provenance_fails_on_a_dirty_or_foreign_run_and_counts_legacy_ones() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("run dirty: source differed"), "{stderr}");
-    assert!(stderr.contains("not one built in this workspace"), "{stderr}");
+    assert!(
+        stderr.contains("not one built in this workspace"),
+        "{stderr}"
+    );
 }
