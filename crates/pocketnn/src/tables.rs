@@ -9,6 +9,7 @@ use crate::train::EpochStats;
 use repro::datasets::DatasetName;
 use repro::results::{Keyed, ResultRow};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 pub const PAPER: &str = "PocketNN";
 /// Folder under `results/` and `experiments/`.
@@ -273,48 +274,45 @@ pub fn float_source(dataset: DatasetName) -> &'static str {
     }
 }
 
-/// Mean value of `rows` and the first of them (`None` when empty).
-fn mean_of<'a>(rows: &[&'a ResultRow]) -> Option<(f64, &'a ResultRow)> {
-    let first = *rows.first()?;
-    Some((
-        rows.iter().map(|r| r.value).sum::<f64>() / rows.len() as f64,
-        first,
-    ))
-}
-
-/// `float − PocketNN` gap rows: for each data set with both a float-baseline row and PocketNN
-/// last-epoch rows in `table` (same profile), the float mean minus the PocketNN mean over seeds.
+/// `float − PocketNN` gap rows, one per seed: for each data set and each seed with both a float-baseline
+/// row and a PocketNN last-epoch row in `table` (same profile), the float accuracy minus PocketNN's.
 ///
-/// Both sides are taken at their last epoch: the float baseline reports its last epoch, and picking
-/// PocketNN's best epoch instead would select on the test set for one side only.
+/// Pairing by seed lets the claims judge the gap over seeds. Both sides are taken at their last epoch:
+/// the float baseline reports its last epoch, and picking PocketNN's best epoch instead would select on
+/// the test set for one side only.
 pub fn gap_rows(table: &[ResultRow], profile: &str, run_id: &str) -> Vec<ResultRow> {
-    [DatasetName::Mnist, DatasetName::FashionMnist]
-        .into_iter()
-        .filter_map(|d| {
-            let of = |source: &str, method: &str, metric: &str| {
-                table
-                    .iter()
-                    .filter(|r| {
-                        r.profile == profile
-                            && r.dataset == d.paper_name()
-                            && r.source == source
-                            && r.method == method
-                            && r.metric == metric
-                    })
-                    .collect::<Vec<_>>()
-            };
-            // The float baseline's `METRIC_TEST` is its last epoch.
-            let (float, f_row) = mean_of(&of(float_source(d), METHOD_FLOAT, METRIC_TEST))?;
-            let (pocket, _) = mean_of(&of(SOURCE_ABSTRACT, METHOD_PAPER, METRIC_TEST_LAST))?;
-            Some(ResultRow {
-                source: SOURCE_ABSTRACT.into(),
-                metric: METRIC_GAP.into(),
-                value: float - pocket,
-                run_id: run_id.into(),
-                ..f_row.clone()
-            })
-        })
-        .collect()
+    let of =
+        |d: DatasetName, source: &str, method: &str, metric: &str| -> BTreeMap<u64, &ResultRow> {
+            table
+                .iter()
+                .filter(|r| {
+                    r.profile == profile
+                        && r.dataset == d.paper_name()
+                        && r.source == source
+                        && r.method == method
+                        && r.metric == metric
+                })
+                .map(|r| (r.seed, r))
+                .collect()
+        };
+    let mut gaps = Vec::new();
+    for d in [DatasetName::Mnist, DatasetName::FashionMnist] {
+        // The float baseline's `METRIC_TEST` is its last epoch.
+        let float = of(d, float_source(d), METHOD_FLOAT, METRIC_TEST);
+        let pocket = of(d, SOURCE_ABSTRACT, METHOD_PAPER, METRIC_TEST_LAST);
+        for (seed, f) in &float {
+            if let Some(p) = pocket.get(seed) {
+                gaps.push(ResultRow {
+                    source: SOURCE_ABSTRACT.into(),
+                    metric: METRIC_GAP.into(),
+                    value: f.value - p.value,
+                    run_id: run_id.into(),
+                    ..(*f).clone()
+                });
+            }
+        }
+    }
+    gaps
 }
 
 #[cfg(test)]
@@ -413,6 +411,20 @@ mod tests {
             METRIC_TEST,
             98.5,
         ));
+        // A float seed without a PocketNN run of the same seed has no gap: the gap is paired by seed.
+        table.push(
+            RowContext {
+                seed: 99,
+                ..ctx(DatasetName::Mnist, 30)
+            }
+            .row(
+                SOURCE_FLOAT_MNIST,
+                METHOD_FLOAT,
+                FLOAT_BITS,
+                METRIC_TEST,
+                90.0,
+            ),
+        );
         let gaps = gap_rows(&table, "full", "g");
         assert_eq!(gaps.len(), 1);
         assert!(

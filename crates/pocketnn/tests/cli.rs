@@ -181,15 +181,16 @@ fn smoke_reproduce_writes_every_table_with_gaps() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let accuracy = table(dir.path(), "accuracy");
     let count = |needle: &str| accuracy.iter().filter(|l| l.contains(needle)).count();
-    assert_eq!(count("accuracy_gap_vs_pocketnn_pctpoint"), 2);
+    // Three seeds per data set, the gap paired by seed.
+    assert_eq!(count("accuracy_gap_vs_pocketnn_pctpoint"), 6);
     assert_eq!(
         count("float32 BP (equivalent DNN),32,32,test_accuracy_pct,"),
-        2
+        6
     );
-    // Abstract rows: best and last epoch, for both data sets and both generators.
-    assert_eq!(count("PocketNN integer-only DFA + pocket tanh"), 8);
+    // Abstract rows: best and last epoch, for both data sets and the three seeds.
+    assert_eq!(count("PocketNN integer-only DFA + pocket tanh"), 12);
     let epochs = table(dir.path(), "epochs");
-    assert_eq!(epochs.len(), 1 + 2 * 30 + 2 * 20);
+    assert_eq!(epochs.len(), 1 + 3 * 30 + 3 * 20);
     assert!(dir.path().join("pocketnn/accuracy.manifest.json").is_file());
 }
 
