@@ -1,7 +1,7 @@
 # Entry points of the workspace. `make test` is what CI runs; `make reproduce-<paper>` reruns a paper.
 CARGO ?= cargo
 
-.PHONY: data test fmt clippy unit check-results bench-kernels compare reproduce-all \
+.PHONY: data test fmt clippy unit check-results bench-kernels compare report reproduce-all \
         reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
 
 data:
@@ -22,6 +22,7 @@ unit:
 # clean provenance (legacy runs without recorded source state are counted, not failed).
 check-results:
 	$(CARGO) run -p repro -- compare --check --summary
+	$(CARGO) run -p repro -- report --check
 	$(CARGO) run -p repro -- provenance
 
 bench-kernels:
@@ -60,5 +61,9 @@ reproduce-f8net: data
 
 compare:
 	$(CARGO) run -p repro -- compare
+
+# results/REPORT.md: per paper the claims, proxies, measured cells, figures and run time.
+report: compare
+	$(CARGO) run -p repro -- report
 
 reproduce-all: reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat

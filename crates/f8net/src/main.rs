@@ -153,7 +153,13 @@ fn stats(plan: &Plan, run: &Run, out: &std::path::Path) -> Result<(), String> {
         _ => Grid::PAPER,
     };
     let seed = plan.seeds[0].wrapping_add(1995);
-    let result = statistics::run(grid, seed, plan.name(), &run.run_id);
+    let official = repro::published::PaperExperiments::load(
+        &repro::workspace_root().join("experiments"),
+        PAPER_DIR,
+    )
+    .map(|e| e.published)
+    .map_err(|e| e.to_string())?;
+    let result = statistics::run(grid, seed, plan.name(), &run.run_id, &official);
     let e = |e: repro::results::TableError| e.to_string();
     run.record(
         &table_path(out, PAPER_DIR, "stats_curves"),

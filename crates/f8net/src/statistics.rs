@@ -255,7 +255,16 @@ pub fn code_rule_excess(signed: bool) -> (f64, f64) {
 }
 
 /// Runs the whole analysis for both signednesses.
-pub fn run(grid: Grid, seed: u64, profile: &str, run_id: &str) -> StatsOutput {
+/// Runs the statistics study. `official` holds the published rows of the official Monte Carlo
+/// (`experiments/f8net/published.csv`); their thresholds are overlaid on the threshold figure as hollow
+/// markers.
+pub fn run(
+    grid: Grid,
+    seed: u64,
+    profile: &str,
+    run_id: &str,
+    official: &[repro::published::PublishedRow],
+) -> StatsOutput {
     let sigma = grid.sigmas();
     let mut out = StatsOutput {
         curves: Vec::new(),
@@ -417,34 +426,53 @@ pub fn run(grid: Grid, seed: u64, profile: &str, run_id: &str) -> StatsOutput {
                 .filter_map(|(i, t)| t.map(|t| ((i + 1) as f64, t)))
                 .collect();
             let idx = threshold_chart_series.len();
-            threshold_chart_series.push(Series {
-                label: format!("{name} {kind}"),
-                points: pts,
-                color: color(idx),
-                markers: true,
-                point_labels: Vec::new(),
-            });
+            threshold_chart_series.push(Series::markers(
+                &format!("{name} {kind}"),
+                pts,
+                color(idx),
+            ));
             if let Some(c) = fit {
-                threshold_chart_series.push(Series {
-                    label: format!("fit c={c:.2}"),
-                    points: (0..=max_fl)
+                threshold_chart_series.push(Series::line(
+                    &format!("fit c={c:.2}"),
+                    (0..=max_fl)
                         .map(|fl| (f64::from(fl), c / f64::from(1_u32 << fl)))
                         .collect(),
-                    color: color(idx),
-                    markers: false,
-                    point_labels: Vec::new(),
-                });
+                    color(idx),
+                ));
             }
+        }
+    }
+    for (k, data) in [
+        (0, "synthetic N(0,sigma^2)"),
+        (1, "synthetic ReLU(N(0,sigma^2))"),
+    ] {
+        let points: Vec<(f64, f64)> = official
+            .iter()
+            .filter(|p| p.dataset == data)
+            .filter_map(|p| {
+                let rest = p.metric.strip_prefix("sigma_threshold_FL")?;
+                let fl: f64 = rest.split('_').next()?.parse().ok()?;
+                Some((fl, p.value))
+            })
+            .collect();
+        if !points.is_empty() {
+            threshold_chart_series.push(Series::published(
+                &format!("{} official (published)", format_name(k == 0)),
+                points,
+                if k == 0 { "#000000".into() } else { color(5) },
+            ));
         }
     }
     out.svgs.push((
         "stats_thresholds.svg".into(),
         Chart {
             title: "Threshold sigma vs FL (sigma_th = c / 2^FL)".into(),
-            x_label: "FL".into(),
-            y_label: "threshold sigma".into(),
+            x_label: "fractional length FL".into(),
+            y_label: "threshold sigma (FL to FL - 1)".into(),
             log_x: false,
             log_y: true,
+            y2_label: None,
+            log_y2: false,
             series: threshold_chart_series,
         }
         .render(),
@@ -456,49 +484,44 @@ fn error_chart(analytic: &Curves, mc: &Curves) -> String {
     let name = format_name(analytic.signed);
     let mut series = Vec::new();
     for (fl, curve) in analytic.err.iter().enumerate() {
-        series.push(Series {
-            label: format!("FL {fl}"),
-            points: analytic
+        series.push(Series::line(
+            &format!("FL {fl}"),
+            analytic
                 .sigma
                 .iter()
                 .copied()
                 .zip(curve.iter().copied())
                 .collect(),
-            color: color(fl),
-            markers: false,
-            point_labels: Vec::new(),
-        });
+            color(fl),
+        ));
         // every 25th Monte-Carlo point as markers on top of the exact curve
-        series.push(Series {
-            label: format!("FL {fl} MC"),
-            points: mc
-                .sigma
+        series.push(Series::markers(
+            &format!("FL {fl} MC"),
+            mc.sigma
                 .iter()
                 .copied()
                 .zip(mc.err[fl].iter().copied())
                 .step_by(25)
                 .collect(),
-            color: color(fl),
-            markers: true,
-            point_labels: Vec::new(),
-        });
+            color(fl),
+        ));
     }
     let (s_opt, g_min) = curve_minimum(analytic.signed);
-    series.push(Series {
-        label: "curve minima".into(),
-        points: (0..analytic.err.len())
+    series.push(Series::markers(
+        "curve minima",
+        (0..analytic.err.len())
             .map(|fl| (s_opt / f64::from(1_u32 << fl), g_min))
             .collect(),
-        color: "#000000".into(),
-        markers: true,
-        point_labels: Vec::new(),
-    });
+        "#000000".into(),
+    ));
     Chart {
         title: format!("{name} 8-bit: relative error vs sigma (left underflow, right overflow)"),
-        x_label: "sigma".into(),
-        y_label: "rms(x - Q(x)) / sigma".into(),
+        x_label: "sigma (standard deviation of the input)".into(),
+        y_label: "relative rms error, rms(x - Q(x)) / sigma".into(),
         log_x: true,
         log_y: true,
+        y2_label: None,
+        log_y2: false,
         series,
     }
     .render()
@@ -507,49 +530,41 @@ fn error_chart(analytic: &Curves, mc: &Curves) -> String {
 fn optimal_chart(analytic: &Curves, mc: &Curves) -> String {
     let name = format_name(analytic.signed);
     let series = vec![
-        Series {
-            label: "optimal error (exact)".into(),
-            points: analytic
+        Series::line(
+            "optimal error (exact)",
+            analytic
                 .sigma
                 .iter()
                 .copied()
                 .zip(analytic.optimal_error())
                 .collect(),
-            color: color(0),
-            markers: false,
-            point_labels: Vec::new(),
-        },
-        Series {
-            label: "optimal error (MC)".into(),
-            points: mc.sigma.iter().copied().zip(mc.optimal_error()).collect(),
-            color: color(1),
-            markers: false,
-            point_labels: Vec::new(),
-        },
-        Series {
-            label: "optimal FL / 100 (exact)".into(),
-            points: analytic
+            color(0),
+        ),
+        Series::line(
+            "optimal error (MC)",
+            mc.sigma.iter().copied().zip(mc.optimal_error()).collect(),
+            color(1),
+        ),
+        Series::line(
+            "optimal FL (exact)",
+            analytic
                 .sigma
                 .iter()
                 .copied()
-                .zip(
-                    analytic
-                        .optimal_fl()
-                        .iter()
-                        .map(|&f| (f64::from(f) + 0.5) / 100.0),
-                )
+                .zip(analytic.optimal_fl().iter().map(|&f| f64::from(f)))
                 .collect(),
-            color: color(2),
-            markers: false,
-            point_labels: Vec::new(),
-        },
+            color(2),
+        )
+        .on_right_axis(),
     ];
     Chart {
         title: format!("{name} 8-bit: optimal FL (staircase) and its error (saw-tooth)"),
-        x_label: "sigma".into(),
-        y_label: "relative error; (FL + 0.5) / 100".into(),
+        x_label: "sigma (standard deviation of the input)".into(),
+        y_label: "relative rms error".into(),
         log_x: true,
         log_y: true,
+        y2_label: Some("optimal fractional length FL".into()),
+        log_y2: false,
         series,
     }
     .render()
@@ -616,7 +631,19 @@ mod tests {
     /// within sampling noise (their values: 38.05 / 69.0 and 0.78 % / 0.28 %).
     #[test]
     fn monte_carlo_matches_published_fits() {
-        let out = run(Grid::PAPER, 1995, "test", "t");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+        let official = repro::published::PaperExperiments::load(&root, "f8net")
+            .unwrap()
+            .published;
+        let out = run(Grid::PAPER, 1995, "test", "t", &official);
+        // The official thresholds are overlaid on the threshold figure as hollow markers.
+        let thresholds = &out
+            .svgs
+            .iter()
+            .find(|(n, _)| n == "stats_thresholds.svg")
+            .unwrap()
+            .1;
+        assert!(thresholds.contains("signed official (published)"));
         let get = |dataset: &str, metric: &str| {
             out.published
                 .iter()

@@ -945,10 +945,12 @@ fn plot_svg(points: &[(String, f64, f64, f64, f64)], subtitle: &str) -> String {
     let label = |m: &String| m.trim_start_matches("MobileNet_v1_").to_string();
     Chart {
         title: format!("Top-1 vs batch-1 latency (1 thread): {subtitle}"),
-        x_label: "latency (ms, log scale)".into(),
+        x_label: "batch-1 latency (ms, log scale)".into(),
         y_label: "top-1 (%)".into(),
         log_x: true,
         log_y: false,
+        y2_label: None,
+        log_y2: false,
         series: vec![
             Series::labelled_markers(
                 "float (Burn flex)",

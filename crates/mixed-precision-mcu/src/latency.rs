@@ -276,6 +276,8 @@ pub fn plot(results_dir: &Path) -> Result<Option<PathBuf>, String> {
         y_label: "top-1 (%)".into(),
         log_x: false,
         log_y: false,
+        y2_label: None,
+        log_y2: false,
         series: vec![
             Series::labelled_markers("uniform 8-bit", markers(uniform), color(3)),
             Series::labelled_markers("mixed precision", markers(mixed), color(0)),

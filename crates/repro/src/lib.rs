@@ -11,6 +11,7 @@ pub mod out_dir;
 pub mod plot;
 pub mod profile;
 pub mod published;
+pub mod report;
 pub mod results;
 pub mod stats;
 

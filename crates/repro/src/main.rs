@@ -4,10 +4,11 @@
 use clap::{Parser, Subcommand};
 use repro::Profile;
 use repro::claims::{self, ClaimResult};
-use repro::compare::{ComparisonRow, compare};
+use repro::compare::ComparisonRow;
 use repro::manifest::Manifest;
-use repro::published::{PaperExperiments, paper_dirs};
-use repro::results::{TableError, read_result_tables};
+use repro::published::paper_dirs;
+use repro::report::PaperOutcome;
+use repro::results::TableError;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -32,6 +33,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Profile::Full)]
         profile: Profile,
         /// Write nothing; fail if a generated file under results/ differs from what it would be now.
+        #[arg(long)]
+        check: bool,
+        /// Workspace root holding experiments/ and results/ (default: found from the current directory).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Write results/REPORT.md: per paper the claims with their verdicts, the proxies, the measured
+    /// cells, the figures and the recorded run time.
+    Report {
+        /// Write nothing; fail if results/REPORT.md differs from what it would be now.
         #[arg(long)]
         check: bool,
         /// Workspace root holding experiments/ and results/ (default: found from the current directory).
@@ -110,15 +121,6 @@ fn print_claims(rows: &[ClaimResult]) {
     }
 }
 
-/// `<paper>: exact match=N deviates=N | proxy cells=N | missing=N | claims supported=N ...`.
-fn summary_line(dir: &str, cells: &[ComparisonRow], judged: &[ClaimResult]) -> String {
-    let [m, d, p, x] = repro::compare::counts(cells);
-    let [s, c, i, u] = claims::counts(judged);
-    format!(
-        "{dir}: exact match={m} deviates={d} | proxy cells={p} | missing={x} | claims supported={s} contradicted={c} inconclusive={i} untested={u}"
-    )
-}
-
 fn csv_text<R: serde::Serialize>(path: &Path, rows: &[R]) -> Result<String, TableError> {
     let err = |e: &dyn std::fmt::Display| TableError(format!("{}: {e}", path.display()));
     let mut writer = csv::Writer::from_writer(Vec::new());
@@ -185,35 +187,26 @@ fn run_compare(
         None => all,
     };
     for dir in papers {
-        let experiments = PaperExperiments::load(&experiments_root, &dir)?;
+        let outcome = PaperOutcome::evaluate(root, &dir, profile)?;
         let results_dir = root.join("results").join(&dir);
-        let results: Vec<_> = read_result_tables(&results_dir)?
-            .into_iter()
-            .filter(|r| r.profile == profile.name())
-            .collect();
-        let cells = compare(&experiments, &results, profile.name())?;
-        let judged: Vec<ClaimResult> = experiments
-            .claims
-            .iter()
-            .flat_map(|c| claims::evaluate(c, &results, &experiments.published))
-            .collect();
-        let line = summary_line(&dir, &cells, &judged);
+        let (cells, judged) = (&outcome.cells, &outcome.claims);
+        let line = outcome.summary_line();
         if summary {
             println!("{line}");
         } else {
             println!("== {dir}: cells");
-            print_cells(&cells);
+            print_cells(cells);
             println!("== {dir}: claims");
-            print_claims(&judged);
+            print_claims(judged);
             println!("{line}\n");
         }
         let comparison = results_dir.join("comparison.csv");
-        write_or_check(&comparison, &csv_text(&comparison, &cells)?, check)?;
+        write_or_check(&comparison, &csv_text(&comparison, cells)?, check)?;
         let claims_csv = results_dir.join("claims.csv");
-        write_or_check(&claims_csv, &csv_text(&claims_csv, &judged)?, check)?;
+        write_or_check(&claims_csv, &csv_text(&claims_csv, judged)?, check)?;
         write_or_check(
             &results_dir.join("claims.md"),
-            &claims_markdown(&dir, profile, &line, &judged),
+            &claims_markdown(&dir, profile, &line, judged),
             check,
         )?;
     }
@@ -321,6 +314,12 @@ fn main() {
             profile,
             check,
         ),
+        Command::Report { check, root } => {
+            let root = root.unwrap_or_else(repro::workspace_root);
+            repro::report::render(&root, Profile::Full).and_then(|text| {
+                write_or_check(&root.join("results").join("REPORT.md"), &text, check)
+            })
+        }
         Command::Provenance { root } => run_provenance(&root.unwrap_or_else(repro::workspace_root)),
     };
     if let Err(e) = result {

@@ -252,6 +252,30 @@ pub fn iso_utc(secs: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// Seconds since 1970 of a `2026-11-27T08:05:31Z` time stamp ([`iso_utc`]'s inverse); `None` for any
+/// other shape.
+pub fn parse_iso_utc(stamp: &str) -> Option<u64> {
+    let b = stamp.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| stamp.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil, the inverse of `civil_from_days`.
+    let y = y - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
+}
+
 /// `20261127T080531Z`, for run ids.
 fn compact_utc(secs: u64) -> String {
     let (y, m, d, h, mi, s) = utc_parts(secs);
@@ -269,6 +293,11 @@ mod tests {
         assert_eq!(iso_utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(iso_utc(1_795_763_131), "2026-11-27T07:05:31Z");
         assert_eq!(compact_utc(1_795_763_131), "20261127T070531Z");
+        for t in [0, 951_782_400, 1_795_763_131, 4_102_444_800] {
+            assert_eq!(parse_iso_utc(&iso_utc(t)), Some(t));
+        }
+        assert_eq!(parse_iso_utc("2026-13-01T00:00:00Z"), None);
+        assert_eq!(parse_iso_utc("yesterday"), None);
     }
 
     #[test]

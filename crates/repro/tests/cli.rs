@@ -72,7 +72,7 @@ fn summary_counts_cells_and_claims_and_generated_files_cannot_go_stale() {
     assert!(ok, "{stderr}");
     assert_eq!(
         stdout.trim(),
-        "toy: exact match=0 deviates=0 | proxy cells=0 | missing=2 | claims supported=0 contradicted=0 inconclusive=0 untested=1"
+        "toy: exact match=0 deviates=0; proxy cells=0; missing=2; claims supported=0 contradicted=0 inconclusive=0 untested=1"
     );
 
     let results = root.path().join("results/toy");
@@ -90,7 +90,7 @@ fn summary_counts_cells_and_claims_and_generated_files_cannot_go_stale() {
     assert!(ok);
     assert_eq!(
         stdout.trim(),
-        "toy: exact match=0 deviates=0 | proxy cells=2 | missing=0 | claims supported=1 contradicted=0 inconclusive=0 untested=0"
+        "toy: exact match=0 deviates=0; proxy cells=2; missing=0; claims supported=1 contradicted=0 inconclusive=0 untested=0"
     );
     let claims = std::fs::read_to_string(results.join("claims.md")).unwrap();
     assert!(

@@ -1,0 +1,82 @@
+//! The committed report and figures: every SVG under results/ parses, keeps its text on the canvas, and
+//! every link of results/REPORT.md resolves.
+
+use std::path::{Path, PathBuf};
+
+fn results_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results")
+}
+
+fn committed_svgs() -> Vec<PathBuf> {
+    let mut svgs = Vec::new();
+    for paper in std::fs::read_dir(results_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+    {
+        let Ok(entries) = std::fs::read_dir(paper.path()) else {
+            continue;
+        };
+        svgs.extend(
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "svg")),
+        );
+    }
+    svgs.sort();
+    svgs
+}
+
+#[test]
+fn every_committed_figure_parses_and_keeps_its_text_on_the_canvas() {
+    let svgs = committed_svgs();
+    assert!(!svgs.is_empty(), "no figures under results/");
+    for path in svgs {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let doc = roxmltree::Document::parse(&text)
+            .unwrap_or_else(|e| panic!("{}: not well-formed SVG: {e}", path.display()));
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "svg", "{}", path.display());
+        let dim =
+            |name: &str| -> f64 { root.attribute(name).and_then(|v| v.parse().ok()).unwrap() };
+        let (width, height) = (dim("width"), dim("height"));
+        let mut texts = 0;
+        for node in doc.descendants().filter(|n| n.has_tag_name("text")) {
+            texts += 1;
+            let at = |name: &str| -> f64 {
+                node.attribute(name)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0.0)
+            };
+            let (x, y) = (at("x"), at("y"));
+            assert!(
+                (0.0..width).contains(&x) && (0.0..height).contains(&y),
+                "{}: text {:?} at ({x}, {y}) lies off the {width}x{height} canvas",
+                path.display(),
+                node.text().unwrap_or_default().trim()
+            );
+        }
+        assert!(
+            texts > 5,
+            "{}: a figure without axis labels",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn every_link_of_the_report_resolves() {
+    let report = std::fs::read_to_string(results_dir().join("REPORT.md"))
+        .expect("results/REPORT.md is committed: run make report");
+    let links = repro::report::local_links(&report);
+    assert!(
+        links.iter().any(|l| l.ends_with(".svg")),
+        "the report shows no figure"
+    );
+    for link in links {
+        assert!(
+            results_dir().join(&link).exists(),
+            "results/REPORT.md links to {link}, which does not exist"
+        );
+    }
+}
