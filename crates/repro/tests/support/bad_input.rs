@@ -108,12 +108,12 @@ pub fn refuses(
     let mut child = cmd.spawn().expect("the binary starts");
     if let Some(text) = stdin {
         use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
+        // A child that refuses its arguments exits before reading its input: a broken pipe is that
+        // refusal, not a failure of the harness.
+        let written = child.stdin.take().unwrap().write_all(text.as_bytes());
+        if let Err(e) = written {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
     }
     // Read stderr on a side thread so a chatty child cannot block on a full pipe.
     let mut pipe = child.stderr.take().unwrap();
