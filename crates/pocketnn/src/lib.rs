@@ -8,12 +8,14 @@
 //! - [`rng`]: glibc `rand()` and PCG32.
 //! - [`tables`]: per-epoch rows and the rows that mirror published numbers.
 //! - [`float_baseline`]: the float back-propagation MLP in Burn (via `quant-train`).
+//! - [`figures`]: test accuracy per epoch against the author's runs.
 //!
 //! Everything on the training and inference path denies float arithmetic (`clippy::float_arithmetic`);
 //! floats appear only when percentages are reported.
 
 pub mod activation;
 pub mod duo;
+pub mod figures;
 pub mod float_baseline;
 pub mod kernels;
 pub mod network;

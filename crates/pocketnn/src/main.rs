@@ -53,6 +53,9 @@ enum Command {
     FloatBaseline(FloatArgs),
     /// Seconds per training epoch (shuffle, 3000 DFA steps, test pass) on both data sets.
     Bench(BenchArgs),
+    /// Redraw the figures (test accuracy per epoch against the author's runs) from the committed
+    /// epochs.csv, without training; `reproduce` draws them too.
+    Figures(Common),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -172,6 +175,7 @@ fn main() -> ExitCode {
         Command::Reproduce(common) => cmd_reproduce(&common),
         Command::FloatBaseline(args) => cmd_float(&args),
         Command::Bench(args) => cmd_bench(&args),
+        Command::Figures(common) => cmd_figures(&common),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -443,10 +447,31 @@ fn cmd_reproduce(common: &Common) -> Result<(), String> {
         }
     }
     record_gaps(common, &run)?;
+    cmd_figures(common)?;
     println!(
         "reproduction done in {:.0} s",
         start.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Draws `figures::epoch_accuracy` from `<root>/pocketnn/epochs.csv` beside it.
+fn cmd_figures(common: &Common) -> Result<(), String> {
+    let dir = results_root(common).join(PAPER_DIR);
+    let epochs: Vec<tables::EpochRow> =
+        repro::results::read_rows(&dir.join("epochs.csv")).map_err(|e| e.to_string())?;
+    let published = repro::published::PaperExperiments::load(
+        &repro::workspace_root().join("experiments"),
+        PAPER_DIR,
+    )
+    .map_err(|e| e.to_string())?
+    .published;
+    for (name, svg) in pocketnn::figures::epoch_accuracy(&epochs, &published, common.profile.name())
+    {
+        let path = dir.join(&name);
+        std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 

@@ -192,6 +192,9 @@ fn smoke_reproduce_writes_every_table_with_gaps() {
     let epochs = table(dir.path(), "epochs");
     assert_eq!(epochs.len(), 1 + 3 * 30 + 3 * 20);
     assert!(dir.path().join("pocketnn/accuracy.manifest.json").is_file());
+    let figure =
+        std::fs::read_to_string(dir.path().join("pocketnn/epoch_accuracy_mnist.svg")).unwrap();
+    assert!(figure.contains("ours, glibc seed 1") && figure.contains("demo GIF (published)"));
 }
 
 #[test]
