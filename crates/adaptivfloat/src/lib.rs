@@ -15,6 +15,7 @@
 
 pub mod accuracy;
 pub mod fakequant;
+pub mod figures;
 pub mod rmse;
 pub mod tensor_cli;
 pub mod transformer;

@@ -146,6 +146,12 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Redraw the figures (RMSE against bit width per format; Table 2 against bits with the paper's
+    /// numbers) from the committed tables, without training; `rmse` and `accuracy` draw them too.
+    Figures {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 fn main() -> ExitCode {
@@ -176,7 +182,8 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{}", lines.join("\n"));
             Ok(())
         }
-        Command::Rmse { common } => rmse_tables(&common),
+        Command::Rmse { common } => rmse_tables(&common).and_then(|()| figures(&common)),
+        Command::Figures { common } => figures(&common),
         Command::Accuracy {
             model,
             epochs,
@@ -196,7 +203,7 @@ fn run(cli: Cli) -> Result<(), String> {
             for proxy in proxies {
                 accuracy_tables(proxy, epochs, data.clone(), &common, &run)?;
             }
-            Ok(())
+            figures(&common)
         }
     }
 }
@@ -375,6 +382,34 @@ fn rmse_tables(common: &Common) -> Result<(), String> {
     let search_path = table_path(&out, PAPER_DIR, "exp_search");
     record("exp_search", run.record(&search_path, &search_rows, &[]))?;
     print_search(&search_rows);
+    Ok(())
+}
+
+/// Draws [`adaptivfloat::figures`] from the tables under `<out>/adaptivfloat/`, beside them.
+fn figures(common: &Common) -> Result<(), String> {
+    let out = common.out();
+    let e = |e: repro::results::TableError| e.to_string();
+    let rmse: Vec<rmse::RmseRow> =
+        repro::results::read_rows(&table_path(&out, PAPER_DIR, "format_rmse")).map_err(e)?;
+    let accuracy: Vec<repro::results::ResultRow> =
+        repro::results::read_rows(&table_path(&out, PAPER_DIR, "accuracy")).map_err(e)?;
+    let published = repro::published::PaperExperiments::load(
+        &repro::workspace_root().join("experiments"),
+        PAPER_DIR,
+    )
+    .map_err(e)?
+    .published;
+    let profile = common.profile.name();
+    let figures = adaptivfloat::figures::rmse_vs_bits(&rmse, profile)
+        .into_iter()
+        .chain(adaptivfloat::figures::table2_vs_bits(
+            &accuracy, &published, profile,
+        ));
+    for (name, svg) in figures {
+        let path = out.join(PAPER_DIR).join(&name);
+        std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 
