@@ -43,9 +43,12 @@ fn format_color(format: &str) -> String {
     )
 }
 
+/// `(bits, mean RMSE)` points per format.
+type FormatCurves<'a> = BTreeMap<&'a str, Vec<(f64, f64)>>;
+
 /// Mean RMSE against bits, one figure per (study, family) of `profile`.
 pub fn rmse_vs_bits(rows: &[RmseRow], profile: &str) -> Vec<(String, String)> {
-    let mut curves: BTreeMap<(&str, &str), BTreeMap<&str, Vec<(f64, f64)>>> = BTreeMap::new();
+    let mut curves: BTreeMap<(&str, &str), FormatCurves> = BTreeMap::new();
     for r in rows
         .iter()
         .filter(|r| r.profile == profile && r.stat == "mean")
