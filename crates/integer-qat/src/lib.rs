@@ -2,6 +2,8 @@
 //! Integer-Arithmetic-Only Inference") on MNIST-scale proxies. The binary `integer-qat` runs the
 //! experiments; this library holds the metrics they share.
 
+pub mod figures;
+
 /// Mean and (sample, n-1) standard deviation; the std is 0 for a single value.
 pub fn mean_std(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;

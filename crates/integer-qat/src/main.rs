@@ -98,6 +98,9 @@ enum Command {
     /// resolutions, accuracy and batch-1 latency (float Burn flex vs integer engine, 1 and 2
     /// threads), plus a plot.
     Latency,
+    /// Redraw the Table 4.7 heat map (ours beside the paper's) from the committed e4_bits.csv,
+    /// without training; `bits` draws it too.
+    Figures,
     /// E8 diagnosis (prints, writes no rows): for every E1 model, PTQ and QAT, the integer
     /// engine's codes after each block against the fake-quantized f32 model (run from the
     /// pixels, and each block alone on the engine's input) and against the integer simulation.
@@ -780,7 +783,26 @@ fn bits(ctx: &Ctx) -> Res<()> {
             ));
         }
     }
-    ctx.record("e4_bits", &rows)
+    ctx.record("e4_bits", &rows)?;
+    figures(&ctx.out, ctx.cli.profile)
+}
+
+/// Draws the Table 4.7 heat map from `<out>/integer-qat/e4_bits.csv` beside it.
+fn figures(out: &std::path::Path, profile: Profile) -> Res<()> {
+    let dir = out.join(PAPER_DIR);
+    let rows: Vec<ResultRow> = repro::results::read_rows(&dir.join("e4_bits.csv")).map_err(err)?;
+    let published = repro::published::PaperExperiments::load(
+        &repro::workspace_root().join("experiments"),
+        PAPER_DIR,
+    )
+    .map_err(err)?
+    .published;
+    if let Some(svg) = integer_qat::figures::bits_heat_map(&rows, &published, profile.name()) {
+        let path = dir.join("e4_bits_heatmap.svg");
+        std::fs::write(&path, svg).map_err(err)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 /// Median batch-1 latency in ms of `f` over `runs` runs after 3 warm-up runs, on a pool of
@@ -976,6 +998,12 @@ fn run(cli: Cli) -> Res<()> {
     if cli.threads == 0 {
         return Err("--threads 0: use 1 or more".into());
     }
+    if matches!(cli.command, Some(Command::Figures)) {
+        return figures(
+            &repro::out_dir::results_root(cli.out.as_deref(), cli.profile.name()),
+            cli.profile,
+        );
+    }
     let root = DataRoot::resolve(cli.data.as_deref());
     let data = load_checked(&root, cli.dataset, cli.profile.name())?;
     let sizes = Sizes::of(cli.profile);
@@ -1006,6 +1034,7 @@ fn run(cli: Cli) -> Res<()> {
         Command::Bits => bits(&ctx),
         Command::Latency => latency(&ctx),
         Command::Agreement => agreement(&ctx),
+        Command::Figures => figures(&ctx.out, ctx.cli.profile),
         Command::All => {
             depth(&ctx)?;
             relu(&ctx)?;

@@ -616,6 +616,135 @@ fn draw_legend(
     Ok(())
 }
 
+/// A grid of values over two discrete settings (say weight bits by activation bits), one panel per
+/// source (ours, the paper's) side by side, each cell coloured on one diverging scale shared by all
+/// panels (red below zero, blue above) and labelled with its value.
+#[derive(Debug, Clone)]
+pub struct HeatMap {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub x_values: Vec<String>,
+    pub y_values: Vec<String>,
+    /// `(panel title, cells[y][x])`; a missing cell stays grey.
+    pub panels: Vec<(String, Vec<Vec<Option<f64>>>)>,
+    /// What the numbers are, with units.
+    pub value_label: String,
+}
+
+impl HeatMap {
+    /// Renders the panels as a standalone SVG document.
+    pub fn render(&self) -> String {
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+            if let Err(e) = self.draw(&root) {
+                let _ = root.draw(&Text::new(
+                    format!("figure failed: {e}"),
+                    (10, 20),
+                    (FONT, LABEL_SIZE),
+                ));
+            }
+            let _ = root.present();
+        }
+        svg
+    }
+
+    fn draw(&self, root: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), Fail> {
+        root.fill(&WHITE)?;
+        let area = draw_title(root, &self.title)?;
+        let area = area.split_vertically(area.dim_in_pixel().1 as i32 - 40).0;
+        let scale = self
+            .panels
+            .iter()
+            .flat_map(|(_, rows)| rows.iter().flatten().flatten())
+            .fold(0.0_f64, |m, v| m.max(v.abs()))
+            .max(f64::MIN_POSITIVE);
+        let n = self.panels.len().max(1);
+        let (nx, ny) = (
+            self.x_values.len().max(1) as i32,
+            self.y_values.len().max(1) as i32,
+        );
+        for (panel, (name, rows)) in area.split_evenly((1, n)).iter().zip(&self.panels) {
+            let (w, h) = panel.dim_in_pixel();
+            let (left, top, right, bottom) = (70, 30, 20, 50);
+            let cell_w = (w as i32 - left - right) / nx;
+            let cell_h = (h as i32 - top - bottom) / ny;
+            let centered = |text: &str, size: u32, x: i32, y: i32| {
+                Text::new(
+                    text.to_string(),
+                    (x - text_width(text, size) / 2, y - size as i32 / 2),
+                    (FONT, size).into_font(),
+                )
+            };
+            panel.draw(&centered(name, LABEL_SIZE, left + nx * cell_w / 2, 12))?;
+            for (yi, row) in rows.iter().enumerate() {
+                for (xi, value) in row.iter().enumerate() {
+                    let (x0, y0) = (left + xi as i32 * cell_w, top + yi as i32 * cell_h);
+                    let fill = match value {
+                        None => RGBColor(220, 220, 220),
+                        Some(v) => {
+                            let t = (v.abs() / scale).min(1.0);
+                            let fade = |c: u8| (255.0 - t * (255.0 - f64::from(c))).round() as u8;
+                            if *v < 0.0 {
+                                RGBColor(fade(214), fade(39), fade(40))
+                            } else {
+                                RGBColor(fade(31), fade(119), fade(180))
+                            }
+                        }
+                    };
+                    panel.draw(&Rectangle::new(
+                        [(x0, y0), (x0 + cell_w - 2, y0 + cell_h - 2)],
+                        fill.filled(),
+                    ))?;
+                    let text = value.map_or_else(|| "–".to_string(), |v| format!("{v:.1}"));
+                    panel.draw(&centered(
+                        &text,
+                        TICK_SIZE,
+                        x0 + cell_w / 2,
+                        y0 + cell_h / 2,
+                    ))?;
+                }
+            }
+            for (xi, label) in self.x_values.iter().enumerate() {
+                let x = left + xi as i32 * cell_w + cell_w / 2;
+                panel.draw(&centered(label, TICK_SIZE, x, top + ny * cell_h + 12))?;
+            }
+            for (yi, label) in self.y_values.iter().enumerate() {
+                let y = top + yi as i32 * cell_h + cell_h / 2;
+                panel.draw(&centered(label, TICK_SIZE, left - 16, y))?;
+            }
+            let x_label = &self.x_label;
+            panel.draw(&centered(
+                x_label,
+                LABEL_SIZE,
+                left + nx * cell_w / 2,
+                top + ny * cell_h + 34,
+            ))?;
+            panel.draw(&Text::new(
+                self.y_label.clone(),
+                (
+                    6,
+                    top + ny * cell_h / 2 + text_width(&self.y_label, LABEL_SIZE) / 2,
+                ),
+                (FONT, LABEL_SIZE)
+                    .into_font()
+                    .transform(FontTransform::Rotate270),
+            ))?;
+        }
+        let note = format!(
+            "cells: {}; colour: red below 0, blue above, full at |value| = {scale:.1}",
+            self.value_label,
+        );
+        root.draw(&Text::new(
+            note,
+            (16, HEIGHT as i32 - 24),
+            (FONT, TICK_SIZE).into_font(),
+        ))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -714,5 +843,41 @@ mod tests {
             texts.iter().any(|t| t.starts_with("running off")),
             "the title wraps"
         );
+    }
+
+    #[test]
+    fn heat_map_labels_every_cell_of_every_panel() {
+        let map = HeatMap {
+            title: "bits".into(),
+            x_label: "activation bits".into(),
+            y_label: "weight bits".into(),
+            x_values: vec!["8".into(), "4".into()],
+            y_values: vec!["8".into(), "4".into()],
+            panels: vec![
+                (
+                    "ours".into(),
+                    vec![vec![Some(0.5), Some(-2.0)], vec![Some(-6.25), None]],
+                ),
+                (
+                    "paper".into(),
+                    vec![vec![Some(0.0), Some(-1.0)], vec![Some(-3.0), Some(-9.0)]],
+                ),
+            ],
+            value_label: "relative change (%)".into(),
+        };
+        let svg = map.render();
+        assert!(!svg.contains("figure failed"), "{svg}");
+        for want in [
+            "ours",
+            "paper",
+            "0.5",
+            "-6.2",
+            "-9.0",
+            "–",
+            "weight bits",
+            "activation bits",
+        ] {
+            assert!(svg.contains(want), "{want} missing");
+        }
     }
 }
