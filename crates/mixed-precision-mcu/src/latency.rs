@@ -289,6 +289,79 @@ pub fn plot(results_dir: &Path) -> Result<Option<PathBuf>, String> {
     Ok(Some(path))
 }
 
+/// Writes `accuracy_memory.svg` beside the results: proxy integer-only top-1 (E1, full profile)
+/// against the model's FLASH footprint, with the scaled FLASH budget every configuration had to fit
+/// (the paper's accuracy-versus-memory trade-off under a budget). `None` without full-profile rows.
+pub fn plot_memory(results_dir: &Path) -> Result<Option<PathBuf>, String> {
+    let rows: Vec<ResultRow> =
+        read_rows(&results_dir.join("qat.csv")).map_err(|e| e.to_string())?;
+    let e1 = |r: &&ResultRow| r.profile == "full" && r.source == SOURCE_E1;
+    let mut uniform = Vec::new();
+    let mut mixed = Vec::new();
+    let mut base_channels = None;
+    for acc in rows
+        .iter()
+        .filter(e1)
+        .filter(|r| r.metric.starts_with("top1_integer_pct"))
+    {
+        let Some(rom) = rows
+            .iter()
+            .filter(e1)
+            .find(|r| r.metric == "rom_bytes" && r.model == acc.model && r.method == acc.method)
+        else {
+            continue;
+        };
+        let family = acc.model.split(' ').next().unwrap_or_default();
+        base_channels = family
+            .strip_prefix("TinyMbV1-b")
+            .and_then(|b| b.parse::<usize>().ok())
+            .or(base_channels);
+        let cfg = acc.model.split(' ').nth(1).unwrap_or_default();
+        let point = (
+            (rom.value / 1000.0, acc.value),
+            format!("{cfg} {} ({:.2}%)", acc.method, acc.value),
+        );
+        if acc.method.starts_with("uniform") {
+            uniform.push(point);
+        } else {
+            mixed.push(point);
+        }
+    }
+    let Some(base_channels) = base_channels else {
+        return Ok(None);
+    };
+    let budget_kb = crate::tables::proxy_budget(base_channels).rom as f64 / 1000.0;
+    let accuracies: Vec<f64> = uniform.iter().chain(&mixed).map(|p| p.0.1).collect();
+    let (lo, hi) = accuracies
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let svg = Chart {
+        title: "Proxy accuracy (Fashion-MNIST, integer-only) against FLASH footprint under the scaled budget"
+            .into(),
+        x_label: "weights and parameters in FLASH (kB)".into(),
+        y_label: "top-1 (%)".into(),
+        log_x: false,
+        log_y: false,
+        y2_label: None,
+        log_y2: false,
+        series: vec![
+            Series::labelled_markers("uniform 8-bit", uniform, color(3)),
+            Series::labelled_markers("mixed precision", mixed, color(0)),
+            Series::line(
+                &format!("scaled FLASH budget ({budget_kb:.1} kB)"),
+                vec![(budget_kb, lo), (budget_kb, hi)],
+                "#000000".into(),
+            ),
+        ],
+    }
+    .render();
+    let path = results_dir.join("accuracy_memory.svg");
+    std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some(path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -188,11 +188,16 @@ fn run(cli: Cli) -> Result<(), String> {
                 .record(&table_path(&root, PAPER_DIR, "latency"), &rows, &[])
                 .map_err(|e| e.to_string())?;
             eprintln!("wrote {n} rows to latency.csv");
-            match mixed_precision_mcu::latency::plot(&root.join(PAPER_DIR))? {
-                Some(svg) => eprintln!("wrote {}", svg.display()),
-                None => eprintln!(
-                    "no full-profile qat.csv rows yet: run `qat --profile full` for the plot"
-                ),
+            for plot in [
+                mixed_precision_mcu::latency::plot,
+                mixed_precision_mcu::latency::plot_memory,
+            ] {
+                match plot(&root.join(PAPER_DIR))? {
+                    Some(svg) => eprintln!("wrote {}", svg.display()),
+                    None => eprintln!(
+                        "no full-profile qat.csv rows yet: run `qat --profile full` for the plots"
+                    ),
+                }
             }
             Ok(())
         }
