@@ -87,6 +87,7 @@ pub fn rmse_vs_bits(rows: &[RmseRow], profile: &str) -> Vec<(String, String)> {
                 log_y: true,
                 y2_label: None,
                 log_y2: false,
+                x_categories: Vec::new(),
                 series,
             };
             (format!("rmse_{}.svg", slug(family)), chart.render())
@@ -158,6 +159,7 @@ pub fn table2_vs_bits(
                 log_y: false,
                 y2_label: Some(format!("paper: {metric} of {model}")),
                 log_y2: false,
+                x_categories: Vec::new(),
                 series,
             };
             (format!("table2_{}.svg", slug(model)), chart.render())

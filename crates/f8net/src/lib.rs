@@ -11,6 +11,7 @@
 
 pub mod experiments;
 pub mod export;
+pub mod figures;
 pub mod graph;
 pub mod model;
 pub mod statistics;

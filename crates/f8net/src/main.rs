@@ -55,6 +55,9 @@ enum Command {
     /// Relative quantization error vs sigma, thresholds and fitted constants (exact and Monte Carlo),
     /// as CSV and SVG figures. Needs no data set.
     Stats,
+    /// Redraw the main-table figure (top-1 per model with error bars over seeds, beside the paper's)
+    /// from the committed main.csv, without training; every `--model` run redraws it.
+    Figures,
     /// Ablations on one model: FL rule, per-layer vs per-channel, PACT on/off, tiny fine-tuning.
     Ablations {
         #[arg(long, value_enum, default_value = "mobilenetv2")]
@@ -94,6 +97,7 @@ fn run() -> Result<(), String> {
     let run = Run::start(plan.name(), threads);
     match (&cli.command, cli.model) {
         (Some(Command::Stats), _) => stats(&plan, &run, &out),
+        (Some(Command::Figures), _) => main_figure(&plan, &out),
         (Some(Command::Ablations { model }), _) => {
             let dataset = load_data(&cli, &plan)?;
             let device = burn::prelude::Device::flex().autodiff();
@@ -130,7 +134,7 @@ fn run() -> Result<(), String> {
                 println!("{:<55} mul8x8 {:>10} mul32x32 {:>8} shifts {:>8}", o.pipeline, o.mul_8x8, o.mul_32x32, o.shifts);
             }
             println!("wrote {}", main.display());
-            Ok(())
+            main_figure(&plan, &out)
         }
         (None, None) => Err("nothing to do: pass --model mobilenetv2|mobilenetv1|resnet18|resnet50, or a subcommand (see --help)".into()),
     }
@@ -142,6 +146,25 @@ fn load_data(cli: &Cli, plan: &Plan) -> Result<repro::datasets::Dataset, String>
         cli.dataset,
         plan.name(),
     )
+}
+
+/// Draws [`f8net::figures::main_results`] from `<out>/f8net/main.csv` beside it.
+fn main_figure(plan: &Plan, out: &std::path::Path) -> Result<(), String> {
+    let e = |e: repro::results::TableError| e.to_string();
+    let rows: Vec<repro::results::ResultRow> =
+        repro::results::read_rows(&table_path(out, PAPER_DIR, "main")).map_err(e)?;
+    let published = repro::published::PaperExperiments::load(
+        &repro::workspace_root().join("experiments"),
+        PAPER_DIR,
+    )
+    .map_err(e)?
+    .published;
+    if let Some(svg) = f8net::figures::main_results(&rows, &published, plan.name()) {
+        let path = out.join(PAPER_DIR).join("main_top1.svg");
+        std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn stats(plan: &Plan, run: &Run, out: &std::path::Path) -> Result<(), String> {

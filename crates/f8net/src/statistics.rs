@@ -473,6 +473,7 @@ pub fn run(
             log_y: true,
             y2_label: None,
             log_y2: false,
+            x_categories: Vec::new(),
             series: threshold_chart_series,
         }
         .render(),
@@ -522,6 +523,7 @@ fn error_chart(analytic: &Curves, mc: &Curves) -> String {
         log_y: true,
         y2_label: None,
         log_y2: false,
+        x_categories: Vec::new(),
         series,
     }
     .render()
@@ -565,6 +567,7 @@ fn optimal_chart(analytic: &Curves, mc: &Curves) -> String {
         log_y: true,
         y2_label: Some("optimal fractional length FL".into()),
         log_y2: false,
+        x_categories: Vec::new(),
         series,
     }
     .render()

@@ -973,6 +973,7 @@ fn plot_svg(points: &[(String, f64, f64, f64, f64)], subtitle: &str) -> String {
         log_y: false,
         y2_label: None,
         log_y2: false,
+        x_categories: Vec::new(),
         series: vec![
             Series::labelled_markers(
                 "float (Burn flex)",

@@ -278,6 +278,7 @@ pub fn plot(results_dir: &Path) -> Result<Option<PathBuf>, String> {
         log_y: false,
         y2_label: None,
         log_y2: false,
+        x_categories: Vec::new(),
         series: vec![
             Series::labelled_markers("uniform 8-bit", markers(uniform), color(3)),
             Series::labelled_markers("mixed precision", markers(mixed), color(0)),
@@ -346,6 +347,7 @@ pub fn plot_memory(results_dir: &Path) -> Result<Option<PathBuf>, String> {
         log_y: false,
         y2_label: None,
         log_y2: false,
+        x_categories: Vec::new(),
         series: vec![
             Series::labelled_markers("uniform 8-bit", uniform, color(3)),
             Series::labelled_markers("mixed precision", mixed, color(0)),

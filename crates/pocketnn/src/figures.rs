@@ -98,6 +98,7 @@ pub fn epoch_accuracy(
             log_y: false,
             y2_label: None,
             log_y2: false,
+            x_categories: Vec::new(),
             series,
         };
         figures.push((

@@ -106,6 +106,9 @@ pub struct Chart {
     /// Label of the second y axis; series with `right_axis` use it.
     pub y2_label: Option<String>,
     pub log_y2: bool,
+    /// Names of a categorical x axis: category `i` sits at `x = i` (series may offset their points
+    /// around it); empty for a numeric axis.
+    pub x_categories: Vec<String>,
     pub series: Vec<Series>,
 }
 
@@ -202,6 +205,8 @@ struct Axis {
     log: bool,
     lo: f64,
     hi: f64,
+    /// A categorical axis: ticks at 0, 1, ... n - 1 (the chart names them).
+    categories: usize,
 }
 
 impl Axis {
@@ -225,11 +230,24 @@ impl Axis {
             log,
             lo: lo - pad,
             hi: hi + pad,
+            categories: 0,
+        }
+    }
+
+    /// A categorical axis of `n` categories at 0 .. n - 1, half a step of room on either side.
+    fn categorical(n: usize) -> Self {
+        Axis {
+            log: false,
+            lo: -0.5,
+            hi: n as f64 - 0.5,
+            categories: n,
         }
     }
 
     fn ticks(&self) -> Vec<f64> {
-        if self.log {
+        if self.categories > 0 {
+            (0..self.categories).map(|i| i as f64).collect()
+        } else if self.log {
             log_ticks(self.lo, self.hi)
         } else {
             nice_ticks(self.lo, self.hi)
@@ -342,12 +360,16 @@ impl Chart {
             root.split_horizontally(WIDTH)
         };
         let plot_area = draw_title(&plot_area, &self.title)?;
-        let x = Axis::fit(
-            self.log_x,
-            self.series
-                .iter()
-                .flat_map(|s| s.points.iter().map(|p| p.0)),
-        );
+        let x = if self.x_categories.is_empty() {
+            Axis::fit(
+                self.log_x,
+                self.series
+                    .iter()
+                    .flat_map(|s| s.points.iter().map(|p| p.0)),
+            )
+        } else {
+            Axis::categorical(self.x_categories.len())
+        };
         let y = self.axis_of(false);
         let y2 = self.y2_label.as_ref().map(|_| self.axis_of(true));
         let chart = ChartBuilder::on(&plot_area)
@@ -401,7 +423,10 @@ impl Chart {
 
     /// The mesh with both axis descriptions, then every left-axis series with its labels.
     fn draw_primary(&self, chart: &mut Plot<'_, '_>, x: Axis, y: Axis) -> Result<(), Fail> {
-        let fmt_x = |v: &f64| x.label(*v);
+        let fmt_x = |v: &f64| match self.x_categories.get(v.round().max(0.0) as usize) {
+            Some(name) if x.categories > 0 => name.clone(),
+            _ => x.label(*v),
+        };
         let fmt_y = |v: &f64| y.label(*v);
         chart
             .configure_mesh()
@@ -790,6 +815,7 @@ mod tests {
             log_y: false,
             y2_label: Some("FL".into()),
             log_y2: false,
+            x_categories: Vec::new(),
             series: vec![
                 Series::labelled_markers(
                     "measured",
