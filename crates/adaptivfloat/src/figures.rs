@@ -157,7 +157,10 @@ pub fn table2_vs_bits(
                 y_label: "ours: the stand-in's value (its proxy names the metric)".into(),
                 log_x: false,
                 log_y: false,
-                y2_label: Some(format!("paper: {metric} of {model}")),
+                y2_label: Some(format!(
+                    "paper: {metric} of {}",
+                    model.split(" (").next().unwrap_or(model)
+                )),
                 log_y2: false,
                 x_categories: Vec::new(),
                 series,
