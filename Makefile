@@ -1,7 +1,7 @@
 # Entry points of the workspace. `make test` is what CI runs; `make reproduce-<paper>` reruns a paper.
 CARGO ?= cargo
 
-.PHONY: data test fmt clippy unit check-results bench-kernels compare report reproduce-all \
+.PHONY: data test fmt clippy unit check-results bench-kernels compare figures report reproduce-all \
         reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
 
 data:
@@ -62,8 +62,17 @@ reproduce-f8net: data
 compare:
 	$(CARGO) run -p repro -- compare
 
+# Redraw the figures that are drawn from committed tables alone (no training); the others are drawn by
+# the runs that measure them (f8net stats, mixed-precision-mcu latency, integer-qat latency).
+figures:
+	$(CARGO) build -p pocketnn -p adaptivfloat -p integer-qat -p f8net
+	target/debug/pocketnn figures
+	target/debug/adaptivfloat figures
+	target/debug/integer-qat --profile full figures
+	target/debug/f8net figures --profile full
+
 # results/REPORT.md: per paper the claims, proxies, measured cells, figures and run time.
-report: compare
+report: compare figures
 	$(CARGO) run -p repro -- report
 
 reproduce-all: reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat

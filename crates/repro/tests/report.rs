@@ -49,11 +49,28 @@ fn every_committed_figure_parses_and_keeps_its_text_on_the_canvas() {
                     .unwrap_or(0.0)
             };
             let (x, y) = (at("x"), at("y"));
+            let content = node.text().unwrap_or_default().trim();
             assert!(
                 (0.0..width).contains(&x) && (0.0..height).contains(&y),
-                "{}: text {:?} at ({x}, {y}) lies off the {width}x{height} canvas",
+                "{}: text {content:?} at ({x}, {y}) lies off the {width}x{height} canvas",
                 path.display(),
-                node.text().unwrap_or_default().trim()
+            );
+            // Its extent along the line it is written on, from an average sans-serif glyph width
+            // (0.55 em), must fit on the canvas too: a long label runs off an edge, not just its anchor.
+            let length = 0.55 * at("font-size") * content.chars().count() as f64;
+            let (start, span) = match node.attribute("transform") {
+                Some(t) if t.starts_with("rotate") => (y, height),
+                _ => (x, width),
+            };
+            let (lo, hi) = match node.attribute("text-anchor") {
+                Some("middle") => (start - length / 2.0, start + length / 2.0),
+                Some("end") => (start - length, start),
+                _ => (start, start + length),
+            };
+            assert!(
+                lo >= -2.0 && hi <= span + 2.0,
+                "{}: text {content:?} runs off the canvas ({lo:.0}..{hi:.0} of {span})",
+                path.display(),
             );
         }
         assert!(
