@@ -2,8 +2,8 @@
 //! `rmse` and `accuracy`):
 //! - quantization error against bit width per format, on the trained stand-ins' weights and on the
 //!   synthetic families (the paper's Fig. 4 compares the formats' RMSE this way);
-//! - Table 2 as line plots: accuracy (or error) against weight bits per format after post-training
-//!   quantization, ours on the left axis and the paper's numbers (another model, another metric scale)
+//! - Tables 2 and 3 as line plots: accuracy (or error) against bits per format after post-training
+//!   quantization, after retraining, and with activations quantized too; ours on the left axis and the paper's numbers (another model, another metric scale)
 //!   as hollow markers on the right axis.
 
 use crate::rmse::RmseRow;
@@ -95,18 +95,60 @@ pub fn rmse_vs_bits(rows: &[RmseRow], profile: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Table 2 (post-training quantization of the weights) as accuracy against bits, one figure per model.
-pub fn table2_vs_bits(
+/// One accuracy-against-bits table of the paper: its source, the procedure part of its method names,
+/// how a title describes it and the prefix of its figures' file names.
+struct BitsTable {
+    source: &'static str,
+    procedure: &'static str,
+    title: &'static str,
+    file: &'static str,
+}
+
+const BITS_TABLES: [BitsTable; 3] = [
+    BitsTable {
+        source: "DAC2020 Table 2",
+        procedure: "PTQ-weights-only",
+        title: "Table 2, post-training quantization of the weights",
+        file: "table2_ptq",
+    },
+    BitsTable {
+        source: "DAC2020 Table 2",
+        procedure: "QAR-weights-only",
+        title: "Table 2, quantization-aware retraining of the weights",
+        file: "table2_qar",
+    },
+    BitsTable {
+        source: "DAC2020 Table 3",
+        procedure: "QAR-weights+activations",
+        title: "Table 3, weights and activations quantized, with retraining",
+        file: "table3",
+    },
+];
+
+/// Tables 2 (post-training quantization and retraining) and 3 (weights and activations) as accuracy
+/// against bits, one figure per table and model.
+pub fn accuracy_vs_bits(
     rows: &[ResultRow],
     published: &[PublishedRow],
     profile: &str,
 ) -> Vec<(String, String)> {
-    const SOURCE: &str = "DAC2020 Table 2";
-    const PROCEDURE: &str = "PTQ-weights-only";
+    BITS_TABLES
+        .iter()
+        .flat_map(|t| table_vs_bits(t, rows, published, profile))
+        .collect()
+}
+
+fn table_vs_bits(
+    table: &BitsTable,
+    rows: &[ResultRow],
+    published: &[PublishedRow],
+    profile: &str,
+) -> Vec<(String, String)> {
+    let (source, procedure) = (table.source, table.procedure);
     let bits = |b: &str| b.parse::<f64>().ok();
     let models: BTreeSet<&str> = rows
         .iter()
-        .filter(|r| r.profile == profile && r.source == SOURCE)
+        .filter(|r| r.profile == profile && r.source == source && r.method.ends_with(procedure))
         .map(|r| r.model.as_str())
         .collect();
     models
@@ -115,12 +157,12 @@ pub fn table2_vs_bits(
             let mut series = Vec::new();
             let mut metric = String::new();
             for f in FORMATS {
-                let method = format!("{f}/{PROCEDURE}");
+                let method = format!("{f}/{procedure}");
                 let mut ours: Vec<(f64, f64)> = rows
                     .iter()
                     .filter(|r| {
                         r.profile == profile
-                            && r.source == SOURCE
+                            && r.source == source
                             && r.model == model
                             && r.method == method
                     })
@@ -132,7 +174,7 @@ pub fn table2_vs_bits(
                 ours.sort_by(|a, b| a.0.total_cmp(&b.0));
                 let paper: Vec<(f64, f64)> = published
                     .iter()
-                    .filter(|p| p.source == SOURCE && p.model == model && p.method == method)
+                    .filter(|p| p.source == source && p.model == model && p.method == method)
                     .filter_map(|p| Some((bits(&p.w_bits)?, p.value)))
                     .collect();
                 if !ours.is_empty() {
@@ -150,10 +192,8 @@ pub fn table2_vs_bits(
                 }
             }
             let chart = Chart {
-                title: format!(
-                    "Table 2, post-training quantization of the weights: {model} against word size"
-                ),
-                x_label: "word size of the weights (bits)".into(),
+                title: format!("{}: {model} against word size", table.title),
+                x_label: "word size (bits)".into(),
                 y_label: "ours: the stand-in's value (its proxy names the metric)".into(),
                 log_x: false,
                 log_y: false,
@@ -165,7 +205,10 @@ pub fn table2_vs_bits(
                 x_categories: Vec::new(),
                 series,
             };
-            (format!("table2_{}.svg", slug(model)), chart.render())
+            (
+                format!("{}_{}.svg", table.file, slug(model)),
+                chart.render(),
+            )
         })
         .collect()
 }

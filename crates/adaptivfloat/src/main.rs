@@ -146,7 +146,7 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Redraw the figures (RMSE against bit width per format; Table 2 against bits with the paper's
+    /// Redraw the figures (RMSE against bit width per format; Tables 2 and 3 against bits with the paper's
     /// numbers) from the committed tables, without training; `rmse` and `accuracy` draw them too.
     Figures {
         #[command(flatten)]
@@ -402,7 +402,7 @@ fn figures(common: &Common) -> Result<(), String> {
     let profile = common.profile.name();
     let figures = adaptivfloat::figures::rmse_vs_bits(&rmse, profile)
         .into_iter()
-        .chain(adaptivfloat::figures::table2_vs_bits(
+        .chain(adaptivfloat::figures::accuracy_vs_bits(
             &accuracy, &published, profile,
         ));
     for (name, svg) in figures {
