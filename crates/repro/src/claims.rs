@@ -587,15 +587,21 @@ fn judge(claim: &Claim, a: &Sample, b: Option<&Sample>) -> Judged {
 
 /// `top1_acc_pct: float - QAT` from the selectors' own fields.
 fn describe(claim: &Claim, inst: &Instance) -> String {
+    // A side named by one field reads as its value; by several, as `field=value` pairs, so
+    // `w_bits=4 a_bits=8` cannot be read the wrong way round.
     let own = |conds: &BTreeMap<String, String>, fields: &BTreeMap<String, Wanted>| {
-        let picked: Vec<&str> = fields
+        let picked: Vec<(&String, &String)> = fields
             .keys()
-            .filter_map(|k| conds.get(k).map(String::as_str))
+            .filter_map(|k| conds.get(k).map(|v| (k, v)))
             .collect();
-        if picked.is_empty() {
-            "all".to_string()
-        } else {
-            picked.join(" ")
+        match picked.as_slice() {
+            [] => "all".to_string(),
+            [(_, v)] => v.to_string(),
+            many => many
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     };
     let metric = inst
