@@ -32,6 +32,7 @@
 pub mod add;
 pub mod conv;
 pub mod pool;
+pub mod profile;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
@@ -94,13 +95,12 @@ pub enum Backend {
     /// x86-64 AVX2: weights widened to int16 at pack time, `vpmaddwd` into int32. Exact: no
     /// int16 saturation (unlike `vpmaddubsw`, whose pair sums can reach 2*255*127 > 32767).
     Avx2,
-    /// x86-64 AVX-512 VNNI: `vpdpbusd`, u8 x s8 with four products summed straight into int32.
+    /// x86-64 AVX-512 VNNI: `vpdpbusd`, u8 x s8 with four products summed straight into int32;
+    /// the output stage and depthwise loops run on 16-lane zmm registers (AVX-512BW).
     ///
-    /// Opt-in: only offered when the CPU has AVX-512 VNNI *and* `QUANT_CORE_VNNI=1` is set. The
-    /// machines this workspace was developed on report AVX2 only, so this path has not yet been run
-    /// through the bit-exactness frame tests on hardware (its packing and indexing are, through a
-    /// lane-by-lane model of `vpdpbusd` in the frame tests); `QUANT_CORE_VNNI=1 cargo test -p
-    /// quant-core` on a VNNI machine runs the real instruction, after which the opt-in can go.
+    /// Offered whenever the CPU has AVX-512F, BW and VNNI: the frame tests ran bit-exact with the
+    /// real instruction on an AMD EPYC and an Intel Xeon (Sapphire Rapids class); machines without
+    /// VNNI still test its packing and indexing through a lane-by-lane model of `vpdpbusd`.
     Avx512Vnni,
 }
 
@@ -126,8 +126,8 @@ impl Backend {
             Backend::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512Vnni => {
-                std::env::var_os("QUANT_CORE_VNNI").is_some_and(|v| v == "1")
-                    && std::arch::is_x86_feature_detected!("avx512f")
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -154,6 +154,13 @@ impl Backend {
             Backend::Avx2 => "avx2",
             Backend::Avx512Vnni => "avx512vnni",
         }
+    }
+
+    /// The backend [`Self::name`] calls `name`, if any (benchmarks force a backend with it).
+    pub fn from_name(name: &str) -> Option<Backend> {
+        [Backend::Scalar, Backend::Avx2, Backend::Avx512Vnni]
+            .into_iter()
+            .find(|b| b.name() == name)
     }
 }
 
@@ -505,6 +512,7 @@ fn drive<K: MicroKernel, T: Send, F>(
         let mut tile = [0i32; MAX_TILE];
         let mut raw = vec![0i32; MC.min(rows) * n];
         let mut built = a.scratch(MC.min(rows) * k);
+        let mut clock = profile::Clock::start();
         for mc0 in (0..rows).step_by(MC) {
             let mc = MC.min(rows - mc0);
             let blocks = mc.div_ceil(K::MR);
@@ -520,6 +528,7 @@ fn drive<K: MicroKernel, T: Send, F>(
                     }
                 }
             }
+            clock.lap(profile::Phase::Pack);
             for p in 0..n_panels {
                 let c0 = p * K::NR;
                 let nc = K::NR.min(n - c0);
@@ -534,6 +543,7 @@ fn drive<K: MicroKernel, T: Send, F>(
                     }
                 }
             }
+            clock.lap(profile::Phase::Tile);
             for (r, acc) in raw.chunks_exact_mut(n).take(mc).enumerate() {
                 for (v, &off) in acc.iter_mut().zip(&col_offset) {
                     *v = v.wrapping_add(off);
@@ -547,6 +557,7 @@ fn drive<K: MicroKernel, T: Send, F>(
                 let row = mc0 + r;
                 epilogue(acc, &mut out_chunk[row * n..(row + 1) * n]);
             }
+            clock.lap(profile::Phase::Epilogue);
         }
     };
 

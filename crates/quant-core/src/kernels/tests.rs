@@ -191,7 +191,8 @@ fn fused_gemm_matches_naive_on_every_backend() {
 /// registers at `q * NR * 4 + 4 * l` and `+ 64`) and sums the four u8 x s8 products per lane
 /// into int32. Machines without AVX-512 VNNI cannot run the real kernel; this checks its packing
 /// and indexing through the same frame as the other backends, leaving only the intrinsic itself
-/// to the hardware run (`QUANT_CORE_VNNI=1 cargo test -p quant-core`).
+/// to the hardware run (`cargo test -p quant-core` on a VNNI machine, where the real kernel is
+/// among `Backend::available()`).
 #[cfg(target_arch = "x86_64")]
 struct VnniLanes;
 
