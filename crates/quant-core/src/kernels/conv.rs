@@ -468,7 +468,7 @@ pub fn depthwise_conv2d(
             let img = &input[b * g.in_len()..(b + 1) * g.in_len()];
             match weights.backend {
                 #[cfg(target_arch = "x86_64")]
-                Backend::Avx2 | Backend::Avx512Vnni => {
+                Backend::Avx2 | Backend::Avx512Vnni | Backend::Amx => {
                     // SAFETY: DepthwiseWeights::new checked the backend is available, and both
                     // x86 backends imply AVX2 on every CPU that has them.
                     unsafe {

@@ -154,13 +154,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--backend" => {
                 let name = args.get(i + 1).ok_or("--backend needs a name")?;
                 forced = Some(Backend::from_name(name).ok_or_else(|| {
-                    format!("unknown backend {name}; use scalar, avx2 or avx512vnni")
+                    format!("unknown backend {name}; use scalar, avx2, avx512vnni or amx")
                 })?);
                 i += 1;
             }
             "--help" | "-h" => {
                 println!(
-                    "bench-kernels [--out DIR] [--quick] [--backend scalar|avx2|avx512vnni]: int8 vs \
+                    "bench-kernels [--out DIR] [--quick] [--backend scalar|avx2|avx512vnni|amx]: int8 vs \
                      f32 kernel GOP/s, 1 and 2 threads, and where the int8 time goes"
                 );
                 return Ok(());
@@ -187,10 +187,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("measured ceilings per core (GOP/s): {ceilings:?}");
     #[cfg(target_arch = "x86_64")]
     let (int8_ceiling, f32_ceiling) = ceilings.map_or((None, None), |c| {
-        let int8 = if backend == Backend::Avx512Vnni {
-            c.int8_vnni_gops
-        } else {
-            c.int8_avx2_gops
+        let int8 = match backend {
+            Backend::Avx512Vnni => c.int8_vnni_gops,
+            Backend::Amx => c.int8_amx_gops,
+            _ => c.int8_avx2_gops,
         };
         (int8, c.f32_fma_gops)
     });
