@@ -353,7 +353,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!(
-        "\nwhere the int8 time goes (thread time of one call; tile GOP/s = products / microkernel time per thread)"
+        "\nwhere the int8 time goes (thread time of one call, summed over threads; tile GOP/s = products / (microkernel thread time / threads))"
     );
     println!(
         "{:<14} {:<18} {:>3} {:>10} {:>7} {:>7} {:>7} {:>11}",
