@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Backend, MAX_DEPTH, OutputStage, PackedWeights, Rows, StageTables, column_sums, gemm,
-    gemm_rows, per_channel_zero_points,
+    gemm_rows, per_channel_zero_points, profile,
 };
 use crate::error::{Result, arg_err, shape_err};
 
@@ -315,8 +315,9 @@ impl DepthwiseWeights {
 }
 
 /// One output row of a depthwise convolution: raw `sum(a*w)` and `sum(a)` per channel over all
-/// taps (padded taps read `za_row`, a pixel of the input zero point), then the zero-point
-/// expansion and the output stage. `scratch` holds the taps' input pixels and the channel sums.
+/// taps (padded taps read `za_row`, a pixel of the input zero point) and the zero-point expansion
+/// for every pixel of the row, then the output stage over the row. `scratch` holds the taps' input
+/// pixels, the row's accumulators and the channel sums.
 ///
 /// The sums use wrapping adds so that they vectorise with overflow checks on; they are exact, since
 /// at most [`MAX_DEPTH`] taps (checked by [`DepthwiseWeights::new`]) of `|a * w| <= 255 * 128` fit int32.
@@ -335,8 +336,9 @@ fn depthwise_row<'a>(
 ) {
     let c = w.channels;
     let need_asum = w.zero_points.iter().any(|&z| z != 0);
+    let mut clock = profile::Clock::start();
     let RowScratch { src, acc, asum } = scratch;
-    for ox in 0..g.out_w() {
+    for (ox, acc) in acc.chunks_exact_mut(c).enumerate() {
         src.clear();
         for ky in 0..g.kernel_h {
             let iy = ConvGeometry::tap(oy, ky, g.stride_h, g.pad_top, g.in_h);
@@ -370,11 +372,16 @@ fn depthwise_row<'a>(
                 *a = a.wrapping_sub(zw.wrapping_mul(s));
             }
         }
-        stage.requantize_into(acc, &mut dst[ox * c..(ox + 1) * c]);
     }
+    clock.lap(profile::Phase::Tile);
+    for (acc, dst) in acc.chunks_exact(c).zip(dst.chunks_exact_mut(c)) {
+        stage.requantize_into(acc, dst);
+    }
+    clock.lap(profile::Phase::Epilogue);
 }
 
-/// Per-thread buffers of [`depthwise_row`]: the taps' input pixels and two channel vectors.
+/// Per-thread buffers of [`depthwise_row`]: the taps' input pixels, the accumulators of one
+/// output row and the channel sums of one pixel.
 struct RowScratch<'a> {
     src: Vec<&'a [u8]>,
     acc: Vec<i32>,
@@ -453,7 +460,7 @@ pub fn depthwise_conv2d(
     out.par_chunks_mut(ow * c).enumerate().for_each_init(
         || RowScratch {
             src: Vec::with_capacity(taps),
-            acc: vec![0i32; c],
+            acc: vec![0i32; ow * c],
             asum: vec![0i32; c],
         },
         |scratch, (row, dst)| {
@@ -461,7 +468,7 @@ pub fn depthwise_conv2d(
             let img = &input[b * g.in_len()..(b + 1) * g.in_len()];
             match weights.backend {
                 #[cfg(target_arch = "x86_64")]
-                Backend::Avx2 | Backend::Avx512Vnni => {
+                Backend::Avx2 | Backend::Avx512Vnni | Backend::Amx => {
                     // SAFETY: DepthwiseWeights::new checked the backend is available, and both
                     // x86 backends imply AVX2 on every CPU that has them.
                     unsafe {

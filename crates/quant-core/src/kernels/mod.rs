@@ -32,6 +32,7 @@
 pub mod add;
 pub mod conv;
 pub mod pool;
+pub mod profile;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
@@ -57,8 +58,8 @@ const PARALLEL_MIN_MACS: usize = 1 << 21;
 /// Rows packed and processed together per thread (a multiple of every kernel's `MR`).
 const MC: usize = 96;
 
-/// The largest `MR * NR` of any microkernel (VNNI: 8 x 32).
-const MAX_TILE: usize = 256;
+/// The largest `MR * NR` of any microkernel (AMX: 32 x 32).
+const MAX_TILE: usize = 1024;
 
 /// One int8 weight zero point per output channel: a single value is broadcast to all `n`; any other
 /// count than 1 or `n`, or a value outside int8, is an error.
@@ -94,14 +95,18 @@ pub enum Backend {
     /// x86-64 AVX2: weights widened to int16 at pack time, `vpmaddwd` into int32. Exact: no
     /// int16 saturation (unlike `vpmaddubsw`, whose pair sums can reach 2*255*127 > 32767).
     Avx2,
-    /// x86-64 AVX-512 VNNI: `vpdpbusd`, u8 x s8 with four products summed straight into int32.
+    /// x86-64 AVX-512 VNNI: `vpdpbusd`, u8 x s8 with four products summed straight into int32;
+    /// the output stage and depthwise loops run on 16-lane zmm registers (AVX-512BW).
     ///
-    /// Opt-in: only offered when the CPU has AVX-512 VNNI *and* `QUANT_CORE_VNNI=1` is set. The
-    /// machines this workspace was developed on report AVX2 only, so this path has not yet been run
-    /// through the bit-exactness frame tests on hardware (its packing and indexing are, through a
-    /// lane-by-lane model of `vpdpbusd` in the frame tests); `QUANT_CORE_VNNI=1 cargo test -p
-    /// quant-core` on a VNNI machine runs the real instruction, after which the opt-in can go.
+    /// Offered whenever the CPU has AVX-512F, BW and VNNI: the frame tests ran bit-exact with the
+    /// real instruction on an AMD EPYC and an Intel Xeon (Sapphire Rapids class); machines without
+    /// VNNI still test its packing and indexing through a lane-by-lane model of `vpdpbusd`.
     Avx512Vnni,
+    /// x86-64 Intel AMX: `tdpbusd` on 16 x 16 int32 accumulator tiles, the same u8 x s8 quads as
+    /// `vpdpbusd`; everything outside the GEMM tiles (output stage, depthwise) is the VNNI
+    /// backend's. Offered when the CPU has AMX-INT8 and AVX-512 VNNI and the OS grants the tile
+    /// state (Linux, see [`x86::amx::available`]).
+    Amx,
 }
 
 impl Backend {
@@ -112,10 +117,15 @@ impl Backend {
 
     /// All backends this CPU supports, slowest first (the scalar reference is always there).
     pub fn available() -> Vec<Backend> {
-        [Backend::Scalar, Backend::Avx2, Backend::Avx512Vnni]
-            .into_iter()
-            .filter(|b| b.is_available())
-            .collect()
+        [
+            Backend::Scalar,
+            Backend::Avx2,
+            Backend::Avx512Vnni,
+            Backend::Amx,
+        ]
+        .into_iter()
+        .filter(|b| b.is_available())
+        .collect()
     }
 
     /// Whether this CPU can run the backend.
@@ -126,10 +136,12 @@ impl Backend {
             Backend::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512Vnni => {
-                std::env::var_os("QUANT_CORE_VNNI").is_some_and(|v| v == "1")
-                    && std::arch::is_x86_feature_detected!("avx512f")
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
             }
+            #[cfg(target_arch = "x86_64")]
+            Backend::Amx => Backend::Avx512Vnni.is_available() && x86::amx::available(),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
@@ -153,7 +165,20 @@ impl Backend {
             Backend::Scalar => "scalar",
             Backend::Avx2 => "avx2",
             Backend::Avx512Vnni => "avx512vnni",
+            Backend::Amx => "amx",
         }
+    }
+
+    /// The backend [`Self::name`] calls `name`, if any (benchmarks force a backend with it).
+    pub fn from_name(name: &str) -> Option<Backend> {
+        [
+            Backend::Scalar,
+            Backend::Avx2,
+            Backend::Avx512Vnni,
+            Backend::Amx,
+        ]
+        .into_iter()
+        .find(|b| b.name() == name)
     }
 }
 
@@ -248,13 +273,16 @@ pub(crate) struct StageTables<'a> {
     /// `2^right - 1` per channel (vector double rounding), empty when `vector` is false.
     mask: Vec<i32>,
     vector: bool,
+    /// Picks the 16-lane (AVX-512) or the 8-lane (AVX2) vector stage.
+    backend: Backend,
     /// Some multiplier is `i32::MIN`, so the `MIN * MIN` saturation must be checked.
     may_saturate: bool,
 }
 
 impl<'a> StageTables<'a> {
-    /// Expands `stage` for `n` channels; the AVX2 path is used when `backend` is an x86 one
-    /// and every shift is in `[-31, 0]` (multipliers below 1, the paper's case).
+    /// Expands `stage` for `n` channels; the vector path of `backend` (AVX2, or AVX-512 for the
+    /// VNNI backend) is used when it is an x86 one and every shift is in `[-31, 0]` (multipliers
+    /// below 1, the paper's case).
     pub(crate) fn new(stage: &'a OutputStage, n: usize, backend: Backend) -> Self {
         let per = |j: usize| {
             if stage.multipliers.len() == 1 {
@@ -278,6 +306,7 @@ impl<'a> StageTables<'a> {
             right,
             mask,
             vector,
+            backend,
             may_saturate,
         }
     }
@@ -289,21 +318,43 @@ impl<'a> StageTables<'a> {
         #[cfg(target_arch = "x86_64")]
         if self.vector {
             let n = acc.len();
+            let args = (&self.mult[..n], &self.right[..n], &self.mask[..n]);
+            let single = self.stage.rounding == RoundingMode::Single;
+            let (zout, lo, hi) = (
+                self.stage.output_zero_point,
+                i32::from(self.stage.act_min),
+                i32::from(self.stage.act_max),
+            );
             // SAFETY: `vector` implies an x86 backend that was checked available (both imply
-            // AVX2); the tables cover channels 0..n.
+            // AVX2, and the VNNI backend AVX-512F and BW); the tables cover channels 0..n.
             done = unsafe {
-                x86::avx2::requantize_row(
-                    acc,
-                    &self.mult[..n],
-                    &self.right[..n],
-                    &self.mask[..n],
-                    self.stage.rounding == RoundingMode::Single,
-                    self.may_saturate,
-                    self.stage.output_zero_point,
-                    i32::from(self.stage.act_min),
-                    i32::from(self.stage.act_max),
-                    dst,
-                )
+                if matches!(self.backend, Backend::Avx512Vnni | Backend::Amx) {
+                    x86::avx512_vnni::requantize_row(
+                        acc,
+                        args.0,
+                        args.1,
+                        args.2,
+                        single,
+                        self.may_saturate,
+                        zout,
+                        lo,
+                        hi,
+                        dst,
+                    )
+                } else {
+                    x86::avx2::requantize_row(
+                        acc,
+                        args.0,
+                        args.1,
+                        args.2,
+                        single,
+                        self.may_saturate,
+                        zout,
+                        lo,
+                        hi,
+                        dst,
+                    )
+                }
             };
         }
         for j in done..acc.len() {
@@ -320,6 +371,8 @@ enum Panels {
     Avx2(Vec<i16>),
     #[cfg(target_arch = "x86_64")]
     Vnni(Vec<i8>),
+    #[cfg(target_arch = "x86_64")]
+    Amx(Vec<i8>),
 }
 
 /// A `K x N` int8 weight matrix packed for one backend, with its column sums and zero points.
@@ -365,6 +418,8 @@ impl PackedWeights {
             Backend::Avx2 => Panels::Avx2(x86::avx2::pack_b(weights, k, n)),
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512Vnni => Panels::Vnni(x86::avx512_vnni::pack_b(weights, k, n)),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Amx => Panels::Amx(x86::amx::pack_b(weights, k, n)),
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable!("is_available() is false for x86 backends on other architectures"),
         };
@@ -422,6 +477,12 @@ pub(crate) trait MicroKernel {
     /// Packs `rows <= MR` rows of `a` (row stride `k`) into `dst`, zero-padding missing rows and
     /// the tail of `K`.
     fn pack_a(a: &[u8], rows: usize, k: usize, dst: &mut [Self::A]);
+    /// The `rows` rows of `a` (row stride `k`) as a packed block without copying, when they
+    /// already have the packed layout (row-major kernels with no padding to add); `None` asks
+    /// for [`Self::pack_a`].
+    fn borrow_a(_a: &[u8], _rows: usize, _k: usize) -> Option<&[Self::A]> {
+        None
+    }
     /// Computes the raw tile `tile[r * NR + j] = sum_k a[r,k] * w[k,j]`.
     ///
     /// # Safety
@@ -505,21 +566,37 @@ fn drive<K: MicroKernel, T: Send, F>(
         let mut tile = [0i32; MAX_TILE];
         let mut raw = vec![0i32; MC.min(rows) * n];
         let mut built = a.scratch(MC.min(rows) * k);
+        let mut clock = profile::Clock::start();
         for mc0 in (0..rows).step_by(MC) {
             let mc = MC.min(rows - mc0);
             let blocks = mc.div_ceil(K::MR);
             let a_rows = a.get(first_row + mc0, mc, k, &mut built);
-            for b in 0..blocks {
+            // Each block is borrowed from the rows when the kernel can read them in place,
+            // packed into its slot of `a_pack` otherwise.
+            let mut borrowed = [false; MC];
+            for (b, slot) in a_pack.chunks_exact_mut(a_len).take(blocks).enumerate() {
                 let r0 = b * K::MR;
                 let nr = K::MR.min(mc - r0);
                 let src = &a_rows[r0 * k..(r0 + nr) * k];
-                K::pack_a(src, nr, k, &mut a_pack[b * a_len..(b + 1) * a_len]);
+                borrowed[b] = K::borrow_a(src, nr, k).is_some();
+                if !borrowed[b] {
+                    K::pack_a(src, nr, k, slot);
+                }
                 if need_row_sums {
                     for (r, row) in src.chunks_exact(k).enumerate() {
-                        row_sums[b * K::MR + r] = row.iter().map(|&v| i32::from(v)).sum();
+                        row_sums[r0 + r] = row.iter().map(|&v| i32::from(v)).sum();
                     }
                 }
             }
+            let block = |b: usize| -> &[K::A] {
+                let r0 = b * K::MR;
+                match borrowed[b] {
+                    true => K::borrow_a(&a_rows[r0 * k..(r0 + K::MR) * k], K::MR, k)
+                        .expect("borrowed when packing"),
+                    false => &a_pack[b * a_len..(b + 1) * a_len],
+                }
+            };
+            clock.lap(profile::Phase::Pack);
             for p in 0..n_panels {
                 let c0 = p * K::NR;
                 let nc = K::NR.min(n - c0);
@@ -527,13 +604,14 @@ fn drive<K: MicroKernel, T: Send, F>(
                 for b in 0..blocks {
                     // SAFETY: the backend was checked available when `w` was packed, and the
                     // slices have the lengths the kernel documents.
-                    unsafe { K::tile(&a_pack[b * a_len..(b + 1) * a_len], panel, k, &mut tile) };
+                    unsafe { K::tile(block(b), panel, k, &mut tile) };
                     let r0 = b * K::MR;
                     for r in 0..K::MR.min(mc - r0) {
                         raw[(r0 + r) * n + c0..][..nc].copy_from_slice(&tile[r * K::NR..][..nc]);
                     }
                 }
             }
+            clock.lap(profile::Phase::Tile);
             for (r, acc) in raw.chunks_exact_mut(n).take(mc).enumerate() {
                 for (v, &off) in acc.iter_mut().zip(&col_offset) {
                     *v = v.wrapping_add(off);
@@ -547,6 +625,7 @@ fn drive<K: MicroKernel, T: Send, F>(
                 let row = mc0 + r;
                 epilogue(acc, &mut out_chunk[row * n..(row + 1) * n]);
             }
+            clock.lap(profile::Phase::Epilogue);
         }
     };
 
@@ -579,6 +658,8 @@ fn dispatch<T: Send, F>(
         Panels::Avx2(p) => drive::<x86::avx2::Kernel, T, F>(a, m, za, w, p, bias, out, f),
         #[cfg(target_arch = "x86_64")]
         Panels::Vnni(p) => drive::<x86::avx512_vnni::Kernel, T, F>(a, m, za, w, p, bias, out, f),
+        #[cfg(target_arch = "x86_64")]
+        Panels::Amx(p) => drive::<x86::amx::Kernel, T, F>(a, m, za, w, p, bias, out, f),
     }
 }
 

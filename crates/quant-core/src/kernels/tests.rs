@@ -136,6 +136,9 @@ fn frame_shapes() -> Vec<(usize, usize, usize)> {
         (3, 200, 101),
         (191, 16, 40),
     ]);
+    // K a multiple of 64 (AMX) and of 4 (VNNI): full row blocks are read in place, the partial
+    // last block of each 96-row chunk is packed.
+    v.extend([(70, 128, 40), (100, 192, 64)]);
     v
 }
 
@@ -187,11 +190,12 @@ fn fused_gemm_matches_naive_on_every_backend() {
 
 /// The VNNI kernel's data path with `vpdpbusd` written out lane by lane: it reads the packed
 /// activation block and weight panel at exactly the offsets `tile_vnni` loads from (a 32-bit
-/// activation quad `(q * MR + r) * 4` broadcast to every lane; lane `l` of the two weight
+/// activation quad `(r * kq + q) * 4` of the row-major block broadcast to every lane; lane `l` of the two weight
 /// registers at `q * NR * 4 + 4 * l` and `+ 64`) and sums the four u8 x s8 products per lane
 /// into int32. Machines without AVX-512 VNNI cannot run the real kernel; this checks its packing
 /// and indexing through the same frame as the other backends, leaving only the intrinsic itself
-/// to the hardware run (`QUANT_CORE_VNNI=1 cargo test -p quant-core`).
+/// to the hardware run (`cargo test -p quant-core` on a VNNI machine, where the real kernel is
+/// among `Backend::available()`).
 #[cfg(target_arch = "x86_64")]
 struct VnniLanes;
 
@@ -214,13 +218,17 @@ impl MicroKernel for VnniLanes {
         x86::avx512_vnni::Kernel::pack_a(a, rows, k, dst)
     }
 
+    fn borrow_a(a: &[u8], rows: usize, k: usize) -> Option<&[u8]> {
+        x86::avx512_vnni::Kernel::borrow_a(a, rows, k)
+    }
+
     unsafe fn tile(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
         const ZMM_LANES: usize = 16;
-        let (mr, nr) = (Self::MR, Self::NR);
+        let (mr, nr, kq) = (Self::MR, Self::NR, k.div_ceil(4));
         let mut c = vec![0i32; mr * nr];
-        for q in 0..k.div_ceil(4) {
+        for q in 0..kq {
             for r in 0..mr {
-                let quad = &a[(q * mr + r) * 4..][..4];
+                let quad = &a[(r * kq + q) * 4..][..4];
                 for reg in 0..2 {
                     for l in 0..ZMM_LANES {
                         let w = &b[q * nr * 4 + reg * 64 + 4 * l..][..4];

@@ -8,9 +8,13 @@
 //!
 //! * exact int8 on AVX2: `vpmaddwd ymm`, 16 int16 multiply-adds each;
 //! * f32: `vfmadd231ps ymm`, 8 multiply-adds each;
-//! * VNNI (when present): `vpdpbusd zmm`, 64 u8 x s8 multiply-adds each.
+//! * VNNI (when present): `vpdpbusd zmm`, 64 u8 x s8 multiply-adds each;
+//! * AMX (when present and granted): `tdpbusd` on four independent 16 x 16 accumulator tiles,
+//!   16 x 16 x 64 multiply-adds each.
 
 use std::arch::asm;
+
+use quant_core::kernels::Backend;
 use std::time::Instant;
 
 /// Multiply-add throughput of one core, in GOP/s (2 ops per multiply-add).
@@ -22,6 +26,8 @@ pub struct Ceilings {
     pub f32_fma_gops: Option<f64>,
     /// `vpdpbusd zmm`, where the CPU has AVX-512 VNNI.
     pub int8_vnni_gops: Option<f64>,
+    /// `tdpbusd`, where the CPU has AMX-INT8 and the OS grants the tile state.
+    pub int8_amx_gops: Option<f64>,
 }
 
 const ITERS: u64 = 20_000_000;
@@ -105,6 +111,42 @@ fn dpbusd_loop() {
     throughput_loop!("vpxord", "vpdpbusd", "zmm");
 }
 
+/// `ITERS / 4` iterations of twelve `tdpbusd` into four accumulator tiles (three rounds of four
+/// independent products), tiles configured as 16 rows of 64 bytes, zeroed first.
+fn tdpbusd_loop() {
+    #[repr(C, align(64))]
+    struct Config([u8; 64]);
+    let mut cfg = Config([0; 64]);
+    cfg.0[0] = 1;
+    for t in 0..8 {
+        cfg.0[16 + 2 * t] = 64;
+        cfg.0[48 + t] = 16;
+    }
+    // SAFETY: the caller checked AMX is available (and permitted); register-only tile operations
+    // on tiles configured and released within this block.
+    unsafe {
+        asm!(
+            "ldtilecfg [{cfg}]",
+            "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+            "tilezero tmm4", "tilezero tmm5", "tilezero tmm6", "tilezero tmm7",
+            ".p2align 5",
+            "2:",
+            "tdpbusd tmm0, tmm4, tmm6", "tdpbusd tmm1, tmm4, tmm7",
+            "tdpbusd tmm2, tmm5, tmm6", "tdpbusd tmm3, tmm5, tmm7",
+            "tdpbusd tmm0, tmm4, tmm6", "tdpbusd tmm1, tmm4, tmm7",
+            "tdpbusd tmm2, tmm5, tmm6", "tdpbusd tmm3, tmm5, tmm7",
+            "tdpbusd tmm0, tmm4, tmm6", "tdpbusd tmm1, tmm4, tmm7",
+            "tdpbusd tmm2, tmm5, tmm6", "tdpbusd tmm3, tmm5, tmm7",
+            "dec {n}",
+            "jnz 2b",
+            "tilerelease",
+            cfg = in(reg) cfg.0.as_ptr(),
+            n = inout(reg) ITERS / 4 => _,
+            options(nostack),
+        );
+    }
+}
+
 /// Measures the ceilings this CPU supports (about a second in all).
 pub fn measure() -> Ceilings {
     let avx2 = is_x86_feature_detected!("avx2");
@@ -115,5 +157,8 @@ pub fn measure() -> Ceilings {
         int8_avx2_gops: avx2.then(|| rate(|| unsafe { madd_loop() }) * 16.0 * 2.0 / 1e9),
         f32_fma_gops: fma.then(|| rate(|| unsafe { fma_loop() }) * 8.0 * 2.0 / 1e9),
         int8_vnni_gops: vnni.then(|| rate(|| unsafe { dpbusd_loop() }) * 64.0 * 2.0 / 1e9),
+        int8_amx_gops: Backend::Amx
+            .is_available()
+            .then(|| rate(tdpbusd_loop) / 4.0 * 16.0 * 16.0 * 64.0 * 2.0 / 1e9),
     }
 }

@@ -17,10 +17,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quant_core::baseline_f32::{PackedF32, gemm_f32};
 use quant_core::fixedpoint::{QuantizedMultiplier, RoundingMode};
+use quant_core::kernels::profile::{self, Breakdown};
 use quant_core::kernels::{
     Backend, ConvGeometry, DepthwiseWeights, OutputStage, PackedWeights, conv2d, depthwise_conv2d,
     gemm,
 };
+
+/// Calls per phase-split measurement (after the timed runs, so caches are warm).
+const BREAKDOWN_REPS: usize = 20;
 
 struct Row {
     kernel: &'static str,
@@ -28,6 +32,12 @@ struct Row {
     threads: usize,
     dtype: &'static str,
     gops: f64,
+    /// Operations of one call.
+    ops: f64,
+    /// Median seconds per call.
+    seconds: f64,
+    /// int8 rows: thread time per phase of one call (packing, microkernel, epilogue).
+    breakdown: Option<Breakdown>,
 }
 
 impl Row {
@@ -46,7 +56,22 @@ impl Row {
             threads,
             dtype,
             gops: ops / seconds / 1e9,
+            ops,
+            seconds,
+            breakdown: None,
         }
+    }
+
+    /// The same row with the phase split of one call, measured over `reps` calls of `f`.
+    fn with_breakdown(mut self, reps: usize, mut f: impl FnMut()) -> Row {
+        let ((), b) = profile::measure(|| (0..reps).for_each(|_| f()));
+        let per_call = |d: Duration| d / reps as u32;
+        self.breakdown = Some(Breakdown {
+            pack: per_call(b.pack),
+            tile: per_call(b.tile),
+            epilogue: per_call(b.epilogue),
+        });
+        self
     }
 }
 
@@ -117,6 +142,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let mut out_dir = PathBuf::from("results/quant-core");
     let mut budget = Duration::from_millis(700);
+    let mut forced: Option<Backend> = None;
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -125,9 +151,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 i += 1;
             }
             "--quick" => budget = Duration::from_millis(60),
+            "--backend" => {
+                let name = args.get(i + 1).ok_or("--backend needs a name")?;
+                forced = Some(Backend::from_name(name).ok_or_else(|| {
+                    format!("unknown backend {name}; use scalar, avx2, avx512vnni or amx")
+                })?);
+                i += 1;
+            }
             "--help" | "-h" => {
                 println!(
-                    "bench-kernels [--out DIR] [--quick]: int8 vs f32 kernel GOP/s, 1 and 2 threads"
+                    "bench-kernels [--out DIR] [--quick] [--backend scalar|avx2|avx512vnni|amx]: int8 vs \
+                     f32 kernel GOP/s, 1 and 2 threads, and where the int8 time goes"
                 );
                 return Ok(());
             }
@@ -136,7 +170,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         i += 1;
     }
     let started = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let backend = Backend::detect();
+    let backend = forced.unwrap_or_else(Backend::detect);
+    backend.ensure_available()?;
     let mhz = cpu_mhz();
     println!(
         "backend {} | cpu {} | clock {:?} MHz",
@@ -152,10 +187,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("measured ceilings per core (GOP/s): {ceilings:?}");
     #[cfg(target_arch = "x86_64")]
     let (int8_ceiling, f32_ceiling) = ceilings.map_or((None, None), |c| {
-        let int8 = if backend == Backend::Avx512Vnni {
-            c.int8_vnni_gops
-        } else {
-            c.int8_avx2_gops
+        let int8 = match backend {
+            Backend::Avx512Vnni => c.int8_vnni_gops,
+            Backend::Amx => c.int8_amx_gops,
+            _ => c.int8_avx2_gops,
         };
         (int8, c.f32_fma_gops)
     });
@@ -182,10 +217,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let pw = PackedWeights::new(&w, k, n, &[0], backend)?;
                 let st = stage(n);
                 let mut out = vec![0u8; m * n];
-                let t = time_it(budget, || {
-                    gemm(&a, m, 3, &pw, &st, &mut out).expect("valid gemm")
-                });
-                rows.push(Row::new(kernel, &shape, threads, "int8", ops, t));
+                let mut call = || gemm(&a, m, 3, &pw, &st, &mut out).expect("valid gemm");
+                let t = time_it(budget, &mut call);
+                rows.push(
+                    Row::new(kernel, &shape, threads, "int8", ops, t)
+                        .with_breakdown(BREAKDOWN_REPS, call),
+                );
                 let af: Vec<f32> = a.iter().map(|&v| f32::from(v) / 255.0).collect();
                 let wf: Vec<f32> = w.iter().map(|&v| f32::from(v) / 127.0).collect();
                 let pf = PackedF32::new(&wf, k, n).ok_or("f32 pack")?;
@@ -211,10 +248,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let st = stage(cout);
                 let mut out = vec![0u8; h * h * cout];
                 let shape = format!("{h}x{h}x{cin}->{cout}");
-                let t = time_it(budget, || {
-                    conv2d(&x, 1, &g, 5, &pw, &st, &mut out).expect("valid conv")
-                });
-                rows.push(Row::new(kernel, &shape, threads, "int8", ops, t));
+                let mut call = || conv2d(&x, 1, &g, 5, &pw, &st, &mut out).expect("valid conv");
+                let t = time_it(budget, &mut call);
+                rows.push(
+                    Row::new(kernel, &shape, threads, "int8", ops, t)
+                        .with_breakdown(BREAKDOWN_REPS, call),
+                );
                 // f32: same im2col + blocked GEMM (1x1 needs no im2col).
                 let xf: Vec<f32> = x.iter().map(|&v| f32::from(v)).collect();
                 let wf: Vec<f32> = w.iter().map(|&v| f32::from(v)).collect();
@@ -258,10 +297,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let st = stage(c);
                 let mut out = vec![0u8; h * h * c];
                 let shape = format!("{h}x{h}x{c}");
-                let t = time_it(budget, || {
-                    depthwise_conv2d(&x, 1, &g, 5, &dw, &st, &mut out).expect("valid dw")
-                });
-                rows.push(Row::new("depthwise3x3", &shape, threads, "int8", ops, t));
+                let mut call =
+                    || depthwise_conv2d(&x, 1, &g, 5, &dw, &st, &mut out).expect("valid dw");
+                let t = time_it(budget, &mut call);
+                rows.push(
+                    Row::new("depthwise3x3", &shape, threads, "int8", ops, t)
+                        .with_breakdown(BREAKDOWN_REPS, call),
+                );
                 let xf: Vec<f32> = x.iter().map(|&v| f32::from(v)).collect();
                 let wf: Vec<f32> = w.iter().map(|&v| f32::from(v)).collect();
                 let mut of = vec![0f32; h * h * c];
@@ -310,6 +352,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{line}");
     }
 
+    println!(
+        "\nwhere the int8 time goes (thread time of one call, summed over threads; tile GOP/s = products / (microkernel thread time / threads))"
+    );
+    println!(
+        "{:<14} {:<18} {:>3} {:>10} {:>7} {:>7} {:>7} {:>11}",
+        "kernel", "shape", "thr", "call us", "pack", "tile", "epil.", "tile GOP/s"
+    );
+    let mut breakdowns = Vec::new();
+    for r in &rows {
+        let Some(b) = r.breakdown else { continue };
+        let total = b.total().as_secs_f64().max(1e-12);
+        let share = |d: Duration| 100.0 * d.as_secs_f64() / total;
+        let tile_gops = r.ops * r.threads as f64 / b.tile.as_secs_f64().max(1e-12) / 1e9;
+        println!(
+            "{:<14} {:<18} {:>3} {:>10.1} {:>6.1}% {:>6.1}% {:>6.1}% {:>11.1}",
+            r.kernel,
+            r.shape,
+            r.threads,
+            r.seconds * 1e6,
+            share(b.pack),
+            share(b.tile),
+            share(b.epilogue),
+            tile_gops
+        );
+        breakdowns.push(serde_json::json!({
+            "kernel": r.kernel,
+            "shape": r.shape,
+            "threads": r.threads,
+            "pack_us": b.pack.as_secs_f64() * 1e6,
+            "tile_us": b.tile.as_secs_f64() * 1e6,
+            "epilogue_us": b.epilogue.as_secs_f64() * 1e6,
+        }));
+    }
+
     std::fs::create_dir_all(&out_dir)?;
     let mut csv = String::from("kernel,shape,threads,engine,dtype,gops\n");
     for r in &rows {
@@ -342,6 +418,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "vnni_peak_gops_per_core": peak_per_core,
         "measured_ceilings_gops_per_core": ceilings,
         "note": "int8 path includes activation packing and the fused requantizing output stage; conv includes im2col",
+        "int8_breakdown_thread_time_per_call": breakdowns,
     });
     let mpath = out_dir.join("kernels.manifest.json");
     let mtmp = out_dir.join("kernels.manifest.json.tmp");
