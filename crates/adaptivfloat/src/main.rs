@@ -393,12 +393,7 @@ fn figures(common: &Common) -> Result<(), String> {
         repro::results::read_rows(&table_path(&out, PAPER_DIR, "format_rmse")).map_err(e)?;
     let accuracy: Vec<repro::results::ResultRow> =
         repro::results::read_rows(&table_path(&out, PAPER_DIR, "accuracy")).map_err(e)?;
-    let published = repro::published::PaperExperiments::load(
-        &repro::workspace_root().join("experiments"),
-        PAPER_DIR,
-    )
-    .map_err(e)?
-    .published;
+    let published = repro::published::PaperExperiments::published_of(PAPER_DIR).map_err(e)?;
     let profile = common.profile.name();
     let figures = adaptivfloat::figures::rmse_vs_bits(&rmse, profile)
         .into_iter()

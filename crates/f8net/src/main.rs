@@ -153,12 +153,7 @@ fn main_figure(plan: &Plan, out: &std::path::Path) -> Result<(), String> {
     let e = |e: repro::results::TableError| e.to_string();
     let rows: Vec<repro::results::ResultRow> =
         repro::results::read_rows(&table_path(out, PAPER_DIR, "main")).map_err(e)?;
-    let published = repro::published::PaperExperiments::load(
-        &repro::workspace_root().join("experiments"),
-        PAPER_DIR,
-    )
-    .map_err(e)?
-    .published;
+    let published = repro::published::PaperExperiments::published_of(PAPER_DIR).map_err(e)?;
     if let Some(svg) = f8net::figures::main_results(&rows, &published, plan.name()) {
         let path = out.join(PAPER_DIR).join("main_top1.svg");
         std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -176,12 +171,8 @@ fn stats(plan: &Plan, run: &Run, out: &std::path::Path) -> Result<(), String> {
         _ => Grid::PAPER,
     };
     let seed = plan.seeds[0].wrapping_add(1995);
-    let official = repro::published::PaperExperiments::load(
-        &repro::workspace_root().join("experiments"),
-        PAPER_DIR,
-    )
-    .map(|e| e.published)
-    .map_err(|e| e.to_string())?;
+    let official =
+        repro::published::PaperExperiments::published_of(PAPER_DIR).map_err(|e| e.to_string())?;
     let result = statistics::run(grid, seed, plan.name(), &run.run_id, &official);
     let e = |e: repro::results::TableError| e.to_string();
     run.record(

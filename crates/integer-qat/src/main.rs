@@ -791,12 +791,7 @@ fn bits(ctx: &Ctx) -> Res<()> {
 fn figures(out: &std::path::Path, profile: Profile) -> Res<()> {
     let dir = out.join(PAPER_DIR);
     let rows: Vec<ResultRow> = repro::results::read_rows(&dir.join("e4_bits.csv")).map_err(err)?;
-    let published = repro::published::PaperExperiments::load(
-        &repro::workspace_root().join("experiments"),
-        PAPER_DIR,
-    )
-    .map_err(err)?
-    .published;
+    let published = repro::published::PaperExperiments::published_of(PAPER_DIR).map_err(err)?;
     if let Some(svg) = integer_qat::figures::bits_heat_map(&rows, &published, profile.name()) {
         let path = dir.join("e4_bits_heatmap.svg");
         std::fs::write(&path, svg).map_err(err)?;

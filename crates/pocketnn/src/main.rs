@@ -460,12 +460,8 @@ fn cmd_figures(common: &Common) -> Result<(), String> {
     let dir = results_root(common).join(PAPER_DIR);
     let epochs: Vec<tables::EpochRow> =
         repro::results::read_rows(&dir.join("epochs.csv")).map_err(|e| e.to_string())?;
-    let published = repro::published::PaperExperiments::load(
-        &repro::workspace_root().join("experiments"),
-        PAPER_DIR,
-    )
-    .map_err(|e| e.to_string())?
-    .published;
+    let published =
+        repro::published::PaperExperiments::published_of(PAPER_DIR).map_err(|e| e.to_string())?;
     for (name, svg) in pocketnn::figures::epoch_accuracy(&epochs, &published, common.profile.name())
     {
         let path = dir.join(&name);

@@ -247,38 +247,23 @@ trait Selectable {
     fn field(&self, name: &str) -> &str;
 }
 
-impl Selectable for ResultRow {
-    fn field(&self, name: &str) -> &str {
-        match name {
-            "paper" => &self.paper,
-            "source" => &self.source,
-            "dataset" => &self.dataset,
-            "model" => &self.model,
-            "method" => &self.method,
-            "w_bits" => &self.w_bits,
-            "a_bits" => &self.a_bits,
-            "metric" => &self.metric,
-            "proxy" => &self.proxy,
-            _ => "",
+/// `Selectable` for a row type, by the names of its string columns (the [`FIELDS`] it has).
+macro_rules! selectable_by {
+    ($row:ty: $($field:ident),+) => {
+        impl Selectable for $row {
+            fn field(&self, name: &str) -> &str {
+                match name {
+                    $(stringify!($field) => &self.$field,)+
+                    _ => "",
+                }
+            }
         }
-    }
+    };
 }
 
-impl Selectable for PublishedRow {
-    fn field(&self, name: &str) -> &str {
-        match name {
-            "paper" => &self.paper,
-            "source" => &self.source,
-            "dataset" => &self.dataset,
-            "model" => &self.model,
-            "method" => &self.method,
-            "w_bits" => &self.w_bits,
-            "a_bits" => &self.a_bits,
-            "metric" => &self.metric,
-            _ => "",
-        }
-    }
-}
+selectable_by!(ResultRow: paper, source, dataset, model, method, w_bits, a_bits, metric, proxy);
+// Published rows have no proxy: a claim's published side never selects on it.
+selectable_by!(PublishedRow: paper, source, dataset, model, method, w_bits, a_bits, metric);
 
 /// One instance of a claim: concrete conditions per side and the label of the list choices.
 struct Instance {

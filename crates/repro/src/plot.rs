@@ -316,24 +316,31 @@ fn transform(log: bool, v: f64) -> Option<f64> {
 
 type Fail = Box<dyn std::error::Error>;
 
+/// A standalone SVG document of the canvas size, drawn by `draw`.
+fn render_svg(
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), Fail>,
+) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        if let Err(e) = draw(&root) {
+            // plotters only fails on backend errors, which a string backend does not have; keep
+            // the message visible in the figure rather than panic.
+            let _ = root.draw(&Text::new(
+                format!("figure failed: {e}"),
+                (10, 20),
+                (FONT, LABEL_SIZE),
+            ));
+        }
+        let _ = root.present();
+    }
+    svg
+}
+
 impl Chart {
     /// Renders the figure as a standalone SVG document.
     pub fn render(&self) -> String {
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-            if let Err(e) = self.draw(&root) {
-                // plotters only fails on backend errors, which a string backend does not have; keep
-                // the message visible in the figure rather than panic.
-                let _ = root.draw(&Text::new(
-                    format!("figure failed: {e}"),
-                    (10, 20),
-                    (FONT, LABEL_SIZE),
-                ));
-            }
-            let _ = root.present();
-        }
-        svg
+        render_svg(|root| self.draw(root))
     }
 
     fn axis_of(&self, right: bool) -> Axis {
@@ -660,19 +667,7 @@ pub struct HeatMap {
 impl HeatMap {
     /// Renders the panels as a standalone SVG document.
     pub fn render(&self) -> String {
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-            if let Err(e) = self.draw(&root) {
-                let _ = root.draw(&Text::new(
-                    format!("figure failed: {e}"),
-                    (10, 20),
-                    (FONT, LABEL_SIZE),
-                ));
-            }
-            let _ = root.present();
-        }
-        svg
+        render_svg(|root| self.draw(root))
     }
 
     fn draw(&self, root: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), Fail> {

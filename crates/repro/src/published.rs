@@ -71,6 +71,12 @@ impl PaperExperiments {
         })
     }
 
+    /// The published rows of the paper in `experiments/<dir>/` of this workspace: what a figure overlays
+    /// on the measured values.
+    pub fn published_of(dir: &str) -> Result<Vec<PublishedRow>, TableError> {
+        Ok(Self::load(&crate::workspace_root().join("experiments"), dir)?.published)
+    }
+
     /// The first rule that applies to a row, if any.
     pub fn rule_for(&self, source: &str, metric: &str) -> Option<&CompareRule> {
         self.rules.iter().find(|r| r.applies_to(source, metric))
