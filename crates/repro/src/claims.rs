@@ -580,7 +580,7 @@ fn describe(claim: &Claim, inst: &Instance) -> String {
             .filter_map(|k| conds.get(k).map(|v| (k, v)))
             .collect();
         match picked.as_slice() {
-            [] => "all".to_string(),
+            [] => "ours".to_string(),
             [(_, v)] => v.to_string(),
             many => many
                 .iter()
@@ -594,15 +594,14 @@ fn describe(claim: &Claim, inst: &Instance) -> String {
         .get("metric")
         .map_or(String::new(), |m| format!("{m}: "));
     let a = own(&inst.a, &claim.a.fields);
+    let b = |b: &Selector| match (&b.from, b.fields.is_empty()) {
+        (Some(_), true) => "paper".to_string(),
+        (Some(_), false) => format!("{} (paper)", own(&inst.b, &b.fields)),
+        (None, _) => own(&inst.b, &b.fields),
+    };
     match (&claim.b, claim.statistic) {
-        (Some(b), Statistic::Difference) => {
-            let from = if b.from.is_some() { " (published)" } else { "" };
-            format!("{metric}{a} − {}{from}", own(&inst.b, &b.fields))
-        }
-        (Some(b), Statistic::Ratio) => {
-            let from = if b.from.is_some() { " (published)" } else { "" };
-            format!("{metric}{a} / {}{from}", own(&inst.b, &b.fields))
-        }
+        (Some(side), Statistic::Difference) => format!("{metric}{a} − {}", b(side)),
+        (Some(side), Statistic::Ratio) => format!("{metric}{a} / {}", b(side)),
         _ => format!("{metric}{a}"),
     }
 }
