@@ -373,17 +373,6 @@ pub fn train_quantized(
     m
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
-
 /// Stage count of the progress bar of one main-table run.
 pub fn main_steps(arch: Arch, plan: &Plan) -> u64 {
     let tiny = if arch == Arch::ResNet50 {
@@ -685,7 +674,7 @@ pub fn main_table(
     let summary = cells
         .into_iter()
         .map(|((source, method, metric), v)| {
-            let (mean, std) = mean_std(&v);
+            let (mean, std) = repro::stats::mean_and_sd(&v);
             let (int32, fp) = match method.as_str() {
                 METHOD_INT8 => ("yes", "no"),
                 METHOD_FP | METHOD_FP_TINY => ("n/a", "yes"),

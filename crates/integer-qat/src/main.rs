@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::{Parser, Subcommand};
-use integer_qat::{macro_average_precision, mean_std, median};
+use integer_qat::{macro_average_precision, median};
 use quant_core::fixedpoint::RoundingMode;
 use quant_train::data::{batch, resize};
 use quant_train::export::{
@@ -675,7 +675,7 @@ fn relu(ctx: &Ctx) -> Res<()> {
         }
         let proxy = ctx.proxy(&format!("P-CNN {spec} ({act:?})"), 28);
         for (i, (method, b, _)) in configs.iter().enumerate() {
-            let (m, sd) = mean_std(&acc[i]);
+            let (m, sd) = repro::stats::mean_and_sd(&acc[i]);
             eprintln!("E3 {act:?} {method} {b}/{b}: {m:.2} ± {sd:.2}");
             let seed = ctx.cli.seed;
             rows.push(ctx.row(

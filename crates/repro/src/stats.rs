@@ -19,6 +19,15 @@ pub fn sample_sd(xs: &[f64]) -> Option<f64> {
     })
 }
 
+/// Mean and sample standard deviation for a table that prints a spread on every row: the deviation of a
+/// single value is 0, and an empty sample gives NaN for both.
+pub fn mean_and_sd(xs: &[f64]) -> (f64, f64) {
+    (
+        mean(xs).unwrap_or(f64::NAN),
+        sample_sd(xs).unwrap_or(if xs.is_empty() { f64::NAN } else { 0.0 }),
+    )
+}
+
 /// An estimate with its two-sided 95 % interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Interval {
@@ -185,6 +194,14 @@ mod tests {
         assert!(ln_gamma(1.0).abs() < 1e-12);
         assert!((ln_gamma(5.0) - 24f64.ln()).abs() < 1e-12);
         assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn mean_and_sd_of_one_and_of_none() {
+        assert_eq!(mean_and_sd(&[2.0]), (2.0, 0.0));
+        let (m, s) = mean_and_sd(&[1.0, 2.0, 3.0]);
+        assert_eq!((m, s), (2.0, 1.0));
+        assert!(mean_and_sd(&[]).0.is_nan());
     }
 
     #[test]
