@@ -483,12 +483,25 @@ pub(crate) trait MicroKernel {
     fn borrow_a(_a: &[u8], _rows: usize, _k: usize) -> Option<&[Self::A]> {
         None
     }
-    /// Computes the raw tile `tile[r * NR + j] = sum_k a[r,k] * w[k,j]`.
+    /// Computes the raw tile `c[r * ldc + j] = sum_k a[r,k] * w[k,j]` for `r < MR`, `j < NR`.
+    /// The row stride `ldc` lets a full tile land straight in the rows of accumulators that the
+    /// epilogue reads, instead of going through a scratch tile and a copy.
     ///
     /// # Safety
-    /// The CPU must support the kernel's instruction set; `a`/`b` must have the lengths
-    /// given by [`Self::a_block_len`] / [`Self::b_panel_len`] and `tile` at least `MR * NR`.
-    unsafe fn tile(a: &[Self::A], b: &[Self::B], k: usize, tile: &mut [i32]);
+    /// The CPU must support the kernel's instruction set and the call must run inside
+    /// [`Self::with_tiles`]; `a`/`b` must have the lengths given by [`Self::a_block_len`] /
+    /// [`Self::b_panel_len`], `ldc >= NR` and `c` at least `(MR - 1) * ldc + NR` elements.
+    unsafe fn tile(a: &[Self::A], b: &[Self::B], k: usize, c: &mut [i32], ldc: usize);
+    /// Runs `f`, which makes the [`Self::tile`] calls of one block of work, with the per-thread
+    /// state the kernel needs set up around it. AMX loads its tile configuration here, once per
+    /// thread and GEMM call: loading and releasing it around every tile cost a fifth of the
+    /// time at `K = 288`.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's instruction set.
+    unsafe fn with_tiles<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
 }
 
 /// The activation matrix `A` (`M x K` uint8) of a GEMM: stored row-major, or built a block of
@@ -567,66 +580,76 @@ fn drive<K: MicroKernel, T: Send, F>(
         let mut raw = vec![0i32; MC.min(rows) * n];
         let mut built = a.scratch(MC.min(rows) * k);
         let mut clock = profile::Clock::start();
-        for mc0 in (0..rows).step_by(MC) {
-            let mc = MC.min(rows - mc0);
-            let blocks = mc.div_ceil(K::MR);
-            let a_rows = a.get(first_row + mc0, mc, k, &mut built);
-            // Each block is borrowed from the rows when the kernel can read them in place,
-            // packed into its slot of `a_pack` otherwise.
-            let mut borrowed = [false; MC];
-            for (b, slot) in a_pack.chunks_exact_mut(a_len).take(blocks).enumerate() {
-                let r0 = b * K::MR;
-                let nr = K::MR.min(mc - r0);
-                let src = &a_rows[r0 * k..(r0 + nr) * k];
-                borrowed[b] = K::borrow_a(src, nr, k).is_some();
-                if !borrowed[b] {
-                    K::pack_a(src, nr, k, slot);
-                }
-                if need_row_sums {
-                    for (r, row) in src.chunks_exact(k).enumerate() {
-                        row_sums[r0 + r] = row.iter().map(|&v| i32::from(v)).sum();
-                    }
-                }
-            }
-            let block = |b: usize| -> &[K::A] {
-                let r0 = b * K::MR;
-                match borrowed[b] {
-                    true => K::borrow_a(&a_rows[r0 * k..(r0 + K::MR) * k], K::MR, k)
-                        .expect("borrowed when packing"),
-                    false => &a_pack[b * a_len..(b + 1) * a_len],
-                }
-            };
-            clock.lap(profile::Phase::Pack);
-            for p in 0..n_panels {
-                let c0 = p * K::NR;
-                let nc = K::NR.min(n - c0);
-                let panel = &panels[p * panel_len..(p + 1) * panel_len];
-                for b in 0..blocks {
-                    // SAFETY: the backend was checked available when `w` was packed, and the
-                    // slices have the lengths the kernel documents.
-                    unsafe { K::tile(block(b), panel, k, &mut tile) };
+        let work = || {
+            for mc0 in (0..rows).step_by(MC) {
+                let mc = MC.min(rows - mc0);
+                let blocks = mc.div_ceil(K::MR);
+                let a_rows = a.get(first_row + mc0, mc, k, &mut built);
+                // Each block is borrowed from the rows when the kernel can read them in place,
+                // packed into its slot of `a_pack` otherwise.
+                let mut borrowed = [false; MC];
+                for (b, slot) in a_pack.chunks_exact_mut(a_len).take(blocks).enumerate() {
                     let r0 = b * K::MR;
-                    for r in 0..K::MR.min(mc - r0) {
-                        raw[(r0 + r) * n + c0..][..nc].copy_from_slice(&tile[r * K::NR..][..nc]);
+                    let nr = K::MR.min(mc - r0);
+                    let src = &a_rows[r0 * k..(r0 + nr) * k];
+                    borrowed[b] = K::borrow_a(src, nr, k).is_some();
+                    if !borrowed[b] {
+                        K::pack_a(src, nr, k, slot);
+                    }
+                    if need_row_sums {
+                        for (r, row) in src.chunks_exact(k).enumerate() {
+                            row_sums[r0 + r] = row.iter().map(|&v| i32::from(v)).sum();
+                        }
                     }
                 }
-            }
-            clock.lap(profile::Phase::Tile);
-            for (r, acc) in raw.chunks_exact_mut(n).take(mc).enumerate() {
-                for (v, &off) in acc.iter_mut().zip(&col_offset) {
-                    *v = v.wrapping_add(off);
-                }
-                if need_row_sums {
-                    let rs = row_sums[r];
-                    for (v, &z) in acc.iter_mut().zip(&w.zero_points) {
-                        *v = v.wrapping_sub(z.wrapping_mul(rs));
+                let block = |b: usize| -> &[K::A] {
+                    let r0 = b * K::MR;
+                    match borrowed[b] {
+                        true => K::borrow_a(&a_rows[r0 * k..(r0 + K::MR) * k], K::MR, k)
+                            .expect("borrowed when packing"),
+                        false => &a_pack[b * a_len..(b + 1) * a_len],
+                    }
+                };
+                clock.lap(profile::Phase::Pack);
+                for p in 0..n_panels {
+                    let c0 = p * K::NR;
+                    let nc = K::NR.min(n - c0);
+                    let panel = &panels[p * panel_len..(p + 1) * panel_len];
+                    for b in 0..blocks {
+                        let r0 = b * K::MR;
+                        // SAFETY: inside `with_tiles` of an available backend; the slices have the
+                        // lengths the kernel documents (a full tile ends inside `raw`: row
+                        // `r0 + MR - 1 < mc`, columns `c0 + NR <= n`).
+                        if nc == K::NR && r0 + K::MR <= mc {
+                            unsafe { K::tile(block(b), panel, k, &mut raw[r0 * n + c0..], n) };
+                        } else {
+                            unsafe { K::tile(block(b), panel, k, &mut tile, K::NR) };
+                            for r in 0..K::MR.min(mc - r0) {
+                                raw[(r0 + r) * n + c0..][..nc]
+                                    .copy_from_slice(&tile[r * K::NR..][..nc]);
+                            }
+                        }
                     }
                 }
-                let row = mc0 + r;
-                epilogue(acc, &mut out_chunk[row * n..(row + 1) * n]);
+                clock.lap(profile::Phase::Tile);
+                for (r, acc) in raw.chunks_exact_mut(n).take(mc).enumerate() {
+                    for (v, &off) in acc.iter_mut().zip(&col_offset) {
+                        *v = v.wrapping_add(off);
+                    }
+                    if need_row_sums {
+                        let rs = row_sums[r];
+                        for (v, &z) in acc.iter_mut().zip(&w.zero_points) {
+                            *v = v.wrapping_sub(z.wrapping_mul(rs));
+                        }
+                    }
+                    let row = mc0 + r;
+                    epilogue(acc, &mut out_chunk[row * n..(row + 1) * n]);
+                }
+                clock.lap(profile::Phase::Epilogue);
             }
-            clock.lap(profile::Phase::Epilogue);
-        }
+        };
+        // SAFETY: the backend was checked available when `w` was packed.
+        unsafe { K::with_tiles(work) };
     };
 
     let threads = rayon::current_num_threads();

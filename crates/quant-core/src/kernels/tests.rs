@@ -222,7 +222,7 @@ impl MicroKernel for VnniLanes {
         x86::avx512_vnni::Kernel::borrow_a(a, rows, k)
     }
 
-    unsafe fn tile(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
+    unsafe fn tile(a: &[u8], b: &[i8], k: usize, tile: &mut [i32], ldc: usize) {
         const ZMM_LANES: usize = 16;
         let (mr, nr, kq) = (Self::MR, Self::NR, k.div_ceil(4));
         let mut c = vec![0i32; mr * nr];
@@ -242,7 +242,9 @@ impl MicroKernel for VnniLanes {
                 }
             }
         }
-        tile[..mr * nr].copy_from_slice(&c);
+        for (r, row) in c.chunks_exact(nr).enumerate() {
+            tile[r * ldc..r * ldc + nr].copy_from_slice(row);
+        }
     }
 }
 

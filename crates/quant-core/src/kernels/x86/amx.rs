@@ -14,9 +14,10 @@
 //! the padded length); when `K` is a multiple of 64 the caller's rows are used in place.
 //!
 //! Tile registers: tmm0-3 accumulate the four 16 x 16 quarters of the 32 x 32 tile, tmm4-5 hold
-//! the A tiles and tmm6-7 the B tiles, all configured as 16 rows of 64 bytes. Each call loads the
-//! configuration and releases the tiles at its end, inside one `asm!` block, so no tile state
-//! lives outside a call (the compiler never allocates tile registers itself).
+//! the A tiles and tmm6-7 the B tiles, all configured as 16 rows of 64 bytes. The configuration
+//! is loaded once per thread and GEMM call ([`MicroKernel::with_tiles`]) and released at its end,
+//! so no tile state outlives a call (the compiler never allocates tile registers itself); the
+//! accumulator tiles are stored straight into the caller's rows at its row stride.
 #![deny(clippy::float_arithmetic)]
 
 use std::arch::asm;
@@ -128,27 +129,17 @@ impl MicroKernel for Kernel {
         (rows == MR && k.is_multiple_of(KB)).then_some(a)
     }
 
-    unsafe fn tile(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
+    unsafe fn tile(a: &[u8], b: &[i8], k: usize, c: &mut [i32], ldc: usize) {
         let lda = padded_k(k);
         let steps = lda / KB;
-        assert!(a.len() >= lda * MR && b.len() >= lda * NR && tile.len() >= MR * NR);
-        // Palette 1; tiles 0-7 all 16 rows x 64 bytes (colsb at byte 16 + 2t, rows at 48 + t).
-        #[repr(C, align(64))]
-        struct Config([u8; 64]);
-        let mut cfg = Config([0; 64]);
-        cfg.0[0] = 1;
-        for t in 0..8 {
-            cfg.0[16 + 2 * t] = KB as u8;
-            cfg.0[48 + t] = 16;
-        }
-        // SAFETY: the caller guarantees AMX (checked by `available` when the weights were
-        // packed). Tile loads read 16 rows of 64 bytes: A rows `0..32` at stride `lda` and B quad
-        // rows at stride 128 of each K block, all inside the asserted lengths; the stores write
-        // the 32 x 32 int32 tile (row stride 128 bytes). Tile registers are configured, used and
-        // released within this block.
+        assert!(a.len() >= lda * MR && b.len() >= lda * NR);
+        assert!(ldc >= NR && c.len() >= (MR - 1) * ldc + NR);
+        // SAFETY: the caller guarantees AMX and a configuration loaded by `with_tiles`. Tile
+        // loads read 16 rows of 64 bytes: A rows `0..32` at stride `lda` and B quad rows at
+        // stride 128 of each K block, all inside the asserted lengths; the stores write 16 rows
+        // of 64 bytes at stride `4 * ldc` from rows 0 and 16, columns 0 and 16, inside `c`.
         unsafe {
             asm!(
-                "ldtilecfg [{cfg}]",
                 "tilezero tmm0",
                 "tilezero tmm1",
                 "tilezero tmm2",
@@ -167,21 +158,39 @@ impl MicroKernel for Kernel {
                 "add {b}, 2048",
                 "dec {steps}",
                 "jnz 2b",
-                "tilestored [{c} + {s128}*1], tmm0",
-                "tilestored [{c} + {s128}*1 + 64], tmm1",
-                "tilestored [{c} + {s128}*1 + 2048], tmm2",
-                "tilestored [{c} + {s128}*1 + 2112], tmm3",
-                "tilerelease",
-                cfg = in(reg) cfg.0.as_ptr(),
+                "tilestored [{c} + {ldc4}*1], tmm0",
+                "tilestored [{c} + {ldc4}*1 + 64], tmm1",
+                "tilestored [{c16} + {ldc4}*1], tmm2",
+                "tilestored [{c16} + {ldc4}*1 + 64], tmm3",
                 a = inout(reg) a.as_ptr() => _,
                 a16 = inout(reg) a.as_ptr().add(16 * lda) => _,
                 b = inout(reg) b.as_ptr() => _,
-                c = in(reg) tile.as_mut_ptr(),
+                c = in(reg) c.as_mut_ptr(),
+                c16 = in(reg) c.as_mut_ptr().add(16 * ldc),
                 lda = in(reg) lda,
+                ldc4 = in(reg) ldc * 4,
                 s128 = in(reg) NR * 4,
                 steps = inout(reg) steps => _,
                 options(nostack),
             );
         }
+    }
+
+    unsafe fn with_tiles<R>(f: impl FnOnce() -> R) -> R {
+        // Palette 1; tiles 0-7 all 16 rows x 64 bytes (colsb at byte 16 + 2t, rows at 48 + t).
+        #[repr(C, align(64))]
+        struct Config([u8; 64]);
+        let mut cfg = Config([0; 64]);
+        cfg.0[0] = 1;
+        for t in 0..8 {
+            cfg.0[16 + 2 * t] = KB as u8;
+            cfg.0[48 + t] = 16;
+        }
+        // SAFETY: the caller guarantees AMX; the configuration is 64 aligned bytes.
+        unsafe { asm!("ldtilecfg [{cfg}]", cfg = in(reg) cfg.0.as_ptr(), options(nostack)) };
+        let r = f();
+        // SAFETY: as above; `f`'s tile calls are done, so nothing depends on the tile state.
+        unsafe { asm!("tilerelease", options(nostack, nomem)) };
+        r
     }
 }

@@ -76,16 +76,21 @@ impl MicroKernel for Kernel {
         }
     }
 
-    unsafe fn tile(a: &[i16], b: &[i16], k: usize, tile: &mut [i32]) {
+    unsafe fn tile(a: &[i16], b: &[i16], k: usize, c: &mut [i32], ldc: usize) {
         // SAFETY: forwarded contract (AVX2 present, slice lengths as documented).
-        unsafe { tile_avx2(a, b, k, tile) }
+        unsafe { tile_avx2(a, b, k, c, ldc) }
     }
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32]) {
+unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32], ldc: usize) {
     let kp = k.div_ceil(2);
-    assert!(a.len() >= kp * MR * 2 && b.len() >= kp * NR * 2 && tile.len() >= MR * NR);
+    assert!(
+        a.len() >= kp * MR * 2
+            && b.len() >= kp * NR * 2
+            && ldc >= NR
+            && tile.len() >= (MR - 1) * ldc + NR
+    );
     let mut c = [[_mm256_setzero_si256(); 2]; MR];
     let ap = a.as_ptr();
     let bp = b.as_ptr();
@@ -105,10 +110,10 @@ unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32]) {
         }
     }
     for (r, cr) in c.iter().enumerate() {
-        // SAFETY: tile has MR * NR elements.
+        // SAFETY: row r < MR ends at r * ldc + NR <= tile.len() (asserted).
         unsafe {
-            _mm256_storeu_si256(tile.as_mut_ptr().add(r * NR) as *mut __m256i, cr[0]);
-            _mm256_storeu_si256(tile.as_mut_ptr().add(r * NR + 8) as *mut __m256i, cr[1]);
+            _mm256_storeu_si256(tile.as_mut_ptr().add(r * ldc) as *mut __m256i, cr[0]);
+            _mm256_storeu_si256(tile.as_mut_ptr().add(r * ldc + 8) as *mut __m256i, cr[1]);
         }
     }
 }

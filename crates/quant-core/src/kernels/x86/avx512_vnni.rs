@@ -76,16 +76,21 @@ impl MicroKernel for Kernel {
         (rows == MR && k.is_multiple_of(4)).then_some(a)
     }
 
-    unsafe fn tile(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
+    unsafe fn tile(a: &[u8], b: &[i8], k: usize, c: &mut [i32], ldc: usize) {
         // SAFETY: forwarded contract (AVX-512F + VNNI present, slice lengths as documented).
-        unsafe { tile_vnni(a, b, k, tile) }
+        unsafe { tile_vnni(a, b, k, c, ldc) }
     }
 }
 
 #[target_feature(enable = "avx512f,avx512vnni")]
-unsafe fn tile_vnni(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
+unsafe fn tile_vnni(a: &[u8], b: &[i8], k: usize, tile: &mut [i32], ldc: usize) {
     let kq = k.div_ceil(4);
-    assert!(a.len() >= kq * MR * 4 && b.len() >= kq * NR * 4 && tile.len() >= MR * NR);
+    assert!(
+        a.len() >= kq * MR * 4
+            && b.len() >= kq * NR * 4
+            && ldc >= NR
+            && tile.len() >= (MR - 1) * ldc + NR
+    );
     let mut c = [[_mm512_setzero_si512(); 2]; MR];
     let rows: [*const u8; MR] = std::array::from_fn(|r| a[r * kq * 4..].as_ptr());
     let bp = b.as_ptr();
@@ -104,10 +109,10 @@ unsafe fn tile_vnni(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
         }
     }
     for (r, cr) in c.iter().enumerate() {
-        // SAFETY: tile has MR * NR elements.
+        // SAFETY: row r < MR ends at r * ldc + NR <= tile.len() (asserted).
         unsafe {
-            _mm512_storeu_si512(tile.as_mut_ptr().add(r * NR) as *mut __m512i, cr[0]);
-            _mm512_storeu_si512(tile.as_mut_ptr().add(r * NR + 16) as *mut __m512i, cr[1]);
+            _mm512_storeu_si512(tile.as_mut_ptr().add(r * ldc) as *mut __m512i, cr[0]);
+            _mm512_storeu_si512(tile.as_mut_ptr().add(r * ldc + 16) as *mut __m512i, cr[1]);
         }
     }
 }
