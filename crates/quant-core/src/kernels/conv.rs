@@ -375,7 +375,7 @@ fn depthwise_row<'a>(
     }
     clock.lap(profile::Phase::Tile);
     for (acc, dst) in acc.chunks_exact(c).zip(dst.chunks_exact_mut(c)) {
-        stage.requantize_into(acc, dst);
+        stage.requantize_into(acc, None, dst);
     }
     clock.lap(profile::Phase::Epilogue);
 }

@@ -311,9 +311,11 @@ impl<'a> StageTables<'a> {
         }
     }
 
-    /// Requantizes accumulators (bias included) of channels `0..acc.len()` into `dst`.
+    /// Requantizes accumulators of channels `0..acc.len()` into `dst`, after adding `offset`
+    /// (wrapping) when given: the driver passes its per-column bias and zero-point terms here, so
+    /// they cost no pass of their own over the int32 rows.
     #[inline]
-    pub(crate) fn requantize_into(&self, acc: &[i32], dst: &mut [u8]) {
+    pub(crate) fn requantize_into(&self, acc: &[i32], offset: Option<&[i32]>, dst: &mut [u8]) {
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
         if self.vector {
@@ -331,6 +333,7 @@ impl<'a> StageTables<'a> {
                 if matches!(self.backend, Backend::Avx512Vnni | Backend::Amx) {
                     x86::avx512_vnni::requantize_row(
                         acc,
+                        offset,
                         args.0,
                         args.1,
                         args.2,
@@ -344,6 +347,7 @@ impl<'a> StageTables<'a> {
                 } else {
                     x86::avx2::requantize_row(
                         acc,
+                        offset,
                         args.0,
                         args.1,
                         args.2,
@@ -358,7 +362,8 @@ impl<'a> StageTables<'a> {
             };
         }
         for j in done..acc.len() {
-            dst[j] = self.stage.requantize(acc[j], j);
+            let v = offset.map_or(acc[j], |o| acc[j].wrapping_add(o[j]));
+            dst[j] = self.stage.requantize(v, j);
         }
     }
 }
@@ -538,7 +543,9 @@ impl Rows<'_> {
 }
 
 /// Computes `out = epilogue(A x W + zero-point corrections + bias)` for the `M x K` rows `a`,
-/// calling `epilogue(acc, out_row)` on each full row of corrected int32 accumulators.
+/// calling `epilogue(acc, offset, out_row)` on each full row: `acc` holds the raw products less the
+/// row-sum term, and the epilogue adds the per-column `offset` (bias and the `Za` terms) itself,
+/// in the same pass as its requantization.
 #[allow(clippy::too_many_arguments)]
 fn drive<K: MicroKernel, T: Send, F>(
     a: &Rows,
@@ -550,7 +557,7 @@ fn drive<K: MicroKernel, T: Send, F>(
     out: &mut [T],
     epilogue: &F,
 ) where
-    F: Fn(&[i32], &mut [T]) + Sync,
+    F: Fn(&[i32], &[i32], &mut [T]) + Sync,
 {
     let (k, n) = (w.k, w.n);
     // Column offsets folded once: bias - Za*colsum + K*Za*Zw (wrapping: exact when the final
@@ -633,9 +640,6 @@ fn drive<K: MicroKernel, T: Send, F>(
                 }
                 clock.lap(profile::Phase::Tile);
                 for (r, acc) in raw.chunks_exact_mut(n).take(mc).enumerate() {
-                    for (v, &off) in acc.iter_mut().zip(&col_offset) {
-                        *v = v.wrapping_add(off);
-                    }
                     if need_row_sums {
                         let rs = row_sums[r];
                         for (v, &z) in acc.iter_mut().zip(&w.zero_points) {
@@ -643,7 +647,7 @@ fn drive<K: MicroKernel, T: Send, F>(
                         }
                     }
                     let row = mc0 + r;
-                    epilogue(acc, &mut out_chunk[row * n..(row + 1) * n]);
+                    epilogue(acc, &col_offset, &mut out_chunk[row * n..(row + 1) * n]);
                 }
                 clock.lap(profile::Phase::Epilogue);
             }
@@ -673,7 +677,7 @@ fn dispatch<T: Send, F>(
     out: &mut [T],
     f: &F,
 ) where
-    F: Fn(&[i32], &mut [T]) + Sync,
+    F: Fn(&[i32], &[i32], &mut [T]) + Sync,
 {
     match &w.panels {
         Panels::Scalar(p) => drive::<scalar::Kernel, T, F>(a, m, za, w, p, bias, out, f),
@@ -739,7 +743,9 @@ pub(crate) fn gemm_rows(
     check_output(m, a_zero_point, w, out.len())?;
     stage.validate(w.n)?;
     let tables = StageTables::new(stage, w.n, w.backend);
-    let epilogue = |acc: &[i32], dst: &mut [u8]| tables.requantize_into(acc, dst);
+    let epilogue = |acc: &[i32], offset: &[i32], dst: &mut [u8]| {
+        tables.requantize_into(acc, Some(offset), dst)
+    };
     dispatch(a, m, a_zero_point, w, &|j| stage.bias_of(j), out, &epilogue);
     Ok(())
 }
@@ -763,7 +769,11 @@ pub fn gemm_i32(
             w.n
         ));
     }
-    let epilogue = |acc: &[i32], dst: &mut [i32]| dst.copy_from_slice(acc);
+    let epilogue = |acc: &[i32], offset: &[i32], dst: &mut [i32]| {
+        for ((d, &v), &o) in dst.iter_mut().zip(acc).zip(offset) {
+            *d = v.wrapping_add(o);
+        }
+    };
     dispatch(
         &Rows::Stored(a),
         m,

@@ -260,7 +260,11 @@ fn vnni_layout_matches_naive_through_the_gemm_frame() {
         let p = PackedWeights::new(&c.w, k, n, &c.zw, Backend::Scalar).unwrap();
         let panels = x86::avx512_vnni::pack_b(&c.w, k, n);
         let mut got = vec![0i32; m * n];
-        let copy = |acc: &[i32], dst: &mut [i32]| dst.copy_from_slice(acc);
+        let copy = |acc: &[i32], offset: &[i32], dst: &mut [i32]| {
+            for ((d, &v), &o) in dst.iter_mut().zip(acc).zip(offset) {
+                *d = v.wrapping_add(o);
+            }
+        };
         drive::<VnniLanes, i32, _>(
             &Rows::Stored(&c.a),
             m,
@@ -642,11 +646,21 @@ fn vector_output_stage_matches_scalar_on_edges() {
                         .map(|(j, &v)| stage.requantize(v, j))
                         .collect();
                     let mut got = vec![0u8; n];
-                    tables.requantize_into(&acc, &mut got);
+                    tables.requantize_into(&acc, None, &mut got);
                     assert_eq!(
                         got, want,
                         "{backend:?} {rounding:?} shifts {shift_range:?} MIN multiplier {with_min}"
                     );
+                    // The same accumulators reached through a folded column offset (wrapping).
+                    let offset: Vec<i32> = (0..n).map(|_| rng.range(i32::MIN, i32::MAX)).collect();
+                    let shifted: Vec<i32> = acc
+                        .iter()
+                        .zip(&offset)
+                        .map(|(&v, &o)| v.wrapping_sub(o))
+                        .collect();
+                    let mut got = vec![0u8; n];
+                    tables.requantize_into(&shifted, Some(&offset), &mut got);
+                    assert_eq!(got, want, "{backend:?} {rounding:?} with offsets");
                 }
             }
         }

@@ -133,12 +133,17 @@ unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32], ldc: usize
 /// `MIN * MIN` patch can fire (multipliers from [`crate::multiplier`] never are); the patch is
 /// then skipped.
 ///
+/// `offset`, when given, is added (wrapping) to `acc` first: the zero-point and bias terms of
+/// each column, folded into this pass instead of a pass of their own over the accumulators.
+///
 /// # Safety
-/// AVX2 must be available; `mult`, `right`, `mask` hold at least `acc.len()` entries; `dst` too.
+/// AVX2 must be available; `offset`, `mult`, `right`, `mask` hold at least `acc.len()` entries;
+/// `dst` too.
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn requantize_row(
     acc: &[i32],
+    offset: Option<&[i32]>,
     mult: &[i32],
     right: &[i32],
     mask: &[i32],
@@ -152,6 +157,7 @@ pub(crate) unsafe fn requantize_row(
     let n8 = acc.len() / 8 * 8;
     let n = acc.len();
     assert!(mult.len() >= n && right.len() >= n && mask.len() >= n && dst.len() >= n);
+    assert!(offset.is_none_or(|o| o.len() >= n));
     let zero = _mm256_setzero_si256();
     let min = _mm256_set1_epi32(i32::MIN);
     let max = _mm256_set1_epi32(i32::MAX);
@@ -164,7 +170,10 @@ pub(crate) unsafe fn requantize_row(
     for j in (0..n8).step_by(8) {
         // SAFETY: j + 8 <= n8 <= every slice length.
         unsafe {
-            let x = _mm256_loadu_si256(acc.as_ptr().add(j) as *const __m256i);
+            let mut x = _mm256_loadu_si256(acc.as_ptr().add(j) as *const __m256i);
+            if let Some(o) = offset {
+                x = _mm256_add_epi32(x, _mm256_loadu_si256(o.as_ptr().add(j) as *const __m256i));
+            }
             let m = _mm256_loadu_si256(mult.as_ptr().add(j) as *const __m256i);
             let e = _mm256_loadu_si256(right.as_ptr().add(j) as *const __m256i);
             let x_odd = _mm256_srli_epi64(x, 32);

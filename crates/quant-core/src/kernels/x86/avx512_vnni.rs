@@ -127,12 +127,13 @@ unsafe fn tile_vnni(a: &[u8], b: &[i8], k: usize, tile: &mut [i32], ldc: usize) 
 /// adds), and a narrowing store (`vpmovdb`) that replaces the pack-and-permute sequence.
 ///
 /// # Safety
-/// AVX-512F and AVX-512BW must be available; `mult`, `right`, `mask` and `dst` hold at least
-/// `acc.len()` entries.
+/// AVX-512F and AVX-512BW must be available; `offset` (when given), `mult`, `right`, `mask` and
+/// `dst` hold at least `acc.len()` entries.
 #[target_feature(enable = "avx512f,avx512bw")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn requantize_row(
     acc: &[i32],
+    offset: Option<&[i32]>,
     mult: &[i32],
     right: &[i32],
     mask: &[i32],
@@ -145,6 +146,7 @@ pub(crate) unsafe fn requantize_row(
 ) -> usize {
     let n = acc.len();
     assert!(mult.len() >= n && right.len() >= n && mask.len() >= n && dst.len() >= n);
+    assert!(offset.is_none_or(|o| o.len() >= n));
     let zero = _mm512_setzero_si512();
     let one = _mm512_set1_epi32(1);
     let min = _mm512_set1_epi32(i32::MIN);
@@ -162,7 +164,10 @@ pub(crate) unsafe fn requantize_row(
         // SAFETY: the mask limits every load and store to indices below n <= each length.
         unsafe {
             let load = |s: &[i32]| _mm512_maskz_loadu_epi32(lanes, s.as_ptr().add(j));
-            let (x, m, e) = (load(acc), load(mult), load(right));
+            let (mut x, m, e) = (load(acc), load(mult), load(right));
+            if let Some(o) = offset {
+                x = _mm512_add_epi32(x, load(o));
+            }
             let p_even = _mm512_mul_epi32(x, m);
             let p_odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32));
             let saturated = || _mm512_cmpeq_epi32_mask(x, min) & _mm512_cmpeq_epi32_mask(m, min);
