@@ -61,6 +61,10 @@ const MC: usize = 96;
 /// The largest `MR * NR` of any microkernel (AMX: 32 x 32).
 const MAX_TILE: usize = 1024;
 
+/// Bytes after a built block of rows, so that a kernel that reads rows in place up to a padded
+/// depth (AMX: the next multiple of 64) stays inside the buffer at its last row.
+const ROW_SLACK: usize = 64;
+
 /// One int8 weight zero point per output channel: a single value is broadcast to all `n`; any other
 /// count than 1 or `n`, or a value outside int8, is an error.
 pub(crate) fn per_channel_zero_points(zero_points: &[i32], n: usize) -> Result<Vec<i32>> {
@@ -482,9 +486,10 @@ pub(crate) trait MicroKernel {
     /// Packs `rows <= MR` rows of `a` (row stride `k`) into `dst`, zero-padding missing rows and
     /// the tail of `K`.
     fn pack_a(a: &[u8], rows: usize, k: usize, dst: &mut [Self::A]);
-    /// The `rows` rows of `a` (row stride `k`) as a packed block without copying, when they
-    /// already have the packed layout (row-major kernels with no padding to add); `None` asks
-    /// for [`Self::pack_a`].
+    /// The `rows` rows at the start of `a` (row stride `k`; `a` runs on to the end of the rows
+    /// the caller holds) as a packed block without copying, when they already have the packed
+    /// layout (row-major kernels); `None` asks for [`Self::pack_a`]. A kernel may read past the
+    /// block's last row up to its padded depth, which is why `a` is not cut after it.
     fn borrow_a(_a: &[u8], _rows: usize, _k: usize) -> Option<&[Self::A]> {
         None
     }
@@ -521,22 +526,25 @@ pub(crate) enum Rows<'a> {
 }
 
 impl Rows<'_> {
-    /// A buffer for [`Self::get`] of up to `len` bytes (empty for stored rows).
+    /// A buffer for [`Self::get`] of up to `len` bytes plus [`ROW_SLACK`] (empty for stored
+    /// rows).
     fn scratch(&self, len: usize) -> Vec<u8> {
         match self {
             Rows::Stored(_) => Vec::new(),
-            Rows::Built(_) => vec![0; len],
+            Rows::Built(_) => vec![0; len + ROW_SLACK],
         }
     }
 
-    /// Rows `r0..r0 + count`, `k` bytes each: borrowed when stored, built into `buf` otherwise.
+    /// Rows `r0..r0 + count`, `k` bytes each, followed by whatever the buffer holds after them
+    /// (later rows, or [`ROW_SLACK`] bytes of a built block): borrowed when stored, built into
+    /// `buf` otherwise. The tail lets a kernel read its padded depth in place (see
+    /// [`MicroKernel::borrow_a`]).
     fn get<'s>(&'s self, r0: usize, count: usize, k: usize, buf: &'s mut [u8]) -> &'s [u8] {
         match self {
-            Rows::Stored(a) => &a[r0 * k..(r0 + count) * k],
+            Rows::Stored(a) => &a[r0 * k..],
             Rows::Built(fill) => {
-                let dst = &mut buf[..count * k];
-                fill(r0, dst);
-                dst
+                fill(r0, &mut buf[..count * k]);
+                buf
             }
         }
     }
@@ -599,7 +607,7 @@ fn drive<K: MicroKernel, T: Send, F>(
                     let r0 = b * K::MR;
                     let nr = K::MR.min(mc - r0);
                     let src = &a_rows[r0 * k..(r0 + nr) * k];
-                    borrowed[b] = K::borrow_a(src, nr, k).is_some();
+                    borrowed[b] = K::borrow_a(&a_rows[r0 * k..], nr, k).is_some();
                     if !borrowed[b] {
                         K::pack_a(src, nr, k, slot);
                     }
@@ -612,8 +620,9 @@ fn drive<K: MicroKernel, T: Send, F>(
                 let block = |b: usize| -> &[K::A] {
                     let r0 = b * K::MR;
                     match borrowed[b] {
-                        true => K::borrow_a(&a_rows[r0 * k..(r0 + K::MR) * k], K::MR, k)
-                            .expect("borrowed when packing"),
+                        true => {
+                            K::borrow_a(&a_rows[r0 * k..], K::MR, k).expect("borrowed when packing")
+                        }
                         false => &a_pack[b * a_len..(b + 1) * a_len],
                     }
                 };

@@ -139,6 +139,10 @@ fn frame_shapes() -> Vec<(usize, usize, usize)> {
     // K a multiple of 64 (AMX) and of 4 (VNNI): full row blocks are read in place, the partial
     // last block of each 96-row chunk is packed.
     v.extend([(70, 128, 40), (100, 192, 64)]);
+    // K not a multiple of 64: AMX reads full blocks in place past each row's end (into the next
+    // row, against zero weight padding) when enough rows follow; the last block of (96, 77, 40)
+    // has too few and is packed.
+    v.extend([(96, 77, 40), (160, 288, 64)]);
     v
 }
 
