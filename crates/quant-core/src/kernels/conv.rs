@@ -243,6 +243,10 @@ pub struct DepthwiseWeights {
     /// Tap-pair weights for the AVX2 accumulation (x86 backends only).
     #[cfg(target_arch = "x86_64")]
     pairs: Option<Vec<i16>>,
+    /// Tap-quad weights for the AVX-512 VNNI accumulation of whole 64-channel blocks (VNNI and
+    /// AMX backends); the remaining 16-channel groups take the AVX2 pairs.
+    #[cfg(target_arch = "x86_64")]
+    quads: Option<Vec<i8>>,
 }
 
 impl DepthwiseWeights {
@@ -273,6 +277,9 @@ impl DepthwiseWeights {
         #[cfg(target_arch = "x86_64")]
         let pairs = (backend != Backend::Scalar)
             .then(|| super::x86::depthwise::pack_pairs(weights, kernel_h * kernel_w, channels));
+        #[cfg(target_arch = "x86_64")]
+        let quads = matches!(backend, Backend::Avx512Vnni | Backend::Amx)
+            .then(|| super::x86::depthwise::pack_quads(weights, kernel_h * kernel_w, channels));
         Ok(DepthwiseWeights {
             kernel_h,
             kernel_w,
@@ -283,6 +290,8 @@ impl DepthwiseWeights {
             backend,
             #[cfg(target_arch = "x86_64")]
             pairs,
+            #[cfg(target_arch = "x86_64")]
+            quads,
         })
     }
 
@@ -292,12 +301,21 @@ impl DepthwiseWeights {
     fn accumulate_vector(&self, src: &[&[u8]], init: &[i32], acc: &mut [i32]) -> usize {
         #[cfg(target_arch = "x86_64")]
         if let Some(pairs) = &self.pairs {
-            use super::x86::depthwise::{GROUP, accumulate_groups};
+            use super::x86::depthwise::{GROUP, QUAD_BLOCK, accumulate_groups, accumulate_quads};
+            let mut first = 0;
+            if let Some(quads) = &self.quads {
+                let blocks = self.channels / QUAD_BLOCK;
+                // SAFETY: `quads` exists only for the VNNI and AMX backends, checked available in
+                // `new` (both imply AVX-512F, BW and VNNI); it was packed for these taps and
+                // channels, and every source, `init` and `acc` hold `channels` entries.
+                unsafe { accumulate_quads(src, quads, blocks, init, acc) };
+                first = blocks * QUAD_BLOCK / GROUP;
+            }
             let groups = self.channels / GROUP;
             // SAFETY: `pairs` exists only for x86 backends, checked available in `new` (both
             // imply AVX2); it was packed for these taps and channels, and every source, `init`
             // and `acc` hold `channels` entries.
-            unsafe { accumulate_groups(src, pairs, groups, init, acc) };
+            unsafe { accumulate_groups(src, pairs, first, groups, init, acc) };
             return groups * GROUP;
         }
         0

@@ -451,6 +451,13 @@ fn depthwise_matches_direct_convolution() {
         (1, 6, 5, 40, 2, 1, true),
         (2, 7, 7, 48, 3, 2, true),
         (1, 4, 3, 32, 1, 1, false),
+        // Whole 64-channel blocks (AVX-512 VNNI tap quads), alone or followed by 16-channel
+        // groups and a tail; tap counts 9, 4, 1 and 25 (full and zero-padded quads).
+        (1, 6, 5, 64, 3, 1, true),
+        (1, 5, 5, 144, 3, 2, true),
+        (1, 4, 4, 83, 2, 1, true),
+        (1, 4, 3, 64, 1, 1, false),
+        (1, 7, 6, 65, 5, 1, true),
     ] {
         let g = ConvGeometry::new(h, w_, c, kernel, stride, same).unwrap();
         let input = rng.bytes(batch * g.in_len());
