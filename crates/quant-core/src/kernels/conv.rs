@@ -165,10 +165,32 @@ fn im2col_rows(input: &[u8], g: &ConvGeometry, za: u8, first: usize, dst: &mut [
     let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
     let k = g.kernel_h * g.kernel_w * c;
     let window_row = g.kernel_w * c;
-    for (i, row) in dst.chunks_exact_mut(k).enumerate() {
-        let pixel = first + i;
-        let (b, oy, ox) = (pixel / (oh * ow), pixel / ow % oh, pixel % ow);
+    let (mut b, mut oy, mut ox) = (first / (oh * ow), first / ow % oh, first % ow);
+    for row in dst.chunks_exact_mut(k) {
         let img = &input[b * g.in_len()..(b + 1) * g.in_len()];
+        // Interior pixels (the whole window inside the image): one copy per window row, with no
+        // per-tap bounds work.
+        let window_origin = (oy * g.stride_h)
+            .checked_sub(g.pad_top)
+            .zip((ox * g.stride_w).checked_sub(g.pad_left))
+            .filter(|&(y0, x0)| y0 + g.kernel_h <= g.in_h && x0 + g.kernel_w <= g.in_w);
+        let (pixel_oy, pixel_ox) = (oy, ox);
+        ox += 1;
+        if ox == ow {
+            ox = 0;
+            oy += 1;
+            if oy == oh {
+                oy = 0;
+                b += 1;
+            }
+        }
+        if let Some((y0, x0)) = window_origin {
+            for (ky, seg) in row.chunks_exact_mut(window_row).enumerate() {
+                seg.copy_from_slice(&img[((y0 + ky) * g.in_w + x0) * c..][..window_row]);
+            }
+            continue;
+        }
+        let (oy, ox) = (pixel_oy, pixel_ox);
         // Window columns inside the image: kx in kx0..kx1, a contiguous range.
         let inside = |kx: &usize| ConvGeometry::tap(ox, *kx, g.stride_w, g.pad_left, g.in_w);
         let kx0 = (0..g.kernel_w).find(|kx| inside(kx).is_some());
