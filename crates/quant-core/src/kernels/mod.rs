@@ -486,14 +486,22 @@ pub(crate) trait MicroKernel {
     /// Packs `rows <= MR` rows of `a` (row stride `k`) into `dst`, zero-padding missing rows and
     /// the tail of `K`.
     fn pack_a(a: &[u8], rows: usize, k: usize, dst: &mut [Self::A]);
+    /// Row stride of a block made by [`Self::pack_a`] (row-major kernels; the interleaved
+    /// ones ignore strides).
+    fn a_stride(k: usize) -> usize {
+        k
+    }
     /// The `rows` rows at the start of `a` (row stride `k`; `a` runs on to the end of the rows
-    /// the caller holds) as a packed block without copying, when they already have the packed
-    /// layout (row-major kernels); `None` asks for [`Self::pack_a`]. A kernel may read past the
-    /// block's last row up to its padded depth, which is why `a` is not cut after it.
-    fn borrow_a(_a: &[u8], _rows: usize, _k: usize) -> Option<&[Self::A]> {
+    /// the caller holds) as a block to multiply in place with `panels` weight panels, when a
+    /// row-major kernel can read them so (at stride `k`) and that beats packing them; `None` asks
+    /// for [`Self::pack_a`]. A kernel may read past the block's last row up to its padded depth,
+    /// which is why `a` is not cut after it.
+    fn borrow_a(_a: &[u8], _rows: usize, _k: usize, _panels: usize) -> Option<&[Self::A]> {
         None
     }
-    /// Computes the raw tile `c[r * ldc + j] = sum_k a[r,k] * w[k,j]` for `r < MR`, `j < NR`.
+    /// Computes the raw tile `c[r * ldc + j] = sum_k a[r,k] * w[k,j]` for `r < MR`, `j < NR`;
+    /// `lda` is the row stride of `a` (`k` for a borrowed block, [`Self::a_stride`] for a packed
+    /// one).
     /// The row stride `ldc` lets a full tile land straight in the rows of accumulators that the
     /// epilogue reads, instead of going through a scratch tile and a copy.
     ///
@@ -501,7 +509,7 @@ pub(crate) trait MicroKernel {
     /// The CPU must support the kernel's instruction set and the call must run inside
     /// [`Self::with_tiles`]; `a`/`b` must have the lengths given by [`Self::a_block_len`] /
     /// [`Self::b_panel_len`], `ldc >= NR` and `c` at least `(MR - 1) * ldc + NR` elements.
-    unsafe fn tile(a: &[Self::A], b: &[Self::B], k: usize, c: &mut [i32], ldc: usize);
+    unsafe fn tile(a: &[Self::A], lda: usize, b: &[Self::B], k: usize, c: &mut [i32], ldc: usize);
     /// Runs `f`, which makes the [`Self::tile`] calls of one block of work, with the per-thread
     /// state the kernel needs set up around it. AMX loads its tile configuration here, once per
     /// thread and GEMM call: loading and releasing it around every tile cost a fifth of the
@@ -589,7 +597,12 @@ fn drive<K: MicroKernel, T: Send, F>(
         let rows = out_chunk.len() / n;
         let blocks_per_mc = MC / K::MR;
         let a_len = K::a_block_len(k);
-        let mut a_pack = vec![K::A::default(); a_len * blocks_per_mc];
+        // Packed blocks start on a 64-byte boundary (tile loads of rows that straddle cache lines
+        // run at half speed; see `x86::amx`); AMX blocks are whole multiples of 64 bytes, so each
+        // of them starts on one too.
+        let mut a_store = vec![K::A::default(); a_len * blocks_per_mc + 64];
+        let start = a_store.as_ptr().align_offset(64);
+        let a_pack = &mut a_store[start..start + a_len * blocks_per_mc];
         let mut row_sums = [0i32; MC];
         let mut tile = [0i32; MAX_TILE];
         let mut raw = vec![0i32; MC.min(rows) * n];
@@ -607,7 +620,7 @@ fn drive<K: MicroKernel, T: Send, F>(
                     let r0 = b * K::MR;
                     let nr = K::MR.min(mc - r0);
                     let src = &a_rows[r0 * k..(r0 + nr) * k];
-                    borrowed[b] = K::borrow_a(&a_rows[r0 * k..], nr, k).is_some();
+                    borrowed[b] = K::borrow_a(&a_rows[r0 * k..], nr, k, n_panels).is_some();
                     if !borrowed[b] {
                         K::pack_a(src, nr, k, slot);
                     }
@@ -620,12 +633,12 @@ fn drive<K: MicroKernel, T: Send, F>(
                 let block = |b: usize| -> &[K::A] {
                     let r0 = b * K::MR;
                     match borrowed[b] {
-                        true => {
-                            K::borrow_a(&a_rows[r0 * k..], K::MR, k).expect("borrowed when packing")
-                        }
+                        true => K::borrow_a(&a_rows[r0 * k..], K::MR, k, n_panels)
+                            .expect("borrowed when packing"),
                         false => &a_pack[b * a_len..(b + 1) * a_len],
                     }
                 };
+                let lda = |b: usize| if borrowed[b] { k } else { K::a_stride(k) };
                 clock.lap(profile::Phase::Pack);
                 for p in 0..n_panels {
                     let c0 = p * K::NR;
@@ -637,9 +650,11 @@ fn drive<K: MicroKernel, T: Send, F>(
                         // lengths the kernel documents (a full tile ends inside `raw`: row
                         // `r0 + MR - 1 < mc`, columns `c0 + NR <= n`).
                         if nc == K::NR && r0 + K::MR <= mc {
-                            unsafe { K::tile(block(b), panel, k, &mut raw[r0 * n + c0..], n) };
+                            unsafe {
+                                K::tile(block(b), lda(b), panel, k, &mut raw[r0 * n + c0..], n)
+                            };
                         } else {
-                            unsafe { K::tile(block(b), panel, k, &mut tile, K::NR) };
+                            unsafe { K::tile(block(b), lda(b), panel, k, &mut tile, K::NR) };
                             for r in 0..K::MR.min(mc - r0) {
                                 raw[(r0 + r) * n + c0..][..nc]
                                     .copy_from_slice(&tile[r * K::NR..][..nc]);

@@ -51,7 +51,7 @@ impl MicroKernel for Kernel {
         }
     }
 
-    unsafe fn tile(a: &[u8], b: &[i8], k: usize, c: &mut [i32], ldc: usize) {
+    unsafe fn tile(a: &[u8], _lda: usize, b: &[i8], k: usize, c: &mut [i32], ldc: usize) {
         let mut acc = [[0i32; NR]; MR];
         for kk in 0..k {
             let bk = &b[kk * NR..(kk + 1) * NR];

@@ -139,9 +139,7 @@ fn frame_shapes() -> Vec<(usize, usize, usize)> {
     // K a multiple of 64 (AMX) and of 4 (VNNI): full row blocks are read in place, the partial
     // last block of each 96-row chunk is packed.
     v.extend([(70, 128, 40), (100, 192, 64)]);
-    // K not a multiple of 64: AMX reads full blocks in place past each row's end (into the next
-    // row, against zero weight padding) when enough rows follow; the last block of (96, 77, 40)
-    // has too few and is packed.
+    // K not a multiple of 64 (AMX and VNNI pad every block), over several row blocks.
     v.extend([(96, 77, 40), (160, 288, 64)]);
     v
 }
@@ -161,6 +159,28 @@ fn gemm_i32_matches_naive_on_every_backend() {
                 let got: Vec<i64> = got.iter().map(|&v| i64::from(v)).collect();
                 assert_eq!(got, want, "{backend:?} {m}x{k}x{n} symmetric={symmetric}");
             }
+        }
+    }
+}
+
+#[test]
+fn gemm_is_exact_at_every_row_alignment() {
+    // AMX reads 64-byte aligned rows in place and packs the others: both at each offset.
+    let mut rng = Lcg(9);
+    let (m, k, n) = (70, 128, 40);
+    let c = random_case(&mut rng, m, k, n, false);
+    let want = naive_acc(&c.a, m, k, &c.w, n, c.za, &c.zw, &[]);
+    let mut store = vec![0u8; m * k + 128];
+    let base = store.as_ptr().align_offset(64);
+    for offset in [0, 1, 16, 32] {
+        let a = &mut store[base + offset..base + offset + m * k];
+        a.copy_from_slice(&c.a);
+        for backend in Backend::available() {
+            let p = PackedWeights::new(&c.w, k, n, &c.zw, backend).unwrap();
+            let mut got = vec![0i32; m * n];
+            gemm_i32(a, m, c.za, &p, &[], &mut got).unwrap();
+            let got: Vec<i64> = got.iter().map(|&v| i64::from(v)).collect();
+            assert_eq!(got, want, "{backend:?} row offset {offset}");
         }
     }
 }
@@ -222,11 +242,11 @@ impl MicroKernel for VnniLanes {
         x86::avx512_vnni::Kernel::pack_a(a, rows, k, dst)
     }
 
-    fn borrow_a(a: &[u8], rows: usize, k: usize) -> Option<&[u8]> {
-        x86::avx512_vnni::Kernel::borrow_a(a, rows, k)
+    fn borrow_a(a: &[u8], rows: usize, k: usize, _panels: usize) -> Option<&[u8]> {
+        x86::avx512_vnni::Kernel::borrow_a(a, rows, k, 0)
     }
 
-    unsafe fn tile(a: &[u8], b: &[i8], k: usize, tile: &mut [i32], ldc: usize) {
+    unsafe fn tile(a: &[u8], _lda: usize, b: &[i8], k: usize, tile: &mut [i32], ldc: usize) {
         const ZMM_LANES: usize = 16;
         let (mr, nr, kq) = (Self::MR, Self::NR, k.div_ceil(4));
         let mut c = vec![0i32; mr * nr];

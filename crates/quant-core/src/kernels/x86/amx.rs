@@ -9,13 +9,16 @@
 //! Layout: the weight panels are the VNNI ones ([`super::avx512_vnni`]: 32 columns, each K quad
 //! `q` holding `[w[4q..4q+4, j]]`, 128 bytes) with `K` padded to a multiple of 64, so K block `kb`
 //! of a panel is two B tiles (16 quad rows x 64 bytes, row stride 128) at `kb * 2048` and
-//! `kb * 2048 + 64`. Activations are blocks of 32 rows, row-major at the caller's row length `K`,
-//! so K block `kb` is two A tiles (rows 0-15 and 16-31, 64 bytes each at byte `64 * kb` of each
-//! row, row stride `K`). When `K` is not a multiple of 64, the last block of a row reads on into
-//! the next row (or into zero padding after the last row): those bytes meet the zero rows that pad
-//! the weight panels to whole K blocks, so they add nothing, and the caller's rows are multiplied
-//! in place whenever enough of its buffer follows the block. Copying the rows to a padded stride
-//! cost 10-20 % of the calls with `K` = 288 or 784 on a Sapphire Rapids class Xeon.
+//! `kb * 2048 + 64`. Activations are blocks of 32 rows, row-major, so K block `kb` is two A tiles
+//! (rows 0-15 and 16-31, 64 bytes each at byte `64 * kb` of each row). A packed block has its rows
+//! padded to a multiple of 64 and starts on a cache line, so every tile row is one line. The
+//! caller's rows are read in place instead (row stride `K`) when they have that form already,
+//! or when the block meets at most two weight panels: then the copy costs more than the split
+//! lines it saves (on a Sapphire Rapids class Xeon, rows 16 bytes off the line boundary made the
+//! tile loads of a 1024^3 GEMM 1.8 times slower, but packing cost a fifth of a 3136 x 288 x 64
+//! GEMM). When `K` is not a multiple of 64, the last K block of a row read in place runs on into
+//! the next row (or past the last one, inside the caller's buffer): those bytes meet the zero
+//! rows that pad the weight panels to whole K blocks, so they add nothing.
 //!
 //! Tile registers: tmm0-3 accumulate the four 16 x 16 quarters of the 32 x 32 tile, tmm4-5 hold
 //! the A tiles and tmm6-7 the B tiles, all configured as 16 rows of 64 bytes. The configuration
@@ -85,10 +88,10 @@ fn padded_k(k: usize) -> usize {
     k.div_ceil(KB) * KB
 }
 
-/// Bytes of an activation block that a tile reads: 32 rows at stride `k`, the last one read up to
-/// the padded depth.
-fn block_reach(k: usize) -> usize {
-    (MR - 1) * k + padded_k(k)
+/// Bytes of an activation block that a tile reads: 32 rows at stride `lda`, the last one read up
+/// to the padded depth.
+fn block_reach(k: usize, lda: usize) -> usize {
+    (MR - 1) * lda + padded_k(k)
 }
 
 /// Packs a row-major int8 `K x N` matrix into quad-interleaved panels padded to whole K blocks.
@@ -116,7 +119,11 @@ impl MicroKernel for Kernel {
     type B = i8;
 
     fn a_block_len(k: usize) -> usize {
-        block_reach(k)
+        padded_k(k) * MR
+    }
+
+    fn a_stride(k: usize) -> usize {
+        padded_k(k)
     }
 
     fn b_panel_len(k: usize) -> usize {
@@ -124,23 +131,29 @@ impl MicroKernel for Kernel {
     }
 
     fn pack_a(a: &[u8], rows: usize, k: usize, dst: &mut [u8]) {
-        let (head, tail) = dst[..block_reach(k)].split_at_mut(rows * k);
-        head.copy_from_slice(&a[..rows * k]);
-        tail.fill(0);
+        for (r, dst_row) in dst.chunks_exact_mut(padded_k(k)).take(MR).enumerate() {
+            let (head, pad) = dst_row.split_at_mut(k);
+            if r < rows {
+                head.copy_from_slice(&a[r * k..(r + 1) * k]);
+            } else {
+                head.fill(0);
+            }
+            pad.fill(0);
+        }
     }
 
-    fn borrow_a(a: &[u8], rows: usize, k: usize) -> Option<&[u8]> {
-        (rows == MR && a.len() >= block_reach(k)).then_some(a)
+    fn borrow_a(a: &[u8], rows: usize, k: usize, panels: usize) -> Option<&[u8]> {
+        let lines = k.is_multiple_of(KB) && a.as_ptr().addr().is_multiple_of(64);
+        (rows == MR && a.len() >= block_reach(k, k) && (lines || panels <= 2)).then_some(a)
     }
 
-    unsafe fn tile(a: &[u8], b: &[i8], k: usize, c: &mut [i32], ldc: usize) {
-        let lda = k;
+    unsafe fn tile(a: &[u8], lda: usize, b: &[i8], k: usize, c: &mut [i32], ldc: usize) {
         let steps = padded_k(k) / KB;
-        assert!(a.len() >= block_reach(k) && b.len() >= padded_k(k) * NR);
+        assert!(lda >= k && a.len() >= block_reach(k, lda) && b.len() >= padded_k(k) * NR);
         assert!(ldc >= NR && c.len() >= (MR - 1) * ldc + NR);
         // SAFETY: the caller guarantees AMX and a configuration loaded by `with_tiles`. Tile
-        // loads read 16 rows of 64 bytes: A rows `0..32` at stride `k` up to byte
-        // `31 * k + padded_k(k)` (`block_reach`), and B quad rows at stride 128 of each K block,
+        // loads read 16 rows of 64 bytes: A rows `0..32` at stride `lda` up to byte
+        // `31 * lda + padded_k(k)` (`block_reach`), and B quad rows at stride 128 of each K block,
         // all inside the asserted lengths; the stores write 16 rows
         // of 64 bytes at stride `4 * ldc` from rows 0 and 16, columns 0 and 16, inside `c`.
         unsafe {

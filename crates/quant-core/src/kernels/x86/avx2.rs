@@ -76,7 +76,7 @@ impl MicroKernel for Kernel {
         }
     }
 
-    unsafe fn tile(a: &[i16], b: &[i16], k: usize, c: &mut [i32], ldc: usize) {
+    unsafe fn tile(a: &[i16], _lda: usize, b: &[i16], k: usize, c: &mut [i32], ldc: usize) {
         // SAFETY: forwarded contract (AVX2 present, slice lengths as documented).
         unsafe { tile_avx2(a, b, k, c, ldc) }
     }

@@ -72,11 +72,11 @@ impl MicroKernel for Kernel {
         }
     }
 
-    fn borrow_a(a: &[u8], rows: usize, k: usize) -> Option<&[u8]> {
+    fn borrow_a(a: &[u8], rows: usize, k: usize, _panels: usize) -> Option<&[u8]> {
         (rows == MR && k.is_multiple_of(4)).then_some(a)
     }
 
-    unsafe fn tile(a: &[u8], b: &[i8], k: usize, c: &mut [i32], ldc: usize) {
+    unsafe fn tile(a: &[u8], _lda: usize, b: &[i8], k: usize, c: &mut [i32], ldc: usize) {
         // SAFETY: forwarded contract (AVX-512F + VNNI present, slice lengths as documented).
         unsafe { tile_vnni(a, b, k, c, ldc) }
     }
