@@ -499,16 +499,16 @@ pub(crate) trait MicroKernel {
     fn borrow_a(_a: &[u8], _rows: usize, _k: usize, _panels: usize) -> Option<&[Self::A]> {
         None
     }
-    /// Computes the raw tile `c[r * ldc + j] = sum_k a[r,k] * w[k,j]` for `r < MR`, `j < NR`;
-    /// `lda` is the row stride of `a` (`k` for a borrowed block, [`Self::a_stride`] for a packed
-    /// one).
-    /// The row stride `ldc` lets a full tile land straight in the rows of accumulators that the
-    /// epilogue reads, instead of going through a scratch tile and a copy.
+    /// Computes the raw tile `c[r * ldc + j] = sum_k a[r,k] * w[k,j]` for `r < MR`, `j < NR`.
+    /// `lda` is the row stride of `a`: `k` for a borrowed block, [`Self::a_stride`] for a packed
+    /// one. The row stride `ldc` lets a full tile land straight in the rows of accumulators that
+    /// the epilogue reads, instead of going through a scratch tile and a copy.
     ///
     /// # Safety
     /// The CPU must support the kernel's instruction set and the call must run inside
-    /// [`Self::with_tiles`]; `a`/`b` must have the lengths given by [`Self::a_block_len`] /
-    /// [`Self::b_panel_len`], `ldc >= NR` and `c` at least `(MR - 1) * ldc + NR` elements.
+    /// [`Self::with_tiles`]; `a` must be a block from [`Self::pack_a`] or [`Self::borrow_a`]
+    /// (the kernels assert the lengths they read), `b` a panel of [`Self::b_panel_len`],
+    /// `ldc >= NR` and `c` at least `(MR - 1) * ldc + NR` elements.
     unsafe fn tile(a: &[Self::A], lda: usize, b: &[Self::B], k: usize, c: &mut [i32], ldc: usize);
     /// Runs `f`, which makes the [`Self::tile`] calls of one block of work, with the per-thread
     /// state the kernel needs set up around it. AMX loads its tile configuration here, once per
