@@ -165,10 +165,32 @@ fn im2col_rows(input: &[u8], g: &ConvGeometry, za: u8, first: usize, dst: &mut [
     let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
     let k = g.kernel_h * g.kernel_w * c;
     let window_row = g.kernel_w * c;
-    for (i, row) in dst.chunks_exact_mut(k).enumerate() {
-        let pixel = first + i;
-        let (b, oy, ox) = (pixel / (oh * ow), pixel / ow % oh, pixel % ow);
+    let (mut b, mut oy, mut ox) = (first / (oh * ow), first / ow % oh, first % ow);
+    for row in dst.chunks_exact_mut(k) {
         let img = &input[b * g.in_len()..(b + 1) * g.in_len()];
+        // Interior pixels (the whole window inside the image): one copy per window row, with no
+        // per-tap bounds work.
+        let window_origin = (oy * g.stride_h)
+            .checked_sub(g.pad_top)
+            .zip((ox * g.stride_w).checked_sub(g.pad_left))
+            .filter(|&(y0, x0)| y0 + g.kernel_h <= g.in_h && x0 + g.kernel_w <= g.in_w);
+        let (pixel_oy, pixel_ox) = (oy, ox);
+        ox += 1;
+        if ox == ow {
+            ox = 0;
+            oy += 1;
+            if oy == oh {
+                oy = 0;
+                b += 1;
+            }
+        }
+        if let Some((y0, x0)) = window_origin {
+            for (ky, seg) in row.chunks_exact_mut(window_row).enumerate() {
+                seg.copy_from_slice(&img[((y0 + ky) * g.in_w + x0) * c..][..window_row]);
+            }
+            continue;
+        }
+        let (oy, ox) = (pixel_oy, pixel_ox);
         // Window columns inside the image: kx in kx0..kx1, a contiguous range.
         let inside = |kx: &usize| ConvGeometry::tap(ox, *kx, g.stride_w, g.pad_left, g.in_w);
         let kx0 = (0..g.kernel_w).find(|kx| inside(kx).is_some());
@@ -243,6 +265,10 @@ pub struct DepthwiseWeights {
     /// Tap-pair weights for the AVX2 accumulation (x86 backends only).
     #[cfg(target_arch = "x86_64")]
     pairs: Option<Vec<i16>>,
+    /// Tap-quad weights for the AVX-512 VNNI accumulation of whole 64-channel blocks (VNNI and
+    /// AMX backends); the remaining 16-channel groups take the AVX2 pairs.
+    #[cfg(target_arch = "x86_64")]
+    quads: Option<Vec<i8>>,
 }
 
 impl DepthwiseWeights {
@@ -273,6 +299,9 @@ impl DepthwiseWeights {
         #[cfg(target_arch = "x86_64")]
         let pairs = (backend != Backend::Scalar)
             .then(|| super::x86::depthwise::pack_pairs(weights, kernel_h * kernel_w, channels));
+        #[cfg(target_arch = "x86_64")]
+        let quads = matches!(backend, Backend::Avx512Vnni | Backend::Amx)
+            .then(|| super::x86::depthwise::pack_quads(weights, kernel_h * kernel_w, channels));
         Ok(DepthwiseWeights {
             kernel_h,
             kernel_w,
@@ -283,6 +312,8 @@ impl DepthwiseWeights {
             backend,
             #[cfg(target_arch = "x86_64")]
             pairs,
+            #[cfg(target_arch = "x86_64")]
+            quads,
         })
     }
 
@@ -292,12 +323,21 @@ impl DepthwiseWeights {
     fn accumulate_vector(&self, src: &[&[u8]], init: &[i32], acc: &mut [i32]) -> usize {
         #[cfg(target_arch = "x86_64")]
         if let Some(pairs) = &self.pairs {
-            use super::x86::depthwise::{GROUP, accumulate_groups};
+            use super::x86::depthwise::{GROUP, QUAD_BLOCK, accumulate_groups, accumulate_quads};
+            let mut first = 0;
+            if let Some(quads) = &self.quads {
+                let blocks = self.channels / QUAD_BLOCK;
+                // SAFETY: `quads` exists only for the VNNI and AMX backends, checked available in
+                // `new` (both imply AVX-512F, BW and VNNI); it was packed for these taps and
+                // channels, and every source, `init` and `acc` hold `channels` entries.
+                unsafe { accumulate_quads(src, quads, blocks, init, acc) };
+                first = blocks * QUAD_BLOCK / GROUP;
+            }
             let groups = self.channels / GROUP;
             // SAFETY: `pairs` exists only for x86 backends, checked available in `new` (both
             // imply AVX2); it was packed for these taps and channels, and every source, `init`
             // and `acc` hold `channels` entries.
-            unsafe { accumulate_groups(src, pairs, groups, init, acc) };
+            unsafe { accumulate_groups(src, pairs, first, groups, init, acc) };
             return groups * GROUP;
         }
         0
@@ -375,7 +415,7 @@ fn depthwise_row<'a>(
     }
     clock.lap(profile::Phase::Tile);
     for (acc, dst) in acc.chunks_exact(c).zip(dst.chunks_exact_mut(c)) {
-        stage.requantize_into(acc, dst);
+        stage.requantize_into(acc, None, dst);
     }
     clock.lap(profile::Phase::Epilogue);
 }

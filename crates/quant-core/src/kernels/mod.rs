@@ -61,6 +61,10 @@ const MC: usize = 96;
 /// The largest `MR * NR` of any microkernel (AMX: 32 x 32).
 const MAX_TILE: usize = 1024;
 
+/// Bytes after a built block of rows, so that a kernel that reads rows in place up to a padded
+/// depth (AMX: the next multiple of 64) stays inside the buffer at its last row.
+const ROW_SLACK: usize = 64;
+
 /// One int8 weight zero point per output channel: a single value is broadcast to all `n`; any other
 /// count than 1 or `n`, or a value outside int8, is an error.
 pub(crate) fn per_channel_zero_points(zero_points: &[i32], n: usize) -> Result<Vec<i32>> {
@@ -311,9 +315,11 @@ impl<'a> StageTables<'a> {
         }
     }
 
-    /// Requantizes accumulators (bias included) of channels `0..acc.len()` into `dst`.
+    /// Requantizes accumulators of channels `0..acc.len()` into `dst`, after adding `offset`
+    /// (wrapping) when given: the driver passes its per-column bias and zero-point terms here, so
+    /// they cost no pass of their own over the int32 rows.
     #[inline]
-    pub(crate) fn requantize_into(&self, acc: &[i32], dst: &mut [u8]) {
+    pub(crate) fn requantize_into(&self, acc: &[i32], offset: Option<&[i32]>, dst: &mut [u8]) {
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
         if self.vector {
@@ -331,6 +337,7 @@ impl<'a> StageTables<'a> {
                 if matches!(self.backend, Backend::Avx512Vnni | Backend::Amx) {
                     x86::avx512_vnni::requantize_row(
                         acc,
+                        offset,
                         args.0,
                         args.1,
                         args.2,
@@ -344,6 +351,7 @@ impl<'a> StageTables<'a> {
                 } else {
                     x86::avx2::requantize_row(
                         acc,
+                        offset,
                         args.0,
                         args.1,
                         args.2,
@@ -358,7 +366,8 @@ impl<'a> StageTables<'a> {
             };
         }
         for j in done..acc.len() {
-            dst[j] = self.stage.requantize(acc[j], j);
+            let v = offset.map_or(acc[j], |o| acc[j].wrapping_add(o[j]));
+            dst[j] = self.stage.requantize(v, j);
         }
     }
 }
@@ -477,18 +486,40 @@ pub(crate) trait MicroKernel {
     /// Packs `rows <= MR` rows of `a` (row stride `k`) into `dst`, zero-padding missing rows and
     /// the tail of `K`.
     fn pack_a(a: &[u8], rows: usize, k: usize, dst: &mut [Self::A]);
-    /// The `rows` rows of `a` (row stride `k`) as a packed block without copying, when they
-    /// already have the packed layout (row-major kernels with no padding to add); `None` asks
-    /// for [`Self::pack_a`].
-    fn borrow_a(_a: &[u8], _rows: usize, _k: usize) -> Option<&[Self::A]> {
+    /// Row stride of a block made by [`Self::pack_a`] (row-major kernels; the interleaved
+    /// ones ignore strides).
+    fn a_stride(k: usize) -> usize {
+        k
+    }
+    /// The `rows` rows at the start of `a` (row stride `k`; `a` runs on to the end of the rows
+    /// the caller holds) as a block to multiply in place with `panels` weight panels, when a
+    /// row-major kernel can read them so (at stride `k`) and that beats packing them; `None` asks
+    /// for [`Self::pack_a`]. A kernel may read past the block's last row up to its padded depth,
+    /// which is why `a` is not cut after it.
+    fn borrow_a(_a: &[u8], _rows: usize, _k: usize, _panels: usize) -> Option<&[Self::A]> {
         None
     }
-    /// Computes the raw tile `tile[r * NR + j] = sum_k a[r,k] * w[k,j]`.
+    /// Computes the raw tile `c[r * ldc + j] = sum_k a[r,k] * w[k,j]` for `r < MR`, `j < NR`.
+    /// `lda` is the row stride of `a`: `k` for a borrowed block, [`Self::a_stride`] for a packed
+    /// one. The row stride `ldc` lets a full tile land straight in the rows of accumulators that
+    /// the epilogue reads, instead of going through a scratch tile and a copy.
     ///
     /// # Safety
-    /// The CPU must support the kernel's instruction set; `a`/`b` must have the lengths
-    /// given by [`Self::a_block_len`] / [`Self::b_panel_len`] and `tile` at least `MR * NR`.
-    unsafe fn tile(a: &[Self::A], b: &[Self::B], k: usize, tile: &mut [i32]);
+    /// The CPU must support the kernel's instruction set and the call must run inside
+    /// [`Self::with_tiles`]; `a` must be a block from [`Self::pack_a`] or [`Self::borrow_a`]
+    /// (the kernels assert the lengths they read), `b` a panel of [`Self::b_panel_len`],
+    /// `ldc >= NR` and `c` at least `(MR - 1) * ldc + NR` elements.
+    unsafe fn tile(a: &[Self::A], lda: usize, b: &[Self::B], k: usize, c: &mut [i32], ldc: usize);
+    /// Runs `f`, which makes the [`Self::tile`] calls of one block of work, with the per-thread
+    /// state the kernel needs set up around it. AMX loads its tile configuration here, once per
+    /// thread and GEMM call: loading and releasing it around every tile cost a fifth of the
+    /// time at `K = 288`.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's instruction set.
+    unsafe fn with_tiles<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
 }
 
 /// The activation matrix `A` (`M x K` uint8) of a GEMM: stored row-major, or built a block of
@@ -503,29 +534,34 @@ pub(crate) enum Rows<'a> {
 }
 
 impl Rows<'_> {
-    /// A buffer for [`Self::get`] of up to `len` bytes (empty for stored rows).
+    /// A buffer for [`Self::get`] of up to `len` bytes plus [`ROW_SLACK`] (empty for stored
+    /// rows).
     fn scratch(&self, len: usize) -> Vec<u8> {
         match self {
             Rows::Stored(_) => Vec::new(),
-            Rows::Built(_) => vec![0; len],
+            Rows::Built(_) => vec![0; len + ROW_SLACK],
         }
     }
 
-    /// Rows `r0..r0 + count`, `k` bytes each: borrowed when stored, built into `buf` otherwise.
+    /// Rows `r0..r0 + count`, `k` bytes each, followed by whatever the buffer holds after them
+    /// (later rows, or [`ROW_SLACK`] bytes of a built block): borrowed when stored, built into
+    /// `buf` otherwise. The tail lets a kernel read its padded depth in place (see
+    /// [`MicroKernel::borrow_a`]).
     fn get<'s>(&'s self, r0: usize, count: usize, k: usize, buf: &'s mut [u8]) -> &'s [u8] {
         match self {
-            Rows::Stored(a) => &a[r0 * k..(r0 + count) * k],
+            Rows::Stored(a) => &a[r0 * k..],
             Rows::Built(fill) => {
-                let dst = &mut buf[..count * k];
-                fill(r0, dst);
-                dst
+                fill(r0, &mut buf[..count * k]);
+                buf
             }
         }
     }
 }
 
 /// Computes `out = epilogue(A x W + zero-point corrections + bias)` for the `M x K` rows `a`,
-/// calling `epilogue(acc, out_row)` on each full row of corrected int32 accumulators.
+/// calling `epilogue(acc, offset, out_row)` on each full row: `acc` holds the raw products less the
+/// row-sum term, and the epilogue adds the per-column `offset` (bias and the `Za` terms) itself,
+/// in the same pass as its requantization.
 #[allow(clippy::too_many_arguments)]
 fn drive<K: MicroKernel, T: Send, F>(
     a: &Rows,
@@ -537,7 +573,7 @@ fn drive<K: MicroKernel, T: Send, F>(
     out: &mut [T],
     epilogue: &F,
 ) where
-    F: Fn(&[i32], &mut [T]) + Sync,
+    F: Fn(&[i32], &[i32], &mut [T]) + Sync,
 {
     let (k, n) = (w.k, w.n);
     // Column offsets folded once: bias - Za*colsum + K*Za*Zw (wrapping: exact when the final
@@ -561,72 +597,87 @@ fn drive<K: MicroKernel, T: Send, F>(
         let rows = out_chunk.len() / n;
         let blocks_per_mc = MC / K::MR;
         let a_len = K::a_block_len(k);
-        let mut a_pack = vec![K::A::default(); a_len * blocks_per_mc];
+        // Packed blocks start on a 64-byte boundary (tile loads of rows that straddle cache lines
+        // run at half speed; see `x86::amx`); AMX blocks are whole multiples of 64 bytes, so each
+        // of them starts on one too.
+        let mut a_store = vec![K::A::default(); a_len * blocks_per_mc + 64];
+        let start = a_store.as_ptr().align_offset(64);
+        let a_pack = &mut a_store[start..start + a_len * blocks_per_mc];
         let mut row_sums = [0i32; MC];
         let mut tile = [0i32; MAX_TILE];
         let mut raw = vec![0i32; MC.min(rows) * n];
         let mut built = a.scratch(MC.min(rows) * k);
         let mut clock = profile::Clock::start();
-        for mc0 in (0..rows).step_by(MC) {
-            let mc = MC.min(rows - mc0);
-            let blocks = mc.div_ceil(K::MR);
-            let a_rows = a.get(first_row + mc0, mc, k, &mut built);
-            // Each block is borrowed from the rows when the kernel can read them in place,
-            // packed into its slot of `a_pack` otherwise.
-            let mut borrowed = [false; MC];
-            for (b, slot) in a_pack.chunks_exact_mut(a_len).take(blocks).enumerate() {
-                let r0 = b * K::MR;
-                let nr = K::MR.min(mc - r0);
-                let src = &a_rows[r0 * k..(r0 + nr) * k];
-                borrowed[b] = K::borrow_a(src, nr, k).is_some();
-                if !borrowed[b] {
-                    K::pack_a(src, nr, k, slot);
-                }
-                if need_row_sums {
-                    for (r, row) in src.chunks_exact(k).enumerate() {
-                        row_sums[r0 + r] = row.iter().map(|&v| i32::from(v)).sum();
-                    }
-                }
-            }
-            let block = |b: usize| -> &[K::A] {
-                let r0 = b * K::MR;
-                match borrowed[b] {
-                    true => K::borrow_a(&a_rows[r0 * k..(r0 + K::MR) * k], K::MR, k)
-                        .expect("borrowed when packing"),
-                    false => &a_pack[b * a_len..(b + 1) * a_len],
-                }
-            };
-            clock.lap(profile::Phase::Pack);
-            for p in 0..n_panels {
-                let c0 = p * K::NR;
-                let nc = K::NR.min(n - c0);
-                let panel = &panels[p * panel_len..(p + 1) * panel_len];
-                for b in 0..blocks {
-                    // SAFETY: the backend was checked available when `w` was packed, and the
-                    // slices have the lengths the kernel documents.
-                    unsafe { K::tile(block(b), panel, k, &mut tile) };
+        let work = || {
+            for mc0 in (0..rows).step_by(MC) {
+                let mc = MC.min(rows - mc0);
+                let blocks = mc.div_ceil(K::MR);
+                let a_rows = a.get(first_row + mc0, mc, k, &mut built);
+                // Each block is borrowed from the rows when the kernel can read them in place,
+                // packed into its slot of `a_pack` otherwise.
+                let mut borrowed = [false; MC];
+                for (b, slot) in a_pack.chunks_exact_mut(a_len).take(blocks).enumerate() {
                     let r0 = b * K::MR;
-                    for r in 0..K::MR.min(mc - r0) {
-                        raw[(r0 + r) * n + c0..][..nc].copy_from_slice(&tile[r * K::NR..][..nc]);
+                    let nr = K::MR.min(mc - r0);
+                    let src = &a_rows[r0 * k..(r0 + nr) * k];
+                    borrowed[b] = K::borrow_a(&a_rows[r0 * k..], nr, k, n_panels).is_some();
+                    if !borrowed[b] {
+                        K::pack_a(src, nr, k, slot);
+                    }
+                    if need_row_sums {
+                        for (r, row) in src.chunks_exact(k).enumerate() {
+                            row_sums[r0 + r] = row.iter().map(|&v| i32::from(v)).sum();
+                        }
                     }
                 }
-            }
-            clock.lap(profile::Phase::Tile);
-            for (r, acc) in raw.chunks_exact_mut(n).take(mc).enumerate() {
-                for (v, &off) in acc.iter_mut().zip(&col_offset) {
-                    *v = v.wrapping_add(off);
-                }
-                if need_row_sums {
-                    let rs = row_sums[r];
-                    for (v, &z) in acc.iter_mut().zip(&w.zero_points) {
-                        *v = v.wrapping_sub(z.wrapping_mul(rs));
+                let block = |b: usize| -> &[K::A] {
+                    let r0 = b * K::MR;
+                    match borrowed[b] {
+                        true => K::borrow_a(&a_rows[r0 * k..], K::MR, k, n_panels)
+                            .expect("borrowed when packing"),
+                        false => &a_pack[b * a_len..(b + 1) * a_len],
+                    }
+                };
+                let lda = |b: usize| if borrowed[b] { k } else { K::a_stride(k) };
+                clock.lap(profile::Phase::Pack);
+                for p in 0..n_panels {
+                    let c0 = p * K::NR;
+                    let nc = K::NR.min(n - c0);
+                    let panel = &panels[p * panel_len..(p + 1) * panel_len];
+                    for b in 0..blocks {
+                        let r0 = b * K::MR;
+                        // SAFETY: inside `with_tiles` of an available backend; the slices have the
+                        // lengths the kernel documents (a full tile ends inside `raw`: row
+                        // `r0 + MR - 1 < mc`, columns `c0 + NR <= n`).
+                        if nc == K::NR && r0 + K::MR <= mc {
+                            unsafe {
+                                K::tile(block(b), lda(b), panel, k, &mut raw[r0 * n + c0..], n)
+                            };
+                        } else {
+                            unsafe { K::tile(block(b), lda(b), panel, k, &mut tile, K::NR) };
+                            for r in 0..K::MR.min(mc - r0) {
+                                raw[(r0 + r) * n + c0..][..nc]
+                                    .copy_from_slice(&tile[r * K::NR..][..nc]);
+                            }
+                        }
                     }
                 }
-                let row = mc0 + r;
-                epilogue(acc, &mut out_chunk[row * n..(row + 1) * n]);
+                clock.lap(profile::Phase::Tile);
+                for (r, acc) in raw.chunks_exact_mut(n).take(mc).enumerate() {
+                    if need_row_sums {
+                        let rs = row_sums[r];
+                        for (v, &z) in acc.iter_mut().zip(&w.zero_points) {
+                            *v = v.wrapping_sub(z.wrapping_mul(rs));
+                        }
+                    }
+                    let row = mc0 + r;
+                    epilogue(acc, &col_offset, &mut out_chunk[row * n..(row + 1) * n]);
+                }
+                clock.lap(profile::Phase::Epilogue);
             }
-            clock.lap(profile::Phase::Epilogue);
-        }
+        };
+        // SAFETY: the backend was checked available when `w` was packed.
+        unsafe { K::with_tiles(work) };
     };
 
     let threads = rayon::current_num_threads();
@@ -650,7 +701,7 @@ fn dispatch<T: Send, F>(
     out: &mut [T],
     f: &F,
 ) where
-    F: Fn(&[i32], &mut [T]) + Sync,
+    F: Fn(&[i32], &[i32], &mut [T]) + Sync,
 {
     match &w.panels {
         Panels::Scalar(p) => drive::<scalar::Kernel, T, F>(a, m, za, w, p, bias, out, f),
@@ -716,7 +767,9 @@ pub(crate) fn gemm_rows(
     check_output(m, a_zero_point, w, out.len())?;
     stage.validate(w.n)?;
     let tables = StageTables::new(stage, w.n, w.backend);
-    let epilogue = |acc: &[i32], dst: &mut [u8]| tables.requantize_into(acc, dst);
+    let epilogue = |acc: &[i32], offset: &[i32], dst: &mut [u8]| {
+        tables.requantize_into(acc, Some(offset), dst)
+    };
     dispatch(a, m, a_zero_point, w, &|j| stage.bias_of(j), out, &epilogue);
     Ok(())
 }
@@ -740,7 +793,11 @@ pub fn gemm_i32(
             w.n
         ));
     }
-    let epilogue = |acc: &[i32], dst: &mut [i32]| dst.copy_from_slice(acc);
+    let epilogue = |acc: &[i32], offset: &[i32], dst: &mut [i32]| {
+        for ((d, &v), &o) in dst.iter_mut().zip(acc).zip(offset) {
+            *d = v.wrapping_add(o);
+        }
+    };
     dispatch(
         &Rows::Stored(a),
         m,

@@ -51,7 +51,7 @@ impl MicroKernel for Kernel {
         }
     }
 
-    unsafe fn tile(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
+    unsafe fn tile(a: &[u8], _lda: usize, b: &[i8], k: usize, c: &mut [i32], ldc: usize) {
         let mut acc = [[0i32; NR]; MR];
         for kk in 0..k {
             let bk = &b[kk * NR..(kk + 1) * NR];
@@ -63,7 +63,7 @@ impl MicroKernel for Kernel {
             }
         }
         for (r, row) in acc.iter().enumerate() {
-            tile[r * NR..(r + 1) * NR].copy_from_slice(row);
+            c[r * ldc..r * ldc + NR].copy_from_slice(row);
         }
     }
 }

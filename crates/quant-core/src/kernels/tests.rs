@@ -139,6 +139,8 @@ fn frame_shapes() -> Vec<(usize, usize, usize)> {
     // K a multiple of 64 (AMX) and of 4 (VNNI): full row blocks are read in place, the partial
     // last block of each 96-row chunk is packed.
     v.extend([(70, 128, 40), (100, 192, 64)]);
+    // K not a multiple of 64 (AMX and VNNI pad every block), over several row blocks.
+    v.extend([(96, 77, 40), (160, 288, 64)]);
     v
 }
 
@@ -157,6 +159,28 @@ fn gemm_i32_matches_naive_on_every_backend() {
                 let got: Vec<i64> = got.iter().map(|&v| i64::from(v)).collect();
                 assert_eq!(got, want, "{backend:?} {m}x{k}x{n} symmetric={symmetric}");
             }
+        }
+    }
+}
+
+#[test]
+fn gemm_is_exact_at_every_row_alignment() {
+    // AMX reads 64-byte aligned rows in place and packs the others: both at each offset.
+    let mut rng = Lcg(9);
+    let (m, k, n) = (70, 128, 40);
+    let c = random_case(&mut rng, m, k, n, false);
+    let want = naive_acc(&c.a, m, k, &c.w, n, c.za, &c.zw, &[]);
+    let mut store = vec![0u8; m * k + 128];
+    let base = store.as_ptr().align_offset(64);
+    for offset in [0, 1, 16, 32] {
+        let a = &mut store[base + offset..base + offset + m * k];
+        a.copy_from_slice(&c.a);
+        for backend in Backend::available() {
+            let p = PackedWeights::new(&c.w, k, n, &c.zw, backend).unwrap();
+            let mut got = vec![0i32; m * n];
+            gemm_i32(a, m, c.za, &p, &[], &mut got).unwrap();
+            let got: Vec<i64> = got.iter().map(|&v| i64::from(v)).collect();
+            assert_eq!(got, want, "{backend:?} row offset {offset}");
         }
     }
 }
@@ -218,11 +242,11 @@ impl MicroKernel for VnniLanes {
         x86::avx512_vnni::Kernel::pack_a(a, rows, k, dst)
     }
 
-    fn borrow_a(a: &[u8], rows: usize, k: usize) -> Option<&[u8]> {
-        x86::avx512_vnni::Kernel::borrow_a(a, rows, k)
+    fn borrow_a(a: &[u8], rows: usize, k: usize, _panels: usize) -> Option<&[u8]> {
+        x86::avx512_vnni::Kernel::borrow_a(a, rows, k, 0)
     }
 
-    unsafe fn tile(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
+    unsafe fn tile(a: &[u8], _lda: usize, b: &[i8], k: usize, tile: &mut [i32], ldc: usize) {
         const ZMM_LANES: usize = 16;
         let (mr, nr, kq) = (Self::MR, Self::NR, k.div_ceil(4));
         let mut c = vec![0i32; mr * nr];
@@ -242,7 +266,9 @@ impl MicroKernel for VnniLanes {
                 }
             }
         }
-        tile[..mr * nr].copy_from_slice(&c);
+        for (r, row) in c.chunks_exact(nr).enumerate() {
+            tile[r * ldc..r * ldc + nr].copy_from_slice(row);
+        }
     }
 }
 
@@ -258,7 +284,11 @@ fn vnni_layout_matches_naive_through_the_gemm_frame() {
         let p = PackedWeights::new(&c.w, k, n, &c.zw, Backend::Scalar).unwrap();
         let panels = x86::avx512_vnni::pack_b(&c.w, k, n);
         let mut got = vec![0i32; m * n];
-        let copy = |acc: &[i32], dst: &mut [i32]| dst.copy_from_slice(acc);
+        let copy = |acc: &[i32], offset: &[i32], dst: &mut [i32]| {
+            for ((d, &v), &o) in dst.iter_mut().zip(acc).zip(offset) {
+                *d = v.wrapping_add(o);
+            }
+        };
         drive::<VnniLanes, i32, _>(
             &Rows::Stored(&c.a),
             m,
@@ -441,6 +471,13 @@ fn depthwise_matches_direct_convolution() {
         (1, 6, 5, 40, 2, 1, true),
         (2, 7, 7, 48, 3, 2, true),
         (1, 4, 3, 32, 1, 1, false),
+        // Whole 64-channel blocks (AVX-512 VNNI tap quads), alone or followed by 16-channel
+        // groups and a tail; tap counts 9, 4, 1 and 25 (full and zero-padded quads).
+        (1, 6, 5, 64, 3, 1, true),
+        (1, 5, 5, 144, 3, 2, true),
+        (1, 4, 4, 83, 2, 1, true),
+        (1, 4, 3, 64, 1, 1, false),
+        (1, 7, 6, 65, 5, 1, true),
     ] {
         let g = ConvGeometry::new(h, w_, c, kernel, stride, same).unwrap();
         let input = rng.bytes(batch * g.in_len());
@@ -640,11 +677,21 @@ fn vector_output_stage_matches_scalar_on_edges() {
                         .map(|(j, &v)| stage.requantize(v, j))
                         .collect();
                     let mut got = vec![0u8; n];
-                    tables.requantize_into(&acc, &mut got);
+                    tables.requantize_into(&acc, None, &mut got);
                     assert_eq!(
                         got, want,
                         "{backend:?} {rounding:?} shifts {shift_range:?} MIN multiplier {with_min}"
                     );
+                    // The same accumulators reached through a folded column offset (wrapping).
+                    let offset: Vec<i32> = (0..n).map(|_| rng.range(i32::MIN, i32::MAX)).collect();
+                    let shifted: Vec<i32> = acc
+                        .iter()
+                        .zip(&offset)
+                        .map(|(&v, &o)| v.wrapping_sub(o))
+                        .collect();
+                    let mut got = vec![0u8; n];
+                    tables.requantize_into(&shifted, Some(&offset), &mut got);
+                    assert_eq!(got, want, "{backend:?} {rounding:?} with offsets");
                 }
             }
         }

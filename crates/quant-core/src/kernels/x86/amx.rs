@@ -9,14 +9,22 @@
 //! Layout: the weight panels are the VNNI ones ([`super::avx512_vnni`]: 32 columns, each K quad
 //! `q` holding `[w[4q..4q+4, j]]`, 128 bytes) with `K` padded to a multiple of 64, so K block `kb`
 //! of a panel is two B tiles (16 quad rows x 64 bytes, row stride 128) at `kb * 2048` and
-//! `kb * 2048 + 64`. Activations are blocks of 32 rows, row-major with the row length padded to a
-//! multiple of 64, so K block `kb` is two A tiles (rows 0-15 and 16-31, 64 bytes each, row stride
-//! the padded length); when `K` is a multiple of 64 the caller's rows are used in place.
+//! `kb * 2048 + 64`. Activations are blocks of 32 rows, row-major, so K block `kb` is two A tiles
+//! (rows 0-15 and 16-31, 64 bytes each at byte `64 * kb` of each row). A packed block has its rows
+//! padded to a multiple of 64 and starts on a cache line, so every tile row is one line. The
+//! caller's rows are read in place instead (row stride `K`) when they have that form already,
+//! or when the block meets at most two weight panels: then the copy costs more than the split
+//! lines it saves (on a Sapphire Rapids class Xeon, rows 16 bytes off the line boundary made the
+//! tile loads of a 1024^3 GEMM 1.8 times slower, but packing cost a fifth of a 3136 x 288 x 64
+//! GEMM). When `K` is not a multiple of 64, the last K block of a row read in place runs on into
+//! the next row (or past the last one, inside the caller's buffer): those bytes meet the zero
+//! rows that pad the weight panels to whole K blocks, so they add nothing.
 //!
 //! Tile registers: tmm0-3 accumulate the four 16 x 16 quarters of the 32 x 32 tile, tmm4-5 hold
-//! the A tiles and tmm6-7 the B tiles, all configured as 16 rows of 64 bytes. Each call loads the
-//! configuration and releases the tiles at its end, inside one `asm!` block, so no tile state
-//! lives outside a call (the compiler never allocates tile registers itself).
+//! the A tiles and tmm6-7 the B tiles, all configured as 16 rows of 64 bytes. The configuration
+//! is loaded once per thread and GEMM call ([`MicroKernel::with_tiles`]) and released at its end,
+//! so no tile state outlives a call (the compiler never allocates tile registers itself); the
+//! accumulator tiles are stored straight into the caller's rows at its row stride.
 #![deny(clippy::float_arithmetic)]
 
 use std::arch::asm;
@@ -80,6 +88,12 @@ fn padded_k(k: usize) -> usize {
     k.div_ceil(KB) * KB
 }
 
+/// Bytes of an activation block that a tile reads: 32 rows at stride `lda`, the last one read up
+/// to the padded depth.
+fn block_reach(k: usize, lda: usize) -> usize {
+    (MR - 1) * lda + padded_k(k)
+}
+
 /// Packs a row-major int8 `K x N` matrix into quad-interleaved panels padded to whole K blocks.
 pub fn pack_b(w: &[i8], k: usize, n: usize) -> Vec<i8> {
     let kq = padded_k(k) / 4;
@@ -108,6 +122,10 @@ impl MicroKernel for Kernel {
         padded_k(k) * MR
     }
 
+    fn a_stride(k: usize) -> usize {
+        padded_k(k)
+    }
+
     fn b_panel_len(k: usize) -> usize {
         padded_k(k) * NR
     }
@@ -124,31 +142,22 @@ impl MicroKernel for Kernel {
         }
     }
 
-    fn borrow_a(a: &[u8], rows: usize, k: usize) -> Option<&[u8]> {
-        (rows == MR && k.is_multiple_of(KB)).then_some(a)
+    fn borrow_a(a: &[u8], rows: usize, k: usize, panels: usize) -> Option<&[u8]> {
+        let lines = k.is_multiple_of(KB) && a.as_ptr().addr().is_multiple_of(64);
+        (rows == MR && a.len() >= block_reach(k, k) && (lines || panels <= 2)).then_some(a)
     }
 
-    unsafe fn tile(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
-        let lda = padded_k(k);
-        let steps = lda / KB;
-        assert!(a.len() >= lda * MR && b.len() >= lda * NR && tile.len() >= MR * NR);
-        // Palette 1; tiles 0-7 all 16 rows x 64 bytes (colsb at byte 16 + 2t, rows at 48 + t).
-        #[repr(C, align(64))]
-        struct Config([u8; 64]);
-        let mut cfg = Config([0; 64]);
-        cfg.0[0] = 1;
-        for t in 0..8 {
-            cfg.0[16 + 2 * t] = KB as u8;
-            cfg.0[48 + t] = 16;
-        }
-        // SAFETY: the caller guarantees AMX (checked by `available` when the weights were
-        // packed). Tile loads read 16 rows of 64 bytes: A rows `0..32` at stride `lda` and B quad
-        // rows at stride 128 of each K block, all inside the asserted lengths; the stores write
-        // the 32 x 32 int32 tile (row stride 128 bytes). Tile registers are configured, used and
-        // released within this block.
+    unsafe fn tile(a: &[u8], lda: usize, b: &[i8], k: usize, c: &mut [i32], ldc: usize) {
+        let steps = padded_k(k) / KB;
+        assert!(lda >= k && a.len() >= block_reach(k, lda) && b.len() >= padded_k(k) * NR);
+        assert!(ldc >= NR && c.len() >= (MR - 1) * ldc + NR);
+        // SAFETY: the caller guarantees AMX and a configuration loaded by `with_tiles`. Tile
+        // loads read 16 rows of 64 bytes: A rows `0..32` at stride `lda` up to byte
+        // `31 * lda + padded_k(k)` (`block_reach`), and B quad rows at stride 128 of each K block,
+        // all inside the asserted lengths; the stores write 16 rows
+        // of 64 bytes at stride `4 * ldc` from rows 0 and 16, columns 0 and 16, inside `c`.
         unsafe {
             asm!(
-                "ldtilecfg [{cfg}]",
                 "tilezero tmm0",
                 "tilezero tmm1",
                 "tilezero tmm2",
@@ -167,21 +176,39 @@ impl MicroKernel for Kernel {
                 "add {b}, 2048",
                 "dec {steps}",
                 "jnz 2b",
-                "tilestored [{c} + {s128}*1], tmm0",
-                "tilestored [{c} + {s128}*1 + 64], tmm1",
-                "tilestored [{c} + {s128}*1 + 2048], tmm2",
-                "tilestored [{c} + {s128}*1 + 2112], tmm3",
-                "tilerelease",
-                cfg = in(reg) cfg.0.as_ptr(),
+                "tilestored [{c} + {ldc4}*1], tmm0",
+                "tilestored [{c} + {ldc4}*1 + 64], tmm1",
+                "tilestored [{c16} + {ldc4}*1], tmm2",
+                "tilestored [{c16} + {ldc4}*1 + 64], tmm3",
                 a = inout(reg) a.as_ptr() => _,
                 a16 = inout(reg) a.as_ptr().add(16 * lda) => _,
                 b = inout(reg) b.as_ptr() => _,
-                c = in(reg) tile.as_mut_ptr(),
+                c = in(reg) c.as_mut_ptr(),
+                c16 = in(reg) c.as_mut_ptr().add(16 * ldc),
                 lda = in(reg) lda,
+                ldc4 = in(reg) ldc * 4,
                 s128 = in(reg) NR * 4,
                 steps = inout(reg) steps => _,
                 options(nostack),
             );
         }
+    }
+
+    unsafe fn with_tiles<R>(f: impl FnOnce() -> R) -> R {
+        // Palette 1; tiles 0-7 all 16 rows x 64 bytes (colsb at byte 16 + 2t, rows at 48 + t).
+        #[repr(C, align(64))]
+        struct Config([u8; 64]);
+        let mut cfg = Config([0; 64]);
+        cfg.0[0] = 1;
+        for t in 0..8 {
+            cfg.0[16 + 2 * t] = KB as u8;
+            cfg.0[48 + t] = 16;
+        }
+        // SAFETY: the caller guarantees AMX; the configuration is 64 aligned bytes.
+        unsafe { asm!("ldtilecfg [{cfg}]", cfg = in(reg) cfg.0.as_ptr(), options(nostack)) };
+        let r = f();
+        // SAFETY: as above; `f`'s tile calls are done, so nothing depends on the tile state.
+        unsafe { asm!("tilerelease", options(nostack, nomem)) };
+        r
     }
 }

@@ -76,16 +76,21 @@ impl MicroKernel for Kernel {
         }
     }
 
-    unsafe fn tile(a: &[i16], b: &[i16], k: usize, tile: &mut [i32]) {
+    unsafe fn tile(a: &[i16], _lda: usize, b: &[i16], k: usize, c: &mut [i32], ldc: usize) {
         // SAFETY: forwarded contract (AVX2 present, slice lengths as documented).
-        unsafe { tile_avx2(a, b, k, tile) }
+        unsafe { tile_avx2(a, b, k, c, ldc) }
     }
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32]) {
+unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32], ldc: usize) {
     let kp = k.div_ceil(2);
-    assert!(a.len() >= kp * MR * 2 && b.len() >= kp * NR * 2 && tile.len() >= MR * NR);
+    assert!(
+        a.len() >= kp * MR * 2
+            && b.len() >= kp * NR * 2
+            && ldc >= NR
+            && tile.len() >= (MR - 1) * ldc + NR
+    );
     let mut c = [[_mm256_setzero_si256(); 2]; MR];
     let ap = a.as_ptr();
     let bp = b.as_ptr();
@@ -105,10 +110,10 @@ unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32]) {
         }
     }
     for (r, cr) in c.iter().enumerate() {
-        // SAFETY: tile has MR * NR elements.
+        // SAFETY: row r < MR ends at r * ldc + NR <= tile.len() (asserted).
         unsafe {
-            _mm256_storeu_si256(tile.as_mut_ptr().add(r * NR) as *mut __m256i, cr[0]);
-            _mm256_storeu_si256(tile.as_mut_ptr().add(r * NR + 8) as *mut __m256i, cr[1]);
+            _mm256_storeu_si256(tile.as_mut_ptr().add(r * ldc) as *mut __m256i, cr[0]);
+            _mm256_storeu_si256(tile.as_mut_ptr().add(r * ldc + 8) as *mut __m256i, cr[1]);
         }
     }
 }
@@ -128,12 +133,17 @@ unsafe fn tile_avx2(a: &[i16], b: &[i16], k: usize, tile: &mut [i32]) {
 /// `MIN * MIN` patch can fire (multipliers from [`crate::multiplier`] never are); the patch is
 /// then skipped.
 ///
+/// `offset`, when given, is added (wrapping) to `acc` first: the zero-point and bias terms of
+/// each column, folded into this pass instead of a pass of their own over the accumulators.
+///
 /// # Safety
-/// AVX2 must be available; `mult`, `right`, `mask` hold at least `acc.len()` entries; `dst` too.
+/// AVX2 must be available; `offset`, `mult`, `right`, `mask` hold at least `acc.len()` entries;
+/// `dst` too.
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn requantize_row(
     acc: &[i32],
+    offset: Option<&[i32]>,
     mult: &[i32],
     right: &[i32],
     mask: &[i32],
@@ -147,6 +157,7 @@ pub(crate) unsafe fn requantize_row(
     let n8 = acc.len() / 8 * 8;
     let n = acc.len();
     assert!(mult.len() >= n && right.len() >= n && mask.len() >= n && dst.len() >= n);
+    assert!(offset.is_none_or(|o| o.len() >= n));
     let zero = _mm256_setzero_si256();
     let min = _mm256_set1_epi32(i32::MIN);
     let max = _mm256_set1_epi32(i32::MAX);
@@ -159,7 +170,10 @@ pub(crate) unsafe fn requantize_row(
     for j in (0..n8).step_by(8) {
         // SAFETY: j + 8 <= n8 <= every slice length.
         unsafe {
-            let x = _mm256_loadu_si256(acc.as_ptr().add(j) as *const __m256i);
+            let mut x = _mm256_loadu_si256(acc.as_ptr().add(j) as *const __m256i);
+            if let Some(o) = offset {
+                x = _mm256_add_epi32(x, _mm256_loadu_si256(o.as_ptr().add(j) as *const __m256i));
+            }
             let m = _mm256_loadu_si256(mult.as_ptr().add(j) as *const __m256i);
             let e = _mm256_loadu_si256(right.as_ptr().add(j) as *const __m256i);
             let x_odd = _mm256_srli_epi64(x, 32);

@@ -72,20 +72,25 @@ impl MicroKernel for Kernel {
         }
     }
 
-    fn borrow_a(a: &[u8], rows: usize, k: usize) -> Option<&[u8]> {
+    fn borrow_a(a: &[u8], rows: usize, k: usize, _panels: usize) -> Option<&[u8]> {
         (rows == MR && k.is_multiple_of(4)).then_some(a)
     }
 
-    unsafe fn tile(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
+    unsafe fn tile(a: &[u8], _lda: usize, b: &[i8], k: usize, c: &mut [i32], ldc: usize) {
         // SAFETY: forwarded contract (AVX-512F + VNNI present, slice lengths as documented).
-        unsafe { tile_vnni(a, b, k, tile) }
+        unsafe { tile_vnni(a, b, k, c, ldc) }
     }
 }
 
 #[target_feature(enable = "avx512f,avx512vnni")]
-unsafe fn tile_vnni(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
+unsafe fn tile_vnni(a: &[u8], b: &[i8], k: usize, tile: &mut [i32], ldc: usize) {
     let kq = k.div_ceil(4);
-    assert!(a.len() >= kq * MR * 4 && b.len() >= kq * NR * 4 && tile.len() >= MR * NR);
+    assert!(
+        a.len() >= kq * MR * 4
+            && b.len() >= kq * NR * 4
+            && ldc >= NR
+            && tile.len() >= (MR - 1) * ldc + NR
+    );
     let mut c = [[_mm512_setzero_si512(); 2]; MR];
     let rows: [*const u8; MR] = std::array::from_fn(|r| a[r * kq * 4..].as_ptr());
     let bp = b.as_ptr();
@@ -104,10 +109,10 @@ unsafe fn tile_vnni(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
         }
     }
     for (r, cr) in c.iter().enumerate() {
-        // SAFETY: tile has MR * NR elements.
+        // SAFETY: row r < MR ends at r * ldc + NR <= tile.len() (asserted).
         unsafe {
-            _mm512_storeu_si512(tile.as_mut_ptr().add(r * NR) as *mut __m512i, cr[0]);
-            _mm512_storeu_si512(tile.as_mut_ptr().add(r * NR + 16) as *mut __m512i, cr[1]);
+            _mm512_storeu_si512(tile.as_mut_ptr().add(r * ldc) as *mut __m512i, cr[0]);
+            _mm512_storeu_si512(tile.as_mut_ptr().add(r * ldc + 16) as *mut __m512i, cr[1]);
         }
     }
 }
@@ -122,12 +127,13 @@ unsafe fn tile_vnni(a: &[u8], b: &[i8], k: usize, tile: &mut [i32]) {
 /// adds), and a narrowing store (`vpmovdb`) that replaces the pack-and-permute sequence.
 ///
 /// # Safety
-/// AVX-512F and AVX-512BW must be available; `mult`, `right`, `mask` and `dst` hold at least
-/// `acc.len()` entries.
+/// AVX-512F and AVX-512BW must be available; `offset` (when given), `mult`, `right`, `mask` and
+/// `dst` hold at least `acc.len()` entries.
 #[target_feature(enable = "avx512f,avx512bw")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn requantize_row(
     acc: &[i32],
+    offset: Option<&[i32]>,
     mult: &[i32],
     right: &[i32],
     mask: &[i32],
@@ -140,6 +146,7 @@ pub(crate) unsafe fn requantize_row(
 ) -> usize {
     let n = acc.len();
     assert!(mult.len() >= n && right.len() >= n && mask.len() >= n && dst.len() >= n);
+    assert!(offset.is_none_or(|o| o.len() >= n));
     let zero = _mm512_setzero_si512();
     let one = _mm512_set1_epi32(1);
     let min = _mm512_set1_epi32(i32::MIN);
@@ -148,16 +155,16 @@ pub(crate) unsafe fn requantize_row(
     let hi = _mm512_set1_epi32(act_max - zout);
     let z = _mm512_set1_epi32(zout);
     const ODD: __mmask16 = 0b1010_1010_1010_1010;
-    for j in (0..n).step_by(16) {
-        let lanes: __mmask16 = if n - j >= 16 {
-            !0
-        } else {
-            (1u16 << (n - j)) - 1
-        };
-        // SAFETY: the mask limits every load and store to indices below n <= each length.
+    // The output codes of channels `j..j + 16` (the `lanes` present), as int32 in
+    // `[act_min, act_max]`.
+    let codes = |j: usize, lanes: __mmask16| -> __m512i {
+        // SAFETY: the mask limits every load to indices below n <= each length.
         unsafe {
             let load = |s: &[i32]| _mm512_maskz_loadu_epi32(lanes, s.as_ptr().add(j));
-            let (x, m, e) = (load(acc), load(mult), load(right));
+            let (mut x, m, e) = (load(acc), load(mult), load(right));
+            if let Some(o) = offset {
+                x = _mm512_add_epi32(x, load(o));
+            }
             let p_even = _mm512_mul_epi32(x, m);
             let p_odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32));
             let saturated = || _mm512_cmpeq_epi32_mask(x, min) & _mm512_cmpeq_epi32_mask(m, min);
@@ -197,9 +204,40 @@ pub(crate) unsafe fn requantize_row(
             };
             // clamp(r + z, act_min, act_max) == clamp(r, act_min - z, act_max - z) + z, with no
             // int32 overflow (matches the scalar saturating add).
-            let v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), z);
-            _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().add(j) as *mut i8, lanes, v);
+            _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), z)
         }
+    };
+    // Whole 64-channel runs: four vectors narrowed by two saturating packs (exact, the codes are
+    // already in [0, 255]) and one dword permutation, one 64-byte store; `vpmovdb` costs two
+    // shuffle-port uops per vector, which the packs halve in this port-bound loop.
+    let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    let n64 = n / 64 * 64;
+    for j in (0..n64).step_by(64) {
+        let v = [
+            codes(j, !0),
+            codes(j + 16, !0),
+            codes(j + 32, !0),
+            codes(j + 48, !0),
+        ];
+        let words = (
+            _mm512_packs_epi32(v[0], v[1]),
+            _mm512_packs_epi32(v[2], v[3]),
+        );
+        // Per 128-bit lane `l`: the bytes of v[0..4] lane `l`, four dwords; `order` gathers
+        // each vector's four dwords back into channel order.
+        let bytes = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(words.0, words.1));
+        // SAFETY: j + 64 <= n <= dst.len().
+        unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add(j) as *mut __m512i, bytes) };
+    }
+    for j in (n64..n).step_by(16) {
+        let lanes: __mmask16 = if n - j >= 16 {
+            !0
+        } else {
+            (1u16 << (n - j)) - 1
+        };
+        let v = codes(j, lanes);
+        // SAFETY: the mask limits the store to indices below n <= dst.len().
+        unsafe { _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().add(j) as *mut i8, lanes, v) };
     }
     n
 }
