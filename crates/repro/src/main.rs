@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use repro::Profile;
 use repro::claims::{self, ClaimResult};
 use repro::compare::ComparisonRow;
-use repro::manifest::Manifest;
+use repro::manifest::{Manifest, manifest_path};
 use repro::published::paper_dirs;
 use repro::report::PaperOutcome;
 use repro::results::TableError;
@@ -204,6 +204,11 @@ fn run_compare(
         write_or_check(&comparison, &csv_text(&comparison, cells)?, check)?;
         let claims_csv = results_dir.join("claims.csv");
         write_or_check(&claims_csv, &csv_text(&claims_csv, judged)?, check)?;
+        // Both tables are derived, not measured: their manifests name the inputs.
+        let derivation = Manifest::derived(root, &outcome.inputs)?;
+        for table in [&comparison, &claims_csv] {
+            write_or_check(&manifest_path(table), &derivation, check)?;
+        }
         write_or_check(
             &results_dir.join("claims.md"),
             &claims_markdown(&dir, profile, &line, judged),

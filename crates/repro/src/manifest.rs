@@ -41,9 +41,38 @@ pub struct RunRecord {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Manifest {
     pub runs: Vec<RunRecord>,
+    /// For a table computed from other files rather than measured (`comparison.csv`, `claims.csv`):
+    /// each input, relative to the workspace root, with the SHA-256 of its content. Such a table lists
+    /// no runs of its own; its rows trace to the runs in its inputs' manifests, and `compare --check`
+    /// fails when an input changed since.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived_from: Vec<(String, String)>,
 }
 
 impl Manifest {
+    /// The manifest of a table derived from `inputs`, as the text written beside it.
+    pub fn derived(root: &Path, inputs: &[PathBuf]) -> Result<String, TableError> {
+        let derived_from = inputs
+            .iter()
+            .map(|path| {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| TableError(format!("{}: {e}", path.display())))?;
+                let name = path.strip_prefix(root).unwrap_or(path);
+                Ok((
+                    name.display().to_string(),
+                    format!("{:x}", Sha256::digest(&bytes)),
+                ))
+            })
+            .collect::<Result<_, TableError>>()?;
+        let manifest = Manifest {
+            runs: Vec::new(),
+            derived_from,
+        };
+        serde_json::to_string_pretty(&manifest)
+            .map(|text| text + "\n")
+            .map_err(|e| TableError(e.to_string()))
+    }
+
     /// Reads a manifest; a missing file is an empty manifest.
     pub fn read(path: &Path) -> Result<Self, TableError> {
         match std::fs::read_to_string(path) {

@@ -49,12 +49,13 @@ pub struct PaperExperiments {
 }
 
 impl PaperExperiments {
+    /// The files of `experiments/<dir>/` that [`PaperExperiments::load`] reads.
+    pub const FILES: [&'static str; 3] = ["published.csv", "compare.csv", "claims.toml"];
+
     /// Loads `experiments/<dir>/published.csv`, `compare.csv` and `claims.toml`; all must exist.
     pub fn load(experiments_root: &Path, dir: &str) -> Result<Self, TableError> {
         let folder = experiments_root.join(dir);
-        let published_path = folder.join("published.csv");
-        let rules_path = folder.join("compare.csv");
-        let claims_path = folder.join("claims.toml");
+        let [published_path, rules_path, claims_path] = Self::FILES.map(|f| folder.join(f));
         for p in [&published_path, &rules_path, &claims_path] {
             if !p.exists() {
                 return Err(TableError(format!(

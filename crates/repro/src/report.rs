@@ -10,7 +10,7 @@ use crate::published::{PaperExperiments, paper_dirs};
 use crate::results::{TableError, read_result_tables};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What `compare` finds for one paper.
 pub struct PaperOutcome {
@@ -18,15 +18,25 @@ pub struct PaperOutcome {
     pub dir: String,
     pub cells: Vec<ComparisonRow>,
     pub claims: Vec<ClaimResult>,
+    /// Every file the cells and claims were computed from: the paper's experiment files and its
+    /// result tables.
+    pub inputs: Vec<PathBuf>,
 }
 
 impl PaperOutcome {
     /// Judges one paper's committed rows of `profile` against its published numbers and claims.
     pub fn evaluate(root: &Path, dir: &str, profile: Profile) -> Result<Self, TableError> {
         let experiments = PaperExperiments::load(&root.join("experiments"), dir)?;
-        let results: Vec<_> = read_result_tables(&root.join("results").join(dir))?
+        let tables = read_result_tables(&root.join("results").join(dir))?;
+        let results: Vec<_> = tables
+            .rows
             .into_iter()
             .filter(|r| r.profile == profile.name())
+            .collect();
+        let inputs = PaperExperiments::FILES
+            .iter()
+            .map(|f| root.join("experiments").join(dir).join(f))
+            .chain(tables.files)
             .collect();
         let cells = compare::compare(&experiments, &results, profile.name())?;
         let claims = experiments
@@ -38,6 +48,7 @@ impl PaperOutcome {
             dir: dir.to_string(),
             cells,
             claims,
+            inputs,
         })
     }
 

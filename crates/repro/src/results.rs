@@ -141,13 +141,20 @@ pub fn read_rows<R: DeserializeOwned>(path: &Path) -> Result<Vec<R>, TableError>
 /// sit beside them and are not result tables.
 pub const RESULT_HEADER_PREFIX: &str = "paper,source,dataset,model,method";
 
+/// The measured rows of one paper and the tables they were read from.
+#[derive(Debug, Default)]
+pub struct ResultTables {
+    pub rows: Vec<ResultRow>,
+    pub files: Vec<PathBuf>,
+}
+
 /// Every [`ResultRow`] of the result tables in `dir` (one paper's results), in file-name order.
 ///
 /// A table is a result table when its header starts with [`RESULT_HEADER_PREFIX`]; such a table missing
 /// a column, with a torn row, or with a value that is not a finite number is an error naming the file.
-pub fn read_result_tables(dir: &Path) -> Result<Vec<ResultRow>, TableError> {
+pub fn read_result_tables(dir: &Path) -> Result<ResultTables, TableError> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(Vec::new());
+        return Ok(ResultTables::default());
     };
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -155,7 +162,7 @@ pub fn read_result_tables(dir: &Path) -> Result<Vec<ResultRow>, TableError> {
         .filter(|p| p.extension().is_some_and(|x| x == "csv"))
         .collect();
     paths.sort();
-    let mut rows = Vec::new();
+    let mut tables = ResultTables::default();
     for path in paths {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| TableError(format!("{}: {e}", path.display())))?;
@@ -186,9 +193,10 @@ pub fn read_result_tables(dir: &Path) -> Result<Vec<ResultRow>, TableError> {
                 bad.value
             )));
         }
-        rows.extend(table);
+        tables.rows.extend(table);
+        tables.files.push(path);
     }
-    Ok(rows)
+    Ok(tables)
 }
 
 /// Merges `rows` into the table at `path` (new rows replace old rows with the same key, order kept by

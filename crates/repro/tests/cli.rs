@@ -99,6 +99,24 @@ fn summary_counts_cells_and_claims_and_generated_files_cannot_go_stale() {
     );
     let (ok, _, stderr) = compare(root.path(), &["--summary", "--check"]);
     assert!(ok, "{stderr}");
+    // The derived tables' manifests name their inputs: a changed input makes them stale even when
+    // the judged rows are the same (a smoke row is not judged under the full profile).
+    let manifest = std::fs::read_to_string(results.join("claims.manifest.json")).unwrap();
+    assert!(
+        manifest.contains("results/toy/main.csv")
+            && manifest.contains("experiments/toy/claims.toml")
+    );
+    assert_eq!(
+        manifest,
+        std::fs::read_to_string(results.join("comparison.manifest.json")).unwrap()
+    );
+    let smoke = "Toy,T1,Fashion-MNIST,Net,float,32,32,top1,50.0,small net,smoke,0,2,s\n";
+    std::fs::write(results.join("main.csv"), proxy_rows() + smoke).unwrap();
+    let (ok, _, stderr) = compare(root.path(), &["--summary", "--check"]);
+    assert!(
+        !ok && stderr.contains("comparison.manifest.json is stale"),
+        "{stderr}"
+    );
 }
 
 #[test]
