@@ -22,7 +22,7 @@
 
 use crate::published::PublishedRow;
 use crate::results::{ResultRow, TableError};
-use crate::stats::{Interval, one_sample, welch};
+use crate::stats::{mean, one_sample, welch};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -466,34 +466,40 @@ fn side_of(side: Side, threshold: f64, low: f64, high: f64) -> Option<bool> {
 /// The judgement of one instance from its two samples.
 struct Judged {
     seeds: usize,
-    interval: Option<Interval>,
+    estimate: Option<f64>,
+    /// The 95 % interval (seeds) or the range of the rows (exact); `None` below two seeds.
+    bounds: Option<(f64, f64)>,
     verdict: ClaimVerdict,
     reason: String,
 }
 
+impl Judged {
+    /// No statistic at all: rows missing or unusable.
+    fn without_rows(verdict: ClaimVerdict, reason: String) -> Self {
+        Judged {
+            seeds: 0,
+            estimate: None,
+            bounds: None,
+            verdict,
+            reason,
+        }
+    }
+}
+
 fn judge(claim: &Claim, a: &Sample, b: Option<&Sample>) -> Judged {
-    let inconclusive = |seeds, interval, reason: String| Judged {
-        seeds,
-        interval,
-        verdict: ClaimVerdict::Inconclusive,
-        reason,
-    };
     let reduced = match reduce(claim.statistic, a, b) {
         Ok(r) => r,
-        Err(e) => return inconclusive(0, None, e),
+        Err(e) => return Judged::without_rows(ClaimVerdict::Inconclusive, e),
     };
-    let back = |i: Interval| match claim.statistic {
-        Statistic::Ratio => Interval {
-            estimate: i.estimate.exp(),
-            low: i.low.exp(),
-            high: i.high.exp(),
-        },
-        _ => i,
+    // Ratios are reduced on logarithms; estimates and bounds are reported as ratios.
+    let back = |v: f64| match claim.statistic {
+        Statistic::Ratio => v.exp(),
+        _ => v,
     };
-    match claim.basis {
-        Basis::Exact => {
-            let values = match reduced {
-                Reduced::Paired(v) => v,
+    let (seeds, estimate, bounds) = match (claim.basis, &reduced) {
+        (Basis::Exact, reduced) => {
+            let values: Vec<f64> = match reduced {
+                Reduced::Paired(v) => v.clone(),
                 Reduced::Unpaired(x, y) => x
                     .iter()
                     .flat_map(|xa| y.iter().map(move |yb| xa - yb))
@@ -501,72 +507,45 @@ fn judge(claim: &Claim, a: &Sample, b: Option<&Sample>) -> Judged {
             };
             let low = values.iter().copied().fold(f64::INFINITY, f64::min);
             let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let interval = back(Interval {
-                estimate: values.iter().sum::<f64>() / values.len() as f64,
-                low,
-                high,
-            });
-            let on = side_of(claim.side, claim.threshold, interval.low, interval.high);
-            Judged {
-                seeds: values.len(),
-                interval: Some(interval),
-                verdict: if on == Some(true) {
-                    ClaimVerdict::Supported
-                } else {
-                    ClaimVerdict::Contradicted
-                },
-                reason: String::new(),
-            }
+            (values.len(), mean(&values), Some((low, high)))
         }
-        Basis::Seeds => {
-            let (n, interval) = match &reduced {
-                Reduced::Paired(v) => (v.len(), one_sample(v)),
-                Reduced::Unpaired(x, y) => (x.len().min(y.len()), welch(x, y)),
-            };
-            let interval = interval.map(back);
-            if n < MIN_SEEDS {
-                let estimate = match &reduced {
-                    Reduced::Paired(v) => crate::stats::mean(v),
-                    Reduced::Unpaired(x, y) => crate::stats::mean(x)
-                        .zip(crate::stats::mean(y))
-                        .map(|(p, q)| p - q),
-                };
-                let point = estimate.map(|e| {
-                    back(Interval {
-                        estimate: e,
-                        low: e,
-                        high: e,
-                    })
-                });
-                return inconclusive(
-                    n,
-                    interval.or(point.map(|p| Interval {
-                        low: f64::NAN,
-                        high: f64::NAN,
-                        ..p
-                    })),
-                    format!("{n} seed(s); needs {MIN_SEEDS}"),
-                );
-            }
-            let Some(i) = interval else {
-                return inconclusive(n, None, "no interval".into());
-            };
-            match side_of(claim.side, claim.threshold, i.low, i.high) {
-                Some(true) => Judged {
-                    seeds: n,
-                    interval: Some(i),
-                    verdict: ClaimVerdict::Supported,
-                    reason: String::new(),
-                },
-                Some(false) => Judged {
-                    seeds: n,
-                    interval: Some(i),
-                    verdict: ClaimVerdict::Contradicted,
-                    reason: String::new(),
-                },
-                None => inconclusive(n, Some(i), "interval straddles the threshold".into()),
-            }
+        (Basis::Seeds, Reduced::Paired(v)) => {
+            let interval = one_sample(v).map(|i| (i.low, i.high));
+            (v.len(), mean(v), interval)
         }
+        (Basis::Seeds, Reduced::Unpaired(x, y)) => {
+            let interval = welch(x, y).map(|i| (i.low, i.high));
+            let estimate = mean(x).zip(mean(y)).map(|(p, q)| p - q);
+            (x.len().min(y.len()), estimate, interval)
+        }
+    };
+    let (estimate, bounds) = (estimate.map(back), bounds.map(|(l, h)| (back(l), back(h))));
+    let (verdict, reason) = match (claim.basis, bounds) {
+        (Basis::Seeds, _) if seeds < MIN_SEEDS => (
+            ClaimVerdict::Inconclusive,
+            format!("{seeds} seed(s); needs {MIN_SEEDS}"),
+        ),
+        (_, None) => (ClaimVerdict::Inconclusive, "no interval".into()),
+        // An exact claim is contradicted by any row off its side.
+        (Basis::Exact, Some((l, h))) => match side_of(claim.side, claim.threshold, l, h) {
+            Some(true) => (ClaimVerdict::Supported, String::new()),
+            _ => (ClaimVerdict::Contradicted, String::new()),
+        },
+        (Basis::Seeds, Some((l, h))) => match side_of(claim.side, claim.threshold, l, h) {
+            Some(true) => (ClaimVerdict::Supported, String::new()),
+            Some(false) => (ClaimVerdict::Contradicted, String::new()),
+            None => (
+                ClaimVerdict::Inconclusive,
+                "interval straddles the threshold".into(),
+            ),
+        },
+    };
+    Judged {
+        seeds,
+        estimate,
+        bounds,
+        verdict,
+        reason,
     }
 }
 
@@ -663,18 +642,12 @@ pub fn evaluate(
                 }
             });
             let judged = match (a, b.transpose()) {
-                (Err(Unusable::Missing(m)), _) | (_, Err(Unusable::Missing(m))) => Judged {
-                    seeds: 0,
-                    interval: None,
-                    verdict: ClaimVerdict::Untested,
-                    reason: m,
-                },
-                (Err(Unusable::Ambiguous(m)), _) | (_, Err(Unusable::Ambiguous(m))) => Judged {
-                    seeds: 0,
-                    interval: None,
-                    verdict: ClaimVerdict::Inconclusive,
-                    reason: m,
-                },
+                (Err(Unusable::Missing(m)), _) | (_, Err(Unusable::Missing(m))) => {
+                    Judged::without_rows(ClaimVerdict::Untested, m)
+                }
+                (Err(Unusable::Ambiguous(m)), _) | (_, Err(Unusable::Ambiguous(m))) => {
+                    Judged::without_rows(ClaimVerdict::Inconclusive, m)
+                }
                 (Ok(a), Ok(b)) => judge(claim, &a, b.as_ref()),
             };
             let finite = |x: f64| x.is_finite().then_some(x);
@@ -687,9 +660,9 @@ pub fn evaluate(
                 side: format!("{} {}", claim.side, claim.threshold),
                 basis: claim.basis,
                 seeds: judged.seeds,
-                estimate: judged.interval.and_then(|i| finite(i.estimate)),
-                ci_low: judged.interval.and_then(|i| finite(i.low)),
-                ci_high: judged.interval.and_then(|i| finite(i.high)),
+                estimate: judged.estimate.and_then(finite),
+                ci_low: judged.bounds.and_then(|b| finite(b.0)),
+                ci_high: judged.bounds.and_then(|b| finite(b.1)),
                 verdict: judged.verdict,
                 reason: judged.reason,
                 note: claim.note.clone(),
@@ -710,10 +683,18 @@ pub fn counts(results: &[ClaimResult]) -> [usize; 4] {
     ]
 }
 
+/// Text as one Markdown table cell: a `|` would end the cell, a line break the row.
+pub(crate) fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A number in a Markdown table: four decimals, `–` when there is none.
+pub(crate) fn number(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_string(), |x| format!("{x:.4}"))
+}
+
 /// The claims table in Markdown, for `results/<paper>/claims.md`.
 pub fn markdown(results: &[ClaimResult]) -> String {
-    let cell = |s: &str| s.replace('|', "\\|");
-    let num = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |x| format!("{x:.4}"));
     let mut md = String::from(
         "| id | claim | where in the paper | instance | statistic | side | seeds | estimate [95 % CI] | verdict |\n\
          |---|---|---|---|---|---|---|---|---|\n",
@@ -736,14 +717,19 @@ pub fn markdown(results: &[ClaimResult]) -> String {
         let interval = match (r.ci_low, r.ci_high) {
             (Some(l), Some(h)) if r.basis == Basis::Exact => format!(
                 "{} [min {}, max {}]",
-                num(r.estimate),
-                num(Some(l)),
-                num(Some(h))
+                number(r.estimate),
+                number(Some(l)),
+                number(Some(h))
             ),
             (Some(l), Some(h)) => {
-                format!("{} [{}, {}]", num(r.estimate), num(Some(l)), num(Some(h)))
+                format!(
+                    "{} [{}, {}]",
+                    number(r.estimate),
+                    number(Some(l)),
+                    number(Some(h))
+                )
             }
-            _ => num(r.estimate),
+            _ => number(r.estimate),
         };
         let verdict = if r.reason.is_empty() {
             format!("**{}**", r.verdict)

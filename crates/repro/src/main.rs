@@ -8,7 +8,7 @@ use repro::compare::ComparisonRow;
 use repro::manifest::{Manifest, manifest_path};
 use repro::published::paper_dirs;
 use repro::report::PaperOutcome;
-use repro::results::TableError;
+use repro::results::{TableError, csv_text, write_atomically};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -121,16 +121,6 @@ fn print_claims(rows: &[ClaimResult]) {
     }
 }
 
-fn csv_text<R: serde::Serialize>(path: &Path, rows: &[R]) -> Result<String, TableError> {
-    let err = |e: &dyn std::fmt::Display| TableError(format!("{}: {e}", path.display()));
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    for row in rows {
-        writer.serialize(row).map_err(|e| err(&e))?;
-    }
-    let bytes = writer.into_inner().map_err(|e| err(&e))?;
-    String::from_utf8(bytes).map_err(|e| err(&e))
-}
-
 /// `results/<paper>/claims.md`: generated, so README numbers never go stale.
 fn claims_markdown(dir: &str, profile: Profile, summary: &str, judged: &[ClaimResult]) -> String {
     format!(
@@ -158,13 +148,7 @@ fn write_or_check(path: &Path, text: &str, check: bool) -> Result<(), TableError
         }
         return Ok(());
     }
-    let err = |e: &dyn std::fmt::Display| TableError(format!("{}: {e}", path.display()));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
-    }
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|e| err(&e))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(&e))
+    write_atomically(path, text)
 }
 
 fn run_compare(
@@ -220,14 +204,7 @@ fn run_compare(
 
 /// Runs `git` in `root`; `None` when it fails.
 fn git(root: &Path, args: &[&str]) -> Option<String> {
-    std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    repro::manifest::git(root, args).map(|out| String::from_utf8_lossy(&out).trim().to_string())
 }
 
 fn run_provenance(root: &Path) -> Result<(), TableError> {

@@ -5,7 +5,7 @@
 //! manifest entry are written under one [`TableLock`], so concurrent runs never lose each other's rows
 //! or entries, and a run whose rows have all been replaced leaves the manifest with them.
 
-use crate::results::{Keyed, TableError, TableLock, merge_rows};
+use crate::results::{Keyed, TableError, TableLock, merge_rows, write_atomically};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -184,9 +184,7 @@ fn write_manifest(
     });
     manifest.runs.push(record);
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| err(&e))?;
-    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text + "\n").map_err(|e| err(&e))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(&e))
+    write_atomically(path, &(text + "\n"))
 }
 
 /// The state of the source a run was built from.
@@ -204,14 +202,8 @@ impl SourceState {
     /// Reads the checkout around the current directory. `results/` is left out of the comparison: a
     /// reproduction writes there, and its second table would otherwise always record a dirty tree.
     pub fn of_workspace() -> Self {
-        let run = |args: &[&str]| {
-            std::process::Command::new("git")
-                .args(args)
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| o.stdout)
-        };
+        let root = crate::workspace_root();
+        let run = |args: &[&str]| git(&root, args);
         let outside_results = ["--", ".", ":(exclude)results"];
         let Some(head) = run(&["rev-parse", "HEAD"]) else {
             return SourceState {
@@ -231,6 +223,18 @@ impl SourceState {
             },
         }
     }
+}
+
+/// What `git -C dir <args>` prints on success; `None` when git fails or is missing.
+pub fn git(dir: &Path, args: &[&str]) -> Option<Vec<u8>> {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| o.stdout)
 }
 
 /// The running binary, relative to the workspace root when it lies inside it.

@@ -3,7 +3,7 @@
 //! the time the recorded runs took. Both are generated from the committed results, never edited.
 
 use crate::Profile;
-use crate::claims::{self, ClaimResult};
+use crate::claims::{self, ClaimResult, cell, number};
 use crate::compare::{self, ComparisonRow, Verdict};
 use crate::manifest::{Manifest, parse_iso_utc};
 use crate::published::{PaperExperiments, paper_dirs};
@@ -61,14 +61,6 @@ impl PaperOutcome {
             self.dir
         )
     }
-}
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
-fn fmt(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".into(), |x| format!("{x:.4}"))
 }
 
 /// Wall time of the runs recorded in a paper's manifests, each run counted once.
@@ -163,8 +155,8 @@ fn paper_section(root: &Path, outcome: &PaperOutcome) -> Result<String, TableErr
             c.a_bits,
             cell(&c.metric),
             c.published,
-            fmt(c.reproduced),
-            fmt(c.std),
+            number(c.reproduced),
+            number(c.std),
             c.seeds,
             c.verdict
         );

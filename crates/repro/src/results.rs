@@ -217,24 +217,39 @@ pub fn merge_rows<R: Keyed + Serialize + DeserializeOwned + Clone>(
     Ok(merged.len())
 }
 
-/// Writes rows to `path` through a temp file in the same folder and a rename.
-pub fn write_rows_atomically<'a, R: Serialize + 'a>(
+/// Rows as CSV text (header from the first row's fields); `path` only names the table in errors.
+pub fn csv_text<'a, R: Serialize + 'a>(
     path: &Path,
     rows: impl IntoIterator<Item = &'a R>,
-) -> Result<(), TableError> {
+) -> Result<String, TableError> {
+    let err = |e: &dyn std::fmt::Display| TableError(format!("{}: {e}", path.display()));
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        writer.serialize(row).map_err(|e| err(&e))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| err(&e))?;
+    String::from_utf8(bytes).map_err(|e| err(&e))
+}
+
+/// Writes `text` to `path` through a temp file in the same folder and a rename, so a reader (or a
+/// killed writer) never sees half a file.
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), TableError> {
     let io = |e: &dyn std::fmt::Display| TableError(format!("{}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
     }
-    let tmp = path.with_extension(format!("csv.{}.tmp", std::process::id()));
-    {
-        let mut writer = csv::Writer::from_path(&tmp).map_err(|e| io(&e))?;
-        for row in rows {
-            writer.serialize(row).map_err(|e| io(&e))?;
-        }
-        writer.flush().map_err(|e| io(&e))?;
-    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text).map_err(|e| io(&e))?;
     std::fs::rename(&tmp, path).map_err(|e| io(&e))
+}
+
+/// Writes rows to `path` as CSV, atomically.
+pub fn write_rows_atomically<'a, R: Serialize + 'a>(
+    path: &Path,
+    rows: impl IntoIterator<Item = &'a R>,
+) -> Result<(), TableError> {
+    write_atomically(path, &csv_text(path, rows)?)
 }
 
 #[cfg(test)]

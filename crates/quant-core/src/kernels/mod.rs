@@ -331,38 +331,27 @@ impl<'a> StageTables<'a> {
                 i32::from(self.stage.act_min),
                 i32::from(self.stage.act_max),
             );
+            let requantize_row = if matches!(self.backend, Backend::Avx512Vnni | Backend::Amx) {
+                x86::avx512_vnni::requantize_row
+            } else {
+                x86::avx2::requantize_row
+            };
             // SAFETY: `vector` implies an x86 backend that was checked available (both imply
             // AVX2, and the VNNI backend AVX-512F and BW); the tables cover channels 0..n.
             done = unsafe {
-                if matches!(self.backend, Backend::Avx512Vnni | Backend::Amx) {
-                    x86::avx512_vnni::requantize_row(
-                        acc,
-                        offset,
-                        args.0,
-                        args.1,
-                        args.2,
-                        single,
-                        self.may_saturate,
-                        zout,
-                        lo,
-                        hi,
-                        dst,
-                    )
-                } else {
-                    x86::avx2::requantize_row(
-                        acc,
-                        offset,
-                        args.0,
-                        args.1,
-                        args.2,
-                        single,
-                        self.may_saturate,
-                        zout,
-                        lo,
-                        hi,
-                        dst,
-                    )
-                }
+                requantize_row(
+                    acc,
+                    offset,
+                    args.0,
+                    args.1,
+                    args.2,
+                    single,
+                    self.may_saturate,
+                    zout,
+                    lo,
+                    hi,
+                    dst,
+                )
             };
         }
         for j in done..acc.len() {
