@@ -92,6 +92,9 @@ pub struct Run {
     pub profile: String,
     pub threads: usize,
     start_time: String,
+    /// Read once at the start: the source the binary was built from, not what an editor made of the
+    /// tree while the run went on.
+    source: SourceState,
 }
 
 impl Run {
@@ -106,6 +109,7 @@ impl Run {
             profile: profile.to_string(),
             threads,
             start_time: iso_utc(now),
+            source: SourceState::of_workspace(),
         }
     }
 
@@ -120,7 +124,7 @@ impl Run {
         let _lock = TableLock::acquire(path)?;
         let n = merge_rows(path, rows)?;
         let live = run_ids_in(path)?;
-        let source = SourceState::of_workspace();
+        let source = self.source.clone();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
