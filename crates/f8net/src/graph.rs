@@ -47,6 +47,17 @@ pub struct ConvSpec {
     pub groups: usize,
 }
 
+impl ConvSpec {
+    /// Stride, padding (`k / 2`, "same" at stride 1) and groups for the training convolution.
+    pub fn settings(&self) -> quant_train::conv::ConvSettings {
+        quant_train::conv::ConvSettings {
+            stride: self.stride,
+            padding: self.k / 2,
+            groups: self.groups,
+        }
+    }
+}
+
 /// An operand of a residual addition.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Operand {

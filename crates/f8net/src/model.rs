@@ -17,11 +17,10 @@
 use crate::graph::{Graph, Op, Operand};
 use burn::module::Param;
 use burn::prelude::*;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use quant_core::fixed8::FixedFormat;
 use quant_core::fixed8::rule::{FlRule, code_constant, fl_from_std};
 use quant_core::fixed8::stats::threshold_constant;
+use quant_train::conv::conv2d;
 use quant_train::quant::{AffineQuantizer, QuantizerRef};
 
 /// How tensors are quantized.
@@ -342,12 +341,7 @@ impl Model {
         let beta = self.params.beta[i].val();
         let (mean, var) = match real_in {
             Some(x) => {
-                let y = conv2d(
-                    x,
-                    self.params.conv_w[i].val(),
-                    None,
-                    ConvOptions::new([c.stride, c.stride], [c.k / 2, c.k / 2], [1, 1], c.groups),
-                );
+                let y = conv2d(x, self.params.conv_w[i].val(), None, c.settings());
                 let [n, ch, h, w] = y.dims();
                 let flat = y.swap_dims(0, 1).reshape([ch, n * h * w]);
                 let mean = flat.clone().mean_dim(1).reshape([ch]);
@@ -486,17 +480,7 @@ impl Model {
                         Pass::Train => b,
                         Pass::Eval => self.quantize_bias(b, &fl_acc),
                     };
-                    let y = conv2d(
-                        xq,
-                        wq,
-                        Some(b),
-                        ConvOptions::new(
-                            [c.stride, c.stride],
-                            [c.k / 2, c.k / 2],
-                            [1, 1],
-                            c.groups,
-                        ),
-                    );
+                    let y = conv2d(xq, wq, Some(b), c.settings());
                     raw[c.dst] = Some(y);
                 }
                 Op::Add { a, b, dst } => {

@@ -9,9 +9,8 @@
 use burn::module::{Param, RunningState};
 use burn::prelude::*;
 use burn::tensor::activation;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 
+use crate::conv::{ConvSettings, conv2d};
 use crate::quant::{EmaObserver, QuantizerRef, tensor_range};
 use crate::rng::Rng;
 
@@ -379,13 +378,12 @@ impl QLayer {
                 stride,
                 groups,
             } => {
-                let pad = kernel / 2;
-                conv2d(
-                    x,
-                    w,
-                    bias,
-                    ConvOptions::new([stride, stride], [pad, pad], [1, 1], groups),
-                )
+                let spec = ConvSettings {
+                    stride,
+                    padding: kernel / 2,
+                    groups,
+                };
+                conv2d(x, w, bias, spec)
             }
             LayerKind::Linear => {
                 let [n, c, h, wd] = x.dims();

@@ -38,6 +38,7 @@
 //! tensor, and the range and the format are separate so other papers plug in their own formats.
 
 pub mod checkpoint;
+pub mod conv;
 pub mod data;
 pub mod export;
 pub mod layers;
