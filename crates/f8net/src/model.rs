@@ -21,6 +21,7 @@ use quant_core::fixed8::FixedFormat;
 use quant_core::fixed8::rule::{FlRule, code_constant, fl_from_std};
 use quant_core::fixed8::stats::threshold_constant;
 use quant_train::conv::conv2d;
+use quant_train::fused::{Clip, Grid, channel_moments, clip_ste};
 use quant_train::quant::{AffineQuantizer, QuantizerRef};
 
 /// How tensors are quantized.
@@ -307,13 +308,32 @@ impl Model {
                 } else {
                     (0.0, 255.0)
                 };
-                let device = raw.device();
-                let scale = Tensor::<4>::ones([1, 1, 1, 1], &device).mul_scalar(pow2(fl));
-                let n = raw.dims();
-                fake_fixed(raw, scale.expand(n), lo, hi, self.rounds())
+                let scale = pow2(fl);
+                let grid = if self.rounds() {
+                    Grid::Fixed { scale }
+                } else {
+                    Grid::None
+                };
+                // (x·2^FL) clamped to the codes equals x clamped to codes/2^FL: powers of two
+                // scale exactly.
+                let clip = Clip {
+                    lo: lo / scale,
+                    hi: hi / scale,
+                    grid,
+                };
+                clip_ste(raw, clip)
             }
             None => {
-                let y = if signed { raw } else { raw.clamp_min(0.0) };
+                let y = if signed {
+                    raw
+                } else {
+                    let relu = Clip {
+                        lo: 0.0,
+                        hi: f32::INFINITY,
+                        grid: Grid::None,
+                    };
+                    clip_ste(raw, relu)
+                };
                 if pass == Pass::Train {
                     let (lo, hi) = quant_train::quant::tensor_range(&y);
                     let r = self.state.range_ema[v].map_or((lo, hi), |(a, b)| {
@@ -342,13 +362,8 @@ impl Model {
         let (mean, var) = match real_in {
             Some(x) => {
                 let y = conv2d(x, self.params.conv_w[i].val(), None, c.settings());
-                let [n, ch, h, w] = y.dims();
-                let flat = y.swap_dims(0, 1).reshape([ch, n * h * w]);
-                let mean = flat.clone().mean_dim(1).reshape([ch]);
-                let var = (flat - mean.clone().reshape([ch, 1]))
-                    .powi_scalar(2)
-                    .mean_dim(1)
-                    .reshape([ch]);
+                let [n, _, h, w] = y.dims();
+                let (mean, var) = channel_moments(y);
                 let count = (n * h * w) as f32;
                 let m = MOMENTUM as f32;
                 let (hm, hv) = (host(mean.clone().detach()), host(var.clone().detach()));

@@ -11,8 +11,16 @@ use burn::prelude::*;
 use burn::tensor::activation;
 
 use crate::conv::{ConvSettings, conv2d};
+use crate::fused::{self, Clip, Grid};
 use crate::quant::{EmaObserver, QuantizerRef, tensor_range};
 use crate::rng::Rng;
+
+/// ReLU6 as a clamp to `[0, 6]` (Burn's `relu6`, gradient 1 on the closed interval).
+const RELU6: Clip = Clip {
+    lo: 0.0,
+    hi: 6.0,
+    grid: Grid::None,
+};
 
 /// What a forward pass should do; chosen by the training loop (or evaluation) per step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,12 +162,9 @@ impl OutputStage {
         let y = match (self.activation, &self.pact_alpha) {
             (Activation::None, _) => x,
             (Activation::Relu, _) => activation::relu(x),
-            (Activation::Relu6, _) => activation::relu6(x),
+            (Activation::Relu6, _) => fused::clip_ste(x, RELU6),
             // PACT: relu(x) - relu(x - α); dL/dα counts the inputs above α.
-            (Activation::Pact(_), Some(alpha)) => {
-                let a = alpha.val().reshape([1, 1, 1, 1]);
-                activation::relu(x.clone()) - activation::relu(x - a)
-            }
+            (Activation::Pact(_), Some(alpha)) => fused::pact(x, alpha.val()),
             (Activation::Pact(_), None) => activation::relu(x),
         };
         let Some(q) = &self.quantizer else { return y };
@@ -427,10 +432,7 @@ fn batch_norm_train(y: Tensor<4>, bn: &BatchNormState) -> Tensor<4> {
     let [n, c, h, w] = y.dims();
     let scale = bn.fold_scale().reshape([1, c, 1, 1]);
     let z = y / scale;
-    let per_channel = z.clone().swap_dims(0, 1).reshape([c, n * h * w]);
-    let mean = per_channel.clone().mean_dim(1).reshape([c]);
-    let centered = per_channel - mean.clone().reshape([c, 1]);
-    let var = centered.powi_scalar(2).mean_dim(1).reshape([c]);
+    let (mean, var) = fused::channel_moments(z.clone());
     let count = (n * h * w) as f64;
     let unbiased = var
         .clone()

@@ -41,10 +41,14 @@ pub mod checkpoint;
 pub mod conv;
 pub mod data;
 pub mod export;
+pub mod fast_path;
+mod flex_tensors;
+pub mod fused;
 pub mod layers;
 pub mod models;
 pub mod quant;
 pub mod rng;
+mod simd;
 pub mod train;
 
 pub use layers::{Activation, LayerKind, OutputStage, Phase, QLayer};

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use burn::module::RunningState;
 use burn::prelude::*;
+
+use crate::fused::{Clip, Grid, clip_ste};
 use quant_core::qparams::{QParams, QRange};
 
 /// Rounds every element to the nearest integer, ties **away from zero** (`2.5 -> 3`, `-2.5 -> -3`).
@@ -32,14 +34,16 @@ pub fn round_half_away<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// the nudged range `[a', b']` and 0 outside (TF's FakeQuant gradient, dossier §6.5).
 pub fn fake_quant_affine<const D: usize>(x: Tensor<D>, p: &QParams) -> Tensor<D> {
     let (lo, hi) = p.nudged_range();
-    let s = p.scale as f32;
-    let clipped = x.clamp(lo as f32, hi as f32);
-    let lo_code = (p.range.qmin - p.zero_point) as f32;
-    let hi_code = (p.range.qmax - p.zero_point) as f32;
-    let q = round_half_away(clipped.clone().div_scalar(s))
-        .clamp(lo_code, hi_code)
-        .mul_scalar(s);
-    clipped.clone() + (q - clipped).detach()
+    let clip = Clip {
+        lo: lo as f32,
+        hi: hi as f32,
+        grid: Grid::Affine {
+            scale: p.scale as f32,
+            code_lo: (p.range.qmin - p.zero_point) as f32,
+            code_hi: (p.range.qmax - p.zero_point) as f32,
+        },
+    };
+    clip_ste(x, clip)
 }
 
 /// A number format that a quantized layer simulates in training.

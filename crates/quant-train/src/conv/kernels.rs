@@ -19,6 +19,8 @@ use gemm::{Parallelism, gemm};
 use quant_core::kernels::ConvGeometry;
 use rayon::prelude::*;
 
+use crate::simd::vectorized;
+
 /// Images whose weight gradients one task sums before the fixed-order total (a fixed number, so
 /// the summation order and hence the rounding never depend on the thread count).
 const WEIGHT_GRAD_CHUNK: usize = 8;
@@ -99,6 +101,11 @@ impl ConvLayer {
             self.geometry.out_h(),
             self.geometry.out_w(),
         ]
+    }
+
+    /// Window taps (`kh · kw`).
+    fn taps(&self) -> usize {
+        self.geometry.kernel_h * self.geometry.kernel_w
     }
 
     fn is_depthwise(&self) -> bool {
@@ -288,13 +295,24 @@ fn scatter_axpy_strided(dst: &mut [f32], a: f32, src: &[f32], stride: usize) {
     }
 }
 
-/// `Σ a[i · stride] · b[i]`.
+/// `Σ a[i · stride] · b[i]`, summed in 8 interleaved partial sums so that it vectorises.
 fn dot_strided(a: &[f32], stride: usize, b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
     if stride == 1 {
-        a.iter().zip(b).map(|(x, y)| x * y).sum()
+        let (ca, ta) = a.as_chunks::<8>();
+        let (cb, tb) = b.as_chunks::<8>();
+        for (x, y) in ca.iter().zip(cb) {
+            for l in 0..8 {
+                acc[l] += x[l] * y[l];
+            }
+        }
+        acc[0] += ta.iter().zip(tb).map(|(x, y)| x * y).sum::<f32>();
     } else {
-        a.iter().step_by(stride).zip(b).map(|(x, y)| x * y).sum()
+        for (i, (x, y)) in a.iter().step_by(stride).zip(b).enumerate() {
+            acc[i % 8] += x * y;
+        }
     }
+    acc.iter().sum()
 }
 
 /// Input elements a run of `len` outputs reads at input stride `s`.
@@ -306,84 +324,98 @@ fn span(len: usize, s: usize) -> usize {
 pub fn forward(layer: &ConvLayer, x: &[f32], w: &[f32]) -> Vec<f32> {
     let mut y = vec![0.0; layer.batch * layer.output_len()];
     if layer.is_depthwise() {
-        let taps = layer.geometry.kernel_h * layer.geometry.kernel_w;
+        let (taps, s) = (layer.taps(), layer.geometry.stride_w);
         y.par_chunks_mut(layer.out_plane())
             .zip(x.par_chunks(layer.in_plane()))
             .enumerate()
             .for_each(|(i, (out, inp))| {
-                let (wc, s) = (&w[(i % layer.out_c) * taps..], layer.geometry.stride_w);
-                depthwise_runs(layer, |t, src, dst, len| {
-                    axpy_strided(
-                        &mut out[dst..][..len],
-                        wc[t],
-                        &inp[src..][..span(len, s)],
-                        s,
-                    );
+                let wc = &w[(i % layer.out_c) * taps..][..taps];
+                vectorized(|| {
+                    depthwise_runs(layer, |t, src, dst, len| {
+                        let run = &inp[src..][..span(len, s)];
+                        axpy_strided(&mut out[dst..][..len], wc[t], run, s);
+                    })
                 });
             });
         return y;
     }
-    let (cout, k, p) = (layer.out_c_per_group(), layer.patch(), layer.out_plane());
     y.par_chunks_mut(layer.output_len())
         .zip(x.par_chunks(layer.input_len()))
         .for_each_init(Vec::new, |cols, (out, image)| {
-            for g in 0..layer.groups {
-                let rhs: &[f32] = if layer.is_pointwise() {
-                    &image[g * k * p..][..k * p]
-                } else {
-                    im2col(layer, image, g, cols);
-                    cols
-                };
-                matmul(
-                    (cout, p, k),
-                    &mut out[g * cout * p..],
-                    p,
-                    false,
-                    &w[g * cout * k..],
-                    (k, 1),
-                    rhs,
-                    (p, 1),
-                );
-            }
+            vectorized(|| forward_image(layer, w, image, out, cols))
         });
     y
+}
+
+/// The dense forward pass of one image, every group.
+fn forward_image(
+    layer: &ConvLayer,
+    w: &[f32],
+    image: &[f32],
+    out: &mut [f32],
+    cols: &mut Vec<f32>,
+) {
+    let (cout, k, p) = (layer.out_c_per_group(), layer.patch(), layer.out_plane());
+    for g in 0..layer.groups {
+        let rhs: &[f32] = if layer.is_pointwise() {
+            &image[g * k * p..][..k * p]
+        } else {
+            im2col(layer, image, g, cols);
+            cols
+        };
+        let (dst, wg) = (&mut out[g * cout * p..], &w[g * cout * k..]);
+        matmul((cout, p, k), dst, p, false, wg, (k, 1), rhs, (p, 1));
+    }
 }
 
 /// Input gradient `dx` from the output gradient `dy` (the transposed convolution).
 pub fn input_grad(layer: &ConvLayer, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dx = vec![0.0; layer.batch * layer.input_len()];
     if layer.is_depthwise() {
-        let taps = layer.geometry.kernel_h * layer.geometry.kernel_w;
+        let (taps, s) = (layer.taps(), layer.geometry.stride_w);
         dx.par_chunks_mut(layer.in_plane())
             .zip(dy.par_chunks(layer.out_plane()))
             .enumerate()
             .for_each(|(i, (grad_in, grad_out))| {
-                let (wc, s) = (&w[(i % layer.out_c) * taps..], layer.geometry.stride_w);
-                depthwise_runs(layer, |t, src, dst, len| {
-                    let d = &mut grad_in[src..][..span(len, s)];
-                    scatter_axpy_strided(d, wc[t], &grad_out[dst..][..len], s);
+                let wc = &w[(i % layer.out_c) * taps..][..taps];
+                vectorized(|| {
+                    depthwise_runs(layer, |t, src, dst, len| {
+                        let run = &mut grad_in[src..][..span(len, s)];
+                        scatter_axpy_strided(run, wc[t], &grad_out[dst..][..len], s);
+                    })
                 });
             });
         return dx;
     }
-    let (cout, k, p) = (layer.out_c_per_group(), layer.patch(), layer.out_plane());
     dx.par_chunks_mut(layer.input_len())
         .zip(dy.par_chunks(layer.output_len()))
         .for_each_init(Vec::new, |cols, (grad_in, grad_out)| {
-            for g in 0..layer.groups {
-                let (wg, dyg) = (&w[g * cout * k..], &grad_out[g * cout * p..]);
-                if layer.is_pointwise() {
-                    let dst = &mut grad_in[g * k * p..][..k * p];
-                    matmul((k, p, cout), dst, p, false, wg, (1, k), dyg, (p, 1));
-                } else {
-                    cols.clear();
-                    cols.resize(k * p, 0.0);
-                    matmul((k, p, cout), cols, p, false, wg, (1, k), dyg, (p, 1));
-                    col2im_add(layer, cols, g, grad_in);
-                }
-            }
+            vectorized(|| input_grad_image(layer, w, grad_out, grad_in, cols))
         });
     dx
+}
+
+/// The dense input gradient of one image, every group.
+fn input_grad_image(
+    layer: &ConvLayer,
+    w: &[f32],
+    grad_out: &[f32],
+    grad_in: &mut [f32],
+    cols: &mut Vec<f32>,
+) {
+    let (cout, k, p) = (layer.out_c_per_group(), layer.patch(), layer.out_plane());
+    for g in 0..layer.groups {
+        let (wg, dyg) = (&w[g * cout * k..], &grad_out[g * cout * p..]);
+        if layer.is_pointwise() {
+            let dst = &mut grad_in[g * k * p..][..k * p];
+            matmul((k, p, cout), dst, p, false, wg, (1, k), dyg, (p, 1));
+        } else {
+            cols.clear();
+            cols.resize(k * p, 0.0);
+            matmul((k, p, cout), cols, p, false, wg, (1, k), dyg, (p, 1));
+            col2im_add(layer, cols, g, grad_in);
+        }
+    }
 }
 
 /// Weight gradient `dw` from the input `x` and the output gradient `dy`, summed over the batch in
@@ -391,51 +423,55 @@ pub fn input_grad(layer: &ConvLayer, w: &[f32], dy: &[f32]) -> Vec<f32> {
 pub fn weight_grad(layer: &ConvLayer, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let wlen = layer.weight_len();
     if layer.is_depthwise() {
-        let taps = layer.geometry.kernel_h * layer.geometry.kernel_w;
+        let (taps, s) = (layer.taps(), layer.geometry.stride_w);
         let mut dw = vec![0.0; wlen];
         dw.par_chunks_mut(taps).enumerate().for_each(|(c, grad)| {
-            for n in 0..layer.batch {
-                let plane = (n * layer.out_c + c) * layer.in_plane();
-                let inp = &x[plane..][..layer.in_plane()];
-                let out_plane = (n * layer.out_c + c) * layer.out_plane();
-                let grad_out = &dy[out_plane..][..layer.out_plane()];
-                let s = layer.geometry.stride_w;
-                depthwise_runs(layer, |t, src, dst, len| {
-                    grad[t] += dot_strided(&inp[src..][..span(len, s)], s, &grad_out[dst..][..len]);
-                });
-            }
+            vectorized(|| {
+                for n in 0..layer.batch {
+                    let plane = n * layer.out_c + c;
+                    let inp = &x[plane * layer.in_plane()..][..layer.in_plane()];
+                    let grad_out = &dy[plane * layer.out_plane()..][..layer.out_plane()];
+                    depthwise_runs(layer, |t, src, dst, len| {
+                        let run = &inp[src..][..span(len, s)];
+                        grad[t] += dot_strided(run, s, &grad_out[dst..][..len]);
+                    });
+                }
+            })
         });
         return dw;
     }
-    let (cout, k, p) = (layer.out_c_per_group(), layer.patch(), layer.out_plane());
     let partials: Vec<Vec<f32>> = x
         .par_chunks(layer.input_len() * WEIGHT_GRAD_CHUNK)
         .zip(dy.par_chunks(layer.output_len() * WEIGHT_GRAD_CHUNK))
-        .map(|(images, grads)| {
-            let mut dw = vec![0.0; wlen];
-            let mut cols = Vec::new();
-            for (image, grad_out) in images
-                .chunks(layer.input_len())
-                .zip(grads.chunks(layer.output_len()))
-            {
-                for g in 0..layer.groups {
-                    let rhs: &[f32] = if layer.is_pointwise() {
-                        &image[g * k * p..][..k * p]
-                    } else {
-                        im2col(layer, image, g, &mut cols);
-                        &cols
-                    };
-                    let dst = &mut dw[g * cout * k..][..cout * k];
-                    let dyg = &grad_out[g * cout * p..];
-                    matmul((cout, k, p), dst, k, true, dyg, (p, 1), rhs, (1, p));
-                }
-            }
-            dw
-        })
+        .map(|(images, grads)| vectorized(|| weight_grad_images(layer, images, grads)))
         .collect();
     let mut total = vec![0.0; wlen];
     for part in partials {
         total.iter_mut().zip(part).for_each(|(t, v)| *t += v);
     }
     total
+}
+
+/// The dense weight gradient summed over a few consecutive images, in order.
+fn weight_grad_images(layer: &ConvLayer, images: &[f32], grads: &[f32]) -> Vec<f32> {
+    let (cout, k, p) = (layer.out_c_per_group(), layer.patch(), layer.out_plane());
+    let mut dw = vec![0.0; layer.weight_len()];
+    let mut cols = Vec::new();
+    for (image, grad_out) in images
+        .chunks(layer.input_len())
+        .zip(grads.chunks(layer.output_len()))
+    {
+        for g in 0..layer.groups {
+            let rhs: &[f32] = if layer.is_pointwise() {
+                &image[g * k * p..][..k * p]
+            } else {
+                im2col(layer, image, g, &mut cols);
+                &cols
+            };
+            let dst = &mut dw[g * cout * k..][..cout * k];
+            let dyg = &grad_out[g * cout * p..];
+            matmul((cout, k, p), dst, k, true, dyg, (p, 1), rhs, (1, p));
+        }
+    }
+    dw
 }

@@ -26,6 +26,8 @@ use burn::tensor::ops::ConvOptions;
 use burn_flex::FlexTensor;
 use quant_core::kernels::ConvGeometry;
 
+use crate::flex_tensors::{dims, is_f32, tensor, values};
+
 /// Stride, symmetric padding and channel groups of a convolution (square, no dilation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvSettings {
@@ -85,6 +87,9 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     spec: ConvSettings,
 ) -> Tensor<4> {
+    if !crate::fast_path::enabled() {
+        return burn::tensor::module::conv2d(x, w, bias, spec.options());
+    }
     let out_c = w.dims()[0];
     let y = Tensor::from_dispatch(<burn::backend::Dispatch as TrainConv>::train_conv2d(
         x.into_dispatch(),
@@ -134,27 +139,6 @@ pub trait TrainConv: Backend {
 #[cfg(feature = "ndarray")]
 impl TrainConv for burn::backend::NdArray {}
 
-/// The f32 values of a flex tensor in contiguous order (copied only when its layout is not), or
-/// `None` for other element types.
-fn flex_f32(t: &FlexTensor) -> Option<std::borrow::Cow<'_, [f32]>> {
-    match t.as_slice::<f32>() {
-        Some(s) => Some(std::borrow::Cow::Borrowed(s)),
-        None if t.dtype() == burn::tensor::DType::F32 => t
-            .to_contiguous()
-            .as_slice::<f32>()
-            .map(|s| std::borrow::Cow::Owned(s.to_vec())),
-        None => None,
-    }
-}
-
-fn flex_dims(t: &FlexTensor) -> Vec<usize> {
-    t.layout().shape().iter().copied().collect()
-}
-
-fn flex_tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
-
 /// Runs `kernel` on the f32 values of `a` and `b` when both are f32 and the shapes describe a valid
 /// layer; `None` sends the caller to Burn's own operation.
 fn on_flex(
@@ -165,10 +149,12 @@ fn on_flex(
     b: &FlexTensor,
     kernel: impl FnOnce(&ConvLayer, &[f32], &[f32]) -> (Vec<f32>, [usize; 4]),
 ) -> Option<FlexTensor> {
-    let layer = spec.layer(&flex_dims(x_shape), &flex_dims(w))?;
-    let (a, b) = (flex_f32(a)?, flex_f32(b)?);
-    let (values, shape) = kernel(&layer, &a, &b);
-    Some(flex_tensor(values, shape))
+    let layer = spec.layer(&dims(x_shape), &dims(w))?;
+    if !(is_f32(a) && is_f32(b)) {
+        return None;
+    }
+    let (out, shape) = kernel(&layer, &values(a), &values(b));
+    Some(tensor(out, shape.to_vec()))
 }
 
 impl TrainConv for Flex {
@@ -199,7 +185,7 @@ impl TrainConv for Flex {
         dy: FlexTensor,
         spec: ConvSettings,
     ) -> FlexTensor {
-        let w_shape = flex_dims(&w);
+        let w_shape = dims(&w);
         on_flex(spec, &x, &w, &x, &dy, |l, x, dy| {
             let shape = [w_shape[0], w_shape[1], w_shape[2], w_shape[3]];
             (kernels::weight_grad(l, x, dy), shape)

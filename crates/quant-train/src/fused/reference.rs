@@ -1,0 +1,49 @@
+//! The fused operations written with Burn's tensor operations: what every device other than flex
+//! runs, and the definition the fused kernels are tested against.
+
+use burn::prelude::*;
+use burn::tensor::activation;
+
+use super::{Clip, Grid};
+use crate::quant::round_half_away;
+
+/// [`super::clip_ste`]: clamp (whose gradient is the clipped straight-through estimator), then the
+/// grid's rounding with its gradient detached.
+pub fn clip_ste<const D: usize>(x: Tensor<D>, clip: Clip) -> Tensor<D> {
+    match clip.grid {
+        Grid::None => x.clamp(clip.lo, clip.hi),
+        Grid::Affine {
+            scale,
+            code_lo,
+            code_hi,
+        } => {
+            let clipped = x.clamp(clip.lo, clip.hi);
+            let q = round_half_away(clipped.clone().div_scalar(scale))
+                .clamp(code_lo, code_hi)
+                .mul_scalar(scale);
+            clipped.clone() + (q - clipped).detach()
+        }
+        Grid::Fixed { scale } => {
+            let c = x.mul_scalar(scale).clamp(clip.lo * scale, clip.hi * scale);
+            (c.clone() + (c.clone().round() - c).detach()).div_scalar(scale)
+        }
+    }
+}
+
+/// [`super::pact`]: `relu(x) - relu(x - α)`.
+pub fn pact<const D: usize>(x: Tensor<D>, alpha: Tensor<1>) -> Tensor<D> {
+    let a = alpha.reshape([1; D]);
+    activation::relu(x.clone()) - activation::relu(x - a)
+}
+
+/// [`super::channel_moments`]: mean and biased variance over every axis but the channel one.
+pub fn channel_moments(x: Tensor<4>) -> (Tensor<1>, Tensor<1>) {
+    let [n, c, h, w] = x.dims();
+    let per_channel = x.swap_dims(0, 1).reshape([c, n * h * w]);
+    let mean = per_channel.clone().mean_dim(1).reshape([c]);
+    let var = (per_channel - mean.clone().reshape([c, 1]))
+        .powi_scalar(2)
+        .mean_dim(1)
+        .reshape([c]);
+    (mean, var)
+}

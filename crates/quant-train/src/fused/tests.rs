@@ -1,0 +1,122 @@
+//! The fused operations against their tensor-operation definitions ([`super::reference`]): values
+//! and gradients.
+
+use super::{Clip, Grid, channel_moments, clip_ste, pact, reference};
+use burn::prelude::*;
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+/// Values spread over and beyond the clip ranges, with exact ties of both grids and the clip
+/// boundaries themselves.
+fn input(device: &Device) -> Tensor<4> {
+    let mut rng = crate::rng::Rng::new(7);
+    let mut v: Vec<f32> = (0..2 * 3 * 5 * 4)
+        .map(|_| (rng.normal() * 3.0) as f32)
+        .collect();
+    v[..8].copy_from_slice(&[0.0, 0.5, -0.5, 1.5, 6.0, -2.0, 0.25, 2.5]);
+    Tensor::from_data(TensorData::new(v, [2, 3, 5, 4]), device).require_grad()
+}
+
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+            "{what}[{i}]: {g} vs {w}"
+        );
+    }
+}
+
+/// Forward values and the input gradient of `Σ f(x) ⊙ r` for the fused and the reference `f`.
+fn compare(
+    what: &str,
+    f: impl Fn(Tensor<4>) -> Tensor<4>,
+    reference: impl Fn(Tensor<4>) -> Tensor<4>,
+) {
+    let dev = Device::flex().autodiff();
+    let run = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+        let x = input(&dev);
+        let y = f(x.clone());
+        let r = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..y.dims().iter().product::<usize>())
+                    .map(|i| (i % 7) as f32 - 3.0)
+                    .collect::<Vec<_>>(),
+                y.dims(),
+            ),
+            &dev,
+        );
+        let grads = (y.clone() * r).sum().backward();
+        (host(y.inner()), host(x.grad(&grads).unwrap()))
+    };
+    let (ours, theirs) = (run(&f), run(&reference));
+    assert_close(&ours.0, &theirs.0, &format!("{what} value"));
+    assert_close(&ours.1, &theirs.1, &format!("{what} gradient"));
+}
+
+#[test]
+fn clip_ste_matches_its_definition_on_every_grid() {
+    let grids = [
+        Grid::None,
+        Grid::Affine {
+            scale: 0.5,
+            code_lo: -3.0,
+            code_hi: 12.0,
+        },
+        Grid::Fixed { scale: 4.0 },
+    ];
+    for grid in grids {
+        let clip = Clip {
+            lo: -1.5,
+            hi: 6.0,
+            grid,
+        };
+        compare(
+            &format!("{grid:?}"),
+            |x| clip_ste(x, clip),
+            |x| reference::clip_ste(x, clip),
+        );
+    }
+}
+
+#[test]
+fn pact_matches_its_definition_including_the_clip_gradient() {
+    let dev = Device::flex().autodiff();
+    let run = |fused: bool| {
+        let x = input(&dev);
+        let alpha = Tensor::<1>::from_data(TensorData::new(vec![2.5f32], [1]), &dev).require_grad();
+        let y = if fused {
+            pact(x.clone(), alpha.clone())
+        } else {
+            reference::pact(x.clone(), alpha.clone())
+        };
+        let grads = (y.clone() * y.clone()).sum().backward();
+        (
+            host(y.inner()),
+            host(x.grad(&grads).unwrap()),
+            host(alpha.grad(&grads).unwrap()),
+        )
+    };
+    let (ours, theirs) = (run(true), run(false));
+    assert_close(&ours.0, &theirs.0, "pact value");
+    assert_close(&ours.1, &theirs.1, "pact x gradient");
+    assert_close(&ours.2, &theirs.2, "pact alpha gradient");
+}
+
+#[test]
+fn channel_moments_match_their_definition_with_gradients() {
+    let combine = |(m, v): (Tensor<1>, Tensor<1>)| {
+        let c = m.dims()[0];
+        (m.mul_scalar(3.0) + v.mul_scalar(-2.0)).reshape([1, c, 1, 1])
+    };
+    compare(
+        "moments",
+        |x| combine(channel_moments(x)),
+        |x| combine(reference::channel_moments(x)),
+    );
+}
