@@ -1,7 +1,7 @@
 # Entry points of the workspace. `make test` is what CI runs; `make reproduce-<paper>` reruns a paper.
 CARGO ?= cargo
 
-.PHONY: data test fmt clippy unit check-results bench-kernels compare figures report reproduce-all \
+.PHONY: data test fmt clippy unit check-results bench-kernels bench-train compare figures report reproduce-all \
         reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
 
 data:
@@ -29,6 +29,14 @@ bench-kernels:
 	$(CARGO) run --release -p quant-core --bin bench-kernels
 	$(CARGO) run -p quant-train --bin bench-burn-matmul
 	python3 scripts/bench_onnxruntime.py
+
+# One training step of every model the papers train (Burn, float and QAT), then the same architectures
+# in PyTorch (its own .venv-torch) and the ratios; the workspace's dev profile is optimised, as for the
+# training binaries.
+bench-train:
+	$(CARGO) build -p train-bench
+	target/debug/bench-train
+	python3 scripts/bench_torch_train.py
 
 reproduce-pocketnn: data
 	$(CARGO) run -p pocketnn -- reproduce --profile full

@@ -16,26 +16,13 @@ import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
 import time
 
+from script_venv import ensure_venv
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv")
-
-
-def ensure_venv():
-    """Re-executes this script inside ./.venv, creating it and installing packages if needed."""
-    py = os.path.join(VENV, "bin", "python")
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
-        return
-    if not os.path.exists(py):
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-    try:
-        subprocess.check_call([py, "-c", "import onnxruntime, onnx, numpy"], stderr=subprocess.DEVNULL)
-    except subprocess.CalledProcessError:
-        subprocess.check_call([py, "-m", "pip", "install", "--quiet", "onnxruntime", "onnx", "numpy"])
-    os.execv(py, [py] + sys.argv)
 
 
 GEMMS = [("gemm", 64, 784, 100), ("gemm", 256, 1024, 1024), ("gemm", 1024, 1024, 1024),
@@ -152,7 +139,7 @@ def time_model(model, feed, threads, budget):
 
 
 def main():
-    ensure_venv()
+    ensure_venv(VENV, ["onnxruntime", "onnx", "numpy"], "import onnxruntime, onnx, numpy")
     import numpy as np
     import onnxruntime as ort
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

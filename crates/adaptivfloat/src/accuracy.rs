@@ -85,6 +85,16 @@ impl Proxy {
         }
     }
 
+    /// The zoo architecture of the MLP and CNN stand-ins (`None` for the Transformer, which is
+    /// [`RowTransformer`]).
+    pub fn net_spec(self) -> Option<ModelSpec> {
+        match self {
+            Proxy::Transformer => None,
+            Proxy::Mlp => Some(ModelSpec::Mlp(vec![256, 256])),
+            Proxy::Cnn => Some(ModelSpec::Cnn(vec![16, 32])),
+        }
+    }
+
     /// Short name for file names and progress labels.
     pub fn short(self) -> &'static str {
         match self {
@@ -242,6 +252,84 @@ fn scale_vec(p: &Param<Tensor<1>>, idx: &[usize], factor: f32) -> Param<Tensor<1
     transformer::scale_entries(p, idx, factor)
 }
 
+/// Float training of a zoo stand-in: Adam at [`LR`], batch [`BATCH`], decaying to 0 so the float
+/// model has plateaued before retraining (paper §4.2: QAR starts "from the plateaued FP32 model").
+pub fn float_config(epochs: u32, seed: u64) -> TrainConfig {
+    let mut config = TrainConfig::adam(epochs, LR, seed);
+    config.batch_size = BATCH;
+    config.schedule = LrSchedule::Cosine;
+    config
+}
+
+/// Quantization-aware retraining of a zoo stand-in: one pass at the constant [`QAR_LR`].
+pub fn qar_config(seed: u64) -> TrainConfig {
+    let mut config = TrainConfig::adam(1, QAR_LR, seed + 1);
+    config.batch_size = BATCH;
+    config
+}
+
+/// [`float_config`] for the Transformer.
+pub fn transformer_float_spec(epochs: u32, seed: u64, label: String) -> TrainSpec<'static> {
+    TrainSpec {
+        epochs,
+        batch_size: BATCH,
+        lr: LR,
+        cosine: true,
+        seed,
+        weights: None,
+        acts: None,
+        label,
+    }
+}
+
+/// [`qar_config`] for the Transformer: weights always quantized with `q`, activations when `acts`
+/// gives the per-site ranges.
+pub fn transformer_qar_spec<'a>(
+    q: &'a FormatQuantizer,
+    acts: Option<(&'a FormatQuantizer, &'a [f64])>,
+    seed: u64,
+    label: String,
+) -> TrainSpec<'a> {
+    TrainSpec {
+        epochs: 1,
+        batch_size: BATCH,
+        lr: QAR_LR,
+        cosine: false,
+        seed: seed + 1,
+        weights: Some(q),
+        acts,
+        label,
+    }
+}
+
+/// The QAR model of a zoo stand-in: `q` on every weight and, `with_acts`, on every output stage
+/// but the logits (no layer's input), with activation ranges calibrated on `calib`.
+pub fn qar_net(
+    base: &Net,
+    q: &FormatQuantizer,
+    with_acts: bool,
+    calib: &ImageSet,
+    device: &Device,
+) -> Net {
+    let mut net = base.clone();
+    let handle = QuantizerRef::new(q.clone());
+    net.set_quantizers(Some(handle.clone()), with_acts.then_some(handle));
+    let stages = count_stages(&mut net);
+    net.map_output_stages(|i, s| {
+        if i + 1 == stages {
+            s.quantizer = None;
+        }
+    });
+    if with_acts {
+        let idx: Vec<usize> = (0..calib.len()).collect();
+        for chunk in idx.chunks(250) {
+            let (x, _) = quant_train::data::batch(calib, chunk, device);
+            let _ = net.forward(x, &Phase::CALIBRATE);
+        }
+    }
+    net
+}
+
 /// Everything one stand-in needs: data, plan, device and the row stamp.
 pub struct Experiment<'a> {
     pub proxy: Proxy,
@@ -303,31 +391,18 @@ impl Experiment<'_> {
         let label = format!("{} fp32", self.proxy.short());
         match self.proxy {
             Proxy::Transformer => {
-                let spec = TrainSpec {
-                    epochs: self.plan.epochs,
-                    batch_size: BATCH,
-                    lr: LR,
-                    cosine: true,
-                    seed: self.plan.seed,
-                    weights: None,
-                    acts: None,
-                    label,
-                };
+                let spec = transformer_float_spec(self.plan.epochs, self.plan.seed, label);
                 let model = RowTransformer::new(self.plan.seed, &self.device);
                 let trained = transformer::train(model, &self.train, &spec, &self.device)?;
                 Ok(Model::Transformer(Box::new(trained)))
             }
             Proxy::Mlp | Proxy::Cnn => {
-                let spec = match self.proxy {
-                    Proxy::Mlp => ModelSpec::Mlp(vec![256, 256]),
-                    _ => ModelSpec::Cnn(vec![16, 32]),
-                };
+                let spec = self
+                    .proxy
+                    .net_spec()
+                    .ok_or("the stand-in is no zoo model")?;
                 let net = ModelConfig::new(spec, self.plan.seed).build(&self.device);
-                let mut config = TrainConfig::adam(self.plan.epochs, LR, self.plan.seed);
-                config.batch_size = BATCH;
-                // Decay to 0 so the float model has plateaued before retraining (paper §4.2:
-                // QAR starts "from the plateaued FP32 model").
-                config.schedule = LrSchedule::Cosine;
+                let config = float_config(self.plan.epochs, self.plan.seed);
                 let options = RunOptions {
                     checkpoint: self.plan.checkpoint_dir.as_ref().map(|d| {
                         d.join(format!(
@@ -363,16 +438,7 @@ impl Experiment<'_> {
                 let ranges =
                     with_acts.then(|| transformer::calibrate(t, &self.calib, &self.device));
                 let acts = ranges.as_deref().map(|r| (&q, r));
-                let spec = TrainSpec {
-                    epochs: 1,
-                    batch_size: BATCH,
-                    lr: QAR_LR,
-                    cosine: false,
-                    seed: self.plan.seed + 1,
-                    weights: Some(&q),
-                    acts,
-                    label,
-                };
+                let spec = transformer_qar_spec(&q, acts, self.plan.seed, label);
                 let trained = transformer::train((**t).clone(), &qar_set, &spec, &self.device)?;
                 let ctx = Ctx {
                     weights: Some(&q),
@@ -387,25 +453,8 @@ impl Experiment<'_> {
                 ))
             }
             Model::Net(n) => {
-                let mut net = n.clone();
-                let handle = QuantizerRef::new(q.clone());
-                net.set_quantizers(Some(handle.clone()), with_acts.then_some(handle));
-                // The logits are no layer's input: keep them in float.
-                let stages = count_stages(&mut net);
-                net.map_output_stages(|i, s| {
-                    if i + 1 == stages {
-                        s.quantizer = None;
-                    }
-                });
-                if with_acts {
-                    let idx: Vec<usize> = (0..self.calib.len()).collect();
-                    for chunk in idx.chunks(250) {
-                        let (x, _) = quant_train::data::batch(&self.calib, chunk, &self.device);
-                        let _ = net.forward(x, &Phase::CALIBRATE);
-                    }
-                }
-                let mut config = TrainConfig::adam(1, QAR_LR, self.plan.seed + 1);
-                config.batch_size = BATCH;
+                let net = qar_net(n, &q, with_acts, &self.calib, &self.device);
+                let config = qar_config(self.plan.seed);
                 let options = RunOptions {
                     checkpoint: None,
                     label,

@@ -41,8 +41,9 @@ impl Plan {
     /// The plan of `profile`; `epochs` (over the training subset) overrides the FP stage length.
     ///
     /// One step of batch 128 takes 0.45-0.75 s per proxy on one quiet core of this machine (measured
-    /// with `examples/step_time.rs`), so the FP stage gets 300 steps (0.64 of an epoch of the 60 000
-    /// training images) and each quantized stage 60 (QAT from a trained FP model needs far fewer).
+    /// with the former `examples/step_time.rs`; the workspace's `bench-train` times them now), so
+    /// the FP stage gets 300 steps (0.64 of an epoch of the 60 000 training images) and each
+    /// quantized stage 60 (QAT from a trained FP model needs far fewer).
     pub fn new(profile: Profile, epochs: Option<u32>, seeds: Option<Vec<u64>>) -> Plan {
         let (train_images, test_images, fp_steps, qat_steps, tiny, n_seeds) = match profile {
             Profile::Smoke => (512, 300, 4, 2, 2, 1),
@@ -91,8 +92,8 @@ const QAT_STEPS: usize = 60;
 const TINY_STEPS: usize = 40;
 /// Adam learning rates: FP from scratch (200 steps of MobileNetV1: 58.6 % at 2e-3, 76.2 % at 5e-3,
 /// 82.6 % at 1e-2 on 3 000 test images), and the fresh cosine schedule of every quantized stage.
-const FP_LR: f64 = 1e-2;
-const QAT_LR: f64 = 5e-4;
+pub const FP_LR: f64 = 1e-2;
+pub const QAT_LR: f64 = 5e-4;
 const TINY_LR: f64 = 1e-4;
 const WEIGHT_DECAY: f32 = 4e-5;
 
@@ -301,6 +302,18 @@ fn note(bar: &indicatif::ProgressBar, msg: String) {
 
 static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
+/// Every stage's recipe: Adam, batch [`BATCH`], weight decay 4e-5, `steps` steps from rate `lr`
+/// (cosine decay to 0).
+pub fn adam_recipe(steps: usize, lr: f64) -> Recipe {
+    Recipe {
+        optimizer: Optimizer::Adam,
+        steps,
+        lr,
+        batch: BATCH,
+        weight_decay: WEIGHT_DECAY,
+    }
+}
+
 /// Whether the FP model of a proxy is PACT-clipped: the conventional rows' baseline is the authors'
 /// PACT-clipped float; the ResNet50 proxy mirrors the Tiny Finetuning rows, which start from a plain
 /// pretrained float model, so its FP stage is trained without PACT.
@@ -327,14 +340,7 @@ pub fn train_fp(
     );
     let data = dataset.train.clone().truncated(plan.train_images);
     stage(bar, format!("{arch:?} seed {seed} FP"));
-    let recipe = Recipe {
-        optimizer: Optimizer::Adam,
-        steps: plan.fp_steps,
-        lr: FP_LR,
-        batch: BATCH,
-        weight_decay: WEIGHT_DECAY,
-    };
-    train(&mut fp, &data, recipe, seed, bar);
+    train(&mut fp, &data, adam_recipe(plan.fp_steps, FP_LR), seed, bar);
     fp
 }
 
@@ -362,14 +368,13 @@ pub fn train_quantized(
 ) -> Model {
     let mut m = from_fp(fp, method);
     let data = dataset.train.clone().truncated(plan.train_images);
-    let recipe = Recipe {
-        optimizer: Optimizer::Adam,
-        steps,
-        lr,
-        batch: BATCH,
-        weight_decay: WEIGHT_DECAY,
-    };
-    train(&mut m, &data, recipe, seed.wrapping_add(1000), bar);
+    train(
+        &mut m,
+        &data,
+        adam_recipe(steps, lr),
+        seed.wrapping_add(1000),
+        bar,
+    );
     m
 }
 

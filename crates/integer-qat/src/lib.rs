@@ -1,8 +1,10 @@
 //! integer-qat: Jacob et al. 2018 ("Quantization and Training of Neural Networks for Efficient
 //! Integer-Arithmetic-Only Inference") on MNIST-scale proxies. The binary `integer-qat` runs the
-//! experiments; this library holds the metrics they share.
+//! experiments; this library holds their recipe (sizes, training configurations) and the metrics
+//! they share.
 
 pub mod figures;
+pub mod recipe;
 
 /// Macro-averaged one-vs-rest average precision (percent) of `scores` (`[n, classes]` row-major)
 /// against `labels`: the stand-in for the paper's "average category precision" of the face

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::{Parser, Subcommand};
+use integer_qat::recipe::{Sizes, float_config, qat_config, quantized_copy};
 use integer_qat::{macro_average_precision, median};
 use quant_core::fixedpoint::RoundingMode;
 use quant_train::data::{batch, resize};
@@ -19,8 +20,7 @@ use quant_train::export::{
 };
 use quant_train::train::train;
 use quant_train::{
-    Activation, AffineQuantizer, BackendKind, ModelConfig, ModelSpec, Net, Optimizer, Phase,
-    QuantizerRef, RunOptions, TrainConfig, evaluate, predict,
+    Activation, BackendKind, ModelConfig, ModelSpec, Net, Phase, RunOptions, evaluate, predict,
 };
 use repro::Profile;
 use repro::datasets::{DataRoot, Dataset, DatasetName, ImageSet, load_checked};
@@ -107,72 +107,6 @@ enum Command {
     Agreement,
     /// Everything above except `agreement`, in order.
     All,
-}
-
-/// Sizes of one profile (see `experiments/integer-qat/README.md`).
-#[derive(Debug, Clone)]
-struct Sizes {
-    train: usize,
-    test: usize,
-    float_epochs: u32,
-    qat_epochs: u32,
-    /// QAT fine-tuning uses the first `qat_train` images of the training slice.
-    qat_train: usize,
-    /// E5 trains on the first `e5_train` images (its widest models dominate the run time).
-    e5_train: usize,
-    seeds: usize,
-    e1_depths: Vec<usize>,
-    e1_resolution: usize,
-    e3_model: &'static str,
-    e4_model: &'static str,
-    e4_resolution: usize,
-    e4_bits: Vec<u32>,
-    e5_widths: Vec<f64>,
-    e5_resolutions: Vec<usize>,
-    latency_runs: usize,
-}
-
-impl Sizes {
-    fn of(profile: Profile) -> Self {
-        match profile {
-            Profile::Smoke => Sizes {
-                train: 192,
-                test: 96,
-                float_epochs: 1,
-                qat_epochs: 1,
-                qat_train: 128,
-                e5_train: 128,
-                seeds: 2,
-                e1_depths: vec![8],
-                e1_resolution: 14,
-                e3_model: "cnn:4,8,8",
-                e4_model: "mbv1:0.25",
-                e4_resolution: 16,
-                e4_bits: vec![8, 4],
-                e5_widths: vec![0.25],
-                e5_resolutions: vec![16],
-                latency_runs: 3,
-            },
-            Profile::Full => Sizes {
-                train: 6000,
-                test: 2000,
-                float_epochs: 2,
-                qat_epochs: 1,
-                qat_train: 3000,
-                e5_train: 3000,
-                seeds: 3,
-                e1_depths: vec![8, 14, 20],
-                e1_resolution: 14,
-                e3_model: "cnn:8,16,32",
-                e4_model: "mbv1:0.5",
-                e4_resolution: 16,
-                e4_bits: vec![8, 7, 6, 5, 4],
-                e5_widths: vec![1.0, 0.5, 0.25],
-                e5_resolutions: vec![20, 16],
-                latency_runs: 100,
-            },
-        }
-    }
 }
 
 /// Everything an experiment needs.
@@ -298,18 +232,12 @@ impl Ctx {
         cfg.activation = act;
         cfg.input = [1, resolution, resolution];
         let net = cfg.build(&self.device);
-        let mut tc = TrainConfig::adam(self.float_epochs(), 2e-3, seed);
-        tc.schedule = quant_train::LrSchedule::Cosine;
+        let tc = float_config(self.float_epochs(), seed);
         let (net, _) = train(net, set, &tc, &self.checkpoint(name), &self.device).map_err(err)?;
         Ok(net)
     }
 
-    /// QAT fine-tuning of a copy of `float` (TF's recipe for fine-tuning: quantization from step
-    /// 0, small learning rate; BN frozen for the second half so the last steps train the exact
-    /// inference graph). Momentum SGD (paper App. D.1) with a cosine decay to 0: every update is
-    /// proportional to its gradient and the last steps barely move the converged weights. A fresh
-    /// Adam at a constant rate (the first recipe) moved every weight by about the rate at every
-    /// step whatever its gradient, and left 8-bit QAT up to 2 points below PTQ.
+    /// QAT fine-tuning of a copy of `float` ([`qat_config`] over the first `qat_train` images).
     fn qat(
         &self,
         float: &Net,
@@ -321,11 +249,7 @@ impl Ctx {
         let net = quantized_copy(float, bits)?;
         let set = set.clone().truncated(self.sizes.qat_train);
         let set = &set;
-        let mut tc = TrainConfig::adam(self.sizes.qat_epochs, 5e-3, seed + 1000);
-        tc.optimizer = Optimizer::Sgd { momentum: 0.9 };
-        tc.schedule = quant_train::LrSchedule::Cosine;
-        let steps = (set.len() / tc.batch_size) as u64 * u64::from(tc.epochs);
-        tc.qat.freeze_bn_at = Some(steps / 2);
+        let tc = qat_config(self.sizes.qat_epochs, seed, set.len());
         let (net, _) = train(net, set, &tc, &self.checkpoint(name), &self.device).map_err(err)?;
         Ok(net)
     }
@@ -341,18 +265,6 @@ impl Ctx {
         }
         Ok(net)
     }
-}
-
-fn quantized_copy(float: &Net, (w, a): (u32, u32)) -> Res<Net> {
-    // `valid()` deep-copies the running states, so observers of the copy start fresh.
-    let mut net = float.valid();
-    net.set_quantizers(
-        Some(QuantizerRef::new(AffineQuantizer::weights(w).map_err(err)?)),
-        Some(QuantizerRef::new(
-            AffineQuantizer::activations(a).map_err(err)?,
-        )),
-    );
-    Ok(net)
 }
 
 /// Integer-engine evaluation of a quantized net.
@@ -640,7 +552,8 @@ type BitConfig = (&'static str, &'static str, Option<(u32, u32)>);
 
 /// E3 (Table 4.3): P-CNN with ReLU vs ReLU6, mean and std over seeds.
 fn relu(ctx: &Ctx) -> Res<()> {
-    let (tr, te) = ctx.sets(28);
+    let res = ctx.sizes.e3_resolution;
+    let (tr, te) = ctx.sets(res);
     let spec: ModelSpec = ctx.sizes.e3_model.parse().map_err(err)?;
     let ep = ctx.float_epochs();
     let configs: [BitConfig; 5] = [
@@ -660,7 +573,7 @@ fn relu(ctx: &Ctx) -> Res<()> {
             let seed = ctx.cli.seed + s;
             let tag = format!("e3-{spec}-{act:?}-s{seed}").replace([':', ','], "_");
             let float =
-                ctx.train_float(&spec, Some(act), 28, seed, &tr, &format!("{tag}-float"))?;
+                ctx.train_float(&spec, Some(act), res, seed, &tr, &format!("{tag}-float"))?;
             for (i, (_, _, bits)) in configs.iter().enumerate() {
                 let a = match bits {
                     None => evaluate(&float, &te, &Phase::FLOAT_EVAL, &ctx.device),
@@ -673,7 +586,7 @@ fn relu(ctx: &Ctx) -> Res<()> {
                 acc[i].push(a);
             }
         }
-        let proxy = ctx.proxy(&format!("P-CNN {spec} ({act:?})"), 28);
+        let proxy = ctx.proxy(&format!("P-CNN {spec} ({act:?})"), res);
         for (i, (method, b, _)) in configs.iter().enumerate() {
             // One row per seed, so the claims can pair ReLU6 with ReLU seed by seed; the mean and
             // std rows mirror the paper's table.

@@ -81,6 +81,29 @@ impl Plan {
         }
     }
 
+    /// Float pre-training: Adam at `float_lr` with a cosine decay, `float_epochs` epochs.
+    pub fn float_config(&self, seed: u64) -> TrainConfig {
+        let mut cfg = TrainConfig::adam(self.float_epochs, self.float_lr, seed);
+        cfg.batch_size = self.batch_size;
+        cfg.schedule = LrSchedule::Cosine;
+        cfg
+    }
+
+    /// QAT segment `segment` of the scaled official schedule on `images` training images: Adam at
+    /// the segment's rate, quantization from the first step, batch-norm statistics frozen after
+    /// the first epoch (`--batch_fold_delay 1`).
+    pub fn qat_config(&self, segment: usize, images: usize, seed: u64) -> TrainConfig {
+        let (lr, epochs) = self.qat_segments[segment];
+        let steps_per_epoch = (images / self.batch_size) as u64;
+        let mut cfg = TrainConfig::adam(epochs, lr, seed + segment as u64);
+        cfg.batch_size = self.batch_size;
+        cfg.qat = QatSchedule {
+            act_quant_delay: 0,
+            freeze_bn_at: Some(if segment == 0 { steps_per_epoch } else { 0 }),
+        };
+        cfg
+    }
+
     fn proxy_label(&self) -> String {
         format!(
             "Fashion-MNIST (train {} / test {}) for ImageNet; TinyMbV1-b{} for MobileNetV1",
@@ -141,9 +164,7 @@ fn train_float(
     device: &Device,
 ) -> Result<Net, String> {
     let net = crate::qat::build_net(model, seed, device);
-    let mut cfg = TrainConfig::adam(plan.float_epochs, plan.float_lr, seed);
-    cfg.batch_size = plan.batch_size;
-    cfg.schedule = LrSchedule::Cosine;
+    let cfg = plan.float_config(seed);
     let opts = RunOptions {
         checkpoint: None,
         label: format!("float {model}"),
@@ -174,22 +195,12 @@ fn qat_model(ctx: &Ctx, bits: &BitWidths, g: Granularity, label: &str) -> Result
         ..
     } = *ctx;
     let train_set = &ctx.sets.0;
-    let mut net = ctx.float.clone();
-    let calibration: Vec<usize> = (0..train_set.len().min(256)).collect();
-    let (x, _) = quant_train::data::batch(train_set, &calibration, device);
-    let alphas = crate::qat::calibrate_alphas(&net, x);
-    crate::qat::make_qat(&mut net, bits, g, &alphas, device);
-    let steps_per_epoch = (train_set.len() / plan.batch_size) as u64;
-    for (j, &(lr, epochs)) in plan.qat_segments.iter().enumerate() {
-        let mut cfg = TrainConfig::adam(epochs, lr, seed + j as u64);
-        cfg.batch_size = plan.batch_size;
-        cfg.qat = QatSchedule {
-            act_quant_delay: 0,
-            freeze_bn_at: Some(if j == 0 { steps_per_epoch } else { 0 }),
-        };
+    let mut net = crate::qat::qat_net(ctx.float, train_set, bits, g, device);
+    for j in 0..plan.qat_segments.len() {
+        let cfg = plan.qat_config(j, train_set.len(), seed);
         let opts = RunOptions {
             checkpoint: None,
-            label: format!("{label} {model} lr {lr}"),
+            label: format!("{label} {model} lr {}", cfg.lr),
         };
         net = train(net, train_set, &cfg, &opts, device)
             .map_err(|e| e.0)?

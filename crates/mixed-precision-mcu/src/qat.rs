@@ -12,6 +12,7 @@ use quant_train::layers::{Activation, GlobalAvgPool, Phase, QLayer};
 use quant_train::models::{Block, Net};
 use quant_train::quant::{Quantizer, QuantizerRef};
 use quant_train::rng::Rng;
+use repro::datasets::ImageSet;
 
 /// Builds the float TinyMbV1 for `model` (ReLU6 activations, BN after every conv, bias-free convs,
 /// FC with bias after the global average pool). Padding is symmetric `k/2`, which gives the TF-SAME
@@ -168,6 +169,23 @@ pub fn calibrate_alphas(net: &Net, x: Tensor<4>) -> Vec<f64> {
     }
     alphas.pop();
     alphas
+}
+
+/// The QAT version of `float` for `bits` and `granularity`: PACT clips calibrated on the first 256
+/// images of `train_set` ([`calibrate_alphas`]), then [`make_qat`].
+pub fn qat_net(
+    float: &Net,
+    train_set: &ImageSet,
+    bits: &BitWidths,
+    granularity: Granularity,
+    device: &Device,
+) -> Net {
+    let mut net = float.clone();
+    let calibration: Vec<usize> = (0..train_set.len().min(256)).collect();
+    let (x, _) = quant_train::data::batch(train_set, &calibration, device);
+    let alphas = calibrate_alphas(&net, x);
+    make_qat(&mut net, bits, granularity, &alphas, device);
+    net
 }
 
 /// Turns a float net into its QAT version for the given bits: PACT (α from [`calibrate_alphas`]) replaces ReLU6 with

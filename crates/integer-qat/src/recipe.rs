@@ -1,0 +1,144 @@
+//! The training recipe of the experiments: the sizes of each profile, the float and QAT training
+//! configurations and the quantized copy QAT starts from. The binary runs them; the training
+//! benchmark (`bench-train`) times the same models and recipes, so both read them from here.
+
+use burn::prelude::Module;
+use quant_train::{
+    AffineQuantizer, LrSchedule, ModelSpec, Net, Optimizer, QuantizerRef, TrainConfig,
+};
+use repro::Profile;
+
+/// Sizes of one profile (see `experiments/integer-qat/README.md`).
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    pub train: usize,
+    pub test: usize,
+    pub float_epochs: u32,
+    pub qat_epochs: u32,
+    /// QAT fine-tuning uses the first `qat_train` images of the training slice.
+    pub qat_train: usize,
+    /// E5 trains on the first `e5_train` images (its widest models dominate the run time).
+    pub e5_train: usize,
+    pub seeds: usize,
+    pub e1_depths: Vec<usize>,
+    pub e1_resolution: usize,
+    pub e3_model: &'static str,
+    pub e3_resolution: usize,
+    pub e4_model: &'static str,
+    pub e4_resolution: usize,
+    pub e4_bits: Vec<u32>,
+    pub e5_widths: Vec<f64>,
+    pub e5_resolutions: Vec<usize>,
+    pub latency_runs: usize,
+}
+
+impl Sizes {
+    /// The sizes of `profile`.
+    pub fn of(profile: Profile) -> Self {
+        match profile {
+            Profile::Smoke => Sizes {
+                train: 192,
+                test: 96,
+                float_epochs: 1,
+                qat_epochs: 1,
+                qat_train: 128,
+                e5_train: 128,
+                seeds: 2,
+                e1_depths: vec![8],
+                e1_resolution: 14,
+                e3_model: "cnn:4,8,8",
+                e3_resolution: 28,
+                e4_model: "mbv1:0.25",
+                e4_resolution: 16,
+                e4_bits: vec![8, 4],
+                e5_widths: vec![0.25],
+                e5_resolutions: vec![16],
+                latency_runs: 3,
+            },
+            Profile::Full => Sizes {
+                train: 6000,
+                test: 2000,
+                float_epochs: 2,
+                qat_epochs: 1,
+                qat_train: 3000,
+                e5_train: 3000,
+                seeds: 3,
+                e1_depths: vec![8, 14, 20],
+                e1_resolution: 14,
+                e3_model: "cnn:8,16,32",
+                e3_resolution: 28,
+                e4_model: "mbv1:0.5",
+                e4_resolution: 16,
+                e4_bits: vec![8, 7, 6, 5, 4],
+                e5_widths: vec![1.0, 0.5, 0.25],
+                e5_resolutions: vec![20, 16],
+                latency_runs: 100,
+            },
+        }
+    }
+
+    /// Every `(architecture, input side)` the experiments of this profile train, in experiment
+    /// order without repeats: E1's ResNets, E3's P-CNN, E4's MobileNetV1, E5's width x
+    /// resolution grid. The training benchmark (`bench-train`) times exactly these.
+    pub fn trained_models(&self) -> Result<Vec<(ModelSpec, usize)>, String> {
+        let mut models: Vec<(ModelSpec, usize)> = self
+            .e1_depths
+            .iter()
+            .map(|&d| (ModelSpec::ResNetCifar(d), self.e1_resolution))
+            .collect();
+        models.push((self.e3_model.parse()?, self.e3_resolution));
+        models.push((self.e4_model.parse()?, self.e4_resolution));
+        for &alpha in &self.e5_widths {
+            for &res in &self.e5_resolutions {
+                models.push((ModelSpec::MobileNetV1(alpha), res));
+            }
+        }
+        let mut seen = Vec::new();
+        models.retain(|m| {
+            let new = !seen.contains(m);
+            if new {
+                seen.push(m.clone());
+            }
+            new
+        });
+        Ok(models)
+    }
+}
+
+/// Float training from scratch: Adam at 2e-3 with a cosine decay to 0.
+pub fn float_config(epochs: u32, seed: u64) -> TrainConfig {
+    let mut tc = TrainConfig::adam(epochs, 2e-3, seed);
+    tc.schedule = LrSchedule::Cosine;
+    tc
+}
+
+/// QAT fine-tuning on `images` training images (TF's recipe for fine-tuning: quantization from step
+/// 0, small learning rate; BN frozen for the second half so the last steps train the exact
+/// inference graph). Momentum SGD (paper App. D.1) with a cosine decay to 0: every update is
+/// proportional to its gradient and the last steps barely move the converged weights. A fresh
+/// Adam at a constant rate (the first recipe) moved every weight by about the rate at every
+/// step whatever its gradient, and left 8-bit QAT up to 2 points below PTQ.
+pub fn qat_config(epochs: u32, seed: u64, images: usize) -> TrainConfig {
+    let mut tc = TrainConfig::adam(epochs, 5e-3, seed + 1000);
+    tc.optimizer = Optimizer::Sgd { momentum: 0.9 };
+    tc.schedule = LrSchedule::Cosine;
+    let steps = (images / tc.batch_size) as u64 * u64::from(epochs);
+    tc.qat.freeze_bn_at = Some(steps / 2);
+    tc
+}
+
+/// A copy of `float` with the paper's affine quantizers: `w`-bit weights, `a`-bit activations at
+/// every output stage. `valid()` deep-copies the running states, so observers of the copy start
+/// fresh.
+pub fn quantized_copy(float: &Net, (w, a): (u32, u32)) -> Result<Net, String> {
+    let mut net = float.valid();
+    net.set_quantizers(
+        Some(QuantizerRef::new(
+            AffineQuantizer::weights(w).map_err(|e| e.to_string())?,
+        )),
+        Some(QuantizerRef::new(
+            AffineQuantizer::activations(a).map_err(|e| e.to_string())?,
+        )),
+    );
+    Ok(net)
+}
