@@ -35,7 +35,7 @@ bench-kernels:
 # training binaries.
 bench-train:
 	$(CARGO) build -p train-bench
-	target/debug/bench-train
+	target/debug/bench-train --burn-ops
 	python3 scripts/bench_torch_train.py
 
 reproduce-pocketnn: data

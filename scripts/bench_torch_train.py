@@ -327,21 +327,30 @@ def row_key(r):
 
 
 def ratio_table(rows, profile):
-    """Prints Burn ms / PyTorch FP ms per model, thread count and mode."""
+    """Prints Burn ms / PyTorch FP ms per model, thread count and mode, with quant-train's kernels
+    (burn-flex) and, where bench-train ran with --burn-ops, with Burn's own operations (burn-flex-ops)."""
     torch_fp = {(r["model"], int(r["threads"])): float(r["ms_per_step"])
                 for r in rows if r["engine"] == "pytorch" and r["profile"] == profile}
-    burn = [r for r in rows if r["engine"] == "burn-flex" and r["profile"] == profile]
+    burn = [r for r in rows if r["engine"].startswith("burn-flex") and r["profile"] == profile]
     models = list(dict.fromkeys(r["model"] for r in burn))
-    print("ratio = Burn ms per step / PyTorch FP ms per step (>1: Burn is slower)")
+    print("ratio = Burn ms per step / PyTorch FP ms per step (>1: Burn is slower); "
+          "[Burn's own ops, where measured]")
     for model in models:
         for threads in sorted({int(r["threads"]) for r in burn if r["model"] == model}):
             base = torch_fp.get((model, threads))
             if base is None:
                 continue
             mine = [r for r in burn if r["model"] == model and int(r["threads"]) == threads]
+            ops = {r["mode"]: float(r["ms_per_step"]) for r in mine if r["engine"] == "burn-flex-ops"}
+            mine = [r for r in mine if r["engine"] == "burn-flex"]
             mine.sort(key=lambda r: r["mode"] != "fp")  # fp first, then the QAT modes
-            cells = [f"{r['mode']} {float(r['ms_per_step']):.1f} ms = {float(r['ms_per_step']) / base:.2f}x"
-                     for r in mine]
+            cells = []
+            for r in mine:
+                ms = float(r["ms_per_step"])
+                cell = f"{r['mode']} {ms:.1f} ms = {ms / base:.2f}x"
+                if r["mode"] in ops:
+                    cell += f" [{ops[r['mode']] / base:.2f}x]"
+                cells.append(cell)
             print(f"{model:<28} {threads} thr  pytorch fp {base:8.1f} ms | " + " | ".join(cells))
 
 

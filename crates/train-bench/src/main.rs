@@ -41,6 +41,10 @@ struct Cli {
     /// Print the model keys with their papers and modes, and exit.
     #[arg(long)]
     list: bool,
+    /// Also time every row with quant-train's flex kernels off (Burn's own operations, engine
+    /// `burn-flex-ops`): the speed-up of the kernels, measured in the same run.
+    #[arg(long)]
+    burn_ops: bool,
 }
 
 fn main() {
@@ -92,7 +96,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let device = Device::flex();
     let mut written = 0;
     for model in &models {
-        let rows = time_model(model, plan, &pools, &device, &run)?;
+        let rows = time_model(model, plan, &pools, cli.burn_ops, &device, &run)?;
         written = run.record(&path, &rows, &[]).map_err(|e| e.to_string())?;
     }
     println!("wrote {} ({written} rows)", path.display());
@@ -104,47 +108,63 @@ fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
-/// The rows of one model: every mode of its paper on every thread pool.
+/// The rows of one model: every mode of its paper on every thread pool, with quant-train's kernels
+/// (and, with `burn_ops`, again with Burn's own operations).
 fn time_model(
     model: &BenchModel,
     plan: StepPlan,
     pools: &[(usize, rayon::ThreadPool)],
+    burn_ops: bool,
     device: &Device,
     run: &Run,
 ) -> Result<Vec<TrainStepRow>, String> {
     let calibration = synthetic(model.side, 2 * BATCH, 3);
+    let engines: &[&str] = if burn_ops {
+        &[table::ENGINE, table::ENGINE_BURN_OPS]
+    } else {
+        &[table::ENGINE]
+    };
     let mut rows = Vec::new();
     for &mode in model.paper.modes() {
         for (threads, pool) in pools {
-            let (params, t) = pool.install(|| {
-                let mut trainee = trainee(model, mode, &calibration, device)?;
-                let timing = time_steps(trainee.as_mut(), model.side, plan)?;
-                Ok::<_, String>((trainee.params(), timing))
-            })?;
-            println!(
-                "{:<28} {:<16} {threads} thr: {:9.2} ms/step (mean {:9.2}, cpu/wall {:.2}), {params} params",
-                model.key,
-                mode.name(),
-                t.median_ms,
-                t.mean_ms,
-                t.cpu_per_wall
-            );
-            rows.push(TrainStepRow {
-                model: model.key.clone(),
-                paper: model.paper.name().into(),
-                mode: mode.name().into(),
-                threads: *threads,
-                engine: table::ENGINE.into(),
-                build: table::build(),
-                batch: BATCH,
-                params,
-                ms_per_step: round_to(t.median_ms, 3),
-                ms_mean: round_to(t.mean_ms, 3),
-                cpu_per_wall: round_to(t.cpu_per_wall, 2),
-                timed_steps: t.steps,
-                profile: run.profile.clone(),
-                run_id: run.run_id.clone(),
-            });
+            for &engine in engines {
+                let measure = || {
+                    let mut trainee = trainee(model, mode, &calibration, device)?;
+                    let timing = time_steps(trainee.as_mut(), model.side, plan)?;
+                    Ok::<_, String>((trainee.params(), timing))
+                };
+                let (params, t) = pool.install(|| {
+                    if engine == table::ENGINE {
+                        measure()
+                    } else {
+                        quant_train::fast_path::without(measure)
+                    }
+                })?;
+                println!(
+                    "{:<28} {:<16} {threads} thr {engine:<14}: {:9.2} ms/step (mean {:9.2}, cpu/wall {:.2}), {params} params",
+                    model.key,
+                    mode.name(),
+                    t.median_ms,
+                    t.mean_ms,
+                    t.cpu_per_wall
+                );
+                rows.push(TrainStepRow {
+                    model: model.key.clone(),
+                    paper: model.paper.name().into(),
+                    mode: mode.name().into(),
+                    threads: *threads,
+                    engine: engine.into(),
+                    build: table::build(),
+                    batch: BATCH,
+                    params,
+                    ms_per_step: round_to(t.median_ms, 3),
+                    ms_mean: round_to(t.mean_ms, 3),
+                    cpu_per_wall: round_to(t.cpu_per_wall, 2),
+                    timed_steps: t.steps,
+                    profile: run.profile.clone(),
+                    run_id: run.run_id.clone(),
+                });
+            }
         }
     }
     Ok(rows)

@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 /// Folder and table name under the results root.
 pub const DIR: &str = "quant-train";
 pub const TABLE: &str = "train_step";
-/// The `engine` column of this binary's rows.
+/// The `engine` column of this binary's rows: Burn on flex with quant-train's kernels (the default
+/// path of every training binary)...
 pub const ENGINE: &str = "burn-flex";
+/// ...and with them off, Burn's own operations only (`--burn-ops`; `quant_train::fast_path`).
+pub const ENGINE_BURN_OPS: &str = "burn-flex-ops";
 /// The Burn release of the workspace (checked against Cargo.lock by a test).
 pub const BURN_VERSION: &str = "0.22.1";
 
@@ -23,7 +26,7 @@ pub struct TrainStepRow {
     /// `fp` or the paper's QAT mode.
     pub mode: String,
     pub threads: usize,
-    /// `burn-flex` or `pytorch`.
+    /// `burn-flex`, `burn-flex-ops` or `pytorch`.
     pub engine: String,
     /// What ran: library version, backend and build profile.
     pub build: String,
@@ -56,10 +59,11 @@ impl Keyed for TrainStepRow {
 }
 
 /// The `build` column: Burn's version, the flex backend, and the profile this binary was built in
-/// (the workspace's dev profile is optimised but keeps debug assertions).
+/// (the workspace's dev profile is optimised; Burn and the training kernels run without debug
+/// assertions in it, see Cargo.toml).
 pub fn build() -> String {
     let profile = if cfg!(debug_assertions) {
-        "dev profile (opt-level 3, debug assertions)"
+        "dev profile (opt-level 3)"
     } else {
         "release profile"
     };
