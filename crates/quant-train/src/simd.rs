@@ -8,7 +8,8 @@
 //! copies give the same floats.
 
 /// Runs `f`, compiled for AVX2 and FMA when this CPU has them. Wrap the innermost per-task closure
-/// (a closure handed to rayon runs outside its caller's features).
+/// (a closure handed to rayon runs outside its caller's features), and mark the helpers it calls
+/// `#[inline(always)]`: a function that is not inlined keeps the baseline target.
 #[inline(always)]
 pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

@@ -124,6 +124,7 @@ impl ConvLayer {
 }
 
 /// Output positions `o` in `0..out` whose tap `t` lands inside the input: `0 <= o·s + t - pad < size`.
+#[inline(always)]
 fn valid_outputs(out: usize, t: usize, stride: usize, pad: usize, size: usize) -> (usize, usize) {
     let lo = pad.saturating_sub(t).div_ceil(stride);
     let hi = (size + pad).saturating_sub(t).div_ceil(stride).min(out);
@@ -194,6 +195,7 @@ fn matmul(
 
 /// The im2col matrix of group `g` of one image: row `(c, ky, kx)`, column `(oy, ox)`, zero where
 /// the tap falls in the padding.
+#[inline(always)]
 fn im2col(layer: &ConvLayer, image: &[f32], g: usize, cols: &mut Vec<f32>) {
     let geo = &layer.geometry;
     let (oh, ow) = (geo.out_h(), geo.out_w());
@@ -224,6 +226,7 @@ fn im2col(layer: &ConvLayer, image: &[f32], g: usize, cols: &mut Vec<f32>) {
 
 /// Adds an im2col-shaped gradient back onto the image it was gathered from (the adjoint of
 /// [`im2col`]).
+#[inline(always)]
 fn col2im_add(layer: &ConvLayer, cols: &[f32], g: usize, image: &mut [f32]) {
     let geo = &layer.geometry;
     let (oh, ow) = (geo.out_h(), geo.out_w());
@@ -250,92 +253,156 @@ fn col2im_add(layer: &ConvLayer, cols: &[f32], g: usize, image: &mut [f32]) {
     }
 }
 
-/// The runs of the direct depthwise loop: for every tap `t` (row-major over the window) and output
-/// row, `visit(t, first input index, first output index, length)` for the output positions whose tap
-/// lies inside the input; consecutive outputs step 1 in the output and `stride_w` in the input.
-fn depthwise_runs(layer: &ConvLayer, mut visit: impl FnMut(usize, usize, usize, usize)) {
-    let geo = &layer.geometry;
-    let (oh, ow) = (geo.out_h(), geo.out_w());
-    for ky in 0..geo.kernel_h {
-        let (y0, y1) = valid_outputs(oh, ky, geo.stride_h, geo.pad_top, geo.in_h);
-        for kx in 0..geo.kernel_w {
-            let (x0, x1) = valid_outputs(ow, kx, geo.stride_w, geo.pad_left, geo.in_w);
-            if x0 == x1 {
-                continue;
-            }
-            for oy in y0..y1 {
-                let in_row = (oy * geo.stride_h + ky - geo.pad_top) * geo.in_w;
-                let src = in_row + x0 * geo.stride_w + kx - geo.pad_left;
-                visit(ky * geo.kernel_w + kx, src, oy * ow + x0, x1 - x0);
+/// A depthwise plane laid out for long vector loops: the input zero-padded to `hp x wp`, and the
+/// stride-1 output grid stored with the same row pitch `wp`, so that tap `(ky, kx)` of grid position
+/// `i` reads padded element `i + ky·wp + kx`. Every tap is then one contiguous multiply-add over
+/// `len` grid positions (the columns past the last valid one are computed and ignored), instead of
+/// one short run per output row; strided layers compute the full grid and keep every `stride`-th
+/// position (depthwise layers are memory-bound, so the extra arithmetic is cheap).
+#[derive(Debug, Clone, Copy)]
+struct PaddedPlane {
+    hp: usize,
+    wp: usize,
+    /// Grid positions a tap visits: `(hp - kh) · wp + (wp - kw + 1)`.
+    len: usize,
+}
+
+impl PaddedPlane {
+    fn new(geo: &ConvGeometry) -> Self {
+        let hp = geo.in_h + geo.pad_top + geo.pad_bottom;
+        let wp = geo.in_w + geo.pad_left + geo.pad_right;
+        PaddedPlane {
+            hp,
+            wp,
+            len: (hp - geo.kernel_h) * wp + (wp - geo.kernel_w + 1),
+        }
+    }
+
+    /// Start of tap `t` (row-major over the window) in the padded plane.
+    #[inline(always)]
+    fn offset(&self, geo: &ConvGeometry, t: usize) -> usize {
+        (t / geo.kernel_w) * self.wp + t % geo.kernel_w
+    }
+
+    /// Grid position of output `(oy, ox)`.
+    #[inline(always)]
+    fn grid(&self, geo: &ConvGeometry, oy: usize, ox: usize) -> usize {
+        oy * geo.stride_h * self.wp + ox * geo.stride_w
+    }
+
+    /// Index of input `(iy, ix)` in the padded plane.
+    #[inline(always)]
+    fn padded(&self, geo: &ConvGeometry, iy: usize, ix: usize) -> usize {
+        (iy + geo.pad_top) * self.wp + ix + geo.pad_left
+    }
+
+    /// Copies an input plane into `buf`, zero-padded.
+    #[inline(always)]
+    fn pad(&self, geo: &ConvGeometry, plane: &[f32], buf: &mut Vec<f32>) {
+        buf.clear();
+        buf.resize(self.hp * self.wp, 0.0);
+        for (iy, row) in plane.chunks(geo.in_w).enumerate() {
+            let start = self.padded(geo, iy, 0);
+            buf[start..][..geo.in_w].copy_from_slice(row);
+        }
+    }
+
+    /// Spreads an output-gradient plane onto the grid in `buf` (zero between strided positions).
+    #[inline(always)]
+    fn spread(&self, geo: &ConvGeometry, grad: &[f32], buf: &mut Vec<f32>) {
+        buf.clear();
+        buf.resize(self.len, 0.0);
+        for (oy, row) in grad.chunks(geo.out_w()).enumerate() {
+            for (ox, &g) in row.iter().enumerate() {
+                buf[self.grid(geo, oy, ox)] = g;
             }
         }
     }
 }
 
-/// `dst[i] += a · src[i · stride]` (unit stride kept apart so it vectorises).
-fn axpy_strided(dst: &mut [f32], a: f32, src: &[f32], stride: usize) {
-    if stride == 1 {
-        dst.iter_mut().zip(src).for_each(|(d, s)| *d += a * s);
-    } else {
-        dst.iter_mut()
-            .zip(src.iter().step_by(stride))
-            .for_each(|(d, s)| *d += a * s);
-    }
+/// `dst += a · src`.
+#[inline(always)]
+fn axpy(dst: &mut [f32], a: f32, src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d += a * s);
 }
 
-/// `dst[i · stride] += a · src[i]`, the adjoint of [`axpy_strided`].
-fn scatter_axpy_strided(dst: &mut [f32], a: f32, src: &[f32], stride: usize) {
-    if stride == 1 {
-        dst.iter_mut().zip(src).for_each(|(d, s)| *d += a * s);
-    } else {
-        dst.iter_mut()
-            .step_by(stride)
-            .zip(src)
-            .for_each(|(d, s)| *d += a * s);
-    }
-}
-
-/// `Σ a[i · stride] · b[i]`, summed in 8 interleaved partial sums so that it vectorises.
-fn dot_strided(a: &[f32], stride: usize, b: &[f32]) -> f32 {
+/// `Σ a[i] · b[i]`, summed in 8 interleaved partial sums so that it vectorises.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
-    if stride == 1 {
-        let (ca, ta) = a.as_chunks::<8>();
-        let (cb, tb) = b.as_chunks::<8>();
-        for (x, y) in ca.iter().zip(cb) {
-            for l in 0..8 {
-                acc[l] += x[l] * y[l];
-            }
-        }
-        acc[0] += ta.iter().zip(tb).map(|(x, y)| x * y).sum::<f32>();
-    } else {
-        for (i, (x, y)) in a.iter().step_by(stride).zip(b).enumerate() {
-            acc[i % 8] += x * y;
+    let ((ca, ta), (cb, tb)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
+    for (x, y) in ca.iter().zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
         }
     }
-    acc.iter().sum()
+    acc.iter().sum::<f32>() + ta.iter().zip(tb).map(|(x, y)| x * y).sum::<f32>()
 }
 
-/// Input elements a run of `len` outputs reads at input stride `s`.
-fn span(len: usize, s: usize) -> usize {
-    (len - 1) * s + 1
+/// Scratch buffers of one depthwise task: the padded plane and the grid.
+#[derive(Default)]
+struct PlaneBuffers {
+    padded: Vec<f32>,
+    grid: Vec<f32>,
+}
+
+/// Depthwise forward of one plane.
+#[inline(always)]
+fn depthwise_forward(
+    layer: &ConvLayer,
+    w: &[f32],
+    inp: &[f32],
+    out: &mut [f32],
+    b: &mut PlaneBuffers,
+) {
+    let geo = &layer.geometry;
+    let pp = PaddedPlane::new(geo);
+    pp.pad(geo, inp, &mut b.padded);
+    b.grid.clear();
+    b.grid.resize(pp.len, 0.0);
+    for (t, &wt) in w.iter().enumerate() {
+        axpy(&mut b.grid, wt, &b.padded[pp.offset(geo, t)..][..pp.len]);
+    }
+    for (oy, row) in out.chunks_mut(geo.out_w()).enumerate() {
+        for (ox, o) in row.iter_mut().enumerate() {
+            *o = b.grid[pp.grid(geo, oy, ox)];
+        }
+    }
+}
+
+/// Depthwise input gradient of one plane.
+#[inline(always)]
+fn depthwise_input_grad(
+    layer: &ConvLayer,
+    w: &[f32],
+    grad_out: &[f32],
+    grad_in: &mut [f32],
+    b: &mut PlaneBuffers,
+) {
+    let geo = &layer.geometry;
+    let pp = PaddedPlane::new(geo);
+    pp.spread(geo, grad_out, &mut b.grid);
+    b.padded.clear();
+    b.padded.resize(pp.hp * pp.wp, 0.0);
+    for (t, &wt) in w.iter().enumerate() {
+        axpy(&mut b.padded[pp.offset(geo, t)..][..pp.len], wt, &b.grid);
+    }
+    for (iy, row) in grad_in.chunks_mut(geo.in_w).enumerate() {
+        row.copy_from_slice(&b.padded[pp.padded(geo, iy, 0)..][..geo.in_w]);
+    }
 }
 
 /// Forward pass: `y = conv(x, w)` without bias. `x`, `w` and the returned `y` are NCHW / OIHW.
 pub fn forward(layer: &ConvLayer, x: &[f32], w: &[f32]) -> Vec<f32> {
     let mut y = vec![0.0; layer.batch * layer.output_len()];
     if layer.is_depthwise() {
-        let (taps, s) = (layer.taps(), layer.geometry.stride_w);
+        let taps = layer.taps();
         y.par_chunks_mut(layer.out_plane())
             .zip(x.par_chunks(layer.in_plane()))
             .enumerate()
-            .for_each(|(i, (out, inp))| {
+            .for_each_init(PlaneBuffers::default, |bufs, (i, (out, inp))| {
                 let wc = &w[(i % layer.out_c) * taps..][..taps];
-                vectorized(|| {
-                    depthwise_runs(layer, |t, src, dst, len| {
-                        let run = &inp[src..][..span(len, s)];
-                        axpy_strided(&mut out[dst..][..len], wc[t], run, s);
-                    })
-                });
+                vectorized(|| depthwise_forward(layer, wc, inp, out, bufs));
             });
         return y;
     }
@@ -348,6 +415,7 @@ pub fn forward(layer: &ConvLayer, x: &[f32], w: &[f32]) -> Vec<f32> {
 }
 
 /// The dense forward pass of one image, every group.
+#[inline(always)]
 fn forward_image(
     layer: &ConvLayer,
     w: &[f32],
@@ -372,18 +440,13 @@ fn forward_image(
 pub fn input_grad(layer: &ConvLayer, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dx = vec![0.0; layer.batch * layer.input_len()];
     if layer.is_depthwise() {
-        let (taps, s) = (layer.taps(), layer.geometry.stride_w);
+        let taps = layer.taps();
         dx.par_chunks_mut(layer.in_plane())
             .zip(dy.par_chunks(layer.out_plane()))
             .enumerate()
-            .for_each(|(i, (grad_in, grad_out))| {
+            .for_each_init(PlaneBuffers::default, |bufs, (i, (grad_in, grad_out))| {
                 let wc = &w[(i % layer.out_c) * taps..][..taps];
-                vectorized(|| {
-                    depthwise_runs(layer, |t, src, dst, len| {
-                        let run = &mut grad_in[src..][..span(len, s)];
-                        scatter_axpy_strided(run, wc[t], &grad_out[dst..][..len], s);
-                    })
-                });
+                vectorized(|| depthwise_input_grad(layer, wc, grad_out, grad_in, bufs));
             });
         return dx;
     }
@@ -396,6 +459,7 @@ pub fn input_grad(layer: &ConvLayer, w: &[f32], dy: &[f32]) -> Vec<f32> {
 }
 
 /// The dense input gradient of one image, every group.
+#[inline(always)]
 fn input_grad_image(
     layer: &ConvLayer,
     w: &[f32],
@@ -423,18 +487,24 @@ fn input_grad_image(
 pub fn weight_grad(layer: &ConvLayer, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let wlen = layer.weight_len();
     if layer.is_depthwise() {
-        let (taps, s) = (layer.taps(), layer.geometry.stride_w);
+        let (geo, taps) = (&layer.geometry, layer.taps());
+        let pp = PaddedPlane::new(geo);
         let mut dw = vec![0.0; wlen];
         dw.par_chunks_mut(taps).enumerate().for_each(|(c, grad)| {
+            let mut b = PlaneBuffers::default();
             vectorized(|| {
                 for n in 0..layer.batch {
                     let plane = n * layer.out_c + c;
-                    let inp = &x[plane * layer.in_plane()..][..layer.in_plane()];
+                    pp.pad(
+                        geo,
+                        &x[plane * layer.in_plane()..][..layer.in_plane()],
+                        &mut b.padded,
+                    );
                     let grad_out = &dy[plane * layer.out_plane()..][..layer.out_plane()];
-                    depthwise_runs(layer, |t, src, dst, len| {
-                        let run = &inp[src..][..span(len, s)];
-                        grad[t] += dot_strided(run, s, &grad_out[dst..][..len]);
-                    });
+                    pp.spread(geo, grad_out, &mut b.grid);
+                    for (t, g) in grad.iter_mut().enumerate() {
+                        *g += dot(&b.grid, &b.padded[pp.offset(geo, t)..][..pp.len]);
+                    }
                 }
             })
         });
@@ -453,6 +523,7 @@ pub fn weight_grad(layer: &ConvLayer, x: &[f32], dy: &[f32]) -> Vec<f32> {
 }
 
 /// The dense weight gradient summed over a few consecutive images, in order.
+#[inline(always)]
 fn weight_grad_images(layer: &ConvLayer, images: &[f32], grads: &[f32]) -> Vec<f32> {
     let (cout, k, p) = (layer.out_c_per_group(), layer.patch(), layer.out_plane());
     let mut dw = vec![0.0; layer.weight_len()];

@@ -170,6 +170,7 @@ fn zip_map(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<
 }
 
 /// `Σ f(x[i], other[i])` in f64, in 8 interleaved partial sums so that it vectorises.
+#[inline(always)]
 fn sum_pairs(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
     vectorized(|| {
         let mut acc = [0.0f64; 8];
@@ -185,11 +186,13 @@ fn sum_pairs(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
 }
 
 /// The planes of channel `ch` of an NCHW tensor (`[n, c, plane]`), image by image.
+#[inline(always)]
 fn planes(x: &[f32], [n, c, plane]: [usize; 3], ch: usize) -> impl Iterator<Item = &[f32]> {
     (0..n).map(move |i| &x[(i * c + ch) * plane..][..plane])
 }
 
 /// Mean of channel `ch` over every image and position.
+#[inline(always)]
 fn channel_mean(x: &[f32], shape: [usize; 3], ch: usize) -> f64 {
     let sum: f64 = planes(x, shape, ch)
         .map(|p| sum_pairs(p, p, |v, _| f64::from(v)))
@@ -198,6 +201,7 @@ fn channel_mean(x: &[f32], shape: [usize; 3], ch: usize) -> f64 {
 }
 
 /// `(mean, biased variance)` of channel `ch` (f64 sums, two passes).
+#[inline(always)]
 fn channel_stats(x: &[f32], shape: [usize; 3], ch: usize) -> (f64, f64) {
     let mean = channel_mean(x, shape, ch);
     let sq: f64 = planes(x, shape, ch)
