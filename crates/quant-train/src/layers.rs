@@ -429,10 +429,12 @@ impl QLayer {
 /// divides by the folded scale to recover `conv(x, w_q')`, normalizes with the batch mean and
 /// (biased) variance, and updates the moving statistics (unbiased variance, as Burn and PyTorch do).
 fn batch_norm_train(y: Tensor<4>, bn: &BatchNormState) -> Tensor<4> {
-    let [n, c, h, w] = y.dims();
-    let scale = bn.fold_scale().reshape([1, c, 1, 1]);
-    let z = y / scale;
-    let (mean, var) = fused::channel_moments(z.clone());
+    let [n, _, h, w] = y.dims();
+    // The statistics of z = y / scale, from those of y (per channel, so no full-size pass).
+    let scale = bn.fold_scale();
+    let (mean_y, var_y) = fused::channel_moments(y.clone());
+    let mean = mean_y / scale.clone();
+    let var = var_y / scale.clone().powi_scalar(2);
     let count = (n * h * w) as f64;
     let unbiased = var
         .clone()
@@ -445,8 +447,9 @@ fn batch_norm_train(y: Tensor<4>, bn: &BatchNormState) -> Tensor<4> {
     bn.running_var
         .update(bn.running_var.value_sync().mul_scalar(1.0 - m) + unbiased.mul_scalar(m));
     let inv = bn.gamma.val() / var.add_scalar(bn.epsilon).sqrt();
-    (z - mean.reshape([1, c, 1, 1])) * inv.reshape([1, c, 1, 1])
-        + bn.beta.val().reshape([1, c, 1, 1])
+    // (z - mean) · inv + β = y · (inv / scale) + (β - mean · inv)
+    let shift = bn.beta.val() - mean * inv.clone();
+    fused::channel_affine(y, inv / scale, shift)
 }
 
 /// A residual add (with fused activation) and its output stage (TF's "add_quant").

@@ -142,12 +142,7 @@ impl Quantizer for AffineQuantizer {
 
 /// Per-step min/max of a tensor (the paper's weight range, "LastValueQuantize"), read to the host.
 pub fn tensor_range<const D: usize>(x: &Tensor<D>) -> (f64, f64) {
-    let flat = x
-        .clone()
-        .detach()
-        .reshape([x.dims().iter().product::<usize>()]);
-    let lo = flat.clone().min().into_scalar::<f32>();
-    let hi = flat.max().into_scalar::<f32>();
+    let (lo, hi) = crate::fused::value_range(x);
     (f64::from(lo), f64::from(hi))
 }
 

@@ -141,6 +141,31 @@ pub fn channel_moments(x: Tensor<4>) -> (Tensor<1>, Tensor<1>) {
     (mean, var)
 }
 
+/// `x · a[c] + b[c]` per channel `c` of `[N, C, H, W]` (`a`, `b`: `[C]`), differentiable in all
+/// three: batch norm's normalisation and a convolution's bias in one pass.
+pub fn channel_affine(x: Tensor<4>, a: Tensor<1>, b: Tensor<1>) -> Tensor<4> {
+    if !on_flex(&x) {
+        return reference::channel_affine(x, a, b);
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::channel_affine(
+        x.into_dispatch(),
+        a.into_dispatch(),
+        b.into_dispatch(),
+    ))
+}
+
+/// `(min, max)` of a tensor, read without a gradient (the observers' batch range); one pass over
+/// the values on flex instead of two reductions.
+pub fn value_range<const D: usize>(x: &Tensor<D>) -> (f32, f32) {
+    let flex = on_flex(x)
+        .then(|| x.clone().detach().inner().try_into_primitive::<Flex>().ok())
+        .flatten();
+    match flex {
+        Some(t) => flex::value_range(&t),
+        None => reference::value_range(x),
+    }
+}
+
 /// The fused operations. Flex computes them ([`flex`]); autodiff over flex records one node each,
 /// whose backward calls the matching gradient of [`flex`]. The wrappers above send every other
 /// device to [`reference`].
@@ -152,6 +177,12 @@ pub trait FusedOps: Backend {
     fn pact(x: FloatTensor<Self>, alpha: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `[2, C]`: per-channel mean (row 0) and biased variance (row 1) of `[N, C, H, W]`.
     fn moments(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// [`channel_affine`] forward.
+    fn channel_affine(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 /// `f(x[i], other[i])` over two equally long slices, in parallel and vectorised.
@@ -169,19 +200,20 @@ fn zip_map(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<
     out
 }
 
-/// `Σ f(x[i], other[i])` in f64, in 8 interleaved partial sums so that it vectorises.
+/// `Σ f(x[i], other[i])`: 8 interleaved f32 partial sums (so that it vectorises) over one plane or
+/// chunk, returned as f64 for the caller's sum over planes.
 #[inline(always)]
-fn sum_pairs(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
+fn sum_pairs(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     vectorized(|| {
-        let mut acc = [0.0f64; 8];
+        let mut acc = [0.0f32; 8];
         let ((cx, tx), (co, to)) = (x.as_chunks::<8>(), other.as_chunks::<8>());
         for (a, b) in cx.iter().zip(co) {
             for l in 0..8 {
                 acc[l] += f(a[l], b[l]);
             }
         }
-        let tail: f64 = tx.iter().zip(to).map(|(&a, &b)| f(a, b)).sum();
-        acc.iter().sum::<f64>() + tail
+        let tail: f32 = tx.iter().zip(to).map(|(&a, &b)| f(a, b)).sum();
+        acc.iter().map(|&v| f64::from(v)).sum::<f64>() + f64::from(tail)
     })
 }
 
@@ -195,17 +227,20 @@ fn planes(x: &[f32], [n, c, plane]: [usize; 3], ch: usize) -> impl Iterator<Item
 #[inline(always)]
 fn channel_mean(x: &[f32], shape: [usize; 3], ch: usize) -> f64 {
     let sum: f64 = planes(x, shape, ch)
-        .map(|p| sum_pairs(p, p, |v, _| f64::from(v)))
+        .map(|p| sum_pairs(p, p, |v, _| v))
         .sum();
     sum / (shape[0] * shape[2]) as f64
 }
 
-/// `(mean, biased variance)` of channel `ch` (f64 sums, two passes).
+/// `(mean, biased variance)` of channel `ch` (two passes; f32 within a plane, f64 across).
 #[inline(always)]
 fn channel_stats(x: &[f32], shape: [usize; 3], ch: usize) -> (f64, f64) {
     let mean = channel_mean(x, shape, ch);
     let sq: f64 = planes(x, shape, ch)
-        .map(|p| sum_pairs(p, p, |v, _| (f64::from(v) - mean).powi(2)))
+        .map(|p| {
+            let m = mean as f32;
+            sum_pairs(p, p, |v, _| (v - m) * (v - m))
+        })
         .sum();
     (mean, sq / (shape[0] * shape[2]) as f64)
 }
@@ -255,7 +290,7 @@ pub mod flex {
         let da: f64 = v
             .par_chunks(CHUNK)
             .zip(g.par_chunks(CHUNK))
-            .map(|(v, g)| sum_pairs(v, g, |x, g| f64::from(g * step(x - a > 0.0))))
+            .map(|(v, g)| sum_pairs(v, g, |x, g| g * step(x - a > 0.0)))
             .collect::<Vec<f64>>()
             .into_iter()
             .sum();
@@ -299,6 +334,78 @@ pub mod flex {
             });
         tensor(out, dims(&x))
     }
+
+    /// [`super::channel_affine`].
+    pub fn channel_affine(x: FlexTensor, a: FlexTensor, b: FlexTensor) -> FlexTensor {
+        let [_, c, plane] = nchw(&x);
+        let (v, a, b) = (values(&x), values(&a), values(&b));
+        let mut out = vec![0.0; v.len()];
+        out.par_chunks_mut(plane)
+            .zip(v.par_chunks(plane))
+            .enumerate()
+            .for_each(|(i, (o, x))| {
+                let (ac, bc) = (a[i % c], b[i % c]);
+                vectorized(|| o.iter_mut().zip(x).for_each(|(o, &x)| *o = x * ac + bc));
+            });
+        tensor(out, dims(&x))
+    }
+
+    /// Its gradients, those asked for (`[x, a, b]`): `dy · a[c]` for `x`, and per channel
+    /// `Σ dy · x` for `a` and `Σ dy` for `b` (summed image by image in order).
+    pub fn channel_affine_backward(
+        x: FlexTensor,
+        a: FlexTensor,
+        dy: FlexTensor,
+        wanted: [bool; 3],
+    ) -> [Option<FlexTensor>; 3] {
+        let shape @ [_, c, plane] = nchw(&x);
+        let (v, av, g) = (values(&x), values(&a), values(&dy));
+        let dx = wanted[0].then(|| {
+            let mut dx = vec![0.0; v.len()];
+            dx.par_chunks_mut(plane)
+                .zip(g.par_chunks(plane))
+                .enumerate()
+                .for_each(|(i, (o, g))| {
+                    let ac = av[i % c];
+                    vectorized(|| o.iter_mut().zip(g).for_each(|(o, &g)| *o = g * ac));
+                });
+            tensor(dx, dims(&x))
+        });
+        let per_channel = |f: &(dyn Fn(&[f32], &[f32]) -> f64 + Sync)| {
+            let sums: Vec<f32> = (0..c)
+                .into_par_iter()
+                .map(|ch| {
+                    let s: f64 = planes(&v, shape, ch)
+                        .zip(planes(&g, shape, ch))
+                        .map(|(x, g)| f(x, g))
+                        .sum();
+                    s as f32
+                })
+                .collect();
+            tensor(sums, vec![c])
+        };
+        let da = wanted[1].then(|| per_channel(&|x, g| sum_pairs(x, g, |x, g| x * g)));
+        let db = wanted[2].then(|| per_channel(&|_, g| sum_pairs(g, g, |g, _| g)));
+        [dx, da, db]
+    }
+
+    /// `(min, max)` in one pass (NaN values are skipped, as `f32::min` does).
+    pub fn value_range(x: &FlexTensor) -> (f32, f32) {
+        let v = values(x);
+        v.par_chunks(CHUNK)
+            .map(|ch| {
+                vectorized(|| {
+                    ch.iter()
+                        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+                            (lo.min(x), hi.max(x))
+                        })
+                })
+            })
+            .reduce(
+                || (f32::INFINITY, f32::NEG_INFINITY),
+                |a, b| (a.0.min(b.0), a.1.max(b.1)),
+            )
+    }
 }
 
 impl FusedOps for Flex {
@@ -312,6 +419,36 @@ impl FusedOps for Flex {
 
     fn moments(x: FlexTensor) -> FlexTensor {
         flex::moments(x)
+    }
+
+    fn channel_affine(x: FlexTensor, a: FlexTensor, b: FlexTensor) -> FlexTensor {
+        flex::channel_affine(x, a, b)
+    }
+}
+
+#[derive(Debug)]
+struct ChannelAffineBackward;
+
+impl Backward<Flex, 3> for ChannelAffineBackward {
+    type State = (NodeId, NodeId);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_a, node_b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let x = checkpointer.retrieve_node_output::<FlexTensor>(ops.state.0);
+        let a = checkpointer.retrieve_node_output::<FlexTensor>(ops.state.1);
+        let wanted = [node_x.is_some(), node_a.is_some(), node_b.is_some()];
+        let grads_xab = flex::channel_affine_backward(x, a, dy, wanted);
+        for (node, grad) in [node_x, node_a, node_b].into_iter().zip(grads_xab) {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
     }
 }
 
@@ -427,6 +564,29 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 prep.finish(state, flex::moments(x.into_parts().0))
             }
             OpsKind::UnTracked(prep) => prep.finish(flex::moments(x.into_parts().0)),
+        }
+    }
+
+    fn channel_affine(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match ChannelAffineBackward
+            .prepare::<C>([x.node(), a.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&a));
+                let y = flex::channel_affine(x.into_parts().0, a.into_parts().0, b.into_parts().0);
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(flex::channel_affine(
+                x.into_parts().0,
+                a.into_parts().0,
+                b.into_parts().0,
+            )),
         }
     }
 }

@@ -47,3 +47,21 @@ pub fn channel_moments(x: Tensor<4>) -> (Tensor<1>, Tensor<1>) {
         .reshape([c]);
     (mean, var)
 }
+
+/// [`super::channel_affine`]: broadcast multiply and add.
+pub fn channel_affine(x: Tensor<4>, a: Tensor<1>, b: Tensor<1>) -> Tensor<4> {
+    let c = a.dims()[0];
+    x * a.reshape([1, c, 1, 1]) + b.reshape([1, c, 1, 1])
+}
+
+/// [`super::value_range`]: two reductions.
+pub fn value_range<const D: usize>(x: &Tensor<D>) -> (f32, f32) {
+    let flat = x
+        .clone()
+        .detach()
+        .reshape([x.dims().iter().product::<usize>()]);
+    (
+        flat.clone().min().into_scalar::<f32>(),
+        flat.max().into_scalar::<f32>(),
+    )
+}

@@ -120,3 +120,39 @@ fn channel_moments_match_their_definition_with_gradients() {
         |x| combine(reference::channel_moments(x)),
     );
 }
+
+#[test]
+fn channel_affine_matches_its_definition_in_every_gradient() {
+    let dev = Device::flex().autodiff();
+    let run = |fused: bool| {
+        let x = input(&dev);
+        let vec3 = |v: [f32; 3]| {
+            Tensor::<1>::from_data(TensorData::new(v.to_vec(), [3]), &dev).require_grad()
+        };
+        let (a, b) = (vec3([0.5, -2.0, 1.25]), vec3([0.1, 0.0, -3.0]));
+        let y = if fused {
+            super::channel_affine(x.clone(), a.clone(), b.clone())
+        } else {
+            reference::channel_affine(x.clone(), a.clone(), b.clone())
+        };
+        let grads = (y.clone() * y.clone()).sum().backward();
+        let g1 = |t: &Tensor<1>| host(t.grad(&grads).unwrap());
+        (
+            host(y.inner()),
+            host(x.grad(&grads).unwrap()),
+            g1(&a),
+            g1(&b),
+        )
+    };
+    let (ours, theirs) = (run(true), run(false));
+    assert_close(&ours.0, &theirs.0, "affine value");
+    assert_close(&ours.1, &theirs.1, "affine x gradient");
+    assert_close(&ours.2, &theirs.2, "affine a gradient");
+    assert_close(&ours.3, &theirs.3, "affine b gradient");
+}
+
+#[test]
+fn value_range_is_min_and_max() {
+    let x = input(&Device::flex().autodiff());
+    assert_eq!(super::value_range(&x), reference::value_range(&x));
+}
