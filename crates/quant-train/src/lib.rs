@@ -44,6 +44,7 @@ pub mod export;
 pub mod fast_path;
 mod flex_tensors;
 pub mod fused;
+pub mod kernel_time;
 pub mod layers;
 pub mod models;
 pub mod quant;

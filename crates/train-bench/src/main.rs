@@ -141,12 +141,13 @@ fn time_model(
                     }
                 })?;
                 println!(
-                    "{:<28} {:<16} {threads} thr {engine:<14}: {:9.2} ms/step (mean {:9.2}, cpu/wall {:.2}), {params} params",
+                    "{:<28} {:<16} {threads} thr {engine:<14}: {:9.2} ms/step (mean {:9.2}, cpu/wall {:.2}), {params} params; {}",
                     model.key,
                     mode.name(),
                     t.median_ms,
                     t.mean_ms,
-                    t.cpu_per_wall
+                    t.cpu_per_wall,
+                    t.breakdown()
                 );
                 rows.push(TrainStepRow {
                     model: model.key.clone(),
@@ -161,6 +162,7 @@ fn time_model(
                     ms_mean: round_to(t.mean_ms, 3),
                     cpu_per_wall: round_to(t.cpu_per_wall, 2),
                     timed_steps: t.steps,
+                    kernel_ms: t.breakdown(),
                     profile: run.profile.clone(),
                     run_id: run.run_id.clone(),
                 });

@@ -40,6 +40,9 @@ pub struct TrainStepRow {
     /// Process CPU time over wall time during the timed calls.
     pub cpu_per_wall: f64,
     pub timed_steps: usize,
+    /// Milliseconds per step inside quant-train's kernels, by kernel, and the rest
+    /// (`conv-fwd=…;conv-dx=…;…;rest=…`; empty for other engines).
+    pub kernel_ms: String,
     /// `smoke` (`--quick`) or `full`.
     pub profile: String,
     pub run_id: String,

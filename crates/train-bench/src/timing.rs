@@ -52,6 +52,23 @@ pub struct Timing {
     pub cpu_per_wall: f64,
     /// Timed steps (warm-up excluded).
     pub steps: usize,
+    /// Milliseconds per step in each of quant-train's kernels (`quant_train::kernel_time`); the
+    /// rest of the mean step is Burn's other operations, autodiff and the optimizer.
+    pub kernels: Vec<(&'static str, f64)>,
+}
+
+impl Timing {
+    /// `name=ms;...;rest=ms` per step, for the table and the log.
+    pub fn breakdown(&self) -> String {
+        let inside: f64 = self.kernels.iter().map(|k| k.1).sum();
+        self.kernels
+            .iter()
+            .filter(|k| k.1 > 0.0)
+            .map(|(name, ms)| format!("{name}={ms:.1}"))
+            .chain([format!("rest={:.1}", (self.mean_ms - inside).max(0.0))])
+            .collect::<Vec<_>>()
+            .join(";")
+    }
 }
 
 /// `n` images of `side` x `side` grey pixels and labels 0-9, pseudo-random from `seed`: a step
@@ -78,6 +95,7 @@ pub fn time_steps(
         trainee.train(&warm, plan.warmup)?;
     }
     let data = synthetic(side, plan.steps * BATCH, 2);
+    quant_train::kernel_time::reset();
     let mut per_step = Vec::with_capacity(plan.calls);
     let (mut wall, mut cpu) = (0.0, 0.0);
     for _ in 0..plan.calls {
@@ -89,7 +107,13 @@ pub fn time_steps(
         per_step.push(seconds * 1e3 / plan.steps as f64);
     }
     let mean_ms = repro::stats::mean(&per_step).ok_or("the step plan times no calls")?;
+    let steps = (plan.calls * plan.steps) as f64;
+    let kernels: Vec<(&'static str, f64)> = quant_train::kernel_time::totals()
+        .into_iter()
+        .map(|(k, seconds)| (k.name(), seconds * 1e3 / steps))
+        .collect();
     Ok(Timing {
+        kernels,
         median_ms: integer_qat::median(&mut per_step),
         mean_ms,
         cpu_per_wall: cpu / wall.max(f64::MIN_POSITIVE),

@@ -108,7 +108,7 @@ impl ConvLayer {
         self.geometry.kernel_h * self.geometry.kernel_w
     }
 
-    fn is_depthwise(&self) -> bool {
+    pub(crate) fn is_depthwise(&self) -> bool {
         self.in_c_per_group() == 1 && self.out_c_per_group() == 1
     }
 
@@ -193,32 +193,91 @@ fn matmul(
     }
 }
 
+/// Where the rows of an im2col matrix read: row `(c, ky, kx)` takes, for output rows `y0..y1` of
+/// tap row `ky` and output columns `x0..x1` of tap column `kx`, input elements `stride_w` apart;
+/// everything else is padding.
+struct TapRanges {
+    rows: Vec<(usize, usize)>,
+    cols: Vec<(usize, usize)>,
+}
+
+/// One im2col row: input channel within the group, tap `(ky, kx)`, valid output rows and columns.
+struct TapRow {
+    c: usize,
+    ky: usize,
+    kx: usize,
+    ys: (usize, usize),
+    xs: (usize, usize),
+}
+
+impl TapRanges {
+    #[inline(always)]
+    fn new(geo: &ConvGeometry) -> Self {
+        let (oh, ow) = (geo.out_h(), geo.out_w());
+        TapRanges {
+            rows: (0..geo.kernel_h)
+                .map(|ky| valid_outputs(oh, ky, geo.stride_h, geo.pad_top, geo.in_h))
+                .collect(),
+            cols: (0..geo.kernel_w)
+                .map(|kx| valid_outputs(ow, kx, geo.stride_w, geo.pad_left, geo.in_w))
+                .collect(),
+        }
+    }
+
+    #[inline(always)]
+    fn row(&self, geo: &ConvGeometry, row: usize) -> TapRow {
+        let taps = geo.kernel_h * geo.kernel_w;
+        let (ky, kx) = ((row % taps) / geo.kernel_w, row % geo.kernel_w);
+        TapRow {
+            c: row / taps,
+            ky,
+            kx,
+            ys: self.rows[ky],
+            xs: self.cols[kx],
+        }
+    }
+}
+
+/// Input index (within its plane) of output `(oy, ox)` under tap `(ky, kx)`, inside the input.
+#[inline(always)]
+fn tap_input(geo: &ConvGeometry, oy: usize, ox: usize, ky: usize, kx: usize) -> usize {
+    (oy * geo.stride_h + ky - geo.pad_top) * geo.in_w + ox * geo.stride_w + kx - geo.pad_left
+}
+
 /// The im2col matrix of group `g` of one image: row `(c, ky, kx)`, column `(oy, ox)`, zero where
-/// the tap falls in the padding.
+/// the tap falls in the padding. Every element is written once (no zero fill first).
 #[inline(always)]
 fn im2col(layer: &ConvLayer, image: &[f32], g: usize, cols: &mut Vec<f32>) {
     let geo = &layer.geometry;
-    let (oh, ow) = (geo.out_h(), geo.out_w());
-    let p = oh * ow;
-    cols.clear();
-    cols.resize(layer.patch() * p, 0.0);
+    let (ow, p, s) = (geo.out_w(), layer.out_plane(), geo.stride_w);
+    let ranges = TapRanges::new(geo);
     let cin = layer.in_c_per_group();
-    let mut row = 0;
-    for c in 0..cin {
+    cols.resize(layer.patch() * p, 0.0);
+    for (row, dst) in cols.chunks_mut(p).enumerate() {
+        let TapRow {
+            c,
+            ky,
+            kx,
+            ys: (y0, y1),
+            xs: (x0, x1),
+        } = ranges.row(geo, row);
         let plane = &image[(g * cin + c) * layer.in_plane()..][..layer.in_plane()];
-        for ky in 0..geo.kernel_h {
-            let (y0, y1) = valid_outputs(oh, ky, geo.stride_h, geo.pad_top, geo.in_h);
-            for kx in 0..geo.kernel_w {
-                let (x0, x1) = valid_outputs(ow, kx, geo.stride_w, geo.pad_left, geo.in_w);
-                let dst = &mut cols[row * p..][..p];
-                for oy in y0..y1 {
-                    let src = &plane[(oy * geo.stride_h + ky - geo.pad_top) * geo.in_w..];
-                    let out = &mut dst[oy * ow..][..ow];
-                    for ox in x0..x1 {
-                        out[ox] = src[ox * geo.stride_w + kx - geo.pad_left];
-                    }
+        dst[..y0 * ow].fill(0.0);
+        dst[y1 * ow..].fill(0.0);
+        for oy in y0..y1 {
+            let out = &mut dst[oy * ow..][..ow];
+            out[..x0].fill(0.0);
+            out[x1..].fill(0.0);
+            if x0 < x1 {
+                let src = &plane[tap_input(geo, oy, x0, ky, kx)..];
+                let out = &mut out[x0..x1];
+                if s == 1 {
+                    out.copy_from_slice(&src[..out.len()]);
+                } else {
+                    out.iter_mut()
+                        .zip(src.iter().step_by(s))
+                        .for_each(|(o, &v)| *o = v);
                 }
-                row += 1;
             }
         }
     }
@@ -229,25 +288,31 @@ fn im2col(layer: &ConvLayer, image: &[f32], g: usize, cols: &mut Vec<f32>) {
 #[inline(always)]
 fn col2im_add(layer: &ConvLayer, cols: &[f32], g: usize, image: &mut [f32]) {
     let geo = &layer.geometry;
-    let (oh, ow) = (geo.out_h(), geo.out_w());
-    let p = oh * ow;
+    let (ow, p, s) = (geo.out_w(), layer.out_plane(), geo.stride_w);
+    let ranges = TapRanges::new(geo);
     let cin = layer.in_c_per_group();
-    let mut row = 0;
-    for c in 0..cin {
+    for (row, src) in cols.chunks(p).enumerate() {
+        let TapRow {
+            c,
+            ky,
+            kx,
+            ys: (y0, y1),
+            xs: (x0, x1),
+        } = ranges.row(geo, row);
+        if x0 == x1 {
+            continue;
+        }
         let plane = &mut image[(g * cin + c) * layer.in_plane()..][..layer.in_plane()];
-        for ky in 0..geo.kernel_h {
-            let (y0, y1) = valid_outputs(oh, ky, geo.stride_h, geo.pad_top, geo.in_h);
-            for kx in 0..geo.kernel_w {
-                let (x0, x1) = valid_outputs(ow, kx, geo.stride_w, geo.pad_left, geo.in_w);
-                let src = &cols[row * p..][..p];
-                for oy in y0..y1 {
-                    let dst = &mut plane[(oy * geo.stride_h + ky - geo.pad_top) * geo.in_w..];
-                    let grad = &src[oy * ow..][..ow];
-                    for ox in x0..x1 {
-                        dst[ox * geo.stride_w + kx - geo.pad_left] += grad[ox];
-                    }
-                }
-                row += 1;
+        for oy in y0..y1 {
+            let grad = &src[oy * ow + x0..oy * ow + x1];
+            let dst = &mut plane[tap_input(geo, oy, x0, ky, kx)..];
+            if s == 1 {
+                dst.iter_mut().zip(grad).for_each(|(d, g)| *d += g);
+            } else {
+                dst.iter_mut()
+                    .step_by(s)
+                    .zip(grad)
+                    .for_each(|(d, g)| *d += g);
             }
         }
     }
@@ -392,6 +457,36 @@ fn depthwise_input_grad(
     }
 }
 
+/// Depthwise weight gradient of channel `c`, summed over the images in order.
+#[inline(always)]
+fn depthwise_weight_grad(
+    layer: &ConvLayer,
+    pp: &PaddedPlane,
+    x: &[f32],
+    dy: &[f32],
+    c: usize,
+    grad: &mut [f32],
+    b: &mut PlaneBuffers,
+) {
+    let geo = &layer.geometry;
+    for n in 0..layer.batch {
+        let plane = n * layer.out_c + c;
+        pp.pad(
+            geo,
+            &x[plane * layer.in_plane()..][..layer.in_plane()],
+            &mut b.padded,
+        );
+        pp.spread(
+            geo,
+            &dy[plane * layer.out_plane()..][..layer.out_plane()],
+            &mut b.grid,
+        );
+        for (t, g) in grad.iter_mut().enumerate() {
+            *g += dot(&b.grid, &b.padded[pp.offset(geo, t)..][..pp.len]);
+        }
+    }
+}
+
 /// Forward pass: `y = conv(x, w)` without bias. `x`, `w` and the returned `y` are NCHW / OIHW.
 pub fn forward(layer: &ConvLayer, x: &[f32], w: &[f32]) -> Vec<f32> {
     let mut y = vec![0.0; layer.batch * layer.output_len()];
@@ -492,21 +587,7 @@ pub fn weight_grad(layer: &ConvLayer, x: &[f32], dy: &[f32]) -> Vec<f32> {
         let mut dw = vec![0.0; wlen];
         dw.par_chunks_mut(taps).enumerate().for_each(|(c, grad)| {
             let mut b = PlaneBuffers::default();
-            vectorized(|| {
-                for n in 0..layer.batch {
-                    let plane = n * layer.out_c + c;
-                    pp.pad(
-                        geo,
-                        &x[plane * layer.in_plane()..][..layer.in_plane()],
-                        &mut b.padded,
-                    );
-                    let grad_out = &dy[plane * layer.out_plane()..][..layer.out_plane()];
-                    pp.spread(geo, grad_out, &mut b.grid);
-                    for (t, g) in grad.iter_mut().enumerate() {
-                        *g += dot(&b.grid, &b.padded[pp.offset(geo, t)..][..pp.len]);
-                    }
-                }
-            })
+            vectorized(|| depthwise_weight_grad(layer, &pp, x, dy, c, grad, &mut b));
         });
         return dw;
     }

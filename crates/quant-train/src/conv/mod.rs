@@ -27,6 +27,16 @@ use burn_flex::FlexTensor;
 use quant_core::kernels::ConvGeometry;
 
 use crate::flex_tensors::{dims, is_f32, tensor, values};
+use crate::kernel_time::{Kernel, timed};
+
+/// The timing bucket of a layer's kernel: depthwise layers share one.
+fn kernel_of(layer: &ConvLayer, dense: Kernel) -> Kernel {
+    if layer.is_depthwise() {
+        Kernel::Depthwise
+    } else {
+        dense
+    }
+}
 
 /// Stride, symmetric padding and channel groups of a convolution (square, no dilation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +170,12 @@ fn on_flex(
 impl TrainConv for Flex {
     fn train_conv2d(x: FlexTensor, w: FlexTensor, spec: ConvSettings) -> FlexTensor {
         on_flex(spec, &x, &w, &x, &w, |l, x, w| {
-            (kernels::forward(l, x, w), l.output_shape())
+            (
+                timed(kernel_of(l, Kernel::ConvForward), || {
+                    kernels::forward(l, x, w)
+                }),
+                l.output_shape(),
+            )
         })
         .unwrap_or_else(|| Self::conv2d(x, w, None, spec.options()))
     }
@@ -174,7 +189,12 @@ impl TrainConv for Flex {
         on_flex(spec, &x, &w, &w, &dy, |l, w, dy| {
             let g = &l.geometry;
             let shape = [l.batch, g.in_c, g.in_h, g.in_w];
-            (kernels::input_grad(l, w, dy), shape)
+            (
+                timed(kernel_of(l, Kernel::ConvInputGrad), || {
+                    kernels::input_grad(l, w, dy)
+                }),
+                shape,
+            )
         })
         .unwrap_or_else(|| Self::conv2d_x_backward(x, w, dy, spec.options()))
     }
@@ -188,7 +208,12 @@ impl TrainConv for Flex {
         let w_shape = dims(&w);
         on_flex(spec, &x, &w, &x, &dy, |l, x, dy| {
             let shape = [w_shape[0], w_shape[1], w_shape[2], w_shape[3]];
-            (kernels::weight_grad(l, x, dy), shape)
+            (
+                timed(kernel_of(l, Kernel::ConvWeightGrad), || {
+                    kernels::weight_grad(l, x, dy)
+                }),
+                shape,
+            )
         })
         .unwrap_or_else(|| Self::conv2d_weight_backward(x, w, dy, spec.options()))
     }

@@ -24,7 +24,9 @@ use burn::prelude::*;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
+use crate::flex_tensors::uninit::{self, Chunk, write_all};
 use crate::flex_tensors::{dims, tensor, values};
+use crate::kernel_time::{Kernel, timed};
 use crate::simd::vectorized;
 
 /// Elements per parallel task of the elementwise loops.
@@ -64,28 +66,11 @@ pub struct Clip {
 }
 
 impl Clip {
-    /// The forward value of one element (NaN stays NaN, as in Burn's clamp).
-    #[inline]
-    fn apply(&self, x: f32) -> f32 {
+    /// The clamp (NaN stays NaN, as in Burn's clamp).
+    #[inline(always)]
+    fn clamp(&self, x: f32) -> f32 {
         let c = if x > self.hi { self.hi } else { x };
-        let c = if c < self.lo { self.lo } else { c };
-        match self.grid {
-            Grid::None => c,
-            Grid::Affine {
-                scale,
-                code_lo,
-                code_hi,
-            } => {
-                let v = c / scale;
-                let r = if v == 0.0 {
-                    0.0
-                } else {
-                    v.signum() * (v.abs() + 0.5).floor()
-                };
-                r.clamp(code_lo, code_hi) * scale
-            }
-            Grid::Fixed { scale } => (c * scale).round_ties_even() / scale,
-        }
+        if c < self.lo { self.lo } else { c }
     }
 
     /// Whether the gradient passes at `x`.
@@ -101,6 +86,24 @@ fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
     crate::fast_path::enabled()
         && x.device() == Device::flex()
         && x.dtype() == burn::tensor::DType::F32
+}
+
+/// [`Grid::Affine`] of a clipped value.
+#[inline(always)]
+fn affine_grid(c: f32, scale: f32, code_lo: f32, code_hi: f32) -> f32 {
+    let v = c / scale;
+    let r = if v == 0.0 {
+        0.0
+    } else {
+        v.signum() * (v.abs() + 0.5).floor()
+    };
+    r.clamp(code_lo, code_hi) * scale
+}
+
+/// [`Grid::Fixed`] of a clipped value.
+#[inline(always)]
+fn fixed_grid(c: f32, scale: f32) -> f32 {
+    (c * scale).round_ties_even() / scale
 }
 
 /// `clip` applied elementwise with a clipped straight-through gradient.
@@ -161,7 +164,7 @@ pub fn value_range<const D: usize>(x: &Tensor<D>) -> (f32, f32) {
         .then(|| x.clone().detach().inner().try_into_primitive::<Flex>().ok())
         .flatten();
     match flex {
-        Some(t) => flex::value_range(&t),
+        Some(t) => timed(Kernel::Reductions, || flex::value_range(&t)),
         None => reference::value_range(x),
     }
 }
@@ -185,64 +188,159 @@ pub trait FusedOps: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// `f(x[i], other[i])` over two equally long slices, in parallel and vectorised.
-fn zip_map(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(other.par_chunks(CHUNK)))
-        .for_each(|(o, (a, b))| {
-            vectorized(|| {
-                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                    *o = f(a, b);
-                }
-            })
-        });
-    out
-}
+// The loops below live in `#[inline(always)]` functions that the closures handed to
+// [`vectorized`] only call: LLVM then inlines them into the AVX2 copy, which it does not reliably
+// do for a closure's own body. The element functions are passed by value (`Copy`) and per-channel
+// constants are read once per channel into a local (`coef`), so that nothing the loop reads can
+// alias what it writes and the loop vectorises.
 
-/// `Σ f(x[i], other[i])`: 8 interleaved f32 partial sums (so that it vectorises) over one plane or
-/// chunk, returned as f64 for the caller's sum over planes.
-#[inline(always)]
-fn sum_pairs(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
-    vectorized(|| {
-        let mut acc = [0.0f32; 8];
-        let ((cx, tx), (co, to)) = (x.as_chunks::<8>(), other.as_chunks::<8>());
-        for (a, b) in cx.iter().zip(co) {
-            for l in 0..8 {
-                acc[l] += f(a[l], b[l]);
-            }
-        }
-        let tail: f32 = tx.iter().zip(to).map(|(&a, &b)| f(a, b)).sum();
-        acc.iter().map(|&v| f64::from(v)).sum::<f64>() + f64::from(tail)
+/// `f(x[i], other[i])` over two equally long slices, in parallel and vectorised.
+fn zip_map<F: Fn(f32, f32) -> f32 + Sync + Copy>(x: &[f32], other: &[f32], f: F) -> Vec<f32> {
+    assert_eq!(x.len(), other.len(), "zip_map: lengths differ");
+    uninit::par_filled(x.len(), CHUNK, |first, chunk| {
+        let n = chunk.len();
+        let (a, b) = (&x[first..][..n], &other[first..][..n]);
+        vectorized(|| write_pairs(chunk, a, b, f))
     })
 }
 
-/// The planes of channel `ch` of an NCHW tensor (`[n, c, plane]`), image by image.
 #[inline(always)]
-fn planes(x: &[f32], [n, c, plane]: [usize; 3], ch: usize) -> impl Iterator<Item = &[f32]> {
-    (0..n).map(move |i| &x[(i * c + ch) * plane..][..plane])
+fn write_pairs<F: Fn(f32, f32) -> f32>(chunk: &mut Chunk<'_>, x: &[f32], other: &[f32], f: F) {
+    write_all(chunk, x.iter().zip(other).map(|(&a, &b)| f(a, b)));
 }
 
-/// Mean of channel `ch` over every image and position.
-#[inline(always)]
-fn channel_mean(x: &[f32], shape: [usize; 3], ch: usize) -> f64 {
-    let sum: f64 = planes(x, shape, ch)
-        .map(|p| sum_pairs(p, p, |v, _| v))
-        .sum();
-    sum / (shape[0] * shape[2]) as f64
+/// `Σ f(x[i], other[i])` in f64, vectorised.
+fn sum_pairs<F: Fn(f32, f32) -> f32 + Copy>(x: &[f32], other: &[f32], f: F) -> f64 {
+    vectorized(|| sum_pairs_in_lanes(x, other, f))
 }
 
-/// `(mean, biased variance)` of channel `ch` (two passes; f32 within a plane, f64 across).
+/// `Σ f(x[i], other[i])`: 8 interleaved f32 partial sums (so that it vectorises), returned as f64
+/// for the caller's longer sums.
 #[inline(always)]
-fn channel_stats(x: &[f32], shape: [usize; 3], ch: usize) -> (f64, f64) {
-    let mean = channel_mean(x, shape, ch);
-    let sq: f64 = planes(x, shape, ch)
-        .map(|p| {
-            let m = mean as f32;
-            sum_pairs(p, p, |v, _| (v - m) * (v - m))
+fn sum_pairs_in_lanes<F: Fn(f32, f32) -> f32>(x: &[f32], other: &[f32], f: F) -> f64 {
+    let mut acc = [0.0f32; 8];
+    let ((cx, tx), (co, to)) = (x.as_chunks::<8>(), other.as_chunks::<8>());
+    for (a, b) in cx.iter().zip(co) {
+        for l in 0..8 {
+            acc[l] += f(a[l], b[l]);
+        }
+    }
+    let tail: f32 = tx.iter().zip(to).map(|(&a, &b)| f(a, b)).sum();
+    acc.iter().map(|&v| f64::from(v)).sum::<f64>() + f64::from(tail)
+}
+
+/// Images per parallel task of the per-channel loops: a fixed number, so that sums are added in
+/// the same order whatever the thread count.
+const IMAGES_PER_TASK: usize = 8;
+
+/// `Σ f(coef(ch), x, other)` per channel `ch` of two NCHW tensors of shape `[n, c, plane]`, over
+/// every image and position. Tasks take whole images (channels with planes of one value, as in
+/// the last layers of a MobileNet, would otherwise be tasks of one element); f32 partial sums
+/// within a plane, f64 across planes, tasks added in order.
+fn per_channel_sums<F: Fn(f32, f32, f32) -> f32 + Sync + Copy>(
+    x: &[f32],
+    other: &[f32],
+    [_, c, plane]: [usize; 3],
+    coef: impl Fn(usize) -> f32 + Sync,
+    f: F,
+) -> Vec<f64> {
+    let image = c * plane;
+    let partials: Vec<Vec<f64>> = x
+        .par_chunks(image * IMAGES_PER_TASK)
+        .zip(other.par_chunks(image * IMAGES_PER_TASK))
+        .map(|(xs, os)| vectorized(|| channel_sums_of_images(xs, os, [c, plane], &coef, f)))
+        .collect();
+    let mut total = vec![0.0f64; c];
+    for part in partials {
+        total.iter_mut().zip(part).for_each(|(t, v)| *t += v);
+    }
+    total
+}
+
+#[inline(always)]
+fn channel_sums_of_images<F: Fn(f32, f32, f32) -> f32 + Copy>(
+    xs: &[f32],
+    os: &[f32],
+    [c, plane]: [usize; 2],
+    coef: &impl Fn(usize) -> f32,
+    f: F,
+) -> Vec<f64> {
+    let mut acc = vec![0.0f64; c];
+    for (xi, oi) in xs.chunks(c * plane).zip(os.chunks(c * plane)) {
+        for (ch, (a, (xp, op))) in acc
+            .iter_mut()
+            .zip(xi.chunks(plane).zip(oi.chunks(plane)))
+            .enumerate()
+        {
+            let k = coef(ch);
+            *a += if plane < 8 {
+                // Planes shorter than a vector: element by element.
+                xp.iter()
+                    .zip(op)
+                    .map(|(&v, &o)| f64::from(f(k, v, o)))
+                    .sum::<f64>()
+            } else {
+                sum_pairs_in_lanes(xp, op, move |v, o| f(k, v, o))
+            };
+        }
+    }
+    acc
+}
+
+/// `f(coef(ch), x[i], other[i])` for every element of two NCHW tensors of shape `[n, c, plane]`,
+/// image by image in parallel.
+fn per_channel_map<K: Copy, F: Fn(K, f32, f32) -> f32 + Sync + Copy>(
+    x: &[f32],
+    other: &[f32],
+    [_, c, plane]: [usize; 3],
+    coef: impl Fn(usize) -> K + Sync,
+    f: F,
+) -> Vec<f32> {
+    assert_eq!(x.len(), other.len(), "per_channel_map: lengths differ");
+    let image = c * plane;
+    uninit::par_filled(x.len(), image, |first, chunk| {
+        let (xi, oi) = (&x[first..][..image], &other[first..][..image]);
+        vectorized(|| write_channels(chunk, xi, oi, plane, &coef, f))
+    })
+}
+
+#[inline(always)]
+fn write_channels<K: Copy, F: Fn(K, f32, f32) -> f32 + Copy>(
+    chunk: &mut Chunk<'_>,
+    x: &[f32],
+    other: &[f32],
+    plane: usize,
+    coef: &impl Fn(usize) -> K,
+    f: F,
+) {
+    for (ch, (xp, op)) in x.chunks(plane).zip(other.chunks(plane)).enumerate() {
+        let k = coef(ch);
+        write_pairs(chunk, xp, op, move |v, w| f(k, v, w));
+    }
+}
+
+#[inline(always)]
+fn min_max(x: &[f32]) -> (f32, f32) {
+    x.iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
         })
-        .sum();
-    (mean, sq / (shape[0] * shape[2]) as f64)
+}
+
+/// Per-channel `(mean, biased variance)` (two passes).
+#[inline(always)]
+fn channel_stats(x: &[f32], shape: [usize; 3]) -> (Vec<f64>, Vec<f64>) {
+    let count = (shape[0] * shape[2]) as f64;
+    let means: Vec<f64> = per_channel_sums(x, x, shape, |_| 0.0, |_, v, _| v)
+        .into_iter()
+        .map(|s| s / count)
+        .collect();
+    let m32: Vec<f32> = means.iter().map(|&m| m as f32).collect();
+    let vars = per_channel_sums(x, x, shape, |ch| m32[ch], |m, v, _| (v - m) * (v - m))
+        .into_iter()
+        .map(|s| s / count)
+        .collect();
+    (means, vars)
 }
 
 fn nchw(t: &FlexTensor) -> [usize; 3] {
@@ -254,16 +352,26 @@ fn nchw(t: &FlexTensor) -> [usize; 3] {
 pub mod flex {
     use super::*;
 
-    /// [`super::clip_ste`].
+    /// [`super::clip_ste`], one loop per grid (no branch on the grid inside the loop).
     pub fn clip_ste(x: FlexTensor, clip: Clip) -> FlexTensor {
         let v = values(&x);
-        let out = zip_map(&v, &v, |a, _| clip.apply(a));
+        let out = match clip.grid {
+            Grid::None => zip_map(&v, &v, move |a, _| clip.clamp(a)),
+            Grid::Affine {
+                scale,
+                code_lo,
+                code_hi,
+            } => zip_map(&v, &v, move |a, _| {
+                affine_grid(clip.clamp(a), scale, code_lo, code_hi)
+            }),
+            Grid::Fixed { scale } => zip_map(&v, &v, move |a, _| fixed_grid(clip.clamp(a), scale)),
+        };
         tensor(out, dims(&x))
     }
 
     /// Its gradient: `dy` where the clip passes.
     pub fn clip_ste_backward(x: FlexTensor, dy: FlexTensor, clip: Clip) -> FlexTensor {
-        let out = zip_map(&values(&x), &values(&dy), |a, g| {
+        let out = zip_map(&values(&x), &values(&dy), move |a, g| {
             if clip.passes(a) { g } else { 0.0 }
         });
         tensor(out, dims(&x))
@@ -273,7 +381,7 @@ pub mod flex {
     pub fn pact(x: FlexTensor, alpha: FlexTensor) -> FlexTensor {
         let a = values(&alpha)[0];
         let v = values(&x);
-        let out = zip_map(&v, &v, |x, _| x.max(0.0) - (x - a).max(0.0));
+        let out = zip_map(&v, &v, move |x, _| x.max(0.0) - (x - a).max(0.0));
         tensor(out, dims(&x))
     }
 
@@ -286,11 +394,11 @@ pub mod flex {
         let a = values(&alpha)[0];
         let (v, g) = (values(&x), values(&dy));
         let step = |b: bool| if b { 1.0f32 } else { 0.0 };
-        let dx = zip_map(&v, &g, |x, g| g * (step(x > 0.0) - step(x - a > 0.0)));
+        let dx = zip_map(&v, &g, move |x, g| g * (step(x > 0.0) - step(x - a > 0.0)));
         let da: f64 = v
             .par_chunks(CHUNK)
             .zip(g.par_chunks(CHUNK))
-            .map(|(v, g)| sum_pairs(v, g, |x, g| g * step(x - a > 0.0)))
+            .map(|(v, g)| sum_pairs(v, g, move |x, g| g * step(x - a > 0.0)))
             .collect::<Vec<f64>>()
             .into_iter()
             .sum();
@@ -300,13 +408,8 @@ pub mod flex {
     /// [`super::FusedOps::moments`].
     pub fn moments(x: FlexTensor) -> FlexTensor {
         let shape = nchw(&x);
-        let v = values(&x);
-        let stats: Vec<(f64, f64)> = (0..shape[1])
-            .into_par_iter()
-            .map(|ch| channel_stats(&v, shape, ch))
-            .collect();
-        let mut out: Vec<f32> = stats.iter().map(|s| s.0 as f32).collect();
-        out.extend(stats.iter().map(|s| s.1 as f32));
+        let (means, vars) = channel_stats(&values(&x), shape);
+        let out = means.iter().chain(&vars).map(|&v| v as f32).collect();
         tensor(out, vec![2, shape[1]])
     }
 
@@ -315,77 +418,42 @@ pub mod flex {
         let shape @ [n, c, plane] = nchw(&x);
         let (v, d) = (values(&x), values(&d));
         let count = (n * plane) as f32;
-        let means: Vec<f32> = (0..c)
-            .into_par_iter()
-            .map(|ch| channel_mean(&v, shape, ch) as f32)
+        let means: Vec<f32> = per_channel_sums(&v, &v, shape, |_| 0.0, |_, v, _| v)
+            .into_iter()
+            .map(|s| (s / f64::from(count)) as f32)
             .collect();
-        let mut out = vec![0.0; v.len()];
-        out.par_chunks_mut(plane)
-            .zip(v.par_chunks(plane))
-            .enumerate()
-            .for_each(|(i, (o, x))| {
-                let ch = i % c;
-                let (dm, dv, m) = (d[ch] / count, 2.0 * d[c + ch] / count, means[ch]);
-                vectorized(|| {
-                    for (o, &x) in o.iter_mut().zip(x) {
-                        *o = dm + dv * (x - m);
-                    }
-                })
-            });
+        let coef = |ch: usize| (d[ch] / count, 2.0 * d[c + ch] / count, means[ch]);
+        let out = per_channel_map(&v, &v, shape, coef, |(dm, dv, m), x, _| dm + dv * (x - m));
         tensor(out, dims(&x))
     }
 
     /// [`super::channel_affine`].
     pub fn channel_affine(x: FlexTensor, a: FlexTensor, b: FlexTensor) -> FlexTensor {
-        let [_, c, plane] = nchw(&x);
+        let shape = nchw(&x);
         let (v, a, b) = (values(&x), values(&a), values(&b));
-        let mut out = vec![0.0; v.len()];
-        out.par_chunks_mut(plane)
-            .zip(v.par_chunks(plane))
-            .enumerate()
-            .for_each(|(i, (o, x))| {
-                let (ac, bc) = (a[i % c], b[i % c]);
-                vectorized(|| o.iter_mut().zip(x).for_each(|(o, &x)| *o = x * ac + bc));
-            });
+        let out = per_channel_map(&v, &v, shape, |ch| (a[ch], b[ch]), |(a, b), x, _| x * a + b);
         tensor(out, dims(&x))
     }
 
     /// Its gradients, those asked for (`[x, a, b]`): `dy · a[c]` for `x`, and per channel
-    /// `Σ dy · x` for `a` and `Σ dy` for `b` (summed image by image in order).
+    /// `Σ dy · x` for `a` and `Σ dy` for `b`.
     pub fn channel_affine_backward(
         x: FlexTensor,
         a: FlexTensor,
         dy: FlexTensor,
         wanted: [bool; 3],
     ) -> [Option<FlexTensor>; 3] {
-        let shape @ [_, c, plane] = nchw(&x);
+        let shape @ [_, c, _] = nchw(&x);
         let (v, av, g) = (values(&x), values(&a), values(&dy));
         let dx = wanted[0].then(|| {
-            let mut dx = vec![0.0; v.len()];
-            dx.par_chunks_mut(plane)
-                .zip(g.par_chunks(plane))
-                .enumerate()
-                .for_each(|(i, (o, g))| {
-                    let ac = av[i % c];
-                    vectorized(|| o.iter_mut().zip(g).for_each(|(o, &g)| *o = g * ac));
-                });
-            tensor(dx, dims(&x))
+            tensor(
+                per_channel_map(&g, &g, shape, |ch| av[ch], |a, g, _| g * a),
+                dims(&x),
+            )
         });
-        let per_channel = |f: &(dyn Fn(&[f32], &[f32]) -> f64 + Sync)| {
-            let sums: Vec<f32> = (0..c)
-                .into_par_iter()
-                .map(|ch| {
-                    let s: f64 = planes(&v, shape, ch)
-                        .zip(planes(&g, shape, ch))
-                        .map(|(x, g)| f(x, g))
-                        .sum();
-                    s as f32
-                })
-                .collect();
-            tensor(sums, vec![c])
-        };
-        let da = wanted[1].then(|| per_channel(&|x, g| sum_pairs(x, g, |x, g| x * g)));
-        let db = wanted[2].then(|| per_channel(&|_, g| sum_pairs(g, g, |g, _| g)));
+        let sums = |s: Vec<f64>| tensor(s.into_iter().map(|v| v as f32).collect(), vec![c]);
+        let da = wanted[1].then(|| sums(per_channel_sums(&v, &g, shape, |_| 0.0, |_, x, g| x * g)));
+        let db = wanted[2].then(|| sums(per_channel_sums(&g, &g, shape, |_| 0.0, |_, g, _| g)));
         [dx, da, db]
     }
 
@@ -393,14 +461,7 @@ pub mod flex {
     pub fn value_range(x: &FlexTensor) -> (f32, f32) {
         let v = values(x);
         v.par_chunks(CHUNK)
-            .map(|ch| {
-                vectorized(|| {
-                    ch.iter()
-                        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
-                            (lo.min(x), hi.max(x))
-                        })
-                })
-            })
+            .map(|ch| vectorized(|| min_max(ch)))
             .reduce(
                 || (f32::INFINITY, f32::NEG_INFINITY),
                 |a, b| (a.0.min(b.0), a.1.max(b.1)),
@@ -410,19 +471,19 @@ pub mod flex {
 
 impl FusedOps for Flex {
     fn clip_ste(x: FlexTensor, clip: Clip) -> FlexTensor {
-        flex::clip_ste(x, clip)
+        timed(Kernel::Elementwise, || flex::clip_ste(x, clip))
     }
 
     fn pact(x: FlexTensor, alpha: FlexTensor) -> FlexTensor {
-        flex::pact(x, alpha)
+        timed(Kernel::Elementwise, || flex::pact(x, alpha))
     }
 
     fn moments(x: FlexTensor) -> FlexTensor {
-        flex::moments(x)
+        timed(Kernel::Reductions, || flex::moments(x))
     }
 
     fn channel_affine(x: FlexTensor, a: FlexTensor, b: FlexTensor) -> FlexTensor {
-        flex::channel_affine(x, a, b)
+        timed(Kernel::Elementwise, || flex::channel_affine(x, a, b))
     }
 }
 
@@ -443,7 +504,9 @@ impl Backward<Flex, 3> for ChannelAffineBackward {
         let x = checkpointer.retrieve_node_output::<FlexTensor>(ops.state.0);
         let a = checkpointer.retrieve_node_output::<FlexTensor>(ops.state.1);
         let wanted = [node_x.is_some(), node_a.is_some(), node_b.is_some()];
-        let grads_xab = flex::channel_affine_backward(x, a, dy, wanted);
+        let grads_xab = timed(Kernel::Elementwise, || {
+            flex::channel_affine_backward(x, a, dy, wanted)
+        });
         for (node, grad) in [node_x, node_a, node_b].into_iter().zip(grads_xab) {
             if let (Some(node), Some(grad)) = (node, grad) {
                 grads.register::<Flex>(node.id, grad);
@@ -469,7 +532,10 @@ impl Backward<Flex, 1> for ClipSteBackward {
         let (x_state, clip) = ops.state;
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         if let Some(node) = node {
-            grads.register::<Flex>(node.id, flex::clip_ste_backward(x, dy, clip));
+            grads.register::<Flex>(
+                node.id,
+                timed(Kernel::Elementwise, || flex::clip_ste_backward(x, dy, clip)),
+            );
         }
     }
 }
@@ -490,7 +556,7 @@ impl Backward<Flex, 2> for PactBackward {
         let dy = grads.consume::<Flex>(&ops.node);
         let x = checkpointer.retrieve_node_output::<FlexTensor>(ops.state.0);
         let alpha = checkpointer.retrieve_node_output::<FlexTensor>(ops.state.1);
-        let (dx, da) = flex::pact_backward(x, alpha, dy);
+        let (dx, da) = timed(Kernel::Elementwise, || flex::pact_backward(x, alpha, dy));
         if let Some(node) = node_x {
             grads.register::<Flex>(node.id, dx);
         }
@@ -516,7 +582,10 @@ impl Backward<Flex, 1> for MomentsBackward {
         let d = grads.consume::<Flex>(&ops.node);
         let x = checkpointer.retrieve_node_output::<FlexTensor>(ops.state);
         if let Some(node) = node {
-            grads.register::<Flex>(node.id, flex::moments_backward(x, d));
+            grads.register::<Flex>(
+                node.id,
+                timed(Kernel::Reductions, || flex::moments_backward(x, d)),
+            );
         }
     }
 }
@@ -530,9 +599,11 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&x), clip);
-                prep.finish(state, flex::clip_ste(x.into_parts().0, clip))
+                prep.finish(state, <Flex as FusedOps>::clip_ste(x.into_parts().0, clip))
             }
-            OpsKind::UnTracked(prep) => prep.finish(flex::clip_ste(x.into_parts().0, clip)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(<Flex as FusedOps>::clip_ste(x.into_parts().0, clip))
+            }
         }
     }
 
@@ -544,12 +615,13 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&x), prep.checkpoint(&alpha));
-                let y = flex::pact(x.into_parts().0, alpha.into_parts().0);
+                let y = <Flex as FusedOps>::pact(x.into_parts().0, alpha.into_parts().0);
                 prep.finish(state, y)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(flex::pact(x.into_parts().0, alpha.into_parts().0))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedOps>::pact(
+                x.into_parts().0,
+                alpha.into_parts().0,
+            )),
         }
     }
 
@@ -561,9 +633,9 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(mut prep) => {
                 let state = prep.checkpoint(&x);
-                prep.finish(state, flex::moments(x.into_parts().0))
+                prep.finish(state, <Flex as FusedOps>::moments(x.into_parts().0))
             }
-            OpsKind::UnTracked(prep) => prep.finish(flex::moments(x.into_parts().0)),
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedOps>::moments(x.into_parts().0)),
         }
     }
 
@@ -579,10 +651,14 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&x), prep.checkpoint(&a));
-                let y = flex::channel_affine(x.into_parts().0, a.into_parts().0, b.into_parts().0);
+                let y = <Flex as FusedOps>::channel_affine(
+                    x.into_parts().0,
+                    a.into_parts().0,
+                    b.into_parts().0,
+                );
                 prep.finish(state, y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(flex::channel_affine(
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedOps>::channel_affine(
                 x.into_parts().0,
                 a.into_parts().0,
                 b.into_parts().0,
