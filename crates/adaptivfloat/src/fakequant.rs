@@ -2,13 +2,14 @@
 //!
 //! Fake quantization runs the exact `quant_core` format on the host (these are CPU runs, so the
 //! round trip is cheap next to the layer it feeds) and passes gradients straight through to the
-//! float master values (`x + (q - x).detach()`): the paper publishes no gradient rule for its
+//! float master values (`x + (q - x).detach()`, as [`quant_train::fused::straight_through`]): the paper publishes no gradient rule for its
 //! retraining, and the dossier asks for the same plain STE for every format.
 
 use burn::module::Param;
 use burn::prelude::*;
 use quant_core::formats::Format;
 use quant_train::{Net, Quantizer};
+use rayon::prelude::*;
 
 /// A [`Format`] that quantizes a tensor with the parameter the format picks for the observed
 /// range: `max(|min|, |max|)` sets AdaptivFloat's `exp_bias`, BFP's shared exponent and Uniform's
@@ -20,7 +21,7 @@ impl FormatQuantizer {
     /// Quantizes host values with the parameter of `max_abs`.
     pub fn quantize_values(&self, xs: &[f32], max_abs: f64) -> Vec<f32> {
         let param = self.0.fit_max_abs(max_abs);
-        xs.iter()
+        xs.par_iter()
             .map(|&x| {
                 // A diverged model can feed NaN; it stays NaN (the loss then reports it) instead
                 // of aborting a forward pass.
@@ -50,7 +51,7 @@ impl Quantizer for FormatQuantizer {
             TensorData::new(self.quantize_values(&values, max_abs), [n]),
             &x.device(),
         );
-        x.clone() + (q - x).detach()
+        quant_train::fused::straight_through(x, q)
     }
 }
 

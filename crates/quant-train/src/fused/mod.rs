@@ -157,6 +157,19 @@ pub fn channel_affine(x: Tensor<4>, a: Tensor<1>, b: Tensor<1>) -> Tensor<4> {
     ))
 }
 
+/// `q` in the forward pass, with the gradient passed unchanged to `x` (same shape): the
+/// straight-through estimator `x + (q - x).detach()` of a quantizer computed elsewhere (on the
+/// host, say), without that expression's two full-size passes forward and back.
+pub fn straight_through<const D: usize>(x: Tensor<D>, q: Tensor<D>) -> Tensor<D> {
+    if !on_flex(&x) {
+        return reference::straight_through(x, q);
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::straight_through(
+        x.into_dispatch(),
+        q.into_dispatch(),
+    ))
+}
+
 /// `(min, max)` of a tensor, read without a gradient (the observers' batch range); one pass over
 /// the values on flex instead of two reductions.
 pub fn value_range<const D: usize>(x: &Tensor<D>) -> (f32, f32) {
@@ -180,6 +193,8 @@ pub trait FusedOps: Backend {
     fn pact(x: FloatTensor<Self>, alpha: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `[2, C]`: per-channel mean (row 0) and biased variance (row 1) of `[N, C, H, W]`.
     fn moments(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// [`straight_through`] forward: `q`.
+    fn straight_through(x: FloatTensor<Self>, q: FloatTensor<Self>) -> FloatTensor<Self>;
     /// [`channel_affine`] forward.
     fn channel_affine(
         x: FloatTensor<Self>,
@@ -482,8 +497,28 @@ impl FusedOps for Flex {
         timed(Kernel::Reductions, || flex::moments(x))
     }
 
+    fn straight_through(_x: FlexTensor, q: FlexTensor) -> FlexTensor {
+        q
+    }
+
     fn channel_affine(x: FlexTensor, a: FlexTensor, b: FlexTensor) -> FlexTensor {
         timed(Kernel::Elementwise, || flex::channel_affine(x, a, b))
+    }
+}
+
+/// The gradient of [`straight_through`]: the upstream gradient, unchanged, to `x`.
+#[derive(Debug)]
+struct StraightThroughBackward;
+
+impl Backward<Flex, 1> for StraightThroughBackward {
+    type State = ();
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node {
+            grads.register::<Flex>(node.id, dy);
+        }
     }
 }
 
@@ -664,5 +699,13 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 b.into_parts().0,
             )),
         }
+    }
+
+    fn straight_through(x: FloatTensor<Self>, q: FloatTensor<Self>) -> FloatTensor<Self> {
+        // `q` is a constant (its gradient is dropped, as `.detach()` would): only `x` is a parent.
+        StraightThroughBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateless(q.into_parts().0)
     }
 }

@@ -65,3 +65,8 @@ pub fn value_range<const D: usize>(x: &Tensor<D>) -> (f32, f32) {
         flat.max().into_scalar::<f32>(),
     )
 }
+
+/// [`super::straight_through`]: `x + (q - x).detach()`.
+pub fn straight_through<const D: usize>(x: Tensor<D>, q: Tensor<D>) -> Tensor<D> {
+    x.clone() + (q - x).detach()
+}

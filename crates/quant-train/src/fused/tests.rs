@@ -156,3 +156,22 @@ fn value_range_is_min_and_max() {
     let x = input(&Device::flex().autodiff());
     assert_eq!(super::value_range(&x), reference::value_range(&x));
 }
+
+#[test]
+fn straight_through_gives_q_and_passes_the_gradient() {
+    let dev = Device::flex().autodiff();
+    let run = |fused: bool| {
+        let x = input(&dev);
+        let q = x.clone().detach().mul_scalar(0.5).round();
+        let y = if fused {
+            super::straight_through(x.clone(), q)
+        } else {
+            reference::straight_through(x.clone(), q)
+        };
+        let grads = (y.clone() * y.clone()).sum().backward();
+        (host(y.inner()), host(x.grad(&grads).unwrap()))
+    };
+    let (ours, theirs) = (run(true), run(false));
+    assert_close(&ours.0, &theirs.0, "straight-through value");
+    assert_close(&ours.1, &theirs.1, "straight-through gradient");
+}
