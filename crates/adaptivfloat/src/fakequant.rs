@@ -7,7 +7,7 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use quant_core::formats::Format;
+use quant_core::formats::{Format, QuantTable};
 use quant_train::{Net, Quantizer};
 use rayon::prelude::*;
 
@@ -18,18 +18,24 @@ use rayon::prelude::*;
 pub struct FormatQuantizer(pub Format);
 
 impl FormatQuantizer {
-    /// Quantizes host values with the parameter of `max_abs`.
+    /// Quantizes host values with the parameter of `max_abs`: through the format's
+    /// [`QuantTable`] (the codec's results, by search), or the codec itself where no table is
+    /// built.
     pub fn quantize_values(&self, xs: &[f32], max_abs: f64) -> Vec<f32> {
         let param = self.0.fit_max_abs(max_abs);
-        xs.par_iter()
-            .map(|&x| {
-                // A diverged model can feed NaN; it stays NaN (the loss then reports it) instead
-                // of aborting a forward pass.
-                self.0
-                    .quantize(param, f64::from(x))
-                    .map_or(f32::NAN, |v| v as f32)
-            })
-            .collect()
+        // A diverged model can feed NaN; it stays NaN (the loss then reports it) instead of
+        // aborting a forward pass.
+        let narrow = |v: Option<f64>| v.map_or(f32::NAN, |v| v as f32);
+        match QuantTable::new(&self.0, param) {
+            Ok(table) => xs
+                .par_iter()
+                .map(|&x| narrow(table.quantize(f64::from(x))))
+                .collect(),
+            Err(_) => xs
+                .par_iter()
+                .map(|&x| narrow(self.0.quantize(param, f64::from(x)).ok()))
+                .collect(),
+        }
     }
 }
 

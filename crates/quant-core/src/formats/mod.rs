@@ -22,6 +22,7 @@ mod adaptivfloat;
 mod bfp;
 mod ieee;
 mod posit;
+mod table;
 mod uniform;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub use adaptivfloat::{AdaptivFloat, ZeroTie};
 pub use bfp::BlockFloat;
 pub use ieee::IeeeFloat;
 pub use posit::{Posit, PositUnderflow};
+pub use table::{MAX_TABLE_BITS, QuantTable};
 pub use uniform::Uniform;
 
 use crate::error::{Result, arg_err};

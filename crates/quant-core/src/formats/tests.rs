@@ -509,3 +509,36 @@ fn paper_exponent_widths() {
         "Uniform<5>"
     );
 }
+
+/// The table quantizer equals the codec on every value, on both sides of every boundary, halfway
+/// between neighbours, far outside the range and on a spread of ordinary inputs, for every format
+/// up to 8 bits with every exponent width and several tensor parameters.
+#[test]
+fn quant_table_equals_the_codec() {
+    for bits in 2..=8 {
+        for format in all_configs(bits) {
+            for param in params(&format) {
+                let table = QuantTable::new(&format, param).unwrap();
+                let mut probes: Vec<f64> = vec![0.0, -0.0, 1e300, -1e300, 1e-300, -1e-300];
+                for w in table.values.windows(2) {
+                    let m = w[0] + (w[1] - w[0]) / 2.0;
+                    probes.extend([w[0], w[1], m, m.next_down(), m.next_up()]);
+                }
+                for b in &table.bounds {
+                    probes.extend([*b, b.next_down(), b.next_up()]);
+                }
+                probes.extend((0..2000).map(|i| (i as f64 - 1000.0) * 0.0137));
+                for x in probes {
+                    let want = format.quantize(param, x).unwrap();
+                    assert_eq!(
+                        table.quantize(x),
+                        Some(want),
+                        "{} {param} at {x:e}",
+                        format.label()
+                    );
+                }
+                assert_eq!(table.quantize(f64::NAN), None);
+            }
+        }
+    }
+}
