@@ -103,6 +103,14 @@ impl ConvLayer {
         ]
     }
 
+    /// Images per block of the dense kernels ([`BLOCK_COLUMNS`] output positions, at least one
+    /// image, at most [`WEIGHT_GRAD_CHUNK`]).
+    fn images_per_block(&self) -> usize {
+        BLOCK_COLUMNS
+            .div_ceil(self.out_plane())
+            .clamp(1, WEIGHT_GRAD_CHUNK)
+    }
+
     /// Window taps (`kh · kw`).
     fn taps(&self) -> usize {
         self.geometry.kernel_h * self.geometry.kernel_w
@@ -244,16 +252,17 @@ fn tap_input(geo: &ConvGeometry, oy: usize, ox: usize, ky: usize, kx: usize) -> 
     (oy * geo.stride_h + ky - geo.pad_top) * geo.in_w + ox * geo.stride_w + kx - geo.pad_left
 }
 
-/// The im2col matrix of group `g` of one image: row `(c, ky, kx)`, column `(oy, ox)`, zero where
-/// the tap falls in the padding. Every element is written once (no zero fill first).
+/// The im2col matrix of group `g` of one image into the first `out_plane` columns of `cols`, whose
+/// rows are `pitch` apart: row `(c, ky, kx)`, column `(oy, ox)`, zero where the tap falls in the
+/// padding. Every element is written once (no zero fill first).
 #[inline(always)]
-fn im2col(layer: &ConvLayer, image: &[f32], g: usize, cols: &mut Vec<f32>) {
+fn im2col(layer: &ConvLayer, image: &[f32], g: usize, cols: &mut [f32], pitch: usize) {
     let geo = &layer.geometry;
     let (ow, p, s) = (geo.out_w(), layer.out_plane(), geo.stride_w);
     let ranges = TapRanges::new(geo);
     let cin = layer.in_c_per_group();
-    cols.resize(layer.patch() * p, 0.0);
-    for (row, dst) in cols.chunks_mut(p).enumerate() {
+    for (row, dst) in cols.chunks_mut(pitch).take(layer.patch()).enumerate() {
+        let dst = &mut dst[..p];
         let TapRow {
             c,
             ky,
@@ -283,15 +292,16 @@ fn im2col(layer: &ConvLayer, image: &[f32], g: usize, cols: &mut Vec<f32>) {
     }
 }
 
-/// Adds an im2col-shaped gradient back onto the image it was gathered from (the adjoint of
-/// [`im2col`]).
+/// Adds an im2col-shaped gradient (the first `out_plane` columns of rows `pitch` apart) back onto
+/// the image it was gathered from (the adjoint of [`im2col`]).
 #[inline(always)]
-fn col2im_add(layer: &ConvLayer, cols: &[f32], g: usize, image: &mut [f32]) {
+fn col2im_add(layer: &ConvLayer, cols: &[f32], pitch: usize, g: usize, image: &mut [f32]) {
     let geo = &layer.geometry;
     let (ow, p, s) = (geo.out_w(), layer.out_plane(), geo.stride_w);
     let ranges = TapRanges::new(geo);
     let cin = layer.in_c_per_group();
-    for (row, src) in cols.chunks(p).enumerate() {
+    for (row, src) in cols.chunks(pitch).take(layer.patch()).enumerate() {
+        let src = &src[..p];
         let TapRow {
             c,
             ky,
@@ -314,6 +324,67 @@ fn col2im_add(layer: &ConvLayer, cols: &[f32], g: usize, image: &mut [f32]) {
                     .zip(grad)
                     .for_each(|(d, g)| *d += g);
             }
+        }
+    }
+}
+
+/// Output positions a dense GEMM should see at least, so that small planes (a 4x4 map has 16)
+/// still make GEMMs of useful width: images are grouped into blocks of this many columns.
+const BLOCK_COLUMNS: usize = 256;
+
+/// Scratch matrices of one task of the dense kernels, reused across its blocks and groups: the
+/// block's im2col matrix (or its input planes side by side for pointwise layers), its output
+/// gradient and its output, each `rows x (images · out_plane)`.
+#[derive(Default)]
+struct Blocks {
+    cols: Vec<f32>,
+    dy: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl Blocks {
+    /// The im2col matrix of group `g` of every image of `images`, side by side.
+    #[inline(always)]
+    fn gather_input(&mut self, layer: &ConvLayer, images: &[f32], g: usize) {
+        let (k, p) = (layer.patch(), layer.out_plane());
+        let n = images.len() / layer.input_len() * p;
+        self.cols.resize(k * n, 0.0);
+        for (i, image) in images.chunks(layer.input_len()).enumerate() {
+            if layer.is_pointwise() {
+                let planes = &image[g * k * p..][..k * p];
+                for (dst, src) in self.cols.chunks_mut(n).zip(planes.chunks(p)) {
+                    dst[i * p..][..p].copy_from_slice(src);
+                }
+            } else {
+                im2col(layer, image, g, &mut self.cols[i * p..], n);
+            }
+        }
+    }
+
+    /// Group `g`'s output channels of every image of `grads`, side by side (`cout/g x n`).
+    #[inline(always)]
+    fn gather_output(&mut self, layer: &ConvLayer, grads: &[f32], g: usize) {
+        let (cout, p) = (layer.out_c_per_group(), layer.out_plane());
+        let n = grads.len() / layer.output_len() * p;
+        self.dy.resize(cout * n, 0.0);
+        for (i, grad) in grads.chunks(layer.output_len()).enumerate() {
+            let planes = &grad[g * cout * p..][..cout * p];
+            for (dst, src) in self.dy.chunks_mut(n).zip(planes.chunks(p)) {
+                dst[i * p..][..p].copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// Copies a block's output matrix (`cout/g x n`, images side by side) of group `g` to the images.
+#[inline(always)]
+fn scatter_block(layer: &ConvLayer, block: &[f32], g: usize, out: &mut [f32]) {
+    let (cout, p) = (layer.out_c_per_group(), layer.out_plane());
+    let n = out.len() / layer.output_len() * p;
+    for (i, image) in out.chunks_mut(layer.output_len()).enumerate() {
+        let planes = &mut image[g * cout * p..][..cout * p];
+        for (dst, src) in planes.chunks_mut(p).zip(block.chunks(n)) {
+            dst.copy_from_slice(&src[i * p..][..p]);
         }
     }
 }
@@ -501,33 +572,36 @@ pub fn forward(layer: &ConvLayer, x: &[f32], w: &[f32]) -> Vec<f32> {
             });
         return y;
     }
-    y.par_chunks_mut(layer.output_len())
-        .zip(x.par_chunks(layer.input_len()))
-        .for_each_init(Vec::new, |cols, (out, image)| {
-            vectorized(|| forward_image(layer, w, image, out, cols))
+    let block = layer.images_per_block();
+    y.par_chunks_mut(layer.output_len() * block)
+        .zip(x.par_chunks(layer.input_len() * block))
+        .for_each_init(Blocks::default, |bufs, (out, images)| {
+            vectorized(|| forward_block(layer, w, images, out, bufs))
         });
     y
 }
 
-/// The dense forward pass of one image, every group.
+/// The dense forward pass of a block of images, one GEMM per group over the block's im2col
+/// columns side by side.
 #[inline(always)]
-fn forward_image(
-    layer: &ConvLayer,
-    w: &[f32],
-    image: &[f32],
-    out: &mut [f32],
-    cols: &mut Vec<f32>,
-) {
+fn forward_block(layer: &ConvLayer, w: &[f32], images: &[f32], out: &mut [f32], b: &mut Blocks) {
     let (cout, k, p) = (layer.out_c_per_group(), layer.patch(), layer.out_plane());
+    let n = images.len() / layer.input_len() * p;
     for g in 0..layer.groups {
-        let rhs: &[f32] = if layer.is_pointwise() {
-            &image[g * k * p..][..k * p]
-        } else {
-            im2col(layer, image, g, cols);
-            cols
-        };
-        let (dst, wg) = (&mut out[g * cout * p..], &w[g * cout * k..]);
-        matmul((cout, p, k), dst, p, false, wg, (k, 1), rhs, (p, 1));
+        let wg = &w[g * cout * k..];
+        b.gather_input(layer, images, g);
+        b.out.resize(cout * n, 0.0);
+        matmul(
+            (cout, n, k),
+            &mut b.out,
+            n,
+            false,
+            wg,
+            (k, 1),
+            &b.cols,
+            (n, 1),
+        );
+        scatter_block(layer, &b.out, g, out);
     }
 }
 
@@ -545,34 +619,43 @@ pub fn input_grad(layer: &ConvLayer, w: &[f32], dy: &[f32]) -> Vec<f32> {
             });
         return dx;
     }
-    dx.par_chunks_mut(layer.input_len())
-        .zip(dy.par_chunks(layer.output_len()))
-        .for_each_init(Vec::new, |cols, (grad_in, grad_out)| {
-            vectorized(|| input_grad_image(layer, w, grad_out, grad_in, cols))
+    let block = layer.images_per_block();
+    dx.par_chunks_mut(layer.input_len() * block)
+        .zip(dy.par_chunks(layer.output_len() * block))
+        .for_each_init(Blocks::default, |bufs, (grad_in, grad_out)| {
+            vectorized(|| input_grad_block(layer, w, grad_out, grad_in, bufs))
         });
     dx
 }
 
-/// The dense input gradient of one image, every group.
+/// The dense input gradient of a block of images: `Wᵀ · dY` over the block's columns, then each
+/// image's columns back onto its input.
 #[inline(always)]
-fn input_grad_image(
+fn input_grad_block(
     layer: &ConvLayer,
     w: &[f32],
     grad_out: &[f32],
     grad_in: &mut [f32],
-    cols: &mut Vec<f32>,
+    b: &mut Blocks,
 ) {
     let (cout, k, p) = (layer.out_c_per_group(), layer.patch(), layer.out_plane());
+    let n = grad_out.len() / layer.output_len() * p;
     for g in 0..layer.groups {
-        let (wg, dyg) = (&w[g * cout * k..], &grad_out[g * cout * p..]);
-        if layer.is_pointwise() {
-            let dst = &mut grad_in[g * k * p..][..k * p];
-            matmul((k, p, cout), dst, p, false, wg, (1, k), dyg, (p, 1));
-        } else {
-            cols.clear();
-            cols.resize(k * p, 0.0);
-            matmul((k, p, cout), cols, p, false, wg, (1, k), dyg, (p, 1));
-            col2im_add(layer, cols, g, grad_in);
+        let wg = &w[g * cout * k..];
+        b.gather_output(layer, grad_out, g);
+        b.cols.resize(k * n, 0.0);
+        matmul(
+            (k, n, cout),
+            &mut b.cols,
+            n,
+            false,
+            wg,
+            (1, k),
+            &b.dy,
+            (n, 1),
+        );
+        for (i, image) in grad_in.chunks_mut(layer.input_len()).enumerate() {
+            col2im_add(layer, &b.cols[i * p..], n, g, image);
         }
     }
 }
@@ -594,7 +677,10 @@ pub fn weight_grad(layer: &ConvLayer, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let partials: Vec<Vec<f32>> = x
         .par_chunks(layer.input_len() * WEIGHT_GRAD_CHUNK)
         .zip(dy.par_chunks(layer.output_len() * WEIGHT_GRAD_CHUNK))
-        .map(|(images, grads)| vectorized(|| weight_grad_images(layer, images, grads)))
+        .map(|(images, grads)| {
+            let mut bufs = Blocks::default();
+            vectorized(|| weight_grad_block(layer, images, grads, &mut bufs))
+        })
         .collect();
     let mut total = vec![0.0; wlen];
     for part in partials {
@@ -603,27 +689,18 @@ pub fn weight_grad(layer: &ConvLayer, x: &[f32], dy: &[f32]) -> Vec<f32> {
     total
 }
 
-/// The dense weight gradient summed over a few consecutive images, in order.
+/// The dense weight gradient of a block of images: per group one GEMM `dY · colsᵀ` whose inner
+/// dimension runs over every position of every image of the block.
 #[inline(always)]
-fn weight_grad_images(layer: &ConvLayer, images: &[f32], grads: &[f32]) -> Vec<f32> {
+fn weight_grad_block(layer: &ConvLayer, images: &[f32], grads: &[f32], b: &mut Blocks) -> Vec<f32> {
     let (cout, k, p) = (layer.out_c_per_group(), layer.patch(), layer.out_plane());
+    let n = images.len() / layer.input_len() * p;
     let mut dw = vec![0.0; layer.weight_len()];
-    let mut cols = Vec::new();
-    for (image, grad_out) in images
-        .chunks(layer.input_len())
-        .zip(grads.chunks(layer.output_len()))
-    {
-        for g in 0..layer.groups {
-            let rhs: &[f32] = if layer.is_pointwise() {
-                &image[g * k * p..][..k * p]
-            } else {
-                im2col(layer, image, g, &mut cols);
-                &cols
-            };
-            let dst = &mut dw[g * cout * k..][..cout * k];
-            let dyg = &grad_out[g * cout * p..];
-            matmul((cout, k, p), dst, k, true, dyg, (p, 1), rhs, (1, p));
-        }
+    for g in 0..layer.groups {
+        b.gather_output(layer, grads, g);
+        b.gather_input(layer, images, g);
+        let dst = &mut dw[g * cout * k..][..cout * k];
+        matmul((cout, k, n), dst, k, false, &b.dy, (n, 1), &b.cols, (1, n));
     }
     dw
 }
