@@ -33,6 +33,12 @@
 //!   [`export::node_agreement`] does the same block by block (diagnosis);
 //!   [`export::float_size_bytes`].
 //!
+//! * **Training kernels** ([`conv`], [`fused`]): the convolution and the clamp, fake-quantization,
+//!   PACT and batch-norm operations as Burn backend extensions with hand-written gradients, fast on
+//!   flex and Burn's own operations elsewhere; [`fast_path::without`] runs Burn's operations
+//!   everywhere (the comparison the tests and `bench-train --burn-ops` make); [`kernel_time`] says
+//!   how long a step spent in each.
+//!
 //! Design: one model type for float, QAT and PTQ. Layers hold unfolded master weights; batch norm is
 //! folded on the fly (see [`QLayer`]), fake quantization sits wherever the integer engine stores a
 //! tensor, and the range and the format are separate so other papers plug in their own formats.

@@ -7,7 +7,7 @@
 //! `[128, 32, 28, 28]` activation, `relu6` took 20 ms forward and 18 ms backward and Jacob's fake
 //! quantization 58 ms forward, against about 10 ms for a whole 1x1 convolution with both gradients.
 //! Each operation here is one pass forward and one backward on flex. Every other device runs the
-//! composed tensor operations ([`reference`]), which define the semantics and which the tests
+//! composed tensor operations ([`reference`](mod@reference)), which define the semantics and which the tests
 //! compare the fused operations with.
 
 pub mod reference;
@@ -184,7 +184,7 @@ pub fn value_range<const D: usize>(x: &Tensor<D>) -> (f32, f32) {
 
 /// The fused operations. Flex computes them ([`flex`]); autodiff over flex records one node each,
 /// whose backward calls the matching gradient of [`flex`]. The wrappers above send every other
-/// device to [`reference`].
+/// device to [`reference`](mod@reference).
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedOps: Backend {
     /// [`clip_ste`] forward.
