@@ -558,27 +558,50 @@ fn depthwise_weight_grad(
     }
 }
 
-/// Forward pass: `y = conv(x, w)` without bias. `x`, `w` and the returned `y` are NCHW / OIHW.
-pub fn forward(layer: &ConvLayer, x: &[f32], w: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0; layer.batch * layer.output_len()];
+/// Runs a layer's kernel over the batch into a fresh output of `dst` values per image and plane
+/// (`[plane, image]`), reading `src` (likewise): depthwise layers plane by plane with the plane's
+/// channel weights, dense layers block by block of images.
+fn over_batch(
+    layer: &ConvLayer,
+    w: &[f32],
+    src: &[f32],
+    [src_plane, src_image]: [usize; 2],
+    [dst_plane, dst_image]: [usize; 2],
+    plane: impl Fn(&[f32], &[f32], &mut [f32], &mut PlaneBuffers) + Sync,
+    block: impl Fn(&[f32], &mut [f32], &mut Blocks) + Sync,
+) -> Vec<f32> {
+    let mut dst = vec![0.0; layer.batch * dst_image];
     if layer.is_depthwise() {
         let taps = layer.taps();
-        y.par_chunks_mut(layer.out_plane())
-            .zip(x.par_chunks(layer.in_plane()))
+        dst.par_chunks_mut(dst_plane)
+            .zip(src.par_chunks(src_plane))
             .enumerate()
-            .for_each_init(PlaneBuffers::default, |bufs, (i, (out, inp))| {
+            .for_each_init(PlaneBuffers::default, |bufs, (i, (d, s))| {
                 let wc = &w[(i % layer.out_c) * taps..][..taps];
-                vectorized(|| depthwise_forward(layer, wc, inp, out, bufs));
+                vectorized(|| plane(wc, s, d, bufs));
             });
-        return y;
+    } else {
+        let n = layer.images_per_block();
+        dst.par_chunks_mut(dst_image * n)
+            .zip(src.par_chunks(src_image * n))
+            .for_each_init(Blocks::default, |bufs, (d, s)| {
+                vectorized(|| block(s, d, bufs))
+            });
     }
-    let block = layer.images_per_block();
-    y.par_chunks_mut(layer.output_len() * block)
-        .zip(x.par_chunks(layer.input_len() * block))
-        .for_each_init(Blocks::default, |bufs, (out, images)| {
-            vectorized(|| forward_block(layer, w, images, out, bufs))
-        });
-    y
+    dst
+}
+
+/// Forward pass: `y = conv(x, w)` without bias. `x`, `w` and the returned `y` are NCHW / OIHW.
+pub fn forward(layer: &ConvLayer, x: &[f32], w: &[f32]) -> Vec<f32> {
+    over_batch(
+        layer,
+        w,
+        x,
+        [layer.in_plane(), layer.input_len()],
+        [layer.out_plane(), layer.output_len()],
+        |wc, inp, out, b| depthwise_forward(layer, wc, inp, out, b),
+        |images, out, b| forward_block(layer, w, images, out, b),
+    )
 }
 
 /// The dense forward pass of a block of images, one GEMM per group over the block's im2col
@@ -607,25 +630,15 @@ fn forward_block(layer: &ConvLayer, w: &[f32], images: &[f32], out: &mut [f32], 
 
 /// Input gradient `dx` from the output gradient `dy` (the transposed convolution).
 pub fn input_grad(layer: &ConvLayer, w: &[f32], dy: &[f32]) -> Vec<f32> {
-    let mut dx = vec![0.0; layer.batch * layer.input_len()];
-    if layer.is_depthwise() {
-        let taps = layer.taps();
-        dx.par_chunks_mut(layer.in_plane())
-            .zip(dy.par_chunks(layer.out_plane()))
-            .enumerate()
-            .for_each_init(PlaneBuffers::default, |bufs, (i, (grad_in, grad_out))| {
-                let wc = &w[(i % layer.out_c) * taps..][..taps];
-                vectorized(|| depthwise_input_grad(layer, wc, grad_out, grad_in, bufs));
-            });
-        return dx;
-    }
-    let block = layer.images_per_block();
-    dx.par_chunks_mut(layer.input_len() * block)
-        .zip(dy.par_chunks(layer.output_len() * block))
-        .for_each_init(Blocks::default, |bufs, (grad_in, grad_out)| {
-            vectorized(|| input_grad_block(layer, w, grad_out, grad_in, bufs))
-        });
-    dx
+    over_batch(
+        layer,
+        w,
+        dy,
+        [layer.out_plane(), layer.output_len()],
+        [layer.in_plane(), layer.input_len()],
+        |wc, grad_out, grad_in, b| depthwise_input_grad(layer, wc, grad_out, grad_in, b),
+        |grad_out, grad_in, b| input_grad_block(layer, w, grad_out, grad_in, b),
+    )
 }
 
 /// The dense input gradient of a block of images: `Wᵀ · dY` over the block's columns, then each

@@ -506,43 +506,35 @@ impl FusedOps for Flex {
     }
 }
 
-/// The gradient of [`straight_through`]: the upstream gradient, unchanged, to `x`.
+/// The gradient of one fused operation with `N` tensor inputs: from the inputs, the upstream
+/// gradient, which inputs want a gradient, and the operation's parameters, the wanted gradients.
+type GradFn<P, const N: usize> =
+    fn([FlexTensor; N], FlexTensor, [bool; N], P) -> [Option<FlexTensor>; N];
+
+/// The autodiff node of a fused operation: its inputs are checkpointed, and `grad` turns the
+/// upstream gradient into theirs.
 #[derive(Debug)]
-struct StraightThroughBackward;
-
-impl Backward<Flex, 1> for StraightThroughBackward {
-    type State = ();
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node);
-        if let Some(node) = node {
-            grads.register::<Flex>(node.id, dy);
-        }
-    }
+struct FusedBackward<P, const N: usize> {
+    grad: GradFn<P, N>,
 }
 
-#[derive(Debug)]
-struct ChannelAffineBackward;
-
-impl Backward<Flex, 3> for ChannelAffineBackward {
-    type State = (NodeId, NodeId);
+impl<P: Clone + Send + std::fmt::Debug + 'static, const N: usize> Backward<Flex, N>
+    for FusedBackward<P, N>
+{
+    type State = ([NodeId; N], P);
 
     fn backward(
         self,
-        ops: Ops<Self::State, 3>,
+        ops: Ops<Self::State, N>,
         grads: &mut Gradients,
         checkpointer: &mut Checkpointer,
     ) {
-        let [node_x, node_a, node_b] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
-        let x = checkpointer.retrieve_node_output::<FlexTensor>(ops.state.0);
-        let a = checkpointer.retrieve_node_output::<FlexTensor>(ops.state.1);
-        let wanted = [node_x.is_some(), node_a.is_some(), node_b.is_some()];
-        let grads_xab = timed(Kernel::Elementwise, || {
-            flex::channel_affine_backward(x, a, dy, wanted)
-        });
-        for (node, grad) in [node_x, node_a, node_b].into_iter().zip(grads_xab) {
+        let (ids, params) = ops.state;
+        let inputs = ids.map(|id| checkpointer.retrieve_node_output::<FlexTensor>(id));
+        let wanted = ops.parents.each_ref().map(Option::is_some);
+        let input_grads = (self.grad)(inputs, dy, wanted, params);
+        for (node, grad) in ops.parents.into_iter().zip(input_grads) {
             if let (Some(node), Some(grad)) = (node, grad) {
                 grads.register::<Flex>(node.id, grad);
             }
@@ -550,128 +542,69 @@ impl Backward<Flex, 3> for ChannelAffineBackward {
     }
 }
 
-#[derive(Debug)]
-struct ClipSteBackward;
-
-impl Backward<Flex, 1> for ClipSteBackward {
-    type State = (NodeId, Clip);
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 1>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
-        let [node] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node);
-        let (x_state, clip) = ops.state;
-        let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
-        if let Some(node) = node {
-            grads.register::<Flex>(
-                node.id,
-                timed(Kernel::Elementwise, || flex::clip_ste_backward(x, dy, clip)),
-            );
+/// Records `forward` of the inputs' values as one autodiff node with gradient `grad` (or just
+/// runs it when no input is tracked).
+fn record<C: CheckpointStrategy, P: Clone + Send + std::fmt::Debug + 'static, const N: usize>(
+    inputs: [FloatTensor<Autodiff<Flex, C>>; N],
+    params: P,
+    grad: GradFn<P, N>,
+    forward: impl FnOnce([FlexTensor; N]) -> FlexTensor,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let nodes = inputs.each_ref().map(|t| t.node());
+    let node = FusedBackward { grad };
+    match node.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let ids = inputs.each_ref().map(|t| prep.checkpoint(t));
+            let values = inputs.map(|t| t.into_parts().0);
+            prep.finish((ids, params), forward(values))
         }
-    }
-}
-
-#[derive(Debug)]
-struct PactBackward;
-
-impl Backward<Flex, 2> for PactBackward {
-    type State = (NodeId, NodeId);
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 2>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
-        let [node_x, node_alpha] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node);
-        let x = checkpointer.retrieve_node_output::<FlexTensor>(ops.state.0);
-        let alpha = checkpointer.retrieve_node_output::<FlexTensor>(ops.state.1);
-        let (dx, da) = timed(Kernel::Elementwise, || flex::pact_backward(x, alpha, dy));
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, dx);
-        }
-        if let Some(node) = node_alpha {
-            grads.register::<Flex>(node.id, da);
-        }
-    }
-}
-
-#[derive(Debug)]
-struct MomentsBackward;
-
-impl Backward<Flex, 1> for MomentsBackward {
-    type State = NodeId;
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 1>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
-        let [node] = ops.parents;
-        let d = grads.consume::<Flex>(&ops.node);
-        let x = checkpointer.retrieve_node_output::<FlexTensor>(ops.state);
-        if let Some(node) = node {
-            grads.register::<Flex>(
-                node.id,
-                timed(Kernel::Reductions, || flex::moments_backward(x, d)),
-            );
-        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(inputs.map(|t| t.into_parts().0))),
     }
 }
 
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     fn clip_ste(x: FloatTensor<Self>, clip: Clip) -> FloatTensor<Self> {
-        match ClipSteBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), clip);
-                prep.finish(state, <Flex as FusedOps>::clip_ste(x.into_parts().0, clip))
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(<Flex as FusedOps>::clip_ste(x.into_parts().0, clip))
-            }
-        }
+        record::<C, _, _>(
+            [x],
+            clip,
+            |[x], dy, _, clip| {
+                [Some(timed(Kernel::Elementwise, || {
+                    flex::clip_ste_backward(x, dy, clip)
+                }))]
+            },
+            |[x]| <Flex as FusedOps>::clip_ste(x, clip),
+        )
     }
 
     fn pact(x: FloatTensor<Self>, alpha: FloatTensor<Self>) -> FloatTensor<Self> {
-        match PactBackward
-            .prepare::<C>([x.node(), alpha.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&alpha));
-                let y = <Flex as FusedOps>::pact(x.into_parts().0, alpha.into_parts().0);
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedOps>::pact(
-                x.into_parts().0,
-                alpha.into_parts().0,
-            )),
-        }
+        record::<C, _, _>(
+            [x, alpha],
+            (),
+            |[x, alpha], dy, _, ()| {
+                let (dx, da) = timed(Kernel::Elementwise, || flex::pact_backward(x, alpha, dy));
+                [Some(dx), Some(da)]
+            },
+            |[x, alpha]| <Flex as FusedOps>::pact(x, alpha),
+        )
     }
 
     fn moments(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match MomentsBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let state = prep.checkpoint(&x);
-                prep.finish(state, <Flex as FusedOps>::moments(x.into_parts().0))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedOps>::moments(x.into_parts().0)),
-        }
+        record::<C, _, _>(
+            [x],
+            (),
+            |[x], d, _, ()| {
+                [Some(timed(Kernel::Reductions, || {
+                    flex::moments_backward(x, d)
+                }))]
+            },
+            |[x]| <Flex as FusedOps>::moments(x),
+        )
+    }
+
+    fn straight_through(x: FloatTensor<Self>, q: FloatTensor<Self>) -> FloatTensor<Self> {
+        // `q` is a constant (its gradient is dropped, as `.detach()` would): only `x` is an input.
+        let q = q.into_parts().0;
+        record::<C, _, _>([x], (), |_, dy, _, ()| [Some(dy)], |_| q)
     }
 
     fn channel_affine(
@@ -679,33 +612,15 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         a: FloatTensor<Self>,
         b: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        match ChannelAffineBackward
-            .prepare::<C>([x.node(), a.node(), b.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&a));
-                let y = <Flex as FusedOps>::channel_affine(
-                    x.into_parts().0,
-                    a.into_parts().0,
-                    b.into_parts().0,
-                );
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedOps>::channel_affine(
-                x.into_parts().0,
-                a.into_parts().0,
-                b.into_parts().0,
-            )),
-        }
-    }
-
-    fn straight_through(x: FloatTensor<Self>, q: FloatTensor<Self>) -> FloatTensor<Self> {
-        // `q` is a constant (its gradient is dropped, as `.detach()` would): only `x` is a parent.
-        StraightThroughBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateless(q.into_parts().0)
+        record::<C, _, _>(
+            [x, a, b],
+            (),
+            |[x, a, _], dy, wanted, ()| {
+                timed(Kernel::Elementwise, || {
+                    flex::channel_affine_backward(x, a, dy, wanted)
+                })
+            },
+            |[x, a, b]| <Flex as FusedOps>::channel_affine(x, a, b),
+        )
     }
 }
