@@ -528,6 +528,11 @@ fn quant_table_equals_the_codec() {
                     probes.extend([*b, b.next_down(), b.next_up()]);
                 }
                 probes.extend((0..2000).map(|i| (i as f64 - 1000.0) * 0.0137));
+                // Every quarter binade from 2^-40 to 2^40, both signs (the table's buckets).
+                for e in -160..160 {
+                    let v = (f64::from(e) / 4.0).exp2() * 1.0001;
+                    probes.extend([v, -v]);
+                }
                 for x in probes {
                     let want = format.quantize(param, x).unwrap();
                     assert_eq!(
