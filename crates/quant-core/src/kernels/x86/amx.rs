@@ -94,19 +94,11 @@ fn block_reach(k: usize, lda: usize) -> usize {
     (MR - 1) * lda + padded_k(k)
 }
 
-/// Packs a row-major int8 `K x N` matrix into quad-interleaved panels padded to whole K blocks.
+/// Packs a row-major int8 `K x N` matrix into quad-interleaved panels padded to whole K blocks
+/// (the VNNI layout, same panel width, deeper).
 pub fn pack_b(w: &[i8], k: usize, n: usize) -> Vec<i8> {
-    let kq = padded_k(k) / 4;
-    let panels = n.div_ceil(NR);
-    let mut out = vec![0i8; panels * kq * NR * 4];
-    for p in 0..panels {
-        for kk in 0..k {
-            for j in 0..NR.min(n - p * NR) {
-                out[((p * kq + kk / 4) * NR + j) * 4 + kk % 4] = w[kk * n + p * NR + j];
-            }
-        }
-    }
-    out
+    const _: () = assert!(NR == super::avx512_vnni::NR);
+    super::avx512_vnni::pack_quads(w, k, n, padded_k(k))
 }
 
 /// The AMX microkernel.
