@@ -1,15 +1,22 @@
-//! Reading and making flex tensors for the hand-written kernels of [`crate::conv`] and
-//! [`crate::fused`].
+//! The plumbing of the hand-written kernels of [`crate::conv`] and [`crate::fused`]: where they
+//! run, reading and making flex tensors, and recording a kernel as one autodiff node.
 
 use std::borrow::Cow;
 
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, Flex, tensor::FloatTensor};
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn_flex::FlexTensor;
 
-/// Whether the kernels can read the tensor (they are written for f32, Burn's default float).
-pub(crate) fn is_f32(t: &FlexTensor) -> bool {
-    t.dtype() == DType::F32
+/// Whether the kernels run for `x`: on flex (with or without autodiff), as f32 (Burn's default
+/// float), with [`crate::fast_path`] on. Everywhere else Burn's own operations run.
+pub(crate) fn runs_kernels<const D: usize>(x: &Tensor<D>) -> bool {
+    crate::fast_path::enabled() && x.device() == Device::flex() && x.dtype() == DType::F32
 }
 
 /// The values in contiguous row-major order: borrowed when the layout already is, else copied.
@@ -94,5 +101,65 @@ pub(crate) mod uninit {
             slot.write(v);
             chunk.written += 1;
         }
+    }
+}
+
+/// The gradient of one kernel with `N` tensor inputs: from the inputs, the upstream
+/// gradient, which inputs want a gradient, and the operation's parameters, the wanted gradients.
+pub(crate) type GradFn<P, const N: usize> =
+    fn([FlexTensor; N], FlexTensor, [bool; N], P) -> [Option<FlexTensor>; N];
+
+/// The autodiff node of a kernel: its inputs are checkpointed, and `grad` turns the
+/// upstream gradient into theirs.
+#[derive(Debug)]
+struct FusedBackward<P, const N: usize> {
+    grad: GradFn<P, N>,
+}
+
+impl<P: Clone + Send + std::fmt::Debug + 'static, const N: usize> Backward<Flex, N>
+    for FusedBackward<P, N>
+{
+    type State = ([NodeId; N], P);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, N>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (ids, params) = ops.state;
+        let inputs = ids.map(|id| checkpointer.retrieve_node_output::<FlexTensor>(id));
+        let wanted = ops.parents.each_ref().map(Option::is_some);
+        let input_grads = (self.grad)(inputs, dy, wanted, params);
+        for (node, grad) in ops.parents.into_iter().zip(input_grads) {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+/// Records `forward` of the inputs' values as one autodiff node with gradient `grad` (or just
+/// runs it when no input is tracked).
+pub(crate) fn record<
+    C: CheckpointStrategy,
+    P: Clone + Send + std::fmt::Debug + 'static,
+    const N: usize,
+>(
+    inputs: [FloatTensor<Autodiff<Flex, C>>; N],
+    params: P,
+    grad: GradFn<P, N>,
+    forward: impl FnOnce([FlexTensor; N]) -> FlexTensor,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let nodes = inputs.each_ref().map(|t| t.node());
+    let node = FusedBackward { grad };
+    match node.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let ids = inputs.each_ref().map(|t| prep.checkpoint(t));
+            let values = inputs.map(|t| t.into_parts().0);
+            prep.finish((ids, params), forward(values))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(inputs.map(|t| t.into_parts().0))),
     }
 }

@@ -3,10 +3,9 @@
 //! flex backend, where Burn's own backward dominated the training step (see [`kernels`]), and by
 //! Burn's own operations on any other backend.
 //!
-//! It is a Burn backend extension with a hand-written backward pass: flex gets the fast kernels,
-//! the ndarray backend (feature `ndarray`) falls back to Burn's operations through the trait's
-//! default bodies, and autodiff records one node whose backward calls the inner backend's
-//! gradient methods. Non-f32 tensors also fall back.
+//! It is a Burn backend extension with a hand-written backward pass on flex; every other device,
+//! non-f32 tensors and `fast_path::without` take Burn's own `conv2d`
+//! ([`crate::flex_tensors::runs_kernels`], the same rule as the fused operations).
 
 pub mod kernels;
 #[cfg(test)]
@@ -14,11 +13,7 @@ mod tests;
 
 pub use kernels::ConvLayer;
 
-use burn::backend::autodiff::NodeId;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ops::ModuleOps;
 use burn::backend::{Autodiff, Backend, Flex, backend_extension, tensor::FloatTensor};
 use burn::prelude::*;
@@ -26,7 +21,7 @@ use burn::tensor::ops::ConvOptions;
 use burn_flex::FlexTensor;
 use quant_core::kernels::ConvGeometry;
 
-use crate::flex_tensors::{dims, is_f32, tensor, values};
+use crate::flex_tensors::{dims, record, runs_kernels, tensor, values};
 use crate::kernel_time::{Kernel, timed};
 
 /// The timing bucket of a layer's kernel: depthwise layers share one.
@@ -97,7 +92,7 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     spec: ConvSettings,
 ) -> Tensor<4> {
-    if !crate::fast_path::enabled() {
+    if !(runs_kernels(&x) && runs_kernels(&w)) {
         return burn::tensor::module::conv2d(x, w, bias, spec.options());
     }
     let out_c = w.dims()[0];
@@ -112,46 +107,22 @@ pub fn conv2d(
     }
 }
 
-/// The three operations of a convolution layer in training. The default bodies are Burn's own
-/// operations (any backend); flex overrides them with [`kernels`].
-#[backend_extension(Flex, NdArray: cfg(feature = "ndarray"), Autodiff)]
+/// The convolution as a backend extension: flex runs [`kernels`] (Burn's own operation where the
+/// shapes are not a valid layer, so that Burn reports the error); autodiff over flex records one
+/// node whose gradients are [`input_grad`] and [`weight_grad`].
+#[backend_extension(Flex, Autodiff)]
 pub trait TrainConv: Backend {
     /// Forward pass without bias.
     fn train_conv2d(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         spec: ConvSettings,
-    ) -> FloatTensor<Self> {
-        Self::conv2d(x, w, None, spec.options())
-    }
-
-    /// Gradient with respect to the input.
-    fn train_conv2d_x_backward(
-        x: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        dy: FloatTensor<Self>,
-        spec: ConvSettings,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_x_backward(x, w, dy, spec.options())
-    }
-
-    /// Gradient with respect to the weight.
-    fn train_conv2d_weight_backward(
-        x: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        dy: FloatTensor<Self>,
-        spec: ConvSettings,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_weight_backward(x, w, dy, spec.options())
-    }
+    ) -> FloatTensor<Self>;
 }
 
-#[cfg(feature = "ndarray")]
-impl TrainConv for burn::backend::NdArray {}
-
-/// Runs `kernel` on the f32 values of `a` and `b` when both are f32 and the shapes describe a valid
-/// layer; `None` sends the caller to Burn's own operation.
-fn on_flex(
+/// Runs `kernel` on the values of `a` and `b` when the shapes describe a valid layer; `None` sends
+/// the caller to Burn's own operation.
+fn with_layer(
     spec: ConvSettings,
     x_shape: &FlexTensor,
     w: &FlexTensor,
@@ -160,117 +131,60 @@ fn on_flex(
     kernel: impl FnOnce(&ConvLayer, &[f32], &[f32]) -> (Vec<f32>, [usize; 4]),
 ) -> Option<FlexTensor> {
     let layer = spec.layer(&dims(x_shape), &dims(w))?;
-    if !(is_f32(a) && is_f32(b)) {
-        return None;
-    }
     let (out, shape) = kernel(&layer, &values(a), &values(b));
     Some(tensor(out, shape.to_vec()))
 }
 
 impl TrainConv for Flex {
     fn train_conv2d(x: FlexTensor, w: FlexTensor, spec: ConvSettings) -> FlexTensor {
-        on_flex(spec, &x, &w, &x, &w, |l, x, w| {
-            (
-                timed(kernel_of(l, Kernel::ConvForward), || {
-                    kernels::forward(l, x, w)
-                }),
-                l.output_shape(),
-            )
+        with_layer(spec, &x, &w, &x, &w, |l, x, w| {
+            let y = timed(kernel_of(l, Kernel::ConvForward), || {
+                kernels::forward(l, x, w)
+            });
+            (y, l.output_shape())
         })
         .unwrap_or_else(|| Self::conv2d(x, w, None, spec.options()))
     }
-
-    fn train_conv2d_x_backward(
-        x: FlexTensor,
-        w: FlexTensor,
-        dy: FlexTensor,
-        spec: ConvSettings,
-    ) -> FlexTensor {
-        on_flex(spec, &x, &w, &w, &dy, |l, w, dy| {
-            let g = &l.geometry;
-            let shape = [l.batch, g.in_c, g.in_h, g.in_w];
-            (
-                timed(kernel_of(l, Kernel::ConvInputGrad), || {
-                    kernels::input_grad(l, w, dy)
-                }),
-                shape,
-            )
-        })
-        .unwrap_or_else(|| Self::conv2d_x_backward(x, w, dy, spec.options()))
-    }
-
-    fn train_conv2d_weight_backward(
-        x: FlexTensor,
-        w: FlexTensor,
-        dy: FlexTensor,
-        spec: ConvSettings,
-    ) -> FlexTensor {
-        let w_shape = dims(&w);
-        on_flex(spec, &x, &w, &x, &dy, |l, x, dy| {
-            let shape = [w_shape[0], w_shape[1], w_shape[2], w_shape[3]];
-            (
-                timed(kernel_of(l, Kernel::ConvWeightGrad), || {
-                    kernels::weight_grad(l, x, dy)
-                }),
-                shape,
-            )
-        })
-        .unwrap_or_else(|| Self::conv2d_weight_backward(x, w, dy, spec.options()))
-    }
 }
 
-/// The autodiff node of [`TrainConv::train_conv2d`]: keeps the input and the weight, and asks the
-/// inner backend for both gradients.
-#[derive(Debug)]
-struct TrainConvBackward;
-
-impl<B: TrainConv> Backward<B, 2> for TrainConvBackward {
-    type State = (NodeId, NodeId, ConvSettings);
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 2>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
-        let [node_x, node_w] = ops.parents;
-        let dy = grads.consume::<B>(&ops.node);
-        let (x_state, w_state, spec) = ops.state;
-        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
-        let w = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(w_state);
-        if let Some(node) = node_x {
-            let dx = B::train_conv2d_x_backward(x.clone(), w.clone(), dy.clone(), spec);
-            grads.register::<B>(node.id, dx);
-        }
-        if let Some(node) = node_w {
-            grads.register::<B>(node.id, B::train_conv2d_weight_backward(x, w, dy, spec));
-        }
-    }
+/// The gradient with respect to the input.
+fn input_grad(x: FlexTensor, w: FlexTensor, dy: FlexTensor, spec: ConvSettings) -> FlexTensor {
+    with_layer(spec, &x, &w, &w, &dy, |l, w, dy| {
+        let g = &l.geometry;
+        let dx = timed(kernel_of(l, Kernel::ConvInputGrad), || {
+            kernels::input_grad(l, w, dy)
+        });
+        (dx, [l.batch, g.in_c, g.in_h, g.in_w])
+    })
+    .unwrap_or_else(|| Flex::conv2d_x_backward(x, w, dy, spec.options()))
 }
 
-impl<B: TrainConv, C: CheckpointStrategy> TrainConv for Autodiff<B, C> {
+/// The gradient with respect to the weight.
+fn weight_grad(x: FlexTensor, w: FlexTensor, dy: FlexTensor, spec: ConvSettings) -> FlexTensor {
+    let [o, i, kh, kw] = <[usize; 4]>::try_from(dims(&w)).unwrap_or_default();
+    with_layer(spec, &x, &w, &x, &dy, |l, x, dy| {
+        let dw = timed(kernel_of(l, Kernel::ConvWeightGrad), || {
+            kernels::weight_grad(l, x, dy)
+        });
+        (dw, [o, i, kh, kw])
+    })
+    .unwrap_or_else(|| Flex::conv2d_weight_backward(x, w, dy, spec.options()))
+}
+
+impl<C: CheckpointStrategy> TrainConv for Autodiff<Flex, C> {
     fn train_conv2d(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         spec: ConvSettings,
     ) -> FloatTensor<Self> {
-        match TrainConvBackward
-            .prepare::<C>([x.node(), w.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let w_state = prep.checkpoint(&w);
-                let (xp, _) = x.into_parts();
-                let (wp, _) = w.into_parts();
-                prep.finish((x_state, w_state, spec), B::train_conv2d(xp, wp, spec))
-            }
-            OpsKind::UnTracked(prep) => {
-                let (xp, _) = x.into_parts();
-                let (wp, _) = w.into_parts();
-                prep.finish(B::train_conv2d(xp, wp, spec))
-            }
-        }
+        record::<C, _, _>(
+            [x, w],
+            spec,
+            |[x, w], dy, [dx, dw], spec| {
+                let input = dx.then(|| input_grad(x.clone(), w.clone(), dy.clone(), spec));
+                [input, dw.then(|| weight_grad(x, w, dy, spec))]
+            },
+            |[x, w]| <Flex as TrainConv>::train_conv2d(x, w, spec),
+        )
     }
 }

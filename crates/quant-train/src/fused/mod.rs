@@ -14,18 +14,14 @@ pub mod reference;
 #[cfg(test)]
 mod tests;
 
-use burn::backend::autodiff::NodeId;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Backend, Flex, backend_extension, tensor::FloatTensor};
 use burn::prelude::*;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use crate::flex_tensors::uninit::{self, Chunk, write_all};
-use crate::flex_tensors::{dims, tensor, values};
+use crate::flex_tensors::{dims, record, runs_kernels, tensor, values};
 use crate::kernel_time::{Kernel, timed};
 use crate::simd::vectorized;
 
@@ -80,14 +76,6 @@ impl Clip {
     }
 }
 
-/// Whether the fused kernels run for `x`: on flex (with or without autodiff), as f32, and
-/// [`crate::fast_path`] on.
-fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
-    crate::fast_path::enabled()
-        && x.device() == Device::flex()
-        && x.dtype() == burn::tensor::DType::F32
-}
-
 /// [`Grid::Affine`] of a clipped value.
 #[inline(always)]
 fn affine_grid(c: f32, scale: f32, code_lo: f32, code_hi: f32) -> f32 {
@@ -108,7 +96,7 @@ fn fixed_grid(c: f32, scale: f32) -> f32 {
 
 /// `clip` applied elementwise with a clipped straight-through gradient.
 pub fn clip_ste<const D: usize>(x: Tensor<D>, clip: Clip) -> Tensor<D> {
-    if !on_flex(&x) {
+    if !runs_kernels(&x) {
         return reference::clip_ste(x, clip);
     }
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::clip_ste(
@@ -120,7 +108,7 @@ pub fn clip_ste<const D: usize>(x: Tensor<D>, clip: Clip) -> Tensor<D> {
 /// PACT, `relu(x) - relu(x - α)` with `α` a one-element tensor: the gradient reaches `x` where
 /// `0 < x <= α` and `α` counts the upstream gradient where `x > α`.
 pub fn pact<const D: usize>(x: Tensor<D>, alpha: Tensor<1>) -> Tensor<D> {
-    if !on_flex(&x) {
+    if !runs_kernels(&x) {
         return reference::pact(x, alpha);
     }
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::pact(
@@ -132,7 +120,7 @@ pub fn pact<const D: usize>(x: Tensor<D>, alpha: Tensor<1>) -> Tensor<D> {
 /// Per-channel mean and biased variance of `[N, C, H, W]` over batch and space (batch norm's
 /// batch statistics), both differentiable.
 pub fn channel_moments(x: Tensor<4>) -> (Tensor<1>, Tensor<1>) {
-    if !on_flex(&x) {
+    if !runs_kernels(&x) {
         return reference::channel_moments(x);
     }
     let c = x.dims()[1];
@@ -147,7 +135,7 @@ pub fn channel_moments(x: Tensor<4>) -> (Tensor<1>, Tensor<1>) {
 /// `x · a[c] + b[c]` per channel `c` of `[N, C, H, W]` (`a`, `b`: `[C]`), differentiable in all
 /// three: batch norm's normalisation and a convolution's bias in one pass.
 pub fn channel_affine(x: Tensor<4>, a: Tensor<1>, b: Tensor<1>) -> Tensor<4> {
-    if !on_flex(&x) {
+    if !runs_kernels(&x) {
         return reference::channel_affine(x, a, b);
     }
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::channel_affine(
@@ -161,7 +149,7 @@ pub fn channel_affine(x: Tensor<4>, a: Tensor<1>, b: Tensor<1>) -> Tensor<4> {
 /// straight-through estimator `x + (q - x).detach()` of a quantizer computed elsewhere (on the
 /// host, say), without that expression's two full-size passes forward and back.
 pub fn straight_through<const D: usize>(x: Tensor<D>, q: Tensor<D>) -> Tensor<D> {
-    if !on_flex(&x) {
+    if !runs_kernels(&x) {
         return reference::straight_through(x, q);
     }
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::straight_through(
@@ -173,7 +161,7 @@ pub fn straight_through<const D: usize>(x: Tensor<D>, q: Tensor<D>) -> Tensor<D>
 /// `(min, max)` of a tensor, read without a gradient (the observers' batch range); one pass over
 /// the values on flex instead of two reductions.
 pub fn value_range<const D: usize>(x: &Tensor<D>) -> (f32, f32) {
-    let flex = on_flex(x)
+    let flex = runs_kernels(x)
         .then(|| x.clone().detach().inner().try_into_primitive::<Flex>().ok())
         .flatten();
     match flex {
@@ -503,62 +491,6 @@ impl FusedOps for Flex {
 
     fn channel_affine(x: FlexTensor, a: FlexTensor, b: FlexTensor) -> FlexTensor {
         timed(Kernel::Elementwise, || flex::channel_affine(x, a, b))
-    }
-}
-
-/// The gradient of one fused operation with `N` tensor inputs: from the inputs, the upstream
-/// gradient, which inputs want a gradient, and the operation's parameters, the wanted gradients.
-type GradFn<P, const N: usize> =
-    fn([FlexTensor; N], FlexTensor, [bool; N], P) -> [Option<FlexTensor>; N];
-
-/// The autodiff node of a fused operation: its inputs are checkpointed, and `grad` turns the
-/// upstream gradient into theirs.
-#[derive(Debug)]
-struct FusedBackward<P, const N: usize> {
-    grad: GradFn<P, N>,
-}
-
-impl<P: Clone + Send + std::fmt::Debug + 'static, const N: usize> Backward<Flex, N>
-    for FusedBackward<P, N>
-{
-    type State = ([NodeId; N], P);
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, N>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
-        let dy = grads.consume::<Flex>(&ops.node);
-        let (ids, params) = ops.state;
-        let inputs = ids.map(|id| checkpointer.retrieve_node_output::<FlexTensor>(id));
-        let wanted = ops.parents.each_ref().map(Option::is_some);
-        let input_grads = (self.grad)(inputs, dy, wanted, params);
-        for (node, grad) in ops.parents.into_iter().zip(input_grads) {
-            if let (Some(node), Some(grad)) = (node, grad) {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
-    }
-}
-
-/// Records `forward` of the inputs' values as one autodiff node with gradient `grad` (or just
-/// runs it when no input is tracked).
-fn record<C: CheckpointStrategy, P: Clone + Send + std::fmt::Debug + 'static, const N: usize>(
-    inputs: [FloatTensor<Autodiff<Flex, C>>; N],
-    params: P,
-    grad: GradFn<P, N>,
-    forward: impl FnOnce([FlexTensor; N]) -> FlexTensor,
-) -> FloatTensor<Autodiff<Flex, C>> {
-    let nodes = inputs.each_ref().map(|t| t.node());
-    let node = FusedBackward { grad };
-    match node.prepare::<C>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(mut prep) => {
-            let ids = inputs.each_ref().map(|t| prep.checkpoint(t));
-            let values = inputs.map(|t| t.into_parts().0);
-            prep.finish((ids, params), forward(values))
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(inputs.map(|t| t.into_parts().0))),
     }
 }
 
