@@ -83,12 +83,9 @@ pub fn rmse_vs_bits(rows: &[RmseRow], profile: &str) -> Vec<(String, String)> {
                 ),
                 x_label: "word size (bits)".into(),
                 y_label: "mean RMSE over tensors (log scale)".into(),
-                log_x: false,
                 log_y: true,
-                y2_label: None,
-                log_y2: false,
-                x_categories: Vec::new(),
                 series,
+                ..Default::default()
             };
             (format!("rmse_{}.svg", slug(family)), chart.render())
         })
@@ -195,15 +192,12 @@ fn table_vs_bits(
                 title: format!("{}: {model} against word size", table.title),
                 x_label: "word size (bits)".into(),
                 y_label: "ours: the stand-in's value (its proxy names the metric)".into(),
-                log_x: false,
-                log_y: false,
                 y2_label: Some(format!(
                     "paper: {metric} of {}",
                     model.split(" (").next().unwrap_or(model)
                 )),
-                log_y2: false,
-                x_categories: Vec::new(),
                 series,
+                ..Default::default()
             };
             (
                 format!("{}_{}.svg", table.file, slug(model)),

@@ -95,15 +95,13 @@ pub fn main_results(
                 .into(),
             x_label: "model (the paper's; ours is its proxy)".into(),
             y_label: "ours: top-1 on the proxy (%)".into(),
-            log_x: false,
-            log_y: false,
             y2_label: Some("paper: ImageNet top-1 (%)".into()),
-            log_y2: false,
             x_categories: models
                 .iter()
                 .map(|m| m.split(" (").next().unwrap_or(m).to_string())
                 .collect(),
             series,
+            ..Default::default()
         }
         .render(),
     )

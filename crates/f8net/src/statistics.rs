@@ -469,12 +469,9 @@ pub fn run(
             title: "Threshold sigma vs FL (sigma_th = c / 2^FL)".into(),
             x_label: "fractional length FL".into(),
             y_label: "threshold sigma (FL to FL - 1)".into(),
-            log_x: false,
             log_y: true,
-            y2_label: None,
-            log_y2: false,
-            x_categories: Vec::new(),
             series: threshold_chart_series,
+            ..Default::default()
         }
         .render(),
     ));
@@ -521,10 +518,8 @@ fn error_chart(analytic: &Curves, mc: &Curves) -> String {
         y_label: "relative rms error, rms(x - Q(x)) / sigma".into(),
         log_x: true,
         log_y: true,
-        y2_label: None,
-        log_y2: false,
-        x_categories: Vec::new(),
         series,
+        ..Default::default()
     }
     .render()
 }
@@ -566,9 +561,8 @@ fn optimal_chart(analytic: &Curves, mc: &Curves) -> String {
         log_x: true,
         log_y: true,
         y2_label: Some("optimal fractional length FL".into()),
-        log_y2: false,
-        x_categories: Vec::new(),
         series,
+        ..Default::default()
     }
     .render()
 }

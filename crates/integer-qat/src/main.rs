@@ -893,10 +893,6 @@ fn plot_svg(points: &[(String, f64, f64, f64, f64)], subtitle: &str) -> String {
         x_label: "batch-1 latency (ms, log scale)".into(),
         y_label: "top-1 (%)".into(),
         log_x: true,
-        log_y: false,
-        y2_label: None,
-        log_y2: false,
-        x_categories: Vec::new(),
         series: vec![
             Series::labelled_markers(
                 "float (Burn flex)",
@@ -909,6 +905,7 @@ fn plot_svg(points: &[(String, f64, f64, f64, f64)], subtitle: &str) -> String {
                 color(3),
             ),
         ],
+        ..Default::default()
     }
     .render()
 }

@@ -274,15 +274,11 @@ pub fn plot(results_dir: &Path) -> Result<Option<PathBuf>, String> {
         title: "Proxy accuracy (Fashion-MNIST, integer-only) vs estimated STM32H7 latency of the ImageNet-shape model".into(),
         x_label: "latency estimate (ms at 400 MHz; sub-byte factors assumed)".into(),
         y_label: "top-1 (%)".into(),
-        log_x: false,
-        log_y: false,
-        y2_label: None,
-        log_y2: false,
-        x_categories: Vec::new(),
         series: vec![
             Series::labelled_markers("uniform 8-bit", markers(uniform), color(3)),
             Series::labelled_markers("mixed precision", markers(mixed), color(0)),
         ],
+        ..Default::default()
     }
     .render();
     let path = results_dir.join("accuracy_latency.svg");
@@ -343,11 +339,6 @@ pub fn plot_memory(results_dir: &Path) -> Result<Option<PathBuf>, String> {
             .into(),
         x_label: "weights and parameters in FLASH (kB)".into(),
         y_label: "top-1 (%)".into(),
-        log_x: false,
-        log_y: false,
-        y2_label: None,
-        log_y2: false,
-        x_categories: Vec::new(),
         series: vec![
             Series::labelled_markers("uniform 8-bit", uniform, color(3)),
             Series::labelled_markers("mixed precision", mixed, color(0)),
@@ -357,6 +348,7 @@ pub fn plot_memory(results_dir: &Path) -> Result<Option<PathBuf>, String> {
                 "#000000".into(),
             ),
         ],
+        ..Default::default()
     }
     .render();
     let path = results_dir.join("accuracy_memory.svg");

@@ -94,12 +94,8 @@ pub fn epoch_accuracy(
             ),
             x_label: "epoch".into(),
             y_label: "test accuracy (%)".into(),
-            log_x: false,
-            log_y: false,
-            y2_label: None,
-            log_y2: false,
-            x_categories: Vec::new(),
             series,
+            ..Default::default()
         };
         figures.push((
             format!("epoch_accuracy_{}.svg", d.dir_name()),

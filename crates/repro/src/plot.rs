@@ -94,8 +94,9 @@ impl Series {
     }
 }
 
-/// One figure: a plot with its axes, and the legend beside it.
-#[derive(Debug, Clone)]
+/// One figure: a plot with its axes, and the legend beside it. `Default` is linear axes, no right
+/// axis, numeric x, no series: literals name only what differs.
+#[derive(Debug, Clone, Default)]
 pub struct Chart {
     pub title: String,
     /// With units, e.g. `latency (ms)`.
@@ -807,10 +808,7 @@ mod tests {
             x_label: "latency (ms)".into(),
             y_label: "top-1 (%)".into(),
             log_x: true,
-            log_y: false,
             y2_label: Some("FL".into()),
-            log_y2: false,
-            x_categories: Vec::new(),
             series: vec![
                 Series::labelled_markers(
                     "measured",
@@ -821,6 +819,7 @@ mod tests {
                 Series::published("published", vec![(0.3, 71.0)], color(1)),
                 Series::line("FL", vec![(0.2, 1.0), (2.0, 3.0)], color(2)).on_right_axis(),
             ],
+            ..Default::default()
         };
         let svg = chart.render();
         assert!(svg.starts_with("<svg"), "{svg}");
