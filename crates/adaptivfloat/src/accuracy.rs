@@ -413,6 +413,7 @@ impl Experiment<'_> {
                         ))
                     }),
                     label,
+                    ..Default::default()
                 };
                 let (net, _) =
                     quant_train::train::train(net, &self.train, &config, &options, &self.device)
@@ -458,6 +459,7 @@ impl Experiment<'_> {
                 let options = RunOptions {
                     checkpoint: None,
                     label,
+                    ..Default::default()
                 };
                 let (net, _) =
                     quant_train::train::train(net, &qar_set, &config, &options, &self.device)

@@ -7,6 +7,7 @@
 //! quant-core integer engine, not from the fake-quantized Burn model.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -20,7 +21,8 @@ use quant_train::export::{
 };
 use quant_train::train::train;
 use quant_train::{
-    Activation, BackendKind, ModelConfig, ModelSpec, Net, Phase, RunOptions, evaluate, predict,
+    Activation, BackendKind, ModelConfig, ModelSpec, Net, Phase, RunOptions, TrainReport, evaluate,
+    predict,
 };
 use repro::Profile;
 use repro::datasets::{DataRoot, Dataset, DatasetName, ImageSet, load_checked};
@@ -40,6 +42,10 @@ const FIG: &str = "arXiv:1712.05877v1 Figs 1.1c/4.1/4.2 (latency vs accuracy; po
 const QAT: &str = "QAT integer-only";
 const QAT_T41: &str = "QAT integer-only (per-layer uint8)";
 const PTQ: &str = "PTQ integer-only (per-layer uint8)";
+/// Metrics of the `curves` table: validation top-1 after each epoch, and its gain over the last
+/// quarter of the run.
+const CURVE_VAL: &str = "val_top1_pct";
+const CURVE_GAIN: &str = "val_top1_gain_last_quarter_pct";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -66,6 +72,10 @@ struct Cli {
     /// First seed; experiments with several seeds use seed, seed+1, ...
     #[arg(long, default_value_t = 0, global = true)]
     seed: u64,
+    /// Seeds per experiment (overrides the profile's 3). With `--seed`, one unit of the full
+    /// profile: `--seed 2 --seeds 1` runs seed 2 alone and merges its rows into the tables.
+    #[arg(long, global = true)]
+    seeds: Option<usize>,
     /// Results root (default: results/ for --profile full, target/results-<profile>/ otherwise).
     #[arg(long, global = true)]
     out: Option<PathBuf>,
@@ -109,6 +119,17 @@ enum Command {
     All,
 }
 
+/// The three disjoint image sets of one input resolution.
+struct Splits {
+    /// What the models train on: the training file less its validation tail.
+    train: ImageSet,
+    /// The tail of the training file, scored after every epoch (the learning curves); every
+    /// selection is made here, never on the test set.
+    val: Arc<ImageSet>,
+    /// The whole test file (in the full profile), scored once per finished model.
+    test: ImageSet,
+}
+
 /// Everything an experiment needs.
 struct Ctx {
     cli: Cli,
@@ -140,22 +161,39 @@ impl Ctx {
         self.cli.epochs.unwrap_or(self.sizes.float_epochs)
     }
 
-    /// Train and test slices at `resolution` pixels a side.
-    fn sets(&self, resolution: usize) -> (ImageSet, ImageSet) {
-        let tr = self.data.train.clone().truncated(self.sizes.train);
-        let te = self.data.test.clone().truncated(self.sizes.test);
-        (resize(&tr, resolution), resize(&te, resolution))
+    /// The seeds every multi-seed experiment runs: `--seed`, `--seed + 1`, ...
+    fn seeds(&self) -> Vec<u64> {
+        let n = self.cli.seeds.unwrap_or(self.sizes.seeds) as u64;
+        (self.cli.seed..self.cli.seed + n).collect()
+    }
+
+    /// Train, validation and test sets at `resolution` pixels a side.
+    fn sets(&self, resolution: usize) -> Res<Splits> {
+        let (train, val) = self
+            .data
+            .train
+            .clone()
+            .split_validation(self.sizes.validation)?;
+        let train = train.truncated(self.sizes.train);
+        let test = self.data.test.clone().truncated(self.sizes.test);
+        Ok(Splits {
+            train: resize(&train, resolution),
+            val: Arc::new(resize(&val, resolution)),
+            test: resize(&test, resolution),
+        })
     }
 
     fn proxy(&self, what: &str, resolution: usize) -> String {
+        let train_file = self.data.train.len().saturating_sub(self.sizes.validation);
         format!(
-            "{} {}x{} ({} train / {} test images, QAT on {}), {what}",
+            "{} {}x{} ({} train / {} validation / {} test images, QAT on {}), {what}",
             self.dataset_name(),
             resolution,
             resolution,
-            self.sizes.train.min(self.data.train.len()),
+            self.sizes.train.min(train_file),
+            self.sizes.validation,
             self.sizes.test.min(self.data.test.len()),
-            self.sizes.qat_train.min(self.sizes.train)
+            self.sizes.qat_train.min(self.sizes.train).min(train_file)
         )
     }
 
@@ -207,7 +245,8 @@ impl Ctx {
         Ok(())
     }
 
-    fn checkpoint(&self, name: &str) -> RunOptions {
+    /// Where run `name` checkpoints, its progress label, and the validation set it scores.
+    fn run_options(&self, name: &str, splits: &Splits) -> RunOptions {
         RunOptions {
             checkpoint: Some(self.checkpoints.join(format!(
                 "{}-{}-{name}",
@@ -215,6 +254,7 @@ impl Ctx {
                 self.data.name.dir_name()
             ))),
             label: name.to_string(),
+            validation: Some(Arc::clone(&splits.val)),
         }
     }
 
@@ -223,18 +263,23 @@ impl Ctx {
         &self,
         spec: &ModelSpec,
         act: Option<Activation>,
-        resolution: usize,
         seed: u64,
-        set: &ImageSet,
+        splits: &Splits,
         name: &str,
-    ) -> Res<Net> {
+    ) -> Res<(Net, TrainReport)> {
         let mut cfg = ModelConfig::new(spec.clone(), seed);
         cfg.activation = act;
-        cfg.input = [1, resolution, resolution];
+        cfg.input = [1, splits.train.rows, splits.train.cols];
         let net = cfg.build(&self.device);
         let tc = float_config(self.float_epochs(), seed);
-        let (net, _) = train(net, set, &tc, &self.checkpoint(name), &self.device).map_err(err)?;
-        Ok(net)
+        train(
+            net,
+            &splits.train,
+            &tc,
+            &self.run_options(name, splits),
+            &self.device,
+        )
+        .map_err(err)
     }
 
     /// QAT fine-tuning of a copy of `float` ([`qat_config`] over the first `qat_train` images).
@@ -243,15 +288,61 @@ impl Ctx {
         float: &Net,
         bits: (u32, u32),
         seed: u64,
-        set: &ImageSet,
+        splits: &Splits,
         name: &str,
-    ) -> Res<Net> {
+    ) -> Res<(Net, TrainReport)> {
         let net = quantized_copy(float, bits)?;
-        let set = set.clone().truncated(self.sizes.qat_train);
-        let set = &set;
+        let set = splits.train.clone().truncated(self.sizes.qat_train);
         let tc = qat_config(self.sizes.qat_epochs, seed, set.len());
-        let (net, _) = train(net, set, &tc, &self.checkpoint(name), &self.device).map_err(err)?;
-        Ok(net)
+        train(
+            net,
+            &set,
+            &tc,
+            &self.run_options(name, splits),
+            &self.device,
+        )
+        .map_err(err)
+    }
+
+    /// The learning curve of one training run as rows of the `curves` table: validation top-1 and
+    /// training loss per epoch (`epochs` = epochs finished), and the validation gain over the last
+    /// quarter of the run, the number the convergence check judges (`experiments/integer-qat/claims.toml`).
+    #[allow(clippy::too_many_arguments)]
+    fn curve_rows(
+        &self,
+        source: &str,
+        model: &str,
+        method: &str,
+        bits: (&str, &str),
+        report: &TrainReport,
+        proxy: &str,
+        seed: u64,
+    ) -> Vec<ResultRow> {
+        let mut rows = Vec::new();
+        for p in &report.curve {
+            if let Some(v) = p.val_acc {
+                rows.push(self.row(
+                    source, model, method, bits, CURVE_VAL, v, proxy, seed, p.epoch,
+                ));
+            }
+            rows.push(self.row(
+                source,
+                model,
+                method,
+                bits,
+                "train_loss",
+                p.loss,
+                proxy,
+                seed,
+                p.epoch,
+            ));
+        }
+        if let (Some(gain), Some(last)) = (report.val_gain_last_quarter(), report.curve.last()) {
+            rows.push(self.row(
+                source, model, method, bits, CURVE_GAIN, gain, proxy, seed, last.epoch,
+            ));
+        }
+        rows
     }
 
     /// Post-training quantization: weights from their min/max, activation ranges from the EMA
@@ -297,38 +388,43 @@ fn engine_eval_with(
     })
 }
 
-/// The E1 models of depth `d`: float, PTQ-calibrated and QAT fine-tuned (from checkpoints when
-/// they exist).
-fn e1_models(ctx: &Ctx, d: usize, tr: &ImageSet) -> Res<(Net, Net, Net)> {
-    let seed = ctx.cli.seed;
+/// The E1 models of depth `d` and seed `seed`: float, PTQ-calibrated and QAT fine-tuned (from
+/// checkpoints when
+/// they exist), with the float and QAT training reports.
+struct E1Models {
+    float: (Net, TrainReport),
+    ptq: Net,
+    qat: (Net, TrainReport),
+}
+
+fn e1_models(ctx: &Ctx, d: usize, seed: u64, splits: &Splits) -> Res<E1Models> {
     let spec = ModelSpec::ResNetCifar(d);
-    let res = ctx.sizes.e1_resolution;
     let float = ctx.train_float(
         &spec,
         None,
-        res,
         seed,
-        tr,
+        splits,
         &format!("e1-resnet{d}-float-s{seed}"),
     )?;
-    let ptq = ctx.ptq(&float, (8, 8), tr)?;
+    let ptq = ctx.ptq(&float.0, (8, 8), &splits.train)?;
     let qat = ctx.qat(
-        &float,
+        &float.0,
         (8, 8),
         seed,
-        tr,
+        splits,
         &format!("e1-resnet{d}-qat-s{seed}"),
     )?;
-    Ok((float, ptq, qat))
+    Ok(E1Models { float, ptq, qat })
 }
 
 /// E8 diagnosis: block-by-block agreement of every E1 model with the engine (printed).
 fn agreement(ctx: &Ctx) -> Res<()> {
-    let (tr, te) = ctx.sets(ctx.sizes.e1_resolution);
+    let splits = ctx.sets(ctx.sizes.e1_resolution)?;
+    let te = &splits.test;
     for &d in &ctx.sizes.e1_depths {
-        let (_, ptq, qat) = e1_models(ctx, d, &tr)?;
-        for (method, net) in [("PTQ", &ptq), ("QAT", &qat)] {
-            let ev = engine_eval(ctx, net, &te)?;
+        let m = e1_models(ctx, d, ctx.cli.seed, &splits)?;
+        for (method, net) in [("PTQ", &m.ptq), ("QAT", &m.qat.0)] {
+            let ev = engine_eval(ctx, net, te)?;
             let a = ev.agreement;
             println!(
                 "ResNet-{d} {method}: argmax agreement with the engine: fake-quant f32 {:.4} (max {} LSB), integer simulation {:.4} (max {} LSB)",
@@ -337,7 +433,7 @@ fn agreement(ctx: &Ctx) -> Res<()> {
             let nodes = node_agreement(
                 net,
                 [1, te.rows, te.cols],
-                &te,
+                te,
                 RoundingMode::Double,
                 &ctx.device,
             )
@@ -367,10 +463,17 @@ fn agreement(ctx: &Ctx) -> Res<()> {
 
 /// E1 (Table 4.1) and E8: ResNet-8/14/20 standing in for ResNet-50/100/150.
 fn depth(ctx: &Ctx) -> Res<()> {
-    let res = ctx.sizes.e1_resolution;
-    let (tr, te) = ctx.sets(res);
-    let (mut rows, mut e8) = (Vec::new(), Vec::new());
-    let seed = ctx.cli.seed;
+    let splits = ctx.sets(ctx.sizes.e1_resolution)?;
+    for seed in ctx.seeds() {
+        depth_seed(ctx, seed, &splits)?;
+    }
+    Ok(())
+}
+
+/// One seed of E1 (a unit of the full profile): its rows are recorded before the next seed starts.
+fn depth_seed(ctx: &Ctx, seed: u64, splits: &Splits) -> Res<()> {
+    let (res, te) = (ctx.sizes.e1_resolution, &splits.test);
+    let (mut rows, mut e8, mut curves) = (Vec::new(), Vec::new(), Vec::new());
     let ep = ctx.float_epochs();
     let mut max_drop = f64::NEG_INFINITY;
     for &d in &ctx.sizes.e1_depths {
@@ -380,100 +483,59 @@ fn depth(ctx: &Ctx) -> Res<()> {
             _ => "ResNet-150",
         };
         let proxy = ctx.proxy(&format!("ResNet-{d} (CIFAR-style 16/32/64)"), res);
-        let (float, ptq, qat) = e1_models(ctx, d, &tr)?;
-        let f_acc = evaluate(&float, &te, &Phase::FLOAT_EVAL, &ctx.device);
-        let p = engine_eval(ctx, &ptq, &te)?;
-        let q = engine_eval(ctx, &qat, &te)?;
+        let row = |source: &str, method: &str, bits: &str, metric: &str, value: f64| {
+            ctx.row(
+                source,
+                paper_model,
+                method,
+                (bits, bits),
+                metric,
+                value,
+                &proxy,
+                seed,
+                ep,
+            )
+        };
+        let m = e1_models(ctx, d, seed, splits)?;
+        let f_acc = evaluate(&m.float.0, te, &Phase::FLOAT_EVAL, &ctx.device);
+        let p = engine_eval(ctx, &m.ptq, te)?;
+        let q = engine_eval(ctx, &m.qat.0, te)?;
         max_drop = max_drop.max(f_acc - q.top1);
-        let m = "top1_acc_pct";
-        rows.push(ctx.row(
+        let top1 = "top1_acc_pct";
+        rows.push(row(T41, "float", "32", top1, f_acc));
+        rows.push(row(T41, QAT_T41, "8", top1, q.top1));
+        rows.push(row(T41, PTQ, "8", top1, p.top1));
+        curves.extend(ctx.curve_rows(
             T41,
             paper_model,
             "float",
             ("32", "32"),
-            m,
-            f_acc,
+            &m.float.1,
             &proxy,
             seed,
-            ep,
         ));
-        rows.push(ctx.row(
+        curves.extend(ctx.curve_rows(
             T41,
             paper_model,
             QAT_T41,
             ("8", "8"),
-            m,
-            q.top1,
+            &m.qat.1,
             &proxy,
             seed,
-            ep,
-        ));
-        rows.push(ctx.row(
-            T41,
-            paper_model,
-            PTQ,
-            ("8", "8"),
-            m,
-            p.top1,
-            &proxy,
-            seed,
-            ep,
         ));
         for (method, ev) in [(QAT_T41, &q), (PTQ, &p)] {
-            e8.extend(agreement_rows(
-                ctx,
-                paper_model,
-                method,
-                &ev.agreement,
-                &proxy,
-            ));
+            e8.extend(agreement_rows(&row, method, &ev.agreement));
         }
         // The same QAT model with TFLite's later single rounding: isolates how much of the
         // engine/simulation disagreement is the double rounding of the paper-era output stage.
-        let single = engine_eval_with(ctx, &qat, &te, RoundingMode::Single)?;
+        let single = engine_eval_with(ctx, &m.qat.0, te, RoundingMode::Single)?;
         let sm = "QAT integer-only (per-layer uint8), single rounding";
-        e8.extend(agreement_rows(
-            ctx,
-            paper_model,
-            sm,
-            &single.agreement,
-            &proxy,
-        ));
-        e8.push(ctx.row(
-            T41,
-            paper_model,
-            sm,
-            ("8", "8"),
-            "top1",
-            single.top1,
-            &proxy,
-            seed,
-            ep,
-        ));
-        let fsize = float_size_bytes(&qat) as f64;
+        e8.extend(agreement_rows(&row, sm, &single.agreement));
+        e8.push(row(T41, sm, "8", "top1", single.top1));
+        let fsize = float_size_bytes(&m.qat.0) as f64;
         let isize = q.int.size_bytes() as f64;
-        e8.push(ctx.row(
-            T41,
-            paper_model,
-            "float",
-            ("32", "32"),
-            "size_bytes",
-            fsize,
-            &proxy,
-            seed,
-            ep,
-        ));
-        e8.push(ctx.row(
-            T41,
-            paper_model,
-            QAT_T41,
-            ("8", "8"),
-            "size_bytes",
-            isize,
-            &proxy,
-            seed,
-            ep,
-        ));
+        e8.push(row(T41, "float", "32", "size_bytes", fsize));
+        e8.push(row(T41, QAT_T41, "8", "size_bytes", isize));
         e8.push(ctx.row(
             SEC5,
             "all",
@@ -486,7 +548,7 @@ fn depth(ctx: &Ctx) -> Res<()> {
             ep,
         ));
         eprintln!(
-            "E1 resnet{d}: float {f_acc:.2} ptq {:.2} qat {:.2} (agreement {:.4}, max {} LSB; fake-quant f32 {:.4}, max {} LSB)",
+            "E1 resnet{d} seed {seed}: float {f_acc:.2} ptq {:.2} qat {:.2} (agreement {:.4}, max {} LSB; fake-quant f32 {:.4}, max {} LSB)",
             p.top1,
             q.top1,
             q.agreement.agreement,
@@ -508,19 +570,18 @@ fn depth(ctx: &Ctx) -> Res<()> {
         ep,
     ));
     ctx.record("e1_depth", &rows)?;
-    ctx.record("e8_agreement", &e8)
+    ctx.record("e8_agreement", &e8)?;
+    ctx.record("curves", &curves)
 }
 
 /// E8 rows of one exported model: argmax agreement and largest logit difference of the engine
 /// against the integer simulation (the check of record) and against the fake-quantized f32 model.
+/// `row(source, method, bits, metric, value)` builds a row of the model being checked.
 fn agreement_rows(
-    ctx: &Ctx,
-    model: &str,
+    row: &impl Fn(&str, &str, &str, &str, f64) -> ResultRow,
     method: &str,
     a: &Agreement,
-    proxy: &str,
 ) -> Vec<ResultRow> {
-    let (seed, ep) = (ctx.cli.seed, ctx.float_epochs());
     [
         ("agreement", a.agreement),
         ("max_logit_diff_lsb", a.max_lsb as f64),
@@ -531,31 +592,26 @@ fn agreement_rows(
         ),
     ]
     .into_iter()
-    .map(|(metric, value)| {
-        ctx.row(
-            T41,
-            model,
-            method,
-            ("8", "8"),
-            metric,
-            value,
-            proxy,
-            seed,
-            ep,
-        )
-    })
+    .map(|(metric, value)| row(T41, method, "8", metric, value))
     .collect()
 }
 
 /// (method, bits label, (weight, activation) bits or None for float).
 type BitConfig = (&'static str, &'static str, Option<(u32, u32)>);
 
-/// E3 (Table 4.3): P-CNN with ReLU vs ReLU6, mean and std over seeds.
+/// E3 (Table 4.3): P-CNN with ReLU vs ReLU6 at float and 8/8, 7/7 (+ 5/5, 4/4 stress rows), one
+/// row per seed, then the mean and std over every seed the table now holds.
 fn relu(ctx: &Ctx) -> Res<()> {
-    let res = ctx.sizes.e3_resolution;
-    let (tr, te) = ctx.sets(res);
+    let splits = ctx.sets(ctx.sizes.e3_resolution)?;
     let spec: ModelSpec = ctx.sizes.e3_model.parse().map_err(err)?;
-    let ep = ctx.float_epochs();
+    for seed in ctx.seeds() {
+        relu_seed(ctx, &spec, seed, &splits)?;
+    }
+    ctx.record("e3_relu", &seed_summaries(ctx, "e3_relu", T43)?)
+}
+
+/// One seed of E3 (a unit of the full profile): both activations, float and every bit width.
+fn relu_seed(ctx: &Ctx, spec: &ModelSpec, seed: u64, splits: &Splits) -> Res<()> {
     let configs: [BitConfig; 5] = [
         ("float", "32", None),
         (QAT, "8", Some((8, 8))),
@@ -563,156 +619,151 @@ fn relu(ctx: &Ctx) -> Res<()> {
         (QAT, "5", Some((5, 5))),
         (QAT, "4", Some((4, 4))),
     ];
-    let mut rows = Vec::new();
+    let ep = ctx.float_epochs();
+    let (mut rows, mut curves) = (Vec::new(), Vec::new());
     for (act, paper_model) in [
         (Activation::Relu6, "Inception-v3 (ReLU6)"),
         (Activation::Relu, "Inception-v3 (ReLU)"),
     ] {
-        let mut acc: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
-        for s in 0..ctx.sizes.seeds as u64 {
-            let seed = ctx.cli.seed + s;
-            let tag = format!("e3-{spec}-{act:?}-s{seed}").replace([':', ','], "_");
-            let float =
-                ctx.train_float(&spec, Some(act), res, seed, &tr, &format!("{tag}-float"))?;
-            for (i, (_, _, bits)) in configs.iter().enumerate() {
-                let a = match bits {
-                    None => evaluate(&float, &te, &Phase::FLOAT_EVAL, &ctx.device),
-                    Some(b) => {
-                        let q =
-                            ctx.qat(&float, *b, seed, &tr, &format!("{tag}-qat{}{}", b.0, b.1))?;
-                        engine_eval(ctx, &q, &te)?.top1
-                    }
-                };
-                acc[i].push(a);
-            }
-        }
-        let proxy = ctx.proxy(&format!("P-CNN {spec} ({act:?})"), res);
-        for (i, (method, b, _)) in configs.iter().enumerate() {
-            // One row per seed, so the claims can pair ReLU6 with ReLU seed by seed; the mean and
-            // std rows mirror the paper's table.
-            for (s, a) in acc[i].iter().enumerate() {
-                rows.push(ctx.row(
-                    T43,
-                    paper_model,
-                    method,
-                    (b, b),
-                    "top1_acc_pct",
-                    *a,
-                    &proxy,
-                    ctx.cli.seed + s as u64,
-                    ep,
-                ));
-            }
-            let (m, sd) = repro::stats::mean_and_sd(&acc[i]);
-            eprintln!("E3 {act:?} {method} {b}/{b}: {m:.2} ± {sd:.2}");
-            let seed = ctx.cli.seed;
+        let proxy = ctx.proxy(&format!("P-CNN {spec} ({act:?})"), ctx.sizes.e3_resolution);
+        let tag = format!("e3-{spec}-{act:?}-s{seed}").replace([':', ','], "_");
+        let float = ctx.train_float(spec, Some(act), seed, splits, &format!("{tag}-float"))?;
+        for (method, b, bits) in configs {
+            let (acc, report) = match bits {
+                None => (
+                    evaluate(&float.0, &splits.test, &Phase::FLOAT_EVAL, &ctx.device),
+                    float.1.clone(),
+                ),
+                Some(wa) => {
+                    let name = format!("{tag}-qat{}{}", wa.0, wa.1);
+                    let (q, report) = ctx.qat(&float.0, wa, seed, splits, &name)?;
+                    (engine_eval(ctx, &q, &splits.test)?.top1, report)
+                }
+            };
+            eprintln!("E3 {act:?} {method} {b}/{b} seed {seed}: {acc:.2}");
             rows.push(ctx.row(
                 T43,
                 paper_model,
                 method,
                 (b, b),
-                "top1_acc_mean_pct",
-                m,
+                "top1_acc_pct",
+                acc,
                 &proxy,
                 seed,
                 ep,
             ));
-            rows.push(ctx.row(
-                T43,
-                paper_model,
-                method,
-                (b, b),
-                "top1_acc_std_pct",
-                sd,
-                &proxy,
-                seed,
-                ep,
-            ));
+            curves.extend(ctx.curve_rows(T43, paper_model, method, (b, b), &report, &proxy, seed));
         }
     }
-    ctx.record("e3_relu", &rows)
+    ctx.record("e3_relu", &rows)?;
+    ctx.record("curves", &curves)
 }
 
-/// E4 (arXiv Table 4.7): one float MobileNetV1, QAT fine-tuned for each (w, a) pair; relative
-/// change of macro-averaged average precision (and top-1) on the integer engine.
+/// The paper's mean and std rows (`top1_acc_mean_pct`, `top1_acc_std_pct`) of `source`, over every
+/// seed now in `table` for each setting (model, method, bits, proxy, profile, epochs), so seeds run
+/// as separate units add up. They carry the setting's smallest seed.
+fn seed_summaries(ctx: &Ctx, table: &str, source: &str) -> Res<Vec<ResultRow>> {
+    let path = table_path(&ctx.out, PAPER_DIR, table);
+    let rows: Vec<ResultRow> = repro::results::read_rows(&path).map_err(err)?;
+    let mut settings: std::collections::BTreeMap<_, Vec<&ResultRow>> = Default::default();
+    for r in rows
+        .iter()
+        .filter(|r| r.source == source && r.metric == "top1_acc_pct" && r.profile == ctx.profile())
+    {
+        let setting = (
+            &r.model, &r.method, &r.w_bits, &r.a_bits, &r.proxy, r.epochs,
+        );
+        settings.entry(setting).or_default().push(r);
+    }
+    let mut out = Vec::new();
+    for seeds in settings.values() {
+        let values: Vec<f64> = seeds.iter().map(|r| r.value).collect();
+        let (m, sd) = repro::stats::mean_and_sd(&values);
+        let first = seeds.iter().map(|r| r.seed).min().unwrap_or_default();
+        for (metric, value) in [("top1_acc_mean_pct", m), ("top1_acc_std_pct", sd)] {
+            out.push(ResultRow {
+                metric: metric.into(),
+                value,
+                seed: first,
+                run_id: ctx.run.run_id.clone(),
+                ..seeds[0].clone()
+            });
+        }
+        let r = seeds[0];
+        eprintln!(
+            "{} {} {}/{}: {m:.2} ± {sd:.2} over {} seeds",
+            r.model,
+            r.method,
+            r.w_bits,
+            r.a_bits,
+            values.len()
+        );
+    }
+    Ok(out)
+}
+
+/// E4 (arXiv Table 4.7): one float MobileNetV1 per seed, QAT fine-tuned for each (w, a) pair;
+/// relative change of macro-averaged average precision (and top-1) on the integer engine.
 fn bits(ctx: &Ctx) -> Res<()> {
-    let res = ctx.sizes.e4_resolution;
-    let (tr, te) = ctx.sets(res);
+    let splits = ctx.sets(ctx.sizes.e4_resolution)?;
     let spec: ModelSpec = ctx.sizes.e4_model.parse().map_err(err)?;
-    let seed = ctx.cli.seed;
+    for seed in ctx.seeds() {
+        bits_seed(ctx, &spec, seed, &splits)?;
+    }
+    figures(&ctx.out, ctx.cli.profile)
+}
+
+/// One seed of E4 (a unit of the full profile).
+fn bits_seed(ctx: &Ctx, spec: &ModelSpec, seed: u64, splits: &Splits) -> Res<()> {
+    let (res, te) = (ctx.sizes.e4_resolution, &splits.test);
     let ep = ctx.float_epochs();
     let tag = format!("e4-{spec}-r{res}-s{seed}").replace([':', ','], "_");
-    let float = ctx.train_float(&spec, None, res, seed, &tr, &format!("{tag}-float"))?;
-    let f_logits: Vec<f64> = predict(&float, &te, 256, &Phase::FLOAT_EVAL, &ctx.device)
+    let (float, float_report) =
+        ctx.train_float(spec, None, seed, splits, &format!("{tag}-float"))?;
+    let f_logits: Vec<f64> = predict(&float, te, 256, &Phase::FLOAT_EVAL, &ctx.device)
         .into_iter()
         .map(f64::from)
         .collect();
     let f_ap = macro_average_precision(&f_logits, &te.labels, 10);
-    let f_top1 = evaluate(&float, &te, &Phase::FLOAT_EVAL, &ctx.device);
+    let f_top1 = evaluate(&float, te, &Phase::FLOAT_EVAL, &ctx.device);
     let proxy = ctx.proxy(&format!("MobileNetV1 {spec}"), res);
     let model = "MobileNet face-attribute classifier (128x128)";
+    let row = |method: &str, (w, a): (&str, &str), metric: &str, value: f64| {
+        ctx.row(T47, model, method, (w, a), metric, value, &proxy, seed, ep)
+    };
     let mut rows = vec![
-        ctx.row(
-            T47,
-            model,
-            "float",
-            ("32", "32"),
-            "avg_category_precision_pct",
-            f_ap,
-            &proxy,
-            seed,
-            ep,
-        ),
-        ctx.row(
-            T47,
-            model,
-            "float",
-            ("32", "32"),
-            "top1_acc_pct",
-            f_top1,
-            &proxy,
-            seed,
-            ep,
-        ),
+        row("float", ("32", "32"), "avg_category_precision_pct", f_ap),
+        row("float", ("32", "32"), "top1_acc_pct", f_top1),
     ];
+    let mut curves = ctx.curve_rows(
+        T47,
+        model,
+        "float",
+        ("32", "32"),
+        &float_report,
+        &proxy,
+        seed,
+    );
     for &w in &ctx.sizes.e4_bits {
         for &a in &ctx.sizes.e4_bits {
-            let q = ctx.qat(&float, (w, a), seed, &tr, &format!("{tag}-qat{w}{a}"))?;
-            let ev = engine_eval(ctx, &q, &te)?;
+            let (q, report) = ctx.qat(&float, (w, a), seed, splits, &format!("{tag}-qat{w}{a}"))?;
+            let ev = engine_eval(ctx, &q, te)?;
             let scores: Vec<f64> = ev.logits.iter().map(|&c| f64::from(c)).collect();
             let ap = macro_average_precision(&scores, &te.labels, 10);
             let rel = 100.0 * (ap - f_ap) / f_ap;
             eprintln!(
-                "E4 w{w} a{a}: AP {ap:.2} (float {f_ap:.2}, {rel:+.2}%), top1 {:.2}",
+                "E4 seed {seed} w{w} a{a}: AP {ap:.2} (float {f_ap:.2}, {rel:+.2}%), top1 {:.2}",
                 ev.top1
             );
-            let (ws, as_) = (w.to_string(), a.to_string());
-            rows.push(ctx.row(
-                T47,
-                model,
-                QAT,
-                (&ws, &as_),
-                "rel_change_avg_category_precision_pct",
-                rel,
-                &proxy,
-                seed,
-                ep,
-            ));
-            rows.push(ctx.row(
-                T47,
-                model,
-                QAT,
-                (&ws, &as_),
-                "top1_acc_pct",
-                ev.top1,
-                &proxy,
-                seed,
-                ep,
-            ));
+            let bits = (w.to_string(), a.to_string());
+            let bits = (bits.0.as_str(), bits.1.as_str());
+            rows.push(row(QAT, bits, "rel_change_avg_category_precision_pct", rel));
+            rows.push(row(QAT, bits, "top1_acc_pct", ev.top1));
+            curves.extend(ctx.curve_rows(T47, model, QAT, bits, &report, &proxy, seed));
         }
     }
     ctx.record("e4_bits", &rows)?;
-    figures(&ctx.out, ctx.cli.profile)
+    ctx.record("curves", &curves)
 }
 
 /// Draws the Table 4.7 heat map from `<out>/integer-qat/e4_bits.csv` beside it.
@@ -757,8 +808,9 @@ fn latency(ctx: &Ctx) -> Res<()> {
     let (mut rows, mut points) = (Vec::new(), Vec::new());
     for &alpha in &ctx.sizes.e5_widths {
         for &res in &ctx.sizes.e5_resolutions {
-            let (tr, te) = ctx.sets(res);
-            let tr = tr.truncated(ctx.sizes.e5_train);
+            let mut splits = ctx.sets(res)?;
+            splits.train = splits.train.truncated(ctx.sizes.e5_train);
+            let te = &splits.test;
             let spec = ModelSpec::MobileNetV1(alpha);
             let paper_res = match res {
                 28 => 224,
@@ -768,14 +820,15 @@ fn latency(ctx: &Ctx) -> Res<()> {
             };
             let model = format!("MobileNet_v1_{}_{paper_res}", width_label(alpha));
             let tag = format!("e5-mbv1_{alpha}-r{res}-s{seed}");
-            let float = ctx.train_float(&spec, None, res, seed, &tr, &format!("{tag}-float"))?;
-            let f_acc = evaluate(&float, &te, &Phase::FLOAT_EVAL, &ctx.device);
-            let q = ctx.qat(&float, (8, 8), seed, &tr, &format!("{tag}-qat"))?;
-            let ev = engine_eval(ctx, &q, &te)?;
+            let (float, _) =
+                ctx.train_float(&spec, None, seed, &splits, &format!("{tag}-float"))?;
+            let f_acc = evaluate(&float, te, &Phase::FLOAT_EVAL, &ctx.device);
+            let (q, _) = ctx.qat(&float, (8, 8), seed, &splits, &format!("{tag}-qat"))?;
+            let ev = engine_eval(ctx, &q, te)?;
             let proxy = ctx.proxy(
                 &format!(
                     "MobileNetV1 α={alpha} (float trained on {} images)",
-                    tr.len()
+                    splits.train.len()
                 ),
                 res,
             );
@@ -802,7 +855,7 @@ fn latency(ctx: &Ctx) -> Res<()> {
                 seed,
                 ep,
             ));
-            let (x, _) = batch(&te, &[0], &ctx.device);
+            let (x, _) = batch(te, &[0], &ctx.device);
             let img = te.image(0).to_vec();
             let mut lat = [[0.0; 2]; 2];
             for (ti, threads) in [1usize, 2].into_iter().enumerate() {
@@ -915,6 +968,9 @@ fn run(cli: Cli) -> Res<()> {
     // A zero count would train nothing and still write rows, or (threads) silently change meaning.
     if cli.epochs == Some(0) {
         return Err("--epochs 0: use 1 or more".into());
+    }
+    if cli.seeds == Some(0) {
+        return Err("--seeds 0: use 1 or more".into());
     }
     if cli.threads == 0 {
         return Err("--threads 0: use 1 or more".into());

@@ -11,7 +11,12 @@ use repro::Profile;
 /// Sizes of one profile (see `experiments/integer-qat/README.md`).
 #[derive(Debug, Clone)]
 pub struct Sizes {
+    /// Training images (at most; the training file less its validation tail).
     pub train: usize,
+    /// The validation tail of the training file: scored after every epoch, used for every
+    /// selection, never trained on.
+    pub validation: usize,
+    /// Test images (the full profile scores the whole 10 000-image test file).
     pub test: usize,
     pub float_epochs: u32,
     pub qat_epochs: u32,
@@ -38,6 +43,7 @@ impl Sizes {
         match profile {
             Profile::Smoke => Sizes {
                 train: 192,
+                validation: 64,
                 test: 96,
                 float_epochs: 1,
                 qat_epochs: 1,
@@ -56,11 +62,12 @@ impl Sizes {
                 latency_runs: 3,
             },
             Profile::Full => Sizes {
-                train: 6000,
-                test: 2000,
-                float_epochs: 2,
-                qat_epochs: 1,
-                qat_train: 3000,
+                train: 55_000,
+                validation: 5_000,
+                test: 10_000,
+                float_epochs: 10,
+                qat_epochs: 2,
+                qat_train: 55_000,
                 e5_train: 3000,
                 seeds: 3,
                 e1_depths: vec![8, 14, 20],

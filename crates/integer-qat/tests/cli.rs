@@ -26,6 +26,7 @@ fn smoke_profile_writes_every_table() {
         "e4_bits",
         "e5_latency",
         "e8_agreement",
+        "curves",
     ] {
         let path = dir.join(format!("{table}.csv"));
         let rows = rows(&path);
@@ -39,7 +40,7 @@ fn smoke_profile_writes_every_table() {
             assert_eq!(&r[2], "MNIST");
             assert!(!r[9].is_empty(), "proxy rows say what ran");
             assert!(
-                r[9].contains("192 train / 96 test images, QAT on 128"),
+                r[9].contains("192 train / 64 validation / 96 test images, QAT on 128"),
                 "{}",
                 &r[9]
             );
@@ -63,6 +64,59 @@ fn smoke_profile_writes_every_table() {
         .collect();
     assert!(!agreement.is_empty() && agreement.iter().all(|a| (0.0..=1.0).contains(a)));
     assert!(dir.join("e5_latency_accuracy.svg").exists());
+    // Every float and QAT run of E1, E3 and E4 leaves its validation curve, for both smoke seeds.
+    let curves = rows(&dir.join("curves.csv"));
+    for source in ["Table 4.1", "Table 4.3", "Table 4.7"] {
+        for seed in ["0", "1"] {
+            assert!(
+                curves.iter().any(|r| r[1].contains(source)
+                    && &r[7] == "val_top1_pct"
+                    && &r[11] == seed
+                    && &r[12] == "1"),
+                "no validation curve of {source}, seed {seed}"
+            );
+        }
+    }
+}
+
+/// Seeds run as separate units (`--seed k --seeds 1`) merge: E3's mean row is over both units.
+#[test]
+fn seeds_run_as_units_add_up_in_the_mean_rows() {
+    let out = tempfile::tempdir().unwrap();
+    for seed in ["0", "1"] {
+        let status = Command::new(env!("CARGO_BIN_EXE_integer-qat"))
+            .args(["--profile", "smoke", "--dataset", "mnist", "--seeds", "1"])
+            .args(["--seed", seed, "--out"])
+            .arg(out.path())
+            .arg("--checkpoints")
+            .arg(out.path().join("ckpt"))
+            .arg("relu")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let e3 = rows(&out.path().join("integer-qat/e3_relu.csv"));
+    let pick = |metric: &str, method: &str, seed: &str| -> Vec<f64> {
+        e3.iter()
+            .filter(|r| {
+                &r[3] == "Inception-v3 (ReLU6)"
+                    && &r[4] == method
+                    && &r[5] == "8"
+                    && &r[7] == metric
+                    && (seed.is_empty() || &r[11] == seed)
+            })
+            .map(|r| r[8].parse().unwrap())
+            .collect()
+    };
+    let method = "QAT integer-only";
+    let per_seed = [
+        pick("top1_acc_pct", method, "0"),
+        pick("top1_acc_pct", method, "1"),
+    ];
+    assert!(per_seed.iter().all(|v| v.len() == 1), "{per_seed:?}");
+    let mean = pick("top1_acc_mean_pct", method, "");
+    assert_eq!(mean.len(), 1, "one mean row per setting: {mean:?}");
+    assert!((mean[0] - (per_seed[0][0] + per_seed[1][0]) / 2.0).abs() < 1e-9);
 }
 
 #[test]

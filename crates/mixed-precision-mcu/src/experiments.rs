@@ -168,6 +168,7 @@ fn train_float(
     let opts = RunOptions {
         checkpoint: None,
         label: format!("float {model}"),
+        ..Default::default()
     };
     train(net, train_set, &cfg, &opts, device)
         .map(|(n, _)| n)
@@ -201,6 +202,7 @@ fn qat_model(ctx: &Ctx, bits: &BitWidths, g: Granularity, label: &str) -> Result
         let opts = RunOptions {
             checkpoint: None,
             label: format!("{label} {model} lr {}", cfg.lr),
+            ..Default::default()
         };
         net = train(net, train_set, &cfg, &opts, device)
             .map_err(|e| e.0)?

@@ -52,6 +52,7 @@ pub fn run(
     let options = RunOptions {
         checkpoint: None,
         label: label.to_string(),
+        ..Default::default()
     };
     let (model, report) =
         train(model, &data.train, &train_config, &options, &device).map_err(|e| e.to_string())?;

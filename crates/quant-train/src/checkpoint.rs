@@ -287,6 +287,7 @@ mod tests {
         let opts = RunOptions {
             checkpoint: Some(dir.path().join("float")),
             label: String::new(),
+            ..Default::default()
         };
         let mut cfg = TrainConfig::adam(1, 1e-2, 3);
         cfg.batch_size = 16;
@@ -313,6 +314,7 @@ mod tests {
         let opts = RunOptions {
             checkpoint: Some(dir.path().join("qat")),
             label: String::new(),
+            ..Default::default()
         };
         let mut cfg = TrainConfig::adam(2, 1e-2, 3);
         cfg.batch_size = 16;

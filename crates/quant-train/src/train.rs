@@ -3,6 +3,7 @@
 //! resume an interrupted run at the last finished epoch, and test-set evaluation.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -207,6 +208,24 @@ pub struct RunOptions {
     pub checkpoint: Option<PathBuf>,
     /// Progress-bar label (empty: no bar).
     pub label: String,
+    /// Held-out images scored after every epoch under [`Phase::EVAL`] (the deployed model: fake
+    /// quantized where the model has quantizers), giving [`TrainReport::curve`] its validation
+    /// accuracy. Never trained on; scoring changes no state, so the trained model is the same with
+    /// or without it.
+    pub validation: Option<Arc<ImageSet>>,
+}
+
+/// One finished epoch of a training run: the learning curve's point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochPoint {
+    /// Epochs finished (1 = after the first).
+    pub epoch: u32,
+    /// Mean training loss over the epoch.
+    pub loss: f64,
+    /// Training accuracy (percent) over the epoch, as the batches were seen.
+    pub train_acc: f64,
+    /// Validation accuracy (percent) after the epoch, when [`RunOptions::validation`] was given.
+    pub val_acc: Option<f64>,
 }
 
 /// What a finished training run reports.
@@ -220,6 +239,23 @@ pub struct TrainReport {
     pub epochs_run: u32,
     /// Wall seconds of this call.
     pub seconds: f64,
+    /// Every finished epoch, those of a resumed checkpoint included (checkpoints written before
+    /// curves were kept resume with the epochs run since).
+    #[serde(default)]
+    pub curve: Vec<EpochPoint>,
+}
+
+impl TrainReport {
+    /// Validation accuracy gained over the last quarter of the run (at least one epoch): the last
+    /// point's minus the one a quarter of the epochs earlier. A curve that has flattened gains
+    /// (almost) nothing; `None` without a validation curve of at least two points.
+    pub fn val_gain_last_quarter(&self) -> Option<f64> {
+        let val: Vec<f64> = self.curve.iter().filter_map(|p| p.val_acc).collect();
+        let last = *val.last()?;
+        let back = val.len().div_ceil(4).max(1);
+        let earlier = *val.get(val.len().checked_sub(back + 1)?)?;
+        Some(last - earlier)
+    }
 }
 
 /// A progress bar on stderr with loss, accuracy and images/s in its message.
@@ -281,7 +317,7 @@ pub fn train(
     let mut model = model.train();
     let mut optim = config.optimizer();
     let mut start_epoch = 0;
-    let mut last_report = None;
+    let mut last_report: Option<TrainReport> = None;
     if let Some(ckpt) = &checkpoint {
         let resumed = ckpt.resume(model, optim)?;
         model = resumed.model;
@@ -326,11 +362,23 @@ pub fn train(
                 seen as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
             ));
         }
+        let point = EpochPoint {
+            epoch: epoch + 1,
+            loss: loss_sum / steps_per_epoch as f64,
+            train_acc: 100.0 * correct as f64 / seen.max(1) as f64,
+            val_acc: options
+                .validation
+                .as_deref()
+                .map(|val| evaluate(&model.valid(), val, &Phase::EVAL, device)),
+        };
+        let mut curve = last_report.take().map(|r| r.curve).unwrap_or_default();
+        curve.push(point.clone());
         let report = TrainReport {
-            final_loss: loss_sum / steps_per_epoch as f64,
-            final_train_acc: 100.0 * correct as f64 / seen.max(1) as f64,
+            final_loss: point.loss,
+            final_train_acc: point.train_acc,
             epochs_run: epoch + 1 - start_epoch,
             seconds: started.elapsed().as_secs_f64(),
+            curve,
         };
         if let Some(ckpt) = &checkpoint {
             ckpt.save(&model, &optim, config, epoch + 1, &report)?;
@@ -343,6 +391,7 @@ pub fn train(
         final_train_acc: f64::NAN,
         epochs_run: 0,
         seconds: started.elapsed().as_secs_f64(),
+        curve: Vec::new(),
     });
     Ok((model.valid(), report))
 }

@@ -40,6 +40,7 @@ fn float_then_qat_learns_and_resumes() {
     let opts = RunOptions {
         checkpoint: Some(dir.path().join("qat")),
         label: String::new(),
+        ..Default::default()
     };
     let qcfg = TrainConfig::adam(1, 1e-3, 2);
     let (qnet, _) = train(qnet, &train_set, &qcfg, &opts, &dev).unwrap();
@@ -84,5 +85,48 @@ fn float_then_qat_learns_and_resumes() {
     assert_ne!(
         f_acc, q_acc,
         "an untrained start resumed the fine-tuned checkpoint"
+    );
+}
+
+/// The validation curve: one point per epoch, scored without touching the model, so the trained
+/// weights are the same with or without it; the last-quarter gain reads the curve's tail.
+#[test]
+fn validation_curve_observes_without_changing_training() {
+    let data = match load(&default_data_root(), DatasetName::Mnist) {
+        Ok(d) => d,
+        Err(e) => panic!("{e}: run make data"),
+    };
+    let (train_set, val) = data.train.truncated(1536).split_validation(512).unwrap();
+    let dev = Device::flex();
+    let spec: quant_train::ModelSpec = "mlp:32".parse().unwrap();
+    let cfg = TrainConfig::adam(4, 2e-3, 5);
+    let run = |validation: Option<std::sync::Arc<_>>| {
+        let opts = RunOptions {
+            validation,
+            ..Default::default()
+        };
+        let net = ModelConfig::new(spec.clone(), 3).build(&dev);
+        train(net, &train_set, &cfg, &opts, &dev).unwrap()
+    };
+    let (plain, plain_report) = run(None);
+    let (scored, report) = run(Some(std::sync::Arc::new(val.clone())));
+    assert!(plain_report.curve.iter().all(|p| p.val_acc.is_none()));
+    assert_eq!(plain_report.val_gain_last_quarter(), None);
+    let val_acc: Vec<f64> = report.curve.iter().map(|p| p.val_acc.unwrap()).collect();
+    assert_eq!(report.curve.len(), 4);
+    assert_eq!(
+        report.curve.iter().map(|p| p.loss).collect::<Vec<_>>(),
+        plain_report
+            .curve
+            .iter()
+            .map(|p| p.loss)
+            .collect::<Vec<_>>()
+    );
+    let last = evaluate(&scored, &val, &Phase::EVAL, &dev);
+    assert_eq!(val_acc[3], last, "the last point scores the returned model");
+    assert_eq!(last, evaluate(&plain, &val, &Phase::EVAL, &dev));
+    assert_eq!(
+        report.val_gain_last_quarter(),
+        Some(val_acc[3] - val_acc[2])
     );
 }

@@ -104,6 +104,30 @@ impl ImageSet {
         self.labels.truncate(n);
         self
     }
+
+    /// Splits off the last `n` examples as a validation set: `(train, validation)`.
+    ///
+    /// Every selection an experiment makes (epoch, configuration, clipping) is made on this split,
+    /// never on the test set. It is the same split for every seed and every model (the tail of the
+    /// training file, whose order MNIST and Fashion-MNIST ship shuffled), so selections compare.
+    pub fn split_validation(self, n: usize) -> Result<(Self, Self), String> {
+        if n == 0 || n >= self.len() {
+            return Err(format!(
+                "a validation split of {n} images from a training set of {}: use 1 to {}",
+                self.len(),
+                self.len().saturating_sub(1)
+            ));
+        }
+        let keep = self.len() - n;
+        let validation = ImageSet {
+            images: self.images[keep * self.pixels()..].to_vec(),
+            labels: self.labels[keep..].to_vec(),
+            rows: self.rows,
+            cols: self.cols,
+            checksums: self.checksums.clone(),
+        };
+        Ok((self.truncated(keep), validation))
+    }
 }
 
 /// Both splits of a data set.
@@ -372,6 +396,25 @@ mod tests {
         let mut enc = GzEncoder::new(std::fs::File::create(path).unwrap(), Compression::fast());
         enc.write_all(bytes).unwrap();
         enc.finish().unwrap();
+    }
+
+    #[test]
+    fn validation_split_is_the_tail_and_disjoint_from_training() {
+        let set = ImageSet {
+            images: (0..10u8).flat_map(|i| [i; 4]).collect(),
+            labels: (0..10).collect(),
+            rows: 2,
+            cols: 2,
+            checksums: Vec::new(),
+        };
+        let (train, val) = set.clone().split_validation(3).unwrap();
+        assert_eq!(train.labels, (0..7).collect::<Vec<u8>>());
+        assert_eq!(val.labels, vec![7, 8, 9]);
+        assert_eq!(val.image(0), &[7; 4]);
+        assert_eq!(train.images.len() + val.images.len(), set.images.len());
+        for n in [0, 10, 11] {
+            assert!(set.clone().split_validation(n).is_err(), "n = {n}");
+        }
     }
 
     fn fixture(n_images: u32, n_labels: u32) -> tempfile::TempDir {
