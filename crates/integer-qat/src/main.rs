@@ -13,7 +13,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use clap::{Parser, Subcommand};
 use integer_qat::recipe::{Sizes, float_config, qat_config, quantized_copy};
-use integer_qat::{macro_average_precision, median};
+use integer_qat::{CURVE_GAIN, CURVE_VAL, T41, T43, T47, macro_average_precision, median};
 use quant_core::fixedpoint::RoundingMode;
 use quant_train::data::{batch, resize};
 use quant_train::export::{
@@ -32,20 +32,13 @@ use repro::results::{ResultRow, table_path};
 
 const PAPER: &str = "jacob2018";
 const PAPER_DIR: &str = "integer-qat";
-const T41: &str = "arXiv:1712.05877v1 Table 4.1 / CVPR2018 Table 4.1";
 const T41_TEXT: &str = "arXiv:1712.05877v1/CVPR2018 Sec 4.1.1 text";
-const T43: &str = "arXiv:1712.05877v1 Table 4.3 / CVPR2018 Table 4.3";
-const T47: &str = "arXiv:1712.05877v1 Table 4.7 / CVPR2018 Table 4.6";
 const COMPANION: &str = "COMPANION (not in paper): tensorflow/models research/slim/nets/mobilenet_v1.md, checkpoints mobilenet_v1_2018_02_22";
 const SEC5: &str = "arXiv:1712.05877v1/CVPR2018 Sec 5 text";
 const FIG: &str = "arXiv:1712.05877v1 Figs 1.1c/4.1/4.2 (latency vs accuracy; points not read)";
 const QAT: &str = "QAT integer-only";
 const QAT_T41: &str = "QAT integer-only (per-layer uint8)";
 const PTQ: &str = "PTQ integer-only (per-layer uint8)";
-/// Metrics of the `curves` table: validation top-1 after each epoch, and its gain over the last
-/// quarter of the run.
-const CURVE_VAL: &str = "val_top1_pct";
-const CURVE_GAIN: &str = "val_top1_gain_last_quarter_pct";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -467,7 +460,7 @@ fn depth(ctx: &Ctx) -> Res<()> {
     for seed in ctx.seeds() {
         depth_seed(ctx, seed, &splits)?;
     }
-    Ok(())
+    figures(&ctx.out, ctx.cli.profile)
 }
 
 /// One seed of E1 (a unit of the full profile): its rows are recorded before the next seed starts.
@@ -607,7 +600,8 @@ fn relu(ctx: &Ctx) -> Res<()> {
     for seed in ctx.seeds() {
         relu_seed(ctx, &spec, seed, &splits)?;
     }
-    ctx.record("e3_relu", &seed_summaries(ctx, "e3_relu", T43)?)
+    ctx.record("e3_relu", &seed_summaries(ctx, "e3_relu", T43)?)?;
+    figures(&ctx.out, ctx.cli.profile)
 }
 
 /// One seed of E3 (a unit of the full profile): both activations, float and every bit width.
@@ -769,12 +763,23 @@ fn bits_seed(ctx: &Ctx, spec: &ModelSpec, seed: u64, splits: &Splits) -> Res<()>
 /// Draws the Table 4.7 heat map from `<out>/integer-qat/e4_bits.csv` beside it.
 fn figures(out: &std::path::Path, profile: Profile) -> Res<()> {
     let dir = out.join(PAPER_DIR);
-    let rows: Vec<ResultRow> = repro::results::read_rows(&dir.join("e4_bits.csv")).map_err(err)?;
-    let published = repro::published::PaperExperiments::published_of(PAPER_DIR).map_err(err)?;
-    if let Some(svg) = integer_qat::figures::bits_heat_map(&rows, &published, profile.name()) {
-        let path = dir.join("e4_bits_heatmap.svg");
-        std::fs::write(&path, svg).map_err(err)?;
+    let table = |name: &str| -> Res<Vec<ResultRow>> {
+        repro::results::read_rows(&dir.join(format!("{name}.csv"))).map_err(err)
+    };
+    let write = |stem: &str, svg: String| -> Res<()> {
+        let path = dir.join(format!("{stem}.svg"));
+        std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
+        Ok(())
+    };
+    let published = repro::published::PaperExperiments::published_of(PAPER_DIR).map_err(err)?;
+    if let Some(svg) =
+        integer_qat::figures::bits_heat_map(&table("e4_bits")?, &published, profile.name())
+    {
+        write("e4_bits_heatmap", svg)?;
+    }
+    for (stem, svg) in integer_qat::figures::learning_curves(&table("curves")?, profile.name()) {
+        write(&stem, svg)?;
     }
     Ok(())
 }

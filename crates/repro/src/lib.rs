@@ -3,6 +3,7 @@
 
 pub mod claims;
 pub mod compare;
+pub mod curves;
 pub mod datasets;
 pub mod idx;
 pub mod image_folder;
