@@ -14,7 +14,8 @@ const METRIC: &str = "rel_change_avg_category_precision_pct";
 /// Bit widths of the table's rows and columns, widest first as in the paper.
 const BITS: [&str; 5] = ["8", "7", "6", "5", "4"];
 
-/// The heat map, or `None` when `rows` hold no Table 4.7 row of `profile`.
+/// The heat map (each cell the mean over the seeds of `rows`), or `None` when `rows` hold no Table
+/// 4.7 row of `profile`.
 pub fn bits_heat_map(
     rows: &[ResultRow],
     published: &[PublishedRow],
@@ -37,7 +38,14 @@ pub fn bits_heat_map(
         BITS.iter()
             .map(|w| {
                 BITS.iter()
-                    .map(|a| cells.iter().find(|c| c.0 == *w && c.1 == *a).map(|c| c.2))
+                    .map(|a| {
+                        let seeds: Vec<f64> = cells
+                            .iter()
+                            .filter(|c| c.0 == *w && c.1 == *a)
+                            .map(|c| c.2)
+                            .collect();
+                        repro::stats::mean(&seeds)
+                    })
                     .collect()
             })
             .collect()
