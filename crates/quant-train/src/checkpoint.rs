@@ -213,8 +213,14 @@ impl ModuleVisitor for ValueHasher {
 /// What the module record leaves out: layer kinds, activations and quantizers, block by block.
 fn structure(model: &Net) -> String {
     let layer = |l: &crate::layers::QLayer| {
+        // Written only when set, so the keys of checkpoints without one stay what they were.
+        let params = l
+            .param_quantizer
+            .as_ref()
+            .map(|q| format!(" params={q:?}"))
+            .unwrap_or_default();
         format!(
-            "{:?} w={:?} act={:?} out={:?}",
+            "{:?} w={:?} act={:?} out={:?}{params}",
             l.kind, l.weight_quantizer, l.output.activation, l.output.quantizer
         )
     };

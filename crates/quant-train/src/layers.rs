@@ -210,14 +210,33 @@ impl BatchNormState {
 
     /// `γ / √(σ²_mv + ε)` per channel: the factor folded into the weights.
     pub fn fold_scale(&self) -> Tensor<1> {
-        let var = self.running_var.value_sync();
-        self.gamma.val() / var.add_scalar(self.epsilon).sqrt()
+        self.fold_scale_of(self.gamma.val())
     }
 
     /// `β - γ μ_mv / √(σ²_mv + ε)`: the bias of the folded layer.
     pub fn fold_bias(&self) -> Tensor<1> {
-        self.beta.val() - self.running_mean.value_sync() * self.fold_scale()
+        self.fold_bias_of(self.gamma.val(), self.beta.val())
     }
+
+    /// [`Self::fold_scale`] with the scale `gamma` in place of γ.
+    fn fold_scale_of(&self, gamma: Tensor<1>) -> Tensor<1> {
+        let var = self.running_var.value_sync();
+        gamma / var.add_scalar(self.epsilon).sqrt()
+    }
+
+    /// [`Self::fold_bias`] with `gamma` and `beta` in place of γ and β.
+    fn fold_bias_of(&self, gamma: Tensor<1>, beta: Tensor<1>) -> Tensor<1> {
+        beta - self.running_mean.value_sync() * self.fold_scale_of(gamma)
+    }
+}
+
+/// The parameter values one forward pass of a [`QLayer`] uses: the layer's own, or each tensor
+/// fake-quantized on its own ([`QLayer::param_quantizer`]).
+struct ParamValues {
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    /// γ and β, when the layer has batch norm.
+    gamma_beta: Option<(Tensor<1>, Tensor<1>)>,
 }
 
 /// How a [`QLayer`] applies its weight.
@@ -262,6 +281,13 @@ pub struct QLayer {
     /// Weight format; `None` keeps the weights in float.
     #[module(skip)]
     pub weight_quantizer: Option<QuantizerRef>,
+    /// Format of every parameter tensor taken on its own, before folding: weight, bias, and batch
+    /// norm's γ and β, each with the range of its own values (the moving statistics stay float).
+    /// This is how AdaptivFloat's reference code quantizes a model for retraining, the same
+    /// quantization its weight-only PTQ applies; Jacob's QAT quantizes the folded weight instead
+    /// ([`Self::weight_quantizer`]). `None`: parameters in float.
+    #[module(skip)]
+    pub param_quantizer: Option<QuantizerRef>,
 }
 
 impl QLayer {
@@ -339,6 +365,7 @@ impl QLayer {
             output: OutputStage::new(activation, device),
             kind,
             weight_quantizer: None,
+            param_quantizer: None,
         }
     }
 
@@ -350,12 +377,49 @@ impl QLayer {
     /// The weights the layer multiplies with in evaluation, before weight quantization:
     /// folded with the moving batch-norm statistics when there is batch norm.
     pub fn folded_weight(&self) -> Tensor<4> {
-        match &self.bn {
-            Some(bn) => {
+        self.fold_weight(&self.own_params())
+    }
+
+    /// The parameters as they are.
+    fn own_params(&self) -> ParamValues {
+        ParamValues {
+            weight: self.weight.val(),
+            bias: self.bias.as_ref().map(|b| b.val()),
+            gamma_beta: self.bn.as_ref().map(|bn| (bn.gamma.val(), bn.beta.val())),
+        }
+    }
+
+    /// The parameters a forward pass under `phase` uses: each fake-quantized with
+    /// [`Self::param_quantizer`] when there is one and `phase` quantizes weights.
+    fn params_for(&self, phase: &Phase) -> ParamValues {
+        let own = self.own_params();
+        let Some(q) = self
+            .param_quantizer
+            .as_ref()
+            .filter(|_| phase.quantize_weights)
+        else {
+            return own;
+        };
+        let quantize = |t: Tensor<1>| {
+            let range = tensor_range(&t);
+            q.apply(t, range)
+        };
+        let range = tensor_range(&own.weight);
+        ParamValues {
+            weight: q.apply(own.weight, range),
+            bias: own.bias.map(quantize),
+            gamma_beta: own.gamma_beta.map(|(g, b)| (quantize(g), quantize(b))),
+        }
+    }
+
+    /// `p`'s weight folded with the moving batch-norm statistics and `p`'s γ.
+    fn fold_weight(&self, p: &ParamValues) -> Tensor<4> {
+        match (&self.bn, &p.gamma_beta) {
+            (Some(bn), Some((gamma, _))) => {
                 let c = self.out_channels();
-                self.weight.val() * bn.fold_scale().reshape([c, 1, 1, 1])
+                p.weight.clone() * bn.fold_scale_of(gamma.clone()).reshape([c, 1, 1, 1])
             }
-            None => self.weight.val(),
+            _ => p.weight.clone(),
         }
     }
 
@@ -405,7 +469,8 @@ impl QLayer {
 
     /// Forward pass under `phase`.
     pub fn forward(&self, x: Tensor<4>, phase: &Phase) -> Tensor<4> {
-        let w = self.folded_weight();
+        let p = self.params_for(phase);
+        let w = self.fold_weight(&p);
         let w = match (&self.weight_quantizer, phase.quantize_weights) {
             (Some(q), true) => {
                 let range = tensor_range(&w);
@@ -413,13 +478,15 @@ impl QLayer {
             }
             _ => w,
         };
-        let y = match &self.bn {
-            None => self.apply_weight(x, w, self.bias.as_ref().map(|b| b.val())),
-            Some(bn) if phase.bn_batch_stats => {
+        let y = match (&self.bn, p.gamma_beta) {
+            (Some(bn), Some((gamma, beta))) if phase.bn_batch_stats => {
                 let y = self.apply_weight(x, w, None);
-                batch_norm_train(y, bn)
+                batch_norm_train(y, bn, gamma, beta)
             }
-            Some(bn) => self.apply_weight(x, w, Some(bn.fold_bias())),
+            (Some(bn), Some((gamma, beta))) => {
+                self.apply_weight(x, w, Some(bn.fold_bias_of(gamma, beta)))
+            }
+            _ => self.apply_weight(x, w, p.bias),
         };
         self.output.forward(y, phase)
     }
@@ -428,10 +495,16 @@ impl QLayer {
 /// Batch norm with batch statistics on the output of a conv with folded weights `γ w / σ_mv`:
 /// divides by the folded scale to recover `conv(x, w_q')`, normalizes with the batch mean and
 /// (biased) variance, and updates the moving statistics (unbiased variance, as Burn and PyTorch do).
-fn batch_norm_train(y: Tensor<4>, bn: &BatchNormState) -> Tensor<4> {
+/// `gamma` and `beta` are the γ and β of this pass (the layer's own, or fake-quantized).
+fn batch_norm_train(
+    y: Tensor<4>,
+    bn: &BatchNormState,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+) -> Tensor<4> {
     let [n, _, h, w] = y.dims();
     // The statistics of z = y / scale, from those of y (per channel, so no full-size pass).
-    let scale = bn.fold_scale();
+    let scale = bn.fold_scale_of(gamma.clone());
     let (mean_y, var_y) = fused::channel_moments(y.clone());
     let mean = mean_y / scale.clone();
     let var = var_y / scale.clone().powi_scalar(2);
@@ -446,9 +519,9 @@ fn batch_norm_train(y: Tensor<4>, bn: &BatchNormState) -> Tensor<4> {
     );
     bn.running_var
         .update(bn.running_var.value_sync().mul_scalar(1.0 - m) + unbiased.mul_scalar(m));
-    let inv = bn.gamma.val() / var.add_scalar(bn.epsilon).sqrt();
+    let inv = gamma / var.add_scalar(bn.epsilon).sqrt();
     // (z - mean) · inv + β = y · (inv / scale) + (β - mean · inv)
-    let shift = bn.beta.val() - mean * inv.clone();
+    let shift = beta - mean * inv.clone();
     fused::channel_affine(y, inv / scale, shift)
 }
 

@@ -483,4 +483,68 @@ mod tests {
             assert!(s.parse::<ModelSpec>().is_err(), "{s}");
         }
     }
+
+    /// A parameter quantizer is the same as quantizing every parameter tensor in place (the
+    /// weight-only PTQ of AdaptivFloat's reference code), in evaluation and with batch statistics.
+    #[test]
+    fn param_quantizer_equals_quantizing_every_parameter_in_place() {
+        use burn::module::Param;
+        use burn::tensor::Distribution;
+
+        use crate::quant::{AffineQuantizer, tensor_range};
+        let dev = Device::flex();
+        let mut net = ModelConfig::new("cnn:4,6".parse().unwrap(), 2).build(&dev);
+        let random = |n: usize| Tensor::<1>::random([n], Distribution::Uniform(0.5, 1.5), &dev);
+        net.map_layers(|_, l| {
+            l.bias = l
+                .bias
+                .as_ref()
+                .map(|b| Param::from_tensor(random(b.dims()[0]) - 1.0));
+            if let Some(bn) = &mut l.bn {
+                let c = bn.gamma.dims()[0];
+                bn.gamma = Param::from_tensor(random(c));
+                bn.beta = Param::from_tensor(random(c) - 1.0);
+            }
+        });
+        let x = Tensor::<4>::random([3, 1, 12, 12], Distribution::Default, &dev);
+        let q = QuantizerRef::new(AffineQuantizer::weights(3).unwrap());
+        let quantize = |t: Tensor<1>| {
+            let range = tensor_range(&t);
+            Param::from_tensor(q.apply(t, range))
+        };
+        let mut in_place = net.clone();
+        in_place.map_layers(|_, l| {
+            let range = tensor_range(&l.weight.val());
+            l.weight = Param::from_tensor(q.apply(l.weight.val(), range));
+            l.bias = l.bias.as_ref().map(|b| quantize(b.val()));
+            if let Some(bn) = &mut l.bn {
+                bn.gamma = quantize(bn.gamma.val());
+                bn.beta = quantize(bn.beta.val());
+            }
+        });
+        let mut with_quantizer = net.clone();
+        with_quantizer.map_layers(|_, l| l.param_quantizer = Some(q.clone()));
+        let batch_stats = Phase {
+            observe: false,
+            bn_batch_stats: true,
+            quantize_weights: true,
+            quantize_activations: false,
+        };
+        for (phase, reference_phase) in [
+            (Phase::EVAL, Phase::FLOAT_EVAL),
+            (
+                batch_stats,
+                Phase {
+                    quantize_weights: false,
+                    ..batch_stats
+                },
+            ),
+        ] {
+            let got = with_quantizer.forward(x.clone(), &phase).into_data();
+            let want = in_place.forward(x.clone(), &reference_phase).into_data();
+            got.assert_approx_eq::<f32>(&want, burn::tensor::Tolerance::default());
+            let plain = net.forward(x.clone(), &reference_phase).into_data();
+            assert_ne!(got, plain, "3-bit parameters change the logits");
+        }
+    }
 }
