@@ -13,13 +13,15 @@
 //! | ResNet-50 ImageNet (top-1) | conv-BN CNN 16-32 with global pooling, Fashion-MNIST | test accuracy % |
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use burn::module::Param;
 use burn::prelude::*;
 use quant_core::formats::{Format, FormatKind};
 use quant_train::rng::Rng;
 use quant_train::{
-    LrSchedule, ModelConfig, ModelSpec, Net, Phase, QuantizerRef, RunOptions, TrainConfig, evaluate,
+    LrSchedule, ModelConfig, ModelSpec, Net, Phase, QuantizerRef, RunOptions, TrainConfig,
+    TrainReport, evaluate,
 };
 use repro::datasets::{DatasetName, ImageSet};
 use repro::results::ResultRow;
@@ -72,7 +74,7 @@ impl Proxy {
                 "{data} MLP 784-256-256-10 for Seq2Seq LibriSpeech; value = test error % (WER analogue)"
             ),
             Proxy::Cnn => format!(
-                "{data} CNN conv3x3-BN 16-32 + global pool for ResNet-50 ImageNet; value = test top-1 %"
+                "{data} CNN conv3x3-BN 16-32-64 + global pool for ResNet-50 ImageNet; value = test top-1 %"
             ),
         }
     }
@@ -91,7 +93,7 @@ impl Proxy {
         match self {
             Proxy::Transformer => None,
             Proxy::Mlp => Some(ModelSpec::Mlp(vec![256, 256])),
-            Proxy::Cnn => Some(ModelSpec::Cnn(vec![16, 32])),
+            Proxy::Cnn => Some(ModelSpec::Cnn(vec![16, 32, 64])),
         }
     }
 
@@ -112,14 +114,18 @@ pub struct Plan {
     pub seed: u64,
     /// Float training epochs.
     pub epochs: u32,
-    /// Training images (after the calibration images are held out).
+    /// Training images (after the validation and calibration images are held out).
     pub train_images: usize,
+    /// The tail of the training file held out for validation: the learning curves, never trained on.
+    pub validation_images: usize,
     /// Test images evaluated.
     pub test_images: usize,
     /// Held-out training images for activation calibration.
     pub calib_images: usize,
-    /// Images seen by one retraining run (one pass, batch 128, Adam lr 1e-4).
+    /// The first images of the training set that retraining runs on (batch 128, Adam lr 1e-4).
     pub qar_images: usize,
+    /// Passes of one retraining run over its images.
+    pub qar_epochs: u32,
     /// Bit widths of weight-only PTQ.
     pub ptq_bits: Vec<u32>,
     /// Bit widths of QAR (weights only, and weights + activations).
@@ -143,6 +149,8 @@ const QAR_LR: f64 = 1e-4;
 pub struct Outcome {
     /// Rows mirroring Tables 1–3 (`accuracy.csv`).
     pub table_rows: Vec<ResultRow>,
+    /// Learning curves of the float training and every retraining (`curves.csv`).
+    pub curve_rows: Vec<ResultRow>,
     /// Range-stress rows (`range_stress.csv`; no published counterpart).
     pub stress_rows: Vec<ResultRow>,
     /// Per-layer RMSE of the trained weights (`format_rmse.csv`, study P1d).
@@ -261,9 +269,9 @@ pub fn float_config(epochs: u32, seed: u64) -> TrainConfig {
     config
 }
 
-/// Quantization-aware retraining of a zoo stand-in: one pass at the constant [`QAR_LR`].
-pub fn qar_config(seed: u64) -> TrainConfig {
-    let mut config = TrainConfig::adam(1, QAR_LR, seed + 1);
+/// Quantization-aware retraining of a zoo stand-in: `epochs` passes at the constant [`QAR_LR`].
+pub fn qar_config(epochs: u32, seed: u64) -> TrainConfig {
+    let mut config = TrainConfig::adam(epochs, QAR_LR, seed + 1);
     config.batch_size = BATCH;
     config
 }
@@ -279,6 +287,7 @@ pub fn transformer_float_spec(epochs: u32, seed: u64, label: String) -> TrainSpe
         weights: None,
         acts: None,
         label,
+        validation: None,
     }
 }
 
@@ -287,11 +296,12 @@ pub fn transformer_float_spec(epochs: u32, seed: u64, label: String) -> TrainSpe
 pub fn transformer_qar_spec<'a>(
     q: &'a FormatQuantizer,
     acts: Option<(&'a FormatQuantizer, &'a [f64])>,
+    epochs: u32,
     seed: u64,
     label: String,
 ) -> TrainSpec<'a> {
     TrainSpec {
-        epochs: 1,
+        epochs,
         batch_size: BATCH,
         lr: QAR_LR,
         cosine: false,
@@ -299,11 +309,14 @@ pub fn transformer_qar_spec<'a>(
         weights: Some(q),
         acts,
         label,
+        validation: None,
     }
 }
 
-/// The QAR model of a zoo stand-in: `q` on every weight and, `with_acts`, on every output stage
-/// but the logits (no layer's input), with activation ranges calibrated on `calib`.
+/// The QAR model of a zoo stand-in: `q` on every parameter tensor (weights, biases, batch norm's
+/// γ and β, each on its own: the quantization of weight-only PTQ, [`quantize_all_parameters`])
+/// and, `with_acts`, on every output stage but the logits (no layer's input), with activation
+/// ranges calibrated on `calib`.
 pub fn qar_net(
     base: &Net,
     q: &FormatQuantizer,
@@ -313,7 +326,8 @@ pub fn qar_net(
 ) -> Net {
     let mut net = base.clone();
     let handle = QuantizerRef::new(q.clone());
-    net.set_quantizers(Some(handle.clone()), with_acts.then_some(handle));
+    net.set_quantizers(None, with_acts.then_some(handle.clone()));
+    net.map_layers(|_, layer| layer.param_quantizer = Some(handle.clone()));
     let stages = count_stages(&mut net);
     net.map_output_stages(|i, s| {
         if i + 1 == stages {
@@ -335,6 +349,8 @@ pub struct Experiment<'a> {
     pub proxy: Proxy,
     pub plan: &'a Plan,
     pub train: ImageSet,
+    /// Scored after every epoch of every training run (the learning curves).
+    pub validation: Arc<ImageSet>,
     pub calib: ImageSet,
     pub test: ImageSet,
     pub device: Device,
@@ -387,14 +403,38 @@ impl Experiment<'_> {
         )
     }
 
-    fn train_float(&self) -> Result<Model, String> {
+    /// The learning curve of one training run as `curves.csv` rows.
+    fn curve_rows(
+        &self,
+        source: &str,
+        method: &str,
+        (w_bits, a_bits): (u32, u32),
+        report: &TrainReport,
+    ) -> Vec<ResultRow> {
+        let bits = (w_bits.to_string(), a_bits.to_string());
+        let template = self.row(
+            source,
+            method,
+            (&bits.0, &bits.1),
+            "",
+            0.0,
+            self.proxy.proxy(),
+        );
+        report.curve_rows(&template)
+    }
+
+    fn train_float(&self) -> Result<(Model, TrainReport), String> {
         let label = format!("{} fp32", self.proxy.short());
         match self.proxy {
             Proxy::Transformer => {
-                let spec = transformer_float_spec(self.plan.epochs, self.plan.seed, label);
+                let spec = TrainSpec {
+                    validation: Some(&self.validation),
+                    ..transformer_float_spec(self.plan.epochs, self.plan.seed, label)
+                };
                 let model = RowTransformer::new(self.plan.seed, &self.device);
-                let trained = transformer::train(model, &self.train, &spec, &self.device)?;
-                Ok(Model::Transformer(Box::new(trained)))
+                let (trained, report) =
+                    transformer::train(model, &self.train, &spec, &self.device)?;
+                Ok((Model::Transformer(Box::new(trained)), report))
             }
             Proxy::Mlp | Proxy::Cnn => {
                 let spec = self
@@ -413,19 +453,25 @@ impl Experiment<'_> {
                         ))
                     }),
                     label,
-                    ..Default::default()
+                    validation: Some(Arc::clone(&self.validation)),
                 };
-                let (net, _) =
+                let (net, report) =
                     quant_train::train::train(net, &self.train, &config, &options, &self.device)
                         .map_err(|e| e.to_string())?;
-                Ok(Model::Net(net))
+                Ok((Model::Net(net), report))
             }
         }
     }
 
     /// Quantization-aware retraining from `base`: weights always fake-quantized with `format`,
     /// activations too when `with_acts` (ranges from calibration on held-out training images).
-    fn qar(&self, base: &Model, format: &Format, with_acts: bool) -> Result<f64, String> {
+    /// Returns the test accuracy and the run's report.
+    fn qar(
+        &self,
+        base: &Model,
+        format: &Format,
+        with_acts: bool,
+    ) -> Result<(f64, TrainReport), String> {
         let qar_set = self.train.clone().truncated(self.plan.qar_images);
         let q = FormatQuantizer(format.clone());
         let label = format!(
@@ -439,32 +485,35 @@ impl Experiment<'_> {
                 let ranges =
                     with_acts.then(|| transformer::calibrate(t, &self.calib, &self.device));
                 let acts = ranges.as_deref().map(|r| (&q, r));
-                let spec = transformer_qar_spec(&q, acts, self.plan.seed, label);
-                let trained = transformer::train((**t).clone(), &qar_set, &spec, &self.device)?;
+                let spec = TrainSpec {
+                    validation: Some(&self.validation),
+                    ..transformer_qar_spec(&q, acts, self.plan.qar_epochs, self.plan.seed, label)
+                };
+                let (trained, report) =
+                    transformer::train((**t).clone(), &qar_set, &spec, &self.device)?;
                 let ctx = Ctx {
                     weights: Some(&q),
                     acts,
                     observe: None,
                 };
-                Ok(transformer::evaluate(
-                    &trained,
-                    &self.test,
-                    &ctx,
-                    &self.device,
-                ))
+                let acc = transformer::evaluate(&trained, &self.test, &ctx, &self.device);
+                Ok((acc, report))
             }
             Model::Net(n) => {
                 let net = qar_net(n, &q, with_acts, &self.calib, &self.device);
-                let config = qar_config(self.plan.seed);
+                let config = qar_config(self.plan.qar_epochs, self.plan.seed);
                 let options = RunOptions {
                     checkpoint: None,
                     label,
-                    ..Default::default()
+                    validation: Some(Arc::clone(&self.validation)),
                 };
-                let (net, _) =
+                let (net, report) =
                     quant_train::train::train(net, &qar_set, &config, &options, &self.device)
                         .map_err(|e| e.to_string())?;
-                Ok(evaluate(&net, &self.test, &Phase::EVAL, &self.device))
+                Ok((
+                    evaluate(&net, &self.test, &Phase::EVAL, &self.device),
+                    report,
+                ))
             }
         }
     }
@@ -472,11 +521,17 @@ impl Experiment<'_> {
     /// Runs every table for this stand-in.
     pub fn run(&self) -> Result<Outcome, String> {
         let mut out = Outcome::default();
-        let base = self.train_float()?;
+        let (base, report) = self.train_float()?;
         let fp32 = base.accuracy_float(&self.test, &self.device);
         eprintln!("{}: FP32 test accuracy {fp32:.2}%", self.proxy.short());
         out.table_rows
             .push(self.accuracy_row("DAC2020 Table 1", "FP32/baseline", 32, 32, fp32));
+        out.curve_rows.extend(self.curve_rows(
+            "DAC2020 Table 1",
+            "FP32/baseline",
+            (32, 32),
+            &report,
+        ));
         self.weight_stats(&base, &mut out);
 
         // Table 2, PTQ column: every format at every width.
@@ -495,14 +550,21 @@ impl Experiment<'_> {
         for &bits in &self.plan.qar_bits {
             for kind in FormatKind::ALL {
                 let format = Format::paper(kind, bits).map_err(|e| e.to_string())?;
-                let acc = self.qar(&base, &format, false)?;
-                let method = format!("{}/QAR-weights-only", kind.paper_name());
-                out.table_rows
-                    .push(self.accuracy_row("DAC2020 Table 2", &method, bits, 32, acc));
-                let acc = self.qar(&base, &format, true)?;
-                let method = format!("{}/QAR-weights+activations", kind.paper_name());
-                out.table_rows
-                    .push(self.accuracy_row("DAC2020 Table 3", &method, bits, bits, acc));
+                for (with_acts, source, method, a_bits) in [
+                    (false, "DAC2020 Table 2", "QAR-weights-only", 32),
+                    (true, "DAC2020 Table 3", "QAR-weights+activations", bits),
+                ] {
+                    let (acc, report) = self.qar(&base, &format, with_acts)?;
+                    let method = format!("{}/{method}", kind.paper_name());
+                    out.table_rows
+                        .push(self.accuracy_row(source, &method, bits, a_bits, acc));
+                    out.curve_rows.extend(self.curve_rows(
+                        source,
+                        &method,
+                        (bits, a_bits),
+                        &report,
+                    ));
+                }
             }
         }
         if self.proxy != Proxy::Cnn {
@@ -610,21 +672,6 @@ fn count_stages(net: &mut Net) -> usize {
     n
 }
 
-/// Splits a training set into (training, calibration) with the last `calib` images held out.
-pub fn hold_out(set: ImageSet, calib: usize) -> (ImageSet, ImageSet) {
-    let n = set.len();
-    let keep = n.saturating_sub(calib);
-    let px = set.pixels();
-    let held = ImageSet {
-        images: set.images[keep * px..].to_vec(),
-        labels: set.labels[keep..].to_vec(),
-        rows: set.rows,
-        cols: set.cols,
-        checksums: set.checksums.clone(),
-    };
-    (set.truncated(keep), held)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,20 +701,5 @@ mod tests {
                 .fold(0.0, f64::max)
         };
         assert!(widest(&stressed) > 8.0 * widest(&net));
-    }
-
-    #[test]
-    fn hold_out_keeps_the_tail_for_calibration() {
-        let set = ImageSet {
-            images: (0..10u8).flat_map(|i| [i; 4]).collect(),
-            labels: (0..10).collect(),
-            rows: 2,
-            cols: 2,
-            checksums: Vec::new(),
-        };
-        let (train, calib) = hold_out(set, 3);
-        assert_eq!(train.labels, (0..7).collect::<Vec<u8>>());
-        assert_eq!(calib.labels, [7, 8, 9]);
-        assert_eq!(calib.image(0), [7; 4]);
     }
 }

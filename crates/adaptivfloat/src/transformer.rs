@@ -22,6 +22,7 @@ use quant_train::Quantizer;
 use quant_train::data::batch;
 use quant_train::quant::tensor_range;
 use quant_train::rng::Rng;
+use quant_train::train::{EpochPoint, TrainReport};
 use repro::datasets::ImageSet;
 
 use crate::fakequant::FormatQuantizer;
@@ -406,15 +407,18 @@ pub struct TrainSpec<'a> {
     pub weights: Option<&'a FormatQuantizer>,
     pub acts: Option<(&'a FormatQuantizer, &'a [f64])>,
     pub label: String,
+    /// Held-out images scored after every epoch with the same quantizers (the learning curve).
+    pub validation: Option<&'a ImageSet>,
 }
 
-/// Trains `model` on `data`; returns the trained model on the inference device.
+/// Trains `model` on `data`; returns the trained model on the inference device and the report
+/// with its learning curve (as `quant-train`'s loop reports it).
 pub fn train(
     model: RowTransformer,
     data: &ImageSet,
     spec: &TrainSpec,
     device: &Device,
-) -> Result<RowTransformer, String> {
+) -> Result<(RowTransformer, TrainReport), String> {
     if data.len() < spec.batch_size {
         return Err(format!(
             "training set has {} images, fewer than one batch of {}",
@@ -430,18 +434,24 @@ pub fn train(
     let total = (steps as u64) * u64::from(spec.epochs);
     let bar = quant_train::train::progress_bar(total, &spec.label);
     let started = Instant::now();
+    let ctx = Ctx {
+        weights: spec.weights,
+        acts: spec.acts,
+        observe: None,
+    };
+    let mut curve = Vec::new();
     for epoch in 0..spec.epochs {
         let mut order: Vec<usize> = (0..data.len()).collect();
         Rng::stream(spec.seed, u64::from(epoch)).shuffle(&mut order);
+        let (mut loss_sum, mut correct) = (0.0, 0usize);
         for (i, idx) in order.chunks_exact(spec.batch_size).enumerate() {
             let (x, y) = batch(data, idx, &ad);
-            let ctx = Ctx {
-                weights: spec.weights,
-                acts: spec.acts,
-                observe: None,
-            };
-            let loss = loss_fn.forward(model.forward(x, &ctx), y);
+            let logits = model.forward(x, &ctx);
+            let pred = logits.clone().detach().argmax(1).reshape([idx.len()]);
+            correct += pred.equal(y.clone()).int().sum().into_scalar::<i64>() as usize;
+            let loss = loss_fn.forward(logits, y);
             let value = f64::from(loss.clone().detach().into_scalar::<f32>());
+            loss_sum += value;
             if !value.is_finite() {
                 return Err(format!(
                     "Transformer training diverged (loss {value}) at epoch {epoch} step {i}: lower the learning rate"
@@ -463,9 +473,26 @@ pub fn train(
                     / started.elapsed().as_secs_f64().max(1e-9)
             ));
         }
+        let model_now = model.valid();
+        curve.push(EpochPoint {
+            epoch: epoch + 1,
+            loss: loss_sum / steps as f64,
+            train_acc: 100.0 * correct as f64 / (steps * spec.batch_size) as f64,
+            val_acc: spec
+                .validation
+                .map(|val| evaluate(&model_now, val, &ctx, device)),
+        });
     }
     bar.finish_and_clear();
-    Ok(model.valid())
+    let last = curve.last().cloned();
+    let report = TrainReport {
+        final_loss: last.as_ref().map_or(f64::NAN, |p| p.loss),
+        final_train_acc: last.as_ref().map_or(f64::NAN, |p| p.train_acc),
+        epochs_run: spec.epochs,
+        seconds: started.elapsed().as_secs_f64(),
+        curve,
+    };
+    Ok((model.valid(), report))
 }
 
 /// Top-1 accuracy (percent) on `set` under `ctx`.

@@ -133,6 +133,19 @@ fn accuracy_smoke_writes_rows_that_mirror_the_published_keys() {
     }
     let stress = std::fs::read_to_string(dir.path().join("adaptivfloat/range_stress.csv")).unwrap();
     assert!(stress.contains("range stress"));
+    // Every training run (float and each retraining) leaves its validation curve, for each of the
+    // three seeds of a profile: two retraining epochs give the convergence row.
+    let curves = std::fs::read_to_string(dir.path().join("adaptivfloat/curves.csv")).unwrap();
+    for seed in 0..3 {
+        let needle = "Posit/QAR-weights-only,4,32,val_top1_gain_last_quarter_pct,";
+        assert!(
+            curves
+                .lines()
+                .any(|l| l.contains(needle) && l.contains(&format!(",smoke,{seed},2,"))),
+            "no convergence row for seed {seed}"
+        );
+    }
+    assert!(curves.contains("FP32/baseline,32,32,val_top1_pct,"));
     assert!(
         dir.path()
             .join("adaptivfloat/accuracy.manifest.json")

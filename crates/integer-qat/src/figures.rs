@@ -4,7 +4,8 @@
 //! `e4_bits.csv` and `experiments/integer-qat/published.csv`); and the learning curves of every
 //! trained experiment (from `curves.csv`).
 
-use crate::{CURVE_VAL, T41, T43, T47};
+use crate::{T41, T43, T47};
+use repro::curves::VAL_TOP1;
 use repro::plot::HeatMap;
 use repro::published::PublishedRow;
 use repro::results::ResultRow;
@@ -75,7 +76,7 @@ pub fn bits_heat_map(
 pub fn learning_curves(rows: &[ResultRow], profile: &str) -> Vec<(String, String)> {
     let val: Vec<&ResultRow> = rows
         .iter()
-        .filter(|r| r.profile == profile && r.metric == CURVE_VAL)
+        .filter(|r| r.profile == profile && r.metric == VAL_TOP1)
         .collect();
     let float_epochs = |source: &str, model: &str| {
         val.iter()

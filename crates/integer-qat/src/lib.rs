@@ -12,11 +12,6 @@ pub const T41: &str = "arXiv:1712.05877v1 Table 4.1 / CVPR2018 Table 4.1";
 pub const T43: &str = "arXiv:1712.05877v1 Table 4.3 / CVPR2018 Table 4.3";
 pub const T47: &str = "arXiv:1712.05877v1 Table 4.7 / CVPR2018 Table 4.6";
 
-/// Metrics of the `curves` table: validation top-1 after each epoch, and its gain over the last
-/// quarter of a run (what the convergence check C1 of `claims.toml` judges).
-pub const CURVE_VAL: &str = "val_top1_pct";
-pub const CURVE_GAIN: &str = "val_top1_gain_last_quarter_pct";
-
 /// Macro-averaged one-vs-rest average precision (percent) of `scores` (`[n, classes]` row-major)
 /// against `labels`: the stand-in for the paper's "average category precision" of the face
 /// attribute grid (arXiv Table 4.7). Per class, images are ranked by score (ties keep image

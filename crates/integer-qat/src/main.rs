@@ -13,7 +13,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use clap::{Parser, Subcommand};
 use integer_qat::recipe::{Sizes, float_config, qat_config, quantized_copy};
-use integer_qat::{CURVE_GAIN, CURVE_VAL, T41, T43, T47, macro_average_precision, median};
+use integer_qat::{T41, T43, T47, macro_average_precision, median};
 use quant_core::fixedpoint::RoundingMode;
 use quant_train::data::{batch, resize};
 use quant_train::export::{
@@ -297,9 +297,8 @@ impl Ctx {
         .map_err(err)
     }
 
-    /// The learning curve of one training run as rows of the `curves` table: validation top-1 and
-    /// training loss per epoch (`epochs` = epochs finished), and the validation gain over the last
-    /// quarter of the run, the number the convergence check judges (`experiments/integer-qat/claims.toml`).
+    /// The learning curve of one training run as rows of the `curves` table
+    /// ([`TrainReport::curve_rows`]).
     #[allow(clippy::too_many_arguments)]
     fn curve_rows(
         &self,
@@ -311,31 +310,7 @@ impl Ctx {
         proxy: &str,
         seed: u64,
     ) -> Vec<ResultRow> {
-        let mut rows = Vec::new();
-        for p in &report.curve {
-            if let Some(v) = p.val_acc {
-                rows.push(self.row(
-                    source, model, method, bits, CURVE_VAL, v, proxy, seed, p.epoch,
-                ));
-            }
-            rows.push(self.row(
-                source,
-                model,
-                method,
-                bits,
-                "train_loss",
-                p.loss,
-                proxy,
-                seed,
-                p.epoch,
-            ));
-        }
-        if let (Some(gain), Some(last)) = (report.val_gain_last_quarter(), report.curve.last()) {
-            rows.push(self.row(
-                source, model, method, bits, CURVE_GAIN, gain, proxy, seed, last.epoch,
-            ));
-        }
-        rows
+        report.curve_rows(&self.row(source, model, method, bits, "", 0.0, proxy, seed, 0))
     }
 
     /// Post-training quantization: weights from their min/max, activation ranges from the EMA

@@ -12,7 +12,9 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
+use repro::curves;
 use repro::datasets::ImageSet;
+use repro::results::ResultRow;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
@@ -255,6 +257,29 @@ impl TrainReport {
         let back = val.len().div_ceil(4).max(1);
         let earlier = *val.get(val.len().checked_sub(back + 1)?)?;
         Some(last - earlier)
+    }
+
+    /// The curve as rows of a `curves` result table, each a copy of `template` (which names the
+    /// run: source, model, method, bits, proxy, seed): validation top-1 and training loss per epoch
+    /// (`epochs` = epochs finished), and the run's [`Self::val_gain_last_quarter`] at its last epoch.
+    pub fn curve_rows(&self, template: &ResultRow) -> Vec<ResultRow> {
+        let row = |metric: &str, value: f64, epochs: u32| ResultRow {
+            metric: metric.into(),
+            value,
+            epochs,
+            ..template.clone()
+        };
+        let mut rows = Vec::new();
+        for p in &self.curve {
+            if let Some(v) = p.val_acc {
+                rows.push(row(curves::VAL_TOP1, v, p.epoch));
+            }
+            rows.push(row(curves::TRAIN_LOSS, p.loss, p.epoch));
+        }
+        if let (Some(gain), Some(last)) = (self.val_gain_last_quarter(), self.curve.last()) {
+            rows.push(row(curves::VAL_GAIN, gain, last.epoch));
+        }
+        rows
     }
 }
 

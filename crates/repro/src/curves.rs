@@ -8,6 +8,15 @@ use crate::plot::{Chart, Series, color};
 use crate::results::ResultRow;
 use crate::stats::mean_and_sd;
 
+/// Metric of the learning-curve rows: validation top-1 (%) after each epoch (`epochs` = epochs
+/// finished).
+pub const VAL_TOP1: &str = "val_top1_pct";
+/// Metric of the learning-curve rows: mean training loss of each epoch.
+pub const TRAIN_LOSS: &str = "train_loss";
+/// Metric of a run's convergence row: the validation top-1 it gained over the last quarter of its
+/// epochs, what a convergence check (`C1` in the papers' `claims.toml`) judges.
+pub const VAL_GAIN: &str = "val_top1_gain_last_quarter_pct";
+
 /// One line of a learning-curve chart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Curve {

@@ -140,7 +140,7 @@ fn zoo_recipe(
         (Paper::AdaptivFloat, Mode::AdaptivFloatQar) => {
             let q = adaptivfloat8()?;
             let qar = af::qar_net(&net, &q, true, calibration, device);
-            (qar, af::qar_config(SEED))
+            (qar, af::qar_config(1, SEED))
         }
         _ => return Ok(None),
     }))
@@ -239,10 +239,10 @@ impl Trainee for TransformerTrainee {
         let spec = match &self.quantizer {
             None => af::transformer_float_spec(1, SEED, String::new()),
             Some((q, ranges)) => {
-                af::transformer_qar_spec(q, Some((q, ranges)), SEED, String::new())
+                af::transformer_qar_spec(q, Some((q, ranges)), 1, SEED, String::new())
             }
         };
-        self.model = transformer::train(self.model.clone(), data, &spec, &self.device)?;
+        self.model = transformer::train(self.model.clone(), data, &spec, &self.device)?.0;
         Ok(())
     }
 }
@@ -286,10 +286,10 @@ mod tests {
         assert_eq!(t.params(), 784 * 100 + 100 + 100 * 50 + 50 + 50 * 10 + 10);
         // Batch-norm running statistics and observers are state, not parameters: a conv with BN
         // counts its weight, gamma and beta only.
-        let cnn = all.iter().find(|m| m.key == "cnn:16-32@28").unwrap();
+        let cnn = all.iter().find(|m| m.key == "cnn:16-32-64@28").unwrap();
         let t = trainee(cnn, Mode::Fp, &synthetic(28, 4, 1), &device).unwrap();
-        let convs = (16 * 9 + 2 * 16) + (32 * 16 * 9 + 2 * 32);
-        assert_eq!(t.params(), convs + 32 * 10 + 10);
+        let convs = (16 * 9 + 2 * 16) + (32 * 16 * 9 + 2 * 32) + (64 * 32 * 9 + 2 * 64);
+        assert_eq!(t.params(), convs + 64 * 10 + 10);
     }
 
     #[test]
