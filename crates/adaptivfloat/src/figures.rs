@@ -4,7 +4,9 @@
 //!   synthetic families (the paper's Fig. 4 compares the formats' RMSE this way);
 //! - Tables 2 and 3 as line plots: accuracy (or error) against bits per format after post-training
 //!   quantization, after retraining, and with activations quantized too; ours on the left axis and the paper's numbers (another model, another metric scale)
-//!   as hollow markers on the right axis.
+//!   as hollow markers on the right axis;
+//! - the learning curves of every stand-in (float training and retraining), the evidence that each
+//!   converged.
 
 use crate::rmse::RmseRow;
 use repro::plot::{Chart, Series, color};
@@ -121,6 +123,49 @@ const BITS_TABLES: [BitsTable; 3] = [
         file: "table3",
     },
 ];
+
+/// The validation learning curves of each stand-in (`curves.csv` rows of `profile`), one chart per
+/// paper model: the float training, then every format's weight-only retraining at the narrowest
+/// width, continuing where the float run ended.
+pub fn learning_curves(rows: &[ResultRow], profile: &str) -> Vec<(String, String)> {
+    let val: Vec<&ResultRow> = rows
+        .iter()
+        .filter(|r| r.profile == profile && r.metric == repro::curves::VAL_TOP1)
+        .collect();
+    let models: BTreeSet<&str> = val.iter().map(|r| r.model.as_str()).collect();
+    models
+        .into_iter()
+        .filter_map(|model| {
+            let of_model: Vec<&ResultRow> =
+                val.iter().copied().filter(|r| r.model == model).collect();
+            let float_epochs = of_model
+                .iter()
+                .filter(|r| r.method == "FP32/baseline")
+                .map(|r| r.epochs)
+                .max()?;
+            let narrowest = of_model
+                .iter()
+                .filter(|r| r.method.ends_with("/QAR-weights-only"))
+                .filter_map(|r| r.w_bits.parse::<u32>().ok())
+                .min()?
+                .to_string();
+            let curves = repro::curves::group(of_model.iter().copied(), |r| {
+                if r.method == "FP32/baseline" {
+                    Some(("FP32".into(), 0))
+                } else if r.method.ends_with("/QAR-weights-only") && r.w_bits == narrowest {
+                    Some((format!("{} W{narrowest}", r.method), float_epochs))
+                } else {
+                    None
+                }
+            });
+            let title = format!(
+                "{model} stand-in: validation top-1 per epoch (FP32, then weight-only retraining)"
+            );
+            let svg = repro::curves::chart(&title, "validation top-1 (%)", &curves);
+            Some((format!("curves_{}.svg", slug(model)), svg))
+        })
+        .collect()
+}
 
 /// Tables 2 (post-training quantization and retraining) and 3 (weights and activations) as accuracy
 /// against bits, one figure per table and model.

@@ -407,11 +407,14 @@ fn figures(common: &Common) -> Result<(), String> {
         repro::results::read_rows(&table_path(&out, PAPER_DIR, "accuracy")).map_err(e)?;
     let published = repro::published::PaperExperiments::published_of(PAPER_DIR).map_err(e)?;
     let profile = common.profile.name();
+    let curves: Vec<repro::results::ResultRow> =
+        repro::results::read_rows(&table_path(&out, PAPER_DIR, "curves")).map_err(e)?;
     let figures = adaptivfloat::figures::rmse_vs_bits(&rmse, profile)
         .into_iter()
         .chain(adaptivfloat::figures::accuracy_vs_bits(
             &accuracy, &published, profile,
-        ));
+        ))
+        .chain(adaptivfloat::figures::learning_curves(&curves, profile));
     for (name, svg) in figures {
         let path = out.join(PAPER_DIR).join(&name);
         std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
