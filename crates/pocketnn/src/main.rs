@@ -49,7 +49,7 @@ enum Command {
     /// with --rng glibc and --rng pcg (their first 3 and 10 epochs are the 3- and 10-epoch runs), plus
     /// the float back-propagation baselines and the float-minus-PocketNN gaps.
     Reproduce(Common),
-    /// Train the float back-propagation MLP with the same widths in Burn (Adam 1e-3, batch 64, ReLU).
+    /// Train the float back-propagation MLP with the same widths in Burn (Adam 1e-3 with a cosine decay, batch 64, ReLU).
     FloatBaseline(FloatArgs),
     /// Seconds per training epoch (shuffle, 3000 DFA steps, test pass) on both data sets.
     Bench(BenchArgs),
@@ -482,7 +482,7 @@ fn float_one(
 ) -> Result<(), String> {
     let widths = paper_widths(dataset);
     println!(
-        "{dataset} float BP baseline: widths {widths:?}, ReLU, Adam lr {}, batch 64, {epochs} epochs, seed {seed}",
+        "{dataset} float BP baseline: widths {widths:?}, ReLU, Adam lr {} with a cosine decay, batch 64, {epochs} epochs, seed {seed}",
         float_baseline::LEARNING_RATE
     );
     let result = float_baseline::run(data, widths, epochs, seed, &format!("{dataset} float BP"))?;
