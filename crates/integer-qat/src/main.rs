@@ -179,14 +179,15 @@ impl Ctx {
     fn proxy(&self, what: &str, resolution: usize) -> String {
         let train_file = self.data.train.len().saturating_sub(self.sizes.validation);
         format!(
-            "{} {}x{} ({} train / {} validation / {} test images, QAT on {}), {what}",
+            "{} {}x{} ({} train / {} validation / {} test images, QAT on {} for {} epoch(s)), {what}",
             self.dataset_name(),
             resolution,
             resolution,
             self.sizes.train.min(train_file),
             self.sizes.validation,
             self.sizes.test.min(self.data.test.len()),
-            self.sizes.qat_train.min(self.sizes.train).min(train_file)
+            self.sizes.qat_train.min(self.sizes.train).min(train_file),
+            self.sizes.qat_epochs
         )
     }
 

@@ -66,7 +66,7 @@ impl Sizes {
                 validation: 5_000,
                 test: 10_000,
                 float_epochs: 10,
-                qat_epochs: 2,
+                qat_epochs: 4,
                 qat_train: 55_000,
                 e5_train: 3000,
                 seeds: 3,

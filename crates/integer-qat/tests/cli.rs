@@ -40,7 +40,9 @@ fn smoke_profile_writes_every_table() {
             assert_eq!(&r[2], "MNIST");
             assert!(!r[9].is_empty(), "proxy rows say what ran");
             assert!(
-                r[9].contains("192 train / 64 validation / 96 test images, QAT on 128"),
+                r[9].contains(
+                    "192 train / 64 validation / 96 test images, QAT on 128 for 1 epoch(s)"
+                ),
                 "{}",
                 &r[9]
             );
