@@ -473,14 +473,14 @@ pub fn train(
                     / started.elapsed().as_secs_f64().max(1e-9)
             ));
         }
-        let model_now = model.valid();
         curve.push(EpochPoint {
             epoch: epoch + 1,
             loss: loss_sum / steps as f64,
             train_acc: 100.0 * correct as f64 / (steps * spec.batch_size) as f64,
+            // The inference copy is made only when there is something to score.
             val_acc: spec
                 .validation
-                .map(|val| evaluate(&model_now, val, &ctx, device)),
+                .map(|val| evaluate(&model.valid(), val, &ctx, device)),
         });
     }
     bar.finish_and_clear();
