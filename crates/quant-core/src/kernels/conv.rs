@@ -265,8 +265,8 @@ pub struct DepthwiseWeights {
     /// Tap-pair weights for the AVX2 accumulation (x86 backends only).
     #[cfg(target_arch = "x86_64")]
     pairs: Option<Vec<i16>>,
-    /// Tap-quad weights for the AVX-512 VNNI accumulation of whole 64-channel blocks (VNNI and
-    /// AMX backends); the remaining 16-channel groups take the AVX2 pairs.
+    /// Kernel-row tap quads for the AVX-512 VNNI row kernel (VNNI and AMX backends), which
+    /// covers every channel when the output stage has a vector form.
     #[cfg(target_arch = "x86_64")]
     quads: Option<Vec<i8>>,
 }
@@ -301,7 +301,7 @@ impl DepthwiseWeights {
             .then(|| super::x86::depthwise::pack_pairs(weights, kernel_h * kernel_w, channels));
         #[cfg(target_arch = "x86_64")]
         let quads = matches!(backend, Backend::Avx512Vnni | Backend::Amx)
-            .then(|| super::x86::depthwise::pack_quads(weights, kernel_h * kernel_w, channels));
+            .then(|| super::x86::depthwise::pack_row_quads(weights, kernel_h, kernel_w, channels));
         Ok(DepthwiseWeights {
             kernel_h,
             kernel_w,
@@ -323,21 +323,12 @@ impl DepthwiseWeights {
     fn accumulate_vector(&self, src: &[&[u8]], init: &[i32], acc: &mut [i32]) -> usize {
         #[cfg(target_arch = "x86_64")]
         if let Some(pairs) = &self.pairs {
-            use super::x86::depthwise::{GROUP, QUAD_BLOCK, accumulate_groups, accumulate_quads};
-            let mut first = 0;
-            if let Some(quads) = &self.quads {
-                let blocks = self.channels / QUAD_BLOCK;
-                // SAFETY: `quads` exists only for the VNNI and AMX backends, checked available in
-                // `new` (both imply AVX-512F, BW and VNNI); it was packed for these taps and
-                // channels, and every source, `init` and `acc` hold `channels` entries.
-                unsafe { accumulate_quads(src, quads, blocks, init, acc) };
-                first = blocks * QUAD_BLOCK / GROUP;
-            }
+            use super::x86::depthwise::{GROUP, accumulate_groups};
             let groups = self.channels / GROUP;
-            // SAFETY: `pairs` exists only for x86 backends, checked available in `new` (both
+            // SAFETY: `pairs` exists only for x86 backends, checked available in `new` (all
             // imply AVX2); it was packed for these taps and channels, and every source, `init`
             // and `acc` hold `channels` entries.
-            unsafe { accumulate_groups(src, pairs, first, groups, init, acc) };
+            unsafe { accumulate_groups(src, pairs, groups, init, acc) };
             return groups * GROUP;
         }
         0
@@ -445,6 +436,66 @@ unsafe fn depthwise_row_avx2<'a>(
     depthwise_row(img, za_row, oy, g, w, stage, offset, scratch, dst)
 }
 
+/// [`depthwise_conv2d`] on the AVX-512 VNNI row kernel, one output row per task.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn depthwise_quads(
+    input: &[u8],
+    g: &ConvGeometry,
+    za: i32,
+    weights: &DepthwiseWeights,
+    quads: &[i8],
+    stage: &StageTables,
+    offset: &[i32],
+    out: &mut [u8],
+) {
+    use super::x86::avx512_vnni::Requant16;
+    use super::x86::depthwise::{QuadTables, depthwise_row_quads, quad_table};
+    let tables = QuadTables {
+        offset: quad_table(offset),
+        mult: quad_table(&stage.mult),
+        right: quad_table(&stage.right),
+        mask: quad_table(&stage.mask),
+        zero_points: weights
+            .zero_points
+            .iter()
+            .any(|&z| z != 0)
+            .then(|| quad_table(&weights.zero_points)),
+    };
+    let s = stage.stage;
+    // SAFETY: `quads` exists only for the VNNI and AMX backends, checked available when the
+    // weights were made; both imply AVX-512F.
+    let requant = unsafe {
+        Requant16::new(
+            s.rounding == crate::fixedpoint::RoundingMode::Single,
+            stage.may_saturate,
+            s.output_zero_point,
+            i32::from(s.act_min),
+            i32::from(s.act_max),
+        )
+    };
+    let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
+    out.par_chunks_mut(ow * c)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let mut clock = profile::Clock::start();
+            let (b, oy) = (row / oh, row % oh);
+            let img = &input[b * g.in_len()..(b + 1) * g.in_len()];
+            let rows: Vec<Option<&[u8]>> = (0..g.kernel_h)
+                .map(|ky| {
+                    ConvGeometry::tap(oy, ky, g.stride_h, g.pad_top, g.in_h)
+                        .map(|iy| &img[iy * g.in_w * c..][..g.in_w * c])
+                })
+                .collect();
+            // SAFETY: as above (AVX-512F, BW and VNNI); `quads` was packed for this kernel and
+            // these channels, the tables cover whole blocks, every row holds `in_w * c` bytes
+            // and `dst` `ow * c`.
+            unsafe { depthwise_row_quads(&rows, g, quads, &tables, &requant, za as u8, dst) };
+            // Accumulation and requantization are fused: the whole row counts as microkernel.
+            clock.lap(profile::Phase::Tile);
+        });
+}
+
 /// Quantized depthwise convolution (channel multiplier 1), NHWC, same channel count in and out,
 /// `(a - Za)(w - Zw[c])` expanded into `sum(a*w) - Zw*sum(a) - Za*sum(w) + T*Za*Zw` per channel.
 pub fn depthwise_conv2d(
@@ -494,6 +545,20 @@ pub fn depthwise_conv2d(
             "output of {} bytes is not {batch} x {oh} x {ow} x {c}",
             out.len()
         ));
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(quads) = weights.quads.as_ref().filter(|_| stage.vector) {
+        depthwise_quads(
+            input,
+            g,
+            input_zero_point,
+            weights,
+            quads,
+            stage,
+            offset,
+            out,
+        );
+        return Ok(());
     }
     let za_row = vec![input_zero_point as u8; c];
     let taps = g.kernel_h * g.kernel_w;

@@ -458,67 +458,278 @@ fn conv2d_matches_direct_convolution() {
     }
 }
 
+/// Depthwise convolution in i64, straight from the definition (padded taps contribute nothing).
+#[allow(clippy::too_many_arguments)]
+fn naive_depthwise(
+    input: &[u8],
+    batch: usize,
+    g: &ConvGeometry,
+    za: i32,
+    w: &[i8],
+    zw: &[i32],
+    stage: &OutputStage,
+) -> Vec<u8> {
+    let (oh, ow, c, (kh, kw)) = (g.out_h(), g.out_w(), g.in_c, (g.kernel_h, g.kernel_w));
+    let mut want = vec![0u8; batch * oh * ow * c];
+    for b in 0..batch {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ch in 0..c {
+                    let mut s = 0i64;
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let iy = (oy * g.stride_h + ky) as i64 - g.pad_top as i64;
+                            let ix = (ox * g.stride_w + kx) as i64 - g.pad_left as i64;
+                            if iy < 0 || ix < 0 || iy >= g.in_h as i64 || ix >= g.in_w as i64 {
+                                continue;
+                            }
+                            let at = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * c + ch;
+                            s += i64::from(i32::from(input[at]) - za)
+                                * i64::from(i32::from(w[(ky * kw + kx) * c + ch]) - zw[ch]);
+                        }
+                    }
+                    want[((b * oh + oy) * ow + ox) * c + ch] =
+                        naive_requant(s + i64::from(stage.bias[ch]), stage, ch);
+                }
+            }
+        }
+    }
+    want
+}
+
+/// Depthwise cases: channel counts below, at and above the vector blocks (16 for AVX2, 64 for
+/// AVX-512 VNNI, with tails), tap counts 1, 4, 9 and 25 (odd, even, whole and partial quads per
+/// kernel row), strides 1 and 2, with and without padding.
+const DEPTHWISE_CASES: [(usize, usize, usize, usize, usize, usize, bool); 12] = [
+    (2, 7, 6, 5, 3, 1, true),
+    (1, 10, 9, 33, 3, 2, true),
+    (1, 6, 6, 16, 5, 1, false),
+    (2, 5, 4, 1, 3, 2, true),
+    (1, 6, 5, 40, 2, 1, true),
+    (2, 7, 7, 48, 3, 2, true),
+    (1, 4, 3, 32, 1, 1, false),
+    (1, 6, 5, 64, 3, 1, true),
+    (1, 5, 5, 144, 3, 2, true),
+    (1, 4, 4, 83, 2, 1, true),
+    (1, 4, 3, 64, 1, 1, false),
+    (1, 7, 6, 65, 5, 1, true),
+];
+
 #[test]
 fn depthwise_matches_direct_convolution() {
     let mut rng = Lcg(5);
-    for (batch, h, w_, c, kernel, stride, same) in [
-        (2, 7, 6, 5, 3, 1, true),
-        (1, 10, 9, 33, 3, 2, true),
-        (1, 6, 6, 16, 5, 1, false),
-        (2, 5, 4, 1, 3, 2, true),
-        // Full 16-channel groups plus a tail, an even tap count (the vector path pairs taps)
-        // and a single tap.
-        (1, 6, 5, 40, 2, 1, true),
-        (2, 7, 7, 48, 3, 2, true),
-        (1, 4, 3, 32, 1, 1, false),
-        // Whole 64-channel blocks (AVX-512 VNNI tap quads), alone or followed by 16-channel
-        // groups and a tail; tap counts 9, 4, 1 and 25 (full and zero-padded quads).
-        (1, 6, 5, 64, 3, 1, true),
-        (1, 5, 5, 144, 3, 2, true),
-        (1, 4, 4, 83, 2, 1, true),
-        (1, 4, 3, 64, 1, 1, false),
-        (1, 7, 6, 65, 5, 1, true),
-    ] {
+    for (batch, h, w_, c, kernel, stride, same) in DEPTHWISE_CASES {
+        let g = ConvGeometry::new(h, w_, c, kernel, stride, same).unwrap();
+        let input = rng.bytes(batch * g.in_len());
+        let w = rng.weights(kernel * kernel * c);
+        // Both roundings, with symmetric weights (no `Zw * sum(a)` term) and without.
+        for (symmetric, rounding) in [
+            (false, RoundingMode::Single),
+            (false, RoundingMode::Double),
+            (true, RoundingMode::Double),
+        ] {
+            let zw: Vec<i32> = (0..c)
+                .map(|_| if symmetric { 0 } else { rng.range(-128, 127) })
+                .collect();
+            let za = rng.range(0, 255);
+            let stage = random_stage(&mut rng, c, true, rounding);
+            let want = naive_depthwise(&input, batch, &g, za, &w, &zw, &stage);
+            for backend in Backend::available() {
+                let dw = DepthwiseWeights::new(&w, kernel, kernel, c, &zw, backend).unwrap();
+                let mut got = vec![0u8; want.len()];
+                depthwise_conv2d(&input, batch, &g, za, &dw, &stage, &mut got).unwrap();
+                assert_eq!(
+                    got, want,
+                    "{backend:?} depthwise {h}x{w_}x{c} k{kernel} s{stride} {rounding:?} zw={}",
+                    !symmetric
+                );
+            }
+        }
+    }
+}
+
+/// The 512-bit instructions of the VNNI depthwise row kernel, lane by lane as Intel defines them
+/// (every one works within 128-bit lanes), so its layout is tested on machines without AVX-512.
+#[cfg(target_arch = "x86_64")]
+mod zmm {
+    pub type Bytes = [u8; 64];
+
+    /// `vpunpck{l,h}bw` (`high` picks the upper eight bytes of each lane).
+    pub fn unpack8(a: &Bytes, b: &Bytes, high: bool) -> Bytes {
+        let mut out = [0; 64];
+        for lane in 0..4 {
+            for i in 0..8 {
+                let src = lane * 16 + i + if high { 8 } else { 0 };
+                out[lane * 16 + 2 * i] = a[src];
+                out[lane * 16 + 2 * i + 1] = b[src];
+            }
+        }
+        out
+    }
+
+    /// `vpunpck{l,h}wd` on the bytes' 16-bit words.
+    pub fn unpack16(a: &Bytes, b: &Bytes, high: bool) -> Bytes {
+        let mut out = [0; 64];
+        for lane in 0..4 {
+            for i in 0..4 {
+                let src = lane * 16 + 2 * (i + if high { 4 } else { 0 });
+                let dst = lane * 16 + 4 * i;
+                out[dst..dst + 2].copy_from_slice(&a[src..src + 2]);
+                out[dst + 2..dst + 4].copy_from_slice(&b[src..src + 2]);
+            }
+        }
+        out
+    }
+
+    /// `vpdpbusd`: four u8 x s8 products per int32 lane added to `acc`.
+    pub fn dpbusd(acc: &mut [i32; 16], x: &Bytes, w: &[i8]) {
+        for (k, a) in acc.iter_mut().enumerate() {
+            for t in 0..4 {
+                *a += i32::from(x[4 * k + t]) * i32::from(w[4 * k + t]);
+            }
+        }
+    }
+
+    /// `vpackssdw` then `vpackuswb` of four int32 vectors, as the row kernel narrows them.
+    pub fn narrow(v: &[[i32; 16]; 4]) -> Bytes {
+        let words = |a: &[i32; 16], b: &[i32; 16]| -> [i16; 32] {
+            let mut out = [0; 32];
+            for lane in 0..4 {
+                for i in 0..4 {
+                    out[lane * 8 + i] = a[lane * 4 + i].clamp(-32768, 32767) as i16;
+                    out[lane * 8 + 4 + i] = b[lane * 4 + i].clamp(-32768, 32767) as i16;
+                }
+            }
+            out
+        };
+        let (w01, w23) = (words(&v[0], &v[1]), words(&v[2], &v[3]));
+        let mut out = [0; 64];
+        for lane in 0..4 {
+            for i in 0..8 {
+                out[lane * 16 + i] = w01[lane * 8 + i].clamp(0, 255) as u8;
+                out[lane * 16 + 8 + i] = w23[lane * 8 + i].clamp(0, 255) as u8;
+            }
+        }
+        out
+    }
+}
+
+/// The VNNI depthwise row kernel's data path on the lane model of [`zmm`]: the packed weight
+/// quads and the quad-order tables the kernel reads, the taps interleaved by the same unpacks,
+/// the per-lane requantization with the tables' multiplier and shift, and the narrowing packs
+/// that must leave every channel where the naive convolution puts it.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn vnni_depthwise_layout_matches_naive() {
+    use x86::depthwise::{QUAD_BLOCK, pack_row_quads, quad_table};
+    let mut rng = Lcg(8);
+    for (batch, h, w_, c, kernel, stride, same) in DEPTHWISE_CASES {
         let g = ConvGeometry::new(h, w_, c, kernel, stride, same).unwrap();
         let input = rng.bytes(batch * g.in_len());
         let w = rng.weights(kernel * kernel * c);
         let zw: Vec<i32> = (0..c).map(|_| rng.range(-128, 127)).collect();
         let za = rng.range(0, 255);
-        let stage = random_stage(&mut rng, c, true, RoundingMode::Single);
-        let (oh, ow) = (g.out_h(), g.out_w());
-        let mut want = vec![0u8; batch * oh * ow * c];
-        for b in 0..batch {
-            for oy in 0..oh {
+        let stage = random_stage(&mut rng, c, true, RoundingMode::Double);
+        let want = naive_depthwise(&input, batch, &g, za, &w, &zw, &stage);
+        let packed = pack_row_quads(&w, kernel, kernel, c);
+        let taps = (kernel * kernel) as i32;
+        let offset: Vec<i32> = (0..c)
+            .map(|ch| {
+                let sum_w: i32 = (0..kernel * kernel).map(|t| i32::from(w[t * c + ch])).sum();
+                stage.bias[ch] - za * sum_w + taps * za * zw[ch]
+            })
+            .collect();
+        let (offset, zw_q) = (quad_table(&offset), quad_table(&zw));
+        let mult = quad_table(
+            &stage
+                .multipliers
+                .iter()
+                .map(|m| m.multiplier)
+                .collect::<Vec<_>>(),
+        );
+        let shift = quad_table(
+            &stage
+                .multipliers
+                .iter()
+                .map(|m| m.shift)
+                .collect::<Vec<_>>(),
+        );
+        let (oh, ow, quads) = (g.out_h(), g.out_w(), kernel.div_ceil(4));
+        let mut got = vec![0u8; want.len()];
+        for (row, dst) in got.chunks_exact_mut(ow * c).enumerate() {
+            let (b, oy) = (row / oh, row % oh);
+            for blk in 0..c.div_ceil(QUAD_BLOCK) {
                 for ox in 0..ow {
-                    for ch in 0..c {
-                        let mut s = 0i64;
-                        for ky in 0..kernel {
-                            for kx in 0..kernel {
-                                let iy = (oy * stride + ky) as i64 - g.pad_top as i64;
-                                let ix = (ox * stride + kx) as i64 - g.pad_left as i64;
-                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w_ as i64 {
-                                    continue;
+                    let mut sums = [[0i32; 16]; 4];
+                    let mut asum = [[0i32; 16]; 4];
+                    for (j, s) in sums.iter_mut().enumerate() {
+                        s.copy_from_slice(&offset[blk * 64 + 16 * j..][..16]);
+                    }
+                    for ky in 0..kernel {
+                        for q in 0..quads {
+                            let tap = |i: usize| -> zmm::Bytes {
+                                let (kx, mut t) = (4 * q + i, [za as u8; 64]);
+                                let iy = (oy * stride + ky).checked_sub(g.pad_top);
+                                let ix = (ox * stride + kx).checked_sub(g.pad_left);
+                                if let (Some(iy), Some(ix)) = (iy, ix)
+                                    && kx < kernel
+                                    && iy < h
+                                    && ix < w_
+                                {
+                                    let at = ((b * h + iy) * w_ + ix) * c + blk * 64;
+                                    let n = 64.min(c - blk * 64);
+                                    t[..n].copy_from_slice(&input[at..at + n]);
                                 }
-                                let a = input[((b * h + iy as usize) * w_ + ix as usize) * c + ch];
-                                s += i64::from(i32::from(a) - za)
-                                    * i64::from(i32::from(w[(ky * kernel + kx) * c + ch]) - zw[ch]);
+                                t
+                            };
+                            let (lo01, hi01) = (
+                                zmm::unpack8(&tap(0), &tap(1), false),
+                                zmm::unpack8(&tap(0), &tap(1), true),
+                            );
+                            let (lo23, hi23) = (
+                                zmm::unpack8(&tap(2), &tap(3), false),
+                                zmm::unpack8(&tap(2), &tap(3), true),
+                            );
+                            let x = [
+                                zmm::unpack16(&lo01, &lo23, false),
+                                zmm::unpack16(&lo01, &lo23, true),
+                                zmm::unpack16(&hi01, &hi23, false),
+                                zmm::unpack16(&hi01, &hi23, true),
+                            ];
+                            let wq = &packed[((blk * kernel + ky) * quads + q) * 256..][..256];
+                            let ones: Vec<i8> =
+                                (0..64).map(|k| i8::from(4 * q + k % 4 < kernel)).collect();
+                            for j in 0..4 {
+                                zmm::dpbusd(&mut sums[j], &x[j], &wq[j * 64..][..64]);
+                                zmm::dpbusd(&mut asum[j], &x[j], &ones);
                             }
                         }
-                        want[((b * oh + oy) * ow + ox) * c + ch] =
-                            naive_requant(s + i64::from(stage.bias[ch]), &stage, ch);
                     }
+                    let mut codes = [[0i32; 16]; 4];
+                    for j in 0..4 {
+                        for k in 0..16 {
+                            let slot = blk * 64 + 16 * j + k;
+                            let acc = sums[j][k] - zw_q[slot] * asum[j][k];
+                            let r = multiply_by_quantized_multiplier_double(
+                                acc,
+                                mult[slot],
+                                shift[slot],
+                            );
+                            let z = stage.output_zero_point;
+                            codes[j][k] =
+                                (r + z).clamp(i32::from(stage.act_min), i32::from(stage.act_max));
+                        }
+                    }
+                    let bytes = zmm::narrow(&codes);
+                    let n = 64.min(c - blk * 64);
+                    dst[ox * c + blk * 64..][..n].copy_from_slice(&bytes[..n]);
                 }
             }
         }
-        for backend in Backend::available() {
-            let dw = DepthwiseWeights::new(&w, kernel, kernel, c, &zw, backend).unwrap();
-            let mut got = vec![0u8; want.len()];
-            depthwise_conv2d(&input, batch, &g, za, &dw, &stage, &mut got).unwrap();
-            assert_eq!(
-                got, want,
-                "{backend:?} depthwise {h}x{w_}x{c} k{kernel} s{stride}"
-            );
-        }
+        assert_eq!(
+            got, want,
+            "VNNI depthwise layout {h}x{w_}x{c} k{kernel} s{stride}"
+        );
     }
 }
 

@@ -153,64 +153,18 @@ pub(crate) unsafe fn requantize_row(
     let n = acc.len();
     assert!(mult.len() >= n && right.len() >= n && mask.len() >= n && dst.len() >= n);
     assert!(offset.is_none_or(|o| o.len() >= n));
-    let zero = _mm512_setzero_si512();
-    let one = _mm512_set1_epi32(1);
-    let min = _mm512_set1_epi32(i32::MIN);
-    let max = _mm512_set1_epi32(i32::MAX);
-    let lo = _mm512_set1_epi32(act_min - zout);
-    let hi = _mm512_set1_epi32(act_max - zout);
-    let z = _mm512_set1_epi32(zout);
-    const ODD: __mmask16 = 0b1010_1010_1010_1010;
+    let stage = Requant16::new(single, may_saturate, zout, act_min, act_max);
     // The output codes of channels `j..j + 16` (the `lanes` present), as int32 in
     // `[act_min, act_max]`.
     let codes = |j: usize, lanes: __mmask16| -> __m512i {
         // SAFETY: the mask limits every load to indices below n <= each length.
         unsafe {
             let load = |s: &[i32]| _mm512_maskz_loadu_epi32(lanes, s.as_ptr().add(j));
-            let (mut x, m, e) = (load(acc), load(mult), load(right));
+            let mut x = load(acc);
             if let Some(o) = offset {
                 x = _mm512_add_epi32(x, load(o));
             }
-            let p_even = _mm512_mul_epi32(x, m);
-            let p_odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32));
-            let saturated = || _mm512_cmpeq_epi32_mask(x, min) & _mm512_cmpeq_epi32_mask(m, min);
-            let r = if single {
-                // t = 31 + e in [31, 62] per 64-bit lane; (p + 2^(t-1)) >> t, arithmetic.
-                let t = _mm512_add_epi32(e, _mm512_set1_epi32(31));
-                let t_even = _mm512_and_si512(t, _mm512_set1_epi64(0xFFFF_FFFF));
-                let t_odd = _mm512_srli_epi64(t, 32);
-                let one64 = _mm512_set1_epi64(1);
-                let round = |t: __m512i| _mm512_sllv_epi64(one64, _mm512_sub_epi64(t, one64));
-                let even = _mm512_srav_epi64(_mm512_add_epi64(p_even, round(t_even)), t_even);
-                let odd = _mm512_srav_epi64(_mm512_add_epi64(p_odd, round(t_odd)), t_odd);
-                let r = _mm512_mask_blend_epi32(ODD, even, _mm512_slli_epi64(odd, 32));
-                if may_saturate {
-                    // MIN * MIN at shift 0 is +2^31: saturate like the scalar version.
-                    let sat = saturated() & _mm512_cmpeq_epi32_mask(e, zero);
-                    _mm512_mask_mov_epi32(r, sat, max)
-                } else {
-                    r
-                }
-            } else {
-                // SRDHM: the low 32 bits of (p + 2^30) >> 31 (see the AVX2 version).
-                let nudge = _mm512_set1_epi64(1 << 30);
-                let even = _mm512_srli_epi64(_mm512_add_epi64(p_even, nudge), 31);
-                let odd = _mm512_slli_epi64(_mm512_add_epi64(p_odd, nudge), 1);
-                let mut h = _mm512_mask_blend_epi32(ODD, even, odd);
-                if may_saturate {
-                    h = _mm512_mask_mov_epi32(h, saturated(), max);
-                }
-                // RoundingDivideByPOT: (h >> e) + (rem > (mask >> 1) + (h < 0)).
-                let mk = load(mask);
-                let rem = _mm512_and_si512(h, mk);
-                let half = _mm512_srli_epi32(mk, 1);
-                let thr = _mm512_mask_add_epi32(half, _mm512_cmplt_epi32_mask(h, zero), half, one);
-                let q = _mm512_srav_epi32(h, e);
-                _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, one)
-            };
-            // clamp(r + z, act_min, act_max) == clamp(r, act_min - z, act_max - z) + z, with no
-            // int32 overflow (matches the scalar saturating add).
-            _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), z)
+            stage.codes(x, load(mult), load(right), load(mask))
         }
     };
     // Whole 64-channel runs: four vectors narrowed by two saturating packs (exact, the codes are
@@ -246,4 +200,95 @@ pub(crate) unsafe fn requantize_row(
         unsafe { _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().add(j) as *mut i8, lanes, v) };
     }
     n
+}
+
+/// The 16-lane output stage of [`requantize_row`], its constants broadcast once: shared by the
+/// row requantization and the fused depthwise kernel, which feeds it accumulators in registers.
+pub(crate) struct Requant16 {
+    single: bool,
+    may_saturate: bool,
+    /// `act_min - zout` and `act_max - zout`, the clamp before the zero point is added.
+    lo: __m512i,
+    hi: __m512i,
+    zout: __m512i,
+}
+
+impl Requant16 {
+    /// Broadcasts the per-call constants (see [`requantize_row`] for the arguments).
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn new(
+        single: bool,
+        may_saturate: bool,
+        zout: i32,
+        act_min: i32,
+        act_max: i32,
+    ) -> Self {
+        Requant16 {
+            single,
+            may_saturate,
+            lo: _mm512_set1_epi32(act_min - zout),
+            hi: _mm512_set1_epi32(act_max - zout),
+            zout: _mm512_set1_epi32(zout),
+        }
+    }
+
+    /// The output codes, as int32 in `[act_min, act_max]`, of the accumulators `x` with their
+    /// channels' multipliers `m`, right shifts `e` and masks `2^e - 1` (`mk`, read by the double
+    /// rounding only), lane by lane.
+    ///
+    /// # Safety
+    /// AVX-512F and AVX-512BW must be available.
+    #[inline(always)]
+    pub(crate) unsafe fn codes(&self, x: __m512i, m: __m512i, e: __m512i, mk: __m512i) -> __m512i {
+        const ODD: __mmask16 = 0b1010_1010_1010_1010;
+        // SAFETY: the caller guarantees AVX-512F and BW; no memory is touched.
+        unsafe {
+            let zero = _mm512_setzero_si512();
+            let one = _mm512_set1_epi32(1);
+            let min = _mm512_set1_epi32(i32::MIN);
+            let max = _mm512_set1_epi32(i32::MAX);
+            let p_even = _mm512_mul_epi32(x, m);
+            let p_odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32));
+            let saturated = || _mm512_cmpeq_epi32_mask(x, min) & _mm512_cmpeq_epi32_mask(m, min);
+            let r = if self.single {
+                // t = 31 + e in [31, 62] per 64-bit lane; (p + 2^(t-1)) >> t, arithmetic.
+                let t = _mm512_add_epi32(e, _mm512_set1_epi32(31));
+                let t_even = _mm512_and_si512(t, _mm512_set1_epi64(0xFFFF_FFFF));
+                let t_odd = _mm512_srli_epi64(t, 32);
+                let one64 = _mm512_set1_epi64(1);
+                let round = |t: __m512i| _mm512_sllv_epi64(one64, _mm512_sub_epi64(t, one64));
+                let even = _mm512_srav_epi64(_mm512_add_epi64(p_even, round(t_even)), t_even);
+                let odd = _mm512_srav_epi64(_mm512_add_epi64(p_odd, round(t_odd)), t_odd);
+                let r = _mm512_mask_blend_epi32(ODD, even, _mm512_slli_epi64(odd, 32));
+                if self.may_saturate {
+                    // MIN * MIN at shift 0 is +2^31: saturate like the scalar version.
+                    let sat = saturated() & _mm512_cmpeq_epi32_mask(e, zero);
+                    _mm512_mask_mov_epi32(r, sat, max)
+                } else {
+                    r
+                }
+            } else {
+                // SRDHM: the low 32 bits of (p + 2^30) >> 31 (see the AVX2 version).
+                let nudge = _mm512_set1_epi64(1 << 30);
+                let even = _mm512_srli_epi64(_mm512_add_epi64(p_even, nudge), 31);
+                let odd = _mm512_slli_epi64(_mm512_add_epi64(p_odd, nudge), 1);
+                let mut h = _mm512_mask_blend_epi32(ODD, even, odd);
+                if self.may_saturate {
+                    h = _mm512_mask_mov_epi32(h, saturated(), max);
+                }
+                // RoundingDivideByPOT: (h >> e) + (rem > (mask >> 1) + (h < 0)).
+                let rem = _mm512_and_si512(h, mk);
+                let half = _mm512_srli_epi32(mk, 1);
+                let thr = _mm512_mask_add_epi32(half, _mm512_cmplt_epi32_mask(h, zero), half, one);
+                let q = _mm512_srav_epi32(h, e);
+                _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, one)
+            };
+            // clamp(r + z, act_min, act_max) == clamp(r, act_min - z, act_max - z) + z, with no
+            // int32 overflow (matches the scalar saturating add).
+            _mm512_add_epi32(
+                _mm512_min_epi32(_mm512_max_epi32(r, self.lo), self.hi),
+                self.zout,
+            )
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! AVX2 depthwise accumulation: two taps at a time with `vpmaddwd`.
+//! x86 depthwise kernels: the AVX2 accumulation of two taps at a time with `vpmaddwd`, and the
+//! AVX-512 VNNI row kernel of four taps at a time with `vpdpbusd` ([`depthwise_row_quads`]).
 //!
 //! A depthwise layer has no reduction across channels, so the GEMM microkernel does not apply and
 //! a plain per-channel loop widens every product to int32 (`vpmulld`, a quarter of the multiply
@@ -51,9 +52,9 @@ pub fn pack_pairs(weights: &[i8], taps: usize, channels: usize) -> Vec<i16> {
     out
 }
 
-/// Writes `init[ch] + sum_t src[t][ch] * w[t][ch]` to `acc[ch]` for every channel of the full
-/// groups `first..groups` (the ones before `first` are left to [`accumulate_quads`]), where `src[t]` is the input pixel of tap `t` (or a pixel of the zero point for a padded
-/// tap) and `init` the per-channel constant of the zero-point expansion.
+/// Writes `init[ch] + sum_t src[t][ch] * w[t][ch]` to `acc[ch]` for every channel of the
+/// `groups` full groups, where `src[t]` is the input pixel of tap `t` (or a pixel of the zero
+/// point for a padded tap) and `init` the per-channel constant of the zero-point expansion.
 ///
 /// # Safety
 /// AVX2 must be available; `packed` is [`pack_pairs`] of `src.len()` taps and at least
@@ -62,7 +63,6 @@ pub fn pack_pairs(weights: &[i8], taps: usize, channels: usize) -> Vec<i16> {
 pub(crate) unsafe fn accumulate_groups(
     src: &[&[u8]],
     packed: &[i16],
-    first: usize,
     groups: usize,
     init: &[i32],
     acc: &mut [i32],
@@ -73,7 +73,7 @@ pub(crate) unsafe fn accumulate_groups(
     assert!(init.len() >= channels && acc.len() >= channels);
     assert!(src.iter().all(|s| s.len() >= channels));
     let (even, odd) = src.split_at(src.len() / 2 * 2);
-    for g in first..groups {
+    for g in 0..groups {
         let wg = &packed[g * pairs * PAIR_LEN..][..pairs * PAIR_LEN];
         // SAFETY: every source holds `channels` bytes and `init` / `acc` `channels` int32
         // (asserted); each pair of `wg` holds PAIR_LEN int16.
@@ -112,112 +112,214 @@ pub(crate) unsafe fn accumulate_groups(
     }
 }
 
-/// Channels per block of the AVX-512 VNNI accumulation (one zmm load of uint8 inputs per tap).
+/// Channels per block of the AVX-512 VNNI row kernel (one zmm load of uint8 inputs per tap).
 pub const QUAD_BLOCK: usize = 64;
 
-/// Packs `[tap][channel]` int8 weights for [`accumulate_quads`]: per block of 64 channels and per
-/// tap quad `q` (taps `4q..4q + 4`, missing taps as zero weights), four zmm of weights, register
-/// `j` holding in 128-bit lane `l` the channels `16l + 4j .. 16l + 4j + 4`, each as its four taps'
-/// bytes — the order in which the byte and word unpacks of the inputs leave them. Only the
-/// `channels / 64` full blocks are packed.
-pub fn pack_quads(weights: &[i8], taps: usize, channels: usize) -> Vec<i8> {
-    let blocks = channels / QUAD_BLOCK;
-    let quads = taps.div_ceil(4);
-    let mut out = Vec::with_capacity(blocks * quads * 4 * 64);
-    for b in 0..blocks {
-        for q in 0..quads {
-            for j in 0..4 {
-                for l in 0..4 {
-                    for i in 0..4 {
-                        let ch = b * QUAD_BLOCK + 16 * l + 4 * j + i;
-                        for t in 4 * q..4 * q + 4 {
-                            out.push(if t < taps {
-                                weights[t * channels + ch]
-                            } else {
-                                0
-                            });
-                        }
-                    }
-                }
+/// Position, within a block of 64, of the value of channel `ch` in the quad order: the byte and
+/// word unpacks of [`depthwise_row_quads`] leave channel `16l + 4j + i` in register `j`, 128-bit
+/// lane `l`, lane element `i`, that is at `16j + 4l + i`. The map swaps `j` and `l`, so it is its
+/// own inverse.
+#[inline]
+pub(crate) fn quad_slot(ch: usize) -> usize {
+    let (l, j, i) = (ch / 16 % 4, ch / 4 % 4, ch % 4);
+    ch / QUAD_BLOCK * QUAD_BLOCK + 16 * j + 4 * l + i
+}
+
+/// Per-channel values (one per channel) laid out for [`depthwise_row_quads`]: permuted by
+/// [`quad_slot`] and zero padded to whole blocks of 64 channels.
+pub(crate) fn quad_table(values: &[i32]) -> Vec<i32> {
+    let mut out = vec![0; values.len().div_ceil(QUAD_BLOCK) * QUAD_BLOCK];
+    for (ch, &v) in values.iter().enumerate() {
+        out[quad_slot(ch)] = v;
+    }
+    out
+}
+
+/// Packs `[ky][kx][channel]` int8 weights for [`depthwise_row_quads`]: per block of 64 channels
+/// (the last one zero padded), per kernel row `ky` and per quad `q` of its taps (`kx` in
+/// `4q..4q + 4`, missing taps as zero weights), four zmm in the quad order of [`quad_slot`], each
+/// channel as its four taps' bytes.
+pub fn pack_row_quads(
+    weights: &[i8],
+    kernel_h: usize,
+    kernel_w: usize,
+    channels: usize,
+) -> Vec<i8> {
+    let quads = kernel_w.div_ceil(4);
+    let blocks = channels.div_ceil(QUAD_BLOCK);
+    let mut out = vec![0i8; blocks * kernel_h * quads * 4 * QUAD_BLOCK];
+    for ch in 0..channels {
+        let (b, slot) = (ch / QUAD_BLOCK, quad_slot(ch) % QUAD_BLOCK);
+        for ky in 0..kernel_h {
+            for kx in 0..kernel_w {
+                let quad = (b * kernel_h + ky) * quads + kx / 4;
+                out[(quad * QUAD_BLOCK + slot) * 4 + kx % 4] =
+                    weights[(ky * kernel_w + kx) * channels + ch];
             }
         }
     }
     out
 }
 
-/// [`accumulate_groups`] on blocks of 64 channels with `vpdpbusd`, four taps per int32 lane:
-/// the four taps' input bytes of a channel are interleaved by two rounds of unpacks (bytes, then
-/// words) into the u8 quads that one `vpdpbusd` multiplies with the matching int8 weight quads
-/// and adds into the accumulator, exactly (four products of at most `255 * 128` each). Per tap
-/// quad and 64 channels that is four loads, eight unpacks and four `vpdpbusd`, against the AVX2
-/// path's two tap pairs of eight 16-channel `vpmaddwd` with their widenings.
+/// The tables of one [`depthwise_row_quads`] call, each in the layout of [`quad_table`].
+pub(crate) struct QuadTables {
+    /// Per-channel constant of the zero-point expansion (bias - Za*sum(w) + T*Za*Zw).
+    pub offset: Vec<i32>,
+    /// Requantization multipliers, right shifts and `2^shift - 1` masks.
+    pub mult: Vec<i32>,
+    pub right: Vec<i32>,
+    pub mask: Vec<i32>,
+    /// Weight zero points, when some is not 0 (then `Zw * sum(a)` is subtracted per pixel).
+    pub zero_points: Option<Vec<i32>>,
+}
+
+/// One output row of a depthwise convolution on AVX-512 VNNI, requantized in registers: per
+/// block of 64 channels and output pixel, every kernel row's taps are interleaved four at a time
+/// (two rounds of byte and word unpacks) into the u8 quads that one `vpdpbusd` multiplies with
+/// the matching int8 weight quads and adds into int32, exactly (four products of at most
+/// `255 * 128`; at most [`crate::kernels::MAX_DEPTH`] taps fit int32). The sums stay in the
+/// unpacks' channel order ([`quad_slot`]), which is also the order the two saturating packs of the
+/// narrowing put back into channel order, so neither side needs a lane transpose; the tables
+/// follow that order.
+///
+/// `rows[ky]` is the input row of kernel row `ky` (`in_w * channels` bytes) or `None` in the
+/// padding; padded columns and rows read the input zero point `za`, as the expansion assumes.
+/// `dst` receives the `out_w * channels` codes of the row.
 ///
 /// # Safety
-/// AVX-512F, BW and VNNI must be available; `packed` is [`pack_quads`] of `src.len()` taps and at
-/// least `blocks * 64` channels; every `src[t]`, `init` and `acc` hold at least that many.
+/// AVX-512F, BW and VNNI must be available; `packed` is [`pack_row_quads`] of this kernel and
+/// `channels`, every table covers `channels.div_ceil(64) * 64` entries.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub(crate) unsafe fn accumulate_quads(
-    src: &[&[u8]],
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn depthwise_row_quads(
+    rows: &[Option<&[u8]>],
+    g: &crate::kernels::ConvGeometry,
     packed: &[i8],
-    blocks: usize,
-    init: &[i32],
-    acc: &mut [i32],
+    tables: &QuadTables,
+    stage: &super::avx512_vnni::Requant16,
+    za: u8,
+    dst: &mut [u8],
 ) {
-    let quads = src.len().div_ceil(4);
-    let channels = blocks * QUAD_BLOCK;
-    assert!(packed.len() >= blocks * quads * 4 * 64);
-    assert!(init.len() >= channels && acc.len() >= channels);
-    assert!(src.iter().all(|s| s.len() >= channels));
-    for b in 0..blocks {
-        let wb = &packed[b * quads * 4 * 64..][..quads * 4 * 64];
-        // SAFETY: every source holds `channels` bytes and `init` / `acc` `channels` int32
-        // (asserted); each quad of `wb` holds four zmm of weights.
-        unsafe {
-            let zero = _mm512_setzero_si512();
-            let load = |t: usize| match src.get(t) {
-                Some(s) => _mm512_loadu_si512(s.as_ptr().add(b * QUAD_BLOCK) as *const __m512i),
-                None => zero,
+    let (c, kw, ow) = (g.in_c, g.kernel_w, g.out_w());
+    let quads = kw.div_ceil(4);
+    let blocks = c.div_ceil(QUAD_BLOCK);
+    let padded = blocks * QUAD_BLOCK;
+    assert_eq!(rows.len(), g.kernel_h);
+    assert!(rows.iter().flatten().all(|r| r.len() >= g.in_w * c));
+    assert!(packed.len() >= blocks * rows.len() * quads * 4 * QUAD_BLOCK);
+    assert!(tables.offset.len() >= padded && tables.mult.len() >= padded);
+    assert!(tables.right.len() >= padded && tables.mask.len() >= padded);
+    assert!(
+        tables
+            .zero_points
+            .as_ref()
+            .is_none_or(|z| z.len() >= padded)
+    );
+    assert!(dst.len() >= ow * c);
+    // SAFETY: AVX-512F, BW and VNNI are enabled here. Every input load is masked to the channels
+    // of the block inside a row of `in_w * c` bytes at a column below `in_w` (asserted above);
+    // weight and table loads stay inside the padded lengths asserted above; the store is masked
+    // to the block's channels of pixel `ox < ow` in `dst`.
+    unsafe {
+        let zav = _mm512_set1_epi8(za as i8);
+        for b in 0..blocks {
+            let lanes = c - b * QUAD_BLOCK;
+            let mask: __mmask64 = if lanes >= 64 { !0 } else { (1u64 << lanes) - 1 };
+            let table = |t: &[i32], j: usize| {
+                _mm512_loadu_si512(t.as_ptr().add(b * QUAD_BLOCK + 16 * j) as *const __m512i)
             };
-            let mut sums = [zero; 4];
-            for (q, w) in wb.chunks_exact(4 * 64).enumerate() {
-                let (t0, t1, t2, t3) = (
-                    load(4 * q),
-                    load(4 * q + 1),
-                    load(4 * q + 2),
-                    load(4 * q + 3),
-                );
-                let (lo01, hi01) = (_mm512_unpacklo_epi8(t0, t1), _mm512_unpackhi_epi8(t0, t1));
-                let (lo23, hi23) = (_mm512_unpacklo_epi8(t2, t3), _mm512_unpackhi_epi8(t2, t3));
-                let x = [
-                    _mm512_unpacklo_epi16(lo01, lo23),
-                    _mm512_unpackhi_epi16(lo01, lo23),
-                    _mm512_unpacklo_epi16(hi01, hi23),
-                    _mm512_unpackhi_epi16(hi01, hi23),
-                ];
-                for (j, (s, x)) in sums.iter_mut().zip(x).enumerate() {
-                    let wj = _mm512_loadu_si512(w.as_ptr().add(j * 64) as *const __m512i);
-                    *s = _mm512_dpbusd_epi32(*s, x, wj);
+            let weights = packed[b * rows.len() * quads * 4 * QUAD_BLOCK..].as_ptr();
+            for ox in 0..ow {
+                let mut sums = [_mm512_setzero_si512(); 4];
+                for (j, s) in sums.iter_mut().enumerate() {
+                    *s = table(&tables.offset, j);
                 }
-            }
-            // sums[j] lane l holds channels 16l + 4j..: a 4 x 4 transpose of 128-bit lanes puts
-            // channels 16l..16l + 16 in register l.
-            let [s0, s1, s2, s3] = sums;
-            let a = _mm512_shuffle_i32x4(s0, s1, 0b01_00_01_00);
-            let c = _mm512_shuffle_i32x4(s2, s3, 0b01_00_01_00);
-            let e = _mm512_shuffle_i32x4(s0, s1, 0b11_10_11_10);
-            let f = _mm512_shuffle_i32x4(s2, s3, 0b11_10_11_10);
-            let rows = [
-                _mm512_shuffle_i32x4(a, c, 0b10_00_10_00),
-                _mm512_shuffle_i32x4(a, c, 0b11_01_11_01),
-                _mm512_shuffle_i32x4(e, f, 0b10_00_10_00),
-                _mm512_shuffle_i32x4(e, f, 0b11_01_11_01),
-            ];
-            for (l, r) in rows.into_iter().enumerate() {
-                let at = b * QUAD_BLOCK + 16 * l;
-                let base = _mm512_loadu_si512(init.as_ptr().add(at) as *const __m512i);
-                let dst = acc.as_mut_ptr().add(at) as *mut __m512i;
-                _mm512_storeu_si512(dst, _mm512_add_epi32(r, base));
+                let mut asum = [_mm512_setzero_si512(); 4];
+                for (ky, row) in rows.iter().enumerate() {
+                    for q in 0..quads {
+                        // The four taps' input bytes for the block's channels (`za` outside
+                        // the image, and beyond the kernel where the weight is 0); a column
+                        // left of the padding wraps around to a huge index and fails `< in_w`.
+                        let x = match row {
+                            None => [zav; 4],
+                            Some(row) => {
+                                let mut t = [zav; 4];
+                                for (i, t) in t.iter_mut().enumerate() {
+                                    let kx = 4 * q + i;
+                                    let ix = (ox * g.stride_w + kx).wrapping_sub(g.pad_left);
+                                    if kx < kw && ix < g.in_w {
+                                        let at = row.as_ptr().add(ix * c + b * QUAD_BLOCK);
+                                        *t = _mm512_mask_loadu_epi8(zav, mask, at as *const i8);
+                                    }
+                                }
+                                interleave_quads(t)
+                            }
+                        };
+                        let w = weights.add((ky * quads + q) * 4 * QUAD_BLOCK);
+                        for j in 0..4 {
+                            let wj = _mm512_loadu_si512(w.add(j * QUAD_BLOCK) as *const __m512i);
+                            sums[j] = _mm512_dpbusd_epi32(sums[j], x[j], wj);
+                            if tables.zero_points.is_some() {
+                                // sum(a) over the kernel's taps: `vpdpbusd` against ones at
+                                // the quad bytes of taps `kx < kw`.
+                                asum[j] = _mm512_dpbusd_epi32(asum[j], x[j], real_taps(kw, q));
+                            }
+                        }
+                    }
+                }
+                if let Some(zw) = &tables.zero_points {
+                    for j in 0..4 {
+                        let term = _mm512_mullo_epi32(table(zw, j), asum[j]);
+                        sums[j] = _mm512_sub_epi32(sums[j], term);
+                    }
+                }
+                let mut v = [_mm512_setzero_si512(); 4];
+                for (j, v) in v.iter_mut().enumerate() {
+                    let (m, e, mk) = (
+                        table(&tables.mult, j),
+                        table(&tables.right, j),
+                        table(&tables.mask, j),
+                    );
+                    *v = stage.codes(sums[j], m, e, mk);
+                }
+                // Per 128-bit lane `l` the packs gather channels 16l..16l + 16 in order.
+                let words = (
+                    _mm512_packs_epi32(v[0], v[1]),
+                    _mm512_packs_epi32(v[2], v[3]),
+                );
+                let bytes = _mm512_packus_epi16(words.0, words.1);
+                _mm512_mask_storeu_epi8(
+                    dst.as_mut_ptr().add(ox * c + b * QUAD_BLOCK) as *mut i8,
+                    mask,
+                    bytes,
+                );
             }
         }
     }
+}
+
+/// Ones at the quad bytes (`kx % 4`) of the taps `kx = 4q + i < kw` of quad `q`, zeros elsewhere.
+#[inline(always)]
+fn real_taps(kw: usize, q: usize) -> __m512i {
+    let word = (0..4).fold(
+        0u32,
+        |w, i| if 4 * q + i < kw { w | 1 << (8 * i) } else { w },
+    );
+    // SAFETY: the callers run with AVX-512F enabled.
+    unsafe { _mm512_set1_epi32(word as i32) }
+}
+
+/// Interleaves the 64 channel bytes of four taps into `vpdpbusd` quads: register `j`, lane `l`,
+/// element `i` holds channel `16l + 4j + i` as its four taps' bytes ([`quad_slot`]).
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+fn interleave_quads([t0, t1, t2, t3]: [__m512i; 4]) -> [__m512i; 4] {
+    let (lo01, hi01) = (_mm512_unpacklo_epi8(t0, t1), _mm512_unpackhi_epi8(t0, t1));
+    let (lo23, hi23) = (_mm512_unpacklo_epi8(t2, t3), _mm512_unpackhi_epi8(t2, t3));
+    [
+        _mm512_unpacklo_epi16(lo01, lo23),
+        _mm512_unpackhi_epi16(lo01, lo23),
+        _mm512_unpacklo_epi16(hi01, hi23),
+        _mm512_unpackhi_epi16(hi01, hi23),
+    ]
 }
