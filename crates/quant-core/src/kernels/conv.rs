@@ -436,7 +436,8 @@ unsafe fn depthwise_row_avx2<'a>(
     depthwise_row(img, za_row, oy, g, w, stage, offset, scratch, dst)
 }
 
-/// [`depthwise_conv2d`] on the AVX-512 VNNI row kernel, one output row per task.
+/// [`depthwise_conv2d`] on the AVX-512 VNNI row kernel, one output row per task; `requant` is
+/// the call's 16-lane output stage.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 fn depthwise_quads(
@@ -446,33 +447,21 @@ fn depthwise_quads(
     weights: &DepthwiseWeights,
     quads: &[i8],
     stage: &StageTables,
+    requant: &super::x86::avx512_vnni::Requant16,
     offset: &[i32],
     out: &mut [u8],
 ) {
-    use super::x86::avx512_vnni::Requant16;
+    use super::x86::avx512_vnni::LaneTables;
     use super::x86::depthwise::{QuadTables, depthwise_row_quads, quad_table};
+    let single = stage.stage.rounding == crate::fixedpoint::RoundingMode::Single;
     let tables = QuadTables {
         offset: quad_table(offset),
-        mult: quad_table(&stage.mult),
-        right: quad_table(&stage.right),
-        mask: quad_table(&stage.mask),
+        lanes: LaneTables::new(&quad_table(&stage.mult), &quad_table(&stage.right), single),
         zero_points: weights
             .zero_points
             .iter()
             .any(|&z| z != 0)
             .then(|| quad_table(&weights.zero_points)),
-    };
-    let s = stage.stage;
-    // SAFETY: `quads` exists only for the VNNI and AMX backends, checked available when the
-    // weights were made; both imply AVX-512F.
-    let requant = unsafe {
-        Requant16::new(
-            s.rounding == crate::fixedpoint::RoundingMode::Single,
-            stage.may_saturate,
-            s.output_zero_point,
-            i32::from(s.act_min),
-            i32::from(s.act_max),
-        )
     };
     let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
     out.par_chunks_mut(ow * c)
@@ -487,10 +476,11 @@ fn depthwise_quads(
                         .map(|iy| &img[iy * g.in_w * c..][..g.in_w * c])
                 })
                 .collect();
-            // SAFETY: as above (AVX-512F, BW and VNNI); `quads` was packed for this kernel and
-            // these channels, the tables cover whole blocks, every row holds `in_w * c` bytes
-            // and `dst` `ow * c`.
-            unsafe { depthwise_row_quads(&rows, g, quads, &tables, &requant, za as u8, dst) };
+            // SAFETY: `quads` exists only for the VNNI and AMX backends, checked available when
+            // the weights were made (both imply AVX-512F, BW and VNNI); it was packed for this
+            // kernel and these channels, the tables cover whole blocks, every row holds
+            // `in_w * c` bytes and `dst` `ow * c`.
+            unsafe { depthwise_row_quads(&rows, g, quads, &tables, requant, za as u8, dst) };
             // Accumulation and requantization are fused: the whole row counts as microkernel.
             clock.lap(profile::Phase::Tile);
         });
@@ -547,7 +537,9 @@ pub fn depthwise_conv2d(
         ));
     }
     #[cfg(target_arch = "x86_64")]
-    if let Some(quads) = weights.quads.as_ref().filter(|_| stage.vector) {
+    if let (Some(quads), Some(super::VectorStage::Avx512 { requant, .. })) =
+        (&weights.quads, &stage.vector)
+    {
         depthwise_quads(
             input,
             g,
@@ -555,6 +547,7 @@ pub fn depthwise_conv2d(
             weights,
             quads,
             stage,
+            requant,
             offset,
             out,
         );

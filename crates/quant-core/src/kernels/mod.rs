@@ -274,19 +274,30 @@ pub(crate) struct StageTables<'a> {
     stage: &'a OutputStage,
     mult: Vec<i32>,
     right: Vec<i32>,
-    /// `2^right - 1` per channel (vector double rounding), empty when `vector` is false.
-    mask: Vec<i32>,
-    vector: bool,
-    /// Picks the 16-lane (AVX-512) or the 8-lane (AVX2) vector stage.
-    backend: Backend,
+    /// The backend's vector stage; `None` on the scalar backend or when some shift is outside
+    /// `[-31, 0]` (multipliers of 1 or more).
+    vector: Option<VectorStage>,
     /// Some multiplier is `i32::MIN`, so the `MIN * MIN` saturation must be checked.
     may_saturate: bool,
 }
 
+/// The per-call constants of a vector output stage.
+enum VectorStage {
+    /// 8 lanes: `2^right - 1` per channel for the double rounding.
+    #[cfg(target_arch = "x86_64")]
+    Avx2 { mask: Vec<i32> },
+    /// 16 lanes (the VNNI and AMX backends); the broadcast constants are six zmm, boxed.
+    #[cfg(target_arch = "x86_64")]
+    Avx512 {
+        lanes: x86::avx512_vnni::LaneTables,
+        requant: Box<x86::avx512_vnni::Requant16>,
+    },
+}
+
 impl<'a> StageTables<'a> {
     /// Expands `stage` for `n` channels; the vector path of `backend` (AVX2, or AVX-512 for the
-    /// VNNI backend) is used when it is an x86 one and every shift is in `[-31, 0]` (multipliers
-    /// below 1, the paper's case).
+    /// VNNI and AMX backends) is used when it is an x86 one and every shift is in `[-31, 0]`
+    /// (multipliers below 1, the paper's case).
     pub(crate) fn new(stage: &'a OutputStage, n: usize, backend: Backend) -> Self {
         let per = |j: usize| {
             if stage.multipliers.len() == 1 {
@@ -297,20 +308,17 @@ impl<'a> StageTables<'a> {
         };
         let mult: Vec<i32> = (0..n).map(|j| per(j).multiplier).collect();
         let right: Vec<i32> = (0..n).map(|j| -per(j).shift).collect();
-        let vector = backend != Backend::Scalar && right.iter().all(|r| (0..=31).contains(r));
         let may_saturate = mult.contains(&i32::MIN);
-        let mask = if vector {
-            right.iter().map(|&e| ((1i64 << e) - 1) as i32).collect()
-        } else {
-            Vec::new()
-        };
+        let vector = right
+            .iter()
+            .all(|r| (0..=31).contains(r))
+            .then(|| VectorStage::new(stage, &mult, &right, may_saturate, backend))
+            .flatten();
         StageTables {
             stage,
             mult,
             right,
-            mask,
             vector,
-            backend,
             may_saturate,
         }
     }
@@ -320,43 +328,80 @@ impl<'a> StageTables<'a> {
     /// they cost no pass of their own over the int32 rows.
     #[inline]
     pub(crate) fn requantize_into(&self, acc: &[i32], offset: Option<&[i32]>, dst: &mut [u8]) {
-        let mut done = 0;
-        #[cfg(target_arch = "x86_64")]
-        if self.vector {
-            let n = acc.len();
-            let args = (&self.mult[..n], &self.right[..n], &self.mask[..n]);
-            let single = self.stage.rounding == RoundingMode::Single;
-            let (zout, lo, hi) = (
-                self.stage.output_zero_point,
-                i32::from(self.stage.act_min),
-                i32::from(self.stage.act_max),
-            );
-            let requantize_row = if matches!(self.backend, Backend::Avx512Vnni | Backend::Amx) {
-                x86::avx512_vnni::requantize_row
-            } else {
-                x86::avx2::requantize_row
-            };
-            // SAFETY: `vector` implies an x86 backend that was checked available (both imply
-            // AVX2, and the VNNI backend AVX-512F and BW); the tables cover channels 0..n.
-            done = unsafe {
-                requantize_row(
+        let n = acc.len();
+        let done = match &self.vector {
+            None => 0,
+            // No vector stage exists off x86 (the enum has no variants there).
+            #[cfg(not(target_arch = "x86_64"))]
+            Some(_) => 0,
+            // SAFETY: the stage exists only for a backend checked available (the VNNI and AMX
+            // backends imply AVX-512F and BW); its tables cover channels 0..n.
+            #[cfg(target_arch = "x86_64")]
+            Some(VectorStage::Avx512 { lanes, requant }) => unsafe {
+                x86::avx512_vnni::requantize_row(acc, offset, lanes, requant, dst)
+            },
+            // SAFETY: as above (every x86 backend implies AVX2).
+            #[cfg(target_arch = "x86_64")]
+            Some(VectorStage::Avx2 { mask }) => unsafe {
+                x86::avx2::requantize_row(
                     acc,
                     offset,
-                    args.0,
-                    args.1,
-                    args.2,
-                    single,
+                    &self.mult[..n],
+                    &self.right[..n],
+                    &mask[..n],
+                    self.stage.rounding == RoundingMode::Single,
                     self.may_saturate,
-                    zout,
-                    lo,
-                    hi,
+                    self.stage.output_zero_point,
+                    i32::from(self.stage.act_min),
+                    i32::from(self.stage.act_max),
                     dst,
                 )
-            };
-        }
+            },
+        };
         for j in done..acc.len() {
             let v = offset.map_or(acc[j], |o| acc[j].wrapping_add(o[j]));
             dst[j] = self.stage.requantize(v, j);
+        }
+    }
+}
+
+impl VectorStage {
+    /// The vector stage of `backend` for channels with multipliers `mult` and right shifts
+    /// `right` (all in `[0, 31]`); `None` on the scalar backend.
+    #[allow(unused_variables)] // only x86 has vector stages
+    fn new(
+        stage: &OutputStage,
+        mult: &[i32],
+        right: &[i32],
+        may_saturate: bool,
+        backend: Backend,
+    ) -> Option<Self> {
+        match backend {
+            Backend::Scalar => None,
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => Some(VectorStage::Avx2 {
+                mask: right.iter().map(|&e| ((1i64 << e) - 1) as i32).collect(),
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512Vnni | Backend::Amx => {
+                let single = stage.rounding == RoundingMode::Single;
+                // SAFETY: both backends were checked available and imply AVX-512F and BW.
+                let requant = unsafe {
+                    x86::avx512_vnni::Requant16::new(
+                        single,
+                        may_saturate,
+                        stage.output_zero_point,
+                        i32::from(stage.act_min),
+                        i32::from(stage.act_max),
+                    )
+                };
+                Some(VectorStage::Avx512 {
+                    lanes: x86::avx512_vnni::LaneTables::new(mult, right, single),
+                    requant: Box::new(requant),
+                })
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => None,
         }
     }
 }

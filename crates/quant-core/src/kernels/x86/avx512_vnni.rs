@@ -123,69 +123,52 @@ unsafe fn tile_vnni(a: &[u8], b: &[i8], k: usize, tile: &mut [i32], ldc: usize) 
     }
 }
 
-/// The output stage of [`crate::kernels::x86::avx2::requantize_row`] on 16 lanes, with the same
-/// contract and the same arithmetic (bit-exact with
-/// [`crate::kernels::OutputStage::requantize`] for shifts in `[-31, 0]`), covering the whole row:
-/// the last `len % 16` channels run in a masked iteration instead of the scalar loop.
-///
-/// AVX-512 has what AVX2 lacks: a true 64-bit arithmetic shift (`vpsravq`) for the single-rounding
-/// division by up to `2^62`, compare results as lane masks (the rounding increments become masked
-/// adds), and a narrowing store (`vpmovdb`) that replaces the pack-and-permute sequence.
+/// The output stage of [`crate::kernels::x86::avx2::requantize_row`] on 16 lanes, bit-exact with
+/// [`crate::kernels::OutputStage::requantize`] for shifts in `[-31, 0]`, covering the whole row:
+/// the last `len % 16` channels run in a masked iteration instead of the scalar loop. `tables`
+/// holds the channels' constants in channel order.
 ///
 /// # Safety
-/// AVX-512F and AVX-512BW must be available; `offset` (when given), `mult`, `right`, `mask` and
-/// `dst` hold at least `acc.len()` entries.
+/// AVX-512F and AVX-512BW must be available; `offset` (when given) and `dst` hold at least
+/// `acc.len()` entries and `tables` covers at least `acc.len()` channels.
 #[target_feature(enable = "avx512f,avx512bw")]
-#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn requantize_row(
     acc: &[i32],
     offset: Option<&[i32]>,
-    mult: &[i32],
-    right: &[i32],
-    mask: &[i32],
-    single: bool,
-    may_saturate: bool,
-    zout: i32,
-    act_min: i32,
-    act_max: i32,
+    tables: &LaneTables,
+    stage: &Requant16,
     dst: &mut [u8],
 ) -> usize {
     let n = acc.len();
-    assert!(mult.len() >= n && right.len() >= n && mask.len() >= n && dst.len() >= n);
+    assert!(tables.channels() >= n && dst.len() >= n);
     assert!(offset.is_none_or(|o| o.len() >= n));
-    let stage = Requant16::new(single, may_saturate, zout, act_min, act_max);
-    // The output codes of channels `j..j + 16` (the `lanes` present), as int32 in
-    // `[act_min, act_max]`.
-    let codes = |j: usize, lanes: __mmask16| -> __m512i {
-        // SAFETY: the mask limits every load to indices below n <= each length.
+    // The quotients of channels `j..j + 16` (the `lanes` present).
+    let quotients = |j: usize, lanes: __mmask16| -> __m512i {
+        // SAFETY: the mask limits the accumulator and offset loads to indices below n <= each
+        // length; the tables cover whole blocks of 16 past n (asserted above).
         unsafe {
             let load = |s: &[i32]| _mm512_maskz_loadu_epi32(lanes, s.as_ptr().add(j));
             let mut x = load(acc);
             if let Some(o) = offset {
                 x = _mm512_add_epi32(x, load(o));
             }
-            stage.codes(x, load(mult), load(right), load(mask))
+            stage.quotients(x, tables, j)
         }
     };
-    // Whole 64-channel runs: four vectors narrowed by two saturating packs (exact, the codes are
-    // already in [0, 255]) and one dword permutation, one 64-byte store; `vpmovdb` costs two
-    // shuffle-port uops per vector, which the packs halve in this port-bound loop.
+    // Whole 64-channel runs narrowed by [`Requant16::narrow`], whose packs leave 128-bit lane
+    // `l` with lane `l` of each of the four vectors; `order` gathers each vector's four dwords
+    // back into channel order, one 64-byte store.
     let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     let n64 = n / 64 * 64;
     for j in (0..n64).step_by(64) {
-        let v = [
-            codes(j, !0),
-            codes(j + 16, !0),
-            codes(j + 32, !0),
-            codes(j + 48, !0),
+        let r = [
+            quotients(j, !0),
+            quotients(j + 16, !0),
+            quotients(j + 32, !0),
+            quotients(j + 48, !0),
         ];
-        let words = (
-            _mm512_packs_epi32(v[0], v[1]),
-            _mm512_packs_epi32(v[2], v[3]),
-        );
-        // Per 128-bit lane `l`: the bytes of v[0..4] lane `l`, four dwords; `order` gathers
-        // each vector's four dwords back into channel order.
-        let bytes = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(words.0, words.1));
+        // SAFETY: AVX-512F and BW are enabled here.
+        let bytes = _mm512_permutexvar_epi32(order, unsafe { stage.narrow(r) });
         // SAFETY: j + 64 <= n <= dst.len().
         unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add(j) as *mut __m512i, bytes) };
     }
@@ -195,27 +178,105 @@ pub(crate) unsafe fn requantize_row(
         } else {
             (1u16 << (n - j)) - 1
         };
-        let v = codes(j, lanes);
+        // SAFETY: AVX-512F is enabled here.
+        let v = unsafe { stage.codes(quotients(j, lanes)) };
         // SAFETY: the mask limits the store to indices below n <= dst.len().
         unsafe { _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().add(j) as *mut i8, lanes, v) };
     }
     n
 }
 
-/// The 16-lane output stage of [`requantize_row`], its constants broadcast once: shared by the
-/// row requantization and the fused depthwise kernel, which feeds it accumulators in registers.
+/// Per-channel constants of [`Requant16`], for channels in whatever order the accumulators
+/// have (channel order for rows, the quad order of the depthwise kernel), zero padded to whole
+/// blocks of 16.
+///
+/// Both roundings are one 64-bit step: `(x * M + add - [x * M < -2^30] * neg) >> shift`. Single
+/// rounding is `add = 2^(30 + e)`, `neg = 0`, `shift = 31 + e`. Double rounding (gemmlowp's
+/// `SaturatingRoundingDoublingHighMul`, `h = (p + 2^30) >> 31` as floor division, then
+/// `RoundingDivideByPOT(h, e) = (h + 2^(e-1) - [h < 0]) >> e` for `e >= 1`) folds into the same
+/// shape because `floor((floor(a / b) + d) / c) = floor((a + d b) / (b c))`: `add = 2^30 +
+/// 2^(30 + e)`, `neg = 2^31` (`h < 0` exactly when `p < -2^30`), and `add = 2^30`, `neg = 0`
+/// for `e = 0`. Every intermediate fits int64 (`|p| <= 2^62`); the one product the scalar code
+/// saturates, `MIN * MIN` at `e = 0`, is patched by [`Requant16::quotients`].
+pub(crate) struct LaneTables {
+    blocks: Vec<LaneBlock>,
+}
+
+/// The constants of 16 channels, on whole cache lines so that no table load is split.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct LaneBlock {
+    /// Multipliers, and the odd channels' multipliers in the even dwords: `vpmuldq` reads the
+    /// low dword of each 64-bit lane.
+    mult: [i32; 16],
+    mult_odd: [i32; 16],
+    /// Right shifts `e` (for the saturation patch).
+    right: [i32; 16],
+    /// The eight even channels' then the eight odd channels' 64-bit constants of the formula.
+    add: [i64; 16],
+    neg: [i64; 16],
+    shift: [i64; 16],
+}
+
+impl LaneTables {
+    /// Tables of channels with multipliers `mult` and right shifts `right` (each in `[0, 31]`).
+    pub(crate) fn new(mult: &[i32], right: &[i32], single: bool) -> Self {
+        assert_eq!(mult.len(), right.len());
+        assert!(right.iter().all(|e| (0..=31).contains(e)));
+        let empty = LaneBlock {
+            mult: [0; 16],
+            mult_odd: [0; 16],
+            right: [0; 16],
+            add: [0; 16],
+            neg: [0; 16],
+            shift: [31; 16],
+        };
+        let mut blocks = vec![empty; mult.len().div_ceil(16)];
+        for (ch, (&m, &e)) in mult.iter().zip(right).enumerate() {
+            let (b, lane) = (&mut blocks[ch / 16], ch % 16);
+            b.mult[lane] = m;
+            b.right[lane] = e;
+            if lane % 2 == 1 {
+                b.mult_odd[lane - 1] = m;
+            }
+            // Even channels first, then odd ones.
+            let at = (lane % 2) * 8 + lane / 2;
+            let (add, neg) = match (single, e) {
+                (true, _) => (1i64 << (30 + e), 0),
+                (false, 0) => (1 << 30, 0),
+                (false, _) => ((1 << 30) + (1i64 << (30 + e)), 1 << 31),
+            };
+            (b.add[at], b.neg[at], b.shift[at]) = (add, neg, 31 + i64::from(e));
+        }
+        LaneTables { blocks }
+    }
+
+    /// Channels covered (a multiple of 16).
+    pub(crate) fn channels(&self) -> usize {
+        self.blocks.len() * 16
+    }
+}
+
+/// The 16-lane requantization: [`LaneTables`] for the per-channel constants, the per-call ones
+/// broadcast here once. Shared by the row requantization and the fused depthwise kernel, which
+/// feeds it accumulators in registers.
 pub(crate) struct Requant16 {
-    single: bool,
+    double: bool,
     may_saturate: bool,
-    /// `act_min - zout` and `act_max - zout`, the clamp before the zero point is added.
-    lo: __m512i,
-    hi: __m512i,
-    zout: __m512i,
+    /// Zero point and clamp as int16 lanes (the packed narrowing of [`Requant16::narrow`]).
+    zout16: __m512i,
+    min16: __m512i,
+    max16: __m512i,
+    /// `act_min - zout`, `act_max - zout` and `zout` as int32 lanes ([`Requant16::codes`]).
+    lo32: __m512i,
+    hi32: __m512i,
+    zout32: __m512i,
 }
 
 impl Requant16 {
-    /// Broadcasts the per-call constants (see [`requantize_row`] for the arguments).
-    #[target_feature(enable = "avx512f")]
+    /// Broadcasts the per-call constants; `may_saturate` says whether some multiplier is
+    /// `i32::MIN`, `zout`, `act_min` and `act_max` are in `[0, 255]`.
+    #[target_feature(enable = "avx512f,avx512bw")]
     pub(crate) fn new(
         single: bool,
         may_saturate: bool,
@@ -223,72 +284,96 @@ impl Requant16 {
         act_min: i32,
         act_max: i32,
     ) -> Self {
+        let i16_of = |v: i32| v as i16;
         Requant16 {
-            single,
+            double: !single,
             may_saturate,
-            lo: _mm512_set1_epi32(act_min - zout),
-            hi: _mm512_set1_epi32(act_max - zout),
-            zout: _mm512_set1_epi32(zout),
+            zout16: _mm512_set1_epi16(i16_of(zout)),
+            min16: _mm512_set1_epi16(i16_of(act_min)),
+            max16: _mm512_set1_epi16(i16_of(act_max)),
+            lo32: _mm512_set1_epi32(act_min - zout),
+            hi32: _mm512_set1_epi32(act_max - zout),
+            zout32: _mm512_set1_epi32(zout),
         }
     }
 
-    /// The output codes, as int32 in `[act_min, act_max]`, of the accumulators `x` with their
-    /// channels' multipliers `m`, right shifts `e` and masks `2^e - 1` (`mk`, read by the double
-    /// rounding only), lane by lane.
+    /// The requantized values (before the zero point and the clamp) of the accumulators `x`,
+    /// whose 16 lanes are the channels at positions `j..j + 16` of `tables` (`j` a multiple of
+    /// 16), as int32.
+    ///
+    /// # Safety
+    /// AVX-512F and AVX-512BW must be available and `j + 16 <= tables.channels()`.
+    #[inline(always)]
+    pub(crate) unsafe fn quotients(&self, x: __m512i, tables: &LaneTables, j: usize) -> __m512i {
+        debug_assert!(j.is_multiple_of(16) && j + 16 <= tables.channels());
+        let t = &tables.blocks[j / 16];
+        // SAFETY: the caller guarantees the features; every load reads 64 bytes of `t`.
+        unsafe {
+            let load = |p: *const i32| _mm512_load_si512(p as *const __m512i);
+            let m = load(t.mult.as_ptr());
+            let products = [
+                _mm512_mul_epi32(x, m),
+                _mm512_mul_epi32(_mm512_srli_epi64(x, 32), load(t.mult_odd.as_ptr())),
+            ];
+            let below = _mm512_set1_epi64(-(1 << 30));
+            let mut r = [_mm512_setzero_si512(); 2];
+            for (half, (r, p)) in r.iter_mut().zip(products).enumerate() {
+                let at = |v: &[i64; 16]| v[8 * half..].as_ptr() as *const i32;
+                let mut sum = _mm512_add_epi64(p, load(at(&t.add)));
+                if self.double {
+                    let neg = _mm512_cmplt_epi64_mask(p, below);
+                    sum = _mm512_mask_sub_epi64(sum, neg, sum, load(at(&t.neg)));
+                }
+                *r = _mm512_srav_epi64(sum, load(at(&t.shift)));
+            }
+            // Low dwords of the even lanes' then the odd lanes' results, interleaved back.
+            let pick = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+            let q = _mm512_permutex2var_epi32(r[0], pick, r[1]);
+            if self.may_saturate {
+                // MIN * MIN at shift 0 is +2^31, which the scalar code saturates to MAX.
+                let min = _mm512_set1_epi32(i32::MIN);
+                let e = load(t.right.as_ptr());
+                let sat = _mm512_cmpeq_epi32_mask(x, min)
+                    & _mm512_cmpeq_epi32_mask(m, min)
+                    & _mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512());
+                _mm512_mask_mov_epi32(q, sat, _mm512_set1_epi32(i32::MAX))
+            } else {
+                q
+            }
+        }
+    }
+
+    /// Output codes of four vectors of quotients, narrowed to 64 bytes: the saturating packs
+    /// put in 128-bit lane `l` lane `l` of each vector in turn, and the zero point and the clamp
+    /// are applied to the int16 words between the two packs (exact: saturating the quotient
+    /// to int16 and the sum with `zout` cannot move a value across `[act_min, act_max]`).
     ///
     /// # Safety
     /// AVX-512F and AVX-512BW must be available.
     #[inline(always)]
-    pub(crate) unsafe fn codes(&self, x: __m512i, m: __m512i, e: __m512i, mk: __m512i) -> __m512i {
-        const ODD: __mmask16 = 0b1010_1010_1010_1010;
-        // SAFETY: the caller guarantees AVX-512F and BW; no memory is touched.
+    pub(crate) unsafe fn narrow(&self, r: [__m512i; 4]) -> __m512i {
+        // SAFETY: the caller guarantees the features; no memory is touched.
         unsafe {
-            let zero = _mm512_setzero_si512();
-            let one = _mm512_set1_epi32(1);
-            let min = _mm512_set1_epi32(i32::MIN);
-            let max = _mm512_set1_epi32(i32::MAX);
-            let p_even = _mm512_mul_epi32(x, m);
-            let p_odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32));
-            let saturated = || _mm512_cmpeq_epi32_mask(x, min) & _mm512_cmpeq_epi32_mask(m, min);
-            let r = if self.single {
-                // t = 31 + e in [31, 62] per 64-bit lane; (p + 2^(t-1)) >> t, arithmetic.
-                let t = _mm512_add_epi32(e, _mm512_set1_epi32(31));
-                let t_even = _mm512_and_si512(t, _mm512_set1_epi64(0xFFFF_FFFF));
-                let t_odd = _mm512_srli_epi64(t, 32);
-                let one64 = _mm512_set1_epi64(1);
-                let round = |t: __m512i| _mm512_sllv_epi64(one64, _mm512_sub_epi64(t, one64));
-                let even = _mm512_srav_epi64(_mm512_add_epi64(p_even, round(t_even)), t_even);
-                let odd = _mm512_srav_epi64(_mm512_add_epi64(p_odd, round(t_odd)), t_odd);
-                let r = _mm512_mask_blend_epi32(ODD, even, _mm512_slli_epi64(odd, 32));
-                if self.may_saturate {
-                    // MIN * MIN at shift 0 is +2^31: saturate like the scalar version.
-                    let sat = saturated() & _mm512_cmpeq_epi32_mask(e, zero);
-                    _mm512_mask_mov_epi32(r, sat, max)
-                } else {
-                    r
-                }
-            } else {
-                // SRDHM: the low 32 bits of (p + 2^30) >> 31 (see the AVX2 version).
-                let nudge = _mm512_set1_epi64(1 << 30);
-                let even = _mm512_srli_epi64(_mm512_add_epi64(p_even, nudge), 31);
-                let odd = _mm512_slli_epi64(_mm512_add_epi64(p_odd, nudge), 1);
-                let mut h = _mm512_mask_blend_epi32(ODD, even, odd);
-                if self.may_saturate {
-                    h = _mm512_mask_mov_epi32(h, saturated(), max);
-                }
-                // RoundingDivideByPOT: (h >> e) + (rem > (mask >> 1) + (h < 0)).
-                let rem = _mm512_and_si512(h, mk);
-                let half = _mm512_srli_epi32(mk, 1);
-                let thr = _mm512_mask_add_epi32(half, _mm512_cmplt_epi32_mask(h, zero), half, one);
-                let q = _mm512_srav_epi32(h, e);
-                _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, one)
+            let words = |a: __m512i, b: __m512i| {
+                let w = _mm512_adds_epi16(_mm512_packs_epi32(a, b), self.zout16);
+                _mm512_min_epi16(_mm512_max_epi16(w, self.min16), self.max16)
             };
-            // clamp(r + z, act_min, act_max) == clamp(r, act_min - z, act_max - z) + z, with no
-            // int32 overflow (matches the scalar saturating add).
-            _mm512_add_epi32(
-                _mm512_min_epi32(_mm512_max_epi32(r, self.lo), self.hi),
-                self.zout,
-            )
+            _mm512_packus_epi16(words(r[0], r[1]), words(r[2], r[3]))
+        }
+    }
+
+    /// Output codes of one vector of quotients, as int32 in `[act_min, act_max]`:
+    /// `clamp(r + zout) = clamp(r, act_min - zout, act_max - zout) + zout` with no int32 overflow
+    /// (the scalar code's saturating add).
+    ///
+    /// # Safety
+    /// AVX-512F must be available.
+    #[inline(always)]
+    pub(crate) unsafe fn codes(&self, r: __m512i) -> __m512i {
+        // SAFETY: the caller guarantees the feature; no memory is touched.
+        unsafe {
+            let clamped = _mm512_min_epi32(_mm512_max_epi32(r, self.lo32), self.hi32);
+            _mm512_add_epi32(clamped, self.zout32)
         }
     }
 }

@@ -15,6 +15,8 @@
 
 use std::arch::x86_64::*;
 
+use super::avx512_vnni::{LaneTables, Requant16};
+
 /// Channels per group (one 128-bit load of uint8 inputs per tap).
 pub const GROUP: usize = 16;
 
@@ -161,15 +163,15 @@ pub fn pack_row_quads(
     out
 }
 
-/// The tables of one [`depthwise_row_quads`] call, each in the layout of [`quad_table`].
+/// The tables of one [`depthwise_row_quads`] call, each in the quad order of [`quad_slot`].
 pub(crate) struct QuadTables {
-    /// Per-channel constant of the zero-point expansion (bias - Za*sum(w) + T*Za*Zw).
+    /// Per-channel constant of the zero-point expansion (bias - Za*sum(w) + T*Za*Zw),
+    /// [`quad_table`] of it.
     pub offset: Vec<i32>,
-    /// Requantization multipliers, right shifts and `2^shift - 1` masks.
-    pub mult: Vec<i32>,
-    pub right: Vec<i32>,
-    pub mask: Vec<i32>,
-    /// Weight zero points, when some is not 0 (then `Zw * sum(a)` is subtracted per pixel).
+    /// The requantization constants of the channels in quad order.
+    pub lanes: LaneTables,
+    /// Weight zero points ([`quad_table`]), when some is not 0 (then `Zw * sum(a)` is
+    /// subtracted per pixel).
     pub zero_points: Option<Vec<i32>>,
 }
 
@@ -196,7 +198,7 @@ pub(crate) unsafe fn depthwise_row_quads(
     g: &crate::kernels::ConvGeometry,
     packed: &[i8],
     tables: &QuadTables,
-    stage: &super::avx512_vnni::Requant16,
+    stage: &Requant16,
     za: u8,
     dst: &mut [u8],
 ) {
@@ -207,8 +209,7 @@ pub(crate) unsafe fn depthwise_row_quads(
     assert_eq!(rows.len(), g.kernel_h);
     assert!(rows.iter().flatten().all(|r| r.len() >= g.in_w * c));
     assert!(packed.len() >= blocks * rows.len() * quads * 4 * QUAD_BLOCK);
-    assert!(tables.offset.len() >= padded && tables.mult.len() >= padded);
-    assert!(tables.right.len() >= padded && tables.mask.len() >= padded);
+    assert!(tables.offset.len() >= padded && tables.lanes.channels() >= padded);
     assert!(
         tables
             .zero_points
@@ -273,21 +274,12 @@ pub(crate) unsafe fn depthwise_row_quads(
                         sums[j] = _mm512_sub_epi32(sums[j], term);
                     }
                 }
-                let mut v = [_mm512_setzero_si512(); 4];
-                for (j, v) in v.iter_mut().enumerate() {
-                    let (m, e, mk) = (
-                        table(&tables.mult, j),
-                        table(&tables.right, j),
-                        table(&tables.mask, j),
-                    );
-                    *v = stage.codes(sums[j], m, e, mk);
+                let mut r = [_mm512_setzero_si512(); 4];
+                for (j, r) in r.iter_mut().enumerate() {
+                    *r = stage.quotients(sums[j], &tables.lanes, b * QUAD_BLOCK + 16 * j);
                 }
                 // Per 128-bit lane `l` the packs gather channels 16l..16l + 16 in order.
-                let words = (
-                    _mm512_packs_epi32(v[0], v[1]),
-                    _mm512_packs_epi32(v[2], v[3]),
-                );
-                let bytes = _mm512_packus_epi16(words.0, words.1);
+                let bytes = stage.narrow(r);
                 _mm512_mask_storeu_epi8(
                     dst.as_mut_ptr().add(ox * c + b * QUAD_BLOCK) as *mut i8,
                     mask,
