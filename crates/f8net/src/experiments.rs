@@ -5,11 +5,11 @@ use crate::export::{PipelineCounts, jacob_counts, to_engine};
 use crate::graph::{Arch, Graph};
 use crate::model::{F8Options, Method, Model};
 use crate::statistics::PAPER;
-use crate::train::{Optimizer, Recipe, accuracy, eval_copy, predict, train};
+use crate::train::{Recipe, Schedule, StageRun, accuracy, eval_copy, predict, train};
 use burn::prelude::*;
 use quant_core::fixed8::rule::FlRule;
 use rayon::prelude::*;
-use repro::datasets::Dataset;
+use repro::datasets::{Dataset, ImageSet};
 use repro::results::{Keyed, ResultRow};
 use serde::{Deserialize, Serialize};
 
@@ -28,46 +28,54 @@ pub enum Profile {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub profile: Profile,
+    /// Channel-width multiplier of the MobileNet proxies ([`Plan::width`]).
     pub width: f64,
+    /// Training images (at most; after the validation split).
     pub train_images: usize,
+    /// Images split off the end of the training file, never trained on: every stage's validation
+    /// curve.
+    pub validation_images: usize,
     pub test_images: usize,
-    pub fp_steps: usize,
-    pub qat_steps: usize,
+    /// Epochs of the full-precision stage and of each quantized stage (F8Net, INT8).
+    pub fp_epochs: u32,
+    pub qat_epochs: u32,
+    /// Iterations of tiny fine-tuning.
     pub tiny_steps: usize,
     pub seeds: Vec<u64>,
+    /// Where every stage keeps its checkpoint (resumable runs), or none.
+    pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 impl Plan {
-    /// The plan of `profile`; `epochs` (over the training subset) overrides the FP stage length.
+    /// The plan of `profile`; `epochs` overrides the FP stage length.
     ///
-    /// One step of batch 128 takes 0.45-0.75 s per proxy on one quiet core of this machine (measured
-    /// with the former `examples/step_time.rs`; the workspace's `bench-train` times them now), so
-    /// the FP stage gets 300 steps (0.64 of an epoch of the 60 000 training images) and each
-    /// quantized stage 60 (QAT from a trained FP model needs far fewer).
+    /// Full: the dossier's scaled recipe (§10) on 55 000 training images, validated on 5 000 and
+    /// tested on all 10 000: 15 FP epochs, 5 epochs per quantized stage, 500 tiny fine-tuning
+    /// iterations (the paper's count), three seeds. Default: one seed of a short version (minutes
+    /// per model). Smoke: seconds on a slice, for tests and CI.
     pub fn new(profile: Profile, epochs: Option<u32>, seeds: Option<Vec<u64>>) -> Plan {
-        let (train_images, test_images, fp_steps, qat_steps, tiny, n_seeds) = match profile {
-            Profile::Smoke => (512, 300, 4, 2, 2, 1),
-            Profile::Default => (60_000, 10_000, FP_STEPS, QAT_STEPS, TINY_STEPS, 1),
-            Profile::Full => (60_000, 10_000, FP_STEPS, QAT_STEPS, TINY_STEPS, 3),
+        let (train, validation, test, fp, qat, tiny, n_seeds) = match profile {
+            Profile::Smoke => (512, 128, 300, 1, 1, 2, 1),
+            Profile::Default => (usize::MAX, 5_000, 10_000, 3, 1, 100, 1),
+            Profile::Full => (usize::MAX, 5_000, 10_000, 15, 5, TINY_STEPS, 3),
         };
-        let fp_steps = epochs.map_or(fp_steps, |e| {
-            ((f64::from(e) * train_images as f64 / BATCH as f64).round() as usize).max(1)
-        });
         Plan {
             profile,
-            width: 0.25,
-            train_images,
-            test_images,
-            fp_steps,
-            qat_steps,
+            width: if profile == Profile::Smoke { 0.25 } else { 0.5 },
+            train_images: train,
+            validation_images: validation,
+            test_images: test,
+            fp_epochs: epochs.unwrap_or(fp),
+            qat_epochs: qat,
             tiny_steps: tiny,
             seeds: seeds.unwrap_or_else(|| (0..n_seeds).collect()),
+            checkpoint_dir: (profile != Profile::Smoke)
+                .then(|| repro::workspace_root().join("target/f8net-checkpoints")),
         }
     }
 
     /// Channel-width multiplier of a proxy: the profile's base for the MobileNets, 1.5x for the
-    /// ResNets (their dossier proxies start at 8 channels; at the base width a stem of 2 channels
-    /// cannot learn Fashion-MNIST in the step budget).
+    /// ResNets (their dossier proxies start at 8 channels, the MobileNets at 16).
     pub fn width(&self, arch: Arch) -> f64 {
         match arch {
             Arch::MobileNetV1 | Arch::MobileNetV2 => self.width,
@@ -82,19 +90,34 @@ impl Plan {
             Profile::Full => "full",
         }
     }
+
+    /// The training and validation images of `dataset`: the validation split off the end of the
+    /// training file, the rest truncated to the plan's training size.
+    pub fn splits(&self, dataset: &Dataset) -> Result<(ImageSet, ImageSet), String> {
+        let (train, validation) = dataset
+            .train
+            .clone()
+            .split_validation(self.validation_images)?;
+        Ok((train.truncated(self.train_images), validation))
+    }
+
+    /// Optimizer steps of `epochs` epochs over `images` training images.
+    pub fn steps(epochs: u32, images: usize) -> usize {
+        epochs as usize * (images / BATCH).max(1)
+    }
 }
 
 /// Batch size of every stage (dossier §10).
 pub const BATCH: usize = 128;
-const FP_STEPS: usize = 300;
-const QAT_STEPS: usize = 60;
-/// Tiny fine-tuning iterations (the paper: 100 at lr 0 for ResNet18, 500 at lr 1e-4 for ResNet50).
-const TINY_STEPS: usize = 40;
-/// Adam learning rates: FP from scratch (200 steps of MobileNetV1: 58.6 % at 2e-3, 76.2 % at 5e-3,
-/// 82.6 % at 1e-2 on 3 000 test images), and the fresh cosine schedule of every quantized stage.
-pub const FP_LR: f64 = 1e-2;
-pub const QAT_LR: f64 = 5e-4;
+/// Tiny fine-tuning iterations (the paper: 500 at lr 1e-4 for ResNet50).
+const TINY_STEPS: usize = 500;
+/// SGD (Nesterov 0.9) base rates of the dossier's scaled recipe: FP from scratch and the fresh
+/// cosine schedule of every quantized stage (§10: lr 0.05 for both).
+pub const FP_LR: f64 = 0.05;
+pub const QAT_LR: f64 = 0.05;
+/// Tiny fine-tuning: constant lr 1e-4, weight decay 1e-4 (the paper's Tiny Finetuning recipe).
 const TINY_LR: f64 = 1e-4;
+const TINY_WEIGHT_DECAY: f32 = 1e-4;
 const WEIGHT_DECAY: f32 = 4e-5;
 
 /// The published model name a proxy stands for, and the README source of its main-table rows.
@@ -121,14 +144,19 @@ pub const METHOD_F8_TINY: &str = "F8Net fixed-point 8-bit only (tiny finetuning)
 /// What the proxy label says.
 pub fn proxy_label(arch: Arch, dataset: &Dataset, plan: &Plan) -> String {
     let g = Graph::proxy(arch, plan.width(arch));
+    let train = dataset
+        .train
+        .len()
+        .saturating_sub(plan.validation_images)
+        .min(plan.train_images);
     format!(
-        "{} {arch:?} proxy w{} ({:.2} M MACs), {} train images, batch {BATCH}, FP {} + QAT {} Adam steps",
+        "{} {arch:?} proxy w{} ({:.2} M MACs), {train} train / {} validation images, batch {BATCH}, SGD Nesterov: FP {} + QAT {} epochs",
         dataset.name.paper_name(),
         plan.width(arch),
         g.macs() as f64 / 1e6,
-        plan.train_images.min(dataset.train.len()),
-        plan.fp_steps,
-        plan.qat_steps
+        plan.validation_images,
+        plan.fp_epochs,
+        plan.qat_epochs
     )
 }
 
@@ -191,7 +219,8 @@ impl Keyed for SummaryRow {
 /// Everything a main-table run produces.
 pub struct MainOutput {
     pub rows: Vec<ResultRow>,
-    pub summary: Vec<SummaryRow>,
+    /// Validation curve of every stage ([`quant_train::train::TrainReport::curve_rows`]).
+    pub curves: Vec<ResultRow>,
     pub ops: Vec<OpsRow>,
 }
 
@@ -302,15 +331,26 @@ fn note(bar: &indicatif::ProgressBar, msg: String) {
 
 static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
-/// Every stage's recipe: Adam, batch [`BATCH`], weight decay 4e-5, `steps` steps from rate `lr`
-/// (cosine decay to 0).
-pub fn adam_recipe(steps: usize, lr: f64) -> Recipe {
+/// The recipe of a QAT or FP stage: SGD Nesterov, batch [`BATCH`], weight decay 4e-5, `steps`
+/// steps from rate `lr` (cosine decay to 0, per iteration).
+pub fn sgd_recipe(steps: usize, lr: f64) -> Recipe {
     Recipe {
-        optimizer: Optimizer::Adam,
         steps,
         lr,
+        schedule: Schedule::Cosine,
         batch: BATCH,
         weight_decay: WEIGHT_DECAY,
+    }
+}
+
+/// The recipe of tiny fine-tuning: `steps` iterations at the constant rate `lr`, weight decay 1e-4.
+pub fn tiny_recipe(steps: usize, lr: f64) -> Recipe {
+    Recipe {
+        steps,
+        lr,
+        schedule: Schedule::Constant,
+        batch: BATCH,
+        weight_decay: TINY_WEIGHT_DECAY,
     }
 }
 
@@ -321,15 +361,44 @@ pub fn fp_pact(arch: Arch) -> bool {
     arch != Arch::ResNet50
 }
 
+/// The data every stage of a run trains and validates on.
+pub struct Splits {
+    pub train: ImageSet,
+    pub validation: ImageSet,
+}
+
+impl Splits {
+    pub fn of(plan: &Plan, dataset: &Dataset) -> Result<Splits, String> {
+        let (train, validation) = plan.splits(dataset)?;
+        Ok(Splits { train, validation })
+    }
+
+    /// Steps of `epochs` epochs over the training split.
+    pub fn steps(&self, epochs: u32) -> usize {
+        Plan::steps(epochs, self.train.len())
+    }
+
+    /// Epochs (rounded up) that `steps` steps cover.
+    pub fn epochs(&self, steps: usize) -> u32 {
+        (steps * BATCH).div_ceil(self.train.len().max(1)) as u32
+    }
+}
+
+/// A trained stage: the model and its report (with the validation curve).
+pub struct Trained {
+    pub model: Model,
+    pub report: quant_train::train::TrainReport,
+}
+
 /// Trains the full-precision model of one seed (the starting point of every quantized run).
 pub fn train_fp(
     arch: Arch,
     plan: &Plan,
-    dataset: &Dataset,
+    splits: &Splits,
     seed: u64,
     device: &Device,
     bar: &indicatif::ProgressBar,
-) -> Model {
+) -> Result<Trained, String> {
     let mut fp = Model::new(
         Graph::proxy(arch, plan.width(arch)),
         Method::FullPrecision {
@@ -338,10 +407,31 @@ pub fn train_fp(
         seed,
         device,
     );
-    let data = dataset.train.clone().truncated(plan.train_images);
     stage(bar, format!("{arch:?} seed {seed} FP"));
-    train(&mut fp, &data, adam_recipe(plan.fp_steps, FP_LR), seed, bar);
-    fp
+    let recipe = sgd_recipe(splits.steps(plan.fp_epochs), FP_LR);
+    let run = stage_run(plan, splits, arch, "fp", seed, seed);
+    let report = train(&mut fp, recipe, &run, bar)?;
+    Ok(Trained { model: fp, report })
+}
+
+/// The [`StageRun`] of stage `name` of `arch` and `seed` (batch order from `order_seed`).
+fn stage_run<'a>(
+    plan: &Plan,
+    splits: &'a Splits,
+    arch: Arch,
+    name: &str,
+    seed: u64,
+    order_seed: u64,
+) -> StageRun<'a> {
+    StageRun {
+        data: &splits.train,
+        validation: Some(&splits.validation),
+        seed: order_seed,
+        checkpoint: plan
+            .checkpoint_dir
+            .as_ref()
+            .map(|d| d.join(format!("{arch:?}-{name}-s{seed}").to_lowercase())),
+    }
 }
 
 /// Starts a quantized model from a trained FP model (parameters, BN statistics and FL buffers).
@@ -354,38 +444,35 @@ pub fn from_fp(fp: &Model, method: Method) -> Model {
     }
 }
 
-/// Quantization-aware training of `method` from `fp`.
+/// Quantization-aware training (or tiny fine-tuning) of `method` from `fp` with `recipe`, as
+/// stage `name`.
 #[allow(clippy::too_many_arguments)]
 pub fn train_quantized(
     fp: &Model,
     method: Method,
+    recipe: Recipe,
     plan: &Plan,
-    dataset: &Dataset,
+    splits: &Splits,
+    name: &str,
     seed: u64,
-    steps: usize,
-    lr: f64,
     bar: &indicatif::ProgressBar,
-) -> Model {
+) -> Result<Trained, String> {
     let mut m = from_fp(fp, method);
-    let data = dataset.train.clone().truncated(plan.train_images);
-    train(
-        &mut m,
-        &data,
-        adam_recipe(steps, lr),
-        seed.wrapping_add(1000),
-        bar,
-    );
-    m
+    let arch = fp.graph.arch;
+    let run = stage_run(plan, splits, arch, name, seed, seed.wrapping_add(1000));
+    let report = train(&mut m, recipe, &run, bar)?;
+    Ok(Trained { model: m, report })
 }
 
-/// Stage count of the progress bar of one main-table run.
-pub fn main_steps(arch: Arch, plan: &Plan) -> u64 {
+/// Progress-bar length of one main-table run.
+pub fn main_steps(arch: Arch, plan: &Plan, splits: &Splits) -> u64 {
     let tiny = if arch == Arch::ResNet50 {
         plan.tiny_steps
     } else {
         0
     };
-    (plan.seeds.len() * (plan.fp_steps + 2 * plan.qat_steps + tiny)) as u64
+    let per_seed = splits.steps(plan.fp_epochs) + 2 * splits.steps(plan.qat_epochs) + tiny;
+    (plan.seeds.len() * per_seed) as u64
 }
 
 /// Runs `initial` jobs on up to `workers` threads; a finished job may queue follow-up jobs (a quantized
@@ -491,12 +578,24 @@ enum Stage {
     Tiny,
 }
 
+/// What one stage of the main table leaves: its seed and stage (the rows' order), result rows,
+/// curve rows and, for F8Net, the engine's operation counts.
+struct StageRows {
+    seed: u64,
+    stage: Stage,
+    rows: Vec<ResultRow>,
+    curves: Vec<ResultRow>,
+    counts: Option<PipelineCounts>,
+}
+
 /// The main table (mirrors README Model Zoo, Conventional; ResNet50 mirrors Tiny Finetuning):
 /// full precision, F8Net (accuracy of the shift-only integer engine), conventional INT8 with an INT32
-/// multiplier; per seed, then mean and std. Also the Figure 1 operation counts and the simulated-vs-
-/// integer prediction agreement. Stages run on `workers` threads; the rows do not depend on it.
+/// multiplier; per seed, with every stage's validation curve. Also the Figure 1 operation counts
+/// and the simulated-vs-integer prediction agreement. Stages run on `workers` threads; the rows do
+/// not depend on it. Means over seeds: [`summaries`] of the recorded table.
 pub fn main_table(
     ctx: &RowCtx,
+    splits: &Splits,
     device: &Device,
     workers: usize,
     bar: &indicatif::ProgressBar,
@@ -504,18 +603,16 @@ pub fn main_table(
     let plan = ctx.plan;
     let arch = ctx.arch;
     let ds = ctx.dataset;
-    let n_train = plan.train_images.min(ds.train.len()).max(1);
-    let epochs = |steps: usize| (steps * BATCH).div_ceil(n_train) as u32;
-    let fp_epochs = epochs(plan.fp_steps);
-    let f8_epochs = fp_epochs + epochs(plan.qat_steps);
+    let fp_epochs = plan.fp_epochs;
+    let f8_epochs = fp_epochs + plan.qat_epochs;
+    let tiny_epochs = fp_epochs + splits.epochs(plan.tiny_steps);
     let labels = &ds.test.labels[..ds.test.len().min(plan.test_images)];
     let (fp_source, fp_method) = if arch == Arch::ResNet50 {
         (SOURCE_TINY, METHOD_FP_TINY)
     } else {
         (SOURCE_CONVENTIONAL, METHOD_FP)
     };
-    type Done = (u64, Stage, Vec<ResultRow>, Option<PipelineCounts>);
-    let run = |job: MainJob| -> Result<(Done, Vec<MainJob>), String> {
+    let run = |job: MainJob| -> Result<(StageRows, Vec<MainJob>), String> {
         let row = |seed: u64, source: &str, method: &str, bits, metric: &str, v: f64, ep| {
             note(
                 bar,
@@ -523,20 +620,26 @@ pub fn main_table(
             );
             ctx.row(source, method, bits, metric, v, seed, ep)
         };
+        let curves = |t: &Trained, seed: u64, source: &str, method: &str, bits| {
+            t.report
+                .curve_rows(&ctx.row(source, method, bits, "", 0.0, seed, 0))
+        };
         match job {
             MainJob::Fp(seed) => {
-                let fp = train_fp(arch, plan, ds, seed, device, bar);
-                let acc = accuracy(&predict(&fp, &ds.test, plan.test_images), labels);
+                let fp = train_fp(arch, plan, splits, seed, device, bar)?;
+                let acc = accuracy(&predict(&fp.model, &ds.test, plan.test_images), labels);
+                let bits = ("32", "32");
                 let rows = vec![row(
                     seed,
                     fp_source,
                     fp_method,
-                    ("32", "32"),
+                    bits,
                     "top1_acc_pct",
                     acc,
                     fp_epochs,
                 )];
-                let fp = std::sync::Arc::new(fp);
+                let curves = curves(&fp, seed, fp_source, fp_method, bits);
+                let fp = std::sync::Arc::new(fp.model);
                 let mut next = vec![
                     MainJob::Quantized(seed, Stage::F8Net, fp.clone()),
                     MainJob::Quantized(seed, Stage::Int8, fp.clone()),
@@ -544,74 +647,85 @@ pub fn main_table(
                 if arch == Arch::ResNet50 {
                     next.push(MainJob::Quantized(seed, Stage::Tiny, fp));
                 }
-                Ok(((seed, Stage::Fp, rows, None), next))
+                let done = StageRows {
+                    seed,
+                    stage: Stage::Fp,
+                    rows,
+                    curves,
+                    counts: None,
+                };
+                Ok((done, next))
             }
             MainJob::Quantized(seed, Stage::Int8, fp) => {
                 stage(bar, format!("{arch:?} seed {seed} INT8"));
+                let recipe = sgd_recipe(splits.steps(plan.qat_epochs), QAT_LR);
                 let int8 = train_quantized(
                     &fp,
                     Method::Int8Jacob,
+                    recipe,
                     plan,
-                    ds,
+                    splits,
+                    "int8",
                     seed,
-                    plan.qat_steps,
-                    QAT_LR,
                     bar,
-                );
-                let acc = accuracy(&predict(&int8, &ds.test, plan.test_images), labels);
+                )?;
+                let acc = accuracy(&predict(&int8.model, &ds.test, plan.test_images), labels);
+                let bits = ("8", "8");
                 let rows = vec![row(
                     seed,
                     SOURCE_CONVENTIONAL,
                     METHOD_INT8,
-                    ("8", "8"),
+                    bits,
                     "top1_acc_pct",
                     acc,
                     f8_epochs,
                 )];
-                Ok(((seed, Stage::Int8, rows, None), vec![]))
+                let curves = curves(&int8, seed, SOURCE_CONVENTIONAL, METHOD_INT8, bits);
+                let done = StageRows {
+                    seed,
+                    stage: Stage::Int8,
+                    rows,
+                    curves,
+                    counts: None,
+                };
+                Ok((done, vec![]))
             }
             MainJob::Quantized(seed, st, fp) => {
                 let tiny = st == Stage::Tiny;
-                stage(
-                    bar,
-                    format!(
-                        "{arch:?} seed {seed} {}",
-                        if tiny { "tiny FT" } else { "F8Net" }
-                    ),
-                );
-                let (opts, steps, lr, source, method, ep) = if tiny {
+                let label = if tiny { "tiny FT" } else { "F8Net" };
+                stage(bar, format!("{arch:?} seed {seed} {label}"));
+                let (opts, recipe, source, method, ep) = if tiny {
                     let o = F8Options {
                         rule: Some(FlRule::GridSearch),
                         per_channel: false,
                         pact: false,
                     };
-                    (
-                        o,
-                        plan.tiny_steps,
-                        TINY_LR,
-                        SOURCE_TINY,
-                        METHOD_F8_TINY,
-                        fp_epochs,
-                    )
+                    let recipe = tiny_recipe(plan.tiny_steps, TINY_LR);
+                    (o, recipe, SOURCE_TINY, METHOD_F8_TINY, tiny_epochs)
                 } else {
+                    let recipe = sgd_recipe(splits.steps(plan.qat_epochs), QAT_LR);
                     let o = F8Options::DEFAULT;
-                    (
-                        o,
-                        plan.qat_steps,
-                        QAT_LR,
-                        SOURCE_CONVENTIONAL,
-                        METHOD_F8,
-                        f8_epochs,
-                    )
+                    (o, recipe, SOURCE_CONVENTIONAL, METHOD_F8, f8_epochs)
                 };
-                let m = train_quantized(&fp, Method::F8Net(opts), plan, ds, seed, steps, lr, bar);
-                let sim = predict(&m, &ds.test, plan.test_images);
-                let check = engine_check(&m, ds, plan.test_images, &sim)?;
+                let name = if tiny { "tiny" } else { "f8net" };
+                let m = train_quantized(
+                    &fp,
+                    Method::F8Net(opts),
+                    recipe,
+                    plan,
+                    splits,
+                    name,
+                    seed,
+                    bar,
+                )?;
+                let sim = predict(&m.model, &ds.test, plan.test_images);
+                let check = engine_check(&m.model, ds, plan.test_images, &sim)?;
+                let bits = ("8", "8");
                 let mut rows = vec![row(
                     seed,
                     source,
                     method,
-                    ("8", "8"),
+                    bits,
                     "top1_acc_pct",
                     check.accuracy,
                     ep,
@@ -621,7 +735,7 @@ pub fn main_table(
                         seed,
                         source,
                         method,
-                        ("8", "8"),
+                        bits,
                         "top1_acc_pct_simulated",
                         accuracy(&sim, labels),
                         ep,
@@ -631,29 +745,27 @@ pub fn main_table(
                     seed,
                     source,
                     method,
-                    ("8", "8"),
+                    bits,
                     "sim_vs_integer_agreement_pct",
                     check.agreement,
                     ep,
                 ));
-                let counts = (!tiny).then_some(check.counts);
-                Ok(((seed, st, rows, counts), vec![]))
+                let done = StageRows {
+                    seed,
+                    stage: st,
+                    rows,
+                    curves: curves(&m, seed, source, method, bits),
+                    counts: (!tiny).then_some(check.counts),
+                };
+                Ok((done, vec![]))
             }
         }
     };
     let initial = plan.seeds.iter().map(|&s| MainJob::Fp(s)).collect();
     let mut done = run_jobs(workers, initial, run)?;
-    done.sort_by_key(|d| (d.0, d.1));
-    let mut cells: std::collections::BTreeMap<(String, String, String), Vec<f64>> =
-        Default::default();
-    for r in done.iter().flat_map(|d| &d.2) {
-        cells
-            .entry((r.source.clone(), r.method.clone(), r.metric.clone()))
-            .or_default()
-            .push(r.value);
-    }
+    done.sort_by_key(|d| (d.seed, d.stage));
     let mut ops = Vec::new();
-    if let Some(counts) = done.iter().find_map(|d| d.3) {
+    if let Some(counts) = done.iter().find_map(|d| d.counts) {
         let proxy = proxy_label(arch, ds, plan);
         let g = Graph::proxy(arch, plan.width(arch));
         for (pipeline, c) in [
@@ -675,8 +787,32 @@ pub fn main_table(
             });
         }
     }
-    let rows = done.into_iter().flat_map(|d| d.2).collect();
-    let summary = cells
+    let mut rows = Vec::new();
+    let mut curves = Vec::new();
+    for d in done {
+        rows.extend(d.rows);
+        curves.extend(d.curves);
+    }
+    Ok(MainOutput { rows, curves, ops })
+}
+
+/// Mean and standard deviation over the seeds of every main-table cell of `arch` in `table` (the
+/// whole recorded table, so runs of one seed each add up), for this plan's proxy and profile.
+pub fn summaries(table: &[ResultRow], ctx: &RowCtx) -> Vec<SummaryRow> {
+    let proxy = proxy_label(ctx.arch, ctx.dataset, ctx.plan);
+    let model = published_model(ctx.arch);
+    let mut cells: std::collections::BTreeMap<(String, String, String), Vec<f64>> =
+        Default::default();
+    for r in table
+        .iter()
+        .filter(|r| r.model == model && r.proxy == proxy && r.profile == ctx.plan.name())
+    {
+        cells
+            .entry((r.source.clone(), r.method.clone(), r.metric.clone()))
+            .or_default()
+            .push(r.value);
+    }
+    cells
         .into_iter()
         .map(|((source, method, metric), v)| {
             let (mean, std) = repro::stats::mean_and_sd(&v);
@@ -687,21 +823,20 @@ pub fn main_table(
             };
             SummaryRow {
                 source,
-                model: published_model(arch).into(),
+                model: model.into(),
                 method,
                 quantity: metric,
-                proxy: proxy_label(arch, ds, plan),
+                proxy: proxy.clone(),
                 seeds: v.len(),
                 mean,
                 std,
                 int32_mult: int32.into(),
                 fp_mult: fp.into(),
-                profile: plan.name().into(),
+                profile: ctx.plan.name().into(),
                 run_id: ctx.run_id.into(),
             }
         })
-        .collect();
-    Ok(MainOutput { rows, summary, ops })
+        .collect()
 }
 
 /// Ablation variants (dossier §10 P3): name and F8Net options.
@@ -743,56 +878,70 @@ pub fn ablation_variants() -> Vec<(&'static str, F8Options)> {
 }
 
 /// The ablation table on one model and seed: every variant is quantization-aware trained from the
-/// same FP model, plus the tiny fine-tuning mode (lr 0 calibration and lr 1e-4), each evaluated with
-/// the integer engine.
+/// same FP model (the main table's, resumed from its checkpoint), plus the tiny fine-tuning mode
+/// (lr 0 calibration and lr 1e-4), each evaluated with the integer engine. Returns the rows and
+/// every stage's validation curve.
 pub fn ablations(
     ctx: &RowCtx,
+    splits: &Splits,
     device: &Device,
     workers: usize,
     bar: &indicatif::ProgressBar,
-) -> Result<Vec<ResultRow>, String> {
+) -> Result<(Vec<ResultRow>, Vec<ResultRow>), String> {
     let plan = ctx.plan;
     let ds = ctx.dataset;
     let seed = plan.seeds[0];
     let labels = &ds.test.labels[..ds.test.len().min(plan.test_images)];
-    let fp = train_fp(ctx.arch, plan, ds, seed, device, bar);
+    let fp = train_fp(ctx.arch, plan, splits, seed, device, bar)?;
     let source = "f8net ablations (dossier P3; paper numbers not transcribed)";
+    let fp_bits = ("32", "32");
     let mut rows = vec![ctx.row(
         source,
         METHOD_FP,
-        ("32", "32"),
+        fp_bits,
         "top1_acc_pct",
-        accuracy(&predict(&fp, &ds.test, plan.test_images), labels),
+        accuracy(&predict(&fp.model, &ds.test, plan.test_images), labels),
         seed,
-        0,
+        plan.fp_epochs,
     )];
+    let mut curves = fp
+        .report
+        .curve_rows(&ctx.row(source, METHOD_FP, fp_bits, "", 0.0, seed, 0));
     let tiny = F8Options {
         rule: Some(FlRule::GridSearch),
         per_channel: false,
         pact: false,
     };
-    let mut variants: Vec<(String, F8Options, usize, f64)> = ablation_variants()
+    let qat = sgd_recipe(splits.steps(plan.qat_epochs), QAT_LR);
+    let mut variants: Vec<(String, F8Options, Recipe)> = ablation_variants()
         .into_iter()
-        .map(|(n, o)| (format!("F8Net QAT: {n}"), o, plan.qat_steps, QAT_LR))
+        .map(|(n, o)| (format!("F8Net QAT: {n}"), o, qat))
         .collect();
     variants.push((
         "F8Net tiny fine-tuning: grid FL, no PACT, lr 0 (calibration)".into(),
         tiny,
-        plan.tiny_steps,
-        0.0,
+        tiny_recipe(plan.tiny_steps.min(CALIBRATION_STEPS), 0.0),
     ));
     variants.push((
         "F8Net tiny fine-tuning: grid FL, no PACT, lr 1e-4".into(),
         tiny,
-        plan.tiny_steps,
-        TINY_LR,
+        tiny_recipe(plan.tiny_steps, TINY_LR),
     ));
     let jobs: Vec<_> = variants.into_iter().enumerate().collect();
-    let mut done = run_jobs(workers, jobs, |(i, (name, opts, steps, lr))| {
+    let mut done = run_jobs(workers, jobs, |(i, (name, opts, recipe))| {
         stage(bar, format!("ablation {name}"));
-        let m = train_quantized(&fp, Method::F8Net(opts), plan, ds, seed, steps, lr, bar);
-        let sim = predict(&m, &ds.test, plan.test_images);
-        let check = engine_check(&m, ds, plan.test_images, &sim)?;
+        let m = train_quantized(
+            &fp.model,
+            Method::F8Net(opts),
+            recipe,
+            plan,
+            splits,
+            &format!("ablation{i}"),
+            seed,
+            bar,
+        )?;
+        let sim = predict(&m.model, &ds.test, plan.test_images);
+        let check = engine_check(&m.model, ds, plan.test_images, &sim)?;
         note(
             bar,
             format!(
@@ -800,21 +949,35 @@ pub fn ablations(
                 check.accuracy, check.agreement
             ),
         );
+        let epochs = plan.fp_epochs + splits.epochs(recipe.steps);
+        let bits = ("8", "8");
         let rows = [
             ("top1_acc_pct", check.accuracy),
             ("sim_vs_integer_agreement_pct", check.agreement),
         ]
-        .map(|(metric, v)| ctx.row(source, &name, ("8", "8"), metric, v, seed, 0));
-        Ok(((i, rows), vec![]))
+        .map(|(metric, v)| ctx.row(source, &name, bits, metric, v, seed, epochs));
+        let curve = m
+            .report
+            .curve_rows(&ctx.row(source, &name, bits, "", 0.0, seed, 0));
+        Ok(((i, rows, curve), vec![]))
     })?;
     done.sort_by_key(|d| d.0);
-    rows.extend(done.into_iter().flat_map(|d| d.1));
-    Ok(rows)
+    for (_, r, c) in done {
+        rows.extend(r);
+        curves.extend(c);
+    }
+    Ok((rows, curves))
 }
 
+/// Iterations of the lr-0 tiny fine-tuning (a calibration: only BN statistics and FL buffers move;
+/// the paper's ResNet18 setting).
+const CALIBRATION_STEPS: usize = 100;
+
 /// Progress-bar length of [`ablations`].
-pub fn ablation_steps(plan: &Plan) -> u64 {
-    (plan.fp_steps + ablation_variants().len() * plan.qat_steps + 2 * plan.tiny_steps) as u64
+pub fn ablation_steps(plan: &Plan, splits: &Splits) -> u64 {
+    let qat = ablation_variants().len() * splits.steps(plan.qat_epochs);
+    let tiny = plan.tiny_steps + plan.tiny_steps.min(CALIBRATION_STEPS);
+    (splits.steps(plan.fp_epochs) + qat + tiny) as u64
 }
 
 #[cfg(test)]
@@ -865,11 +1028,13 @@ mod tests {
     #[test]
     fn epochs_override_the_fp_stage_only() {
         let p = Plan::new(Profile::Full, Some(2), None);
-        assert_eq!(
-            p.fp_steps, 938,
-            "2 epochs of 60 000 images in batches of 128"
-        );
-        assert_eq!(p.qat_steps, QAT_STEPS);
+        assert_eq!(p.fp_epochs, 2);
+        assert_eq!(p.qat_epochs, 5);
         assert_eq!(p.seeds, vec![0, 1, 2]);
+        assert_eq!(
+            Plan::steps(2, 55_000),
+            858,
+            "2 epochs of 55 000 images in batches of 128"
+        );
     }
 }

@@ -107,6 +107,35 @@ pub fn main_results(
     )
 }
 
+/// The validation curves of one proxy model (`model`: the published name its rows carry): one line
+/// per stage (full precision, then each quantized stage after the FP epochs it started from), mean
+/// over seeds with ± one standard deviation, from the `curves` table's rows of `profile`.
+/// `fp_epochs` places the quantized stages; `None` without curve rows.
+pub fn learning_curves(
+    rows: &[ResultRow],
+    model: &str,
+    source_prefix: &str,
+    profile: &str,
+    fp_epochs: u32,
+) -> Option<String> {
+    let curves = repro::curves::group(rows, |r| {
+        if r.metric != repro::curves::VAL_TOP1
+            || r.model != model
+            || r.profile != profile
+            || !r.source.starts_with(source_prefix)
+        {
+            return None;
+        }
+        let offset = if r.w_bits == "32" { 0 } else { fp_epochs };
+        Some((r.method.clone(), offset))
+    });
+    (!curves.is_empty()).then(|| {
+        let title =
+            format!("{model} proxy: validation top-1 per epoch (FP, then each 8-bit stage)");
+        repro::curves::chart(&title, "validation top-1 (%)", &curves)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

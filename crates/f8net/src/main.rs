@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use f8net::experiments::{
-    Plan, Profile, RowCtx, ablation_steps, ablations, main_steps, main_table,
+    Plan, Profile, RowCtx, Splits, ablation_steps, ablations, main_steps, main_table, summaries,
 };
 use f8net::graph::Arch;
 use f8net::statistics::{self, Grid};
@@ -100,13 +100,17 @@ fn run() -> Result<(), String> {
         (Some(Command::Figures), _) => main_figure(&plan, &out),
         (Some(Command::Ablations { model }), _) => {
             let dataset = load_data(&cli, &plan)?;
+            let splits = Splits::of(&plan, &dataset)?;
             let device = burn::prelude::Device::flex().autodiff();
             let ctx = RowCtx { arch: *model, dataset: &dataset, plan: &plan, run_id: &run.run_id };
-            let bar = quant_train::train::progress_bar(ablation_steps(&plan), "ablations");
-            let rows = ablations(&ctx, &device, threads, &bar)?;
+            let bar = quant_train::train::progress_bar(ablation_steps(&plan, &splits), "ablations");
+            let (rows, curves) = ablations(&ctx, &splits, &device, threads, &bar)?;
             bar.finish();
+            let checks = dataset.checksums();
             let path = table_path(&out, PAPER_DIR, "ablations");
-            run.record(&path, &rows, &dataset.checksums()).map_err(|e| e.to_string())?;
+            run.record(&path, &rows, &checks).map_err(|e| e.to_string())?;
+            run.record(&table_path(&out, PAPER_DIR, "curves"), &curves, &checks)
+                .map_err(|e| e.to_string())?;
             for r in &rows {
                 println!("{:<70} {:<30} {:>8.2}", r.method, r.metric, r.value);
             }
@@ -115,19 +119,22 @@ fn run() -> Result<(), String> {
         }
         (None, Some(arch)) => {
             let dataset = load_data(&cli, &plan)?;
+            let splits = Splits::of(&plan, &dataset)?;
             let device = burn::prelude::Device::flex().autodiff();
             let ctx = RowCtx { arch, dataset: &dataset, plan: &plan, run_id: &run.run_id };
-            let bar = quant_train::train::progress_bar(main_steps(arch, &plan), "main");
-            let result = main_table(&ctx, &device, threads, &bar)?;
+            let bar = quant_train::train::progress_bar(main_steps(arch, &plan, &splits), "main");
+            let result = main_table(&ctx, &splits, &device, threads, &bar)?;
             bar.finish();
             let checks = dataset.checksums();
+            let e = |e: repro::results::TableError| e.to_string();
             let main = table_path(&out, PAPER_DIR, "main");
-            run.record(&main, &result.rows, &checks).map_err(|e| e.to_string())?;
-            run.record(&table_path(&out, PAPER_DIR, "main_mean_std"), &result.summary, &checks)
-                .map_err(|e| e.to_string())?;
-            run.record(&table_path(&out, PAPER_DIR, "ops"), &result.ops, &checks)
-                .map_err(|e| e.to_string())?;
-            for s in &result.summary {
+            run.record(&main, &result.rows, &checks).map_err(e)?;
+            // Means over every seed the table now holds (one-seed runs add up).
+            let summary = summaries(&repro::results::read_rows(&main).map_err(e)?, &ctx);
+            run.record(&table_path(&out, PAPER_DIR, "main_mean_std"), &summary, &checks).map_err(e)?;
+            run.record(&table_path(&out, PAPER_DIR, "ops"), &result.ops, &checks).map_err(e)?;
+            run.record(&table_path(&out, PAPER_DIR, "curves"), &result.curves, &checks).map_err(e)?;
+            for s in &summary {
                 println!("{:<80} {:<30} {:>7.2} ± {:.2} (n={})", s.method, s.quantity, s.mean, s.std, s.seeds);
             }
             for o in &result.ops {
@@ -154,8 +161,34 @@ fn main_figure(plan: &Plan, out: &std::path::Path) -> Result<(), String> {
     let rows: Vec<repro::results::ResultRow> =
         repro::results::read_rows(&table_path(out, PAPER_DIR, "main")).map_err(e)?;
     let published = repro::published::PaperExperiments::published_of(PAPER_DIR).map_err(e)?;
+    let mut svgs: Vec<(String, String)> = Vec::new();
     if let Some(svg) = f8net::figures::main_results(&rows, &published, plan.name()) {
-        let path = out.join(PAPER_DIR).join("main_top1.svg");
+        svgs.push(("main_top1.svg".into(), svg));
+    }
+    let curves_path = table_path(out, PAPER_DIR, "curves");
+    let curves: Vec<repro::results::ResultRow> = if curves_path.exists() {
+        repro::results::read_rows(&curves_path).map_err(e)?
+    } else {
+        Vec::new()
+    };
+    for &arch in <Arch as clap::ValueEnum>::value_variants() {
+        let model = f8net::experiments::published_model(arch);
+        let svg = f8net::figures::learning_curves(
+            &curves,
+            model,
+            "official repo",
+            plan.name(),
+            plan.fp_epochs,
+        );
+        if let Some(svg) = svg {
+            svgs.push((
+                format!("curves_{}.svg", format!("{arch:?}").to_lowercase()),
+                svg,
+            ));
+        }
+    }
+    for (name, svg) in svgs {
+        let path = out.join(PAPER_DIR).join(name);
         std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
         println!("wrote {}", path.display());
     }

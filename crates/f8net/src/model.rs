@@ -79,7 +79,7 @@ pub struct Params {
 }
 
 /// Statistics that are not trained by gradient: BN running mean/var, activation FL EMAs, Jacob ranges.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct State {
     pub bn_mean: Vec<Vec<f32>>,
     pub bn_var: Vec<Vec<f32>>,

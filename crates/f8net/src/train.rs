@@ -1,38 +1,97 @@
-//! The training loop of the scaled-down recipe (dossier §7, §10): cosine learning rate stepped per
-//! iteration, weight decay 4e-5, batch 128, cross-entropy, with Adam (the proxies' budget of under one
-//! epoch) or the paper's SGD with Nesterov momentum 0.9; and evaluation of the simulated model.
+//! The training loop of the scaled-down recipe (dossier §7, §10): the paper's SGD with Nesterov
+//! momentum 0.9, cosine learning rate stepped per iteration (constant for tiny
+//! fine-tuning), batch 128, cross-entropy; a validation curve per epoch, checkpoints to resume
+//! from; and evaluation of the simulated model.
 //!
 //! quant-train's loop drives its own `Net`; the F8Net model carries non-gradient statistics (FL EMAs,
 //! batch-norm running statistics measured on the real-valued input) that its forward updates, so it
 //! has this small loop of its own.
 
+use std::path::PathBuf;
+
 use crate::model::{Model, Pass};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
+use quant_train::checkpoint::Checkpoint;
 use quant_train::rng::Rng;
+use quant_train::train::{EpochPoint, TrainReport};
 use repro::datasets::ImageSet;
+use serde::Serialize;
 
-/// Optimizer of a stage.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Optimizer {
-    /// Adam (β 0.9 / 0.999): converges within the fraction of an epoch the 2-core budget allows.
-    Adam,
-    /// The paper's SGD, Nesterov momentum 0.9, no dampening.
-    SgdNesterov,
+/// Learning rate over the steps of a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Schedule {
+    /// Cosine decay from the base rate to 0, stepped per iteration (the paper's QAT recipe).
+    Cosine,
+    /// The base rate throughout (the paper's tiny fine-tuning).
+    Constant,
 }
 
-/// One training stage.
-#[derive(Debug, Clone, Copy)]
+/// One training stage: the paper's SGD, Nesterov momentum 0.9, no dampening.
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct Recipe {
-    pub optimizer: Optimizer,
     /// Optimizer steps (whole batches of `batch`).
     pub steps: usize,
     pub lr: f64,
+    pub schedule: Schedule,
     pub batch: usize,
     pub weight_decay: f32,
+}
+
+impl Recipe {
+    /// The learning rate of step `step`.
+    fn lr_at(&self, step: usize) -> f64 {
+        match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Cosine => {
+                0.5 * self.lr
+                    * (1.0 + (std::f64::consts::PI * step as f64 / self.steps as f64).cos())
+            }
+        }
+    }
+
+    fn optimizer(&self) -> ModuleOptimizer {
+        SgdConfig::new()
+            .with_momentum(Some(
+                MomentumConfig::new()
+                    .with_momentum(0.9)
+                    .with_dampening(0.0)
+                    .with_nesterov(true),
+            ))
+            .with_weight_decay(Some(WeightDecayConfig::new(self.weight_decay)))
+            .init()
+    }
+}
+
+/// What a stage trains on besides its recipe.
+pub struct StageRun<'a> {
+    pub data: &'a ImageSet,
+    /// Scored after every epoch (and after the last step) with the simulated model in evaluation
+    /// mode: the validation curve of [`TrainReport::curve`]. Never trained on.
+    pub validation: Option<&'a ImageSet>,
+    /// Seed of the batch order.
+    pub seed: u64,
+    /// Path prefix of the stage's checkpoint, written after every scored point: a rerun of the
+    /// same stage (same recipe, data, seed and starting model) resumes from it.
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// What a checkpoint is keyed on beside the data and the starting parameters.
+#[derive(Serialize)]
+struct StageKey<'a> {
+    recipe: &'a Recipe,
+    seed: u64,
+}
+
+/// What a checkpoint keeps beside the parameters: the statistics the forward pass updates and the
+/// steps done.
+#[derive(Serialize, serde::Deserialize)]
+struct Progress {
+    steps_done: usize,
+    state: crate::model::State,
 }
 
 /// `[N, 1, H, W]` pixels / 256 (raw bytes with FL 8, dossier §6 "first layer") and labels.
@@ -51,69 +110,142 @@ pub fn batch(set: &ImageSet, idx: &[usize], device: &Device) -> (Tensor<4>, Tens
     )
 }
 
-/// Trains `model` (parameters on an autodiff device) in place; `bar` shows progress. Returns the mean
-/// loss of the last 20 steps.
+/// Trains `model` (parameters on an autodiff device) in place for `recipe.steps` steps; `bar`
+/// shows progress. Returns the report with one curve point per epoch (and one after the last
+/// step when it ends inside an epoch).
 pub fn train(
     model: &mut Model,
-    data: &ImageSet,
     recipe: Recipe,
-    seed: u64,
+    run: &StageRun,
     bar: &indicatif::ProgressBar,
-) -> f64 {
+) -> Result<TrainReport, String> {
     let device = model.params.fc_b.val().device();
-    let decay = Some(WeightDecayConfig::new(recipe.weight_decay));
-    let mut optim = match recipe.optimizer {
-        Optimizer::Adam => AdamConfig::new().with_weight_decay(decay).init(),
-        Optimizer::SgdNesterov => SgdConfig::new()
-            .with_momentum(Some(
-                MomentumConfig::new()
-                    .with_momentum(0.9)
-                    .with_dampening(0.0)
-                    .with_nesterov(true),
-            ))
-            .with_weight_decay(decay)
-            .init(),
-    };
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
-    let n = data.len();
-    let per_epoch = (n / recipe.batch).max(1);
-    let mut order: Vec<usize> = Vec::new();
-    let mut recent = Vec::new();
-    for step in 0..recipe.steps {
-        if step % per_epoch == 0 {
-            order = (0..n).collect();
-            Rng::stream(seed, (step / per_epoch) as u64).shuffle(&mut order);
+    let err = |e: quant_train::train::TrainError| e.to_string();
+    let checkpoint = match &run.checkpoint {
+        Some(prefix) => {
+            let state = serde_json::to_string(&model.state).map_err(|e| e.to_string())?;
+            let structure = format!("{:?}\n{:?}\n{state}", model.graph, model.method);
+            let key = StageKey {
+                recipe: &recipe,
+                seed: run.seed,
+            };
+            Some(Checkpoint::new(prefix, &model.params, &structure, run.data, &key).map_err(err)?)
         }
-        let start = (step % per_epoch) * recipe.batch;
-        let idx = &order[start..(start + recipe.batch).min(n)];
-        let (x, y) = batch(data, idx, &device);
+        None => None,
+    };
+    let mut optim = recipe.optimizer();
+    let (mut start, mut curve) = (0, Vec::new());
+    if let Some(ckpt) = &checkpoint {
+        let resumed = ckpt.resume(model.params.clone(), optim).map_err(err)?;
+        optim = resumed.optim;
+        if let Some(extra) = resumed.extra {
+            let progress: Progress = serde_json::from_value(extra).map_err(|e| {
+                format!(
+                    "checkpoint {} unreadable ({e}): delete that folder to start over",
+                    ckpt.dir().display()
+                )
+            })?;
+            model.params = resumed.model;
+            model.state = progress.state;
+            start = progress.steps_done;
+            curve = resumed.report.map(|r| r.curve).unwrap_or_default();
+        }
+    }
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let n = run.data.len();
+    let per_epoch = (n / recipe.batch).max(1);
+    let started = std::time::Instant::now();
+    let mut order: Vec<usize> = Vec::new();
+    let (mut loss_sum, mut correct, mut seen, mut steps_in_point) = (0.0, 0usize, 0usize, 0usize);
+    bar.inc(start as u64);
+    for step in start..recipe.steps {
+        let epoch = step / per_epoch;
+        if step % per_epoch == 0 || order.is_empty() {
+            order = (0..n).collect();
+            Rng::stream(run.seed, epoch as u64).shuffle(&mut order);
+        }
+        let first = (step % per_epoch) * recipe.batch;
+        let idx = &order[first..(first + recipe.batch).min(n)];
+        let (x, y) = batch(run.data, idx, &device);
         let logits = model.forward(x, Pass::Train);
-        let loss = loss_fn.forward(logits, y);
+        let loss = loss_fn.forward(logits.clone(), y.clone());
         let value = f64::from(loss.clone().into_scalar::<f32>());
-        let lr = 0.5
-            * recipe.lr
-            * (1.0 + (std::f64::consts::PI * step as f64 / recipe.steps as f64).cos());
-        if recipe.lr > 0.0 {
+        if !value.is_finite() {
+            return Err(format!(
+                "training diverged (loss {value}) at step {step}: lower the learning rate"
+            ));
+        }
+        let pred = logits.detach().argmax(1).reshape([idx.len()]);
+        correct += pred.equal(y).int().sum().into_scalar::<i64>() as usize;
+        (loss_sum, seen, steps_in_point) = (loss_sum + value, seen + idx.len(), steps_in_point + 1);
+        let lr = recipe.lr_at(step);
+        if lr > 0.0 {
             let grads = GradientsParams::from_grads(loss.backward(), &model.params);
             model.params = optim.step(lr, model.params.clone(), grads);
         }
-        recent.push(value);
-        if recent.len() > 20 {
-            recent.remove(0);
-        }
         bar.inc(1);
-        let mean = recent.iter().sum::<f64>() / recent.len() as f64;
+        let mean = loss_sum / steps_in_point as f64;
         bar.set_message(format!("loss {mean:.3}"));
-        if bar.is_hidden() && (step + 1) % 100 == 0 {
-            // a log instead of a terminal: a line per 100 steps shows the run is alive
+        let done = step + 1;
+        if done % per_epoch != 0 && done != recipe.steps {
+            continue;
+        }
+        let point = EpochPoint {
+            epoch: done.div_ceil(per_epoch) as u32,
+            loss: mean,
+            train_acc: 100.0 * correct as f64 / seen.max(1) as f64,
+            val_acc: run
+                .validation
+                .map(|v| accuracy(&predict(model, v, v.len()), &v.labels)),
+        };
+        if bar.is_hidden() {
+            // a log instead of a terminal: a line per epoch shows the run is alive
             eprintln!(
-                "         step {}/{}: loss {mean:.3}",
-                step + 1,
-                recipe.steps
+                "         step {done}/{}: loss {mean:.3}, train {:.2} %{}",
+                recipe.steps,
+                point.train_acc,
+                point
+                    .val_acc
+                    .map(|v| format!(", validation {v:.2} %"))
+                    .unwrap_or_default()
             );
         }
+        curve.push(point);
+        (loss_sum, correct, seen, steps_in_point) = (0.0, 0, 0, 0);
+        let report = report_of(&curve, started);
+        if let Some(ckpt) = &checkpoint {
+            let progress = Progress {
+                steps_done: done,
+                state: model.state.clone(),
+            };
+            let extra = serde_json::to_value(&progress).map_err(|e| e.to_string())?;
+            ckpt.save(
+                &model.params,
+                &optim,
+                &StageKey {
+                    recipe: &recipe,
+                    seed: run.seed,
+                },
+                curve.len() as u32,
+                &report,
+                Some(extra),
+            )
+            .map_err(err)?;
+        }
     }
-    recent.iter().sum::<f64>() / recent.len().max(1) as f64
+    Ok(report_of(&curve, started))
+}
+
+/// The report of a stage whose curve so far is `curve`.
+fn report_of(curve: &[EpochPoint], started: std::time::Instant) -> TrainReport {
+    let last = curve.last();
+    TrainReport {
+        final_loss: last.map_or(f64::NAN, |p| p.loss),
+        final_train_acc: last.map_or(f64::NAN, |p| p.train_acc),
+        epochs_run: curve.len() as u32,
+        seconds: started.elapsed().as_secs_f64(),
+        curve: curve.to_vec(),
+    }
 }
 
 /// Predictions of the simulated model in evaluation mode (running statistics, rounded FLs, 32-bit
@@ -163,5 +295,78 @@ pub fn eval_copy(model: &Model) -> Model {
         params: model.params.valid(),
         state: model.state.clone(),
         method: model.method,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{Arch, Graph};
+    use crate::model::Method;
+
+    /// 64 random 28x28 images with labels 0-9.
+    fn data() -> ImageSet {
+        let images = (0..64 * 784u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        ImageSet {
+            images,
+            labels: (0..64u8).map(|i| i % 10).collect(),
+            rows: 28,
+            cols: 28,
+            checksums: vec![],
+        }
+    }
+
+    fn model() -> Model {
+        let device = Device::flex().autodiff();
+        let graph = Graph::proxy(Arch::MobileNetV1, 0.25);
+        Model::new(graph, Method::FullPrecision { pact: true }, 3, &device)
+    }
+
+    /// A rerun of a finished stage resumes from its checkpoint: the same parameters, statistics
+    /// and curve come back without a step trained; a stage without a checkpoint trains the same.
+    #[test]
+    fn a_finished_stage_resumes_from_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (train_set, val) = (data(), data());
+        let recipe = Recipe {
+            steps: 4,
+            lr: 0.05,
+            schedule: Schedule::Cosine,
+            batch: 32,
+            weight_decay: 4e-5,
+        };
+        let run = |checkpoint: Option<PathBuf>| {
+            let mut m = model();
+            let run = StageRun {
+                data: &train_set,
+                validation: Some(&val),
+                seed: 1,
+                checkpoint,
+            };
+            let bar = indicatif::ProgressBar::hidden();
+            let report = train(&mut m, recipe, &run, &bar).unwrap();
+            // A step sets the bar's message; a resumed stage trains none.
+            (m, report, bar.message())
+        };
+        let prefix = dir.path().join("fp");
+        let (first, report, message) = run(Some(prefix.clone()));
+        assert!(message.starts_with("loss"), "{message}");
+        assert_eq!(report.curve.len(), 2, "one point per epoch of 2 steps");
+        let (again, resumed, message) = run(Some(prefix));
+        assert_eq!(message, "", "the finished stage trained again");
+        assert_eq!(resumed.curve, report.curve);
+        assert_eq!(again.state.fl_ema, first.state.fl_ema);
+        assert_eq!(again.state.bn_mean, first.state.bn_mean);
+        let weights = |m: &Model| m.params.fc_w.val().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(weights(&again), weights(&first));
+        let (plain, plain_report, _) = run(None);
+        assert_eq!(
+            weights(&plain),
+            weights(&first),
+            "the checkpoint changed training"
+        );
+        assert_eq!(plain_report.curve, report.curve);
     }
 }

@@ -21,16 +21,20 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::models::{Block, Net};
-use crate::train::{TrainConfig, TrainError, TrainReport};
+use crate::train::{TrainError, TrainReport};
 
 /// What `meta.json` records beside the model and optimizer state.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CheckpointMeta {
     /// The key the folder name carries, checked again on load.
     pub key: String,
-    pub config: TrainConfig,
+    /// The training configuration the key was made from (the caller's type, as JSON).
+    pub config: serde_json::Value,
     pub epochs_done: u32,
     pub report: Option<TrainReport>,
+    /// State the caller keeps outside the module (statistics that are not parameters), as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<serde_json::Value>,
 }
 
 /// The checkpoint of one training run: `<prefix>-<key>/`.
@@ -41,22 +45,27 @@ pub struct Checkpoint {
 }
 
 /// The state training continues from: the saved one, or the fresh one after 0 epochs.
-pub struct Resumed {
-    pub model: Net,
+pub struct Resumed<M> {
+    pub model: M,
     pub optim: ModuleOptimizer,
     pub epochs_done: u32,
     pub report: Option<TrainReport>,
+    /// What [`Checkpoint::save`] was given as `extra`.
+    pub extra: Option<serde_json::Value>,
 }
 
 impl Checkpoint {
-    /// The checkpoint of training `model` on `data` with `config`, under the path prefix `prefix`.
-    pub fn new(
+    /// The checkpoint of training `model` on `data` with `config`, under the path prefix `prefix`;
+    /// `structure` describes what the module record leaves out (layer kinds, activations,
+    /// quantizers: [`net_structure`] for quant-train's models).
+    pub fn new<M: Module>(
         prefix: &Path,
-        model: &Net,
+        model: &M,
+        structure: &str,
         data: &ImageSet,
-        config: &TrainConfig,
+        config: &impl Serialize,
     ) -> Result<Self, TrainError> {
-        let key = key(model, data, config)?;
+        let key = key(model, structure, data, config)?;
         let name = prefix.file_name().unwrap_or_default().to_string_lossy();
         let dir = prefix.with_file_name(format!("{name}-{}", &key[..16]));
         Ok(Checkpoint { dir, key })
@@ -69,13 +78,18 @@ impl Checkpoint {
 
     /// The state saved by an earlier run with the same key loaded into the freshly built `model` and
     /// `optim`, or those unchanged (0 epochs done) when there is none.
-    pub fn resume(&self, model: Net, optim: ModuleOptimizer) -> Result<Resumed, TrainError> {
+    pub fn resume<M: Module>(
+        &self,
+        model: M,
+        optim: ModuleOptimizer,
+    ) -> Result<Resumed<M>, TrainError> {
         let Ok(text) = std::fs::read_to_string(self.dir.join("meta.json")) else {
             return Ok(Resumed {
                 model,
                 optim,
                 epochs_done: 0,
                 report: None,
+                extra: None,
             });
         };
         let fail = |e: &dyn std::fmt::Display| {
@@ -99,17 +113,21 @@ impl Checkpoint {
             optim,
             epochs_done: meta.epochs_done,
             report: meta.report,
+            extra: meta.extra,
         })
     }
 
-    /// Replaces the checkpoint with the state after `epochs_done` epochs, atomically.
-    pub fn save(
+    /// Replaces the checkpoint with the state after `epochs_done` epochs, atomically; `extra` is
+    /// the caller's state outside the module.
+    #[allow(clippy::too_many_arguments)]
+    pub fn save<M: Module>(
         &self,
-        model: &Net,
+        model: &M,
         optim: &ModuleOptimizer,
-        config: &TrainConfig,
+        config: &impl Serialize,
         epochs_done: u32,
         report: &TrainReport,
+        extra: Option<serde_json::Value>,
     ) -> Result<(), TrainError> {
         let err = |e: &dyn std::fmt::Display| {
             TrainError(format!(
@@ -134,9 +152,10 @@ impl Checkpoint {
         optim.save(tmp.join("optim.bpk")).map_err(|e| err(&e))?;
         let meta = CheckpointMeta {
             key: self.key.clone(),
-            config: config.clone(),
+            config: serde_json::to_value(config).map_err(|e| err(&e))?,
             epochs_done,
             report: Some(report.clone()),
+            extra,
         };
         let text = serde_json::to_string_pretty(&meta).map_err(|e| err(&e))?;
         std::fs::write(tmp.join("meta.json"), text).map_err(|e| err(&e))?;
@@ -152,7 +171,12 @@ impl Checkpoint {
 }
 
 /// SHA-256 (hex) over the configuration, the training data and the starting model.
-fn key(model: &Net, data: &ImageSet, config: &TrainConfig) -> Result<String, TrainError> {
+fn key<M: Module>(
+    model: &M,
+    structure: &str,
+    data: &ImageSet,
+    config: &impl Serialize,
+) -> Result<String, TrainError> {
     let mut h = Sha256::new();
     let mut field = |name: &str, bytes: &[u8]| {
         h.update(name.as_bytes());
@@ -173,7 +197,7 @@ fn key(model: &Net, data: &ImageSet, config: &TrainConfig) -> Result<String, Tra
     };
     model.visit(&mut values);
     field("parameters", &values.hash.finalize());
-    field("structure", structure(model).as_bytes());
+    field("structure", structure.as_bytes());
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -210,8 +234,9 @@ impl ModuleVisitor for ValueHasher {
     }
 }
 
-/// What the module record leaves out: layer kinds, activations and quantizers, block by block.
-fn structure(model: &Net) -> String {
+/// What the module record of a quant-train model leaves out: layer kinds, activations and
+/// quantizers, block by block.
+pub fn net_structure(model: &Net) -> String {
     let layer = |l: &crate::layers::QLayer| {
         // Written only when set, so the keys of checkpoints without one stay what they were.
         let params = l

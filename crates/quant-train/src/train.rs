@@ -17,7 +17,7 @@ use repro::datasets::ImageSet;
 use repro::results::ResultRow;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{self, Checkpoint};
 use crate::data::batch;
 use crate::layers::Phase;
 use crate::models::Net;
@@ -334,7 +334,13 @@ pub fn train(
         )));
     }
     let checkpoint = match &options.checkpoint {
-        Some(prefix) => Some(Checkpoint::new(prefix, &model, data, config)?),
+        Some(prefix) => Some(Checkpoint::new(
+            prefix,
+            &model,
+            &checkpoint::net_structure(&model),
+            data,
+            config,
+        )?),
         None => None,
     };
     let ad = device.clone().autodiff();
@@ -406,7 +412,7 @@ pub fn train(
             curve,
         };
         if let Some(ckpt) = &checkpoint {
-            ckpt.save(&model, &optim, config, epoch + 1, &report)?;
+            ckpt.save(&model, &optim, config, epoch + 1, &report, None)?;
         }
         last_report = Some(report);
     }

@@ -3,7 +3,7 @@
 //! cannot drift from what the reproductions run.
 //!
 //! A model's key names its architecture and input side (`resnet8@14`, `cnn:8-16-32@28`,
-//! `f8net-mobilenetv1:0.25@28`, `tinymbv1-b8:0.75@28`, `row-transformer@28`): a zoo model is its
+//! `f8net-mobilenetv1:0.5@28`, `tinymbv1-b8:0.75@28`, `row-transformer@28`): a zoo model is its
 //! `ModelSpec` with `-` for the commas between widths (keys stay single CSV cells and
 //! comma-separated lists of keys stay unambiguous). `scripts/bench_torch_train.py` builds the same
 //! architecture in PyTorch from the key, so the grammar below is shared with that script.
@@ -216,7 +216,7 @@ mod tests {
             "cnn:8-16-32@28",
             "mbv1:0.5@16",
             "mlp:200-100-50@28",
-            "f8net-resnet50:0.375@28",
+            "f8net-resnet50:0.75@28",
             "tinymbv1-b8:0.75@28",
             "row-transformer@28",
         ] {

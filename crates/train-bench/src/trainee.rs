@@ -215,9 +215,15 @@ impl Trainee for F8NetTrainee {
     }
 
     fn train(&mut self, data: &ImageSet, steps: usize) -> Result<(), String> {
-        let recipe = f8net::experiments::adam_recipe(steps, self.lr);
+        let recipe = f8net::experiments::sgd_recipe(steps, self.lr);
         let bar = indicatif::ProgressBar::hidden();
-        f8net::train::train(&mut self.model, data, recipe, SEED, &bar);
+        let run = f8net::train::StageRun {
+            data,
+            validation: None,
+            seed: SEED,
+            checkpoint: None,
+        };
+        f8net::train::train(&mut self.model, recipe, &run, &bar)?;
         Ok(())
     }
 }
