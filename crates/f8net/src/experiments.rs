@@ -3,9 +3,10 @@
 
 use crate::export::{PipelineCounts, jacob_counts, to_engine};
 use crate::graph::{Arch, Graph};
+use crate::int8_export::to_jacob_engine;
 use crate::model::{F8Options, Method, Model};
 use crate::statistics::PAPER;
-use crate::train::{Recipe, Schedule, StageRun, accuracy, eval_copy, predict, train};
+use crate::train::{Recipe, Schedule, StageRun, accuracy, eval_copy, logits_range, predict, train};
 use burn::prelude::*;
 use quant_core::fixed8::rule::FlRule;
 use rayon::prelude::*;
@@ -263,11 +264,55 @@ impl RowCtx<'_> {
     }
 }
 
-/// Result of the integer-engine check of one trained F8Net model.
+/// Result of the integer-engine check of one trained model.
 pub struct EngineCheck {
     pub accuracy: f64,
     pub agreement: f64,
-    pub counts: PipelineCounts,
+    /// Operations per inference, as the shift-only engine counts them (F8Net only).
+    pub counts: Option<PipelineCounts>,
+}
+
+/// Top-1 of the engine's predictions `pred` on the test labels, and their agreement with the
+/// simulated model's predictions.
+fn check_of(pred: &[usize], dataset: &Dataset, simulated: &[usize]) -> (f64, f64) {
+    let agree = pred.iter().zip(simulated).filter(|(a, b)| a == b).count();
+    (
+        accuracy(pred, &dataset.test.labels[..pred.len()]),
+        100.0 * agree as f64 / pred.len().max(1) as f64,
+    )
+}
+
+/// Runs the INT8 baseline on quant-core's integer engine (uint8 codes, INT32 requantization
+/// multipliers) over the test images and compares its predictions with the simulated model's. The
+/// logits leave the engine as uint8 codes over the range the simulated model's logits span on the
+/// validation split.
+pub fn int8_engine_check(
+    model: &Model,
+    validation: &ImageSet,
+    dataset: &Dataset,
+    limit: usize,
+    simulated: &[usize],
+) -> Result<EngineCheck, String> {
+    let mut m = eval_copy(model);
+    let (lo, hi) = logits_range(&m, validation, validation.len());
+    let logits = quant_core::qparams::QParams::choose(lo, hi, quant_core::qparams::QRange::U8)
+        .map_err(|e| e.to_string())?;
+    let engine = to_jacob_engine(&mut m, logits)?;
+    let n = dataset.test.len().min(limit);
+    let pixels = dataset.test.pixels();
+    let mut pred = Vec::with_capacity(n);
+    for first in (0..n).step_by(500) {
+        let count = 500.min(n - first);
+        let images = &dataset.test.images[first * pixels..(first + count) * pixels];
+        let out = engine.run(images, count).map_err(|e| e.to_string())?;
+        pred.extend(out.argmax());
+    }
+    let (accuracy, agreement) = check_of(&pred, dataset, simulated);
+    Ok(EngineCheck {
+        accuracy,
+        agreement,
+        counts: None,
+    })
 }
 
 /// Runs the exported model on the test images with the shift-only engine and compares its predictions
@@ -290,18 +335,11 @@ pub fn engine_check(
         })
         .collect::<Result<_, _>>()?;
     let pred: Vec<usize> = results.iter().map(|r| r.0).collect();
-    let agree = pred.iter().zip(simulated).filter(|(a, b)| a == b).count();
+    let (accuracy, agreement) = check_of(&pred, dataset, simulated);
     Ok(EngineCheck {
-        accuracy: accuracy(&pred, &dataset.test.labels[..n]),
-        agreement: 100.0 * agree as f64 / n.max(1) as f64,
-        counts: results
-            .first()
-            .map(|r| r.1.into())
-            .unwrap_or(PipelineCounts {
-                mul_8x8: 0,
-                mul_32x32: 0,
-                shifts: 0,
-            }),
+        accuracy,
+        agreement,
+        counts: results.first().map(|r| r.1.into()),
     })
 }
 
@@ -669,17 +707,27 @@ pub fn main_table(
                     seed,
                     bar,
                 )?;
-                let acc = accuracy(&predict(&int8.model, &ds.test, plan.test_images), labels);
+                let sim = predict(&int8.model, &ds.test, plan.test_images);
+                let check =
+                    int8_engine_check(&int8.model, &splits.validation, ds, plan.test_images, &sim)?;
                 let bits = ("8", "8");
-                let rows = vec![row(
-                    seed,
-                    SOURCE_CONVENTIONAL,
-                    METHOD_INT8,
-                    bits,
-                    "top1_acc_pct",
-                    acc,
-                    f8_epochs,
-                )];
+                let rows = [
+                    ("top1_acc_pct", check.accuracy),
+                    ("top1_acc_pct_simulated", accuracy(&sim, labels)),
+                    ("sim_vs_integer_agreement_pct", check.agreement),
+                ]
+                .map(|(metric, v)| {
+                    row(
+                        seed,
+                        SOURCE_CONVENTIONAL,
+                        METHOD_INT8,
+                        bits,
+                        metric,
+                        v,
+                        f8_epochs,
+                    )
+                })
+                .to_vec();
                 let curves = curves(&int8, seed, SOURCE_CONVENTIONAL, METHOD_INT8, bits);
                 let done = StageRows {
                     seed,
@@ -755,7 +803,7 @@ pub fn main_table(
                     stage: st,
                     rows,
                     curves: curves(&m, seed, source, method, bits),
-                    counts: (!tiny).then_some(check.counts),
+                    counts: check.counts.filter(|_| !tiny),
                 };
                 Ok((done, vec![]))
             }

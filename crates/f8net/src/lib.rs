@@ -7,12 +7,14 @@
 //! * [`train`]: the training loop and simulated evaluation.
 //! * [`export`]: export to `quant_core::fixed8::engine` (shift-only integer inference) and the
 //!   Figure 1 operation counts.
+//! * [`int8_export`]: export of the INT8 baseline to `quant_core::engine` (INT32 multipliers).
 //! * [`experiments`]: the main table and the ablations.
 
 pub mod experiments;
 pub mod export;
 pub mod figures;
 pub mod graph;
+pub mod int8_export;
 pub mod model;
 pub mod statistics;
 pub mod train;

@@ -20,9 +20,10 @@ use burn::prelude::*;
 use quant_core::fixed8::FixedFormat;
 use quant_core::fixed8::rule::{FlRule, code_constant, fl_from_std};
 use quant_core::fixed8::stats::threshold_constant;
+use quant_core::qparams::{QParams, QRange};
 use quant_train::conv::conv2d;
 use quant_train::fused::{Clip, Grid, channel_moments, clip_ste};
-use quant_train::quant::{AffineQuantizer, QuantizerRef};
+use quant_train::quant::{AffineQuantizer, Quantizer, fake_quant_affine};
 
 /// How tensors are quantized.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -138,6 +139,9 @@ impl State {
         }
     }
 }
+
+/// One tensor slot per graph value (`None` until computed).
+pub(crate) type Values = Vec<Option<Tensor<4>>>;
 
 /// What one forward pass does.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -288,10 +292,16 @@ impl Model {
     /// Quantizes value `v` (raw, in its own units) for its consumers; updates its statistics in
     /// training.
     fn quantize_value(&mut self, v: usize, raw: Tensor<4>, pass: Pass) -> Tensor<4> {
+        let signed = self.graph.values[v].signed;
+        self.quantize_with(v, raw, pass, signed)
+    }
+
+    /// [`Self::quantize_value`] with the signedness given: the INT8 baseline also quantizes a raw
+    /// residual branch (signed: no ReLU before the addition) under its own value's range.
+    fn quantize_with(&mut self, v: usize, raw: Tensor<4>, pass: Pass, signed: bool) -> Tensor<4> {
         if v == 0 {
             return raw;
         }
-        let signed = self.graph.values[v].signed;
         match self.f8() {
             Some(_) => {
                 let fl = match pass {
@@ -344,11 +354,23 @@ impl Model {
                     });
                     self.state.range_ema[v] = Some(r);
                 }
-                let range =
-                    self.state.range_ema[v].unwrap_or((if signed { -6.0 } else { 0.0 }, 6.0));
-                jacob_activations().apply(y, range)
+                fake_quant_affine(y, &self.int8_params(v, signed))
             }
         }
+    }
+
+    /// The INT8 baseline's uint8 parameters of value `v`: `(1/256, 0)` for the input pixels, else
+    /// Jacob's `(S, Z)` of its EMA range (a default range before the first training batch).
+    pub fn int8_params(&self, v: usize, signed: bool) -> QParams {
+        if v == 0 {
+            return QParams {
+                scale: 1.0 / 256.0,
+                zero_point: 0,
+                range: ACTIVATIONS.range,
+            };
+        }
+        let range = self.state.range_ema[v].unwrap_or((if signed { -6.0 } else { 0.0 }, 6.0));
+        affine_params(&ACTIVATIONS, range)
     }
 
     /// Batch-norm scale and shift `(γ/σ, β - γμ/σ)` of conv `i`: from the batch statistics of the
@@ -449,10 +471,17 @@ impl Model {
                 fake_fixed(w, s, -127.0, 127.0, self.rounds())
             }
             None => {
-                let range = quant_train::quant::tensor_range(&w);
-                jacob_weights().apply(w, range)
+                let p = int8_weight_params(&w);
+                fake_quant_affine(w, &p)
             }
         }
+    }
+
+    /// The INT8 baseline's 32-bit bias at the accumulator scale `s_in s_w` (inference only; training
+    /// keeps float biases), as the integer engine stores it.
+    fn int8_bias(b: Tensor<1>, accumulator_scale: f64) -> Tensor<1> {
+        let s = accumulator_scale as f32;
+        b.div_scalar(s).round().mul_scalar(s)
     }
 
     /// 32-bit bias at the accumulator FL (inference only; training keeps float biases).
@@ -468,6 +497,13 @@ impl Model {
 
     /// Logits of a batch of pixels/256 (`[N, 1, 28, 28]`), in the fixed-point units of the classifier.
     pub fn forward(&mut self, input: Tensor<4>, pass: Pass) -> Tensor<2> {
+        let (mut raw, mut quant) = self.graph_values(input, pass);
+        self.head(&mut raw, &mut quant, pass)
+    }
+
+    /// Every value of the graph for `input`: the raw tensors (convolution accumulators, sums) and
+    /// the 8-bit quantized ones computed so far (each in its consumers' units).
+    pub(crate) fn graph_values(&mut self, input: Tensor<4>, pass: Pass) -> (Values, Values) {
         let n_values = self.graph.values.len();
         let mut raw: Vec<Option<Tensor<4>>> = vec![None; n_values];
         let mut quant: Vec<Option<Tensor<4>>> = vec![None; n_values];
@@ -486,14 +522,19 @@ impl Model {
                     };
                     let (w, b) = self.effective(*i, real_in);
                     let fls = self.weight_fls(&w);
+                    let int8_w = self.f8().is_none().then(|| int8_weight_params(&w));
                     let wq = self.quantize_weight(w, &fls);
                     let fl_acc: Vec<i32> = fls
                         .iter()
                         .map(|&f| i32::from(f) + self.value_fl(c.src))
                         .collect();
-                    let b = match pass {
-                        Pass::Train => b,
-                        Pass::Eval => self.quantize_bias(b, &fl_acc),
+                    let b = match (pass, int8_w) {
+                        (Pass::Train, _) => b,
+                        (Pass::Eval, None) => self.quantize_bias(b, &fl_acc),
+                        (Pass::Eval, Some(w_params)) => {
+                            let s_in = self.int8_params(c.src, self.graph.values[c.src].signed);
+                            Self::int8_bias(b, s_in.scale * w_params.scale)
+                        }
                     };
                     let y = conv2d(xq, wq, Some(b), c.settings());
                     raw[c.dst] = Some(y);
@@ -505,26 +546,50 @@ impl Model {
                 }
             }
         }
+        (raw, quant)
+    }
+
+    /// The classifier head over the graph's values: global average pool of the quantized head
+    /// value, then the fully connected layer.
+    fn head(
+        &mut self,
+        raw: &mut [Option<Tensor<4>>],
+        quant: &mut [Option<Tensor<4>>],
+        pass: Pass,
+    ) -> Tensor<2> {
         let head = self.graph.head;
-        let xq = self.quantized(head, &mut raw, &mut quant, pass);
+        let xq = self.quantized(head, raw, quant, pass);
         let [n, c, h, w] = xq.dims();
         let mean = xq.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]);
+        let head_int8 = self.int8_params(head, self.graph.values[head].signed);
         let pooled = match self.f8() {
             Some(_) if self.rounds() => {
                 let s = pow2(self.value_fl(head));
                 let m = mean.mul_scalar(s);
                 (m.clone() + (m.clone().round() - m).detach()).div_scalar(s)
             }
-            _ => mean,
+            Some(_) => mean,
+            None => {
+                // The engine's average pool: the mean code rounded half up (TFLite's
+                // `(sum + n/2) / n` on the non-negative codes), same (S, Z) as its input.
+                let (s, z) = (head_int8.scale as f32, head_int8.zero_point as f32);
+                let code = mean.div_scalar(s).add_scalar(z);
+                let rounded = code.clone() + (code.clone().add_scalar(0.5).floor() - code).detach();
+                rounded.sub_scalar(z).mul_scalar(s)
+            }
         };
         let (w4, fl) = self.classifier_effective();
+        let int8_w = self.f8().is_none().then(|| int8_weight_params(&w4));
         let wq = self
             .quantize_weight(w4, &fl)
             .reshape([self.graph.classes, c]);
         let fl_acc = vec![i32::from(fl[0]) + self.value_fl(head); self.graph.classes];
-        let b = match pass {
-            Pass::Train => self.params.fc_b.val(),
-            Pass::Eval => self.quantize_bias(self.params.fc_b.val(), &fl_acc),
+        let b = match (pass, int8_w) {
+            (Pass::Train, _) => self.params.fc_b.val(),
+            (Pass::Eval, None) => self.quantize_bias(self.params.fc_b.val(), &fl_acc),
+            (Pass::Eval, Some(w_params)) => {
+                Self::int8_bias(self.params.fc_b.val(), head_int8.scale * w_params.scale)
+            }
         };
         pooled.matmul(wq.transpose()) + b.reshape([1, self.graph.classes])
     }
@@ -556,6 +621,19 @@ impl Model {
         pass: Pass,
     ) -> Tensor<4> {
         match o {
+            // The INT8 baseline adds 8-bit tensors (TFLite's ADD): a raw branch is quantized first,
+            // signed, under its own range.
+            Operand::Raw(v) if self.f8().is_none() => {
+                if let Some(q) = &quant[v] {
+                    return q.clone();
+                }
+                let r = raw[v]
+                    .clone()
+                    .unwrap_or_else(|| unreachable!("raw branch {v} missing"));
+                let q = self.quantize_with(v, r, pass, true);
+                quant[v] = Some(q.clone());
+                q
+            }
             Operand::Raw(v) => raw[v]
                 .clone()
                 .unwrap_or_else(|| unreachable!("raw branch {v} missing")),
@@ -570,14 +648,24 @@ impl Model {
     }
 }
 
-fn jacob_activations() -> QuantizerRef {
-    QuantizerRef::new(
-        AffineQuantizer::activations(8).unwrap_or_else(|_| unreachable!("8 bits is valid")),
-    )
+/// Jacob's uint8 activation format (full range).
+const ACTIVATIONS: AffineQuantizer = AffineQuantizer {
+    range: QRange { qmin: 0, qmax: 255 },
+};
+
+/// Jacob's uint8 weight format (narrow range `[1, 255]`, the paper's "never -128").
+const WEIGHTS: AffineQuantizer = AffineQuantizer {
+    range: QRange { qmin: 1, qmax: 255 },
+};
+
+/// The `(S, Z)` of `format` for the real `range`.
+fn affine_params(format: &AffineQuantizer, range: (f64, f64)) -> QParams {
+    format
+        .affine(range)
+        .unwrap_or_else(|| unreachable!("the affine format has affine parameters"))
 }
 
-fn jacob_weights() -> QuantizerRef {
-    QuantizerRef::new(
-        AffineQuantizer::weights(8).unwrap_or_else(|_| unreachable!("8 bits is valid")),
-    )
+/// The INT8 baseline's per-layer weight parameters: the min/max of the effective weight.
+fn int8_weight_params<const D: usize>(w: &Tensor<D>) -> QParams {
+    affine_params(&WEIGHTS, quant_train::quant::tensor_range(w))
 }

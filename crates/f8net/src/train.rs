@@ -251,31 +251,52 @@ fn report_of(curve: &[EpochPoint], started: std::time::Instant) -> TrainReport {
 /// Predictions of the simulated model in evaluation mode (running statistics, rounded FLs, 32-bit
 /// biases) for the first `limit` images of `set`.
 pub fn predict(model: &Model, set: &ImageSet, limit: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(set.len().min(limit));
+    each_logits(model, set, limit, |row| {
+        let best =
+            row.iter().enumerate().fold(
+                (0, f32::NEG_INFINITY),
+                |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+            );
+        out.push(best.0);
+    });
+    out
+}
+
+/// The smallest and largest logit of the simulated model in evaluation mode over the first
+/// `limit` images of `set` (the output range of an integer export).
+pub fn logits_range(model: &Model, set: &ImageSet, limit: usize) -> (f64, f64) {
+    let mut range = (f64::INFINITY, f64::NEG_INFINITY);
+    each_logits(model, set, limit, |row| {
+        for &x in row {
+            range = (range.0.min(f64::from(x)), range.1.max(f64::from(x)));
+        }
+    });
+    range
+}
+
+/// Calls `each` with the logits of every one of the first `limit` images of `set`, in order, from
+/// the simulated model in evaluation mode.
+pub(crate) fn each_logits(
+    model: &Model,
+    set: &ImageSet,
+    limit: usize,
+    mut each: impl FnMut(&[f32]),
+) {
     let mut eval = eval_copy(model);
     let device = eval.params.fc_b.val().device();
     let n = set.len().min(limit);
-    let mut out = Vec::with_capacity(n);
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
         let (x, _) = batch(set, chunk, &device);
         let logits = eval.forward(x, Pass::Eval);
-        let [rows, cols] = logits.dims();
+        let [_, cols] = logits.dims();
         let v = logits
             .into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()
             .unwrap_or_default();
-        out.extend((0..rows).map(|r| {
-            let row = &v[r * cols..(r + 1) * cols];
-            row.iter()
-                .enumerate()
-                .fold(
-                    (0, f32::NEG_INFINITY),
-                    |b, (i, &x)| if x > b.1 { (i, x) } else { b },
-                )
-                .0
-        }));
+        v.chunks(cols).for_each(&mut each);
     }
-    out
 }
 
 /// Top-1 accuracy in percent.

@@ -22,6 +22,8 @@
 
 use std::path::Path;
 
+pub mod layout;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{QuantError, Result, arg_err, shape_err};

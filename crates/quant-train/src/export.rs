@@ -16,7 +16,7 @@
 use burn::prelude::*;
 use quant_core::engine::{
     AddLayer, ConvLayer, DepthwiseLayer, FullyConnectedLayer, InputSpec, Layer, Model, ModelSpec,
-    OutputType, PoolLayer, QData, QTensor, Shape, Window,
+    OutputType, PoolLayer, QData, QTensor, Shape, Window, layout,
 };
 use quant_core::fixedpoint::{RoundingMode, rounding_divide};
 use quant_core::kernels::OutputStage as EngineStage;
@@ -205,9 +205,9 @@ fn convert_layer(
         stage,
         out_q,
     } = quantize_layer(l, index, input, rounding)?;
-    let [co, ci, kh, kw] = l.weight.dims();
+    let dims = l.weight.dims();
+    let [co, ci, _, _] = dims;
     let zp = vec![zero_point];
-    let at = |o: usize, i: usize, y: usize, x: usize| w[((o * ci + i) * kh + y) * kw + x];
     match l.kind {
         LayerKind::Conv {
             kernel,
@@ -222,36 +222,18 @@ fn convert_layer(
                 c: co,
             };
             if groups == 1 {
-                let mut hwio = Vec::with_capacity(w.len());
-                for y in 0..kh {
-                    for x in 0..kw {
-                        for i in 0..ci {
-                            for o in 0..co {
-                                hwio.push(at(o, i, y, x));
-                            }
-                        }
-                    }
-                }
                 let layer = ConvLayer {
                     out_channels: co,
                     window,
-                    weights: hwio,
+                    weights: layout::oihw_to_hwio(&w, dims),
                     weight_zero_points: zp,
                     stage,
                 };
                 Ok((Layer::Conv2d(layer), out_q, out_shape))
             } else if groups == co && ci == 1 {
-                let mut hwc = Vec::with_capacity(w.len());
-                for y in 0..kh {
-                    for x in 0..kw {
-                        for o in 0..co {
-                            hwc.push(at(o, 0, y, x));
-                        }
-                    }
-                }
                 let layer = DepthwiseLayer {
                     window,
-                    weights: hwc,
+                    weights: layout::depthwise_oihw_to_hwc(&w, dims),
                     weight_zero_points: zp,
                     stage,
                 };
@@ -270,20 +252,9 @@ fn convert_layer(
                     "layer {index}: FC expects {ci} inputs but receives {c}x{h}x{wd}"
                 )));
             }
-            let mut kn = Vec::with_capacity(w.len());
-            for y in 0..h {
-                for x in 0..wd {
-                    for ch in 0..c {
-                        let k = (ch * h + y) * wd + x;
-                        for o in 0..co {
-                            kn.push(w[o * ci + k]);
-                        }
-                    }
-                }
-            }
             let layer = FullyConnectedLayer {
                 out_features: co,
-                weights: kn,
+                weights: layout::fc_chw_to_kn(&w, co, (c, h, wd)),
                 weight_zero_points: zp,
                 stage,
             };
