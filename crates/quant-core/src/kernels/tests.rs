@@ -379,7 +379,9 @@ fn int8_shift_round_trips() {
     assert_eq!(u8_to_i8(&u), all);
 }
 
-/// Direct (non-im2col) convolution reference in i64.
+/// Direct (non-im2col) convolution reference in i64: dense (HWIO weights) or depthwise
+/// (`[ky][kx][c]` weights, output channel `o` reads input channel `o`; padded taps contribute
+/// nothing).
 #[allow(clippy::too_many_arguments)]
 fn naive_conv(
     input: &[u8],
@@ -389,6 +391,7 @@ fn naive_conv(
     w: &[i8],
     zw: &[i32],
     oc: usize,
+    depthwise: bool,
     stage: &OutputStage,
 ) -> Vec<u8> {
     let (oh, ow) = (g.out_h(), g.out_w());
@@ -405,11 +408,17 @@ fn naive_conv(
                             if iy < 0 || ix < 0 || iy >= g.in_h as i64 || ix >= g.in_w as i64 {
                                 continue; // real zero: contributes nothing
                             }
-                            for ci in 0..g.in_c {
+                            let channels = if depthwise { o..o + 1 } else { 0..g.in_c };
+                            for ci in channels {
                                 let a = input[((b * g.in_h + iy as usize) * g.in_w + ix as usize)
                                     * g.in_c
                                     + ci];
-                                let wv = w[((ky * g.kernel_w + kx) * g.in_c + ci) * oc + o];
+                                let tap = ky * g.kernel_w + kx;
+                                let wv = if depthwise {
+                                    w[tap * oc + o]
+                                } else {
+                                    w[(tap * g.in_c + ci) * oc + o]
+                                };
                                 s +=
                                     i64::from(i32::from(a) - za) * i64::from(i32::from(wv) - zw[o]);
                             }
@@ -445,7 +454,7 @@ fn conv2d_matches_direct_convolution() {
         let zw: Vec<i32> = (0..oc).map(|_| rng.range(-128, 127)).collect();
         let za = rng.range(0, 255);
         let stage = random_stage(&mut rng, oc, true, RoundingMode::Double);
-        let want = naive_conv(&input, batch, &g, za, &w, &zw, oc, &stage);
+        let want = naive_conv(&input, batch, &g, za, &w, &zw, oc, false, &stage);
         for backend in Backend::available() {
             let p = PackedWeights::new(&w, k, oc, &zw, backend).unwrap();
             let mut got = vec![0u8; want.len()];
@@ -456,45 +465,6 @@ fn conv2d_matches_direct_convolution() {
             );
         }
     }
-}
-
-/// Depthwise convolution in i64, straight from the definition (padded taps contribute nothing).
-#[allow(clippy::too_many_arguments)]
-fn naive_depthwise(
-    input: &[u8],
-    batch: usize,
-    g: &ConvGeometry,
-    za: i32,
-    w: &[i8],
-    zw: &[i32],
-    stage: &OutputStage,
-) -> Vec<u8> {
-    let (oh, ow, c, (kh, kw)) = (g.out_h(), g.out_w(), g.in_c, (g.kernel_h, g.kernel_w));
-    let mut want = vec![0u8; batch * oh * ow * c];
-    for b in 0..batch {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                for ch in 0..c {
-                    let mut s = 0i64;
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            let iy = (oy * g.stride_h + ky) as i64 - g.pad_top as i64;
-                            let ix = (ox * g.stride_w + kx) as i64 - g.pad_left as i64;
-                            if iy < 0 || ix < 0 || iy >= g.in_h as i64 || ix >= g.in_w as i64 {
-                                continue;
-                            }
-                            let at = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * c + ch;
-                            s += i64::from(i32::from(input[at]) - za)
-                                * i64::from(i32::from(w[(ky * kw + kx) * c + ch]) - zw[ch]);
-                        }
-                    }
-                    want[((b * oh + oy) * ow + ox) * c + ch] =
-                        naive_requant(s + i64::from(stage.bias[ch]), stage, ch);
-                }
-            }
-        }
-    }
-    want
 }
 
 /// Depthwise cases: channel counts below, at and above the vector blocks (16 for AVX2, 64 for
@@ -533,7 +503,7 @@ fn depthwise_matches_direct_convolution() {
                 .collect();
             let za = rng.range(0, 255);
             let stage = random_stage(&mut rng, c, true, rounding);
-            let want = naive_depthwise(&input, batch, &g, za, &w, &zw, &stage);
+            let want = naive_conv(&input, batch, &g, za, &w, &zw, c, true, &stage);
             for backend in Backend::available() {
                 let dw = DepthwiseWeights::new(&w, kernel, kernel, c, &zw, backend).unwrap();
                 let mut got = vec![0u8; want.len()];
@@ -630,7 +600,7 @@ fn vnni_depthwise_layout_matches_naive() {
         let zw: Vec<i32> = (0..c).map(|_| rng.range(-128, 127)).collect();
         let za = rng.range(0, 255);
         let stage = random_stage(&mut rng, c, true, RoundingMode::Double);
-        let want = naive_depthwise(&input, batch, &g, za, &w, &zw, &stage);
+        let want = naive_conv(&input, batch, &g, za, &w, &zw, c, true, &stage);
         let packed = pack_row_quads(&w, kernel, kernel, c);
         let taps = (kernel * kernel) as i32;
         let offset: Vec<i32> = (0..c)
