@@ -92,16 +92,6 @@ impl Plan {
         }
     }
 
-    /// The training and validation images of `dataset`: the validation split off the end of the
-    /// training file, the rest truncated to the plan's training size.
-    pub fn splits(&self, dataset: &Dataset) -> Result<(ImageSet, ImageSet), String> {
-        let (train, validation) = dataset
-            .train
-            .clone()
-            .split_validation(self.validation_images)?;
-        Ok((train.truncated(self.train_images), validation))
-    }
-
     /// Optimizer steps of `epochs` epochs over `images` training images.
     pub fn steps(epochs: u32, images: usize) -> usize {
         epochs as usize * (images / BATCH).max(1)
@@ -406,9 +396,17 @@ pub struct Splits {
 }
 
 impl Splits {
+    /// The validation split off the end of `dataset`'s training file, the rest truncated to the
+    /// plan's training size.
     pub fn of(plan: &Plan, dataset: &Dataset) -> Result<Splits, String> {
-        let (train, validation) = plan.splits(dataset)?;
-        Ok(Splits { train, validation })
+        let (train, validation) = dataset
+            .train
+            .clone()
+            .split_validation(plan.validation_images)?;
+        Ok(Splits {
+            train: train.truncated(plan.train_images),
+            validation,
+        })
     }
 
     /// Steps of `epochs` epochs over the training split.

@@ -226,22 +226,8 @@ mod tests {
     use super::*;
     use crate::graph::{Arch, Graph};
     use crate::model::Pass;
-    use crate::train::{batch, each_logits, eval_copy};
+    use crate::train::{batch, each_logits, eval_copy, noise_images};
     use quant_core::qparams::QRange;
-    use repro::datasets::ImageSet;
-
-    /// 48 pseudo-random 28x28 images.
-    fn images() -> ImageSet {
-        ImageSet {
-            images: (0..48 * 784u32)
-                .map(|i| (i.wrapping_mul(2_654_435_761) >> 23) as u8)
-                .collect(),
-            labels: (0..48u8).map(|i| i % 10).collect(),
-            rows: 28,
-            cols: 28,
-            checksums: vec![],
-        }
-    }
 
     /// Every proxy exports to a chain the engine accepts, and its nodes hold the codes of the
     /// simulated model's values. The engine requantizes with 31-bit multipliers and two roundings
@@ -254,7 +240,7 @@ mod tests {
     /// logits equal in 99 %, within one code. A wrong scale, layout or wiring changes most codes.
     #[test]
     fn the_nodes_hold_the_simulated_codes() {
-        let set = images();
+        let set = noise_images(48);
         let device = Device::flex().autodiff();
         for arch in [
             Arch::MobileNetV1,

@@ -459,7 +459,9 @@ impl Model {
         }
     }
 
-    fn quantize_weight(&self, w: Tensor<4>, fls: &[u8]) -> Tensor<4> {
+    /// The quantized weight, and for the INT8 baseline its `(S, Z)` (the bias's accumulator scale
+    /// is `S_in S_w`).
+    fn quantize_weight(&self, w: Tensor<4>, fls: &[u8]) -> (Tensor<4>, Option<QParams>) {
         let dims = w.dims();
         let device = w.device();
         match self.f8() {
@@ -468,25 +470,39 @@ impl Model {
                 let s = Tensor::<1>::from_data(TensorData::new(scales, [dims[0]]), &device)
                     .reshape([dims[0], 1, 1, 1])
                     .expand(dims);
-                fake_fixed(w, s, -127.0, 127.0, self.rounds())
+                (fake_fixed(w, s, -127.0, 127.0, self.rounds()), None)
             }
             None => {
                 let p = int8_weight_params(&w);
-                fake_quant_affine(w, &p)
+                (fake_quant_affine(w, &p), Some(p))
             }
         }
     }
 
-    /// The INT8 baseline's 32-bit bias at the accumulator scale `s_in s_w` (inference only; training
-    /// keeps float biases), as the integer engine stores it.
-    fn int8_bias(b: Tensor<1>, accumulator_scale: f64) -> Tensor<1> {
-        let s = accumulator_scale as f32;
-        b.div_scalar(s).round().mul_scalar(s)
+    /// The bias a layer adds: the float bias in training; in evaluation the 32-bit one the
+    /// integer engine stores, at the accumulator FL (F8Net) or at the INT8 baseline's accumulator
+    /// scale `S_in S_w` (`int8_input` the input's parameters, `int8_weights` the weights').
+    fn layer_bias(
+        &self,
+        b: Tensor<1>,
+        pass: Pass,
+        fl_acc: &[i32],
+        int8_input: QParams,
+        int8_weights: Option<QParams>,
+    ) -> Tensor<1> {
+        match (pass, int8_weights) {
+            (Pass::Train, _) => b,
+            (Pass::Eval, None) => self.quantize_bias(b, fl_acc),
+            (Pass::Eval, Some(w)) => {
+                let s = (int8_input.scale * w.scale) as f32;
+                b.div_scalar(s).round().mul_scalar(s)
+            }
+        }
     }
 
     /// 32-bit bias at the accumulator FL (inference only; training keeps float biases).
     fn quantize_bias(&self, b: Tensor<1>, fl_acc: &[i32]) -> Tensor<1> {
-        if self.f8().is_none() || !self.rounds() {
+        if !self.rounds() {
             return b;
         }
         let device = b.device();
@@ -522,20 +538,13 @@ impl Model {
                     };
                     let (w, b) = self.effective(*i, real_in);
                     let fls = self.weight_fls(&w);
-                    let int8_w = self.f8().is_none().then(|| int8_weight_params(&w));
-                    let wq = self.quantize_weight(w, &fls);
+                    let (wq, int8_w) = self.quantize_weight(w, &fls);
                     let fl_acc: Vec<i32> = fls
                         .iter()
                         .map(|&f| i32::from(f) + self.value_fl(c.src))
                         .collect();
-                    let b = match (pass, int8_w) {
-                        (Pass::Train, _) => b,
-                        (Pass::Eval, None) => self.quantize_bias(b, &fl_acc),
-                        (Pass::Eval, Some(w_params)) => {
-                            let s_in = self.int8_params(c.src, self.graph.values[c.src].signed);
-                            Self::int8_bias(b, s_in.scale * w_params.scale)
-                        }
-                    };
+                    let s_in = self.int8_params(c.src, self.graph.values[c.src].signed);
+                    let b = self.layer_bias(b, pass, &fl_acc, s_in, int8_w);
                     let y = conv2d(xq, wq, Some(b), c.settings());
                     raw[c.dst] = Some(y);
                 }
@@ -579,18 +588,10 @@ impl Model {
             }
         };
         let (w4, fl) = self.classifier_effective();
-        let int8_w = self.f8().is_none().then(|| int8_weight_params(&w4));
-        let wq = self
-            .quantize_weight(w4, &fl)
-            .reshape([self.graph.classes, c]);
+        let (wq, int8_w) = self.quantize_weight(w4, &fl);
+        let wq = wq.reshape([self.graph.classes, c]);
         let fl_acc = vec![i32::from(fl[0]) + self.value_fl(head); self.graph.classes];
-        let b = match (pass, int8_w) {
-            (Pass::Train, _) => self.params.fc_b.val(),
-            (Pass::Eval, None) => self.quantize_bias(self.params.fc_b.val(), &fl_acc),
-            (Pass::Eval, Some(w_params)) => {
-                Self::int8_bias(self.params.fc_b.val(), head_int8.scale * w_params.scale)
-            }
-        };
+        let b = self.layer_bias(self.params.fc_b.val(), pass, &fl_acc, head_int8, int8_w);
         pooled.matmul(wq.transpose()) + b.reshape([1, self.graph.classes])
     }
 

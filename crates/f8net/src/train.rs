@@ -121,14 +121,14 @@ pub fn train(
 ) -> Result<TrainReport, String> {
     let device = model.params.fc_b.val().device();
     let err = |e: quant_train::train::TrainError| e.to_string();
+    let key = StageKey {
+        recipe: &recipe,
+        seed: run.seed,
+    };
     let checkpoint = match &run.checkpoint {
         Some(prefix) => {
             let state = serde_json::to_string(&model.state).map_err(|e| e.to_string())?;
             let structure = format!("{:?}\n{:?}\n{state}", model.graph, model.method);
-            let key = StageKey {
-                recipe: &recipe,
-                seed: run.seed,
-            };
             Some(Checkpoint::new(prefix, &model.params, &structure, run.data, &key).map_err(err)?)
         }
         None => None,
@@ -222,10 +222,7 @@ pub fn train(
             ckpt.save(
                 &model.params,
                 &optim,
-                &StageKey {
-                    recipe: &recipe,
-                    seed: run.seed,
-                },
+                &key,
                 curve.len() as u32,
                 &report,
                 Some(extra),
@@ -319,24 +316,31 @@ pub fn eval_copy(model: &Model) -> Model {
     }
 }
 
+/// `n` pseudo-random 28x28 images with labels 0-9 (test data of the training loop and the
+/// exports).
+#[cfg(test)]
+pub(crate) fn noise_images(n: usize) -> ImageSet {
+    let images = (0..n as u32 * 784)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 23) as u8)
+        .collect();
+    ImageSet {
+        images,
+        labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        rows: 28,
+        cols: 28,
+        checksums: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::graph::{Arch, Graph};
     use crate::model::Method;
 
-    /// 64 random 28x28 images with labels 0-9.
+    /// 64 pseudo-random 28x28 images with labels 0-9.
     fn data() -> ImageSet {
-        let images = (0..64 * 784u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-            .collect();
-        ImageSet {
-            images,
-            labels: (0..64u8).map(|i| i % 10).collect(),
-            rows: 28,
-            cols: 28,
-            checksums: vec![],
-        }
+        noise_images(64)
     }
 
     fn model() -> Model {
