@@ -473,7 +473,7 @@ impl Experiment<'_> {
         with_acts: bool,
     ) -> Result<(f64, TrainReport), String> {
         let qar_set = self.train.clone().truncated(self.plan.qar_images);
-        let q = FormatQuantizer(format.clone());
+        let q = FormatQuantizer::new(format.clone());
         let label = format!(
             "{} QAR {}{}",
             self.proxy.short(),

@@ -5,35 +5,82 @@
 //! float master values (`x + (q - x).detach()`, as [`quant_train::fused::straight_through`]): the paper publishes no gradient rule for its
 //! retraining, and the dossier asks for the same plain STE for every format.
 
+use std::sync::{Arc, Mutex};
+
 use burn::module::Param;
 use burn::prelude::*;
-use quant_core::formats::{Format, QuantTable};
+use quant_core::formats::{Format, QuantTable, TensorParam};
 use quant_train::{Net, Quantizer};
 use rayon::prelude::*;
 
 /// A [`Format`] that quantizes a tensor with the parameter the format picks for the observed
 /// range: `max(|min|, |max|)` sets AdaptivFloat's `exp_bias`, BFP's shared exponent and Uniform's
 /// range; Float and Posit ignore it.
+///
+/// Retraining quantizes every weight and activation tensor of every step, so the search tables of
+/// the parameters met so far are kept (clones share them): a 16-bit table decodes 65 536 codes,
+/// more work than quantizing a tensor. Uniform's parameter is the observed range itself, new at
+/// almost every step, so Uniform runs the codec per value instead.
 #[derive(Debug, Clone)]
-pub struct FormatQuantizer(pub Format);
+pub struct FormatQuantizer {
+    format: Format,
+    tables: Arc<Mutex<KeptTables>>,
+}
+
+/// The tables built so far, by parameter, oldest first.
+type KeptTables = Vec<(TensorParam, Arc<QuantTable>)>;
+
+/// Tables a [`FormatQuantizer`] keeps; the oldest goes first (activation ranges drift across a
+/// handful of neighbouring exponents).
+const KEPT_TABLES: usize = 16;
 
 impl FormatQuantizer {
+    pub fn new(format: Format) -> FormatQuantizer {
+        FormatQuantizer {
+            format,
+            tables: Arc::default(),
+        }
+    }
+
+    /// The format it quantizes with.
+    pub fn format(&self) -> &Format {
+        &self.format
+    }
+
+    /// The search table under `param`, built on first use; `None` where the codec runs instead.
+    fn table(&self, param: TensorParam) -> Option<Arc<QuantTable>> {
+        if matches!(param, TensorParam::Range(_)) {
+            return None;
+        }
+        // A poisoned lock only means another thread panicked while holding it; the tables are
+        // still whole (each is inserted complete), so keep using them.
+        let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, t)) = tables.iter().find(|(p, _)| *p == param) {
+            return Some(Arc::clone(t));
+        }
+        let table = Arc::new(QuantTable::new(&self.format, param).ok()?);
+        if tables.len() == KEPT_TABLES {
+            tables.remove(0);
+        }
+        tables.push((param, Arc::clone(&table)));
+        Some(table)
+    }
+
     /// Quantizes host values with the parameter of `max_abs`: through the format's
     /// [`QuantTable`] (the codec's results, by search), or the codec itself where no table is
-    /// built.
+    /// kept. A diverged model can feed NaN; it stays NaN (the loss then reports it) instead of
+    /// aborting a forward pass.
     pub fn quantize_values(&self, xs: &[f32], max_abs: f64) -> Vec<f32> {
-        let param = self.0.fit_max_abs(max_abs);
-        // A diverged model can feed NaN; it stays NaN (the loss then reports it) instead of
-        // aborting a forward pass.
-        let narrow = |v: Option<f64>| v.map_or(f32::NAN, |v| v as f32);
-        match QuantTable::new(&self.0, param) {
-            Ok(table) => xs
+        let param = self.format.fit_max_abs(max_abs);
+        match self.table(param) {
+            Some(table) => xs.par_iter().map(|&x| table.quantize_f32(x)).collect(),
+            None => xs
                 .par_iter()
-                .map(|&x| narrow(table.quantize(f64::from(x))))
-                .collect(),
-            Err(_) => xs
-                .par_iter()
-                .map(|&x| narrow(self.0.quantize(param, f64::from(x)).ok()))
+                .map(|&x| {
+                    self.format
+                        .quantize(param, f64::from(x))
+                        .map_or(f32::NAN, |v| v as f32)
+                })
                 .collect(),
         }
     }
@@ -41,22 +88,13 @@ impl FormatQuantizer {
 
 impl Quantizer for FormatQuantizer {
     fn label(&self) -> String {
-        self.0.label()
+        self.format.label()
     }
 
     fn fake_quant(&self, x: Tensor<1>, range: (f64, f64)) -> Tensor<1> {
-        let values = x
-            .clone()
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .unwrap_or_default();
         let max_abs = range.0.abs().max(range.1.abs());
         let max_abs = if max_abs.is_finite() { max_abs } else { 0.0 };
-        let n = values.len();
-        let q = Tensor::<1>::from_data(
-            TensorData::new(self.quantize_values(&values, max_abs), [n]),
-            &x.device(),
-        );
+        let q = quant_train::fused::map_values(&x, |values| self.quantize_values(values, max_abs));
         quant_train::fused::straight_through(x, q)
     }
 }
@@ -135,7 +173,7 @@ mod tests {
         let device = Device::flex().autodiff();
         let xs = [0.9f32, -0.3, 0.051, 0.0061, -0.0012, 0.2, 0.003];
         let x = Tensor::<1>::from_data(TensorData::new(xs.to_vec(), [7]), &device).require_grad();
-        let q = FormatQuantizer(Format::paper(FormatKind::AdaptivFloat, 8).unwrap());
+        let q = FormatQuantizer::new(Format::paper(FormatKind::AdaptivFloat, 8).unwrap());
         let y = q.fake_quant(x.clone(), (-0.3, 0.9));
         let expected: Vec<f32> = [
             0.90625,
@@ -153,6 +191,35 @@ mod tests {
             .backward();
         let g = x.grad(&grads).unwrap();
         assert_eq!(host(g), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+    }
+
+    /// Every family at 8 and 16 bits, through a kept table or the codec, and again with the
+    /// table kept from the first call: the codec's value for every input.
+    #[test]
+    fn quantize_values_are_the_codec_values_with_and_without_kept_tables() {
+        let xs: Vec<f32> = (0..4001)
+            .map(|i| (i as f32 - 2000.0) * 0.00037)
+            .chain([0.0, -0.0, 1e-30, f32::MAX])
+            .collect();
+        for bits in [8, 16] {
+            for kind in FormatKind::ALL {
+                let format = Format::paper(kind, bits).unwrap();
+                let q = FormatQuantizer::new(format.clone());
+                let param = format.fit_max_abs(0.74);
+                let want: Vec<f32> = xs
+                    .iter()
+                    .map(|&x| format.quantize(param, f64::from(x)).unwrap() as f32)
+                    .collect();
+                for pass in 0..2 {
+                    assert_eq!(
+                        q.quantize_values(&xs, 0.74),
+                        want,
+                        "{} pass {pass}",
+                        format.label()
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -574,7 +574,7 @@ mod tests {
         let device = Device::flex();
         let m = RowTransformer::new(2, &device);
         let format = Format::paper(FormatKind::AdaptivFloat, 6).unwrap();
-        let q = FormatQuantizer(format.clone());
+        let q = FormatQuantizer::new(format.clone());
         let fake = Ctx {
             weights: Some(&q),
             ..Ctx::default()

@@ -149,7 +149,7 @@ fn zoo_recipe(
 /// The paper's 8-bit AdaptivFloat (Table 3's weights-and-activations retraining).
 fn adaptivfloat8() -> Result<FormatQuantizer, String> {
     let format = Format::paper(FormatKind::AdaptivFloat, 8).map_err(|e| e.to_string())?;
-    Ok(FormatQuantizer(format))
+    Ok(FormatQuantizer::new(format))
 }
 
 /// Counts the elements of every parameter that requires a gradient once the module trains

@@ -9,6 +9,12 @@
 //! checking that the codec sends the `f64` just below `m` to `lo` and the one just above to `hi`;
 //! where it does not (Uniform's grid points are rounded, so its decision point need not be the
 //! midpoint of two decoded values), the boundary is found by bisection on the codec.
+//!
+//! Training tensors are `f32`, so the table also answers for `f32` inputs without a search over
+//! every boundary: an `f32` is exactly representable in `f64`, so `bound <= x` holds exactly when
+//! the smallest `f32` at or above the bound is `<= x`, and the `f32` line is cut into buckets (the
+//! top bits of an order-preserving key: sign, exponent and the top mantissa bits) that each know
+//! which boundaries fall inside them. Most buckets hold none or one, so a lookup is a few loads.
 
 use super::{Format, TensorParam};
 use crate::error::{Result, arg_err};
@@ -23,6 +29,90 @@ pub struct QuantTable {
     pub(super) values: Vec<f64>,
     /// `bounds[i]`: the smallest `f64` the codec sends to `values[i + 1]`.
     pub(super) bounds: Vec<f64>,
+    /// The same table for `f32` inputs.
+    narrow: NarrowIndex,
+}
+
+/// Buckets of [`NarrowIndex`]: `2^BUCKET_BITS` slices of the `f32` line, each an eighth of a
+/// binade (sign, 8 exponent bits, 3 mantissa bits).
+const BUCKET_BITS: u32 = 12;
+
+/// [`QuantTable`] for `f32` inputs: values and boundaries rounded to `f32`, and per bucket the
+/// boundaries inside it.
+#[derive(Debug, Clone)]
+struct NarrowIndex {
+    /// `values[i] as f32`.
+    values: Vec<f32>,
+    /// The smallest `f32` at or above `bounds[i]` (`+inf` above the `f32` range): for every `f32`
+    /// `x`, `bounds[i] <= x` exactly when `bounds[i] <= x` here.
+    bounds: Vec<f32>,
+    /// Per bucket, the boundaries at or below its smallest `f32` and at or below its largest: a
+    /// value in the bucket lies past the first count and before the second.
+    buckets: Vec<(u32, u32)>,
+}
+
+/// A key that orders the `f32` bit patterns as the numbers they encode (`-0.0` just below `+0.0`,
+/// negative NaNs below `-inf`, positive NaNs above `+inf`).
+#[inline(always)]
+fn order_key(x: f32) -> u32 {
+    let bits = x.to_bits();
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 1 << 31
+    }
+}
+
+/// The `f32` whose [`order_key`] is `key`.
+fn from_order_key(key: u32) -> f32 {
+    f32::from_bits(if key >> 31 == 1 {
+        key & !(1 << 31)
+    } else {
+        !key
+    })
+}
+
+/// The smallest `f32` at or above `b` (`+inf` when none is finite).
+fn f32_at_or_above(b: f64) -> f32 {
+    let f = b as f32;
+    if f64::from(f) < b { f.next_up() } else { f }
+}
+
+impl NarrowIndex {
+    fn new(values: &[f64], bounds: &[f64]) -> NarrowIndex {
+        let bounds: Vec<f32> = bounds.iter().map(|&b| f32_at_or_above(b)).collect();
+        // Non-finite ends (the NaN patterns beyond the infinities) stand for the infinity on their side.
+        let at_or_below = |x: f32, side: f32| {
+            let x = if x.is_nan() { side } else { x };
+            bounds.partition_point(|&b| b <= x) as u32
+        };
+        let buckets = (0..1u32 << BUCKET_BITS)
+            .map(|b| {
+                let first = b << (32 - BUCKET_BITS);
+                let last = first | (u32::MAX >> BUCKET_BITS);
+                (
+                    at_or_below(from_order_key(first), f32::NEG_INFINITY),
+                    at_or_below(from_order_key(last), f32::INFINITY),
+                )
+            })
+            .collect();
+        NarrowIndex {
+            values: values.iter().map(|&v| v as f32).collect(),
+            bounds,
+            buckets,
+        }
+    }
+
+    #[inline]
+    fn quantize(&self, x: f32) -> f32 {
+        if !x.is_finite() {
+            return f32::NAN;
+        }
+        let (lo, hi) = self.buckets[(order_key(x) >> (32 - BUCKET_BITS)) as usize];
+        let (lo, hi) = (lo as usize, hi as usize);
+        let i = lo + self.bounds[lo..hi].partition_point(|&b| b <= x);
+        self.values[i]
+    }
 }
 
 impl QuantTable {
@@ -49,7 +139,12 @@ impl QuantTable {
             .windows(2)
             .map(|w| boundary(format, param, w[0], w[1]))
             .collect::<Result<Vec<_>>>()?;
-        Ok(QuantTable { values, bounds })
+        let narrow = NarrowIndex::new(&values, &bounds);
+        Ok(QuantTable {
+            values,
+            bounds,
+            narrow,
+        })
     }
 
     /// The quantized value of a finite `x` (`None` for NaN and infinities, which the codec
@@ -58,6 +153,13 @@ impl QuantTable {
     pub fn quantize(&self, x: f64) -> Option<f64> {
         x.is_finite()
             .then(|| self.values[self.bounds.partition_point(|&b| b <= x)])
+    }
+
+    /// [`quantize`](Self::quantize) of an `f32`, narrowed back to `f32` (NaN for NaN and the
+    /// infinities): the same value, found through the bucket index.
+    #[inline]
+    pub fn quantize_f32(&self, x: f32) -> f32 {
+        self.narrow.quantize(x)
     }
 }
 

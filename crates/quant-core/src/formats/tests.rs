@@ -547,3 +547,49 @@ fn quant_table_equals_the_codec() {
         }
     }
 }
+
+/// The `f32` lookup returns the `f64` search's value, narrowed, for every `f32` on both sides of
+/// every boundary, at every value, at the ends of the buckets, zeros, extremes and non-finite
+/// inputs, for every format up to 8 bits and the paper's formats at 16 bits.
+#[test]
+fn quant_table_f32_lookup_equals_the_f64_search() {
+    let wide = FormatKind::ALL.map(|kind| Format::paper(kind, 16).unwrap());
+    let configs = (2..=8).flat_map(all_configs).chain(wide);
+    let specials = [
+        0.0,
+        -0.0,
+        f32::MIN_POSITIVE,
+        -f32::MIN_POSITIVE,
+        f32::from_bits(1),
+        f32::MAX,
+        f32::MIN,
+    ];
+    for format in configs {
+        for param in params(&format) {
+            let table = QuantTable::new(&format, param).unwrap();
+            let mut probes: Vec<f32> = specials.to_vec();
+            for &v in table.values.iter().chain(&table.bounds) {
+                let f = v as f32;
+                probes.extend([f, f.next_down(), f.next_up()]);
+            }
+            // The first and last f32 of every eighth of a binade from 2^-30 to 2^30.
+            for e in -240..240 {
+                let f = (e as f32 / 8.0).exp2();
+                let start = f32::from_bits(f.to_bits() & !0xF_FFFF);
+                probes.extend([start, start.next_down(), -start, -start.next_down()]);
+            }
+            for x in probes {
+                let want = table.quantize(f64::from(x)).map_or(f32::NAN, |v| v as f32);
+                let got = table.quantize_f32(x);
+                assert!(
+                    got == want || got.is_nan() && want.is_nan(),
+                    "{} {param} at {x:e}: {got:e}, not {want:e}",
+                    format.label()
+                );
+            }
+            for x in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                assert!(table.quantize_f32(x).is_nan());
+            }
+        }
+    }
+}

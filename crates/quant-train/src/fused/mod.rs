@@ -161,13 +161,34 @@ pub fn straight_through<const D: usize>(x: Tensor<D>, q: Tensor<D>) -> Tensor<D>
 /// `(min, max)` of a tensor, read without a gradient (the observers' batch range); one pass over
 /// the values on flex instead of two reductions.
 pub fn value_range<const D: usize>(x: &Tensor<D>) -> (f32, f32) {
-    let flex = runs_kernels(x)
-        .then(|| x.clone().detach().inner().try_into_primitive::<Flex>().ok())
-        .flatten();
-    match flex {
+    match flex_values(x) {
         Some(t) => timed(Kernel::Reductions, || flex::value_range(&t)),
         None => reference::value_range(x),
     }
+}
+
+/// `f` of the tensor's values (row-major) as a tensor of the same shape and device, without a
+/// gradient: the output of a quantizer computed on the host, for [`straight_through`]. On flex
+/// the values are read where they are, instead of the two copies `into_data` makes of a tensor
+/// autodiff also holds.
+pub fn map_values<const D: usize>(x: &Tensor<D>, f: impl FnOnce(&[f32]) -> Vec<f32>) -> Tensor<D> {
+    let out = match flex_values(x) {
+        Some(t) => f(&values(&t)),
+        None => f(&x
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default()),
+    };
+    Tensor::from_data(TensorData::new(out, x.dims()), &x.device())
+}
+
+/// The flex tensor behind `x`, detached, where the kernels run for it.
+fn flex_values<const D: usize>(x: &Tensor<D>) -> Option<FlexTensor> {
+    runs_kernels(x)
+        .then(|| x.clone().detach().inner().try_into_primitive::<Flex>().ok())
+        .flatten()
 }
 
 /// The fused operations. Flex computes them ([`flex`]); autodiff over flex records one node each,

@@ -175,3 +175,17 @@ fn straight_through_gives_q_and_passes_the_gradient() {
     assert_close(&ours.0, &theirs.0, "straight-through value");
     assert_close(&ours.1, &theirs.1, "straight-through gradient");
 }
+
+#[test]
+fn map_values_applies_f_to_the_values_in_order_on_every_path() {
+    let dev = Device::flex().autodiff();
+    let double = |v: &[f32]| v.iter().map(|a| a * 2.0).collect::<Vec<f32>>();
+    let x = input(&dev);
+    let want = double(&host(x.clone()));
+    let fast = super::map_values(&x, double);
+    let slow = crate::fast_path::without(|| super::map_values(&x, double));
+    for y in [fast, slow] {
+        assert_eq!(y.dims(), x.dims());
+        assert_eq!(host(y), want);
+    }
+}
