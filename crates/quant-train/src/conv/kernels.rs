@@ -690,9 +690,8 @@ pub fn weight_grad(layer: &ConvLayer, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let partials: Vec<Vec<f32>> = x
         .par_chunks(layer.input_len() * WEIGHT_GRAD_CHUNK)
         .zip(dy.par_chunks(layer.output_len() * WEIGHT_GRAD_CHUNK))
-        .map(|(images, grads)| {
-            let mut bufs = Blocks::default();
-            vectorized(|| weight_grad_block(layer, images, grads, &mut bufs))
+        .map_init(Blocks::default, |bufs, (images, grads)| {
+            vectorized(|| weight_grad_block(layer, images, grads, bufs))
         })
         .collect();
     let mut total = vec![0.0; wlen];
