@@ -2,14 +2,16 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use adaptivfloat::accuracy::{Experiment, Plan, Proxy};
 use adaptivfloat::rmse::{self, Family, Stamp, SyntheticSize};
 use adaptivfloat::{PAPER_DIR, tensor_cli};
 use quant_core::formats::FormatKind;
+use quant_train::train::BackendKind;
 use repro::Profile;
+use repro::cli::{RunArgs, RunContext};
 use repro::manifest::Run;
 use repro::results::table_path;
 
@@ -56,51 +58,12 @@ enum ModelArg {
     All,
 }
 
-/// Flags every experiment shares.
-#[derive(clap::Args)]
-struct Common {
-    /// smoke (seconds, for tests) or full (the committed reproduction).
-    #[arg(long, value_enum, default_value = "full")]
-    profile: Profile,
-    /// Seed of the synthetic data, weight initialisation and batch order.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Results root (tables go to <out>/adaptivfloat/; default: results/ for --profile full,
-    /// target/results-<profile>/ otherwise).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-}
-
-impl Common {
-    fn out(&self) -> PathBuf {
-        repro::out_dir::results_root(self.out.as_deref(), self.profile.name())
-    }
-
-    /// Sets up the thread pool and starts the run record.
-    fn start(&self) -> Result<Run, String> {
-        if self.threads == Some(0) {
-            // rayon would silently read 0 as "all cores".
-            return Err("--threads 0: use 1 or more".into());
-        }
-        let threads = self
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
-        Ok(Run::start(self.profile.name(), threads))
-    }
-
-    fn stamp(&self, run: &Run) -> Stamp {
-        Stamp {
-            profile: self.profile.name().into(),
-            seed: self.seed,
-            run_id: run.run_id.clone(),
-        }
+/// The run's stamp on every RMSE row: profile, seed (default 0) and run id.
+fn stamp(args: &RunArgs, run: &Run) -> Stamp {
+    Stamp {
+        profile: args.profile.name().into(),
+        seed: args.seed.unwrap_or(0),
+        run_id: run.run_id.clone(),
     }
 }
 
@@ -126,35 +89,27 @@ enum Command {
     /// Tables 1-3 and the range stress on a stand-in model (trained here): accuracy.csv,
     /// range_stress.csv and the trained-weight RMSE rows of format_rmse.csv.
     Accuracy {
-        /// Stand-in model (the paper model it replaces is in the rows' `model` column).
+        /// Stand-in model (the paper model it replaces is in the rows' `model` column). Each
+        /// stand-in has its data set; seeds 0, 1, 2 unless the flags say otherwise, and each (stand-in,
+        /// seed) is a unit whose rows are written when it ends, so `--seed 2 --seeds 1` runs one
+        /// unit.
         #[arg(long, value_enum, default_value = "all")]
         model: ModelArg,
-        /// Float training epochs (default: the profile's, per model).
-        #[arg(long)]
-        epochs: Option<u32>,
-        /// Seeds, from --seed on; each (stand-in, seed) is a unit whose rows are written when it
-        /// ends, so `--seed 2 --seeds 1` runs one unit of the full profile.
-        #[arg(long, default_value_t = 3)]
-        seeds: u64,
-        /// Data root holding mnist/ and fashion-mnist/ (default: $QUANT_DATA_ROOT, else
-        /// <workspace>/data).
-        #[arg(long)]
-        data: Option<PathBuf>,
         #[command(flatten)]
-        common: Common,
+        args: RunArgs,
     },
     /// Format-level RMSE vs bit width on seeded synthetic families, and the exponent-width search
     /// (P1b, P1c in experiments/adaptivfloat/README.md): <out>/adaptivfloat/format_rmse.csv and
     /// exp_search.csv.
     Rmse {
         #[command(flatten)]
-        common: Common,
+        args: RunArgs,
     },
     /// Redraw the figures (RMSE against bit width per format; Tables 2 and 3 against bits with the paper's
     /// numbers) from the committed tables, without training; `rmse` and `accuracy` draw them too.
     Figures {
         #[command(flatten)]
-        common: Common,
+        args: RunArgs,
     },
 }
 
@@ -186,41 +141,33 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{}", lines.join("\n"));
             Ok(())
         }
-        Command::Rmse { common } => rmse_tables(&common).and_then(|()| figures(&common)),
-        Command::Figures { common } => figures(&common),
-        Command::Accuracy {
-            model,
-            epochs,
-            seeds,
-            data,
-            common,
-        } => {
-            if epochs == Some(0) {
-                return Err("--epochs 0: use 1 or more".into());
-            }
-            if seeds == 0 {
-                return Err("--seeds 0: use 1 or more".into());
-            }
+        Command::Rmse { args } => rmse_tables(&args).and_then(|()| figures(&args)),
+        Command::Figures { args } => figures(&args),
+        Command::Accuracy { model, args } => {
+            args.refuse(
+                &["--dataset"],
+                "each stand-in has its data set (Transformer: MNIST, MLP and CNN: Fashion-MNIST)",
+            )?;
             let proxies = match model {
                 ModelArg::Transformer => vec![Proxy::Transformer],
                 ModelArg::Mlp => vec![Proxy::Mlp],
                 ModelArg::Cnn => vec![Proxy::Cnn],
                 ModelArg::All => vec![Proxy::Mlp, Proxy::Cnn, Proxy::Transformer],
             };
-            let run = common.start()?;
-            for seed in common.seed..common.seed + seeds {
+            let ctx = args.start()?;
+            for seed in args.seed_list(0, 3) {
                 for &proxy in &proxies {
-                    accuracy_tables(proxy, seed, epochs, data.clone(), &common, &run)?;
+                    accuracy_tables(proxy, seed, &args, &ctx)?;
                 }
             }
-            figures(&common)
+            figures(&args)
         }
     }
 }
 
 /// The profile's plan for one stand-in.
-fn plan(proxy: Proxy, common: &Common, seed: u64, epochs: Option<u32>) -> Plan {
-    let full = common.profile == Profile::Full;
+fn plan(proxy: Proxy, args: &RunArgs, seed: u64) -> Plan {
+    let full = args.profile == Profile::Full;
     // Enough epochs for the validation curve to flatten under the cosine decay (the curves are
     // committed beside the tables; check C1 of claims.toml judges them).
     let default_epochs = match proxy {
@@ -229,9 +176,9 @@ fn plan(proxy: Proxy, common: &Common, seed: u64, epochs: Option<u32>) -> Plan {
         Proxy::Transformer => 10,
     };
     Plan {
-        profile: common.profile.name().into(),
+        profile: args.profile.name().into(),
         seed,
-        epochs: epochs.unwrap_or(if full { default_epochs } else { 1 }),
+        epochs: args.epochs.unwrap_or(if full { default_epochs } else { 1 }),
         train_images: if full { usize::MAX } else { 512 },
         validation_images: if full { 5_000 } else { 128 },
         test_images: if full { 10_000 } else { 256 },
@@ -265,14 +212,12 @@ fn plan(proxy: Proxy, common: &Common, seed: u64, epochs: Option<u32>) -> Plan {
 fn accuracy_tables(
     proxy: Proxy,
     seed: u64,
-    epochs: Option<u32>,
-    data: Option<PathBuf>,
-    common: &Common,
-    run: &Run,
+    args: &RunArgs,
+    ctx: &RunContext,
 ) -> Result<(), String> {
-    let plan = plan(proxy, common, seed, epochs);
-    let root = repro::datasets::DataRoot::resolve(data.as_deref());
-    let dataset = repro::datasets::load_checked(&root, proxy.dataset(), &plan.profile)?;
+    let plan = plan(proxy, args, seed);
+    let run = &ctx.run;
+    let dataset = args.load(proxy.dataset())?;
     let checksums = dataset.checksums();
     let (train, validation) = dataset.train.split_validation(plan.validation_images)?;
     let (train, calib) = train.split_validation(plan.calib_images)?;
@@ -283,14 +228,14 @@ fn accuracy_tables(
         validation: std::sync::Arc::new(validation),
         calib,
         test: dataset.test.truncated(plan.test_images),
-        device: burn::prelude::Device::flex(),
+        device: BackendKind::from_str(&args.backend)?.device(),
         run_id: run.run_id.clone(),
     };
     let outcome = experiment.run()?;
-    let out = common.out();
+    let out = ctx.out();
     let write = |table: &str, n: Result<usize, repro::results::TableError>| -> Result<(), String> {
         let n = n.map_err(|e| e.to_string())?;
-        eprintln!("{}: {n} rows", table_path(&out, PAPER_DIR, table).display());
+        eprintln!("{}: {n} rows", table_path(out, PAPER_DIR, table).display());
         Ok(())
     };
     for (table, rows) in [
@@ -301,14 +246,14 @@ fn accuracy_tables(
         if !rows.is_empty() {
             write(
                 table,
-                run.record(&table_path(&out, PAPER_DIR, table), rows, &checksums),
+                run.record(&table_path(out, PAPER_DIR, table), rows, &checksums),
             )?;
         }
     }
     write(
         "format_rmse",
         run.record(
-            &table_path(&out, PAPER_DIR, "format_rmse"),
+            &table_path(out, PAPER_DIR, "format_rmse"),
             &outcome.rmse_rows,
             &checksums,
         ),
@@ -323,10 +268,11 @@ fn accuracy_tables(
 }
 
 /// P1b and P1c: every format configuration on every synthetic family.
-fn rmse_tables(common: &Common) -> Result<(), String> {
-    let run = common.start()?;
-    let stamp = common.stamp(&run);
-    let size = match common.profile {
+fn rmse_tables(args: &RunArgs) -> Result<(), String> {
+    let ctx = args.start()?;
+    let run = &ctx.run;
+    let stamp = stamp(args, run);
+    let size = match args.profile {
         Profile::Smoke => SyntheticSize {
             layers: 3,
             min_len: 500,
@@ -341,7 +287,7 @@ fn rmse_tables(common: &Common) -> Result<(), String> {
     let bar = progress(Family::ALL.len() as u64, "rmse families");
     let (mut rmse_rows, mut search_rows) = (Vec::new(), Vec::new());
     for family in Family::ALL {
-        let layers = rmse::synthetic_layers(family, size, common.seed);
+        let layers = rmse::synthetic_layers(family, size, stamp.seed);
         for bits in rmse::RMSE_BITS {
             let configs = rmse::configurations(bits, true);
             let per_layer = rmse::per_layer_rmse(&configs, &layers);
@@ -383,30 +329,30 @@ fn rmse_tables(common: &Common) -> Result<(), String> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let out = common.out();
+    let out = ctx.out();
     let record = |table: &str, n: Result<usize, _>| -> Result<(), String> {
         let n = n.map_err(|e: repro::results::TableError| e.to_string())?;
-        eprintln!("{}: {n} rows", table_path(&out, PAPER_DIR, table).display());
+        eprintln!("{}: {n} rows", table_path(out, PAPER_DIR, table).display());
         Ok(())
     };
-    let rmse_path = table_path(&out, PAPER_DIR, "format_rmse");
+    let rmse_path = table_path(out, PAPER_DIR, "format_rmse");
     record("format_rmse", run.record(&rmse_path, &rmse_rows, &[]))?;
-    let search_path = table_path(&out, PAPER_DIR, "exp_search");
+    let search_path = table_path(out, PAPER_DIR, "exp_search");
     record("exp_search", run.record(&search_path, &search_rows, &[]))?;
     print_search(&search_rows);
     Ok(())
 }
 
 /// Draws [`adaptivfloat::figures`] from the tables under `<out>/adaptivfloat/`, beside them.
-fn figures(common: &Common) -> Result<(), String> {
-    let out = common.out();
+fn figures(args: &RunArgs) -> Result<(), String> {
+    let out = args.out_root();
     let e = |e: repro::results::TableError| e.to_string();
     let rmse: Vec<rmse::RmseRow> =
         repro::results::read_rows(&table_path(&out, PAPER_DIR, "format_rmse")).map_err(e)?;
     let accuracy: Vec<repro::results::ResultRow> =
         repro::results::read_rows(&table_path(&out, PAPER_DIR, "accuracy")).map_err(e)?;
     let published = repro::published::PaperExperiments::published_of(PAPER_DIR).map_err(e)?;
-    let profile = common.profile.name();
+    let profile = args.profile.name();
     let curves: Vec<repro::results::ResultRow> =
         repro::results::read_rows(&table_path(&out, PAPER_DIR, "curves")).map_err(e)?;
     let figures = adaptivfloat::figures::rmse_vs_bits(&rmse, profile)

@@ -10,20 +10,10 @@ use crate::train::{Recipe, Schedule, StageRun, accuracy, eval_copy, logits_range
 use burn::prelude::*;
 use quant_core::fixed8::rule::FlRule;
 use rayon::prelude::*;
+use repro::Profile;
 use repro::datasets::{Dataset, ImageSet};
 use repro::results::{Keyed, ResultRow};
 use serde::{Deserialize, Serialize};
-
-/// Run size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Profile {
-    /// Seconds: a slice of the data, one seed (tests and CI).
-    Smoke,
-    /// A few minutes per model: one seed.
-    Default,
-    /// The reproduction: three seeds.
-    Full,
-}
 
 /// Sizes derived from a profile.
 #[derive(Debug, Clone)]
@@ -52,12 +42,10 @@ impl Plan {
     ///
     /// Full: the dossier's scaled recipe (§10) on 55 000 training images, validated on 5 000 and
     /// tested on all 10 000: 15 FP epochs, 5 epochs per quantized stage, 500 tiny fine-tuning
-    /// iterations (the paper's count), three seeds. Default: one seed of a short version (minutes
-    /// per model). Smoke: seconds on a slice, for tests and CI.
+    /// iterations (the paper's count), three seeds. Smoke: seconds on a slice, for tests and CI.
     pub fn new(profile: Profile, epochs: Option<u32>, seeds: Option<Vec<u64>>) -> Plan {
         let (train, validation, test, fp, qat, tiny, n_seeds) = match profile {
             Profile::Smoke => (512, 128, 300, 1, 1, 2, 1),
-            Profile::Default => (usize::MAX, 5_000, 10_000, 3, 1, 100, 1),
             Profile::Full => (usize::MAX, 5_000, 10_000, 15, 5, TINY_STEPS, 3),
         };
         Plan {
@@ -85,11 +73,7 @@ impl Plan {
     }
 
     pub fn name(&self) -> &'static str {
-        match self.profile {
-            Profile::Smoke => "smoke",
-            Profile::Default => "default",
-            Profile::Full => "full",
-        }
+        self.profile.name()
     }
 
     /// Optimizer steps of `epochs` epochs over `images` training images.

@@ -3,14 +3,16 @@
 
 use clap::{Parser, Subcommand};
 use f8net::experiments::{
-    Plan, Profile, RowCtx, Splits, ablation_steps, ablations, main_steps, main_table, summaries,
+    Plan, RowCtx, Splits, ablation_steps, ablations, main_steps, main_table, summaries,
 };
 use f8net::graph::Arch;
 use f8net::statistics::{self, Grid};
-use repro::datasets::{DataRoot, DatasetName, load_checked};
+use repro::Profile;
+use repro::cli::RunArgs;
+use repro::datasets::DatasetName;
 use repro::manifest::Run;
 use repro::results::table_path;
-use std::path::PathBuf;
+use std::str::FromStr;
 
 #[derive(Parser)]
 #[command(
@@ -22,30 +24,13 @@ use std::path::PathBuf;
                   multiplier. Proxies, recipe and results: experiments/f8net/README.md."
 )]
 struct Cli {
-    /// Train the proxy of this model and write its main-table rows (FP, F8Net, INT8 with INT32 multiplier).
+    /// Train the proxy of this model and write its main-table rows (FP, F8Net, INT8 with INT32
+    /// multiplier). Data set: Fashion-MNIST unless --dataset says otherwise; seeds 0, 1, 2 on the
+    /// full profile (a unit per seed: `--seed 2 --seeds 1`).
     #[arg(long, value_enum)]
     model: Option<Arch>,
-    /// Data set of the proxy runs.
-    #[arg(long, value_enum, default_value = "fashion-mnist", global = true)]
-    dataset: DatasetName,
-    /// smoke (seconds, CI), default (minutes, one seed) or full (three seeds, the committed results).
-    #[arg(long, value_enum, default_value = "default", global = true)]
-    profile: Profile,
-    /// Epochs of the full-precision stage (over the training subset); the profile's value otherwise.
-    #[arg(long, global = true)]
-    epochs: Option<u32>,
-    /// Run only this seed instead of the profile's seeds.
-    #[arg(long, global = true)]
-    seed: Option<u64>,
-    /// Results root (default: results/ for --profile full, target/results-<profile>/ otherwise).
-    #[arg(long, global = true)]
-    out: Option<PathBuf>,
-    /// Worker threads (rayon: engine evaluation and Burn's CPU kernels).
-    #[arg(long, global = true)]
-    threads: Option<usize>,
-    /// Data root (default: $QUANT_DATA_ROOT, else <workspace>/data).
-    #[arg(long, global = true)]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -76,40 +61,30 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let cli = Cli::parse();
-    // A zero count would train nothing (epochs) or fall back silently to all cores (rayon's 0).
-    for (flag, value) in [
-        ("--epochs", cli.epochs.map(u64::from)),
-        ("--threads", cli.threads.map(|t| t as u64)),
-    ] {
-        if value == Some(0) {
-            return Err(format!("{flag} 0: use 1 or more"));
-        }
-    }
-    let threads = cli
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .map_err(|e| format!("thread pool: {e}"))?;
-    let plan = Plan::new(cli.profile, cli.epochs, cli.seed.map(|s| vec![s]));
-    let out = repro::out_dir::results_root(cli.out.as_deref(), plan.name());
-    let run = Run::start(plan.name(), threads);
+    let ctx = cli.run.start()?;
+    let default = Plan::new(cli.run.profile, cli.run.epochs, None);
+    let plan = Plan {
+        seeds: cli.run.seed_list(0, default.seeds.len() as u64),
+        ..default
+    };
+    let (run, out, threads) = (&ctx.run, ctx.out(), ctx.threads);
+    let device = quant_train::train::BackendKind::from_str(&cli.run.backend)?
+        .device()
+        .autodiff();
     match (&cli.command, cli.model) {
-        (Some(Command::Stats), _) => stats(&plan, &run, &out),
-        (Some(Command::Figures), _) => main_figure(&plan, &out),
+        (Some(Command::Stats), _) => stats(&plan, run, out),
+        (Some(Command::Figures), _) => main_figure(&plan, out),
         (Some(Command::Ablations { model }), _) => {
-            let dataset = load_data(&cli, &plan)?;
+            let dataset = load_data(&cli)?;
             let splits = Splits::of(&plan, &dataset)?;
-            let device = burn::prelude::Device::flex().autodiff();
             let ctx = RowCtx { arch: *model, dataset: &dataset, plan: &plan, run_id: &run.run_id };
             let bar = quant_train::train::progress_bar(ablation_steps(&plan, &splits), "ablations");
             let (rows, curves) = ablations(&ctx, &splits, &device, threads, &bar)?;
             bar.finish();
             let checks = dataset.checksums();
-            let path = table_path(&out, PAPER_DIR, "ablations");
+            let path = table_path(out, PAPER_DIR, "ablations");
             run.record(&path, &rows, &checks).map_err(|e| e.to_string())?;
-            run.record(&table_path(&out, PAPER_DIR, "curves"), &curves, &checks)
+            run.record(&table_path(out, PAPER_DIR, "curves"), &curves, &checks)
                 .map_err(|e| e.to_string())?;
             for r in &rows {
                 println!("{:<70} {:<30} {:>8.2}", r.method, r.metric, r.value);
@@ -118,22 +93,21 @@ fn run() -> Result<(), String> {
             Ok(())
         }
         (None, Some(arch)) => {
-            let dataset = load_data(&cli, &plan)?;
+            let dataset = load_data(&cli)?;
             let splits = Splits::of(&plan, &dataset)?;
-            let device = burn::prelude::Device::flex().autodiff();
             let ctx = RowCtx { arch, dataset: &dataset, plan: &plan, run_id: &run.run_id };
             let bar = quant_train::train::progress_bar(main_steps(arch, &plan, &splits), "main");
             let result = main_table(&ctx, &splits, &device, threads, &bar)?;
             bar.finish();
             let checks = dataset.checksums();
             let e = |e: repro::results::TableError| e.to_string();
-            let main = table_path(&out, PAPER_DIR, "main");
+            let main = table_path(out, PAPER_DIR, "main");
             run.record(&main, &result.rows, &checks).map_err(e)?;
             // Means over every seed the table now holds (one-seed runs add up).
             let summary = summaries(&repro::results::read_rows(&main).map_err(e)?, &ctx);
-            run.record(&table_path(&out, PAPER_DIR, "main_mean_std"), &summary, &checks).map_err(e)?;
-            run.record(&table_path(&out, PAPER_DIR, "ops"), &result.ops, &checks).map_err(e)?;
-            run.record(&table_path(&out, PAPER_DIR, "curves"), &result.curves, &checks).map_err(e)?;
+            run.record(&table_path(out, PAPER_DIR, "main_mean_std"), &summary, &checks).map_err(e)?;
+            run.record(&table_path(out, PAPER_DIR, "ops"), &result.ops, &checks).map_err(e)?;
+            run.record(&table_path(out, PAPER_DIR, "curves"), &result.curves, &checks).map_err(e)?;
             for s in &summary {
                 println!("{:<80} {:<30} {:>7.2} ± {:.2} (n={})", s.method, s.quantity, s.mean, s.std, s.seeds);
             }
@@ -141,18 +115,14 @@ fn run() -> Result<(), String> {
                 println!("{:<55} mul8x8 {:>10} mul32x32 {:>8} shifts {:>8}", o.pipeline, o.mul_8x8, o.mul_32x32, o.shifts);
             }
             println!("wrote {}", main.display());
-            main_figure(&plan, &out)
+            main_figure(&plan, out)
         }
         (None, None) => Err("nothing to do: pass --model mobilenetv2|mobilenetv1|resnet18|resnet50, or a subcommand (see --help)".into()),
     }
 }
 
-fn load_data(cli: &Cli, plan: &Plan) -> Result<repro::datasets::Dataset, String> {
-    load_checked(
-        &DataRoot::resolve(cli.data.as_deref()),
-        cli.dataset,
-        plan.name(),
-    )
+fn load_data(cli: &Cli) -> Result<repro::datasets::Dataset, String> {
+    cli.run.load(cli.run.dataset_or(DatasetName::FashionMnist))
 }
 
 /// Draws [`f8net::figures::main_results`] from `<out>/f8net/main.csv` beside it.

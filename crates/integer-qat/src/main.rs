@@ -25,7 +25,8 @@ use quant_train::{
     predict,
 };
 use repro::Profile;
-use repro::datasets::{DataRoot, Dataset, DatasetName, ImageSet, load_checked};
+use repro::cli::RunArgs;
+use repro::datasets::{Dataset, DatasetName, ImageSet};
 use repro::manifest::Run;
 use repro::plot::{Chart, Series, color};
 use repro::results::{ResultRow, table_path};
@@ -53,34 +54,12 @@ const PTQ: &str = "PTQ integer-only (per-layer uint8)";
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Data set (Fashion-MNIST is the proxy, MNIST the sanity check).
-    #[arg(long, value_enum, default_value_t = DatasetName::FashionMnist, global = true)]
-    dataset: DatasetName,
-    /// smoke (seconds) or full (the reproduction).
-    #[arg(long, value_enum, default_value_t = Profile::Smoke, global = true)]
-    profile: Profile,
-    /// Float training epochs (overrides the profile).
-    #[arg(long, global = true)]
-    epochs: Option<u32>,
-    /// First seed; experiments with several seeds use seed, seed+1, ...
-    #[arg(long, default_value_t = 0, global = true)]
-    seed: u64,
-    /// Seeds per experiment (overrides the profile's 3). With `--seed`, one unit of the full
-    /// profile: `--seed 2 --seeds 1` runs seed 2 alone and merges its rows into the tables.
-    #[arg(long, global = true)]
-    seeds: Option<usize>,
-    /// Results root (default: results/ for --profile full, target/results-<profile>/ otherwise).
-    #[arg(long, global = true)]
-    out: Option<PathBuf>,
-    /// Threads for training and inference (latency runs use 1 and 2 regardless).
-    #[arg(long, default_value_t = 2, global = true)]
-    threads: usize,
-    /// Burn backend: flex (default) or ndarray (needs the `ndarray` feature of quant-train).
-    #[arg(long, default_value = "flex", global = true)]
-    backend: String,
-    /// Data root (default: $QUANT_DATA_ROOT, else the workspace's data/).
-    #[arg(long, global = true)]
-    data: Option<PathBuf>,
+    /// Profile, data set (default Fashion-MNIST, the proxy; MNIST is the sanity check), seeds
+    /// (default 0, 1, 2 where an experiment has several; `--seed 2 --seeds 1` runs one unit and
+    /// merges its rows into the tables), threads for training and inference (latency runs use 1
+    /// and 2 regardless), backend, data and results roots.
+    #[command(flatten)]
+    run: RunArgs,
     /// Checkpoint folder; a rerun of the same training (same recipe, data content and starting
     /// model) resumes from it (default `<workspace>/target/integer-qat-checkpoints`, outside git).
     #[arg(long, global = true)]
@@ -143,7 +122,7 @@ fn err(e: impl std::fmt::Display) -> String {
 
 impl Ctx {
     fn profile(&self) -> &'static str {
-        self.cli.profile.name()
+        self.cli.run.profile.name()
     }
 
     fn dataset_name(&self) -> String {
@@ -151,13 +130,17 @@ impl Ctx {
     }
 
     fn float_epochs(&self) -> u32 {
-        self.cli.epochs.unwrap_or(self.sizes.float_epochs)
+        self.cli.run.epochs.unwrap_or(self.sizes.float_epochs)
     }
 
     /// The seeds every multi-seed experiment runs: `--seed`, `--seed + 1`, ...
     fn seeds(&self) -> Vec<u64> {
-        let n = self.cli.seeds.unwrap_or(self.sizes.seeds) as u64;
-        (self.cli.seed..self.cli.seed + n).collect()
+        self.cli.run.seed_list(0, self.sizes.seeds as u64)
+    }
+
+    /// The first seed, for the experiments that run one.
+    fn first_seed(&self) -> u64 {
+        self.seeds()[0]
     }
 
     /// Train, validation and test sets at `resolution` pixels a side.
@@ -391,7 +374,7 @@ fn agreement(ctx: &Ctx) -> Res<()> {
     let splits = ctx.sets(ctx.sizes.e1_resolution)?;
     let te = &splits.test;
     for &d in &ctx.sizes.e1_depths {
-        let m = e1_models(ctx, d, ctx.cli.seed, &splits)?;
+        let m = e1_models(ctx, d, ctx.first_seed(), &splits)?;
         for (method, net) in [("PTQ", &m.ptq), ("QAT", &m.qat.0)] {
             let ev = engine_eval(ctx, net, te)?;
             let a = ev.agreement;
@@ -436,7 +419,7 @@ fn depth(ctx: &Ctx) -> Res<()> {
     for seed in ctx.seeds() {
         depth_seed(ctx, seed, &splits)?;
     }
-    figures(&ctx.out, ctx.cli.profile)
+    figures(&ctx.out, ctx.cli.run.profile)
 }
 
 /// One seed of E1 (a unit of the full profile): its rows are recorded before the next seed starts.
@@ -577,7 +560,7 @@ fn relu(ctx: &Ctx) -> Res<()> {
         relu_seed(ctx, &spec, seed, &splits)?;
     }
     ctx.record("e3_relu", &seed_summaries(ctx, "e3_relu", T43)?)?;
-    figures(&ctx.out, ctx.cli.profile)
+    figures(&ctx.out, ctx.cli.run.profile)
 }
 
 /// One seed of E3 (a unit of the full profile): both activations, float and every bit width.
@@ -680,7 +663,7 @@ fn bits(ctx: &Ctx) -> Res<()> {
     for seed in ctx.seeds() {
         bits_seed(ctx, &spec, seed, &splits)?;
     }
-    figures(&ctx.out, ctx.cli.profile)
+    figures(&ctx.out, ctx.cli.run.profile)
 }
 
 /// One seed of E4 (a unit of the full profile).
@@ -784,7 +767,7 @@ fn latency_ms(threads: usize, runs: usize, mut f: impl FnMut() -> Res<()> + Send
 /// E5/E6: MobileNetV1 widths x resolutions (companion table keys: α x {224,192,160,128} mapped to
 /// {28,24,20,16}), accuracy from the engine, batch-1 latency float vs integer at 1 and 2 threads.
 fn latency(ctx: &Ctx) -> Res<()> {
-    let seed = ctx.cli.seed;
+    let seed = ctx.first_seed();
     let ep = ctx.float_epochs();
     let (mut rows, mut points) = (Vec::new(), Vec::new());
     for &alpha in &ctx.sizes.e5_widths {
@@ -945,61 +928,44 @@ fn plot_svg(points: &[(String, f64, f64, f64, f64)], subtitle: &str) -> String {
 }
 
 fn run(cli: Cli) -> Res<()> {
-    let backend: BackendKind = cli.backend.parse()?;
-    // A zero count would train nothing and still write rows, or (threads) silently change meaning.
-    if cli.epochs == Some(0) {
-        return Err("--epochs 0: use 1 or more".into());
-    }
-    if cli.seeds == Some(0) {
-        return Err("--seeds 0: use 1 or more".into());
-    }
-    if cli.threads == 0 {
-        return Err("--threads 0: use 1 or more".into());
-    }
+    let backend: BackendKind = cli.run.backend.parse()?;
+    cli.run.validate()?;
     if matches!(cli.command, Some(Command::Figures)) {
-        return figures(
-            &repro::out_dir::results_root(cli.out.as_deref(), cli.profile.name()),
-            cli.profile,
-        );
+        return figures(&cli.run.out_root(), cli.run.profile);
     }
-    let root = DataRoot::resolve(cli.data.as_deref());
-    let data = load_checked(&root, cli.dataset, cli.profile.name())?;
-    let sizes = Sizes::of(cli.profile);
-    let out = repro::out_dir::results_root(cli.out.as_deref(), cli.profile.name());
-    let run = Run::start(cli.profile.name(), cli.threads);
+    let started = cli.run.start()?;
+    let data = cli
+        .run
+        .load(cli.run.dataset_or(DatasetName::FashionMnist))?;
     let checkpoints = cli
         .checkpoints
         .clone()
         .unwrap_or_else(|| repro::workspace_root().join("target/integer-qat-checkpoints"));
     let ctx = Ctx {
-        sizes,
+        sizes: Sizes::of(cli.run.profile),
         data,
         device: backend.device(),
-        run,
-        out,
+        run: started.run,
+        out: started.out,
         checkpoints,
         started: Instant::now(),
         cli,
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(ctx.cli.threads)
-        .build()
-        .map_err(err)?;
     let command = ctx.cli.command.unwrap_or(Command::All);
-    pool.install(|| match command {
+    match command {
         Command::Depth => depth(&ctx),
         Command::Relu => relu(&ctx),
         Command::Bits => bits(&ctx),
         Command::Latency => latency(&ctx),
         Command::Agreement => agreement(&ctx),
-        Command::Figures => figures(&ctx.out, ctx.cli.profile),
+        Command::Figures => figures(&ctx.out, ctx.cli.run.profile),
         Command::All => {
             depth(&ctx)?;
             relu(&ctx)?;
             bits(&ctx)?;
             latency(&ctx)
         }
-    })?;
+    }?;
     eprintln!("done in {:.0} s", ctx.started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -9,12 +9,13 @@ use mixed_precision_mcu::experiments::{
 use mixed_precision_mcu::memory::{Budget, Granularity};
 use mixed_precision_mcu::mobilenet::MobileNetV1;
 use mixed_precision_mcu::tables::{exact_tables, model_label};
+use quant_train::train::BackendKind;
 use repro::Profile;
-use repro::datasets::{DataRoot, DatasetName, load_checked};
-use repro::manifest::Run;
+use repro::cli::{RunArgs, RunContext};
+use repro::datasets::{Dataset, DatasetName};
 use repro::results::table_path;
-use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 
 #[derive(Parser)]
 #[command(
@@ -78,49 +79,31 @@ enum Command {
     /// Write the exact memory tables of the paper's 16 MobileNetV1 configurations and of the proxy
     /// family (experiments/mixed-precision-mcu/README.md, section 1) to <out>/mixed-precision-mcu/.
     Tables {
-        #[arg(long, value_enum, default_value_t = Profile::Full)]
-        profile: Profile,
-        /// Results root (default: results/ for --profile full, target/results-<profile>/ otherwise).
-        #[arg(long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        args: RunArgs,
     },
     /// Proxy QAT experiments on Fashion-MNIST: E1/E2 (uniform 8-bit vs MixPL vs MixPC under the
     /// scaled budget, accuracy from the integer-only graph) and E3 (FB vs ICN vs thresholds, w4a4).
+    /// Data set: Fashion-MNIST unless --dataset says otherwise; seed 1 unless --seed says otherwise,
+    /// one table pass per seed.
     Qat {
-        #[arg(long, value_enum, default_value_t = Profile::Smoke)]
-        profile: Profile,
-        #[arg(long, value_enum, default_value_t = DatasetName::FashionMnist)]
-        dataset: DatasetName,
         /// Which experiments.
         #[arg(long, value_enum, default_value_t = Experiment::All)]
         experiment: Experiment,
-        /// Float pre-training epochs (default: the profile's).
-        #[arg(long)]
-        epochs: Option<u32>,
         /// Training images (default: the profile's slice).
         #[arg(long)]
         train_images: Option<usize>,
         /// Test images (default: the profile's slice).
         #[arg(long)]
         test_images: Option<usize>,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Worker threads (rayon).
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
-        /// Data root (default: <workspace>/data).
-        #[arg(long)]
-        data: Option<PathBuf>,
-        #[arg(long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        args: RunArgs,
     },
     /// The latency proxy (experiments/mixed-precision-mcu/README.md, section 4) for the 16 ImageNet configurations (uniform 8-bit and the
     /// STM32H7 assignments), relative latencies, and the accuracy-latency plot from the proxy results.
     Latency {
-        #[arg(long, value_enum, default_value_t = Profile::Full)]
-        profile: Profile,
-        #[arg(long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        args: RunArgs,
     },
 }
 
@@ -141,51 +124,43 @@ fn main() -> ExitCode {
     }
 }
 
-fn results_root(out: Option<PathBuf>, profile: Profile) -> PathBuf {
-    repro::out_dir::results_root(out.as_deref(), profile.name())
-}
-
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Qat {
-            profile,
-            dataset,
             experiment,
-            epochs,
             train_images,
             test_images,
-            seed,
-            threads,
-            data,
-            out,
+            args,
         } => {
-            // Zero counts would train or test nothing and still write rows; zero threads would
-            // silently mean "all cores" to rayon.
+            // Zero image counts would train or test nothing and still write rows.
             for (flag, value) in [
-                ("--epochs", epochs.map(u64::from)),
-                ("--train-images", train_images.map(|n| n as u64)),
-                ("--test-images", test_images.map(|n| n as u64)),
-                ("--threads", Some(threads as u64)),
+                ("--train-images", train_images),
+                ("--test-images", test_images),
             ] {
                 if value == Some(0) {
                     return Err(format!("{flag} 0: use 1 or more"));
                 }
             }
-            let mut plan = match profile {
-                Profile::Smoke => Plan::smoke(seed),
-                Profile::Full => Plan::full(seed),
-            };
-            plan.float_epochs = epochs.unwrap_or(plan.float_epochs);
-            plan.train_images = train_images.unwrap_or(plan.train_images);
-            plan.test_images = test_images.unwrap_or(plan.test_images);
-            run_qat(profile, dataset, experiment, &plan, threads, data, out)
+            let ctx = args.start()?;
+            let data = args.load(args.dataset_or(DatasetName::FashionMnist))?;
+            for seed in args.seed_list(1, 1) {
+                let mut plan = match args.profile {
+                    Profile::Smoke => Plan::smoke(seed),
+                    Profile::Full => Plan::full(seed),
+                };
+                plan.float_epochs = args.epochs.unwrap_or(plan.float_epochs);
+                plan.train_images = train_images.unwrap_or(plan.train_images);
+                plan.test_images = test_images.unwrap_or(plan.test_images);
+                run_qat(&args, &ctx, &data, experiment, &plan)?;
+            }
+            Ok(())
         }
-        Command::Latency { profile, out } => {
-            let run = Run::start(profile.name(), 1);
-            let root = results_root(out, profile);
-            let rows = mixed_precision_mcu::latency::latency_rows(profile.name(), &run.run_id);
+        Command::Latency { args } => {
+            let ctx = args.start()?;
+            let (run, root) = (&ctx.run, ctx.out());
+            let rows = mixed_precision_mcu::latency::latency_rows(args.profile.name(), &run.run_id);
             let n = run
-                .record(&table_path(&root, PAPER_DIR, "latency"), &rows, &[])
+                .record(&table_path(root, PAPER_DIR, "latency"), &rows, &[])
                 .map_err(|e| e.to_string())?;
             eprintln!("wrote {n} rows to latency.csv");
             for plot in [
@@ -244,20 +219,20 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Tables { profile, out } => {
-            let run = Run::start(profile.name(), 1);
-            let tables = exact_tables(profile.name(), &run.run_id);
-            let root = results_root(out, profile);
+        Command::Tables { args } => {
+            let ctx = args.start()?;
+            let (run, root) = (&ctx.run, ctx.out());
+            let tables = exact_tables(args.profile.name(), &run.run_id);
             let n = run
                 .record(
-                    &table_path(&root, PAPER_DIR, "assignment"),
+                    &table_path(root, PAPER_DIR, "assignment"),
                     &tables.rows,
                     &[],
                 )
                 .map_err(|e| e.to_string())?;
             let m = run
                 .record(
-                    &table_path(&root, PAPER_DIR, "assignment_bits"),
+                    &table_path(root, PAPER_DIR, "assignment_bits"),
                     &tables.assignments,
                     &[],
                 )
@@ -271,28 +246,18 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+/// One seed of the QAT experiments; rows go to `<out>/mixed-precision-mcu/qat.csv`.
 fn run_qat(
-    profile: Profile,
-    dataset: DatasetName,
+    args: &RunArgs,
+    ctx: &RunContext,
+    data: &Dataset,
     experiment: Experiment,
     plan: &Plan,
-    threads: usize,
-    data_root: Option<PathBuf>,
-    out: Option<PathBuf>,
 ) -> Result<(), String> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .map_err(|e| format!("thread pool: {e}"))?;
-    let data = load_checked(
-        &DataRoot::resolve(data_root.as_deref()),
-        dataset,
-        profile.name(),
-    )?;
     let seed = plan.seeds[0];
-    let device = burn::prelude::Device::flex();
-    let run = Run::start(profile.name(), threads);
-    let path = table_path(&results_root(out, profile), PAPER_DIR, "qat");
+    let device = BackendKind::from_str(&args.backend)?.device();
+    let (run, profile) = (&ctx.run, args.profile);
+    let path = ctx.table(PAPER_DIR, "qat");
     let qat_epochs: u32 = plan.qat_segments.iter().map(|s| s.1).sum();
     let stamp = |mut rows: Vec<repro::results::ResultRow>| -> Result<(), String> {
         for r in &mut rows {
@@ -316,17 +281,17 @@ fn run_qat(
                 configs: vec![cfg],
                 ..plan.clone()
             };
-            e1.extend(run_e1_e2(&data, &one, seed, &mut cache, &device)?);
+            e1.extend(run_e1_e2(data, &one, seed, &mut cache, &device)?);
             stamp(rows(SOURCE_E1, &e1, plan, seed, qat_epochs, true))?;
         }
         if !e3_done && (cfg == plan.e3_config || experiment == Experiment::E3) {
-            let res = run_e3(&data, plan, seed, &mut cache, &device)?;
+            let res = run_e3(data, plan, seed, &mut cache, &device)?;
             stamp(rows(SOURCE_E3, &res, plan, seed, qat_epochs, false))?;
             e3_done = true;
         }
     }
     if !e3_done {
-        let res = run_e3(&data, plan, seed, &mut cache, &device)?;
+        let res = run_e3(data, plan, seed, &mut cache, &device)?;
         stamp(rows(SOURCE_E3, &res, plan, seed, qat_epochs, false))?;
     }
     eprintln!("wrote {}", path.display());

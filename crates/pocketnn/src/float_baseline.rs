@@ -33,6 +33,7 @@ pub fn run(
     widths: &[usize],
     epochs: u32,
     seed: u64,
+    backend: BackendKind,
     label: &str,
 ) -> Result<FloatResult, String> {
     let [input, hidden @ .., classes] = widths else {
@@ -46,11 +47,11 @@ pub fn run(
             data.train.pixels()
         ));
     }
-    let device = BackendKind::Flex.device();
+    let device = &backend.device();
     let mut config = ModelConfig::new(ModelSpec::Mlp(hidden.to_vec()), seed);
     config.input = [1, data.train.rows, data.train.cols];
     config.classes = *classes;
-    let model = config.build(&device);
+    let model = config.build(device);
     let mut train_config = TrainConfig::adam(epochs, LEARNING_RATE, seed);
     train_config.schedule = LrSchedule::Cosine;
     let options = RunOptions {
@@ -59,9 +60,9 @@ pub fn run(
         ..Default::default()
     };
     let (model, report) =
-        train(model, &data.train, &train_config, &options, &device).map_err(|e| e.to_string())?;
+        train(model, &data.train, &train_config, &options, device).map_err(|e| e.to_string())?;
     Ok(FloatResult {
-        test_accuracy: evaluate(&model, &data.test, &Phase::EVAL, &device),
+        test_accuracy: evaluate(&model, &data.test, &Phase::EVAL, device),
         train_accuracy: report.final_train_acc,
         seconds: report.seconds,
     })

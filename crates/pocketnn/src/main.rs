@@ -15,12 +15,13 @@ use pocketnn::tables::{
     mirrored_rows, model_name, paper_epochs, paper_widths, pct, train_pass_epochs,
 };
 use pocketnn::train::{EpochStats, Progress, Split, TrainConfig, train};
+use quant_train::train::BackendKind;
 use repro::Profile;
-use repro::datasets::{DataRoot, Dataset, DatasetName, load_checked};
-use repro::manifest::Run;
+use repro::cli::{RunArgs, RunContext};
+use repro::datasets::{Dataset, DatasetName};
 use repro::results::{ResultRow, table_path};
-use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -49,10 +50,13 @@ enum Command {
     /// with --rng glibc and --rng pcg (their first 3 and 10 epochs are the 3- and 10-epoch runs), plus
     /// the float back-propagation baselines and the float-minus-PocketNN gaps.
     Reproduce(Common),
-    /// Train the float back-propagation MLP with the same widths in Burn (Adam 1e-3 with a cosine decay, batch 64, ReLU).
-    FloatBaseline(FloatArgs),
-    /// Seconds per training epoch (shuffle, 3000 DFA steps, test pass) on both data sets.
-    Bench(BenchArgs),
+    /// Train the float back-propagation MLP with the same widths in Burn (Adam 1e-3 with a cosine
+    /// decay, batch 64, ReLU): MNIST, seed 1 and the long PocketNN run's epochs (30 for MNIST, 20
+    /// for Fashion-MNIST) unless the flags say otherwise.
+    FloatBaseline(Common),
+    /// Seconds per training epoch (shuffle, 3000 DFA steps, test pass) on both data sets (or
+    /// --dataset's), 2 epochs unless --epochs says otherwise.
+    Bench(Common),
     /// Redraw the figures (test accuracy per epoch against the author's runs) from the committed
     /// epochs.csv, without training; `reproduce` draws them too.
     Figures(Common),
@@ -97,35 +101,17 @@ impl RngKind {
     }
 }
 
-#[derive(Args, Clone)]
+/// A command that takes only the shared arguments.
+#[derive(Args)]
 struct Common {
-    /// smoke: a slice of the data, for tests; full: the real reproduction.
-    #[arg(long, value_enum, default_value = "full")]
-    profile: Profile,
-    /// Results root (tables go to <out>/pocketnn/; default: results/ for --profile full,
-    /// target/results-<profile>/ otherwise).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Data root holding mnist/ and fashion-mnist/ (default: the workspace's data/ or $QUANT_DATA_ROOT).
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Worker threads (default: all cores). Results do not depend on it.
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Args)]
 struct TrainArgs {
-    #[arg(long, value_enum, default_value = "mnist")]
-    dataset: DatasetName,
-    /// Epochs (the reference ships 3).
-    #[arg(long, default_value_t = 3)]
-    epochs: u32,
     #[arg(long, value_enum, default_value = "pcg")]
     rng: RngKind,
-    /// Generator seed (default: 1 for glibc, i.e. an unseeded C program; 2022 for pcg).
-    #[arg(long)]
-    seed: Option<u64>,
     /// Mini-batch size; above the int32-safe bound a warning names it.
     #[arg(long, default_value_t = 20)]
     batch: usize,
@@ -137,31 +123,10 @@ struct TrainArgs {
     widths: Option<Vec<usize>>,
     #[arg(long, value_enum, default_value = "pocket-tanh")]
     activation: Activation,
+    /// Data set MNIST, 3 epochs (the reference ships 3) and seed 1 for glibc (an unseeded C
+    /// program) or 2022 for pcg, unless the flags say otherwise; one run per seed.
     #[command(flatten)]
-    common: Common,
-}
-
-#[derive(Args)]
-struct FloatArgs {
-    #[arg(long, value_enum, default_value = "mnist")]
-    dataset: DatasetName,
-    /// Epochs (default: the long PocketNN run's, 30 for MNIST and 20 for Fashion-MNIST).
-    #[arg(long)]
-    epochs: Option<u32>,
-    /// Seed of the initialisation and the shuffles.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    #[command(flatten)]
-    common: Common,
-}
-
-#[derive(Args)]
-struct BenchArgs {
-    /// Epochs timed per data set.
-    #[arg(long, default_value_t = 2)]
-    epochs: u32,
-    #[command(flatten)]
-    common: Common,
+    run: RunArgs,
 }
 
 /// Train and test images the smoke profile keeps.
@@ -172,10 +137,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => cmd_train(&args),
-        Command::Reproduce(common) => cmd_reproduce(&common),
-        Command::FloatBaseline(args) => cmd_float(&args),
-        Command::Bench(args) => cmd_bench(&args),
-        Command::Figures(common) => cmd_figures(&common),
+        Command::Reproduce(common) => cmd_reproduce(&common.run),
+        Command::FloatBaseline(common) => cmd_float(&common.run),
+        Command::Bench(common) => cmd_bench(&common.run),
+        Command::Figures(common) => cmd_figures(&common.run),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -186,33 +151,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// Sizes the rayon pool once per process; returns the thread count the manifest records.
-fn setup_threads(common: &Common) -> Result<usize, String> {
-    let threads = common
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if threads == 0 {
-        return Err("--threads 0: use 1 or more".into());
-    }
-    // A second call in the same process (tests) keeps the first pool, which is fine.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global();
-    Ok(rayon::current_num_threads())
-}
-
-fn load_data(common: &Common, dataset: DatasetName) -> Result<Dataset, String> {
-    let root = DataRoot::resolve(common.data.as_deref());
-    let mut data = load_checked(&root, dataset, common.profile.name())?;
-    if common.profile == Profile::Smoke {
+/// The data set, cut to a slice on the smoke profile.
+fn load_data(args: &RunArgs, dataset: DatasetName) -> Result<Dataset, String> {
+    let mut data = args.load(dataset)?;
+    if args.profile == Profile::Smoke {
         data.train = data.train.truncated(SMOKE_TRAIN);
         data.test = data.test.truncated(SMOKE_TEST);
     }
     Ok(data)
 }
 
-fn results_root(common: &Common) -> PathBuf {
-    repro::out_dir::results_root(common.out.as_deref(), common.profile.name())
+/// The data sets a command runs: `--dataset`'s, else both.
+fn datasets(args: &RunArgs) -> Vec<DatasetName> {
+    match args.dataset {
+        Some(d) => vec![d],
+        None => vec![DatasetName::Mnist, DatasetName::FashionMnist],
+    }
 }
 
 /// One configured PocketNN run.
@@ -317,12 +271,8 @@ fn print_epoch(s: &EpochStats, n_train: usize, n_test: usize) {
 }
 
 /// Trains one run, prints its epochs, and records its rows. Returns the per-epoch stats.
-fn run_one(
-    spec: &RunSpec,
-    data: &Dataset,
-    common: &Common,
-    run: &Run,
-) -> Result<Vec<EpochStats>, String> {
+fn run_one(spec: &RunSpec, data: &Dataset, ctx: &RunContext) -> Result<Vec<EpochStats>, String> {
+    let run = &ctx.run;
     let (mut net, train_split, test_split) = prepare(spec, data)?;
     let mut rng = spec.rng.build(spec.seed)?;
     let bar = ProgressBar::new((train_split.len() / spec.config.batch) as u64);
@@ -360,7 +310,7 @@ fn run_one(
     .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
 
-    let out = results_root(common);
+    let out = ctx.out();
     let checksums = data.checksums();
     let setting = EpochSetting {
         dataset: spec.dataset,
@@ -378,7 +328,7 @@ fn run_one(
     };
     let epoch_rows: Vec<_> = history.iter().map(|s| setting.row(s)).collect();
     run.record(
-        &table_path(&out, PAPER_DIR, "epochs"),
+        &table_path(out, PAPER_DIR, "epochs"),
         &epoch_rows,
         &checksums,
     )
@@ -394,7 +344,7 @@ fn run_one(
         };
         let rows = mirrored_rows(&ctx, &history, n_train, n_test);
         if !rows.is_empty() {
-            run.record(&table_path(&out, PAPER_DIR, "accuracy"), &rows, &checksums)
+            run.record(&table_path(out, PAPER_DIR, "accuracy"), &rows, &checksums)
                 .map_err(|e| e.to_string())?;
         }
     }
@@ -402,27 +352,31 @@ fn run_one(
 }
 
 fn cmd_train(args: &TrainArgs) -> Result<(), String> {
-    let threads = setup_threads(&args.common)?;
-    let run = Run::start(args.common.profile.name(), threads);
-    let data = load_data(&args.common, args.dataset)?;
-    let spec = RunSpec {
-        dataset: args.dataset,
-        epochs: args.epochs,
-        rng: args.rng,
-        seed: args.seed.unwrap_or(args.rng.default_seed()),
-        config: TrainConfig {
-            epochs: args.epochs,
-            batch: args.batch,
-            lr_inv: args.lr_inv,
-            ..TrainConfig::default()
-        },
-        widths: args
-            .widths
-            .clone()
-            .unwrap_or_else(|| paper_widths(args.dataset).to_vec()),
-        activation: args.activation,
-    };
-    run_one(&spec, &data, &args.common, &run).map(|_| ())
+    let ctx = args.run.start()?;
+    let dataset = args.run.dataset_or(DatasetName::Mnist);
+    let epochs = args.run.epochs.unwrap_or(3);
+    let data = load_data(&args.run, dataset)?;
+    for seed in args.run.seed_list(args.rng.default_seed(), 1) {
+        let spec = RunSpec {
+            dataset,
+            epochs,
+            rng: args.rng,
+            seed,
+            config: TrainConfig {
+                epochs,
+                batch: args.batch,
+                lr_inv: args.lr_inv,
+                ..TrainConfig::default()
+            },
+            widths: args
+                .widths
+                .clone()
+                .unwrap_or_else(|| paper_widths(dataset).to_vec()),
+            activation: args.activation,
+        };
+        run_one(&spec, &data, &ctx)?;
+    }
+    Ok(())
 }
 
 /// The reproduction's runs: the reference's own stream (glibc, `srand(1)`) and two PCG seeds, so every
@@ -434,20 +388,24 @@ const REPRODUCTION_SEEDS: [(RngKind, u64); 3] = [
     (RngKind::Pcg, 2023),
 ];
 
-fn cmd_reproduce(common: &Common) -> Result<(), String> {
-    let threads = setup_threads(common)?;
-    let run = Run::start(common.profile.name(), threads);
+fn cmd_reproduce(args: &RunArgs) -> Result<(), String> {
+    args.refuse(
+        &["--seed", "--seeds", "--epochs"],
+        "the reproduction runs the reference's epochs (30 MNIST, 20 Fashion-MNIST) with glibc seed 1 \
+         and pcg seeds 2022 and 2023 (`train` runs others)",
+    )?;
+    let ctx = args.start()?;
     let start = Instant::now();
-    for dataset in [DatasetName::Mnist, DatasetName::FashionMnist] {
-        let data = load_data(common, dataset)?;
+    for dataset in datasets(args) {
+        let data = load_data(args, dataset)?;
         for (rng, seed) in REPRODUCTION_SEEDS {
             let spec = RunSpec::paper(dataset, paper_epochs(dataset), rng, seed);
-            run_one(&spec, &data, common, &run)?;
-            float_one(dataset, paper_epochs(dataset), seed, &data, common, &run)?;
+            run_one(&spec, &data, &ctx)?;
+            float_one(dataset, paper_epochs(dataset), seed, &data, args, &ctx)?;
         }
     }
-    record_gaps(common, &run)?;
-    cmd_figures(common)?;
+    record_gaps(&ctx)?;
+    cmd_figures(args)?;
     println!(
         "reproduction done in {:.0} s",
         start.elapsed().as_secs_f64()
@@ -456,14 +414,13 @@ fn cmd_reproduce(common: &Common) -> Result<(), String> {
 }
 
 /// Draws `figures::epoch_accuracy` from `<root>/pocketnn/epochs.csv` beside it.
-fn cmd_figures(common: &Common) -> Result<(), String> {
-    let dir = results_root(common).join(PAPER_DIR);
+fn cmd_figures(args: &RunArgs) -> Result<(), String> {
+    let dir = args.out_root().join(PAPER_DIR);
     let epochs: Vec<tables::EpochRow> =
         repro::results::read_rows(&dir.join("epochs.csv")).map_err(|e| e.to_string())?;
     let published =
         repro::published::PaperExperiments::published_of(PAPER_DIR).map_err(|e| e.to_string())?;
-    for (name, svg) in pocketnn::figures::epoch_accuracy(&epochs, &published, common.profile.name())
-    {
+    for (name, svg) in pocketnn::figures::epoch_accuracy(&epochs, &published, args.profile.name()) {
         let path = dir.join(&name);
         std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
         println!("wrote {}", path.display());
@@ -477,55 +434,63 @@ fn float_one(
     epochs: u32,
     seed: u64,
     data: &Dataset,
-    common: &Common,
-    run: &Run,
+    args: &RunArgs,
+    ctx: &RunContext,
 ) -> Result<(), String> {
+    let run = &ctx.run;
     let widths = paper_widths(dataset);
     println!(
         "{dataset} float BP baseline: widths {widths:?}, ReLU, Adam lr {} with a cosine decay, batch 64, {epochs} epochs, seed {seed}",
         float_baseline::LEARNING_RATE
     );
-    let result = float_baseline::run(data, widths, epochs, seed, &format!("{dataset} float BP"))?;
+    let result = float_baseline::run(
+        data,
+        widths,
+        epochs,
+        seed,
+        BackendKind::from_str(&args.backend)?,
+        &format!("{dataset} float BP"),
+    )?;
     println!(
         "{dataset} float BP: test {:.2}%  (last-epoch running train {:.2}%, {:.1} s)",
         result.test_accuracy, result.train_accuracy, result.seconds
     );
-    let ctx = RowContext {
+    let row = RowContext {
         dataset,
         model: model_name(widths),
         profile: run.profile.clone(),
         seed,
         epochs,
         run_id: run.run_id.clone(),
-    };
-    let row = ctx.row(
+    }
+    .row(
         float_source(dataset),
         METHOD_FLOAT,
         FLOAT_BITS,
         METRIC_TEST,
         result.test_accuracy,
     );
-    let path = table_path(&results_root(common), PAPER_DIR, "accuracy");
+    let path = ctx.table(PAPER_DIR, "accuracy");
     run.record(&path, &[row], &data.checksums())
         .map_err(|e| e.to_string())?;
     Ok(())
 }
 
-fn cmd_float(args: &FloatArgs) -> Result<(), String> {
-    let epochs = args.epochs.unwrap_or(paper_epochs(args.dataset));
-    if epochs == 0 {
-        return Err("--epochs 0: use 1 or more".into());
+fn cmd_float(args: &RunArgs) -> Result<(), String> {
+    let ctx = args.start()?;
+    let dataset = args.dataset_or(DatasetName::Mnist);
+    let epochs = args.epochs.unwrap_or(paper_epochs(dataset));
+    let data = load_data(args, dataset)?;
+    for seed in args.seed_list(1, 1) {
+        float_one(dataset, epochs, seed, &data, args, &ctx)?;
     }
-    let threads = setup_threads(&args.common)?;
-    let run = Run::start(args.common.profile.name(), threads);
-    let data = load_data(&args.common, args.dataset)?;
-    float_one(args.dataset, epochs, args.seed, &data, &args.common, &run)?;
-    record_gaps(&args.common, &run)
+    record_gaps(&ctx)
 }
 
 /// Adds the float-minus-PocketNN gap rows once both sides are in accuracy.csv.
-fn record_gaps(common: &Common, run: &Run) -> Result<(), String> {
-    let path = table_path(&results_root(common), PAPER_DIR, "accuracy");
+fn record_gaps(ctx: &RunContext) -> Result<(), String> {
+    let run = &ctx.run;
+    let path = ctx.table(PAPER_DIR, "accuracy");
     let table: Vec<ResultRow> = repro::results::read_rows(&path).map_err(|e| e.to_string())?;
     let gaps = tables::gap_rows(&table, &run.profile, &run.run_id);
     for g in &gaps {
@@ -552,13 +517,18 @@ fn process_cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-fn cmd_bench(args: &BenchArgs) -> Result<(), String> {
-    let threads = setup_threads(&args.common)?;
-    for dataset in [DatasetName::Mnist, DatasetName::FashionMnist] {
-        let data = load_data(&args.common, dataset)?;
+fn cmd_bench(args: &RunArgs) -> Result<(), String> {
+    args.refuse(
+        &["--seed", "--seeds"],
+        "the benchmark times the reference's run (glibc seed 1)",
+    )?;
+    let threads = args.start()?.threads;
+    let epochs = args.epochs.unwrap_or(2);
+    for dataset in datasets(args) {
+        let data = load_data(args, dataset)?;
         let spec = RunSpec::paper(
             dataset,
-            args.epochs,
+            epochs,
             RngKind::Glibc,
             RngKind::Glibc.default_seed(),
         );
@@ -581,7 +551,7 @@ fn cmd_bench(args: &BenchArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
         let cpu = cpu_start
             .zip(process_cpu_seconds())
-            .map(|(a, b)| format!("{:.3}", (b - a) / f64::from(args.epochs)))
+            .map(|(a, b)| format!("{:.3}", (b - a) / f64::from(epochs)))
             .unwrap_or_else(|| "n/a".into());
         let secs: Vec<f64> = history.iter().map(|s| s.elapsed.as_secs_f64()).collect();
         let mean = secs.iter().sum::<f64>() / secs.len() as f64;

@@ -2,6 +2,7 @@
 //! comparison that puts them side by side.
 
 pub mod claims;
+pub mod cli;
 pub mod compare;
 pub mod curves;
 pub mod datasets;

@@ -153,7 +153,7 @@ pub fn catalog() -> Result<Vec<BenchModel>, String> {
         Arch::RowTransformer,
         28,
     ));
-    let plan = f8net::experiments::Plan::new(f8net::experiments::Profile::Full, None, None);
+    let plan = f8net::experiments::Plan::new(repro::Profile::Full, None, None);
     for &arch in f8net::graph::Arch::value_variants() {
         let proxy = Arch::F8NetProxy(arch, plan.width(arch));
         models.push(BenchModel::new(Paper::F8Net, proxy, 28));
