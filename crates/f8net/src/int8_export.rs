@@ -25,7 +25,7 @@ use quant_core::engine::{
     OutputType, Shape, Window, layout,
 };
 use quant_core::fixedpoint::RoundingMode;
-use quant_core::qparams::{Activation, QParams};
+use quant_core::qparams::{FusedActivation, QParams};
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
@@ -75,9 +75,9 @@ fn layer_quant(input: QParams, output: QParams, relu: bool) -> LayerQuant {
         output,
         scheme: WeightScheme::PerTensorAsymmetric,
         activation: if relu {
-            Activation::Relu
+            FusedActivation::Relu
         } else {
-            Activation::None
+            FusedActivation::None
         },
         rounding: RoundingMode::Double,
     }
@@ -182,9 +182,9 @@ fn build_chain(model: &mut Model, logits: QParams) -> Result<(Chain, InputSpec),
                 let (p1, p2) = (chain.params[first], chain.params[skip]);
                 let out = model.int8_params(*dst, signed(*dst));
                 let activation = if signed(*dst) {
-                    Activation::None
+                    FusedActivation::None
                 } else {
-                    Activation::Relu
+                    FusedActivation::Relu
                 };
                 let add = AddLayer::from_float(skip, &p1, &p2, &out, activation)
                     .map_err(|e| e.to_string())?;

@@ -22,7 +22,7 @@ const LEAKY_SLOPE_INV: i32 = 5;
 
 /// The activations of the reference implementation that are complete (its softmax and PLU are not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum Activation {
+pub enum PocketActivation {
     /// `≈ 127 tanh(x / 64)` on `x = z / (256 · fan_in)`; used on every layer in the paper's runs.
     PocketTanh,
     /// `≈ 127 σ(x / 32)` on `x = z / 256`, output in `[1, 127]` (0 excluded).
@@ -33,21 +33,21 @@ pub enum Activation {
     PocketLeakyRelu,
 }
 
-impl Activation {
+impl PocketActivation {
     /// `(f(z), g(z))` for a layer with `fan_in` inputs (only pocket tanh uses `fan_in`).
     ///
     /// `fan_in` must satisfy `1 <= fan_in <= i32::MAX / 256` (checked when a layer is built).
     #[inline]
     pub fn apply(self, z: i32, fan_in: i32) -> (i32, i32) {
         match self {
-            Activation::PocketTanh => pocket_tanh(z / (K_SCALE * fan_in)),
-            Activation::PocketSigmoid => pocket_sigmoid(z / K_SCALE),
-            Activation::PocketRelu8bit => match z {
+            PocketActivation::PocketTanh => pocket_tanh(z / (K_SCALE * fan_in)),
+            PocketActivation::PocketSigmoid => pocket_sigmoid(z / K_SCALE),
+            PocketActivation::PocketRelu8bit => match z {
                 ..0 => (0, FLAT),
                 0..=PKT_MAX => (z, 1),
                 _ => (PKT_MAX, FLAT),
             },
-            Activation::PocketLeakyRelu => match z {
+            PocketActivation::PocketLeakyRelu => match z {
                 ..LEAKY_MIN => (LEAKY_MIN, FLAT),
                 LEAKY_MIN..0 => (z / LEAKY_SLOPE_INV, LEAKY_SLOPE_INV),
                 0..LEAKY_MAX => (z, 1),
@@ -61,7 +61,7 @@ impl Activation {
     /// Pocket tanh's division by `256 · fan_in` is done by multiply and shift ([`TruncDiv`], the same
     /// truncated quotient): a hardware division per element would cost more than the layer's products.
     pub fn apply_in_place(self, zf: &mut [i32], fan_in: i32, ginv: &mut [i32]) {
-        if self == Activation::PocketTanh {
+        if self == PocketActivation::PocketTanh {
             let scale = TruncDiv::new(K_SCALE * fan_in);
             for (v, g) in zf.iter_mut().zip(ginv.iter_mut()) {
                 (*v, *g) = pocket_tanh(scale.quotient(*v));
@@ -76,7 +76,7 @@ impl Activation {
     /// Largest `|f|` the activation can output: bounds the next layer's products.
     pub fn max_abs_output(self) -> i32 {
         match self {
-            Activation::PocketLeakyRelu => LEAKY_MAX,
+            PocketActivation::PocketLeakyRelu => LEAKY_MAX,
             _ => PKT_MAX,
         }
     }
@@ -117,7 +117,7 @@ mod tests {
 
     fn tanh(x: i32) -> (i32, i32) {
         // fan_in 1: z = 256 x maps to x exactly.
-        Activation::PocketTanh.apply(x * K_SCALE, 1)
+        PocketActivation::PocketTanh.apply(x * K_SCALE, 1)
     }
 
     #[test]
@@ -140,9 +140,12 @@ mod tests {
     #[test]
     fn tanh_prescale_truncates_toward_zero_with_fan_in() {
         // z / (256 * 784): -200703 / 200704 = 0 (toward zero), not -1.
-        assert_eq!(Activation::PocketTanh.apply(-200_703, 784), (0, 1));
-        assert_eq!(Activation::PocketTanh.apply(-200_704, 784), (-2, 1));
-        assert_eq!(Activation::PocketTanh.apply(i32::MIN, 100), (-127, 127));
+        assert_eq!(PocketActivation::PocketTanh.apply(-200_703, 784), (0, 1));
+        assert_eq!(PocketActivation::PocketTanh.apply(-200_704, 784), (-2, 1));
+        assert_eq!(
+            PocketActivation::PocketTanh.apply(i32::MIN, 100),
+            (-127, 127)
+        );
     }
 
     #[test]
@@ -159,7 +162,7 @@ mod tests {
 
     #[test]
     fn sigmoid_table_edges() {
-        let s = |x: i32| Activation::PocketSigmoid.apply(x * K_SCALE, 999);
+        let s = |x: i32| PocketActivation::PocketSigmoid.apply(x * K_SCALE, 999);
         assert_eq!(s(-128), (1, 127));
         assert_eq!(s(-127), (-15 + 20, 8));
         assert_eq!(s(-74), (-37 + 48, 2));
@@ -177,12 +180,12 @@ mod tests {
 
     #[test]
     fn relu8_and_leaky_relu() {
-        let r = |z| Activation::PocketRelu8bit.apply(z, 1);
+        let r = |z| PocketActivation::PocketRelu8bit.apply(z, 1);
         assert_eq!(r(-1), (0, FLAT));
         assert_eq!(r(0), (0, 1));
         assert_eq!(r(127), (127, 1));
         assert_eq!(r(128), (127, FLAT));
-        let l = |z| Activation::PocketLeakyRelu.apply(z, 1);
+        let l = |z| PocketActivation::PocketLeakyRelu.apply(z, 1);
         assert_eq!(l(-32_768), (-32_767, FLAT));
         assert_eq!(l(-32_767), (-6553, 5));
         assert_eq!(l(-4), (0, 5));
@@ -198,10 +201,10 @@ mod tests {
             fan_in in 1i32..5000,
         ) {
             for act in [
-                Activation::PocketTanh,
-                Activation::PocketSigmoid,
-                Activation::PocketRelu8bit,
-                Activation::PocketLeakyRelu,
+                PocketActivation::PocketTanh,
+                PocketActivation::PocketSigmoid,
+                PocketActivation::PocketRelu8bit,
+                PocketActivation::PocketLeakyRelu,
             ] {
                 let (mut out, mut g) = (z.clone(), vec![0; z.len()]);
                 act.apply_in_place(&mut out, fan_in, &mut g);

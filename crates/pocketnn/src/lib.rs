@@ -14,7 +14,6 @@
 //! floats appear only when percentages are reported.
 
 pub mod activation;
-pub mod duo;
 pub mod figures;
 pub mod float_baseline;
 pub mod kernels;

@@ -6,7 +6,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use pocketnn::activation::Activation;
+use pocketnn::activation::PocketActivation;
 use pocketnn::float_baseline;
 use pocketnn::network::{INPUT_MAX, Network};
 use pocketnn::rng::{GlibcRand, Pcg32, RunRng};
@@ -122,7 +122,7 @@ struct TrainArgs {
     #[arg(long, value_delimiter = ',')]
     widths: Option<Vec<usize>>,
     #[arg(long, value_enum, default_value = "pocket-tanh")]
-    activation: Activation,
+    activation: PocketActivation,
     /// Data set MNIST, 3 epochs (the reference ships 3) and seed 1 for glibc (an unseeded C
     /// program) or 2022 for pcg, unless the flags say otherwise; one run per seed.
     #[command(flatten)]
@@ -177,7 +177,7 @@ struct RunSpec {
     seed: u64,
     config: TrainConfig,
     widths: Vec<usize>,
-    activation: Activation,
+    activation: PocketActivation,
 }
 
 impl RunSpec {
@@ -192,14 +192,14 @@ impl RunSpec {
                 ..TrainConfig::default()
             },
             widths: paper_widths(dataset).to_vec(),
-            activation: Activation::PocketTanh,
+            activation: PocketActivation::PocketTanh,
         }
     }
 
     /// The reference's own configuration, whose runs may stand for published numbers.
     fn is_reference_setting(&self) -> bool {
         self.widths == paper_widths(self.dataset)
-            && self.activation == Activation::PocketTanh
+            && self.activation == PocketActivation::PocketTanh
             && self.config
                 == TrainConfig {
                     epochs: self.epochs,

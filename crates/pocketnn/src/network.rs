@@ -5,13 +5,13 @@
 //! matrices `B_k`, drawn on the first training step.
 #![deny(clippy::float_arithmetic)]
 
-use crate::activation::Activation;
-use crate::duo::Duo;
+use crate::activation::PocketActivation;
 use crate::kernels::{
     Overflow, RowMax, TruncDiv, apply_update, avx2_multiversion, max_abs, vec_mat_acc,
 };
 use crate::rng::{DrawSource, nonzero_in_range};
 use rayon::prelude::*;
+use repro::spin_join::SpinJoin;
 use std::fmt;
 
 /// Weights and biases are clamped to `[-SHRT_MAX, SHRT_MAX]` after every update.
@@ -43,7 +43,7 @@ pub fn floor_sqrt(x: i32) -> i32 {
 pub struct Layer {
     pub in_dim: usize,
     pub out_dim: usize,
-    pub activation: Activation,
+    pub activation: PocketActivation,
     /// `(in_dim, out_dim)` row-major.
     pub weight: Vec<i32>,
     pub bias: Vec<i32>,
@@ -55,7 +55,11 @@ pub struct Layer {
 
 impl Layer {
     /// A zero-initialised layer (the reference's `useDfa(true)`).
-    pub fn new(in_dim: usize, out_dim: usize, activation: Activation) -> Result<Self, ShapeError> {
+    pub fn new(
+        in_dim: usize,
+        out_dim: usize,
+        activation: PocketActivation,
+    ) -> Result<Self, ShapeError> {
         // Pocket tanh divides by 256 · fan_in in int32.
         let max_fan_in = (i32::MAX / crate::activation::K_SCALE) as usize;
         if in_dim == 0 || out_dim == 0 {
@@ -105,18 +109,18 @@ impl Layer {
 }
 
 /// Per-layer outputs and inverse slopes of the last forward pass, reused across batches, and the
-/// threads that compute them: the rayon pool, or a [`Duo`] for training's small steps.
+/// threads that compute them: the rayon pool, or a [`SpinJoin`] for training's small steps.
 #[derive(Debug, Default, Clone)]
 pub struct ForwardState<'d> {
     rows: usize,
     outputs: Vec<Vec<i32>>,
     ginv: Vec<Vec<i32>>,
-    duo: Option<&'d Duo<'d>>,
+    duo: Option<&'d SpinJoin<'d>>,
 }
 
 impl<'d> ForwardState<'d> {
     /// A state whose products are split between the two threads of `duo`.
-    pub fn with_duo(duo: &'d Duo<'d>) -> Self {
+    pub fn with_duo(duo: &'d SpinJoin<'d>) -> Self {
         ForwardState {
             duo: Some(duo),
             ..ForwardState::default()
@@ -157,7 +161,7 @@ pub struct Network {
 
 impl Network {
     /// Zero-initialised layers `widths[0] -> widths[1] -> … -> classes`, one activation throughout.
-    pub fn new(widths: &[usize], activation: Activation) -> Result<Self, ShapeError> {
+    pub fn new(widths: &[usize], activation: PocketActivation) -> Result<Self, ShapeError> {
         if widths.len() < 2 {
             return Err(ShapeError(format!(
                 "network widths {widths:?} need at least an input and an output width"
@@ -374,7 +378,7 @@ impl Network {
 }
 
 /// Blocks to split a product into: one per thread.
-fn workers(duo: Option<&Duo>) -> usize {
+fn workers(duo: Option<&SpinJoin>) -> usize {
     if duo.is_some() {
         2
     } else {
@@ -385,7 +389,7 @@ fn workers(duo: Option<&Duo>) -> usize {
 /// Runs `job` on every block: on the duo's two threads when it has one and there are two blocks,
 /// otherwise on the rayon pool. The first error (by block order on the duo) is returned.
 fn run_blocks<T: Send>(
-    duo: Option<&Duo>,
+    duo: Option<&SpinJoin>,
     mut blocks: Vec<T>,
     job: impl Fn(T) -> Result<(), Overflow> + Sync + Send,
 ) -> Result<(), Overflow> {
@@ -407,7 +411,7 @@ fn forward_layer(
     rows: usize,
     out: &mut Vec<i32>,
     ginv: &mut Vec<i32>,
-    duo: Option<&Duo>,
+    duo: Option<&SpinJoin>,
 ) -> Result<(), Overflow> {
     let (id, od) = (layer.in_dim, layer.out_dim);
     out.resize(rows * od, 0);
@@ -504,7 +508,7 @@ fn update_layer(
     delta: &[i32],
     rows: usize,
     lr_inv: i32,
-    duo: Option<&Duo>,
+    duo: Option<&SpinJoin>,
 ) -> Result<(), Overflow> {
     let (id, od) = (layer.in_dim, layer.out_dim);
     let delta_max = RowMax::of(delta, od);
@@ -549,28 +553,28 @@ mod tests {
 
     #[test]
     fn feedback_ranges_match_the_dossier() {
-        let mnist = Network::new(&[784, 100, 50, 10], Activation::PocketTanh).unwrap();
+        let mnist = Network::new(&[784, 100, 50, 10], PocketActivation::PocketTanh).unwrap();
         let r: Vec<i32> = mnist.layers().iter().map(Layer::feedback_range).collect();
         assert_eq!(&r[..2], &[21, 51]);
-        let fashion = Network::new(&[784, 200, 100, 50, 10], Activation::PocketTanh).unwrap();
+        let fashion = Network::new(&[784, 200, 100, 50, 10], PocketActivation::PocketTanh).unwrap();
         let r: Vec<i32> = fashion.layers().iter().map(Layer::feedback_range).collect();
         assert_eq!(&r[..3], &[19, 36, 51]);
     }
 
     #[test]
     fn shapes_that_do_not_chain_are_refused() {
-        let a = Layer::new(784, 100, Activation::PocketTanh).unwrap();
-        let b = Layer::new(50, 10, Activation::PocketTanh).unwrap();
+        let a = Layer::new(784, 100, PocketActivation::PocketTanh).unwrap();
+        let b = Layer::new(50, 10, PocketActivation::PocketTanh).unwrap();
         let e = Network::from_layers(vec![a, b]).unwrap_err();
         assert!(e.0.contains("do not chain"), "{e}");
-        assert!(Network::new(&[784], Activation::PocketTanh).is_err());
-        assert!(Network::new(&[784, 0, 10], Activation::PocketTanh).is_err());
-        assert!(Network::new(&[100_000_000, 10], Activation::PocketTanh).is_err());
+        assert!(Network::new(&[784], PocketActivation::PocketTanh).is_err());
+        assert!(Network::new(&[784, 0, 10], PocketActivation::PocketTanh).is_err());
+        assert!(Network::new(&[100_000_000, 10], PocketActivation::PocketTanh).is_err());
     }
 
     #[test]
     fn zero_network_predicts_class_zero() {
-        let net = Network::new(&[4, 3, 10], Activation::PocketTanh).unwrap();
+        let net = Network::new(&[4, 3, 10], PocketActivation::PocketTanh).unwrap();
         let mut st = ForwardState::default();
         net.forward(&[255, 0, 17, 3, 1, 2, 3, 4], 2, &mut st)
             .unwrap();
@@ -581,7 +585,7 @@ mod tests {
 
     #[test]
     fn safe_batch_bound_matches_hand_computation() {
-        let net = Network::new(&[784, 100, 50, 10], Activation::PocketTanh).unwrap();
+        let net = Network::new(&[784, 100, 50, 10], PocketActivation::PocketTanh).unwrap();
         // Worst per-row product: layer 2 update, 127 · (10 · 142 · 51) = 9 196 740.
         assert_eq!(
             net.max_safe_batch(INPUT_MAX),
@@ -600,7 +604,7 @@ mod tests {
                 .build()
                 .unwrap();
             pool.install(|| {
-                let mut net = Network::new(&[30, 9, 7, 4], Activation::PocketTanh).unwrap();
+                let mut net = Network::new(&[30, 9, 7, 4], PocketActivation::PocketTanh).unwrap();
                 let mut st = ForwardState::default();
                 let mut rng = GlibcRand::default();
                 let mut data = GlibcRand::new(9);
@@ -630,7 +634,7 @@ mod tests {
     /// A hand-traced step on a 2-input, 2-hidden, 2-class tanh network with one sample.
     #[test]
     fn dfa_step_by_hand() {
-        let mut net = Network::new(&[2, 2, 2], Activation::PocketTanh).unwrap();
+        let mut net = Network::new(&[2, 2, 2], PocketActivation::PocketTanh).unwrap();
         let mut st = ForwardState::default();
         let mut rng = GlibcRand::default();
         let stats = net

@@ -60,7 +60,7 @@ pub struct EpochSetting {
     pub profile: String,
     /// Layer widths as [`model_name`] spells them.
     pub model: String,
-    /// Activation as the CLI spells it (`pocket-tanh`).
+    /// PocketActivation as the CLI spells it (`pocket-tanh`).
     pub activation: String,
     pub batch: usize,
     pub lr_inv: i32,

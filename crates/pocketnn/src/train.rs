@@ -2,11 +2,11 @@
 //! learning-rate-inverse doubling every 10 epochs, the running train count and a test pass per epoch.
 #![deny(clippy::float_arithmetic)]
 
-use crate::duo::Duo;
 use crate::kernels::Overflow;
 use crate::network::{ForwardState, Network, argmax};
 use crate::rng::{DrawSource, shuffle};
 use repro::datasets::ImageSet;
+use repro::spin_join::SpinJoin;
 use std::time::{Duration, Instant};
 
 /// Hyper-parameters of the reference examples.
@@ -200,20 +200,20 @@ pub fn train(
     })
 }
 
-/// Runs `body` with a [`Duo`] when the rayon pool has two or more threads (a 20-row step is too small
+/// Runs `body` with a [`SpinJoin`] when the rayon pool has two or more threads (a 20-row step is too small
 /// for more than two; see `crate::duo`), with the pool alone (`None`) otherwise.
-fn with_training_threads<R>(body: impl FnOnce(Option<&Duo>) -> R) -> R {
+fn with_training_threads<R>(body: impl FnOnce(Option<&SpinJoin>) -> R) -> R {
     if rayon::current_num_threads() < 2 {
         body(None)
     } else {
-        Duo::scope(|duo| body(Some(duo)))
+        SpinJoin::scope(|duo| body(Some(duo)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activation::Activation;
+    use crate::activation::PocketActivation;
     use crate::rng::{GlibcRand, Pcg32};
 
     /// `n` synthetic 4x4 "images" whose label is their bright quadrant; `stream` picks the sample.
@@ -241,7 +241,7 @@ mod tests {
 
     fn run(epochs: u32, pass_at: &[u32]) -> Vec<EpochStats> {
         let (train_set, test_set) = (toy(240, 1), toy(60, 2));
-        let mut net = Network::new(&[16, 8, 4], Activation::PocketTanh).unwrap();
+        let mut net = Network::new(&[16, 8, 4], PocketActivation::PocketTanh).unwrap();
         let tr = Split::new(&train_set, &net, "train").unwrap();
         let te = Split::new(&test_set, &net, "test").unwrap();
         let config = TrainConfig {
@@ -293,12 +293,12 @@ mod tests {
 
     #[test]
     fn bad_splits_are_refused() {
-        let net = Network::new(&[16, 8, 4], Activation::PocketTanh).unwrap();
+        let net = Network::new(&[16, 8, 4], PocketActivation::PocketTanh).unwrap();
         let mut set = toy(10, 1);
         set.labels[3] = 7;
         let e = Split::new(&set, &net, "train set").err().unwrap();
         assert!(e.contains("label 7"), "{e}");
-        let wide = Network::new(&[784, 4], Activation::PocketTanh).unwrap();
+        let wide = Network::new(&[784, 4], PocketActivation::PocketTanh).unwrap();
         let e = Split::new(&toy(10, 1), &wide, "train set").err().unwrap();
         assert!(e.contains("do not chain"), "{e}");
     }

@@ -7,7 +7,7 @@ use crate::error::{Result, arg_err, shape_err};
 use crate::fixedpoint::{QuantizedMultiplier, RoundingMode};
 use crate::kernels::{AddParams, OutputStage};
 use crate::multiplier::conv_multiplier;
-use crate::qparams::{Activation, PerChannelQParams, QParams, QRange, quantize_bias};
+use crate::qparams::{FusedActivation, PerChannelQParams, QParams, QRange, quantize_bias};
 
 /// How weights are quantized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub fn quantize_layer(
     input: &QParams,
     output: &QParams,
     scheme: WeightScheme,
-    activation: Activation,
+    activation: FusedActivation,
     rounding: RoundingMode,
 ) -> Result<QuantizedLayer> {
     check_u8(input, "input")?;
@@ -124,7 +124,7 @@ pub struct LayerQuant {
     /// Weight scheme.
     pub scheme: WeightScheme,
     /// Fused activation.
-    pub activation: Activation,
+    pub activation: FusedActivation,
     /// Model rounding mode.
     pub rounding: RoundingMode,
 }
@@ -208,7 +208,7 @@ impl AddLayer {
         input1: &QParams,
         input2: &QParams,
         output: &QParams,
-        activation: Activation,
+        activation: FusedActivation,
     ) -> Result<Self> {
         for (p, w) in [
             (input1, "add input"),

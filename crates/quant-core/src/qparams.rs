@@ -381,7 +381,7 @@ pub fn quantize_bias(bias: &[f32], input_scale: f64, weight_scales: &[f64]) -> R
 
 /// The fused activation of a layer, applied as an integer clamp on output codes (dossier §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum Activation {
+pub enum FusedActivation {
     /// No activation: clamp to the code range only.
     #[default]
     None,
@@ -393,7 +393,7 @@ pub enum Activation {
     ReluN1To1,
 }
 
-impl Activation {
+impl FusedActivation {
     /// The code clamp `[act_min, act_max]` for an output with parameters `out`, as TFLite's
     /// `CalculateActivationRangeQuantized`: each real bound `b` becomes `Z + round(b / S)`
     /// (half away from zero), intersected with the code range.
@@ -401,10 +401,10 @@ impl Activation {
     pub fn clamp_range(self, out: &QParams) -> (i32, i32) {
         let q = |r: f64| f64::from(out.zero_point) + round_half_away_from_zero(r / out.scale);
         let (lo, hi) = match self {
-            Activation::None => (f64::NEG_INFINITY, f64::INFINITY),
-            Activation::Relu => (q(0.0), f64::INFINITY),
-            Activation::Relu6 => (q(0.0), q(6.0)),
-            Activation::ReluN1To1 => (q(-1.0), q(1.0)),
+            FusedActivation::None => (f64::NEG_INFINITY, f64::INFINITY),
+            FusedActivation::Relu => (q(0.0), f64::INFINITY),
+            FusedActivation::Relu6 => (q(0.0), q(6.0)),
+            FusedActivation::ReluN1To1 => (q(-1.0), q(1.0)),
         };
         let (qmin, qmax) = (f64::from(out.range.qmin), f64::from(out.range.qmax));
         (lo.clamp(qmin, qmax) as i32, hi.clamp(qmin, qmax) as i32)
@@ -418,13 +418,13 @@ mod tests {
     #[test]
     fn activation_clamps() {
         let out = QParams::new(8.0 / 255.0, 32, QRange::U8).unwrap();
-        assert_eq!(Activation::Relu6.clamp_range(&out), (32, 223));
-        assert_eq!(Activation::Relu.clamp_range(&out), (32, 255));
-        assert_eq!(Activation::None.clamp_range(&out), (0, 255));
-        assert_eq!(Activation::ReluN1To1.clamp_range(&out), (0, 64));
+        assert_eq!(FusedActivation::Relu6.clamp_range(&out), (32, 223));
+        assert_eq!(FusedActivation::Relu.clamp_range(&out), (32, 255));
+        assert_eq!(FusedActivation::None.clamp_range(&out), (0, 255));
+        assert_eq!(FusedActivation::ReluN1To1.clamp_range(&out), (0, 64));
         let learned = QParams::choose(0.0, 6.0, QRange::U8).unwrap();
         assert_eq!(
-            Activation::Relu6.clamp_range(&learned),
+            FusedActivation::Relu6.clamp_range(&learned),
             (0, 255),
             "subsumed by saturation"
         );

@@ -19,12 +19,12 @@ use quant_core::engine::{
     OutputType, PoolLayer, QData, QTensor, Shape, Window, layout,
 };
 use quant_core::fixedpoint::{RoundingMode, rounding_divide};
-use quant_core::kernels::OutputStage as EngineStage;
+use quant_core::kernels::OutputStage;
 use quant_core::multiplier::conv_multiplier;
-use quant_core::qparams::{Activation as EngineActivation, QParams, QRange, quantize_bias};
+use quant_core::qparams::{FusedActivation, QParams, QRange, quantize_bias};
 use repro::datasets::ImageSet;
 
-use crate::layers::{Activation, LayerKind, OutputStage, Phase, QLayer};
+use crate::layers::{Activation, ActivationQuant, LayerKind, Phase, QLayer};
 use crate::models::{Block, Net};
 use crate::train::{argmax_rows, predict};
 
@@ -66,7 +66,7 @@ fn u8_codes(t: QTensor) -> Vec<u8> {
     }
 }
 
-fn stage_bytes(s: &EngineStage) -> usize {
+fn stage_bytes(s: &OutputStage) -> usize {
     4 * s.bias.len() + 8 * s.multipliers.len() + 6
 }
 
@@ -114,15 +114,15 @@ pub fn float_size_bytes(net: &Net) -> usize {
         .sum()
 }
 
-fn engine_activation(a: Activation) -> EngineActivation {
+fn engine_activation(a: Activation) -> FusedActivation {
     match a {
-        Activation::None => EngineActivation::None,
-        Activation::Relu | Activation::Pact(_) => EngineActivation::Relu,
-        Activation::Relu6 => EngineActivation::Relu6,
+        Activation::None => FusedActivation::None,
+        Activation::Relu | Activation::Pact(_) => FusedActivation::Relu,
+        Activation::Relu6 => FusedActivation::Relu6,
     }
 }
 
-fn stage_params(stage: &OutputStage, what: &str) -> Result<QParams, ExportError> {
+fn stage_params(stage: &ActivationQuant, what: &str) -> Result<QParams, ExportError> {
     stage
         .quantizer
         .as_ref()
@@ -146,7 +146,7 @@ struct QuantizedLayer {
     /// Weight zero point in the same storage, `Z_w - 128`.
     zero_point: i32,
     /// int32 bias at `S_w S_in`, multiplier `S_w S_in / S_out`, output zero point and clamp.
-    stage: EngineStage,
+    stage: OutputStage,
     /// Parameters of the output codes.
     out_q: QParams,
 }
@@ -174,7 +174,7 @@ fn quantize_layer(
         .collect::<Result<Vec<i8>, ExportError>>()?;
     let bias = floats(l.folded_bias());
     let (lo, hi) = engine_activation(l.output.activation).clamp_range(&out_q);
-    let stage = EngineStage {
+    let stage = OutputStage {
         bias: quantize_bias(&bias, input.scale, &[wq.scale])?,
         multipliers: vec![conv_multiplier(input.scale, wq.scale, out_q.scale)?],
         rounding,

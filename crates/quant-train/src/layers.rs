@@ -110,7 +110,7 @@ pub const DEFAULT_EMA_DECAY: f64 = 0.999;
 
 /// Activation function + observer + activation fake quantization: one stored uint8 tensor.
 #[derive(Module, Debug)]
-pub struct OutputStage {
+pub struct ActivationQuant {
     /// Range estimate of the stored tensor.
     pub observer: EmaObserver,
     /// PACT's learned clip `α` (only for [`Activation::Pact`]).
@@ -123,7 +123,7 @@ pub struct OutputStage {
     pub quantizer: Option<QuantizerRef>,
 }
 
-impl OutputStage {
+impl ActivationQuant {
     /// A float output stage with `activation`.
     pub fn new(activation: Activation, device: &Device) -> Self {
         let pact_alpha = match activation {
@@ -132,7 +132,7 @@ impl OutputStage {
             }
             _ => None,
         };
-        OutputStage {
+        ActivationQuant {
             observer: EmaObserver::new(DEFAULT_EMA_DECAY, activation.init_range(), device),
             pact_alpha,
             activation,
@@ -274,7 +274,7 @@ pub struct QLayer {
     /// Batch norm folded into this layer.
     pub bn: Option<BatchNormState>,
     /// Activation and output quantization.
-    pub output: OutputStage,
+    pub output: ActivationQuant,
     /// Conv or FC.
     #[module(skip)]
     pub kind: LayerKind,
@@ -362,7 +362,7 @@ impl QLayer {
             weight,
             bias,
             bn,
-            output: OutputStage::new(activation, device),
+            output: ActivationQuant::new(activation, device),
             kind,
             weight_quantizer: None,
             param_quantizer: None,
@@ -529,7 +529,7 @@ fn batch_norm_train(
 #[derive(Module, Debug)]
 pub struct QAdd {
     /// Activation and output quantization of the sum.
-    pub output: OutputStage,
+    pub output: ActivationQuant,
 }
 
 impl QAdd {
@@ -553,7 +553,7 @@ impl GlobalAvgPool {
     pub fn forward(
         &self,
         x: Tensor<4>,
-        input_stage: Option<&OutputStage>,
+        input_stage: Option<&ActivationQuant>,
         phase: &Phase,
     ) -> Tensor<4> {
         let [n, c, h, w] = x.dims();

@@ -58,7 +58,7 @@ pub mod rng;
 mod simd;
 pub mod train;
 
-pub use layers::{Activation, LayerKind, OutputStage, Phase, QLayer};
+pub use layers::{Activation, ActivationQuant, LayerKind, Phase, QLayer};
 pub use models::{Block, ModelConfig, ModelSpec, Net};
 pub use quant::{
     AffineQuantizer, EmaObserver, Quantizer, QuantizerRef, fake_quant_affine, round_half_away,

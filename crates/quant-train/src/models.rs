@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use burn::prelude::*;
 
-use crate::layers::{Activation, GlobalAvgPool, MaxPool, OutputStage, Phase, QAdd, QLayer};
+use crate::layers::{Activation, ActivationQuant, GlobalAvgPool, MaxPool, Phase, QAdd, QLayer};
 use crate::quant::QuantizerRef;
 use crate::rng::Rng;
 
@@ -40,7 +40,12 @@ impl Block {
     /// The block's forward pass; `last` is the stage that produced `x` (`None`: the exact uint8
     /// input), which global average pooling re-quantizes on. Public so that tools can run a net
     /// block by block (the engine-vs-simulation diagnosis in [`crate::export`]).
-    pub fn forward(&self, x: Tensor<4>, last: Option<&OutputStage>, phase: &Phase) -> Tensor<4> {
+    pub fn forward(
+        &self,
+        x: Tensor<4>,
+        last: Option<&ActivationQuant>,
+        phase: &Phase,
+    ) -> Tensor<4> {
         match self {
             Block::Layer(l) => l.forward(x, phase),
             Block::MaxPool(p) => p.forward(x),
@@ -58,7 +63,7 @@ impl Block {
 
     /// The output stage that produces this block's tensor; `None` for pools, whose output keeps
     /// the grid of their input.
-    pub fn output_stage(&self) -> Option<&OutputStage> {
+    pub fn output_stage(&self) -> Option<&ActivationQuant> {
         match self {
             Block::Layer(l) => Some(&l.output),
             Block::Residual(r) => Some(&r.add.output),
@@ -86,7 +91,7 @@ impl Net {
     pub fn forward(&self, x: Tensor<4>, phase: &Phase) -> Tensor<2> {
         let n = x.dims()[0];
         // The stage that produced the current tensor (None: the exact uint8 input).
-        let mut last: Option<&OutputStage> = None;
+        let mut last: Option<&ActivationQuant> = None;
         let mut x = x;
         for b in &self.blocks {
             x = b.forward(x, last, phase);
@@ -139,9 +144,9 @@ impl Net {
     }
 
     /// Calls `f(index, stage)` on every output stage (layers, adds, pools) in execution order.
-    pub fn map_output_stages(&mut self, mut f: impl FnMut(usize, &mut OutputStage)) {
+    pub fn map_output_stages(&mut self, mut f: impl FnMut(usize, &mut ActivationQuant)) {
         let mut i = 0;
-        let mut visit = |s: &mut OutputStage| {
+        let mut visit = |s: &mut ActivationQuant| {
             f(i, s);
             i += 1;
         };
@@ -401,7 +406,7 @@ impl Builder {
 
     fn residual(&mut self, body: Vec<QLayer>, shortcut: Option<QLayer>, act: Activation, c: usize) {
         let add = QAdd {
-            output: OutputStage::new(act, &self.device),
+            output: ActivationQuant::new(act, &self.device),
         };
         self.blocks.push(Block::Residual(Residual {
             body,

@@ -8,6 +8,7 @@ pub mod curves;
 pub mod datasets;
 pub mod idx;
 pub mod image_folder;
+pub mod jobs;
 pub mod manifest;
 pub mod out_dir;
 pub mod plot;
@@ -15,6 +16,7 @@ pub mod profile;
 pub mod published;
 pub mod report;
 pub mod results;
+pub mod spin_join;
 pub mod stats;
 
 pub use profile::Profile;

@@ -2,7 +2,7 @@
 #![allow(clippy::float_arithmetic)]
 use super::*;
 use crate::convert::{LayerQuant, WeightScheme};
-use crate::qparams::{Activation, QParams, QRange};
+use crate::qparams::{FusedActivation, QParams, QRange};
 
 struct Lcg(u64);
 impl Lcg {
@@ -37,7 +37,7 @@ fn small_net(scheme: WeightScheme, rounding: RoundingMode, output: OutputType) -
     let a3 = act(-3.0, 3.0);
     let a4 = act(-2.0, 8.0);
     let logits = act(-10.0, 10.0);
-    let q = |i: QParams, o: QParams, a: Activation| LayerQuant {
+    let q = |i: QParams, o: QParams, a: FusedActivation| LayerQuant {
         input: i,
         output: o,
         scheme,
@@ -50,7 +50,7 @@ fn small_net(scheme: WeightScheme, rounding: RoundingMode, output: OutputType) -
         c,
         Window::square(3, 1, 1),
         &rng.floats(c, 0.1),
-        &q(input, a1, Activation::Relu6),
+        &q(input, a1, FusedActivation::Relu6),
     )
     .unwrap();
     let dw = DepthwiseLayer::from_float(
@@ -58,7 +58,7 @@ fn small_net(scheme: WeightScheme, rounding: RoundingMode, output: OutputType) -
         c,
         Window::square(3, 2, 1),
         &rng.floats(c, 0.1),
-        &q(a1, a2, Activation::Relu6),
+        &q(a1, a2, FusedActivation::Relu6),
     )
     .unwrap();
     let pw = ConvLayer::from_float(
@@ -66,7 +66,7 @@ fn small_net(scheme: WeightScheme, rounding: RoundingMode, output: OutputType) -
         c,
         Window::square(1, 1, 0),
         &rng.floats(c, 0.1),
-        &q(a2, a3, Activation::None),
+        &q(a2, a3, FusedActivation::None),
     )
     .unwrap();
     let dw2 = DepthwiseLayer::from_float(
@@ -74,15 +74,15 @@ fn small_net(scheme: WeightScheme, rounding: RoundingMode, output: OutputType) -
         c,
         Window::square(3, 1, 1),
         &[],
-        &q(a3, a3, Activation::None),
+        &q(a3, a3, FusedActivation::None),
     )
     .unwrap();
-    let add = AddLayer::from_float(3, &a3, &a3, &a4, Activation::Relu).unwrap();
+    let add = AddLayer::from_float(3, &a3, &a3, &a4, FusedActivation::Relu).unwrap();
     let fc = FullyConnectedLayer::from_float(
         &rng.floats(c * 10, 0.6),
         10,
         &rng.floats(10, 0.2),
-        &q(a4, logits, Activation::None),
+        &q(a4, logits, FusedActivation::None),
     )
     .unwrap();
     ModelSpec {
@@ -301,7 +301,7 @@ fn fully_connected_model_is_within_one_lsb_of_float() {
         input,
         output,
         scheme: WeightScheme::PerChannelSymmetric,
-        activation: Activation::None,
+        activation: FusedActivation::None,
         rounding: RoundingMode::Double,
     };
     let fc = FullyConnectedLayer::from_float(&w, n, &b, &q).unwrap();
@@ -435,7 +435,7 @@ fn projection_block(rounding: RoundingMode) -> ModelSpec {
     let mut rng = Lcg(11);
     let input = QParams::new(1.0 / 255.0, 0, QRange::U8).unwrap();
     let (a1, a2, a3, out) = (act(0.0, 6.0), act(-4.0, 4.0), act(-3.0, 3.0), act(0.0, 8.0));
-    let q = |i: QParams, o: QParams, a: Activation| LayerQuant {
+    let q = |i: QParams, o: QParams, a: FusedActivation| LayerQuant {
         input: i,
         output: o,
         scheme: WeightScheme::PerChannelSymmetric,
@@ -453,9 +453,9 @@ fn projection_block(rounding: RoundingMode) -> ModelSpec {
         )
         .unwrap()
     };
-    let main1 = conv(&mut rng, cin, 3, 2, &q(input, a1, Activation::Relu6));
-    let main2 = conv(&mut rng, c, 3, 1, &q(a1, a2, Activation::None));
-    let proj = conv(&mut rng, cin, 1, 2, &q(input, a3, Activation::None));
+    let main1 = conv(&mut rng, cin, 3, 2, &q(input, a1, FusedActivation::Relu6));
+    let main2 = conv(&mut rng, c, 3, 1, &q(a1, a2, FusedActivation::None));
+    let proj = conv(&mut rng, cin, 1, 2, &q(input, a3, FusedActivation::None));
     ModelSpec {
         input: InputSpec {
             shape: Shape { h: 8, w: 8, c: cin },
@@ -466,7 +466,7 @@ fn projection_block(rounding: RoundingMode) -> ModelSpec {
             Layer::Conv2d(main2),
             Layer::Recall(0),
             Layer::Conv2d(proj),
-            Layer::Add(AddLayer::from_float(2, &a3, &a2, &out, Activation::Relu).unwrap()),
+            Layer::Add(AddLayer::from_float(2, &a3, &a2, &out, FusedActivation::Relu).unwrap()),
         ],
         rounding,
         output: OutputType::U8,

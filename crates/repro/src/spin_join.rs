@@ -1,14 +1,14 @@
-//! Two threads that share every parallel product of a training step: the caller and one helper that
-//! spins between jobs.
+//! `join` on two threads for work too short for rayon: the caller and one helper that spins between
+//! jobs.
 //!
-//! A 20-row DFA step is about 0.2 ms of work split into several short products with serial gaps in
-//! between. Rayon's workers go to sleep in those gaps, and waking them costs about as much as the work
+//! PocketNN's 20-row DFA step is about 0.2 ms of work split into several short products with serial
+//! gaps in between. Rayon's workers go to sleep in those gaps, and waking them costs about as much as the work
 //! they are woken for, so two rayon threads were barely faster than one. The helper here busy-waits for
 //! a short while after each job (then parks, so an idle helper costs nothing), and a hand-off is a pair
 //! of atomic stores.
 //!
-//! Only the thread that created the [`Duo`] can hand out work (the handle is neither `Send` nor `Sync`),
-//! and [`Duo::join`] returns only after both halves have finished, so the helper never outlives what a
+//! Only the thread that created the [`SpinJoin`] can hand out work (the handle is neither `Send` nor `Sync`),
+//! and [`SpinJoin::join`] returns only after both halves have finished, so the helper never outlives what a
 //! job borrows.
 
 use std::cell::{Cell, UnsafeCell};
@@ -23,7 +23,7 @@ use std::time::Duration;
 /// a training step (tens of microseconds), short enough that an idle helper soon stops using a core.
 const SPINS_BEFORE_REST: u32 = 20_000;
 
-/// A job as the helper sees it: a borrowed closure whose lifetime [`Duo::join`] guarantees.
+/// A job as the helper sees it: a borrowed closure whose lifetime [`SpinJoin::join`] guarantees.
 type Job = *const (dyn Fn() + Sync);
 
 /// What the caller and the helper share.
@@ -47,29 +47,29 @@ struct Shared {
 unsafe impl Sync for Shared {}
 
 /// The owner's handle: see the module documentation.
-pub struct Duo<'s> {
+pub struct SpinJoin<'s> {
     shared: &'s Shared,
     helper: Thread,
     /// `!Send + !Sync`: jobs may be posted only from the thread that owns the helper.
     _owner_only: PhantomData<Cell<()>>,
 }
 
-impl Drop for Duo<'_> {
+impl Drop for SpinJoin<'_> {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         self.helper.unpark();
     }
 }
 
-impl std::fmt::Debug for Duo<'_> {
+impl std::fmt::Debug for SpinJoin<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Duo")
+        f.write_str("SpinJoin")
     }
 }
 
-impl Duo<'_> {
-    /// Runs `body` with a duo whose helper thread lives exactly as long as `body`.
-    pub fn scope<R>(body: impl FnOnce(&Duo) -> R) -> R {
+impl SpinJoin<'_> {
+    /// Runs `body` with a `SpinJoin` whose helper thread lives exactly as long as `body`.
+    pub fn scope<R>(body: impl FnOnce(&SpinJoin) -> R) -> R {
         let shared = Shared {
             posted: AtomicUsize::new(0),
             finished: AtomicUsize::new(0),
@@ -80,13 +80,13 @@ impl Duo<'_> {
         };
         thread::scope(|s| {
             let handle = s.spawn(|| helper_loop(&shared));
-            let duo = Duo {
+            let pair = SpinJoin {
                 shared: &shared,
                 helper: handle.thread().clone(),
                 _owner_only: PhantomData,
             };
-            body(&duo)
-            // `duo` is dropped here, also when `body` panics: that stops the helper, which the
+            body(&pair)
+            // `pair` is dropped here, also when `body` panics: that stops the helper, which the
             // scope then joins.
         })
     }
@@ -132,7 +132,7 @@ impl Duo<'_> {
                 .and_then(|mut p| p.take());
             match payload {
                 Some(payload) => panic::resume_unwind(payload),
-                None => panic!("the duo's helper thread panicked while running a job"),
+                None => panic!("the spin-join helper thread panicked while running a job"),
             }
         }
         let b_result = b_result.into_inner().ok().flatten();
@@ -200,10 +200,10 @@ mod tests {
     fn join_runs_both_halves_and_returns_their_results() {
         let mut left = vec![0u64; 1000];
         let mut right = vec![0u64; 1000];
-        let total = Duo::scope(|duo| {
+        let total = SpinJoin::scope(|pair| {
             let mut total = 0;
             for round in 0..500u64 {
-                let (a, b) = duo.join(
+                let (a, b) = pair.join(
                     || {
                         left.iter_mut()
                             .map(|v| {
@@ -235,8 +235,8 @@ mod tests {
     #[test]
     fn a_panicking_helper_job_is_reported_to_the_caller() {
         let caught = panic::catch_unwind(|| {
-            Duo::scope(|duo| {
-                duo.join(|| 1, || -> u32 { panic!("job failed") });
+            SpinJoin::scope(|pair| {
+                pair.join(|| 1, || -> u32 { panic!("job failed") });
             })
         });
         let payload = caught.unwrap_err();
