@@ -3,6 +3,7 @@
 //! experiments; this library holds their recipe (sizes, training configurations) and the metrics
 //! they share.
 
+pub mod experiments;
 pub mod figures;
 pub mod recipe;
 
