@@ -24,7 +24,7 @@ use quant_train::{
     TrainReport, evaluate,
 };
 use repro::datasets::{DatasetName, ImageSet};
-use repro::results::ResultRow;
+use repro::results::{Measured, ResultRow, RunStamp};
 
 use crate::fakequant::{FormatQuantizer, parameter_tensors, quantize_all_parameters};
 use crate::rmse::{self, RmseRow, Stamp};
@@ -367,22 +367,25 @@ impl Experiment<'_> {
         value: f64,
         proxy: String,
     ) -> ResultRow {
-        ResultRow {
-            paper: crate::PAPER.into(),
-            source: source.into(),
-            dataset: self.proxy.dataset().paper_name().into(),
-            model: self.proxy.paper_model().into(),
-            method: method.into(),
-            w_bits: w_bits.into(),
-            a_bits: a_bits.into(),
-            metric: metric.into(),
+        ResultRow::new(
+            Measured {
+                paper: crate::PAPER,
+                source,
+                dataset: self.proxy.dataset().paper_name(),
+                model: self.proxy.paper_model(),
+                method,
+                bits: (w_bits, a_bits),
+                metric,
+                proxy: &proxy,
+            },
             value,
-            proxy,
-            profile: self.plan.profile.clone(),
-            seed: self.plan.seed,
-            epochs: self.plan.epochs,
-            run_id: self.run_id.clone(),
-        }
+            &RunStamp {
+                profile: &self.plan.profile,
+                seed: self.plan.seed,
+                epochs: self.plan.epochs,
+                run_id: &self.run_id,
+            },
+        )
     }
 
     fn accuracy_row(

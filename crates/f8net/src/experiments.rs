@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use repro::Profile;
 use repro::datasets::{Dataset, ImageSet};
 use repro::jobs::run_jobs;
-use repro::results::{Keyed, ResultRow};
+use repro::results::{Keyed, Measured, ResultRow, RunStamp};
 use serde::{Deserialize, Serialize};
 
 /// Sizes derived from a profile.
@@ -220,22 +220,25 @@ impl RowCtx<'_> {
         seed: u64,
         epochs: u32,
     ) -> ResultRow {
-        ResultRow {
-            paper: PAPER.into(),
-            source: source.into(),
-            dataset: self.dataset.name.paper_name().into(),
-            model: published_model(self.arch).into(),
-            method: method.into(),
-            w_bits: bits.0.into(),
-            a_bits: bits.1.into(),
-            metric: metric.into(),
+        ResultRow::new(
+            Measured {
+                paper: PAPER,
+                source,
+                dataset: self.dataset.name.paper_name(),
+                model: published_model(self.arch),
+                method,
+                bits,
+                metric,
+                proxy: &proxy_label(self.arch, self.dataset, self.plan),
+            },
             value,
-            proxy: proxy_label(self.arch, self.dataset, self.plan),
-            profile: self.plan.name().into(),
-            seed,
-            epochs,
-            run_id: self.run_id.into(),
-        }
+            &RunStamp {
+                profile: self.plan.name(),
+                seed,
+                epochs,
+                run_id: self.run_id,
+            },
+        )
     }
 }
 

@@ -18,7 +18,7 @@ pub mod mobilenet;
 pub mod qat;
 pub mod tables;
 
-use repro::results::ResultRow;
+use repro::results::{Measured, ResultRow, RunStamp};
 
 /// The `paper` column of every row this crate reproduces (as in `published.csv`).
 pub const PAPER: &str = "Rusci2020-MLSys (arXiv 1905.13082)";
@@ -42,21 +42,24 @@ pub struct RowKey<'a> {
 impl RowKey<'_> {
     /// A row of this key; the caller stamps profile, seed, epochs and run id.
     pub fn row(&self, metric: &str, value: f64) -> ResultRow {
-        ResultRow {
-            paper: PAPER.into(),
-            source: self.source.into(),
-            dataset: self.dataset.into(),
-            model: self.model.into(),
-            method: self.method.into(),
-            w_bits: self.w_bits.into(),
-            a_bits: self.a_bits.into(),
-            metric: metric.into(),
+        ResultRow::new(
+            Measured {
+                paper: PAPER,
+                source: self.source,
+                dataset: self.dataset,
+                model: self.model,
+                method: self.method,
+                bits: (self.w_bits, self.a_bits),
+                metric,
+                proxy: self.proxy,
+            },
             value,
-            proxy: self.proxy.into(),
-            profile: String::new(),
-            seed: 0,
-            epochs: 0,
-            run_id: String::new(),
-        }
+            &RunStamp {
+                profile: "",
+                seed: 0,
+                epochs: 0,
+                run_id: "",
+            },
+        )
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::train::EpochStats;
 use repro::datasets::DatasetName;
-use repro::results::{Keyed, ResultRow};
+use repro::results::{Keyed, Measured, ResultRow, RunStamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -155,22 +155,25 @@ impl RowContext {
         metric: &str,
         value: f64,
     ) -> ResultRow {
-        ResultRow {
-            paper: PAPER.into(),
-            source: source.into(),
-            dataset: self.dataset.paper_name().into(),
-            model: self.model.clone(),
-            method: method.into(),
-            w_bits: bits.0.into(),
-            a_bits: bits.1.into(),
-            metric: metric.into(),
+        ResultRow::new(
+            Measured {
+                paper: PAPER,
+                source,
+                dataset: self.dataset.paper_name(),
+                model: &self.model,
+                method,
+                bits,
+                metric,
+                proxy: "",
+            },
             value,
-            proxy: String::new(),
-            profile: self.profile.clone(),
-            seed: self.seed,
-            epochs: self.epochs,
-            run_id: self.run_id.clone(),
-        }
+            &RunStamp {
+                profile: &self.profile,
+                seed: self.seed,
+                epochs: self.epochs,
+                run_id: &self.run_id,
+            },
+        )
     }
 }
 

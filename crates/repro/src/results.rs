@@ -38,7 +38,52 @@ pub struct ResultRow {
     pub run_id: String,
 }
 
+/// What a row measured: the published row's key (paper, source, model, method, bit widths, metric)
+/// and what it ran on (data set, and the stand-in when it is not the paper's own).
+#[derive(Debug, Clone, Copy)]
+pub struct Measured<'a> {
+    pub paper: &'a str,
+    pub source: &'a str,
+    pub dataset: &'a str,
+    pub model: &'a str,
+    pub method: &'a str,
+    /// Weight and activation bits as published (`"32"` for float, `""` where none apply).
+    pub bits: (&'a str, &'a str),
+    pub metric: &'a str,
+    /// Empty when the paper's own data and model ran.
+    pub proxy: &'a str,
+}
+
+/// Who measured it: the run's profile and id, the seed and the training length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStamp<'a> {
+    pub profile: &'a str,
+    pub seed: u64,
+    pub epochs: u32,
+    pub run_id: &'a str,
+}
+
 impl ResultRow {
+    /// The one way a result row is made: what was measured, its value, and the run's stamp.
+    pub fn new(what: Measured<'_>, value: f64, stamp: &RunStamp<'_>) -> ResultRow {
+        ResultRow {
+            paper: what.paper.into(),
+            source: what.source.into(),
+            dataset: what.dataset.into(),
+            model: what.model.into(),
+            method: what.method.into(),
+            w_bits: what.bits.0.into(),
+            a_bits: what.bits.1.into(),
+            metric: what.metric.into(),
+            value,
+            proxy: what.proxy.into(),
+            profile: stamp.profile.into(),
+            seed: stamp.seed,
+            epochs: stamp.epochs,
+            run_id: stamp.run_id.into(),
+        }
+    }
+
     /// The columns a result shares with `published.csv` (dataset excluded: proxies change it).
     pub fn join_key(&self) -> [String; 7] {
         [

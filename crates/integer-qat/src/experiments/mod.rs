@@ -34,7 +34,7 @@ use repro::cli::RunArgs;
 use repro::datasets::{Dataset, ImageSet};
 use repro::manifest::Run;
 use repro::plot::{Chart, Series, color};
-use repro::results::{ResultRow, table_path};
+use repro::results::{Measured, ResultRow, RunStamp, table_path};
 
 use crate::recipe::{Sizes, float_config, qat_config, quantized_copy};
 use crate::{T41, T43, T47, macro_average_precision, median};
@@ -146,22 +146,25 @@ impl Ctx {
         seed: u64,
         epochs: u32,
     ) -> ResultRow {
-        ResultRow {
-            paper: PAPER.into(),
-            source: source.into(),
-            dataset: self.dataset_name(),
-            model: model.into(),
-            method: method.into(),
-            w_bits: bits.0.into(),
-            a_bits: bits.1.into(),
-            metric: metric.into(),
+        ResultRow::new(
+            Measured {
+                paper: PAPER,
+                source,
+                dataset: &self.dataset_name(),
+                model,
+                method,
+                bits,
+                metric,
+                proxy,
+            },
             value,
-            proxy: proxy.into(),
-            profile: self.profile().into(),
-            seed,
-            epochs,
-            run_id: self.run.run_id.clone(),
-        }
+            &RunStamp {
+                profile: self.profile(),
+                seed,
+                epochs,
+                run_id: &self.run.run_id,
+            },
+        )
     }
 
     pub(crate) fn record(&self, table: &str, rows: &[ResultRow]) -> Res<()> {
