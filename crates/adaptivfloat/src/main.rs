@@ -284,7 +284,7 @@ fn rmse_tables(args: &RunArgs) -> Result<(), String> {
             max_len: 262_144,
         },
     };
-    let bar = progress(Family::ALL.len() as u64, "rmse families");
+    let bar = repro::cli::progress_bar(Family::ALL.len() as u64, "rmse families");
     let (mut rmse_rows, mut search_rows) = (Vec::new(), Vec::new());
     for family in Family::ALL {
         let layers = rmse::synthetic_layers(family, size, stamp.seed);
@@ -383,8 +383,4 @@ fn print_search(rows: &[rmse::ExpSearchRow]) {
             r.paper_mean_rmse
         );
     }
-}
-
-fn progress(len: u64, label: &str) -> indicatif::ProgressBar {
-    quant_train::train::progress_bar(len, label)
 }

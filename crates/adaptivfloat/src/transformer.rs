@@ -432,7 +432,7 @@ pub fn train(
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let steps = data.len() / spec.batch_size;
     let total = (steps as u64) * u64::from(spec.epochs);
-    let bar = quant_train::train::progress_bar(total, &spec.label);
+    let bar = repro::cli::progress_bar(total, &spec.label);
     let started = Instant::now();
     let ctx = Ctx {
         weights: spec.weights,

@@ -78,7 +78,7 @@ fn run() -> Result<(), String> {
             let dataset = load_data(&cli)?;
             let splits = Splits::of(&plan, &dataset)?;
             let ctx = RowCtx { arch: *model, dataset: &dataset, plan: &plan, run_id: &run.run_id };
-            let bar = quant_train::train::progress_bar(ablation_steps(&plan, &splits), "ablations");
+            let bar = repro::cli::progress_bar(ablation_steps(&plan, &splits), "ablations");
             let (rows, curves) = ablations(&ctx, &splits, &device, threads, &bar)?;
             bar.finish();
             let checks = dataset.checksums();
@@ -96,7 +96,7 @@ fn run() -> Result<(), String> {
             let dataset = load_data(&cli)?;
             let splits = Splits::of(&plan, &dataset)?;
             let ctx = RowCtx { arch, dataset: &dataset, plan: &plan, run_id: &run.run_id };
-            let bar = quant_train::train::progress_bar(main_steps(arch, &plan, &splits), "main");
+            let bar = repro::cli::progress_bar(main_steps(arch, &plan, &splits), "main");
             let result = main_table(&ctx, &splits, &device, threads, &bar)?;
             bar.finish();
             let checks = dataset.checksums();

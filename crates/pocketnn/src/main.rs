@@ -5,7 +5,6 @@
 //! - `bench`: seconds per epoch on both data sets.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use pocketnn::activation::PocketActivation;
 use pocketnn::float_baseline;
 use pocketnn::network::{INPUT_MAX, Network};
@@ -275,13 +274,11 @@ fn run_one(spec: &RunSpec, data: &Dataset, ctx: &RunContext) -> Result<Vec<Epoch
     let run = &ctx.run;
     let (mut net, train_split, test_split) = prepare(spec, data)?;
     let mut rng = spec.rng.build(spec.seed)?;
-    let bar = ProgressBar::new((train_split.len() / spec.config.batch) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches {per_sec} eta {eta}")
-            .map_err(|e| e.to_string())?,
-    );
     let label = format!("{} {} seed {}", spec.dataset, spec.rng.name(), spec.seed);
-    bar.set_prefix(format!("{label} epoch 1"));
+    let bar = repro::cli::progress_bar(
+        (train_split.len() / spec.config.batch) as u64,
+        &format!("{label} epoch 1"),
+    );
     println!(
         "{label}: {} epochs, widths {:?}, batch {}, lrInv {}",
         spec.epochs, spec.widths, spec.config.batch, spec.config.lr_inv

@@ -11,7 +11,6 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
-use indicatif::{ProgressBar, ProgressStyle};
 use repro::curves;
 use repro::datasets::ImageSet;
 use repro::results::ResultRow;
@@ -283,22 +282,6 @@ impl TrainReport {
     }
 }
 
-/// A progress bar on stderr with loss, accuracy and images/s in its message.
-pub fn progress_bar(len: u64, label: &str) -> ProgressBar {
-    if label.is_empty() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}<{eta_precise}] {bar:30} {pos}/{len} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_prefix(label.to_string());
-    bar
-}
-
 /// Trains `model` (on `device`, any backend; autodiff is added here) on `data` and returns the
 /// trained model on the inference device with its report.
 ///
@@ -360,7 +343,7 @@ pub fn train(
     let total = steps_per_epoch * u64::from(config.epochs);
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let started = Instant::now();
-    let bar = progress_bar(total, &options.label);
+    let bar = repro::cli::progress_bar(total, &options.label);
     bar.set_position(steps_per_epoch * u64::from(start_epoch));
     for epoch in start_epoch..config.epochs {
         let mut order: Vec<usize> = (0..data.len()).collect();

@@ -163,6 +163,24 @@ impl RunContext {
     }
 }
 
+/// The progress bar every binary shows on stderr: `label`, elapsed and remaining time, `len` steps,
+/// and a message the caller updates (loss and accuracy, say). An empty label hides it.
+pub fn progress_bar(len: u64, label: &str) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressStyle};
+    if label.is_empty() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}<{eta_precise}] {bar:30} {pos}/{len} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(label.to_string());
+    bar
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
