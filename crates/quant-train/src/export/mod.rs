@@ -1,0 +1,408 @@
+//! Export of a trained affine-QAT [`Net`] to quant-core's integer engine (dossier §6.8), and the
+//! agreement check between the fake-quantized Burn model and the engine.
+//!
+//! Conversion: batch norm folded with the moving statistics; weights quantized with the same
+//! `(S, Z)` that the last fake-quant step used (min/max of the folded weights, narrow range) and
+//! stored as int8 `q - 128`; activations take the EMA ranges; biases become int32 at `S_w S_in`;
+//! per-layer multipliers `S_w S_in / S_out`; activation clamps from the output range. Weights of
+//! any bit width the quantizer used (2..=8) are exported on their own grid, so the 7-, 6-, 5- and
+//! 4-bit models of the ablations run in the engine too.
+//!
+//! The whole network becomes one quant-core engine model: a chain of layers in which residual
+//! adds read the block input as their skip, and a projection shortcut (a conv on the block input)
+//! is written as `Recall(block input)`, the shortcut conv, then the add with the main branch as
+//! skip. Everything at run time stays integer-only.
+//!
+//! [`simulate`] replays the same integer arithmetic in Burn tensors (the oracle the engine is
+//! checked against); [`agreement`] compares the engine with it and with the fake-quantized model.
+
+mod agreement;
+mod simulate;
+#[cfg(test)]
+mod tests;
+
+pub use agreement::{Agreement, NodeAgreement, check_agreement, engine_logits, node_agreement};
+use simulate::pixel_params;
+pub use simulate::simulate_codes;
+
+use burn::prelude::*;
+use quant_core::engine::{
+    AddLayer, ConvLayer, DepthwiseLayer, FullyConnectedLayer, InputSpec, Layer, Model, ModelSpec,
+    OutputType, PoolLayer, QData, QTensor, Shape, Window, layout,
+};
+use quant_core::fixedpoint::{RoundingMode, rounding_divide};
+use quant_core::kernels::OutputStage;
+use quant_core::multiplier::conv_multiplier;
+use quant_core::qparams::{FusedActivation, QParams, QRange, quantize_bias};
+use repro::datasets::ImageSet;
+
+use crate::layers::{Activation, ActivationQuant, LayerKind, Phase, QLayer};
+use crate::models::{Block, Net};
+use crate::train::{argmax_rows, predict};
+
+/// Export failures, each a sentence that says what to change.
+#[derive(Debug)]
+pub struct ExportError(pub String);
+
+impl std::fmt::Display for ExportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ExportError {}
+
+impl From<quant_core::error::QuantError> for ExportError {
+    fn from(e: quant_core::error::QuantError) -> Self {
+        ExportError(format!("integer conversion failed: {e}"))
+    }
+}
+
+/// An exported integer-only network: uint8 pixels in, uint8 logit codes out.
+#[derive(Debug, Clone)]
+pub struct IntegerNet {
+    /// The engine model (uint8 codes out).
+    pub model: Model,
+    /// Input `[C, H, W]` (codes `S = 1/255`, `Z = 0`).
+    pub input: [usize; 3],
+    /// Parameters of the logit codes.
+    pub output: QParams,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+pub(crate) fn u8_codes(t: QTensor) -> Vec<u8> {
+    match t.data {
+        QData::U8(v) => v,
+        QData::I8(v) => quant_core::kernels::i8_to_u8(&v),
+    }
+}
+
+pub(crate) fn stage_bytes(s: &OutputStage) -> usize {
+    4 * s.bias.len() + 8 * s.multipliers.len() + 6
+}
+
+pub(crate) fn spec_bytes(spec: &ModelSpec) -> usize {
+    spec.layers
+        .iter()
+        .map(|l| match l {
+            Layer::Conv2d(c) => {
+                c.weights.len() + 4 * c.weight_zero_points.len() + stage_bytes(&c.stage)
+            }
+            Layer::DepthwiseConv2d(c) => {
+                c.weights.len() + 4 * c.weight_zero_points.len() + stage_bytes(&c.stage)
+            }
+            Layer::FullyConnected(c) => {
+                c.weights.len() + 4 * c.weight_zero_points.len() + stage_bytes(&c.stage)
+            }
+            Layer::Add(_) => 3 * 8 + 3 * 4 + 2,
+            _ => 0,
+        })
+        .sum()
+}
+
+#[deny(clippy::float_arithmetic)]
+impl IntegerNet {
+    /// Logit codes (`[batch, classes]`, row-major) for `batch` images given as row-major bytes
+    /// (`C = 1`: the raw IDX pixels).
+    pub fn run(&self, images: &[u8], batch: usize) -> Result<Vec<i32>, ExportError> {
+        let codes = u8_codes(self.model.run(images, batch)?);
+        Ok(codes.into_iter().map(i32::from).collect())
+    }
+
+    /// Storage of the deployed model: int8 weights, int32 biases and zero points, multipliers
+    /// (int32 + shift), clamps and add parameters.
+    pub fn size_bytes(&self) -> usize {
+        spec_bytes(self.model.spec())
+    }
+}
+
+/// Bytes of the float model after batch-norm folding (f32 weights and biases): the deployable
+/// float baseline of the size ratio.
+pub fn float_size_bytes(net: &Net) -> usize {
+    net.layers()
+        .iter()
+        .map(|l| 4 * (l.weight.dims().iter().product::<usize>() + l.out_channels()))
+        .sum()
+}
+
+pub(crate) fn engine_activation(a: Activation) -> FusedActivation {
+    match a {
+        Activation::None => FusedActivation::None,
+        Activation::Relu | Activation::Pact(_) => FusedActivation::Relu,
+        Activation::Relu6 => FusedActivation::Relu6,
+    }
+}
+
+pub(crate) fn stage_params(stage: &ActivationQuant, what: &str) -> Result<QParams, ExportError> {
+    stage
+        .quantizer
+        .as_ref()
+        .and_then(|q| q.0.affine(stage.range()))
+        .ok_or_else(|| {
+            ExportError(format!(
+                "{what} has no affine activation quantizer: set AffineQuantizer::activations on the model before exporting"
+            ))
+        })
+}
+
+pub(crate) fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec_as::<f32>().unwrap_or_default()
+}
+
+/// The integer parameters of one weight layer, computed in one place for the exporter (which lays
+/// them out for the engine) and the integer simulation (which runs them through Burn).
+pub(crate) struct QuantizedLayer {
+    /// Weight codes stored as int8 `q - 128`, in the Burn layout `[out, in / groups, kh, kw]`.
+    codes: Vec<i8>,
+    /// Weight zero point in the same storage, `Z_w - 128`.
+    zero_point: i32,
+    /// int32 bias at `S_w S_in`, multiplier `S_w S_in / S_out`, output zero point and clamp.
+    stage: OutputStage,
+    /// Parameters of the output codes.
+    out_q: QParams,
+}
+
+/// Quantizes layer `l` (number `index`, for messages) reading codes with parameters `input`.
+pub(crate) fn quantize_layer(
+    l: &QLayer,
+    index: usize,
+    input: &QParams,
+    rounding: RoundingMode,
+) -> Result<QuantizedLayer, ExportError> {
+    let wq = l
+        .weight_quantizer
+        .as_ref()
+        .and_then(|q| q.0.affine(l.weight_range()))
+        .ok_or_else(|| {
+            ExportError(format!(
+                "layer {index} has no affine weight quantizer: set AffineQuantizer::weights on the model before exporting"
+            ))
+        })?;
+    let out_q = stage_params(&l.output, &format!("layer {index}"))?;
+    let codes = floats(l.folded_weight())
+        .into_iter()
+        .map(|v| Ok((wq.quantize(f64::from(v))? - 128) as i8))
+        .collect::<Result<Vec<i8>, ExportError>>()?;
+    let bias = floats(l.folded_bias());
+    let (lo, hi) = engine_activation(l.output.activation).clamp_range(&out_q);
+    let stage = OutputStage {
+        bias: quantize_bias(&bias, input.scale, &[wq.scale])?,
+        multipliers: vec![conv_multiplier(input.scale, wq.scale, out_q.scale)?],
+        rounding,
+        output_zero_point: out_q.zero_point,
+        act_min: lo as u8,
+        act_max: hi as u8,
+    };
+    Ok(QuantizedLayer {
+        codes,
+        zero_point: wq.zero_point - 128,
+        stage,
+        out_q,
+    })
+}
+
+/// Builds the engine layer for `l` reading `input` (parameters, shape); returns it with its output
+/// parameters and shape.
+pub(crate) fn convert_layer(
+    l: &QLayer,
+    index: usize,
+    input: &QParams,
+    shape: Shape,
+    rounding: RoundingMode,
+) -> Result<(Layer, QParams, Shape), ExportError> {
+    let QuantizedLayer {
+        codes: w,
+        zero_point,
+        stage,
+        out_q,
+    } = quantize_layer(l, index, input, rounding)?;
+    let dims = l.weight.dims();
+    let [co, ci, _, _] = dims;
+    let zp = vec![zero_point];
+    match l.kind {
+        LayerKind::Conv {
+            kernel,
+            stride,
+            groups,
+        } => {
+            let pad = kernel / 2;
+            let window = Window::square(kernel, stride, pad);
+            let out_shape = Shape {
+                h: (shape.h + 2 * pad - kernel) / stride + 1,
+                w: (shape.w + 2 * pad - kernel) / stride + 1,
+                c: co,
+            };
+            if groups == 1 {
+                let layer = ConvLayer {
+                    out_channels: co,
+                    window,
+                    weights: layout::oihw_to_hwio(&w, dims),
+                    weight_zero_points: zp,
+                    stage,
+                };
+                Ok((Layer::Conv2d(layer), out_q, out_shape))
+            } else if groups == co && ci == 1 {
+                let layer = DepthwiseLayer {
+                    window,
+                    weights: layout::depthwise_oihw_to_hwc(&w, dims),
+                    weight_zero_points: zp,
+                    stage,
+                };
+                Ok((Layer::DepthwiseConv2d(layer), out_q, out_shape))
+            } else {
+                Err(ExportError(format!(
+                    "layer {index}: grouped conv with {groups} groups is not supported by the engine (only 1 or depthwise)"
+                )))
+            }
+        }
+        LayerKind::Linear => {
+            // Burn flattens C,H,W; the engine flattens H,W,C.
+            let (c, h, wd) = (shape.c, shape.h, shape.w);
+            if c * h * wd != ci {
+                return Err(ExportError(format!(
+                    "layer {index}: FC expects {ci} inputs but receives {c}x{h}x{wd}"
+                )));
+            }
+            let layer = FullyConnectedLayer {
+                out_features: co,
+                weights: layout::fc_chw_to_kn(&w, co, (c, h, wd)),
+                weight_zero_points: zp,
+                stage,
+            };
+            Ok((
+                Layer::FullyConnected(layer),
+                out_q,
+                Shape { h: 1, w: 1, c: co },
+            ))
+        }
+    }
+}
+
+/// Export state: the chain of engine layers built so far and the current node's parameters.
+pub(crate) struct Exporter {
+    rounding: RoundingMode,
+    layers: Vec<Layer>,
+    params: QParams,
+    shape: Shape,
+    index: usize,
+}
+
+impl Exporter {
+    /// Converts `layers` in sequence from the current state; returns them with the final
+    /// parameters and shape (the state itself is not advanced).
+    fn chain(&mut self, layers: &[QLayer]) -> Result<(Vec<Layer>, QParams, Shape), ExportError> {
+        let (mut p, mut s) = (self.params, self.shape);
+        let mut out = Vec::new();
+        for l in layers {
+            let (layer, np, ns) = convert_layer(l, self.index, &p, s, self.rounding)?;
+            self.index += 1;
+            out.push(layer);
+            (p, s) = (np, ns);
+        }
+        Ok((out, p, s))
+    }
+
+    fn block(&mut self, b: &Block) -> Result<(), ExportError> {
+        match b {
+            Block::Layer(l) => {
+                let (layers, p, s) = self.chain(std::slice::from_ref(l))?;
+                self.layers.extend(layers);
+                (self.params, self.shape) = (p, s);
+            }
+            Block::MaxPool(m) => {
+                self.layers.push(Layer::MaxPool(PoolLayer {
+                    window: Window::square(m.size, m.size, 0),
+                    act_min: self.params.range.qmin as u8,
+                    act_max: self.params.range.qmax as u8,
+                }));
+                self.shape = Shape {
+                    h: self.shape.h / m.size,
+                    w: self.shape.w / m.size,
+                    c: self.shape.c,
+                };
+            }
+            Block::GlobalAvgPool(_) => {
+                self.layers.push(Layer::GlobalAvgPool);
+                self.shape = Shape {
+                    h: 1,
+                    w: 1,
+                    c: self.shape.c,
+                };
+            }
+            Block::Residual(r) => {
+                let out_q = stage_params(
+                    &r.add.output,
+                    &format!("residual add after layer {}", self.index),
+                )?;
+                let act = engine_activation(r.add.output.activation);
+                // Node numbers: node 0 is the model input, node i the output of layer i - 1.
+                let block_input = self.layers.len();
+                let (body, body_q, body_shape) = self.chain(&r.body)?;
+                self.layers.extend(body);
+                let add_layer = match &r.shortcut {
+                    None => AddLayer::from_float(block_input, &body_q, &self.params, &out_q, act)?,
+                    Some(sc) => {
+                        let (short, short_q, _) = self.chain(std::slice::from_ref(sc))?;
+                        let body_end = self.layers.len();
+                        self.layers.push(Layer::Recall(block_input));
+                        self.layers.extend(short);
+                        // Input 1 is the previous node (the shortcut), input 2 the body; the
+                        // integer add is symmetric in its two (codes, parameters) operands.
+                        AddLayer::from_float(body_end, &short_q, &body_q, &out_q, act)?
+                    }
+                };
+                self.layers.push(Layer::Add(add_layer));
+                (self.params, self.shape) = (out_q, body_shape);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Exports `net` (every layer with an affine weight quantizer, every output stage with an affine
+/// activation quantizer, as after [`Net::set_quantizers`] with [`crate::AffineQuantizer`]s) for
+/// `input = [C, H, W]` images, with one `rounding` mode for the whole model.
+pub fn export(
+    net: &Net,
+    input: [usize; 3],
+    rounding: RoundingMode,
+) -> Result<IntegerNet, ExportError> {
+    let shape = Shape {
+        h: input[1],
+        w: input[2],
+        c: input[0],
+    };
+    let pixels = pixel_params()?;
+    let mut ex = Exporter {
+        rounding,
+        layers: Vec::new(),
+        params: pixels,
+        shape,
+        index: 0,
+    };
+    for b in &net.blocks {
+        ex.block(b)?;
+    }
+    let model = Model::new(ModelSpec {
+        input: InputSpec {
+            shape,
+            zero_point: pixels.zero_point,
+        },
+        layers: ex.layers,
+        rounding,
+        output: OutputType::U8,
+    })?;
+    Ok(IntegerNet {
+        model,
+        input,
+        output: ex.params,
+        classes: net.classes,
+    })
+}
+
+/// Largest reduction depth (input values per output) for which [`simulate_codes`] is exact: it
+/// multiplies zero-point-centred activation codes (`|x| <= 255`) with weight codes split into
+/// `16 hi + lo` (`|hi| <= 16`, `|lo| <= 8`) in f32, and every partial sum of at most this many
+/// products of size `<= 255 * 16` stays below `2^24`, where f32 holds every integer exactly.
+pub const EXACT_DEPTH: usize = (1 << 24) / (255 * 16);

@@ -1,0 +1,130 @@
+//! Export, simulation and agreement on small trained and random networks.
+
+use super::simulate::SimTensor;
+use super::*;
+use crate::data::batch;
+use crate::{AffineQuantizer, ModelConfig, QuantizerRef};
+
+fn images(n: usize, seed: u64) -> ImageSet {
+    let mut rng = crate::rng::Rng::new(seed);
+    // Smooth blobs rather than noise, so activations look like images'.
+    let mut px = Vec::with_capacity(n * 784);
+    for _ in 0..n {
+        let (cy, cx) = (rng.uniform() * 28.0, rng.uniform() * 28.0);
+        for y in 0..28 {
+            for x in 0..28 {
+                let d = (y as f64 - cy).powi(2) + (x as f64 - cx).powi(2);
+                px.push((255.0 * (-d / 40.0).exp()) as u8);
+            }
+        }
+    }
+    ImageSet {
+        images: px,
+        labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        rows: 28,
+        cols: 28,
+        checksums: vec![],
+    }
+}
+
+/// Every architecture exports, and the engine reproduces the simulation's predictions. The nets
+/// are untrained: their logits span a tiny range, so one-LSB rounding differences of early
+/// layers are many logit LSBs (no LSB bound here); the 99.9 % / LSB acceptance check runs on
+/// trained models in the integer-qat suite (E8).
+#[test]
+fn engine_matches_simulation_for_every_architecture() {
+    let dev = Device::flex();
+    let set = images(48, 5);
+    for s in ["mlp:32", "cnn:8,8,8", "mbv1:0.25", "mbv2:0.25", "resnet8"] {
+        let mut net = ModelConfig::new(s.parse().unwrap(), 2).build(&dev);
+        net.set_quantizers(
+            Some(QuantizerRef::new(AffineQuantizer::weights(8).unwrap())),
+            Some(QuantizerRef::new(AffineQuantizer::activations(8).unwrap())),
+        );
+        let idx: Vec<usize> = (0..set.len()).collect();
+        let (x, _) = batch(&set, &idx, &dev);
+        // Batch-norm statistics of these images first (untrained nets otherwise run with
+        // unnormalized activations), then the activation ranges.
+        let bn_stats = Phase {
+            bn_batch_stats: true,
+            ..Phase::FLOAT_EVAL
+        };
+        for _ in 0..30 {
+            net.forward(x.clone(), &bn_stats);
+        }
+        net.forward(x, &Phase::CALIBRATE);
+        for rounding in [RoundingMode::Double, RoundingMode::Single] {
+            let int = export(&net, [1, 28, 28], rounding).unwrap();
+            let a = check_agreement(&net, &int, &set, &dev).unwrap();
+            assert_eq!((a.agreement, a.max_lsb), (1.0, 0), "{s}: {a:?}");
+            // One image of 48 is 2.1 points, and argmax ties of untrained nets flip with the
+            // float summation order of batch statistics (0.896 for mbv2 with f64 moments).
+            assert!(a.fake_quant_agreement >= 0.85, "{s}: {a:?}");
+            assert!(int.size_bytes() * 3 < float_size_bytes(&net), "{s}");
+        }
+        if s == "resnet8" {
+            let nodes =
+                node_agreement(&net, [1, 28, 28], &set, RoundingMode::Double, &dev).unwrap();
+            assert_eq!(nodes.len(), net.blocks.len());
+            for n in &nodes {
+                assert_eq!(n.integer, (0.0, 0), "{n:?}");
+                assert!(n.values > 0 && n.fake_quant_local.0 <= 0.05, "{n:?}");
+            }
+            assert_eq!(nodes.last().map(|n| n.kind), Some("fc"));
+        }
+    }
+}
+
+/// The integer simulation multiplies in f32 on integers; it must equal a wide-integer
+/// reference at the extreme codes (zero points 0 and 255, weights +-254).
+#[test]
+fn integer_simulation_conv_is_exact_at_extremes() {
+    let dev = Device::flex();
+    let mut rng = crate::rng::Rng::new(3);
+    let (ci, co) = (128, 4);
+    let l = QLayer::conv(ci, co, 3, 1, 1, false, Activation::None, &mut rng, &dev);
+    let w: Vec<i32> = (0..co * ci * 9)
+        .map(|i| {
+            if i % 7 == 0 {
+                -254
+            } else {
+                254 - (i % 3) as i32
+            }
+        })
+        .collect();
+    let x = SimTensor {
+        codes: (0..ci * 9)
+            .map(|i| if i % 5 == 0 { 0 } else { 255 })
+            .collect(),
+        dims: [1, ci, 3, 3],
+        params: QParams::new(0.1, 0, QRange::U8).unwrap(),
+    };
+    let wt = |f: fn(i32) -> i32| {
+        let v: Vec<f32> = w.iter().map(|&v| f(v) as f32).collect();
+        Tensor::<4>::from_data(TensorData::new(v, [co, ci, 3, 3]), &dev)
+    };
+    let xt = x.tensor(0, &dev);
+    let hi = floats(l.apply_weight(xt.clone(), wt(|v| (v + 8).div_euclid(16)), None));
+    let lo = floats(l.apply_weight(xt, wt(|v| v - 16 * (v + 8).div_euclid(16)), None));
+    // Centre output of channel o: the full 3x3 window.
+    for o in 0..co {
+        let want: i64 = (0..ci * 9)
+            .map(|j| i64::from(x.codes[j]) * i64::from(w[o * ci * 9 + j]))
+            .sum();
+        let idx = o * 9 + 4;
+        let got = 16 * hi[idx] as i64 + lo[idx] as i64;
+        assert_eq!(got, want, "channel {o}");
+        assert!(
+            want.abs() > 1 << 24,
+            "the test must exceed f32's exact range"
+        );
+    }
+}
+
+#[test]
+fn float_model_is_refused() {
+    let dev = Device::flex();
+    let net = ModelConfig::new("mlp:8".parse().unwrap(), 2).build(&dev);
+    let e = export(&net, [1, 28, 28], RoundingMode::Double).unwrap_err();
+    assert!(e.0.contains("AffineQuantizer"), "{e}");
+}
