@@ -12,9 +12,8 @@
 //! bits, so an output code can differ by one where the simulation's product lies on a rounding
 //! boundary; [`crate::experiments`] reports how often the predictions agree.
 //!
-//! The graph is a DAG; the engine's model is a chain in which each layer reads the previous node,
-//! an add also a skip node, and `Recall` restarts from an earlier node: a convolution or addition
-//! whose input is not the previous node is preceded by a `Recall` of it.
+//! Every graph value becomes one engine node that reads the nodes of the values its operation
+//! reads.
 
 use crate::graph::{Op, Operand};
 use crate::model::{Method, Model};
@@ -22,7 +21,7 @@ use burn::prelude::*;
 use quant_core::convert::{LayerQuant, WeightScheme};
 use quant_core::engine::{
     self, AddLayer, ConvLayer, DepthwiseLayer, FullyConnectedLayer, InputSpec, Layer, ModelSpec,
-    OutputType, Shape, Window, layout,
+    Node, OutputType, Shape, Window, layout,
 };
 use quant_core::fixedpoint::RoundingMode;
 use quant_core::qparams::{FusedActivation, QParams};
@@ -34,36 +33,27 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .unwrap_or_default()
 }
 
-/// The chain of engine layers under construction: every node's codes parameters and shape, and
-/// which node holds each graph value.
+/// The engine graph under construction: its nodes, every value's codes parameters and shape, and
+/// which engine value holds each graph value.
 struct Chain {
-    layers: Vec<Layer>,
+    nodes: Vec<Node>,
     params: Vec<QParams>,
     shapes: Vec<Shape>,
     node_of: Vec<Option<usize>>,
 }
 
 impl Chain {
-    /// The last node (the input of the next layer).
-    fn last(&self) -> usize {
-        self.layers.len()
-    }
-
-    fn push(&mut self, layer: Layer, params: QParams, shape: Shape) -> usize {
-        self.layers.push(layer);
+    /// Appends `layer` reading engine values `inputs`; returns its output value.
+    fn push(&mut self, inputs: Vec<usize>, layer: Layer, params: QParams, shape: Shape) -> usize {
+        self.nodes.push(Node { inputs, layer });
         self.params.push(params);
         self.shapes.push(shape);
-        self.layers.len()
+        self.nodes.len()
     }
 
-    /// The node of value `v`, made the last one (by a `Recall`) if it is not.
-    fn read(&mut self, v: usize) -> Result<usize, String> {
-        let node = self.node_of[v].ok_or(format!("value {v} used before it is written"))?;
-        if node != self.last() {
-            let (p, s) = (self.params[node], self.shapes[node]);
-            self.push(Layer::Recall(node), p, s);
-        }
-        Ok(node)
+    /// The engine value holding graph value `v`.
+    fn read(&self, v: usize) -> Result<usize, String> {
+        self.node_of[v].ok_or(format!("value {v} used before it is written"))
     }
 }
 
@@ -89,7 +79,7 @@ pub fn to_jacob_engine(model: &mut Model, logits: QParams) -> Result<engine::Mod
     let (chain, input) = build_chain(model, logits)?;
     let spec = ModelSpec {
         input,
-        layers: chain.layers,
+        nodes: chain.nodes,
         rounding: RoundingMode::Double,
         output: OutputType::U8,
     };
@@ -124,7 +114,7 @@ fn build_chain(model: &mut Model, logits: QParams) -> Result<(Chain, InputSpec),
         c: 1,
     };
     let mut chain = Chain {
-        layers: Vec::new(),
+        nodes: Vec::new(),
         params: vec![model.int8_params(0, false)],
         shapes: vec![input_shape],
         node_of: vec![None; n],
@@ -162,34 +152,24 @@ fn build_chain(model: &mut Model, logits: QParams) -> Result<(Chain, InputSpec),
                         c.groups
                     ));
                 };
-                chain.node_of[c.dst] = Some(chain.push(layer, out, out_shape));
+                chain.node_of[c.dst] = Some(chain.push(vec![src], layer, out, out_shape));
             }
             Op::Add { a, b, dst } => {
                 let value = |o: &Operand| match *o {
                     Operand::Raw(v) | Operand::Quantized(v) => v,
                 };
-                let (va, vb) = (value(a), value(b));
-                let missing = |v: usize| format!("value {v} used before it is written");
-                let na = chain.node_of[va].ok_or_else(|| missing(va))?;
-                let nb = chain.node_of[vb].ok_or_else(|| missing(vb))?;
-                // The add reads the last node as its first input: the second operand when it is
-                // the last node, else the first one (recalled if need be).
-                let (first, skip) = if nb == chain.last() {
-                    (nb, na)
-                } else {
-                    (chain.read(va)?, nb)
-                };
-                let (p1, p2) = (chain.params[first], chain.params[skip]);
+                let (na, nb) = (chain.read(value(a))?, chain.read(value(b))?);
+                let (p1, p2) = (chain.params[na], chain.params[nb]);
                 let out = model.int8_params(*dst, signed(*dst));
                 let activation = if signed(*dst) {
                     FusedActivation::None
                 } else {
                     FusedActivation::Relu
                 };
-                let add = AddLayer::from_float(skip, &p1, &p2, &out, activation)
-                    .map_err(|e| e.to_string())?;
-                let shape = chain.shapes[first];
-                let node = chain.push(Layer::Add(add), out, shape);
+                let add =
+                    AddLayer::from_float(&p1, &p2, &out, activation).map_err(|e| e.to_string())?;
+                let shape = chain.shapes[na];
+                let node = chain.push(vec![na, nb], Layer::Add(add), out, shape);
                 chain.node_of[*dst] = Some(node);
             }
         }
@@ -201,7 +181,7 @@ fn build_chain(model: &mut Model, logits: QParams) -> Result<(Chain, InputSpec),
         w: 1,
         c: head_shape.c,
     };
-    chain.push(Layer::GlobalAvgPool, head_params, pooled);
+    let pool = chain.push(vec![head], Layer::GlobalAvgPool, head_params, pooled);
     let (w4, _) = model.classifier_effective();
     let classes = graph.classes;
     let kn = layout::fc_chw_to_kn(&host(w4), classes, (head_shape.c, 1, 1));
@@ -213,7 +193,7 @@ fn build_chain(model: &mut Model, logits: QParams) -> Result<(Chain, InputSpec),
         w: 1,
         c: classes,
     };
-    chain.push(Layer::FullyConnected(fc), logits, logits_shape);
+    chain.push(vec![pool], Layer::FullyConnected(fc), logits, logits_shape);
     let input = InputSpec {
         shape: input_shape,
         zero_point: 0,
@@ -269,7 +249,7 @@ mod tests {
             let run_to = |nodes: usize| {
                 let spec = ModelSpec {
                     input,
-                    layers: chain.layers[..nodes].to_vec(),
+                    nodes: chain.nodes[..nodes].to_vec(),
                     rounding: RoundingMode::Double,
                     output: OutputType::U8,
                 };
@@ -289,10 +269,10 @@ mod tests {
                 );
             };
             let first_add = chain
-                .layers
+                .nodes
                 .iter()
-                .position(|l| matches!(l, Layer::Add(_)))
-                .map_or(chain.layers.len(), |i| i + 1);
+                .position(|n| matches!(n.layer, Layer::Add(_)))
+                .map_or(chain.nodes.len(), |i| i + 1);
             for (v, node) in chain.node_of.iter().enumerate().skip(1) {
                 let (Some(node), Some(q)) = (node, &quant[v]) else {
                     continue;
@@ -313,12 +293,12 @@ mod tests {
                     (5, 2),
                 );
             }
-            if first_add == chain.layers.len() {
+            if first_add == chain.nodes.len() {
                 let want = sim_logits
                     .iter()
                     .map(|&r| logits.quantize(f64::from(r)).unwrap())
                     .collect();
-                compare("logits".into(), want, run_to(chain.layers.len()), (1, 1));
+                compare("logits".into(), want, run_to(chain.nodes.len()), (1, 1));
             }
         }
     }

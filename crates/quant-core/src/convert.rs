@@ -202,9 +202,8 @@ impl FullyConnectedLayer {
 }
 
 impl AddLayer {
-    /// Residual add of the previous node (`input1`) and node `skip` (`input2`) into `output`.
+    /// Residual add of the node's first input (`input1`) and its second (`input2`) into `output`.
     pub fn from_float(
-        skip: usize,
         input1: &QParams,
         input2: &QParams,
         output: &QParams,
@@ -225,6 +224,6 @@ impl AddLayer {
             lo as u8,
             hi as u8,
         )?;
-        Ok(AddLayer { skip, params })
+        Ok(AddLayer { params })
     }
 }

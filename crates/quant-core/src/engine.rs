@@ -1,5 +1,5 @@
-//! The integer inference engine: a small graph of quantized layers (a sequence with residual
-//! adds) run on a batch of uint8 images, integer-only at run time.
+//! The integer inference engine: a graph of quantized layers run on a batch of uint8 images,
+//! integer-only at run time.
 //!
 //! * A [`ModelSpec`] is plain data: integer weights, zero points, biases, multipliers, clamps.
 //!   It is what `quant-train` exports and what [`Model::save`] / [`Model::load`] store.
@@ -7,17 +7,19 @@
 //!   packs the weights for the fastest kernel backend of this CPU.
 //! * [`Model::run`] executes it: NHWC uint8 in, uint8 or int8 codes out.
 //!
-//! Nodes are numbered: node 0 is the model input, node `i` is the output of `layers[i - 1]`.
-//! Every layer reads the previous node; [`Layer::Add`] also reads an earlier node (the skip), and
-//! [`Layer::Recall`] outputs an earlier node, so that the following layers form a side branch.
+//! Values are numbered: value 0 is the model input, value `i` is the output of `nodes[i - 1]`.
+//! Every [`Node`] names the values it reads, all earlier ones: one for every layer, two for
+//! [`Layer::Add`]. A branch (a ResNet projection shortcut, say) is a node that reads an earlier
+//! value than the one before it; the model's output is the last node's.
 //!
-//! # File format (version 1)
+//! # File format (version 2)
 //!
-//! UTF-8 JSON: `{"format": "quant-core-model", "version": 1, "model": <ModelSpec>}`, where
+//! UTF-8 JSON: `{"format": "quant-core-model", "version": 2, "model": <ModelSpec>}`, where
 //! `ModelSpec` is the serde encoding of the types below (weights as arrays of integers,
 //! multipliers as `{"multiplier": i32, "shift": i32}`). A file whose `format` differs, whose
-//! `version` is not 1, that does not parse, or whose model does not validate is rejected with a
-//! [`QuantError::Format`] naming the problem.
+//! `version` is not 2 (version 1 was a chain of layers with a recall node for branches), that
+//! does not parse, or whose model does not validate is rejected with a [`QuantError::Format`]
+//! naming the problem.
 #![deny(clippy::float_arithmetic)]
 
 use std::path::Path;
@@ -36,9 +38,9 @@ use crate::kernels::{
 /// Magic string of model files.
 pub const FORMAT_MAGIC: &str = "quant-core-model";
 /// Model file version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
-/// Window of a convolution or pooling layer (input sizes come from the previous node).
+/// Window of a convolution or pooling layer (input sizes come from the node's input).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     /// Window height.
@@ -160,12 +162,10 @@ pub struct PoolLayer {
     pub act_max: u8,
 }
 
-/// A residual add of the previous node and node `skip`.
+/// A residual add of the node's two inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AddLayer {
-    /// Index of the other operand's node (0 = model input); must be earlier than this layer.
-    pub skip: usize,
-    /// Integer add parameters (input 1 = previous node, input 2 = `skip`).
+    /// Integer add parameters (input 1 = the node's first input, input 2 = its second).
     pub params: AddParams,
 }
 
@@ -184,13 +184,47 @@ pub enum Layer {
     AvgPool(PoolLayer),
     /// Average over the whole image per channel (output `1 x 1 x c`, same parameters).
     GlobalAvgPool,
-    /// Residual add.
+    /// Residual add of two values of one shape.
     Add(AddLayer),
-    /// The codes of an earlier node (index, 0 = model input), unchanged: the next layers read
-    /// it instead of the previous node. This is how a branch that does not start at the
-    /// previous node is written, such as a ResNet projection shortcut (`Recall(block input)`,
-    /// 1x1 strided conv, `Add` with the main branch as skip).
-    Recall(usize),
+}
+
+impl Layer {
+    /// How many values the layer reads.
+    pub fn arity(&self) -> usize {
+        match self {
+            Layer::Add(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A layer and the values it reads (0 = model input, `i` = output of node `i - 1`), all earlier
+/// than the node's own output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Values read, as many as the layer's [`Layer::arity`].
+    pub inputs: Vec<usize>,
+    /// The computation.
+    pub layer: Layer,
+}
+
+impl Node {
+    /// `layer` reading value `input`.
+    pub fn new(input: usize, layer: Layer) -> Node {
+        Node {
+            inputs: vec![input],
+            layer,
+        }
+    }
+
+    /// A chain: each layer reads the previous one's output, the first reads value `first`.
+    pub fn chain(first: usize, layers: impl IntoIterator<Item = Layer>) -> Vec<Node> {
+        layers
+            .into_iter()
+            .enumerate()
+            .map(|(i, layer)| Node::new(if i == 0 { first } else { first + i }, layer))
+            .collect()
+    }
 }
 
 /// Model input description: image shape and the zero point of its uint8 codes.
@@ -217,8 +251,8 @@ pub enum OutputType {
 pub struct ModelSpec {
     /// Input description.
     pub input: InputSpec,
-    /// Layers in execution order.
-    pub layers: Vec<Layer>,
+    /// Nodes in execution order.
+    pub nodes: Vec<Node>,
     /// The single rounding mode of every requantization in the model.
     pub rounding: RoundingMode,
     /// Output storage type.
@@ -283,7 +317,6 @@ enum Prepared {
     Dense(PackedWeights),
     Pool(ConvGeometry),
     Add,
-    Recall,
 }
 
 /// A validated model, packed for one kernel backend.
@@ -330,12 +363,24 @@ impl Model {
         }
         let mut shapes = vec![input.shape];
         let mut zero_points = vec![input.zero_point];
-        let mut prepared = Vec::with_capacity(spec.layers.len());
-        for (i, layer) in spec.layers.iter().enumerate() {
+        let mut prepared = Vec::with_capacity(spec.nodes.len());
+        for (i, node) in spec.nodes.iter().enumerate() {
             let idx = i + 1;
-            let shape = shapes[i];
-            let zp = zero_points[i];
-            let (p, out_shape, out_zp) = match layer {
+            if node.inputs.len() != node.layer.arity() {
+                return Err(arg_err!(
+                    "node {idx} reads {} values; its layer takes {}",
+                    node.inputs.len(),
+                    node.layer.arity()
+                ));
+            }
+            if let Some(&late) = node.inputs.iter().find(|&&v| v >= idx) {
+                return Err(arg_err!(
+                    "node {idx} reads value {late}, which is not an earlier value"
+                ));
+            }
+            let shape = shapes[node.inputs[0]];
+            let zp = zero_points[node.inputs[0]];
+            let (p, out_shape, out_zp) = match &node.layer {
                 Layer::Conv2d(l) => {
                     let g = l.window.geometry(shape)?;
                     let k = g.kernel_h * g.kernel_w * g.in_c;
@@ -433,37 +478,23 @@ impl Model {
                     )
                 }
                 Layer::Add(l) => {
-                    if l.skip >= idx {
-                        return Err(arg_err!(
-                            "layer {idx}: add skip node {} is not an earlier node",
-                            l.skip
-                        ));
-                    }
-                    if shapes[l.skip] != shape {
+                    let other = node.inputs[1];
+                    if shapes[other] != shape {
                         return Err(shape_err!(
-                            "layer {idx}: add of {:?} and node {} of {:?}",
+                            "node {idx}: add of {:?} and value {other} of {:?}",
                             shape,
-                            l.skip,
-                            shapes[l.skip]
+                            shapes[other]
                         ));
                     }
                     l.params.validate()?;
                     if l.params.input1_zero_point != zp
-                        || l.params.input2_zero_point != zero_points[l.skip]
+                        || l.params.input2_zero_point != zero_points[other]
                     {
                         return Err(arg_err!(
-                            "layer {idx}: add zero points do not match its input nodes"
+                            "node {idx}: add zero points do not match its input values"
                         ));
                     }
                     (Prepared::Add, shape, l.params.output_zero_point)
-                }
-                &Layer::Recall(node) => {
-                    if node >= idx {
-                        return Err(arg_err!(
-                            "layer {idx}: recall of node {node}, which is not an earlier node"
-                        ));
-                    }
-                    (Prepared::Recall, shapes[node], zero_points[node])
                 }
             };
             prepared.push(p);
@@ -509,25 +540,22 @@ impl Model {
                 self.spec.input.shape
             ));
         }
-        // Keep only nodes that a later add or recall still needs.
-        let mut last_use = vec![0usize; self.shapes.len()];
-        for (i, layer) in self.spec.layers.iter().enumerate() {
-            last_use[i] = last_use[i].max(i + 1);
-            match layer {
-                Layer::Add(a) => last_use[a.skip] = last_use[a.skip].max(i + 1),
-                &Layer::Recall(node) => last_use[node] = last_use[node].max(i + 1),
-                _ => {}
+        // Keep each value only until the last node that reads it.
+        let mut last_use: Vec<usize> = (0..self.shapes.len()).collect();
+        for (i, node) in self.spec.nodes.iter().enumerate() {
+            for &v in &node.inputs {
+                last_use[v] = last_use[v].max(i + 1);
             }
         }
+        let released = |v: usize| arg_err!("value {v} was released too early");
         let mut nodes: Vec<Option<Vec<u8>>> = vec![None; self.shapes.len()];
         nodes[0] = Some(images.to_vec());
-        for (i, (layer, prep)) in self.spec.layers.iter().zip(&self.prepared).enumerate() {
-            let x = nodes[i]
-                .as_deref()
-                .ok_or_else(|| arg_err!("node {i} was released too early"))?;
-            let zp = self.zero_points[i];
+        for (i, (node, prep)) in self.spec.nodes.iter().zip(&self.prepared).enumerate() {
+            let first = node.inputs[0];
+            let x = nodes[first].as_deref().ok_or_else(|| released(first))?;
+            let zp = self.zero_points[first];
             let mut y = vec![0u8; batch * self.shapes[i + 1].len()];
-            match (layer, prep) {
+            match (&node.layer, prep) {
                 (Layer::Conv2d(l), Prepared::Conv(w, g)) => {
                     conv2d(x, batch, g, zp, w, &l.stage, &mut y)?
                 }
@@ -545,27 +573,21 @@ impl Model {
                 }
                 (Layer::GlobalAvgPool, Prepared::Pool(g)) => avg_pool(x, batch, g, 0, 255, &mut y)?,
                 (Layer::Add(l), Prepared::Add) => {
-                    let skip = nodes[l.skip]
-                        .as_deref()
-                        .ok_or_else(|| arg_err!("node {} was released too early", l.skip))?;
+                    let other = node.inputs[1];
+                    let skip = nodes[other].as_deref().ok_or_else(|| released(other))?;
                     kernels::add(x, skip, &l.params, self.spec.rounding, &mut y)?
                 }
-                (&Layer::Recall(node), Prepared::Recall) => y.copy_from_slice(
-                    nodes[node]
-                        .as_deref()
-                        .ok_or_else(|| arg_err!("node {node} was released too early"))?,
-                ),
                 _ => {
                     return Err(arg_err!(
-                        "layer {} does not match its prepared kernel",
+                        "node {} does not match its prepared kernel",
                         i + 1
                     ));
                 }
             }
             nodes[i + 1] = Some(y);
-            for (n, node) in nodes.iter_mut().enumerate().take(i + 1) {
-                if last_use[n] <= i + 1 {
-                    *node = None;
+            for (v, value) in nodes.iter_mut().enumerate().take(i + 1) {
+                if last_use[v] <= i + 1 {
+                    *value = None;
                 }
             }
         }
@@ -589,7 +611,7 @@ impl Model {
         })
     }
 
-    /// Serializes the model to the version-1 JSON format (see the module docs).
+    /// Serializes the model to the version-2 JSON format (see the module docs).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         #[derive(Serialize)]
         struct File<'a> {
@@ -624,7 +646,7 @@ impl Model {
             Some(v) if v == u64::from(FORMAT_VERSION) => {}
             other => {
                 return Err(QuantError::Format(format!(
-                    "model file version {other:?} is not supported (this build reads version {FORMAT_VERSION})"
+                    "model file version {other:?} is not supported (this build reads version {FORMAT_VERSION}): export the model again with this build"
                 )));
             }
         }

@@ -77,7 +77,7 @@ fn small_net(scheme: WeightScheme, rounding: RoundingMode, output: OutputType) -
         &q(a3, a3, FusedActivation::None),
     )
     .unwrap();
-    let add = AddLayer::from_float(3, &a3, &a3, &a4, FusedActivation::Relu).unwrap();
+    let add = AddLayer::from_float(&a3, &a3, &a4, FusedActivation::Relu).unwrap();
     let fc = FullyConnectedLayer::from_float(
         &rng.floats(c * 10, 0.6),
         10,
@@ -90,20 +90,35 @@ fn small_net(scheme: WeightScheme, rounding: RoundingMode, output: OutputType) -
             shape: Shape { h: 9, w: 9, c: 3 },
             zero_point: 0,
         },
-        layers: vec![
-            Layer::Conv2d(conv),
-            Layer::DepthwiseConv2d(dw),
-            Layer::Conv2d(pw),
-            Layer::DepthwiseConv2d(dw2),
-            Layer::Add(add),
-            Layer::MaxPool(PoolLayer {
-                window: Window::square(2, 2, 0),
-                act_min: 0,
-                act_max: 255,
-            }),
-            Layer::GlobalAvgPool,
-            Layer::FullyConnected(fc),
-        ],
+        nodes: [
+            Node::chain(
+                0,
+                [
+                    Layer::Conv2d(conv),
+                    Layer::DepthwiseConv2d(dw),
+                    Layer::Conv2d(pw),
+                    Layer::DepthwiseConv2d(dw2),
+                ],
+            ),
+            // The depthwise output plus the pointwise one it started from.
+            vec![Node {
+                inputs: vec![4, 3],
+                layer: Layer::Add(add),
+            }],
+            Node::chain(
+                5,
+                [
+                    Layer::MaxPool(PoolLayer {
+                        window: Window::square(2, 2, 0),
+                        act_min: 0,
+                        act_max: 255,
+                    }),
+                    Layer::GlobalAvgPool,
+                    Layer::FullyConnected(fc),
+                ],
+            ),
+        ]
+        .concat(),
         rounding,
         output,
     }
@@ -123,7 +138,7 @@ fn runs_and_matches_manual_kernel_composition() {
     let out = model.run(&images, batch).unwrap();
 
     // The same computation, kernel by kernel.
-    let Layer::Conv2d(conv) = &spec.layers[0] else {
+    let Layer::Conv2d(conv) = &spec.nodes[0].layer else {
         unreachable!()
     };
     let g1 = ConvGeometry::new(9, 9, 3, 3, 1, true).unwrap();
@@ -137,7 +152,7 @@ fn runs_and_matches_manual_kernel_composition() {
     .unwrap();
     let mut x1 = vec![0u8; batch * 81 * 8];
     conv2d(&images, batch, &g1, 0, &w1, &conv.stage, &mut x1).unwrap();
-    let Layer::DepthwiseConv2d(dw) = &spec.layers[1] else {
+    let Layer::DepthwiseConv2d(dw) = &spec.nodes[1].layer else {
         unreachable!()
     };
     let g2 = Window::square(3, 2, 1)
@@ -163,7 +178,7 @@ fn runs_and_matches_manual_kernel_composition() {
         &mut x2,
     )
     .unwrap();
-    let Layer::Conv2d(pw) = &spec.layers[2] else {
+    let Layer::Conv2d(pw) = &spec.nodes[2].layer else {
         unreachable!()
     };
     let w3 =
@@ -178,7 +193,7 @@ fn runs_and_matches_manual_kernel_composition() {
         &mut x3,
     )
     .unwrap();
-    let Layer::DepthwiseConv2d(dw2) = &spec.layers[3] else {
+    let Layer::DepthwiseConv2d(dw2) = &spec.nodes[3].layer else {
         unreachable!()
     };
     let g4 = Window::square(3, 1, 1)
@@ -204,7 +219,7 @@ fn runs_and_matches_manual_kernel_composition() {
         &mut x4,
     )
     .unwrap();
-    let Layer::Add(add) = &spec.layers[4] else {
+    let Layer::Add(add) = &spec.nodes[4].layer else {
         unreachable!()
     };
     let mut x5 = vec![0u8; x4.len()];
@@ -225,7 +240,7 @@ fn runs_and_matches_manual_kernel_composition() {
     .unwrap();
     let mut x7 = vec![0u8; batch * 8];
     avg_pool(&x6, batch, &g7, 0, 255, &mut x7).unwrap();
-    let Layer::FullyConnected(fc) = &spec.layers[7] else {
+    let Layer::FullyConnected(fc) = &spec.nodes[7].layer else {
         unreachable!()
     };
     let w8 =
@@ -312,7 +327,7 @@ fn fully_connected_model_is_within_one_lsb_of_float() {
             shape: Shape { h: 1, w: 1, c: k },
             zero_point: 0,
         },
-        layers: vec![Layer::FullyConnected(fc.clone())],
+        nodes: vec![Node::new(0, Layer::FullyConnected(fc.clone()))],
         rounding: RoundingMode::Double,
         output: OutputType::U8,
     };
@@ -374,13 +389,13 @@ fn corrupt_or_mismatched_files_are_clear_errors() {
     assert!(msg(b"{\"hello\": 1}").contains("not a quant-core model"));
     assert!(
         msg(text
-            .replacen("\"version\":1", "\"version\":7", 1)
+            .replacen("\"version\":2", "\"version\":7", 1)
             .as_bytes())
         .contains("version")
     );
     // A layer whose weight count no longer matches its input.
     let mut spec = model.spec().clone();
-    if let Layer::FullyConnected(fc) = spec.layers.last_mut().unwrap() {
+    if let Some(Layer::FullyConnected(fc)) = spec.nodes.last_mut().map(|n| &mut n.layer) {
         fc.weights.pop();
     }
     let bad = Model {
@@ -410,14 +425,23 @@ fn invalid_specs_are_rejected() {
             .contains("rounding")
     );
     let mut forward = good.clone();
-    if let Layer::Add(a) = &mut forward.layers[4] {
-        a.skip = 5;
-    }
-    assert!(Model::new(forward).is_err());
+    forward.nodes[4].inputs[1] = 5;
+    assert!(
+        Model::new(forward)
+            .unwrap_err()
+            .to_string()
+            .contains("node 5 reads value 5, which is not an earlier value")
+    );
+    let mut one_input = good.clone();
+    one_input.nodes[4].inputs.pop();
+    assert!(
+        Model::new(one_input)
+            .unwrap_err()
+            .to_string()
+            .contains("reads 1 values; its layer takes 2")
+    );
     let mut wrong_shape = good.clone();
-    if let Layer::Add(a) = &mut wrong_shape.layers[4] {
-        a.skip = 1; // 9x9 node added to a 5x5 one
-    }
+    wrong_shape.nodes[4].inputs[1] = 1; // 9x9 value added to a 5x5 one
     assert!(
         Model::new(wrong_shape)
             .unwrap_err()
@@ -430,7 +454,7 @@ fn invalid_specs_are_rejected() {
 }
 
 /// A downsampling residual block with a projection shortcut: conv3x3/2 -> conv3x3 on the main
-/// branch, `Recall(0)` -> conv1x1/2 on the shortcut, then the add.
+/// branch, conv1x1/2 on the shortcut reading the input again, then the add.
 fn projection_block(rounding: RoundingMode) -> ModelSpec {
     let mut rng = Lcg(11);
     let input = QParams::new(1.0 / 255.0, 0, QRange::U8).unwrap();
@@ -461,12 +485,16 @@ fn projection_block(rounding: RoundingMode) -> ModelSpec {
             shape: Shape { h: 8, w: 8, c: cin },
             zero_point: 0,
         },
-        layers: vec![
-            Layer::Conv2d(main1),
-            Layer::Conv2d(main2),
-            Layer::Recall(0),
-            Layer::Conv2d(proj),
-            Layer::Add(AddLayer::from_float(2, &a3, &a2, &out, FusedActivation::Relu).unwrap()),
+        nodes: vec![
+            Node::new(0, Layer::Conv2d(main1)),
+            Node::new(1, Layer::Conv2d(main2)),
+            Node::new(0, Layer::Conv2d(proj)),
+            Node {
+                inputs: vec![3, 2],
+                layer: Layer::Add(
+                    AddLayer::from_float(&a3, &a2, &out, FusedActivation::Relu).unwrap(),
+                ),
+            },
         ],
         rounding,
         output: OutputType::U8,
@@ -477,7 +505,7 @@ fn projection_block(rounding: RoundingMode) -> ModelSpec {
 fn projection_shortcut_matches_manual_kernel_composition() {
     let spec = projection_block(RoundingMode::Double);
     let model = Model::with_backend(spec.clone(), Backend::Scalar).unwrap();
-    assert_eq!(model.node_shape(3), Some(Shape { h: 8, w: 8, c: 4 }));
+    assert_eq!(model.node_shape(3), Some(Shape { h: 4, w: 4, c: 8 }));
     assert_eq!(model.output_shape(), Shape { h: 4, w: 4, c: 8 });
     let batch = 2;
     let images = Lcg(5).bytes(batch * 8 * 8 * 4);
@@ -496,22 +524,22 @@ fn projection_shortcut_matches_manual_kernel_composition() {
         (y, l.stage.output_zero_point)
     };
     let input = Shape { h: 8, w: 8, c: 4 };
-    let (x1, z1) = conv(&spec.layers[0], &images, input, 0);
-    let (x2, _) = conv(&spec.layers[1], &x1, Shape { h: 4, w: 4, c: 8 }, z1);
-    let (x4, _) = conv(&spec.layers[3], &images, input, 0);
-    let Layer::Add(add) = &spec.layers[4] else {
+    let (x1, z1) = conv(&spec.nodes[0].layer, &images, input, 0);
+    let (x2, _) = conv(&spec.nodes[1].layer, &x1, Shape { h: 4, w: 4, c: 8 }, z1);
+    let (x3, _) = conv(&spec.nodes[2].layer, &images, input, 0);
+    let Layer::Add(add) = &spec.nodes[3].layer else {
         unreachable!()
     };
     let mut want = vec![0u8; x2.len()];
-    kernels::add(&x4, &x2, &add.params, RoundingMode::Double, &mut want).unwrap();
+    kernels::add(&x3, &x2, &add.params, RoundingMode::Double, &mut want).unwrap();
     assert_eq!(out.data, QData::U8(want));
 
-    // Every backend agrees, and the recall survives a save/load round trip.
+    // Every backend agrees, and the branch survives a save/load round trip.
     for backend in Backend::available() {
         let m = Model::with_backend(spec.clone(), backend).unwrap();
         assert_eq!(m.run(&images, batch).unwrap().data, out.data, "{backend:?}");
     }
-    let path = std::env::temp_dir().join(format!("quant-core-recall-{}.json", std::process::id()));
+    let path = std::env::temp_dir().join(format!("quant-core-branch-{}.json", std::process::id()));
     model.save(&path).unwrap();
     let loaded = Model::load(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
@@ -519,9 +547,9 @@ fn projection_shortcut_matches_manual_kernel_composition() {
 }
 
 #[test]
-fn recall_of_a_later_node_is_rejected() {
+fn a_node_reading_a_later_value_is_rejected() {
     let mut spec = projection_block(RoundingMode::Single);
-    spec.layers[2] = Layer::Recall(3);
+    spec.nodes[2].inputs = vec![3];
     let e = Model::new(spec).unwrap_err();
-    assert!(e.to_string().contains("recall of node 3"), "{e}");
+    assert!(e.to_string().contains("node 3 reads value 3"), "{e}");
 }

@@ -8,10 +8,9 @@
 //! any bit width the quantizer used (2..=8) are exported on their own grid, so the 7-, 6-, 5- and
 //! 4-bit models of the ablations run in the engine too.
 //!
-//! The whole network becomes one quant-core engine model: a chain of layers in which residual
-//! adds read the block input as their skip, and a projection shortcut (a conv on the block input)
-//! is written as `Recall(block input)`, the shortcut conv, then the add with the main branch as
-//! skip. Everything at run time stays integer-only.
+//! The whole network becomes one quant-core engine graph: residual adds read the block's body
+//! and its input, and a projection shortcut is a conv node reading the block input, added to the
+//! body. Everything at run time stays integer-only.
 //!
 //! [`simulate`] replays the same integer arithmetic in Burn tensors (the oracle the engine is
 //! checked against); [`agreement`] compares the engine with it and with the fake-quantized model.
@@ -28,7 +27,7 @@ pub use simulate::simulate_codes;
 use burn::prelude::*;
 use quant_core::engine::{
     AddLayer, ConvLayer, DepthwiseLayer, FullyConnectedLayer, InputSpec, Layer, Model, ModelSpec,
-    OutputType, PoolLayer, QData, QTensor, Shape, Window, layout,
+    Node, OutputType, PoolLayer, QData, QTensor, Shape, Window, layout,
 };
 use quant_core::fixedpoint::{RoundingMode, rounding_divide};
 use quant_core::kernels::OutputStage;
@@ -83,9 +82,9 @@ pub(crate) fn stage_bytes(s: &OutputStage) -> usize {
 }
 
 pub(crate) fn spec_bytes(spec: &ModelSpec) -> usize {
-    spec.layers
+    spec.nodes
         .iter()
-        .map(|l| match l {
+        .map(|n| match &n.layer {
             Layer::Conv2d(c) => {
                 c.weights.len() + 4 * c.weight_zero_points.len() + stage_bytes(&c.stage)
             }
@@ -279,39 +278,56 @@ pub(crate) fn convert_layer(
     }
 }
 
-/// Export state: the chain of engine layers built so far and the current node's parameters.
+/// Export state: the engine nodes built so far and the parameters and shape of the last one's
+/// output.
 pub(crate) struct Exporter {
     rounding: RoundingMode,
-    layers: Vec<Layer>,
+    nodes: Vec<Node>,
     params: QParams,
     shape: Shape,
+    /// Layers of the network converted so far (for error messages).
     index: usize,
 }
 
 impl Exporter {
-    /// Converts `layers` in sequence from the current state; returns them with the final
-    /// parameters and shape (the state itself is not advanced).
-    fn chain(&mut self, layers: &[QLayer]) -> Result<(Vec<Layer>, QParams, Shape), ExportError> {
-        let (mut p, mut s) = (self.params, self.shape);
-        let mut out = Vec::new();
+    /// The last node's output value (0, the model input, before the first node).
+    fn current(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Appends `layers` as a chain reading value `from`, whose parameters and shape are `at`;
+    /// returns the chain's last value with its parameters and shape.
+    fn chain(
+        &mut self,
+        from: usize,
+        layers: &[QLayer],
+        at: (QParams, Shape),
+    ) -> Result<(usize, QParams, Shape), ExportError> {
+        let (mut v, (mut p, mut s)) = (from, at);
         for l in layers {
             let (layer, np, ns) = convert_layer(l, self.index, &p, s, self.rounding)?;
             self.index += 1;
-            out.push(layer);
+            self.nodes.push(Node::new(v, layer));
+            v = self.current();
             (p, s) = (np, ns);
         }
-        Ok((out, p, s))
+        Ok((v, p, s))
+    }
+
+    /// Appends `layer` reading the last node's output.
+    fn push(&mut self, layer: Layer) {
+        self.nodes.push(Node::new(self.current(), layer));
     }
 
     fn block(&mut self, b: &Block) -> Result<(), ExportError> {
+        let here = (self.params, self.shape);
         match b {
             Block::Layer(l) => {
-                let (layers, p, s) = self.chain(std::slice::from_ref(l))?;
-                self.layers.extend(layers);
+                let (_, p, s) = self.chain(self.current(), std::slice::from_ref(l), here)?;
                 (self.params, self.shape) = (p, s);
             }
             Block::MaxPool(m) => {
-                self.layers.push(Layer::MaxPool(PoolLayer {
+                self.push(Layer::MaxPool(PoolLayer {
                     window: Window::square(m.size, m.size, 0),
                     act_min: self.params.range.qmin as u8,
                     act_max: self.params.range.qmax as u8,
@@ -323,7 +339,7 @@ impl Exporter {
                 };
             }
             Block::GlobalAvgPool(_) => {
-                self.layers.push(Layer::GlobalAvgPool);
+                self.push(Layer::GlobalAvgPool);
                 self.shape = Shape {
                     h: 1,
                     w: 1,
@@ -336,23 +352,27 @@ impl Exporter {
                     &format!("residual add after layer {}", self.index),
                 )?;
                 let act = engine_activation(r.add.output.activation);
-                // Node numbers: node 0 is the model input, node i the output of layer i - 1.
-                let block_input = self.layers.len();
-                let (body, body_q, body_shape) = self.chain(&r.body)?;
-                self.layers.extend(body);
-                let add_layer = match &r.shortcut {
-                    None => AddLayer::from_float(block_input, &body_q, &self.params, &out_q, act)?,
+                let input = self.current();
+                let (body, body_q, body_shape) = self.chain(input, &r.body, here)?;
+                // The integer add is symmetric in its two (codes, parameters) operands.
+                let (inputs, add) = match &r.shortcut {
+                    None => (
+                        vec![body, input],
+                        AddLayer::from_float(&body_q, &self.params, &out_q, act)?,
+                    ),
                     Some(sc) => {
-                        let (short, short_q, _) = self.chain(std::slice::from_ref(sc))?;
-                        let body_end = self.layers.len();
-                        self.layers.push(Layer::Recall(block_input));
-                        self.layers.extend(short);
-                        // Input 1 is the previous node (the shortcut), input 2 the body; the
-                        // integer add is symmetric in its two (codes, parameters) operands.
-                        AddLayer::from_float(body_end, &short_q, &body_q, &out_q, act)?
+                        let (short, short_q, _) =
+                            self.chain(input, std::slice::from_ref(sc), here)?;
+                        (
+                            vec![short, body],
+                            AddLayer::from_float(&short_q, &body_q, &out_q, act)?,
+                        )
                     }
                 };
-                self.layers.push(Layer::Add(add_layer));
+                self.nodes.push(Node {
+                    inputs,
+                    layer: Layer::Add(add),
+                });
                 (self.params, self.shape) = (out_q, body_shape);
             }
         }
@@ -376,7 +396,7 @@ pub fn export(
     let pixels = pixel_params()?;
     let mut ex = Exporter {
         rounding,
-        layers: Vec::new(),
+        nodes: Vec::new(),
         params: pixels,
         shape,
         index: 0,
@@ -389,7 +409,7 @@ pub fn export(
             shape,
             zero_point: pixels.zero_point,
         },
-        layers: ex.layers,
+        nodes: ex.nodes,
         rounding,
         output: OutputType::U8,
     })?;

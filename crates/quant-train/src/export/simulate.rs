@@ -133,7 +133,7 @@ impl Simulator<'_> {
                     &format!("residual add after layer {}", self.index),
                 )?;
                 let act = engine_activation(r.add.output.activation);
-                let add = AddLayer::from_float(0, &a.params, &b.params, &out_q, act)?.params;
+                let add = AddLayer::from_float(&a.params, &b.params, &out_q, act)?.params;
                 let codes = a
                     .codes
                     .iter()
