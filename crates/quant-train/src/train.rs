@@ -1,6 +1,7 @@
 //! The training loop: SGD with momentum or Adam, learning-rate schedules, seeded shuffling, the
-//! quantization delay and batch-norm freeze of QAT, the shared progress bar (`repro::cli::progress_bar`), checkpoints that
-//! resume an interrupted run at the last finished epoch, and test-set evaluation.
+//! quantization delay and batch-norm freeze of QAT, the shared progress bar
+//! (`repro::cli::progress_bar`), checkpoints that resume an interrupted run at the last finished
+//! epoch, and test-set evaluation.
 
 use std::path::PathBuf;
 use std::sync::Arc;
