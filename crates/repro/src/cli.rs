@@ -102,14 +102,11 @@ impl RunArgs {
             .collect()
     }
 
-    /// Where the data root is (flag, environment or workspace), for loading and for error fixes.
-    pub fn data_root(&self) -> DataRoot {
-        DataRoot::resolve(self.data.as_deref())
-    }
-
-    /// Loads and checks `name` under the data root (see [`load_checked`]).
+    /// Loads and checks `name` under the data root (flag, environment or workspace; see
+    /// [`load_checked`]).
     pub fn load(&self, name: DatasetName) -> Result<Dataset, String> {
-        load_checked(&self.data_root(), name, self.profile.name())
+        let root = DataRoot::resolve(self.data.as_deref());
+        load_checked(&root, name, self.profile.name())
     }
 
     /// The results root (see [`crate::out_dir::results_root`]).
@@ -150,11 +147,6 @@ impl RunContext {
     /// `<out>/<paper>/<table>.csv`.
     pub fn table(&self, paper: &str, table: &str) -> PathBuf {
         crate::results::table_path(&self.out, paper, table)
-    }
-
-    /// The paper's folder under the results root.
-    pub fn paper_dir(&self, paper: &str) -> PathBuf {
-        self.out.join(paper)
     }
 
     /// The results root.
