@@ -405,9 +405,7 @@ fn depthwise_row<'a>(
         }
     }
     clock.lap(profile::Phase::Tile);
-    for (acc, dst) in acc.chunks_exact(c).zip(dst.chunks_exact_mut(c)) {
-        stage.requantize_into(acc, None, dst);
-    }
+    stage.requantize_into(acc, None, dst);
     clock.lap(profile::Phase::Epilogue);
 }
 

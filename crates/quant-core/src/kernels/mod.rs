@@ -55,8 +55,8 @@ pub const MAX_DEPTH: usize = 33025;
 /// problems costs more in synchronisation than it gains.
 const PARALLEL_MIN_MACS: usize = 1 << 21;
 
-/// Rows packed and processed together per thread (a multiple of every kernel's `MR`).
-const MC: usize = 96;
+/// Most rows packed and processed together per thread ([`MicroKernel::MC`]).
+const MAX_MC: usize = 96;
 
 /// The largest `MR * NR` of any microkernel (AMX: 32 x 32).
 const MAX_TILE: usize = 1024;
@@ -323,44 +323,53 @@ impl<'a> StageTables<'a> {
         }
     }
 
-    /// Requantizes accumulators of channels `0..acc.len()` into `dst`, after adding `offset`
-    /// (wrapping) when given: the driver passes its per-column bias and zero-point terms here, so
-    /// they cost no pass of their own over the int32 rows.
+    /// Requantizes rows of accumulators (`acc` holds whole rows of the `n` channels the tables
+    /// were made for) into `dst`, after adding `offset` (one entry per channel, wrapping) when
+    /// given: the driver passes its per-column bias and zero-point terms here, so they cost no
+    /// pass of their own over the int32 rows.
     #[inline]
     pub(crate) fn requantize_into(&self, acc: &[i32], offset: Option<&[i32]>, dst: &mut [u8]) {
-        let n = acc.len();
-        let done = match &self.vector {
-            None => 0,
+        let n = self.mult.len();
+        let scalar = |acc: &[i32], dst: &mut [u8], from: usize| {
+            for j in from..n {
+                let v = offset.map_or(acc[j], |o| acc[j].wrapping_add(o[j]));
+                dst[j] = self.stage.requantize(v, j);
+            }
+        };
+        let rows = acc.chunks_exact(n).zip(dst.chunks_exact_mut(n));
+        match &self.vector {
+            None => rows.for_each(|(acc, dst)| scalar(acc, dst, 0)),
             // No vector stage exists off x86 (the enum has no variants there).
             #[cfg(not(target_arch = "x86_64"))]
-            Some(_) => 0,
+            Some(_) => rows.for_each(|(acc, dst)| scalar(acc, dst, 0)),
             // SAFETY: the stage exists only for a backend checked available (the VNNI and AMX
             // backends imply AVX-512F and BW); its tables cover channels 0..n.
             #[cfg(target_arch = "x86_64")]
             Some(VectorStage::Avx512 { lanes, requant }) => unsafe {
-                x86::avx512_vnni::requantize_row(acc, offset, lanes, requant, dst)
+                x86::avx512_vnni::requantize_rows(acc, n, offset, lanes, requant, dst)
             },
             // SAFETY: as above (every x86 backend implies AVX2).
             #[cfg(target_arch = "x86_64")]
-            Some(VectorStage::Avx2 { mask }) => unsafe {
-                x86::avx2::requantize_row(
-                    acc,
-                    offset,
-                    &self.mult[..n],
-                    &self.right[..n],
-                    &mask[..n],
-                    self.stage.rounding == RoundingMode::Single,
-                    self.may_saturate,
-                    self.stage.output_zero_point,
-                    i32::from(self.stage.act_min),
-                    i32::from(self.stage.act_max),
-                    dst,
-                )
-            },
-        };
-        for j in done..acc.len() {
-            let v = offset.map_or(acc[j], |o| acc[j].wrapping_add(o[j]));
-            dst[j] = self.stage.requantize(v, j);
+            Some(VectorStage::Avx2 { mask }) => {
+                for (acc, dst) in rows {
+                    let done = unsafe {
+                        x86::avx2::requantize_row(
+                            acc,
+                            offset,
+                            &self.mult,
+                            &self.right,
+                            mask,
+                            self.stage.rounding == RoundingMode::Single,
+                            self.may_saturate,
+                            self.stage.output_zero_point,
+                            i32::from(self.stage.act_min),
+                            i32::from(self.stage.act_max),
+                            dst,
+                        )
+                    };
+                    scalar(acc, dst, done);
+                }
+            }
         }
     }
 }
@@ -509,6 +518,10 @@ pub(crate) trait MicroKernel {
     const MR: usize;
     /// Columns per tile (and per weight panel).
     const NR: usize;
+    /// Rows packed, multiplied and requantized together per thread (a multiple of `MR`, at most
+    /// [`MAX_MC`]): a block's int32 rows (`MC x N`) are written by the tiles and read back by
+    /// the epilogue, so the block should stay in L1 with the weight panels it meets.
+    const MC: usize = MAX_MC;
     /// Packed activation element.
     type A: Copy + Default + Send + Sync;
     /// Packed weight element.
@@ -559,7 +572,7 @@ pub(crate) trait MicroKernel {
 /// The activation matrix `A` (`M x K` uint8) of a GEMM: stored row-major, or built a block of
 /// rows at a time. Convolutions build their im2col rows per block, so the column matrix (the
 /// input times the window size, 58 MB for a batch of 64 at 56 x 56 x 32 with 3 x 3 windows) is
-/// never allocated whole; each thread holds one block of `MC x K`.
+/// never allocated whole; each thread holds one block of [`MicroKernel::MC`]` x K`.
 pub(crate) enum Rows<'a> {
     /// A row-major `M x K` matrix.
     Stored(&'a [u8]),
@@ -593,9 +606,11 @@ impl Rows<'_> {
 }
 
 /// Computes `out = epilogue(A x W + zero-point corrections + bias)` for the `M x K` rows `a`,
-/// calling `epilogue(acc, offset, out_row)` on each full row: `acc` holds the raw products less the
-/// row-sum term, and the epilogue adds the per-column `offset` (bias and the `Za` terms) itself,
-/// in the same pass as its requantization.
+/// calling `epilogue(acc, offset, out_rows)` once per block of full rows (`acc` and `out_rows`
+/// hold whole rows of `N`): `acc` holds the raw products less the row-sum term, and the epilogue
+/// adds the per-column `offset` (bias and the `Za` terms) itself, in the same pass as its
+/// requantization. One call per block rather than per row: with `N = 64` the per-row calls
+/// cost a tenth of a conv-as-GEMM.
 #[allow(clippy::too_many_arguments)]
 fn drive<K: MicroKernel, T: Send, F>(
     a: &Rows,
@@ -624,12 +639,12 @@ fn drive<K: MicroKernel, T: Send, F>(
     let panel_len = K::b_panel_len(k);
     let n_panels = n.div_ceil(K::NR);
 
-    // Raw tiles of a block of rows are gathered into full rows (`MC x N` int32) and the
+    // Raw tiles of a block of rows are gathered into full rows (`K::MC x N` int32) and the
     // zero-point correction and epilogue run once per row over all `N` columns: per-tile
     // epilogues on 16-column runs cost a fifth of the time when `N` is small (conv-as-GEMM).
     let run_chunk = |first_row: usize, out_chunk: &mut [T]| {
         let rows = out_chunk.len() / n;
-        let blocks_per_mc = MC / K::MR;
+        let blocks_per_mc = K::MC / K::MR;
         let a_len = K::a_block_len(k);
         // Packed blocks start on a 64-byte boundary (tile loads of rows that straddle cache lines
         // run at half speed; see `x86::amx`); AMX blocks are whole multiples of 64 bytes, so each
@@ -637,19 +652,19 @@ fn drive<K: MicroKernel, T: Send, F>(
         let mut a_store = vec![K::A::default(); a_len * blocks_per_mc + 64];
         let start = a_store.as_ptr().align_offset(64);
         let a_pack = &mut a_store[start..start + a_len * blocks_per_mc];
-        let mut row_sums = [0i32; MC];
+        let mut row_sums = [0i32; MAX_MC];
         let mut tile = [0i32; MAX_TILE];
-        let mut raw = vec![0i32; MC.min(rows) * n];
-        let mut built = a.scratch(MC.min(rows) * k);
+        let mut raw = vec![0i32; K::MC.min(rows) * n];
+        let mut built = a.scratch(K::MC.min(rows) * k);
         let mut clock = profile::Clock::start();
         let work = || {
-            for mc0 in (0..rows).step_by(MC) {
-                let mc = MC.min(rows - mc0);
+            for mc0 in (0..rows).step_by(K::MC) {
+                let mc = K::MC.min(rows - mc0);
                 let blocks = mc.div_ceil(K::MR);
                 let a_rows = a.get(first_row + mc0, mc, k, &mut built);
                 // Each block is borrowed from the rows when the kernel can read them in place,
                 // packed into its slot of `a_pack` otherwise.
-                let mut borrowed = [false; MC];
+                let mut borrowed = [false; MAX_MC];
                 for (b, slot) in a_pack.chunks_exact_mut(a_len).take(blocks).enumerate() {
                     let r0 = b * K::MR;
                     let nr = K::MR.min(mc - r0);
@@ -697,16 +712,18 @@ fn drive<K: MicroKernel, T: Send, F>(
                     }
                 }
                 clock.lap(profile::Phase::Tile);
-                for (r, acc) in raw.chunks_exact_mut(n).take(mc).enumerate() {
-                    if need_row_sums {
-                        let rs = row_sums[r];
+                if need_row_sums {
+                    for (acc, &rs) in raw.chunks_exact_mut(n).zip(&row_sums[..mc]) {
                         for (v, &z) in acc.iter_mut().zip(&w.zero_points) {
                             *v = v.wrapping_sub(z.wrapping_mul(rs));
                         }
                     }
-                    let row = mc0 + r;
-                    epilogue(acc, &col_offset, &mut out_chunk[row * n..(row + 1) * n]);
                 }
+                epilogue(
+                    &raw[..mc * n],
+                    &col_offset,
+                    &mut out_chunk[mc0 * n..(mc0 + mc) * n],
+                );
                 clock.lap(profile::Phase::Epilogue);
             }
         };
@@ -827,11 +844,6 @@ pub fn gemm_i32(
             w.n
         ));
     }
-    let epilogue = |acc: &[i32], offset: &[i32], dst: &mut [i32]| {
-        for ((d, &v), &o) in dst.iter_mut().zip(acc).zip(offset) {
-            *d = v.wrapping_add(o);
-        }
-    };
     dispatch(
         &Rows::Stored(a),
         m,
@@ -839,9 +851,17 @@ pub fn gemm_i32(
         w,
         &|j| bias.get(j).copied().unwrap_or(0),
         out,
-        &epilogue,
+        &add_offsets,
     );
     Ok(())
+}
+
+/// The epilogue of [`gemm_i32`]: rows of accumulators plus their column offsets (wrapping),
+/// not requantized.
+fn add_offsets(acc: &[i32], offset: &[i32], dst: &mut [i32]) {
+    for ((d, &v), &o) in dst.iter_mut().zip(acc).zip(offset.iter().cycle()) {
+        *d = v.wrapping_add(o);
+    }
 }
 
 #[cfg(test)]

@@ -284,11 +284,6 @@ fn vnni_layout_matches_naive_through_the_gemm_frame() {
         let p = PackedWeights::new(&c.w, k, n, &c.zw, Backend::Scalar).unwrap();
         let panels = x86::avx512_vnni::pack_b(&c.w, k, n);
         let mut got = vec![0i32; m * n];
-        let copy = |acc: &[i32], offset: &[i32], dst: &mut [i32]| {
-            for ((d, &v), &o) in dst.iter_mut().zip(acc).zip(offset) {
-                *d = v.wrapping_add(o);
-            }
-        };
         drive::<VnniLanes, i32, _>(
             &Rows::Stored(&c.a),
             m,
@@ -297,7 +292,7 @@ fn vnni_layout_matches_naive_through_the_gemm_frame() {
             &panels,
             &|j| bias[j],
             &mut got,
-            &copy,
+            &add_offsets,
         );
         let got: Vec<i64> = got.iter().map(|&v| i64::from(v)).collect();
         assert_eq!(got, want, "VNNI layout {m}x{k}x{n}");
@@ -873,6 +868,15 @@ fn vector_output_stage_matches_scalar_on_edges() {
                     let mut got = vec![0u8; n];
                     tables.requantize_into(&shifted, Some(&offset), &mut got);
                     assert_eq!(got, want, "{backend:?} {rounding:?} with offsets");
+                    // Two rows in one call, as the driver passes its blocks.
+                    let two_rows = [shifted.as_slice(), &shifted].concat();
+                    let mut got = vec![0u8; 2 * n];
+                    tables.requantize_into(&two_rows, Some(&offset), &mut got);
+                    assert_eq!(
+                        got,
+                        [want.as_slice(), &want].concat(),
+                        "{backend:?} two rows"
+                    );
                 }
             }
         }

@@ -124,66 +124,70 @@ unsafe fn tile_vnni(a: &[u8], b: &[i8], k: usize, tile: &mut [i32], ldc: usize) 
 }
 
 /// The output stage of [`crate::kernels::x86::avx2::requantize_row`] on 16 lanes, bit-exact with
-/// [`crate::kernels::OutputStage::requantize`] for shifts in `[-31, 0]`, covering the whole row:
-/// the last `len % 16` channels run in a masked iteration instead of the scalar loop. `tables`
-/// holds the channels' constants in channel order.
+/// [`crate::kernels::OutputStage::requantize`] for shifts in `[-31, 0]`, on the rows of `n`
+/// channels that `acc` holds, each covered whole: the last `n % 16` channels run in a masked
+/// iteration instead of the scalar loop. `tables` holds the channels' constants in channel order.
 ///
 /// # Safety
-/// AVX-512F and AVX-512BW must be available; `offset` (when given) and `dst` hold at least
-/// `acc.len()` entries and `tables` covers at least `acc.len()` channels.
+/// AVX-512F and AVX-512BW must be available (the lengths are asserted: `acc` whole rows,
+/// `dst` as long, `offset` one row, `tables` at least `n` channels).
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(crate) unsafe fn requantize_row(
+pub(crate) unsafe fn requantize_rows(
     acc: &[i32],
+    n: usize,
     offset: Option<&[i32]>,
     tables: &LaneTables,
     stage: &Requant16,
     dst: &mut [u8],
-) -> usize {
-    let n = acc.len();
-    assert!(tables.channels() >= n && dst.len() >= n);
-    assert!(offset.is_none_or(|o| o.len() >= n));
-    // The quotients of channels `j..j + 16` (the `lanes` present).
-    let quotients = |j: usize, lanes: __mmask16| -> __m512i {
-        // SAFETY: the mask limits the accumulator and offset loads to indices below n <= each
-        // length; the tables cover whole blocks of 16 past n (asserted above).
-        unsafe {
-            let load = |s: &[i32]| _mm512_maskz_loadu_epi32(lanes, s.as_ptr().add(j));
-            let mut x = load(acc);
-            if let Some(o) = offset {
-                x = _mm512_add_epi32(x, load(o));
-            }
-            stage.quotients(x, tables, j)
-        }
-    };
-    // Whole 64-channel runs narrowed by [`Requant16::narrow`], whose packs leave 128-bit lane
-    // `l` with lane `l` of each of the four vectors; `order` gathers each vector's four dwords
-    // back into channel order, one 64-byte store.
+) {
+    assert!(n > 0 && tables.channels() >= n);
+    assert!(acc.len().is_multiple_of(n) && dst.len() == acc.len());
+    assert!(offset.is_none_or(|o| o.len() == n));
     let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    let n64 = n / 64 * 64;
-    for j in (0..n64).step_by(64) {
-        let r = [
-            quotients(j, !0),
-            quotients(j + 16, !0),
-            quotients(j + 32, !0),
-            quotients(j + 48, !0),
-        ];
-        // SAFETY: AVX-512F and BW are enabled here.
-        let bytes = _mm512_permutexvar_epi32(order, unsafe { stage.narrow(r) });
-        // SAFETY: j + 64 <= n <= dst.len().
-        unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add(j) as *mut __m512i, bytes) };
-    }
-    for j in (n64..n).step_by(16) {
-        let lanes: __mmask16 = if n - j >= 16 {
-            !0
-        } else {
-            (1u16 << (n - j)) - 1
+    for (acc, dst) in acc.chunks_exact(n).zip(dst.chunks_exact_mut(n)) {
+        // The quotients of channels `j..j + 16` (the `lanes` present).
+        let quotients = |j: usize, lanes: __mmask16| -> __m512i {
+            // SAFETY: the mask limits the accumulator and offset loads to indices below n <= each
+            // length; the tables cover whole blocks of 16 past n (asserted above).
+            unsafe {
+                let load = |s: &[i32]| _mm512_maskz_loadu_epi32(lanes, s.as_ptr().add(j));
+                let mut x = load(acc);
+                if let Some(o) = offset {
+                    x = _mm512_add_epi32(x, load(o));
+                }
+                stage.quotients(x, tables, j)
+            }
         };
-        // SAFETY: AVX-512F is enabled here.
-        let v = unsafe { stage.codes(quotients(j, lanes)) };
-        // SAFETY: the mask limits the store to indices below n <= dst.len().
-        unsafe { _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().add(j) as *mut i8, lanes, v) };
+        // Whole 64-channel runs narrowed by [`Requant16::narrow`], whose packs leave 128-bit lane
+        // `l` with lane `l` of each of the four vectors; `order` gathers each vector's four dwords
+        // back into channel order, one 64-byte store.
+        let n64 = n / 64 * 64;
+        for j in (0..n64).step_by(64) {
+            let r = [
+                quotients(j, !0),
+                quotients(j + 16, !0),
+                quotients(j + 32, !0),
+                quotients(j + 48, !0),
+            ];
+            // SAFETY: AVX-512F and BW are enabled here.
+            let bytes = _mm512_permutexvar_epi32(order, unsafe { stage.narrow(r) });
+            // SAFETY: j + 64 <= n <= dst.len().
+            unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add(j) as *mut __m512i, bytes) };
+        }
+        for j in (n64..n).step_by(16) {
+            let lanes: __mmask16 = if n - j >= 16 {
+                !0
+            } else {
+                (1u16 << (n - j)) - 1
+            };
+            // SAFETY: AVX-512F is enabled here.
+            let v = unsafe { stage.codes(quotients(j, lanes)) };
+            // SAFETY: the mask limits the store to indices below n <= dst.len().
+            unsafe {
+                _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().add(j) as *mut i8, lanes, v)
+            };
+        }
     }
-    n
 }
 
 /// Per-channel constants of [`Requant16`], for channels in whatever order the accumulators
