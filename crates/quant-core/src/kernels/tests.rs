@@ -835,8 +835,17 @@ fn vector_output_stage_matches_scalar_on_edges() {
                 act_min: rng.range(0, 100) as u8,
                 act_max: rng.range(150, 255) as u8,
             };
-            for backend in Backend::available() {
-                let tables = StageTables::new(&stage, n, backend);
+            // Per channel, and per tensor (one multiplier for all: the vector path's uniform
+            // tables) with channel 0's.
+            let per_tensor = OutputStage {
+                multipliers: stage.multipliers[..1].to_vec(),
+                ..stage.clone()
+            };
+            for (stage, backend) in [&stage, &per_tensor]
+                .into_iter()
+                .flat_map(|s| Backend::available().into_iter().map(move |b| (s, b)))
+            {
+                let tables = StageTables::new(stage, n, backend);
                 for _ in 0..50 {
                     let acc: Vec<i32> = (0..n)
                         .map(|j| {

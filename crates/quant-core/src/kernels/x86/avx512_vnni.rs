@@ -143,6 +143,29 @@ pub(crate) unsafe fn requantize_rows(
     assert!(n > 0 && tables.channels() >= n);
     assert!(acc.len().is_multiple_of(n) && dst.len() == acc.len());
     assert!(offset.is_none_or(|o| o.len() == n));
+    // SAFETY: the caller guarantees the features; the lengths are asserted above.
+    unsafe {
+        match tables.uniform {
+            true => rows_with(acc, n, offset, stage, dst, |_| &tables.blocks[0]),
+            false => rows_with(acc, n, offset, stage, dst, |j| tables.block(j)),
+        }
+    }
+}
+
+/// [`requantize_rows`] with the channel constants of `j..j + 16` from `block(j)`; generic so
+/// that a per-tensor stage's loop reads one block whose loads the compiler hoists.
+///
+/// # Safety
+/// As [`requantize_rows`], whose assertions it relies on.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn rows_with<'t>(
+    acc: &[i32],
+    n: usize,
+    offset: Option<&[i32]>,
+    stage: &Requant16,
+    dst: &mut [u8],
+    block: impl Fn(usize) -> &'t LaneBlock,
+) {
     let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     for (acc, dst) in acc.chunks_exact(n).zip(dst.chunks_exact_mut(n)) {
         // The quotients of channels `j..j + 16` (the `lanes` present).
@@ -155,7 +178,7 @@ pub(crate) unsafe fn requantize_rows(
                 if let Some(o) = offset {
                     x = _mm512_add_epi32(x, load(o));
                 }
-                stage.quotients(x, tables, j)
+                stage.quotients(x, block(j))
             }
         };
         // Whole 64-channel runs narrowed by [`Requant16::narrow`], whose packs leave 128-bit lane
@@ -204,12 +227,15 @@ pub(crate) unsafe fn requantize_rows(
 /// saturates, `MIN * MIN` at `e = 0`, is patched by [`Requant16::quotients`].
 pub(crate) struct LaneTables {
     blocks: Vec<LaneBlock>,
+    /// Every channel has the same multiplier and shift (a per-tensor stage, Jacob's case): the
+    /// first block then serves every channel, so its constants stay in registers.
+    uniform: bool,
 }
 
 /// The constants of 16 channels, on whole cache lines so that no table load is split.
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
-struct LaneBlock {
+pub(crate) struct LaneBlock {
     /// Multipliers, and the odd channels' multipliers in the even dwords: `vpmuldq` reads the
     /// low dword of each 64-bit lane.
     mult: [i32; 16],
@@ -252,7 +278,16 @@ impl LaneTables {
             };
             (b.add[at], b.neg[at], b.shift[at]) = (add, neg, 31 + i64::from(e));
         }
-        LaneTables { blocks }
+        let uniform =
+            mult.windows(2).all(|p| p[0] == p[1]) && right.windows(2).all(|p| p[0] == p[1]);
+        LaneTables { blocks, uniform }
+    }
+
+    /// The constants of channels `j..j + 16` (`j` a multiple of 16, below [`Self::channels`]).
+    #[inline(always)]
+    pub(crate) fn block(&self, j: usize) -> &LaneBlock {
+        debug_assert!(j.is_multiple_of(16) && j < self.channels());
+        &self.blocks[j / 16]
     }
 
     /// Channels covered (a multiple of 16).
@@ -302,15 +337,12 @@ impl Requant16 {
     }
 
     /// The requantized values (before the zero point and the clamp) of the accumulators `x`,
-    /// whose 16 lanes are the channels at positions `j..j + 16` of `tables` (`j` a multiple of
-    /// 16), as int32.
+    /// whose 16 lanes are the channels of `t` (from [`LaneTables::block`]), as int32.
     ///
     /// # Safety
-    /// AVX-512F and AVX-512BW must be available and `j + 16 <= tables.channels()`.
+    /// AVX-512F and AVX-512BW must be available.
     #[inline(always)]
-    pub(crate) unsafe fn quotients(&self, x: __m512i, tables: &LaneTables, j: usize) -> __m512i {
-        debug_assert!(j.is_multiple_of(16) && j + 16 <= tables.channels());
-        let t = &tables.blocks[j / 16];
+    pub(crate) unsafe fn quotients(&self, x: __m512i, t: &LaneBlock) -> __m512i {
         // SAFETY: the caller guarantees the features; every load reads 64 bytes of `t`.
         unsafe {
             let load = |p: *const i32| _mm512_load_si512(p as *const __m512i);

@@ -276,7 +276,7 @@ pub(crate) unsafe fn depthwise_row_quads(
                 }
                 let mut r = [_mm512_setzero_si512(); 4];
                 for (j, r) in r.iter_mut().enumerate() {
-                    *r = stage.quotients(sums[j], &tables.lanes, b * QUAD_BLOCK + 16 * j);
+                    *r = stage.quotients(sums[j], tables.lanes.block(b * QUAD_BLOCK + 16 * j));
                 }
                 // Per 128-bit lane `l` the packs gather channels 16l..16l + 16 in order.
                 let bytes = stage.narrow(r);
