@@ -10,7 +10,7 @@ kernel,shape,threads,engine,dtype,gops), replacing earlier onnxruntime rows, ato
 arithmetic (`exactness_probe`) and writes results/quant-core/onnxruntime-exactness.json. Run `cargo run --release -p quant-core --bin bench-kernels`
 first so both engines are measured in the same session.
 
-Usage: python3 scripts/bench_onnxruntime.py [--out results/quant-core] [--quick]
+Usage: python3 scripts/bench_onnxruntime.py [--out results/quant-core] [--quick] [--no-amx]
 """
 import argparse
 import csv
@@ -138,14 +138,51 @@ def time_model(model, feed, threads, budget):
     return samples[len(samples) // 2]
 
 
+def refuse_amx():
+    """Makes Linux refuse this process the AMX tile state (`arch_prctl(ARCH_REQ_XCOMP_PERM)` fails
+    with EPERM, through a seccomp filter), so ONNX Runtime's MLAS runs its AVX-512 VNNI kernels: on a
+    CPU with AMX this measures what a VNNI-only CPU's ONNX Runtime would run, beside
+    `bench-kernels --backend avx512vnni`."""
+    import ctypes
+    import struct
+    if not sys.platform.startswith("linux") or os.uname().machine != "x86_64":
+        sys.exit("--no-amx: only on Linux x86-64 (fix: drop the flag)")
+
+    def op(code, jt, jf, k):  # one classic-BPF instruction
+        return struct.pack("HBBI", code, jt, jf, k)
+    arch_prctl, req_xcomp_perm = 158, 0x1023
+    prog = b"".join([
+        op(0x20, 0, 0, 0),                  # A = syscall number
+        op(0x15, 0, 3, arch_prctl),         # not arch_prctl: allow
+        op(0x20, 0, 0, 16),                 # A = low word of the first argument
+        op(0x15, 0, 1, req_xcomp_perm),     # not a tile-state request: allow
+        op(0x06, 0, 0, 0x00050000 | 1),     # SECCOMP_RET_ERRNO | EPERM
+        op(0x06, 0, 0, 0x7FFF0000),         # SECCOMP_RET_ALLOW
+    ])
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    code = ctypes.create_string_buffer(prog)
+    program = Program(len(prog) // 8, ctypes.cast(code, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_no_new_privs, pr_set_seccomp, seccomp_mode_filter = 38, 22, 2
+    if (libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0
+            or libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(program), 0, 0) != 0):
+        sys.exit(f"--no-amx: seccomp refused (errno {ctypes.get_errno()}; fix: drop the flag)")
+
+
 def main():
-    ensure_venv(VENV, ["onnxruntime", "onnx", "numpy"], "import onnxruntime, onnx, numpy")
-    import numpy as np
-    import onnxruntime as ort
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "quant-core"))
     ap.add_argument("--quick", action="store_true", help="short timing budget (smoke run)")
+    ap.add_argument("--no-amx", action="store_true",
+                    help="refuse ONNX Runtime the AMX tile state (Linux x86-64): its VNNI kernels run")
     args = ap.parse_args()
+    ensure_venv(VENV, ["onnxruntime", "onnx", "numpy"], "import onnxruntime, onnx, numpy")
+    if args.no_amx:
+        refuse_amx()
+    import numpy as np
+    import onnxruntime as ort
     budget = 0.06 if args.quick else 0.7
     rng = np.random.default_rng(2)
     rows = []
