@@ -19,11 +19,13 @@ use gemm::{Parallelism, gemm};
 use quant_core::kernels::ConvGeometry;
 use rayon::prelude::*;
 
+use super::grid;
+
 use crate::simd::vectorized;
 
 /// Images whose weight gradients one task sums before the fixed-order total (a fixed number, so
 /// the summation order and hence the rounding never depend on the thread count).
-const WEIGHT_GRAD_CHUNK: usize = 8;
+pub(super) const WEIGHT_GRAD_CHUNK: usize = 8;
 
 /// One convolution layer applied to a batch: the window over one image plus batch, output
 /// channels and groups. Input `[batch, in_c, in_h, in_w]`, weight `[out_c, in_c / groups, kh, kw]`,
@@ -103,9 +105,13 @@ impl ConvLayer {
         ]
     }
 
-    /// Images per block of the dense kernels ([`BLOCK_COLUMNS`] output positions, at least one
-    /// image, at most [`WEIGHT_GRAD_CHUNK`]).
+    /// Images per block of the dense kernels ([`BLOCK_COLUMNS`] output positions on the im2col
+    /// path, [`grid::images_per_block`] on the grid path; at least one image, at most
+    /// [`WEIGHT_GRAD_CHUNK`]).
     fn images_per_block(&self) -> usize {
+        if grid::applies(self) {
+            return grid::images_per_block(self);
+        }
         BLOCK_COLUMNS
             .div_ceil(self.out_plane())
             .clamp(1, WEIGHT_GRAD_CHUNK)
@@ -139,13 +145,13 @@ fn valid_outputs(out: usize, t: usize, stride: usize, pad: usize, size: usize) -
     (lo.min(hi), hi)
 }
 
-/// `dst (m x n, row stride dst_rs) (+)= lhs · rhs`, with each operand given by its row and column
-/// strides, so transposed operands cost nothing. Single-threaded: callers parallelise over images.
+/// `dst (+)= lhs · rhs` (`m x n`, `m x k`, `k x n`), with each operand given by its row and
+/// column strides, so transposed operands and strided destinations cost nothing. Single-threaded: callers parallelise over images.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(super) fn matmul(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
-    dst_rs: usize,
+    (dst_rs, dst_cs): (usize, usize),
     accumulate: bool,
     lhs: &[f32],
     (lhs_rs, lhs_cs): (usize, usize),
@@ -157,12 +163,16 @@ fn matmul(
     }
     let last = |rs: usize, cs: usize, rows: usize, cols: usize| (rows - 1) * rs + (cols - 1) * cs;
     assert!(
-        last(dst_rs, 1, m, n) < dst.len(),
+        last(dst_rs, dst_cs, m, n) < dst.len(),
         "matmul: destination too short"
     );
     if k == 0 {
         if !accumulate {
-            dst.iter_mut().for_each(|v| *v = 0.0);
+            for i in 0..m {
+                for j in 0..n {
+                    dst[i * dst_rs + j * dst_cs] = 0.0;
+                }
+            }
         }
         return;
     }
@@ -182,7 +192,7 @@ fn matmul(
             n,
             k,
             dst.as_mut_ptr(),
-            1,
+            dst_cs as isize,
             dst_rs as isize,
             accumulate,
             lhs.as_ptr(),
@@ -334,7 +344,8 @@ const BLOCK_COLUMNS: usize = 256;
 
 /// Scratch matrices of one task of the dense kernels, reused across its blocks and groups: the
 /// block's im2col matrix (or its input planes side by side for pointwise layers), its output
-/// gradient and its output, each `rows x (images · out_plane)`.
+/// gradient and its output, each `rows x (images · out_plane)`. The grid path ([`grid`]) keeps
+/// its padded planes in `cols` and its grid in `out` (forward) or `dy` (gradients).
 #[derive(Default)]
 struct Blocks {
     cols: Vec<f32>,
@@ -396,15 +407,15 @@ fn scatter_block(layer: &ConvLayer, block: &[f32], g: usize, out: &mut [f32]) {
 /// one short run per output row; strided layers compute the full grid and keep every `stride`-th
 /// position (depthwise layers are memory-bound, so the extra arithmetic is cheap).
 #[derive(Debug, Clone, Copy)]
-struct PaddedPlane {
-    hp: usize,
-    wp: usize,
+pub(super) struct PaddedPlane {
+    pub(super) hp: usize,
+    pub(super) wp: usize,
     /// Grid positions a tap visits: `(hp - kh) · wp + (wp - kw + 1)`.
     len: usize,
 }
 
 impl PaddedPlane {
-    fn new(geo: &ConvGeometry) -> Self {
+    pub(super) fn new(geo: &ConvGeometry) -> Self {
         let hp = geo.in_h + geo.pad_top + geo.pad_bottom;
         let wp = geo.in_w + geo.pad_left + geo.pad_right;
         PaddedPlane {
@@ -416,19 +427,19 @@ impl PaddedPlane {
 
     /// Start of tap `t` (row-major over the window) in the padded plane.
     #[inline(always)]
-    fn offset(&self, geo: &ConvGeometry, t: usize) -> usize {
+    pub(super) fn offset(&self, geo: &ConvGeometry, t: usize) -> usize {
         (t / geo.kernel_w) * self.wp + t % geo.kernel_w
     }
 
     /// Grid position of output `(oy, ox)`.
     #[inline(always)]
-    fn grid(&self, geo: &ConvGeometry, oy: usize, ox: usize) -> usize {
+    pub(super) fn grid(&self, geo: &ConvGeometry, oy: usize, ox: usize) -> usize {
         oy * geo.stride_h * self.wp + ox * geo.stride_w
     }
 
     /// Index of input `(iy, ix)` in the padded plane.
     #[inline(always)]
-    fn padded(&self, geo: &ConvGeometry, iy: usize, ix: usize) -> usize {
+    pub(super) fn padded(&self, geo: &ConvGeometry, iy: usize, ix: usize) -> usize {
         (iy + geo.pad_top) * self.wp + ix + geo.pad_left
     }
 
@@ -593,6 +604,7 @@ fn over_batch(
 
 /// Forward pass: `y = conv(x, w)` without bias. `x`, `w` and the returned `y` are NCHW / OIHW.
 pub fn forward(layer: &ConvLayer, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let on_grid = grid::applies(layer);
     over_batch(
         layer,
         w,
@@ -600,7 +612,10 @@ pub fn forward(layer: &ConvLayer, x: &[f32], w: &[f32]) -> Vec<f32> {
         [layer.in_plane(), layer.input_len()],
         [layer.out_plane(), layer.output_len()],
         |wc, inp, out, b| depthwise_forward(layer, wc, inp, out, b),
-        |images, out, b| forward_block(layer, w, images, out, b),
+        |images, out, b| match on_grid {
+            true => grid::forward_block(layer, w, images, out, &mut b.cols, &mut b.out),
+            false => forward_block(layer, w, images, out, b),
+        },
     )
 }
 
@@ -617,7 +632,7 @@ fn forward_block(layer: &ConvLayer, w: &[f32], images: &[f32], out: &mut [f32], 
         matmul(
             (cout, n, k),
             &mut b.out,
-            n,
+            (n, 1),
             false,
             wg,
             (k, 1),
@@ -630,6 +645,7 @@ fn forward_block(layer: &ConvLayer, w: &[f32], images: &[f32], out: &mut [f32], 
 
 /// Input gradient `dx` from the output gradient `dy` (the transposed convolution).
 pub fn input_grad(layer: &ConvLayer, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    let on_grid = grid::applies(layer);
     over_batch(
         layer,
         w,
@@ -637,7 +653,10 @@ pub fn input_grad(layer: &ConvLayer, w: &[f32], dy: &[f32]) -> Vec<f32> {
         [layer.out_plane(), layer.output_len()],
         [layer.in_plane(), layer.input_len()],
         |wc, grad_out, grad_in, b| depthwise_input_grad(layer, wc, grad_out, grad_in, b),
-        |grad_out, grad_in, b| input_grad_block(layer, w, grad_out, grad_in, b),
+        |grad_out, grad_in, b| match on_grid {
+            true => grid::input_grad_block(layer, w, grad_out, grad_in, &mut b.dy, &mut b.cols),
+            false => input_grad_block(layer, w, grad_out, grad_in, b),
+        },
     )
 }
 
@@ -660,7 +679,7 @@ fn input_grad_block(
         matmul(
             (k, n, cout),
             &mut b.cols,
-            n,
+            (n, 1),
             false,
             wg,
             (1, k),
@@ -687,11 +706,15 @@ pub fn weight_grad(layer: &ConvLayer, x: &[f32], dy: &[f32]) -> Vec<f32> {
         });
         return dw;
     }
+    let on_grid = grid::applies(layer);
     let partials: Vec<Vec<f32>> = x
         .par_chunks(layer.input_len() * WEIGHT_GRAD_CHUNK)
         .zip(dy.par_chunks(layer.output_len() * WEIGHT_GRAD_CHUNK))
-        .map_init(Blocks::default, |bufs, (images, grads)| {
-            vectorized(|| weight_grad_block(layer, images, grads, bufs))
+        .map_init(Blocks::default, |b, (images, grads)| {
+            vectorized(|| match on_grid {
+                true => grid::weight_grad_block(layer, images, grads, &mut b.cols, &mut b.dy),
+                false => weight_grad_block(layer, images, grads, b),
+            })
         })
         .collect();
     let mut total = vec![0.0; wlen];
@@ -712,7 +735,16 @@ fn weight_grad_block(layer: &ConvLayer, images: &[f32], grads: &[f32], b: &mut B
         b.gather_output(layer, grads, g);
         b.gather_input(layer, images, g);
         let dst = &mut dw[g * cout * k..][..cout * k];
-        matmul((cout, k, n), dst, k, false, &b.dy, (n, 1), &b.cols, (1, n));
+        matmul(
+            (cout, k, n),
+            dst,
+            (k, 1),
+            false,
+            &b.dy,
+            (n, 1),
+            &b.cols,
+            (1, n),
+        );
     }
     dw
 }

@@ -7,6 +7,7 @@
 //! non-f32 tensors and `fast_path::without` take Burn's own `conv2d`
 //! ([`crate::flex_tensors::runs_kernels`], the same rule as the fused operations).
 
+mod grid;
 pub mod kernels;
 #[cfg(test)]
 mod tests;

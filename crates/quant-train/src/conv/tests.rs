@@ -54,9 +54,10 @@ fn values(len: usize, seed: u64) -> Vec<f32> {
 /// (batch, in_c, [h, w], out_c, kernel, stride, padding, groups).
 type Case = (usize, usize, [usize; 2], usize, usize, usize, usize, usize);
 
-/// Dense, pointwise, strided, depthwise, strided depthwise, grouped, padding wider than needed and
-/// a non-square input.
-const CASES: [Case; 8] = [
+/// Dense, pointwise, strided, depthwise, strided depthwise, grouped, padding wider than needed, a
+/// non-square input, and two on the grid path (`grid::applies`): no padding over more images
+/// than one block holds, and a non-square input with padding.
+const CASES: [Case; 10] = [
     (2, 3, [7, 7], 4, 3, 1, 1, 1),
     (3, 5, [6, 6], 7, 1, 1, 0, 1),
     (2, 4, [9, 9], 6, 3, 2, 1, 1),
@@ -65,6 +66,8 @@ const CASES: [Case; 8] = [
     (1, 4, [6, 6], 8, 3, 1, 1, 2),
     (2, 2, [5, 5], 3, 5, 1, 3, 1),
     (2, 3, [6, 9], 5, 3, 2, 1, 1),
+    (10, 8, [10, 10], 4, 3, 1, 0, 1),
+    (3, 9, [5, 8], 3, 3, 1, 1, 1),
 ];
 
 fn spec_of(case: &Case) -> ConvSettings {
@@ -143,6 +146,18 @@ fn extension_matches_burn_in_value_and_both_gradients() {
 }
 
 #[test]
+fn the_cases_cover_both_dense_paths() {
+    let on_grid = |case: &Case| {
+        let (n, c, [h, wd], o, k, _, _, g) = *case;
+        let l = spec_of(case)
+            .layer(&[n, c, h, wd], &[o, c / g, k, k])
+            .unwrap();
+        super::grid::applies(&l)
+    };
+    assert_eq!(CASES.iter().filter(|c| on_grid(c)).count(), 2);
+}
+
+#[test]
 fn bias_is_added_per_output_channel() {
     let dev = Device::flex();
     let x = Tensor::<4>::zeros([1, 2, 3, 3], &dev);
@@ -160,17 +175,20 @@ fn bias_is_added_per_output_channel() {
 
 #[test]
 fn weight_gradient_does_not_depend_on_the_thread_count() {
-    let l = spec_of(&CASES[0])
-        .layer(&[24, 3, 7, 7], &[4, 3, 3, 3])
-        .unwrap();
-    let x = values(l.batch * l.input_len(), 5);
-    let dy = values(l.batch * l.output_len(), 6);
-    let with = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| kernels::weight_grad(&l, &x, &dy))
-    };
-    assert_eq!(with(1), with(3));
+    // 3 input channels take the im2col path, 8 the grid path.
+    for c in [3, 8] {
+        let l = spec_of(&CASES[0])
+            .layer(&[24, c, 7, 7], &[4, c, 3, 3])
+            .unwrap();
+        let x = values(l.batch * l.input_len(), 5);
+        let dy = values(l.batch * l.output_len(), 6);
+        let with = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| kernels::weight_grad(&l, &x, &dy))
+        };
+        assert_eq!(with(1), with(3), "{c} channels");
+    }
 }
