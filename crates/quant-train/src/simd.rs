@@ -32,7 +32,8 @@ unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
 /// glibc serves blocks above a dynamic threshold with `mmap` and unmaps them on free, so each step
 /// paid page faults on fresh pages and TLB shootdowns across threads on unmap (about a tenth of a
 /// MobileNet proxy's step). Raising the mmap threshold to its maximum (32 MiB on 64-bit glibc) and
-/// the trim threshold makes the blocks reusable. Called once, on the first kernel call; other C
+/// the trim threshold makes the blocks reusable. Called when a training device is chosen
+/// ([`crate::train::BackendKind::device`]) and on the first kernel call, acting once; other C
 /// libraries are left alone.
 pub(crate) fn reuse_freed_memory() {
     static ONCE: std::sync::Once = std::sync::Once::new();

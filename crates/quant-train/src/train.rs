@@ -63,8 +63,12 @@ impl std::str::FromStr for BackendKind {
 }
 
 impl BackendKind {
-    /// The inference device of this backend (training wraps it with `.autodiff()`).
+    /// The inference device of this backend (training wraps it with `.autodiff()`). Choosing it
+    /// also sets the allocator up for training steps (`simd::reuse_freed_memory`): models that
+    /// run none of this crate's kernels (the AdaptivFloat Transformer) spent a sixth of a step in
+    /// page faults without it.
     pub fn device(self) -> Device {
+        crate::simd::reuse_freed_memory();
         match self {
             BackendKind::Flex => Device::flex(),
             #[cfg(feature = "ndarray")]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use burn::prelude::Device;
 use clap::Parser;
+use quant_train::BackendKind;
 use repro::manifest::Run;
 use repro::results::table_path;
 use train_bench::catalog::{BenchModel, catalog, select};
@@ -93,7 +94,7 @@ fn run(cli: Cli) -> Result<(), String> {
         plan.calls,
         plan.steps
     );
-    let device = Device::flex();
+    let device = BackendKind::Flex.device();
     let mut written = 0;
     for model in &models {
         let rows = time_model(model, plan, &pools, cli.burn_ops, &device, &run)?;
