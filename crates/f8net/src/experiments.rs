@@ -1,7 +1,7 @@
 //! The experiments of the paper, one function per table (dossier §9.1, §10 P1-P5), each ending in
 //! result rows.
 
-use crate::export::{PipelineCounts, jacob_counts, to_engine};
+use crate::export::to_engine;
 use crate::graph::{Arch, Graph};
 use crate::int8_export::to_jacob_engine;
 use crate::model::{F8Options, Method, Model};
@@ -9,6 +9,7 @@ use crate::statistics::PAPER;
 use crate::train::{Recipe, Schedule, StageRun, accuracy, eval_copy, logits_range, predict, train};
 use burn::prelude::*;
 use quant_core::fixed8::rule::FlRule;
+use quant_core::ops::OpCounts;
 use rayon::prelude::*;
 use repro::Profile;
 use repro::datasets::{Dataset, ImageSet};
@@ -246,8 +247,8 @@ impl RowCtx<'_> {
 pub struct EngineCheck {
     pub accuracy: f64,
     pub agreement: f64,
-    /// Operations per inference, as the shift-only engine counts them (F8Net only).
-    pub counts: Option<PipelineCounts>,
+    /// Operations of one inference, as the engine counted them while running it.
+    pub counts: OpCounts,
 }
 
 /// Top-1 of the engine's predictions `pred` on the test labels, and their agreement with the
@@ -285,11 +286,14 @@ pub fn int8_engine_check(
         let out = engine.run(images, count).map_err(|e| e.to_string())?;
         pred.extend(out.argmax());
     }
+    let (_, counts) = engine
+        .run_counted(dataset.test.image(0), 1)
+        .map_err(|e| e.to_string())?;
     let (accuracy, agreement) = check_of(&pred, dataset, simulated);
     Ok(EngineCheck {
         accuracy,
         agreement,
-        counts: None,
+        counts,
     })
 }
 
@@ -304,7 +308,7 @@ pub fn engine_check(
     let mut m = eval_copy(model);
     let engine = to_engine(&mut m)?;
     let n = dataset.test.len().min(limit);
-    let results: Vec<(usize, quant_core::fixed8::engine::OpCounts)> = (0..n)
+    let results: Vec<(usize, OpCounts)> = (0..n)
         .into_par_iter()
         .map(|i| {
             engine
@@ -317,7 +321,7 @@ pub fn engine_check(
     Ok(EngineCheck {
         accuracy,
         agreement,
-        counts: results.first().map(|r| r.1.into()),
+        counts: results.first().map_or_else(OpCounts::default, |r| r.1),
     })
 }
 
@@ -515,13 +519,14 @@ enum Stage {
 }
 
 /// What one stage of the main table leaves: its seed and stage (the rows' order), result rows,
-/// curve rows and, for F8Net, the engine's operation counts.
+/// curve rows and, for the stages run on an integer engine (F8Net, INT8), the operations the
+/// engine counted for one inference.
 struct StageRows {
     seed: u64,
     stage: Stage,
     rows: Vec<ResultRow>,
     curves: Vec<ResultRow>,
-    counts: Option<PipelineCounts>,
+    counts: Option<OpCounts>,
 }
 
 /// The main table (mirrors README Model Zoo, Conventional; ResNet50 mirrors Tiny Finetuning):
@@ -632,7 +637,7 @@ pub fn main_table(
                     stage: Stage::Int8,
                     rows,
                     curves,
-                    counts: None,
+                    counts: Some(check.counts),
                 };
                 Ok((done, vec![]))
             }
@@ -701,7 +706,7 @@ pub fn main_table(
                     stage: st,
                     rows,
                     curves: curves(&m, seed, source, method, bits),
-                    counts: check.counts.filter(|_| !tiny),
+                    counts: (!tiny).then_some(check.counts),
                 };
                 Ok((done, vec![]))
             }
@@ -711,15 +716,13 @@ pub fn main_table(
     let mut done = run_jobs(workers, initial, run)?;
     done.sort_by_key(|d| (d.seed, d.stage));
     let mut ops = Vec::new();
-    if let Some(counts) = done.iter().find_map(|d| d.counts) {
+    // Each pipeline's counts as its engine ran one inference of the trained model.
+    let counts_of = |stage: Stage| done.iter().find(|d| d.stage == stage)?.counts;
+    if let (Some(f8), Some(int8)) = (counts_of(Stage::F8Net), counts_of(Stage::Int8)) {
         let proxy = proxy_label(arch, ds, plan);
-        let g = Graph::proxy(arch, plan.width(arch));
         for (pipeline, c) in [
-            ("F8Net (i8 x i8 + shifts)", counts),
-            (
-                "Jacob 2018 integer-only (i8 x i8 + INT32 multiplier)",
-                jacob_counts(&g),
-            ),
+            ("F8Net (i8 x i8 + shifts)", f8),
+            ("Jacob 2018 integer-only (i8 x i8 + INT32 multiplier)", int8),
         ] {
             ops.push(OpsRow {
                 model: published_model(arch).into(),

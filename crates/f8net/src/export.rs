@@ -1,17 +1,16 @@
-//! Export of a trained F8Net model to the integer engine of `quant_core::fixed8::engine`, and the
-//! operation counts of both pipelines (the quantitative form of the paper's Figure 1).
+//! Export of a trained F8Net model to the integer engine of `quant_core::fixed8::engine` (which
+//! counts the operations it runs: the F8Net side of the paper's Figure 1).
 //!
 //! Every number is taken from the same Burn tensors the simulated evaluation uses (effective weights
 //! from running statistics, the rounded FL EMAs), and rounded with the same half-to-even rule, so the
 //! engine reproduces the simulated model bit for bit.
 
-use crate::graph::{Graph, Op, Operand};
+use crate::graph::{Op, Operand};
 use crate::model::{Method, Model};
 use burn::prelude::*;
 use quant_core::fixed8::FixedFormat;
-use quant_core::fixed8::engine::{self, Node, OpCounts};
+use quant_core::fixed8::engine::{self, Node};
 use quant_core::fixed8::rule::quantize;
-use serde::Serialize;
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
@@ -152,44 +151,4 @@ pub fn to_engine(model: &mut Model) -> Result<engine::Model, String> {
         input_fl: 8,
         nodes,
     })
-}
-
-/// Operation counts per inference of one pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct PipelineCounts {
-    pub mul_8x8: u64,
-    pub mul_32x32: u64,
-    pub shifts: u64,
-}
-
-impl From<OpCounts> for PipelineCounts {
-    fn from(c: OpCounts) -> Self {
-        PipelineCounts {
-            mul_8x8: c.mul_8x8,
-            mul_32x32: c.mul_32x32,
-            shifts: c.shifts,
-        }
-    }
-}
-
-/// What the conventional integer-only pipeline (Jacob et al. 2018 / TFLite) executes on the same
-/// graph: the same 8-bit products, plus one INT32 multiplier and one rounding shift per requantized
-/// element (every conv output, the pooled vector and the logits) and three of each per residual sum
-/// element (both inputs rescaled to the output scale, then the output requantized, as TFLite's ADD).
-pub fn jacob_counts(graph: &Graph) -> PipelineCounts {
-    let side = graph.sides();
-    let elems = |v: usize| (side[v] * side[v] * graph.values[v].channels) as u64;
-    let mut requant = 0;
-    for op in &graph.ops {
-        requant += match op {
-            Op::Conv(i) => elems(graph.convs[*i].dst),
-            Op::Add { dst, .. } => 3 * elems(*dst),
-        };
-    }
-    requant += (graph.values[graph.head].channels + graph.classes) as u64;
-    PipelineCounts {
-        mul_8x8: graph.macs(),
-        mul_32x32: requant,
-        shifts: requant,
-    }
 }

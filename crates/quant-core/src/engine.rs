@@ -34,6 +34,7 @@ use crate::kernels::{
     self, AddParams, Backend, ConvGeometry, DepthwiseWeights, OutputStage, PackedWeights, avg_pool,
     conv2d, depthwise_conv2d, max_pool,
 };
+use crate::ops::OpCounts;
 
 /// Magic string of model files.
 pub const FORMAT_MAGIC: &str = "quant-core-model";
@@ -532,6 +533,12 @@ impl Model {
 
     /// Runs the model on `batch` NHWC uint8 images (`images.len() == batch * input size`).
     pub fn run(&self, images: &[u8], batch: usize) -> Result<QTensor> {
+        self.run_counted(images, batch).map(|(out, _)| out)
+    }
+
+    /// [`Self::run`], with the operations it performed ([`crate::ops`]): each node adds its
+    /// kernel's 8-bit products and its requantization's multipliers and shifts for the batch.
+    pub fn run_counted(&self, images: &[u8], batch: usize) -> Result<(QTensor, OpCounts)> {
         let in_len = self.spec.input.shape.len();
         if batch == 0 || images.len() != batch * in_len {
             return Err(shape_err!(
@@ -550,19 +557,30 @@ impl Model {
         let released = |v: usize| arg_err!("value {v} was released too early");
         let mut nodes: Vec<Option<Vec<u8>>> = vec![None; self.shapes.len()];
         nodes[0] = Some(images.to_vec());
+        let mut counts = OpCounts::default();
         for (i, (node, prep)) in self.spec.nodes.iter().zip(&self.prepared).enumerate() {
             let first = node.inputs[0];
             let x = nodes[first].as_deref().ok_or_else(|| released(first))?;
             let zp = self.zero_points[first];
             let mut y = vec![0u8; batch * self.shapes[i + 1].len()];
+            // Requantized outputs per channel, and the products behind each output.
+            let channels = self.shapes[i + 1].c;
+            let per_channel = (y.len() / channels.max(1)) as u64;
+            let mut products = |stage: &OutputStage, depth: usize| {
+                counts.mul_8x8 += y.len() as u64 * depth as u64;
+                counts += stage.op_counts(channels, per_channel);
+            };
             match (&node.layer, prep) {
                 (Layer::Conv2d(l), Prepared::Conv(w, g)) => {
+                    products(&l.stage, w.k());
                     conv2d(x, batch, g, zp, w, &l.stage, &mut y)?
                 }
                 (Layer::DepthwiseConv2d(l), Prepared::Depthwise(w, g)) => {
+                    products(&l.stage, g.kernel_h * g.kernel_w);
                     depthwise_conv2d(x, batch, g, zp, w, &l.stage, &mut y)?
                 }
                 (Layer::FullyConnected(l), Prepared::Dense(w)) => {
+                    products(&l.stage, w.k());
                     kernels::gemm(x, batch, zp, w, &l.stage, &mut y)?
                 }
                 (Layer::MaxPool(l), Prepared::Pool(g)) => {
@@ -575,6 +593,7 @@ impl Model {
                 (Layer::Add(l), Prepared::Add) => {
                     let other = node.inputs[1];
                     let skip = nodes[other].as_deref().ok_or_else(|| released(other))?;
+                    counts += l.params.op_counts(y.len() as u64, self.spec.rounding);
                     kernels::add(x, skip, &l.params, self.spec.rounding, &mut y)?
                 }
                 _ => {
@@ -603,12 +622,13 @@ impl Model {
             OutputType::U8 => (QData::U8(out), zp),
             OutputType::I8 => (QData::I8(kernels::u8_to_i8(&out)), zp - 128),
         };
-        Ok(QTensor {
+        let out = QTensor {
             batch,
             shape: self.output_shape(),
             zero_point,
             data,
-        })
+        };
+        Ok((out, counts))
     }
 
     /// Serializes the model to the version-2 JSON format (see the module docs).

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ops::OpCounts;
+
 /// Which form of `MultiplyByQuantizedMultiplier` an engine uses. One per model, never mixed
 /// (mixing them is the LiteRT #7441 bug, dossier §10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -71,6 +73,21 @@ pub struct QuantizedMultiplier {
 pub const SHIFT_RANGE: (i32, i32) = (-62, 30);
 
 impl QuantizedMultiplier {
+    /// What one application performs ([`crate::ops`]): one 32-bit multiplication, a left shift
+    /// when the exponent is positive, and the rounding right shift (double rounding: by the
+    /// exponent, when negative; single rounding: always, by `31 - shift`).
+    pub fn op_counts(&self, rounding: RoundingMode) -> OpCounts {
+        let right = match rounding {
+            RoundingMode::Double => self.shift < 0,
+            RoundingMode::Single => true,
+        };
+        OpCounts {
+            mul_8x8: 0,
+            mul_32x32: 1,
+            shifts: u64::from(self.shift > 0) + u64::from(right),
+        }
+    }
+
     /// Multiplier that maps every input to 0.
     pub const ZERO: QuantizedMultiplier = QuantizedMultiplier {
         multiplier: 0,

@@ -20,6 +20,7 @@ pub mod formats;
 pub mod icn;
 pub mod kernels;
 pub mod multiplier;
+pub mod ops;
 pub mod qparams;
 pub mod rounding;
 pub mod subbyte;

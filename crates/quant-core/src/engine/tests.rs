@@ -2,6 +2,7 @@
 #![allow(clippy::float_arithmetic)]
 use super::*;
 use crate::convert::{LayerQuant, WeightScheme};
+use crate::fixedpoint::QuantizedMultiplier;
 use crate::qparams::{FusedActivation, QParams, QRange};
 
 struct Lcg(u64);
@@ -552,4 +553,45 @@ fn a_node_reading_a_later_value_is_rejected() {
     spec.nodes[2].inputs = vec![3];
     let e = Model::new(spec).unwrap_err();
     assert!(e.to_string().contains("node 3 reads value 3"), "{e}");
+}
+
+#[test]
+fn run_counted_counts_the_products_and_requantizations_of_each_node() {
+    let spec = projection_block(RoundingMode::Double);
+    let model = Model::with_backend(spec.clone(), Backend::Scalar).unwrap();
+    let batch = 2;
+    let images = Lcg(5).bytes(batch * 8 * 8 * 4);
+    let (out, counts) = model.run_counted(&images, batch).unwrap();
+    assert_eq!(out, model.run(&images, batch).unwrap());
+    // Per image: main 3x3/2 on 8x8x4 and 3x3/1 on 4x4x8, projection 1x1/2 on 8x8x4, each 4x4x8
+    // outputs; then the 4x4x8 sum.
+    let outputs = batch as u64 * 4 * 4 * 8;
+    assert_eq!(counts.mul_8x8, outputs * (9 * 4 + 9 * 8 + 4));
+    assert_eq!(counts.mul_32x32, 3 * outputs + 3 * outputs);
+    // Double rounding: a shift per requantization whose exponent is not zero, and the add's two
+    // pre-scaling shifts.
+    let shifts_of = |m: &QuantizedMultiplier| u64::from(m.shift != 0);
+    let mut want = 0;
+    for node in &spec.nodes {
+        match &node.layer {
+            Layer::Conv2d(l) => {
+                let per_channel = outputs / 8;
+                want += (0..8)
+                    .map(|j| per_channel * shifts_of(&l.stage.multipliers[j]))
+                    .sum::<u64>();
+            }
+            Layer::Add(l) => {
+                let p = &l.params;
+                let muls = [
+                    p.input1_multiplier,
+                    p.input2_multiplier,
+                    p.output_multiplier,
+                ];
+                want += outputs
+                    * (2 * u64::from(p.left_shift > 0) + muls.iter().map(shifts_of).sum::<u64>());
+            }
+            _ => unreachable!("the block has convolutions and an add"),
+        }
+    }
+    assert_eq!(counts.shifts, want);
 }

@@ -1,6 +1,7 @@
 //! Integer-only inference of an exported F8Net model (dossier §6): 8-bit codes, i8 x i8 -> i32
 //! products, i32 biases at the accumulator's FL, and shifts for every rescale. There is no multiplier
-//! outside the 8-bit products; [`OpCounts`] counts what runs so the claim can be checked.
+//! outside the 8-bit products; [`OpCounts`] counts what runs so the claim can be checked (no node
+//! performs a 32-bit multiplication, so `mul_32x32` stays 0).
 //!
 //! A model is a list of nodes; value 0 is the input image, node `i` produces value `i + 1`. A value is a
 //! `C x H x W` tensor of i32 with one FL per channel (per-channel weight FLs give per-channel
@@ -10,6 +11,7 @@
 
 use super::format::{ACC_MAX, FixedFormat, align_add, average_by_shift, saturate_acc};
 use crate::error::{Result, arg_err, shape_err};
+use crate::ops::OpCounts;
 use serde::{Deserialize, Serialize};
 
 /// One step of the integer graph.
@@ -69,25 +71,6 @@ pub struct Value {
     pub data: Vec<i32>,
     /// Fractional length of each channel.
     pub fl: Vec<i32>,
-}
-
-/// What one inference executed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpCounts {
-    /// 8-bit x 8-bit products (the multiply-accumulates of convolutions and linear layers).
-    pub mul_8x8: u64,
-    /// 32-bit x 32-bit multiplications (always 0 here: rescaling is shift-only).
-    pub mul_32x32: u64,
-    /// Bit shifts by a non-zero amount (requantization, residual alignment, pooling).
-    pub shifts: u64,
-}
-
-impl std::ops::AddAssign for OpCounts {
-    fn add_assign(&mut self, o: Self) {
-        self.mul_8x8 += o.mul_8x8;
-        self.mul_32x32 += o.mul_32x32;
-        self.shifts += o.shifts;
-    }
 }
 
 impl Model {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, arg_err, shape_err};
 use crate::fixedpoint::{QuantizedMultiplier, RoundingMode};
+use crate::ops::OpCounts;
 
 /// Integer parameters of a quantized add, built offline by `AddParams::from_scales`
 /// (in [`crate::multiplier`]).
@@ -37,6 +38,23 @@ pub struct AddParams {
 }
 
 impl AddParams {
+    /// What adding `elements` element pairs performs ([`crate::ops`]): per element the two
+    /// pre-scaling left shifts and the three multipliers.
+    pub fn op_counts(&self, elements: u64, rounding: RoundingMode) -> OpCounts {
+        let mut per = OpCounts {
+            shifts: 2 * u64::from(self.left_shift > 0),
+            ..OpCounts::default()
+        };
+        for m in [
+            self.input1_multiplier,
+            self.input2_multiplier,
+            self.output_multiplier,
+        ] {
+            per += m.op_counts(rounding);
+        }
+        per.times(elements)
+    }
+
     /// Checks the integer parameters.
     pub fn validate(&self) -> Result<()> {
         for z in [

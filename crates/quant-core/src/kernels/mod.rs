@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, arg_err, shape_err};
 use crate::fixedpoint::{QuantizedMultiplier, RoundingMode};
+use crate::ops::OpCounts;
 
 pub use add::{AddParams, add};
 pub use conv::{ConvGeometry, DepthwiseWeights, conv2d, depthwise_conv2d};
@@ -217,6 +218,17 @@ pub struct OutputStage {
 }
 
 impl OutputStage {
+    /// What requantizing `per_channel` accumulators of each of `channels` channels performs
+    /// ([`crate::ops`]): each channel's multiplier once per accumulator.
+    pub fn op_counts(&self, channels: usize, per_channel: u64) -> OpCounts {
+        let mut total = OpCounts::default();
+        for j in 0..channels {
+            let m = self.multipliers[if self.multipliers.len() == 1 { 0 } else { j }];
+            total += m.op_counts(self.rounding).times(per_channel);
+        }
+        total
+    }
+
     /// Checks the stage against `n` output channels.
     pub fn validate(&self, n: usize) -> Result<()> {
         if !(self.bias.is_empty() || self.bias.len() == n) {
