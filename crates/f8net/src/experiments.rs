@@ -146,6 +146,9 @@ pub struct OpsRow {
     pub mul_8x8: u64,
     pub mul_32x32: u64,
     pub shifts: u64,
+    /// Empty in rows written before the engines counted bytes.
+    #[serde(default)]
+    pub bytes_moved: Option<u64>,
     pub profile: String,
     pub run_id: String,
 }
@@ -731,6 +734,7 @@ pub fn main_table(
                 mul_8x8: c.mul_8x8,
                 mul_32x32: c.mul_32x32,
                 shifts: c.shifts,
+                bytes_moved: Some(c.bytes_moved),
                 profile: plan.name().into(),
                 run_id: ctx.run_id.into(),
             });

@@ -112,7 +112,14 @@ fn run() -> Result<(), String> {
                 println!("{:<80} {:<30} {:>7.2} ± {:.2} (n={})", s.method, s.quantity, s.mean, s.std, s.seeds);
             }
             for o in &result.ops {
-                println!("{:<55} mul8x8 {:>10} mul32x32 {:>8} shifts {:>8}", o.pipeline, o.mul_8x8, o.mul_32x32, o.shifts);
+                println!(
+                    "{:<55} mul8x8 {:>10} mul32x32 {:>8} shifts {:>8} bytes {:>9}",
+                    o.pipeline,
+                    o.mul_8x8,
+                    o.mul_32x32,
+                    o.shifts,
+                    o.bytes_moved.unwrap_or_default()
+                );
             }
             println!("wrote {}", main.display());
             main_figure(&plan, out)

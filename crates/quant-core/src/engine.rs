@@ -537,7 +537,8 @@ impl Model {
     }
 
     /// [`Self::run`], with the operations it performed ([`crate::ops`]): each node adds its
-    /// kernel's 8-bit products and its requantization's multipliers and shifts for the batch.
+    /// kernel's 8-bit products, its requantization's multipliers and shifts, and the bytes of
+    /// its inputs, output and weights, for the batch.
     pub fn run_counted(&self, images: &[u8], batch: usize) -> Result<(QTensor, OpCounts)> {
         let in_len = self.spec.input.shape.len();
         if batch == 0 || images.len() != batch * in_len {
@@ -563,24 +564,32 @@ impl Model {
             let x = nodes[first].as_deref().ok_or_else(|| released(first))?;
             let zp = self.zero_points[first];
             let mut y = vec![0u8; batch * self.shapes[i + 1].len()];
-            // Requantized outputs per channel, and the products behind each output.
+            // Every value is 8-bit codes: the node reads its inputs and writes its output.
+            counts.bytes_moved += y.len() as u64
+                + node
+                    .inputs
+                    .iter()
+                    .map(|&v| (batch * self.shapes[v].len()) as u64)
+                    .sum::<u64>();
+            // Requantized outputs per channel, the products behind each output and the weights.
             let channels = self.shapes[i + 1].c;
             let per_channel = (y.len() / channels.max(1)) as u64;
-            let mut products = |stage: &OutputStage, depth: usize| {
+            let mut products = |stage: &OutputStage, depth: usize, weights: &[i8]| {
                 counts.mul_8x8 += y.len() as u64 * depth as u64;
+                counts.bytes_moved += (weights.len() + 4 * stage.bias.len()) as u64;
                 counts += stage.op_counts(channels, per_channel);
             };
             match (&node.layer, prep) {
                 (Layer::Conv2d(l), Prepared::Conv(w, g)) => {
-                    products(&l.stage, w.k());
+                    products(&l.stage, w.k(), &l.weights);
                     conv2d(x, batch, g, zp, w, &l.stage, &mut y)?
                 }
                 (Layer::DepthwiseConv2d(l), Prepared::Depthwise(w, g)) => {
-                    products(&l.stage, g.kernel_h * g.kernel_w);
+                    products(&l.stage, g.kernel_h * g.kernel_w, &l.weights);
                     depthwise_conv2d(x, batch, g, zp, w, &l.stage, &mut y)?
                 }
                 (Layer::FullyConnected(l), Prepared::Dense(w)) => {
-                    products(&l.stage, w.k());
+                    products(&l.stage, w.k(), &l.weights);
                     kernels::gemm(x, batch, zp, w, &l.stage, &mut y)?
                 }
                 (Layer::MaxPool(l), Prepared::Pool(g)) => {

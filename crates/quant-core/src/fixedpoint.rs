@@ -82,9 +82,9 @@ impl QuantizedMultiplier {
             RoundingMode::Single => true,
         };
         OpCounts {
-            mul_8x8: 0,
             mul_32x32: 1,
             shifts: u64::from(self.shift > 0) + u64::from(right),
+            ..OpCounts::default()
         }
     }
 

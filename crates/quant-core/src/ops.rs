@@ -19,6 +19,11 @@ pub struct OpCounts {
     /// Bit shifts by a non-zero amount (rounding shifts of requantization, pre-scaling and
     /// alignment shifts, pooling by a power of two).
     pub shifts: u64,
+    /// Bytes the nodes read and wrote: each node's input and output tensors (8-bit codes one
+    /// byte per element, int32 accumulators four) and its weights and biases, once per node run
+    /// (no cache reuse, no im2col or packing copies). A node that only relabels a tensor's scale
+    /// moves nothing.
+    pub bytes_moved: u64,
 }
 
 impl OpCounts {
@@ -28,6 +33,7 @@ impl OpCounts {
             mul_8x8: self.mul_8x8 * n,
             mul_32x32: self.mul_32x32 * n,
             shifts: self.shifts * n,
+            bytes_moved: self.bytes_moved * n,
         }
     }
 }
@@ -37,5 +43,6 @@ impl std::ops::AddAssign for OpCounts {
         self.mul_8x8 += o.mul_8x8;
         self.mul_32x32 += o.mul_32x32;
         self.shifts += o.shifts;
+        self.bytes_moved += o.bytes_moved;
     }
 }

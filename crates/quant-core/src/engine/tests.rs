@@ -594,4 +594,14 @@ fn run_counted_counts_the_products_and_requantizations_of_each_node() {
         }
     }
     assert_eq!(counts.shifts, want);
+    // Codes read and written (1 byte each), weights and int32 biases: main 3x3/2 reads the 8x8x4
+    // images, main 3x3/1 the 4x4x8 map, the projection the images again, the add both maps.
+    let images = batch as u64 * 8 * 8 * 4;
+    let bytes = [
+        images + outputs + 9 * 4 * 8 + 4 * 8,
+        outputs + outputs + 9 * 8 * 8 + 4 * 8,
+        images + outputs + 4 * 8 + 4 * 8,
+        3 * outputs,
+    ];
+    assert_eq!(counts.bytes_moved, bytes.iter().sum::<u64>());
 }

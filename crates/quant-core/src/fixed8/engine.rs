@@ -92,6 +92,8 @@ impl Model {
             fl: vec![i32::from(self.input_fl); self.channels],
         };
         let mut values = vec![input];
+        // Whether each value holds 8-bit codes (the image, quantized values) or int32s.
+        let mut codes = vec![true];
         let mut counts = OpCounts::default();
         for (i, node) in self.nodes.iter().enumerate() {
             let get = |id: usize| {
@@ -167,7 +169,28 @@ impl Model {
                     )?
                 }
             };
+            let (reads, params, out_codes) = match node {
+                Node::Quantize { src, .. } => (vec![*src], 0, true),
+                Node::Conv {
+                    src, weight, bias, ..
+                }
+                | Node::Linear {
+                    src, weight, bias, ..
+                } => (vec![*src], weight.len() + 4 * bias.len(), false),
+                Node::Relabel { src, .. } => (vec![], 0, codes[*src]),
+                Node::Add { a, b, .. } => (vec![*a, *b], 0, false),
+                // The mean of codes is a code of the same format.
+                Node::GlobalAvgPool { src } => (vec![*src], 0, codes[*src]),
+            };
+            let bytes = |len: usize, codes: bool| (len * if codes { 1 } else { 4 }) as u64;
+            if !reads.is_empty() {
+                counts.bytes_moved += params as u64 + bytes(out.data.len(), out_codes);
+                for v in reads {
+                    counts.bytes_moved += bytes(values[v].data.len(), codes[v]);
+                }
+            }
             values.push(out);
+            codes.push(out_codes);
         }
         let last = values
             .pop()
@@ -485,6 +508,12 @@ mod tests {
         assert_eq!(counts.mul_8x8, 8 + 4);
         assert_eq!(counts.mul_32x32, 0);
         assert_eq!(counts.shifts, 4 + 8 + 2);
+        // Bytes per node (codes 1, int32 4): quantize 4 + 4; conv 4 + weights 2 + biases 8 +
+        // 8 int32s; quantize 32 + 8; pool 8 + 2; linear 2 + weights 4 + biases 8 + 2 int32s.
+        assert_eq!(
+            counts.bytes_moved,
+            8 + (4 + 2 + 8 + 32) + 40 + 10 + (2 + 4 + 8 + 8)
+        );
         assert_eq!(m.predict(&[16, 32, 48, 64]).unwrap().0, 1);
     }
 
