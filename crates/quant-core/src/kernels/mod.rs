@@ -223,8 +223,10 @@ impl OutputStage {
     pub fn op_counts(&self, channels: usize, per_channel: u64) -> OpCounts {
         let mut total = OpCounts::default();
         for j in 0..channels {
-            let m = self.multipliers[if self.multipliers.len() == 1 { 0 } else { j }];
-            total += m.op_counts(self.rounding).times(per_channel);
+            total += self
+                .multiplier_of(j)
+                .op_counts(self.rounding)
+                .times(per_channel);
         }
         total
     }
@@ -265,15 +267,20 @@ impl OutputStage {
         self.bias.get(n).copied().unwrap_or(0)
     }
 
+    /// Multiplier of channel `n` (the single one of a per-tensor stage).
+    #[inline]
+    pub fn multiplier_of(&self, n: usize) -> QuantizedMultiplier {
+        match self.multipliers.len() {
+            1 => self.multipliers[0],
+            _ => self.multipliers[n],
+        }
+    }
+
     /// Requantizes one accumulator (bias already added) of channel `n`.
     #[inline]
     pub fn requantize(&self, acc: i32, n: usize) -> u8 {
-        let m = if self.multipliers.len() == 1 {
-            self.multipliers[0]
-        } else {
-            self.multipliers[n]
-        };
-        let v = m
+        let v = self
+            .multiplier_of(n)
             .apply(acc, self.rounding)
             .saturating_add(self.output_zero_point);
         v.clamp(i32::from(self.act_min), i32::from(self.act_max)) as u8
@@ -311,15 +318,8 @@ impl<'a> StageTables<'a> {
     /// VNNI and AMX backends) is used when it is an x86 one and every shift is in `[-31, 0]`
     /// (multipliers below 1, the paper's case).
     pub(crate) fn new(stage: &'a OutputStage, n: usize, backend: Backend) -> Self {
-        let per = |j: usize| {
-            if stage.multipliers.len() == 1 {
-                stage.multipliers[0]
-            } else {
-                stage.multipliers[j]
-            }
-        };
-        let mult: Vec<i32> = (0..n).map(|j| per(j).multiplier).collect();
-        let right: Vec<i32> = (0..n).map(|j| -per(j).shift).collect();
+        let mult: Vec<i32> = (0..n).map(|j| stage.multiplier_of(j).multiplier).collect();
+        let right: Vec<i32> = (0..n).map(|j| -stage.multiplier_of(j).shift).collect();
         let may_saturate = mult.contains(&i32::MIN);
         let vector = right
             .iter()
@@ -360,10 +360,10 @@ impl<'a> StageTables<'a> {
             Some(VectorStage::Avx512 { lanes, requant }) => unsafe {
                 x86::avx512_vnni::requantize_rows(acc, n, offset, lanes, requant, dst)
             },
-            // SAFETY: as above (every x86 backend implies AVX2).
             #[cfg(target_arch = "x86_64")]
             Some(VectorStage::Avx2 { mask }) => {
                 for (acc, dst) in rows {
+                    // SAFETY: as above (every x86 backend implies AVX2); the slices hold `n`.
                     let done = unsafe {
                         x86::avx2::requantize_row(
                             acc,

@@ -65,7 +65,7 @@ fn naive_acc(
 }
 
 fn naive_requant(acc: i64, stage: &OutputStage, j: usize) -> u8 {
-    let m = stage.multipliers[if stage.multipliers.len() == 1 { 0 } else { j }];
+    let m = stage.multiplier_of(j);
     let acc = acc as i32;
     let v = match stage.rounding {
         RoundingMode::Double => multiply_by_quantized_multiplier_double(acc, m.multiplier, m.shift),
