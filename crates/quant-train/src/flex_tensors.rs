@@ -40,7 +40,6 @@ pub(crate) fn dims(t: &FlexTensor) -> Vec<usize> {
 
 /// A contiguous f32 tensor.
 pub(crate) fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    crate::simd::reuse_freed_memory();
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 

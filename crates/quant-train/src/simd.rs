@@ -33,8 +33,8 @@ unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
 /// paid page faults on fresh pages and TLB shootdowns across threads on unmap (about a tenth of a
 /// MobileNet proxy's step). Raising the mmap threshold to its maximum (32 MiB on 64-bit glibc) and
 /// the trim threshold makes the blocks reusable. Called when a training device is chosen
-/// ([`crate::train::BackendKind::device`]) and on the first kernel call, acting once; other C
-/// libraries are left alone.
+/// ([`crate::train::BackendKind::device`], which every binary goes through), acting once; other
+/// C libraries are left alone.
 pub(crate) fn reuse_freed_memory() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
