@@ -22,17 +22,20 @@ pub enum Kernel {
     Elementwise,
     /// Batch moments and the observers' ranges, forward and backward.
     Reductions,
+    /// Max pooling, forward and backward.
+    Pooling,
 }
 
 impl Kernel {
     /// Every kernel, in report order.
-    pub const ALL: [Kernel; 6] = [
+    pub const ALL: [Kernel; 7] = [
         Kernel::ConvForward,
         Kernel::ConvInputGrad,
         Kernel::ConvWeightGrad,
         Kernel::Depthwise,
         Kernel::Elementwise,
         Kernel::Reductions,
+        Kernel::Pooling,
     ];
 
     /// Short label for reports.
@@ -44,11 +47,12 @@ impl Kernel {
             Kernel::Depthwise => "depthwise",
             Kernel::Elementwise => "elementwise",
             Kernel::Reductions => "reductions",
+            Kernel::Pooling => "pool",
         }
     }
 }
 
-static NANOS: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
+static NANOS: [AtomicU64; Kernel::ALL.len()] = [const { AtomicU64::new(0) }; Kernel::ALL.len()];
 
 /// Runs `f`, adding its wall time to `kernel`'s total.
 pub(crate) fn timed<R>(kernel: Kernel, f: impl FnOnce() -> R) -> R {

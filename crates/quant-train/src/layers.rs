@@ -576,9 +576,6 @@ pub struct MaxPool {
 impl MaxPool {
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        use burn::tensor::module::max_pool2d;
-        use burn::tensor::ops::MaxPoolOptions;
-        let s = self.size;
-        max_pool2d(x, MaxPoolOptions::new([s, s]))
+        crate::fused::max_pool(x, self.size)
     }
 }

@@ -548,11 +548,14 @@ fn quant_table_equals_the_codec() {
     }
 }
 
-/// The `f32` lookup returns the `f64` search's value, narrowed, for every `f32` on both sides of
-/// every boundary, at every value, at the ends of the buckets, zeros, extremes and non-finite
-/// inputs, for every format up to 8 bits and the paper's formats at 16 bits.
+/// The `f32` lookup returns the `f64` search's value, narrowed (the same bits, the sign of zero
+/// included), for every `f32` on both sides of every boundary, at every value, at the ends of the
+/// buckets, zeros, extremes and non-finite inputs, for every format up to 8 bits and the paper's
+/// formats at 16 bits: through the bucket index, and through the binade arithmetic where a table
+/// has it (every AdaptivFloat table here but those whose values leave the normal `f32` range).
 #[test]
 fn quant_table_f32_lookup_equals_the_f64_search() {
+    let mut with_arithmetic = 0;
     let wide = FormatKind::ALL.map(|kind| Format::paper(kind, 16).unwrap());
     let configs = (2..=8).flat_map(all_configs).chain(wide);
     let specials = [
@@ -578,18 +581,30 @@ fn quant_table_f32_lookup_equals_the_f64_search() {
                 let start = f32::from_bits(f.to_bits() & !0xF_FFFF);
                 probes.extend([start, start.next_down(), -start, -start.next_down()]);
             }
-            for x in probes {
+            with_arithmetic += usize::from(table.binade.is_some());
+            let mut got = vec![0.0; probes.len()];
+            table.quantize_f32_into(&probes, &mut got);
+            for (&x, &sliced) in probes.iter().zip(&got) {
                 let want = table.quantize(f64::from(x)).map_or(f32::NAN, |v| v as f32);
-                let got = table.quantize_f32(x);
-                assert!(
-                    got == want || got.is_nan() && want.is_nan(),
-                    "{} {param} at {x:e}: {got:e}, not {want:e}",
-                    format.label()
-                );
+                for (path, got) in [
+                    ("lookup", table.quantize_f32(x)),
+                    ("slice", sliced),
+                    ("index", table.narrow.quantize(x)),
+                ] {
+                    assert!(
+                        got.to_bits() == want.to_bits() || got.is_nan() && want.is_nan(),
+                        "{} {param} at {x:e} ({path}): {got:e}, not {want:e}",
+                        format.label()
+                    );
+                }
             }
             for x in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-                assert!(table.quantize_f32(x).is_nan());
+                assert!(table.quantize_f32(x).is_nan() && table.narrow.quantize(x).is_nan());
             }
         }
     }
+    assert!(
+        with_arithmetic >= 80,
+        "{with_arithmetic} tables with the binade arithmetic"
+    );
 }

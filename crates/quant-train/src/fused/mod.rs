@@ -1,6 +1,6 @@
 //! Fused training operations with hand-written gradients: clipping and fake quantization with a
-//! straight-through estimator ([`clip_ste`]), PACT ([`pact`]) and per-channel batch moments
-//! ([`channel_moments`]).
+//! straight-through estimator ([`clip_ste`]), PACT ([`pact`]), per-channel batch moments
+//! ([`channel_moments`]) and max pooling ([`max_pool`]).
 //!
 //! Why: on Burn's flex backend a clamp is two masks and two mask fills, and a fake quantization
 //! written with tensor operations is a dozen full passes over the activation; measured on a
@@ -10,6 +10,7 @@
 //! composed tensor operations ([`reference`](mod@reference)), which define the semantics and which the tests
 //! compare the fused operations with.
 
+mod pool;
 pub mod reference;
 #[cfg(test)]
 mod tests;
@@ -145,6 +146,18 @@ pub fn channel_affine(x: Tensor<4>, a: Tensor<1>, b: Tensor<1>) -> Tensor<4> {
     ))
 }
 
+/// Max pooling of `[N, C, H, W]` over `size x size` windows with stride `size`, no padding (Burn's
+/// `max_pool2d` with those options: same values, same gradients, see [`pool`]).
+pub fn max_pool(x: Tensor<4>, size: usize) -> Tensor<4> {
+    if !runs_kernels(&x) {
+        return reference::max_pool(x, size);
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::max_pool(
+        x.into_dispatch(),
+        size,
+    ))
+}
+
 /// `q` in the forward pass, with the gradient passed unchanged to `x` (same shape): the
 /// straight-through estimator `x + (q - x).detach()` of a quantizer computed elsewhere (on the
 /// host, say), without that expression's two full-size passes forward and back.
@@ -210,6 +223,8 @@ pub trait FusedOps: Backend {
         a: FloatTensor<Self>,
         b: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+    /// [`max_pool`] forward.
+    fn max_pool(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self>;
 }
 
 // The loops below live in `#[inline(always)]` functions that the closures handed to
@@ -513,6 +528,10 @@ impl FusedOps for Flex {
     fn channel_affine(x: FlexTensor, a: FlexTensor, b: FlexTensor) -> FlexTensor {
         timed(Kernel::Elementwise, || flex::channel_affine(x, a, b))
     }
+
+    fn max_pool(x: FlexTensor, size: usize) -> FlexTensor {
+        timed(Kernel::Pooling, || pool::max_pool(x, size))
+    }
 }
 
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
@@ -574,6 +593,19 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 })
             },
             |[x, a, b]| <Flex as FusedOps>::channel_affine(x, a, b),
+        )
+    }
+
+    fn max_pool(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self> {
+        record::<C, _, _>(
+            [x],
+            size,
+            |[x], dy, _, size| {
+                [Some(timed(Kernel::Pooling, || {
+                    pool::max_pool_backward(x, dy, size)
+                }))]
+            },
+            |[x]| <Flex as FusedOps>::max_pool(x, size),
         )
     }
 }

@@ -70,3 +70,10 @@ pub fn value_range<const D: usize>(x: &Tensor<D>) -> (f32, f32) {
 pub fn straight_through<const D: usize>(x: Tensor<D>, q: Tensor<D>) -> Tensor<D> {
     x.clone() + (q - x).detach()
 }
+
+/// [`super::max_pool`]: Burn's own max pooling.
+pub fn max_pool(x: Tensor<4>, size: usize) -> Tensor<4> {
+    use burn::tensor::module::max_pool2d;
+    use burn::tensor::ops::MaxPoolOptions;
+    max_pool2d(x, MaxPoolOptions::new([size, size]))
+}

@@ -189,3 +189,64 @@ fn map_values_applies_f_to_the_values_in_order_on_every_path() {
         assert_eq!(host(y), want);
     }
 }
+
+/// Burn's pick on ties (the first maximum) and on the rows and columns past the last window,
+/// for windows of 2 and 3: a `[2, 3, 5, 7]` input of three values (ties in most windows), then
+/// the distinct values of [`input`].
+#[test]
+fn max_pool_matches_burn_on_ties_and_uncovered_edges() {
+    let dev = Device::flex().autodiff();
+    let run = |pool: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+        let v: Vec<f32> = (0..2 * 3 * 5 * 7)
+            .map(|i| (i * 7 % 3) as f32 - 1.0)
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(v, [2, 3, 5, 7]), &dev).require_grad();
+        let y = pool(x.clone());
+        let r: Vec<f32> = (0..y.dims().iter().product::<usize>())
+            .map(|i| i as f32 + 1.0)
+            .collect();
+        let r = Tensor::<4>::from_data(TensorData::new(r, y.dims()), &dev);
+        let grads = (y.clone() * r).sum().backward();
+        (host(y.inner()), host(x.grad(&grads).unwrap()))
+    };
+    for size in [2, 3] {
+        let (ours, theirs) = (
+            run(&|x| super::max_pool(x, size)),
+            run(&|x| reference::max_pool(x, size)),
+        );
+        assert_eq!(ours, theirs, "max pool {size} with ties");
+        compare(
+            &format!("max pool {size}"),
+            |x| super::max_pool(x, size),
+            |x| reference::max_pool(x, size),
+        );
+    }
+}
+
+/// A NaN wins its window (the last NaN where there are several), in the value and in where the
+/// gradient goes.
+#[test]
+fn max_pool_propagates_nan_as_burn_does() {
+    let dev = Device::flex().autodiff();
+    let run = |pool: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+        let v = vec![1.0, f32::NAN, 3.0, 4.0, f32::NAN, 0.5, 2.0, -1.0];
+        let x = Tensor::<4>::from_data(TensorData::new(v, [1, 1, 2, 4]), &dev).require_grad();
+        let y = pool(x.clone());
+        let grads = y.clone().mul_scalar(2.0).sum().backward();
+        (host(y.inner()), host(x.grad(&grads).unwrap()))
+    };
+    let (ours, theirs) = (
+        run(&|x| super::max_pool(x, 2)),
+        run(&|x| reference::max_pool(x, 2)),
+    );
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    assert!(ours.0[0].is_nan() && theirs.0[0].is_nan());
+    assert_eq!(ours.0[1], theirs.0[1]);
+    assert_eq!(
+        bits(&ours.1),
+        bits(&theirs.1),
+        "gradient {:?} vs {:?}",
+        ours.1,
+        theirs.1
+    );
+}
