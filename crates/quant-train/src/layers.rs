@@ -12,7 +12,7 @@ use burn::tensor::activation;
 
 use crate::conv::{ConvSettings, conv2d};
 use crate::fused::{self, Clip, Grid};
-use crate::quant::{EmaObserver, QuantizerRef, tensor_range};
+use crate::quant::{EmaObserver, QuantizerRef, affine_clip, tensor_range};
 use crate::rng::Rng;
 
 /// ReLU6 as a clamp to `[0, 6]` (Burn's `relu6`, gradient 1 on the closed interval).
@@ -159,6 +159,9 @@ impl ActivationQuant {
 
     /// Activation, then (in training) observe, then fake-quantize if enabled.
     pub fn forward(&self, x: Tensor<4>, phase: &Phase) -> Tensor<4> {
+        if let Some(fused) = self.fused(phase) {
+            return fused(x);
+        }
         let y = match (self.activation, &self.pact_alpha) {
             (Activation::None, _) => x,
             (Activation::Relu, _) => activation::relu(x),
@@ -176,6 +179,45 @@ impl ActivationQuant {
         } else {
             y
         }
+    }
+
+    /// [`Self::forward`] as one clip of the layer's input where the stage quantizes on an affine
+    /// grid after no activation, ReLU or ReLU6: the activation and the fake quantization are both
+    /// clamps (ReLU with its own gradient at zero), so one pass forward and one back replace two
+    /// of each, and the observer takes the activation of the input's range (the activations are
+    /// monotone, so it is the range of their output). The same values and gradients as the
+    /// separate operations; `None` where the stage has no such form.
+    fn fused(&self, phase: &Phase) -> Option<impl FnOnce(Tensor<4>) -> Tensor<4> + '_> {
+        let q = self.quantizer.as_ref()?;
+        if !phase.quantize_activations || self.pact_alpha.is_some() {
+            return None;
+        }
+        let activation = self.activation;
+        let bounds = match activation {
+            Activation::None => None,
+            Activation::Relu => Some((0.0, f64::INFINITY)),
+            Activation::Relu6 => Some((0.0, 6.0)),
+            Activation::Pact(_) => return None,
+        };
+        // Affine formats answer for any range; the stage's own is read after the observation.
+        q.0.affine((0.0, 1.0))?;
+        let observe = phase.observe;
+        Some(move |x: Tensor<4>| {
+            if observe {
+                let (lo, hi) = tensor_range(&x);
+                let act = |v: f64| bounds.map_or(v, |(a, b): (f64, f64)| v.clamp(a, b));
+                self.observer.observe_range((act(lo), act(hi)));
+            }
+            let clip = affine_clip(&q.0.affine(self.range()).expect("affine checked above"));
+            match activation {
+                Activation::Relu => fused::relu_clip_ste(x, clip),
+                Activation::Relu6 => match clip.after(RELU6) {
+                    Some(both) => fused::clip_ste(x, both),
+                    None => fused::clip_ste(fused::clip_ste(x, RELU6), clip),
+                },
+                _ => fused::clip_ste(x, clip),
+            }
+        })
     }
 }
 
@@ -577,5 +619,74 @@ impl MaxPool {
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         crate::fused::max_pool(x, self.size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::AffineQuantizer;
+
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<u32> {
+        let v = t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    /// The fused output stage (one clip per activation) gives the separate operations' values,
+    /// gradients and observer state, bit for bit, over two training steps (the second quantizes
+    /// with the range the first observed), on every activation it fuses, kernels on and off.
+    #[test]
+    fn fused_output_stage_equals_activation_observe_and_fake_quant() {
+        let dev = Device::flex().autodiff();
+        let train = Phase {
+            observe: true,
+            bn_batch_stats: true,
+            quantize_weights: true,
+            quantize_activations: true,
+        };
+        let q = QuantizerRef::new(AffineQuantizer::activations(8).unwrap());
+        for activation in [Activation::None, Activation::Relu, Activation::Relu6] {
+            for kernels in [true, false] {
+                let stage = || {
+                    let mut s = ActivationQuant::new(activation, &dev);
+                    s.quantizer = Some(q.clone());
+                    s
+                };
+                let (fused, separate) = (stage(), stage());
+                for step in 0..2 {
+                    let mut v: Vec<f32> = (0..2 * 3 * 4 * 5)
+                        .map(|i| ((i * 37 + step * 11) % 29) as f32 * 0.4 - 3.0)
+                        .collect();
+                    v[..4].copy_from_slice(&[0.0, -0.0, 6.0, 7.5]);
+                    let run = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+                        let x =
+                            Tensor::<4>::from_data(TensorData::new(v.clone(), [2, 3, 4, 5]), &dev)
+                                .require_grad();
+                        let y = f(x.clone());
+                        let r: Vec<f32> = (0..v.len()).map(|i| (i % 5) as f32 - 1.5).collect();
+                        let r = Tensor::<4>::from_data(TensorData::new(r, [2, 3, 4, 5]), &dev);
+                        let grads = (y.clone() * r).sum().backward();
+                        (host(y.inner()), host(x.grad(&grads).unwrap()))
+                    };
+                    let go = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| match kernels {
+                        true => run(f),
+                        false => crate::fast_path::without(|| run(f)),
+                    };
+                    let ours = go(&|x| fused.forward(x, &train));
+                    let theirs = go(&|x| {
+                        let y = match activation {
+                            Activation::Relu => activation::relu(x),
+                            Activation::Relu6 => fused::clip_ste(x, RELU6),
+                            _ => x,
+                        };
+                        separate.observer.observe(&y);
+                        q.apply(y, separate.range())
+                    });
+                    let what = format!("{activation:?}, kernels {kernels}, step {step}");
+                    assert_eq!(ours, theirs, "{what}");
+                    assert_eq!(fused.range(), separate.range(), "{what}: observer");
+                }
+            }
+        }
     }
 }

@@ -33,8 +33,13 @@ pub fn round_half_away<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// [`QParams::quantize`] would produce, eq. 12 of the paper after nudging), backward gradient 1 inside
 /// the nudged range `[a', b']` and 0 outside (TF's FakeQuant gradient, dossier §6.5).
 pub fn fake_quant_affine<const D: usize>(x: Tensor<D>, p: &QParams) -> Tensor<D> {
+    clip_ste(x, affine_clip(p))
+}
+
+/// The [`Clip`] of [`fake_quant_affine`]: the nudged range, and the grid of `p`'s codes.
+pub fn affine_clip(p: &QParams) -> Clip {
     let (lo, hi) = p.nudged_range();
-    let clip = Clip {
+    Clip {
         lo: lo as f32,
         hi: hi as f32,
         grid: Grid::Affine {
@@ -42,8 +47,7 @@ pub fn fake_quant_affine<const D: usize>(x: Tensor<D>, p: &QParams) -> Tensor<D>
             code_lo: (p.range.qmin - p.zero_point) as f32,
             code_hi: (p.range.qmax - p.zero_point) as f32,
         },
-    };
-    clip_ste(x, clip)
+    }
 }
 
 /// A number format that a quantized layer simulates in training.
@@ -202,7 +206,11 @@ impl EmaObserver {
 
     /// Folds the batch `x` into the average.
     pub fn observe<const D: usize>(&self, x: &Tensor<D>) {
-        let (lo, hi) = tensor_range(x);
+        self.observe_range(tensor_range(x));
+    }
+
+    /// [`Self::observe`] of a batch whose `(min, max)` is known.
+    pub fn observe_range(&self, (lo, hi): (f64, f64)) {
         let [acc_lo, acc_hi, w] = self.state_vec();
         let d = self.decay;
         let next = [

@@ -1,5 +1,5 @@
 //! Fused training operations with hand-written gradients: clipping and fake quantization with a
-//! straight-through estimator ([`clip_ste`]), PACT ([`pact`]), per-channel batch moments
+//! straight-through estimator ([`clip_ste`], also after a ReLU: [`relu_clip_ste`]), PACT ([`pact`]), per-channel batch moments
 //! ([`channel_moments`]) and max pooling ([`max_pool`]).
 //!
 //! Why: on Burn's flex backend a clamp is two masks and two mask fills, and a fake quantization
@@ -75,6 +75,24 @@ impl Clip {
     fn passes(&self, x: f32) -> bool {
         self.lo <= x && x <= self.hi
     }
+
+    /// This clip applied after the plain clamp `first` ([`Grid::None`]), as one clip: two clamps
+    /// compose into the clamp to the intersection, and the gradient passes where both passed.
+    /// `None` when `first` rounds or the two intervals do not meet.
+    pub fn after(self, first: Clip) -> Option<Clip> {
+        let (lo, hi) = (first.lo.max(self.lo), first.hi.min(self.hi));
+        (first.grid == Grid::None && lo <= hi).then_some(Clip {
+            lo,
+            hi,
+            grid: self.grid,
+        })
+    }
+}
+
+/// Burn's ReLU of one value: zero at and below zero (`-0.0` included), NaN kept.
+#[inline(always)]
+fn relu(a: f32) -> f32 {
+    if a <= 0.0 { 0.0 } else { a }
 }
 
 /// [`Grid::Affine`] of a clipped value.
@@ -101,6 +119,20 @@ pub fn clip_ste<const D: usize>(x: Tensor<D>, clip: Clip) -> Tensor<D> {
         return reference::clip_ste(x, clip);
     }
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::clip_ste(
+        x.into_dispatch(),
+        clip,
+    ))
+}
+
+/// `clip_ste(relu(x), clip)` with Burn's ReLU, in one pass each way instead of two: the values of
+/// the two operations, and their gradient (it passes where `x > 0` and the clip passes). A
+/// quantized ReLU layer's output stage, whose activations are the bulk of a training step's
+/// memory traffic.
+pub fn relu_clip_ste<const D: usize>(x: Tensor<D>, clip: Clip) -> Tensor<D> {
+    if !runs_kernels(&x) {
+        return reference::relu_clip_ste(x, clip);
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::relu_clip_ste(
         x.into_dispatch(),
         clip,
     ))
@@ -211,6 +243,8 @@ fn flex_values<const D: usize>(x: &Tensor<D>) -> Option<FlexTensor> {
 pub trait FusedOps: Backend {
     /// [`clip_ste`] forward.
     fn clip_ste(x: FloatTensor<Self>, clip: Clip) -> FloatTensor<Self>;
+    /// [`relu_clip_ste`] forward.
+    fn relu_clip_ste(x: FloatTensor<Self>, clip: Clip) -> FloatTensor<Self>;
     /// [`pact`] forward.
     fn pact(x: FloatTensor<Self>, alpha: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `[2, C]`: per-channel mean (row 0) and biased variance (row 1) of `[N, C, H, W]`.
@@ -393,17 +427,29 @@ pub mod flex {
 
     /// [`super::clip_ste`], one loop per grid (no branch on the grid inside the loop).
     pub fn clip_ste(x: FlexTensor, clip: Clip) -> FlexTensor {
+        clip_after(x, clip, |a| a)
+    }
+
+    /// [`super::relu_clip_ste`].
+    pub fn relu_clip_ste(x: FlexTensor, clip: Clip) -> FlexTensor {
+        clip_after(x, clip, relu)
+    }
+
+    /// `clip` of `pre(x)`.
+    fn clip_after(x: FlexTensor, clip: Clip, pre: impl Fn(f32) -> f32 + Sync + Copy) -> FlexTensor {
         let v = values(&x);
         let out = match clip.grid {
-            Grid::None => zip_map(&v, &v, move |a, _| clip.clamp(a)),
+            Grid::None => zip_map(&v, &v, move |a, _| clip.clamp(pre(a))),
             Grid::Affine {
                 scale,
                 code_lo,
                 code_hi,
             } => zip_map(&v, &v, move |a, _| {
-                affine_grid(clip.clamp(a), scale, code_lo, code_hi)
+                affine_grid(clip.clamp(pre(a)), scale, code_lo, code_hi)
             }),
-            Grid::Fixed { scale } => zip_map(&v, &v, move |a, _| fixed_grid(clip.clamp(a), scale)),
+            Grid::Fixed { scale } => {
+                zip_map(&v, &v, move |a, _| fixed_grid(clip.clamp(pre(a)), scale))
+            }
         };
         tensor(out, dims(&x))
     }
@@ -412,6 +458,14 @@ pub mod flex {
     pub fn clip_ste_backward(x: FlexTensor, dy: FlexTensor, clip: Clip) -> FlexTensor {
         let out = zip_map(&values(&x), &values(&dy), move |a, g| {
             if clip.passes(a) { g } else { 0.0 }
+        });
+        tensor(out, dims(&x))
+    }
+
+    /// [`relu_clip_ste`]'s gradient: `dy` where `x > 0` and the clip passes.
+    pub fn relu_clip_ste_backward(x: FlexTensor, dy: FlexTensor, clip: Clip) -> FlexTensor {
+        let out = zip_map(&values(&x), &values(&dy), move |a, g| {
+            if a > 0.0 && clip.passes(a) { g } else { 0.0 }
         });
         tensor(out, dims(&x))
     }
@@ -513,6 +567,10 @@ impl FusedOps for Flex {
         timed(Kernel::Elementwise, || flex::clip_ste(x, clip))
     }
 
+    fn relu_clip_ste(x: FlexTensor, clip: Clip) -> FlexTensor {
+        timed(Kernel::Elementwise, || flex::relu_clip_ste(x, clip))
+    }
+
     fn pact(x: FlexTensor, alpha: FlexTensor) -> FlexTensor {
         timed(Kernel::Elementwise, || flex::pact(x, alpha))
     }
@@ -545,6 +603,19 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 }))]
             },
             |[x]| <Flex as FusedOps>::clip_ste(x, clip),
+        )
+    }
+
+    fn relu_clip_ste(x: FloatTensor<Self>, clip: Clip) -> FloatTensor<Self> {
+        record::<C, _, _>(
+            [x],
+            clip,
+            |[x], dy, _, clip| {
+                [Some(timed(Kernel::Elementwise, || {
+                    flex::relu_clip_ste_backward(x, dy, clip)
+                }))]
+            },
+            |[x]| <Flex as FusedOps>::relu_clip_ste(x, clip),
         )
     }
 

@@ -30,6 +30,11 @@ pub fn clip_ste<const D: usize>(x: Tensor<D>, clip: Clip) -> Tensor<D> {
     }
 }
 
+/// [`super::relu_clip_ste`]: Burn's ReLU, then [`clip_ste`].
+pub fn relu_clip_ste<const D: usize>(x: Tensor<D>, clip: Clip) -> Tensor<D> {
+    clip_ste(activation::relu(x), clip)
+}
+
 /// [`super::pact`]: `relu(x) - relu(x - α)`.
 pub fn pact<const D: usize>(x: Tensor<D>, alpha: Tensor<1>) -> Tensor<D> {
     let a = alpha.reshape([1; D]);
