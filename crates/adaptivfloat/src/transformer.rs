@@ -137,11 +137,7 @@ fn linear3(x: Tensor<3>, w: Tensor<2>, b: Tensor<1>) -> Tensor<3> {
 }
 
 fn layer_norm(x: Tensor<3>, g: Tensor<1>, b: Tensor<1>) -> Tensor<3> {
-    let d = x.dims()[2];
-    let mean = x.clone().mean_dim(2);
-    let centered = x - mean;
-    let var = centered.clone().powf_scalar(2.0).mean_dim(2);
-    centered / (var + 1e-5).sqrt() * g.reshape([1, 1, d]) + b.reshape([1, 1, d])
+    quant_train::fused::layer_norm(x, g, b, 1e-5)
 }
 
 impl EncoderBlock {
@@ -188,7 +184,7 @@ impl EncoderBlock {
             heads(linear3(h, ctx.w(&self.wv), ctx.w(&self.bv))),
         );
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dh as f64).sqrt());
-        let probs = ctx.act(site + 4, activation::softmax(scores, 3));
+        let probs = ctx.act(site + 4, quant_train::fused::softmax(scores));
         let attn = probs.matmul(v).swap_dims(1, 2).reshape([n, t, d]);
         let attn = ctx.act(site + 5, attn);
         let x = x + linear3(attn, ctx.w(&self.wo), ctx.w(&self.bo));

@@ -1,6 +1,7 @@
 //! Fused training operations with hand-written gradients: clipping and fake quantization with a
 //! straight-through estimator ([`clip_ste`], also after a ReLU: [`relu_clip_ste`]), PACT ([`pact`]), per-channel batch moments
-//! ([`channel_moments`]) and max pooling ([`max_pool`]).
+//! ([`channel_moments`]), max pooling ([`max_pool`]), and the Transformer's [`layer_norm`] and
+//! [`softmax`] over the last dimension.
 //!
 //! Why: on Burn's flex backend a clamp is two masks and two mask fills, and a fake quantization
 //! written with tensor operations is a dozen full passes over the activation; measured on a
@@ -12,6 +13,7 @@
 
 mod pool;
 pub mod reference;
+mod rows;
 #[cfg(test)]
 mod tests;
 
@@ -190,6 +192,31 @@ pub fn max_pool(x: Tensor<4>, size: usize) -> Tensor<4> {
     ))
 }
 
+/// Layer normalisation over the last dimension, `(x - mean) / sqrt(var + eps) * g + b` with each
+/// row's mean and biased variance (`g`, `b`: one value per column), differentiable in all three;
+/// see [`rows`].
+pub fn layer_norm<const D: usize>(x: Tensor<D>, g: Tensor<1>, b: Tensor<1>, eps: f64) -> Tensor<D> {
+    if !runs_kernels(&x) {
+        return reference::layer_norm(x, g, b, eps);
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::layer_norm(
+        x.into_dispatch(),
+        g.into_dispatch(),
+        b.into_dispatch(),
+        eps,
+    ))
+}
+
+/// Softmax over the last dimension.
+pub fn softmax<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !runs_kernels(&x) {
+        return reference::softmax(x);
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::softmax(
+        x.into_dispatch(),
+    ))
+}
+
 /// `q` in the forward pass, with the gradient passed unchanged to `x` (same shape): the
 /// straight-through estimator `x + (q - x).detach()` of a quantizer computed elsewhere (on the
 /// host, say), without that expression's two full-size passes forward and back.
@@ -259,6 +286,15 @@ pub trait FusedOps: Backend {
     ) -> FloatTensor<Self>;
     /// [`max_pool`] forward.
     fn max_pool(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self>;
+    /// [`layer_norm`] forward.
+    fn layer_norm(
+        x: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self>;
+    /// [`softmax`] forward.
+    fn softmax(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 // The loops below live in `#[inline(always)]` functions that the closures handed to
@@ -590,6 +626,14 @@ impl FusedOps for Flex {
     fn max_pool(x: FlexTensor, size: usize) -> FlexTensor {
         timed(Kernel::Pooling, || pool::max_pool(x, size))
     }
+
+    fn layer_norm(x: FlexTensor, g: FlexTensor, b: FlexTensor, eps: f64) -> FlexTensor {
+        timed(Kernel::Reductions, || rows::layer_norm(x, g, b, eps))
+    }
+
+    fn softmax(x: FlexTensor) -> FlexTensor {
+        timed(Kernel::Reductions, || rows::softmax(x))
+    }
 }
 
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
@@ -677,6 +721,40 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 }))]
             },
             |[x]| <Flex as FusedOps>::max_pool(x, size),
+        )
+    }
+
+    fn layer_norm(
+        x: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        record::<C, _, _>(
+            [x, g, b],
+            eps,
+            |[x, g, _], dy, wanted, eps| {
+                timed(Kernel::Reductions, || {
+                    rows::layer_norm_backward(x, g, dy, eps, wanted)
+                })
+            },
+            |[x, g, b]| <Flex as FusedOps>::layer_norm(x, g, b, eps),
+        )
+    }
+
+    fn softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        // The output rides along as the node's parameter: its backward needs `y`, and computing
+        // it again would double the exponentials, the bulk of the operation.
+        let y = <Flex as FusedOps>::softmax(x.primitive().clone());
+        record::<C, _, _>(
+            [x],
+            y.clone(),
+            |_, dy, _, y| {
+                [Some(timed(Kernel::Reductions, || {
+                    rows::softmax_backward(y, dy)
+                }))]
+            },
+            |_| y,
         )
     }
 }

@@ -82,3 +82,19 @@ pub fn max_pool(x: Tensor<4>, size: usize) -> Tensor<4> {
     use burn::tensor::ops::MaxPoolOptions;
     max_pool2d(x, MaxPoolOptions::new([size, size]))
 }
+
+/// [`super::layer_norm`]: mean and biased variance of the last dimension, then scale and shift.
+pub fn layer_norm<const D: usize>(x: Tensor<D>, g: Tensor<1>, b: Tensor<1>, eps: f64) -> Tensor<D> {
+    let d = x.dims()[D - 1];
+    let mut column = [1; D];
+    column[D - 1] = d;
+    let mean = x.clone().mean_dim(D - 1);
+    let centered = x - mean;
+    let var = centered.clone().powf_scalar(2.0).mean_dim(D - 1);
+    centered / (var + eps).sqrt() * g.reshape(column) + b.reshape(column)
+}
+
+/// [`super::softmax`]: Burn's softmax over the last dimension.
+pub fn softmax<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    activation::softmax(x, D - 1)
+}

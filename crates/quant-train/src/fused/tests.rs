@@ -250,3 +250,48 @@ fn max_pool_propagates_nan_as_burn_does() {
         theirs.1
     );
 }
+
+/// Layer norm and softmax over the last dimension against their tensor-operation definitions:
+/// values and the gradients of every input, on rows of 4 (a `[2, 3, 5, 4]` input).
+#[test]
+fn row_operations_match_their_definitions() {
+    let dev = Device::flex().autodiff();
+    let run = |fused: bool| {
+        let x = input(&dev);
+        let vec4 = |v: [f32; 4]| {
+            Tensor::<1>::from_data(TensorData::new(v.to_vec(), [4]), &dev).require_grad()
+        };
+        let (g, b) = (vec4([0.5, -2.0, 1.25, 1.0]), vec4([0.1, 0.0, -3.0, 2.0]));
+        let (norm, soft) = match fused {
+            true => (
+                super::layer_norm(x.clone(), g.clone(), b.clone(), 1e-5),
+                super::softmax(x.clone().mul_scalar(0.7)),
+            ),
+            false => (
+                reference::layer_norm(x.clone(), g.clone(), b.clone(), 1e-5),
+                reference::softmax(x.clone().mul_scalar(0.7)),
+            ),
+        };
+        let weights = |y: &Tensor<4>| {
+            let n = y.dims().iter().product::<usize>();
+            let r: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 3.0).collect();
+            Tensor::<4>::from_data(TensorData::new(r, y.dims()), &dev)
+        };
+        let loss = (norm.clone() * weights(&norm)).sum() + (soft.clone() * weights(&soft)).sum();
+        let grads = loss.backward();
+        let g1 = |t: &Tensor<1>| host(t.grad(&grads).unwrap());
+        (
+            host(norm.inner()),
+            host(soft.inner()),
+            host(x.grad(&grads).unwrap()),
+            g1(&g),
+            g1(&b),
+        )
+    };
+    let (ours, theirs) = (run(true), run(false));
+    assert_close(&ours.0, &theirs.0, "layer norm value");
+    assert_close(&ours.1, &theirs.1, "softmax value");
+    assert_close(&ours.2, &theirs.2, "x gradient");
+    assert_close(&ours.3, &theirs.3, "g gradient");
+    assert_close(&ours.4, &theirs.4, "b gradient");
+}
