@@ -8,8 +8,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Backend, MAX_DEPTH, OutputStage, PackedWeights, Rows, StageTables, column_sums, gemm,
-    gemm_rows, per_channel_zero_points, profile,
+    Backend, MAX_DEPTH, OutputStage, PackedWeights, Rows, StageTables, WindowRun, column_sums,
+    gemm, gemm_rows, per_channel_zero_points, profile,
 };
 use crate::error::{Result, arg_err, shape_err};
 
@@ -212,6 +212,30 @@ fn im2col_rows(input: &[u8], g: &ConvGeometry, za: u8, first: usize, dst: &mut [
     }
 }
 
+/// Rows `first..first + count` as a [`WindowRun`] of `input`: output pixels of one output row
+/// whose windows lie inside the image, each window row then `kernel_w * in_c` adjacent bytes of
+/// the input, the next pixel's `stride_w * in_c` bytes further on. `None` for rows that cross
+/// an output row or touch the padding (those get im2col rows).
+fn window_run<'a>(
+    input: &'a [u8],
+    g: &ConvGeometry,
+    first: usize,
+    count: usize,
+) -> Option<WindowRun<'a>> {
+    let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
+    let (b, oy, ox) = (first / (oh * ow), first / ow % oh, first % ow);
+    let last_ox = (ox + count).checked_sub(1).filter(|&l| l < ow)?;
+    let y0 = (oy * g.stride_h).checked_sub(g.pad_top)?;
+    let x0 = (ox * g.stride_w).checked_sub(g.pad_left)?;
+    let inside =
+        y0 + g.kernel_h <= g.in_h && last_ox * g.stride_w - g.pad_left + g.kernel_w <= g.in_w;
+    let image = b * g.in_len();
+    let starts = (0..g.kernel_h).map(|ky| image + ((y0 + ky) * g.in_w + x0) * c);
+    inside
+        .then(|| WindowRun::new(input, starts, g.stride_w * c, g.kernel_w * c))
+        .flatten()
+}
+
 /// Quantized 2-D convolution, NHWC input (`batch x in_h x in_w x in_c` uint8), weights packed
 /// as a `(kernel_h * kernel_w * in_c) x out_c` matrix (HWIO order), output
 /// `batch x out_h x out_w x out_c` uint8. A 1x1 stride-1 convolution runs as a GEMM directly on
@@ -240,8 +264,12 @@ pub fn conv2d(
     } else {
         let za = input_zero_point as u8;
         let fill = |first: usize, dst: &mut [u8]| im2col_rows(input, g, za, first, dst);
+        let run = |first: usize, count: usize| window_run(input, g, first, count);
         gemm_rows(
-            &Rows::Built(&fill),
+            &Rows::Built {
+                fill: &fill,
+                run: &run,
+            },
             m,
             input_zero_point,
             weights,

@@ -569,6 +569,17 @@ pub(crate) trait MicroKernel {
     /// (the kernels assert the lengths they read), `b` a panel of [`Self::b_panel_len`],
     /// `ldc >= NR` and `c` at least `(MR - 1) * ldc + NR` elements.
     unsafe fn tile(a: &[Self::A], lda: usize, b: &[Self::B], k: usize, c: &mut [i32], ldc: usize);
+    /// Whether the kernel multiplies a [`WindowRun`] read in place ([`Self::tile_window`]);
+    /// the others get the run's im2col rows.
+    const READS_WINDOWS: bool = false;
+    /// [`Self::tile`] of the `MR` rows of `window`, read where they lie in the convolution's
+    /// input. Only called when [`Self::READS_WINDOWS`].
+    ///
+    /// # Safety
+    /// As [`Self::tile`], with `b` a panel of depth `window`'s row length.
+    unsafe fn tile_window(_window: &WindowRun, _b: &[Self::B], _c: &mut [i32], _ldc: usize) {
+        unreachable!("tile_window of a kernel that does not read windows")
+    }
     /// Runs `f`, which makes the [`Self::tile`] calls of one block of work, with the per-thread
     /// state the kernel needs set up around it. AMX loads its tile configuration here, once per
     /// thread and GEMM call: loading and releasing it around every tile cost a fifth of the
@@ -588,8 +599,73 @@ pub(crate) trait MicroKernel {
 pub(crate) enum Rows<'a> {
     /// A row-major `M x K` matrix.
     Stored(&'a [u8]),
-    /// `fill(first_row, dst)` writes rows `first_row..first_row + dst.len() / K` into `dst`.
-    Built(&'a (dyn Fn(usize, &mut [u8]) + Sync)),
+    /// Convolution rows: `fill(first_row, dst)` writes rows `first_row..first_row + dst.len() /
+    /// K` into `dst` (im2col); a block of rows that `run` reports as a [`WindowRun`] is read in
+    /// place instead by kernels that can ([`MicroKernel::READS_WINDOWS`]).
+    Built {
+        fill: &'a (dyn Fn(usize, &mut [u8]) + Sync),
+        /// `run(first_row, count)`: rows `first_row..first_row + count` as a run, if they are one.
+        run: &'a (dyn Fn(usize, usize) -> Option<WindowRun<'a>> + Sync),
+    },
+}
+
+/// Most window rows (segments) of a [`WindowRun`].
+pub(crate) const MAX_SEGMENTS: usize = 8;
+
+/// `MR` consecutive convolution rows (output pixels of one output row, every window inside the
+/// image) as they lie in the input: row `r` is the concatenation over the window rows of
+/// `input[start + r * step..][..seg_len]`, `step` the input bytes between neighbouring windows
+/// (`stride * channels`), `seg_len` a window row (`kernel_w * channels`, a multiple of 4).
+pub(crate) struct WindowRun<'a> {
+    input: &'a [u8],
+    starts: [usize; MAX_SEGMENTS],
+    segments: usize,
+    step: usize,
+    seg_len: usize,
+}
+
+impl<'a> WindowRun<'a> {
+    /// The run with segment starts `starts` (at most [`MAX_SEGMENTS`]); `None` when the
+    /// segments are not whole quads or there are too many.
+    pub(crate) fn new(
+        input: &'a [u8],
+        starts: impl ExactSizeIterator<Item = usize>,
+        step: usize,
+        seg_len: usize,
+    ) -> Option<WindowRun<'a>> {
+        let segments = starts.len();
+        if segments > MAX_SEGMENTS || !seg_len.is_multiple_of(4) {
+            return None;
+        }
+        let mut all = [0; MAX_SEGMENTS];
+        all.iter_mut().zip(starts).for_each(|(a, s)| *a = s);
+        Some(WindowRun {
+            input,
+            starts: all,
+            segments,
+            step,
+            seg_len,
+        })
+    }
+
+    /// `(input, segment starts, step, segment length)`.
+    pub(crate) fn parts(&self) -> (&'a [u8], &[usize], usize, usize) {
+        (
+            self.input,
+            &self.starts[..self.segments],
+            self.step,
+            self.seg_len,
+        )
+    }
+
+    /// The sum of row `r`'s bytes (the row-sum term of the zero-point expansion).
+    fn row_sum(&self, r: usize) -> i32 {
+        self.starts[..self.segments]
+            .iter()
+            .flat_map(|&s| &self.input[s + r * self.step..][..self.seg_len])
+            .map(|&v| i32::from(v))
+            .sum()
+    }
 }
 
 impl Rows<'_> {
@@ -598,7 +674,7 @@ impl Rows<'_> {
     fn scratch(&self, len: usize) -> Vec<u8> {
         match self {
             Rows::Stored(_) => Vec::new(),
-            Rows::Built(_) => vec![0; len + ROW_SLACK],
+            Rows::Built { .. } => vec![0; len + ROW_SLACK],
         }
     }
 
@@ -609,7 +685,7 @@ impl Rows<'_> {
     fn get<'s>(&'s self, r0: usize, count: usize, k: usize, buf: &'s mut [u8]) -> &'s [u8] {
         match self {
             Rows::Stored(a) => &a[r0 * k..],
-            Rows::Built(fill) => {
+            Rows::Built { fill, .. } => {
                 fill(r0, &mut buf[..count * k]);
                 buf
             }
@@ -673,13 +749,37 @@ fn drive<K: MicroKernel, T: Send, F>(
             for mc0 in (0..rows).step_by(K::MC) {
                 let mc = K::MC.min(rows - mc0);
                 let blocks = mc.div_ceil(K::MR);
-                let a_rows = a.get(first_row + mc0, mc, k, &mut built);
-                // Each block is borrowed from the rows when the kernel can read them in place,
-                // packed into its slot of `a_pack` otherwise.
+                // Blocks that are a run of windows are read where they lie, when the kernel can;
+                // the others are built (or stored).
+                let mut runs: [Option<WindowRun>; MAX_MC] = [const { None }; MAX_MC];
+                let a_rows: &[u8] = match a {
+                    Rows::Built { fill, run } if K::READS_WINDOWS => {
+                        for (b, slot) in runs.iter_mut().take(blocks).enumerate() {
+                            let (r0, nr) = (b * K::MR, K::MR.min(mc - b * K::MR));
+                            let row = first_row + mc0 + r0;
+                            *slot = (nr == K::MR).then(|| run(row, nr)).flatten();
+                            if slot.is_none() {
+                                fill(row, &mut built[r0 * k..(r0 + nr) * k]);
+                            }
+                        }
+                        &built[..]
+                    }
+                    _ => a.get(first_row + mc0, mc, k, &mut built),
+                };
+                // Each other block is borrowed from the rows when the kernel can read them in
+                // place, packed into its slot of `a_pack` otherwise.
                 let mut borrowed = [false; MAX_MC];
                 for (b, slot) in a_pack.chunks_exact_mut(a_len).take(blocks).enumerate() {
                     let r0 = b * K::MR;
                     let nr = K::MR.min(mc - r0);
+                    if let Some(run) = &runs[b] {
+                        if need_row_sums {
+                            for r in 0..nr {
+                                row_sums[r0 + r] = run.row_sum(r);
+                            }
+                        }
+                        continue;
+                    }
                     let src = &a_rows[r0 * k..(r0 + nr) * k];
                     borrowed[b] = K::borrow_a(&a_rows[r0 * k..], nr, k, n_panels).is_some();
                     if !borrowed[b] {
@@ -705,17 +805,22 @@ fn drive<K: MicroKernel, T: Send, F>(
                     let c0 = p * K::NR;
                     let nc = K::NR.min(n - c0);
                     let panel = &panels[p * panel_len..(p + 1) * panel_len];
+                    // SAFETY: inside `with_tiles` of an available backend; the slices have the
+                    // lengths the kernel documents (a full tile ends inside `raw`: row
+                    // `r0 + MR - 1 < mc`, columns `c0 + NR <= n`), and runs are only made for
+                    // kernels that read them.
+                    let tile_of = |b: usize, c: &mut [i32], ldc: usize| unsafe {
+                        match &runs[b] {
+                            Some(run) => K::tile_window(run, panel, c, ldc),
+                            None => K::tile(block(b), lda(b), panel, k, c, ldc),
+                        }
+                    };
                     for b in 0..blocks {
                         let r0 = b * K::MR;
-                        // SAFETY: inside `with_tiles` of an available backend; the slices have the
-                        // lengths the kernel documents (a full tile ends inside `raw`: row
-                        // `r0 + MR - 1 < mc`, columns `c0 + NR <= n`).
                         if nc == K::NR && r0 + K::MR <= mc {
-                            unsafe {
-                                K::tile(block(b), lda(b), panel, k, &mut raw[r0 * n + c0..], n)
-                            };
+                            tile_of(b, &mut raw[r0 * n + c0..], n);
                         } else {
-                            unsafe { K::tile(block(b), lda(b), panel, k, &mut tile, K::NR) };
+                            tile_of(b, &mut tile, K::NR);
                             for r in 0..K::MR.min(mc - r0) {
                                 raw[(r0 + r) * n + c0..][..nc]
                                     .copy_from_slice(&tile[r * K::NR..][..nc]);

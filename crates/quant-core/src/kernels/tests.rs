@@ -440,6 +440,11 @@ fn conv2d_matches_direct_convolution() {
         (1, 7, 9, 3, 4, 5, 1, true),
         // Several row blocks, split across threads: im2col rows are built per block.
         (2, 16, 16, 16, 32, 3, 1, true),
+        // Output rows long enough for runs of windows read in place (VNNI), next to built rows
+        // at the borders: strides 1 and 2, 3 x 3 and 5 x 5 windows, SAME and VALID.
+        (2, 9, 30, 8, 40, 3, 1, true),
+        (1, 12, 40, 4, 33, 3, 2, true),
+        (1, 10, 29, 12, 64, 5, 1, false),
     ];
     for (batch, h, w_, ic, oc, kernel, stride, same) in cases {
         let g = ConvGeometry::new(h, w_, ic, kernel, stride, same).unwrap();

@@ -20,7 +20,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernels::MicroKernel;
+use crate::kernels::{MicroKernel, WindowRun};
 
 /// Columns per panel (two zmm registers of int32).
 pub const NR: usize = 32;
@@ -84,34 +84,59 @@ impl MicroKernel for Kernel {
     }
 
     unsafe fn tile(a: &[u8], _lda: usize, b: &[i8], k: usize, c: &mut [i32], ldc: usize) {
-        // SAFETY: forwarded contract (AVX-512F + VNNI present, slice lengths as documented).
-        unsafe { tile_vnni(a, b, k, c, ldc) }
+        let kq = k.div_ceil(4);
+        // SAFETY: forwarded contract (AVX-512F + VNNI present, slice lengths as documented): the
+        // block's rows are one segment at stride `kq * 4`.
+        unsafe { tile_vnni(a, &[0], kq * 4, kq, b, c, ldc) }
+    }
+
+    const READS_WINDOWS: bool = true;
+
+    unsafe fn tile_window(window: &WindowRun, b: &[i8], c: &mut [i32], ldc: usize) {
+        let (input, starts, step, seg_len) = window.parts();
+        // SAFETY: forwarded contract; `seg_len` is a multiple of 4 (checked by `WindowRun`).
+        unsafe { tile_vnni(input, starts, step, seg_len / 4, b, c, ldc) }
     }
 }
 
+/// The `MR x NR` tile of rows made of segments: row `r` is `a[start + r * step..][..seg_quads *
+/// 4]` for each `start` in turn, multiplied with the panel's quads in the same order. A packed
+/// or borrowed block is one segment at stride `kq * 4`; a run of convolution windows is one
+/// segment per window row, read in place from the input (no im2col copy).
 #[target_feature(enable = "avx512f,avx512vnni")]
-unsafe fn tile_vnni(a: &[u8], b: &[i8], k: usize, tile: &mut [i32], ldc: usize) {
-    let kq = k.div_ceil(4);
+unsafe fn tile_vnni(
+    a: &[u8],
+    starts: &[usize],
+    step: usize,
+    seg_quads: usize,
+    b: &[i8],
+    tile: &mut [i32],
+    ldc: usize,
+) {
+    let last_row_end = |&start: &usize| start + (MR - 1) * step + seg_quads * 4;
     assert!(
-        a.len() >= kq * MR * 4
-            && b.len() >= kq * NR * 4
+        starts.iter().all(|s| last_row_end(s) <= a.len())
+            && b.len() >= starts.len() * seg_quads * NR * 4
             && ldc >= NR
             && tile.len() >= (MR - 1) * ldc + NR
     );
     let mut c = [[_mm512_setzero_si512(); 2]; MR];
-    let rows: [*const u8; MR] = std::array::from_fn(|r| a[r * kq * 4..].as_ptr());
     let bp = b.as_ptr();
-    for q in 0..kq {
-        // SAFETY: q < kq, so the reads stay inside the packed block (row r spans
-        // `r * kq * 4..(r + 1) * kq * 4`) and the panel.
-        unsafe {
-            let b0 = _mm512_loadu_si512(bp.add(q * NR * 4) as *const __m512i);
-            let b1 = _mm512_loadu_si512(bp.add(q * NR * 4 + 64) as *const __m512i);
-            for (row, cr) in rows.iter().zip(c.iter_mut()) {
-                let quad = (row.add(q * 4) as *const i32).read_unaligned();
-                let av = _mm512_set1_epi32(quad);
-                cr[0] = _mm512_dpbusd_epi32(cr[0], av, b0);
-                cr[1] = _mm512_dpbusd_epi32(cr[1], av, b1);
+    for (s, &start) in starts.iter().enumerate() {
+        let rows: [*const u8; MR] = std::array::from_fn(|r| a[start + r * step..].as_ptr());
+        let panel = bp.wrapping_add(s * seg_quads * NR * 4);
+        for q in 0..seg_quads {
+            // SAFETY: q < seg_quads, so the reads stay inside each row's segment (asserted to
+            // end inside `a`) and inside the segment's quads of the panel.
+            unsafe {
+                let b0 = _mm512_loadu_si512(panel.add(q * NR * 4) as *const __m512i);
+                let b1 = _mm512_loadu_si512(panel.add(q * NR * 4 + 64) as *const __m512i);
+                for (row, cr) in rows.iter().zip(c.iter_mut()) {
+                    let quad = (row.add(q * 4) as *const i32).read_unaligned();
+                    let av = _mm512_set1_epi32(quad);
+                    cr[0] = _mm512_dpbusd_epi32(cr[0], av, b0);
+                    cr[1] = _mm512_dpbusd_epi32(cr[1], av, b1);
+                }
             }
         }
     }
