@@ -89,28 +89,45 @@ pub fn quantize_layer(
         }
     };
     let scales: Vec<f64> = params.iter().map(|p| p.scale).collect();
-    let multipliers = scales
+    let stage = output_stage(bias, input, output, &scales, activation, rounding)?;
+    Ok(QuantizedLayer {
+        weights: codes,
+        zero_points: params.iter().map(|p| p.zero_point).collect(),
+        weight_params: params,
+        stage,
+    })
+}
+
+/// The output stage of a layer whose weights have scales `weight_scales` (one, or one per output
+/// channel), reading codes with parameters `input` and writing codes with `output`: its float
+/// `bias` (empty or one per channel) as int32 at `S_w S_in`, the multipliers `S_w S_in / S_out`
+/// (eq. 5), the output zero point and the fused activation's clamp. Every exporter of an affine
+/// model goes through it (this module's layers, quant-train's QAT export).
+pub fn output_stage(
+    bias: &[f32],
+    input: &QParams,
+    output: &QParams,
+    weight_scales: &[f64],
+    activation: FusedActivation,
+    rounding: RoundingMode,
+) -> Result<OutputStage> {
+    let multipliers = weight_scales
         .iter()
         .map(|&s| conv_multiplier(input.scale, s, output.scale))
         .collect::<Result<Vec<QuantizedMultiplier>>>()?;
     let bias = if bias.is_empty() {
         vec![]
     } else {
-        quantize_bias(bias, input.scale, &scales)?
+        quantize_bias(bias, input.scale, weight_scales)?
     };
     let (act_min, act_max) = activation.clamp_range(output);
-    Ok(QuantizedLayer {
-        weights: codes,
-        zero_points: params.iter().map(|p| p.zero_point).collect(),
-        weight_params: params,
-        stage: OutputStage {
-            bias,
-            multipliers,
-            rounding,
-            output_zero_point: output.zero_point,
-            act_min: act_min as u8,
-            act_max: act_max as u8,
-        },
+    Ok(OutputStage {
+        bias,
+        multipliers,
+        rounding,
+        output_zero_point: output.zero_point,
+        act_min: act_min as u8,
+        act_max: act_max as u8,
     })
 }
 

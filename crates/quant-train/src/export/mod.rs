@@ -25,14 +25,14 @@ use simulate::pixel_params;
 pub use simulate::simulate_codes;
 
 use burn::prelude::*;
+use quant_core::convert::output_stage;
 use quant_core::engine::{
     AddLayer, ConvLayer, DepthwiseLayer, FullyConnectedLayer, InputSpec, Layer, Model, ModelSpec,
     Node, OutputType, PoolLayer, QData, QTensor, Shape, Window, layout,
 };
 use quant_core::fixedpoint::{RoundingMode, rounding_divide};
 use quant_core::kernels::OutputStage;
-use quant_core::multiplier::conv_multiplier;
-use quant_core::qparams::{FusedActivation, QParams, QRange, quantize_bias};
+use quant_core::qparams::{FusedActivation, QParams, QRange};
 use repro::datasets::ImageSet;
 
 use crate::layers::{Activation, ActivationQuant, LayerKind, Phase, QLayer};
@@ -183,16 +183,14 @@ pub(crate) fn quantize_layer(
         .into_iter()
         .map(|v| Ok((wq.quantize(f64::from(v))? - 128) as i8))
         .collect::<Result<Vec<i8>, ExportError>>()?;
-    let bias = floats(l.folded_bias());
-    let (lo, hi) = engine_activation(l.output.activation).clamp_range(&out_q);
-    let stage = OutputStage {
-        bias: quantize_bias(&bias, input.scale, &[wq.scale])?,
-        multipliers: vec![conv_multiplier(input.scale, wq.scale, out_q.scale)?],
+    let stage = output_stage(
+        &floats(l.folded_bias()),
+        input,
+        &out_q,
+        &[wq.scale],
+        engine_activation(l.output.activation),
         rounding,
-        output_zero_point: out_q.zero_point,
-        act_min: lo as u8,
-        act_max: hi as u8,
-    };
+    )?;
     Ok(QuantizedLayer {
         codes,
         zero_point: wq.zero_point - 128,
