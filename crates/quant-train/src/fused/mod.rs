@@ -183,6 +183,7 @@ pub fn channel_affine(x: Tensor<4>, a: Tensor<1>, b: Tensor<1>) -> Tensor<4> {
 /// Max pooling of `[N, C, H, W]` over `size x size` windows with stride `size`, no padding (Burn's
 /// `max_pool2d` with those options: same values, same gradients, see [`pool`]).
 pub fn max_pool(x: Tensor<4>, size: usize) -> Tensor<4> {
+    assert!(size > 0, "max_pool: a window of 0 pixels");
     if !runs_kernels(&x) {
         return reference::max_pool(x, size);
     }

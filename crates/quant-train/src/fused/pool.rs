@@ -33,7 +33,7 @@ fn planes_per_task(plane: usize) -> usize {
 /// and in `at[ox]` its position (`ky * size + kx`), tap by tap in Burn's order. The exact rule,
 /// NaN included; branchy, so it serves only window sizes other than 2 and 3 and the planes
 /// [`has_nan`] flags.
-fn pick_row(plane: &[f32], w: usize, oy: usize, size: usize, best: &mut [f32], at: &mut [u8]) {
+fn pick_row(plane: &[f32], w: usize, oy: usize, size: usize, best: &mut [f32], at: &mut [usize]) {
     for ky in 0..size {
         let row = &plane[(oy * size + ky) * w..][..w];
         let windows = best
@@ -43,7 +43,7 @@ fn pick_row(plane: &[f32], w: usize, oy: usize, size: usize, best: &mut [f32], a
         for ((b, a), taps) in windows {
             for (kx, &v) in taps.iter().enumerate() {
                 if (ky == 0 && kx == 0) || v > *b || v.is_nan() {
-                    (*b, *a) = (v, (ky * size + kx) as u8);
+                    (*b, *a) = (v, ky * size + kx);
                 }
             }
         }
@@ -119,10 +119,10 @@ fn row_grads<const S: usize>(
 }
 
 /// The gradients of window row `ky` into `out` from the picks `at` of [`pick_row`].
-fn picked(at: &[u8], ky: usize, size: usize, grads: &[f32], out: &mut [f32]) {
+fn picked(at: &[usize], ky: usize, size: usize, grads: &[f32], out: &mut [f32]) {
     out.fill(0.0);
     for (ox, (&a, &dy)) in at.iter().zip(grads).enumerate() {
-        let (pky, pkx) = (usize::from(a) / size, usize::from(a) % size);
+        let (pky, pkx) = (a / size, a % size);
         if pky == ky {
             out[ox * size + pkx] = dy;
         }
@@ -148,7 +148,7 @@ pub fn max_pool(x: FlexTensor, size: usize) -> FlexTensor {
     }
     let v = values(&x);
     let out = uninit::par_filled(out_len, planes_per_task(h * w) * oh * ow, |first, chunk| {
-        let (mut best, mut at) = (vec![0.0f32; ow], vec![0u8; ow]);
+        let (mut best, mut at) = (vec![0.0f32; ow], vec![0usize; ow]);
         let p0 = first / (oh * ow);
         for p in p0..p0 + chunk.len() / (oh * ow) {
             let plane = &v[p * h * w..][..h * w];
@@ -178,7 +178,7 @@ pub fn max_pool_backward(x: FlexTensor, dy: FlexTensor, size: usize) -> FlexTens
     }
     let (v, g) = (values(&x), values(&dy));
     let out = uninit::par_filled(n * h * w, planes_per_task(h * w) * h * w, |first, chunk| {
-        let (mut best, mut at) = (vec![0.0f32; ow], vec![0u8; ow]);
+        let (mut best, mut at) = (vec![0.0f32; ow], vec![0usize; ow]);
         let (mut found, mut row_out) = (vec![0u32; ow], vec![0.0f32; w]);
         let p0 = first / (h * w);
         for p in p0..p0 + chunk.len() / (h * w) {

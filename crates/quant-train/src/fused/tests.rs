@@ -191,7 +191,7 @@ fn map_values_applies_f_to_the_values_in_order_on_every_path() {
 }
 
 /// Burn's pick on ties (the first maximum) and on the rows and columns past the last window,
-/// for windows of 2 and 3: a `[2, 3, 5, 7]` input of three values (ties in most windows), then
+/// for windows of 2, 3 (the vector paths) and 4 (the exact one): a `[2, 3, 5, 7]` input of three values (ties in most windows), then
 /// the distinct values of [`input`].
 #[test]
 fn max_pool_matches_burn_on_ties_and_uncovered_edges() {
@@ -209,7 +209,7 @@ fn max_pool_matches_burn_on_ties_and_uncovered_edges() {
         let grads = (y.clone() * r).sum().backward();
         (host(y.inner()), host(x.grad(&grads).unwrap()))
     };
-    for size in [2, 3] {
+    for size in [2, 3, 4] {
         let (ours, theirs) = (
             run(&|x| super::max_pool(x, size)),
             run(&|x| reference::max_pool(x, size)),
