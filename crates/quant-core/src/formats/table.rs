@@ -14,7 +14,8 @@
 //! every boundary: an `f32` is exactly representable in `f64`, so `bound <= x` holds exactly when
 //! the smallest `f32` at or above the bound is `<= x`, and the `f32` line is cut into buckets (the
 //! top bits of an order-preserving key: sign, exponent and the top mantissa bits) that each know
-//! which boundaries fall inside them. Most buckets hold none or one, so a lookup is a few loads.
+//! which boundaries fall inside them. Most buckets hold none or one, so a lookup is a few loads;
+//! AdaptivFloat tables also answer by arithmetic on the `f32` bits ([`BinadeRounding`]).
 
 use super::{Format, Rounding, TensorParam, ZeroTie};
 use crate::error::{Result, arg_err};
@@ -127,7 +128,7 @@ impl BinadeRounding {
 /// binade (sign, 8 exponent bits, 3 mantissa bits).
 const BUCKET_BITS: u32 = 12;
 
-/// Buckets with at most this many boundaries are counted rather than searched.
+/// Tables whose buckets hold at most this many boundaries each count them rather than search.
 const SHORT_BUCKET: usize = 8;
 
 /// [`QuantTable`] for `f32` inputs: values and boundaries rounded to `f32`, and per bucket the
