@@ -288,6 +288,7 @@ pub fn transformer_float_spec(epochs: u32, seed: u64, label: String) -> TrainSpe
         acts: None,
         label,
         validation: None,
+        checkpoint: None,
     }
 }
 
@@ -310,6 +311,7 @@ pub fn transformer_qar_spec<'a>(
         acts,
         label,
         validation: None,
+        checkpoint: None,
     }
 }
 
@@ -426,12 +428,39 @@ impl Experiment<'_> {
         report.curve_rows(&template)
     }
 
+    /// The checkpoint prefix of this unit's float training (`run` `None`) or of one of its
+    /// retrainings, under the plan's checkpoint folder: every training of a unit resumes, so an
+    /// interrupted unit redoes at most one epoch and its evaluations. `None` without a folder.
+    fn checkpoint(&self, run: Option<&str>) -> Option<PathBuf> {
+        let unit = format!(
+            "{}-{}-s{}",
+            self.proxy.short(),
+            self.plan.profile,
+            self.plan.seed
+        );
+        let name = match run {
+            None => unit,
+            // Format labels hold `<`, `>` and `,`: file names keep letters, digits, `-` and `.`.
+            Some(run) => format!("{unit}-{run}")
+                .chars()
+                .map(
+                    |c| match c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                        true => c,
+                        false => '_',
+                    },
+                )
+                .collect(),
+        };
+        self.plan.checkpoint_dir.as_ref().map(|d| d.join(name))
+    }
+
     fn train_float(&self) -> Result<(Model, TrainReport), String> {
         let label = format!("{} fp32", self.proxy.short());
         match self.proxy {
             Proxy::Transformer => {
                 let spec = TrainSpec {
                     validation: Some(&self.validation),
+                    checkpoint: self.checkpoint(None),
                     ..transformer_float_spec(self.plan.epochs, self.plan.seed, label)
                 };
                 let model = RowTransformer::new(self.plan.seed, &self.device);
@@ -447,14 +476,7 @@ impl Experiment<'_> {
                 let net = ModelConfig::new(spec, self.plan.seed).build(&self.device);
                 let config = float_config(self.plan.epochs, self.plan.seed);
                 let options = RunOptions {
-                    checkpoint: self.plan.checkpoint_dir.as_ref().map(|d| {
-                        d.join(format!(
-                            "{}-{}-s{}",
-                            self.proxy.short(),
-                            self.plan.profile,
-                            self.plan.seed
-                        ))
-                    }),
+                    checkpoint: self.checkpoint(None),
                     label,
                     validation: Some(Arc::clone(&self.validation)),
                 };
@@ -483,6 +505,11 @@ impl Experiment<'_> {
             format.label(),
             if with_acts { " W+A" } else { "" }
         );
+        let run = format!(
+            "qar-{}{}",
+            format.label(),
+            if with_acts { "-wa" } else { "" }
+        );
         match base {
             Model::Transformer(t) => {
                 let ranges =
@@ -490,6 +517,7 @@ impl Experiment<'_> {
                 let acts = ranges.as_deref().map(|r| (&q, r));
                 let spec = TrainSpec {
                     validation: Some(&self.validation),
+                    checkpoint: self.checkpoint(Some(&run)),
                     ..transformer_qar_spec(&q, acts, self.plan.qar_epochs, self.plan.seed, label)
                 };
                 let (trained, report) =
@@ -506,7 +534,7 @@ impl Experiment<'_> {
                 let net = qar_net(n, &q, with_acts, &self.calib, &self.device);
                 let config = qar_config(self.plan.qar_epochs, self.plan.seed);
                 let options = RunOptions {
-                    checkpoint: None,
+                    checkpoint: self.checkpoint(Some(&run)),
                     label,
                     validation: Some(Arc::clone(&self.validation)),
                 };

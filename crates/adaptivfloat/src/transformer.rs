@@ -11,6 +11,7 @@
 //! probabilities for activation quantization (dossier §9.2 W+A).
 
 use std::cell::RefCell;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Param;
@@ -19,6 +20,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation;
 use quant_train::Quantizer;
+use quant_train::checkpoint::Checkpoint;
 use quant_train::data::batch;
 use quant_train::quant::tensor_range;
 use quant_train::rng::Rng;
@@ -26,6 +28,7 @@ use quant_train::train::{EpochPoint, TrainReport};
 use repro::datasets::ImageSet;
 
 use crate::fakequant::FormatQuantizer;
+use serde::Serialize;
 
 const TOKENS: usize = 28;
 const FEATURES: usize = 28;
@@ -405,6 +408,37 @@ pub struct TrainSpec<'a> {
     pub label: String,
     /// Held-out images scored after every epoch with the same quantizers (the learning curve).
     pub validation: Option<&'a ImageSet>,
+    /// Checkpoint path prefix (as `quant_train::train::RunOptions::checkpoint`): the run resumes
+    /// from the folder `<prefix>-<key>/` and rewrites it after every epoch; the key covers
+    /// [`SpecKey`], the training data and the starting model.
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// What a [`TrainSpec`] trains with, as the checkpoint key sees it (the quantizers by format
+/// label, the activation ranges by value).
+#[derive(Serialize)]
+struct SpecKey<'a> {
+    epochs: u32,
+    batch_size: usize,
+    lr: f64,
+    cosine: bool,
+    seed: u64,
+    weights: Option<String>,
+    acts: Option<(String, &'a [f64])>,
+}
+
+impl TrainSpec<'_> {
+    fn key(&self) -> SpecKey<'_> {
+        SpecKey {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            cosine: self.cosine,
+            seed: self.seed,
+            weights: self.weights.map(|q| q.label()),
+            acts: self.acts.map(|(q, r)| (q.label(), r)),
+        }
+    }
 }
 
 /// Trains `model` on `data`; returns the trained model on the inference device and the report
@@ -422,21 +456,45 @@ pub fn train(
             spec.batch_size
         ));
     }
+    let key = spec.key();
+    let checkpoint = match &spec.checkpoint {
+        Some(prefix) => Some(
+            Checkpoint::new(prefix, &model, STRUCTURE, data, &key).map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
     let ad = device.clone().autodiff();
     let mut model = model.train();
     let mut optim = AdamConfig::new().init();
+    let mut curve = Vec::new();
+    let mut start_epoch = 0;
+    if let Some(ckpt) = &checkpoint {
+        let resumed = ckpt.resume(model, optim).map_err(|e| e.to_string())?;
+        (model, optim, start_epoch) = (resumed.model, resumed.optim, resumed.epochs_done);
+        curve = resumed.report.map(|r| r.curve).unwrap_or_default();
+    }
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let steps = data.len() / spec.batch_size;
     let total = (steps as u64) * u64::from(spec.epochs);
     let bar = repro::cli::progress_bar(total, &spec.label);
+    bar.set_position(steps as u64 * u64::from(start_epoch));
     let started = Instant::now();
     let ctx = Ctx {
         weights: spec.weights,
         acts: spec.acts,
         observe: None,
     };
-    let mut curve = Vec::new();
-    for epoch in 0..spec.epochs {
+    let report = |curve: &[EpochPoint], epochs_run: u32| {
+        let last = curve.last();
+        TrainReport {
+            final_loss: last.map_or(f64::NAN, |p| p.loss),
+            final_train_acc: last.map_or(f64::NAN, |p| p.train_acc),
+            epochs_run,
+            seconds: started.elapsed().as_secs_f64(),
+            curve: curve.to_vec(),
+        }
+    };
+    for epoch in start_epoch..spec.epochs {
         let mut order: Vec<usize> = (0..data.len()).collect();
         Rng::stream(spec.seed, u64::from(epoch)).shuffle(&mut order);
         let (mut loss_sum, mut correct) = (0.0, 0usize);
@@ -478,18 +536,18 @@ pub fn train(
                 .validation
                 .map(|val| evaluate(&model.valid(), val, &ctx, device)),
         });
+        if let Some(ckpt) = &checkpoint {
+            let done = report(&curve, epoch + 1 - start_epoch);
+            ckpt.save(&model, &optim, &key, epoch + 1, &done, None)
+                .map_err(|e| e.to_string())?;
+        }
     }
     bar.finish_and_clear();
-    let last = curve.last().cloned();
-    let report = TrainReport {
-        final_loss: last.as_ref().map_or(f64::NAN, |p| p.loss),
-        final_train_acc: last.as_ref().map_or(f64::NAN, |p| p.train_acc),
-        epochs_run: spec.epochs,
-        seconds: started.elapsed().as_secs_f64(),
-        curve,
-    };
-    Ok((model.valid(), report))
+    Ok((model.valid(), report(&curve, spec.epochs - start_epoch)))
 }
+
+/// The model's description in its checkpoint key (its parameters are hashed by value).
+const STRUCTURE: &str = "row-transformer: 28 row tokens, d=64, 2 pre-LN blocks, 4 heads, FFN 128";
 
 /// Top-1 accuracy (percent) on `set` under `ctx`.
 pub fn evaluate(model: &RowTransformer, set: &ImageSet, ctx: &Ctx, device: &Device) -> f64 {
@@ -585,6 +643,60 @@ mod tests {
             logits(&m, &Ctx::default(), &device)
         );
         assert_eq!(ptq.parameter_tensors().len(), 7 + 16 * BLOCKS);
+    }
+
+    /// A finished run resumes from its checkpoint without training (the same model, the report of
+    /// its epochs); a run from another starting model or with another quantizer misses it.
+    #[test]
+    fn training_resumes_from_its_checkpoint_only() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let set = ImageSet {
+            images: (0..64 * 784).map(|i| (i * 7 % 251) as u8).collect(),
+            labels: (0..64).map(|i| (i % 10) as u8).collect(),
+            rows: 28,
+            cols: 28,
+            checksums: Vec::new(),
+        };
+        let q = FormatQuantizer::new(Format::paper(FormatKind::AdaptivFloat, 8).unwrap());
+        let spec = |weights| TrainSpec {
+            epochs: 2,
+            batch_size: 16,
+            lr: 1e-3,
+            cosine: true,
+            seed: 3,
+            weights,
+            acts: None,
+            label: String::new(),
+            validation: None,
+            checkpoint: Some(dir.path().join("unit")),
+        };
+        let run = |seed: u64, weights| {
+            let (m, r) = train(
+                RowTransformer::new(seed, &device),
+                &set,
+                &spec(weights),
+                &device,
+            )
+            .unwrap();
+            (
+                logits(&m, &Ctx::default(), &device),
+                r.epochs_run,
+                r.curve.len(),
+            )
+        };
+        let first = run(1, None);
+        assert_eq!((first.1, first.2), (2, 2));
+        let again = run(1, None);
+        assert_eq!(again, (first.0.clone(), 0, 2), "resumed the finished run");
+        let other_start = run(2, None);
+        assert_eq!(
+            other_start.1, 2,
+            "another starting model trained from scratch"
+        );
+        let quantized = run(1, Some(&q));
+        assert_eq!(quantized.1, 2, "another quantizer trained from scratch");
+        assert_ne!(quantized.0, first.0);
     }
 
     #[test]
