@@ -440,16 +440,7 @@ impl Experiment<'_> {
         );
         let name = match run {
             None => unit,
-            // Format labels hold `<`, `>` and `,`: file names keep letters, digits, `-` and `.`.
-            Some(run) => format!("{unit}-{run}")
-                .chars()
-                .map(
-                    |c| match c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                        true => c,
-                        false => '_',
-                    },
-                )
-                .collect(),
+            Some(run) => quant_train::checkpoint::file_name(&format!("{unit}-{run}")),
         };
         self.plan.checkpoint_dir.as_ref().map(|d| d.join(name))
     }

@@ -22,6 +22,7 @@ use rayon::prelude::*;
 use repro::datasets::{Dataset, ImageSet};
 use repro::results::ResultRow;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// Source strings of the proxy experiments.
 pub const SOURCE_E1: &str =
@@ -46,6 +47,9 @@ pub struct Plan {
     pub base_channels: usize,
     /// Float pre-training learning rate (Adam, cosine decay).
     pub float_lr: f64,
+    /// Where every training keeps its per-epoch checkpoint (the full profile: an interrupted run
+    /// resumes at the epoch it was in); `None` trains without.
+    pub checkpoint_dir: Option<PathBuf>,
 }
 
 impl Plan {
@@ -62,6 +66,7 @@ impl Plan {
             batch_size: 64,
             base_channels: 8,
             float_lr: 5e-3,
+            checkpoint_dir: None,
         }
     }
 
@@ -78,7 +83,14 @@ impl Plan {
             batch_size: 64,
             base_channels: 8,
             float_lr: 5e-3,
+            checkpoint_dir: Some(repro::workspace_root().join("target/mcu-checkpoints")),
         }
+    }
+
+    /// The checkpoint prefix of the training `run` of `seed` (`None` without a folder).
+    fn checkpoint(&self, run: &str, seed: u64) -> Option<PathBuf> {
+        let name = quant_train::checkpoint::file_name(&format!("{run}-s{seed}"));
+        self.checkpoint_dir.as_ref().map(|d| d.join(name))
     }
 
     /// Float pre-training: Adam at `float_lr` with a cosine decay, `float_epochs` epochs.
@@ -166,7 +178,7 @@ fn train_float(
     let net = crate::qat::build_net(model, seed, device);
     let cfg = plan.float_config(seed);
     let opts = RunOptions {
-        checkpoint: None,
+        checkpoint: plan.checkpoint(&format!("float-{model}"), seed),
         label: format!("float {model}"),
         ..Default::default()
     };
@@ -200,7 +212,7 @@ fn qat_model(ctx: &Ctx, bits: &BitWidths, g: Granularity, label: &str) -> Result
     for j in 0..plan.qat_segments.len() {
         let cfg = plan.qat_config(j, train_set.len(), seed);
         let opts = RunOptions {
-            checkpoint: None,
+            checkpoint: plan.checkpoint(&format!("{label}-{model}-segment{j}"), seed),
             label: format!("{label} {model} lr {}", cfg.lr),
             ..Default::default()
         };

@@ -234,6 +234,19 @@ impl ModuleVisitor for ValueHasher {
     }
 }
 
+/// `name` with every character but ASCII letters, digits, `-` and `.` replaced by `_`: a run's
+/// label (which may hold spaces, `<`, `>` and `,`, as format labels do) as a checkpoint prefix.
+pub fn file_name(name: &str) -> String {
+    name.chars()
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                true => c,
+                false => '_',
+            },
+        )
+        .collect()
+}
+
 /// What the module record of a quant-train model leaves out: layer kinds, activations and
 /// quantizers, block by block.
 pub fn net_structure(model: &Net) -> String {
@@ -278,6 +291,14 @@ mod tests {
     use crate::{ModelConfig, Net};
     use burn::prelude::Device;
     use repro::datasets::ImageSet;
+
+    #[test]
+    fn file_names_keep_only_portable_characters() {
+        assert_eq!(
+            super::file_name("cnn-full-s0-qar-AdaptivFloat<8,3> W+A-1.5"),
+            "cnn-full-s0-qar-AdaptivFloat_8_3__W_A-1.5"
+        );
+    }
 
     /// 64 random 4x4 images with labels 0-3.
     fn data(seed: u8) -> ImageSet {
