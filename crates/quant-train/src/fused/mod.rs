@@ -493,17 +493,27 @@ pub mod flex {
 
     /// Its gradient: `dy` where the clip passes.
     pub fn clip_ste_backward(x: FlexTensor, dy: FlexTensor, clip: Clip) -> FlexTensor {
-        let out = zip_map(&values(&x), &values(&dy), move |a, g| {
-            if clip.passes(a) { g } else { 0.0 }
-        });
-        tensor(out, dims(&x))
+        gated(x, dy, move |a| clip.passes(a))
     }
 
     /// [`relu_clip_ste`]'s gradient: `dy` where `x > 0` and the clip passes.
     pub fn relu_clip_ste_backward(x: FlexTensor, dy: FlexTensor, clip: Clip) -> FlexTensor {
-        let out = zip_map(&values(&x), &values(&dy), move |a, g| {
-            if a > 0.0 && clip.passes(a) { g } else { 0.0 }
-        });
+        gated(x, dy, move |a| a > 0.0 && clip.passes(a))
+    }
+
+    /// `dy` where `passes(x)`, zero elsewhere.
+    fn gated(
+        x: FlexTensor,
+        dy: FlexTensor,
+        passes: impl Fn(f32) -> bool + Sync + Copy,
+    ) -> FlexTensor {
+        let out = zip_map(
+            &values(&x),
+            &values(&dy),
+            move |a, g| {
+                if passes(a) { g } else { 0.0 }
+            },
+        );
         tensor(out, dims(&x))
     }
 

@@ -70,11 +70,16 @@ pub fn layer_norm_backward(
     let d = row_len(&x);
     let (v, gv, dyv) = (values(&x), values(&g), values(&dy));
     let task = rows_per_task(d) * d;
+    // Each row's moments, once for both passes below.
+    let stats: Vec<(f32, f32)> = v
+        .par_chunks(d.max(1))
+        .map(|row| moments(row, eps))
+        .collect();
     let dx = wanted[0].then(|| {
         let out = uninit::par_filled(v.len(), task, |first, chunk| {
             let (rows, grads) = (&v[first..][..chunk.len()], &dyv[first..][..chunk.len()]);
-            for (row, dy) in rows.chunks(d).zip(grads.chunks(d)) {
-                let (mean, rstd) = moments(row, eps);
+            let row_stats = &stats[first / d..];
+            for ((row, dy), &(mean, rstd)) in rows.chunks(d).zip(grads.chunks(d)).zip(row_stats) {
                 let (mut m1, mut m2) = (0.0f64, 0.0f64);
                 for ((&x, &dy), &g) in row.iter().zip(dy).zip(gv.iter()) {
                     let gh = f64::from(dy * g);
@@ -97,10 +102,11 @@ pub fn layer_norm_backward(
             let partials: Vec<(Vec<f64>, Vec<f64>)> = v
                 .par_chunks(task)
                 .zip(dyv.par_chunks(task))
-                .map(|(rows, grads)| {
+                .zip(stats.par_chunks(rows_per_task(d)))
+                .map(|((rows, grads), row_stats)| {
                     let (mut dg, mut db) = (vec![0.0f64; d], vec![0.0f64; d]);
-                    for (row, dy) in rows.chunks(d).zip(grads.chunks(d)) {
-                        let (mean, rstd) = moments(row, eps);
+                    let each = rows.chunks(d).zip(grads.chunks(d)).zip(row_stats);
+                    for ((row, dy), &(mean, rstd)) in each {
                         for (((&x, &dy), dg), db) in row.iter().zip(dy).zip(&mut dg).zip(&mut db) {
                             *dg += f64::from(dy * ((x - mean) * rstd));
                             *db += f64::from(dy);
