@@ -3,7 +3,6 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Read;
 use std::process::ExitCode;
-use std::str::FromStr;
 
 use adaptivfloat::accuracy::{Experiment, Plan, Proxy};
 use adaptivfloat::rmse::{self, Family, Stamp, SyntheticSize};
@@ -228,7 +227,7 @@ fn accuracy_tables(
         validation: std::sync::Arc::new(validation),
         calib,
         test: dataset.test.truncated(plan.test_images),
-        device: BackendKind::from_str(&args.backend)?.device(),
+        device: BackendKind::for_run(args)?,
         run_id: run.run_id.clone(),
     };
     let outcome = experiment.run()?;

@@ -654,6 +654,7 @@ mod tests {
         let set = ImageSet {
             images: (0..64 * 784).map(|i| (i * 7 % 251) as u8).collect(),
             labels: (0..64).map(|i| (i % 10) as u8).collect(),
+            channels: 1,
             rows: 28,
             cols: 28,
             checksums: Vec::new(),
@@ -706,6 +707,7 @@ mod tests {
         let set = ImageSet {
             images: (0..4 * 784).map(|i| (i % 251) as u8).collect(),
             labels: vec![0, 1, 2, 3],
+            channels: 1,
             rows: 28,
             cols: 28,
             checksums: Vec::new(),

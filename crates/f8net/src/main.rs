@@ -12,7 +12,6 @@ use repro::cli::RunArgs;
 use repro::datasets::DatasetName;
 use repro::manifest::Run;
 use repro::results::table_path;
-use std::str::FromStr;
 
 #[derive(Parser)]
 #[command(
@@ -68,9 +67,7 @@ fn run() -> Result<(), String> {
         ..default
     };
     let (run, out, threads) = (&ctx.run, ctx.out(), ctx.threads);
-    let device = quant_train::train::BackendKind::from_str(&cli.run.backend)?
-        .device()
-        .autodiff();
+    let device = quant_train::train::BackendKind::for_run(&cli.run)?.autodiff();
     match (&cli.command, cli.model) {
         (Some(Command::Stats), _) => stats(&plan, run, out),
         (Some(Command::Figures), _) => main_figure(&plan, out),

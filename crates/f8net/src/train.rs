@@ -326,6 +326,7 @@ pub(crate) fn noise_images(n: usize) -> ImageSet {
     ImageSet {
         images,
         labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        channels: 1,
         rows: 28,
         cols: 28,
         checksums: vec![],

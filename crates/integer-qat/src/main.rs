@@ -63,7 +63,7 @@ enum Command {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let backend: BackendKind = cli.run.backend.parse()?;
+    let device = BackendKind::for_run(&cli.run)?;
     cli.run.validate()?;
     let command = cli.command.unwrap_or(Command::All);
     if command == Command::Figures {
@@ -76,7 +76,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let checkpoints = cli
         .checkpoints
         .unwrap_or_else(|| repro::workspace_root().join("target/integer-qat-checkpoints"));
-    let ctx = Ctx::new(cli.run, &started, data, backend.device(), checkpoints);
+    let ctx = Ctx::new(cli.run, &started, data, device, checkpoints);
     match command {
         Command::Depth => depth(&ctx),
         Command::Relu => relu(&ctx),

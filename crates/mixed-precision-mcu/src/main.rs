@@ -15,7 +15,6 @@ use repro::cli::{RunArgs, RunContext};
 use repro::datasets::{Dataset, DatasetName};
 use repro::results::table_path;
 use std::process::ExitCode;
-use std::str::FromStr;
 
 #[derive(Parser)]
 #[command(
@@ -255,7 +254,7 @@ fn run_qat(
     plan: &Plan,
 ) -> Result<(), String> {
     let seed = plan.seeds[0];
-    let device = BackendKind::from_str(&args.backend)?.device();
+    let device = BackendKind::for_run(args)?;
     let (run, profile) = (&ctx.run, args.profile);
     let path = ctx.table(PAPER_DIR, "qat");
     let qat_epochs: u32 = plan.qat_segments.iter().map(|s| s.1).sum();

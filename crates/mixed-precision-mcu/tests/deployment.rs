@@ -30,6 +30,7 @@ fn images(n: usize, side: usize) -> ImageSet {
     ImageSet {
         images: px,
         labels: vec![0; n],
+        channels: 1,
         rows: side,
         cols: side,
         checksums: Vec::new(),

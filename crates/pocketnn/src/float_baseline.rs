@@ -9,7 +9,7 @@
 //! last epoch's test accuracy.
 
 use quant_train::{
-    BackendKind, LrSchedule, ModelConfig, ModelSpec, Phase, RunOptions, TrainConfig, evaluate,
+    Device, LrSchedule, ModelConfig, ModelSpec, Phase, RunOptions, TrainConfig, evaluate,
     train::train,
 };
 use repro::datasets::Dataset;
@@ -33,7 +33,7 @@ pub fn run(
     widths: &[usize],
     epochs: u32,
     seed: u64,
-    backend: BackendKind,
+    device: &Device,
     label: &str,
 ) -> Result<FloatResult, String> {
     let [input, hidden @ .., classes] = widths else {
@@ -47,7 +47,6 @@ pub fn run(
             data.train.pixels()
         ));
     }
-    let device = &backend.device();
     let mut config = ModelConfig::new(ModelSpec::Mlp(hidden.to_vec()), seed);
     config.input = [1, data.train.rows, data.train.cols];
     config.classes = *classes;

@@ -20,7 +20,6 @@ use repro::cli::{RunArgs, RunContext};
 use repro::datasets::{Dataset, DatasetName};
 use repro::results::{ResultRow, table_path};
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -445,7 +444,7 @@ fn float_one(
         widths,
         epochs,
         seed,
-        BackendKind::from_str(&args.backend)?,
+        &BackendKind::for_run(args)?,
         &format!("{dataset} float BP"),
     )?;
     println!(

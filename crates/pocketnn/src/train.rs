@@ -233,6 +233,7 @@ mod tests {
         ImageSet {
             images,
             labels,
+            channels: 1,
             rows: 4,
             cols: 4,
             checksums: Vec::new(),

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::ModuleOptimizer;
 use burn::prelude::Tensor;
-use repro::datasets::ImageSet;
+use repro::examples::Examples;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -62,7 +62,7 @@ impl Checkpoint {
         prefix: &Path,
         model: &M,
         structure: &str,
-        data: &ImageSet,
+        data: &dyn Examples,
         config: &impl Serialize,
     ) -> Result<Self, TrainError> {
         let key = key(model, structure, data, config)?;
@@ -174,7 +174,7 @@ impl Checkpoint {
 fn key<M: Module>(
     model: &M,
     structure: &str,
-    data: &ImageSet,
+    data: &dyn Examples,
     config: &impl Serialize,
 ) -> Result<String, TrainError> {
     let mut h = Sha256::new();
@@ -185,12 +185,7 @@ fn key<M: Module>(
     };
     let config = serde_json::to_vec(config).map_err(|e| TrainError(e.to_string()))?;
     field("config", &config);
-    field(
-        "shape",
-        format!("{}x{}x{}", data.len(), data.rows, data.cols).as_bytes(),
-    );
-    field("images", &data.images);
-    field("labels", &data.labels);
+    data.identify(&mut field);
     let mut values = ValueHasher {
         hash: Sha256::new(),
         path: Vec::new(),
@@ -266,7 +261,9 @@ pub fn net_structure(model: &Net) -> String {
     for b in &model.blocks {
         let s = match b {
             Block::Layer(l) => layer(l),
-            Block::MaxPool(p) => format!("maxpool {}", p.size),
+            // Tiling pools keep the spelling of checkpoints written before pools had strides.
+            Block::MaxPool(p) if p.tiles() => format!("maxpool {}", p.size),
+            Block::MaxPool(p) => format!("maxpool {}/{}+{}", p.size, p.stride, p.padding),
             Block::GlobalAvgPool(_) => "gap".to_string(),
             Block::Residual(r) => {
                 let body: Vec<String> = r.body.iter().map(layer).collect();
@@ -309,6 +306,7 @@ mod tests {
         ImageSet {
             images,
             labels,
+            channels: 1,
             rows: 4,
             cols: 4,
             checksums: vec![],

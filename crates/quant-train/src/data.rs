@@ -1,31 +1,75 @@
-//! Turning `repro::datasets::ImageSet`s into Burn batches, and the bilinear input resize of the
-//! resolution sweep.
+//! Turning examples (`repro::examples::Examples`: an in-memory `ImageSet` or an image folder decoded
+//! per batch) into Burn batches, and the bilinear input resize of the resolution sweep.
 
 use burn::prelude::*;
+use rayon::prelude::*;
 use repro::datasets::ImageSet;
+use repro::examples::{Examples, View};
 
-/// The images `indices` of `set` as `[N, 1, rows, cols]` floats `pixel / 255` and their labels.
-///
-/// Dividing by 255 makes the input array exactly uint8 with `S = 1/255`, `Z = 0` (dossier §11), so
-/// the integer engine can take the raw bytes.
-pub fn batch(set: &ImageSet, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
-    let px = set.pixels();
-    let mut x = Vec::with_capacity(indices.len() * px);
-    let mut y = Vec::with_capacity(indices.len());
-    for &i in indices {
-        x.extend(set.image(i).iter().map(|&p| f32::from(p) / 255.0));
-        y.push(i64::from(set.labels[i]));
-    }
-    let images = Tensor::from_data(
-        TensorData::new(x, [indices.len(), 1, set.rows, set.cols]),
-        device,
-    );
-    let labels = Tensor::from_data(TensorData::new(y, [indices.len()]), device);
-    (images, labels)
+/// The bytes and labels of one batch, read but not yet on a device: what the trainer's reading
+/// thread hands over while the previous step runs.
+#[derive(Debug, Clone)]
+pub struct RawBatch {
+    bytes: Vec<u8>,
+    labels: Vec<i64>,
+    shape: [usize; 3],
 }
 
-/// Resizes every image to `size x size` with bilinear interpolation (half-pixel centres, edge
-/// clamping), rounding to the nearest byte. Done once on the bytes, so the float model and the
+impl RawBatch {
+    /// Examples `indices` of `set`, each under the view `view(position in the batch)`, read on the
+    /// worker threads (an image folder decodes them there).
+    pub fn read(
+        set: &dyn Examples,
+        indices: &[usize],
+        view: impl Fn(usize) -> View + Sync,
+    ) -> Result<Self, String> {
+        let shape = set.shape();
+        let per = shape.iter().product::<usize>();
+        let mut bytes = vec![0u8; indices.len() * per];
+        bytes
+            .par_chunks_mut(per.max(1))
+            .zip(indices)
+            .enumerate()
+            .try_for_each(|(k, (out, &i))| set.read(i, view(k), out))?;
+        let labels = indices.iter().map(|&i| set.label(i) as i64).collect();
+        Ok(RawBatch {
+            bytes,
+            labels,
+            shape,
+        })
+    }
+
+    /// The batch as `[N, channels, rows, cols]` floats `pixel / 255` and its labels.
+    ///
+    /// Dividing by 255 makes the input array exactly uint8 with `S = 1/255`, `Z = 0` (dossier §11), so
+    /// the integer engine can take the raw bytes.
+    pub fn tensors(&self, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        let n = self.labels.len();
+        let x: Vec<f32> = self.bytes.iter().map(|&p| f32::from(p) / 255.0).collect();
+        let [c, h, w] = self.shape;
+        let images = Tensor::from_data(TensorData::new(x, [n, c, h, w]), device);
+        let labels = Tensor::from_data(TensorData::new(self.labels.clone(), [n]), device);
+        (images, labels)
+    }
+}
+
+/// The images `indices` of the in-memory `set` as `[N, channels, rows, cols]` floats `pixel / 255`
+/// and their labels (see [`RawBatch::tensors`]).
+pub fn batch(set: &ImageSet, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let raw = RawBatch {
+        bytes: indices
+            .iter()
+            .flat_map(|&i| set.image(i))
+            .copied()
+            .collect(),
+        labels: indices.iter().map(|&i| i64::from(set.labels[i])).collect(),
+        shape: [set.channels, set.rows, set.cols],
+    };
+    raw.tensors(device)
+}
+
+/// Resizes every image (each channel alike) to `size x size` with bilinear interpolation
+/// (half-pixel centres, edge clamping), rounding to the nearest byte. Done once on the bytes, so the float model and the
 /// integer engine see the same resized inputs (the paper's resolution multiplier ρ).
 pub fn resize(set: &ImageSet, size: usize) -> ImageSet {
     if size == set.rows && size == set.cols {
@@ -39,10 +83,9 @@ pub fn resize(set: &ImageSet, size: usize) -> ImageSet {
     };
     let rows: Vec<_> = (0..size).map(|o| coord(o, h)).collect();
     let cols: Vec<_> = (0..size).map(|o| coord(o, w)).collect();
-    let mut images = Vec::with_capacity(set.len() * size * size);
-    for i in 0..set.len() {
-        let img = set.image(i);
-        let at = |r: usize, c: usize| f32::from(img[r * w + c]);
+    let mut images = Vec::with_capacity(set.len() * set.channels * size * size);
+    for plane in set.images.chunks_exact(h * w) {
+        let at = |r: usize, c: usize| f32::from(plane[r * w + c]);
         for &(r0, r1, fr) in &rows {
             for &(c0, c1, fc) in &cols {
                 let top = at(r0, c0) * (1.0 - fc) + at(r0, c1) * fc;
@@ -55,6 +98,7 @@ pub fn resize(set: &ImageSet, size: usize) -> ImageSet {
     ImageSet {
         images,
         labels: set.labels.clone(),
+        channels: set.channels,
         rows: size,
         cols: size,
         checksums: set.checksums.clone(),
@@ -69,6 +113,7 @@ mod tests {
         ImageSet {
             images,
             labels: vec![3; n],
+            channels: 1,
             rows: side,
             cols: side,
             checksums: vec![],

@@ -607,18 +607,51 @@ impl GlobalAvgPool {
     }
 }
 
-/// Max pooling with a square window and stride equal to the window (exact on uint8 codes, so it
-/// needs no quantizer of its own).
+/// Max pooling with a square window (exact on uint8 codes, so it needs no quantizer of its own):
+/// the proxies' windows of stride equal to their size, and the ImageNet ResNets' 3x3 window of
+/// stride 2 with 1 pixel of padding (padded taps never win).
 #[derive(Module, Debug)]
 pub struct MaxPool {
-    /// Window size and stride.
+    /// Window size.
     pub size: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding on every side.
+    pub padding: usize,
 }
 
 impl MaxPool {
+    /// Windows of `size` with stride `size`, no padding.
+    pub fn tiling(size: usize) -> Self {
+        MaxPool {
+            size,
+            stride: size,
+            padding: 0,
+        }
+    }
+
+    /// Whether the windows tile the input (stride = size, no padding): the layout of the
+    /// hand-written kernel.
+    pub fn tiles(&self) -> bool {
+        self.stride == self.size && self.padding == 0
+    }
+
+    /// Output side of an input side `n`.
+    pub fn out_side(&self, n: usize) -> usize {
+        (n + 2 * self.padding).saturating_sub(self.size) / self.stride.max(1) + 1
+    }
+
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        crate::fused::max_pool(x, self.size)
+        if self.tiles() {
+            return crate::fused::max_pool(x, self.size);
+        }
+        burn::tensor::module::max_pool2d(
+            x,
+            burn::tensor::ops::MaxPoolOptions::new([self.size; 2])
+                .with_stride([self.stride; 2])
+                .with_padding([self.padding; 2]),
+        )
     }
 }
 

@@ -53,11 +53,15 @@ pub mod fused;
 pub mod kernel_time;
 pub mod layers;
 pub mod models;
+pub mod pretrained;
 pub mod quant;
 pub mod rng;
 mod simd;
 pub mod train;
 
+/// The device a model trains on (Burn's, picked at run time by [`BackendKind`]), for crates that
+/// train through this one without depending on Burn.
+pub use burn::prelude::Device;
 pub use layers::{Activation, ActivationQuant, LayerKind, Phase, QLayer};
 pub use models::{Block, ModelConfig, ModelSpec, Net};
 pub use quant::{

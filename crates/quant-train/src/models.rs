@@ -1,7 +1,10 @@
 //! The model zoo: every model is a [`Net`], a flat list of [`Block`]s built from the quantizable
 //! layers of [`crate::layers`], so training, QAT and export walk one structure.
 //!
-//! Sizes are chosen for 28x28x1 inputs (MNIST, Fashion-MNIST); any `[C, H, W]` input works.
+//! The proxies' sizes are chosen for 28x28x1 inputs (MNIST, Fashion-MNIST); any `[C, H, W]` input
+//! works. The papers' own ImageNet architectures at full size ([`imagenet`]) are the same blocks.
+
+pub mod imagenet;
 
 use std::str::FromStr;
 
@@ -182,6 +185,13 @@ pub enum ModelSpec {
     /// `resnet18` or `resnet18:16`: ResNet-18 layout (4 stages x 2 basic blocks) with the given
     /// base width (64 in the original; stages base, 2 base, 4 base, 8 base).
     ResNet18(usize),
+    /// `imagenet-resnet18`, `imagenet-resnet50`: the ImageNet ResNets at full size
+    /// ([`imagenet::resnet`]).
+    ImageNetResNet(usize),
+    /// `imagenet-mbv1:α`: MobileNetV1 at full size ([`imagenet::mobilenet_v1`]).
+    ImageNetMobileNetV1(f64),
+    /// `imagenet-mbv2:α`: MobileNetV2 at full size ([`imagenet::mobilenet_v2`]).
+    ImageNetMobileNetV2(f64),
 }
 
 impl FromStr for ModelSpec {
@@ -219,8 +229,13 @@ impl FromStr for ModelSpec {
                     .first()
                     .ok_or_else(|| bad("resnet18 takes one base width"))?,
             )),
+            "imagenet-resnet18" => Ok(ModelSpec::ImageNetResNet(18)),
+            "imagenet-resnet50" => Ok(ModelSpec::ImageNetResNet(50)),
+            "imagenet-mbv1" => Ok(ModelSpec::ImageNetMobileNetV1(multiplier()?)),
+            "imagenet-mbv2" => Ok(ModelSpec::ImageNetMobileNetV2(multiplier()?)),
             _ => Err(bad(
-                "use mlp[:w,..], cnn[:w,..], mbv1:α, mbv2:α, resnet8, resnet14, resnet20, resnet18[:base]",
+                "use mlp[:w,..], cnn[:w,..], mbv1:α, mbv2:α, resnet8, resnet14, resnet20, resnet18[:base], \
+                 imagenet-resnet18, imagenet-resnet50, imagenet-mbv1:α, imagenet-mbv2:α",
             )),
         }
     }
@@ -241,6 +256,9 @@ impl std::fmt::Display for ModelSpec {
             ModelSpec::MobileNetV2(a) => write!(f, "mbv2:{a}"),
             ModelSpec::ResNetCifar(d) => write!(f, "resnet{d}"),
             ModelSpec::ResNet18(b) => write!(f, "resnet18:{b}"),
+            ModelSpec::ImageNetResNet(d) => write!(f, "imagenet-resnet{d}"),
+            ModelSpec::ImageNetMobileNetV1(a) => write!(f, "imagenet-mbv1:{a}"),
+            ModelSpec::ImageNetMobileNetV2(a) => write!(f, "imagenet-mbv2:{a}"),
         }
     }
 }
@@ -274,6 +292,12 @@ impl ModelConfig {
 
     /// Builds the float model on `device` (quantizers unset: see [`Net::set_quantizers`]).
     pub fn build(&self, device: &Device) -> Net {
+        self.build_named(device).0
+    }
+
+    /// [`Self::build`], with what published checkpoints call each of the model's layers (in
+    /// [`Net::layers`] order) for the full-size ImageNet architectures; empty for the proxies.
+    pub fn build_named(&self, device: &Device) -> (Net, Vec<imagenet::LayerName>) {
         let mut b = Builder {
             blocks: Vec::new(),
             rng: Rng::new(self.seed),
@@ -284,6 +308,7 @@ impl ModelConfig {
         let relu = self.activation.unwrap_or(Activation::Relu);
         let relu6 = self.activation.unwrap_or(Activation::Relu6);
         let width = |a: f64, c: usize| ((c as f64 * a).round() as usize).max(1);
+        let mut names = Vec::new();
         match &self.spec {
             ModelSpec::Mlp(hidden) => {
                 for &h in hidden {
@@ -338,12 +363,20 @@ impl ModelConfig {
                 }
                 b.global_avg_pool();
             }
+            ModelSpec::ImageNetResNet(depth) => names = imagenet::resnet(&mut b, *depth, relu),
+            ModelSpec::ImageNetMobileNetV1(a) => {
+                names = imagenet::mobilenet_v1(&mut b, *a, relu6);
+            }
+            ModelSpec::ImageNetMobileNetV2(a) => {
+                names = imagenet::mobilenet_v2(&mut b, *a, relu6);
+            }
         }
         b.linear(self.classes, Activation::None);
-        Net {
+        let net = Net {
             blocks: b.blocks,
             classes: self.classes,
-        }
+        };
+        (net, names)
     }
 }
 
@@ -395,7 +428,11 @@ impl Builder {
     }
 
     fn max_pool(&mut self, size: usize) {
-        self.blocks.push(Block::MaxPool(MaxPool { size }));
+        self.pool(MaxPool::tiling(size));
+    }
+
+    fn pool(&mut self, pool: MaxPool) {
+        self.blocks.push(Block::MaxPool(pool));
     }
 
     fn global_avg_pool(&mut self) {
@@ -429,16 +466,31 @@ impl Builder {
         self.residual(body, shortcut, act, c);
     }
 
-    /// MobileNetV2 inverted residual: 1x1 expand-act, 3x3 depthwise-act, 1x1 linear projection;
-    /// identity add when stride 1 and the channel count is unchanged.
+    /// ResNet bottleneck ("v1.5", torchvision's): 1x1 conv-BN-act, 3x3 conv (the stride) -BN-act,
+    /// 1x1 conv to 4 `c` -BN, + shortcut (1x1 conv + BN when the shape changes), act.
+    fn bottleneck_block(&mut self, c: usize, stride: usize, act: Activation) {
+        let (c_in, c_out) = (self.channels, 4 * c);
+        let body = vec![
+            self.conv_layer(c_in, c, 1, 1, false, act),
+            self.conv_layer(c, c, 3, stride, false, act),
+            self.conv_layer(c, c_out, 1, 1, false, Activation::None),
+        ];
+        let shortcut = (stride != 1 || c_in != c_out)
+            .then(|| self.conv_layer(c_in, c_out, 1, stride, false, Activation::None));
+        self.residual(body, shortcut, act, c_out);
+    }
+
+    /// MobileNetV2 inverted residual: 1x1 expand-act (none at expansion 1), 3x3 depthwise-act,
+    /// 1x1 linear projection; identity add when stride 1 and the channel count is unchanged.
     fn inverted_residual(&mut self, c: usize, stride: usize, expansion: usize, act: Activation) {
         let c_in = self.channels;
         let hidden = c_in * expansion;
-        let body = vec![
-            self.conv_layer(c_in, hidden, 1, 1, false, act),
-            self.conv_layer(hidden, hidden, 3, stride, true, act),
-            self.conv_layer(hidden, c, 1, 1, false, Activation::None),
-        ];
+        let mut body = Vec::with_capacity(3);
+        if expansion != 1 {
+            body.push(self.conv_layer(c_in, hidden, 1, 1, false, act));
+        }
+        body.push(self.conv_layer(hidden, hidden, 3, stride, true, act));
+        body.push(self.conv_layer(hidden, c, 1, 1, false, Activation::None));
         if stride == 1 && c_in == c {
             self.residual(body, None, Activation::None, c);
         } else {

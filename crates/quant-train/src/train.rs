@@ -14,11 +14,12 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use repro::curves;
 use repro::datasets::ImageSet;
+use repro::examples::{Examples, View};
 use repro::results::ResultRow;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::data::batch;
+use crate::data::{RawBatch, batch};
 use crate::layers::Phase;
 use crate::models::Net;
 use crate::rng::Rng;
@@ -35,15 +36,30 @@ impl std::fmt::Display for TrainError {
 
 impl std::error::Error for TrainError {}
 
-/// Which CPU/GPU backend runs the model; picked at run time (`--backend flex|ndarray`).
+/// Which CPU/GPU backend runs the model; picked at run time (`--backend`). Each backend other than
+/// flex is a cargo feature of quant-train that the paper crates pass on under the same name, so a
+/// CPU-only build compiles no GPU runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
-    /// Burn's flex CPU backend (default, fastest for training here).
+    /// Burn's flex CPU backend (default, fastest for training here; the only one that runs this
+    /// crate's hand-written kernels, every other backend runs Burn's own operations).
     Flex,
-    /// Burn's ndarray backend (deprecated upstream; built with the `ndarray` feature).
+    /// Burn's ndarray backend (deprecated upstream; feature `ndarray`).
     #[cfg(feature = "ndarray")]
     Ndarray,
+    /// wgpu on whichever graphics API the machine offers (feature `wgpu`).
+    #[cfg(feature = "wgpu")]
+    Wgpu,
+    /// wgpu pinned to Vulkan, SPIR-V shaders (feature `vulkan`).
+    #[cfg(feature = "vulkan")]
+    Vulkan,
+    /// CUDA through CubeCL (feature `cuda`); the driver is loaded when a run asks for the device.
+    #[cfg(feature = "cuda")]
+    Cuda,
 }
+
+/// Every backend name `--backend` knows, built into this binary or not.
+const BACKEND_NAMES: [&str; 5] = ["flex", "ndarray", "wgpu", "vulkan", "cuda"];
 
 impl std::str::FromStr for BackendKind {
     type Err = String;
@@ -52,12 +68,19 @@ impl std::str::FromStr for BackendKind {
             "flex" => Ok(BackendKind::Flex),
             #[cfg(feature = "ndarray")]
             "ndarray" => Ok(BackendKind::Ndarray),
-            #[cfg(not(feature = "ndarray"))]
-            "ndarray" => Err(
-                "backend ndarray was not built: rebuild with `--features quant-train/ndarray`"
-                    .into(),
-            ),
-            _ => Err(format!("unknown backend {s:?}: use flex or ndarray")),
+            #[cfg(feature = "wgpu")]
+            "wgpu" => Ok(BackendKind::Wgpu),
+            #[cfg(feature = "vulkan")]
+            "vulkan" => Ok(BackendKind::Vulkan),
+            #[cfg(feature = "cuda")]
+            "cuda" => Ok(BackendKind::Cuda),
+            _ if BACKEND_NAMES.contains(&s) => Err(format!(
+                "backend {s} was not built into this binary: rebuild with `--features {s}`"
+            )),
+            _ => Err(format!(
+                "unknown backend {s:?}: use one of {}",
+                BACKEND_NAMES.join(", ")
+            )),
         }
     }
 }
@@ -68,12 +91,68 @@ impl BackendKind {
     /// run none of this crate's kernels (the AdaptivFloat Transformer) spent a sixth of a step in
     /// page faults without it.
     pub fn device(self) -> Device {
+        self.device_at(None)
+    }
+
+    /// The devices `--devices` names (hardware indices; empty: the backend's default device). The
+    /// CPU backends have one device, index 0.
+    pub fn devices(self, indices: &[usize]) -> Result<Vec<Device>, String> {
+        if indices.is_empty() {
+            return Ok(vec![self.device()]);
+        }
+        let cpu = match self {
+            BackendKind::Flex => true,
+            #[cfg(feature = "ndarray")]
+            BackendKind::Ndarray => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        };
+        if cpu && indices != [0] {
+            return Err(format!(
+                "{self:?} runs on one device, the CPU: drop --devices or pick a GPU backend"
+            ));
+        }
+        Ok(indices.iter().map(|&i| self.device_at(Some(i))).collect())
+    }
+
+    /// The one device a run trains on: `--backend` on `--devices` (at most one index).
+    pub fn for_run(args: &repro::cli::RunArgs) -> Result<Device, String> {
+        let backend: BackendKind = args.backend.parse()?;
+        match backend.devices(&args.devices)?.as_slice() {
+            [device] => Ok(device.clone()),
+            _ => Err(format!(
+                "--devices {:?}: a run trains on one device (data-parallel training over several \
+                 needs Burn's collective operations, which 0.22 has for CUDA only and this suite \
+                 does not drive yet): pass one index",
+                args.devices
+            )),
+        }
+    }
+
+    /// Hardware device `index` of this backend, or its default device.
+    #[cfg_attr(
+        not(any(feature = "wgpu", feature = "vulkan", feature = "cuda")),
+        allow(unused_variables)
+    )]
+    fn device_at(self, index: Option<usize>) -> Device {
         crate::simd::reuse_freed_memory();
+        #[cfg(any(feature = "wgpu", feature = "vulkan"))]
+        let wgpu_kind = || {
+            index.map_or(burn::tensor::DeviceKind::DefaultDevice, |i| {
+                burn::tensor::DeviceKind::DiscreteGpu(i)
+            })
+        };
         match self {
             BackendKind::Flex => Device::flex(),
             #[cfg(feature = "ndarray")]
             #[allow(deprecated)]
             BackendKind::Ndarray => Device::ndarray(),
+            #[cfg(feature = "wgpu")]
+            BackendKind::Wgpu => Device::wgpu(wgpu_kind()),
+            #[cfg(feature = "vulkan")]
+            BackendKind::Vulkan => Device::vulkan(wgpu_kind()),
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => Device::cuda(index.unwrap_or(0)),
         }
     }
 }
@@ -287,15 +366,21 @@ impl TrainReport {
     }
 }
 
+/// Random streams of the training views (crops and flips of image folders), one per epoch: apart
+/// from the shuffling streams (`epoch`), so in-memory sets, which take no views, train as before.
+const VIEW_STREAMS: u64 = 1 << 32;
+
 /// Trains `model` (on `device`, any backend; autodiff is added here) on `data` and returns the
 /// trained model on the inference device with its report.
 ///
 /// Each epoch visits `data` in a fresh order drawn from `(config.seed, epoch)`; the last partial
-/// batch is dropped. Layers with quantizers follow `config.qat`; float layers ignore it. With a
-/// checkpoint of the same configuration, data and starting model, finished epochs are skipped.
+/// batch is dropped. A thread reads (for image folders: decodes) the next batch on the worker
+/// threads while the current step runs; each example's training view is drawn from the seed too.
+/// Layers with quantizers follow `config.qat`; float layers ignore it. With a checkpoint of the same
+/// configuration, data and starting model, finished epochs are skipped.
 pub fn train(
     model: Net,
-    data: &ImageSet,
+    data: &dyn Examples,
     config: &TrainConfig,
     options: &RunOptions,
     device: &Device,
@@ -309,11 +394,9 @@ pub fn train(
         )));
     }
     // Burn's cross entropy would index past the logits (a panic deep inside a step): refuse here.
-    if let Some((i, l)) = data
-        .labels
-        .iter()
-        .enumerate()
-        .find(|(_, l)| usize::from(**l) >= model.classes)
+    if let Some((i, l)) = (0..data.len())
+        .map(|i| (i, data.label(i)))
+        .find(|(_, l)| *l >= model.classes)
     {
         return Err(TrainError(format!(
             "training label {l} at index {i} is outside the model's {} classes: use labels 0-{}",
@@ -353,34 +436,57 @@ pub fn train(
     for epoch in start_epoch..config.epochs {
         let mut order: Vec<usize> = (0..data.len()).collect();
         Rng::stream(config.seed, u64::from(epoch)).shuffle(&mut order);
+        let mut views = Rng::stream(config.seed, VIEW_STREAMS | u64::from(epoch));
+        let draws: Vec<u64> = order.iter().map(|_| views.next_u64()).collect();
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
         let epoch_start = Instant::now();
-        for (i, idx) in order.chunks_exact(config.batch_size).enumerate() {
-            let step = u64::from(epoch) * steps_per_epoch + i as u64;
-            let (x, y) = batch(data, idx, &ad);
-            let logits = model.forward(x, &config.qat.phase(step));
-            let loss = loss_fn.forward(logits.clone(), y.clone());
-            let pred = logits.detach().argmax(1).reshape([idx.len()]);
-            correct += pred.equal(y).int().sum().into_scalar::<i64>() as usize;
-            let loss_value = f64::from(loss.clone().detach().into_scalar::<f32>());
-            if !loss_value.is_finite() {
-                return Err(TrainError(format!(
-                    "training diverged (loss {loss_value}) at epoch {epoch} step {i}: lower the learning rate"
-                )));
+        model = std::thread::scope(|scope| -> Result<Net, TrainError> {
+            let mut model = model;
+            // One batch ahead: the reader stops when a read fails or when this loop has returned
+            // (its send then fails), so neither side waits on the other forever.
+            let (ready, batches) = std::sync::mpsc::sync_channel(1);
+            let (order, draws) = (&order, &draws);
+            scope.spawn(move || {
+                for (i, idx) in order.chunks_exact(config.batch_size).enumerate() {
+                    let first = i * config.batch_size;
+                    let raw = RawBatch::read(data, idx, |k| View::Train {
+                        draw: draws[first + k],
+                    });
+                    let failed = raw.is_err();
+                    if ready.send(raw).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            for (i, raw) in batches.iter().enumerate() {
+                let step = u64::from(epoch) * steps_per_epoch + i as u64;
+                let (x, y) = raw.map_err(TrainError)?.tensors(&ad);
+                let n = y.dims()[0];
+                let logits = model.forward(x, &config.qat.phase(step));
+                let loss = loss_fn.forward(logits.clone(), y.clone());
+                let pred = logits.detach().argmax(1).reshape([n]);
+                correct += pred.equal(y).int().sum().into_scalar::<i64>() as usize;
+                let loss_value = f64::from(loss.clone().detach().into_scalar::<f32>());
+                if !loss_value.is_finite() {
+                    return Err(TrainError(format!(
+                        "training diverged (loss {loss_value}) at epoch {epoch} step {i}: lower the learning rate"
+                    )));
+                }
+                loss_sum += loss_value;
+                seen += n;
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(config.lr_at(step, total, steps_per_epoch), model, grads);
+                bar.inc(1);
+                bar.set_message(format!(
+                    "epoch {} loss {:.4} acc {:.2}% {:.0} img/s",
+                    epoch + 1,
+                    loss_sum / (i + 1) as f64,
+                    100.0 * correct as f64 / seen as f64,
+                    seen as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
+                ));
             }
-            loss_sum += loss_value;
-            seen += idx.len();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(config.lr_at(step, total, steps_per_epoch), model, grads);
-            bar.inc(1);
-            bar.set_message(format!(
-                "epoch {} loss {:.4} acc {:.2}% {:.0} img/s",
-                epoch + 1,
-                loss_sum / (i + 1) as f64,
-                100.0 * correct as f64 / seen as f64,
-                seen as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
-            ));
-        }
+            Ok(model)
+        })?;
         let point = EpochPoint {
             epoch: epoch + 1,
             loss: loss_sum / steps_per_epoch as f64,

@@ -1,7 +1,7 @@
 //! The arguments every experiment binary takes, spelled, documented and defaulted once.
 //!
 //! Each paper binary flattens [`RunArgs`] into its command line, so `--profile`, `--dataset`,
-//! `--data`, `--seed`, `--seeds`, `--epochs`, `--threads`, `--backend` and `--out` mean the same
+//! `--data`, `--seed`, `--seeds`, `--epochs`, `--threads`, `--backend`, `--devices` and `--out` mean the same
 //! thing in all of them. A flag that has no paper-independent default (the data set, the seeds,
 //! the epochs) is optional here and the experiment states its own default in its help and README;
 //! the profile defaults to `full` everywhere, because running a binary means reproducing its
@@ -39,10 +39,14 @@ pub struct RunArgs {
     /// Worker threads (default: every core). Results do not depend on it.
     #[arg(long, global = true)]
     pub threads: Option<usize>,
-    /// Burn backend that trains: flex (default) or ndarray (built with the `ndarray` feature of
-    /// quant-train). Integer kernels and engines do not use Burn.
+    /// Burn backend that trains: flex (default, the CPU), or ndarray, wgpu, vulkan, cuda where the
+    /// binary was built with the cargo feature of that name. Integer kernels and engines do not use
+    /// Burn.
     #[arg(long, default_value = "flex", global = true)]
     pub backend: String,
+    /// Hardware index of the GPU that trains, for a GPU backend (default: the backend's own choice).
+    #[arg(long, value_delimiter = ',', global = true)]
+    pub devices: Vec<usize>,
     /// Results root (tables go to <out>/<paper>/; default: results/ for --profile full,
     /// target/results-<profile>/ otherwise).
     #[arg(long, global = true)]
@@ -74,6 +78,7 @@ impl RunArgs {
             "--seeds" => self.seeds.is_some(),
             "--epochs" => self.epochs.is_some(),
             "--backend" => self.backend != "flex",
+            "--devices" => !self.devices.is_empty(),
             _ => false,
         };
         match flags.iter().find(|f| given(f)) {

@@ -65,11 +65,14 @@ impl Split {
     }
 }
 
-/// One split of an image-classification data set: `n` grey images of `rows x cols` bytes and their labels.
+/// One split of an image-classification data set: `n` images of `channels x rows x cols` bytes
+/// (planar: each channel's rows one after another; 1 channel for the grey MNIST sets, 3 for CIFAR)
+/// and their labels.
 #[derive(Debug, Clone)]
 pub struct ImageSet {
     pub images: Vec<u8>,
     pub labels: Vec<u8>,
+    pub channels: usize,
     pub rows: usize,
     pub cols: usize,
     /// `(file name, sha256 of decompressed content)` for the run manifest.
@@ -87,9 +90,9 @@ impl ImageSet {
         self.labels.is_empty()
     }
 
-    /// Pixels per image.
+    /// Bytes per image: every channel's pixels.
     pub fn pixels(&self) -> usize {
-        self.rows * self.cols
+        self.channels * self.rows * self.cols
     }
 
     /// The bytes of image `i`.
@@ -122,6 +125,7 @@ impl ImageSet {
         let validation = ImageSet {
             images: self.images[keep * self.pixels()..].to_vec(),
             labels: self.labels[keep..].to_vec(),
+            channels: self.channels,
             rows: self.rows,
             cols: self.cols,
             checksums: self.checksums.clone(),
@@ -326,6 +330,7 @@ pub fn load_split(root: &Path, name: DatasetName, split: Split) -> Result<ImageS
         )
     };
     Ok(ImageSet {
+        channels: 1,
         rows: images.dims[1],
         cols: images.dims[2],
         checksums: vec![
@@ -403,6 +408,7 @@ mod tests {
         let set = ImageSet {
             images: (0..10u8).flat_map(|i| [i; 4]).collect(),
             labels: (0..10).collect(),
+            channels: 1,
             rows: 2,
             cols: 2,
             checksums: Vec::new(),
@@ -488,6 +494,7 @@ mod tests {
         let set = ImageSet {
             images: vec![7; labels.len() * side * side],
             labels: labels.to_vec(),
+            channels: 1,
             rows: side,
             cols: side,
             checksums: vec![],

@@ -1,11 +1,13 @@
 //! Shared reproduction plumbing: data sets, result tables with manifests, published numbers and the
 //! comparison that puts them side by side.
 
+pub mod cifar;
 pub mod claims;
 pub mod cli;
 pub mod compare;
 pub mod curves;
 pub mod datasets;
+pub mod examples;
 pub mod idx;
 pub mod image_folder;
 pub mod jobs;

@@ -78,6 +78,7 @@ pub fn synthetic(side: usize, n: usize, seed: u64) -> ImageSet {
     ImageSet {
         images: (0..n * side * side).map(|_| rng.below(256) as u8).collect(),
         labels: (0..n).map(|_| rng.below(10) as u8).collect(),
+        channels: 1,
         rows: side,
         cols: side,
         checksums: Vec::new(),

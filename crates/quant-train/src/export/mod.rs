@@ -326,13 +326,13 @@ impl Exporter {
             }
             Block::MaxPool(m) => {
                 self.push(Layer::MaxPool(PoolLayer {
-                    window: Window::square(m.size, m.size, 0),
+                    window: Window::square(m.size, m.stride, m.padding),
                     act_min: self.params.range.qmin as u8,
                     act_max: self.params.range.qmax as u8,
                 }));
                 self.shape = Shape {
-                    h: self.shape.h / m.size,
-                    w: self.shape.w / m.size,
+                    h: m.out_side(self.shape.h),
+                    w: m.out_side(self.shape.w),
                     c: self.shape.c,
                 };
             }

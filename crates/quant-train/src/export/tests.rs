@@ -21,6 +21,7 @@ fn images(n: usize, seed: u64) -> ImageSet {
     ImageSet {
         images: px,
         labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        channels: 1,
         rows: 28,
         cols: 28,
         checksums: vec![],

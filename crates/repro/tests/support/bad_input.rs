@@ -24,6 +24,7 @@ pub fn data_root(n: usize, side: usize, label: impl Fn(usize) -> u8) -> tempfile
     let set = ImageSet {
         images: (0..n * side * side).map(|i| (i * 31 % 251) as u8).collect(),
         labels: (0..n).map(label).collect(),
+        channels: 1,
         rows: side,
         cols: side,
         checksums: vec![],

@@ -1,0 +1,179 @@
+//! Published checkpoints loaded into the zoo's full-size ImageNet models: torchvision's ResNet-18,
+//! ResNet-50 and MobileNetV2 weights (and any checkpoint that names its layers alike), read through
+//! Burn's own stores, so the papers' rows that start from a pretrained network (AdaptivFloat's
+//! ResNet-50 post-training quantization, F8Net's tiny fine-tuning, the 8-bit baselines of Jacob et
+//! al. and Rusci et al.) start from the published one.
+//!
+//! Files: safetensors (`.safetensors`) and PyTorch pickles (`.pth`, `.pt`, `.bin`: a state dict,
+//! at the top level or under `state_dict` / `model`). Keys may carry the `module.` prefix that
+//! `DataParallel` adds. Every layer of the model must find its tensors with the shape it has (a
+//! fully connected weight `[out, in]`); a missing or misshapen tensor is an error that names it.
+//! Batch-norm statistics load as they are: torchvision's ε (1e-5) and momentum (0.1) are the zoo's.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::{Param, RunningState};
+use burn::prelude::*;
+use burn::store::{ModuleStore, PytorchStore, SafetensorsStore};
+
+use crate::models::imagenet::LayerName;
+use crate::{ModelConfig, Net, QLayer};
+
+/// The tensors of a checkpoint as f32 values and shapes, by key (`module.` stripped).
+type Tensors = BTreeMap<String, (Vec<f32>, Vec<usize>)>;
+
+/// Builds `config`'s model on `device` with the weights of the checkpoint at `path`.
+pub fn load(config: &ModelConfig, path: &Path, device: &Device) -> Result<Net, String> {
+    let (mut net, names) = config.build_named(device);
+    if names.is_empty() {
+        return Err(format!(
+            "{}: published checkpoints fit the full-size ImageNet models only: use \
+             imagenet-resnet18, imagenet-resnet50 or imagenet-mbv2:α",
+            config.spec
+        ));
+    }
+    let tensors = read(path)?;
+    let mut failure = None;
+    net.map_layers(|i, layer| {
+        if failure.is_none() {
+            failure = assign(layer, &names[i], &tensors, device).err();
+        }
+    });
+    match failure {
+        Some(e) => Err(format!("{}: {e}", path.display())),
+        None => Ok(net),
+    }
+}
+
+/// Every tensor of the checkpoint, converted to f32.
+fn read(path: &Path) -> Result<Tensors, String> {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut tensors = match extension.as_str() {
+        // Keys as the file has them: Burn's stores would otherwise renumber the layers of a
+        // sequential container contiguously (torchvision's `classifier.1` after a dropout became
+        // `classifier.0`).
+        "safetensors" => convert(
+            SafetensorsStore::from_file(path)
+                .map_indices_contiguous(false)
+                .get_all_tensors(),
+        ),
+        "pth" | "pt" | "bin" => convert(
+            PytorchStore::from_file(path)
+                .map_indices_contiguous(false)
+                .get_all_tensors(),
+        ),
+        _ => Err(
+            "not a checkpoint this suite reads: give a .safetensors, .pth, .pt or .bin file".into(),
+        ),
+    }
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    if tensors.is_empty() {
+        return Err(format!(
+            "{}: the checkpoint holds no tensors",
+            path.display()
+        ));
+    }
+    // A state dict saved inside a training checkpoint, or from a `DataParallel` model.
+    while let Some(prefix) = ["state_dict.", "model.", "module."]
+        .into_iter()
+        .find(|p| tensors.keys().all(|k| k.starts_with(p)))
+    {
+        tensors = tensors
+            .into_iter()
+            .map(|(k, v)| (k[prefix.len()..].to_string(), v))
+            .collect();
+    }
+    Ok(tensors)
+}
+
+/// The store's tensors as f32, or its error as a sentence.
+fn convert<E: std::fmt::Display>(
+    all: Result<&BTreeMap<String, burn::store::burn_pack::Tensor>, E>,
+) -> Result<Tensors, String> {
+    let all =
+        all.map_err(|e| format!("unreadable checkpoint ({e}): check the file is complete"))?;
+    all.iter()
+        .map(|(name, t)| {
+            let bytes = t
+                .to_bytes()
+                .map_err(|e| format!("tensor {name} is unreadable ({e})"))?;
+            let shape: Vec<usize> = t.shape.iter().copied().collect();
+            let data = TensorData::from_bytes(bytes, shape.clone(), t.dtype).convert::<f32>();
+            let values = data
+                .try_into_vec::<f32>()
+                .map_err(|e| format!("tensor {name} is not numeric ({e:?})"))?;
+            Ok((name.clone(), (values, shape)))
+        })
+        .collect()
+}
+
+/// The tensor `key`, which the checkpoint must hold with the shape `expected`, as the model's `shape`.
+fn take<const D: usize>(
+    tensors: &Tensors,
+    key: &str,
+    shape: [usize; D],
+    expected: &[usize],
+    device: &Device,
+) -> Result<Tensor<D>, String> {
+    let (values, found) = tensors
+        .get(key)
+        .ok_or_else(|| format!("no tensor {key}: the checkpoint is not of this architecture"))?;
+    if found.as_slice() != expected {
+        return Err(format!(
+            "tensor {key} is {found:?}, the model's is {expected:?}: the checkpoint is of another \
+             width or class count"
+        ));
+    }
+    Ok(Tensor::from_data(
+        TensorData::new(values.clone(), shape),
+        device,
+    ))
+}
+
+/// Loads one layer's tensors.
+fn assign(
+    layer: &mut QLayer,
+    name: &LayerName,
+    tensors: &Tensors,
+    device: &Device,
+) -> Result<(), String> {
+    let w = layer.weight.val().dims();
+    match name {
+        LayerName::ConvBn { conv, bn } => {
+            let Some(state) = layer.bn.as_mut() else {
+                return Err(format!("layer {conv} has no batch norm in the model"));
+            };
+            let c = [w[0]];
+            layer.weight =
+                Param::from_tensor(take(tensors, &format!("{conv}.weight"), w, &w, device)?);
+            state.gamma =
+                Param::from_tensor(take(tensors, &format!("{bn}.weight"), c, &c, device)?);
+            state.beta = Param::from_tensor(take(tensors, &format!("{bn}.bias"), c, &c, device)?);
+            state.running_mean =
+                RunningState::new(take(tensors, &format!("{bn}.running_mean"), c, &c, device)?);
+            state.running_var =
+                RunningState::new(take(tensors, &format!("{bn}.running_var"), c, &c, device)?);
+        }
+        LayerName::Linear(prefix) => {
+            layer.weight = Param::from_tensor(take(
+                tensors,
+                &format!("{prefix}.weight"),
+                w,
+                &[w[0], w[1] * w[2] * w[3]],
+                device,
+            )?);
+            layer.bias = Some(Param::from_tensor(take(
+                tensors,
+                &format!("{prefix}.bias"),
+                [w[0]],
+                &[w[0]],
+                device,
+            )?));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! The same training on a GPU backend as on flex: `cargo test -p quant-train --features wgpu --test
+//! gpu_backend`. The model, data and recipe are the same, so the loss curves agree within float
+//! tolerance (different kernels sum in different orders); quantization-aware training too, which
+//! shows the fake quantizers and their straight-through gradients are backend-agnostic.
+//!
+//! Needs a wgpu adapter: a GPU, or Mesa's software Vulkan driver (Debian's `mesa-vulkan-drivers`),
+//! which is what CI installs. Without one the test says so and passes nothing off as a result.
+#![cfg(feature = "wgpu")]
+
+use burn::prelude::*;
+use quant_train::{
+    AffineQuantizer, BackendKind, ModelConfig, QuantizerRef, RunOptions, TrainConfig, train::train,
+};
+use repro::datasets::ImageSet;
+
+/// 512 12x12 grey images in 4 classes: a bright square whose corner depends on the class, on noise.
+fn data() -> ImageSet {
+    let (n, side) = (512, 12);
+    let mut images = Vec::with_capacity(n * side * side);
+    let mut labels = Vec::with_capacity(n);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..n {
+        let class = i % 4;
+        let (r0, c0) = ((class / 2) * 6, (class % 2) * 6);
+        for r in 0..side {
+            for c in 0..side {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let inside = (r0..r0 + 6).contains(&r) && (c0..c0 + 6).contains(&c);
+                images.push(if inside { 180 } else { 0 } + (state % 60) as u8);
+            }
+        }
+        labels.push(class as u8);
+    }
+    ImageSet {
+        images,
+        labels,
+        channels: 1,
+        rows: side,
+        cols: side,
+        checksums: Vec::new(),
+    }
+}
+
+/// Per-epoch training losses of a small CNN (8-bit QAT when `qat`) trained on `device`.
+fn losses(device: &Device, qat: bool) -> Vec<f64> {
+    let mut config = ModelConfig::new("cnn:8,16".parse().unwrap(), 11);
+    config.input = [1, 12, 12];
+    config.classes = 4;
+    let mut net = config.build(device);
+    if qat {
+        net.set_quantizers(
+            Some(QuantizerRef::new(AffineQuantizer::weights(8).unwrap())),
+            Some(QuantizerRef::new(AffineQuantizer::activations(8).unwrap())),
+        );
+    }
+    let mut recipe = TrainConfig::adam(3, 3e-3, 5);
+    recipe.batch_size = 32;
+    let (_, report) = train(net, &data(), &recipe, &RunOptions::default(), device).unwrap();
+    report.curve.iter().map(|p| p.loss).collect()
+}
+
+/// The wgpu device, or `None` (with the reason on stderr) where the machine offers no adapter.
+fn wgpu_device() -> Option<Device> {
+    let device = BackendKind::Wgpu.device();
+    // The adapter is looked for at the first operation; without one the runtime panics.
+    let probe =
+        std::panic::catch_unwind(|| Tensor::<1>::ones([4], &device).sum().into_scalar::<f32>());
+    match probe {
+        Ok(sum) if sum == 4.0 => Some(device),
+        Ok(sum) => panic!("wgpu summed four ones to {sum}"),
+        Err(_) => {
+            eprintln!(
+                "SKIPPED: no wgpu adapter on this machine (install a GPU driver or Debian's \
+                 mesa-vulkan-drivers)"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn float_and_qat_training_match_flex() {
+    let Some(gpu) = wgpu_device() else { return };
+    let flex = Device::flex();
+    for qat in [false, true] {
+        let (on_flex, on_gpu) = (losses(&flex, qat), losses(&gpu, qat));
+        eprintln!("qat {qat}: flex {on_flex:?}, wgpu {on_gpu:?}");
+        assert_eq!(on_flex.len(), 3);
+        assert!(
+            on_flex[2] < on_flex[0] * 0.7,
+            "flex did not learn: {on_flex:?}"
+        );
+        for (a, b) in on_flex.iter().zip(&on_gpu) {
+            assert!(
+                (a - b).abs() <= 2e-3 * a.abs().max(1.0),
+                "qat {qat}: flex {on_flex:?} vs wgpu {on_gpu:?}"
+            );
+        }
+    }
+}
