@@ -12,10 +12,13 @@
 //!   does not have.
 //! * [`accuracy`]: Tables 2 and 3 (PTQ, QAR, W+A) and the range-stress of §9.1 P1f on MNIST-scale
 //!   stand-ins, written as rows that mirror `published.csv`.
+//! * [`imagenet`]: the paper's own ResNet-50 rows of Tables 1 and 2 (PTQ) at paper scale, from a
+//!   published checkpoint and the ImageNet validation images (`--profile paper`).
 
 pub mod accuracy;
 pub mod fakequant;
 pub mod figures;
+pub mod imagenet;
 pub mod rmse;
 pub mod tensor_cli;
 pub mod transformer;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use adaptivfloat::accuracy::{Experiment, Plan, Proxy};
 use adaptivfloat::rmse::{self, Family, Stamp, SyntheticSize};
-use adaptivfloat::{PAPER_DIR, tensor_cli};
+use adaptivfloat::{PAPER_DIR, imagenet, tensor_cli};
 use quant_core::formats::FormatKind;
 use quant_train::train::BackendKind;
 use repro::Profile;
@@ -142,6 +142,9 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Rmse { args } => rmse_tables(&args).and_then(|()| figures(&args)),
         Command::Figures { args } => figures(&args),
+        Command::Accuracy { model, args } if args.profile == Profile::Paper => {
+            paper_accuracy(model, &args)
+        }
         Command::Accuracy { model, args } => {
             args.refuse(
                 &["--dataset"],
@@ -162,6 +165,53 @@ fn run(cli: Cli) -> Result<(), String> {
             figures(&args)
         }
     }
+}
+
+/// `--profile paper`: Tables 1 and 2 (PTQ) of the paper's own ResNet-50 on ImageNet.
+fn paper_accuracy(model: ModelArg, args: &RunArgs) -> Result<(), String> {
+    if matches!(model, ModelArg::Transformer | ModelArg::Mlp) {
+        return Err(
+            "--profile paper runs the paper's ResNet-50 on ImageNet (its Transformer on \
+             WMT'17 and Seq2Seq on LibriSpeech are not built): use --model cnn or all"
+                .into(),
+        );
+    }
+    args.refuse(
+        &["--dataset", "--seed", "--seeds", "--epochs"],
+        "the paper-scale run scores one published checkpoint on ImageNet's validation images",
+    )?;
+    let root = args.data.as_deref().ok_or(
+        "--profile paper: pass --data with the ImageNet folder (val/<synset>/*.JPEG inside)",
+    )?;
+    let checkpoint = args.pretrained.as_deref().ok_or(
+        "--profile paper: pass --pretrained with a ResNet-50 checkpoint (torchvision's resnet50 \
+         weights, .pth or .safetensors)",
+    )?;
+    let ctx = args.start_paper_scale()?;
+    let val = repro::image_folder::ImageFolder::open(root, "val", 3, imagenet::SIDE)?;
+    let paper = imagenet::PaperRun {
+        val: &val,
+        checkpoint,
+        bits: &[16, 8, 7, 6, 5, 4],
+        device: BackendKind::for_run(args)?,
+        profile: args.profile.name(),
+        run_id: &ctx.run.run_id,
+    };
+    let checksums = paper.checksums()?;
+    let rows = paper.rows()?;
+    let path = table_path(ctx.out(), PAPER_DIR, "accuracy");
+    let n = ctx
+        .run
+        .record(&path, &rows, &checksums)
+        .map_err(|e| e.to_string())?;
+    eprintln!("{}: {n} rows", path.display());
+    for r in &rows {
+        println!(
+            "{} | {} | W{} | {} = {:.3}",
+            r.model, r.method, r.w_bits, r.metric, r.value
+        );
+    }
+    Ok(())
 }
 
 /// The profile's plan for one stand-in.
@@ -277,7 +327,8 @@ fn rmse_tables(args: &RunArgs) -> Result<(), String> {
             min_len: 500,
             max_len: 2000,
         },
-        Profile::Full => SyntheticSize {
+        // `start` refused the paper profile.
+        Profile::Full | Profile::Paper => SyntheticSize {
             layers: 64,
             min_len: 16_384,
             max_len: 262_144,

@@ -48,7 +48,8 @@ impl Plan {
     pub fn new(profile: Profile, epochs: Option<u32>, seeds: Option<Vec<u64>>) -> Plan {
         let (train, validation, test, fp, qat, tiny, n_seeds) = match profile {
             Profile::Smoke => (512, 128, 300, 1, 1, 2, 1),
-            Profile::Full => (usize::MAX, 5_000, 10_000, 15, 5, TINY_STEPS, 3),
+            // The binary refuses the paper profile before planning (`RunArgs::start`).
+            Profile::Full | Profile::Paper => (usize::MAX, 5_000, 10_000, 15, 5, TINY_STEPS, 3),
         };
         Plan {
             profile,

@@ -61,7 +61,8 @@ impl Sizes {
                 e5_resolutions: vec![16],
                 latency_runs: 3,
             },
-            Profile::Full => Sizes {
+            // The binary refuses the paper profile before planning (`RunArgs::start`).
+            Profile::Full | Profile::Paper => Sizes {
                 train: 55_000,
                 validation: 5_000,
                 test: 10_000,

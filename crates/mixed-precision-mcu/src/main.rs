@@ -145,7 +145,8 @@ fn run(cli: Cli) -> Result<(), String> {
             for seed in args.seed_list(1, 1) {
                 let mut plan = match args.profile {
                     Profile::Smoke => Plan::smoke(seed),
-                    Profile::Full => Plan::full(seed),
+                    // `start` refused the paper profile.
+                    Profile::Full | Profile::Paper => Plan::full(seed),
                 };
                 plan.float_epochs = args.epochs.unwrap_or(plan.float_epochs);
                 plan.train_images = train_images.unwrap_or(plan.train_images);

@@ -53,6 +53,45 @@ impl RawBatch {
     }
 }
 
+/// Folds `state = step(i, batch i, state)` over the batches of `batch_size` examples of `order`
+/// (the last one shorter unless `drop_last`), example `order[p]` under `view(p)`, while a reader
+/// thread reads (for image folders: decodes) the next batch on the worker threads. The first read
+/// error ends the fold with that error, as does the first error of `step`; the reader then stops
+/// too (its next hand-over fails), so neither side waits on the other forever.
+pub fn read_ahead<S, E: From<String>>(
+    set: &dyn Examples,
+    order: &[usize],
+    (batch_size, drop_last): (usize, bool),
+    view: impl Fn(usize) -> View + Sync,
+    state: S,
+    mut step: impl FnMut(usize, RawBatch, S) -> Result<S, E>,
+) -> Result<S, E> {
+    let size = batch_size.max(1);
+    let whole = if drop_last {
+        order.len() / size * size
+    } else {
+        order.len()
+    };
+    std::thread::scope(|scope| {
+        let (ready, batches) = std::sync::mpsc::sync_channel(1);
+        let view = &view;
+        scope.spawn(move || {
+            for (i, idx) in order[..whole].chunks(size).enumerate() {
+                let raw = RawBatch::read(set, idx, |k| view(i * size + k));
+                let failed = raw.is_err();
+                if ready.send(raw).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let mut state = state;
+        for (i, raw) in batches.iter().enumerate() {
+            state = step(i, raw.map_err(E::from)?, state)?;
+        }
+        Ok(state)
+    })
+}
+
 /// The images `indices` of the in-memory `set` as `[N, channels, rows, cols]` floats `pixel / 255`
 /// and their labels (see [`RawBatch::tensors`]).
 pub fn batch(set: &ImageSet, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {

@@ -69,5 +69,5 @@ pub use quant::{
 };
 pub use train::{
     BackendKind, LrSchedule, Optimizer, QatSchedule, RunOptions, TrainConfig, TrainReport,
-    argmax_rows, evaluate, predict, top1,
+    argmax_rows, evaluate, predict, score, top1,
 };

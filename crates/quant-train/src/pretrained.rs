@@ -9,6 +9,9 @@
 //! `DataParallel` adds. Every layer of the model must find its tensors with the shape it has (a
 //! fully connected weight `[out, in]`); a missing or misshapen tensor is an error that names it.
 //! Batch-norm statistics load as they are: torchvision's ε (1e-5) and momentum (0.1) are the zoo's.
+//!
+//! [`save`] writes a model back in the same layout (safetensors), for PyTorch users of a model
+//! trained or fine-tuned here.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -44,6 +47,71 @@ pub fn load(config: &ModelConfig, path: &Path, device: &Device) -> Result<Net, S
         Some(e) => Err(format!("{}: {e}", path.display())),
         None => Ok(net),
     }
+}
+
+/// Writes `net` (built from `config`) as a safetensors file of f32 tensors under the names
+/// [`load`] reads: torchvision's for its architectures.
+pub fn save(config: &ModelConfig, net: &Net, path: &Path) -> Result<(), String> {
+    let (_, names) = config.build_named(&Device::flex());
+    let layers = net.layers();
+    if names.is_empty() || names.len() != layers.len() {
+        return Err(format!(
+            "{}: only the full-size ImageNet models built from this configuration have a published \
+             layout: save imagenet-resnet18, imagenet-resnet50 or imagenet-mbv2:α",
+            config.spec
+        ));
+    }
+    let mut tensors: Vec<(String, Vec<usize>, Tensor<1>)> = Vec::new();
+    let mut add = |key: String, t: Tensor<1>, shape: Vec<usize>| tensors.push((key, shape, t));
+    for (layer, name) in layers.iter().zip(&names) {
+        let w = layer.weight.val();
+        let dims = w.dims();
+        let flat = w.flatten::<1>(0, 3);
+        match (name, &layer.bn, &layer.bias) {
+            (LayerName::ConvBn { conv, bn }, Some(state), _) => {
+                add(format!("{conv}.weight"), flat, dims.to_vec());
+                add(format!("{bn}.weight"), state.gamma.val(), vec![dims[0]]);
+                add(format!("{bn}.bias"), state.beta.val(), vec![dims[0]]);
+                let (mean, var) = (
+                    state.running_mean.value_sync(),
+                    state.running_var.value_sync(),
+                );
+                add(format!("{bn}.running_mean"), mean, vec![dims[0]]);
+                add(format!("{bn}.running_var"), var, vec![dims[0]]);
+            }
+            (LayerName::Linear(prefix), _, Some(bias)) => {
+                add(
+                    format!("{prefix}.weight"),
+                    flat,
+                    vec![dims[0], dims[1] * dims[2] * dims[3]],
+                );
+                add(format!("{prefix}.bias"), bias.val(), vec![dims[0]]);
+            }
+            _ => return Err(format!("layer {name:?} does not match the model's layer")),
+        }
+    }
+    // The safetensors layout: an 8-byte little-endian header length, the JSON header (dtype,
+    // shape and byte range of each tensor), then the raw little-endian bytes.
+    let (mut header, mut data) = (serde_json::Map::new(), Vec::new());
+    for (key, shape, t) in tensors {
+        let values = t
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| format!("tensor {key} is not readable as f32 ({e:?})"))?;
+        let start = data.len();
+        data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        header.insert(
+            key,
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut json = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut file = (json.len() as u64).to_le_bytes().to_vec();
+    file.extend(json);
+    file.extend(data);
+    std::fs::write(path, file).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Every tensor of the checkpoint, converted to f32.

@@ -19,7 +19,7 @@ use repro::results::ResultRow;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::data::{RawBatch, batch};
+use crate::data::{batch, read_ahead};
 use crate::layers::Phase;
 use crate::models::Net;
 use crate::rng::Rng;
@@ -35,6 +35,12 @@ impl std::fmt::Display for TrainError {
 }
 
 impl std::error::Error for TrainError {}
+
+impl From<String> for TrainError {
+    fn from(message: String) -> Self {
+        TrainError(message)
+    }
+}
 
 /// Which CPU/GPU backend runs the model; picked at run time (`--backend`). Each backend other than
 /// flex is a cargo feature of quant-train that the paper crates pass on under the same name, so a
@@ -440,51 +446,34 @@ pub fn train(
         let draws: Vec<u64> = order.iter().map(|_| views.next_u64()).collect();
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
         let epoch_start = Instant::now();
-        model = std::thread::scope(|scope| -> Result<Net, TrainError> {
-            let mut model = model;
-            // One batch ahead: the reader stops when a read fails or when this loop has returned
-            // (its send then fails), so neither side waits on the other forever.
-            let (ready, batches) = std::sync::mpsc::sync_channel(1);
-            let (order, draws) = (&order, &draws);
-            scope.spawn(move || {
-                for (i, idx) in order.chunks_exact(config.batch_size).enumerate() {
-                    let first = i * config.batch_size;
-                    let raw = RawBatch::read(data, idx, |k| View::Train {
-                        draw: draws[first + k],
-                    });
-                    let failed = raw.is_err();
-                    if ready.send(raw).is_err() || failed {
-                        break;
-                    }
-                }
-            });
-            for (i, raw) in batches.iter().enumerate() {
-                let step = u64::from(epoch) * steps_per_epoch + i as u64;
-                let (x, y) = raw.map_err(TrainError)?.tensors(&ad);
-                let n = y.dims()[0];
-                let logits = model.forward(x, &config.qat.phase(step));
-                let loss = loss_fn.forward(logits.clone(), y.clone());
-                let pred = logits.detach().argmax(1).reshape([n]);
-                correct += pred.equal(y).int().sum().into_scalar::<i64>() as usize;
-                let loss_value = f64::from(loss.clone().detach().into_scalar::<f32>());
-                if !loss_value.is_finite() {
-                    return Err(TrainError(format!(
-                        "training diverged (loss {loss_value}) at epoch {epoch} step {i}: lower the learning rate"
-                    )));
-                }
-                loss_sum += loss_value;
-                seen += n;
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(config.lr_at(step, total, steps_per_epoch), model, grads);
-                bar.inc(1);
-                bar.set_message(format!(
-                    "epoch {} loss {:.4} acc {:.2}% {:.0} img/s",
-                    epoch + 1,
-                    loss_sum / (i + 1) as f64,
-                    100.0 * correct as f64 / seen as f64,
-                    seen as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
-                ));
+        let view = |p: usize| View::Train { draw: draws[p] };
+        let batches = (config.batch_size, true);
+        model = read_ahead(data, &order, batches, view, model, |i, raw, mut model| {
+            let step = u64::from(epoch) * steps_per_epoch + i as u64;
+            let (x, y) = raw.tensors(&ad);
+            let n = y.dims()[0];
+            let logits = model.forward(x, &config.qat.phase(step));
+            let loss = loss_fn.forward(logits.clone(), y.clone());
+            let pred = logits.detach().argmax(1).reshape([n]);
+            correct += pred.equal(y).int().sum().into_scalar::<i64>() as usize;
+            let loss_value = f64::from(loss.clone().detach().into_scalar::<f32>());
+            if !loss_value.is_finite() {
+                return Err(TrainError(format!(
+                    "training diverged (loss {loss_value}) at epoch {epoch} step {i}: lower the learning rate"
+                )));
             }
+            loss_sum += loss_value;
+            seen += n;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(config.lr_at(step, total, steps_per_epoch), model, grads);
+            bar.inc(1);
+            bar.set_message(format!(
+                "epoch {} loss {:.4} acc {:.2}% {:.0} img/s",
+                epoch + 1,
+                loss_sum / (i + 1) as f64,
+                100.0 * correct as f64 / seen as f64,
+                seen as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9)
+            ));
             Ok(model)
         })?;
         let point = EpochPoint {
@@ -569,6 +558,38 @@ pub fn top1(predictions: &[usize], labels: &[u8]) -> f64 {
         .filter(|(p, l)| **p == usize::from(**l))
         .count();
     100.0 * hits as f64 / predictions.len().max(1) as f64
+}
+
+/// Top-1 accuracy (percent) of `model` on every example of `set` in its evaluation view, read (for
+/// image folders: decoded) on the worker threads a batch of `batch_size` ahead: how the
+/// paper-scale runs score ImageNet's validation images, which are not held in memory.
+pub fn score(
+    model: &Net,
+    set: &dyn Examples,
+    batch_size: usize,
+    phase: &Phase,
+    device: &Device,
+    label: &str,
+) -> Result<f64, TrainError> {
+    let order: Vec<usize> = (0..set.len()).collect();
+    let bar = repro::cli::progress_bar(set.len().div_ceil(batch_size.max(1)) as u64, label);
+    let batches = (batch_size, false);
+    let hits = read_ahead(
+        set,
+        &order,
+        batches,
+        |_| View::Eval,
+        0,
+        |_, raw, hits| {
+            let (x, y) = raw.tensors(device);
+            let n = y.dims()[0];
+            let pred = model.forward(x, phase).argmax(1).reshape([n]);
+            bar.inc(1);
+            Ok::<_, TrainError>(hits + pred.equal(y).int().sum().into_scalar::<i64>() as usize)
+        },
+    )?;
+    bar.finish_and_clear();
+    Ok(100.0 * hits as f64 / set.len().max(1) as f64)
 }
 
 /// Top-1 accuracy (percent) of `model` on `set` under `phase`.

@@ -4,7 +4,7 @@
 
 use burn::prelude::*;
 use image::{Rgb, RgbImage};
-use quant_train::{ModelConfig, Phase, RunOptions, TrainConfig, evaluate, train::train};
+use quant_train::{ModelConfig, Phase, RunOptions, TrainConfig, evaluate, score, train::train};
 use repro::image_folder::ImageFolder;
 use std::path::Path;
 
@@ -31,10 +31,8 @@ fn a_cnn_learns_from_a_jpeg_folder_and_resumes() {
     write_split(dir.path(), "train", 32);
     write_split(dir.path(), "val", 8);
     let train_set = ImageFolder::open(dir.path(), "train", 3, 8).unwrap();
-    let val = ImageFolder::open(dir.path(), "val", 3, 8)
-        .unwrap()
-        .to_image_set()
-        .unwrap();
+    let val_folder = ImageFolder::open(dir.path(), "val", 3, 8).unwrap();
+    let val = val_folder.to_image_set().unwrap();
     let dev = Device::flex();
     let mut config = ModelConfig::new("cnn:8,16".parse().unwrap(), 5);
     config.input = [3, 8, 8];
@@ -50,6 +48,9 @@ fn a_cnn_learns_from_a_jpeg_folder_and_resumes() {
     assert_eq!(report.epochs_run, 3);
     let acc = evaluate(&net, &val, &Phase::EVAL, &dev);
     assert!(acc >= 90.0, "validation accuracy {acc} ({report:?})");
+    // Scoring the folder as it streams (batches of 3: the last one short) is scoring it in memory.
+    let streamed = score(&net, &val_folder, 3, &Phase::EVAL, &dev, "").unwrap();
+    assert_eq!(streamed, acc);
 
     // The same run again finds every epoch in its checkpoint: the model and report come from it.
     let (resumed, again) = train(config.build(&dev), &train_set, &recipe, &options, &dev).unwrap();

@@ -190,3 +190,20 @@ fn torchvision_checkpoints_give_torchvision_logits() {
         }
     }
 }
+
+#[test]
+fn a_saved_model_loads_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::flex();
+    let path = dir.path().join("resnet18.safetensors");
+    let trained = config("imagenet-resnet18", 32).build(&dev);
+    pretrained::save(&config("imagenet-resnet18", 32), &trained, &path).unwrap();
+    let mut other = config("imagenet-resnet18", 32);
+    other.seed = 99;
+    let loaded = pretrained::load(&other, &path, &dev).unwrap();
+    for (a, b) in trained.layers().iter().zip(loaded.layers()) {
+        assert_eq!(values(a.weight.val()), values(b.weight.val()));
+    }
+    let err = pretrained::save(&config("resnet18", 32), &trained, &path).unwrap_err();
+    assert!(err.contains("published layout"), "{err}");
+}

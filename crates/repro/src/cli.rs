@@ -16,8 +16,8 @@ use crate::manifest::Run;
 /// Where, on what and how much to run.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// smoke (seconds on a slice of the data, what tests and CI run) or full (the committed
-    /// reproduction).
+    /// smoke (seconds on a slice of the data, what tests and CI run), full (the committed
+    /// reproduction) or paper (the paper's own models and data at full scale: see each README).
     #[arg(long, value_enum, default_value_t = Profile::Full, global = true)]
     pub profile: Profile,
     /// Data set (default: the experiment's, named in its help).
@@ -47,6 +47,10 @@ pub struct RunArgs {
     /// Hardware index of the GPU that trains, for a GPU backend (default: the backend's own choice).
     #[arg(long, value_delimiter = ',', global = true)]
     pub devices: Vec<usize>,
+    /// A published checkpoint (.safetensors, .pth) the paper profile starts from, where the
+    /// paper's rows start from a pretrained network.
+    #[arg(long, global = true)]
+    pub pretrained: Option<PathBuf>,
     /// Results root (tables go to <out>/<paper>/; default: results/ for --profile full,
     /// target/results-<profile>/ otherwise).
     #[arg(long, global = true)]
@@ -120,8 +124,28 @@ impl RunArgs {
     }
 
     /// Validates the arguments, sizes the process's rayon pool and starts the run's manifest
-    /// record: what every binary does before its first experiment.
+    /// record: what every binary does before its first experiment. `--profile paper` is an error
+    /// here: a command with a paper-scale run starts through [`Self::start_paper_scale`].
     pub fn start(&self) -> Result<RunContext, String> {
+        if self.profile == Profile::Paper {
+            return Err(
+                "--profile paper: this command has no paper-scale run yet (adaptivfloat accuracy \
+                 has; see the paper's README): use --profile full for the proxies"
+                    .into(),
+            );
+        }
+        if self.pretrained.is_some() {
+            return Err(
+                "--pretrained: only the paper profile starts from a published checkpoint; drop \
+                 --pretrained or add --profile paper"
+                    .into(),
+            );
+        }
+        self.start_paper_scale()
+    }
+
+    /// [`Self::start`] for a command that runs every profile, `paper` included.
+    pub fn start_paper_scale(&self) -> Result<RunContext, String> {
         self.validate()?;
         let threads = self.threads();
         // A second call in one process (tests) keeps the first pool, which is fine: results do

@@ -3,7 +3,10 @@
 //! ImageNet does not fit in memory as bytes, so [`ImageFolder`] holds only the file list and decodes
 //! each example when a batch asks for it (the trainer reads a batch's examples on its worker threads).
 //! Classes are the sub-folders of `<root>/train`, sorted by name (labels 0, 1, ...), so every split
-//! labels a class alike; JPEG and PNG files are read, anything else is skipped.
+//! labels a class alike; without a training split (scoring a published checkpoint needs only the
+//! validation images) the split's own sub-folders are the classes, which for ImageNet's 1 000
+//! synset folders is the order torchvision's checkpoints use. JPEG and PNG files are read,
+//! anything else is skipped.
 //!
 //! The views follow the papers' ImageNet preprocessing (the torchvision / TF-slim standard their
 //! official code uses): evaluation resizes the shorter side to `side / 0.875` (256 for 224) and
@@ -44,8 +47,8 @@ pub struct ImageFolder {
 impl ImageFolder {
     /// The split `<root>/<split>/`, producing `channels` (1: grey, 3: RGB) x `side` x `side` examples.
     ///
-    /// Errors are one line naming the folder and the fix: a missing split or training folder, a
-    /// class folder the training split lacks, a split without images, a zero side.
+    /// Errors are one line naming the folder and the fix: a missing split, a class folder the
+    /// training split lacks, a split without images, a zero side.
     pub fn open(root: &Path, split: &str, channels: usize, side: usize) -> Result<Self, String> {
         if side == 0 {
             return Err("image side must be at least 1 pixel: pass a positive resolution".into());
@@ -55,7 +58,12 @@ impl ImageFolder {
                 "{channels} channels: image folders give 1 (grey) or 3 (RGB)"
             ));
         }
-        let classes: Vec<String> = sorted_entries(&root.join("train"))?
+        let split_dir = root.join(split);
+        let class_dir = match root.join("train") {
+            train if train.is_dir() => train,
+            _ => split_dir.clone(),
+        };
+        let classes: Vec<String> = sorted_entries(&class_dir)?
             .into_iter()
             .filter(|p| p.is_dir())
             .map(|p| {
@@ -67,11 +75,10 @@ impl ImageFolder {
             .collect();
         if classes.is_empty() {
             return Err(format!(
-                "{}: no class sub-folders: put images in <root>/train/<class>/*.JPEG",
-                root.join("train").display()
+                "{}: no class sub-folders: put images in <root>/{split}/<class>/*.JPEG",
+                class_dir.display()
             ));
         }
-        let split_dir = root.join(split);
         let (mut files, mut labels, mut listing) = (Vec::new(), Vec::new(), Vec::new());
         for class_dir in sorted_entries(&split_dir)?
             .into_iter()
@@ -341,6 +348,15 @@ mod tests {
             a[64..72].iter().rev().copied().collect::<Vec<_>>(),
             f[64..72]
         );
+    }
+
+    #[test]
+    fn without_a_training_split_the_split_names_the_classes() {
+        let dir = folder();
+        std::fs::remove_dir_all(dir.path().join("train")).unwrap();
+        let val = ImageFolder::open(dir.path(), "val", 3, 8).unwrap();
+        assert_eq!(val.classes, ["n01_cat", "n02_dog"]);
+        assert_eq!((val.label(0), val.label(3)), (0, 1));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The two run profiles every experiment binary accepts (`--profile smoke|full`).
+//! The run profiles every experiment binary accepts (`--profile smoke|full|paper`).
 
 use std::fmt;
 
@@ -10,6 +10,10 @@ pub enum Profile {
     /// The real reproduction; only these rows are committed under `results/`.
     #[default]
     Full,
+    /// The paper's own architecture, data and recipe at full scale, on data and checkpoints the
+    /// user brings (`--data`, `--pretrained`), for a machine with GPUs: the published tables
+    /// themselves. Rows go to `target/results-paper/` unless `--out` says otherwise.
+    Paper,
 }
 
 impl Profile {
@@ -18,6 +22,7 @@ impl Profile {
         match self {
             Profile::Smoke => "smoke",
             Profile::Full => "full",
+            Profile::Paper => "paper",
         }
     }
 }
