@@ -4,8 +4,9 @@ usage: python3 scripts/torchvision_reference.py OUT_DIR
 
 For ResNet-18, ResNet-50 and MobileNetV2 (width 0.5) with 10 classes, seeded random weights and
 batch-norm statistics (so every imported tensor changes the output), in evaluation mode: the state
-dict as `<arch>.pth` (torch.save) and `<arch>.safetensors`, two 3x64x64 inputs as `input.f32` and
-the model's logits as `<arch>.logits.f32` (little-endian float32). `cargo test -p quant-train --test
+dict as `<arch>.pth` (torch.save) and `<arch>.safetensors`, two 3x64x64 inputs in [0, 1] as
+`input.f32` and the model's logits for them, normalized with ImageNet's channel statistics as
+torchvision's models expect, as `<arch>.logits.f32` (little-endian float32). `cargo test -p quant-train --test
 pretrained` compares the zoo's logits with these when QUANT_TORCH_REFERENCE names OUT_DIR.
 Runs in its own virtual environment (.venv-torch, shared with bench_torch_train.py).
 """
@@ -64,8 +65,12 @@ def main():
         state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
         torch.save(model.state_dict(), os.path.join(out, f"{arch}.pth"))
         save_safetensors(os.path.join(out, f"{arch}.safetensors"), state)
+        # The zoo's ImageNet models normalize their [0, 1] input themselves; torchvision's expect it
+        # normalized.
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
         with torch.no_grad():
-            logits = model(x)
+            logits = model((x - mean) / std)
         with open(os.path.join(out, f"{arch}.logits.f32"), "wb") as f:
             f.write(logits.numpy().astype("<f4").tobytes())
         print(f"{arch}: {len(state)} tensors, logits {tuple(logits.shape)} written to {out}")

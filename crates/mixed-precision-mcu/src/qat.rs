@@ -164,7 +164,9 @@ pub fn calibrate_alphas(net: &Net, x: Tensor<4>) -> Vec<f64> {
             }
             Block::GlobalAvgPool(g) => g.forward(x, last, &Phase::FLOAT_EVAL),
             Block::MaxPool(p) => p.forward(x),
-            Block::Residual(_) => unreachable!("TinyMbV1 has no residual blocks"),
+            Block::Residual(_) | Block::InputNorm(_) => {
+                unreachable!("TinyMbV1 has no residual blocks and no input normalization")
+            }
         };
     }
     alphas.pop();

@@ -265,6 +265,7 @@ pub fn net_structure(model: &Net) -> String {
             Block::MaxPool(p) if p.tiles() => format!("maxpool {}", p.size),
             Block::MaxPool(p) => format!("maxpool {}/{}+{}", p.size, p.stride, p.padding),
             Block::GlobalAvgPool(_) => "gap".to_string(),
+            Block::InputNorm(_) => "input-norm".to_string(),
             Block::Residual(r) => {
                 let body: Vec<String> = r.body.iter().map(layer).collect();
                 format!(

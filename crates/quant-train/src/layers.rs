@@ -607,6 +607,39 @@ impl GlobalAvgPool {
     }
 }
 
+/// Per-channel input normalization `(x - mean) / std`, the preprocessing the papers' ImageNet models
+/// were trained with (torchvision's mean 0.485, 0.456, 0.406 and deviation 0.229, 0.224, 0.225), so
+/// their published weights see the inputs they expect. Constant (not trained), kept in the model's
+/// record like batch norm's statistics.
+#[derive(Module, Debug)]
+pub struct InputNorm {
+    /// Mean per channel.
+    pub mean: RunningState<Tensor<1>>,
+    /// `1 / std` per channel.
+    pub inv_std: RunningState<Tensor<1>>,
+}
+
+impl InputNorm {
+    /// ImageNet's statistics as torchvision normalizes with them.
+    pub fn imagenet(device: &Device) -> Self {
+        let tensor = |v: [f32; 3]| {
+            RunningState::new(Tensor::from_data(TensorData::new(v.to_vec(), [3]), device))
+        };
+        InputNorm {
+            mean: tensor([0.485, 0.456, 0.406]),
+            inv_std: tensor([1.0 / 0.229, 1.0 / 0.224, 1.0 / 0.225]),
+        }
+    }
+
+    /// Forward pass on `[N, C, H, W]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let c = x.dims()[1];
+        let mean = self.mean.value_sync().reshape([1, c, 1, 1]);
+        let inv_std = self.inv_std.value_sync().reshape([1, c, 1, 1]);
+        (x - mean) * inv_std
+    }
+}
+
 /// Max pooling with a square window (exact on uint8 codes, so it needs no quantizer of its own):
 /// the proxies' windows of stride equal to their size, and the ImageNet ResNets' 3x3 window of
 /// stride 2 with 1 pixel of padding (padded taps never win).

@@ -10,7 +10,9 @@ use std::str::FromStr;
 
 use burn::prelude::*;
 
-use crate::layers::{Activation, ActivationQuant, GlobalAvgPool, MaxPool, Phase, QAdd, QLayer};
+use crate::layers::{
+    Activation, ActivationQuant, GlobalAvgPool, InputNorm, MaxPool, Phase, QAdd, QLayer,
+};
 use crate::quant::QuantizerRef;
 use crate::rng::Rng;
 
@@ -37,6 +39,8 @@ pub enum Block {
     GlobalAvgPool(GlobalAvgPool),
     /// Residual unit.
     Residual(Residual),
+    /// Per-channel input normalization (the ImageNet models' first block).
+    InputNorm(InputNorm),
 }
 
 impl Block {
@@ -52,6 +56,7 @@ impl Block {
         match self {
             Block::Layer(l) => l.forward(x, phase),
             Block::MaxPool(p) => p.forward(x),
+            Block::InputNorm(n) => n.forward(x),
             Block::GlobalAvgPool(g) => g.forward(x, last, phase),
             Block::Residual(r) => {
                 let main = run_layers(&r.body, x.clone(), phase);
@@ -70,7 +75,7 @@ impl Block {
         match self {
             Block::Layer(l) => Some(&l.output),
             Block::Residual(r) => Some(&r.add.output),
-            Block::MaxPool(_) | Block::GlobalAvgPool(_) => None,
+            Block::MaxPool(_) | Block::GlobalAvgPool(_) | Block::InputNorm(_) => None,
         }
     }
 }
@@ -113,7 +118,7 @@ impl Net {
                     out.extend(r.body.iter());
                     out.extend(r.shortcut.iter());
                 }
-                Block::MaxPool(_) | Block::GlobalAvgPool(_) => {}
+                Block::MaxPool(_) | Block::GlobalAvgPool(_) | Block::InputNorm(_) => {}
             }
         }
         out
@@ -141,7 +146,7 @@ impl Net {
                     r.body.iter_mut().for_each(&mut visit);
                     r.shortcut.iter_mut().for_each(&mut visit);
                 }
-                Block::MaxPool(_) | Block::GlobalAvgPool(_) => {}
+                Block::MaxPool(_) | Block::GlobalAvgPool(_) | Block::InputNorm(_) => {}
             }
         }
     }
@@ -161,7 +166,7 @@ impl Net {
                     r.shortcut.iter_mut().for_each(|l| visit(&mut l.output));
                     visit(&mut r.add.output);
                 }
-                Block::MaxPool(_) | Block::GlobalAvgPool(_) => {}
+                Block::MaxPool(_) | Block::GlobalAvgPool(_) | Block::InputNorm(_) => {}
             }
         }
     }
@@ -429,6 +434,14 @@ impl Builder {
 
     fn max_pool(&mut self, size: usize) {
         self.pool(MaxPool::tiling(size));
+    }
+
+    /// ImageNet's input normalization, for colour inputs (the only ones it has statistics for).
+    fn imagenet_input(&mut self) {
+        if self.channels == 3 {
+            let norm = InputNorm::imagenet(&self.device);
+            self.blocks.push(Block::InputNorm(norm));
+        }
     }
 
     fn pool(&mut self, pool: MaxPool) {

@@ -135,6 +135,7 @@ pub(crate) fn block_kind(b: &Block) -> &'static str {
         Block::Layer(l) if l.kind == LayerKind::Linear => "fc",
         Block::Layer(_) => "conv",
         Block::MaxPool(_) => "max pool",
+        Block::InputNorm(_) => "input normalization",
         Block::GlobalAvgPool(_) => "avg pool",
         Block::Residual(r) if r.shortcut.is_some() => "residual+projection",
         Block::Residual(_) => "residual",

@@ -320,6 +320,13 @@ impl Exporter {
     fn block(&mut self, b: &Block) -> Result<(), ExportError> {
         let here = (self.params, self.shape);
         match b {
+            Block::InputNorm(_) => {
+                return Err(ExportError(
+                    "input normalization has no integer form in the engine (its input is uint8 with one scale): \
+                 fold it into the first layer or export a model without it"
+                        .into(),
+                ));
+            }
             Block::Layer(l) => {
                 let (_, p, s) = self.chain(self.current(), std::slice::from_ref(l), here)?;
                 (self.params, self.shape) = (p, s);

@@ -95,6 +95,11 @@ impl Simulator<'_> {
 
     pub(crate) fn block(&mut self, b: &Block, x: SimTensor) -> Result<SimTensor, ExportError> {
         match b {
+            Block::InputNorm(_) => Err(ExportError(
+                "input normalization has no integer form in the engine (its input is uint8 with one scale): \
+                 fold it into the first layer or export a model without it"
+                    .into(),
+            )),
             Block::Layer(l) => self.layer(l, &x),
             Block::MaxPool(m) => {
                 let y = m.forward(x.tensor(0, self.device));

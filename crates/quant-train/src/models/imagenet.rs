@@ -1,6 +1,8 @@
 //! The papers' ImageNet architectures at full size, for 224x224x3 inputs, built from the same blocks
 //! as the proxies, each layer with the name torchvision's implementation gives it, so published
-//! checkpoints load by name ([`crate::pretrained`]).
+//! checkpoints load by name ([`crate::pretrained`]). Colour inputs (pixels / 255, as everywhere in
+//! this suite) are first normalized with ImageNet's channel statistics ([`crate::layers::InputNorm`]),
+//! the preprocessing those checkpoints were trained with.
 //!
 //! - ResNet-18 and ResNet-50 (He et al. 2016) as torchvision builds them: 7x7/2 stem with batch
 //!   norm and ReLU, 3x3/2 max pool with 1 pixel of padding, four stages of basic blocks (18: 2, 2, 2,
@@ -55,6 +57,7 @@ fn divisible_by_8(v: f64) -> usize {
 /// names in [`crate::Net::layers`] order.
 pub(super) fn resnet(b: &mut Builder, depth: usize, act: Activation) -> Vec<LayerName> {
     let mut names = vec![LayerName::conv_bn("conv1", "bn1")];
+    b.imagenet_input();
     b.conv(64, 7, 2, false, act);
     b.pool(MaxPool {
         size: 3,
@@ -99,6 +102,7 @@ pub(super) fn resnet(b: &mut Builder, depth: usize, act: Activation) -> Vec<Laye
 /// MobileNetV2 at width multiplier `alpha`; returns the layer names in [`crate::Net::layers`] order.
 pub(super) fn mobilenet_v2(b: &mut Builder, alpha: f64, act: Activation) -> Vec<LayerName> {
     let mut names = vec![LayerName::conv_bn("features.0.0", "features.0.1")];
+    b.imagenet_input();
     b.conv(divisible_by_8(32.0 * alpha), 3, 2, false, act);
     // (expansion t, channels c, repeats n, first stride s), the paper's Table 2.
     let stages = [
@@ -145,6 +149,7 @@ pub(super) fn mobilenet_v2(b: &mut Builder, alpha: f64, act: Activation) -> Vec<
 pub(super) fn mobilenet_v1(b: &mut Builder, alpha: f64, act: Activation) -> Vec<LayerName> {
     let width = |c: usize| ((c as f64 * alpha) as usize).max(8);
     let mut names = vec![LayerName::conv_bn("conv0", "conv0_bn")];
+    b.imagenet_input();
     b.conv(width(32), 3, 2, false, act);
     let blocks = [
         (64, 1),
