@@ -1,13 +1,13 @@
 # Entry points of the workspace. `make test` is what CI runs; `make reproduce-<paper>` reruns a paper.
 CARGO ?= cargo
 
-.PHONY: data test fmt clippy unit check-results bench-kernels bench-train compare figures report reproduce-all \
+.PHONY: data test fmt clippy unit gpu-backends check-results bench-kernels bench-train compare figures report reproduce-all \
         reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
 
 data:
 	./scripts/fetch_data.sh
 
-test: data fmt clippy unit check-results
+test: data fmt clippy unit gpu-backends check-results
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -17,6 +17,16 @@ clippy:
 
 unit:
 	$(CARGO) test --workspace
+
+# The GPU backends: clippy over their feature-gated code; wgpu trains as flex does (on the machine's GPU,
+# or on Mesa's software Vulkan driver, which .ci/run installs; without either the test says it skipped);
+# the CUDA backend type-checks. CUDA's build script downloads CubeCL's LLVM bundle, which an offline
+# machine cannot: DOCS_RS=1 makes it skip the download, which a check does not need (a GPU user's
+# build fetches it once).
+gpu-backends:
+	$(CARGO) clippy -p quant-train --features wgpu,vulkan --all-targets -- -D warnings
+	$(CARGO) test -p quant-train --features wgpu --test gpu_backend -- --nocapture
+	DOCS_RS=1 $(CARGO) check -p quant-train --features cuda
 
 # The committed cells and claims tables are what the committed results give, and every committed run has
 # clean provenance (legacy runs without recorded source state are counted, not failed).

@@ -598,17 +598,7 @@ impl Experiment<'_> {
     /// Table 1 analogue (parameter count, weight range) and P1d per-layer RMSE of the weights.
     fn weight_stats(&self, base: &Model, out: &mut Outcome) {
         let params = base.parameters();
-        let all: Vec<f64> = params.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-        let (lo, hi) = all
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-                (a.min(x), b.max(x))
-            });
-        for (metric, value) in [
-            ("num_params_millions", all.len() as f64 / 1e6),
-            ("weight_min", lo),
-            ("weight_max", hi),
-        ] {
+        for (metric, value) in table1_weight_stats(&params) {
             out.table_rows.push(self.row(
                 "DAC2020 Table 1",
                 "FP32/weight-stats",
@@ -686,6 +676,21 @@ impl Experiment<'_> {
         }
         Ok(())
     }
+}
+
+/// Table 1's weight statistics of a model's parameter tensors: the count in millions and the
+/// smallest and largest value over all of them.
+pub fn table1_weight_stats(params: &[(String, Vec<f64>)]) -> [(&'static str, f64); 3] {
+    let all = params.iter().flat_map(|(_, v)| v.iter().copied());
+    let (n, lo, hi) = all.fold(
+        (0usize, f64::INFINITY, f64::NEG_INFINITY),
+        |(n, a, b), x| (n + 1, a.min(x), b.max(x)),
+    );
+    [
+        ("num_params_millions", n as f64 / 1e6),
+        ("weight_min", lo),
+        ("weight_max", hi),
+    ]
 }
 
 fn count_stages(net: &mut Net) -> usize {

@@ -18,6 +18,7 @@ use repro::idx::hex_sha256;
 use repro::image_folder::ImageFolder;
 use repro::results::{Measured, ResultRow, RunStamp};
 
+use crate::accuracy::table1_weight_stats;
 use crate::fakequant::{parameter_tensors, quantize_all_parameters};
 
 /// Input side of the paper's ImageNet evaluation (the torchvision standard: resize 256, centre
@@ -113,20 +114,7 @@ impl PaperRun<'_> {
             "top1_acc_pct",
             fp32,
         )];
-        let weights: Vec<f64> = parameter_tensors(&base)
-            .into_iter()
-            .flat_map(|(_, v)| v)
-            .collect();
-        let (lo, hi) = weights
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-                (a.min(x), b.max(x))
-            });
-        for (metric, value) in [
-            ("num_params_millions", weights.len() as f64 / 1e6),
-            ("weight_min", lo),
-            ("weight_max", hi),
-        ] {
+        for (metric, value) in table1_weight_stats(&parameter_tensors(&base)) {
             rows.push(self.row(
                 "DAC2020 Table 1",
                 "FP32/weight-stats",

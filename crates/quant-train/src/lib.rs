@@ -3,10 +3,14 @@
 //! # Public API
 //!
 //! * **Models** ([`models`]): [`ModelSpec`] (`"mlp:256,128"`, `"cnn"`, `"mbv1:0.5"`, `"mbv2:0.5"`,
-//!   `"resnet8|14|20"`, `"resnet18:16"`; `FromStr` + `Display`), `ModelConfig::new(spec, seed)`
+//!   `"resnet8|14|20"`, `"resnet18:16"`, and the full-size ImageNet models `"imagenet-resnet18|50"`,
+//!   `"imagenet-mbv1:α"`, `"imagenet-mbv2:α"`; `FromStr` + `Display`), `ModelConfig::new(spec, seed)`
 //!   (`.activation`, `.input = [C,H,W]`, `.classes`) and `ModelConfig::build(&device)` -> [`Net`].
-//!   A [`Net`] is a list of [`Block`]s (`Layer(QLayer)`, `MaxPool`, `GlobalAvgPool`, `Residual`)
-//!   with `forward(x: Tensor<4> /* pixels/255 */, &Phase) -> Tensor<2>` logits.
+//!   A [`Net`] is a list of [`Block`]s (`Layer(QLayer)`, `MaxPool`, `GlobalAvgPool`, `Residual`,
+//!   `InputNorm`) with `forward(x: Tensor<4> /* pixels/255 */, &Phase) -> Tensor<2>` logits.
+//! * **Published checkpoints** ([`pretrained`]): `pretrained::load(&config, path, &device)` builds a
+//!   full-size ImageNet model with torchvision's weights (safetensors or PyTorch), `pretrained::save`
+//!   writes one in that layout.
 //! * **Quantization** ([`quant`], [`layers`]): the [`Quantizer`] trait (`fake_quant(x, range)`,
 //!   optional `affine(range) -> QParams`) behind a [`QuantizerRef`]; Jacob's [`AffineQuantizer`]
 //!   (`weights(bits)` narrow range, `activations(bits)`); [`fake_quant_affine`] (clipped STE) and
@@ -20,10 +24,12 @@
 //!   without dampening) / [`Optimizer::Adam`], lr, [`LrSchedule`], weight decay, seed,
 //!   [`QatSchedule`]), [`RunOptions`] (checkpoint prefix, progress label),
 //!   `train::train(net, &train_set, &cfg, &opts, &device)` -> `(Net, TrainReport)`;
-//!   [`predict`], [`evaluate`], [`argmax_rows`], [`top1`]; [`BackendKind`] (`"flex"`,
-//!   `"ndarray"` with the `ndarray` feature) `.device()`.
-//! * **Data** ([`data`]): [`data::batch`] (ImageSet -> tensors), [`data::resize`] (bilinear, for the
-//!   resolution sweep).
+//!   [`predict`], [`evaluate`], [`score`] (any `repro::examples::Examples`, streamed), [`argmax_rows`],
+//!   [`top1`]; [`BackendKind`] (`"flex"`, and `"ndarray"`, `"wgpu"`, `"vulkan"`, `"cuda"` with the
+//!   cargo features of those names) `.device()`, `BackendKind::for_run(&run_args)`.
+//! * **Data** ([`data`]): [`data::batch`] (ImageSet -> tensors), [`data::RawBatch`] and
+//!   [`data::read_ahead`] (any `Examples`, e.g. an ImageNet folder, read a batch ahead on the worker
+//!   threads), [`data::resize`] (bilinear, for the resolution sweep).
 //! * **Export** ([`export`]): `export::export(&net, [C, H, W], RoundingMode)` turns a net whose
 //!   layers carry affine quantizers (after QAT or PTQ calibration with [`Phase::CALIBRATE`]) into an
 //!   [`export::IntegerNet`] (one quant-core engine model; `run(&bytes, batch) -> logit codes`,

@@ -1,11 +1,13 @@
 //! The same training on a GPU backend as on flex: `cargo test -p quant-train --features wgpu --test
-//! gpu_backend`. The model, data and recipe are the same, so the loss curves agree within float
-//! tolerance (different kernels sum in different orders); quantization-aware training too, which
-//! shows the fake quantizers and their straight-through gradients are backend-agnostic.
+//! gpu_backend` (or `--features cuda` on an NVIDIA machine). The model, data and recipe are the same,
+//! so the loss curves agree within float tolerance (different kernels sum in different orders);
+//! quantization-aware training too, which shows the fake quantizers and their straight-through
+//! gradients are backend-agnostic.
 //!
-//! Needs a wgpu adapter: a GPU, or Mesa's software Vulkan driver (Debian's `mesa-vulkan-drivers`),
-//! which is what CI installs. Without one the test says so and passes nothing off as a result.
-#![cfg(feature = "wgpu")]
+//! wgpu needs an adapter: a GPU, or Mesa's software Vulkan driver (Debian's `mesa-vulkan-drivers`),
+//! which is what CI installs; CUDA needs an NVIDIA GPU. A backend without its device says so and
+//! passes nothing off as a result.
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
 
 use burn::prelude::*;
 use quant_train::{
@@ -61,19 +63,18 @@ fn losses(device: &Device, qat: bool) -> Vec<f64> {
     report.curve.iter().map(|p| p.loss).collect()
 }
 
-/// The wgpu device, or `None` (with the reason on stderr) where the machine offers no adapter.
-fn wgpu_device() -> Option<Device> {
-    let device = BackendKind::Wgpu.device();
-    // The adapter is looked for at the first operation; without one the runtime panics.
-    let probe =
+/// The device of `backend`, or `None` (with the reason on stderr) where the machine has none.
+fn probe(name: &str, backend: BackendKind) -> Option<Device> {
+    let device = backend.device();
+    // The device is looked for at the first operation; without one the runtime panics.
+    let sum =
         std::panic::catch_unwind(|| Tensor::<1>::ones([4], &device).sum().into_scalar::<f32>());
-    match probe {
+    match sum {
         Ok(sum) if sum == 4.0 => Some(device),
-        Ok(sum) => panic!("wgpu summed four ones to {sum}"),
+        Ok(sum) => panic!("{name} summed four ones to {sum}"),
         Err(_) => {
             eprintln!(
-                "SKIPPED: no wgpu adapter on this machine (install a GPU driver or Debian's \
-                 mesa-vulkan-drivers)"
+                "SKIPPED {name}: no device for it on this machine (a GPU, or for wgpu Debian's mesa-vulkan-drivers)"
             );
             None
         }
@@ -82,21 +83,30 @@ fn wgpu_device() -> Option<Device> {
 
 #[test]
 fn float_and_qat_training_match_flex() {
-    let Some(gpu) = wgpu_device() else { return };
+    let mut backends = Vec::new();
+    #[cfg(feature = "wgpu")]
+    backends.push(("wgpu", BackendKind::Wgpu));
+    #[cfg(feature = "cuda")]
+    backends.push(("cuda", BackendKind::Cuda));
     let flex = Device::flex();
-    for qat in [false, true] {
-        let (on_flex, on_gpu) = (losses(&flex, qat), losses(&gpu, qat));
-        eprintln!("qat {qat}: flex {on_flex:?}, wgpu {on_gpu:?}");
-        assert_eq!(on_flex.len(), 3);
-        assert!(
-            on_flex[2] < on_flex[0] * 0.7,
-            "flex did not learn: {on_flex:?}"
-        );
-        for (a, b) in on_flex.iter().zip(&on_gpu) {
+    for (name, backend) in backends {
+        let Some(gpu) = probe(name, backend) else {
+            continue;
+        };
+        for qat in [false, true] {
+            let (on_flex, on_gpu) = (losses(&flex, qat), losses(&gpu, qat));
+            eprintln!("qat {qat}: flex {on_flex:?}, {name} {on_gpu:?}");
+            assert_eq!(on_flex.len(), 3);
             assert!(
-                (a - b).abs() <= 2e-3 * a.abs().max(1.0),
-                "qat {qat}: flex {on_flex:?} vs wgpu {on_gpu:?}"
+                on_flex[2] < on_flex[0] * 0.7,
+                "flex did not learn: {on_flex:?}"
             );
+            for (a, b) in on_flex.iter().zip(&on_gpu) {
+                assert!(
+                    (a - b).abs() <= 2e-3 * a.abs().max(1.0),
+                    "qat {qat}: flex {on_flex:?} vs {name} {on_gpu:?}"
+                );
+            }
         }
     }
 }
