@@ -18,15 +18,13 @@ clippy:
 unit:
 	$(CARGO) test --workspace
 
-# The GPU backends: clippy over their feature-gated code; wgpu trains as flex does (on the machine's GPU,
-# or on Mesa's software Vulkan driver, which .ci/run installs; without either the test says it skipped);
-# the CUDA backend type-checks. CUDA's build script downloads CubeCL's LLVM bundle, which an offline
-# machine cannot: DOCS_RS=1 makes it skip the download, which a check does not need (a GPU user's
-# build fetches it once).
+# The GPU backends: clippy over their feature-gated code (CUDA's build script downloads CubeCL's LLVM
+# bundle, which an offline machine cannot; DOCS_RS=1 makes it skip the download, which a check does not
+# need, and a GPU user's build fetches it once); then wgpu trains as flex does, on the machine's GPU or on
+# Mesa's software Vulkan driver (.ci/run installs it; without either the test says it skipped).
 gpu-backends:
-	$(CARGO) clippy -p quant-train --features wgpu,vulkan --all-targets -- -D warnings
+	DOCS_RS=1 $(CARGO) clippy -p quant-train --features wgpu,vulkan,cuda --all-targets -- -D warnings
 	$(CARGO) test -p quant-train --features wgpu --test gpu_backend -- --nocapture
-	DOCS_RS=1 $(CARGO) check -p quant-train --features cuda
 
 # The committed cells and claims tables are what the committed results give, and every committed run has
 # clean provenance (legacy runs without recorded source state are counted, not failed).

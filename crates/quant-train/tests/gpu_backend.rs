@@ -70,7 +70,7 @@ fn probe(name: &str, backend: BackendKind) -> Option<Device> {
     let sum =
         std::panic::catch_unwind(|| Tensor::<1>::ones([4], &device).sum().into_scalar::<f32>());
     match sum {
-        Ok(sum) if sum == 4.0 => Some(device),
+        Ok(4.0) => Some(device),
         Ok(sum) => panic!("{name} summed four ones to {sum}"),
         Err(_) => {
             eprintln!(
@@ -83,11 +83,12 @@ fn probe(name: &str, backend: BackendKind) -> Option<Device> {
 
 #[test]
 fn float_and_qat_training_match_flex() {
-    let mut backends = Vec::new();
-    #[cfg(feature = "wgpu")]
-    backends.push(("wgpu", BackendKind::Wgpu));
-    #[cfg(feature = "cuda")]
-    backends.push(("cuda", BackendKind::Cuda));
+    let backends = [
+        #[cfg(feature = "wgpu")]
+        ("wgpu", BackendKind::Wgpu),
+        #[cfg(feature = "cuda")]
+        ("cuda", BackendKind::Cuda),
+    ];
     let flex = Device::flex();
     for (name, backend) in backends {
         let Some(gpu) = probe(name, backend) else {
@@ -101,9 +102,13 @@ fn float_and_qat_training_match_flex() {
                 on_flex[2] < on_flex[0] * 0.7,
                 "flex did not learn: {on_flex:?}"
             );
+            // Float training agrees to float rounding (seen: 5e-8 relative on Mesa's lavapipe);
+            // with 8-bit quantizers a value that lands on a rounding boundary on one backend and
+            // not on the other moves by a step, so the curves agree less closely (seen: 1.3e-3).
+            let tolerance = if qat { 5e-3 } else { 1e-5 };
             for (a, b) in on_flex.iter().zip(&on_gpu) {
                 assert!(
-                    (a - b).abs() <= 2e-3 * a.abs().max(1.0),
+                    (a - b).abs() <= tolerance * a.abs().max(1.0),
                     "qat {qat}: flex {on_flex:?} vs {name} {on_gpu:?}"
                 );
             }
