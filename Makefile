@@ -1,30 +1,30 @@
 # Entry points of the workspace. `make test` is what CI runs; `make reproduce-<paper>` reruns a paper.
 CARGO ?= cargo
 
-.PHONY: data test fmt clippy unit gpu-backends check-results bench-kernels bench-train compare figures report reproduce-all \
+.PHONY: data test fmt clippy unit check-results bench-kernels bench-train compare figures report reproduce-all \
         reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
 
 data:
 	./scripts/fetch_data.sh
 
-test: data fmt clippy unit gpu-backends check-results
+test: data fmt clippy unit check-results
 
 fmt:
 	$(CARGO) fmt --all -- --check
 
+# Clippy and the tests build the GPU backends' code too, each in one pass over the workspace (a pass
+# per feature set would compile Burn again): clippy type-checks wgpu, vulkan and cuda; CUDA's build
+# script downloads CubeCL's LLVM bundle, which an offline machine cannot, and DOCS_RS=1 makes it skip
+# that download, which a check does not need (a GPU user's build fetches it once). The tests build
+# with wgpu, so the GPU test trains on wgpu as on flex: on the machine's GPU, or on Mesa's software
+# Vulkan driver (.ci/run installs it; without either that test says it skipped).
+GPU_CHECK_FEATURES = quant-train/wgpu,quant-train/vulkan,quant-train/cuda
+
 clippy:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	DOCS_RS=1 $(CARGO) clippy --workspace --all-targets --features $(GPU_CHECK_FEATURES) -- -D warnings
 
 unit:
-	$(CARGO) test --workspace
-
-# The GPU backends: clippy over their feature-gated code (CUDA's build script downloads CubeCL's LLVM
-# bundle, which an offline machine cannot; DOCS_RS=1 makes it skip the download, which a check does not
-# need, and a GPU user's build fetches it once); then wgpu trains as flex does, on the machine's GPU or on
-# Mesa's software Vulkan driver (.ci/run installs it; without either the test says it skipped).
-gpu-backends:
-	DOCS_RS=1 $(CARGO) clippy -p quant-train --features wgpu,vulkan,cuda --all-targets -- -D warnings
-	$(CARGO) test -p quant-train --features wgpu --test gpu_backend -- --nocapture
+	$(CARGO) test --workspace --features quant-train/wgpu
 
 # The committed cells and claims tables are what the committed results give, and every committed run has
 # clean provenance (legacy runs without recorded source state are counted, not failed).
