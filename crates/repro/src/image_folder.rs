@@ -309,7 +309,7 @@ mod tests {
             &img[..64]
         );
         assert!(img[128..].iter().all(|&p| p.abs_diff(7) <= 3));
-        // The 40x30 image's centre crop keeps 26 of 30 rows' width: columns 7..33.
+        // A 40x30 image: the centre square of side 30 x 0.875 = 26, at column 7 and row 2.
         let ((x, y, w, h), flip) = val.crop(40, 30, View::Eval);
         assert_eq!((x, y, w, h, flip), (7, 2, 26, 26, false));
         // Grey views take the luma.
