@@ -6,11 +6,15 @@ use rayon::prelude::*;
 use repro::datasets::ImageSet;
 use repro::examples::{Examples, View};
 
-/// The bytes and labels of one batch, read but not yet on a device: what the trainer's reading
-/// thread hands over while the previous step runs.
+/// One batch read but not yet on a device, its pixels already `pixel / 255`: what the trainer's
+/// reading thread hands over while the previous step runs, so reading and converting stay off the
+/// training step.
+///
+/// Dividing by 255 makes the input array exactly uint8 with `S = 1/255`, `Z = 0` (dossier §11), so
+/// the integer engine can take the raw bytes.
 #[derive(Debug, Clone)]
 pub struct RawBatch {
-    bytes: Vec<u8>,
+    pixels: Vec<f32>,
     labels: Vec<i64>,
     shape: [usize; 3],
 }
@@ -32,23 +36,24 @@ impl RawBatch {
             .enumerate()
             .try_for_each(|(k, (out, &i))| set.read(i, view(k), out))?;
         let labels = indices.iter().map(|&i| set.label(i) as i64).collect();
-        Ok(RawBatch {
-            bytes,
-            labels,
-            shape,
-        })
+        Ok(RawBatch::new(&bytes, labels, shape))
     }
 
-    /// The batch as `[N, channels, rows, cols]` floats `pixel / 255` and its labels.
-    ///
-    /// Dividing by 255 makes the input array exactly uint8 with `S = 1/255`, `Z = 0` (dossier §11), so
-    /// the integer engine can take the raw bytes.
-    pub fn tensors(&self, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    fn new(bytes: &[u8], labels: Vec<i64>, shape: [usize; 3]) -> Self {
+        let pixels = bytes.iter().map(|&p| f32::from(p) / 255.0).collect();
+        RawBatch {
+            pixels,
+            labels,
+            shape,
+        }
+    }
+
+    /// The batch as `[N, channels, rows, cols]` floats and its labels, on `device`.
+    pub fn tensors(self, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
         let n = self.labels.len();
-        let x: Vec<f32> = self.bytes.iter().map(|&p| f32::from(p) / 255.0).collect();
         let [c, h, w] = self.shape;
-        let images = Tensor::from_data(TensorData::new(x, [n, c, h, w]), device);
-        let labels = Tensor::from_data(TensorData::new(self.labels.clone(), [n]), device);
+        let images = Tensor::from_data(TensorData::new(self.pixels, [n, c, h, w]), device);
+        let labels = Tensor::from_data(TensorData::new(self.labels, [n]), device);
         (images, labels)
     }
 }
@@ -95,21 +100,19 @@ pub fn read_ahead<S, E: From<String>>(
 /// The images `indices` of the in-memory `set` as `[N, channels, rows, cols]` floats `pixel / 255`
 /// and their labels (see [`RawBatch::tensors`]).
 pub fn batch(set: &ImageSet, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
-    let raw = RawBatch {
-        bytes: indices
-            .iter()
-            .flat_map(|&i| set.image(i))
-            .copied()
-            .collect(),
-        labels: indices.iter().map(|&i| i64::from(set.labels[i])).collect(),
-        shape: [set.channels, set.rows, set.cols],
-    };
-    raw.tensors(device)
+    let bytes: Vec<u8> = indices
+        .iter()
+        .flat_map(|&i| set.image(i))
+        .copied()
+        .collect();
+    let labels = indices.iter().map(|&i| i64::from(set.labels[i])).collect();
+    RawBatch::new(&bytes, labels, [set.channels, set.rows, set.cols]).tensors(device)
 }
 
 /// Resizes every image (each channel alike) to `size x size` with bilinear interpolation
-/// (half-pixel centres, edge clamping), rounding to the nearest byte. Done once on the bytes, so the float model and the
-/// integer engine see the same resized inputs (the paper's resolution multiplier ρ).
+/// (half-pixel centres, edge clamping), rounding to the nearest byte. Done once on the bytes, so
+/// the float model and the integer engine see the same resized inputs (the paper's resolution
+/// multiplier ρ).
 pub fn resize(set: &ImageSet, size: usize) -> ImageSet {
     if size == set.rows && size == set.cols {
         return set.clone();
