@@ -87,7 +87,34 @@ impl MicroKernel for Kernel {
         let kq = k.div_ceil(4);
         // SAFETY: forwarded contract (AVX-512F + VNNI present, slice lengths as documented): the
         // block's rows are one segment at stride `kq * 4`.
-        unsafe { tile_vnni(a, &[0], kq * 4, kq, b, c, ldc) }
+        unsafe { tile_vnni::<MR, 2>(a, &[0], kq * 4, kq, b, c, ldc) }
+    }
+
+    /// Rows rounded up to 4, 8 or 12 and columns to one or two zmm registers (16 or 32).
+    unsafe fn tile_edge(
+        a: &[u8],
+        _lda: usize,
+        b: &[i8],
+        k: usize,
+        c: &mut [i32],
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        let kq = k.div_ceil(4);
+        let (step, starts) = (kq * 4, &[0]);
+        // SAFETY: forwarded contract; each variant reads and writes at most the whole tile's
+        // rows and columns.
+        unsafe {
+            match (rows.div_ceil(4), cols <= 16) {
+                (1, true) => tile_vnni::<4, 1>(a, starts, step, kq, b, c, ldc),
+                (1, false) => tile_vnni::<4, 2>(a, starts, step, kq, b, c, ldc),
+                (2, true) => tile_vnni::<8, 1>(a, starts, step, kq, b, c, ldc),
+                (2, false) => tile_vnni::<8, 2>(a, starts, step, kq, b, c, ldc),
+                (_, true) => tile_vnni::<MR, 1>(a, starts, step, kq, b, c, ldc),
+                (_, false) => tile_vnni::<MR, 2>(a, starts, step, kq, b, c, ldc),
+            }
+        }
     }
 
     const READS_WINDOWS: bool = true;
@@ -95,16 +122,17 @@ impl MicroKernel for Kernel {
     unsafe fn tile_window(window: &WindowRun, b: &[i8], c: &mut [i32], ldc: usize) {
         let (input, starts, step, seg_len) = window.parts();
         // SAFETY: forwarded contract; `seg_len` is a multiple of 4 (checked by `WindowRun`).
-        unsafe { tile_vnni(input, starts, step, seg_len / 4, b, c, ldc) }
+        unsafe { tile_vnni::<MR, 2>(input, starts, step, seg_len / 4, b, c, ldc) }
     }
 }
 
-/// The `MR x NR` tile of rows made of segments: row `r` is `a[start + r * step..][..seg_quads *
-/// 4]` for each `start` in turn, multiplied with the panel's quads in the same order. A packed
-/// or borrowed block is one segment at stride `kq * 4`; a run of convolution windows is one
-/// segment per window row, read in place from the input (no im2col copy).
+/// The `ROWS x 16 * REGS` corner of the tile (rows `< ROWS <= MR`, the panel's first one or two
+/// zmm of columns) of rows made of segments: row `r` is `a[start + r * step..][..seg_quads * 4]`
+/// for each `start` in turn, multiplied with the panel's quads in the same order. A packed or
+/// borrowed block is one segment at stride `kq * 4`; a run of convolution windows is one segment
+/// per window row, read in place from the input (no im2col copy).
 #[target_feature(enable = "avx512f,avx512vnni")]
-unsafe fn tile_vnni(
+unsafe fn tile_vnni<const ROWS: usize, const REGS: usize>(
     a: &[u8],
     starts: &[usize],
     step: usize,
@@ -113,38 +141,43 @@ unsafe fn tile_vnni(
     tile: &mut [i32],
     ldc: usize,
 ) {
-    let last_row_end = |&start: &usize| start + (MR - 1) * step + seg_quads * 4;
+    let last_row_end = |&start: &usize| start + (ROWS - 1) * step + seg_quads * 4;
     assert!(
-        starts.iter().all(|s| last_row_end(s) <= a.len())
+        ROWS <= MR
+            && REGS <= 2
+            && starts.iter().all(|s| last_row_end(s) <= a.len())
             && b.len() >= starts.len() * seg_quads * NR * 4
-            && ldc >= NR
-            && tile.len() >= (MR - 1) * ldc + NR
+            && ldc >= 16 * REGS
+            && tile.len() >= (ROWS - 1) * ldc + 16 * REGS
     );
-    let mut c = [[_mm512_setzero_si512(); 2]; MR];
+    let mut c = [[_mm512_setzero_si512(); REGS]; ROWS];
     let bp = b.as_ptr();
     for (s, &start) in starts.iter().enumerate() {
-        let rows: [*const u8; MR] = std::array::from_fn(|r| a[start + r * step..].as_ptr());
+        let rows: [*const u8; ROWS] = std::array::from_fn(|r| a[start + r * step..].as_ptr());
         let panel = bp.wrapping_add(s * seg_quads * NR * 4);
         for q in 0..seg_quads {
             // SAFETY: q < seg_quads, so the reads stay inside each row's segment (asserted to
             // end inside `a`) and inside the segment's quads of the panel.
             unsafe {
-                let b0 = _mm512_loadu_si512(panel.add(q * NR * 4) as *const __m512i);
-                let b1 = _mm512_loadu_si512(panel.add(q * NR * 4 + 64) as *const __m512i);
+                let w: [__m512i; REGS] = std::array::from_fn(|g| {
+                    _mm512_loadu_si512(panel.add(q * NR * 4 + 64 * g) as *const __m512i)
+                });
                 for (row, cr) in rows.iter().zip(c.iter_mut()) {
                     let quad = (row.add(q * 4) as *const i32).read_unaligned();
                     let av = _mm512_set1_epi32(quad);
-                    cr[0] = _mm512_dpbusd_epi32(cr[0], av, b0);
-                    cr[1] = _mm512_dpbusd_epi32(cr[1], av, b1);
+                    for (acc, &wg) in cr.iter_mut().zip(&w) {
+                        *acc = _mm512_dpbusd_epi32(*acc, av, wg);
+                    }
                 }
             }
         }
     }
     for (r, cr) in c.iter().enumerate() {
-        // SAFETY: row r < MR ends at r * ldc + NR <= tile.len() (asserted).
-        unsafe {
-            _mm512_storeu_si512(tile.as_mut_ptr().add(r * ldc) as *mut __m512i, cr[0]);
-            _mm512_storeu_si512(tile.as_mut_ptr().add(r * ldc + 16) as *mut __m512i, cr[1]);
+        for (g, &v) in cr.iter().enumerate() {
+            // SAFETY: row r < ROWS ends at r * ldc + 16 * REGS <= tile.len() (asserted).
+            unsafe {
+                _mm512_storeu_si512(tile.as_mut_ptr().add(r * ldc + 16 * g) as *mut __m512i, v)
+            };
         }
     }
 }
