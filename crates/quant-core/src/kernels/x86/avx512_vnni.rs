@@ -361,10 +361,11 @@ impl LaneTables {
 pub(crate) struct Requant16 {
     double: bool,
     may_saturate: bool,
-    /// Zero point and clamp as int16 lanes (the packed narrowing of [`Requant16::narrow`]).
+    /// Zero point as int16 lanes and the clamp as byte lanes (the packed narrowing of
+    /// [`Requant16::narrow`]).
     zout16: __m512i,
-    min16: __m512i,
-    max16: __m512i,
+    min8: __m512i,
+    max8: __m512i,
     /// `act_min - zout`, `act_max - zout` and `zout` as int32 lanes ([`Requant16::codes`]).
     lo32: __m512i,
     hi32: __m512i,
@@ -382,13 +383,13 @@ impl Requant16 {
         act_min: i32,
         act_max: i32,
     ) -> Self {
-        let i16_of = |v: i32| v as i16;
         Requant16 {
             double: !single,
             may_saturate,
-            zout16: _mm512_set1_epi16(i16_of(zout)),
-            min16: _mm512_set1_epi16(i16_of(act_min)),
-            max16: _mm512_set1_epi16(i16_of(act_max)),
+            zout16: _mm512_set1_epi16(zout as i16),
+            // Bytes `[0, 255]` as their two's complement bit patterns.
+            min8: _mm512_set1_epi8(act_min as u8 as i8),
+            max8: _mm512_set1_epi8(act_max as u8 as i8),
             lo32: _mm512_set1_epi32(act_min - zout),
             hi32: _mm512_set1_epi32(act_max - zout),
             zout32: _mm512_set1_epi32(zout),
@@ -439,9 +440,11 @@ impl Requant16 {
     }
 
     /// Output codes of four vectors of quotients, narrowed to 64 bytes: the saturating packs
-    /// put in 128-bit lane `l` lane `l` of each vector in turn, and the zero point and the clamp
-    /// are applied to the int16 words between the two packs (exact: saturating the quotient
-    /// to int16 and the sum with `zout` cannot move a value across `[act_min, act_max]`).
+    /// put in 128-bit lane `l` lane `l` of each vector in turn; the zero point is added to the
+    /// int16 words between the two packs and the clamp applied to the bytes after them (exact:
+    /// saturating the quotient to int16, the sum with `zout` to int16 and then to `[0, 255]`
+    /// cannot move a value across `[act_min, act_max]`, a subrange of `[0, 255]`). Clamping the
+    /// 64 bytes once costs half of clamping the two vectors of words.
     ///
     /// # Safety
     /// AVX-512F and AVX-512BW must be available.
@@ -450,10 +453,10 @@ impl Requant16 {
         // SAFETY: the caller guarantees the features; no memory is touched.
         unsafe {
             let words = |a: __m512i, b: __m512i| {
-                let w = _mm512_adds_epi16(_mm512_packs_epi32(a, b), self.zout16);
-                _mm512_min_epi16(_mm512_max_epi16(w, self.min16), self.max16)
+                _mm512_adds_epi16(_mm512_packs_epi32(a, b), self.zout16)
             };
-            _mm512_packus_epi16(words(r[0], r[1]), words(r[2], r[3]))
+            let bytes = _mm512_packus_epi16(words(r[0], r[1]), words(r[2], r[3]));
+            _mm512_min_epu8(_mm512_max_epu8(bytes, self.min8), self.max8)
         }
     }
 
