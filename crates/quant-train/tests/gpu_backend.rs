@@ -6,7 +6,9 @@
 //!
 //! wgpu needs an adapter: a GPU, or Mesa's software Vulkan driver (Debian's `mesa-vulkan-drivers`),
 //! which is what CI installs; CUDA needs an NVIDIA GPU. A backend without its device says so and
-//! passes nothing off as a result.
+//! passes nothing off as a result, unless `QUANT_REQUIRE_GPU` names it (comma-separated backend
+//! names): then a missing device fails the test, so that a machine that should have one (CI, once
+//! it has installed the driver) cannot pass by skipping.
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
 use burn::prelude::*;
@@ -73,9 +75,12 @@ fn probe(name: &str, backend: BackendKind) -> Option<Device> {
         Ok(4.0) => Some(device),
         Ok(sum) => panic!("{name} summed four ones to {sum}"),
         Err(_) => {
-            eprintln!(
-                "SKIPPED {name}: no device for it on this machine (a GPU, or for wgpu Debian's mesa-vulkan-drivers)"
-            );
+            let why = "no device for it on this machine (a GPU, or for wgpu Debian's mesa-vulkan-drivers)";
+            let required = std::env::var("QUANT_REQUIRE_GPU").unwrap_or_default();
+            if required.split(',').any(|r| r.trim() == name) {
+                panic!("{name}: {why}, but QUANT_REQUIRE_GPU requires it");
+            }
+            eprintln!("SKIPPED {name}: {why}");
             None
         }
     }

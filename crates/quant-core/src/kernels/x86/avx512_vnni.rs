@@ -452,9 +452,8 @@ impl Requant16 {
     pub(crate) unsafe fn narrow(&self, r: [__m512i; 4]) -> __m512i {
         // SAFETY: the caller guarantees the features; no memory is touched.
         unsafe {
-            let words = |a: __m512i, b: __m512i| {
-                _mm512_adds_epi16(_mm512_packs_epi32(a, b), self.zout16)
-            };
+            let words =
+                |a: __m512i, b: __m512i| _mm512_adds_epi16(_mm512_packs_epi32(a, b), self.zout16);
             let bytes = _mm512_packus_epi16(words(r[0], r[1]), words(r[2], r[3]));
             _mm512_min_epu8(_mm512_max_epu8(bytes, self.min8), self.max8)
         }
