@@ -36,11 +36,11 @@ impl RawBatch {
             .enumerate()
             .try_for_each(|(k, (out, &i))| set.read(i, view(k), out))?;
         let labels = indices.iter().map(|&i| set.label(i) as i64).collect();
-        Ok(RawBatch::new(&bytes, labels, shape))
+        Ok(RawBatch::new(bytes, labels, shape))
     }
 
-    fn new(bytes: &[u8], labels: Vec<i64>, shape: [usize; 3]) -> Self {
-        let pixels = bytes.iter().map(|&p| f32::from(p) / 255.0).collect();
+    fn new(bytes: impl IntoIterator<Item = u8>, labels: Vec<i64>, shape: [usize; 3]) -> Self {
+        let pixels = bytes.into_iter().map(|p| f32::from(p) / 255.0).collect();
         RawBatch {
             pixels,
             labels,
@@ -100,13 +100,9 @@ pub fn read_ahead<S, E: From<String>>(
 /// The images `indices` of the in-memory `set` as `[N, channels, rows, cols]` floats `pixel / 255`
 /// and their labels (see [`RawBatch::tensors`]).
 pub fn batch(set: &ImageSet, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
-    let bytes: Vec<u8> = indices
-        .iter()
-        .flat_map(|&i| set.image(i))
-        .copied()
-        .collect();
+    let bytes = indices.iter().flat_map(|&i| set.image(i)).copied();
     let labels = indices.iter().map(|&i| i64::from(set.labels[i])).collect();
-    RawBatch::new(&bytes, labels, [set.channels, set.rows, set.cols]).tensors(device)
+    RawBatch::new(bytes, labels, [set.channels, set.rows, set.cols]).tensors(device)
 }
 
 /// Resizes every image (each channel alike) to `size x size` with bilinear interpolation

@@ -826,26 +826,27 @@ fn drive<K: MicroKernel, T: Send, F>(
                     let c0 = p * K::NR;
                     let nc = K::NR.min(n - c0);
                     let panel = &panels[p * panel_len..(p + 1) * panel_len];
-                    // SAFETY: inside `with_tiles` of an available backend; the slices have the
-                    // lengths the kernel documents (a full tile ends inside `raw`: row
-                    // `r0 + MR - 1 < mc`, columns `c0 + NR <= n`), and runs are only made for
-                    // kernels that read them.
-                    let tile_of = |b: usize, c: &mut [i32], ldc: usize, nr: usize| unsafe {
-                        match &runs[b] {
-                            Some(run) => K::tile_window(run, panel, c, ldc),
-                            None if nr == K::MR && nc == K::NR => {
-                                K::tile(block(b), lda(b), panel, k, c, ldc)
-                            }
-                            None => K::tile_edge(block(b), lda(b), panel, k, c, ldc, nr, nc),
-                        }
-                    };
-                    for b in 0..blocks {
+                    for (b, run) in runs.iter().take(blocks).enumerate() {
                         let r0 = b * K::MR;
                         let nr = K::MR.min(mc - r0);
-                        if nc == K::NR && nr == K::MR {
-                            tile_of(b, &mut raw[r0 * n + c0..], n, nr);
-                        } else {
-                            tile_of(b, &mut tile, K::NR, nr);
+                        // A full tile lands in the rows of `raw`, an edge tile in `tile` first.
+                        let full = nc == K::NR && nr == K::MR;
+                        let (c, ldc) = match full {
+                            true => (&mut raw[r0 * n + c0..], n),
+                            false => (&mut tile[..], K::NR),
+                        };
+                        // SAFETY: inside `with_tiles` of an available backend; the slices have the
+                        // lengths the kernel documents (a full tile ends inside `raw`: row
+                        // `r0 + MR - 1 < mc`, columns `c0 + NR <= n`), and runs are only made for
+                        // kernels that read them.
+                        unsafe {
+                            match run {
+                                Some(run) => K::tile_window(run, panel, c, ldc),
+                                None if full => K::tile(block(b), lda(b), panel, k, c, ldc),
+                                None => K::tile_edge(block(b), lda(b), panel, k, c, ldc, nr, nc),
+                            }
+                        }
+                        if !full {
                             for r in 0..nr {
                                 raw[(r0 + r) * n + c0..][..nc]
                                     .copy_from_slice(&tile[r * K::NR..][..nc]);

@@ -126,8 +126,8 @@ impl MicroKernel for Kernel {
     }
 }
 
-/// The `ROWS x 16 * REGS` corner of the tile (rows `< ROWS <= MR`, the panel's first one or two
-/// zmm of columns) of rows made of segments: row `r` is `a[start + r * step..][..seg_quads * 4]`
+/// The `ROWS x 16 * REGS` corner of the tile (its first `ROWS <= MR` rows and the panel's first
+/// one or two zmm of columns) of rows made of segments: row `r` is `a[start + r * step..][..seg_quads * 4]`
 /// for each `start` in turn, multiplied with the panel's quads in the same order. A packed or
 /// borrowed block is one segment at stride `kq * 4`; a run of convolution windows is one segment
 /// per window row, read in place from the input (no im2col copy).
