@@ -109,7 +109,7 @@ impl Proxy {
 
 /// How much work a profile does.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct AccuracyPlan {
     pub profile: String,
     pub seed: u64,
     /// Float training epochs.
@@ -349,7 +349,7 @@ pub fn qar_net(
 /// Everything one stand-in needs: data, plan, device and the row stamp.
 pub struct Experiment<'a> {
     pub proxy: Proxy,
-    pub plan: &'a Plan,
+    pub plan: &'a AccuracyPlan,
     pub train: ImageSet,
     /// Scored after every epoch of every training run (the learning curves).
     pub validation: Arc<ImageSet>,

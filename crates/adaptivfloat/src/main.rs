@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Read;
 use std::process::ExitCode;
 
-use adaptivfloat::accuracy::{Experiment, Plan, Proxy};
+use adaptivfloat::accuracy::{AccuracyPlan, Experiment, Proxy};
 use adaptivfloat::rmse::{self, Family, Stamp, SyntheticSize};
 use adaptivfloat::{PAPER_DIR, imagenet, tensor_cli};
 use quant_core::formats::FormatKind;
@@ -215,7 +215,7 @@ fn paper_accuracy(model: ModelArg, args: &RunArgs) -> Result<(), String> {
 }
 
 /// The profile's plan for one stand-in.
-fn plan(proxy: Proxy, args: &RunArgs, seed: u64) -> Plan {
+fn plan(proxy: Proxy, args: &RunArgs, seed: u64) -> AccuracyPlan {
     let full = args.profile == Profile::Full;
     // Enough epochs for the validation curve to flatten under the cosine decay (the curves are
     // committed beside the tables; check C1 of claims.toml judges them).
@@ -224,7 +224,7 @@ fn plan(proxy: Proxy, args: &RunArgs, seed: u64) -> Plan {
         Proxy::Cnn => 12,
         Proxy::Transformer => 10,
     };
-    Plan {
+    AccuracyPlan {
         profile: args.profile.name().into(),
         seed,
         epochs: args.epochs.unwrap_or(if full { default_epochs } else { 1 }),

@@ -4,7 +4,7 @@
 use crate::export::to_engine;
 use crate::graph::{Arch, Graph};
 use crate::int8_export::to_jacob_engine;
-use crate::model::{F8Options, Method, Model};
+use crate::model::{F8Options, Method, Network};
 use crate::statistics::PAPER;
 use crate::train::{Recipe, Schedule, StageRun, accuracy, eval_copy, logits_range, predict, train};
 use burn::prelude::*;
@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 
 /// Sizes derived from a profile.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct StagePlan {
     pub profile: Profile,
-    /// Channel-width multiplier of the MobileNet proxies ([`Plan::width`]).
+    /// Channel-width multiplier of the MobileNet proxies ([`StagePlan::width`]).
     pub width: f64,
     /// Training images (at most; after the validation split).
     pub train_images: usize,
@@ -39,19 +39,19 @@ pub struct Plan {
     pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
-impl Plan {
+impl StagePlan {
     /// The plan of `profile`; `epochs` overrides the FP stage length.
     ///
     /// Full: the dossier's scaled recipe (§10) on 55 000 training images, validated on 5 000 and
     /// tested on all 10 000: 15 FP epochs, 5 epochs per quantized stage, 500 tiny fine-tuning
     /// iterations (the paper's count), three seeds. Smoke: seconds on a slice, for tests and CI.
-    pub fn new(profile: Profile, epochs: Option<u32>, seeds: Option<Vec<u64>>) -> Plan {
+    pub fn new(profile: Profile, epochs: Option<u32>, seeds: Option<Vec<u64>>) -> StagePlan {
         let (train, validation, test, fp, qat, tiny, n_seeds) = match profile {
             Profile::Smoke => (512, 128, 300, 1, 1, 2, 1),
             // The binary refuses the paper profile before planning (`RunArgs::start`).
             Profile::Full | Profile::Paper => (usize::MAX, 5_000, 10_000, 15, 5, TINY_STEPS, 3),
         };
-        Plan {
+        StagePlan {
             profile,
             width: if profile == Profile::Smoke { 0.25 } else { 0.5 },
             train_images: train,
@@ -109,9 +109,9 @@ pub fn published_model(arch: Arch) -> &'static str {
 }
 
 pub const SOURCE_CONVENTIONAL: &str =
-    "official repo snap-research/F8Net README Model Zoo (Conventional)";
+    "official repo snap-research/F8Net README Network Zoo (Conventional)";
 pub const SOURCE_TINY: &str =
-    "official repo snap-research/F8Net README Model Zoo (Tiny Finetuning)";
+    "official repo snap-research/F8Net README Network Zoo (Tiny Finetuning)";
 pub const METHOD_FP: &str = "full precision baseline (authors' own; PACT-clipped float)";
 pub const METHOD_F8: &str = "F8Net fixed-point 8-bit only";
 pub const METHOD_INT8: &str =
@@ -120,7 +120,7 @@ pub const METHOD_FP_TINY: &str = "full precision pretrained Baseline#1 (PyTorchC
 pub const METHOD_F8_TINY: &str = "F8Net fixed-point 8-bit only (tiny finetuning) from Baseline#1";
 
 /// What the proxy label says.
-pub fn proxy_label(arch: Arch, dataset: &Dataset, plan: &Plan) -> String {
+pub fn proxy_label(arch: Arch, dataset: &Dataset, plan: &StagePlan) -> String {
     let g = Graph::proxy(arch, plan.width(arch));
     let train = dataset
         .train
@@ -209,7 +209,7 @@ pub struct MainOutput {
 pub struct RowCtx<'a> {
     pub arch: Arch,
     pub dataset: &'a Dataset,
-    pub plan: &'a Plan,
+    pub plan: &'a StagePlan,
     pub run_id: &'a str,
 }
 
@@ -270,7 +270,7 @@ fn check_of(pred: &[usize], dataset: &Dataset, simulated: &[usize]) -> (f64, f64
 /// logits leave the engine as uint8 codes over the range the simulated model's logits span on the
 /// validation split.
 pub fn int8_engine_check(
-    model: &Model,
+    model: &Network,
     validation: &ImageSet,
     dataset: &Dataset,
     limit: usize,
@@ -304,7 +304,7 @@ pub fn int8_engine_check(
 /// Runs the exported model on the test images with the shift-only engine and compares its predictions
 /// with the simulated model's.
 pub fn engine_check(
-    model: &Model,
+    model: &Network,
     dataset: &Dataset,
     limit: usize,
     simulated: &[usize],
@@ -394,7 +394,7 @@ pub struct Splits {
 impl Splits {
     /// The validation split off the end of `dataset`'s training file, the rest truncated to the
     /// plan's training size.
-    pub fn of(plan: &Plan, dataset: &Dataset) -> Result<Splits, String> {
+    pub fn of(plan: &StagePlan, dataset: &Dataset) -> Result<Splits, String> {
         let (train, validation) = dataset
             .train
             .clone()
@@ -407,7 +407,7 @@ impl Splits {
 
     /// Steps of `epochs` epochs over the training split.
     pub fn steps(&self, epochs: u32) -> usize {
-        Plan::steps(epochs, self.train.len())
+        StagePlan::steps(epochs, self.train.len())
     }
 
     /// Epochs (rounded up) that `steps` steps cover.
@@ -418,20 +418,20 @@ impl Splits {
 
 /// A trained stage: the model and its report (with the validation curve).
 pub struct Trained {
-    pub model: Model,
+    pub model: Network,
     pub report: quant_train::train::TrainReport,
 }
 
 /// Trains the full-precision model of one seed (the starting point of every quantized run).
 pub fn train_fp(
     arch: Arch,
-    plan: &Plan,
+    plan: &StagePlan,
     splits: &Splits,
     seed: u64,
     device: &Device,
     bar: &indicatif::ProgressBar,
 ) -> Result<Trained, String> {
-    let mut fp = Model::new(
+    let mut fp = Network::new(
         Graph::proxy(arch, plan.width(arch)),
         Method::FullPrecision {
             pact: fp_pact(arch),
@@ -448,7 +448,7 @@ pub fn train_fp(
 
 /// The [`StageRun`] of stage `name` of `arch` and `seed` (batch order from `order_seed`).
 fn stage_run<'a>(
-    plan: &Plan,
+    plan: &StagePlan,
     splits: &'a Splits,
     arch: Arch,
     name: &str,
@@ -467,8 +467,8 @@ fn stage_run<'a>(
 }
 
 /// Starts a quantized model from a trained FP model (parameters, BN statistics and FL buffers).
-pub fn from_fp(fp: &Model, method: Method) -> Model {
-    Model {
+pub fn from_fp(fp: &Network, method: Method) -> Network {
+    Network {
         graph: fp.graph.clone(),
         params: fp.params.clone(),
         state: fp.state.clone(),
@@ -480,10 +480,10 @@ pub fn from_fp(fp: &Model, method: Method) -> Model {
 /// stage `name`.
 #[allow(clippy::too_many_arguments)]
 pub fn train_quantized(
-    fp: &Model,
+    fp: &Network,
     method: Method,
     recipe: Recipe,
-    plan: &Plan,
+    plan: &StagePlan,
     splits: &Splits,
     name: &str,
     seed: u64,
@@ -497,7 +497,7 @@ pub fn train_quantized(
 }
 
 /// Progress-bar length of one main-table run.
-pub fn main_steps(arch: Arch, plan: &Plan, splits: &Splits) -> u64 {
+pub fn main_steps(arch: Arch, plan: &StagePlan, splits: &Splits) -> u64 {
     let tiny = if arch == Arch::ResNet50 {
         plan.tiny_steps
     } else {
@@ -510,7 +510,7 @@ pub fn main_steps(arch: Arch, plan: &Plan, splits: &Splits) -> u64 {
 /// A stage of the main table.
 enum MainJob {
     Fp(u64),
-    Quantized(u64, Stage, std::sync::Arc<Model>),
+    Quantized(u64, Stage, std::sync::Arc<Network>),
 }
 
 /// A quantized stage, in the order its rows are written.
@@ -928,7 +928,7 @@ pub fn ablations(
 const CALIBRATION_STEPS: usize = 100;
 
 /// Progress-bar length of [`ablations`].
-pub fn ablation_steps(plan: &Plan, splits: &Splits) -> u64 {
+pub fn ablation_steps(plan: &StagePlan, splits: &Splits) -> u64 {
     let qat = ablation_variants().len() * splits.steps(plan.qat_epochs);
     let tiny = plan.tiny_steps + plan.tiny_steps.min(CALIBRATION_STEPS);
     (splits.steps(plan.fp_epochs) + qat + tiny) as u64
@@ -940,12 +940,12 @@ mod tests {
 
     #[test]
     fn epochs_override_the_fp_stage_only() {
-        let p = Plan::new(Profile::Full, Some(2), None);
+        let p = StagePlan::new(Profile::Full, Some(2), None);
         assert_eq!(p.fp_epochs, 2);
         assert_eq!(p.qat_epochs, 5);
         assert_eq!(p.seeds, vec![0, 1, 2]);
         assert_eq!(
-            Plan::steps(2, 55_000),
+            StagePlan::steps(2, 55_000),
             858,
             "2 epochs of 55 000 images in batches of 128"
         );

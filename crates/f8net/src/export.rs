@@ -6,7 +6,7 @@
 //! engine reproduces the simulated model bit for bit.
 
 use crate::graph::{Op, Operand};
-use crate::model::{Method, Model};
+use crate::model::{Method, Network};
 use burn::prelude::*;
 use quant_core::fixed8::FixedFormat;
 use quant_core::fixed8::engine::{self, Node};
@@ -45,7 +45,7 @@ fn bias_codes(b: &[f32], fl_acc: &[i32]) -> Vec<i32> {
 
 /// Builds the integer model of an F8Net (or full-precision-structured) model in evaluation mode.
 /// Errors for the Jacob baseline, whose rescaling is not a shift.
-pub fn to_engine(model: &mut Model) -> Result<engine::Model, String> {
+pub fn to_engine(model: &mut Network) -> Result<engine::FixedPointModel, String> {
     if matches!(model.method, Method::Int8Jacob) {
         return Err("the INT8 baseline needs an INT32 multiplier; only F8Net exports to the shift-only engine".into());
     }
@@ -62,7 +62,7 @@ pub fn to_engine(model: &mut Model) -> Result<engine::Model, String> {
     };
     let mut quantized = |v: usize,
                          nodes: &mut Vec<Node>,
-                         model: &Model,
+                         model: &Network,
                          raw_id: &[Option<usize>]|
      -> Result<usize, String> {
         if let Some(q) = quant_id[v] {
@@ -144,7 +144,7 @@ pub fn to_engine(model: &mut Model) -> Result<engine::Model, String> {
         w_fl: fls,
         bias: bias_codes(&b, &fl_acc),
     });
-    Ok(engine::Model {
+    Ok(engine::FixedPointModel {
         channels: 1,
         height: graph.side,
         width: graph.side,

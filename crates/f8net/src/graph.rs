@@ -8,6 +8,8 @@
 //! in units of the same PACT clip level (one α per class of values linked by additions, the code's
 //! "master layer" sharing), so the addition is a shift-aligned integer add.
 
+use quant_train::models::MOBILENET_V1_BLOCKS;
+
 /// Which proxy network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Arch {
@@ -33,7 +35,7 @@ pub struct ValueSpec {
 
 /// A convolution (always followed by batch norm, folded).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConvSpec {
+pub struct ConvNode {
     pub src: usize,
     /// The raw output (accumulator) value.
     pub dst: usize,
@@ -47,7 +49,7 @@ pub struct ConvSpec {
     pub groups: usize,
 }
 
-impl ConvSpec {
+impl ConvNode {
     /// Stride, padding (`k / 2`, "same" at stride 1) and groups for the training convolution.
     pub fn settings(&self) -> quant_train::conv::ConvSettings {
         quant_train::conv::ConvSettings {
@@ -79,7 +81,7 @@ pub enum Op {
 pub struct Graph {
     pub arch: Arch,
     pub values: Vec<ValueSpec>,
-    pub convs: Vec<ConvSpec>,
+    pub convs: Vec<ConvNode>,
     pub ops: Vec<Op>,
     /// The value pooled and fed to the classifier.
     pub head: usize,
@@ -91,7 +93,7 @@ pub struct Graph {
 
 struct Builder {
     values: Vec<ValueSpec>,
-    convs: Vec<ConvSpec>,
+    convs: Vec<ConvNode>,
     ops: Vec<Op>,
     alphas: usize,
 }
@@ -142,7 +144,7 @@ impl Builder {
         depthwise: bool,
     ) {
         let cin = self.values[src].channels;
-        self.convs.push(ConvSpec {
+        self.convs.push(ConvNode {
             src,
             dst,
             units,
@@ -248,9 +250,9 @@ impl Graph {
         let head = match arch {
             Arch::MobileNetV1 => {
                 let mut x = b.conv(0, w(16), 3, 1, false);
-                for (c, s) in [(32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (256, 2)] {
+                for &(m, s) in &MOBILENET_V1_BLOCKS[..6] {
                     let d = b.conv(x, b.values[x].channels, 3, s, true);
-                    x = b.conv(d, w(c), 1, 1, false);
+                    x = b.conv(d, w(16 * m), 1, 1, false);
                 }
                 x
             }

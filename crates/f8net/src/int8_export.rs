@@ -16,7 +16,7 @@
 //! reads.
 
 use crate::graph::{Op, Operand};
-use crate::model::{Method, Model};
+use crate::model::{Method, Network};
 use burn::prelude::*;
 use quant_core::convert::{LayerQuant, WeightScheme};
 use quant_core::engine::{
@@ -75,7 +75,7 @@ fn layer_quant(input: QParams, output: QParams, relu: bool) -> LayerQuant {
 
 /// Builds the integer model of an INT8-baseline model in evaluation mode; `logits` are the
 /// parameters of its uint8 output codes.
-pub fn to_jacob_engine(model: &mut Model, logits: QParams) -> Result<engine::Model, String> {
+pub fn to_jacob_engine(model: &mut Network, logits: QParams) -> Result<engine::Model, String> {
     let (chain, input) = build_chain(model, logits)?;
     let spec = ModelSpec {
         input,
@@ -87,7 +87,7 @@ pub fn to_jacob_engine(model: &mut Model, logits: QParams) -> Result<engine::Mod
 }
 
 /// The engine layers of the model with the value-to-node map, and the input description.
-fn build_chain(model: &mut Model, logits: QParams) -> Result<(Chain, InputSpec), String> {
+fn build_chain(model: &mut Network, logits: QParams) -> Result<(Chain, InputSpec), String> {
     if !matches!(model.method, Method::Int8Jacob) {
         return Err(
             "only the INT8 baseline exports to the INT32-multiplier engine; F8Net exports to the shift-only one"
@@ -229,7 +229,7 @@ mod tests {
             Arch::ResNet50,
         ] {
             let graph = Graph::proxy(arch, 0.25);
-            let mut model = Model::new(graph, Method::Int8Jacob, 5, &device);
+            let mut model = Network::new(graph, Method::Int8Jacob, 5, &device);
             // Training passes set the EMA ranges and batch-norm statistics.
             let idx: Vec<usize> = (0..48).collect();
             for _ in 0..3 {
@@ -308,7 +308,7 @@ mod tests {
     fn only_the_int8_baseline_exports() {
         let device = Device::flex();
         let graph = Graph::proxy(Arch::MobileNetV1, 0.25);
-        let mut model = Model::new(
+        let mut model = Network::new(
             graph,
             Method::F8Net(crate::model::F8Options::DEFAULT),
             1,

@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use f8net::experiments::{
-    Plan, RowCtx, Splits, ablation_steps, ablations, main_steps, main_table, summaries,
+    RowCtx, Splits, StagePlan, ablation_steps, ablations, main_steps, main_table, summaries,
 };
 use f8net::graph::Arch;
 use f8net::statistics::{self, Grid};
@@ -61,8 +61,8 @@ fn main() {
 fn run() -> Result<(), String> {
     let cli = Cli::parse();
     let ctx = cli.run.start()?;
-    let default = Plan::new(cli.run.profile, cli.run.epochs, None);
-    let plan = Plan {
+    let default = StagePlan::new(cli.run.profile, cli.run.epochs, None);
+    let plan = StagePlan {
         seeds: cli.run.seed_list(0, default.seeds.len() as u64),
         ..default
     };
@@ -130,7 +130,7 @@ fn load_data(cli: &Cli) -> Result<repro::datasets::Dataset, String> {
 }
 
 /// Draws [`f8net::figures::main_results`] from `<out>/f8net/main.csv` beside it.
-fn main_figure(plan: &Plan, out: &std::path::Path) -> Result<(), String> {
+fn main_figure(plan: &StagePlan, out: &std::path::Path) -> Result<(), String> {
     let e = |e: repro::results::TableError| e.to_string();
     let rows: Vec<repro::results::ResultRow> =
         repro::results::read_rows(&table_path(out, PAPER_DIR, "main")).map_err(e)?;
@@ -169,7 +169,7 @@ fn main_figure(plan: &Plan, out: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn stats(plan: &Plan, run: &Run, out: &std::path::Path) -> Result<(), String> {
+fn stats(plan: &StagePlan, run: &Run, out: &std::path::Path) -> Result<(), String> {
     let grid = match plan.profile {
         Profile::Smoke => Grid {
             n_sigma: 120,

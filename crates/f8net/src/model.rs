@@ -88,8 +88,9 @@ pub struct State {
     pub range_ema: Vec<Option<(f64, f64)>>,
 }
 
-/// Graph + parameters + statistics + method.
-pub struct Model {
+/// An F8Net proxy under training: graph, parameters, the statistics gradients do not train, and
+/// the method (FP, F8Net, INT8) its forward pass simulates.
+pub struct Network {
     pub graph: Graph,
     pub params: Params,
     pub state: State,
@@ -195,11 +196,11 @@ pub fn rounded_fl(ema: f64, signed: bool) -> u8 {
         .clamp(0.0, f64::from(FixedFormat::fl_max(signed))) as u8
 }
 
-impl Model {
+impl Network {
     pub fn new(graph: Graph, method: Method, seed: u64, device: &Device) -> Self {
         let params = init_params(&graph, seed, device);
         let state = State::new(&graph);
-        Model {
+        Network {
             graph,
             params,
             state,

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use crate::model::{Model, Pass};
+use crate::model::{Network, Pass};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -114,7 +114,7 @@ pub fn batch(set: &ImageSet, idx: &[usize], device: &Device) -> (Tensor<4>, Tens
 /// shows progress. Returns the report with one curve point per epoch (and one after the last
 /// step when it ends inside an epoch).
 pub fn train(
-    model: &mut Model,
+    model: &mut Network,
     recipe: Recipe,
     run: &StageRun,
     bar: &indicatif::ProgressBar,
@@ -247,7 +247,7 @@ fn report_of(curve: &[EpochPoint], started: std::time::Instant) -> TrainReport {
 
 /// Predictions of the simulated model in evaluation mode (running statistics, rounded FLs, 32-bit
 /// biases) for the first `limit` images of `set`.
-pub fn predict(model: &Model, set: &ImageSet, limit: usize) -> Vec<usize> {
+pub fn predict(model: &Network, set: &ImageSet, limit: usize) -> Vec<usize> {
     let mut out = Vec::with_capacity(set.len().min(limit));
     each_logits(model, set, limit, |row| {
         let best =
@@ -262,7 +262,7 @@ pub fn predict(model: &Model, set: &ImageSet, limit: usize) -> Vec<usize> {
 
 /// The smallest and largest logit of the simulated model in evaluation mode over the first
 /// `limit` images of `set` (the output range of an integer export).
-pub fn logits_range(model: &Model, set: &ImageSet, limit: usize) -> (f64, f64) {
+pub fn logits_range(model: &Network, set: &ImageSet, limit: usize) -> (f64, f64) {
     let mut range = (f64::INFINITY, f64::NEG_INFINITY);
     each_logits(model, set, limit, |row| {
         for &x in row {
@@ -275,7 +275,7 @@ pub fn logits_range(model: &Model, set: &ImageSet, limit: usize) -> (f64, f64) {
 /// Calls `each` with the logits of every one of the first `limit` images of `set`, in order, from
 /// the simulated model in evaluation mode.
 pub(crate) fn each_logits(
-    model: &Model,
+    model: &Network,
     set: &ImageSet,
     limit: usize,
     mut each: impl FnMut(&[f32]),
@@ -307,8 +307,8 @@ pub fn accuracy(pred: &[usize], labels: &[u8]) -> f64 {
 }
 
 /// A copy of `model` for evaluation and export (parameters off the autodiff device).
-pub fn eval_copy(model: &Model) -> Model {
-    Model {
+pub fn eval_copy(model: &Network) -> Network {
+    Network {
         graph: model.graph.clone(),
         params: model.params.valid(),
         state: model.state.clone(),
@@ -344,10 +344,10 @@ mod tests {
         noise_images(64)
     }
 
-    fn model() -> Model {
+    fn model() -> Network {
         let device = Device::flex().autodiff();
         let graph = Graph::proxy(Arch::MobileNetV1, 0.25);
-        Model::new(graph, Method::FullPrecision { pact: true }, 3, &device)
+        Network::new(graph, Method::FullPrecision { pact: true }, 3, &device)
     }
 
     /// A rerun of a finished stage resumes from its checkpoint: the same parameters, statistics
@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(resumed.curve, report.curve);
         assert_eq!(again.state.fl_ema, first.state.fl_ema);
         assert_eq!(again.state.bn_mean, first.state.bn_mean);
-        let weights = |m: &Model| m.params.fc_w.val().into_data().try_to_vec::<f32>().unwrap();
+        let weights = |m: &Network| m.params.fc_w.val().into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(weights(&again), weights(&first));
         let (plain, plain_report, _) = run(None);
         assert_eq!(

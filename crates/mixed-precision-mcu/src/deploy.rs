@@ -9,8 +9,9 @@ use crate::qat::MinMaxWeights;
 use burn::prelude::*;
 use quant_core::fixedpoint::QuantizedMultiplier;
 use quant_core::icn::Requant;
+use quant_core::kernels::{ConvGeometry, ConvShape};
 use quant_core::rounding::round_half_away_from_zero;
-use quant_core::subbyte::{BitWidth, ConvSpec, Packed};
+use quant_core::subbyte::{BitWidth, Packed};
 use quant_train::models::Net;
 
 /// How batch norm and rescaling reach the integer graph (the variants the paper compares).
@@ -117,26 +118,27 @@ pub fn convert(
             Folding::Icn => per_channel_requant(shape.cout, &b, |c| (acc_scale(c), s_y))?,
             Folding::Thresholds => thresholds(&b, out_bits, |c| acc_scale(c) / s_y, acc_scale),
         };
-        let spec = ConvSpec {
-            in_h: shape.hw_in,
-            in_w: shape.hw_in,
-            cin: shape.cin,
-            cout: shape.cout,
-            kernel: if shape.kind == LayerKind::Pointwise {
-                1
-            } else {
-                3
+        let (kernel, pad) = match shape.kind {
+            LayerKind::Pointwise => (1, 0),
+            _ => (3, 1),
+        };
+        let geometry = ConvGeometry::symmetric(
+            (shape.hw_in, shape.hw_in, shape.cin),
+            kernel,
+            shape.stride,
+            pad,
+        )
+        .map_err(|e| e.to_string())?;
+        let conv = ConvShape {
+            geometry,
+            out_c: shape.cout,
+            groups: match shape.kind {
+                LayerKind::Depthwise => shape.cin,
+                _ => 1,
             },
-            stride: shape.stride,
-            pad: if shape.kind == LayerKind::Pointwise {
-                0
-            } else {
-                1
-            },
-            depthwise: shape.kind == LayerKind::Depthwise,
         };
         convs.push(IntConv {
-            spec,
+            shape: conv,
             weights,
             w_zero,
             out_bits,

@@ -6,13 +6,14 @@
 
 use quant_core::error::Result;
 use quant_core::icn::Requant;
+use quant_core::kernels::ConvShape;
 use quant_core::subbyte::conv::dense_accumulate;
-use quant_core::subbyte::{BitWidth, ConvSpec, Packed, accumulate};
+use quant_core::subbyte::{BitWidth, Packed, accumulate};
 
 /// One conv layer of the integer graph.
 #[derive(Debug, Clone)]
 pub struct IntConv {
-    pub spec: ConvSpec,
+    pub shape: ConvShape,
     pub weights: Packed,
     /// Weight zero point per output channel (the per-layer one repeated under PL).
     pub w_zero: Vec<i32>,
@@ -41,10 +42,10 @@ impl IntegerNet {
     pub fn logits(&self, image: &[u8]) -> Result<Vec<i64>> {
         let mut x = Packed::pack(image, BitWidth::B8)?;
         for layer in &self.convs {
-            let acc = accumulate(&layer.spec, &x, 0, &layer.weights, &layer.w_zero)?;
+            let acc = accumulate(&layer.shape, &x, 0, &layer.weights, &layer.w_zero)?;
             x = layer.requant.apply(&acc, layer.out_bits)?;
         }
-        let channels = self.convs.last().map_or(1, |l| l.spec.cout);
+        let channels = self.convs.last().map_or(1, |l| l.shape.out_c);
         let mut sums = vec![0i32; channels];
         for i in 0..x.len {
             sums[i % channels] += i32::from(x.get(i));

@@ -32,7 +32,7 @@ const SOURCE_ABSTRACT: &str = "abstract (arXiv 1905.13082 / MLSys 2020 proceedin
 
 /// Sizes of one profile.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct QatPlan {
     pub train_images: usize,
     pub test_images: usize,
     pub float_epochs: u32,
@@ -52,10 +52,10 @@ pub struct Plan {
     pub checkpoint_dir: Option<PathBuf>,
 }
 
-impl Plan {
+impl QatPlan {
     /// Seconds: a slice of the data, two small configurations.
     pub fn smoke(seed: u64) -> Self {
-        Plan {
+        QatPlan {
             train_images: 256,
             test_images: 128,
             float_epochs: 1,
@@ -72,7 +72,7 @@ impl Plan {
 
     /// The reproduction, sized for about 40 minutes on two shared cores (see the README).
     pub fn full(seed: u64) -> Self {
-        Plan {
+        QatPlan {
             train_images: 10_000,
             test_images: 4_000,
             float_epochs: 3,
@@ -143,7 +143,7 @@ pub struct Outcome {
 pub type FloatCache = BTreeMap<String, (Net, f64)>;
 
 /// Training data resized to `resolution`, and the matching test slice.
-fn data_at(data: &Dataset, plan: &Plan, resolution: usize) -> (ImageSet, ImageSet) {
+fn data_at(data: &Dataset, plan: &QatPlan, resolution: usize) -> (ImageSet, ImageSet) {
     let train_set =
         quant_train::data::resize(&data.train.clone().truncated(plan.train_images), resolution);
     let test_set =
@@ -155,7 +155,7 @@ fn float_model(
     cache: &mut FloatCache,
     model: &MobileNetV1,
     sets: &(ImageSet, ImageSet),
-    plan: &Plan,
+    plan: &QatPlan,
     seed: u64,
     device: &Device,
 ) -> Result<(Net, f64), String> {
@@ -171,7 +171,7 @@ fn float_model(
 fn train_float(
     model: &MobileNetV1,
     train_set: &ImageSet,
-    plan: &Plan,
+    plan: &QatPlan,
     seed: u64,
     device: &Device,
 ) -> Result<Net, String> {
@@ -192,7 +192,7 @@ struct Ctx<'a> {
     model: &'a MobileNetV1,
     float: &'a Net,
     sets: &'a (ImageSet, ImageSet),
-    plan: &'a Plan,
+    plan: &'a QatPlan,
     seed: u64,
     device: &'a Device,
 }
@@ -302,7 +302,7 @@ impl Results {
 /// E1/E2 for every configuration of the plan and one seed.
 pub fn run_e1_e2(
     data: &Dataset,
-    plan: &Plan,
+    plan: &QatPlan,
     seed: u64,
     cache: &mut FloatCache,
     device: &Device,
@@ -355,7 +355,7 @@ pub fn run_e1_e2(
 /// thresholds).
 pub fn run_e3(
     data: &Dataset,
-    plan: &Plan,
+    plan: &QatPlan,
     seed: u64,
     cache: &mut FloatCache,
     device: &Device,
@@ -387,7 +387,7 @@ pub fn run_e3(
 pub fn rows(
     source: &str,
     res: &Results,
-    plan: &Plan,
+    plan: &QatPlan,
     seed: u64,
     epochs: u32,
     summary: bool,

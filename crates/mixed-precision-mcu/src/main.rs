@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mixed_precision_mcu::PAPER_DIR;
 use mixed_precision_mcu::assign::{AssignOptions, Assignment, assign};
 use mixed_precision_mcu::experiments::{
-    FloatCache, Plan, Results, SOURCE_E1, SOURCE_E3, rows, run_e1_e2, run_e3,
+    FloatCache, QatPlan, Results, SOURCE_E1, SOURCE_E3, rows, run_e1_e2, run_e3,
 };
 use mixed_precision_mcu::memory::{Budget, Granularity};
 use mixed_precision_mcu::mobilenet::MobileNetV1;
@@ -144,9 +144,9 @@ fn run(cli: Cli) -> Result<(), String> {
             let data = args.load(args.dataset_or(DatasetName::FashionMnist))?;
             for seed in args.seed_list(1, 1) {
                 let mut plan = match args.profile {
-                    Profile::Smoke => Plan::smoke(seed),
+                    Profile::Smoke => QatPlan::smoke(seed),
                     // `start` refused the paper profile.
-                    Profile::Full | Profile::Paper => Plan::full(seed),
+                    Profile::Full | Profile::Paper => QatPlan::full(seed),
                 };
                 plan.float_epochs = args.epochs.unwrap_or(plan.float_epochs);
                 plan.train_images = train_images.unwrap_or(plan.train_images);
@@ -252,7 +252,7 @@ fn run_qat(
     ctx: &RunContext,
     data: &Dataset,
     experiment: Experiment,
-    plan: &Plan,
+    plan: &QatPlan,
 ) -> Result<(), String> {
     let seed = plan.seeds[0];
     let device = BackendKind::for_run(args)?;
@@ -277,7 +277,7 @@ fn run_qat(
     configs.sort_by_key(|&(r, w)| MobileNetV1::tiny(r, w, plan.base_channels).macs());
     for cfg in configs {
         if experiment != Experiment::E3 {
-            let one = Plan {
+            let one = QatPlan {
                 configs: vec![cfg],
                 ..plan.clone()
             };

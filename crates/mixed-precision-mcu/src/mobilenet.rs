@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use quant_train::models::MOBILENET_V1_BLOCKS;
+
 /// What a counted layer computes; BN, ReLU6/PACT and the average pool are not separate layers (§2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LayerKind {
@@ -68,23 +70,6 @@ pub struct MobileNetV1 {
     pub classes: usize,
 }
 
-/// Pointwise output-channel multiples of the base and strides of the 13 depthwise-separable blocks.
-const BLOCKS: [(usize, usize); 13] = [
-    (2, 1),
-    (4, 2),
-    (4, 1),
-    (8, 2),
-    (8, 1),
-    (16, 2),
-    (16, 1),
-    (16, 1),
-    (16, 1),
-    (16, 1),
-    (16, 1),
-    (32, 2),
-    (32, 1),
-];
-
 /// Number of counted layers of every MobileNetV1: conv0, 13 x (dw, pw), FC.
 pub const NUM_LAYERS: usize = 28;
 
@@ -141,7 +126,7 @@ impl MobileNetV1 {
             mul(&[9, self.in_channels as u64, c0 as u64])?,
         )?);
         let (mut c, mut hw) = (c0, hw0);
-        for (multiple, stride) in BLOCKS {
+        for (multiple, stride) in MOBILENET_V1_BLOCKS {
             let out_hw = hw.div_ceil(stride);
             layers.push(conv_layer(
                 LayerKind::Depthwise,

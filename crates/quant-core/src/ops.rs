@@ -2,7 +2,7 @@
 //! compares between a shift-only pipeline and the INT32-multiplier one (Jacob et al. 2018).
 //!
 //! Both engines count while they run ([`crate::engine::Model::run_counted`],
-//! [`crate::fixed8::engine::Model::run`]): each executed node adds what its kernel's arithmetic
+//! [`crate::fixed8::engine::FixedPointModel::run`]): each executed node adds what its kernel's arithmetic
 //! performs per element for the batch it ran, so a graph that requantizes where another shifts
 //! shows the difference in the counts rather than in a formula beside the engine.
 #![deny(clippy::float_arithmetic)]

@@ -16,6 +16,26 @@ use crate::layers::{
 use crate::quant::QuantizerRef;
 use crate::rng::Rng;
 
+/// MobileNetV1's 13 depthwise-separable blocks (Howard et al. 2017, Table 1): each block's
+/// pointwise output channels as a multiple of the stem's channels, and its depthwise stride. The
+/// ImageNet network runs all 13 after a 32-channel stem; every proxy in the workspace (the zoo's
+/// `mbv1`, F8Net's, Rusci's TinyMbV1) runs a prefix of them after a narrower stem.
+pub const MOBILENET_V1_BLOCKS: [(usize, usize); 13] = [
+    (2, 1),
+    (4, 2),
+    (4, 1),
+    (8, 2),
+    (8, 1),
+    (16, 2),
+    (16, 1),
+    (16, 1),
+    (16, 1),
+    (16, 1),
+    (16, 1),
+    (32, 2),
+    (32, 1),
+];
+
 /// A residual unit: `act(body(x) + shortcut(x))` (ResNet basic block, MobileNetV2 inverted
 /// residual). Without a shortcut layer the input is added as is.
 #[derive(Module, Debug)]
@@ -331,9 +351,9 @@ impl ModelConfig {
             }
             ModelSpec::MobileNetV1(a) => {
                 b.conv(width(*a, 32), 3, 1, false, relu6);
-                for (c, s) in [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1)] {
-                    b.conv(b.channels, 3, s, true, relu6);
-                    b.conv(width(*a, c), 1, 1, false, relu6);
+                for (m, s) in &MOBILENET_V1_BLOCKS[..5] {
+                    b.conv(b.channels, 3, *s, true, relu6);
+                    b.conv(width(*a, 32 * m), 1, 1, false, relu6);
                 }
                 b.global_avg_pool();
             }

@@ -153,12 +153,12 @@ pub fn catalog() -> Result<Vec<BenchModel>, String> {
         Arch::RowTransformer,
         28,
     ));
-    let plan = f8net::experiments::Plan::new(repro::Profile::Full, None, None);
+    let plan = f8net::experiments::StagePlan::new(repro::Profile::Full, None, None);
     for &arch in f8net::graph::Arch::value_variants() {
         let proxy = Arch::F8NetProxy(arch, plan.width(arch));
         models.push(BenchModel::new(Paper::F8Net, proxy, 28));
     }
-    let mcu = mixed_precision_mcu::experiments::Plan::full(0);
+    let mcu = mixed_precision_mcu::experiments::QatPlan::full(0);
     let mut configs = mcu.configs.clone();
     if !configs.contains(&mcu.e3_config) {
         configs.push(mcu.e3_config);

@@ -62,7 +62,7 @@ pub fn trainee(
         }
         (Arch::TinyMbV1(mobilenet), Paper::MixedPrecisionMcu) => {
             let net = mixed_precision_mcu::qat::build_net(mobilenet, SEED, device);
-            let plan = mixed_precision_mcu::experiments::Plan::full(SEED);
+            let plan = mixed_precision_mcu::experiments::QatPlan::full(SEED);
             let (net, config) = match mode {
                 Mode::Fp => (net, plan.float_config(SEED)),
                 Mode::RusciQat => {
@@ -93,7 +93,7 @@ pub fn trainee(
                 _ => return unsupported(),
             };
             let graph = f8net::graph::Graph::proxy(*arch, *width);
-            let model = f8net::model::Model::new(graph, method, SEED, &device.clone().autodiff());
+            let model = f8net::model::Network::new(graph, method, SEED, &device.clone().autodiff());
             Ok(Box::new(F8NetTrainee { model, lr }))
         }
         (Arch::RowTransformer, Paper::AdaptivFloat) => {
@@ -205,7 +205,7 @@ impl Trainee for ZooTrainee {
 
 /// An F8Net proxy trained by `f8net::train::train` with the stage recipe of its experiments.
 struct F8NetTrainee {
-    model: f8net::model::Model,
+    model: f8net::model::Network,
     lr: f64,
 }
 

@@ -11,6 +11,7 @@
 
 use super::format::{ACC_MAX, FixedFormat, align_add, average_by_shift, saturate_acc};
 use crate::error::{Result, arg_err, shape_err};
+use crate::kernels::{ConvGeometry, ConvShape};
 use crate::ops::OpCounts;
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +55,7 @@ pub enum Node {
 
 /// An exported model: input shape (raw 8-bit pixels enter as unsigned codes with `input_fl`) and nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Model {
+pub struct FixedPointModel {
     pub channels: usize,
     pub height: usize,
     pub width: usize,
@@ -73,7 +74,7 @@ pub struct Value {
     pub fl: Vec<i32>,
 }
 
-impl Model {
+impl FixedPointModel {
     /// Checks shapes and runs the model on one image of raw 8-bit pixels (`C x H x W`). Returns the
     /// last value (the logits, at the FL of the last layer) and the operation counts.
     pub fn run(&self, pixels: &[u8]) -> Result<(Value, OpCounts)> {
@@ -117,7 +118,7 @@ impl Model {
                     bias,
                 } => conv(
                     get(*src)?,
-                    ConvShape {
+                    Window {
                         cout: *cout,
                         k: *k,
                         stride: *stride,
@@ -155,7 +156,7 @@ impl Model {
                     };
                     conv(
                         &flat,
-                        ConvShape {
+                        Window {
                             cout: *out,
                             k: 1,
                             stride: 1,
@@ -240,7 +241,8 @@ fn quantize(v: &Value, format: FixedFormat, counts: &mut OpCounts) -> Value {
     }
 }
 
-struct ConvShape {
+/// A convolution node's fields, which [`conv`] completes with its input's sizes.
+struct Window {
     cout: usize,
     k: usize,
     stride: usize,
@@ -250,37 +252,28 @@ struct ConvShape {
 
 fn conv(
     x: &Value,
-    s: ConvShape,
+    w: Window,
     weight: &[i8],
     w_fl: &[u8],
     bias: &[i32],
     counts: &mut OpCounts,
 ) -> Result<Value> {
-    if s.groups == 0
-        || !x.c.is_multiple_of(s.groups)
-        || !s.cout.is_multiple_of(s.groups)
-        || s.stride == 0
-    {
-        return Err(shape_err!(
-            "conv with {} input channels, {} outputs, {} groups, stride {}",
-            x.c,
-            s.cout,
-            s.groups,
-            s.stride
-        ));
-    }
-    let cin_g = x.c / s.groups;
-    let cout_g = s.cout / s.groups;
-    if weight.len() != s.cout * cin_g * s.k * s.k || w_fl.len() != s.cout || bias.len() != s.cout {
+    let shape = ConvShape {
+        geometry: ConvGeometry::symmetric((x.h, x.w, x.c), w.k, w.stride, w.pad)?,
+        out_c: w.cout,
+        groups: w.groups,
+    };
+    shape.validate()?;
+    if weight.len() != shape.weight_len() || w_fl.len() != w.cout || bias.len() != w.cout {
         return Err(shape_err!(
             "conv weights {} / FLs {} / biases {} do not fit {} x {} x {}x{}",
             weight.len(),
             w_fl.len(),
             bias.len(),
-            s.cout,
-            cin_g,
-            s.k,
-            s.k
+            w.cout,
+            shape.in_c_per_group(),
+            w.k,
+            w.k
         ));
     }
     let fl_in = x.fl[0];
@@ -289,104 +282,86 @@ fn conv(
             "conv input must be 8-bit codes of one format (insert a Quantize node)"
         ));
     }
-    if x.h + 2 * s.pad < s.k || x.w + 2 * s.pad < s.k {
-        return Err(shape_err!("kernel {} larger than the padded input", s.k));
-    }
-    let oh = (x.h + 2 * s.pad - s.k) / s.stride + 1;
-    let ow = (x.w + 2 * s.pad - s.k) / s.stride + 1;
-    let mut data = vec![0_i32; s.cout * oh * ow];
+    let mut data = vec![0_i32; shape.out_len()];
     // i32 accumulation is exact when |bias| + 255 * 127 * (taps) cannot reach 2^31; else i64.
-    let taps = (cin_g * s.k * s.k) as i64;
+    let taps = shape.depth() as i64;
     let max_bias = bias.iter().map(|b| i64::from(*b).abs()).max().unwrap_or(0);
-    let geom = Geometry {
-        x,
-        s: &s,
-        cin_g,
-        cout_g,
-        oh,
-        ow,
-    };
     if max_bias + 255 * 127 * taps < ACC_MAX {
-        accumulate::<i32>(&geom, weight, bias, &mut data);
+        accumulate::<i32>(x, &shape, weight, bias, &mut data);
     } else {
-        accumulate::<i64>(&geom, weight, bias, &mut data);
+        accumulate::<i64>(x, &shape, weight, bias, &mut data);
     }
-    counts.mul_8x8 += (s.cout * oh * ow * cin_g * s.k * s.k) as u64;
+    counts.mul_8x8 += (shape.out_len() * shape.depth()) as u64;
     Ok(Value {
-        c: s.cout,
-        h: oh,
-        w: ow,
+        c: w.cout,
+        h: shape.geometry.out_h(),
+        w: shape.geometry.out_w(),
         data,
         fl: w_fl.iter().map(|&f| fl_in + i32::from(f)).collect(),
     })
 }
 
-struct Geometry<'a> {
-    x: &'a Value,
-    s: &'a ConvShape,
-    cin_g: usize,
-    cout_g: usize,
-    oh: usize,
-    ow: usize,
-}
-
-/// The convolution's accumulation loop with accumulator type `A` (i32 when the caller proved it
-/// cannot overflow, i64 otherwise). For each kernel tap the range of output columns whose input column
-/// is inside the image is computed once, so the inner loop is a branch-free multiply-add over a row.
-fn accumulate<A>(g: &Geometry, weight: &[i8], bias: &[i32], data: &mut [i32])
+/// The convolution's accumulation loop over the `C x H x W` input `x` with accumulator type `A`
+/// (i32 when the caller proved it cannot overflow, i64 otherwise). For each kernel tap the range
+/// of output columns whose input column is inside the image is computed once, so the inner loop is
+/// a branch-free multiply-add over a row.
+fn accumulate<A>(x: &Value, shape: &ConvShape, weight: &[i8], bias: &[i32], data: &mut [i32])
 where
     A: Copy + From<i32> + std::ops::AddAssign + Into<i64>,
 {
-    let (x, s) = (g.x, g.s);
-    let mut acc: Vec<A> = vec![A::from(0); g.oh * g.ow];
-    for o in 0..s.cout {
-        let grp = o / g.cout_g;
+    let g = &shape.geometry;
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let (cin_g, cout_g) = (shape.in_c_per_group(), shape.out_c_per_group());
+    let (k, stride, pad) = (g.kernel_w, g.stride_w, g.pad_left);
+    let mut acc: Vec<A> = vec![A::from(0); oh * ow];
+    for o in 0..shape.out_c {
+        let grp = o / cout_g;
         acc.iter_mut().for_each(|a| *a = A::from(bias[o]));
-        for ci in 0..g.cin_g {
-            let plane = &x.data[(grp * g.cin_g + ci) * x.h * x.w..][..x.h * x.w];
-            for ky in 0..s.k {
-                for kx in 0..s.k {
-                    let wv = i32::from(weight[((o * g.cin_g + ci) * s.k + ky) * s.k + kx]);
+        for ci in 0..cin_g {
+            let plane = &x.data[(grp * cin_g + ci) * x.h * x.w..][..x.h * x.w];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let wv = i32::from(weight[((o * cin_g + ci) * k + ky) * k + kx]);
                     if wv == 0 {
                         continue;
                     }
                     // output columns xo with 0 <= xo * stride + kx - pad < w
-                    let xo_lo = if kx >= s.pad {
+                    let xo_lo = if kx >= pad {
                         0
                     } else {
-                        (s.pad - kx).div_ceil(s.stride)
+                        (pad - kx).div_ceil(stride)
                     };
-                    let xo_hi = if x.w + s.pad > kx {
-                        ((x.w + s.pad - kx - 1) / s.stride + 1).min(g.ow)
+                    let xo_hi = if x.w + pad > kx {
+                        ((x.w + pad - kx - 1) / stride + 1).min(ow)
                     } else {
                         0
                     };
                     if xo_lo >= xo_hi {
                         continue;
                     }
-                    for y in 0..g.oh {
-                        let iy = (y * s.stride + ky) as isize - s.pad as isize;
+                    for y in 0..oh {
+                        let iy = (y * stride + ky) as isize - pad as isize;
                         if iy < 0 || iy >= x.h as isize {
                             continue;
                         }
                         let row = &plane[iy as usize * x.w..][..x.w];
-                        let out_row = &mut acc[y * g.ow + xo_lo..y * g.ow + xo_hi];
-                        let first = xo_lo * s.stride + kx - s.pad;
-                        if s.stride == 1 {
+                        let out_row = &mut acc[y * ow + xo_lo..y * ow + xo_hi];
+                        let first = xo_lo * stride + kx - pad;
+                        if stride == 1 {
                             let src = &row[first..first + out_row.len()];
                             for (a, &v) in out_row.iter_mut().zip(src) {
                                 *a += A::from(wv * v);
                             }
                         } else {
                             for (j, a) in out_row.iter_mut().enumerate() {
-                                *a += A::from(wv * row[first + j * s.stride]);
+                                *a += A::from(wv * row[first + j * stride]);
                             }
                         }
                     }
                 }
             }
         }
-        for (d, a) in data[o * g.oh * g.ow..][..g.oh * g.ow].iter_mut().zip(&acc) {
+        for (d, a) in data[o * oh * ow..][..oh * ow].iter_mut().zip(&acc) {
             *d = saturate_acc((*a).into());
         }
     }
@@ -457,9 +432,9 @@ fn global_avg_pool(v: &Value, counts: &mut OpCounts) -> Result<Value> {
 mod tests {
     use super::*;
 
-    fn tiny_model() -> Model {
+    fn tiny_model() -> FixedPointModel {
         // 1x2x2 input (FL 8) -> quantize to FL 4 -> 1x1 conv, 2 channels -> relu-quantize -> gap -> fc
-        Model {
+        FixedPointModel {
             channels: 1,
             height: 2,
             width: 2,
@@ -582,7 +557,7 @@ mod tests {
             data: vec![255, 255, 255],
             fl: vec![0],
         };
-        let shape = ConvShape {
+        let shape = Window {
             cout: 2,
             k: 1,
             stride: 1,
@@ -619,7 +594,7 @@ mod tests {
             fl: vec![2, 2],
         };
         let weight: Vec<i8> = (0..18).map(|i| (i % 5 - 2) as i8).collect();
-        let shape = ConvShape {
+        let shape = Window {
             cout: 2,
             k: 3,
             stride: 2,

@@ -61,6 +61,32 @@ impl ConvGeometry {
         };
         let (pad_top, pad_bottom) = pad(in_h);
         let (pad_left, pad_right) = pad(in_w);
+        ConvGeometry::square(
+            (in_h, in_w, in_c),
+            kernel,
+            stride,
+            [pad_top, pad_left, pad_bottom, pad_right],
+        )
+    }
+
+    /// Square `kernel x kernel` window, equal strides and `pad` zero rows and columns on every
+    /// side (the PyTorch convention the training graphs use).
+    pub fn symmetric(
+        input: (usize, usize, usize),
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Self> {
+        ConvGeometry::square(input, kernel, stride, [pad; 4])
+    }
+
+    /// Square window with equal strides and padding `[top, left, bottom, right]`, validated.
+    fn square(
+        (in_h, in_w, in_c): (usize, usize, usize),
+        kernel: usize,
+        stride: usize,
+        [pad_top, pad_left, pad_bottom, pad_right]: [usize; 4],
+    ) -> Result<Self> {
         let g = ConvGeometry {
             in_h,
             in_w,
@@ -129,13 +155,95 @@ impl ConvGeometry {
         (o * stride + t).checked_sub(pad).filter(|&i| i < size)
     }
 
-    /// Whether the convolution is a plain per-pixel GEMM (1x1, stride 1, no padding).
-    fn is_pointwise(&self) -> bool {
+    /// Whether the convolution is a plain per-pixel GEMM (1x1, stride 1, no padding): the input
+    /// already is the im2col matrix.
+    pub fn is_pointwise(&self) -> bool {
         self.kernel_h == 1
             && self.kernel_w == 1
             && self.stride_h == 1
             && self.stride_w == 1
             && self.pad_top + self.pad_left + self.pad_bottom + self.pad_right == 0
+    }
+
+    /// Input element (channel-last index `(y * in_w + x) * in_c + ci`) read by tap `(ky, kx)` of
+    /// input channel `ci` at output `(oy, ox)`, or `None` where the tap falls in the padding.
+    #[inline]
+    pub fn tap_hwc(
+        &self,
+        (oy, ox): (usize, usize),
+        (ky, kx): (usize, usize),
+        ci: usize,
+    ) -> Option<usize> {
+        let y = ConvGeometry::tap(oy, ky, self.stride_h, self.pad_top, self.in_h)?;
+        let x = ConvGeometry::tap(ox, kx, self.stride_w, self.pad_left, self.in_w)?;
+        Some((y * self.in_w + x) * self.in_c + ci)
+    }
+}
+
+/// One convolution layer's shape, whatever its number format or layout: the window over one
+/// image, the output channels, and the channel groups (1 dense, `in_c` depthwise). Every engine
+/// and the training kernels describe a convolution with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Input sizes, window, strides and padding.
+    pub geometry: ConvGeometry,
+    /// Output channels.
+    pub out_c: usize,
+    /// Channel groups.
+    pub groups: usize,
+}
+
+impl ConvShape {
+    /// Errors unless the geometry is valid and the groups divide both channel counts.
+    pub fn validate(&self) -> Result<()> {
+        self.geometry.validate()?;
+        let c = self.geometry.in_c;
+        if self.groups == 0
+            || !c.is_multiple_of(self.groups)
+            || !self.out_c.is_multiple_of(self.groups)
+        {
+            return Err(shape_err!(
+                "{} groups do not divide {c} input and {} output channels",
+                self.groups,
+                self.out_c
+            ));
+        }
+        Ok(())
+    }
+
+    /// Input channels each output channel reads.
+    pub fn in_c_per_group(&self) -> usize {
+        self.geometry.in_c / self.groups
+    }
+
+    /// Output channels of one group.
+    pub fn out_c_per_group(&self) -> usize {
+        self.out_c / self.groups
+    }
+
+    /// One input and one output channel per group.
+    pub fn is_depthwise(&self) -> bool {
+        self.in_c_per_group() == 1 && self.out_c_per_group() == 1
+    }
+
+    /// Weights of one output channel, `in_c / groups · kernel_h · kernel_w` (the im2col depth).
+    pub fn depth(&self) -> usize {
+        self.in_c_per_group() * self.geometry.kernel_h * self.geometry.kernel_w
+    }
+
+    /// Output positions of one image.
+    pub fn out_plane(&self) -> usize {
+        self.geometry.out_h() * self.geometry.out_w()
+    }
+
+    /// Output elements of one image.
+    pub fn out_len(&self) -> usize {
+        self.out_c * self.out_plane()
+    }
+
+    /// Weight elements.
+    pub fn weight_len(&self) -> usize {
+        self.out_c * self.depth()
     }
 }
 

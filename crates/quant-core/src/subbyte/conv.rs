@@ -13,87 +13,50 @@
 
 use super::pack::Packed;
 use crate::error::{Result, shape_err};
+use crate::kernels::ConvShape;
 
-/// Geometry of one convolution (square kernel, symmetric zero padding).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvSpec {
-    pub in_h: usize,
-    pub in_w: usize,
-    pub cin: usize,
-    pub cout: usize,
-    pub kernel: usize,
-    pub stride: usize,
-    pub pad: usize,
-    /// Depthwise (`groups = cin = cout`) instead of dense.
-    pub depthwise: bool,
-}
-
-impl ConvSpec {
-    /// Output side lengths, `(in + 2·pad - k) / stride + 1`.
-    pub fn out_hw(&self) -> (usize, usize) {
-        let o = |i: usize| (i + 2 * self.pad - self.kernel) / self.stride + 1;
-        (o(self.in_h), o(self.in_w))
+/// Checks a convolution against its operands: dense or depthwise (the kernels here have no
+/// other grouping), an input of `in_h · in_w · in_c` codes, `out_c · depth` weights and one
+/// weight zero point per output channel.
+fn check(shape: &ConvShape, input: usize, weights: usize, w_zero: usize) -> Result<()> {
+    shape.validate()?;
+    if shape.groups != 1 && !shape.is_depthwise() {
+        return Err(shape_err!(
+            "{} groups over {} input and {} output channels: the sub-byte kernels take dense or depthwise convolutions",
+            shape.groups,
+            shape.geometry.in_c,
+            shape.out_c
+        ));
     }
-
-    /// Input channels read per output channel.
-    pub fn cin_per_group(&self) -> usize {
-        if self.depthwise { 1 } else { self.cin }
+    if input != shape.geometry.in_len() {
+        let g = &shape.geometry;
+        return Err(shape_err!(
+            "input has {input} elements, expected {}x{}x{}",
+            g.in_h,
+            g.in_w,
+            g.in_c
+        ));
     }
-
-    /// Weights per output channel.
-    pub fn depth(&self) -> usize {
-        self.cin_per_group() * self.kernel * self.kernel
+    if weights != shape.weight_len() || w_zero != shape.out_c {
+        return Err(shape_err!(
+            "{weights} weights / {w_zero} zero points do not match {} channels x {}",
+            shape.out_c,
+            shape.depth()
+        ));
     }
-
-    fn check(&self, input: usize, weights: usize, w_zero: usize) -> Result<()> {
-        if self.kernel == 0 || self.stride == 0 || self.in_h + 2 * self.pad < self.kernel {
-            return Err(shape_err!("degenerate convolution {self:?}"));
-        }
-        if self.depthwise && self.cin != self.cout {
-            return Err(shape_err!(
-                "depthwise convolution needs cin == cout, got {} and {}",
-                self.cin,
-                self.cout
-            ));
-        }
-        if input != self.in_h * self.in_w * self.cin {
-            return Err(shape_err!(
-                "input has {input} elements, expected {}x{}x{}",
-                self.in_h,
-                self.in_w,
-                self.cin
-            ));
-        }
-        if weights != self.cout * self.depth() || w_zero != self.cout {
-            return Err(shape_err!(
-                "{weights} weights / {w_zero} zero points do not match {} channels x {}",
-                self.cout,
-                self.depth()
-            ));
-        }
-        Ok(())
-    }
-
-    /// Input element feeding tap `(ky, kx)` of input channel `ci` at output `(oy, ox)`, or `None`
-    /// in the padding.
-    #[inline]
-    fn tap(&self, oy: usize, ox: usize, ky: usize, kx: usize, ci: usize) -> Option<usize> {
-        let y = (oy * self.stride + ky).checked_sub(self.pad)?;
-        let x = (ox * self.stride + kx).checked_sub(self.pad)?;
-        (y < self.in_h && x < self.in_w).then(|| (y * self.in_w + x) * self.cin + ci)
-    }
+    Ok(())
 }
 
 /// `acc[oy, ox, c] = Σ (x - x_zero)(w - w_zero[c])` on packed operands (the fast path).
 pub fn accumulate(
-    spec: &ConvSpec,
+    shape: &ConvShape,
     input: &Packed,
     x_zero: i32,
     weights: &Packed,
     w_zero: &[i32],
 ) -> Result<Vec<i32>> {
-    spec.check(input.len, weights.len, w_zero.len())?;
-    let depth = spec.depth();
+    check(shape, input.len, weights.len, w_zero.len())?;
+    let depth = shape.depth();
     let narrow = |z: i32| {
         i16::try_from(z).map_err(|_| shape_err!("zero point {z} does not fit the int16 path"))
     };
@@ -102,32 +65,28 @@ pub fn accumulate(
     for (c, row) in w16.chunks_mut(depth).enumerate() {
         weights.unpack_i16_into(c * depth, depth, narrow(w_zero[c])?, row);
     }
-    let (oh, ow) = spec.out_hw();
-    let mut out = vec![0i32; oh * ow * spec.cout];
-    let groups = if spec.depthwise { spec.cin } else { 1 };
+    let g = &shape.geometry;
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let mut out = vec![0i32; shape.out_len()];
     let mut col = vec![0i16; depth];
     for oy in 0..oh {
         for ox in 0..ow {
-            let base = (oy * ow + ox) * spec.cout;
-            for g in 0..groups {
+            let base = (oy * ow + ox) * shape.out_c;
+            for grp in 0..shape.groups {
                 // im2col of this group's receptive field, zero-point subtracted; padding is 0.
                 let mut k = 0;
-                for ci in 0..spec.cin_per_group() {
-                    for ky in 0..spec.kernel {
-                        for kx in 0..spec.kernel {
-                            col[k] = spec
-                                .tap(oy, ox, ky, kx, g + ci)
+                for ci in 0..shape.in_c_per_group() {
+                    for ky in 0..g.kernel_h {
+                        for kx in 0..g.kernel_w {
+                            col[k] = g
+                                .tap_hwc((oy, ox), (ky, kx), grp * shape.in_c_per_group() + ci)
                                 .map_or(0, |i| i16::from(input.get(i)) - xz);
                             k += 1;
                         }
                     }
                 }
-                let channels = if spec.depthwise {
-                    g..g + 1
-                } else {
-                    0..spec.cout
-                };
-                for c in channels {
+                let per = shape.out_c_per_group();
+                for c in grp * per..(grp + 1) * per {
                     let w = &w16[c * depth..(c + 1) * depth];
                     out[base + c] = col
                         .iter()
@@ -143,28 +102,27 @@ pub fn accumulate(
 
 /// The reference: a direct loop on unpacked codes in int64, erroring if a sum leaves int32.
 pub fn accumulate_reference(
-    spec: &ConvSpec,
+    shape: &ConvShape,
     input: &[u8],
     x_zero: i32,
     weights: &[u8],
     w_zero: &[i32],
 ) -> Result<Vec<i32>> {
-    spec.check(input.len(), weights.len(), w_zero.len())?;
-    let (oh, ow) = spec.out_hw();
-    let mut out = Vec::with_capacity(oh * ow * spec.cout);
-    for oy in 0..oh {
-        for ox in 0..ow {
-            for c in 0..spec.cout {
+    check(shape, input.len(), weights.len(), w_zero.len())?;
+    let g = &shape.geometry;
+    let cin = shape.in_c_per_group();
+    let mut out = Vec::with_capacity(shape.out_len());
+    for oy in 0..g.out_h() {
+        for ox in 0..g.out_w() {
+            for c in 0..shape.out_c {
                 let mut acc = 0i64;
-                for ci in 0..spec.cin_per_group() {
-                    let channel = if spec.depthwise { c } else { ci };
-                    for ky in 0..spec.kernel {
-                        for kx in 0..spec.kernel {
-                            if let Some(i) = spec.tap(oy, ox, ky, kx, channel) {
-                                let w = weights[((c * spec.cin_per_group() + ci) * spec.kernel
-                                    + ky)
-                                    * spec.kernel
-                                    + kx];
+                for ci in 0..cin {
+                    let channel = c / shape.out_c_per_group() * cin + ci;
+                    for ky in 0..g.kernel_h {
+                        for kx in 0..g.kernel_w {
+                            if let Some(i) = g.tap_hwc((oy, ox), (ky, kx), channel) {
+                                let w =
+                                    weights[((c * cin + ci) * g.kernel_h + ky) * g.kernel_w + kx];
                                 acc += (i64::from(input[i]) - i64::from(x_zero))
                                     * (i64::from(w) - i64::from(w_zero[c]));
                             }
@@ -210,6 +168,7 @@ pub fn dense_accumulate(x: &[i32], weights: &Packed, w_zero: &[i32]) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::ConvGeometry;
     use crate::subbyte::BitWidth;
     use proptest::prelude::*;
 
@@ -220,15 +179,10 @@ mod tests {
     #[test]
     fn one_by_one_conv_is_a_matrix_product() {
         // 1x1 pointwise, 2 pixels x 2 channels in, 1 channel out, zero points 1 and 2.
-        let spec = ConvSpec {
-            in_h: 1,
-            in_w: 2,
-            cin: 2,
-            cout: 1,
-            kernel: 1,
-            stride: 1,
-            pad: 0,
-            depthwise: false,
+        let spec = ConvShape {
+            geometry: ConvGeometry::symmetric((1, 2, 2), 1, 1, 0).unwrap(),
+            out_c: 1,
+            groups: 1,
         };
         let x = [3u8, 1, 0, 2];
         let w = [3u8, 0];
@@ -248,15 +202,10 @@ mod tests {
 
     #[test]
     fn shape_errors_are_reported() {
-        let spec = ConvSpec {
-            in_h: 2,
-            in_w: 2,
-            cin: 2,
-            cout: 3,
-            kernel: 3,
-            stride: 1,
-            pad: 1,
-            depthwise: true,
+        let spec = ConvShape {
+            geometry: ConvGeometry::symmetric((2, 2, 2), 3, 1, 1).unwrap(),
+            out_c: 3,
+            groups: 2,
         };
         assert!(accumulate_reference(&spec, &[0; 8], 0, &[0; 27], &[0; 3]).is_err());
         let dense = dense_accumulate(
@@ -285,7 +234,8 @@ mod tests {
         ) {
             let cout = if depthwise { cin } else { cout };
             let pad = kernel / 2;
-            let spec = ConvSpec { in_h: h, in_w: w, cin, cout, kernel, stride, pad, depthwise };
+            let geometry = ConvGeometry::symmetric((h, w, cin), kernel, stride, pad).unwrap();
+            let spec = ConvShape { geometry, out_c: cout, groups: if depthwise { cin } else { 1 } };
             let mut s = seed;
             let mut next = |max: u8| { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((s >> 33) as u8) & max };
             let x: Vec<u8> = (0..h * w * cin).map(|_| next(xb.max_code())).collect();

@@ -13,5 +13,5 @@
 pub mod conv;
 pub mod pack;
 
-pub use conv::{ConvSpec, accumulate, accumulate_reference};
+pub use conv::{accumulate, accumulate_reference};
 pub use pack::{BitWidth, Packed};

@@ -21,7 +21,7 @@
 
 use quant_core::kernels::ConvGeometry;
 
-use super::kernels::{ConvLayer, PaddedPlane, WEIGHT_GRAD_CHUNK, matmul};
+use super::kernels::{ConvBatch, PaddedPlane, WEIGHT_GRAD_CHUNK, matmul};
 
 /// Grid positions a block of the forward pass and the input gradient aims for (GEMMs of this
 /// width run at 130-150 GFLOP/s on one core with `K` = 16-64; images are whole, at most
@@ -47,16 +47,16 @@ const MAX_OUT_CHANNELS: usize = 64;
 /// Whether a layer takes this path: dense (one group), stride 1, a window larger than one pixel,
 /// at least [`MIN_IN_CHANNELS`] input and at most [`MAX_OUT_CHANNELS`] output channels, and a
 /// grid at most [`MAX_GRID_PER_OUTPUT`] times the outputs.
-pub(super) fn applies(layer: &ConvLayer) -> bool {
-    let g = &layer.geometry;
+pub(super) fn applies(layer: &ConvBatch) -> bool {
+    let g = &layer.shape.geometry;
     let pp = PaddedPlane::new(g);
     let grid_per_output = (pp.hp * pp.wp) as f64 / (g.out_h() * g.out_w()) as f64;
-    layer.groups == 1
+    layer.shape.groups == 1
         && g.stride_h == 1
         && g.stride_w == 1
         && g.kernel_h * g.kernel_w > 1
         && g.in_c >= MIN_IN_CHANNELS
-        && layer.out_c <= MAX_OUT_CHANNELS
+        && layer.shape.out_c <= MAX_OUT_CHANNELS
         && grid_per_output <= MAX_GRID_PER_OUTPUT
 }
 
@@ -67,9 +67,9 @@ struct Block {
 }
 
 impl Block {
-    fn new(layer: &ConvLayer, images: usize) -> Self {
+    fn new(layer: &ConvBatch, images: usize) -> Self {
         Block {
-            pp: PaddedPlane::new(&layer.geometry),
+            pp: PaddedPlane::new(&layer.shape.geometry),
             images,
         }
     }
@@ -124,8 +124,8 @@ impl Block {
 }
 
 /// Images per block of the forward pass and the input gradient.
-pub(super) fn images_per_block(layer: &ConvLayer) -> usize {
-    let pp = PaddedPlane::new(&layer.geometry);
+pub(super) fn images_per_block(layer: &ConvBatch) -> usize {
+    let pp = PaddedPlane::new(&layer.shape.geometry);
     GRID_COLUMNS
         .div_ceil(pp.hp * pp.wp)
         .clamp(1, WEIGHT_GRAD_CHUNK)
@@ -135,15 +135,15 @@ pub(super) fn images_per_block(layer: &ConvLayer) -> usize {
 /// padded planes and the output grid.
 #[inline(always)]
 pub(super) fn forward_block(
-    layer: &ConvLayer,
+    layer: &ConvBatch,
     w: &[f32],
     images: &[f32],
     out: &mut [f32],
     padded: &mut Vec<f32>,
     grid_out: &mut Vec<f32>,
 ) {
-    let geo = &layer.geometry;
-    let (cin, cout, taps) = (geo.in_c, layer.out_c, geo.kernel_h * geo.kernel_w);
+    let geo = &layer.shape.geometry;
+    let (cin, cout, taps) = (geo.in_c, layer.shape.out_c, geo.kernel_h * geo.kernel_w);
     let b = Block::new(layer, images.len() / layer.input_len());
     let (row, grid) = (b.row(), b.grid(geo));
     b.pad(geo, images, cin, padded);
@@ -175,15 +175,15 @@ pub(super) fn forward_block(
 /// for the output-gradient grid and the padded input gradients.
 #[inline(always)]
 pub(super) fn input_grad_block(
-    layer: &ConvLayer,
+    layer: &ConvBatch,
     w: &[f32],
     grads: &[f32],
     dx: &mut [f32],
     grid_dy: &mut Vec<f32>,
     padded: &mut Vec<f32>,
 ) {
-    let geo = &layer.geometry;
-    let (cin, cout, taps) = (geo.in_c, layer.out_c, geo.kernel_h * geo.kernel_w);
+    let geo = &layer.shape.geometry;
+    let (cin, cout, taps) = (geo.in_c, layer.shape.out_c, geo.kernel_h * geo.kernel_w);
     let b = Block::new(layer, grads.len() / layer.output_len());
     let (row, grid) = (b.row(), b.grid(geo));
     b.spread(geo, grads, cout, grid_dy);
@@ -216,19 +216,19 @@ pub(super) fn input_grad_block(
 /// for the padded inputs and the output-gradient grid.
 #[inline(always)]
 pub(super) fn weight_grad_block(
-    layer: &ConvLayer,
+    layer: &ConvBatch,
     images: &[f32],
     grads: &[f32],
     padded: &mut Vec<f32>,
     grid_dy: &mut Vec<f32>,
 ) -> Vec<f32> {
-    let geo = &layer.geometry;
-    let (cin, cout, taps) = (geo.in_c, layer.out_c, geo.kernel_h * geo.kernel_w);
+    let geo = &layer.shape.geometry;
+    let (cin, cout, taps) = (geo.in_c, layer.shape.out_c, geo.kernel_h * geo.kernel_w);
     let b = Block::new(layer, images.len() / layer.input_len());
     let (row, grid) = (b.row(), b.grid(geo));
     b.pad(geo, images, cin, padded);
     b.spread(geo, grads, cout, grid_dy);
-    let mut dw = vec![0.0; layer.weight_len()];
+    let mut dw = vec![0.0; layer.shape.weight_len()];
     for t in 0..taps {
         matmul(
             (cout, cin, grid),

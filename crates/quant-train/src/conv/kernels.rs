@@ -16,7 +16,7 @@
 //! the thread count.
 
 use gemm::{Parallelism, gemm};
-use quant_core::kernels::ConvGeometry;
+use quant_core::kernels::{ConvGeometry, ConvShape};
 use rayon::prelude::*;
 
 use super::grid;
@@ -27,82 +27,35 @@ use crate::simd::vectorized;
 /// the summation order and hence the rounding never depend on the thread count).
 pub(super) const WEIGHT_GRAD_CHUNK: usize = 8;
 
-/// One convolution layer applied to a batch: the window over one image plus batch, output
-/// channels and groups. Input `[batch, in_c, in_h, in_w]`, weight `[out_c, in_c / groups, kh, kw]`,
-/// output `[batch, out_c, out_h, out_w]`, all contiguous NCHW.
+/// One convolution layer applied to a batch: input `[batch, in_c, in_h, in_w]`, weight
+/// `[out_c, in_c / groups, kh, kw]`, output `[batch, out_c, out_h, out_w]`, all contiguous NCHW.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvLayer {
+pub struct ConvBatch {
     /// Images in the batch.
     pub batch: usize,
-    /// Window, strides and padding over one image (`in_c` counts all input channels).
-    pub geometry: ConvGeometry,
-    /// Output channels.
-    pub out_c: usize,
-    /// Channel groups (1: dense; `in_c`: depthwise).
-    pub groups: usize,
+    /// The layer over one image.
+    pub shape: ConvShape,
 }
 
-impl ConvLayer {
-    /// Errors unless the geometry is valid and the groups divide both channel counts.
-    pub fn validate(&self) -> Result<(), String> {
-        self.geometry.validate().map_err(|e| e.to_string())?;
-        let c = self.geometry.in_c;
-        if self.groups == 0
-            || !c.is_multiple_of(self.groups)
-            || !self.out_c.is_multiple_of(self.groups)
-        {
-            return Err(format!(
-                "{} groups do not divide {c} input and {} output channels",
-                self.groups, self.out_c
-            ));
-        }
-        Ok(())
-    }
-
+impl ConvBatch {
     fn in_plane(&self) -> usize {
-        self.geometry.in_h * self.geometry.in_w
-    }
-
-    fn out_plane(&self) -> usize {
-        self.geometry.out_h() * self.geometry.out_w()
-    }
-
-    fn in_c_per_group(&self) -> usize {
-        self.geometry.in_c / self.groups
-    }
-
-    fn out_c_per_group(&self) -> usize {
-        self.out_c / self.groups
-    }
-
-    /// Rows of the im2col matrix of one group (`in_c / groups · kh · kw`).
-    fn patch(&self) -> usize {
-        self.in_c_per_group() * self.geometry.kernel_h * self.geometry.kernel_w
+        self.shape.geometry.in_h * self.shape.geometry.in_w
     }
 
     /// Input elements per image.
     pub fn input_len(&self) -> usize {
-        self.geometry.in_c * self.in_plane()
+        self.shape.geometry.in_c * self.in_plane()
     }
 
     /// Output elements per image.
     pub fn output_len(&self) -> usize {
-        self.out_c * self.out_plane()
-    }
-
-    /// Weight elements.
-    pub fn weight_len(&self) -> usize {
-        self.out_c * self.patch()
+        self.shape.out_len()
     }
 
     /// Output shape `[batch, out_c, out_h, out_w]`.
     pub fn output_shape(&self) -> [usize; 4] {
-        [
-            self.batch,
-            self.out_c,
-            self.geometry.out_h(),
-            self.geometry.out_w(),
-        ]
+        let g = &self.shape.geometry;
+        [self.batch, self.shape.out_c, g.out_h(), g.out_w()]
     }
 
     /// Images per block of the dense kernels ([`BLOCK_COLUMNS`] output positions on the im2col
@@ -113,27 +66,13 @@ impl ConvLayer {
             return grid::images_per_block(self);
         }
         BLOCK_COLUMNS
-            .div_ceil(self.out_plane())
+            .div_ceil(self.shape.out_plane())
             .clamp(1, WEIGHT_GRAD_CHUNK)
     }
 
     /// Window taps (`kh · kw`).
     fn taps(&self) -> usize {
-        self.geometry.kernel_h * self.geometry.kernel_w
-    }
-
-    pub(crate) fn is_depthwise(&self) -> bool {
-        self.in_c_per_group() == 1 && self.out_c_per_group() == 1
-    }
-
-    /// 1x1, stride 1, no padding: the input planes already are the im2col matrix.
-    fn is_pointwise(&self) -> bool {
-        let g = &self.geometry;
-        g.kernel_h == 1
-            && g.kernel_w == 1
-            && g.stride_h == 1
-            && g.stride_w == 1
-            && g.pad_top + g.pad_left + g.pad_bottom + g.pad_right == 0
+        self.shape.geometry.kernel_h * self.shape.geometry.kernel_w
     }
 }
 
@@ -266,12 +205,12 @@ fn tap_input(geo: &ConvGeometry, oy: usize, ox: usize, ky: usize, kx: usize) -> 
 /// rows are `pitch` apart: row `(c, ky, kx)`, column `(oy, ox)`, zero where the tap falls in the
 /// padding. Every element is written once (no zero fill first).
 #[inline(always)]
-fn im2col(layer: &ConvLayer, image: &[f32], g: usize, cols: &mut [f32], pitch: usize) {
-    let geo = &layer.geometry;
-    let (ow, p, s) = (geo.out_w(), layer.out_plane(), geo.stride_w);
+fn im2col(layer: &ConvBatch, image: &[f32], g: usize, cols: &mut [f32], pitch: usize) {
+    let geo = &layer.shape.geometry;
+    let (ow, p, s) = (geo.out_w(), layer.shape.out_plane(), geo.stride_w);
     let ranges = TapRanges::new(geo);
-    let cin = layer.in_c_per_group();
-    for (row, dst) in cols.chunks_mut(pitch).take(layer.patch()).enumerate() {
+    let cin = layer.shape.in_c_per_group();
+    for (row, dst) in cols.chunks_mut(pitch).take(layer.shape.depth()).enumerate() {
         let dst = &mut dst[..p];
         let TapRow {
             c,
@@ -305,12 +244,12 @@ fn im2col(layer: &ConvLayer, image: &[f32], g: usize, cols: &mut [f32], pitch: u
 /// Adds an im2col-shaped gradient (the first `out_plane` columns of rows `pitch` apart) back onto
 /// the image it was gathered from (the adjoint of [`im2col`]).
 #[inline(always)]
-fn col2im_add(layer: &ConvLayer, cols: &[f32], pitch: usize, g: usize, image: &mut [f32]) {
-    let geo = &layer.geometry;
-    let (ow, p, s) = (geo.out_w(), layer.out_plane(), geo.stride_w);
+fn col2im_add(layer: &ConvBatch, cols: &[f32], pitch: usize, g: usize, image: &mut [f32]) {
+    let geo = &layer.shape.geometry;
+    let (ow, p, s) = (geo.out_w(), layer.shape.out_plane(), geo.stride_w);
     let ranges = TapRanges::new(geo);
-    let cin = layer.in_c_per_group();
-    for (row, src) in cols.chunks(pitch).take(layer.patch()).enumerate() {
+    let cin = layer.shape.in_c_per_group();
+    for (row, src) in cols.chunks(pitch).take(layer.shape.depth()).enumerate() {
         let src = &src[..p];
         let TapRow {
             c,
@@ -356,12 +295,12 @@ struct Blocks {
 impl Blocks {
     /// The im2col matrix of group `g` of every image of `images`, side by side.
     #[inline(always)]
-    fn gather_input(&mut self, layer: &ConvLayer, images: &[f32], g: usize) {
-        let (k, p) = (layer.patch(), layer.out_plane());
+    fn gather_input(&mut self, layer: &ConvBatch, images: &[f32], g: usize) {
+        let (k, p) = (layer.shape.depth(), layer.shape.out_plane());
         let n = images.len() / layer.input_len() * p;
         self.cols.resize(k * n, 0.0);
         for (i, image) in images.chunks(layer.input_len()).enumerate() {
-            if layer.is_pointwise() {
+            if layer.shape.geometry.is_pointwise() {
                 let planes = &image[g * k * p..][..k * p];
                 for (dst, src) in self.cols.chunks_mut(n).zip(planes.chunks(p)) {
                     dst[i * p..][..p].copy_from_slice(src);
@@ -374,8 +313,8 @@ impl Blocks {
 
     /// Group `g`'s output channels of every image of `grads`, side by side (`cout/g x n`).
     #[inline(always)]
-    fn gather_output(&mut self, layer: &ConvLayer, grads: &[f32], g: usize) {
-        let (cout, p) = (layer.out_c_per_group(), layer.out_plane());
+    fn gather_output(&mut self, layer: &ConvBatch, grads: &[f32], g: usize) {
+        let (cout, p) = (layer.shape.out_c_per_group(), layer.shape.out_plane());
         let n = grads.len() / layer.output_len() * p;
         self.dy.resize(cout * n, 0.0);
         for (i, grad) in grads.chunks(layer.output_len()).enumerate() {
@@ -389,8 +328,8 @@ impl Blocks {
 
 /// Copies a block's output matrix (`cout/g x n`, images side by side) of group `g` to the images.
 #[inline(always)]
-fn scatter_block(layer: &ConvLayer, block: &[f32], g: usize, out: &mut [f32]) {
-    let (cout, p) = (layer.out_c_per_group(), layer.out_plane());
+fn scatter_block(layer: &ConvBatch, block: &[f32], g: usize, out: &mut [f32]) {
+    let (cout, p) = (layer.shape.out_c_per_group(), layer.shape.out_plane());
     let n = out.len() / layer.output_len() * p;
     for (i, image) in out.chunks_mut(layer.output_len()).enumerate() {
         let planes = &mut image[g * cout * p..][..cout * p];
@@ -496,13 +435,13 @@ struct PlaneBuffers {
 /// Depthwise forward of one plane.
 #[inline(always)]
 fn depthwise_forward(
-    layer: &ConvLayer,
+    layer: &ConvBatch,
     w: &[f32],
     inp: &[f32],
     out: &mut [f32],
     b: &mut PlaneBuffers,
 ) {
-    let geo = &layer.geometry;
+    let geo = &layer.shape.geometry;
     let pp = PaddedPlane::new(geo);
     pp.pad(geo, inp, &mut b.padded);
     b.grid.clear();
@@ -520,13 +459,13 @@ fn depthwise_forward(
 /// Depthwise input gradient of one plane.
 #[inline(always)]
 fn depthwise_input_grad(
-    layer: &ConvLayer,
+    layer: &ConvBatch,
     w: &[f32],
     grad_out: &[f32],
     grad_in: &mut [f32],
     b: &mut PlaneBuffers,
 ) {
-    let geo = &layer.geometry;
+    let geo = &layer.shape.geometry;
     let pp = PaddedPlane::new(geo);
     pp.spread(geo, grad_out, &mut b.grid);
     b.padded.clear();
@@ -542,7 +481,7 @@ fn depthwise_input_grad(
 /// Depthwise weight gradient of channel `c`, summed over the images in order.
 #[inline(always)]
 fn depthwise_weight_grad(
-    layer: &ConvLayer,
+    layer: &ConvBatch,
     pp: &PaddedPlane,
     x: &[f32],
     dy: &[f32],
@@ -550,9 +489,9 @@ fn depthwise_weight_grad(
     grad: &mut [f32],
     b: &mut PlaneBuffers,
 ) {
-    let geo = &layer.geometry;
+    let geo = &layer.shape.geometry;
     for n in 0..layer.batch {
-        let plane = n * layer.out_c + c;
+        let plane = n * layer.shape.out_c + c;
         pp.pad(
             geo,
             &x[plane * layer.in_plane()..][..layer.in_plane()],
@@ -560,7 +499,7 @@ fn depthwise_weight_grad(
         );
         pp.spread(
             geo,
-            &dy[plane * layer.out_plane()..][..layer.out_plane()],
+            &dy[plane * layer.shape.out_plane()..][..layer.shape.out_plane()],
             &mut b.grid,
         );
         for (t, g) in grad.iter_mut().enumerate() {
@@ -573,7 +512,7 @@ fn depthwise_weight_grad(
 /// (`[plane, image]`), reading `src` (likewise): depthwise layers plane by plane with the plane's
 /// channel weights, dense layers block by block of images.
 fn over_batch(
-    layer: &ConvLayer,
+    layer: &ConvBatch,
     w: &[f32],
     src: &[f32],
     [src_plane, src_image]: [usize; 2],
@@ -582,13 +521,13 @@ fn over_batch(
     block: impl Fn(&[f32], &mut [f32], &mut Blocks) + Sync,
 ) -> Vec<f32> {
     let mut dst = vec![0.0; layer.batch * dst_image];
-    if layer.is_depthwise() {
+    if layer.shape.is_depthwise() {
         let taps = layer.taps();
         dst.par_chunks_mut(dst_plane)
             .zip(src.par_chunks(src_plane))
             .enumerate()
             .for_each_init(PlaneBuffers::default, |bufs, (i, (d, s))| {
-                let wc = &w[(i % layer.out_c) * taps..][..taps];
+                let wc = &w[(i % layer.shape.out_c) * taps..][..taps];
                 vectorized(|| plane(wc, s, d, bufs));
             });
     } else {
@@ -603,14 +542,14 @@ fn over_batch(
 }
 
 /// Forward pass: `y = conv(x, w)` without bias. `x`, `w` and the returned `y` are NCHW / OIHW.
-pub fn forward(layer: &ConvLayer, x: &[f32], w: &[f32]) -> Vec<f32> {
+pub fn forward(layer: &ConvBatch, x: &[f32], w: &[f32]) -> Vec<f32> {
     let on_grid = grid::applies(layer);
     over_batch(
         layer,
         w,
         x,
         [layer.in_plane(), layer.input_len()],
-        [layer.out_plane(), layer.output_len()],
+        [layer.shape.out_plane(), layer.output_len()],
         |wc, inp, out, b| depthwise_forward(layer, wc, inp, out, b),
         |images, out, b| match on_grid {
             true => grid::forward_block(layer, w, images, out, &mut b.cols, &mut b.out),
@@ -622,10 +561,14 @@ pub fn forward(layer: &ConvLayer, x: &[f32], w: &[f32]) -> Vec<f32> {
 /// The dense forward pass of a block of images, one GEMM per group over the block's im2col
 /// columns side by side.
 #[inline(always)]
-fn forward_block(layer: &ConvLayer, w: &[f32], images: &[f32], out: &mut [f32], b: &mut Blocks) {
-    let (cout, k, p) = (layer.out_c_per_group(), layer.patch(), layer.out_plane());
+fn forward_block(layer: &ConvBatch, w: &[f32], images: &[f32], out: &mut [f32], b: &mut Blocks) {
+    let (cout, k, p) = (
+        layer.shape.out_c_per_group(),
+        layer.shape.depth(),
+        layer.shape.out_plane(),
+    );
     let n = images.len() / layer.input_len() * p;
-    for g in 0..layer.groups {
+    for g in 0..layer.shape.groups {
         let wg = &w[g * cout * k..];
         b.gather_input(layer, images, g);
         b.out.resize(cout * n, 0.0);
@@ -644,13 +587,13 @@ fn forward_block(layer: &ConvLayer, w: &[f32], images: &[f32], out: &mut [f32], 
 }
 
 /// Input gradient `dx` from the output gradient `dy` (the transposed convolution).
-pub fn input_grad(layer: &ConvLayer, w: &[f32], dy: &[f32]) -> Vec<f32> {
+pub fn input_grad(layer: &ConvBatch, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let on_grid = grid::applies(layer);
     over_batch(
         layer,
         w,
         dy,
-        [layer.out_plane(), layer.output_len()],
+        [layer.shape.out_plane(), layer.output_len()],
         [layer.in_plane(), layer.input_len()],
         |wc, grad_out, grad_in, b| depthwise_input_grad(layer, wc, grad_out, grad_in, b),
         |grad_out, grad_in, b| match on_grid {
@@ -664,15 +607,19 @@ pub fn input_grad(layer: &ConvLayer, w: &[f32], dy: &[f32]) -> Vec<f32> {
 /// image's columns back onto its input.
 #[inline(always)]
 fn input_grad_block(
-    layer: &ConvLayer,
+    layer: &ConvBatch,
     w: &[f32],
     grad_out: &[f32],
     grad_in: &mut [f32],
     b: &mut Blocks,
 ) {
-    let (cout, k, p) = (layer.out_c_per_group(), layer.patch(), layer.out_plane());
+    let (cout, k, p) = (
+        layer.shape.out_c_per_group(),
+        layer.shape.depth(),
+        layer.shape.out_plane(),
+    );
     let n = grad_out.len() / layer.output_len() * p;
-    for g in 0..layer.groups {
+    for g in 0..layer.shape.groups {
         let wg = &w[g * cout * k..];
         b.gather_output(layer, grad_out, g);
         b.cols.resize(k * n, 0.0);
@@ -694,10 +641,10 @@ fn input_grad_block(
 
 /// Weight gradient `dw` from the input `x` and the output gradient `dy`, summed over the batch in
 /// a fixed order.
-pub fn weight_grad(layer: &ConvLayer, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let wlen = layer.weight_len();
-    if layer.is_depthwise() {
-        let (geo, taps) = (&layer.geometry, layer.taps());
+pub fn weight_grad(layer: &ConvBatch, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let wlen = layer.shape.weight_len();
+    if layer.shape.is_depthwise() {
+        let (geo, taps) = (&layer.shape.geometry, layer.taps());
         let pp = PaddedPlane::new(geo);
         let mut dw = vec![0.0; wlen];
         dw.par_chunks_mut(taps).enumerate().for_each(|(c, grad)| {
@@ -727,11 +674,15 @@ pub fn weight_grad(layer: &ConvLayer, x: &[f32], dy: &[f32]) -> Vec<f32> {
 /// The dense weight gradient of a block of images: per group one GEMM `dY · colsᵀ` whose inner
 /// dimension runs over every position of every image of the block.
 #[inline(always)]
-fn weight_grad_block(layer: &ConvLayer, images: &[f32], grads: &[f32], b: &mut Blocks) -> Vec<f32> {
-    let (cout, k, p) = (layer.out_c_per_group(), layer.patch(), layer.out_plane());
+fn weight_grad_block(layer: &ConvBatch, images: &[f32], grads: &[f32], b: &mut Blocks) -> Vec<f32> {
+    let (cout, k, p) = (
+        layer.shape.out_c_per_group(),
+        layer.shape.depth(),
+        layer.shape.out_plane(),
+    );
     let n = images.len() / layer.input_len() * p;
-    let mut dw = vec![0.0; layer.weight_len()];
-    for g in 0..layer.groups {
+    let mut dw = vec![0.0; layer.shape.weight_len()];
+    for g in 0..layer.shape.groups {
         b.gather_output(layer, grads, g);
         b.gather_input(layer, images, g);
         let dst = &mut dw[g * cout * k..][..cout * k];

@@ -12,7 +12,7 @@ pub mod kernels;
 #[cfg(test)]
 mod tests;
 
-pub use kernels::ConvLayer;
+pub use kernels::ConvBatch;
 
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::ops::ModuleOps;
@@ -20,14 +20,14 @@ use burn::backend::{Autodiff, Backend, Flex, backend_extension, tensor::FloatTen
 use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
 use burn_flex::FlexTensor;
-use quant_core::kernels::ConvGeometry;
+use quant_core::kernels::{ConvGeometry, ConvShape};
 
 use crate::flex_tensors::{dims, record, runs_kernels, tensor, values};
 use crate::kernel_time::{Kernel, timed};
 
 /// The timing bucket of a layer's kernel: depthwise layers share one.
-fn kernel_of(layer: &ConvLayer, dense: Kernel) -> Kernel {
-    if layer.is_depthwise() {
+fn kernel_of(layer: &ConvBatch, dense: Kernel) -> Kernel {
+    if layer.shape.is_depthwise() {
         Kernel::Depthwise
     } else {
         dense
@@ -58,31 +58,33 @@ impl ConvSettings {
 
     /// The kernels' description of this convolution applied to `input` (`[N, C, H, W]`) with a
     /// weight of shape `weight` (`[O, C/groups, KH, KW]`); `None` when the shapes disagree.
-    fn layer(self, input: &[usize], weight: &[usize]) -> Option<ConvLayer> {
+    fn layer(self, input: &[usize], weight: &[usize]) -> Option<ConvBatch> {
         let (&[batch, in_c, in_h, in_w], &[out_c, _, kernel_h, kernel_w]) = (input, weight) else {
             return None;
         };
         let p = self.padding;
-        let layer = ConvLayer {
+        let layer = ConvBatch {
             batch,
-            geometry: ConvGeometry {
-                in_h,
-                in_w,
-                in_c,
-                kernel_h,
-                kernel_w,
-                stride_h: self.stride,
-                stride_w: self.stride,
-                pad_top: p,
-                pad_left: p,
-                pad_bottom: p,
-                pad_right: p,
+            shape: ConvShape {
+                geometry: ConvGeometry {
+                    in_h,
+                    in_w,
+                    in_c,
+                    kernel_h,
+                    kernel_w,
+                    stride_h: self.stride,
+                    stride_w: self.stride,
+                    pad_top: p,
+                    pad_left: p,
+                    pad_bottom: p,
+                    pad_right: p,
+                },
+                out_c,
+                groups: self.groups,
             },
-            out_c,
-            groups: self.groups,
         };
-        let weight_ok = weight.iter().product::<usize>() == layer.weight_len();
-        (layer.validate().is_ok() && weight_ok).then_some(layer)
+        let weight_ok = weight.iter().product::<usize>() == layer.shape.weight_len();
+        (layer.shape.validate().is_ok() && weight_ok).then_some(layer)
     }
 }
 
@@ -129,7 +131,7 @@ fn with_layer(
     w: &FlexTensor,
     a: &FlexTensor,
     b: &FlexTensor,
-    kernel: impl FnOnce(&ConvLayer, &[f32], &[f32]) -> (Vec<f32>, [usize; 4]),
+    kernel: impl FnOnce(&ConvBatch, &[f32], &[f32]) -> (Vec<f32>, [usize; 4]),
 ) -> Option<FlexTensor> {
     let layer = spec.layer(&dims(x_shape), &dims(w))?;
     let (out, shape) = kernel(&layer, &values(a), &values(b));
@@ -151,7 +153,7 @@ impl TrainConv for Flex {
 /// The gradient with respect to the input.
 fn input_grad(x: FlexTensor, w: FlexTensor, dy: FlexTensor, spec: ConvSettings) -> FlexTensor {
     with_layer(spec, &x, &w, &w, &dy, |l, w, dy| {
-        let g = &l.geometry;
+        let g = &l.shape.geometry;
         let dx = timed(kernel_of(l, Kernel::ConvInputGrad), || {
             kernels::input_grad(l, w, dy)
         });

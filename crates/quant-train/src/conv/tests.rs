@@ -1,16 +1,16 @@
 //! The kernels against a naive convolution, and the Burn extension (values and both gradients)
 //! against Burn's own convolution.
 
-use super::kernels::{self, ConvLayer};
+use super::kernels::{self, ConvBatch};
 use super::{ConvSettings, conv2d};
 use burn::prelude::*;
 use burn::tensor::module;
 
 /// Direct definition of the convolution, one output at a time.
-fn naive_forward(l: &ConvLayer, x: &[f32], w: &[f32]) -> Vec<f32> {
-    let g = &l.geometry;
+fn naive_forward(l: &ConvBatch, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let g = &l.shape.geometry;
     let [n, oc, oh, ow] = l.output_shape();
-    let (cin_g, coutg) = (g.in_c / l.groups, l.out_c / l.groups);
+    let (cin_g, coutg) = (g.in_c / l.shape.groups, l.shape.out_c / l.shape.groups);
     let mut y = vec![0.0; n * oc * oh * ow];
     for b in 0..n {
         for o in 0..oc {
@@ -96,7 +96,7 @@ fn forward_kernel_equals_the_definition() {
             .layer(&[n, c, h, wd], &[o, c / g, k, k])
             .unwrap();
         let x = values(n * c * h * wd, i as u64);
-        let w = values(l.weight_len(), 100 + i as u64);
+        let w = values(l.shape.weight_len(), 100 + i as u64);
         assert_close(
             &kernels::forward(&l, &x, &w),
             &naive_forward(&l, &x, &w),

@@ -16,7 +16,7 @@
 //!   `max(⌊c α⌋, 8)` (TF-slim's depth multiplier). torchvision has no MobileNetV1, so its layers
 //!   carry TF-slim-like names of this crate's choosing.
 
-use super::Builder;
+use super::{Builder, MOBILENET_V1_BLOCKS};
 use crate::layers::{Activation, MaxPool};
 
 /// What a checkpoint calls one layer of the zoo's model.
@@ -151,24 +151,9 @@ pub(super) fn mobilenet_v1(b: &mut Builder, alpha: f64, act: Activation) -> Vec<
     let mut names = vec![LayerName::conv_bn("conv0", "conv0_bn")];
     b.imagenet_input();
     b.conv(width(32), 3, 2, false, act);
-    let blocks = [
-        (64, 1),
-        (128, 2),
-        (128, 1),
-        (256, 2),
-        (256, 1),
-        (512, 2),
-        (512, 1),
-        (512, 1),
-        (512, 1),
-        (512, 1),
-        (512, 1),
-        (1024, 2),
-        (1024, 1),
-    ];
-    for (i, (c, s)) in blocks.into_iter().enumerate() {
+    for (i, (m, s)) in MOBILENET_V1_BLOCKS.into_iter().enumerate() {
         b.conv(b.channels, 3, s, true, act);
-        b.conv(width(c), 1, 1, false, act);
+        b.conv(width(32 * m), 1, 1, false, act);
         let k = i + 1;
         names.push(LayerName::conv_bn(
             format!("conv{k}_dw"),
