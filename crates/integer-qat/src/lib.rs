@@ -10,6 +10,7 @@ pub mod recipe;
 /// The `source` column of each trained experiment's rows: the published table it mirrors, spelled
 /// as in `experiments/integer-qat/published.csv`.
 pub const T41: &str = "arXiv:1712.05877v1 Table 4.1 / CVPR2018 Table 4.1";
+pub const T42: &str = "arXiv:1712.05877v1 Table 4.2 / CVPR2018 Table 4.2";
 pub const T43: &str = "arXiv:1712.05877v1 Table 4.3 / CVPR2018 Table 4.3";
 pub const T47: &str = "arXiv:1712.05877v1 Table 4.7 / CVPR2018 Table 4.6";
 

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use integer_qat::experiments::{Ctx, agreement, bits, depth, figures, latency, relu};
+use integer_qat::experiments::{Ctx, agreement, bits, depth, figures, latency, relu, schemes};
 use quant_train::BackendKind;
 use repro::cli::RunArgs;
 use repro::datasets::DatasetName;
@@ -18,7 +18,7 @@ use repro::datasets::DatasetName;
     about = "Jacob et al. 2018: QAT in Burn, integer-only inference in quant-core",
     long_about = "Jacob et al. 2018: QAT in Burn, integer-only inference in quant-core.\n\n\
                   Each experiment fixes its bit widths (no flag sets them): depth and latency run 8-bit \
-                  weights and activations, relu adds 7/7 and the 5/5, 4/4 stress rows, bits sweeps weight \
+                  weights and activations, schemes the columns of Table 4.2 (1, 2 and 5-bit weights), relu adds 7/7 and the 5/5, 4/4 stress rows, bits sweeps weight \
                   and activation widths from 8 down to 4. The affine quantizers take 2 to 8 bits. \
                   Proxies and results: experiments/integer-qat/README.md."
 )]
@@ -42,6 +42,9 @@ enum Command {
     /// E1 (Table 4.1) + E8: ResNet depth sweep, float vs int8 PTQ vs int8 QAT on the integer
     /// engine; engine-vs-simulation agreement and model size.
     Depth,
+    /// E2 (Table 4.2): the 8/8 integer-only model beside binary (BWN), ternary (TWN, and with
+    /// 8-bit activations FGQ) and 5-bit (INQ) weights, fine-tuned from E1's float ResNet-14.
+    Schemes,
     /// E3 (Table 4.3): ReLU vs ReLU6 at float, 8/8, 7/7 (+ 5/5, 4/4 stress rows), mean and std
     /// over seeds.
     Relu,
@@ -79,6 +82,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let ctx = Ctx::new(cli.run, &started, data, device, checkpoints);
     match command {
         Command::Depth => depth(&ctx),
+        Command::Schemes => schemes(&ctx),
         Command::Relu => relu(&ctx),
         Command::Bits => bits(&ctx),
         Command::Latency => latency(&ctx),
@@ -86,6 +90,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Figures => unreachable!("drawn above without a data set"),
         Command::All => {
             depth(&ctx)?;
+            schemes(&ctx)?;
             relu(&ctx)?;
             bits(&ctx)?;
             latency(&ctx)

@@ -22,6 +22,7 @@ fn smoke_profile_writes_every_table() {
     let dir = out.path().join("integer-qat");
     for table in [
         "e1_depth",
+        "e2_schemes",
         "e3_relu",
         "e4_bits",
         "e5_latency",
@@ -58,6 +59,21 @@ fn smoke_profile_writes_every_table() {
             && &r[4] == "QAT integer-only (per-layer uint8)"
             && &r[7] == "top1_acc_pct"
     ));
+    // Table 4.2: every published column, keyed as published, per seed.
+    let e2 = rows(&dir.join("e2_schemes.csv"));
+    for (method, w, a) in [
+        ("BWN (binary weight networks)", "1", "32"),
+        ("TWN (ternary weight networks)", "2", "32"),
+        ("INQ (incremental network quantization)", "5", "32"),
+        ("FGQ (fine-grained quantization)", "2", "8"),
+        ("QAT integer-only (ours)", "8", "8"),
+    ] {
+        let n = e2
+            .iter()
+            .filter(|r| &r[3] == "ResNet-50" && &r[4] == method && &r[5] == w && &r[6] == a)
+            .count();
+        assert_eq!(n, 2, "{method}: one row per smoke seed");
+    }
     let e8 = rows(&dir.join("e8_agreement.csv"));
     let agreement: Vec<f64> = e8
         .iter()
@@ -66,9 +82,9 @@ fn smoke_profile_writes_every_table() {
         .collect();
     assert!(!agreement.is_empty() && agreement.iter().all(|a| (0.0..=1.0).contains(a)));
     assert!(dir.join("e5_latency_accuracy.svg").exists());
-    // Every float and QAT run of E1, E3 and E4 leaves its validation curve, for both smoke seeds.
+    // Every float and QAT run of E1, E2, E3 and E4 leaves its validation curve, for both smoke seeds.
     let curves = rows(&dir.join("curves.csv"));
-    for source in ["Table 4.1", "Table 4.3", "Table 4.7"] {
+    for source in ["Table 4.1", "Table 4.2", "Table 4.3", "Table 4.7"] {
         for seed in ["0", "1"] {
             assert!(
                 curves.iter().any(|r| r[1].contains(source)

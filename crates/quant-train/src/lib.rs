@@ -15,7 +15,8 @@
 //!   optional `affine(range) -> QParams`) behind a [`QuantizerRef`]; Jacob's [`AffineQuantizer`]
 //!   (`weights(bits)` narrow range, `activations(bits)`); [`fake_quant_affine`] (clipped STE) and
 //!   [`round_half_away`] (the workspace's one rounding rule, shared with
-//!   `quant_core::rounding`); [`EmaObserver`]. Put formats on a model with
+//!   `quant_core::rounding`); [`EmaObserver`]; binary and ternary weights
+//!   ([`sign_weights::SignWeights`], BWN / TWN). Put formats on a model with
 //!   `Net::set_quantizers(weight, act)`, or per layer with [`Net::map_layers`] /
 //!   [`Net::map_output_stages`]. [`Activation`] includes `Pact(α0)` (learned clip).
 //!   A [`Phase`] says what a forward pass does: [`Phase::EVAL`], [`Phase::FLOAT_EVAL`],
@@ -62,6 +63,7 @@ pub mod models;
 pub mod pretrained;
 pub mod quant;
 pub mod rng;
+pub mod sign_weights;
 mod simd;
 pub mod train;
 

@@ -2,18 +2,20 @@
 //! result rows whose key columns repeat the published row they reproduce
 //! (`experiments/integer-qat/published.csv`), with `dataset` and `proxy` saying what actually ran.
 //! Accuracies of quantized models come from the quant-core integer engine, not from the
-//! fake-quantized Burn model. The binary is a command line over [`depth`], [`relu`], [`bits`],
-//! [`latency`] and [`agreement`].
+//! fake-quantized Burn model. The binary is a command line over [`depth`], [`schemes`], [`relu`],
+//! [`bits`], [`latency`] and [`agreement`].
 
 mod bits;
 mod depth;
 mod latency;
 mod relu;
+mod schemes;
 
 pub use bits::{bits, figures};
 pub use depth::{agreement, depth};
 pub use latency::latency;
 pub use relu::relu;
+pub use schemes::schemes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use repro::plot::{Chart, Series, color};
 use repro::results::{Measured, ResultRow, RunStamp, table_path};
 
 use crate::recipe::{Sizes, float_config, qat_config, quantized_copy};
-use crate::{T41, T43, T47, macro_average_precision, median};
+use crate::{T41, T42, T43, T47, macro_average_precision, median};
 
 pub(crate) const PAPER: &str = "jacob2018";
 pub(crate) const PAPER_DIR: &str = "integer-qat";
@@ -221,7 +223,8 @@ impl Ctx {
         .map_err(err)
     }
 
-    /// QAT fine-tuning of a copy of `float` ([`qat_config`] over the first `qat_train` images).
+    /// QAT fine-tuning of a copy of `float` with the paper's `bits = (weight, activation)` affine
+    /// formats.
     pub(crate) fn qat(
         &self,
         float: &Net,
@@ -230,7 +233,18 @@ impl Ctx {
         splits: &Splits,
         name: &str,
     ) -> Res<(Net, TrainReport)> {
-        let net = quantized_copy(float, bits)?;
+        self.fine_tune(quantized_copy(float, bits)?, seed, splits, name)
+    }
+
+    /// QAT fine-tuning of `net` (a float model with its quantizers set): [`qat_config`] over the
+    /// first `qat_train` images.
+    pub(crate) fn fine_tune(
+        &self,
+        net: Net,
+        seed: u64,
+        splits: &Splits,
+        name: &str,
+    ) -> Res<(Net, TrainReport)> {
         let set = splits.train.clone().truncated(self.sizes.qat_train);
         let tc = qat_config(self.sizes.qat_epochs, seed, set.len());
         train(
