@@ -7,6 +7,10 @@
 //!   integer-only graph. The summary rows are the "+8 points" analogue (best mixed vs best uniform
 //!   8-bit model that fits).
 //! * **E3** ([`run_e3`]): uniform w4a4 with per-layer folding, ICN and thresholds.
+//!
+//! Every training scores a validation tail of the training file after each epoch (the curves); the
+//! best configurations of the summary rows are chosen on it, and the test file is scored once per
+//! finished model.
 
 use crate::RowKey;
 use crate::assign::{AssignOptions, assign};
@@ -17,12 +21,15 @@ use crate::tables::proxy_budget;
 use burn::prelude::*;
 use quant_train::layers::Phase;
 use quant_train::models::Net;
-use quant_train::train::{LrSchedule, QatSchedule, RunOptions, TrainConfig, evaluate, train};
+use quant_train::train::{
+    LrSchedule, QatSchedule, RunOptions, TrainConfig, TrainReport, evaluate, train,
+};
 use rayon::prelude::*;
 use repro::datasets::{Dataset, ImageSet};
 use repro::results::ResultRow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Source strings of the proxy experiments.
 pub const SOURCE_E1: &str =
@@ -33,7 +40,11 @@ const SOURCE_ABSTRACT: &str = "abstract (arXiv 1905.13082 / MLSys 2020 proceedin
 /// Sizes of one profile.
 #[derive(Debug, Clone)]
 pub struct QatPlan {
+    /// Training images (at most; the training file less its validation tail).
     pub train_images: usize,
+    /// The validation tail of the training file: scored after every epoch and used for every
+    /// selection, never trained on.
+    pub validation_images: usize,
     pub test_images: usize,
     pub float_epochs: u32,
     /// QAT segments `(learning rate, epochs)`: the official 1e-4 / 5e-5 / 1e-5 steps, scaled.
@@ -57,6 +68,7 @@ impl QatPlan {
     pub fn smoke(seed: u64) -> Self {
         QatPlan {
             train_images: 256,
+            validation_images: 64,
             test_images: 128,
             float_epochs: 1,
             qat_segments: vec![(1e-4, 1)],
@@ -70,13 +82,16 @@ impl QatPlan {
         }
     }
 
-    /// The reproduction, sized for about 40 minutes on two shared cores (see the README).
+    /// The reproduction: the whole training file less a 5000-image validation tail, the whole
+    /// test file, float training until the validation curve flattens and the official three QAT
+    /// steps (about 70 minutes per seed on one core; see the README).
     pub fn full(seed: u64) -> Self {
         QatPlan {
-            train_images: 10_000,
-            test_images: 4_000,
-            float_epochs: 3,
-            qat_segments: vec![(1e-4, 1), (5e-5, 1)],
+            train_images: 55_000,
+            validation_images: 5_000,
+            test_images: 10_000,
+            float_epochs: 15,
+            qat_segments: vec![(1e-4, 2), (5e-5, 2), (1e-5, 1)],
             configs: vec![(28, 1.0), (28, 0.75), (24, 0.5)],
             e3_config: (24, 0.5),
             seeds: vec![seed],
@@ -118,8 +133,8 @@ impl QatPlan {
 
     fn proxy_label(&self) -> String {
         format!(
-            "Fashion-MNIST (train {} / test {}) for ImageNet; TinyMbV1-b{} for MobileNetV1",
-            self.train_images, self.test_images, self.base_channels
+            "Fashion-MNIST (train {} / validation {} / test {}) for ImageNet; TinyMbV1-b{} for MobileNetV1",
+            self.train_images, self.validation_images, self.test_images, self.base_channels
         )
     }
 }
@@ -132,74 +147,106 @@ pub struct Outcome {
     pub w_bits: String,
     pub a_bits: String,
     pub fake_quant: f64,
+    /// Test top-1 of the integer graph per folding.
     pub integer: BTreeMap<&'static str, f64>,
+    /// Validation top-1 of the integer graph under the first folding: what selections use.
+    pub validation: f64,
     pub rom_bytes: u64,
     pub ram_bytes: u64,
     pub mixed: bool,
     pub uniform8: bool,
+    /// The QAT report of each learning-rate segment (the curves).
+    pub reports: Vec<TrainReport>,
 }
 
-/// Float models already trained in this run, by configuration name, with their float top-1.
-pub type FloatCache = BTreeMap<String, (Net, f64)>;
+/// A float model trained in this run: the net, its test top-1 and its training report.
+#[derive(Clone)]
+pub struct FloatModel {
+    pub net: Net,
+    pub top1: f64,
+    pub report: TrainReport,
+}
 
-/// Training data resized to `resolution`, and the matching test slice.
-fn data_at(data: &Dataset, plan: &QatPlan, resolution: usize) -> (ImageSet, ImageSet) {
-    let train_set =
-        quant_train::data::resize(&data.train.clone().truncated(plan.train_images), resolution);
-    let test_set =
-        quant_train::data::resize(&data.test.clone().truncated(plan.test_images), resolution);
-    (train_set, test_set)
+/// Float models already trained in this run, by configuration name.
+pub type FloatCache = BTreeMap<String, FloatModel>;
+
+/// The three disjoint image sets of one resolution.
+struct Sets {
+    train: ImageSet,
+    validation: Arc<ImageSet>,
+    test: ImageSet,
+}
+
+/// The training file less its validation tail, the tail, and the test file, resized to
+/// `resolution`.
+fn data_at(data: &Dataset, plan: &QatPlan, resolution: usize) -> Result<Sets, String> {
+    let resize = quant_train::data::resize;
+    let (train, validation) = data
+        .train
+        .clone()
+        .split_validation(plan.validation_images)?;
+    Ok(Sets {
+        train: resize(&train.truncated(plan.train_images), resolution),
+        validation: Arc::new(resize(&validation, resolution)),
+        test: resize(&data.test.clone().truncated(plan.test_images), resolution),
+    })
 }
 
 fn float_model(
     cache: &mut FloatCache,
     model: &MobileNetV1,
-    sets: &(ImageSet, ImageSet),
+    sets: &Sets,
     plan: &QatPlan,
     seed: u64,
     device: &Device,
-) -> Result<(Net, f64), String> {
+) -> Result<FloatModel, String> {
     if let Some(hit) = cache.get(&model.config_name()) {
         return Ok(hit.clone());
     }
-    let trained = train_float(model, &sets.0, plan, seed, device)?;
-    let acc = evaluate(&trained, &sets.1, &Phase::FLOAT_EVAL, device);
-    cache.insert(model.config_name(), (trained.clone(), acc));
-    Ok((trained, acc))
-}
-
-fn train_float(
-    model: &MobileNetV1,
-    train_set: &ImageSet,
-    plan: &QatPlan,
-    seed: u64,
-    device: &Device,
-) -> Result<Net, String> {
     let net = crate::qat::build_net(model, seed, device);
     let cfg = plan.float_config(seed);
-    let opts = RunOptions {
-        checkpoint: plan.checkpoint(&format!("float-{model}"), seed),
-        label: format!("float {model}"),
-        ..Default::default()
-    };
-    train(net, train_set, &cfg, &opts, device)
-        .map(|(n, _)| n)
-        .map_err(|e| e.0)
+    let opts = run_options(
+        plan,
+        sets,
+        &format!("float-{model}"),
+        seed,
+        format!("float {model}"),
+    );
+    let (net, report) = train(net, &sets.train, &cfg, &opts, device).map_err(|e| e.0)?;
+    let top1 = evaluate(&net, &sets.test, &Phase::FLOAT_EVAL, device);
+    let trained = FloatModel { net, top1, report };
+    cache.insert(model.config_name(), trained.clone());
+    Ok(trained)
+}
+
+/// Checkpoint, progress label and validation set of training `run`.
+fn run_options(plan: &QatPlan, sets: &Sets, run: &str, seed: u64, label: String) -> RunOptions {
+    RunOptions {
+        checkpoint: plan.checkpoint(run, seed),
+        label,
+        validation: Some(Arc::clone(&sets.validation)),
+    }
 }
 
 /// What every variant of one configuration shares.
 struct Ctx<'a> {
     model: &'a MobileNetV1,
     float: &'a Net,
-    sets: &'a (ImageSet, ImageSet),
+    sets: &'a Sets,
     plan: &'a QatPlan,
     seed: u64,
     device: &'a Device,
 }
 
 /// QAT fine-tuning from the float model with the scaled official schedule; BN statistics freeze after
-/// the first epoch (`--batch_fold_delay 1`).
-fn qat_model(ctx: &Ctx, bits: &BitWidths, g: Granularity, label: &str) -> Result<Net, String> {
+/// the first epoch (`--batch_fold_delay 1`). Returns the net and the report of each learning-rate
+/// segment.
+fn qat_model(
+    ctx: &Ctx,
+    bits: &BitWidths,
+    g: Granularity,
+    label: &str,
+) -> Result<(Net, Vec<TrainReport>), String> {
     let Ctx {
         model,
         plan,
@@ -207,20 +254,24 @@ fn qat_model(ctx: &Ctx, bits: &BitWidths, g: Granularity, label: &str) -> Result
         device,
         ..
     } = *ctx;
-    let train_set = &ctx.sets.0;
+    let train_set = &ctx.sets.train;
     let mut net = crate::qat::qat_net(ctx.float, train_set, bits, g, device);
+    let mut reports = Vec::new();
     for j in 0..plan.qat_segments.len() {
         let cfg = plan.qat_config(j, train_set.len(), seed);
-        let opts = RunOptions {
-            checkpoint: plan.checkpoint(&format!("{label}-{model}-segment{j}"), seed),
-            label: format!("{label} {model} lr {}", cfg.lr),
-            ..Default::default()
-        };
-        net = train(net, train_set, &cfg, &opts, device)
-            .map_err(|e| e.0)?
-            .0;
+        let run = format!("{label}-{model}-segment{j}");
+        let opts = run_options(
+            plan,
+            ctx.sets,
+            &run,
+            seed,
+            format!("{label} {model} lr {}", cfg.lr),
+        );
+        let (trained, report) = train(net, train_set, &cfg, &opts, device).map_err(|e| e.0)?;
+        net = trained;
+        reports.push(report);
     }
-    Ok(net)
+    Ok((net, reports))
 }
 
 /// Top-1 (percent) of the integer graph on `set`.
@@ -251,12 +302,16 @@ fn variant(
         device,
         ..
     } = *ctx;
-    let net = qat_model(ctx, bits, g, name)?;
-    let fake_quant = evaluate(&net, &sets.1, &Phase::EVAL, device);
+    let (net, reports) = qat_model(ctx, bits, g, name)?;
+    let fake_quant = evaluate(&net, &sets.test, &Phase::EVAL, device);
     let mut integer = BTreeMap::new();
-    for &f in foldings {
+    let mut validation = f64::NAN;
+    for (i, &f) in foldings.iter().enumerate() {
         let int_net = convert(&net, model, bits, g, f)?;
-        integer.insert(f.label(), integer_top1(&int_net, &sets.1)?);
+        integer.insert(f.label(), integer_top1(&int_net, &sets.test)?);
+        if i == 0 {
+            validation = integer_top1(&int_net, &sets.validation)?;
+        }
     }
     let layers = model.layers();
     // Deployed folds: FB everywhere under PL, ICN everywhere under PC (see the README).
@@ -277,6 +332,8 @@ fn variant(
         a_bits: label(inner_acts),
         fake_quant,
         integer,
+        validation,
+        reports,
         rom_bytes: fp.rom_bytes(),
         ram_bytes: fp.peak_ram(),
         mixed: !(uniform(&bits.weights) && uniform(inner_acts)),
@@ -284,11 +341,11 @@ fn variant(
     })
 }
 
-/// Outcomes of an experiment and the float accuracies of its configurations.
-#[derive(Debug, Clone, Default)]
+/// Outcomes of an experiment and the float models of its configurations (by name).
+#[derive(Clone, Default)]
 pub struct Results {
     pub outcomes: Vec<Outcome>,
-    pub floats: Vec<(String, f64)>,
+    pub floats: Vec<(String, FloatModel)>,
 }
 
 impl Results {
@@ -314,12 +371,11 @@ pub fn run_e1_e2(
     };
     for &(r, w) in &plan.configs {
         let model = MobileNetV1::tiny(r, w, plan.base_channels);
-        let sets = data_at(data, plan, r);
-        let (float, acc) = float_model(cache, &model, &sets, plan, seed, device)?;
-        res.floats.push((model.config_name(), acc));
+        let sets = data_at(data, plan, r)?;
+        let float = float_model(cache, &model, &sets, plan, seed, device)?;
         let ctx = Ctx {
             model: &model,
-            float: &float,
+            float: &float.net,
             sets: &sets,
             plan,
             seed,
@@ -347,6 +403,7 @@ pub fn run_e1_e2(
             res.outcomes
                 .push(variant(&ctx, name, &a.bits, g, &[folding])?);
         }
+        res.floats.push((model.config_name(), float));
     }
     Ok(res)
 }
@@ -362,11 +419,11 @@ pub fn run_e3(
 ) -> Result<Results, String> {
     let (r, w) = plan.e3_config;
     let model = MobileNetV1::tiny(r, w, plan.base_channels);
-    let sets = data_at(data, plan, r);
-    let (float, acc) = float_model(cache, &model, &sets, plan, seed, device)?;
+    let sets = data_at(data, plan, r)?;
+    let float = float_model(cache, &model, &sets, plan, seed, device)?;
     let ctx = Ctx {
         model: &model,
-        float: &float,
+        float: &float.net,
         sets: &sets,
         plan,
         seed,
@@ -379,7 +436,7 @@ pub fn run_e3(
             variant(&ctx, "w4a4 PL", &b4, Granularity::PerLayer, &all)?,
             variant(&ctx, "w4a4 PC", &b4, Granularity::PerChannel, &all[1..])?,
         ],
-        floats: vec![(model.config_name(), acc)],
+        floats: vec![(model.config_name(), float)],
     })
 }
 
@@ -400,7 +457,7 @@ pub fn rows(
         r
     };
     let mut out = Vec::new();
-    for (config, acc) in floats {
+    for (config, float) in floats {
         let label = format!("TinyMbV1-b{} {config}", plan.base_channels);
         let key = RowKey {
             source,
@@ -411,7 +468,7 @@ pub fn rows(
             a_bits: "32",
             proxy: &proxy,
         };
-        out.push(stamp(key.row("top1_acc_pct", *acc)));
+        out.push(stamp(key.row("top1_acc_pct", float.top1)));
     }
     for o in outcomes {
         let label = format!("TinyMbV1-b{} {}", plan.base_channels, o.config);
@@ -436,22 +493,27 @@ pub fn rows(
         }
     }
     if summary {
+        // The best model of a kind is the one with the highest validation top-1; its test top-1 is
+        // what the row reports.
         let best = |pred: &dyn Fn(&Outcome) -> bool| {
             outcomes
                 .iter()
                 .filter(|o| pred(o))
-                .filter_map(|o| o.integer.values().next().map(|&a| (a, o)))
-                .fold(None, |b: Option<(f64, &Outcome)>, x| match b {
-                    Some(b) if b.0 >= x.0 => Some(b),
+                .fold(None, |b: Option<&Outcome>, x| match b {
+                    Some(b) if b.validation >= x.validation => Some(b),
                     _ => Some(x),
                 })
+                .and_then(|o| o.integer.values().next().map(|&a| (a, o)))
         };
         let best8 = best(&|o: &Outcome| o.uniform8);
         let best_mixed = best(&|o: &Outcome| o.mixed);
         if let Some((acc, o)) = best_mixed {
             let model =
                 "MobileNetV1 (best model fitting the device; 224_0.75 per MCUNet/MCUNetV2 tables)";
-            let proxy_m = format!("{proxy}; best mixed = {} {}", o.config, o.variant);
+            let proxy_m = format!(
+                "{proxy}; best mixed on validation = {} {}",
+                o.config, o.variant
+            );
             let key = RowKey {
                 source: SOURCE_ABSTRACT,
                 dataset: "Fashion-MNIST",
@@ -464,7 +526,7 @@ pub fn rows(
             out.push(stamp(key.row("top1_acc_pct", acc)));
             if let Some((acc8, o8)) = best8 {
                 let proxy_g = format!(
-                    "{proxy}; best mixed {} {} vs best uniform 8-bit {} {}",
+                    "{proxy}; best on validation: mixed {} {} vs uniform 8-bit {} {}",
                     o.config, o.variant, o8.config, o8.variant
                 );
                 let key = RowKey {
@@ -478,6 +540,38 @@ pub fn rows(
                 };
                 out.push(stamp(key.row("top1_gain_pct_points", acc - acc8)));
             }
+        }
+    }
+    out
+}
+
+/// The learning curves of a set of outcomes (`curves` table): each float model's, and each QAT
+/// segment's under its variant, method suffixed with the segment's learning rate.
+pub fn curve_rows(source: &str, res: &Results, plan: &QatPlan, seed: u64) -> Vec<ResultRow> {
+    let proxy = plan.proxy_label();
+    let curves = |config: &str, method: &str, bits: (&str, &str), report: &TrainReport| {
+        let label = format!("TinyMbV1-b{} {config}", plan.base_channels);
+        let key = RowKey {
+            source,
+            dataset: "Fashion-MNIST",
+            model: &label,
+            method,
+            w_bits: bits.0,
+            a_bits: bits.1,
+            proxy: &proxy,
+        };
+        let mut template = key.row("", 0.0);
+        template.seed = seed;
+        report.curve_rows(&template)
+    };
+    let mut out = Vec::new();
+    for (config, float) in &res.floats {
+        out.extend(curves(config, "float32", ("32", "32"), &float.report));
+    }
+    for o in &res.outcomes {
+        for (report, (lr, _)) in o.reports.iter().zip(&plan.qat_segments) {
+            let method = format!("{} (QAT at lr {lr:e})", o.variant);
+            out.extend(curves(&o.config, &method, (&o.w_bits, &o.a_bits), report));
         }
     }
     out

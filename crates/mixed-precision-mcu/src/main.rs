@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mixed_precision_mcu::PAPER_DIR;
 use mixed_precision_mcu::assign::{AssignOptions, Assignment, assign};
 use mixed_precision_mcu::experiments::{
-    FloatCache, QatPlan, Results, SOURCE_E1, SOURCE_E3, rows, run_e1_e2, run_e3,
+    FloatCache, QatPlan, Results, SOURCE_E1, SOURCE_E3, curve_rows, rows, run_e1_e2, run_e3,
 };
 use mixed_precision_mcu::memory::{Budget, Granularity};
 use mixed_precision_mcu::mobilenet::MobileNetV1;
@@ -257,16 +257,21 @@ fn run_qat(
     let seed = plan.seeds[0];
     let device = BackendKind::for_run(args)?;
     let (run, profile) = (&ctx.run, args.profile);
-    let path = ctx.table(PAPER_DIR, "qat");
+    let (path, curves) = (ctx.table(PAPER_DIR, "qat"), ctx.table(PAPER_DIR, "curves"));
     let qat_epochs: u32 = plan.qat_segments.iter().map(|s| s.1).sum();
-    let stamp = |mut rows: Vec<repro::results::ResultRow>| -> Result<(), String> {
+    let record = |table: &std::path::Path, mut rows: Vec<repro::results::ResultRow>| {
         for r in &mut rows {
             r.profile = profile.name().into();
             r.run_id = run.run_id.clone();
         }
-        run.record(&path, &rows, &data.checksums())
+        run.record(table, &rows, &data.checksums())
             .map(|_| ())
             .map_err(|e| e.to_string())
+    };
+    // The rows of one experiment's results and their learning curves.
+    let stamp = |source: &str, res: &Results, summary: bool| -> Result<(), String> {
+        record(&path, rows(source, res, plan, seed, qat_epochs, summary))?;
+        record(&curves, curve_rows(source, res, plan, seed))
     };
     // Rows are recorded after every configuration (cheapest first), so an interrupted full run keeps
     // what it finished; E3 runs right after the configuration whose float model it reuses.
@@ -282,17 +287,17 @@ fn run_qat(
                 ..plan.clone()
             };
             e1.extend(run_e1_e2(data, &one, seed, &mut cache, &device)?);
-            stamp(rows(SOURCE_E1, &e1, plan, seed, qat_epochs, true))?;
+            stamp(SOURCE_E1, &e1, true)?;
         }
         if !e3_done && (cfg == plan.e3_config || experiment == Experiment::E3) {
             let res = run_e3(data, plan, seed, &mut cache, &device)?;
-            stamp(rows(SOURCE_E3, &res, plan, seed, qat_epochs, false))?;
+            stamp(SOURCE_E3, &res, false)?;
             e3_done = true;
         }
     }
     if !e3_done {
         let res = run_e3(data, plan, seed, &mut cache, &device)?;
-        stamp(rows(SOURCE_E3, &res, plan, seed, qat_epochs, false))?;
+        stamp(SOURCE_E3, &res, false)?;
     }
     eprintln!("wrote {}", path.display());
     Ok(())

@@ -173,6 +173,16 @@ fn qat_smoke_writes_integer_and_fake_quant_rows_and_latency_plots_them() {
         assert!(rows.contains(needle), "{needle} missing from\n{rows}");
     }
     assert!(folder.join("qat.manifest.json").is_file());
+    // The summary picks on the validation tail; every float and QAT training leaves its curve.
+    assert!(rows.contains("best mixed on validation = "), "{rows}");
+    let curves = std::fs::read_to_string(folder.join("curves.csv")).unwrap();
+    for needle in [
+        "float32,32,32,val_top1_pct",
+        "MixPC+ICN (QAT at lr 1e-4),mixed,8,val_top1_pct",
+        "w4a4 PL (QAT at lr 1e-4),4,4,train_loss",
+    ] {
+        assert!(curves.contains(needle), "{needle} missing from\n{curves}");
+    }
     // The smoke rows are not full-profile rows, so the plot is skipped, but the table is written.
     let out2 = bin()
         .args(["latency", "--profile", "smoke", "--out", out])

@@ -113,7 +113,12 @@ mod tests {
             let grads = (y * Tensor::from_floats([1.0, 2.0, 3.0, 4.0], &device))
                 .sum()
                 .backward();
-            let g = x.grad(&grads).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
+            let g = x
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .unwrap();
             assert_eq!(g, vec![1.0, 2.0, 3.0, 4.0], "{scheme:?}");
         }
     }
