@@ -35,7 +35,7 @@ pub struct ValueSpec {
 
 /// A convolution (always followed by batch norm, folded).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConvNode {
+pub struct ConvSpec {
     pub src: usize,
     /// The raw output (accumulator) value.
     pub dst: usize,
@@ -49,7 +49,7 @@ pub struct ConvNode {
     pub groups: usize,
 }
 
-impl ConvNode {
+impl ConvSpec {
     /// Stride, padding (`k / 2`, "same" at stride 1) and groups for the training convolution.
     pub fn settings(&self) -> quant_train::conv::ConvSettings {
         quant_train::conv::ConvSettings {
@@ -81,7 +81,7 @@ pub enum Op {
 pub struct Graph {
     pub arch: Arch,
     pub values: Vec<ValueSpec>,
-    pub convs: Vec<ConvNode>,
+    pub convs: Vec<ConvSpec>,
     pub ops: Vec<Op>,
     /// The value pooled and fed to the classifier.
     pub head: usize,
@@ -93,7 +93,7 @@ pub struct Graph {
 
 struct Builder {
     values: Vec<ValueSpec>,
-    convs: Vec<ConvNode>,
+    convs: Vec<ConvSpec>,
     ops: Vec<Op>,
     alphas: usize,
 }
@@ -144,7 +144,7 @@ impl Builder {
         depthwise: bool,
     ) {
         let cin = self.values[src].channels;
-        self.convs.push(ConvNode {
+        self.convs.push(ConvSpec {
             src,
             dst,
             units,

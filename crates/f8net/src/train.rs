@@ -128,6 +128,8 @@ pub fn train(
     let checkpoint = match &run.checkpoint {
         Some(prefix) => {
             let state = serde_json::to_string(&model.state).map_err(|e| e.to_string())?;
+            // The Debug text of the graph keys the checkpoint: renaming a type of `graph` (or of
+            // `Method`) starts every F8Net stage over.
             let structure = format!("{:?}\n{:?}\n{state}", model.graph, model.method);
             Some(Checkpoint::new(prefix, &model.params, &structure, run.data, &key).map_err(err)?)
         }
