@@ -15,6 +15,7 @@
 
 use crate::error::{Result, arg_err, shape_err};
 use crate::fixedpoint::QuantizedMultiplier;
+use crate::ops::OpCounts;
 use crate::subbyte::{BitWidth, Packed};
 
 /// `floor(v · M0 · 2^(shift - 31))`, exact, saturated to int64.
@@ -71,6 +72,30 @@ impl Requant {
                 multipliers[c],
             )),
             Requant::Thresholds { .. } => None,
+        }
+    }
+
+    /// What requantizing `outputs` accumulators performs ([`crate::ops`]): under FB and ICN one
+    /// 32-bit multiply and one shift each ([`scale_floor`]); thresholds only compare, which the
+    /// counts do not tally.
+    pub fn op_counts(&self, outputs: u64) -> OpCounts {
+        match self {
+            Requant::PerLayer { .. } | Requant::PerChannel { .. } => OpCounts {
+                mul_32x32: outputs,
+                shifts: outputs,
+                ..OpCounts::default()
+            },
+            Requant::Thresholds { .. } => OpCounts::default(),
+        }
+    }
+
+    /// Bytes of the stored parameters: int32 bias and multiplier and an int8 shift per channel
+    /// (one multiplier and shift under FB), int32 thresholds.
+    pub fn stored_bytes(&self) -> usize {
+        match self {
+            Requant::PerLayer { bias, .. } => 4 * bias.len() + 5,
+            Requant::PerChannel { bias, .. } => 9 * bias.len(),
+            Requant::Thresholds { thresholds, .. } => 4 * thresholds.len(),
         }
     }
 

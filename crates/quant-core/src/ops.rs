@@ -1,8 +1,9 @@
 //! Operation counts of an integer inference, as the engines execute it: what F8Net's Figure 1
 //! compares between a shift-only pipeline and the INT32-multiplier one (Jacob et al. 2018).
 //!
-//! Both engines count while they run ([`crate::engine::Model::run_counted`],
-//! [`crate::fixed8::engine::FixedPointModel::run`]): each executed node adds what its kernel's arithmetic
+//! The engines count while they run ([`crate::engine::Model::run_counted`],
+//! [`crate::fixed8::engine::FixedPointModel::run`], and the sub-byte graph of `mixed-precision-mcu`
+//! through [`crate::icn::Requant::op_counts`]): each executed node adds what its kernel's arithmetic
 //! performs per element for the batch it ran, so a graph that requantizes where another shifts
 //! shows the difference in the counts rather than in a formula beside the engine.
 #![deny(clippy::float_arithmetic)]
