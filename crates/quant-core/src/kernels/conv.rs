@@ -181,8 +181,9 @@ impl ConvGeometry {
 }
 
 /// One convolution layer's shape, whatever its number format or layout: the window over one
-/// image, the output channels, and the channel groups (1 dense, `in_c` depthwise). Every engine
-/// and the training kernels describe a convolution with it.
+/// image, the output channels, and the channel groups (1 dense, `in_c` depthwise). The fixed-point
+/// and sub-byte engines and the training kernels describe a layer with it; the affine engine
+/// stores a [`crate::engine::Window`] and completes it with the shape of the value it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvShape {
     /// Input sizes, window, strides and padding.
