@@ -109,9 +109,9 @@ pub fn published_model(arch: Arch) -> &'static str {
 }
 
 pub const SOURCE_CONVENTIONAL: &str =
-    "official repo snap-research/F8Net README Network Zoo (Conventional)";
+    "official repo snap-research/F8Net README Model Zoo (Conventional)";
 pub const SOURCE_TINY: &str =
-    "official repo snap-research/F8Net README Network Zoo (Tiny Finetuning)";
+    "official repo snap-research/F8Net README Model Zoo (Tiny Finetuning)";
 pub const METHOD_FP: &str = "full precision baseline (authors' own; PACT-clipped float)";
 pub const METHOD_F8: &str = "F8Net fixed-point 8-bit only";
 pub const METHOD_INT8: &str =

@@ -31,6 +31,16 @@ fn main_table_smoke_writes_rows_and_the_integer_engine_agrees() {
         rows.iter()
             .all(|r| r.profile == "smoke" && !r.proxy.is_empty())
     );
+    // Every row names a source of the published table (the key `repro compare` joins on).
+    let published = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../experiments/f8net/published.csv"),
+    )
+    .unwrap();
+    for r in &rows {
+        let source = format!(",{},", r.source);
+        assert!(published.contains(&source), "no published row of {source}");
+    }
     // The shift-only engine is bit-exact with F8Net's simulation; the INT32-multiplier engine
     // rounds a few boundary codes of the INT8 baseline differently.
     let f8 = agreement("F8Net");
