@@ -19,6 +19,7 @@ use crate::memory::{BitWidths, Footprint, Granularity, uniform_folds, uniform8};
 use crate::mobilenet::MobileNetV1;
 use crate::tables::proxy_budget;
 use burn::prelude::*;
+use quant_core::ops::OpCounts;
 use quant_train::layers::Phase;
 use quant_train::models::Net;
 use quant_train::train::{
@@ -149,6 +150,8 @@ pub struct Outcome {
     pub fake_quant: f64,
     /// Test top-1 of the integer graph per folding.
     pub integer: BTreeMap<&'static str, f64>,
+    /// What one inference of the integer graph performs, per folding (the same for every image).
+    pub ops: BTreeMap<&'static str, OpCounts>,
     /// Validation top-1 of the integer graph under the first folding: what selections use.
     pub validation: f64,
     pub rom_bytes: u64,
@@ -304,11 +307,15 @@ fn variant(
     } = *ctx;
     let (net, reports) = qat_model(ctx, bits, g, name)?;
     let fake_quant = evaluate(&net, &sets.test, &Phase::EVAL, device);
-    let mut integer = BTreeMap::new();
+    let (mut integer, mut ops) = (BTreeMap::new(), BTreeMap::new());
     let mut validation = f64::NAN;
     for (i, &f) in foldings.iter().enumerate() {
         let int_net = convert(&net, model, bits, g, f)?;
         integer.insert(f.label(), integer_top1(&int_net, &sets.test)?);
+        let (_, counts) = int_net
+            .logits_counted(sets.test.image(0))
+            .map_err(|e| e.to_string())?;
+        ops.insert(f.label(), counts);
         if i == 0 {
             validation = integer_top1(&int_net, &sets.validation)?;
         }
@@ -332,6 +339,7 @@ fn variant(
         a_bits: label(inner_acts),
         fake_quant,
         integer,
+        ops,
         validation,
         reports,
         rom_bytes: fp.rom_bytes(),
@@ -490,6 +498,18 @@ pub fn rows(
                 &format!("integer_minus_fakequant_pct[{f}]"),
                 acc - o.fake_quant,
             )));
+        }
+        for (f, c) in &o.ops {
+            for (what, n) in [
+                ("mul_8x8", c.mul_8x8),
+                ("mul_32x32", c.mul_32x32),
+                ("shifts", c.shifts),
+                ("bytes_moved", c.bytes_moved),
+            ] {
+                out.push(stamp(
+                    key.row(&format!("{what}_per_inference[{f}]"), n as f64),
+                ));
+            }
         }
     }
     if summary {

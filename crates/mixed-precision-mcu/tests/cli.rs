@@ -169,6 +169,8 @@ fn qat_smoke_writes_integer_and_fake_quant_rows_and_latency_plots_them() {
         "w4a4 PL,4,4,top1_integer_pct[thresholds]",
         "w4a4 PC,4,4,integer_minus_fakequant_pct[ICN]",
         "top1_gain_pct_points",
+        "MixPC+ICN,mixed,8,mul_32x32_per_inference[ICN]",
+        "w4a4 PL,4,4,mul_8x8_per_inference[thresholds]",
     ] {
         assert!(rows.contains(needle), "{needle} missing from\n{rows}");
     }

@@ -57,6 +57,22 @@ fn agreement(w_bits: u8, a_bits: u8, g: Granularity, folding: Folding) -> f64 {
         "too few distinct predictions to test: {classes:?}"
     );
     let int = convert(&net, &model, &b, g, folding).unwrap();
+    // The graph's own product count is the memory model's MAC count (padded taps included in
+    // both); one multiply per output of every conv layer under FB and ICN (none under
+    // thresholds) and per logit (the classifier always scales by multipliers).
+    let (_, ops) = int.logits_counted(set.image(0)).unwrap();
+    assert_eq!(ops.mul_8x8, model.macs(), "{g} {folding:?}");
+    let outputs = |layers: &[mixed_precision_mcu::mobilenet::LayerShape]| -> u64 {
+        layers.iter().map(|l| l.out_elems).sum()
+    };
+    let layers = model.layers();
+    let (convs, fc) = layers.split_at(layers.len() - 1);
+    let conv_requant = if folding == Folding::Thresholds {
+        0
+    } else {
+        outputs(convs)
+    };
+    assert_eq!(ops.mul_32x32, conv_requant + outputs(fc), "{g} {folding:?}");
     let same = (0..set.len())
         .filter(|&i| int.predict(set.image(i)).unwrap() == fake[i])
         .count();
