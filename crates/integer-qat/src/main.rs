@@ -18,8 +18,9 @@ use repro::datasets::DatasetName;
     about = "Jacob et al. 2018: QAT in Burn, integer-only inference in quant-core",
     long_about = "Jacob et al. 2018: QAT in Burn, integer-only inference in quant-core.\n\n\
                   Each experiment fixes its bit widths (no flag sets them): depth and latency run 8-bit \
-                  weights and activations, schemes the columns of Table 4.2 (1, 2 and 5-bit weights), relu adds 7/7 and the 5/5, 4/4 stress rows, bits sweeps weight \
-                  and activation widths from 8 down to 4. The affine quantizers take 2 to 8 bits. \
+                  weights and activations, schemes the columns of Table 4.2 (1, 2 and 5-bit weights), \
+                  relu adds 7/7 and the 5/5, 4/4 stress rows, bits sweeps weight and activation widths \
+                  from 8 down to 4. The affine quantizers take 2 to 8 bits. \
                   Proxies and results: experiments/integer-qat/README.md."
 )]
 struct Cli {

@@ -84,8 +84,8 @@ impl QatPlan {
     }
 
     /// The reproduction: the whole training file less a 5000-image validation tail, the whole
-    /// test file, float training until the validation curve flattens and the official three QAT
-    /// steps (about 70 minutes per seed on one core; see the README).
+    /// test file, 15 float epochs (the validation curve shows whether they suffice) and the
+    /// official three QAT steps; one seed per unit (see the README).
     pub fn full(seed: u64) -> Self {
         QatPlan {
             train_images: 55_000,
