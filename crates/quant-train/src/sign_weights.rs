@@ -6,10 +6,15 @@
 //! * **Ternary** (TWN, Li et al. 2016): weights with `|w| ≤ Δ` become 0, the others `± α`, with the
 //!   paper's closed-form approximation `Δ = 0.7 · mean |w|` and `α` = the mean of the `|w|` above `Δ`.
 //!
-//! Both are per tensor here: a layer's [`Quantizer`] sees its weights flattened, so each layer has
-//! one `α` (TWN's choice; BWN's paper keeps one per output filter). Training passes gradients
-//! straight through to the float master weights, as both papers do. Zero weights binarize to `+α`
-//! (a measure-zero case the papers leave open).
+//! [`SignQuantizer`] applies a scheme with one `α` (and one `Δ`) per output channel, BWN's per-filter
+//! scale. Per channel is what makes the schemes well defined on the batch-norm-folded weights that
+//! quant-train's layers quantize: the sign of `γ w / σ` is `sign(γ)·sign(w)` and its per-channel mean
+//! magnitude is `|γ| / σ · mean |w|`, so binarizing the folded weights per channel is binarizing the
+//! convolution's own weights with the batch norm applied after, as the papers train; one `α` per
+//! layer over folded weights lets the channel with the smallest `σ` set every channel's scale (that
+//! diverged within 200 steps here). TWN's paper has one `Δ` and `α` per layer; per channel is its
+//! rule on each filter. Training passes gradients straight through to the float master weights, as
+//! both papers do. Zero weights binarize to `+α` (a measure-zero case the papers leave open).
 
 use burn::prelude::*;
 
@@ -19,7 +24,7 @@ use crate::quant::Quantizer;
 /// TWN's threshold factor: `Δ = 0.7 · mean |w|` (Li et al. 2016, eq. 9).
 pub const TERNARY_THRESHOLD: f64 = 0.7;
 
-/// Which sign scheme a layer's weights train with.
+/// The two sign schemes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignWeights {
     /// 1 bit: `± α`.
@@ -29,7 +34,7 @@ pub enum SignWeights {
 }
 
 impl SignWeights {
-    /// The values `weights` take under this scheme.
+    /// The values `weights` (one filter, or any set sharing one scale) take under this scheme.
     pub fn quantize(self, weights: &[f32]) -> Vec<f32> {
         match self {
             SignWeights::Binary => {
@@ -59,9 +64,28 @@ fn mean_abs<'a>(values: impl Iterator<Item = &'a f32>) -> f64 {
     if n == 0 { 0.0 } else { sum / n as f64 }
 }
 
-impl Quantizer for SignWeights {
+/// A [`SignWeights`] scheme with one scale per output channel, for a layer of `channels` outputs
+/// (its flattened weights hold the channels one after another, output channel slowest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignQuantizer {
+    pub scheme: SignWeights,
+    pub channels: usize,
+}
+
+impl SignQuantizer {
+    /// The values `weights` take, filter by filter.
+    pub fn quantize(&self, weights: &[f32]) -> Vec<f32> {
+        let per = weights.len().div_ceil(self.channels.max(1)).max(1);
+        weights
+            .chunks(per)
+            .flat_map(|filter| self.scheme.quantize(filter))
+            .collect()
+    }
+}
+
+impl Quantizer for SignQuantizer {
     fn label(&self) -> String {
-        match self {
+        match self.scheme {
             SignWeights::Binary => "binary (BWN)",
             SignWeights::Ternary => "ternary (TWN)",
         }
@@ -69,7 +93,7 @@ impl Quantizer for SignWeights {
     }
 
     /// The scheme's values forward, the gradient unchanged backward; the observed range is not
-    /// used (the scale comes from the weights themselves).
+    /// used (the scales come from the weights themselves).
     fn fake_quant(&self, x: Tensor<1>, _range: (f64, f64)) -> Tensor<1> {
         let q = map_values(&x, |values| self.quantize(values));
         straight_through(x, q)
@@ -101,13 +125,30 @@ mod tests {
     }
 
     #[test]
+    fn each_channel_has_its_own_scale() {
+        // Two filters of two weights: mean |w| 1.0 and 0.25.
+        let q = SignQuantizer {
+            scheme: SignWeights::Binary,
+            channels: 2,
+        };
+        assert_eq!(
+            q.quantize(&[0.5, -1.5, 0.25, -0.25]),
+            vec![1.0, -1.0, 0.25, -0.25]
+        );
+    }
+
+    #[test]
     fn fake_quant_is_the_scheme_forward_and_identity_backward() {
         let device = Device::flex().autodiff();
         let xs = vec![0.5f32, -1.5, -0.25, 1.75];
         for scheme in [SignWeights::Binary, SignWeights::Ternary] {
+            let q = SignQuantizer {
+                scheme,
+                channels: 1,
+            };
             let x =
                 Tensor::<1>::from_data(TensorData::new(xs.clone(), [4]), &device).require_grad();
-            let y = scheme.fake_quant(x.clone(), (0.0, 0.0));
+            let y = q.fake_quant(x.clone(), (0.0, 0.0));
             let forward = y.clone().into_data().try_into_vec_as::<f32>().unwrap();
             assert_eq!(forward, scheme.quantize(&xs), "{scheme:?}");
             let grads = (y * Tensor::from_floats([1.0, 2.0, 3.0, 4.0], &device))

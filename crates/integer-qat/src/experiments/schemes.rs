@@ -3,7 +3,7 @@
 //! from the same float ResNet with the same QAT recipe, so the table compares formats rather than
 //! training budgets.
 
-use quant_train::sign_weights::SignWeights;
+use quant_train::sign_weights::{SignQuantizer, SignWeights};
 use quant_train::{AffineQuantizer, QuantizerRef};
 
 use super::*;
@@ -21,7 +21,8 @@ struct Scheme {
 }
 
 enum Weights {
-    /// Binary or ternary, first and last layers kept in float as BWN and TWN train them.
+    /// Binary or ternary with one scale per output channel, first and last layers kept in float as
+    /// BWN and TWN train them.
     Sign(SignWeights),
     /// Jacob's affine format at this many bits on every layer (INQ's 5 bits).
     Affine(u32),
@@ -129,14 +130,20 @@ fn scheme_copy(float: &Net, scheme: &Scheme) -> Res<Net> {
         .map_err(err)?;
     let mut layers = 0;
     net.map_layers(|_, _| layers += 1);
-    let weights = match scheme.weights {
-        Weights::Sign(s) => QuantizerRef::new(s),
-        Weights::Affine(bits) => QuantizerRef::new(AffineQuantizer::weights(bits).map_err(err)?),
+    let affine = match scheme.weights {
+        Weights::Affine(bits) => Some(AffineQuantizer::weights(bits).map_err(err)?),
+        Weights::Sign(_) => None,
     };
-    let float_ends = matches!(scheme.weights, Weights::Sign(_));
     net.map_layers(|i, l| {
         let end = i == 0 || i + 1 == layers;
-        l.weight_quantizer = (!(float_ends && end)).then(|| weights.clone());
+        l.weight_quantizer = match scheme.weights {
+            Weights::Sign(_) if end => None,
+            Weights::Sign(s) => Some(QuantizerRef::new(SignQuantizer {
+                scheme: s,
+                channels: l.out_channels(),
+            })),
+            Weights::Affine(_) => affine.map(QuantizerRef::new),
+        };
     });
     net.map_output_stages(|_, s| s.quantizer = act.clone());
     Ok(net)
