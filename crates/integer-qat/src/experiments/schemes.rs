@@ -128,8 +128,7 @@ fn scheme_copy(float: &Net, scheme: &Scheme) -> Res<Net> {
         .then(|| AffineQuantizer::activations(8).map(QuantizerRef::new))
         .transpose()
         .map_err(err)?;
-    let mut layers = 0;
-    net.map_layers(|_, _| layers += 1);
+    let layers = net.layers().len();
     let affine = match scheme.weights {
         Weights::Affine(bits) => Some(AffineQuantizer::weights(bits).map_err(err)?),
         Weights::Sign(_) => None,
