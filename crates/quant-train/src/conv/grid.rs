@@ -18,10 +18,14 @@
 //! arithmetic: `(in_h + 2p)(in_w + 2p)` positions for `out_h·out_w` outputs, 1.3x at 14 x 14 and
 //! 1.65x at 7 x 7 with `p = 1`. [`applies`] takes the layers where that costs less than the copies
 //! it saves (measured, see its doc).
+//!
+//! On CPUs with AVX-512 the per-tap GEMMs give way to [`taps`], which runs every tap in one
+//! register tile; the GEMMs stay the path of the others.
 
 use quant_core::kernels::ConvGeometry;
 
 use super::kernels::{ConvBatch, PaddedPlane, WEIGHT_GRAD_CHUNK, matmul};
+use super::taps::{self, TapWeights};
 
 /// Grid positions a block of the forward pass and the input gradient aims for (GEMMs of this
 /// width run at 130-150 GFLOP/s on one core with `K` = 16-64; images are whole, at most
@@ -43,6 +47,9 @@ const MIN_IN_CHANNELS: usize = 8;
 /// layer: 16 -> 16 channels at 14 x 14 6.8 ms here against 9.0 with im2col, 32 -> 32 at 7 x 7 7.2
 /// against 8.6, 48 -> 48 at 28 x 28 155 against 158, 96 -> 96 at 14 x 14 146 against 131.
 const MAX_OUT_CHANNELS: usize = 64;
+
+/// Values between the end of one channel's padded row and the start of the next ([`Block::stride`]).
+const CHANNEL_SLACK: usize = 16;
 
 /// Whether a layer takes this path: dense (one group), stride 1, a window larger than one pixel,
 /// at least [`MIN_IN_CHANNELS`] input and at most [`MAX_OUT_CHANNELS`] output channels, and a
@@ -84,6 +91,14 @@ impl Block {
         self.images * self.plane()
     }
 
+    /// Distance between two channels' rows in the padded buffers: the row and one cache line more.
+    /// Rows of a power of two (8 images of 16 x 16 padded planes: 2048) put the same element of
+    /// every channel in one cache set, and the weight gradient's GEMM, which reads across the
+    /// channels, ran at 20 GFLOP/s there against 60-80 at other sizes.
+    fn stride(&self) -> usize {
+        self.row() + CHANNEL_SLACK
+    }
+
     /// Grid positions every tap can visit inside the row (the last tap's offset short of it).
     fn grid(&self, geo: &ConvGeometry) -> usize {
         self.row() - self.pp.offset(geo, geo.kernel_h * geo.kernel_w - 1)
@@ -92,12 +107,12 @@ impl Block {
     /// The block's images (NCHW, `channels` each) zero-padded into `dst` (`channels` rows).
     #[inline(always)]
     fn pad(&self, geo: &ConvGeometry, images: &[f32], channels: usize, dst: &mut Vec<f32>) {
-        let (row, plane_in) = (self.row(), geo.in_h * geo.in_w);
+        let (stride, plane_in) = (self.stride(), geo.in_h * geo.in_w);
         dst.clear();
-        dst.resize(channels * row, 0.0);
+        dst.resize(channels * stride, 0.0);
         for (i, image) in images.chunks(channels * plane_in).enumerate() {
             for (c, plane) in image.chunks(plane_in).enumerate() {
-                let base = c * row + i * self.plane();
+                let base = c * stride + i * self.plane();
                 for (iy, src) in plane.chunks(geo.in_w).enumerate() {
                     dst[base + self.pp.padded(geo, iy, 0)..][..geo.in_w].copy_from_slice(src);
                 }
@@ -106,20 +121,36 @@ impl Block {
     }
 
     /// The block's output gradients (NCHW, `channels` each) on the grid in `dst`, zero at the
-    /// positions that are not outputs.
+    /// positions that are not outputs: channel `c`'s grid starts at `c · stride + lead` (`stride`
+    /// at least `lead` plus the grid).
     #[inline(always)]
-    fn spread(&self, geo: &ConvGeometry, grads: &[f32], channels: usize, dst: &mut Vec<f32>) {
-        let (grid, plane_out, ow) = (self.grid(geo), geo.out_h() * geo.out_w(), geo.out_w());
+    fn spread(
+        &self,
+        geo: &ConvGeometry,
+        grads: &[f32],
+        channels: usize,
+        (lead, stride): (usize, usize),
+        dst: &mut Vec<f32>,
+    ) {
+        let (plane_out, ow) = (geo.out_h() * geo.out_w(), geo.out_w());
+        debug_assert!(stride >= lead + self.grid(geo));
         dst.clear();
-        dst.resize(channels * grid, 0.0);
+        dst.resize(channels * stride, 0.0);
         for (i, image) in grads.chunks(channels * plane_out).enumerate() {
             for (c, plane) in image.chunks(plane_out).enumerate() {
-                let base = c * grid + i * self.plane();
+                let base = c * stride + lead + i * self.plane();
                 for (oy, src) in plane.chunks(ow).enumerate() {
                     dst[base + self.pp.grid(geo, oy, 0)..][..ow].copy_from_slice(src);
                 }
             }
         }
+    }
+
+    /// Each tap's offset in the padded plane, in tap order (increasing).
+    fn offsets(&self, geo: &ConvGeometry) -> Vec<usize> {
+        (0..geo.kernel_h * geo.kernel_w)
+            .map(|t| self.pp.offset(geo, t))
+            .collect()
     }
 }
 
@@ -132,33 +163,39 @@ pub(super) fn images_per_block(layer: &ConvBatch) -> usize {
 }
 
 /// The forward pass of a block of images (see [`super::kernels::forward`]), with scratch for the
-/// padded planes and the output grid.
+/// padded planes and the output grid: one [`taps::correlate`] over every tap when `fused_taps`
+/// (the CPU has it, [`taps::available`]), one GEMM per tap otherwise.
 #[inline(always)]
 pub(super) fn forward_block(
     layer: &ConvBatch,
     w: &[f32],
     images: &[f32],
     out: &mut [f32],
-    padded: &mut Vec<f32>,
-    grid_out: &mut Vec<f32>,
+    (padded, grid_out): (&mut Vec<f32>, &mut Vec<f32>),
+    fused_taps: bool,
 ) {
     let geo = &layer.shape.geometry;
     let (cin, cout, taps) = (geo.in_c, layer.shape.out_c, geo.kernel_h * geo.kernel_w);
     let b = Block::new(layer, images.len() / layer.input_len());
-    let (row, grid) = (b.row(), b.grid(geo));
+    let (stride, grid, offsets) = (b.stride(), b.grid(geo), b.offsets(geo));
     b.pad(geo, images, cin, padded);
     grid_out.resize(cout * grid, 0.0);
-    for t in 0..taps {
-        matmul(
-            (cout, grid, cin),
-            grid_out,
-            (grid, 1),
-            t > 0,
-            &w[t..],
-            (cin * taps, taps),
-            &padded[b.pp.offset(geo, t)..],
-            (row, 1),
-        );
+    if fused_taps {
+        let wt = TapWeights::pack(cout, cin, taps, |o, c, t| w[(o * cin + c) * taps + t]);
+        taps::correlate(&wt, &offsets, (padded, stride), grid, (grid_out, grid));
+    } else {
+        for (t, &offset) in offsets.iter().enumerate() {
+            matmul(
+                (cout, grid, cin),
+                grid_out,
+                (grid, 1),
+                t > 0,
+                &w[t..],
+                (cin * taps, taps),
+                &padded[offset..],
+                (stride, 1),
+            );
+        }
     }
     let (ow, plane_out) = (geo.out_w(), geo.out_h() * geo.out_w());
     for (i, image) in out.chunks_mut(layer.output_len()).enumerate() {
@@ -172,39 +209,57 @@ pub(super) fn forward_block(
 }
 
 /// The input gradient of a block of images (see [`super::kernels::input_grad`]), with scratch
-/// for the output-gradient grid and the padded input gradients.
+/// for the output-gradient grid and the padded input gradients. Padded position `q` gathers
+/// `Σ_t W_tᵀ dY[q - off_t]`: with `reach` zeros before each channel's grid (`reach` the last
+/// tap's offset) that is a correlation at the mirrored offsets `reach - off_t`, which
+/// [`taps::correlate`] computes in one pass when `fused_taps`; otherwise each tap's GEMM adds its
+/// share.
 #[inline(always)]
 pub(super) fn input_grad_block(
     layer: &ConvBatch,
     w: &[f32],
     grads: &[f32],
     dx: &mut [f32],
-    grid_dy: &mut Vec<f32>,
-    padded: &mut Vec<f32>,
+    (grid_dy, padded): (&mut Vec<f32>, &mut Vec<f32>),
+    fused_taps: bool,
 ) {
     let geo = &layer.shape.geometry;
     let (cin, cout, taps) = (geo.in_c, layer.shape.out_c, geo.kernel_h * geo.kernel_w);
     let b = Block::new(layer, grads.len() / layer.output_len());
-    let (row, grid) = (b.row(), b.grid(geo));
-    b.spread(geo, grads, cout, grid_dy);
+    let (row, stride, grid, offsets) = (b.row(), b.stride(), b.grid(geo), b.offsets(geo));
     padded.clear();
-    padded.resize(cin * row, 0.0);
-    for t in 0..taps {
-        matmul(
-            (cin, grid, cout),
-            &mut padded[b.pp.offset(geo, t)..],
-            (row, 1),
-            true,
-            &w[t..],
-            (taps, cin * taps),
-            grid_dy,
-            (grid, 1),
+    padded.resize(cin * stride, 0.0);
+    if fused_taps {
+        let reach = row - grid;
+        b.spread(geo, grads, cout, (reach, row + reach), grid_dy);
+        let mirrored: Vec<usize> = offsets.iter().map(|o| reach - o).collect();
+        let wt = TapWeights::pack(cin, cout, taps, |c, o, t| w[(o * cin + c) * taps + t]);
+        taps::correlate(
+            &wt,
+            &mirrored,
+            (grid_dy, row + reach),
+            row,
+            (padded, stride),
         );
+    } else {
+        b.spread(geo, grads, cout, (0, grid), grid_dy);
+        for (t, &offset) in offsets.iter().enumerate() {
+            matmul(
+                (cin, grid, cout),
+                &mut padded[offset..],
+                (stride, 1),
+                true,
+                &w[t..],
+                (taps, cin * taps),
+                grid_dy,
+                (grid, 1),
+            );
+        }
     }
     let plane_in = geo.in_h * geo.in_w;
     for (i, image) in dx.chunks_mut(layer.input_len()).enumerate() {
         for (c, plane) in image.chunks_mut(plane_in).enumerate() {
-            let base = c * row + i * b.plane();
+            let base = c * stride + i * b.plane();
             for (iy, dst) in plane.chunks_mut(geo.in_w).enumerate() {
                 dst.copy_from_slice(&padded[base + b.pp.padded(geo, iy, 0)..][..geo.in_w]);
             }
@@ -213,23 +268,29 @@ pub(super) fn input_grad_block(
 }
 
 /// The weight gradient of a block of images (see [`super::kernels::weight_grad`]), with scratch
-/// for the padded inputs and the output-gradient grid.
+/// for the padded inputs and the output-gradient grid: [`taps::correlate_weights`] over every tap
+/// when `fused_taps`, one GEMM per tap (as deep as the block's grid) otherwise.
 #[inline(always)]
 pub(super) fn weight_grad_block(
     layer: &ConvBatch,
     images: &[f32],
     grads: &[f32],
-    padded: &mut Vec<f32>,
-    grid_dy: &mut Vec<f32>,
+    (padded, grid_dy): (&mut Vec<f32>, &mut Vec<f32>),
+    fused_taps: bool,
 ) -> Vec<f32> {
     let geo = &layer.shape.geometry;
     let (cin, cout, taps) = (geo.in_c, layer.shape.out_c, geo.kernel_h * geo.kernel_w);
     let b = Block::new(layer, images.len() / layer.input_len());
-    let (row, grid) = (b.row(), b.grid(geo));
+    let (stride, grid, offsets) = (b.stride(), b.grid(geo), b.offsets(geo));
     b.pad(geo, images, cin, padded);
-    b.spread(geo, grads, cout, grid_dy);
+    b.spread(geo, grads, cout, (0, grid), grid_dy);
     let mut dw = vec![0.0; layer.shape.weight_len()];
-    for t in 0..taps {
+    if fused_taps {
+        let (dy, x) = ((&grid_dy[..], grid, cout), (&padded[..], stride, cin));
+        taps::correlate_weights(&offsets, dy, x, grid, &mut dw);
+        return dw;
+    }
+    for (t, offset) in offsets.into_iter().enumerate() {
         matmul(
             (cout, cin, grid),
             &mut dw[t..],
@@ -237,8 +298,8 @@ pub(super) fn weight_grad_block(
             false,
             grid_dy,
             (grid, 1),
-            &padded[b.pp.offset(geo, t)..],
-            (1, row),
+            &padded[offset..],
+            (1, stride),
         );
     }
     dw

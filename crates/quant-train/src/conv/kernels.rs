@@ -19,7 +19,7 @@ use gemm::{Parallelism, gemm};
 use quant_core::kernels::{ConvGeometry, ConvShape};
 use rayon::prelude::*;
 
-use super::grid;
+use super::{grid, taps};
 
 use crate::simd::vectorized;
 
@@ -543,7 +543,7 @@ fn over_batch(
 
 /// Forward pass: `y = conv(x, w)` without bias. `x`, `w` and the returned `y` are NCHW / OIHW.
 pub fn forward(layer: &ConvBatch, x: &[f32], w: &[f32]) -> Vec<f32> {
-    let on_grid = grid::applies(layer);
+    let (on_grid, fused_taps) = (grid::applies(layer), taps::available());
     over_batch(
         layer,
         w,
@@ -552,7 +552,9 @@ pub fn forward(layer: &ConvBatch, x: &[f32], w: &[f32]) -> Vec<f32> {
         [layer.shape.out_plane(), layer.output_len()],
         |wc, inp, out, b| depthwise_forward(layer, wc, inp, out, b),
         |images, out, b| match on_grid {
-            true => grid::forward_block(layer, w, images, out, &mut b.cols, &mut b.out),
+            true => {
+                grid::forward_block(layer, w, images, out, (&mut b.cols, &mut b.out), fused_taps)
+            }
             false => forward_block(layer, w, images, out, b),
         },
     )
@@ -588,7 +590,7 @@ fn forward_block(layer: &ConvBatch, w: &[f32], images: &[f32], out: &mut [f32], 
 
 /// Input gradient `dx` from the output gradient `dy` (the transposed convolution).
 pub fn input_grad(layer: &ConvBatch, w: &[f32], dy: &[f32]) -> Vec<f32> {
-    let on_grid = grid::applies(layer);
+    let (on_grid, fused_taps) = (grid::applies(layer), taps::available());
     over_batch(
         layer,
         w,
@@ -597,7 +599,14 @@ pub fn input_grad(layer: &ConvBatch, w: &[f32], dy: &[f32]) -> Vec<f32> {
         [layer.in_plane(), layer.input_len()],
         |wc, grad_out, grad_in, b| depthwise_input_grad(layer, wc, grad_out, grad_in, b),
         |grad_out, grad_in, b| match on_grid {
-            true => grid::input_grad_block(layer, w, grad_out, grad_in, &mut b.dy, &mut b.cols),
+            true => grid::input_grad_block(
+                layer,
+                w,
+                grad_out,
+                grad_in,
+                (&mut b.dy, &mut b.cols),
+                fused_taps,
+            ),
             false => input_grad_block(layer, w, grad_out, grad_in, b),
         },
     )
@@ -653,13 +662,19 @@ pub fn weight_grad(layer: &ConvBatch, x: &[f32], dy: &[f32]) -> Vec<f32> {
         });
         return dw;
     }
-    let on_grid = grid::applies(layer);
+    let (on_grid, fused_taps) = (grid::applies(layer), taps::available());
     let partials: Vec<Vec<f32>> = x
         .par_chunks(layer.input_len() * WEIGHT_GRAD_CHUNK)
         .zip(dy.par_chunks(layer.output_len() * WEIGHT_GRAD_CHUNK))
         .map_init(Blocks::default, |b, (images, grads)| {
             vectorized(|| match on_grid {
-                true => grid::weight_grad_block(layer, images, grads, &mut b.cols, &mut b.dy),
+                true => grid::weight_grad_block(
+                    layer,
+                    images,
+                    grads,
+                    (&mut b.cols, &mut b.dy),
+                    fused_taps,
+                ),
                 false => weight_grad_block(layer, images, grads, b),
             })
         })

@@ -9,6 +9,7 @@
 
 mod grid;
 pub mod kernels;
+mod taps;
 #[cfg(test)]
 mod tests;
 

@@ -145,16 +145,52 @@ fn extension_matches_burn_in_value_and_both_gradients() {
     }
 }
 
+fn layer_of(case: &Case) -> ConvBatch {
+    let (n, c, [h, wd], o, k, _, _, g) = *case;
+    spec_of(case)
+        .layer(&[n, c, h, wd], &[o, c / g, k, k])
+        .unwrap()
+}
+
 #[test]
 fn the_cases_cover_both_dense_paths() {
-    let on_grid = |case: &Case| {
-        let (n, c, [h, wd], o, k, _, _, g) = *case;
-        let l = spec_of(case)
-            .layer(&[n, c, h, wd], &[o, c / g, k, k])
-            .unwrap();
-        super::grid::applies(&l)
-    };
-    assert_eq!(CASES.iter().filter(|c| on_grid(c)).count(), 2);
+    let on_grid = |case: &&Case| super::grid::applies(&layer_of(case));
+    assert_eq!(CASES.iter().filter(on_grid).count(), 2);
+}
+
+/// The grid path's forward pass against the definition and both gradients against the GEMM per
+/// tap, with the fused taps where the CPU has them and without (the path of other CPUs).
+#[test]
+fn grid_blocks_agree_with_and_without_fused_taps() {
+    use super::grid::{forward_block, input_grad_block, weight_grad_block};
+    let fused = [false, super::taps::available()];
+    for (i, case) in CASES.iter().enumerate() {
+        let l = layer_of(case);
+        if !super::grid::applies(&l) {
+            continue;
+        }
+        let x = values(l.batch * l.input_len(), 10 + i as u64);
+        let w = values(l.shape.weight_len(), 20 + i as u64);
+        let dy = values(l.batch * l.output_len(), 30 + i as u64);
+        let want_y = naive_forward(&l, &x, &w);
+        let mut per_tap = (Vec::new(), Vec::new());
+        for fused_taps in fused {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let mut y = vec![0.0; want_y.len()];
+            forward_block(&l, &w, &x, &mut y, (&mut a, &mut b), fused_taps);
+            assert_close(&y, &want_y, &format!("case {i} y, fused {fused_taps}"));
+            let mut dx = vec![f32::NAN; x.len()];
+            input_grad_block(&l, &w, &dy, &mut dx, (&mut a, &mut b), fused_taps);
+            let dw = weight_grad_block(&l, &x, &dy, (&mut a, &mut b), fused_taps);
+            match fused_taps {
+                false => per_tap = (dx, dw),
+                true => {
+                    assert_close(&dx, &per_tap.0, &format!("case {i} dx"));
+                    assert_close(&dw, &per_tap.1, &format!("case {i} dw"));
+                }
+            }
+        }
+    }
 }
 
 #[test]
