@@ -48,7 +48,10 @@ fn multiplier(m: f64) -> Result<QuantizedMultiplier, String> {
     QuantizedMultiplier::from_real(m).map_err(|e| format!("multiplier {m}: {e}"))
 }
 
-/// Converts the trained `net` (a QAT TinyMbV1 with PACT activations) to the integer graph.
+/// Converts the trained `net` (a QAT TinyMbV1 with PACT activations) to the integer graph. A layer
+/// trained on unfolded weights (PL+ICN, [`quant_train::layers::QLayer::unfolded_weights`]) keeps
+/// them and takes its batch norm into the ICN stage, `S_acc,c = S_x·S_w·γ_c/σ_c` (sign included), so
+/// it needs [`Folding::Icn`] or [`Folding::Thresholds`].
 pub fn convert(
     net: &Net,
     model: &MobileNetV1,
@@ -80,7 +83,17 @@ pub fn convert(
     let mut convs = Vec::new();
     let mut fc = None;
     for (i, (layer, shape)) in layers.iter().zip(&shapes).enumerate() {
-        let w = host(layer.folded_weight().reshape([shape.weights as usize]));
+        // Per channel, the factor batch norm leaves outside the weights (1 when they are folded).
+        let (w, bn_scale) = match (&layer.bn, layer.unfolded_weights) {
+            (Some(bn), true) => (layer.weight.val(), host(bn.fold_scale())),
+            _ => (layer.folded_weight(), vec![1.0; shape.cout]),
+        };
+        if folding == Folding::PerLayerFolding && layer.unfolded_weights {
+            return Err(format!(
+                "layer {i} was trained on unfolded weights (PL+ICN): deploy it with ICN or thresholds"
+            ));
+        }
+        let w = host(w.reshape([shape.weights as usize]));
         let b = host(layer.folded_bias());
         let wq = MinMaxWeights {
             bits: u32::from(bits.weights[i]),
@@ -106,7 +119,7 @@ pub fn convert(
         }
         let s_y = layer.output.range().1 / f64::from((1u32 << bits.a_out(i)) - 1);
         let out_bits = width(bits.a_out(i))?;
-        let acc_scale = |c: usize| s_x * per_channel(c).scale;
+        let acc_scale = |c: usize| s_x * per_channel(c).scale * f64::from(bn_scale[c]);
         let requant = match folding {
             Folding::PerLayerFolding => {
                 let s = acc_scale(0);
@@ -172,9 +185,10 @@ fn per_channel_requant(
     })
 }
 
-/// Thresholds of the real map `y = floor(m_c·(acc + b_c / S_acc,c))` (all `m_c > 0` here, since BN is
-/// folded into the weights, whose scale carries the sign): level `k` is reached at
-/// `acc >= ceil(k / m_c - b_c / S_acc,c)`.
+/// Thresholds of the real map `y = floor(m_c·(acc + b_c / S_acc,c))`: level `k` is reached at
+/// `acc >= ceil(k / m_c - b_c / S_acc,c)` when `m_c > 0` (folded weights, whose scale carries the
+/// sign), and at `acc <= floor(k / m_c - b_c / S_acc,c)` when `m_c < 0` (a negative `γ_c` left to
+/// the ICN stage by unfolded weights).
 fn thresholds(
     bias: &[f32],
     out_bits: BitWidth,
@@ -182,15 +196,19 @@ fn thresholds(
     s_acc: impl Fn(usize) -> f64,
 ) -> Requant {
     let mut t = Vec::new();
+    let mut increasing = Vec::with_capacity(bias.len());
     for (c, &b) in bias.iter().enumerate() {
         let b_real = f64::from(b) / s_acc(c);
+        let up = m(c) > 0.0;
+        increasing.push(up);
         for k in 1..=u32::from(out_bits.max_code()) {
-            let v = (f64::from(k) / m(c) - b_real).ceil();
+            let edge = f64::from(k) / m(c) - b_real;
+            let v = if up { edge.ceil() } else { edge.floor() };
             t.push(v.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32);
         }
     }
     Requant::Thresholds {
         thresholds: t,
-        increasing: vec![true; bias.len()],
+        increasing,
     }
 }

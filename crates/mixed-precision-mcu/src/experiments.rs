@@ -15,7 +15,7 @@
 use crate::RowKey;
 use crate::assign::{AssignOptions, assign};
 use crate::deploy::{Folding, convert};
-use crate::memory::{BitWidths, Footprint, Granularity, uniform_folds, uniform8};
+use crate::memory::{BitWidths, Fold, Footprint, Granularity, uniform_folds, uniform8};
 use crate::mobilenet::MobileNetV1;
 use crate::tables::proxy_budget;
 use burn::prelude::*;
@@ -247,7 +247,7 @@ struct Ctx<'a> {
 fn qat_model(
     ctx: &Ctx,
     bits: &BitWidths,
-    g: Granularity,
+    scheme: (Granularity, &[Fold]),
     label: &str,
 ) -> Result<(Net, Vec<TrainReport>), String> {
     let Ctx {
@@ -258,7 +258,7 @@ fn qat_model(
         ..
     } = *ctx;
     let train_set = &ctx.sets.train;
-    let mut net = crate::qat::qat_net(ctx.float, train_set, bits, g, device);
+    let mut net = crate::qat::qat_net(ctx.float, train_set, bits, scheme, device);
     let mut reports = Vec::new();
     for j in 0..plan.qat_segments.len() {
         let cfg = plan.qat_config(j, train_set.len(), seed);
@@ -291,12 +291,13 @@ fn integer_top1(net: &crate::engine::IntegerNet, set: &ImageSet) -> Result<f64, 
     Ok(100.0 * hits.iter().filter(|&&h| h).count() as f64 / hits.len().max(1) as f64)
 }
 
-/// Trains, deploys and evaluates one variant.
+/// Trains, deploys and evaluates one variant: `folds` are the layers' folds in training (see
+/// [`crate::qat::make_qat`]) and in the memory footprint; `foldings` the deployments scored.
 fn variant(
     ctx: &Ctx,
     name: &str,
     bits: &BitWidths,
-    g: Granularity,
+    (g, folds): (Granularity, &[Fold]),
     foldings: &[Folding],
 ) -> Result<Outcome, String> {
     let Ctx {
@@ -305,7 +306,7 @@ fn variant(
         device,
         ..
     } = *ctx;
-    let (net, reports) = qat_model(ctx, bits, g, name)?;
+    let (net, reports) = qat_model(ctx, bits, (g, folds), name)?;
     let fake_quant = evaluate(&net, &sets.test, &Phase::EVAL, device);
     let (mut integer, mut ops) = (BTreeMap::new(), BTreeMap::new());
     let mut validation = f64::NAN;
@@ -321,8 +322,7 @@ fn variant(
         }
     }
     let layers = model.layers();
-    // Deployed folds: FB everywhere under PL, ICN everywhere under PC (see the README).
-    let fp = Footprint::of(&layers, bits, &uniform_folds(layers.len(), g), g);
+    let fp = Footprint::of(&layers, bits, folds, g);
     let uniform = |b: &[u8]| b.iter().all(|&x| x == b[0]);
     let inner_acts = &bits.acts[1..bits.acts.len() - 1];
     let label = |v: &[u8]| {
@@ -390,16 +390,28 @@ pub fn run_e1_e2(
             device,
         };
         let layers = model.layers();
+        let n = layers.len();
         if uniform8(&layers, Granularity::PerLayer).fits(budget) {
-            let b8 = BitWidths::uniform(layers.len(), 8);
-            let pl = Granularity::PerLayer;
+            let b8 = BitWidths::uniform(n, 8);
+            let pl = (
+                Granularity::PerLayer,
+                &uniform_folds(n, Granularity::PerLayer)[..],
+            );
             let fb = [Folding::PerLayerFolding];
             res.outcomes
                 .push(variant(&ctx, "uniform w8a8 PL+FB", &b8, pl, &fb)?);
         }
-        for (g, name, folding) in [
-            (Granularity::PerLayer, "MixPL+FB", Folding::PerLayerFolding),
-            (Granularity::PerChannel, "MixPC+ICN", Folding::Icn),
+        // MixPL+FB folds every layer; MixPL+ICN trains and deploys the assignment's folds (the
+        // official PL+ICN: unfolded weights and ICN where a layer is cut below 8 bits).
+        for (g, name, folding, assigned_folds) in [
+            (
+                Granularity::PerLayer,
+                "MixPL+FB",
+                Folding::PerLayerFolding,
+                false,
+            ),
+            (Granularity::PerLayer, "MixPL+ICN", Folding::Icn, true),
+            (Granularity::PerChannel, "MixPC+ICN", Folding::Icn, true),
         ] {
             let a =
                 assign(&model, budget, AssignOptions::official(g)).map_err(|e| e.to_string())?;
@@ -408,8 +420,12 @@ pub fn run_e1_e2(
             {
                 continue; // identical to the uniform 8-bit PL model trained above
             }
+            let folds = match assigned_folds {
+                true => a.folds.clone(),
+                false => uniform_folds(n, g),
+            };
             res.outcomes
-                .push(variant(&ctx, name, &a.bits, g, &[folding])?);
+                .push(variant(&ctx, name, &a.bits, (g, &folds), &[folding])?);
         }
         res.floats.push((model.config_name(), float));
     }
@@ -437,12 +453,18 @@ pub fn run_e3(
         seed,
         device,
     };
-    let b4 = BitWidths::uniform(model.layers().len(), 4);
+    let n = model.layers().len();
+    let b4 = BitWidths::uniform(n, 4);
     let all = [Folding::PerLayerFolding, Folding::Icn, Folding::Thresholds];
+    let scheme = |g| (g, uniform_folds(n, g));
+    let (pl, pc) = (
+        scheme(Granularity::PerLayer),
+        scheme(Granularity::PerChannel),
+    );
     Ok(Results {
         outcomes: vec![
-            variant(&ctx, "w4a4 PL", &b4, Granularity::PerLayer, &all)?,
-            variant(&ctx, "w4a4 PC", &b4, Granularity::PerChannel, &all[1..])?,
+            variant(&ctx, "w4a4 PL", &b4, (pl.0, &pl.1), &all)?,
+            variant(&ctx, "w4a4 PC", &b4, (pc.0, &pc.1), &all[1..])?,
         ],
         floats: vec![(model.config_name(), float)],
     })

@@ -3,7 +3,7 @@
 //! activations with the official floor rounding, per-layer or per-channel asymmetric min/max weights
 //! at each layer's assigned bits, and the dossier's scaled fine-tuning schedule (§10.1).
 
-use crate::memory::{BitWidths, Granularity};
+use crate::memory::{BitWidths, Fold, Granularity};
 use crate::mobilenet::{LayerKind as ShapeKind, MobileNetV1};
 use burn::module::Param;
 use burn::prelude::*;
@@ -173,20 +173,20 @@ pub fn calibrate_alphas(net: &Net, x: Tensor<4>) -> Vec<f64> {
     alphas
 }
 
-/// The QAT version of `float` for `bits` and `granularity`: PACT clips calibrated on the first 256
-/// images of `train_set` ([`calibrate_alphas`]), then [`make_qat`].
+/// The QAT version of `float` for `bits`, `granularity` and `folds`: PACT clips calibrated on the
+/// first 256 images of `train_set` ([`calibrate_alphas`]), then [`make_qat`].
 pub fn qat_net(
     float: &Net,
     train_set: &ImageSet,
     bits: &BitWidths,
-    granularity: Granularity,
+    (granularity, folds): (Granularity, &[Fold]),
     device: &Device,
 ) -> Net {
     let mut net = float.clone();
     let calibration: Vec<usize> = (0..train_set.len().min(256)).collect();
     let (x, _) = quant_train::data::batch(train_set, &calibration, device);
     let alphas = calibrate_alphas(&net, x);
-    make_qat(&mut net, bits, granularity, &alphas, device);
+    make_qat(&mut net, bits, (granularity, folds), &alphas, device);
     net
 }
 
@@ -194,15 +194,23 @@ pub fn qat_net(
 /// floor fake quantization at each layer's output bits, weights get min/max quantizers at each
 /// layer's weight bits. The average pool re-quantizes its mean on the last pointwise layer's grid
 /// (floor, like the integer pool), and the FC's output (the logits) stays wide.
+///
+/// Under per-layer weights, the layers `folds` marks ICN quantize their unfolded weights and keep
+/// batch norm for the ICN stage (the official PL+ICN); the others quantize the folded weights (FB).
+/// Per-channel weights are always folded: a scale per channel already carries `γ/σ`, so folding is
+/// exactly ICN there.
 pub fn make_qat(
     net: &mut Net,
     bits: &BitWidths,
-    granularity: Granularity,
+    (granularity, folds): (Granularity, &[Fold]),
     alphas: &[f64],
     device: &Device,
 ) {
     let n = net.layers().len();
+    assert_eq!(folds.len(), n, "one fold per layer");
     net.map_layers(|i, layer| {
+        layer.unfolded_weights =
+            granularity == Granularity::PerLayer && folds[i] == Fold::Icn && layer.bn.is_some();
         let channels = match granularity {
             Granularity::PerLayer => None,
             Granularity::PerChannel => Some(layer.out_channels()),

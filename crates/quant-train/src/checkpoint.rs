@@ -246,14 +246,15 @@ pub fn file_name(name: &str) -> String {
 /// quantizers, block by block.
 pub fn net_structure(model: &Net) -> String {
     let layer = |l: &crate::layers::QLayer| {
-        // Written only when set, so the keys of checkpoints without one stay what they were.
+        // Written only when set, so the keys of checkpoints without them stay what they were.
         let params = l
             .param_quantizer
             .as_ref()
             .map(|q| format!(" params={q:?}"))
             .unwrap_or_default();
+        let unfolded = if l.unfolded_weights { " unfolded" } else { "" };
         format!(
-            "{:?} w={:?} act={:?} out={:?}{params}",
+            "{:?} w={:?}{unfolded} act={:?} out={:?}{params}",
             l.kind, l.weight_quantizer, l.output.activation, l.output.quantizer
         )
     };

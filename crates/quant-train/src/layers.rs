@@ -330,6 +330,13 @@ pub struct QLayer {
     /// ([`Self::weight_quantizer`]). `None`: parameters in float.
     #[module(skip)]
     pub param_quantizer: Option<QuantizerRef>,
+    /// Quantize the weights as they are and keep batch norm as a per-channel scale and shift after
+    /// the convolution, instead of quantizing the folded weights: Rusci et al.'s per-layer weights
+    /// with integer channel normalization (PL+ICN), where one weight scale per layer must not carry
+    /// every channel's `γ/σ`. Batch statistics normalize until batch norm is frozen, the moving ones
+    /// after, as in the folded path. `false` (Jacob's folding) by default.
+    #[module(skip)]
+    pub unfolded_weights: bool,
 }
 
 impl QLayer {
@@ -408,6 +415,7 @@ impl QLayer {
             kind,
             weight_quantizer: None,
             param_quantizer: None,
+            unfolded_weights: false,
         }
     }
 
@@ -512,7 +520,10 @@ impl QLayer {
     /// Forward pass under `phase`.
     pub fn forward(&self, x: Tensor<4>, phase: &Phase) -> Tensor<4> {
         let p = self.params_for(phase);
-        let w = self.fold_weight(&p);
+        let w = match self.unfolded_weights {
+            true => p.weight.clone(),
+            false => self.fold_weight(&p),
+        };
         let w = match (&self.weight_quantizer, phase.quantize_weights) {
             (Some(q), true) => {
                 let range = tensor_range(&w);
@@ -523,7 +534,14 @@ impl QLayer {
         let y = match (&self.bn, p.gamma_beta) {
             (Some(bn), Some((gamma, beta))) if phase.bn_batch_stats => {
                 let y = self.apply_weight(x, w, None);
-                batch_norm_train(y, bn, gamma, beta)
+                // The folded weights carry `γ/σ_mv`, which the batch statistics divide out.
+                let folded = (!self.unfolded_weights).then(|| bn.fold_scale_of(gamma.clone()));
+                batch_norm_train(y, bn, folded, gamma, beta)
+            }
+            (Some(bn), Some((gamma, beta))) if self.unfolded_weights => {
+                let y = self.apply_weight(x, w, None);
+                let scale = bn.fold_scale_of(gamma.clone());
+                fused::channel_affine(y, scale, bn.fold_bias_of(gamma, beta))
             }
             (Some(bn), Some((gamma, beta))) => {
                 self.apply_weight(x, w, Some(bn.fold_bias_of(gamma, beta)))
@@ -534,19 +552,21 @@ impl QLayer {
     }
 }
 
-/// Batch norm with batch statistics on the output of a conv with folded weights `γ w / σ_mv`:
-/// divides by the folded scale to recover `conv(x, w_q')`, normalizes with the batch mean and
-/// (biased) variance, and updates the moving statistics (unbiased variance, as Burn and PyTorch do).
-/// `gamma` and `beta` are the γ and β of this pass (the layer's own, or fake-quantized).
+/// Batch norm with batch statistics on the output `y` of a conv, normalizing with the batch mean
+/// and (biased) variance and updating the moving statistics (unbiased variance, as Burn and PyTorch
+/// do). With folded weights `γ w / σ_mv` (`folded` their per-channel scale) it divides that scale
+/// out to recover `conv(x, w_q')` first. `gamma` and `beta` are the γ and β of this pass (the
+/// layer's own, or fake-quantized).
 fn batch_norm_train(
     y: Tensor<4>,
     bn: &BatchNormState,
+    folded: Option<Tensor<1>>,
     gamma: Tensor<1>,
     beta: Tensor<1>,
 ) -> Tensor<4> {
-    let [n, _, h, w] = y.dims();
+    let [n, c, h, w] = y.dims();
     // The statistics of z = y / scale, from those of y (per channel, so no full-size pass).
-    let scale = bn.fold_scale_of(gamma.clone());
+    let scale = folded.unwrap_or_else(|| Tensor::ones([c], &y.device()));
     let (mean_y, var_y) = fused::channel_moments(y.clone());
     let mean = mean_y / scale.clone();
     let var = var_y / scale.clone().powi_scalar(2);
@@ -692,10 +712,84 @@ impl MaxPool {
 mod tests {
     use super::*;
     use crate::quant::AffineQuantizer;
+    use crate::rng::Rng;
 
     fn host<const D: usize>(t: Tensor<D>) -> Vec<u32> {
         let v = t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
         v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    /// A conv layer with batch norm whose γ (one negative), β and moving statistics are not the
+    /// identity, with `unfolded_weights` set as asked.
+    fn bn_conv(unfolded: bool, dev: &Device) -> QLayer {
+        let mut l = QLayer::conv(3, 4, 3, 1, 1, true, Activation::None, &mut Rng::new(7), dev);
+        let bn = l.bn.as_mut().unwrap();
+        let t = |v: [f32; 4]| Tensor::<1>::from_floats(v, dev);
+        bn.gamma = Param::from_tensor(t([1.5, -0.7, 0.3, 2.0]));
+        bn.beta = Param::from_tensor(t([0.1, -0.2, 0.5, 0.0]));
+        bn.running_mean.update(t([0.2, -0.1, 0.05, 0.4]));
+        bn.running_var.update(t([0.5, 2.0, 0.1, 1.3]));
+        l.unfolded_weights = unfolded;
+        l
+    }
+
+    /// In float, quantizing nothing, the unfolded layer computes what the folded one does (folding
+    /// is exact algebra), with batch statistics (same moving statistics after) and with the moving
+    /// ones; with a weight quantizer it multiplies by the quantized unfolded weights.
+    #[test]
+    fn unfolded_weights_fold_nothing_but_batch_norm_into_a_channel_affine() {
+        let dev = Device::flex();
+        let x: Vec<f32> = (0..2 * 3 * 5 * 5)
+            .map(|i| ((i * 37) % 23) as f32 * 0.1 - 1.0)
+            .collect();
+        let x = || Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 3, 5, 5]), &dev);
+        let values = |t: Tensor<4>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            assert_eq!(a.len(), b.len());
+            for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (p - q).abs() <= 1e-4 * (1.0 + q.abs()),
+                    "{what}[{i}]: {p} vs {q}"
+                );
+            }
+        };
+        let batch_stats = Phase {
+            observe: false,
+            bn_batch_stats: true,
+            quantize_weights: false,
+            quantize_activations: false,
+        };
+        let (folded, unfolded) = (bn_conv(false, &dev), bn_conv(true, &dev));
+        for (phase, what) in [
+            (&batch_stats, "batch statistics"),
+            (&Phase::FLOAT_EVAL, "moving"),
+        ] {
+            let (a, b) = (folded.forward(x(), phase), unfolded.forward(x(), phase));
+            close(&values(b), &values(a), what);
+        }
+        let moving = |l: &QLayer| {
+            let bn = l.bn.as_ref().unwrap();
+            let v = |t: Tensor<1>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+            [
+                v(bn.running_mean.value_sync()),
+                v(bn.running_var.value_sync()),
+            ]
+            .concat()
+        };
+        close(&moving(&unfolded), &moving(&folded), "moving statistics");
+
+        let q = QuantizerRef::new(AffineQuantizer::weights(4).unwrap());
+        let mut quantized = bn_conv(true, &dev);
+        quantized.weight_quantizer = Some(q.clone());
+        let mut by_hand = bn_conv(true, &dev);
+        let w = by_hand.weight.val();
+        let range = tensor_range(&w);
+        by_hand.weight = Param::from_tensor(q.apply(w, range));
+        close(
+            &values(quantized.forward(x(), &Phase::EVAL)),
+            &values(by_hand.forward(x(), &Phase::FLOAT_EVAL)),
+            "quantized unfolded weights",
+        );
     }
 
     /// The fused output stage (one clip per activation) gives the separate operations' values,

@@ -70,8 +70,13 @@ pub fn trainee(
                     let g = Granularity::PerChannel;
                     let mix = assign(mobilenet, budget, AssignOptions::official(g))
                         .map_err(|e| e.to_string())?;
-                    let qat =
-                        mixed_precision_mcu::qat::qat_net(&net, calibration, &mix.bits, g, device);
+                    let qat = mixed_precision_mcu::qat::qat_net(
+                        &net,
+                        calibration,
+                        &mix.bits,
+                        (g, &mix.folds),
+                        device,
+                    );
                     (qat, plan.qat_config(0, UNFROZEN_IMAGES, SEED))
                 }
                 _ => return unsupported(),

@@ -169,6 +169,11 @@ pub(crate) fn quantize_layer(
     input: &QParams,
     rounding: RoundingMode,
 ) -> Result<QuantizedLayer, ExportError> {
+    if l.unfolded_weights {
+        return Err(ExportError(format!(
+            "layer {index} quantizes unfolded weights (PL+ICN), which this engine's per-layer requantization cannot carry: train it with folded weights"
+        )));
+    }
     let wq = l
         .weight_quantizer
         .as_ref()
