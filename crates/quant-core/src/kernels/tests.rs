@@ -445,6 +445,9 @@ fn conv2d_matches_direct_convolution() {
         (2, 9, 30, 8, 40, 3, 1, true),
         (1, 12, 40, 4, 33, 3, 2, true),
         (1, 10, 29, 12, 64, 5, 1, false),
+        // Even windows (SAME pads only the bottom and right), read in place after padding.
+        (1, 9, 13, 4, 7, 2, 1, true),
+        (2, 8, 15, 8, 9, 4, 2, true),
     ];
     for (batch, h, w_, ic, oc, kernel, stride, same) in cases {
         let g = ConvGeometry::new(h, w_, ic, kernel, stride, same).unwrap();
