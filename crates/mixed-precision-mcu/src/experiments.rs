@@ -432,7 +432,8 @@ pub fn run_e1_e2(
     Ok(res)
 }
 
-/// E3: uniform w4a4 under per-layer weights (FB, ICN, thresholds) and per-channel weights (ICN,
+/// E3: uniform w4a4 under per-layer weights folded (deployed FB, ICN, thresholds), per-layer
+/// weights unfolded with BN in the ICN stage (ICN, thresholds) and per-channel weights (ICN,
 /// thresholds).
 pub fn run_e3(
     data: &Dataset,
@@ -456,15 +457,15 @@ pub fn run_e3(
     let n = model.layers().len();
     let b4 = BitWidths::uniform(n, 4);
     let all = [Folding::PerLayerFolding, Folding::Icn, Folding::Thresholds];
-    let scheme = |g| (g, uniform_folds(n, g));
-    let (pl, pc) = (
-        scheme(Granularity::PerLayer),
-        scheme(Granularity::PerChannel),
-    );
+    let (pl, pc) = (Granularity::PerLayer, Granularity::PerChannel);
+    // Per-layer weights folded (FB), per-layer weights unfolded with BN in ICN (the paper's
+    // PL+ICN), per-channel weights (PC+ICN).
+    let (folded, unfolded) = (uniform_folds(n, pl), vec![Fold::Icn; n]);
     Ok(Results {
         outcomes: vec![
-            variant(&ctx, "w4a4 PL", &b4, (pl.0, &pl.1), &all)?,
-            variant(&ctx, "w4a4 PC", &b4, (pc.0, &pc.1), &all[1..])?,
+            variant(&ctx, "w4a4 PL", &b4, (pl, &folded), &all)?,
+            variant(&ctx, "w4a4 PL+ICN", &b4, (pl, &unfolded), &all[1..])?,
+            variant(&ctx, "w4a4 PC", &b4, (pc, &uniform_folds(n, pc)), &all[1..])?,
         ],
         floats: vec![(model.config_name(), float)],
     })
