@@ -164,7 +164,9 @@ fn the_cases_cover_both_dense_paths() {
 fn grid_blocks_agree_with_and_without_fused_taps() {
     use super::grid::{forward_block, input_grad_block, weight_grad_block};
     let fused = [false, super::taps::available()];
-    for (i, case) in CASES.iter().enumerate() {
+    // The grid cases, and one wide enough for the fused weight gradient.
+    let wide: Case = (3, 8, [9, 9], 24, 3, 1, 1, 1);
+    for (i, case) in CASES.iter().chain([&wide]).enumerate() {
         let l = layer_of(case);
         if !super::grid::applies(&l) {
             continue;
