@@ -177,8 +177,14 @@ fn qat_smoke_writes_integer_and_fake_quant_rows_and_latency_plots_them() {
     assert!(folder.join("qat.manifest.json").is_file());
     // The summary picks on the validation tail, whose top-1 each variant records; every float and
     // QAT training leaves its curve.
-    assert!(rows.contains("chosen per seed on validation top-1"), "{rows}");
-    assert!(rows.contains("MixPC+ICN,mixed,8,validation_top1_integer_pct[ICN]"), "{rows}");
+    assert!(
+        rows.contains("chosen per seed on validation top-1"),
+        "{rows}"
+    );
+    assert!(
+        rows.contains("MixPC+ICN,mixed,8,validation_top1_integer_pct[ICN]"),
+        "{rows}"
+    );
     let curves = std::fs::read_to_string(folder.join("curves.csv")).unwrap();
     for needle in [
         "float32,32,32,val_top1_pct",
