@@ -73,7 +73,8 @@ pub(super) fn applies(layer: &ConvBatch) -> bool {
         && grid_per_output <= MAX_GRID_PER_OUTPUT
 }
 
-/// The padded planes of a block of images end to end, per channel: `rows x (images · hp · wp)`.
+/// The padded planes of a block of images end to end, per channel: `rows x (images · hp · wp)`,
+/// each channel's row [`CHANNEL_SLACK`] values longer ([`Block::stride`]).
 struct Block {
     pp: PaddedPlane,
     images: usize,
