@@ -169,9 +169,24 @@ pub(super) fn images_per_block(layer: &ConvBatch) -> usize {
         .clamp(1, WEIGHT_GRAD_CHUNK)
 }
 
+/// The weights `w` of `layer` packed for the forward pass's [`taps::correlate`], once per call for
+/// every block; `None` where the CPU lacks it ([`taps::available`]).
+pub(super) fn forward_taps(layer: &ConvBatch, w: &[f32]) -> Option<TapWeights> {
+    let (cin, cout, taps) = (layer.shape.geometry.in_c, layer.shape.out_c, layer.taps());
+    taps::available()
+        .then(|| TapWeights::pack(cout, cin, taps, |o, c, t| w[(o * cin + c) * taps + t]))
+}
+
+/// [`forward_taps`] for the input gradient: the transposed weights, rows the input channels.
+pub(super) fn input_grad_taps(layer: &ConvBatch, w: &[f32]) -> Option<TapWeights> {
+    let (cin, cout, taps) = (layer.shape.geometry.in_c, layer.shape.out_c, layer.taps());
+    taps::available()
+        .then(|| TapWeights::pack(cin, cout, taps, |c, o, t| w[(o * cin + c) * taps + t]))
+}
+
 /// The forward pass of a block of images (see [`super::kernels::forward`]), with scratch for the
-/// padded planes and the output grid: one [`taps::correlate`] over every tap when `fused_taps`
-/// (the CPU has it, [`taps::available`]), one GEMM per tap otherwise.
+/// padded planes and the output grid: one [`taps::correlate`] over every tap with `fused` (from
+/// [`forward_taps`]), one GEMM per tap without.
 #[inline(always)]
 pub(super) fn forward_block(
     layer: &ConvBatch,
@@ -179,7 +194,7 @@ pub(super) fn forward_block(
     images: &[f32],
     out: &mut [f32],
     (padded, grid_out): (&mut Vec<f32>, &mut Vec<f32>),
-    fused_taps: bool,
+    fused: Option<&TapWeights>,
 ) {
     let geo = &layer.shape.geometry;
     let (cin, cout, taps) = (geo.in_c, layer.shape.out_c, geo.kernel_h * geo.kernel_w);
@@ -187,9 +202,8 @@ pub(super) fn forward_block(
     let (stride, grid, offsets) = (b.stride(), b.grid(geo), b.offsets(geo));
     b.pad(geo, images, cin, padded);
     grid_out.resize(cout * grid, 0.0);
-    if fused_taps {
-        let wt = TapWeights::pack(cout, cin, taps, |o, c, t| w[(o * cin + c) * taps + t]);
-        taps::correlate(&wt, &offsets, (padded, stride), grid, (grid_out, grid));
+    if let Some(wt) = fused {
+        taps::correlate(wt, &offsets, (padded, stride), grid, (grid_out, grid));
     } else {
         for (t, &offset) in offsets.iter().enumerate() {
             matmul(
@@ -219,8 +233,8 @@ pub(super) fn forward_block(
 /// for the output-gradient grid and the padded input gradients. Padded position `q` gathers
 /// `Σ_t W_tᵀ dY[q - off_t]`: with `reach` zeros before each channel's grid (`reach` the last
 /// tap's offset) that is a correlation at the mirrored offsets `reach - off_t`, which
-/// [`taps::correlate`] computes in one pass when `fused_taps`; otherwise each tap's GEMM adds its
-/// share.
+/// [`taps::correlate`] computes in one pass with `fused` (from [`input_grad_taps`]); otherwise
+/// each tap's GEMM adds its share.
 #[inline(always)]
 pub(super) fn input_grad_block(
     layer: &ConvBatch,
@@ -228,7 +242,7 @@ pub(super) fn input_grad_block(
     grads: &[f32],
     dx: &mut [f32],
     (grid_dy, padded): (&mut Vec<f32>, &mut Vec<f32>),
-    fused_taps: bool,
+    fused: Option<&TapWeights>,
 ) {
     let geo = &layer.shape.geometry;
     let (cin, cout, taps) = (geo.in_c, layer.shape.out_c, geo.kernel_h * geo.kernel_w);
@@ -236,18 +250,11 @@ pub(super) fn input_grad_block(
     let (row, stride, grid, offsets) = (b.row(), b.stride(), b.grid(geo), b.offsets(geo));
     padded.clear();
     padded.resize(cin * stride, 0.0);
-    if fused_taps {
+    if let Some(wt) = fused {
         let reach = row - grid;
         b.spread(geo, grads, cout, (reach, row + reach), grid_dy);
         let mirrored: Vec<usize> = offsets.iter().map(|o| reach - o).collect();
-        let wt = TapWeights::pack(cin, cout, taps, |c, o, t| w[(o * cin + c) * taps + t]);
-        taps::correlate(
-            &wt,
-            &mirrored,
-            (grid_dy, row + reach),
-            row,
-            (padded, stride),
-        );
+        taps::correlate(wt, &mirrored, (grid_dy, row + reach), row, (padded, stride));
     } else {
         b.spread(geo, grads, cout, (0, grid), grid_dy);
         for (t, &offset) in offsets.iter().enumerate() {

@@ -71,7 +71,7 @@ impl ConvBatch {
     }
 
     /// Window taps (`kh · kw`).
-    fn taps(&self) -> usize {
+    pub(super) fn taps(&self) -> usize {
         self.shape.geometry.kernel_h * self.shape.geometry.kernel_w
     }
 }
@@ -543,7 +543,8 @@ fn over_batch(
 
 /// Forward pass: `y = conv(x, w)` without bias. `x`, `w` and the returned `y` are NCHW / OIHW.
 pub fn forward(layer: &ConvBatch, x: &[f32], w: &[f32]) -> Vec<f32> {
-    let (on_grid, fused_taps) = (grid::applies(layer), taps::available());
+    let on_grid = grid::applies(layer);
+    let fused = on_grid.then(|| grid::forward_taps(layer, w)).flatten();
     over_batch(
         layer,
         w,
@@ -552,9 +553,14 @@ pub fn forward(layer: &ConvBatch, x: &[f32], w: &[f32]) -> Vec<f32> {
         [layer.shape.out_plane(), layer.output_len()],
         |wc, inp, out, b| depthwise_forward(layer, wc, inp, out, b),
         |images, out, b| match on_grid {
-            true => {
-                grid::forward_block(layer, w, images, out, (&mut b.cols, &mut b.out), fused_taps)
-            }
+            true => grid::forward_block(
+                layer,
+                w,
+                images,
+                out,
+                (&mut b.cols, &mut b.out),
+                fused.as_ref(),
+            ),
             false => forward_block(layer, w, images, out, b),
         },
     )
@@ -590,7 +596,8 @@ fn forward_block(layer: &ConvBatch, w: &[f32], images: &[f32], out: &mut [f32], 
 
 /// Input gradient `dx` from the output gradient `dy` (the transposed convolution).
 pub fn input_grad(layer: &ConvBatch, w: &[f32], dy: &[f32]) -> Vec<f32> {
-    let (on_grid, fused_taps) = (grid::applies(layer), taps::available());
+    let on_grid = grid::applies(layer);
+    let fused = on_grid.then(|| grid::input_grad_taps(layer, w)).flatten();
     over_batch(
         layer,
         w,
@@ -605,7 +612,7 @@ pub fn input_grad(layer: &ConvBatch, w: &[f32], dy: &[f32]) -> Vec<f32> {
                 grad_out,
                 grad_in,
                 (&mut b.dy, &mut b.cols),
-                fused_taps,
+                fused.as_ref(),
             ),
             false => input_grad_block(layer, w, grad_out, grad_in, b),
         },

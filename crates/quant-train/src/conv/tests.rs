@@ -162,7 +162,8 @@ fn the_cases_cover_both_dense_paths() {
 /// tap, with the fused taps where the CPU has them and without (the path of other CPUs).
 #[test]
 fn grid_blocks_agree_with_and_without_fused_taps() {
-    use super::grid::{forward_block, input_grad_block, weight_grad_block};
+    use super::grid::weight_grad_block;
+    use super::grid::{forward_block, forward_taps, input_grad_block, input_grad_taps};
     let fused = [false, super::taps::available()];
     // The grid cases, and one wide enough for the fused weight gradient.
     let wide: Case = (3, 8, [9, 9], 24, 3, 1, 1, 1);
@@ -179,10 +180,23 @@ fn grid_blocks_agree_with_and_without_fused_taps() {
         for fused_taps in fused {
             let (mut a, mut b) = (Vec::new(), Vec::new());
             let mut y = vec![0.0; want_y.len()];
-            forward_block(&l, &w, &x, &mut y, (&mut a, &mut b), fused_taps);
+            let packed = |pack: fn(&ConvBatch, &[f32]) -> Option<_>| match fused_taps {
+                true => pack(&l, &w),
+                false => None,
+            };
+            let fused_forward = packed(forward_taps);
+            forward_block(&l, &w, &x, &mut y, (&mut a, &mut b), fused_forward.as_ref());
             assert_close(&y, &want_y, &format!("case {i} y, fused {fused_taps}"));
             let mut dx = vec![f32::NAN; x.len()];
-            input_grad_block(&l, &w, &dy, &mut dx, (&mut a, &mut b), fused_taps);
+            let fused_input_grad = packed(input_grad_taps);
+            input_grad_block(
+                &l,
+                &w,
+                &dy,
+                &mut dx,
+                (&mut a, &mut b),
+                fused_input_grad.as_ref(),
+            );
             let dw = weight_grad_block(&l, &x, &dy, (&mut a, &mut b), fused_taps);
             match fused_taps {
                 false => per_tap = (dx, dw),
