@@ -564,12 +564,13 @@ fn batch_norm_train(
     gamma: Tensor<1>,
     beta: Tensor<1>,
 ) -> Tensor<4> {
-    let [n, c, h, w] = y.dims();
+    let [n, _, h, w] = y.dims();
     // The statistics of z = y / scale, from those of y (per channel, so no full-size pass).
-    let scale = folded.unwrap_or_else(|| Tensor::ones([c], &y.device()));
     let (mean_y, var_y) = fused::channel_moments(y.clone());
-    let mean = mean_y / scale.clone();
-    let var = var_y / scale.clone().powi_scalar(2);
+    let (mean, var) = match &folded {
+        Some(scale) => (mean_y / scale.clone(), var_y / scale.clone().powi_scalar(2)),
+        None => (mean_y, var_y),
+    };
     let count = (n * h * w) as f64;
     let unbiased = var
         .clone()
@@ -584,7 +585,11 @@ fn batch_norm_train(
     let inv = gamma / var.add_scalar(bn.epsilon).sqrt();
     // (z - mean) · inv + β = y · (inv / scale) + (β - mean · inv)
     let shift = beta - mean * inv.clone();
-    fused::channel_affine(y, inv / scale, shift)
+    let factor = match folded {
+        Some(scale) => inv / scale,
+        None => inv,
+    };
+    fused::channel_affine(y, factor, shift)
 }
 
 /// A residual add (with fused activation) and its output stage (TF's "add_quant").
