@@ -4,6 +4,7 @@
 //! `e4_bits.csv` and `experiments/integer-qat/published.csv`); and the learning curves of every
 //! trained experiment (from `curves.csv`).
 
+use crate::experiments::COMPANION;
 use crate::{T41, T43, T47};
 use repro::curves::VAL_TOP1;
 use repro::plot::HeatMap;
@@ -98,6 +99,11 @@ pub fn learning_curves(rows: &[ResultRow], profile: &str) -> Vec<(String, String
             "E3 (Table 4.3): P-CNN with ReLU6 and ReLU",
         ),
         ("curves_e4_bits", T47, "E4 (Table 4.7): MobileNetV1 proxy"),
+        (
+            "curves_e5_mobilenet",
+            COMPANION,
+            "E5 (companion table): MobileNetV1 width x resolution",
+        ),
     ] {
         let curves = repro::curves::group(val.iter().copied(), |r| {
             if r.source != source || (source == T47 && r.method != "float" && r.w_bits != r.a_bits)

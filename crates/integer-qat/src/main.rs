@@ -38,7 +38,7 @@ struct Cli {
     checkpoints: Option<PathBuf>,
 }
 
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq)]
 enum Command {
     /// E1 (Table 4.1) + E8: ResNet depth sweep, float vs int8 PTQ vs int8 QAT on the integer
     /// engine; engine-vs-simulation agreement and model size.
@@ -53,10 +53,16 @@ enum Command {
     Bits,
     /// E5/E6 (Figs 1.1c/4.1/4.2, companion table, arXiv Table 4.6): MobileNetV1 widths x
     /// resolutions, accuracy and batch-1 latency (float Burn flex vs integer engine, 1 and 2
-    /// threads), plus a plot.
-    Latency,
-    /// Redraw the Table 4.7 heat map (ours beside the paper's) from the committed e4_bits.csv,
-    /// without training; `bits` draws it too.
+    /// threads), plus a plot; every seed.
+    Latency {
+        /// Only this width multiplier of the profile's grid (a unit of the full profile is one
+        /// seed and one width).
+        #[arg(long)]
+        width: Option<f64>,
+    },
+    /// Redraw the figures drawn from the committed tables (the Table 4.7 heat map beside the
+    /// paper's, the learning curves, the E5 accuracy-latency plot) without training; each
+    /// experiment draws them too.
     Figures,
     /// E8 diagnosis (prints, writes no rows): for every E1 model, PTQ and QAT, the integer
     /// engine's codes after each block against the fake-quantized f32 model (run from the
@@ -86,7 +92,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Schemes => schemes(&ctx),
         Command::Relu => relu(&ctx),
         Command::Bits => bits(&ctx),
-        Command::Latency => latency(&ctx),
+        Command::Latency { width } => latency(&ctx, width),
         Command::Agreement => agreement(&ctx),
         Command::Figures => unreachable!("drawn above without a data set"),
         Command::All => {
@@ -94,7 +100,7 @@ fn run(cli: Cli) -> Result<(), String> {
             schemes(&ctx)?;
             relu(&ctx)?;
             bits(&ctx)?;
-            latency(&ctx)
+            latency(&ctx, None)
         }
     }?;
     eprintln!("done in {:.0} s", ctx.elapsed_seconds());

@@ -22,8 +22,6 @@ pub struct Sizes {
     pub qat_epochs: u32,
     /// QAT fine-tuning uses the first `qat_train` images of the training slice.
     pub qat_train: usize,
-    /// E5 trains on the first `e5_train` images (its widest models dominate the run time).
-    pub e5_train: usize,
     pub seeds: usize,
     pub e1_depths: Vec<usize>,
     pub e1_resolution: usize,
@@ -34,6 +32,8 @@ pub struct Sizes {
     pub e4_model: &'static str,
     pub e4_resolution: usize,
     pub e4_bits: Vec<u32>,
+    /// E5's grid: MobileNetV1 width multipliers x input sides (28, 24, 20, 16 standing for the
+    /// companion table's 224, 192, 160, 128), every model trained on the whole training split.
     pub e5_widths: Vec<f64>,
     pub e5_resolutions: Vec<usize>,
     pub latency_runs: usize,
@@ -50,7 +50,6 @@ impl Sizes {
                 float_epochs: 1,
                 qat_epochs: 1,
                 qat_train: 128,
-                e5_train: 128,
                 seeds: 2,
                 e1_depths: vec![8],
                 e1_resolution: 14,
@@ -72,7 +71,6 @@ impl Sizes {
                 float_epochs: 10,
                 qat_epochs: 4,
                 qat_train: 55_000,
-                e5_train: 3000,
                 seeds: 3,
                 e1_depths: vec![8, 14, 20],
                 e1_resolution: 14,
@@ -82,8 +80,8 @@ impl Sizes {
                 e4_model: "mbv1:0.5",
                 e4_resolution: 16,
                 e4_bits: vec![8, 7, 6, 5, 4],
-                e5_widths: vec![1.0, 0.5, 0.25],
-                e5_resolutions: vec![20, 16],
+                e5_widths: vec![1.0, 0.75, 0.5, 0.25],
+                e5_resolutions: vec![28, 24, 20, 16],
                 latency_runs: 100,
             },
         }

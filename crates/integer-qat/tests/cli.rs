@@ -82,9 +82,15 @@ fn smoke_profile_writes_every_table() {
         .collect();
     assert!(!agreement.is_empty() && agreement.iter().all(|a| (0.0..=1.0).contains(a)));
     assert!(dir.join("e5_latency_accuracy.svg").exists());
-    // Every float and QAT run of E1, E2, E3 and E4 leaves its validation curve, for both smoke seeds.
+    // Every float and QAT run of E1 to E5 leaves its validation curve, for both smoke seeds.
     let curves = rows(&dir.join("curves.csv"));
-    for source in ["Table 4.1", "Table 4.2", "Table 4.3", "Table 4.7"] {
+    for source in [
+        "Table 4.1",
+        "Table 4.2",
+        "Table 4.3",
+        "Table 4.7",
+        "COMPANION",
+    ] {
         for seed in ["0", "1"] {
             assert!(
                 curves.iter().any(|r| r[1].contains(source)
@@ -220,4 +226,33 @@ fn other_data_does_not_reuse_a_checkpoint() {
     let second = run(shifted.path());
     assert_eq!(second.len(), 2 * first.len(), "{second:?}");
     assert_eq!(run(clean.path()), second, "the clean data again resumes");
+}
+
+/// An E5 unit is one seed and one width of the grid; a width outside the grid is refused, naming
+/// the grid.
+#[test]
+fn latency_runs_one_width_and_refuses_one_outside_the_grid() {
+    let out = tempfile::tempdir().unwrap();
+    let run = |width: &str| {
+        Command::new(env!("CARGO_BIN_EXE_integer-qat"))
+            .args(["--profile", "smoke", "--dataset", "mnist", "--seeds", "1"])
+            .args(["--seed", "1", "--out"])
+            .arg(out.path())
+            .arg("--checkpoints")
+            .arg(out.path().join("ckpt"))
+            .args(["latency", "--width", width])
+            .output()
+            .unwrap()
+    };
+    let refused = run("0.3");
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("--width 0.3 is not in the smoke profile's grid: use one of 0.25"),
+        "{message}"
+    );
+    assert!(run("0.25").status.success());
+    let e5 = rows(&out.path().join("integer-qat/e5_latency.csv"));
+    assert!(!e5.is_empty() && e5.iter().all(|r| &r[11] == "1"));
+    assert!(e5.iter().all(|r| r[3].starts_with("MobileNet_v1_0.25_")));
 }

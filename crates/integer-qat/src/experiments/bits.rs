@@ -65,26 +65,3 @@ pub(crate) fn bits_seed(ctx: &Ctx, spec: &ModelSpec, seed: u64, splits: &Splits)
     ctx.record("e4_bits", &rows)?;
     ctx.record("curves", &curves)
 }
-
-/// Draws the Table 4.7 heat map from `<out>/integer-qat/e4_bits.csv` beside it.
-pub fn figures(out: &std::path::Path, profile: Profile) -> Res<()> {
-    let dir = out.join(PAPER_DIR);
-    let table = |name: &str| -> Res<Vec<ResultRow>> {
-        repro::results::read_rows(&dir.join(format!("{name}.csv"))).map_err(err)
-    };
-    let write = |stem: &str, svg: String| -> Res<()> {
-        let path = dir.join(format!("{stem}.svg"));
-        std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-        Ok(())
-    };
-    let published = repro::published::PaperExperiments::published_of(PAPER_DIR).map_err(err)?;
-    if let Some(svg) = crate::figures::bits_heat_map(&table("e4_bits")?, &published, profile.name())
-    {
-        write("e4_bits_heatmap", svg)?;
-    }
-    for (stem, svg) in crate::figures::learning_curves(&table("curves")?, profile.name()) {
-        write(&stem, svg)?;
-    }
-    Ok(())
-}

@@ -11,7 +11,7 @@ mod latency;
 mod relu;
 mod schemes;
 
-pub use bits::{bits, figures};
+pub use bits::bits;
 pub use depth::{agreement, depth};
 pub use latency::latency;
 pub use relu::relu;
@@ -45,6 +45,8 @@ pub(crate) const PAPER: &str = "jacob2018";
 pub(crate) const PAPER_DIR: &str = "integer-qat";
 pub(crate) const T41_TEXT: &str = "arXiv:1712.05877v1/CVPR2018 Sec 4.1.1 text";
 pub(crate) const COMPANION: &str = "COMPANION (not in paper): tensorflow/models research/slim/nets/mobilenet_v1.md, checkpoints mobilenet_v1_2018_02_22";
+/// The companion table's name for its 8-bit models.
+pub(crate) const COMPANION_QAT: &str = "QAT (contrib.quantize, fake-quant graph)";
 pub(crate) const SEC5: &str = "arXiv:1712.05877v1/CVPR2018 Sec 5 text";
 pub(crate) const FIG: &str =
     "arXiv:1712.05877v1 Figs 1.1c/4.1/4.2 (latency vs accuracy; points not read)";
@@ -371,4 +373,35 @@ impl Ctx {
     pub fn elapsed_seconds(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
+}
+
+/// Redraws, from the tables under `<out>/integer-qat/`, the figures drawn from tables alone: the
+/// Table 4.7 heat map (ours beside the paper's), the learning curves of every experiment and the E5
+/// accuracy-latency plot (once `e5_latency.csv` exists), each beside its table.
+pub fn figures(out: &std::path::Path, profile: Profile) -> Res<()> {
+    let dir = out.join(PAPER_DIR);
+    let table = |name: &str| -> Res<Vec<ResultRow>> {
+        repro::results::read_rows(&dir.join(format!("{name}.csv"))).map_err(err)
+    };
+    let write = |stem: &str, svg: String| -> Res<()> {
+        let path = dir.join(format!("{stem}.svg"));
+        std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+        Ok(())
+    };
+    let published = repro::published::PaperExperiments::published_of(PAPER_DIR).map_err(err)?;
+    if let Some(svg) = crate::figures::bits_heat_map(&table("e4_bits")?, &published, profile.name())
+    {
+        write("e4_bits_heatmap", svg)?;
+    }
+    for (stem, svg) in crate::figures::learning_curves(&table("curves")?, profile.name()) {
+        write(&stem, svg)?;
+    }
+    if dir.join("e5_latency.csv").exists() {
+        let e5 = table("e5_latency")?;
+        if let Some(svg) = latency::accuracy_latency_figure(&e5, profile.name()) {
+            write("e5_latency_accuracy", svg)?;
+        }
+    }
+    Ok(())
 }
