@@ -84,10 +84,11 @@ pub fn convert(
     let mut fc = None;
     for (i, (layer, shape)) in layers.iter().zip(&shapes).enumerate() {
         // Per channel, the factor batch norm leaves outside the weights (1 when they are folded).
-        let (w, bn_scale) = match (&layer.bn, layer.unfolded_weights) {
-            (Some(bn), true) => (layer.weight.val(), host(bn.fold_scale())),
-            _ => (layer.folded_weight(), vec![1.0; shape.cout]),
+        let bn_scale = match (&layer.bn, layer.unfolded_weights) {
+            (Some(bn), true) => host(bn.fold_scale()),
+            _ => vec![1.0; shape.cout],
         };
+        let w = layer.weights_to_quantize();
         if folding == Folding::PerLayerFolding && layer.unfolded_weights {
             return Err(format!(
                 "layer {i} was trained on unfolded weights (PL+ICN): deploy it with ICN or thresholds"

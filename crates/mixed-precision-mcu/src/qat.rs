@@ -12,6 +12,7 @@ use quant_train::layers::{Activation, GlobalAvgPool, Phase, QLayer};
 use quant_train::models::{Block, Net};
 use quant_train::quant::{Quantizer, QuantizerRef};
 use quant_train::rng::Rng;
+use quant_train::weight_range::LearnedWeightRange;
 use repro::datasets::ImageSet;
 
 /// Builds the float TinyMbV1 for `model` (ReLU6 activations, BN after every conv, bias-free convs,
@@ -142,6 +143,47 @@ impl Quantizer for MinMaxWeights {
     }
 }
 
+/// L2 decay of the learned per-layer weight ranges: the official optimizer gives their parameter
+/// group a weight decay of 5e-4.
+pub const RANGE_DECAY: f64 = 5e-4;
+
+/// Where the learned range of a per-layer weight tensor `w` (the values the quantizer sees) starts,
+/// as the official code initializes it: folded weights (FB) at their min/max; unfolded weights
+/// (ICN, where batch norm's scale stays outside) on the `bits`-bit grid around their mean that fits
+/// them best in least squares, found by ten rounds of: step `γ`, range `mean ± γ (2^bits - 1)/2`
+/// widened to hold 0, codes `round(clamp(w)/γ)` (ties to even, as torch rounds), then `γ` the
+/// least-squares step for those codes, `Σ q·w / Σ q²`. The range is that of the last round's `γ`.
+pub fn initial_weight_range(w: &[f32], bits: u32, fold: Fold) -> (f64, f64) {
+    let values = w.iter().map(|&v| f64::from(v));
+    if fold == Fold::FoldBn || w.is_empty() {
+        return values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    }
+    let levels = f64::from((1u32 << bits) - 1);
+    let half = levels / 2.0;
+    let mean = values.clone().sum::<f64>() / w.len() as f64;
+    let mut gamma = values.clone().map(|v| (v - mean).abs()).fold(0.0, f64::max) * 2.0 / levels;
+    let bounds = |g: f64| ((mean - g * half).min(0.0), (mean + g * half).max(0.0));
+    let mut used = gamma;
+    for _ in 0..10 {
+        used = gamma;
+        if used <= 0.0 {
+            break;
+        }
+        let (lo, hi) = bounds(used);
+        let (proj, norm) = values.clone().fold((0.0, 0.0), |(p, n), v| {
+            let q = (v.clamp(lo, hi) / used).round_ties_even();
+            (p + q * v, n + q * q)
+        });
+        if norm == 0.0 {
+            break;
+        }
+        gamma = proj / norm;
+    }
+    bounds(used)
+}
+
 /// Largest activation of every counted layer but the last on a calibration batch `x` (float view):
 /// the initial PACT clip per layer.
 ///
@@ -197,8 +239,10 @@ pub fn qat_net(
 ///
 /// Under per-layer weights, the layers `folds` marks ICN quantize their unfolded weights and keep
 /// batch norm for the ICN stage (the official PL+ICN); the others quantize the folded weights (FB).
+/// Per-layer weights are clamped to a learned range first (the official "PerLayerAsymPACT", with
+/// its weight decay [`RANGE_DECAY`]), which starts where [`initial_weight_range`] puts it.
 /// Per-channel weights are always folded: a scale per channel already carries `γ/σ`, so folding is
-/// exactly ICN there.
+/// exactly ICN there; their ranges are per-step min/max, as in the official code.
 pub fn make_qat(
     net: &mut Net,
     bits: &BitWidths,
@@ -219,6 +263,20 @@ pub fn make_qat(
             bits: u32::from(bits.weights[i]),
             channels,
         }));
+        if granularity == Granularity::PerLayer {
+            let w: Vec<f32> = layer
+                .weights_to_quantize()
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .unwrap_or_default();
+            let fold = if layer.unfolded_weights {
+                Fold::Icn
+            } else {
+                Fold::FoldBn
+            };
+            let (lo, hi) = initial_weight_range(&w, u32::from(bits.weights[i]), fold);
+            layer.learned_range = Some(LearnedWeightRange::new(lo, hi, RANGE_DECAY, device));
+        }
         if i + 1 < n {
             layer.output.activation = Activation::Pact(alphas[i]);
             let alpha = Tensor::from_floats([alphas[i] as f32], device);
@@ -228,4 +286,80 @@ pub fn make_qat(
             }));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Folded weights start at their extremes; unfolded ones on the least-squares 2-bit grid:
+    /// from γ = 2/3 the codes of [-1, -0.5, 0, 0.5, 1] are [-2, -1, 0, 1, 2], whose least-squares
+    /// step is 5/10 = 0.5, a fixed point, so the range is 0 ± 0.5 · 3/2.
+    #[test]
+    fn learned_ranges_start_at_the_extremes_or_the_least_squares_grid() {
+        let w = [-1.0, -0.5, 0.0, 0.5, 1.0];
+        assert_eq!(initial_weight_range(&w, 2, Fold::FoldBn), (-1.0, 1.0));
+        let (lo, hi) = initial_weight_range(&w, 2, Fold::Icn);
+        assert!(
+            (lo + 0.75).abs() < 1e-12 && (hi - 0.75).abs() < 1e-12,
+            "{lo} {hi}"
+        );
+        // A range always holds zero, as the integer formats need.
+        let (lo, hi) = initial_weight_range(&[0.5, 0.75, 1.0], 4, Fold::Icn);
+        assert!(lo == 0.0 && hi > 0.75, "{lo} {hi}");
+    }
+
+    /// Per-layer weights get a learned range starting at their extremes; per-channel ones none.
+    #[test]
+    fn only_per_layer_weights_learn_their_range() {
+        let device = Device::flex();
+        let model = MobileNetV1::tiny(16, 0.25, 8);
+        let float = build_net(&model, 1, &device);
+        let n = float.layers().len();
+        let bits = BitWidths::uniform(n, 8);
+        let alphas = vec![6.0; n - 1];
+        let folds = vec![Fold::FoldBn; n];
+        let mut pl = float.clone();
+        make_qat(
+            &mut pl,
+            &bits,
+            (Granularity::PerLayer, &folds),
+            &alphas,
+            &device,
+        );
+        for l in pl.layers() {
+            let range = l.learned_range.as_ref().expect("a per-layer range");
+            let (lo, hi) = range.values();
+            let w: Vec<f32> = l.folded_weight().into_data().try_into_vec_as().unwrap();
+            let (min, max) = w
+                .iter()
+                .fold((0.0f32, 0.0f32), |(a, b), &v| (a.min(v), b.max(v)));
+            assert!((lo - f64::from(min)).abs() < 1e-6 && (hi - f64::from(max)).abs() < 1e-6);
+        }
+        // Unfolded (ICN) weights start on their least-squares grid, which clips the extremes.
+        let mut icn = float.clone();
+        let icn_folds = vec![Fold::Icn; n];
+        make_qat(
+            &mut icn,
+            &bits,
+            (Granularity::PerLayer, &icn_folds),
+            &alphas,
+            &device,
+        );
+        let clipped = icn.layers().iter().any(|l| {
+            let (lo, hi) = l.learned_range.as_ref().unwrap().values();
+            let w: Vec<f32> = l.weight.val().into_data().try_into_vec_as().unwrap();
+            w.iter().any(|&v| f64::from(v) < lo || f64::from(v) > hi)
+        });
+        assert!(clipped, "no ICN layer's starting range clips a weight");
+        let mut pc = float;
+        make_qat(
+            &mut pc,
+            &bits,
+            (Granularity::PerChannel, &folds),
+            &alphas,
+            &device,
+        );
+        assert!(pc.layers().iter().all(|l| l.learned_range.is_none()));
+    }
 }

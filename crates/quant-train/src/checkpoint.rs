@@ -253,8 +253,13 @@ pub fn net_structure(model: &Net) -> String {
             .map(|q| format!(" params={q:?}"))
             .unwrap_or_default();
         let unfolded = if l.unfolded_weights { " unfolded" } else { "" };
+        let learned = l
+            .learned_range
+            .as_ref()
+            .map(|r| format!(" learned-range decay={}", r.decay))
+            .unwrap_or_default();
         format!(
-            "{:?} w={:?}{unfolded} act={:?} out={:?}{params}",
+            "{:?} w={:?}{unfolded}{learned} act={:?} out={:?}{params}",
             l.kind, l.weight_quantizer, l.output.activation, l.output.quantizer
         )
     };

@@ -14,6 +14,7 @@ use crate::conv::{ConvSettings, conv2d};
 use crate::fused::{self, Clip, Grid};
 use crate::quant::{EmaObserver, QuantizerRef, affine_clip, tensor_range};
 use crate::rng::Rng;
+use crate::weight_range::LearnedWeightRange;
 
 /// ReLU6 as a clamp to `[0, 6]` (Burn's `relu6`, gradient 1 on the closed interval).
 const RELU6: Clip = Clip {
@@ -337,6 +338,9 @@ pub struct QLayer {
     /// after, as in the folded path. `false` (Jacob's folding) by default.
     #[module(skip)]
     pub unfolded_weights: bool,
+    /// A learned range the weights are clamped to before weight quantization (Rusci et al.'s
+    /// per-layer "PACT" weights); `None`: the quantizer sees the weights as they are.
+    pub learned_range: Option<LearnedWeightRange>,
 }
 
 impl QLayer {
@@ -416,6 +420,7 @@ impl QLayer {
             weight_quantizer: None,
             param_quantizer: None,
             unfolded_weights: false,
+            learned_range: None,
         }
     }
 
@@ -482,9 +487,28 @@ impl QLayer {
         }
     }
 
-    /// The real range the weight quantizer sees: min/max of the current folded weights.
+    /// The weights the weight quantizer sees in evaluation, which exporters quantize: folded with
+    /// the moving batch-norm statistics (as they are, with [`Self::unfolded_weights`]), clamped to
+    /// the learned range when there is one.
+    pub fn weights_to_quantize(&self) -> Tensor<4> {
+        let w = match self.unfolded_weights {
+            true => self.weight.val(),
+            false => self.folded_weight(),
+        };
+        self.clamp_to_learned_range(w)
+    }
+
+    /// `w` clamped to [`Self::learned_range`] when there is one.
+    fn clamp_to_learned_range(&self, w: Tensor<4>) -> Tensor<4> {
+        match &self.learned_range {
+            Some(learned) => learned.clamp(w),
+            None => w,
+        }
+    }
+
+    /// The real range the weight quantizer sees: min/max of [`Self::weights_to_quantize`].
     pub fn weight_range(&self) -> (f64, f64) {
-        tensor_range(&self.folded_weight())
+        tensor_range(&self.weights_to_quantize())
     }
 
     /// Applies weights `w` (this layer's shape) and an optional bias the way this layer does
@@ -526,6 +550,7 @@ impl QLayer {
         };
         let w = match (&self.weight_quantizer, phase.quantize_weights) {
             (Some(q), true) => {
+                let w = self.clamp_to_learned_range(w);
                 let range = tensor_range(&w);
                 q.apply(w, range)
             }

@@ -18,7 +18,8 @@
 //!   `quant_core::rounding`); [`EmaObserver`]; binary and ternary weights
 //!   ([`sign_weights::SignWeights`], BWN / TWN). Put formats on a model with
 //!   `Net::set_quantizers(weight, act)`, or per layer with [`Net::map_layers`] /
-//!   [`Net::map_output_stages`]. [`Activation`] includes `Pact(α0)` (learned clip).
+//!   [`Net::map_output_stages`]. [`Activation`] includes `Pact(α0)` (learned clip); a layer's
+//!   weights can have one too ([`weight_range::LearnedWeightRange`] in `QLayer::learned_range`).
 //!   A [`Phase`] says what a forward pass does: [`Phase::EVAL`], [`Phase::FLOAT_EVAL`],
 //!   [`Phase::CALIBRATE`] (PTQ), or the training phase from [`QatSchedule::phase`].
 //! * **Training** ([`train`]): [`TrainConfig`] (epochs, batch, [`Optimizer::Sgd`] (momentum
@@ -66,6 +67,7 @@ pub mod rng;
 pub mod sign_weights;
 mod simd;
 pub mod train;
+pub mod weight_range;
 
 /// The device a model trains on (Burn's, picked at run time by [`BackendKind`]), for crates that
 /// train through this one without depending on Burn.

@@ -144,6 +144,16 @@ impl Net {
         out
     }
 
+    /// The decay term of every learned weight range ([`QLayer::learned_range`]) for the training
+    /// loss; `None` when no layer has one, so that models without them train as before.
+    pub fn learned_range_penalty(&self) -> Option<Tensor<1>> {
+        self.layers()
+            .into_iter()
+            .filter_map(|l| l.learned_range.as_ref())
+            .map(|r| r.penalty())
+            .reduce(|a, b| a + b)
+    }
+
     /// Sets the weight quantizer of every layer and the activation quantizer of every output stage
     /// (`None` = float). Use [`Net::map_layers`] and [`Net::map_output_stages`] for per-layer
     /// choices (e.g. Rusci's mixed precision).

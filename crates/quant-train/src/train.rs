@@ -464,7 +464,12 @@ pub fn train(
             }
             loss_sum += loss_value;
             seen += n;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            // Learned weight ranges add their decay to what is minimized, not to the reported loss.
+            let objective = match model.learned_range_penalty() {
+                Some(penalty) => loss + penalty,
+                None => loss,
+            };
+            let grads = GradientsParams::from_grads(objective.backward(), &model);
             model = optim.step(config.lr_at(step, total, steps_per_epoch), model, grads);
             bar.inc(1);
             bar.set_message(format!(

@@ -3,18 +3,21 @@
 use burn::prelude::*;
 use quant_core::fixedpoint::RoundingMode;
 use quant_train::export::{check_agreement, export};
+use quant_train::weight_range::LearnedWeightRange;
 use quant_train::{
     AffineQuantizer, ModelConfig, Phase, QuantizerRef, RunOptions, TrainConfig, evaluate,
     train::train,
 };
-use repro::datasets::{DatasetName, default_data_root, load};
+use repro::datasets::{Dataset, DatasetName, default_data_root, load};
+
+/// MNIST from the workspace's data folder.
+fn mnist() -> Dataset {
+    load(&default_data_root(), DatasetName::Mnist).unwrap_or_else(|e| panic!("{e}: run make data"))
+}
 
 #[test]
 fn float_then_qat_learns_and_resumes() {
-    let data = match load(&default_data_root(), DatasetName::Mnist) {
-        Ok(d) => d,
-        Err(e) => panic!("{e}: run make data"),
-    };
+    let data = mnist();
     let train_set = data.train.truncated(4096);
     let test_set = data.test.truncated(500);
     let dev = Device::flex();
@@ -92,10 +95,7 @@ fn float_then_qat_learns_and_resumes() {
 /// weights are the same with or without it; the last-quarter gain reads the curve's tail.
 #[test]
 fn validation_curve_observes_without_changing_training() {
-    let data = match load(&default_data_root(), DatasetName::Mnist) {
-        Ok(d) => d,
-        Err(e) => panic!("{e}: run make data"),
-    };
+    let data = mnist();
     let (train_set, val) = data.train.truncated(1536).split_validation(512).unwrap();
     let dev = Device::flex();
     let spec: quant_train::ModelSpec = "mlp:32".parse().unwrap();
@@ -129,4 +129,67 @@ fn validation_curve_observes_without_changing_training() {
         report.val_gain_last_quarter(),
         Some(val_acc[3] - val_acc[2])
     );
+}
+
+/// Learned weight ranges train: the bounds move (the clipped weights' gradient and the decay), a
+/// stronger decay pulls them further in, the weight quantizer sees only the clamped weights, and the
+/// exported engine model clamps them as training did.
+#[test]
+fn learned_weight_ranges_train_and_export_clamped() {
+    let data = mnist();
+    let train_set = data.train.truncated(1024);
+    let test_set = data.test.truncated(200);
+    let dev = Device::flex();
+    let mut float = ModelConfig::new("mlp:32".parse().unwrap(), 5).build(&dev);
+    float.set_quantizers(
+        Some(QuantizerRef::new(AffineQuantizer::weights(4).unwrap())),
+        Some(QuantizerRef::new(AffineQuantizer::activations(8).unwrap())),
+    );
+    let start: Vec<(f64, f64)> = float
+        .layers()
+        .iter()
+        .map(|l| {
+            let (lo, hi) = l.weight_range();
+            (lo / 2.0, hi / 2.0)
+        })
+        .collect();
+    let trained = |decay: f64| {
+        let mut net = float.clone();
+        net.map_layers(|i, l| {
+            let (lo, hi) = start[i];
+            l.learned_range = Some(LearnedWeightRange::new(lo, hi, decay, &dev));
+        });
+        let cfg = TrainConfig::adam(1, 1e-2, 4);
+        train(net, &train_set, &cfg, &RunOptions::default(), &dev)
+            .unwrap()
+            .0
+    };
+    let width = |net: &quant_train::Net| -> f64 {
+        net.layers()
+            .iter()
+            .map(|l| {
+                let (lo, hi) = l.learned_range.as_ref().unwrap().values();
+                hi - lo
+            })
+            .sum()
+    };
+    let (free, pulled) = (trained(0.0), trained(100.0));
+    assert!(
+        width(&pulled) < width(&free),
+        "{} {}",
+        width(&pulled),
+        width(&free)
+    );
+    for (l, &(lo0, hi0)) in free.layers().iter().zip(&start) {
+        let (lo, hi) = l.learned_range.as_ref().unwrap().values();
+        assert!(lo != lo0 && hi != hi0, "bounds did not train: {lo0} {hi0}");
+        let (wlo, whi) = l.weight_range();
+        assert!(
+            wlo >= lo - 1e-6 && whi <= hi + 1e-6,
+            "{wlo} {whi} outside {lo} {hi}"
+        );
+    }
+    let int = export(&free, [1, 28, 28], RoundingMode::Double).unwrap();
+    let a = check_agreement(&free, &int, &test_set, &dev).unwrap();
+    assert!(a.agreement >= 0.99 && a.max_lsb <= 2, "{a:?}");
 }

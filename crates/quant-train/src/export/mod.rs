@@ -184,7 +184,7 @@ pub(crate) fn quantize_layer(
             ))
         })?;
     let out_q = stage_params(&l.output, &format!("layer {index}"))?;
-    let codes = floats(l.folded_weight())
+    let codes = floats(l.weights_to_quantize())
         .into_iter()
         .map(|v| Ok((wq.quantize(f64::from(v))? - 128) as i8))
         .collect::<Result<Vec<i8>, ExportError>>()?;
