@@ -2,7 +2,8 @@
 CARGO ?= cargo
 
 .PHONY: data test fmt clippy unit check-results bench-kernels bench-train compare figures report reproduce-all \
-        reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
+        reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat \
+        reproduce-schemes
 
 data:
 	./scripts/fetch_data.sh
@@ -91,4 +92,9 @@ figures:
 report: compare figures
 	$(CARGO) run -p repro -- report
 
-reproduce-all: reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat
+# The cross-scheme table: one MLP quantized by every scheme that applies to it, three seeds (a few
+# minutes on 2 cores); results/schemes/mlp.csv and mlp.svg, the table in crates/schemes/README.md.
+reproduce-schemes: data
+	$(CARGO) run -p schemes -- run
+
+reproduce-all: reproduce-pocketnn reproduce-integer-qat reproduce-f8net reproduce-mixed-precision-mcu reproduce-adaptivfloat reproduce-schemes

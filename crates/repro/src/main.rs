@@ -207,9 +207,15 @@ fn git(root: &Path, args: &[&str]) -> Option<String> {
     repro::manifest::git(root, args).map(|out| String::from_utf8_lossy(&out).trim().to_string())
 }
 
+/// Results of the cross-scheme table (`crates/schemes`), which is no paper's but is checked like one.
+const CROSS_SCHEME_DIR: &str = "schemes";
+
 fn run_provenance(root: &Path) -> Result<(), TableError> {
-    // Run manifests of the papers' tables (benchmarks keep their own machine manifests).
-    let mut manifests: Vec<PathBuf> = paper_dirs(&root.join("experiments"))?
+    // Run manifests of the papers' tables and of the cross-scheme table (benchmarks keep their own
+    // machine manifests).
+    let mut dirs = paper_dirs(&root.join("experiments"))?;
+    dirs.push(CROSS_SCHEME_DIR.to_string());
+    let mut manifests: Vec<PathBuf> = dirs
         .iter()
         .filter_map(|dir| std::fs::read_dir(root.join("results").join(dir)).ok())
         .flatten()

@@ -5,11 +5,7 @@ use super::*;
 
 /// Median batch-1 latency in ms of `f` over `runs` runs after 3 warm-up runs, on a pool of
 /// `threads` threads (Burn flex and the integer engine both use rayon).
-pub(crate) fn latency_ms(
-    threads: usize,
-    runs: usize,
-    mut f: impl FnMut() -> Res<()> + Send,
-) -> Res<f64> {
+pub fn latency_ms(threads: usize, runs: usize, mut f: impl FnMut() -> Res<()> + Send) -> Res<f64> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

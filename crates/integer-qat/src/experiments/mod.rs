@@ -13,7 +13,7 @@ mod schemes;
 
 pub use bits::bits;
 pub use depth::{agreement, depth};
-pub use latency::latency;
+pub use latency::{latency, latency_ms};
 pub use relu::relu;
 pub use schemes::schemes;
 

@@ -1,0 +1,17 @@
+//! The cross-scheme table: one architecture quantized by every scheme of the workspace that applies
+//! to it, each row measured the same way — top-1 on the whole test set (through the integer graph
+//! wherever the scheme is integer), model bytes, peak activation bytes, batch-1 latency and the
+//! operation counts the integer engines record while they run.
+//!
+//! No paper has this table: each compares its own scheme against its own baselines, on its own model.
+//! Here every scheme starts from the same float model of each seed, so the rows differ only in the
+//! scheme. The first architecture is the MLP 784-256-256-10 on Fashion-MNIST ([`mlp`]); the schemes
+//! that need convolutions (Rusci et al.'s sub-byte MobileNet graph, F8Net's fixed-point engine, which
+//! this crate does not yet build from a quant-train model) are not in it yet.
+
+pub mod measure;
+pub mod mlp;
+pub mod table;
+
+/// The `paper` column and the folder under `results/` of the table's rows.
+pub const TABLE_DIR: &str = "schemes";

@@ -1,0 +1,395 @@
+//! The MLP rows: 784-256-256-10 on Fashion-MNIST (AdaptivFloat's Seq2Seq stand-in), one float model
+//! per seed, then every scheme that applies to a chain of fully connected layers.
+//!
+//! * **float32** — the float model (Jacob's float recipe of `integer-qat`: Adam 2e-3, cosine decay).
+//! * **Jacob int8 PTQ / QAT** — uint8 activations, int8 weights, fixed-point requantization
+//!   (double rounding as gemmlowp), run by quant-core's integer engine, which also counts the
+//!   operations; PTQ calibrates on 1024 training images, QAT fine-tunes with `integer-qat`'s recipe.
+//! * **Uniform / AdaptivFloat weights at 8, 6, 4 bits** — every parameter tensor quantized on its
+//!   own (AdaptivFloat's reference PTQ, `e = 3` as in its paper), activations in float: a
+//!   simulation, with no integer kernel here, so no latency and no operation counts.
+//! * **PocketNN** — the same layer widths trained from scratch in integer arithmetic only (direct
+//!   feedback alignment, pocket tanh, the reference's recipe: batch 20, `lrInv` 1000 doubling every
+//!   10 epochs), int32 weights and activations.
+//!
+//! Rusci et al.'s mixed 8/4/2-bit scheme and F8Net's fixed point are convolutional graphs in this
+//! workspace and are not rows of the MLP.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use adaptivfloat::fakequant::quantize_all_parameters;
+use burn::prelude::*;
+use integer_qat::experiments::latency_ms;
+use integer_qat::recipe::{float_config, qat_config, quantized_copy};
+use pocketnn::activation::PocketActivation;
+use pocketnn::network::{ForwardState, Network};
+use pocketnn::rng::{Pcg32, RunRng};
+use pocketnn::train::{Split, TrainConfig as PocketConfig};
+use quant_core::fixedpoint::RoundingMode;
+use quant_core::formats::{Format, FormatKind};
+use quant_train::data::batch;
+use quant_train::export::{check_agreement, export, float_size_bytes};
+use quant_train::train::train;
+use quant_train::{ModelConfig, ModelSpec, Net, Phase, RunOptions, evaluate};
+use repro::Profile;
+use repro::datasets::ImageSet;
+use repro::manifest::Run;
+use repro::results::{Measured, ResultRow, RunStamp};
+
+use crate::TABLE_DIR;
+use crate::measure::{op_count_metrics, peak_activation_bytes, storage_bytes};
+
+/// Layer widths, input first.
+pub const WIDTHS: [usize; 4] = [784, 256, 256, 10];
+/// The `model` column.
+pub const MODEL: &str = "MLP 784-256-256-10";
+/// The `source` column.
+pub const SOURCE: &str = "cross-scheme table (same float model per seed)";
+/// Bits of the weight-only formats.
+pub const FORMAT_BITS: [u32; 3] = [8, 6, 4];
+/// The schemes (the `method` column), in the table's order.
+pub const METHODS: [&str; 6] = [FLOAT, JACOB_PTQ, JACOB_QAT, UNIFORM, ADAPTIVFLOAT, POCKETNN];
+const FLOAT: &str = "float32";
+const JACOB_PTQ: &str = "Jacob int8 PTQ";
+const JACOB_QAT: &str = "Jacob int8 QAT";
+const UNIFORM: &str = "Uniform weights (PTQ)";
+const ADAPTIVFLOAT: &str = "AdaptivFloat weights (PTQ)";
+const POCKETNN: &str = "PocketNN (integer-only training)";
+
+/// Sizes of one profile.
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    pub train: usize,
+    pub validation: usize,
+    pub test: usize,
+    pub float_epochs: u32,
+    pub qat_epochs: u32,
+    pub pocket_epochs: u32,
+    pub seeds: u64,
+    pub latency_runs: usize,
+}
+
+impl Sizes {
+    /// The smoke profile's slices or the full data (the whole test file).
+    pub fn of(profile: Profile) -> Sizes {
+        match profile {
+            Profile::Smoke => Sizes {
+                train: 600,
+                validation: 100,
+                test: 200,
+                float_epochs: 1,
+                qat_epochs: 1,
+                pocket_epochs: 1,
+                seeds: 1,
+                latency_runs: 3,
+            },
+            Profile::Full | Profile::Paper => Sizes {
+                train: 55_000,
+                validation: 5_000,
+                test: 10_000,
+                float_epochs: 15,
+                qat_epochs: 2,
+                pocket_epochs: 20,
+                seeds: 3,
+                latency_runs: 100,
+            },
+        }
+    }
+}
+
+/// The three disjoint sets: training, its validation tail (scored per epoch, never trained on) and
+/// the test file.
+pub struct Sets {
+    pub train: ImageSet,
+    pub validation: Arc<ImageSet>,
+    pub test: ImageSet,
+}
+
+/// What the rows of one run share.
+pub struct Bench<'a> {
+    pub sizes: Sizes,
+    pub sets: Sets,
+    pub device: Device,
+    pub run: &'a Run,
+    pub profile: &'static str,
+    pub dataset: String,
+    pub checkpoints: PathBuf,
+}
+
+/// One row's key columns and value.
+struct Cell<'a> {
+    method: &'a str,
+    bits: (u32, u32),
+    metric: &'a str,
+    value: f64,
+}
+
+impl Bench<'_> {
+    fn row(&self, c: Cell, seed: u64, epochs: u32) -> ResultRow {
+        let (w, a) = (c.bits.0.to_string(), c.bits.1.to_string());
+        let proxy = format!(
+            "{} ({} train / {} validation / {} test images); every scheme from the same float model of its seed (PocketNN trains its own, integer-only)",
+            self.dataset,
+            self.sets.train.len(),
+            self.sets.validation.len(),
+            self.sets.test.len()
+        );
+        ResultRow::new(
+            Measured {
+                paper: TABLE_DIR,
+                source: SOURCE,
+                dataset: &self.dataset,
+                model: MODEL,
+                method: c.method,
+                bits: (&w, &a),
+                metric: c.metric,
+                proxy: &proxy,
+            },
+            c.value,
+            &RunStamp {
+                profile: self.profile,
+                seed,
+                epochs,
+                run_id: &self.run.run_id,
+            },
+        )
+    }
+
+    fn options(&self, name: &str, seed: u64) -> RunOptions {
+        RunOptions {
+            checkpoint: Some(
+                self.checkpoints
+                    .join(format!("{}-mlp-{name}-s{seed}", self.profile)),
+            ),
+            label: format!("{name} seed {seed}"),
+            validation: Some(Arc::clone(&self.sets.validation)),
+        }
+    }
+
+    /// Batch-1 latency (ms, median, one thread) of `f`.
+    fn latency(&self, f: impl FnMut() -> Result<(), String> + Send) -> Result<f64, String> {
+        latency_ms(1, self.sizes.latency_runs, f)
+    }
+
+    /// Every row of one seed.
+    pub fn seed_rows(&self, seed: u64) -> Result<Vec<ResultRow>, String> {
+        let float = self.float_model(seed)?;
+        let mut cells = self.float_cells(&float)?;
+        cells.extend(self.jacob_cells(&float, seed)?);
+        cells.extend(self.format_cells(&float)?);
+        let mut rows: Vec<ResultRow> = cells
+            .into_iter()
+            .map(|c| self.row(c, seed, self.sizes.float_epochs))
+            .collect();
+        rows.extend(
+            self.pocket_cells(seed)?
+                .into_iter()
+                .map(|c| self.row(c, seed, self.sizes.pocket_epochs)),
+        );
+        Ok(rows)
+    }
+
+    fn float_model(&self, seed: u64) -> Result<Net, String> {
+        let spec: ModelSpec = "mlp:256,256".parse()?;
+        let net = ModelConfig::new(spec, seed).build(&self.device);
+        let config = float_config(self.sizes.float_epochs, seed);
+        train(
+            net,
+            &self.sets.train,
+            &config,
+            &self.options("float", seed),
+            &self.device,
+        )
+        .map(|(net, _)| net)
+        .map_err(|e| e.to_string())
+    }
+
+    fn float_cells(&self, float: &Net) -> Result<Vec<Cell<'static>>, String> {
+        let test = &self.sets.test;
+        let (x, _) = batch(test, &[0], &self.device);
+        let latency = self.latency(|| {
+            let y = float.forward(x.clone(), &Phase::FLOAT_EVAL);
+            y.into_data()
+                .try_into_vec_as::<f32>()
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        let method = FLOAT;
+        Ok(vec![
+            Cell {
+                method,
+                bits: (32, 32),
+                metric: "top1_acc_pct",
+                value: evaluate(float, test, &Phase::FLOAT_EVAL, &self.device),
+            },
+            Cell {
+                method,
+                bits: (32, 32),
+                metric: "model_bytes",
+                value: float_size_bytes(float) as f64,
+            },
+            Cell {
+                method,
+                bits: (32, 32),
+                metric: "peak_activation_bytes",
+                value: peak_activation_bytes(&WIDTHS, 32) as f64,
+            },
+            Cell {
+                method,
+                bits: (32, 32),
+                metric: "latency_ms_batch1_1thread",
+                value: latency,
+            },
+        ])
+    }
+
+    /// Jacob et al.'s PTQ and QAT at 8/8, measured on the integer engine.
+    fn jacob_cells(&self, float: &Net, seed: u64) -> Result<Vec<Cell<'static>>, String> {
+        let train_set = &self.sets.train;
+        let ptq = quantized_copy(float, (8, 8))?;
+        let calibration: Vec<usize> = (0..train_set.len().min(1024)).collect();
+        for chunk in calibration.chunks(128) {
+            let (x, _) = batch(train_set, chunk, &self.device);
+            ptq.forward(x, &Phase::CALIBRATE);
+        }
+        let config = qat_config(self.sizes.qat_epochs, seed, train_set.len());
+        let (qat, _) = train(
+            quantized_copy(float, (8, 8))?,
+            train_set,
+            &config,
+            &self.options("jacob-qat8", seed),
+            &self.device,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut cells = self.integer_cells(JACOB_PTQ, &ptq)?;
+        cells.extend(self.integer_cells(JACOB_QAT, &qat)?);
+        Ok(cells)
+    }
+
+    fn integer_cells(&self, method: &'static str, net: &Net) -> Result<Vec<Cell<'static>>, String> {
+        let test = &self.sets.test;
+        let shape = [1, test.rows, test.cols];
+        let int = export(net, shape, RoundingMode::Double).map_err(|e| e.to_string())?;
+        let agreement =
+            check_agreement(net, &int, test, &self.device).map_err(|e| e.to_string())?;
+        let image = test.image(0);
+        let (_, counts) = int.model.run_counted(image, 1).map_err(|e| e.to_string())?;
+        let latency = self.latency(|| int.run(image, 1).map(|_| ()).map_err(|e| e.to_string()))?;
+        let cell = |metric, value| Cell {
+            method,
+            bits: (8, 8),
+            metric,
+            value,
+        };
+        let mut cells = vec![
+            cell("top1_acc_pct", agreement.engine_top1),
+            cell("model_bytes", int.size_bytes() as f64),
+            cell(
+                "peak_activation_bytes",
+                peak_activation_bytes(&WIDTHS, 8) as f64,
+            ),
+            cell("latency_ms_batch1_1thread", latency),
+        ];
+        cells.extend(
+            op_count_metrics(&counts)
+                .into_iter()
+                .map(|(m, v)| cell(m, v)),
+        );
+        Ok(cells)
+    }
+
+    /// Weight-only Uniform and AdaptivFloat at [`FORMAT_BITS`] (float activations).
+    fn format_cells(&self, float: &Net) -> Result<Vec<Cell<'static>>, String> {
+        let tensors: Vec<usize> = float
+            .layers()
+            .iter()
+            .flat_map(|l| [l.weight.dims().iter().product::<usize>(), l.out_channels()])
+            .collect();
+        let mut cells = Vec::new();
+        for (kind, exponent, method) in [
+            (FormatKind::Uniform, None, UNIFORM),
+            (FormatKind::AdaptivFloat, Some(3), ADAPTIVFLOAT),
+        ] {
+            for bits in FORMAT_BITS {
+                let format = Format::new(kind, bits, exponent).map_err(|e| e.to_string())?;
+                let net = quantize_all_parameters(float, &format);
+                let top1 = evaluate(&net, &self.sets.test, &Phase::FLOAT_EVAL, &self.device);
+                // One 32-bit per-tensor parameter (scale or exponent bias) beside each tensor.
+                let bytes: usize = tensors.iter().map(|&n| storage_bytes(n, bits, 4)).sum();
+                let cell = |metric, value| Cell {
+                    method,
+                    bits: (bits, 32),
+                    metric,
+                    value,
+                };
+                cells.push(cell("top1_acc_pct", top1));
+                cells.push(cell("model_bytes", bytes as f64));
+                cells.push(cell(
+                    "peak_activation_bytes",
+                    peak_activation_bytes(&WIDTHS, 32) as f64,
+                ));
+            }
+        }
+        Ok(cells)
+    }
+
+    /// PocketNN: the same widths trained in integer arithmetic only, scored after its last epoch.
+    fn pocket_cells(&self, seed: u64) -> Result<Vec<Cell<'static>>, String> {
+        let mut net =
+            Network::new(&WIDTHS, PocketActivation::PocketTanh).map_err(|e| e.to_string())?;
+        let train_split = Split::new(&self.sets.train, &net, "training set")?;
+        let test_split = Split::new(&self.sets.test, &net, "test set")?;
+        let config = PocketConfig {
+            epochs: self.sizes.pocket_epochs,
+            ..PocketConfig::default()
+        };
+        // The stream PocketNN's own runs use ("PKNN"), so seed s here is its PCG seed s.
+        let mut rng = RunRng::Pcg(Pcg32::new(seed, 0x504B_4E4E));
+        let history = pocketnn::train::train(
+            &mut net,
+            &train_split,
+            &test_split,
+            &config,
+            &[],
+            &mut rng,
+            |_| {},
+        )
+        .map_err(|e| e.to_string())?;
+        let last = history.last().ok_or("PocketNN ran no epoch")?;
+        let top1 = 100.0 * f64::from(last.test_correct) / test_split.len() as f64;
+        let params: usize = net
+            .layers()
+            .iter()
+            .map(|l| l.weight.len() + l.bias.len())
+            .sum();
+        let input: Vec<i32> = self
+            .sets
+            .test
+            .image(0)
+            .iter()
+            .map(|&v| i32::from(v))
+            .collect();
+        let latency = self.latency(|| {
+            let mut state = ForwardState::default();
+            net.forward(&input, 1, &mut state)
+                .map_err(|e| e.to_string())
+        })?;
+        let method = POCKETNN;
+        let cell = |metric, value| Cell {
+            method,
+            bits: (32, 32),
+            metric,
+            value,
+        };
+        Ok(vec![
+            cell("top1_acc_pct", top1),
+            cell("model_bytes", storage_bytes(params, 32, 0) as f64),
+            cell(
+                "peak_activation_bytes",
+                peak_activation_bytes(&WIDTHS, 32) as f64,
+            ),
+            cell("latency_ms_batch1_1thread", latency),
+        ])
+    }
+}

@@ -1,0 +1,87 @@
+//! The binary end to end in the smoke profile.
+
+use std::process::Command;
+
+fn schemes(out: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_schemes"))
+        .args(["--profile", "smoke", "--out"])
+        .arg(out)
+        .arg("--checkpoints")
+        .arg(out.join("ckpt"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn smoke_run_measures_every_scheme_and_prints_the_table() {
+    let out = tempfile::tempdir().unwrap();
+    let run = schemes(out.path(), &["run"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let table = out.path().join("schemes/mlp.csv");
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_path(&table)
+        .unwrap()
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    let value = |method: &str, w: &str, metric: &str| -> f64 {
+        let r = rows
+            .iter()
+            .find(|r| &r[4] == method && &r[5] == w && &r[7] == metric)
+            .unwrap_or_else(|| panic!("no {metric} row of {method} {w}"));
+        r[8].parse().unwrap()
+    };
+    for (method, w) in [
+        ("float32", "32"),
+        ("Jacob int8 PTQ", "8"),
+        ("Jacob int8 QAT", "8"),
+        ("Uniform weights (PTQ)", "4"),
+        ("AdaptivFloat weights (PTQ)", "6"),
+        ("PocketNN (integer-only training)", "32"),
+    ] {
+        let top1 = value(method, w, "top1_acc_pct");
+        assert!((0.0..=100.0).contains(&top1), "{method}: {top1}");
+        assert!(value(method, w, "model_bytes") > 0.0);
+    }
+    // The engine counted what it ran: one requantization multiply per output of the three layers,
+    // and one 8x8 product per weight.
+    assert_eq!(
+        value("Jacob int8 PTQ", "8", "mul_32x32_per_inference"),
+        (256 + 256 + 10) as f64
+    );
+    assert_eq!(
+        value("Jacob int8 QAT", "8", "mul_8x8_per_inference"),
+        (784 * 256 + 256 * 256 + 256 * 10) as f64
+    );
+    // 4-bit weights take half the bytes of 8-bit ones (plus the same per-tensor parameters).
+    let (w8, w4) = (
+        value("Uniform weights (PTQ)", "8", "model_bytes"),
+        value("Uniform weights (PTQ)", "4", "model_bytes"),
+    );
+    assert!((w8 - 2.0 * w4).abs() <= 6.0 * 4.0, "{w8} {w4}");
+    assert!(out.path().join("schemes/mlp.svg").exists());
+
+    let printed = schemes(out.path(), &["table"]);
+    assert!(printed.status.success());
+    let text = String::from_utf8_lossy(&printed.stdout);
+    assert_eq!(text.lines().count(), 2 + 1 + 2 + 3 + 3 + 1, "{text}");
+    assert!(
+        text.lines()
+            .nth(2)
+            .unwrap()
+            .starts_with("| float32 | 32/32 |")
+    );
+}
+
+#[test]
+fn epochs_are_refused_with_the_reason() {
+    let out = tempfile::tempdir().unwrap();
+    let run = schemes(out.path(), &["--epochs", "3", "run"]);
+    assert!(!run.status.success());
+    let message = String::from_utf8_lossy(&run.stderr);
+    assert!(message.contains("--epochs"), "{message}");
+}
