@@ -28,16 +28,19 @@ use pocketnn::rng::{Pcg32, RunRng};
 use pocketnn::train::{Split, TrainConfig as PocketConfig};
 use quant_core::fixedpoint::RoundingMode;
 use quant_core::formats::{Format, FormatKind};
+use quant_core::ops::OpCounts;
 use quant_train::data::batch;
 use quant_train::export::{check_agreement, export, float_size_bytes};
 use quant_train::train::train;
 use quant_train::{ModelConfig, ModelSpec, Net, Phase, RunOptions, evaluate};
+use rayon::prelude::*;
 use repro::Profile;
 use repro::datasets::ImageSet;
 use repro::manifest::Run;
 use repro::results::{Measured, ResultRow, RunStamp};
 
 use crate::TABLE_DIR;
+use crate::fixed_point::{self, DenseLayer, fixed_point_mlp};
 use crate::measure::{op_count_metrics, peak_activation_bytes, storage_bytes};
 
 /// Layer widths, input first.
@@ -49,10 +52,19 @@ pub const SOURCE: &str = "cross-scheme table (same float model per seed)";
 /// Bits of the weight-only formats.
 pub const FORMAT_BITS: [u32; 3] = [8, 6, 4];
 /// The schemes (the `method` column), in the table's order.
-pub const METHODS: [&str; 6] = [FLOAT, JACOB_PTQ, JACOB_QAT, UNIFORM, ADAPTIVFLOAT, POCKETNN];
+pub const METHODS: [&str; 7] = [
+    FLOAT,
+    JACOB_PTQ,
+    JACOB_QAT,
+    F8NET,
+    UNIFORM,
+    ADAPTIVFLOAT,
+    POCKETNN,
+];
 const FLOAT: &str = "float32";
 const JACOB_PTQ: &str = "Jacob int8 PTQ";
 const JACOB_QAT: &str = "Jacob int8 QAT";
+const F8NET: &str = "F8Net fixed point (PTQ)";
 const UNIFORM: &str = "Uniform weights (PTQ)";
 const ADAPTIVFLOAT: &str = "AdaptivFloat weights (PTQ)";
 const POCKETNN: &str = "PocketNN (integer-only training)";
@@ -117,17 +129,35 @@ pub struct Bench<'a> {
     pub checkpoints: PathBuf,
 }
 
-/// One row's key columns and value.
-struct Cell<'a> {
-    method: &'a str,
+/// What one scheme measured; `None` where it has no such measurement (no integer kernel to time
+/// or count).
+struct Outcome {
+    method: &'static str,
     bits: (u32, u32),
-    metric: &'a str,
-    value: f64,
+    top1: f64,
+    model_bytes: usize,
+    peak_activation_bytes: usize,
+    latency_ms: Option<f64>,
+    counts: Option<OpCounts>,
+}
+
+impl Outcome {
+    /// `(metric, value)` of every measurement.
+    fn metrics(&self) -> Vec<(&'static str, f64)> {
+        let mut out = vec![
+            ("top1_acc_pct", self.top1),
+            ("model_bytes", self.model_bytes as f64),
+            ("peak_activation_bytes", self.peak_activation_bytes as f64),
+        ];
+        out.extend(self.latency_ms.map(|ms| ("latency_ms_batch1_1thread", ms)));
+        out.extend(self.counts.iter().flat_map(op_count_metrics));
+        out
+    }
 }
 
 impl Bench<'_> {
-    fn row(&self, c: Cell, seed: u64, epochs: u32) -> ResultRow {
-        let (w, a) = (c.bits.0.to_string(), c.bits.1.to_string());
+    fn rows(&self, o: &Outcome, seed: u64, epochs: u32) -> Vec<ResultRow> {
+        let (w, a) = (o.bits.0.to_string(), o.bits.1.to_string());
         let proxy = format!(
             "{} ({} train / {} validation / {} test images); every scheme from the same float model of its seed (PocketNN trains its own, integer-only)",
             self.dataset,
@@ -135,25 +165,30 @@ impl Bench<'_> {
             self.sets.validation.len(),
             self.sets.test.len()
         );
-        ResultRow::new(
-            Measured {
-                paper: TABLE_DIR,
-                source: SOURCE,
-                dataset: &self.dataset,
-                model: MODEL,
-                method: c.method,
-                bits: (&w, &a),
-                metric: c.metric,
-                proxy: &proxy,
-            },
-            c.value,
-            &RunStamp {
-                profile: self.profile,
-                seed,
-                epochs,
-                run_id: &self.run.run_id,
-            },
-        )
+        o.metrics()
+            .into_iter()
+            .map(|(metric, value)| {
+                ResultRow::new(
+                    Measured {
+                        paper: TABLE_DIR,
+                        source: SOURCE,
+                        dataset: &self.dataset,
+                        model: MODEL,
+                        method: o.method,
+                        bits: (&w, &a),
+                        metric,
+                        proxy: &proxy,
+                    },
+                    value,
+                    &RunStamp {
+                        profile: self.profile,
+                        seed,
+                        epochs,
+                        run_id: &self.run.run_id,
+                    },
+                )
+            })
+            .collect()
     }
 
     fn options(&self, name: &str, seed: u64) -> RunOptions {
@@ -175,18 +210,15 @@ impl Bench<'_> {
     /// Every row of one seed.
     pub fn seed_rows(&self, seed: u64) -> Result<Vec<ResultRow>, String> {
         let float = self.float_model(seed)?;
-        let mut cells = self.float_cells(&float)?;
-        cells.extend(self.jacob_cells(&float, seed)?);
-        cells.extend(self.format_cells(&float)?);
-        let mut rows: Vec<ResultRow> = cells
-            .into_iter()
-            .map(|c| self.row(c, seed, self.sizes.float_epochs))
+        let mut outcomes = vec![self.float_outcome(&float)?];
+        outcomes.extend(self.jacob_outcomes(&float, seed)?);
+        outcomes.push(self.fixed_point_outcome(&float)?);
+        outcomes.extend(self.format_outcomes(&float)?);
+        let mut rows: Vec<ResultRow> = outcomes
+            .iter()
+            .flat_map(|o| self.rows(o, seed, self.sizes.float_epochs))
             .collect();
-        rows.extend(
-            self.pocket_cells(seed)?
-                .into_iter()
-                .map(|c| self.row(c, seed, self.sizes.pocket_epochs)),
-        );
+        rows.extend(self.rows(&self.pocket_outcome(seed)?, seed, self.sizes.pocket_epochs));
         Ok(rows)
     }
 
@@ -205,7 +237,7 @@ impl Bench<'_> {
         .map_err(|e| e.to_string())
     }
 
-    fn float_cells(&self, float: &Net) -> Result<Vec<Cell<'static>>, String> {
+    fn float_outcome(&self, float: &Net) -> Result<Outcome, String> {
         let test = &self.sets.test;
         let (x, _) = batch(test, &[0], &self.device);
         let latency = self.latency(|| {
@@ -215,37 +247,19 @@ impl Bench<'_> {
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         })?;
-        let method = FLOAT;
-        Ok(vec![
-            Cell {
-                method,
-                bits: (32, 32),
-                metric: "top1_acc_pct",
-                value: evaluate(float, test, &Phase::FLOAT_EVAL, &self.device),
-            },
-            Cell {
-                method,
-                bits: (32, 32),
-                metric: "model_bytes",
-                value: float_size_bytes(float) as f64,
-            },
-            Cell {
-                method,
-                bits: (32, 32),
-                metric: "peak_activation_bytes",
-                value: peak_activation_bytes(&WIDTHS, 32) as f64,
-            },
-            Cell {
-                method,
-                bits: (32, 32),
-                metric: "latency_ms_batch1_1thread",
-                value: latency,
-            },
-        ])
+        Ok(Outcome {
+            method: FLOAT,
+            bits: (32, 32),
+            top1: evaluate(float, test, &Phase::FLOAT_EVAL, &self.device),
+            model_bytes: float_size_bytes(float),
+            peak_activation_bytes: peak_activation_bytes(&WIDTHS, 32),
+            latency_ms: Some(latency),
+            counts: None,
+        })
     }
 
     /// Jacob et al.'s PTQ and QAT at 8/8, measured on the integer engine.
-    fn jacob_cells(&self, float: &Net, seed: u64) -> Result<Vec<Cell<'static>>, String> {
+    fn jacob_outcomes(&self, float: &Net, seed: u64) -> Result<[Outcome; 2], String> {
         let train_set = &self.sets.train;
         let ptq = quantized_copy(float, (8, 8))?;
         let calibration: Vec<usize> = (0..train_set.len().min(1024)).collect();
@@ -262,12 +276,13 @@ impl Bench<'_> {
             &self.device,
         )
         .map_err(|e| e.to_string())?;
-        let mut cells = self.integer_cells(JACOB_PTQ, &ptq)?;
-        cells.extend(self.integer_cells(JACOB_QAT, &qat)?);
-        Ok(cells)
+        Ok([
+            self.integer_outcome(JACOB_PTQ, &ptq)?,
+            self.integer_outcome(JACOB_QAT, &qat)?,
+        ])
     }
 
-    fn integer_cells(&self, method: &'static str, net: &Net) -> Result<Vec<Cell<'static>>, String> {
+    fn integer_outcome(&self, method: &'static str, net: &Net) -> Result<Outcome, String> {
         let test = &self.sets.test;
         let shape = [1, test.rows, test.cols];
         let int = export(net, shape, RoundingMode::Double).map_err(|e| e.to_string())?;
@@ -276,37 +291,70 @@ impl Bench<'_> {
         let image = test.image(0);
         let (_, counts) = int.model.run_counted(image, 1).map_err(|e| e.to_string())?;
         let latency = self.latency(|| int.run(image, 1).map(|_| ()).map_err(|e| e.to_string()))?;
-        let cell = |metric, value| Cell {
+        Ok(Outcome {
             method,
             bits: (8, 8),
-            metric,
-            value,
-        };
-        let mut cells = vec![
-            cell("top1_acc_pct", agreement.engine_top1),
-            cell("model_bytes", int.size_bytes() as f64),
-            cell(
-                "peak_activation_bytes",
-                peak_activation_bytes(&WIDTHS, 8) as f64,
-            ),
-            cell("latency_ms_batch1_1thread", latency),
-        ];
-        cells.extend(
-            op_count_metrics(&counts)
-                .into_iter()
-                .map(|(m, v)| cell(m, v)),
-        );
-        Ok(cells)
+            top1: agreement.engine_top1,
+            model_bytes: int.size_bytes(),
+            peak_activation_bytes: peak_activation_bytes(&WIDTHS, 8),
+            latency_ms: Some(latency),
+            counts: Some(counts),
+        })
+    }
+
+    /// F8Net's fixed point after training, on the fixed8 engine ([`crate::fixed_point`]).
+    fn fixed_point_outcome(&self, float: &Net) -> Result<Outcome, String> {
+        let host = |t: Tensor<1>| t.into_data().try_into_vec_as::<f32>().unwrap_or_default();
+        let layers: Vec<DenseLayer> = float
+            .layers()
+            .iter()
+            .map(|l| {
+                let [outputs, inputs, ..] = l.weight.dims();
+                DenseLayer {
+                    weight: host(l.weight.val().reshape([outputs * inputs])),
+                    bias: host(l.folded_bias()),
+                    inputs,
+                    outputs,
+                }
+            })
+            .collect();
+        let train_set = &self.sets.train;
+        let calibration: Vec<&[u8]> = (0..train_set.len().min(1024))
+            .map(|i| train_set.image(i))
+            .collect();
+        let test = &self.sets.test;
+        let model = fixed_point_mlp(&layers, &calibration, [1, test.rows, test.cols])?;
+        let hits: Vec<bool> = (0..test.len())
+            .into_par_iter()
+            .map(|i| {
+                let (class, _) = model.predict(test.image(i)).map_err(|e| e.to_string())?;
+                Ok(class == usize::from(test.labels[i]))
+            })
+            .collect::<Result<_, String>>()?;
+        let top1 = 100.0 * hits.iter().filter(|&&h| h).count() as f64 / hits.len() as f64;
+        let image = test.image(0);
+        let (_, counts) = model.predict(image).map_err(|e| e.to_string())?;
+        let latency =
+            self.latency(|| model.predict(image).map(|_| ()).map_err(|e| e.to_string()))?;
+        Ok(Outcome {
+            method: F8NET,
+            bits: (8, 8),
+            top1,
+            model_bytes: fixed_point::model_bytes(&model),
+            peak_activation_bytes: fixed_point::peak_activation_bytes(&WIDTHS),
+            latency_ms: Some(latency),
+            counts: Some(counts),
+        })
     }
 
     /// Weight-only Uniform and AdaptivFloat at [`FORMAT_BITS`] (float activations).
-    fn format_cells(&self, float: &Net) -> Result<Vec<Cell<'static>>, String> {
+    fn format_outcomes(&self, float: &Net) -> Result<Vec<Outcome>, String> {
         let tensors: Vec<usize> = float
             .layers()
             .iter()
             .flat_map(|l| [l.weight.dims().iter().product::<usize>(), l.out_channels()])
             .collect();
-        let mut cells = Vec::new();
+        let mut outcomes = Vec::new();
         for (kind, exponent, method) in [
             (FormatKind::Uniform, None, UNIFORM),
             (FormatKind::AdaptivFloat, Some(3), ADAPTIVFLOAT),
@@ -317,25 +365,22 @@ impl Bench<'_> {
                 let top1 = evaluate(&net, &self.sets.test, &Phase::FLOAT_EVAL, &self.device);
                 // One 32-bit per-tensor parameter (scale or exponent bias) beside each tensor.
                 let bytes: usize = tensors.iter().map(|&n| storage_bytes(n, bits, 4)).sum();
-                let cell = |metric, value| Cell {
+                outcomes.push(Outcome {
                     method,
                     bits: (bits, 32),
-                    metric,
-                    value,
-                };
-                cells.push(cell("top1_acc_pct", top1));
-                cells.push(cell("model_bytes", bytes as f64));
-                cells.push(cell(
-                    "peak_activation_bytes",
-                    peak_activation_bytes(&WIDTHS, 32) as f64,
-                ));
+                    top1,
+                    model_bytes: bytes,
+                    peak_activation_bytes: peak_activation_bytes(&WIDTHS, 32),
+                    latency_ms: None,
+                    counts: None,
+                });
             }
         }
-        Ok(cells)
+        Ok(outcomes)
     }
 
     /// PocketNN: the same widths trained in integer arithmetic only, scored after its last epoch.
-    fn pocket_cells(&self, seed: u64) -> Result<Vec<Cell<'static>>, String> {
+    fn pocket_outcome(&self, seed: u64) -> Result<Outcome, String> {
         let mut net =
             Network::new(&WIDTHS, PocketActivation::PocketTanh).map_err(|e| e.to_string())?;
         let train_split = Split::new(&self.sets.train, &net, "training set")?;
@@ -375,21 +420,14 @@ impl Bench<'_> {
             net.forward(&input, 1, &mut state)
                 .map_err(|e| e.to_string())
         })?;
-        let method = POCKETNN;
-        let cell = |metric, value| Cell {
-            method,
+        Ok(Outcome {
+            method: POCKETNN,
             bits: (32, 32),
-            metric,
-            value,
-        };
-        Ok(vec![
-            cell("top1_acc_pct", top1),
-            cell("model_bytes", storage_bytes(params, 32, 0) as f64),
-            cell(
-                "peak_activation_bytes",
-                peak_activation_bytes(&WIDTHS, 32) as f64,
-            ),
-            cell("latency_ms_batch1_1thread", latency),
-        ])
+            top1,
+            model_bytes: storage_bytes(params, 32, 0),
+            peak_activation_bytes: peak_activation_bytes(&WIDTHS, 32),
+            latency_ms: Some(latency),
+            counts: None,
+        })
     }
 }

@@ -39,6 +39,7 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
         ("float32", "32"),
         ("Jacob int8 PTQ", "8"),
         ("Jacob int8 QAT", "8"),
+        ("F8Net fixed point (PTQ)", "8"),
         ("Uniform weights (PTQ)", "4"),
         ("AdaptivFloat weights (PTQ)", "6"),
         ("PocketNN (integer-only training)", "32"),
@@ -57,6 +58,12 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
         value("Jacob int8 QAT", "8", "mul_8x8_per_inference"),
         (784 * 256 + 256 * 256 + 256 * 10) as f64
     );
+    // F8Net's graph rescales by shifts only: no 32-bit multiply, one shift per requantized value.
+    assert_eq!(
+        value("F8Net fixed point (PTQ)", "8", "mul_32x32_per_inference"),
+        0.0
+    );
+    assert!(value("F8Net fixed point (PTQ)", "8", "shifts_per_inference") >= 512.0);
     // 4-bit weights take half the bytes of 8-bit ones (plus the same per-tensor parameters).
     let (w8, w4) = (
         value("Uniform weights (PTQ)", "8", "model_bytes"),
@@ -68,7 +75,7 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
     let printed = schemes(out.path(), &["table"]);
     assert!(printed.status.success());
     let text = String::from_utf8_lossy(&printed.stdout);
-    assert_eq!(text.lines().count(), 2 + 1 + 2 + 3 + 3 + 1, "{text}");
+    assert_eq!(text.lines().count(), 2 + 1 + 2 + 1 + 3 + 3 + 1, "{text}");
     assert!(
         text.lines()
             .nth(2)
