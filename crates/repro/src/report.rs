@@ -63,11 +63,21 @@ impl PaperOutcome {
     }
 }
 
-/// Wall time of the runs recorded in a paper's manifests, each run counted once.
-fn recorded_runs(results_dir: &Path) -> Result<(usize, u64, BTreeSet<usize>), TableError> {
+/// The runs recorded in a paper's manifests, each counted once.
+#[derive(Default)]
+struct RecordedRuns {
+    runs: usize,
+    /// Wall time, summed over the runs.
+    seconds: u64,
+    /// Wall time times the run's threads, summed: the core time the runs held.
+    core_seconds: u64,
+    threads: BTreeSet<usize>,
+}
+
+fn recorded_runs(results_dir: &Path) -> Result<RecordedRuns, TableError> {
     let mut runs = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir(results_dir) else {
-        return Ok((0, 0, BTreeSet::new()));
+        return Ok(RecordedRuns::default());
     };
     let mut paths: Vec<_> = entries
         .filter_map(Result::ok)
@@ -80,14 +90,19 @@ fn recorded_runs(results_dir: &Path) -> Result<(usize, u64, BTreeSet<usize>), Ta
             runs.insert(run.run_id.clone(), run);
         }
     }
-    let seconds = runs
+    let wall: Vec<(u64, usize)> = runs
         .values()
         .filter_map(|r| {
-            Some(parse_iso_utc(&r.end_time)?.saturating_sub(parse_iso_utc(&r.start_time)?))
+            let s = parse_iso_utc(&r.end_time)?.saturating_sub(parse_iso_utc(&r.start_time)?);
+            Some((s, r.threads))
         })
-        .sum();
-    let threads = runs.values().map(|r| r.threads).collect();
-    Ok((runs.len(), seconds, threads))
+        .collect();
+    Ok(RecordedRuns {
+        runs: runs.len(),
+        seconds: wall.iter().map(|&(s, _)| s).sum(),
+        core_seconds: wall.iter().map(|&(s, t)| s * t as u64).sum(),
+        threads: runs.values().map(|r| r.threads).collect(),
+    })
 }
 
 /// The section of one paper.
@@ -100,12 +115,14 @@ fn paper_section(root: &Path, outcome: &PaperOutcome) -> Result<String, TableErr
         "What runs, on which data and model, and why: [`experiments/{dir}/README.md`](../experiments/{dir}/README.md).\n"
     );
     let _ = writeln!(md, "`{}`\n", outcome.summary_line());
-    let (runs, seconds, threads) = recorded_runs(&root.join("results").join(dir))?;
-    let threads: Vec<String> = threads.iter().map(usize::to_string).collect();
+    let recorded = recorded_runs(&root.join("results").join(dir))?;
+    let threads: Vec<String> = recorded.threads.iter().map(usize::to_string).collect();
     let _ = writeln!(
         md,
-        "Recorded full-profile runs: {runs}, {:.1} h wall time in all ({} threads each; see the `*.manifest.json` files for the commands and machines).\n",
-        seconds as f64 / 3600.0,
+        "Recorded full-profile runs: {}, {:.1} h wall time and {:.1} core-hours (wall time x threads) in all, {} threads each. These are the runs of record only: one that resumed its trainings from checkpoints records its own part, and runs that shared the machine ran slower than alone; the paper's README gives the cost of its full profile, and the `*.manifest.json` files the commands and machines.\n",
+        recorded.runs,
+        recorded.seconds as f64 / 3600.0,
+        recorded.core_seconds as f64 / 3600.0,
         threads.join(" or ")
     );
     let _ = writeln!(md, "### Claims\n");
