@@ -12,7 +12,7 @@ use repro::datasets::DatasetName;
 use repro::results::{ResultRow, read_rows, table_path};
 use schemes::TABLE_DIR;
 use schemes::mlp::{Bench, Sets, Sizes};
-use schemes::table::{accuracy_size_svg, markdown};
+use schemes::table::{accuracy_size_svg, curves_svg, markdown};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,8 +39,9 @@ enum Command {
     Table,
 }
 
-/// The recorded table.
+/// The recorded table, and the validation curves of its Burn trainings.
 const TABLE: &str = "mlp";
+const CURVES: &str = "mlp_curves";
 
 fn run(cli: Cli) -> Result<(), String> {
     cli.run.validate()?;
@@ -82,31 +83,45 @@ fn run(cli: Cli) -> Result<(), String> {
         sizes,
     };
     std::fs::create_dir_all(path.parent().unwrap_or(&out)).map_err(|e| e.to_string())?;
+    let curves_path = table_path(&out, TABLE_DIR, CURVES);
     for seed in cli.run.seed_list(0, bench.sizes.seeds) {
-        let rows = bench.seed_rows(seed)?;
-        context
-            .run
-            .record(&path, &rows, &data.checksums())
-            .map_err(|e| e.to_string())?;
-        eprintln!(
-            "seed {seed}: wrote {} rows to {}",
-            rows.len(),
-            path.display()
-        );
+        let (rows, curves) = bench.seed_rows(seed)?;
+        for (path, rows) in [(&path, &rows), (&curves_path, &curves)] {
+            context
+                .run
+                .record(path, rows, &data.checksums())
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "seed {seed}: wrote {} rows to {}",
+                rows.len(),
+                path.display()
+            );
+        }
     }
     let rows: Vec<ResultRow> = read_rows(&path).map_err(|e| e.to_string())?;
     print!("{}", markdown(&rows, cli.run.profile.name()));
     draw(&rows, &cli.run, &path)
 }
 
-/// Writes the accuracy-size plot beside the table.
+/// Writes the accuracy-size plot beside the table, and the learning curves beside theirs.
 fn draw(rows: &[ResultRow], args: &RunArgs, table: &std::path::Path) -> Result<(), String> {
-    let Some(svg) = accuracy_size_svg(rows, args.profile.name()) else {
-        return Ok(());
-    };
-    let path = table.with_extension("svg");
-    std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
-    eprintln!("wrote {}", path.display());
+    let profile = args.profile.name();
+    let curves_table = table.with_file_name(format!("{CURVES}.csv"));
+    let curves: Vec<ResultRow> = read_rows(&curves_table).map_err(|e| e.to_string())?;
+    for (path, svg) in [
+        (
+            table.with_extension("svg"),
+            accuracy_size_svg(rows, profile),
+        ),
+        (
+            curves_table.with_extension("svg"),
+            curves_svg(&curves, profile),
+        ),
+    ] {
+        let Some(svg) = svg else { continue };
+        std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 

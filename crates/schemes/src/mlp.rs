@@ -32,7 +32,7 @@ use quant_core::ops::OpCounts;
 use quant_train::data::batch;
 use quant_train::export::{check_agreement, export, float_size_bytes};
 use quant_train::train::train;
-use quant_train::{ModelConfig, ModelSpec, Net, Phase, RunOptions, evaluate};
+use quant_train::{ModelConfig, ModelSpec, Net, Phase, RunOptions, TrainReport, evaluate};
 use rayon::prelude::*;
 use repro::Profile;
 use repro::datasets::ImageSet;
@@ -156,8 +156,8 @@ impl Outcome {
 }
 
 impl Bench<'_> {
-    fn rows(&self, o: &Outcome, seed: u64, epochs: u32) -> Vec<ResultRow> {
-        let (w, a) = (o.bits.0.to_string(), o.bits.1.to_string());
+    /// A row of `method` at `bits` for `seed`, with metric and value left for the caller.
+    fn template(&self, method: &str, (w, a): (u32, u32), seed: u64, epochs: u32) -> ResultRow {
         let proxy = format!(
             "{} ({} train / {} validation / {} test images); every scheme from the same float model of its seed (PocketNN trains its own, integer-only)",
             self.dataset,
@@ -165,28 +165,35 @@ impl Bench<'_> {
             self.sets.validation.len(),
             self.sets.test.len()
         );
+        ResultRow::new(
+            Measured {
+                paper: TABLE_DIR,
+                source: SOURCE,
+                dataset: &self.dataset,
+                model: MODEL,
+                method,
+                bits: (&w.to_string(), &a.to_string()),
+                metric: "",
+                proxy: &proxy,
+            },
+            0.0,
+            &RunStamp {
+                profile: self.profile,
+                seed,
+                epochs,
+                run_id: &self.run.run_id,
+            },
+        )
+    }
+
+    fn rows(&self, o: &Outcome, seed: u64, epochs: u32) -> Vec<ResultRow> {
+        let template = self.template(o.method, o.bits, seed, epochs);
         o.metrics()
             .into_iter()
-            .map(|(metric, value)| {
-                ResultRow::new(
-                    Measured {
-                        paper: TABLE_DIR,
-                        source: SOURCE,
-                        dataset: &self.dataset,
-                        model: MODEL,
-                        method: o.method,
-                        bits: (&w, &a),
-                        metric,
-                        proxy: &proxy,
-                    },
-                    value,
-                    &RunStamp {
-                        profile: self.profile,
-                        seed,
-                        epochs,
-                        run_id: &self.run.run_id,
-                    },
-                )
+            .map(|(metric, value)| ResultRow {
+                metric: metric.into(),
+                value,
+                ..template.clone()
             })
             .collect()
     }
@@ -207,11 +214,23 @@ impl Bench<'_> {
         latency_ms(1, self.sizes.latency_runs, f)
     }
 
-    /// Every row of one seed.
-    pub fn seed_rows(&self, seed: u64) -> Result<Vec<ResultRow>, String> {
-        let float = self.float_model(seed)?;
+    /// Every row of one seed, and the validation curves of its Burn trainings (the float model and
+    /// QAT, whose epochs continue the float model's).
+    pub fn seed_rows(&self, seed: u64) -> Result<(Vec<ResultRow>, Vec<ResultRow>), String> {
+        let (float, float_report) = self.float_model(seed)?;
+        let (jacob, qat_report) = self.jacob_outcomes(&float, seed)?;
+        let epochs = self.sizes.float_epochs;
+        let curves = [
+            (FLOAT, (32, 32), float_report),
+            (JACOB_QAT, (8, 8), qat_report),
+        ]
+        .into_iter()
+        .flat_map(|(method, bits, report)| {
+            report.curve_rows(&self.template(method, bits, seed, epochs))
+        })
+        .collect();
         let mut outcomes = vec![self.float_outcome(&float)?];
-        outcomes.extend(self.jacob_outcomes(&float, seed)?);
+        outcomes.extend(jacob);
         outcomes.push(self.fixed_point_outcome(&float)?);
         outcomes.extend(self.format_outcomes(&float)?);
         let mut rows: Vec<ResultRow> = outcomes
@@ -219,10 +238,10 @@ impl Bench<'_> {
             .flat_map(|o| self.rows(o, seed, self.sizes.float_epochs))
             .collect();
         rows.extend(self.rows(&self.pocket_outcome(seed)?, seed, self.sizes.pocket_epochs));
-        Ok(rows)
+        Ok((rows, curves))
     }
 
-    fn float_model(&self, seed: u64) -> Result<Net, String> {
+    fn float_model(&self, seed: u64) -> Result<(Net, TrainReport), String> {
         let spec: ModelSpec = "mlp:256,256".parse()?;
         let net = ModelConfig::new(spec, seed).build(&self.device);
         let config = float_config(self.sizes.float_epochs, seed);
@@ -233,7 +252,6 @@ impl Bench<'_> {
             &self.options("float", seed),
             &self.device,
         )
-        .map(|(net, _)| net)
         .map_err(|e| e.to_string())
     }
 
@@ -259,7 +277,11 @@ impl Bench<'_> {
     }
 
     /// Jacob et al.'s PTQ and QAT at 8/8, measured on the integer engine.
-    fn jacob_outcomes(&self, float: &Net, seed: u64) -> Result<[Outcome; 2], String> {
+    fn jacob_outcomes(
+        &self,
+        float: &Net,
+        seed: u64,
+    ) -> Result<([Outcome; 2], TrainReport), String> {
         let train_set = &self.sets.train;
         let ptq = quantized_copy(float, (8, 8))?;
         let calibration: Vec<usize> = (0..train_set.len().min(1024)).collect();
@@ -268,7 +290,7 @@ impl Bench<'_> {
             ptq.forward(x, &Phase::CALIBRATE);
         }
         let config = qat_config(self.sizes.qat_epochs, seed, train_set.len());
-        let (qat, _) = train(
+        let (qat, report) = train(
             quantized_copy(float, (8, 8))?,
             train_set,
             &config,
@@ -276,10 +298,11 @@ impl Bench<'_> {
             &self.device,
         )
         .map_err(|e| e.to_string())?;
-        Ok([
+        let outcomes = [
             self.integer_outcome(JACOB_PTQ, &ptq)?,
             self.integer_outcome(JACOB_QAT, &qat)?,
-        ])
+        ];
+        Ok((outcomes, report))
     }
 
     fn integer_outcome(&self, method: &'static str, net: &Net) -> Result<Outcome, String> {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use repro::curves::VAL_TOP1;
 use repro::plot::{Chart, Series, color};
 use repro::results::ResultRow;
 use repro::stats::mean_and_sd;
@@ -118,5 +119,32 @@ pub fn accuracy_size_svg(rows: &[ResultRow], profile: &str) -> Option<String> {
             ..Default::default()
         }
         .render()
+    })
+}
+
+/// Validation top-1 per epoch of the Burn trainings in the curve rows `rows` of `profile` (QAT
+/// continuing the float model's epochs), mean and spread over the seeds; `None` without rows.
+pub fn curves_svg(rows: &[ResultRow], profile: &str) -> Option<String> {
+    let val: Vec<&ResultRow> = rows
+        .iter()
+        .filter(|r| r.profile == profile && r.metric == VAL_TOP1)
+        .collect();
+    let float_epochs = val
+        .iter()
+        .filter(|r| r.w_bits == "32")
+        .map(|r| r.epochs)
+        .max()
+        .unwrap_or(0);
+    let curves = repro::curves::group(val.iter().copied(), |r| {
+        let offset = if r.w_bits == "32" { 0 } else { float_epochs };
+        Some((format!("{} {}/{}", r.method, r.w_bits, r.a_bits), offset))
+    });
+    let model = rows.first().map(|r| r.model.clone()).unwrap_or_default();
+    (!curves.is_empty()).then(|| {
+        repro::curves::chart(
+            &format!("{model}: validation top-1 per epoch (float, then int8 QAT)"),
+            "validation top-1 (%)",
+            &curves,
+        )
     })
 }

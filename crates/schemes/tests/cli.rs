@@ -71,6 +71,22 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
     );
     assert!((w8 - 2.0 * w4).abs() <= 6.0 * 4.0, "{w8} {w4}");
     assert!(out.path().join("schemes/mlp.svg").exists());
+    // The Burn trainings leave their validation curves (float, then QAT), drawn beside them.
+    let curves: Vec<csv::StringRecord> =
+        csv::Reader::from_path(out.path().join("schemes/mlp_curves.csv"))
+            .unwrap()
+            .records()
+            .map(Result::unwrap)
+            .collect();
+    for method in ["float32", "Jacob int8 QAT"] {
+        assert!(
+            curves
+                .iter()
+                .any(|r| &r[4] == method && &r[7] == "val_top1_pct"),
+            "no validation curve of {method}"
+        );
+    }
+    assert!(out.path().join("schemes/mlp_curves.svg").exists());
 
     let printed = schemes(out.path(), &["table"]);
     assert!(printed.status.success());
