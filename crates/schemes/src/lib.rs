@@ -8,9 +8,11 @@
 //! scheme. The first architecture is the MLP 784-256-256-10 on Fashion-MNIST ([`mlp`]); Rusci et al.'s
 //! mixed 8/4/2-bit scheme, whose integer graph is a convolution chain, is not in it yet.
 
+pub mod bench;
 pub mod fixed_point;
 pub mod measure;
 pub mod mlp;
+pub mod mobilenet;
 pub mod table;
 
 /// The `paper` column and the folder under `results/` of the table's rows.

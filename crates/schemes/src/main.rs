@@ -2,17 +2,19 @@
 //! seed and writes `<out>/schemes/mlp.csv` with the plot beside it; `table` prints the Markdown table
 //! of the recorded rows.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use quant_train::BackendKind;
+use quant_train::data::resize;
 use repro::cli::RunArgs;
 use repro::datasets::DatasetName;
 use repro::results::{ResultRow, read_rows, table_path};
 use schemes::TABLE_DIR;
-use schemes::mlp::{Bench, Sets, Sizes};
+use schemes::bench::{Bench, Sets, Sizes};
 use schemes::table::{accuracy_size_svg, curves_svg, markdown};
+use schemes::{mlp, mobilenet};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,18 +41,36 @@ enum Command {
     Table,
 }
 
-/// The recorded table, and the validation curves of its Burn trainings.
-const TABLE: &str = "mlp";
-const CURVES: &str = "mlp_curves";
+/// The models of the table: each writes `<name>.csv` and its curves `<name>_curves.csv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Model {
+    Mlp,
+    MobileNet,
+}
+
+impl Model {
+    const ALL: [Model; 2] = [Model::Mlp, Model::MobileNet];
+
+    fn table(self) -> &'static str {
+        match self {
+            Model::Mlp => "mlp",
+            Model::MobileNet => "mobilenet",
+        }
+    }
+}
 
 fn run(cli: Cli) -> Result<(), String> {
     cli.run.validate()?;
     let out = cli.run.out_root();
-    let path = table_path(&out, TABLE_DIR, TABLE);
+    let profile = cli.run.profile;
     if cli.command == Some(Command::Table) {
-        let rows: Vec<ResultRow> = read_rows(&path).map_err(|e| e.to_string())?;
-        print!("{}", markdown(&rows, cli.run.profile.name()));
-        return draw(&rows, &cli.run, &path);
+        for model in Model::ALL {
+            let path = table_path(&out, TABLE_DIR, model.table());
+            if path.exists() {
+                print_and_draw(&path, profile.name())?;
+            }
+        }
+        return Ok(());
     }
     cli.run.refuse(
         &["--epochs"],
@@ -61,57 +81,96 @@ fn run(cli: Cli) -> Result<(), String> {
     let data = cli
         .run
         .load(cli.run.dataset_or(DatasetName::FashionMnist))?;
-    let sizes = Sizes::of(cli.run.profile);
-    let (train, validation) = data
-        .train
-        .clone()
-        .split_validation(sizes.validation.min(data.train.len() - 1))?;
-    let sets = Sets {
-        train: train.truncated(sizes.train),
-        validation: Arc::new(validation),
-        test: data.test.clone().truncated(sizes.test),
-    };
-    let bench = Bench {
-        sets,
-        device,
-        run: &context.run,
-        profile: cli.run.profile.name(),
-        dataset: data.name.paper_name().to_string(),
-        checkpoints: cli
-            .checkpoints
-            .unwrap_or_else(|| repro::workspace_root().join("target/schemes-checkpoints")),
-        sizes,
-    };
-    std::fs::create_dir_all(path.parent().unwrap_or(&out)).map_err(|e| e.to_string())?;
-    let curves_path = table_path(&out, TABLE_DIR, CURVES);
-    for seed in cli.run.seed_list(0, bench.sizes.seeds) {
-        let (rows, curves) = bench.seed_rows(seed)?;
-        for (path, rows) in [(&path, &rows), (&curves_path, &curves)] {
-            context
-                .run
-                .record(path, rows, &data.checksums())
-                .map_err(|e| e.to_string())?;
-            eprintln!(
-                "seed {seed}: wrote {} rows to {}",
-                rows.len(),
-                path.display()
-            );
+    let sizes = Sizes::of(profile);
+    let checkpoints = cli
+        .checkpoints
+        .unwrap_or_else(|| repro::workspace_root().join("target/schemes-checkpoints"));
+    std::fs::create_dir_all(out.join(TABLE_DIR)).map_err(|e| e.to_string())?;
+    for seed in cli.run.seed_list(0, sizes.seeds) {
+        for model in Model::ALL {
+            let plan = mobilenet::plan(profile, seed);
+            // The MobileNet's sets are the MCU reproduction's, at the proxy's resolution.
+            let (train, validation, test, resolution) = match model {
+                Model::Mlp => (sizes.train, sizes.validation, sizes.test, data.train.rows),
+                Model::MobileNet => (
+                    plan.train_images,
+                    plan.validation_images,
+                    plan.test_images,
+                    plan.configs[0].0,
+                ),
+            };
+            let (train_set, validation_set) = data
+                .train
+                .clone()
+                .split_validation(validation.min(data.train.len() - 1))?;
+            let bench = Bench {
+                sizes: sizes.clone(),
+                sets: Sets {
+                    train: resize(&train_set.truncated(train), resolution),
+                    validation: Arc::new(resize(&validation_set, resolution)),
+                    test: resize(&data.test.clone().truncated(test), resolution),
+                },
+                device: device.clone(),
+                run: &context.run,
+                profile: profile.name(),
+                dataset: data.name.paper_name().to_string(),
+                checkpoints: checkpoints.clone(),
+                model: match model {
+                    Model::Mlp => mlp::MODEL.to_string(),
+                    Model::MobileNet => mobilenet::model_name(&plan),
+                },
+                layer_io: match model {
+                    Model::Mlp => mlp::layer_io(),
+                    Model::MobileNet => mobilenet::layer_io(&plan),
+                },
+            };
+            let (rows, curves) = match model {
+                Model::Mlp => bench.mlp_rows(seed)?,
+                Model::MobileNet => bench.mobilenet_rows(&data, &plan, seed)?,
+            };
+            let path = table_path(&out, TABLE_DIR, model.table());
+            for (path, rows) in [(path.clone(), &rows), (curves_path(&path), &curves)] {
+                context
+                    .run
+                    .record(&path, rows, &data.checksums())
+                    .map_err(|e| e.to_string())?;
+                eprintln!(
+                    "seed {seed}: wrote {} rows to {}",
+                    rows.len(),
+                    path.display()
+                );
+            }
         }
     }
-    let rows: Vec<ResultRow> = read_rows(&path).map_err(|e| e.to_string())?;
-    print!("{}", markdown(&rows, cli.run.profile.name()));
-    draw(&rows, &cli.run, &path)
+    for model in Model::ALL {
+        print_and_draw(&table_path(&out, TABLE_DIR, model.table()), profile.name())?;
+    }
+    Ok(())
 }
 
-/// Writes the accuracy-size plot beside the table, and the learning curves beside theirs.
-fn draw(rows: &[ResultRow], args: &RunArgs, table: &std::path::Path) -> Result<(), String> {
-    let profile = args.profile.name();
-    let curves_table = table.with_file_name(format!("{CURVES}.csv"));
+/// `<table>_curves.csv` beside `<table>.csv`.
+fn curves_path(table: &Path) -> PathBuf {
+    let stem = table
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    table.with_file_name(format!("{stem}_curves.csv"))
+}
+
+/// Prints the Markdown table of the rows in `table` and writes the accuracy-size plot beside it,
+/// and the learning curves beside theirs.
+fn print_and_draw(table: &Path, profile: &str) -> Result<(), String> {
+    let rows: Vec<ResultRow> = read_rows(table).map_err(|e| e.to_string())?;
+    if let Some(first) = rows.first() {
+        println!("\n{}:\n", first.model);
+    }
+    print!("{}", markdown(&rows, profile));
+    let curves_table = curves_path(table);
     let curves: Vec<ResultRow> = read_rows(&curves_table).map_err(|e| e.to_string())?;
     for (path, svg) in [
         (
             table.with_extension("svg"),
-            accuracy_size_svg(rows, profile),
+            accuracy_size_svg(&rows, profile),
         ),
         (
             curves_table.with_extension("svg"),

@@ -9,7 +9,7 @@ use repro::plot::{Chart, Series, color};
 use repro::results::ResultRow;
 use repro::stats::mean_and_sd;
 
-use crate::mlp::METHODS;
+use crate::bench::METHODS;
 
 /// `(method, w_bits, a_bits)`.
 type Key = (String, String, String);
@@ -30,9 +30,12 @@ fn grouped(rows: &[ResultRow], profile: &str) -> Vec<(Key, BTreeMap<String, Vec<
             .or_default()
             .push(r.value);
     }
-    // Schemes in the order of `mlp::METHODS` (unknown ones last), wider formats first.
+    // Schemes in the order of `bench::METHODS` (a variant after its scheme's name; unknown ones
+    // last), wider formats first.
     let rank = |(method, w, _): &Key| {
-        let position = METHODS.iter().position(|m| m == method);
+        let position = METHODS
+            .iter()
+            .position(|m| method == m || method.starts_with(&format!("{m} ")));
         (
             position.unwrap_or(METHODS.len()),
             -w.parse::<i64>().unwrap_or(0),

@@ -88,16 +88,48 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
     }
     assert!(out.path().join("schemes/mlp_curves.svg").exists());
 
+    // The MobileNet proxy: the same generic schemes plus Rusci's variants on their sub-byte graph,
+    // which counts the same 8x8 products as Jacob's engine for the same layers.
+    let mobilenet: Vec<csv::StringRecord> =
+        csv::Reader::from_path(out.path().join("schemes/mobilenet.csv"))
+            .unwrap()
+            .records()
+            .map(Result::unwrap)
+            .collect();
+    let products = |prefix: &str| -> Vec<f64> {
+        mobilenet
+            .iter()
+            .filter(|r| r[4].starts_with(prefix) && &r[7] == "mul_8x8_per_inference")
+            .map(|r| r[8].parse().unwrap())
+            .collect()
+    };
+    let (jacob, rusci) = (products("Jacob int8 PTQ"), products("Rusci "));
+    assert!(
+        !rusci.is_empty() && rusci.iter().all(|&p| p == jacob[0]),
+        "{jacob:?} {rusci:?}"
+    );
+    assert!(out.path().join("schemes/mobilenet_curves.svg").exists());
+
     let printed = schemes(out.path(), &["table"]);
     assert!(printed.status.success());
     let text = String::from_utf8_lossy(&printed.stdout);
-    assert_eq!(text.lines().count(), 2 + 1 + 2 + 1 + 3 + 3 + 1, "{text}");
+    let tables: Vec<&str> = text.split("| scheme |").skip(1).collect();
+    assert_eq!(tables.len(), 2, "{text}");
+    // MLP: header rule, float, 2 Jacob, F8Net, 3 + 3 formats, PocketNN (and the next title).
     assert!(
-        text.lines()
+        tables[0]
+            .lines()
             .nth(2)
             .unwrap()
             .starts_with("| float32 | 32/32 |")
     );
+    assert_eq!(
+        tables[0].lines().filter(|l| l.starts_with("| ")).count(),
+        11,
+        "{}",
+        tables[0]
+    );
+    assert!(tables[1].contains("| Rusci "), "{}", tables[1]);
 }
 
 #[test]

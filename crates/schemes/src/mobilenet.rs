@@ -1,0 +1,110 @@
+//! The MobileNetV1 rows: Rusci et al.'s proxy TinyMbV1 (MobileNetV1's 13 depthwise-separable blocks
+//! after an 8-channel stem, ReLU6, batch norm) at width 0.5 and 24x24 pixels on Fashion-MNIST, the
+//! configuration of the MCU reproduction's E3, one float model per seed trained as that reproduction
+//! trains it (so its checkpoints serve both).
+//!
+//! * **float32**, **Jacob int8 PTQ / QAT**, **Uniform / AdaptivFloat weights** — as on the MLP
+//!   ([`crate::bench`]), from that float model.
+//! * **Rusci** — the mixed-precision variants of the MCU reproduction's E1/E2 for this configuration
+//!   under its scaled memory budget (`mixed_precision_mcu::experiments::run_e1_e2`): uniform 8-bit
+//!   per-layer weights where they fit, MixPL+FB, MixPL+ICN and MixPC+ICN, each QAT-trained from the
+//!   same float model and measured on the sub-byte integer graph, whose operation counts it records;
+//!   model and peak activation bytes from Rusci's memory model (weights at their bits plus the
+//!   requantization parameters; the largest input plus output of one layer at their bits).
+
+use mixed_precision_mcu::experiments::{FloatCache, QatPlan, run_e1_e2};
+use mixed_precision_mcu::mobilenet::MobileNetV1;
+use repro::Profile;
+use repro::datasets::Dataset;
+use repro::results::ResultRow;
+
+use crate::bench::{Bench, FLOAT, JACOB_QAT, Outcome, RUSCI};
+
+/// `(resolution, width)` of the configuration.
+pub fn config(profile: Profile) -> (usize, f64) {
+    match profile {
+        Profile::Smoke => (16, 0.25),
+        Profile::Full | Profile::Paper => (24, 0.5),
+    }
+}
+
+/// The MCU reproduction's training plan of `profile` for this configuration only.
+pub fn plan(profile: Profile, seed: u64) -> QatPlan {
+    let mut plan = match profile {
+        Profile::Smoke => QatPlan::smoke(seed),
+        Profile::Full | Profile::Paper => QatPlan::full(seed),
+    };
+    plan.configs = vec![config(profile)];
+    plan
+}
+
+/// The proxy's layers.
+pub fn model(plan: &QatPlan) -> MobileNetV1 {
+    let (resolution, width) = plan.configs[0];
+    MobileNetV1::tiny(resolution, width, plan.base_channels)
+}
+
+/// The `model` column.
+pub fn model_name(plan: &QatPlan) -> String {
+    let m = model(plan);
+    format!(
+        "TinyMbV1-b{} {} (MobileNetV1 proxy)",
+        plan.base_channels,
+        m.config_name()
+    )
+}
+
+/// Inputs and outputs of the proxy's layers (the bench's `layer_io`).
+pub fn layer_io(plan: &QatPlan) -> Vec<(usize, usize)> {
+    model(plan)
+        .layers()
+        .iter()
+        .map(|l| (l.in_elems as usize, l.out_elems as usize))
+        .collect()
+}
+
+impl Bench<'_> {
+    /// Every row of one seed with `plan` (from [`plan`]), and the validation curves of the float model
+    /// and Jacob's QAT. `data` is the whole data set, which the MCU reproduction splits and resizes
+    /// itself, as `self.sets` holds it.
+    pub fn mobilenet_rows(
+        &self,
+        data: &Dataset,
+        plan: &QatPlan,
+        seed: u64,
+    ) -> Result<(Vec<ResultRow>, Vec<ResultRow>), String> {
+        let mcu = run_e1_e2(data, plan, seed, &mut FloatCache::new(), &self.device)?;
+        let (_, float) = mcu.floats.first().ok_or("the MCU run trained no model")?;
+        let (jacob, qat_report) = self.jacob_outcomes(&float.net, seed)?;
+        let epochs = plan.float_epochs;
+        let curves = [
+            (FLOAT, ("32", "32"), &float.report),
+            (JACOB_QAT, ("8", "8"), &qat_report),
+        ]
+        .into_iter()
+        .flat_map(|(method, bits, report)| {
+            report.curve_rows(&self.template(method, bits, seed, epochs))
+        })
+        .collect();
+        let mut outcomes = vec![self.float_outcome(&float.net)?];
+        outcomes.extend(jacob);
+        outcomes.extend(self.format_outcomes(&float.net)?);
+        for o in &mcu.outcomes {
+            let folding = o.validation.0;
+            outcomes.push(Outcome {
+                method: format!("{RUSCI} {}", o.variant),
+                bits: (o.w_bits.clone(), o.a_bits.clone()),
+                top1: *o.integer.get(folding).ok_or("no integer top-1")?,
+                model_bytes: o.rom_bytes as usize,
+                peak_activation_bytes: o.ram_bytes as usize,
+                latency_ms: None,
+                counts: o.ops.get(folding).copied(),
+            });
+        }
+        let rows = outcomes
+            .iter()
+            .flat_map(|o| self.rows(o, seed, epochs))
+            .collect();
+        Ok((rows, curves))
+    }
+}
