@@ -36,15 +36,20 @@ struct Cli {
 #[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
 enum Command {
     /// Train and measure every scheme for every seed (the default).
-    Run,
+    Run {
+        /// Only this model (a unit is one model and one seed).
+        #[arg(long, value_enum)]
+        model: Option<Model>,
+    },
     /// Print the Markdown table of the recorded rows (mean ± sd over the seeds) and redraw the plot.
     Table,
 }
 
 /// The models of the table: each writes `<name>.csv` and its curves `<name>_curves.csv`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Model {
     Mlp,
+    #[value(name = "mobilenet")]
     MobileNet,
 }
 
@@ -72,6 +77,10 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         return Ok(());
     }
+    let models = match cli.command {
+        Some(Command::Run { model: Some(m) }) => vec![m],
+        _ => Model::ALL.to_vec(),
+    };
     cli.run.refuse(
         &["--epochs"],
         "each scheme keeps its own recipe (see crates/schemes/README.md)",
@@ -87,7 +96,7 @@ fn run(cli: Cli) -> Result<(), String> {
         .unwrap_or_else(|| repro::workspace_root().join("target/schemes-checkpoints"));
     std::fs::create_dir_all(out.join(TABLE_DIR)).map_err(|e| e.to_string())?;
     for seed in cli.run.seed_list(0, sizes.seeds) {
-        for model in Model::ALL {
+        for model in models.iter().copied() {
             let plan = mobilenet::plan(profile, seed);
             // The MobileNet's sets are the MCU reproduction's, at the proxy's resolution.
             let (train, validation, test, resolution) = match model {
@@ -142,7 +151,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
     }
-    for model in Model::ALL {
+    for model in models {
         print_and_draw(&table_path(&out, TABLE_DIR, model.table()), profile.name())?;
     }
     Ok(())
