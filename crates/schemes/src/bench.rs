@@ -22,7 +22,7 @@ use repro::manifest::Run;
 use repro::results::{Measured, ResultRow, RunStamp};
 
 use crate::TABLE_DIR;
-use crate::measure::{op_count_metrics, storage_bytes};
+use crate::measure::{self, op_count_metrics, storage_bytes};
 
 /// The `source` column.
 pub const SOURCE: &str = "cross-scheme table (same float model per seed)";
@@ -196,11 +196,7 @@ impl Bench<'_> {
 
     /// Peak activation bytes at `bits` per value: the largest input plus output of one layer.
     pub fn peak_activation_bytes(&self, bits: u32) -> usize {
-        self.layer_io
-            .iter()
-            .map(|&(i, o)| storage_bytes(i + o, bits, 0))
-            .max()
-            .unwrap_or(0)
+        measure::peak_activation_bytes(&self.layer_io, bits)
     }
 
     /// The model's name as checkpoint names spell it.

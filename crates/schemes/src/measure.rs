@@ -9,13 +9,13 @@ pub fn storage_bytes(params: usize, bits: u32, extra: usize) -> usize {
     (params * bits as usize).div_ceil(8) + extra
 }
 
-/// Peak activation memory of a chain of fully connected layers with `widths` (input first): the
-/// largest input plus output of one layer, `bits` bits per value. A layer reads its whole input and
-/// writes its whole output, so both are live at once; nothing else is.
-pub fn peak_activation_bytes(widths: &[usize], bits: u32) -> usize {
-    widths
-        .windows(2)
-        .map(|w| storage_bytes(w[0] + w[1], bits, 0))
+/// Peak activation memory of layers whose inputs and outputs have `layer_io` elements: the largest
+/// input plus output of one layer, `bits` bits per value. A layer reads its whole input and writes its
+/// whole output, so both are live at once; nothing else is.
+pub fn peak_activation_bytes(layer_io: &[(usize, usize)], bits: u32) -> usize {
+    layer_io
+        .iter()
+        .map(|&(i, o)| storage_bytes(i + o, bits, 0))
         .max()
         .unwrap_or(0)
 }
@@ -39,7 +39,8 @@ mod tests {
         assert_eq!(storage_bytes(10, 4, 0), 5);
         assert_eq!(storage_bytes(3, 6, 2), 5);
         // 784-256-256-10 at 8 bits: the first layer's 784 + 256 values are the peak.
-        assert_eq!(peak_activation_bytes(&[784, 256, 256, 10], 8), 1040);
-        assert_eq!(peak_activation_bytes(&[784, 256, 256, 10], 32), 4160);
+        let mlp = [(784, 256), (256, 256), (256, 10)];
+        assert_eq!(peak_activation_bytes(&mlp, 8), 1040);
+        assert_eq!(peak_activation_bytes(&mlp, 32), 4160);
     }
 }

@@ -123,7 +123,7 @@ impl Bench<'_> {
             bits: bits(8, 8),
             top1,
             model_bytes: fixed_point::model_bytes(&model),
-            peak_activation_bytes: fixed_point::peak_activation_bytes(&WIDTHS),
+            peak_activation_bytes: fixed_point::peak_activation_bytes(&self.layer_io),
             latency_ms: Some(latency),
             counts: Some(counts),
         })
