@@ -84,7 +84,7 @@ impl Sizes {
                 qat_epochs: 2,
                 pocket_epochs: 20,
                 seeds: 3,
-                latency_runs: 100,
+                latency_runs: 1000,
             },
         }
     }
