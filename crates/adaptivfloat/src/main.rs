@@ -252,8 +252,7 @@ fn plan(proxy: Proxy, args: &RunArgs, seed: u64) -> AccuracyPlan {
             _ => vec![16.0],
         },
         stress_fraction: 0.02,
-        checkpoint_dir: full
-            .then(|| repro::workspace_root().join("target/adaptivfloat-checkpoints")),
+        checkpoint_dir: args.checkpoint_dir("adaptivfloat-checkpoints"),
     }
 }
 

@@ -35,7 +35,8 @@ pub struct StagePlan {
     /// Iterations of tiny fine-tuning.
     pub tiny_steps: usize,
     pub seeds: Vec<u64>,
-    /// Where every stage keeps its checkpoint (resumable runs), or none.
+    /// Where every stage keeps its checkpoint (resumable runs), or none (the binary sets it from
+    /// `RunArgs::checkpoint_dir`).
     pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
@@ -61,8 +62,7 @@ impl StagePlan {
             qat_epochs: qat,
             tiny_steps: tiny,
             seeds: seeds.unwrap_or_else(|| (0..n_seeds).collect()),
-            checkpoint_dir: (profile != Profile::Smoke)
-                .then(|| repro::workspace_root().join("target/f8net-checkpoints")),
+            checkpoint_dir: None,
         }
     }
 

@@ -64,6 +64,7 @@ fn run() -> Result<(), String> {
     let default = StagePlan::new(cli.run.profile, cli.run.epochs, None);
     let plan = StagePlan {
         seeds: cli.run.seed_list(0, default.seeds.len() as u64),
+        checkpoint_dir: cli.run.checkpoint_dir("f8net-checkpoints"),
         ..default
     };
     let (run, out, threads) = (&ctx.run, ctx.out(), ctx.threads);

@@ -13,8 +13,21 @@ fn f8net(args: &[&str]) -> std::process::Output {
 fn main_table_smoke_writes_rows_and_the_integer_engine_agrees() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let o = f8net(&["--model", "resnet18", "--profile", "smoke", "--out", out]);
+    let checkpoints = dir.path().join("ckpt");
+    let ckpt = checkpoints.to_str().unwrap();
+    let o = f8net(&[
+        "--model",
+        "resnet18",
+        "--profile",
+        "smoke",
+        "--out",
+        out,
+        "--checkpoints",
+        ckpt,
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The smoke profile keeps checkpoints only where `--checkpoints` puts them.
+    assert!(std::fs::read_dir(&checkpoints).unwrap().next().is_some());
     let main = std::fs::read_to_string(dir.path().join("f8net/main.csv")).unwrap();
     assert!(main.contains("F8Net fixed-point 8-bit only"));
     assert!(main.contains("full precision baseline (authors' own; PACT-clipped float)"));

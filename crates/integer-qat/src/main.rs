@@ -4,8 +4,6 @@
 //! Each subcommand runs one experiment of [`integer_qat::experiments`], which mirrors one published
 //! table or figure.
 
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand};
 use integer_qat::experiments::{Ctx, agreement, bits, depth, figures, latency, relu, schemes};
 use quant_train::BackendKind;
@@ -32,10 +30,6 @@ struct Cli {
     /// and 2 regardless), backend, data and results roots.
     #[command(flatten)]
     run: RunArgs,
-    /// Checkpoint folder; a rerun of the same training (same recipe, data content and starting
-    /// model) resumes from it (default `<workspace>/target/integer-qat-checkpoints`, outside git).
-    #[arg(long, global = true)]
-    checkpoints: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug, Clone, Copy, PartialEq)]
@@ -83,9 +77,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let data = cli
         .run
         .load(cli.run.dataset_or(DatasetName::FashionMnist))?;
-    let checkpoints = cli
-        .checkpoints
-        .unwrap_or_else(|| repro::workspace_root().join("target/integer-qat-checkpoints"));
+    let checkpoints = cli.run.checkpoint_dir("integer-qat-checkpoints");
     let ctx = Ctx::new(cli.run, &started, data, device, checkpoints);
     match command {
         Command::Depth => depth(&ctx),

@@ -149,6 +149,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     Profile::Full | Profile::Paper => QatPlan::full(seed),
                 };
                 plan.float_epochs = args.epochs.unwrap_or(plan.float_epochs);
+                plan.checkpoint_dir = args.checkpoint_dir("mcu-checkpoints");
                 plan.train_images = train_images.unwrap_or(plan.train_images);
                 plan.test_images = test_images.unwrap_or(plan.test_images);
                 run_qat(&args, &ctx, &data, experiment, &plan)?;

@@ -133,13 +133,24 @@ const SMOKE_TEST: usize = 200;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let run = match &cli.command {
+        Command::Train(args) => &args.run,
+        Command::Reproduce(c)
+        | Command::FloatBaseline(c)
+        | Command::Bench(c)
+        | Command::Figures(c) => &c.run,
+    };
+    let refused = run.refuse(
+        &["--checkpoints"],
+        "PocketNN's runs take seconds per epoch and keep no checkpoints",
+    );
+    let result = refused.and_then(|()| match cli.command {
         Command::Train(args) => cmd_train(&args),
         Command::Reproduce(common) => cmd_reproduce(&common.run),
         Command::FloatBaseline(common) => cmd_float(&common.run),
         Command::Bench(common) => cmd_bench(&common.run),
         Command::Figures(common) => cmd_figures(&common.run),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -97,3 +97,12 @@ fn missing_data_advice_follows_where_the_root_came_from() {
         assert!(!line.contains("make data"), "{line}");
     }
 }
+
+/// PocketNN keeps no checkpoints, so the shared `--checkpoints` flag is refused rather than ignored.
+#[test]
+fn checkpoints_are_refused() {
+    train(
+        &["--checkpoints", "/tmp/pocketnn-checkpoints"],
+        "--checkpoints: PocketNN's runs take seconds per epoch and keep no checkpoints; drop --checkpoints",
+    );
+}

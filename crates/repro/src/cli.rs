@@ -55,6 +55,11 @@ pub struct RunArgs {
     /// target/results-<profile>/ otherwise).
     #[arg(long, global = true)]
     pub out: Option<PathBuf>,
+    /// Checkpoint folder of the trainings: a rerun of the same training (same recipe, data and
+    /// starting model) resumes from it (default: the binary's folder under <workspace>/target/ for
+    /// --profile full; the smoke profile keeps none unless this is given).
+    #[arg(long, global = true)]
+    pub checkpoints: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -83,11 +88,22 @@ impl RunArgs {
             "--epochs" => self.epochs.is_some(),
             "--backend" => self.backend != "flex",
             "--devices" => !self.devices.is_empty(),
+            "--checkpoints" => self.checkpoints.is_some(),
             _ => false,
         };
         match flags.iter().find(|f| given(f)) {
             Some(flag) => Err(format!("{flag}: {why}; drop {flag}")),
             None => Ok(()),
+        }
+    }
+
+    /// Where the trainings keep their checkpoints: `--checkpoints`, else `<workspace>/target/<folder>`
+    /// in the full profile and none in the smoke profile (whose runs take seconds).
+    pub fn checkpoint_dir(&self, folder: &str) -> Option<PathBuf> {
+        match (&self.checkpoints, self.profile) {
+            (Some(dir), _) => Some(dir.clone()),
+            (None, Profile::Smoke) => None,
+            (None, _) => Some(crate::workspace_root().join("target").join(folder)),
         }
     }
 
@@ -247,6 +263,19 @@ mod tests {
         assert_eq!(a.dataset_or(DatasetName::Mnist), DatasetName::FashionMnist);
         assert_eq!(a.seed_list(0, 3), vec![4, 5]);
         assert_eq!(a.threads(), 3);
+    }
+
+    /// Checkpoints: the flag wins; otherwise the binary's folder under target/ for the full profile
+    /// and none for the smoke profile.
+    #[test]
+    fn checkpoint_folder_is_the_flag_or_the_profiles_default() {
+        let full = parse(&[]).checkpoint_dir("x-checkpoints").unwrap();
+        assert!(full.ends_with("target/x-checkpoints"), "{}", full.display());
+        assert_eq!(parse(&["--profile", "smoke"]).checkpoint_dir("x"), None);
+        assert_eq!(
+            parse(&["--profile", "smoke", "--checkpoints", "/tmp/c"]).checkpoint_dir("x"),
+            Some(PathBuf::from("/tmp/c"))
+        );
     }
 
     #[test]

@@ -106,7 +106,8 @@ pub struct Bench<'a> {
     pub run: &'a Run,
     pub profile: &'static str,
     pub dataset: String,
-    pub checkpoints: PathBuf,
+    /// Where the trainings keep their checkpoints (none: they start over every run).
+    pub checkpoints: Option<PathBuf>,
     /// The `model` column.
     pub model: String,
     /// Elements of each layer's input and output: the peak activation memory's terms.
@@ -210,10 +211,10 @@ impl Bench<'_> {
 
     pub fn options(&self, name: &str, seed: u64) -> RunOptions {
         RunOptions {
-            checkpoint: Some(
-                self.checkpoints
-                    .join(format!("{}-{name}-s{seed}", self.profile)),
-            ),
+            checkpoint: self
+                .checkpoints
+                .as_ref()
+                .map(|dir| dir.join(format!("{}-{name}-s{seed}", self.profile))),
             label: format!("{name} seed {seed}"),
             validation: Some(Arc::clone(&self.sets.validation)),
         }

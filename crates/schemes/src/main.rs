@@ -28,9 +28,6 @@ struct Cli {
     /// runs one unit and merges its rows into the table), threads, data and results roots.
     #[command(flatten)]
     run: RunArgs,
-    /// Checkpoint folder of the trainings (default `<workspace>/target/schemes-checkpoints`).
-    #[arg(long, global = true)]
-    checkpoints: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,9 +88,7 @@ fn run(cli: Cli) -> Result<(), String> {
         .run
         .load(cli.run.dataset_or(DatasetName::FashionMnist))?;
     let sizes = Sizes::of(profile);
-    let checkpoints = cli
-        .checkpoints
-        .unwrap_or_else(|| repro::workspace_root().join("target/schemes-checkpoints"));
+    let checkpoints = cli.run.checkpoint_dir("schemes-checkpoints");
     std::fs::create_dir_all(out.join(TABLE_DIR)).map_err(|e| e.to_string())?;
     for seed in cli.run.seed_list(0, sizes.seeds) {
         for model in models.iter().copied() {

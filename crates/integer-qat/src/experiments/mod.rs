@@ -73,7 +73,8 @@ pub struct Ctx {
     pub(crate) device: Device,
     pub(crate) run: Run,
     pub(crate) out: PathBuf,
-    pub(crate) checkpoints: PathBuf,
+    /// Where the trainings keep their checkpoints (none: they start over every run).
+    pub(crate) checkpoints: Option<PathBuf>,
     pub(crate) started: Instant,
 }
 
@@ -191,11 +192,13 @@ impl Ctx {
     /// Where run `name` checkpoints, its progress label, and the validation set it scores.
     pub(crate) fn run_options(&self, name: &str, splits: &Splits) -> RunOptions {
         RunOptions {
-            checkpoint: Some(self.checkpoints.join(format!(
-                "{}-{}-{name}",
-                self.profile(),
-                self.data.name.dir_name()
-            ))),
+            checkpoint: self.checkpoints.as_ref().map(|dir| {
+                dir.join(format!(
+                    "{}-{}-{name}",
+                    self.profile(),
+                    self.data.name.dir_name()
+                ))
+            }),
             label: name.to_string(),
             validation: Some(Arc::clone(&splits.val)),
         }
@@ -355,7 +358,7 @@ impl Ctx {
         run: &repro::cli::RunContext,
         data: Dataset,
         device: Device,
-        checkpoints: PathBuf,
+        checkpoints: Option<PathBuf>,
     ) -> Ctx {
         Ctx {
             sizes: Sizes::of(args.profile),
