@@ -2,11 +2,13 @@
 //! configurations and the quantized copy QAT starts from. The binary runs them; the training
 //! benchmark (`bench-train`) times the same models and recipes, so both read them from here.
 
-use burn::prelude::Module;
+use burn::prelude::{Device, Module};
+use quant_train::data::batch;
 use quant_train::{
-    AffineQuantizer, LrSchedule, ModelSpec, Net, Optimizer, QuantizerRef, TrainConfig,
+    AffineQuantizer, LrSchedule, ModelSpec, Net, Optimizer, Phase, QuantizerRef, TrainConfig,
 };
 use repro::Profile;
+use repro::datasets::ImageSet;
 
 /// Sizes of one profile (see `experiments/integer-qat/README.md`).
 #[derive(Debug, Clone)]
@@ -135,6 +137,27 @@ pub fn qat_config(epochs: u32, seed: u64, images: usize) -> TrainConfig {
     let steps = (images / tc.batch_size) as u64 * u64::from(epochs);
     tc.qat.freeze_bn_at = Some(steps / 2);
     tc
+}
+
+/// Images of the training set the post-training ranges are calibrated on.
+pub const CALIBRATION_IMAGES: usize = 1024;
+
+/// Post-training quantization: [`quantized_copy`] with its weight ranges from the weights and its
+/// activation ranges from the observers' EMA over the first [`CALIBRATION_IMAGES`] images of `set`
+/// (batches of 128, as training sees them).
+pub fn calibrated_copy(
+    float: &Net,
+    bits: (u32, u32),
+    set: &ImageSet,
+    device: &Device,
+) -> Result<Net, String> {
+    let net = quantized_copy(float, bits)?;
+    let images: Vec<usize> = (0..set.len().min(CALIBRATION_IMAGES)).collect();
+    for chunk in images.chunks(128) {
+        let (x, _) = batch(set, chunk, device);
+        net.forward(x, &Phase::CALIBRATE);
+    }
+    Ok(net)
 }
 
 /// A copy of `float` with the paper's affine quantizers: `w`-bit weights, `a`-bit activations at

@@ -491,11 +491,16 @@ impl QLayer {
     /// the moving batch-norm statistics (as they are, with [`Self::unfolded_weights`]), clamped to
     /// the learned range when there is one.
     pub fn weights_to_quantize(&self) -> Tensor<4> {
-        let w = match self.unfolded_weights {
-            true => self.weight.val(),
-            false => self.folded_weight(),
-        };
-        self.clamp_to_learned_range(w)
+        self.clamp_to_learned_range(self.multiplied_weights(&self.own_params()))
+    }
+
+    /// The weights of `p` the layer multiplies with: folded with the moving batch-norm statistics,
+    /// or as they are with [`Self::unfolded_weights`] (batch norm then stays after the product).
+    fn multiplied_weights(&self, p: &ParamValues) -> Tensor<4> {
+        match self.unfolded_weights {
+            true => p.weight.clone(),
+            false => self.fold_weight(p),
+        }
     }
 
     /// `w` clamped to [`Self::learned_range`] when there is one.
@@ -544,10 +549,7 @@ impl QLayer {
     /// Forward pass under `phase`.
     pub fn forward(&self, x: Tensor<4>, phase: &Phase) -> Tensor<4> {
         let p = self.params_for(phase);
-        let w = match self.unfolded_weights {
-            true => p.weight.clone(),
-            false => self.fold_weight(&p),
-        };
+        let w = self.multiplied_weights(&p);
         let w = match (&self.weight_quantizer, phase.quantize_weights) {
             (Some(q), true) => {
                 let w = self.clamp_to_learned_range(w);

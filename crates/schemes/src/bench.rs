@@ -8,7 +8,7 @@ use std::sync::Arc;
 use adaptivfloat::fakequant::quantize_all_parameters;
 use burn::prelude::*;
 use integer_qat::experiments::latency_ms;
-use integer_qat::recipe::{qat_config, quantized_copy};
+use integer_qat::recipe::{calibrated_copy, qat_config, quantized_copy};
 use quant_core::fixedpoint::RoundingMode;
 use quant_core::formats::{Format, FormatKind};
 use quant_core::ops::OpCounts;
@@ -253,12 +253,7 @@ impl Bench<'_> {
         seed: u64,
     ) -> Result<([Outcome; 2], TrainReport), String> {
         let train_set = &self.sets.train;
-        let ptq = quantized_copy(float, (8, 8))?;
-        let calibration: Vec<usize> = (0..train_set.len().min(1024)).collect();
-        for chunk in calibration.chunks(128) {
-            let (x, _) = batch(train_set, chunk, &self.device);
-            ptq.forward(x, &Phase::CALIBRATE);
-        }
+        let ptq = calibrated_copy(float, (8, 8), train_set, &self.device)?;
         let config = qat_config(self.sizes.qat_epochs, seed, train_set.len());
         let (qat, report) = train(
             quantized_copy(float, (8, 8))?,

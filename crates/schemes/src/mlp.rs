@@ -18,11 +18,12 @@
 //! the MobileNetV1's ([`crate::mobilenet`]).
 
 use burn::prelude::*;
-use integer_qat::recipe::float_config;
+use integer_qat::recipe::{CALIBRATION_IMAGES, float_config};
 use pocketnn::activation::PocketActivation;
 use pocketnn::network::{ForwardState, Network};
 use pocketnn::rng::{Pcg32, RunRng};
 use pocketnn::train::{Split, TrainConfig as PocketConfig};
+use quant_core::ops::OpCounts;
 use quant_train::train::train;
 use quant_train::{ModelConfig, ModelSpec, Net, TrainReport};
 use rayon::prelude::*;
@@ -101,21 +102,22 @@ impl Bench<'_> {
             })
             .collect();
         let train_set = &self.sets.train;
-        let calibration: Vec<&[u8]> = (0..train_set.len().min(1024))
+        let calibration: Vec<&[u8]> = (0..train_set.len().min(CALIBRATION_IMAGES))
             .map(|i| train_set.image(i))
             .collect();
         let test = &self.sets.test;
         let model = fixed_point_mlp(&layers, &calibration, [1, test.rows, test.cols])?;
-        let hits: Vec<bool> = (0..test.len())
+        // Every image's prediction with the operations it took (the same for every image).
+        let runs: Vec<(bool, OpCounts)> = (0..test.len())
             .into_par_iter()
             .map(|i| {
-                let (class, _) = model.predict(test.image(i)).map_err(|e| e.to_string())?;
-                Ok(class == usize::from(test.labels[i]))
+                let (class, counts) = model.predict(test.image(i)).map_err(|e| e.to_string())?;
+                Ok((class == usize::from(test.labels[i]), counts))
             })
             .collect::<Result<_, String>>()?;
-        let top1 = 100.0 * hits.iter().filter(|&&h| h).count() as f64 / hits.len() as f64;
+        let top1 = 100.0 * runs.iter().filter(|r| r.0).count() as f64 / runs.len() as f64;
+        let counts = runs.first().map(|r| r.1).unwrap_or_default();
         let image = test.image(0);
-        let (_, counts) = model.predict(image).map_err(|e| e.to_string())?;
         let latency =
             self.latency(|| model.predict(image).map(|_| ()).map_err(|e| e.to_string()))?;
         Ok(Outcome {

@@ -41,10 +41,12 @@ pub fn latency(ctx: &Ctx, width: Option<f64>) -> Res<()> {
             ));
         }
     };
-    for seed in ctx.seeds() {
-        for &alpha in &widths {
-            for &res in &ctx.sizes.e5_resolutions {
-                latency_model(ctx, alpha, res, seed)?;
+    // The sets of a resolution are the same for every seed and width: resized once.
+    for &res in &ctx.sizes.e5_resolutions {
+        let splits = ctx.sets(res)?;
+        for seed in ctx.seeds() {
+            for &alpha in &widths {
+                latency_model(ctx, alpha, res, seed, &splits)?;
             }
         }
     }
@@ -53,9 +55,8 @@ pub fn latency(ctx: &Ctx, width: Option<f64>) -> Res<()> {
 
 /// One model of the E5 grid: float training and 8-bit QAT (both with their validation curves), top-1
 /// of the float model and of the integer engine, and the batch-1 latencies.
-fn latency_model(ctx: &Ctx, alpha: f64, res: usize, seed: u64) -> Res<()> {
+fn latency_model(ctx: &Ctx, alpha: f64, res: usize, seed: u64, splits: &Splits) -> Res<()> {
     let ep = ctx.float_epochs();
-    let splits = ctx.sets(res)?;
     let te = &splits.test;
     let spec = ModelSpec::MobileNetV1(alpha);
     let paper_res = match res {
@@ -67,9 +68,9 @@ fn latency_model(ctx: &Ctx, alpha: f64, res: usize, seed: u64) -> Res<()> {
     let model = format!("MobileNet_v1_{}_{paper_res}", width_label(alpha));
     let tag = format!("e5-mbv1_{alpha}-r{res}-s{seed}");
     let (float, float_report) =
-        ctx.train_float(&spec, None, seed, &splits, &format!("{tag}-float"))?;
+        ctx.train_float(&spec, None, seed, splits, &format!("{tag}-float"))?;
     let f_acc = evaluate(&float, te, &Phase::FLOAT_EVAL, &ctx.device);
-    let (q, qat_report) = ctx.qat(&float, (8, 8), seed, &splits, &format!("{tag}-qat"))?;
+    let (q, qat_report) = ctx.qat(&float, (8, 8), seed, splits, &format!("{tag}-qat"))?;
     let ev = engine_eval(ctx, &q, te)?;
     let proxy = ctx.proxy(&format!("MobileNetV1 α={alpha}"), res);
     let row = |source: &str, method: &str, bits: (&str, &str), metric: &str, value: f64| {

@@ -38,7 +38,7 @@ use repro::manifest::Run;
 use repro::plot::{Chart, Series, color};
 use repro::results::{Measured, ResultRow, RunStamp, table_path};
 
-use crate::recipe::{Sizes, float_config, qat_config, quantized_copy};
+use crate::recipe::{Sizes, calibrated_copy, float_config, qat_config, quantized_copy};
 use crate::{T41, T42, T43, T47, macro_average_precision, median};
 
 pub(crate) const PAPER: &str = "jacob2018";
@@ -278,16 +278,9 @@ impl Ctx {
         report.curve_rows(&self.row(source, model, method, bits, "", 0.0, proxy, seed, 0))
     }
 
-    /// Post-training quantization: weights from their min/max, activation ranges from the EMA
-    /// of calibration batches of the training slice.
+    /// Post-training quantization ([`calibrated_copy`]) on the training slice `set`.
     pub(crate) fn ptq(&self, float: &Net, bits: (u32, u32), set: &ImageSet) -> Res<Net> {
-        let net = quantized_copy(float, bits)?;
-        let idx: Vec<usize> = (0..set.len().min(1024)).collect();
-        for chunk in idx.chunks(128) {
-            let (x, _) = batch(set, chunk, &self.device);
-            net.forward(x, &Phase::CALIBRATE);
-        }
-        Ok(net)
+        calibrated_copy(float, bits, set, &self.device)
     }
 }
 
