@@ -8,7 +8,7 @@ use std::sync::Arc;
 use adaptivfloat::fakequant::quantize_all_parameters;
 use burn::prelude::*;
 use integer_qat::experiments::latency_ms;
-use integer_qat::recipe::{calibrated_copy, qat_config, quantized_copy};
+use integer_qat::recipe::{CALIBRATION_IMAGES, calibrated_copy, qat_config, quantized_copy};
 use quant_core::fixedpoint::RoundingMode;
 use quant_core::formats::{Format, FormatKind};
 use quant_core::ops::OpCounts;
@@ -16,12 +16,14 @@ use quant_train::data::batch;
 use quant_train::export::{check_agreement, export, float_size_bytes};
 use quant_train::train::train;
 use quant_train::{Net, Phase, RunOptions, TrainReport, evaluate};
+use rayon::prelude::*;
 use repro::Profile;
 use repro::datasets::ImageSet;
 use repro::manifest::Run;
 use repro::results::{Measured, ResultRow, RunStamp};
 
 use crate::TABLE_DIR;
+use crate::fixed_point::{self, fixed_point_model};
 use crate::measure::{self, op_count_metrics, storage_bytes};
 
 /// The `source` column.
@@ -285,6 +287,43 @@ impl Bench<'_> {
             top1: agreement.engine_top1,
             model_bytes: int.size_bytes(),
             peak_activation_bytes: self.peak_activation_bytes(8),
+            latency_ms: Some(latency),
+            counts: Some(counts),
+        })
+    }
+
+    /// F8Net's fixed point after training, on the fixed8 engine ([`crate::fixed_point`]), with
+    /// ReLU formats chosen on the first [`CALIBRATION_IMAGES`] training images.
+    pub fn fixed_point_outcome(&self, float: &Net) -> Result<Outcome, String> {
+        let train_set = &self.sets.train;
+        let calibration: Vec<&[u8]> = (0..train_set.len().min(CALIBRATION_IMAGES))
+            .map(|i| train_set.image(i))
+            .collect();
+        let test = &self.sets.test;
+        let model = fixed_point_model(
+            &fixed_point::steps(float)?,
+            &calibration,
+            [1, test.rows, test.cols],
+        )?;
+        // Every image's prediction with the operations it took (the same for every image).
+        let runs: Vec<(bool, OpCounts)> = (0..test.len())
+            .into_par_iter()
+            .map(|i| {
+                let (class, counts) = model.predict(test.image(i)).map_err(|e| e.to_string())?;
+                Ok((class == usize::from(test.labels[i]), counts))
+            })
+            .collect::<Result<_, String>>()?;
+        let top1 = 100.0 * runs.iter().filter(|r| r.0).count() as f64 / runs.len() as f64;
+        let counts = runs.first().map(|r| r.1).unwrap_or_default();
+        let image = test.image(0);
+        let latency =
+            self.latency(|| model.predict(image).map(|_| ()).map_err(|e| e.to_string()))?;
+        Ok(Outcome {
+            method: F8NET.into(),
+            bits: bits(8, 8),
+            top1,
+            model_bytes: fixed_point::model_bytes(&model),
+            peak_activation_bytes: fixed_point::peak_activation_bytes(&self.layer_io),
             latency_ms: Some(latency),
             counts: Some(counts),
         })

@@ -5,8 +5,8 @@
 //!
 //! No paper has this table: each compares its own scheme against its own baselines, on its own model.
 //! Here every scheme starts from the same float model of each seed, so the rows differ only in the
-//! scheme. The first architecture is the MLP 784-256-256-10 on Fashion-MNIST ([`mlp`]); Rusci et al.'s
-//! mixed 8/4/2-bit scheme, whose integer graph is a convolution chain, is not in it yet.
+//! scheme. Two architectures: the MLP 784-256-256-10 on Fashion-MNIST ([`mlp`]) and Rusci et al.'s
+//! MobileNetV1 proxy ([`mobilenet`]), which adds Rusci's mixed 8/4/2-bit scheme on its sub-byte graph.
 
 pub mod bench;
 pub mod fixed_point;

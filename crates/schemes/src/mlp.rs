@@ -12,25 +12,21 @@
 //!   feedback alignment, pocket tanh, the reference's recipe: batch 20, `lrInv` 1000 doubling every
 //!   10 epochs), int32 weights and activations.
 //!
-//! * **F8Net fixed point** — after training, on the fixed8 engine ([`crate::fixed_point`]).
+//! * **F8Net fixed point** — after training, on the fixed8 engine ([`crate::bench`]).
 //!
 //! Rusci et al.'s mixed 8/4/2-bit scheme runs on a convolution chain in this workspace; its rows are
 //! the MobileNetV1's ([`crate::mobilenet`]).
 
-use burn::prelude::*;
-use integer_qat::recipe::{CALIBRATION_IMAGES, float_config};
+use integer_qat::recipe::float_config;
 use pocketnn::activation::PocketActivation;
 use pocketnn::network::{ForwardState, Network};
 use pocketnn::rng::{Pcg32, RunRng};
 use pocketnn::train::{Split, TrainConfig as PocketConfig};
-use quant_core::ops::OpCounts;
 use quant_train::train::train;
 use quant_train::{ModelConfig, ModelSpec, Net, TrainReport};
-use rayon::prelude::*;
 use repro::results::ResultRow;
 
-use crate::bench::{Bench, F8NET, FLOAT, JACOB_QAT, Outcome, POCKETNN, bits};
-use crate::fixed_point::{self, DenseLayer, fixed_point_mlp};
+use crate::bench::{Bench, FLOAT, JACOB_QAT, Outcome, POCKETNN, bits};
 use crate::measure::storage_bytes;
 
 /// Layer widths, input first.
@@ -83,52 +79,6 @@ impl Bench<'_> {
             &self.device,
         )
         .map_err(|e| e.to_string())
-    }
-
-    /// F8Net's fixed point after training, on the fixed8 engine ([`crate::fixed_point`]).
-    fn fixed_point_outcome(&self, float: &Net) -> Result<Outcome, String> {
-        let host = |t: Tensor<1>| t.into_data().try_into_vec_as::<f32>().unwrap_or_default();
-        let layers: Vec<DenseLayer> = float
-            .layers()
-            .iter()
-            .map(|l| {
-                let [outputs, inputs, ..] = l.weight.dims();
-                DenseLayer {
-                    weight: host(l.weight.val().reshape([outputs * inputs])),
-                    bias: host(l.folded_bias()),
-                    inputs,
-                    outputs,
-                }
-            })
-            .collect();
-        let train_set = &self.sets.train;
-        let calibration: Vec<&[u8]> = (0..train_set.len().min(CALIBRATION_IMAGES))
-            .map(|i| train_set.image(i))
-            .collect();
-        let test = &self.sets.test;
-        let model = fixed_point_mlp(&layers, &calibration, [1, test.rows, test.cols])?;
-        // Every image's prediction with the operations it took (the same for every image).
-        let runs: Vec<(bool, OpCounts)> = (0..test.len())
-            .into_par_iter()
-            .map(|i| {
-                let (class, counts) = model.predict(test.image(i)).map_err(|e| e.to_string())?;
-                Ok((class == usize::from(test.labels[i]), counts))
-            })
-            .collect::<Result<_, String>>()?;
-        let top1 = 100.0 * runs.iter().filter(|r| r.0).count() as f64 / runs.len() as f64;
-        let counts = runs.first().map(|r| r.1).unwrap_or_default();
-        let image = test.image(0);
-        let latency =
-            self.latency(|| model.predict(image).map(|_| ()).map_err(|e| e.to_string()))?;
-        Ok(Outcome {
-            method: F8NET.into(),
-            bits: bits(8, 8),
-            top1,
-            model_bytes: fixed_point::model_bytes(&model),
-            peak_activation_bytes: fixed_point::peak_activation_bytes(&self.layer_io),
-            latency_ms: Some(latency),
-            counts: Some(counts),
-        })
     }
 
     /// PocketNN: the same widths trained in integer arithmetic only, scored after its last epoch.

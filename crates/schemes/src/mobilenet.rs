@@ -6,6 +6,9 @@
 //!
 //! * **float32**, **Jacob int8 PTQ / QAT**, **Uniform / AdaptivFloat weights** — as on the MLP
 //!   ([`crate::bench`]), from that float model.
+//! * **F8Net fixed point** — after training, on the fixed8 engine ([`crate::fixed_point`]): ReLU6 is
+//!   PACT with its clip at 6, so the activation codes are uniform on `[0, 6]` and every
+//!   requantization a shift; one weight FL per layer from the folded weights' standard deviation.
 //! * **Rusci** — the mixed-precision variants of the MCU reproduction's E1/E2 for this configuration
 //!   under its scaled memory budget (`mixed_precision_mcu::experiments::run_e1_e2`): uniform 8-bit
 //!   per-layer weights where they fit, MixPL+FB, MixPL+ICN and MixPC+ICN, each QAT-trained from the
@@ -89,6 +92,7 @@ impl Bench<'_> {
         .collect();
         let mut outcomes = vec![self.float_outcome(&float.net)?];
         outcomes.extend(jacob);
+        outcomes.push(self.fixed_point_outcome(&float.net)?);
         outcomes.extend(self.format_outcomes(&float.net)?);
         for o in &mcu.outcomes {
             let folding = o.validation.0;

@@ -88,8 +88,9 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
     }
     assert!(out.path().join("schemes/mlp_curves.svg").exists());
 
-    // The MobileNet proxy: the same generic schemes plus Rusci's variants on their sub-byte graph,
-    // which counts the same 8x8 products as Jacob's engine for the same layers.
+    // The MobileNet proxy: the same generic schemes plus Rusci's variants on their sub-byte graph;
+    // Rusci's graph and F8Net's fixed8 engine count the same 8x8 products as Jacob's engine for the
+    // same layers, and F8Net's rescales the convolutions by shifts only.
     let mobilenet: Vec<csv::StringRecord> =
         csv::Reader::from_path(out.path().join("schemes/mobilenet.csv"))
             .unwrap()
@@ -108,6 +109,12 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
         !rusci.is_empty() && rusci.iter().all(|&p| p == jacob[0]),
         "{jacob:?} {rusci:?}"
     );
+    assert_eq!(products("F8Net"), jacob);
+    let f8_multiplies = mobilenet
+        .iter()
+        .find(|r| r[4].starts_with("F8Net") && &r[7] == "mul_32x32_per_inference")
+        .map(|r| r[8].parse::<f64>().unwrap());
+    assert_eq!(f8_multiplies, Some(0.0));
     assert!(out.path().join("schemes/mobilenet_curves.svg").exists());
 
     let printed = schemes(out.path(), &["table"]);
