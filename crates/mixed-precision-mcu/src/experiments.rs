@@ -15,9 +15,8 @@
 use crate::RowKey;
 use crate::assign::{AssignOptions, assign};
 use crate::deploy::{Folding, convert};
-use crate::memory::{BitWidths, Fold, Footprint, Granularity, uniform_folds, uniform8};
+use crate::memory::{BitWidths, Budget, Fold, Footprint, Granularity, uniform_folds, uniform8};
 use crate::mobilenet::MobileNetV1;
-use crate::tables::proxy_budget;
 use burn::prelude::*;
 use quant_core::ops::OpCounts;
 use quant_train::layers::Phase;
@@ -365,15 +364,16 @@ impl Results {
     }
 }
 
-/// E1/E2 for every configuration of the plan and one seed.
+/// E1/E2 for every configuration of the plan and one seed, under `budget` (the reproduction's:
+/// [`crate::tables::proxy_budget`]).
 pub fn run_e1_e2(
     data: &Dataset,
     plan: &QatPlan,
+    budget: Budget,
     seed: u64,
     cache: &mut FloatCache,
     device: &Device,
 ) -> Result<Results, String> {
-    let budget = proxy_budget(plan.base_channels);
     let mut res = Results {
         outcomes: Vec::new(),
         floats: Vec::new(),

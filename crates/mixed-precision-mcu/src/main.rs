@@ -8,7 +8,7 @@ use mixed_precision_mcu::experiments::{
 };
 use mixed_precision_mcu::memory::{Budget, Granularity};
 use mixed_precision_mcu::mobilenet::MobileNetV1;
-use mixed_precision_mcu::tables::{exact_tables, model_label};
+use mixed_precision_mcu::tables::{exact_tables, model_label, proxy_budget};
 use quant_train::train::BackendKind;
 use repro::Profile;
 use repro::cli::{RunArgs, RunContext};
@@ -287,7 +287,14 @@ fn run_qat(
                 configs: vec![cfg],
                 ..plan.clone()
             };
-            e1.extend(run_e1_e2(data, &one, seed, &mut cache, &device)?);
+            e1.extend(run_e1_e2(
+                data,
+                &one,
+                proxy_budget(plan.base_channels),
+                seed,
+                &mut cache,
+                &device,
+            )?);
             stamp(SOURCE_E1, &e1, true)?;
         }
         if !e3_done && (cfg == plan.e3_config || experiment == Experiment::E3) {

@@ -77,6 +77,13 @@ impl Budget {
         ram: 512_000,
     };
 
+    /// MCUNet's STM32F765: half the STM32H7's FLASH (1024000 bytes) with the same 512000 bytes of RAM,
+    /// the tighter of the two budgets the cross-scheme table runs Rusci's assignment under.
+    pub const STM32F765: Budget = Budget {
+        rom: 1_024_000,
+        ram: 512_000,
+    };
+
     /// Scales the paper's budget to a proxy family by the same fractions of its largest model (§10.1):
     /// `M_RO' = round(M_RO / |W|(paper largest) · |W|(proxy largest))`, likewise for RAM with the
     /// uniform-8-bit peak. Float is used once, offline, as the dossier defines the proxy budget.

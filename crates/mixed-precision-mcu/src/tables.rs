@@ -34,10 +34,7 @@ pub const IMAGENET_BUDGETS: [NamedBudget; 4] = [
     },
     NamedBudget {
         name: "STM32F765 1024000/512000",
-        budget: Budget {
-            rom: 1_024_000,
-            ram: 512_000,
-        },
+        budget: Budget::STM32F765,
     },
     NamedBudget {
         name: "STM32F412 1024000/256000",
@@ -57,11 +54,18 @@ pub const IMAGENET_BUDGETS: [NamedBudget; 4] = [
 
 /// The proxy budget of a TinyMbV1 base width: the STM32H7 budget scaled by the largest model (§10.1).
 pub fn proxy_budget(base_channels: usize) -> Budget {
+    scaled_proxy_budget(Budget::STM32H7, base_channels)
+}
+
+/// A device budget `device` scaled to the TinyMbV1 family of a base width as §10.1 scales the STM32H7's:
+/// by the ratio of the largest proxy to the largest ImageNet model (weights for FLASH, the uniform
+/// 8-bit peak for RAM).
+pub fn scaled_proxy_budget(device: Budget, base_channels: usize) -> Budget {
     let paper = MobileNetV1::imagenet(224, 1.0);
     let proxy = MobileNetV1::tiny(28, 1.0, base_channels);
     let peak = |m: &MobileNetV1| uniform8(&m.layers(), Granularity::PerLayer).peak_ram();
     Budget::scaled(
-        Budget::STM32H7,
+        device,
         paper.params(),
         peak(&paper),
         proxy.params(),

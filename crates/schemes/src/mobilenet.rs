@@ -10,19 +10,30 @@
 //!   PACT with its clip at 6, so the activation codes are uniform on `[0, 6]` and every
 //!   requantization a shift; one weight FL per layer from the folded weights' standard deviation.
 //! * **Rusci** — the mixed-precision variants of the MCU reproduction's E1/E2 for this configuration
-//!   under its scaled memory budget (`mixed_precision_mcu::experiments::run_e1_e2`): uniform 8-bit
-//!   per-layer weights where they fit, MixPL+FB, MixPL+ICN and MixPC+ICN, each QAT-trained from the
-//!   same float model and measured on the sub-byte integer graph, whose operation counts it records;
+//!   (`mixed_precision_mcu::experiments::run_e1_e2`) under two memory budgets scaled to the proxy
+//!   ([`BUDGETS`]): uniform 8-bit per-layer weights where they fit, MixPL+FB, MixPL+ICN and MixPC+ICN,
+//!   each QAT-trained from the same float model and measured on the sub-byte integer graph, whose
+//!   operation counts it records;
 //!   model and peak activation bytes from Rusci's memory model (weights at their bits plus the
 //!   requantization parameters; the largest input plus output of one layer at their bits).
 
 use mixed_precision_mcu::experiments::{FloatCache, QatPlan, run_e1_e2};
+use mixed_precision_mcu::memory::Budget;
 use mixed_precision_mcu::mobilenet::MobileNetV1;
+use mixed_precision_mcu::tables::scaled_proxy_budget;
 use repro::Profile;
 use repro::datasets::Dataset;
 use repro::results::ResultRow;
 
 use crate::bench::{Bench, FLOAT, JACOB_QAT, Outcome, RUSCI};
+
+/// The devices whose memory Rusci's assignment fills, each scaled to the proxy as the MCU reproduction
+/// scales the paper's (§10.1): the paper's STM32H743 (2 MB FLASH) and MCUNet's STM32F765 (1 MB FLASH,
+/// the same RAM), under which the assignment cuts more weights to 4 and 2 bits.
+pub const BUDGETS: [(&str, Budget); 2] = [
+    ("STM32H743", Budget::STM32H7),
+    ("STM32F765", Budget::STM32F765),
+];
 
 /// `(resolution, width)` of the configuration.
 pub fn config(profile: Profile) -> (usize, f64) {
@@ -77,8 +88,15 @@ impl Bench<'_> {
         plan: &QatPlan,
         seed: u64,
     ) -> Result<(Vec<ResultRow>, Vec<ResultRow>), String> {
-        let mcu = run_e1_e2(data, plan, seed, &mut FloatCache::new(), &self.device)?;
-        let (_, float) = mcu.floats.first().ok_or("the MCU run trained no model")?;
+        let mut cache = FloatCache::new();
+        let mut runs = Vec::new();
+        for (device_name, device_budget) in BUDGETS {
+            let budget = scaled_proxy_budget(device_budget, plan.base_channels);
+            let mcu = run_e1_e2(data, plan, budget, seed, &mut cache, &self.device)?;
+            runs.push((device_name, mcu));
+        }
+        let (_, first) = runs.first().ok_or("no budget")?;
+        let (_, float) = first.floats.first().ok_or("the MCU run trained no model")?;
         let (jacob, qat_report) = self.jacob_outcomes(&float.net, seed)?;
         let epochs = plan.float_epochs;
         let curves = [
@@ -94,22 +112,51 @@ impl Bench<'_> {
         outcomes.extend(jacob);
         outcomes.push(self.fixed_point_outcome(&float.net)?);
         outcomes.extend(self.format_outcomes(&float.net)?);
-        for o in &mcu.outcomes {
-            let folding = o.validation.0;
-            outcomes.push(Outcome {
-                method: format!("{RUSCI} {}", o.variant),
-                bits: (o.w_bits.clone(), o.a_bits.clone()),
-                top1: *o.integer.get(folding).ok_or("no integer top-1")?,
-                model_bytes: o.rom_bytes as usize,
-                peak_activation_bytes: o.ram_bytes as usize,
-                latency_ms: None,
-                counts: o.ops.get(folding).copied(),
-            });
+        for (device_name, mcu) in &runs {
+            for o in &mcu.outcomes {
+                let folding = o.validation.0;
+                outcomes.push(Outcome {
+                    method: format!("{RUSCI} {} ({device_name} budget)", o.variant),
+                    bits: (o.w_bits.clone(), o.a_bits.clone()),
+                    top1: *o.integer.get(folding).ok_or("no integer top-1")?,
+                    model_bytes: o.rom_bytes as usize,
+                    peak_activation_bytes: o.ram_bytes as usize,
+                    latency_ms: None,
+                    counts: o.ops.get(folding).copied(),
+                });
+            }
         }
         let rows = outcomes
             .iter()
             .flat_map(|o| self.rows(o, seed, epochs))
             .collect();
         Ok((rows, curves))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mixed_precision_mcu::assign::{AssignOptions, assign};
+    use mixed_precision_mcu::memory::Granularity;
+
+    /// Both budgets admit Rusci's assignment for the full profile's configuration, every variant
+    /// fits its budget, and the smaller FLASH makes every variant's weights smaller.
+    #[test]
+    fn both_budgets_admit_an_assignment_and_the_second_is_tighter() {
+        let plan = plan(Profile::Full, 0);
+        let model = model(&plan);
+        for g in [Granularity::PerLayer, Granularity::PerChannel] {
+            let [wide, tight] = BUDGETS.map(|(name, device)| {
+                let budget = scaled_proxy_budget(device, plan.base_channels);
+                let a = assign(&model, budget, AssignOptions::official(g))
+                    .unwrap_or_else(|e| panic!("{name} {g:?}: {e}"));
+                let f = a.footprint();
+                assert!(f.fits(budget), "{name} {g:?}: {f:?} over {budget:?}");
+                (budget, f.rom_bytes())
+            });
+            assert!(tight.0.rom < wide.0.rom && tight.0.ram == wide.0.ram);
+            assert!(tight.1 < wide.1, "{g:?}: {} against {}", tight.1, wide.1);
+        }
     }
 }
