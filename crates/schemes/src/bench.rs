@@ -24,6 +24,7 @@ use repro::results::{Measured, ResultRow, RunStamp};
 
 use crate::TABLE_DIR;
 use crate::fixed_point::{self, fixed_point_model};
+use crate::float_chain;
 use crate::measure::{self, op_count_metrics, storage_bytes};
 
 /// The `source` column.
@@ -301,7 +302,7 @@ impl Bench<'_> {
             .collect();
         let test = &self.sets.test;
         let model = fixed_point_model(
-            &fixed_point::steps(float)?,
+            &float_chain::steps(float)?,
             &calibration,
             [1, test.rows, test.cols],
         )?;

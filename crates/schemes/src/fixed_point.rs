@@ -1,5 +1,6 @@
-//! F8Net's fixed-point scheme applied after training to a float chain of convolutions, fully
-//! connected layers and global average pooling, run by quant-core's fixed8 engine: 8-bit codes with
+//! F8Net's fixed-point scheme applied after training to a float model of convolutions, fully
+//! connected layers, global average pooling and residual blocks ([`crate::float_chain`]), run by
+//! quant-core's fixed8 engine: 8-bit codes with
 //! a power-of-two scale `2^-FL` per tensor, i8 x i8 products into int32 accumulators, and a shift
 //! (never a multiplier) to the next layer's format. F8Net trains with this quantization in the loop;
 //! this is its post-training form, the same float model every other row starts from.
@@ -15,9 +16,14 @@
 //!   stays a shift.
 //! * **ReLU** (no clip level, `η = 1`) takes its FL from the standard deviation of the layer's
 //!   outputs before the ReLU (official constant 70) on calibration images, as F8Net takes activation
-//!   statistics before the clamp that implements the ReLU. The float pass that gathers them covers
-//!   chains of fully connected layers, the only place the workspace's models put a bare ReLU.
-//! * **No activation** (the logits) stays in the accumulator at its FL.
+//!   statistics before the clamp that implements the ReLU; the float pass of [`crate::float_chain`]
+//!   gives them.
+//! * **No activation** (the logits, the last layer of a residual branch, a projection shortcut)
+//!   stays in the int32 accumulator at its FL. A residual add aligns its two operands (that
+//!   accumulator, and the block input's codes or the projection's accumulator) to the larger FL by
+//!   left shifts, sums them and applies the ReLU; its output then takes codes like any ReLU. This
+//!   needs `η = 1` on both sides, so residual blocks follow ReLU activations, not ReLU6 (F8Net's
+//!   relabelling of PACT-scaled shortcuts is not built here).
 //!
 //! The input's codes are the raw pixels at FL 8 (`pixel / 256`) while the float models see
 //! `pixel / 255`: the image is a PACT value with `α = 1`, `η = 256 / 255`.
@@ -25,140 +31,86 @@
 use quant_core::fixed8::FixedFormat;
 use quant_core::fixed8::engine::{FixedPointModel, Node};
 use quant_core::fixed8::rule::{FlRule, quantize};
-use quant_train::layers::{Activation, LayerKind, QLayer};
-use quant_train::models::{Block, Net};
+use quant_train::layers::{Activation, LayerKind};
+
+use crate::float_chain::{FloatLayer, Plane, Step};
 
 /// FL of the input codes and of every PACT (ReLU6) activation.
 const CODE_FL: u8 = 8;
 
-/// One weight layer of the float model, batch norm folded.
-pub struct FloatLayer {
-    /// `[out, in / groups, k, k]` (convolution) or `[out, in]` (fully connected), row-major.
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
-    pub outputs: usize,
-    pub kind: LayerKind,
-    pub activation: Activation,
-}
-
-impl FloatLayer {
-    /// The layer of `l` with batch norm folded with its moving statistics.
-    pub fn of(l: &QLayer) -> FloatLayer {
-        let host = |t: burn::Tensor<1>| t.into_data().try_into_vec_as::<f32>().unwrap_or_default();
-        let weight = l.folded_weight();
-        let n: usize = weight.dims().iter().product();
-        FloatLayer {
-            weight: host(weight.reshape([n])),
-            bias: host(l.folded_bias()),
-            outputs: l.out_channels(),
-            kind: l.kind,
-            activation: l.output.activation,
-        }
-    }
-
-    /// `W x + b` of one input, for a fully connected layer.
-    fn apply_dense(&self, x: &[f32]) -> Vec<f32> {
-        self.weight
-            .chunks_exact(self.weight.len() / self.outputs)
-            .zip(&self.bias)
-            .map(|(row, &b)| b + row.iter().zip(x).map(|(w, v)| w * v).sum::<f32>())
-            .collect()
-    }
-}
-
-/// A step of the float chain.
-pub enum Step {
-    Layer(FloatLayer),
-    GlobalAvgPool,
-}
-
-/// The steps of `net`, which must be a chain of weight layers and global average pooling.
-pub fn steps(net: &Net) -> Result<Vec<Step>, String> {
-    net.blocks
-        .iter()
-        .map(|b| match b {
-            Block::Layer(l) => Ok(Step::Layer(FloatLayer::of(l))),
-            Block::GlobalAvgPool(_) => Ok(Step::GlobalAvgPool),
-            _ => Err("F8Net's post-training conversion here takes chains of layers and global average pooling; this model has residual, pooling or normalization blocks".to_string()),
-        })
-        .collect()
-}
-
-/// How an activation is stored: its FL and `η` (real = code · 2^-FL · η).
-struct Storage {
-    fl: u8,
+/// A value of the integer graph: its id, its FL and `η` (real = integer · 2^-FL · η).
+#[derive(Clone, Copy)]
+struct Tensor {
+    id: usize,
+    fl: i32,
     eta: f64,
 }
 
-impl Storage {
-    /// A PACT value with clip level `alpha` at [`CODE_FL`].
-    fn pact(alpha: f64) -> Storage {
-        Storage {
+/// What a layer's output becomes.
+enum Output {
+    /// 8-bit codes at `fl` with `η` (after a ReLU or ReLU6).
+    Codes { fl: u8, eta: f64 },
+    /// The int32 accumulator as it is (`η = 1`): the logits, or a residual branch before its add.
+    Raw,
+}
+
+impl Output {
+    /// A PACT value with clip level `alpha`, at [`CODE_FL`].
+    fn pact(alpha: f64) -> Output {
+        Output::Codes {
             fl: CODE_FL,
             eta: alpha * f64::from(1u16 << CODE_FL) / 255.0,
         }
     }
+
+    /// Unsigned codes after a ReLU ([`relu_fl`]), `η = 1`.
+    fn after_relu(pre: &[Plane]) -> Output {
+        Output::Codes {
+            fl: relu_fl(pre),
+            eta: 1.0,
+        }
+    }
+
+    fn eta(&self) -> f64 {
+        match self {
+            Output::Codes { eta, .. } => *eta,
+            Output::Raw => 1.0,
+        }
+    }
 }
 
-/// The fixed-point model of `steps` for `[C, H, W]` images, with ReLU activation formats chosen on
-/// `calibration` (raw pixel rows).
-pub fn fixed_point_model(
-    steps: &[Step],
-    calibration: &[&[u8]],
-    [channels, height, width]: [usize; 3],
-) -> Result<FixedPointModel, String> {
-    if steps.is_empty() {
-        return Err("no layers".into());
+/// The FL of unsigned codes after a ReLU, by the standard-deviation rule on `pre`, the values before
+/// the ReLU (F8Net takes activation statistics before the clamp that implements it).
+fn relu_fl(pre: &[Plane]) -> u8 {
+    let flat: Vec<f32> = pre.iter().flat_map(|p| p.data.iter().copied()).collect();
+    FlRule::StdCode.choose(&flat, false)
+}
+
+/// The integer graph being built.
+struct Converter {
+    nodes: Vec<Node>,
+}
+
+impl Converter {
+    /// Appends `node`; returns the id of the value it produces.
+    fn push(&mut self, node: Node) -> usize {
+        self.nodes.push(node);
+        self.nodes.len()
     }
-    // The float activations of the calibration images, while the chain is fully connected.
-    let mut inputs: Option<Vec<Vec<f32>>> = Some(
-        calibration
-            .iter()
-            .map(|px| px.iter().map(|&p| f32::from(p) / 255.0).collect())
-            .collect(),
-    );
-    let mut nodes = Vec::new();
-    let mut input = Storage::pact(1.0);
-    for (i, step) in steps.iter().enumerate() {
-        let src = nodes.len();
-        let layer = match step {
-            Step::GlobalAvgPool => {
-                nodes.push(Node::GlobalAvgPool { src });
-                inputs = None;
-                continue;
-            }
-            Step::Layer(layer) => layer,
-        };
-        let dense = matches!(layer.kind, LayerKind::Linear);
-        let pre_activation: Option<Vec<Vec<f32>>> = match (&inputs, dense) {
-            (Some(x), true) => Some(x.iter().map(|v| layer.apply_dense(v)).collect()),
-            _ => None,
-        };
-        let output = match layer.activation {
-            Activation::None if i + 1 == steps.len() => None,
-            Activation::Relu6 => Some(Storage::pact(6.0)),
-            Activation::Relu => {
-                let pre = pre_activation.as_ref().ok_or(format!(
-                    "layer {i}: a ReLU after a convolution needs activation statistics, which this conversion gathers on fully connected chains only"
-                ))?;
-                let flat: Vec<f32> = pre.iter().flatten().copied().collect();
-                Some(Storage {
-                    fl: FlRule::StdCode.choose(&flat, false),
-                    eta: 1.0,
-                })
-            }
-            other => {
-                return Err(format!(
-                    "layer {i}: activation {other:?} has no conversion here (ReLU, ReLU6, or none on the last layer)"
-                ));
-            }
-        };
-        let eta_out = output.as_ref().map_or(1.0, |s| s.eta);
-        let fold = (input.eta / eta_out) as f32;
+
+    /// Appends `layer` reading the codes `input`, its output stored as `output`.
+    fn layer(
+        &mut self,
+        layer: &FloatLayer,
+        input: Tensor,
+        output: &Output,
+    ) -> Result<Tensor, String> {
+        let fold = (input.eta / output.eta()) as f32;
         let weight: Vec<f32> = layer.weight.iter().map(|&w| w * fold).collect();
         let w_fl = FlRule::StdCode.choose(&weight, true);
         let w_format = FixedFormat::new(w_fl, true).map_err(|e| e.to_string())?;
-        let fl_acc = i32::from(input.fl) + i32::from(w_fl);
+        let fl_acc = input.fl + i32::from(w_fl);
+        let eta_out = output.eta();
         let bias = layer
             .bias
             .iter()
@@ -171,8 +123,8 @@ pub fn fixed_point_model(
             .iter()
             .map(|&w| quantize(f64::from(w), w_format) as i8)
             .collect();
-        let w_fl = vec![w_fl; layer.outputs];
-        nodes.push(match layer.kind {
+        let (src, w_fl) = (input.id, vec![w_fl; layer.outputs]);
+        let id = self.push(match layer.kind {
             LayerKind::Linear => Node::Linear {
                 src,
                 out: layer.outputs,
@@ -196,38 +148,160 @@ pub fn fixed_point_model(
                 bias,
             },
         });
-        let Some(output) = output else { break };
-        nodes.push(Node::Quantize {
-            src: nodes.len(),
-            format: FixedFormat::new(output.fl, false).map_err(|e| e.to_string())?,
-        });
-        inputs = pre_activation.map(|pre| {
-            pre.into_iter()
-                .map(|v| {
-                    v.into_iter()
-                        .map(|x| activate(layer.activation, x))
-                        .collect()
-                })
-                .collect()
-        });
-        input = output;
+        match *output {
+            Output::Raw => Ok(Tensor {
+                id,
+                fl: fl_acc,
+                eta: 1.0,
+            }),
+            Output::Codes { fl, eta } => self.quantized(id, fl, eta),
+        }
     }
+
+    /// Appends the requantization of value `src` to unsigned codes at `fl`.
+    fn quantized(&mut self, src: usize, fl: u8, eta: f64) -> Result<Tensor, String> {
+        let format = FixedFormat::new(fl, false).map_err(|e| e.to_string())?;
+        let id = self.push(Node::Quantize { src, format });
+        Ok(Tensor {
+            id,
+            fl: i32::from(fl),
+            eta,
+        })
+    }
+}
+
+/// How a layer's activation is stored, from its values `pre` before the activation; `raw_ok` where
+/// an int32 output may stay as it is (the last layer, a residual branch).
+fn output_of(
+    activation: Activation,
+    pre: &[Plane],
+    raw_ok: bool,
+    at: &str,
+) -> Result<Output, String> {
+    match activation {
+        Activation::None if raw_ok => Ok(Output::Raw),
+        Activation::Relu6 => Ok(Output::pact(6.0)),
+        Activation::Relu if pre.is_empty() => Err(format!(
+            "{at}: a ReLU takes its format from calibration images, and none were given"
+        )),
+        Activation::Relu => Ok(Output::after_relu(pre)),
+        other => Err(format!(
+            "{at}: activation {other:?} has no conversion here (ReLU, ReLU6, or none on the last layer and before a residual add)"
+        )),
+    }
+}
+
+/// The fixed-point model of `steps` for `[C, H, W]` images, with ReLU activation formats chosen on
+/// `calibration` (raw pixel rows).
+pub fn fixed_point_model(
+    steps: &[Step],
+    calibration: &[&[u8]],
+    shape: [usize; 3],
+) -> Result<FixedPointModel, String> {
+    if steps.is_empty() {
+        return Err("no layers".into());
+    }
+    let mut graph = Converter { nodes: Vec::new() };
+    let mut floats: Vec<Plane> = calibration
+        .iter()
+        .map(|px| Plane::image(px, shape))
+        .collect();
+    let mut at = Tensor {
+        id: 0,
+        fl: i32::from(CODE_FL),
+        eta: Output::pact(1.0).eta(),
+    };
+    for (i, step) in steps.iter().enumerate() {
+        let last = i + 1 == steps.len();
+        match step {
+            Step::GlobalAvgPool => {
+                at.id = graph.push(Node::GlobalAvgPool { src: at.id });
+                floats = floats.iter().map(Plane::global_avg_pool).collect();
+            }
+            Step::Layer(layer) => {
+                let pre: Vec<Plane> = floats.iter().map(|x| layer.apply(x)).collect();
+                let output = output_of(layer.activation, &pre, last, &format!("layer {i}"))?;
+                at = graph.layer(layer, at, &output)?;
+                floats = pre
+                    .into_iter()
+                    .map(|p| p.activate(layer.activation))
+                    .collect();
+            }
+            Step::Residual {
+                body,
+                shortcut,
+                activation,
+            } => {
+                if at.eta != 1.0 {
+                    return Err(format!(
+                        "step {i}: a residual add over PACT-scaled codes needs F8Net's relabelling, which this conversion does not build"
+                    ));
+                }
+                let (mut branch, mut branch_floats) = (at, floats.clone());
+                for (j, layer) in body.iter().enumerate() {
+                    let pre: Vec<Plane> = branch_floats.iter().map(|x| layer.apply(x)).collect();
+                    let at_end = j + 1 == body.len();
+                    let output = output_of(
+                        layer.activation,
+                        &pre,
+                        at_end,
+                        &format!("step {i} layer {j}"),
+                    )?;
+                    branch = graph.layer(layer, branch, &output)?;
+                    branch_floats = pre
+                        .into_iter()
+                        .map(|p| p.activate(layer.activation))
+                        .collect();
+                }
+                let (short, short_floats) = match shortcut {
+                    None => (at, floats),
+                    Some(layer) => {
+                        let pre: Vec<Plane> = floats.iter().map(|x| layer.apply(x)).collect();
+                        let output =
+                            output_of(layer.activation, &pre, true, &format!("step {i} shortcut"))?;
+                        let t = graph.layer(layer, at, &output)?;
+                        (
+                            t,
+                            pre.into_iter()
+                                .map(|p| p.activate(layer.activation))
+                                .collect(),
+                        )
+                    }
+                };
+                if *activation != Activation::Relu {
+                    return Err(format!(
+                        "step {i}: a residual add followed by {activation:?} has no conversion here (ReLU)"
+                    ));
+                }
+                let sum = graph.push(Node::Add {
+                    a: branch.id,
+                    b: short.id,
+                    relu: true,
+                });
+                let pre: Vec<Plane> = branch_floats
+                    .iter()
+                    .zip(&short_floats)
+                    .map(|(a, b)| a.add(b))
+                    .collect();
+                at = graph.quantized(sum, relu_fl(&pre), 1.0)?;
+                floats = pre
+                    .into_iter()
+                    .map(|p| p.activate(Activation::Relu))
+                    .collect();
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    let [channels, height, width] = shape;
     Ok(FixedPointModel {
         channels,
         height,
         width,
         input_fl: CODE_FL,
-        nodes,
+        nodes: graph.nodes,
     })
-}
-
-/// The float activation function of `activation` at `x` (the conversion refuses the others before).
-fn activate(activation: Activation, x: f32) -> f32 {
-    match activation {
-        Activation::Relu => x.max(0.0),
-        Activation::Relu6 => x.clamp(0.0, 6.0),
-        _ => x,
-    }
 }
 
 /// What the model stores: int8 weights, int32 biases, one FL byte per output channel and one
@@ -381,21 +455,81 @@ mod tests {
         assert_eq!(counts.mul_32x32, 0);
     }
 
-    /// A ReLU after a convolution has no statistics to choose its FL from, and is refused.
-    #[test]
-    fn relu_after_a_convolution_is_refused() {
-        let steps = [Step::Layer(FloatLayer {
-            weight: vec![1.0],
-            bias: vec![0.0],
-            outputs: 1,
+    fn conv1x1(weight: Vec<f32>, bias: Vec<f32>, activation: Activation) -> FloatLayer {
+        FloatLayer {
+            outputs: bias.len(),
+            weight,
+            bias,
             kind: LayerKind::Conv {
                 kernel: 1,
                 stride: 1,
                 groups: 1,
             },
-            activation: Activation::Relu,
-        })];
+            activation,
+        }
+    }
+
+    /// A residual block (two 1x1 convolutions, identity shortcut, ReLU after the add): the body's
+    /// last convolution stays an int32 accumulator, the add aligns it with the block input's codes
+    /// by shifts, and the logits follow the float pass within rounding, with no 32-bit multiply.
+    #[test]
+    fn residual_block_adds_the_raw_branch_to_the_input_codes() {
+        let steps = [
+            Step::Layer(conv1x1(vec![1.0, -1.0], vec![0.0, 1.0], Activation::Relu)),
+            Step::Residual {
+                body: vec![
+                    conv1x1(vec![0.5, 0.0, 0.0, 0.5], vec![0.1, -0.1], Activation::Relu),
+                    conv1x1(vec![1.0, 0.5, 0.5, 1.0], vec![0.0, 0.0], Activation::None),
+                ],
+                shortcut: None,
+                activation: Activation::Relu,
+            },
+            Step::GlobalAvgPool,
+            dense(vec![1.0, 0.0, 0.0, 1.0], vec![0.0, 0.0], Activation::None),
+        ];
+        let images: [&[u8]; 3] = [&[255, 0, 128, 64], &[10, 200, 30, 90], &[0, 0, 255, 255]];
+        let model = fixed_point_model(&steps, &images, [1, 2, 2]).unwrap();
+        let adds: Vec<&Node> = model
+            .nodes
+            .iter()
+            .filter(|n| matches!(n, Node::Add { relu: true, .. }))
+            .collect();
+        assert_eq!(adds.len(), 1, "{:?}", model.nodes);
+        for pixels in images {
+            // The float chain, step by step.
+            let [
+                Step::Layer(stem),
+                Step::Residual { body, .. },
+                _,
+                Step::Layer(fc),
+            ] = &steps
+            else {
+                unreachable!()
+            };
+            let x = stem
+                .apply(&Plane::image(pixels, [1, 2, 2]))
+                .activate(Activation::Relu);
+            let h = body[0].apply(&x).activate(Activation::Relu);
+            let y = body[1].apply(&h).add(&x).activate(Activation::Relu);
+            let logits = fc.apply(&y.global_avg_pool());
+            let (out, counts) = model.run(pixels).unwrap();
+            for (o, &want) in logits.data.iter().enumerate() {
+                let got = real(out.data[o], out.fl[o]);
+                assert!((got - f64::from(want)).abs() < 0.05, "{got} against {want}");
+            }
+            assert_eq!(counts.mul_32x32, 0);
+        }
+    }
+
+    /// A ReLU takes its format from calibration images; without any, the conversion says so.
+    #[test]
+    fn relu_without_calibration_images_is_refused() {
+        let steps = [Step::Layer(conv1x1(
+            vec![1.0, 2.0],
+            vec![0.0, 0.0],
+            Activation::Relu,
+        ))];
         let err = fixed_point_model(&steps, &[], [1, 1, 1]).unwrap_err();
-        assert!(err.contains("statistics"), "{err}");
+        assert!(err.contains("calibration"), "{err}");
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod fixed_point;
+pub mod float_chain;
 pub mod measure;
 pub mod mlp;
 pub mod mobilenet;
