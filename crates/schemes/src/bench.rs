@@ -8,14 +8,16 @@ use std::sync::Arc;
 use adaptivfloat::fakequant::quantize_all_parameters;
 use burn::prelude::*;
 use integer_qat::experiments::latency_ms;
-use integer_qat::recipe::{CALIBRATION_IMAGES, calibrated_copy, qat_config, quantized_copy};
+use integer_qat::recipe::{
+    CALIBRATION_IMAGES, calibrated_copy, float_config, qat_config, quantized_copy,
+};
 use quant_core::fixedpoint::RoundingMode;
 use quant_core::formats::{Format, FormatKind};
 use quant_core::ops::OpCounts;
 use quant_train::data::batch;
 use quant_train::export::{check_agreement, export, float_size_bytes};
 use quant_train::train::train;
-use quant_train::{Net, Phase, RunOptions, TrainReport, evaluate};
+use quant_train::{ModelConfig, ModelSpec, Net, Phase, RunOptions, TrainReport, evaluate};
 use rayon::prelude::*;
 use repro::Profile;
 use repro::datasets::ImageSet;
@@ -223,9 +225,58 @@ impl Bench<'_> {
         }
     }
 
+    /// The float model of `spec` for this bench's images, trained with `integer-qat`'s float recipe
+    /// (Adam 2e-3, cosine decay) for [`Sizes::float_epochs`]; `name` names its checkpoint.
+    pub fn float_model(
+        &self,
+        spec: &ModelSpec,
+        name: &str,
+        seed: u64,
+    ) -> Result<(Net, TrainReport), String> {
+        let train_set = &self.sets.train;
+        let mut model = ModelConfig::new(spec.clone(), seed);
+        model.input = [train_set.channels, train_set.rows, train_set.cols];
+        let config = float_config(self.sizes.float_epochs, seed);
+        train(
+            model.build(&self.device),
+            train_set,
+            &config,
+            &self.options(name, seed),
+            &self.device,
+        )
+        .map_err(|e| e.to_string())
+    }
+
     /// Batch-1 latency (ms, median, one thread) of `f`.
     pub fn latency(&self, f: impl FnMut() -> Result<(), String> + Send) -> Result<f64, String> {
         latency_ms(1, self.sizes.latency_runs, f)
+    }
+
+    /// What every model gets from its float model `float` (trained for `epochs`, reported in
+    /// `float_report`): float, Jacob's PTQ and QAT, F8Net's fixed point, Uniform and AdaptivFloat
+    /// weights; and the validation curves of the float training and of Jacob's QAT.
+    pub fn common_outcomes(
+        &self,
+        float: &Net,
+        float_report: &TrainReport,
+        seed: u64,
+        epochs: u32,
+    ) -> Result<(Vec<Outcome>, Vec<ResultRow>), String> {
+        let (jacob, qat_report) = self.jacob_outcomes(float, seed)?;
+        let curves = [
+            (FLOAT, ("32", "32"), float_report),
+            (JACOB_QAT, ("8", "8"), &qat_report),
+        ]
+        .into_iter()
+        .flat_map(|(method, bits, report)| {
+            report.curve_rows(&self.template(method, bits, seed, epochs))
+        })
+        .collect();
+        let mut outcomes = vec![self.float_outcome(float)?];
+        outcomes.extend(jacob);
+        outcomes.push(self.fixed_point_outcome(float)?);
+        outcomes.extend(self.format_outcomes(float)?);
+        Ok((outcomes, curves))
     }
 
     pub fn float_outcome(&self, float: &Net) -> Result<Outcome, String> {

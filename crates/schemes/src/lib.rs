@@ -5,8 +5,9 @@
 //!
 //! No paper has this table: each compares its own scheme against its own baselines, on its own model.
 //! Here every scheme starts from the same float model of each seed, so the rows differ only in the
-//! scheme. Two architectures: the MLP 784-256-256-10 on Fashion-MNIST ([`mlp`]) and Rusci et al.'s
-//! MobileNetV1 proxy ([`mobilenet`]), which adds Rusci's mixed 8/4/2-bit scheme on its sub-byte graph.
+//! scheme. Three architectures: the MLP 784-256-256-10 on Fashion-MNIST ([`mlp`]), Rusci et al.'s
+//! MobileNetV1 proxy ([`mobilenet`]), which adds Rusci's mixed 8/4/2-bit scheme on its sub-byte graph,
+//! and Jacob et al.'s ResNet proxy ([`resnet`]).
 
 pub mod bench;
 pub mod fixed_point;
@@ -14,6 +15,7 @@ pub mod float_chain;
 pub mod measure;
 pub mod mlp;
 pub mod mobilenet;
+pub mod resnet;
 pub mod table;
 
 /// The `paper` column and the folder under `results/` of the table's rows.

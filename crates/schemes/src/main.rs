@@ -14,7 +14,7 @@ use repro::results::{ResultRow, read_rows, table_path};
 use schemes::TABLE_DIR;
 use schemes::bench::{Bench, Sets, Sizes};
 use schemes::table::{accuracy_size_svg, curves_svg, markdown};
-use schemes::{mlp, mobilenet};
+use schemes::{mlp, mobilenet, resnet};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,15 +48,18 @@ enum Model {
     Mlp,
     #[value(name = "mobilenet")]
     MobileNet,
+    #[value(name = "resnet")]
+    ResNet,
 }
 
 impl Model {
-    const ALL: [Model; 2] = [Model::Mlp, Model::MobileNet];
+    const ALL: [Model; 3] = [Model::Mlp, Model::MobileNet, Model::ResNet];
 
     fn table(self) -> &'static str {
         match self {
             Model::Mlp => "mlp",
             Model::MobileNet => "mobilenet",
+            Model::ResNet => "resnet",
         }
     }
 }
@@ -93,9 +96,13 @@ fn run(cli: Cli) -> Result<(), String> {
     for seed in cli.run.seed_list(0, sizes.seeds) {
         for model in models.iter().copied() {
             let plan = mobilenet::plan(profile, seed);
-            // The MobileNet's sets are the MCU reproduction's, at the proxy's resolution.
+            let (side, float_epochs, qat_epochs) = resnet::recipe(profile);
+            // The MobileNet's sets are the MCU reproduction's, at the proxy's resolution; the
+            // ResNet's are integer-qat's E1 sets at its side, with its epochs.
             let (train, validation, test, resolution) = match model {
-                Model::Mlp => (sizes.train, sizes.validation, sizes.test, data.train.rows),
+                Model::Mlp | Model::ResNet => {
+                    (sizes.train, sizes.validation, sizes.test, data.train.rows)
+                }
                 Model::MobileNet => (
                     plan.train_images,
                     plan.validation_images,
@@ -103,12 +110,23 @@ fn run(cli: Cli) -> Result<(), String> {
                     plan.configs[0].0,
                 ),
             };
+            let (resolution, model_sizes) = match model {
+                Model::ResNet => (
+                    side,
+                    Sizes {
+                        float_epochs,
+                        qat_epochs,
+                        ..sizes.clone()
+                    },
+                ),
+                _ => (resolution, sizes.clone()),
+            };
             let (train_set, validation_set) = data
                 .train
                 .clone()
                 .split_validation(validation.min(data.train.len() - 1))?;
             let bench = Bench {
-                sizes: sizes.clone(),
+                sizes: model_sizes,
                 sets: Sets {
                     train: resize(&train_set.truncated(train), resolution),
                     validation: Arc::new(resize(&validation_set, resolution)),
@@ -122,15 +140,18 @@ fn run(cli: Cli) -> Result<(), String> {
                 model: match model {
                     Model::Mlp => mlp::MODEL.to_string(),
                     Model::MobileNet => mobilenet::model_name(&plan),
+                    Model::ResNet => resnet::model_name(profile),
                 },
                 layer_io: match model {
                     Model::Mlp => mlp::layer_io(),
                     Model::MobileNet => mobilenet::layer_io(&plan),
+                    Model::ResNet => resnet::layer_io(profile),
                 },
             };
             let (rows, curves) = match model {
                 Model::Mlp => bench.mlp_rows(seed)?,
                 Model::MobileNet => bench.mobilenet_rows(&data, &plan, seed)?,
+                Model::ResNet => bench.resnet_rows(profile, seed)?,
             };
             let path = table_path(&out, TABLE_DIR, model.table());
             for (path, rows) in [(path.clone(), &rows), (curves_path(&path), &curves)] {

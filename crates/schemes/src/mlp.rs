@@ -17,16 +17,14 @@
 //! Rusci et al.'s mixed 8/4/2-bit scheme runs on a convolution chain in this workspace; its rows are
 //! the MobileNetV1's ([`crate::mobilenet`]).
 
-use integer_qat::recipe::float_config;
 use pocketnn::activation::PocketActivation;
 use pocketnn::network::{ForwardState, Network};
 use pocketnn::rng::{Pcg32, RunRng};
 use pocketnn::train::{Split, TrainConfig as PocketConfig};
-use quant_train::train::train;
-use quant_train::{ModelConfig, ModelSpec, Net, TrainReport};
+use quant_train::ModelSpec;
 use repro::results::ResultRow;
 
-use crate::bench::{Bench, FLOAT, JACOB_QAT, Outcome, POCKETNN, bits};
+use crate::bench::{Bench, Outcome, POCKETNN, bits};
 use crate::measure::storage_bytes;
 
 /// Layer widths, input first.
@@ -43,42 +41,16 @@ impl Bench<'_> {
     /// Every row of one seed, and the validation curves of its Burn trainings (the float model and
     /// QAT, whose epochs continue the float model's).
     pub fn mlp_rows(&self, seed: u64) -> Result<(Vec<ResultRow>, Vec<ResultRow>), String> {
-        let (float, float_report) = self.float_model(seed)?;
-        let (jacob, qat_report) = self.jacob_outcomes(&float, seed)?;
-        let epochs = self.sizes.float_epochs;
-        let curves = [
-            (FLOAT, ("32", "32"), float_report),
-            (JACOB_QAT, ("8", "8"), qat_report),
-        ]
-        .into_iter()
-        .flat_map(|(method, bits, report)| {
-            report.curve_rows(&self.template(method, bits, seed, epochs))
-        })
-        .collect();
-        let mut outcomes = vec![self.float_outcome(&float)?];
-        outcomes.extend(jacob);
-        outcomes.push(self.fixed_point_outcome(&float)?);
-        outcomes.extend(self.format_outcomes(&float)?);
+        let spec: ModelSpec = "mlp:256,256".parse()?;
+        let (float, float_report) = self.float_model(&spec, "mlp-float", seed)?;
+        let (outcomes, curves) =
+            self.common_outcomes(&float, &float_report, seed, self.sizes.float_epochs)?;
         let mut rows: Vec<ResultRow> = outcomes
             .iter()
             .flat_map(|o| self.rows(o, seed, self.sizes.float_epochs))
             .collect();
         rows.extend(self.rows(&self.pocket_outcome(seed)?, seed, self.sizes.pocket_epochs));
         Ok((rows, curves))
-    }
-
-    fn float_model(&self, seed: u64) -> Result<(Net, TrainReport), String> {
-        let spec: ModelSpec = "mlp:256,256".parse()?;
-        let net = ModelConfig::new(spec, seed).build(&self.device);
-        let config = float_config(self.sizes.float_epochs, seed);
-        train(
-            net,
-            &self.sets.train,
-            &config,
-            &self.options("mlp-float", seed),
-            &self.device,
-        )
-        .map_err(|e| e.to_string())
     }
 
     /// PocketNN: the same widths trained in integer arithmetic only, scored after its last epoch.

@@ -25,7 +25,7 @@ use repro::Profile;
 use repro::datasets::Dataset;
 use repro::results::ResultRow;
 
-use crate::bench::{Bench, FLOAT, JACOB_QAT, Outcome, RUSCI};
+use crate::bench::{Bench, Outcome, RUSCI};
 
 /// The devices whose memory Rusci's assignment fills, each scaled to the proxy as the MCU reproduction
 /// scales the paper's (§10.1): the paper's STM32H743 (2 MB FLASH) and MCUNet's STM32F765 (1 MB FLASH,
@@ -97,21 +97,9 @@ impl Bench<'_> {
         }
         let (_, first) = runs.first().ok_or("no budget")?;
         let (_, float) = first.floats.first().ok_or("the MCU run trained no model")?;
-        let (jacob, qat_report) = self.jacob_outcomes(&float.net, seed)?;
         let epochs = plan.float_epochs;
-        let curves = [
-            (FLOAT, ("32", "32"), &float.report),
-            (JACOB_QAT, ("8", "8"), &qat_report),
-        ]
-        .into_iter()
-        .flat_map(|(method, bits, report)| {
-            report.curve_rows(&self.template(method, bits, seed, epochs))
-        })
-        .collect();
-        let mut outcomes = vec![self.float_outcome(&float.net)?];
-        outcomes.extend(jacob);
-        outcomes.push(self.fixed_point_outcome(&float.net)?);
-        outcomes.extend(self.format_outcomes(&float.net)?);
+        let (mut outcomes, curves) =
+            self.common_outcomes(&float.net, &float.report, seed, epochs)?;
         for (device_name, mcu) in &runs {
             for o in &mcu.outcomes {
                 let folding = o.validation.0;

@@ -23,11 +23,7 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
         String::from_utf8_lossy(&run.stderr)
     );
     let table = out.path().join("schemes/mlp.csv");
-    let rows: Vec<csv::StringRecord> = csv::Reader::from_path(&table)
-        .unwrap()
-        .records()
-        .map(Result::unwrap)
-        .collect();
+    let rows: Vec<csv::StringRecord> = read_rows_of(&table);
     let value = |method: &str, w: &str, metric: &str| -> f64 {
         let r = rows
             .iter()
@@ -72,12 +68,7 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
     assert!((w8 - 2.0 * w4).abs() <= 6.0 * 4.0, "{w8} {w4}");
     assert!(out.path().join("schemes/mlp.svg").exists());
     // The Burn trainings leave their validation curves (float, then QAT), drawn beside them.
-    let curves: Vec<csv::StringRecord> =
-        csv::Reader::from_path(out.path().join("schemes/mlp_curves.csv"))
-            .unwrap()
-            .records()
-            .map(Result::unwrap)
-            .collect();
+    let curves: Vec<csv::StringRecord> = read_rows_of(out.path().join("schemes/mlp_curves.csv"));
     for method in ["float32", "Jacob int8 QAT"] {
         assert!(
             curves
@@ -91,12 +82,7 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
     // The MobileNet proxy: the same generic schemes plus Rusci's variants on their sub-byte graph;
     // Rusci's graph and F8Net's fixed8 engine count the same 8x8 products as Jacob's engine for the
     // same layers, and F8Net's rescales the convolutions by shifts only.
-    let mobilenet: Vec<csv::StringRecord> =
-        csv::Reader::from_path(out.path().join("schemes/mobilenet.csv"))
-            .unwrap()
-            .records()
-            .map(Result::unwrap)
-            .collect();
+    let mobilenet: Vec<csv::StringRecord> = read_rows_of(out.path().join("schemes/mobilenet.csv"));
     let products = |prefix: &str| -> Vec<f64> {
         mobilenet
             .iter()
@@ -117,11 +103,26 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
     assert_eq!(f8_multiplies, Some(0.0));
     assert!(out.path().join("schemes/mobilenet_curves.svg").exists());
 
+    // The ResNet proxy: F8Net's graph runs the same convolutions as Jacob's engine (residual adds
+    // aligned by shifts), with no 32-bit multiply.
+    let resnet: Vec<csv::StringRecord> = read_rows_of(out.path().join("schemes/resnet.csv"));
+    let metric = |prefix: &str, name: &str| -> Option<f64> {
+        resnet
+            .iter()
+            .find(|r| r[4].starts_with(prefix) && &r[7] == name)
+            .map(|r| r[8].parse().unwrap())
+    };
+    let jacob_products = metric("Jacob int8 QAT", "mul_8x8_per_inference");
+    assert!(jacob_products.is_some_and(|p| p > 0.0));
+    assert_eq!(metric("F8Net", "mul_8x8_per_inference"), jacob_products);
+    assert_eq!(metric("F8Net", "mul_32x32_per_inference"), Some(0.0));
+    assert!(out.path().join("schemes/resnet_curves.svg").exists());
+
     let printed = schemes(out.path(), &["table"]);
     assert!(printed.status.success());
     let text = String::from_utf8_lossy(&printed.stdout);
     let tables: Vec<&str> = text.split("| scheme |").skip(1).collect();
-    assert_eq!(tables.len(), 2, "{text}");
+    assert_eq!(tables.len(), 3, "{text}");
     // MLP: header rule, float, 2 Jacob, F8Net, 3 + 3 formats, PocketNN (and the next title).
     assert!(
         tables[0]
@@ -146,4 +147,13 @@ fn epochs_are_refused_with_the_reason() {
     assert!(!run.status.success());
     let message = String::from_utf8_lossy(&run.stderr);
     assert!(message.contains("--epochs"), "{message}");
+}
+
+/// The records of the CSV table at `path`.
+fn read_rows_of(path: impl AsRef<std::path::Path>) -> Vec<csv::StringRecord> {
+    csv::Reader::from_path(path)
+        .unwrap()
+        .records()
+        .map(Result::unwrap)
+        .collect()
 }
