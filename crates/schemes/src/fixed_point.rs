@@ -320,17 +320,6 @@ pub fn model_bytes(model: &FixedPointModel) -> usize {
         .sum()
 }
 
-/// Peak activation bytes of layers with `layer_io` input and output elements as this engine runs
-/// them: a layer writes int32 accumulators (4 bytes) from 8-bit input codes, and the requantization
-/// then reads them and writes the next 8-bit codes; the largest of those two steps.
-pub fn peak_activation_bytes(layer_io: &[(usize, usize)]) -> usize {
-    layer_io
-        .iter()
-        .map(|&(i, o)| (i + 4 * o).max(5 * o))
-        .max()
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,7 +381,6 @@ mod tests {
         assert!((real(out.data[0], out.fl[0]) - 0.525).abs() < 0.05);
         assert_eq!(counts.mul_32x32, 0);
         assert_eq!(model_bytes(&model), (4 + 4 * 2 + 2) + 1 + (2 + 4 + 1));
-        assert_eq!(peak_activation_bytes(&[(2, 2), (2, 1)]), 10);
     }
 
     /// A 1x1 convolution with ReLU6, global average pooling and a classifier: the ReLU6 codes are

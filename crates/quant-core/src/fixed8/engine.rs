@@ -74,10 +74,77 @@ pub struct Value {
     pub fl: Vec<i32>,
 }
 
+impl Node {
+    /// The values the node reads.
+    fn sources(&self) -> Vec<usize> {
+        match self {
+            Node::Quantize { src, .. }
+            | Node::Conv { src, .. }
+            | Node::Relabel { src, .. }
+            | Node::GlobalAvgPool { src }
+            | Node::Linear { src, .. } => vec![*src],
+            Node::Add { a, b, .. } => vec![*a, *b],
+        }
+    }
+}
+
+/// Every value of one inference, and whether each holds 8-bit codes (the image, requantized
+/// values and their means) rather than int32s.
+struct Execution {
+    values: Vec<Value>,
+    codes: Vec<bool>,
+    counts: OpCounts,
+}
+
 impl FixedPointModel {
     /// Checks shapes and runs the model on one image of raw 8-bit pixels (`C x H x W`). Returns the
     /// last value (the logits, at the FL of the last layer) and the operation counts.
     pub fn run(&self, pixels: &[u8]) -> Result<(Value, OpCounts)> {
+        let Execution {
+            mut values, counts, ..
+        } = self.execute(pixels)?;
+        let last = values
+            .pop()
+            .unwrap_or_else(|| unreachable!("values holds the input"));
+        Ok((last, counts))
+    }
+
+    /// Peak activation memory of one inference on `pixels` as a deployment holds it: a byte per
+    /// element of 8-bit codes, four per int32; a value lives from the node that writes it to the
+    /// last node that reads it, and a node's inputs and its output are live together. A relabelled
+    /// value is its source (no copy).
+    pub fn peak_activation_bytes(&self, pixels: &[u8]) -> Result<usize> {
+        let Execution { values, codes, .. } = self.execute(pixels)?;
+        // The value whose storage each value is (a Relabel shares its source's).
+        let mut storage: Vec<usize> = (0..values.len()).collect();
+        let mut last_use: Vec<usize> = vec![0; values.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Node::Relabel { src, .. } = node {
+                storage[i + 1] = storage[*src];
+            }
+            for v in node.sources() {
+                last_use[storage[v]] = i;
+            }
+        }
+        let bytes = |v: usize| match (storage[v] == v, codes[v]) {
+            (false, _) => 0,
+            (true, true) => values[v].data.len(),
+            (true, false) => 4 * values[v].data.len(),
+        };
+        Ok((0..self.nodes.len())
+            .map(|i| {
+                let live: usize = (0..=i)
+                    .filter(|&v| storage[v] == v && last_use[v] >= i)
+                    .map(bytes)
+                    .sum();
+                live + bytes(i + 1)
+            })
+            .max()
+            .unwrap_or_else(|| bytes(0)))
+    }
+
+    /// Runs the model on one image, keeping every value.
+    fn execute(&self, pixels: &[u8]) -> Result<Execution> {
         let n = self.channels * self.height * self.width;
         if pixels.len() != n {
             return Err(shape_err!(
@@ -193,10 +260,11 @@ impl FixedPointModel {
             values.push(out);
             codes.push(out_codes);
         }
-        let last = values
-            .pop()
-            .unwrap_or_else(|| unreachable!("values holds the input"));
-        Ok((last, counts))
+        Ok(Execution {
+            values,
+            codes,
+            counts,
+        })
     }
 
     /// Index of the largest logit (first on ties) and the counts of one inference.
@@ -469,6 +537,59 @@ mod tests {
                 },
             ],
         }
+    }
+
+    /// Live bytes, hand-counted (codes 1 byte, int32 4): tiny_model's image 4 and quantized codes 4
+    /// (8), then conv's 8 int32s beside its 4 codes (36), quantize 32 + 8 (40, the peak), pool
+    /// 8 + 2, linear 2 + 8. A residual branch whose input is relabelled keeps that input live until
+    /// the add reads the relabelled value: 4 codes + 16 + 16 at the add (36), where without the
+    /// alias the codes would already be dead (32).
+    #[test]
+    fn peak_activation_bytes_follow_liveness() {
+        assert_eq!(
+            tiny_model()
+                .peak_activation_bytes(&[16, 32, 48, 64])
+                .unwrap(),
+            40
+        );
+        let conv = |src| Node::Conv {
+            src,
+            cout: 1,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            groups: 1,
+            weight: vec![1],
+            w_fl: vec![0],
+            bias: vec![0],
+        };
+        let quantize = |src| Node::Quantize {
+            src,
+            format: FixedFormat::new(4, false).unwrap(),
+        };
+        let residual = FixedPointModel {
+            channels: 1,
+            height: 2,
+            width: 2,
+            input_fl: 8,
+            nodes: vec![
+                conv(0),
+                quantize(1),
+                Node::Relabel { src: 2, fl: 4 },
+                conv(2),
+                Node::Add {
+                    a: 4,
+                    b: 3,
+                    relu: true,
+                },
+                quantize(5),
+            ],
+        };
+        // node 0: 4 + 16; 1: 16 + 4; 2: 4 (+ 0, an alias); 3: 4 + 16; 4: 4 + 16 + 16; 5: 16 + 4.
+        assert_eq!(
+            residual.peak_activation_bytes(&[16, 32, 48, 64]).unwrap(),
+            36
+        );
     }
 
     #[test]
