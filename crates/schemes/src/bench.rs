@@ -355,7 +355,7 @@ impl Bench<'_> {
         let model = fixed_point_model(
             &float_chain::steps(float)?,
             &calibration,
-            [1, test.rows, test.cols],
+            [test.channels, test.rows, test.cols],
         )?;
         // Every image's prediction with the operations it took (the same for every image).
         let runs: Vec<(bool, OpCounts)> = (0..test.len())
