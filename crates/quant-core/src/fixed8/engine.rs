@@ -185,7 +185,7 @@ impl FixedPointModel {
                     bias,
                 } => conv(
                     get(*src)?,
-                    Window {
+                    ConvFields {
                         cout: *cout,
                         k: *k,
                         stride: *stride,
@@ -223,7 +223,7 @@ impl FixedPointModel {
                     };
                     conv(
                         &flat,
-                        Window {
+                        ConvFields {
                             cout: *out,
                             k: 1,
                             stride: 1,
@@ -310,7 +310,7 @@ fn quantize(v: &Value, format: FixedFormat, counts: &mut OpCounts) -> Value {
 }
 
 /// A convolution node's fields, which [`conv`] completes with its input's sizes.
-struct Window {
+struct ConvFields {
     cout: usize,
     k: usize,
     stride: usize,
@@ -320,7 +320,7 @@ struct Window {
 
 fn conv(
     x: &Value,
-    w: Window,
+    w: ConvFields,
     weight: &[i8],
     w_fl: &[u8],
     bias: &[i32],
@@ -678,7 +678,7 @@ mod tests {
             data: vec![255, 255, 255],
             fl: vec![0],
         };
-        let shape = Window {
+        let shape = ConvFields {
             cout: 2,
             k: 1,
             stride: 1,
@@ -715,7 +715,7 @@ mod tests {
             fl: vec![2, 2],
         };
         let weight: Vec<i8> = (0..18).map(|i| (i % 5 - 2) as i8).collect();
-        let shape = Window {
+        let shape = ConvFields {
             cout: 2,
             k: 3,
             stride: 2,
