@@ -13,6 +13,7 @@ use integer_qat::recipe::{
 };
 use quant_core::fixedpoint::RoundingMode;
 use quant_core::formats::{Format, FormatKind};
+use quant_core::kernels::Backend;
 use quant_core::ops::OpCounts;
 use quant_train::data::batch;
 use quant_train::export::{check_agreement, export, float_size_bytes};
@@ -357,19 +358,27 @@ impl Bench<'_> {
             &calibration,
             [test.channels, test.rows, test.cols],
         )?;
+        // The int8 kernels of this CPU run it (the scalar engine is their tested reference).
+        let prepared = model
+            .prepare(Backend::detect())
+            .map_err(|e| e.to_string())?;
         // Every image's prediction with the operations it took (the same for every image).
         let runs: Vec<(bool, OpCounts)> = (0..test.len())
             .into_par_iter()
             .map(|i| {
-                let (class, counts) = model.predict(test.image(i)).map_err(|e| e.to_string())?;
+                let (class, counts) = prepared.predict(test.image(i)).map_err(|e| e.to_string())?;
                 Ok((class == usize::from(test.labels[i]), counts))
             })
             .collect::<Result<_, String>>()?;
         let top1 = 100.0 * runs.iter().filter(|r| r.0).count() as f64 / runs.len() as f64;
         let counts = runs.first().map(|r| r.1).unwrap_or_default();
         let image = test.image(0);
-        let latency =
-            self.latency(|| model.predict(image).map(|_| ()).map_err(|e| e.to_string()))?;
+        let latency = self.latency(|| {
+            prepared
+                .predict(image)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
         Ok(Outcome {
             method: F8NET.into(),
             bits: bits(8, 8),

@@ -7,11 +7,16 @@
 //! `C x H x W` tensor of i32 with one FL per channel (per-channel weight FLs give per-channel
 //! accumulator FLs). [`Node::Quantize`] turns a value into 8-bit codes of one format (a shift and a
 //! clamp per element); convolutions and linear layers read only such codes.
+//!
+//! [`FixedPointModel::run`] is the scalar reference. [`FixedPointModel::prepare`] packs the dense
+//! convolutions and fully connected layers for the int8 kernels of [`crate::kernels`] (the affine
+//! engine's im2col and GEMM, keeping the int32 accumulators), and [`Prepared::run`] computes the
+//! same values through them (tested equal on every backend).
 #![deny(clippy::float_arithmetic)]
 
 use super::format::{ACC_MAX, FixedFormat, align_add, average_by_shift, saturate_acc};
 use crate::error::{Result, arg_err, shape_err};
-use crate::kernels::{ConvGeometry, ConvShape};
+use crate::kernels::{Backend, ConvGeometry, ConvShape, MAX_DEPTH, PackedWeights, conv2d_i32};
 use crate::ops::OpCounts;
 use serde::{Deserialize, Serialize};
 
@@ -100,9 +105,42 @@ impl FixedPointModel {
     /// Checks shapes and runs the model on one image of raw 8-bit pixels (`C x H x W`). Returns the
     /// last value (the logits, at the FL of the last layer) and the operation counts.
     pub fn run(&self, pixels: &[u8]) -> Result<(Value, OpCounts)> {
+        self.run_with(pixels, None)
+    }
+
+    /// Packs the weights of the dense convolutions and fully connected layers for the int8
+    /// kernels of `backend` (layers deeper than [`MAX_DEPTH`] stay on the scalar loop).
+    pub fn prepare(&self, backend: Backend) -> Result<Prepared<'_>> {
+        let packed = self
+            .nodes
+            .iter()
+            .map(|node| match node {
+                Node::Conv {
+                    cout,
+                    k,
+                    groups: 1,
+                    weight,
+                    ..
+                } => pack(weight, *cout, *k, backend),
+                Node::Linear { out, weight, .. } => pack(weight, *out, 1, backend),
+                _ => Ok(None),
+            })
+            .collect::<Result<_>>()?;
+        Ok(Prepared {
+            model: self,
+            packed,
+        })
+    }
+
+    /// [`Self::run`], with the packed weights of `packed` (one entry per node) where given.
+    fn run_with(
+        &self,
+        pixels: &[u8],
+        packed: Option<&[Option<PackedWeights>]>,
+    ) -> Result<(Value, OpCounts)> {
         let Execution {
             mut values, counts, ..
-        } = self.execute(pixels)?;
+        } = self.execute(pixels, packed)?;
         let last = values
             .pop()
             .unwrap_or_else(|| unreachable!("values holds the input"));
@@ -114,7 +152,7 @@ impl FixedPointModel {
     /// last node that reads it, and a node's inputs and its output are live together. A relabelled
     /// value is its source (no copy).
     pub fn peak_activation_bytes(&self, pixels: &[u8]) -> Result<usize> {
-        let Execution { values, codes, .. } = self.execute(pixels)?;
+        let Execution { values, codes, .. } = self.execute(pixels, None)?;
         // The value whose storage each value is (a Relabel shares its source's).
         let mut storage: Vec<usize> = (0..values.len()).collect();
         let mut last_use: Vec<usize> = vec![0; values.len()];
@@ -143,8 +181,13 @@ impl FixedPointModel {
             .unwrap_or_else(|| bytes(0)))
     }
 
-    /// Runs the model on one image, keeping every value.
-    fn execute(&self, pixels: &[u8]) -> Result<Execution> {
+    /// Runs the model on one image, keeping every value; the convolutions with packed weights in
+    /// `packed` run through the int8 kernels.
+    fn execute(
+        &self,
+        pixels: &[u8],
+        packed: Option<&[Option<PackedWeights>]>,
+    ) -> Result<Execution> {
         let n = self.channels * self.height * self.width;
         if pixels.len() != n {
             return Err(shape_err!(
@@ -171,6 +214,7 @@ impl FixedPointModel {
                     Ok(&values[id])
                 }
             };
+            let packed = packed.and_then(|p| p.get(i)).and_then(Option::as_ref);
             let out = match node {
                 Node::Quantize { src, format } => quantize(get(*src)?, *format, &mut counts),
                 Node::Conv {
@@ -195,6 +239,7 @@ impl FixedPointModel {
                     weight,
                     w_fl,
                     bias,
+                    packed,
                     &mut counts,
                 )?,
                 Node::Relabel { src, fl } => {
@@ -233,6 +278,7 @@ impl FixedPointModel {
                         weight,
                         w_fl,
                         bias,
+                        packed,
                         &mut counts,
                     )?
                 }
@@ -269,19 +315,68 @@ impl FixedPointModel {
 
     /// Index of the largest logit (first on ties) and the counts of one inference.
     pub fn predict(&self, pixels: &[u8]) -> Result<(usize, OpCounts)> {
-        let (logits, counts) = self.run(pixels)?;
-        if logits.fl.iter().any(|&f| f != logits.fl[0]) {
-            return Err(arg_err!(
-                "logits have per-channel FLs; use a per-layer classifier"
-            ));
-        }
-        let best = logits
-            .data
-            .iter()
-            .enumerate()
-            .fold((0, i32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
-        Ok((best.0, counts))
+        argmax(self.run(pixels)?)
     }
+}
+
+/// A model with the weights of its dense convolutions and fully connected layers packed for the
+/// int8 kernels of [`crate::kernels`] (the affine engine's im2col and GEMM, with the int32
+/// accumulators kept instead of requantized): it computes what [`FixedPointModel::run`], the
+/// scalar reference, computes, value for value.
+pub struct Prepared<'m> {
+    model: &'m FixedPointModel,
+    packed: Vec<Option<PackedWeights>>,
+}
+
+impl Prepared<'_> {
+    /// As [`FixedPointModel::run`].
+    pub fn run(&self, pixels: &[u8]) -> Result<(Value, OpCounts)> {
+        self.model.run_with(pixels, Some(&self.packed))
+    }
+
+    /// As [`FixedPointModel::predict`].
+    pub fn predict(&self, pixels: &[u8]) -> Result<(usize, OpCounts)> {
+        argmax(self.run(pixels)?)
+    }
+}
+
+/// `weight` (`[cout, cin, k, k]`) as the kernels' `(k * k * cin) x cout` matrix (rows in im2col's
+/// tap-major, channel-minor order), packed for `backend`; `None` where the depth exceeds
+/// [`MAX_DEPTH`] or the length fits no such shape (the run reports the latter).
+fn pack(weight: &[i8], cout: usize, k: usize, backend: Backend) -> Result<Option<PackedWeights>> {
+    let taps = k * k;
+    if cout == 0 || taps == 0 || !weight.len().is_multiple_of(cout * taps) {
+        return Ok(None);
+    }
+    let depth = weight.len() / cout;
+    if depth > MAX_DEPTH {
+        return Ok(None);
+    }
+    let cin = depth / taps;
+    let mut kn = vec![0_i8; weight.len()];
+    for (o, filter) in weight.chunks_exact(depth).enumerate() {
+        for (ci, channel) in filter.chunks_exact(taps).enumerate() {
+            for (t, &w) in channel.iter().enumerate() {
+                kn[(t * cin + ci) * cout + o] = w;
+            }
+        }
+    }
+    PackedWeights::new(&kn, depth, cout, &[0], backend).map(Some)
+}
+
+/// The index of the largest logit (first on ties), with the counts beside it.
+fn argmax((logits, counts): (Value, OpCounts)) -> Result<(usize, OpCounts)> {
+    if logits.fl.iter().any(|&f| f != logits.fl[0]) {
+        return Err(arg_err!(
+            "logits have per-channel FLs; use a per-layer classifier"
+        ));
+    }
+    let best = logits
+        .data
+        .iter()
+        .enumerate()
+        .fold((0, i32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+    Ok((best.0, counts))
 }
 
 fn expand_fl(v: &Value) -> Vec<i32> {
@@ -318,12 +413,16 @@ struct ConvFields {
     groups: usize,
 }
 
+/// A convolution over codes: through the int8 kernels with `packed` (its weights, packed by
+/// [`FixedPointModel::prepare`]) when the layer is dense and int32 cannot overflow, else the
+/// scalar loop (the reference).
 fn conv(
     x: &Value,
     w: ConvFields,
     weight: &[i8],
     w_fl: &[u8],
     bias: &[i32],
+    packed: Option<&PackedWeights>,
     counts: &mut OpCounts,
 ) -> Result<Value> {
     let shape = ConvShape {
@@ -354,10 +453,11 @@ fn conv(
     // i32 accumulation is exact when |bias| + 255 * 127 * (taps) cannot reach 2^31; else i64.
     let taps = shape.depth() as i64;
     let max_bias = bias.iter().map(|b| i64::from(*b).abs()).max().unwrap_or(0);
-    if max_bias + 255 * 127 * taps < ACC_MAX {
-        accumulate::<i32>(x, &shape, weight, bias, &mut data);
-    } else {
-        accumulate::<i64>(x, &shape, weight, bias, &mut data);
+    let fits_i32 = max_bias + 255 * 127 * taps < ACC_MAX;
+    match packed {
+        Some(p) if fits_i32 && w.groups == 1 => accumulate_packed(x, &shape, p, bias, &mut data)?,
+        _ if fits_i32 => accumulate::<i32>(x, &shape, weight, bias, &mut data),
+        _ => accumulate::<i64>(x, &shape, weight, bias, &mut data),
     }
     counts.mul_8x8 += (shape.out_len() * shape.depth()) as u64;
     Ok(Value {
@@ -367,6 +467,42 @@ fn conv(
         data,
         fl: w_fl.iter().map(|&f| fl_in + i32::from(f)).collect(),
     })
+}
+
+/// The accumulation of [`accumulate`] through the int8 kernels ([`conv2d_i32`]): the codes moved
+/// to HWC bytes (signed codes offset by 128, which the kernel's input zero point takes back, so
+/// padded taps and products are those of the codes), im2col and GEMM with int32 accumulators
+/// plus `bias`, moved back to CHW.
+fn accumulate_packed(
+    x: &Value,
+    shape: &ConvShape,
+    packed: &PackedWeights,
+    bias: &[i32],
+    data: &mut [i32],
+) -> Result<()> {
+    let signed = x.data.iter().any(|&q| q < 0);
+    if signed && x.data.iter().any(|&q| q > 127) {
+        return Err(arg_err!(
+            "conv input mixes signed and unsigned codes (insert a Quantize node)"
+        ));
+    }
+    let za = if signed { 128 } else { 0 };
+    let plane = x.h * x.w;
+    let mut hwc = vec![0_u8; x.data.len()];
+    for (c, channel) in x.data.chunks(plane.max(1)).enumerate() {
+        for (p, &q) in channel.iter().enumerate() {
+            hwc[p * x.c + c] = (q + za) as u8;
+        }
+    }
+    let out_plane = shape.geometry.out_h() * shape.geometry.out_w();
+    let mut hwo = vec![0_i32; out_plane * shape.out_c];
+    conv2d_i32(&hwc, 1, &shape.geometry, za, packed, bias, &mut hwo)?;
+    for (p, row) in hwo.chunks(shape.out_c).enumerate() {
+        for (o, &v) in row.iter().enumerate() {
+            data[o * out_plane + p] = v;
+        }
+    }
+    Ok(())
 }
 
 /// The convolution's accumulation loop over the `C x H x W` input `x` with accumulator type `A`
@@ -692,6 +828,7 @@ mod tests {
             &[127, -127],
             &[0, 0],
             &bias,
+            None,
             &mut OpCounts::default(),
         )
         .unwrap();
@@ -728,6 +865,7 @@ mod tests {
             &weight,
             &[1, 3],
             &[5, -5],
+            None,
             &mut OpCounts::default(),
         )
         .unwrap();
@@ -749,5 +887,79 @@ mod tests {
             }
         }
         assert_eq!(out.fl, vec![3, 5]);
+    }
+
+    /// The int8-kernel path equals the scalar loop, value for value, on every backend of this CPU:
+    /// dense convolutions of several windows, strides, paddings and depths over signed and
+    /// unsigned codes, and the prepared tiny model.
+    #[test]
+    fn packed_convolutions_equal_the_scalar_loop() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let case = (
+            1usize..=3,
+            1usize..=2,
+            1usize..=20,
+            1usize..=18,
+            3usize..=9,
+            any::<bool>(),
+            any::<u64>(),
+        );
+        for backend in Backend::available() {
+            let mut runner = TestRunner::new(Config::with_cases(48));
+            runner
+                .run(&case, |(kh, stride, cin, cout, side, signed, seed)| {
+                    let k = 2 * kh - 1;
+                    let mut state = seed | 1;
+                    let mut next = |lo: i32, hi: i32| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        lo + (state % (hi - lo + 1) as u64) as i32
+                    };
+                    let (lo, hi) = if signed { (-127, 127) } else { (0, 255) };
+                    let x = Value {
+                        c: cin,
+                        h: side,
+                        w: side,
+                        data: (0..cin * side * side).map(|_| next(lo, hi)).collect(),
+                        fl: vec![3; cin],
+                    };
+                    let weight: Vec<i8> = (0..cout * cin * k * k)
+                        .map(|_| next(-128, 127) as i8)
+                        .collect();
+                    let bias: Vec<i32> = (0..cout).map(|_| next(-5000, 5000)).collect();
+                    let fields = || ConvFields {
+                        cout,
+                        k,
+                        stride,
+                        pad: k / 2,
+                        groups: 1,
+                    };
+                    let packed = pack(&weight, cout, k, backend).unwrap().unwrap();
+                    let w_fl = vec![2; cout];
+                    let mut counts = OpCounts::default();
+                    let scalar =
+                        conv(&x, fields(), &weight, &w_fl, &bias, None, &mut counts).unwrap();
+                    let fast = conv(
+                        &x,
+                        fields(),
+                        &weight,
+                        &w_fl,
+                        &bias,
+                        Some(&packed),
+                        &mut counts,
+                    )
+                    .unwrap();
+                    prop_assert_eq!(&fast, &scalar, "{:?}", backend);
+                    Ok(())
+                })
+                .unwrap();
+            let m = tiny_model();
+            let prepared = m.prepare(backend).unwrap();
+            for pixels in [[16, 32, 48, 64], [255, 0, 7, 200]] {
+                assert_eq!(prepared.run(&pixels).unwrap(), m.run(&pixels).unwrap());
+            }
+        }
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Backend, MAX_DEPTH, OutputStage, PackedWeights, Rows, StageTables, WindowRun, column_sums,
-    gemm, gemm_rows, per_channel_zero_points, profile,
+    gemm_rows, gemm_rows_i32, per_channel_zero_points, profile,
 };
 use crate::error::{Result, arg_err, shape_err};
 
@@ -358,7 +358,48 @@ pub fn conv2d(
     stage: &OutputStage,
     out: &mut [u8],
 ) -> Result<()> {
-    let g = geometry;
+    with_rows(
+        input,
+        batch,
+        geometry,
+        input_zero_point,
+        weights,
+        |rows, m| gemm_rows(rows, m, input_zero_point, weights, stage, out),
+    )
+}
+
+/// [`conv2d`] without requantization: the int32 accumulators plus `bias` (one per output
+/// channel, or none), `batch x out_h x out_w x out_c`, for graphs whose rescale is not the
+/// affine output stage (F8Net's shifts).
+pub fn conv2d_i32(
+    input: &[u8],
+    batch: usize,
+    geometry: &ConvGeometry,
+    input_zero_point: i32,
+    weights: &PackedWeights,
+    bias: &[i32],
+    out: &mut [i32],
+) -> Result<()> {
+    with_rows(
+        input,
+        batch,
+        geometry,
+        input_zero_point,
+        weights,
+        |rows, m| gemm_rows_i32(rows, m, input_zero_point, weights, bias, out),
+    )
+}
+
+/// Checks a convolution's input and weights and hands `gemm` its rows and their count: the
+/// input itself for a 1x1 stride-1 window, im2col rows built one GEMM block at a time otherwise.
+fn with_rows(
+    input: &[u8],
+    batch: usize,
+    g: &ConvGeometry,
+    input_zero_point: i32,
+    weights: &PackedWeights,
+    gemm: impl FnOnce(&Rows, usize) -> Result<()>,
+) -> Result<()> {
     check_input(input, batch, g, input_zero_point)?;
     let k = g.kernel_h * g.kernel_w * g.in_c;
     if weights.k() != k {
@@ -369,21 +410,17 @@ pub fn conv2d(
     }
     let m = batch * g.out_h() * g.out_w();
     if g.is_pointwise() {
-        gemm(input, m, input_zero_point, weights, stage, out)
+        gemm(&Rows::Stored(input), m)
     } else {
         let za = input_zero_point as u8;
         let fill = |first: usize, dst: &mut [u8]| im2col_rows(input, g, za, first, dst);
         let run = |first: usize, count: usize| window_run(input, g, first, count);
-        gemm_rows(
+        gemm(
             &Rows::Built {
                 fill: &fill,
                 run: &run,
             },
             m,
-            input_zero_point,
-            weights,
-            stage,
-            out,
         )
     }
 }

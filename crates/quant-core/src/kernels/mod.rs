@@ -45,7 +45,7 @@ use crate::fixedpoint::{QuantizedMultiplier, RoundingMode};
 use crate::ops::OpCounts;
 
 pub use add::{AddParams, add};
-pub use conv::{ConvGeometry, ConvShape, DepthwiseWeights, conv2d, depthwise_conv2d};
+pub use conv::{ConvGeometry, ConvShape, DepthwiseWeights, conv2d, conv2d_i32, depthwise_conv2d};
 pub use pool::{PoolGeometry, avg_pool, max_pool};
 
 /// Largest reduction depth `K` accepted: `floor((2^31 - 1) / 255^2)`, the number of products
@@ -980,6 +980,19 @@ pub fn gemm_i32(
     out: &mut [i32],
 ) -> Result<()> {
     check_gemm(a, m, a_zero_point, w, out.len())?;
+    gemm_rows_i32(&Rows::Stored(a), m, a_zero_point, w, bias, out)
+}
+
+/// [`gemm_i32`] on rows that may be built block by block (convolutions).
+pub(crate) fn gemm_rows_i32(
+    a: &Rows,
+    m: usize,
+    a_zero_point: i32,
+    w: &PackedWeights,
+    bias: &[i32],
+    out: &mut [i32],
+) -> Result<()> {
+    check_output(m, a_zero_point, w, out.len())?;
     if !(bias.is_empty() || bias.len() == w.n) {
         return Err(shape_err!(
             "{} biases for {} output channels",
@@ -988,7 +1001,7 @@ pub fn gemm_i32(
         ));
     }
     dispatch(
-        &Rows::Stored(a),
+        a,
         m,
         a_zero_point,
         w,
@@ -999,8 +1012,6 @@ pub fn gemm_i32(
     Ok(())
 }
 
-/// The epilogue of [`gemm_i32`]: rows of accumulators plus their column offsets (wrapping),
-/// not requantized.
 fn add_offsets(acc: &[i32], offset: &[i32], dst: &mut [i32]) {
     for ((d, &v), &o) in dst.iter_mut().zip(acc).zip(offset.iter().cycle()) {
         *d = v.wrapping_add(o);
