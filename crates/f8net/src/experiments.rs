@@ -9,6 +9,7 @@ use crate::statistics::PAPER;
 use crate::train::{Recipe, Schedule, StageRun, accuracy, eval_copy, logits_range, predict, train};
 use burn::prelude::*;
 use quant_core::fixed8::rule::FlRule;
+use quant_core::kernels::Backend;
 use quant_core::ops::OpCounts;
 use rayon::prelude::*;
 use repro::Profile;
@@ -301,7 +302,8 @@ pub fn int8_engine_check(
     })
 }
 
-/// Runs the exported model on the test images with the shift-only engine and compares its predictions
+/// Runs the exported model on the test images with the shift-only engine (prepared for this CPU's
+/// int8 kernels) and compares its predictions
 /// with the simulated model's.
 pub fn engine_check(
     model: &Network,
@@ -311,6 +313,10 @@ pub fn engine_check(
 ) -> Result<EngineCheck, String> {
     let mut m = eval_copy(model);
     let engine = to_engine(&mut m)?;
+    // The int8 kernels run the dense layers (equal to the scalar engine, value for value).
+    let engine = engine
+        .prepare(Backend::detect())
+        .map_err(|e| e.to_string())?;
     let n = dataset.test.len().min(limit);
     let results: Vec<(usize, OpCounts)> = (0..n)
         .into_par_iter()
