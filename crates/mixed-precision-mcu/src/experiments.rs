@@ -58,8 +58,9 @@ pub struct QatPlan {
     pub base_channels: usize,
     /// Float pre-training learning rate (Adam, cosine decay).
     pub float_lr: f64,
-    /// Where every training keeps its per-epoch checkpoint (the full profile: an interrupted run
-    /// resumes at the epoch it was in); `None` trains without.
+    /// Where every training keeps its per-epoch checkpoint, so an interrupted run resumes at the
+    /// epoch it was in; `None` trains without. The binaries set it from `--checkpoints`
+    /// (`RunArgs::checkpoint_dir`: `target/mcu-checkpoints` for the full profile).
     pub checkpoint_dir: Option<PathBuf>,
 }
 
@@ -98,7 +99,7 @@ impl QatPlan {
             batch_size: 64,
             base_channels: 8,
             float_lr: 5e-3,
-            checkpoint_dir: Some(repro::workspace_root().join("target/mcu-checkpoints")),
+            checkpoint_dir: None,
         }
     }
 

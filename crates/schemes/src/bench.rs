@@ -189,6 +189,14 @@ impl Bench<'_> {
         )
     }
 
+    /// The rows of every outcome in `outcomes`.
+    pub fn rows_of(&self, outcomes: &[Outcome], seed: u64, epochs: u32) -> Vec<ResultRow> {
+        outcomes
+            .iter()
+            .flat_map(|o| self.rows(o, seed, epochs))
+            .collect()
+    }
+
     pub fn rows(&self, o: &Outcome, seed: u64, epochs: u32) -> Vec<ResultRow> {
         let template = self.template(&o.method, (&o.bits.0, &o.bits.1), seed, epochs);
         o.metrics()

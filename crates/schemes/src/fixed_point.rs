@@ -158,6 +158,25 @@ impl Converter {
         }
     }
 
+    /// Appends `layer` reading `input`, whose calibration values are `floats`; returns its output
+    /// and the calibration values after it. `raw_ok` where its int32 output may stay as it is.
+    fn step(
+        &mut self,
+        layer: &FloatLayer,
+        (input, floats): (Tensor, &[Plane]),
+        raw_ok: bool,
+        at: &str,
+    ) -> Result<(Tensor, Vec<Plane>), String> {
+        let pre: Vec<Plane> = floats.iter().map(|x| layer.apply(x)).collect();
+        let output = output_of(layer.activation, &pre, raw_ok, at)?;
+        let out = self.layer(layer, input, &output)?;
+        let post = pre
+            .into_iter()
+            .map(|p| p.activate(layer.activation))
+            .collect();
+        Ok((out, post))
+    }
+
     /// Appends the requantization of value `src` to unsigned codes at `fl`.
     fn quantized(&mut self, src: usize, fl: u8, eta: f64) -> Result<Tensor, String> {
         let format = FixedFormat::new(fl, false).map_err(|e| e.to_string())?;
@@ -219,13 +238,7 @@ pub fn fixed_point_model(
                 floats = floats.iter().map(Plane::global_avg_pool).collect();
             }
             Step::Layer(layer) => {
-                let pre: Vec<Plane> = floats.iter().map(|x| layer.apply(x)).collect();
-                let output = output_of(layer.activation, &pre, last, &format!("layer {i}"))?;
-                at = graph.layer(layer, at, &output)?;
-                floats = pre
-                    .into_iter()
-                    .map(|p| p.activate(layer.activation))
-                    .collect();
+                (at, floats) = graph.step(layer, (at, &floats), last, &format!("layer {i}"))?;
             }
             Step::Residual {
                 body,
@@ -239,33 +252,18 @@ pub fn fixed_point_model(
                 }
                 let (mut branch, mut branch_floats) = (at, floats.clone());
                 for (j, layer) in body.iter().enumerate() {
-                    let pre: Vec<Plane> = branch_floats.iter().map(|x| layer.apply(x)).collect();
                     let at_end = j + 1 == body.len();
-                    let output = output_of(
-                        layer.activation,
-                        &pre,
+                    (branch, branch_floats) = graph.step(
+                        layer,
+                        (branch, &branch_floats),
                         at_end,
                         &format!("step {i} layer {j}"),
                     )?;
-                    branch = graph.layer(layer, branch, &output)?;
-                    branch_floats = pre
-                        .into_iter()
-                        .map(|p| p.activate(layer.activation))
-                        .collect();
                 }
                 let (short, short_floats) = match shortcut {
                     None => (at, floats),
                     Some(layer) => {
-                        let pre: Vec<Plane> = floats.iter().map(|x| layer.apply(x)).collect();
-                        let output =
-                            output_of(layer.activation, &pre, true, &format!("step {i} shortcut"))?;
-                        let t = graph.layer(layer, at, &output)?;
-                        (
-                            t,
-                            pre.into_iter()
-                                .map(|p| p.activate(layer.activation))
-                                .collect(),
-                        )
+                        graph.step(layer, (at, &floats), true, &format!("step {i} shortcut"))?
                     }
                 };
                 if *activation != Activation::Relu {
@@ -289,9 +287,6 @@ pub fn fixed_point_model(
                     .map(|p| p.activate(Activation::Relu))
                     .collect();
             }
-        }
-        if last {
-            break;
         }
     }
     let [channels, height, width] = shape;

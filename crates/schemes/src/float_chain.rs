@@ -3,6 +3,7 @@
 //! at a time in `C x H x W`. The pass gives the conversion its activation statistics (the values
 //! before each ReLU on calibration images) without going back to Burn.
 
+use quant_train::export::floats;
 use quant_train::layers::{Activation, LayerKind, QLayer};
 use quant_train::models::{Block, Net};
 
@@ -91,15 +92,23 @@ impl Plane {
 impl FloatLayer {
     /// The layer of `l` with batch norm folded with its moving statistics.
     pub fn of(l: &QLayer) -> FloatLayer {
-        let host = |t: burn::Tensor<1>| t.into_data().try_into_vec_as::<f32>().unwrap_or_default();
-        let weight = l.folded_weight();
-        let n: usize = weight.dims().iter().product();
         FloatLayer {
-            weight: host(weight.reshape([n])),
-            bias: host(l.folded_bias()),
+            weight: floats(l.folded_weight()),
+            bias: floats(l.folded_bias()),
             outputs: l.out_channels(),
             kind: l.kind,
             activation: l.output.activation,
+        }
+    }
+
+    /// The `[C, H, W]` shape of the layer's output on a `[C, H, W]` input (padding `kernel / 2`).
+    pub fn output_shape(&self, [_, h, w]: [usize; 3]) -> [usize; 3] {
+        match self.kind {
+            LayerKind::Linear => [self.outputs, 1, 1],
+            LayerKind::Conv { kernel, stride, .. } => {
+                let side = |n: usize| (n + 2 * (kernel / 2) - kernel) / stride + 1;
+                [self.outputs, side(h), side(w)]
+            }
         }
     }
 
@@ -128,10 +137,7 @@ impl FloatLayer {
     /// Convolution with symmetric zero padding `kernel / 2`, as quant-train's layers apply it.
     fn convolve(&self, x: &Plane, k: usize, stride: usize, groups: usize) -> Plane {
         let pad = k / 2;
-        let (h, w) = (
-            (x.h + 2 * pad - k) / stride + 1,
-            (x.w + 2 * pad - k) / stride + 1,
-        );
+        let [_, h, w] = self.output_shape([x.c, x.h, x.w]);
         let (cin, cout) = (x.c / groups, self.outputs / groups);
         let mut data = Vec::with_capacity(self.outputs * h * w);
         for o in 0..self.outputs {

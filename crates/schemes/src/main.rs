@@ -92,34 +92,32 @@ fn run(cli: Cli) -> Result<(), String> {
         .load(cli.run.dataset_or(DatasetName::FashionMnist))?;
     let sizes = Sizes::of(profile);
     let checkpoints = cli.run.checkpoint_dir("schemes-checkpoints");
+    let mcu_checkpoints = cli.run.checkpoint_dir("mcu-checkpoints");
     std::fs::create_dir_all(out.join(TABLE_DIR)).map_err(|e| e.to_string())?;
     for seed in cli.run.seed_list(0, sizes.seeds) {
         for model in models.iter().copied() {
-            let plan = mobilenet::plan(profile, seed);
-            let (side, float_epochs, qat_epochs) = resnet::recipe(profile);
+            let plan = mobilenet::plan(profile, seed, mcu_checkpoints.clone());
             // The MobileNet's sets are the MCU reproduction's, at the proxy's resolution; the
             // ResNet's are integer-qat's E1 sets at its side, with its epochs.
-            let (train, validation, test, resolution) = match model {
-                Model::Mlp | Model::ResNet => {
-                    (sizes.train, sizes.validation, sizes.test, data.train.rows)
+            let (train, validation, test) = (sizes.train, sizes.validation, sizes.test);
+            let (train, validation, test, resolution, model_sizes) = match model {
+                Model::Mlp => (train, validation, test, data.train.rows, sizes.clone()),
+                Model::ResNet => {
+                    let (side, float_epochs, qat_epochs) = resnet::recipe(profile);
+                    let sizes = Sizes {
+                        float_epochs,
+                        qat_epochs,
+                        ..sizes.clone()
+                    };
+                    (train, validation, test, side, sizes)
                 }
                 Model::MobileNet => (
                     plan.train_images,
                     plan.validation_images,
                     plan.test_images,
                     plan.configs[0].0,
+                    sizes.clone(),
                 ),
-            };
-            let (resolution, model_sizes) = match model {
-                Model::ResNet => (
-                    side,
-                    Sizes {
-                        float_epochs,
-                        qat_epochs,
-                        ..sizes.clone()
-                    },
-                ),
-                _ => (resolution, sizes.clone()),
             };
             let (train_set, validation_set) = data
                 .train
@@ -145,7 +143,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 layer_io: match model {
                     Model::Mlp => mlp::layer_io(),
                     Model::MobileNet => mobilenet::layer_io(&plan),
-                    Model::ResNet => resnet::layer_io(profile),
+                    Model::ResNet => resnet::layer_io(profile)?,
                 },
             };
             let (rows, curves) = match model {

@@ -45,10 +45,7 @@ impl Bench<'_> {
         let (float, float_report) = self.float_model(&spec, "mlp-float", seed)?;
         let (outcomes, curves) =
             self.common_outcomes(&float, &float_report, seed, self.sizes.float_epochs)?;
-        let mut rows: Vec<ResultRow> = outcomes
-            .iter()
-            .flat_map(|o| self.rows(o, seed, self.sizes.float_epochs))
-            .collect();
+        let mut rows: Vec<ResultRow> = self.rows_of(&outcomes, seed, self.sizes.float_epochs);
         rows.extend(self.rows(&self.pocket_outcome(seed)?, seed, self.sizes.pocket_epochs));
         Ok((rows, curves))
     }

@@ -17,6 +17,8 @@
 //!   model and peak activation bytes from Rusci's memory model (weights at their bits plus the
 //!   requantization parameters; the largest input plus output of one layer at their bits).
 
+use std::path::PathBuf;
+
 use mixed_precision_mcu::experiments::{FloatCache, QatPlan, run_e1_e2};
 use mixed_precision_mcu::memory::Budget;
 use mixed_precision_mcu::mobilenet::MobileNetV1;
@@ -43,13 +45,15 @@ pub fn config(profile: Profile) -> (usize, f64) {
     }
 }
 
-/// The MCU reproduction's training plan of `profile` for this configuration only.
-pub fn plan(profile: Profile, seed: u64) -> QatPlan {
+/// The MCU reproduction's training plan of `profile` for this configuration only, checkpointing
+/// into `checkpoints` (the MCU reproduction's folder, so that the two share their models).
+pub fn plan(profile: Profile, seed: u64, checkpoints: Option<PathBuf>) -> QatPlan {
     let mut plan = match profile {
         Profile::Smoke => QatPlan::smoke(seed),
         Profile::Full | Profile::Paper => QatPlan::full(seed),
     };
     plan.configs = vec![config(profile)];
+    plan.checkpoint_dir = checkpoints;
     plan
 }
 
@@ -114,10 +118,7 @@ impl Bench<'_> {
                 });
             }
         }
-        let rows = outcomes
-            .iter()
-            .flat_map(|o| self.rows(o, seed, epochs))
-            .collect();
+        let rows = self.rows_of(&outcomes, seed, epochs);
         Ok((rows, curves))
     }
 }
@@ -132,7 +133,7 @@ mod tests {
     /// fits its budget, and the smaller FLASH makes every variant's weights smaller.
     #[test]
     fn both_budgets_admit_an_assignment_and_the_second_is_tighter() {
-        let plan = plan(Profile::Full, 0);
+        let plan = plan(Profile::Full, 0, None);
         let model = model(&plan);
         for g in [Granularity::PerLayer, Granularity::PerChannel] {
             let [wide, tight] = BUDGETS.map(|(name, device)| {

@@ -13,12 +13,12 @@
 //! MLPs: neither has a row here.
 
 use integer_qat::recipe::Sizes as JacobSizes;
-use quant_train::layers::LayerKind;
-use quant_train::{Block, ModelConfig, ModelSpec, Net};
+use quant_train::{ModelConfig, ModelSpec};
 use repro::Profile;
 use repro::results::ResultRow;
 
 use crate::bench::Bench;
+use crate::float_chain::{Step, steps};
 
 /// The ResNet of `integer-qat`'s E2 for `profile`.
 pub fn spec(profile: Profile) -> ModelSpec {
@@ -43,61 +43,43 @@ pub fn model_name(profile: Profile) -> String {
 /// Inputs and outputs of the layers of the ResNet of `profile` (the bench's `layer_io`): a residual
 /// block keeps its input while its body runs, so the body's later layers and the projection
 /// shortcut count it beside their own input, and the add counts both operands.
-pub fn layer_io(profile: Profile) -> Vec<(usize, usize)> {
+pub fn layer_io(profile: Profile) -> Result<Vec<(usize, usize)>, String> {
     let side = recipe(profile).0;
     let mut config = ModelConfig::new(spec(profile), 0);
     config.input = [1, side, side];
-    let net: Net = config.build(&quant_train::Device::flex());
+    let elems = |[c, h, w]: [usize; 3]| c * h * w;
     let mut shape = [1, side, side];
     let mut io = Vec::new();
-    for block in &net.blocks {
-        match block {
-            Block::Layer(l) => {
-                let (i, o) = (elems(shape), output_shape(l, shape));
-                io.push((i, elems(o)));
-                shape = o;
+    for step in steps(&config.build(&quant_train::Device::flex()))? {
+        match step {
+            Step::Layer(l) => {
+                let out = l.output_shape(shape);
+                io.push((elems(shape), elems(out)));
+                shape = out;
             }
-            Block::GlobalAvgPool(_) => shape = [shape[0], 1, 1],
-            Block::Residual(r) => {
+            Step::GlobalAvgPool => shape = [shape[0], 1, 1],
+            Step::Residual { body, shortcut, .. } => {
                 let held = elems(shape);
-                let mut body = shape;
-                for (j, l) in r.body.iter().enumerate() {
-                    let next = output_shape(l, body);
-                    let extra = if j == 0 { 0 } else { held };
-                    io.push((elems(body) + extra, elems(next)));
-                    body = next;
+                let mut end = shape;
+                for (j, l) in body.iter().enumerate() {
+                    let next = l.output_shape(end);
+                    io.push((elems(end) + if j == 0 { 0 } else { held }, elems(next)));
+                    end = next;
                 }
-                let short = match &r.shortcut {
+                let short = match &shortcut {
                     Some(l) => {
-                        let o = elems(output_shape(l, shape));
-                        io.push((held + elems(body), o));
-                        o
+                        let out = elems(l.output_shape(shape));
+                        io.push((held + elems(end), out));
+                        out
                     }
                     None => held,
                 };
-                io.push((elems(body) + short, elems(body)));
-                shape = body;
+                io.push((elems(end) + short, elems(end)));
+                shape = end;
             }
-            Block::MaxPool(_) | Block::InputNorm(_) => {}
         }
     }
-    io
-}
-
-fn elems([c, h, w]: [usize; 3]) -> usize {
-    c * h * w
-}
-
-/// The output shape of `l` on a `[C, H, W]` input (padding `kernel / 2`, as quant-train's layers).
-fn output_shape(l: &quant_train::QLayer, [_, h, w]: [usize; 3]) -> [usize; 3] {
-    let c = l.out_channels();
-    match l.kind {
-        LayerKind::Conv { kernel, stride, .. } => {
-            let side = |n: usize| (n + 2 * (kernel / 2) - kernel) / stride + 1;
-            [c, side(h), side(w)]
-        }
-        LayerKind::Linear => [c, 1, 1],
-    }
+    Ok(io)
 }
 
 impl Bench<'_> {
@@ -112,10 +94,7 @@ impl Bench<'_> {
         let (float, float_report) = self.float_model(&spec, &format!("{spec}-float"), seed)?;
         let epochs = self.sizes.float_epochs;
         let (outcomes, curves) = self.common_outcomes(&float, &float_report, seed, epochs)?;
-        let rows = outcomes
-            .iter()
-            .flat_map(|o| self.rows(o, seed, epochs))
-            .collect();
+        let rows = self.rows_of(&outcomes, seed, epochs);
         Ok((rows, curves))
     }
 }

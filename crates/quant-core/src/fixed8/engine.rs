@@ -164,10 +164,9 @@ impl FixedPointModel {
                 last_use[storage[v]] = i;
             }
         }
-        let bytes = |v: usize| match (storage[v] == v, codes[v]) {
-            (false, _) => 0,
-            (true, true) => values[v].data.len(),
-            (true, false) => 4 * values[v].data.len(),
+        let bytes = |v: usize| match storage[v] == v {
+            true => stored_bytes(&values[v], codes[v]),
+            false => 0,
         };
         Ok((0..self.nodes.len())
             .map(|i| {
@@ -283,25 +282,24 @@ impl FixedPointModel {
                     )?
                 }
             };
-            let (reads, params, out_codes) = match node {
-                Node::Quantize { src, .. } => (vec![*src], 0, true),
-                Node::Conv {
-                    src, weight, bias, ..
+            let (params, out_codes) = match node {
+                Node::Quantize { .. } => (0, true),
+                Node::Conv { weight, bias, .. } | Node::Linear { weight, bias, .. } => {
+                    (weight.len() + 4 * bias.len(), false)
                 }
-                | Node::Linear {
-                    src, weight, bias, ..
-                } => (vec![*src], weight.len() + 4 * bias.len(), false),
-                Node::Relabel { src, .. } => (vec![], 0, codes[*src]),
-                Node::Add { a, b, .. } => (vec![*a, *b], 0, false),
+                Node::Relabel { src, .. } => (0, codes[*src]),
+                Node::Add { .. } => (0, false),
                 // The mean of codes is a code of the same format.
-                Node::GlobalAvgPool { src } => (vec![*src], 0, codes[*src]),
+                Node::GlobalAvgPool { src } => (0, codes[*src]),
             };
-            let bytes = |len: usize, codes: bool| (len * if codes { 1 } else { 4 }) as u64;
-            if !reads.is_empty() {
-                counts.bytes_moved += params as u64 + bytes(out.data.len(), out_codes);
-                for v in reads {
-                    counts.bytes_moved += bytes(values[v].data.len(), codes[v]);
-                }
+            // A relabel moves nothing: its value is its source's.
+            if !matches!(node, Node::Relabel { .. }) {
+                let moved: usize = node
+                    .sources()
+                    .into_iter()
+                    .map(|v| stored_bytes(&values[v], codes[v]))
+                    .sum();
+                counts.bytes_moved += (params + stored_bytes(&out, out_codes) + moved) as u64;
             }
             values.push(out);
             codes.push(out_codes);
@@ -362,6 +360,11 @@ fn pack(weight: &[i8], cout: usize, k: usize, backend: Backend) -> Result<Option
         }
     }
     PackedWeights::new(&kn, depth, cout, &[0], backend).map(Some)
+}
+
+/// Bytes of `v` as a deployment stores it: one per 8-bit code, four per int32.
+fn stored_bytes(v: &Value, codes: bool) -> usize {
+    v.data.len() * if codes { 1 } else { 4 }
 }
 
 /// The index of the largest logit (first on ties), with the counts beside it.
@@ -480,8 +483,12 @@ fn accumulate_packed(
     bias: &[i32],
     data: &mut [i32],
 ) -> Result<()> {
-    let signed = x.data.iter().any(|&q| q < 0);
-    if signed && x.data.iter().any(|&q| q > 127) {
+    let (lo, hi) = x
+        .data
+        .iter()
+        .fold((0, 0), |(lo, hi), &q| (q.min(lo), q.max(hi)));
+    let signed = lo < 0;
+    if signed && hi > 127 {
         return Err(arg_err!(
             "conv input mixes signed and unsigned codes (insert a Quantize node)"
         ));

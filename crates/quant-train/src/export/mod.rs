@@ -145,7 +145,8 @@ pub(crate) fn stage_params(stage: &ActivationQuant, what: &str) -> Result<QParam
         })
 }
 
-pub(crate) fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+/// The values of `t` on the host, as f32 (what exporters read parameters with).
+pub fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().unwrap_or_default()
 }
 
