@@ -8,15 +8,19 @@
 //! accumulator FLs). [`Node::Quantize`] turns a value into 8-bit codes of one format (a shift and a
 //! clamp per element); convolutions and linear layers read only such codes.
 //!
-//! [`FixedPointModel::run`] is the scalar reference. [`FixedPointModel::prepare`] packs the dense
-//! convolutions and fully connected layers for the int8 kernels of [`crate::kernels`] (the affine
-//! engine's im2col and GEMM, keeping the int32 accumulators), and [`Prepared::run`] computes the
-//! same values through them (tested equal on every backend).
+//! [`FixedPointModel::run`] is the scalar reference. [`FixedPointModel::prepare`] lays out the
+//! dense and depthwise convolutions and the fully connected layers for the int8 kernels of
+//! [`crate::kernels`] (the affine engine's im2col and GEMM and its depthwise loops, keeping the
+//! int32 accumulators), and [`Prepared::run`] computes the same values through them (tested equal
+//! on every backend).
 #![deny(clippy::float_arithmetic)]
 
 use super::format::{ACC_MAX, FixedFormat, align_add, average_by_shift, saturate_acc};
 use crate::error::{Result, arg_err, shape_err};
-use crate::kernels::{Backend, ConvGeometry, ConvShape, MAX_DEPTH, PackedWeights, conv2d_i32};
+use crate::kernels::{
+    Backend, ConvGeometry, ConvShape, DepthwiseWeights, MAX_DEPTH, PackedWeights, conv2d_i32,
+    depthwise_conv2d_i32,
+};
 use crate::ops::OpCounts;
 use serde::{Deserialize, Serialize};
 
@@ -108,8 +112,9 @@ impl FixedPointModel {
         self.run_with(pixels, None)
     }
 
-    /// Packs the weights of the dense convolutions and fully connected layers for the int8
-    /// kernels of `backend` (layers deeper than [`MAX_DEPTH`] stay on the scalar loop).
+    /// Lays out the weights of the convolutions (dense and depthwise) and fully connected layers
+    /// for the int8 kernels of `backend` (layers deeper than [`MAX_DEPTH`] and grouped
+    /// convolutions that are neither stay on the scalar loop).
     pub fn prepare(&self, backend: Backend) -> Result<Prepared<'_>> {
         let packed = self
             .nodes
@@ -122,6 +127,13 @@ impl FixedPointModel {
                     weight,
                     ..
                 } => pack(weight, *cout, *k, backend),
+                Node::Conv {
+                    cout,
+                    k,
+                    groups,
+                    weight,
+                    ..
+                } if groups == cout => pack_depthwise(weight, *cout, *k, backend),
                 Node::Linear { out, weight, .. } => pack(weight, *out, 1, backend),
                 _ => Ok(None),
             })
@@ -136,7 +148,7 @@ impl FixedPointModel {
     fn run_with(
         &self,
         pixels: &[u8],
-        packed: Option<&[Option<PackedWeights>]>,
+        packed: Option<&[Option<Kernel>]>,
     ) -> Result<(Value, OpCounts)> {
         let Execution {
             mut values, counts, ..
@@ -182,11 +194,7 @@ impl FixedPointModel {
 
     /// Runs the model on one image, keeping every value; the convolutions with packed weights in
     /// `packed` run through the int8 kernels.
-    fn execute(
-        &self,
-        pixels: &[u8],
-        packed: Option<&[Option<PackedWeights>]>,
-    ) -> Result<Execution> {
+    fn execute(&self, pixels: &[u8], packed: Option<&[Option<Kernel>]>) -> Result<Execution> {
         let n = self.channels * self.height * self.width;
         if pixels.len() != n {
             return Err(shape_err!(
@@ -323,7 +331,15 @@ impl FixedPointModel {
 /// scalar reference, computes, value for value.
 pub struct Prepared<'m> {
     model: &'m FixedPointModel,
-    packed: Vec<Option<PackedWeights>>,
+    packed: Vec<Option<Kernel>>,
+}
+
+/// A node's weights laid out by [`FixedPointModel::prepare`] for one of the int8 kernels.
+enum Kernel {
+    /// A dense convolution's or a fully connected layer's GEMM matrix.
+    Dense(PackedWeights),
+    /// A depthwise convolution's taps (one input channel per output channel).
+    Depthwise(DepthwiseWeights),
 }
 
 impl Prepared<'_> {
@@ -341,7 +357,7 @@ impl Prepared<'_> {
 /// `weight` (`[cout, cin, k, k]`) as the kernels' `(k * k * cin) x cout` matrix (rows in im2col's
 /// tap-major, channel-minor order), packed for `backend`; `None` where the depth exceeds
 /// [`MAX_DEPTH`] or the length fits no such shape (the run reports the latter).
-fn pack(weight: &[i8], cout: usize, k: usize, backend: Backend) -> Result<Option<PackedWeights>> {
+fn pack(weight: &[i8], cout: usize, k: usize, backend: Backend) -> Result<Option<Kernel>> {
     let taps = k * k;
     if cout == 0 || taps == 0 || !weight.len().is_multiple_of(cout * taps) {
         return Ok(None);
@@ -359,7 +375,23 @@ fn pack(weight: &[i8], cout: usize, k: usize, backend: Backend) -> Result<Option
             }
         }
     }
-    PackedWeights::new(&kn, depth, cout, &[0], backend).map(Some)
+    PackedWeights::new(&kn, depth, cout, &[0], backend).map(|p| Some(Kernel::Dense(p)))
+}
+
+/// A depthwise `weight` (`[c, 1, k, k]`) as the kernels' `[ky][kx][c]` taps; `None` where the
+/// length is not `c` filters of `k x k` (the run reports it) or the window exceeds [`MAX_DEPTH`].
+fn pack_depthwise(weight: &[i8], c: usize, k: usize, backend: Backend) -> Result<Option<Kernel>> {
+    let taps = k * k;
+    if c == 0 || weight.len() != c * taps || taps > MAX_DEPTH {
+        return Ok(None);
+    }
+    let mut tap_major = vec![0_i8; weight.len()];
+    for (ch, filter) in weight.chunks_exact(taps).enumerate() {
+        for (t, &w) in filter.iter().enumerate() {
+            tap_major[t * c + ch] = w;
+        }
+    }
+    DepthwiseWeights::new(&tap_major, k, k, c, &[0], backend).map(|d| Some(Kernel::Depthwise(d)))
 }
 
 /// Bytes of `v` as a deployment stores it: one per 8-bit code, four per int32.
@@ -425,7 +457,7 @@ fn conv(
     weight: &[i8],
     w_fl: &[u8],
     bias: &[i32],
-    packed: Option<&PackedWeights>,
+    packed: Option<&Kernel>,
     counts: &mut OpCounts,
 ) -> Result<Value> {
     let shape = ConvShape {
@@ -458,7 +490,9 @@ fn conv(
     let max_bias = bias.iter().map(|b| i64::from(*b).abs()).max().unwrap_or(0);
     let fits_i32 = max_bias + 255 * 127 * taps < ACC_MAX;
     match packed {
-        Some(p) if fits_i32 && w.groups == 1 => accumulate_packed(x, &shape, p, bias, &mut data)?,
+        Some(kernel) if fits_i32 && kernel.fits(&shape) => {
+            accumulate_packed(x, &shape, kernel, bias, &mut data)?
+        }
         _ if fits_i32 => accumulate::<i32>(x, &shape, weight, bias, &mut data),
         _ => accumulate::<i64>(x, &shape, weight, bias, &mut data),
     }
@@ -472,14 +506,25 @@ fn conv(
     })
 }
 
-/// The accumulation of [`accumulate`] through the int8 kernels ([`conv2d_i32`]): the codes moved
-/// to HWC bytes (signed codes offset by 128, which the kernel's input zero point takes back, so
-/// padded taps and products are those of the codes), im2col and GEMM with int32 accumulators
-/// plus `bias`, moved back to CHW.
+impl Kernel {
+    /// Whether the kernel computes a convolution of `shape`: dense weights ungrouped ones,
+    /// depthwise taps those with one input channel per output channel.
+    fn fits(&self, shape: &ConvShape) -> bool {
+        match self {
+            Kernel::Dense(_) => shape.groups == 1,
+            Kernel::Depthwise(_) => shape.is_depthwise(),
+        }
+    }
+}
+
+/// The accumulation of [`accumulate`] through the int8 kernels ([`conv2d_i32`] and
+/// [`depthwise_conv2d_i32`]): the codes moved to HWC bytes (signed codes offset by 128, which the
+/// kernel's input zero point takes back, so padded taps and products are those of the codes),
+/// int32 accumulators plus `bias`, moved back to CHW.
 fn accumulate_packed(
     x: &Value,
     shape: &ConvShape,
-    packed: &PackedWeights,
+    kernel: &Kernel,
     bias: &[i32],
     data: &mut [i32],
 ) -> Result<()> {
@@ -503,7 +548,12 @@ fn accumulate_packed(
     }
     let out_plane = shape.geometry.out_h() * shape.geometry.out_w();
     let mut hwo = vec![0_i32; out_plane * shape.out_c];
-    conv2d_i32(&hwc, 1, &shape.geometry, za, packed, bias, &mut hwo)?;
+    match kernel {
+        Kernel::Dense(p) => conv2d_i32(&hwc, 1, &shape.geometry, za, p, bias, &mut hwo)?,
+        Kernel::Depthwise(d) => {
+            depthwise_conv2d_i32(&hwc, 1, &shape.geometry, za, d, bias, &mut hwo)?
+        }
+    }
     for (p, row) in hwo.chunks(shape.out_c).enumerate() {
         for (o, &v) in row.iter().enumerate() {
             data[o * out_plane + p] = v;
@@ -897,8 +947,8 @@ mod tests {
     }
 
     /// The int8-kernel path equals the scalar loop, value for value, on every backend of this CPU:
-    /// dense convolutions of several windows, strides, paddings and depths over signed and
-    /// unsigned codes, and the prepared tiny model.
+    /// dense and depthwise convolutions of several windows, strides, paddings and depths over
+    /// signed and unsigned codes, and the prepared tiny model.
     #[test]
     fn packed_convolutions_equal_the_scalar_loop() {
         use proptest::prelude::*;
@@ -910,57 +960,67 @@ mod tests {
             1usize..=18,
             3usize..=9,
             any::<bool>(),
+            any::<bool>(),
             any::<u64>(),
         );
         for backend in Backend::available() {
             let mut runner = TestRunner::new(Config::with_cases(48));
             runner
-                .run(&case, |(kh, stride, cin, cout, side, signed, seed)| {
-                    let k = 2 * kh - 1;
-                    let mut state = seed | 1;
-                    let mut next = |lo: i32, hi: i32| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        lo + (state % (hi - lo + 1) as u64) as i32
-                    };
-                    let (lo, hi) = if signed { (-127, 127) } else { (0, 255) };
-                    let x = Value {
-                        c: cin,
-                        h: side,
-                        w: side,
-                        data: (0..cin * side * side).map(|_| next(lo, hi)).collect(),
-                        fl: vec![3; cin],
-                    };
-                    let weight: Vec<i8> = (0..cout * cin * k * k)
-                        .map(|_| next(-128, 127) as i8)
-                        .collect();
-                    let bias: Vec<i32> = (0..cout).map(|_| next(-5000, 5000)).collect();
-                    let fields = || ConvFields {
-                        cout,
-                        k,
-                        stride,
-                        pad: k / 2,
-                        groups: 1,
-                    };
-                    let packed = pack(&weight, cout, k, backend).unwrap().unwrap();
-                    let w_fl = vec![2; cout];
-                    let mut counts = OpCounts::default();
-                    let scalar =
-                        conv(&x, fields(), &weight, &w_fl, &bias, None, &mut counts).unwrap();
-                    let fast = conv(
-                        &x,
-                        fields(),
-                        &weight,
-                        &w_fl,
-                        &bias,
-                        Some(&packed),
-                        &mut counts,
-                    )
-                    .unwrap();
-                    prop_assert_eq!(&fast, &scalar, "{:?}", backend);
-                    Ok(())
-                })
+                .run(
+                    &case,
+                    |(kh, stride, cin, cout, side, signed, depthwise, seed)| {
+                        let k = 2 * kh - 1;
+                        // A depthwise layer has one input channel per output channel.
+                        let (cout, groups) = if depthwise { (cin, cin) } else { (cout, 1) };
+                        let mut state = seed | 1;
+                        let mut next = |lo: i32, hi: i32| {
+                            state ^= state << 13;
+                            state ^= state >> 7;
+                            state ^= state << 17;
+                            lo + (state % (hi - lo + 1) as u64) as i32
+                        };
+                        let (lo, hi) = if signed { (-127, 127) } else { (0, 255) };
+                        let x = Value {
+                            c: cin,
+                            h: side,
+                            w: side,
+                            data: (0..cin * side * side).map(|_| next(lo, hi)).collect(),
+                            fl: vec![3; cin],
+                        };
+                        let weight: Vec<i8> = (0..cout * cin / groups * k * k)
+                            .map(|_| next(-128, 127) as i8)
+                            .collect();
+                        let bias: Vec<i32> = (0..cout).map(|_| next(-5000, 5000)).collect();
+                        let fields = || ConvFields {
+                            cout,
+                            k,
+                            stride,
+                            pad: k / 2,
+                            groups,
+                        };
+                        let packed = match depthwise {
+                            true => pack_depthwise(&weight, cout, k, backend),
+                            false => pack(&weight, cout, k, backend),
+                        };
+                        let packed = packed.unwrap().unwrap();
+                        let w_fl = vec![2; cout];
+                        let mut counts = OpCounts::default();
+                        let scalar =
+                            conv(&x, fields(), &weight, &w_fl, &bias, None, &mut counts).unwrap();
+                        let fast = conv(
+                            &x,
+                            fields(),
+                            &weight,
+                            &w_fl,
+                            &bias,
+                            Some(&packed),
+                            &mut counts,
+                        )
+                        .unwrap();
+                        prop_assert_eq!(&fast, &scalar, "{:?}", backend);
+                        Ok(())
+                    },
+                )
                 .unwrap();
             let m = tiny_model();
             let prepared = m.prepare(backend).unwrap();

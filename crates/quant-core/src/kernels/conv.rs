@@ -521,23 +521,24 @@ impl DepthwiseWeights {
 
 /// One output row of a depthwise convolution: raw `sum(a*w)` and `sum(a)` per channel over all
 /// taps (padded taps read `za_row`, a pixel of the input zero point) and the zero-point expansion
-/// for every pixel of the row, then the output stage over the row. `scratch` holds the taps' input
-/// pixels, the row's accumulators and the channel sums.
+/// for every pixel of the row, then `finish` over the row's accumulators (the output stage, or a
+/// copy for the int32 output). `scratch` holds the taps' input pixels, the row's accumulators and
+/// the channel sums.
 ///
 /// The sums use wrapping adds so that they vectorise with overflow checks on; they are exact, since
 /// at most [`MAX_DEPTH`] taps (checked by [`DepthwiseWeights::new`]) of `|a * w| <= 255 * 128` fit int32.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn depthwise_row<'a>(
+fn depthwise_row<'a, T>(
     img: &'a [u8],
     za_row: &'a [u8],
     oy: usize,
     g: &ConvGeometry,
     w: &DepthwiseWeights,
-    stage: &StageTables,
     offset: &[i32],
     scratch: &mut RowScratch<'a>,
-    dst: &mut [u8],
+    finish: &impl Fn(&[i32], &mut [T]),
+    dst: &mut [T],
 ) {
     let c = w.channels;
     let need_asum = w.zero_points.iter().any(|&z| z != 0);
@@ -579,7 +580,7 @@ fn depthwise_row<'a>(
         }
     }
     clock.lap(profile::Phase::Tile);
-    stage.requantize_into(acc, None, dst);
+    finish(acc, dst);
     clock.lap(profile::Phase::Epilogue);
 }
 
@@ -594,18 +595,18 @@ struct RowScratch<'a> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn depthwise_row_avx2<'a>(
+unsafe fn depthwise_row_avx2<'a, T>(
     img: &'a [u8],
     za_row: &'a [u8],
     oy: usize,
     g: &ConvGeometry,
     w: &DepthwiseWeights,
-    stage: &StageTables,
     offset: &[i32],
     scratch: &mut RowScratch<'a>,
-    dst: &mut [u8],
+    finish: &impl Fn(&[i32], &mut [T]),
+    dst: &mut [T],
 ) {
-    depthwise_row(img, za_row, oy, g, w, stage, offset, scratch, dst)
+    depthwise_row(img, za_row, oy, g, w, offset, scratch, finish, dst)
 }
 
 /// [`depthwise_conv2d`] on the AVX-512 VNNI row kernel, one output row per task; `requant` is
@@ -658,18 +659,17 @@ fn depthwise_quads(
         });
 }
 
-/// Quantized depthwise convolution (channel multiplier 1), NHWC, same channel count in and out,
-/// `(a - Za)(w - Zw[c])` expanded into `sum(a*w) - Zw*sum(a) - Za*sum(w) + T*Za*Zw` per channel.
-pub fn depthwise_conv2d(
+/// Checks a depthwise convolution's input, weights and output length, and gives the per-channel
+/// constants of the zero-point expansion, `bias - Za*sum(w) + T*Za*Zw` (wrapping, as the sums).
+fn depthwise_offset<T>(
     input: &[u8],
     batch: usize,
-    geometry: &ConvGeometry,
+    g: &ConvGeometry,
     input_zero_point: i32,
     weights: &DepthwiseWeights,
-    stage: &OutputStage,
-    out: &mut [u8],
-) -> Result<()> {
-    let g = geometry;
+    bias_of: impl Fn(usize) -> i32,
+    out: &[T],
+) -> Result<Vec<i32>> {
     check_input(input, batch, g, input_zero_point)?;
     if g.in_c != weights.channels
         || g.kernel_h != weights.kernel_h
@@ -685,46 +685,39 @@ pub fn depthwise_conv2d(
             g.in_c
         ));
     }
-    stage.validate(weights.channels)?;
     let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
-    let tables = StageTables::new(stage, c, weights.backend);
-    // Per-channel constants of the expansion, once per call: bias - Za*sum(w) + T*Za*Zw.
+    if out.len() != batch * oh * ow * c {
+        return Err(shape_err!(
+            "output of {} values is not {batch} x {oh} x {ow} x {c}",
+            out.len()
+        ));
+    }
     let taps = (g.kernel_h * g.kernel_w) as i32;
-    let offset: Vec<i32> = (0..c)
+    Ok((0..c)
         .map(|ch| {
-            stage
-                .bias_of(ch)
+            bias_of(ch)
                 .wrapping_sub(input_zero_point.wrapping_mul(weights.sums[ch]))
                 .wrapping_add(
                     taps.wrapping_mul(input_zero_point)
                         .wrapping_mul(weights.zero_points[ch]),
                 )
         })
-        .collect();
-    let (stage, offset) = (&tables, offset.as_slice());
-    if out.len() != batch * oh * ow * c {
-        return Err(shape_err!(
-            "output of {} bytes is not {batch} x {oh} x {ow} x {c}",
-            out.len()
-        ));
-    }
-    #[cfg(target_arch = "x86_64")]
-    if let (Some(quads), Some(super::VectorStage::Avx512 { requant, .. })) =
-        (&weights.quads, &stage.vector)
-    {
-        depthwise_quads(
-            input,
-            g,
-            input_zero_point,
-            weights,
-            quads,
-            stage,
-            requant,
-            offset,
-            out,
-        );
-        return Ok(());
-    }
+        .collect())
+}
+
+/// The portable and AVX2 depthwise loops, one output row per task, each row's accumulators
+/// (`offset` plus the expanded products) handed to `finish` with the row's output.
+#[allow(clippy::too_many_arguments)]
+fn depthwise_rows<T: Send>(
+    input: &[u8],
+    g: &ConvGeometry,
+    input_zero_point: i32,
+    weights: &DepthwiseWeights,
+    offset: &[i32],
+    finish: &(impl Fn(&[i32], &mut [T]) + Sync),
+    out: &mut [T],
+) {
+    let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
     let za_row = vec![input_zero_point as u8; c];
     let taps = g.kernel_h * g.kernel_w;
     out.par_chunks_mut(ow * c).enumerate().for_each_init(
@@ -743,13 +736,99 @@ pub fn depthwise_conv2d(
                     // x86 backends imply AVX2 on every CPU that has them.
                     unsafe {
                         depthwise_row_avx2(
-                            img, &za_row, oy, g, weights, stage, offset, scratch, dst,
+                            img, &za_row, oy, g, weights, offset, scratch, finish, dst,
                         )
                     }
                 }
-                _ => depthwise_row(img, &za_row, oy, g, weights, stage, offset, scratch, dst),
+                _ => depthwise_row(img, &za_row, oy, g, weights, offset, scratch, finish, dst),
             }
         },
+    );
+}
+
+/// Quantized depthwise convolution (channel multiplier 1), NHWC, same channel count in and out,
+/// `(a - Za)(w - Zw[c])` expanded into `sum(a*w) - Zw*sum(a) - Za*sum(w) + T*Za*Zw` per channel.
+pub fn depthwise_conv2d(
+    input: &[u8],
+    batch: usize,
+    geometry: &ConvGeometry,
+    input_zero_point: i32,
+    weights: &DepthwiseWeights,
+    stage: &OutputStage,
+    out: &mut [u8],
+) -> Result<()> {
+    let g = geometry;
+    stage.validate(weights.channels)?;
+    let offset = depthwise_offset(
+        input,
+        batch,
+        g,
+        input_zero_point,
+        weights,
+        |ch| stage.bias_of(ch),
+        out,
+    )?;
+    let tables = StageTables::new(stage, g.in_c, weights.backend);
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(quads), Some(super::VectorStage::Avx512 { requant, .. })) =
+        (&weights.quads, &tables.vector)
+    {
+        depthwise_quads(
+            input,
+            g,
+            input_zero_point,
+            weights,
+            quads,
+            &tables,
+            requant,
+            &offset,
+            out,
+        );
+        return Ok(());
+    }
+    let finish = |acc: &[i32], dst: &mut [u8]| tables.requantize_into(acc, None, dst);
+    depthwise_rows(input, g, input_zero_point, weights, &offset, &finish, out);
+    Ok(())
+}
+
+/// [`depthwise_conv2d`] without requantization: the int32 accumulators plus `bias` (one per
+/// channel, or none), `batch x out_h x out_w x channels`, for graphs whose rescale is not the
+/// affine output stage (F8Net's shifts).
+pub fn depthwise_conv2d_i32(
+    input: &[u8],
+    batch: usize,
+    geometry: &ConvGeometry,
+    input_zero_point: i32,
+    weights: &DepthwiseWeights,
+    bias: &[i32],
+    out: &mut [i32],
+) -> Result<()> {
+    if !bias.is_empty() && bias.len() != weights.channels {
+        return Err(shape_err!(
+            "{} biases for {} channels",
+            bias.len(),
+            weights.channels
+        ));
+    }
+    let bias_of = |ch: usize| bias.get(ch).copied().unwrap_or(0);
+    let offset = depthwise_offset(
+        input,
+        batch,
+        geometry,
+        input_zero_point,
+        weights,
+        bias_of,
+        out,
+    )?;
+    let finish = |acc: &[i32], dst: &mut [i32]| dst.copy_from_slice(acc);
+    depthwise_rows(
+        input,
+        geometry,
+        input_zero_point,
+        weights,
+        &offset,
+        &finish,
+        out,
     );
     Ok(())
 }

@@ -45,7 +45,10 @@ use crate::fixedpoint::{QuantizedMultiplier, RoundingMode};
 use crate::ops::OpCounts;
 
 pub use add::{AddParams, add};
-pub use conv::{ConvGeometry, ConvShape, DepthwiseWeights, conv2d, conv2d_i32, depthwise_conv2d};
+pub use conv::{
+    ConvGeometry, ConvShape, DepthwiseWeights, conv2d, conv2d_i32, depthwise_conv2d,
+    depthwise_conv2d_i32,
+};
 pub use pool::{PoolGeometry, avg_pool, max_pool};
 
 /// Largest reduction depth `K` accepted: `floor((2^31 - 1) / 255^2)`, the number of products

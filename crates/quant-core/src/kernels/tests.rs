@@ -374,7 +374,16 @@ fn int8_shift_round_trips() {
     assert_eq!(u8_to_i8(&u), all);
 }
 
-/// Direct (non-im2col) convolution reference in i64: dense (HWIO weights) or depthwise
+/// [`naive_requant`] over the accumulators of `oc` channels, channel-minor.
+fn naive_codes(acc: &[i64], stage: &OutputStage, oc: usize) -> Vec<u8> {
+    acc.iter()
+        .enumerate()
+        .map(|(i, &s)| naive_requant(s, stage, i % oc))
+        .collect()
+}
+
+/// Direct (non-im2col) convolution reference in i64: `bias[o]` plus the products of the
+/// zero-point-shifted codes, `batch x out_h x out_w x oc`, dense (HWIO weights) or depthwise
 /// (`[ky][kx][c]` weights, output channel `o` reads input channel `o`; padded taps contribute
 /// nothing).
 #[allow(clippy::too_many_arguments)]
@@ -387,10 +396,10 @@ fn naive_conv(
     zw: &[i32],
     oc: usize,
     depthwise: bool,
-    stage: &OutputStage,
-) -> Vec<u8> {
+    bias: &[i32],
+) -> Vec<i64> {
     let (oh, ow) = (g.out_h(), g.out_w());
-    let mut out = vec![0u8; batch * oh * ow * oc];
+    let mut out = vec![0i64; batch * oh * ow * oc];
     for b in 0..batch {
         for oy in 0..oh {
             for ox in 0..ow {
@@ -419,8 +428,8 @@ fn naive_conv(
                             }
                         }
                     }
-                    s += i64::from(stage.bias[o]);
-                    out[((b * oh + oy) * ow + ox) * oc + o] = naive_requant(s, stage, o);
+                    s += i64::from(bias[o]);
+                    out[((b * oh + oy) * ow + ox) * oc + o] = s;
                 }
             }
         }
@@ -457,7 +466,11 @@ fn conv2d_matches_direct_convolution() {
         let zw: Vec<i32> = (0..oc).map(|_| rng.range(-128, 127)).collect();
         let za = rng.range(0, 255);
         let stage = random_stage(&mut rng, oc, true, RoundingMode::Double);
-        let want = naive_conv(&input, batch, &g, za, &w, &zw, oc, false, &stage);
+        let want = naive_codes(
+            &naive_conv(&input, batch, &g, za, &w, &zw, oc, false, &stage.bias),
+            &stage,
+            oc,
+        );
         for backend in Backend::available() {
             let p = PackedWeights::new(&w, k, oc, &zw, backend).unwrap();
             let mut got = vec![0u8; want.len()];
@@ -506,7 +519,11 @@ fn depthwise_matches_direct_convolution() {
                 .collect();
             let za = rng.range(0, 255);
             let stage = random_stage(&mut rng, c, true, rounding);
-            let want = naive_conv(&input, batch, &g, za, &w, &zw, c, true, &stage);
+            let want = naive_codes(
+                &naive_conv(&input, batch, &g, za, &w, &zw, c, true, &stage.bias),
+                &stage,
+                c,
+            );
             for backend in Backend::available() {
                 let dw = DepthwiseWeights::new(&w, kernel, kernel, c, &zw, backend).unwrap();
                 let mut got = vec![0u8; want.len()];
@@ -514,6 +531,37 @@ fn depthwise_matches_direct_convolution() {
                 assert_eq!(
                     got, want,
                     "{backend:?} depthwise {h}x{w_}x{c} k{kernel} s{stride} {rounding:?} zw={}",
+                    !symmetric
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn depthwise_i32_matches_direct_convolution() {
+    let mut rng = Lcg(11);
+    for (batch, h, w_, c, kernel, stride, same) in DEPTHWISE_CASES {
+        let g = ConvGeometry::new(h, w_, c, kernel, stride, same).unwrap();
+        let input = rng.bytes(batch * g.in_len());
+        let w = rng.weights(kernel * kernel * c);
+        for symmetric in [false, true] {
+            let zw: Vec<i32> = (0..c)
+                .map(|_| if symmetric { 0 } else { rng.range(-128, 127) })
+                .collect();
+            let za = rng.range(0, 255);
+            let bias: Vec<i32> = (0..c).map(|_| rng.range(-100_000, 100_000)).collect();
+            let want: Vec<i32> = naive_conv(&input, batch, &g, za, &w, &zw, c, true, &bias)
+                .into_iter()
+                .map(|s| i32::try_from(s).unwrap())
+                .collect();
+            for backend in Backend::available() {
+                let dw = DepthwiseWeights::new(&w, kernel, kernel, c, &zw, backend).unwrap();
+                let mut got = vec![0i32; want.len()];
+                depthwise_conv2d_i32(&input, batch, &g, za, &dw, &bias, &mut got).unwrap();
+                assert_eq!(
+                    got, want,
+                    "{backend:?} depthwise i32 {h}x{w_}x{c} k{kernel} s{stride} zw={}",
                     !symmetric
                 );
             }
@@ -603,7 +651,11 @@ fn vnni_depthwise_layout_matches_naive() {
         let zw: Vec<i32> = (0..c).map(|_| rng.range(-128, 127)).collect();
         let za = rng.range(0, 255);
         let stage = random_stage(&mut rng, c, true, RoundingMode::Double);
-        let want = naive_conv(&input, batch, &g, za, &w, &zw, c, true, &stage);
+        let want = naive_codes(
+            &naive_conv(&input, batch, &g, za, &w, &zw, c, true, &stage.bias),
+            &stage,
+            c,
+        );
         let packed = pack_row_quads(&w, kernel, kernel, c);
         let taps = (kernel * kernel) as i32;
         let offset: Vec<i32> = (0..c)
