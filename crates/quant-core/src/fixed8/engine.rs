@@ -3,9 +3,10 @@
 //! outside the 8-bit products; [`OpCounts`] counts what runs so the claim can be checked (no node
 //! performs a 32-bit multiplication, so `mul_32x32` stays 0).
 //!
-//! A model is a list of nodes; value 0 is the input image, node `i` produces value `i + 1`. A value is a
-//! `C x H x W` tensor of i32 with one FL per channel (per-channel weight FLs give per-channel
-//! accumulator FLs). [`Node::Quantize`] turns a value into 8-bit codes of one format (a shift and a
+//! A model is a list of nodes; value 0 is the input image, node `i` produces value `i + 1`. A value is
+//! an `H x W x C` tensor of i32 (channels innermost: the layout of the int8 kernels and of the affine
+//! engine, so no kernel call changes layout) with one FL per channel (per-channel weight FLs give
+//! per-channel accumulator FLs). [`Node::Quantize`] turns a value into 8-bit codes of one format (a shift and a
 //! clamp per element); convolutions and linear layers read only such codes.
 //!
 //! [`FixedPointModel::run`] is the scalar reference. [`FixedPointModel::prepare`] lays out the
@@ -78,6 +79,7 @@ pub struct Value {
     pub c: usize,
     pub h: usize,
     pub w: usize,
+    /// `h x w x c`, channels innermost.
     pub data: Vec<i32>,
     /// Fractional length of each channel.
     pub fl: Vec<i32>,
@@ -202,11 +204,15 @@ impl FixedPointModel {
                 pixels.len()
             ));
         }
+        let plane = self.height * self.width;
         let input = Value {
             c: self.channels,
             h: self.height,
             w: self.width,
-            data: pixels.iter().map(|&p| i32::from(p)).collect(),
+            // The image arrives in planes (`C x H x W`, as data sets store it).
+            data: (0..n)
+                .map(|i| i32::from(pixels[(i % self.channels) * plane + i / self.channels]))
+                .collect(),
             fl: vec![i32::from(self.input_fl); self.channels],
         };
         let mut values = vec![input];
@@ -265,14 +271,7 @@ impl FixedPointModel {
                     w_fl,
                     bias,
                 } => {
-                    let v = get(*src)?;
-                    let flat = Value {
-                        c: v.c * v.h * v.w,
-                        h: 1,
-                        w: 1,
-                        data: v.data.clone(),
-                        fl: expand_fl(v),
-                    };
+                    let flat = flatten(get(*src)?);
                     conv(
                         &flat,
                         ConvFields {
@@ -414,22 +413,33 @@ fn argmax((logits, counts): (Value, OpCounts)) -> Result<(usize, OpCounts)> {
     Ok((best.0, counts))
 }
 
-fn expand_fl(v: &Value) -> Vec<i32> {
-    v.fl.iter()
-        .flat_map(|&f| std::iter::repeat_n(f, v.h * v.w))
-        .collect()
+/// `v` as one pixel of `c * h * w` channels in `C x H x W` order, the order of a fully connected
+/// layer's inputs (the exporters flatten Burn's NCHW tensors), each with its channel's FL.
+fn flatten(v: &Value) -> Value {
+    let plane = v.h * v.w;
+    let chw = |i: usize| (i % plane) * v.c + i / plane;
+    Value {
+        c: v.c * plane,
+        h: 1,
+        w: 1,
+        data: (0..v.data.len()).map(|i| v.data[chw(i)]).collect(),
+        fl: (0..v.data.len()).map(|i| v.fl[i / plane.max(1)]).collect(),
+    }
 }
 
 fn quantize(v: &Value, format: FixedFormat, counts: &mut OpCounts) -> Value {
-    let plane = v.h * v.w;
-    let mut data = Vec::with_capacity(v.data.len());
-    for (c, chunk) in v.data.chunks(plane.max(1)).enumerate() {
-        let shift = v.fl[c] - i32::from(format.fl);
-        if shift != 0 {
-            counts.shifts += chunk.len() as u64;
-        }
-        data.extend(chunk.iter().map(|&a| format.requantize(a, v.fl[c])));
-    }
+    let shifted = v.fl.iter().filter(|&&f| f != i32::from(format.fl)).count();
+    counts.shifts += (shifted * v.h * v.w) as u64;
+    let data = v
+        .data
+        .chunks(v.c.max(1))
+        .flat_map(|pixel| {
+            pixel
+                .iter()
+                .zip(&v.fl)
+                .map(|(&a, &fl)| format.requantize(a, fl))
+        })
+        .collect();
     Value {
         c: v.c,
         h: v.h,
@@ -518,9 +528,9 @@ impl Kernel {
 }
 
 /// The accumulation of [`accumulate`] through the int8 kernels ([`conv2d_i32`] and
-/// [`depthwise_conv2d_i32`]): the codes moved to HWC bytes (signed codes offset by 128, which the
-/// kernel's input zero point takes back, so padded taps and products are those of the codes),
-/// int32 accumulators plus `bias`, moved back to CHW.
+/// [`depthwise_conv2d_i32`]): the codes as bytes (signed codes offset by 128, which the kernel's
+/// input zero point takes back, so padded taps and products are those of the codes), int32
+/// accumulators plus `bias`.
 fn accumulate_packed(
     x: &Value,
     shape: &ConvShape,
@@ -539,91 +549,62 @@ fn accumulate_packed(
         ));
     }
     let za = if signed { 128 } else { 0 };
-    let plane = x.h * x.w;
-    let mut hwc = vec![0_u8; x.data.len()];
-    for (c, channel) in x.data.chunks(plane.max(1)).enumerate() {
-        for (p, &q) in channel.iter().enumerate() {
-            hwc[p * x.c + c] = (q + za) as u8;
-        }
-    }
-    let out_plane = shape.geometry.out_h() * shape.geometry.out_w();
-    let mut hwo = vec![0_i32; out_plane * shape.out_c];
+    let bytes: Vec<u8> = x.data.iter().map(|&q| (q + za) as u8).collect();
+    let g = &shape.geometry;
     match kernel {
-        Kernel::Dense(p) => conv2d_i32(&hwc, 1, &shape.geometry, za, p, bias, &mut hwo)?,
-        Kernel::Depthwise(d) => {
-            depthwise_conv2d_i32(&hwc, 1, &shape.geometry, za, d, bias, &mut hwo)?
-        }
+        Kernel::Dense(p) => conv2d_i32(&bytes, 1, g, za, p, bias, data),
+        Kernel::Depthwise(d) => depthwise_conv2d_i32(&bytes, 1, g, za, d, bias, data),
     }
-    for (p, row) in hwo.chunks(shape.out_c).enumerate() {
-        for (o, &v) in row.iter().enumerate() {
-            data[o * out_plane + p] = v;
-        }
-    }
-    Ok(())
 }
 
-/// The convolution's accumulation loop over the `C x H x W` input `x` with accumulator type `A`
-/// (i32 when the caller proved it cannot overflow, i64 otherwise). For each kernel tap the range
-/// of output columns whose input column is inside the image is computed once, so the inner loop is
-/// a branch-free multiply-add over a row.
+/// The convolution's accumulation loop over the `H x W x C` input `x` with accumulator type `A`
+/// (i32 when the caller proved it cannot overflow, i64 otherwise): per output pixel, each in-image
+/// tap's input pixel times the weights of every output channel of its group, with the weights
+/// laid out tap- and input-channel-major once per call so that the inner loop runs over output
+/// channels.
 fn accumulate<A>(x: &Value, shape: &ConvShape, weight: &[i8], bias: &[i32], data: &mut [i32])
 where
     A: Copy + From<i32> + std::ops::AddAssign + Into<i64>,
 {
     let g = &shape.geometry;
-    let (oh, ow) = (g.out_h(), g.out_w());
     let (cin_g, cout_g) = (shape.in_c_per_group(), shape.out_c_per_group());
-    let (k, stride, pad) = (g.kernel_w, g.stride_w, g.pad_left);
-    let mut acc: Vec<A> = vec![A::from(0); oh * ow];
-    for o in 0..shape.out_c {
-        let grp = o / cout_g;
-        acc.iter_mut().for_each(|a| *a = A::from(bias[o]));
-        for ci in 0..cin_g {
-            let plane = &x.data[(grp * cin_g + ci) * x.h * x.w..][..x.h * x.w];
-            for ky in 0..k {
-                for kx in 0..k {
-                    let wv = i32::from(weight[((o * cin_g + ci) * k + ky) * k + kx]);
-                    if wv == 0 {
-                        continue;
-                    }
-                    // output columns xo with 0 <= xo * stride + kx - pad < w
-                    let xo_lo = if kx >= pad {
-                        0
-                    } else {
-                        (pad - kx).div_ceil(stride)
-                    };
-                    let xo_hi = if x.w + pad > kx {
-                        ((x.w + pad - kx - 1) / stride + 1).min(ow)
-                    } else {
-                        0
-                    };
-                    if xo_lo >= xo_hi {
-                        continue;
-                    }
-                    for y in 0..oh {
-                        let iy = (y * stride + ky) as isize - pad as isize;
-                        if iy < 0 || iy >= x.h as isize {
+    let (k, cout) = (g.kernel_w, shape.out_c);
+    let taps = k * k;
+    // by_tap[(t * cin_g + ci) * cout + o] = weight[o][ci][t]
+    let mut by_tap = vec![0_i32; taps * cin_g * cout];
+    for (o, filter) in weight.chunks_exact(cin_g * taps).enumerate() {
+        for (ci, channel) in filter.chunks_exact(taps).enumerate() {
+            for (t, &w) in channel.iter().enumerate() {
+                by_tap[(t * cin_g + ci) * cout + o] = i32::from(w);
+            }
+        }
+    }
+    let mut acc: Vec<A> = vec![A::from(0); cout];
+    for oy in 0..g.out_h() {
+        for ox in 0..g.out_w() {
+            acc.iter_mut().zip(bias).for_each(|(a, &b)| *a = A::from(b));
+            for t in 0..taps {
+                let Some(at) = g.tap_hwc((oy, ox), (t / k, t % k), 0) else {
+                    continue;
+                };
+                let pixel = &x.data[at..][..x.c];
+                for (grp, outs) in acc.chunks_mut(cout_g).enumerate() {
+                    for ci in 0..cin_g {
+                        let v = pixel[grp * cin_g + ci];
+                        if v == 0 {
                             continue;
                         }
-                        let row = &plane[iy as usize * x.w..][..x.w];
-                        let out_row = &mut acc[y * ow + xo_lo..y * ow + xo_hi];
-                        let first = xo_lo * stride + kx - pad;
-                        if stride == 1 {
-                            let src = &row[first..first + out_row.len()];
-                            for (a, &v) in out_row.iter_mut().zip(src) {
-                                *a += A::from(wv * v);
-                            }
-                        } else {
-                            for (j, a) in out_row.iter_mut().enumerate() {
-                                *a += A::from(wv * row[first + j * stride]);
-                            }
+                        let w = &by_tap[(t * cin_g + ci) * cout + grp * cout_g..][..cout_g];
+                        for (a, &wv) in outs.iter_mut().zip(w) {
+                            *a += A::from(wv * v);
                         }
                     }
                 }
             }
-        }
-        for (d, a) in data[o * oh * ow..][..oh * ow].iter_mut().zip(&acc) {
-            *d = saturate_acc((*a).into());
+            let out = &mut data[(oy * g.out_w() + ox) * cout..][..cout];
+            for (d, a) in out.iter_mut().zip(&acc) {
+                *d = saturate_acc((*a).into());
+            }
         }
     }
 }
@@ -640,19 +621,20 @@ fn add(a: &Value, b: &Value, relu: bool, counts: &mut OpCounts) -> Result<Value>
             b.w
         ));
     }
-    let plane = a.h * a.w;
-    let mut data = Vec::with_capacity(a.data.len());
-    let mut fl = Vec::with_capacity(a.c);
-    for c in 0..a.c {
-        if a.fl[c] != b.fl[c] {
-            counts.shifts += plane as u64;
-        }
-        for i in c * plane..(c + 1) * plane {
-            let (s, _) = align_add(a.data[i], a.fl[c], b.data[i], b.fl[c]);
-            data.push(if relu { s.max(0) } else { s });
-        }
-        fl.push(a.fl[c].max(b.fl[c]));
-    }
+    let shifted = a.fl.iter().zip(&b.fl).filter(|(x, y)| x != y).count();
+    counts.shifts += (shifted * a.h * a.w) as u64;
+    let data = a
+        .data
+        .chunks(a.c.max(1))
+        .zip(b.data.chunks(a.c.max(1)))
+        .flat_map(|(pa, pb)| {
+            (0..a.c).map(move |c| {
+                let (s, _) = align_add(pa[c], a.fl[c], pb[c], b.fl[c]);
+                if relu { s.max(0) } else { s }
+            })
+        })
+        .collect();
+    let fl = a.fl.iter().zip(&b.fl).map(|(&x, &y)| x.max(y)).collect();
     Ok(Value {
         c: a.c,
         h: a.h,
@@ -672,10 +654,11 @@ fn global_avg_pool(v: &Value, counts: &mut OpCounts) -> Result<Value> {
         ));
     }
     let log2_n = plane.trailing_zeros();
-    let data = v
-        .data
-        .chunks(plane)
-        .map(|chunk| average_by_shift(chunk, log2_n))
+    let data = (0..v.c)
+        .map(|c| {
+            let channel: Vec<i32> = v.data.iter().skip(c).step_by(v.c).copied().collect();
+            average_by_shift(&channel, log2_n)
+        })
         .collect::<Result<Vec<_>>>()?;
     if log2_n > 0 {
         counts.shifts += v.c as u64;
@@ -822,6 +805,48 @@ mod tests {
         assert_eq!(c.shifts, 2);
     }
 
+    /// The image arrives in planes and a fully connected layer reads its input in planes, while
+    /// values are stored channels innermost: an identity layer over a 2-channel 1x2 image returns
+    /// the pixels in their order, with each channel's FL.
+    #[test]
+    fn planes_in_and_flattened_in_plane_order() {
+        let identity: Vec<i8> = (0..16).map(|i| i8::from(i % 5 == 0)).collect();
+        let m = FixedPointModel {
+            channels: 2,
+            height: 1,
+            width: 2,
+            input_fl: 8,
+            nodes: vec![Node::Linear {
+                src: 0,
+                out: 4,
+                weight: identity,
+                w_fl: vec![0; 4],
+                bias: vec![0; 4],
+            }],
+        };
+        let pixels = [1, 2, 3, 4];
+        for run in [
+            m.run(&pixels).unwrap().0,
+            m.prepare(Backend::detect())
+                .unwrap()
+                .run(&pixels)
+                .unwrap()
+                .0,
+        ] {
+            assert_eq!(run.data, vec![1, 2, 3, 4]);
+        }
+        let v = Value {
+            c: 2,
+            h: 1,
+            w: 2,
+            data: vec![10, 20, 11, 21],
+            fl: vec![3, 5],
+        };
+        let flat = flatten(&v);
+        assert_eq!(flat.data, vec![10, 11, 20, 21]);
+        assert_eq!(flat.fl, vec![3, 3, 5, 5]);
+    }
+
     #[test]
     fn relabel_changes_only_the_binary_point() {
         let mut m = tiny_model();
@@ -889,18 +914,13 @@ mod tests {
             &mut OpCounts::default(),
         )
         .unwrap();
-        assert_eq!(
-            out.data,
-            vec![i32::MAX; 3]
-                .into_iter()
-                .chain(vec![-i32::MAX; 3])
-                .collect::<Vec<_>>()
-        );
+        // Each of the three pixels: channel 0 at the positive bound, channel 1 at the negative.
+        assert_eq!(out.data, [i32::MAX, -i32::MAX].repeat(3));
     }
 
     #[test]
     fn strided_padded_depthwise_conv_matches_reference() {
-        // 2 channels 3x3, depthwise 3x3 stride 2 pad 1 -> 2x2
+        // 3x3 pixels of 2 channels (HWC), depthwise 3x3 stride 2 pad 1 -> 2x2
         let x = Value {
             c: 2,
             h: 3,
@@ -935,11 +955,11 @@ mod tests {
                             let (iy, ix) = (2 * y + ky, 2 * xx + kx);
                             if (1..=3).contains(&iy) && (1..=3).contains(&ix) {
                                 want += i32::from(weight[o * 9 + ky * 3 + kx])
-                                    * x.data[o * 9 + (iy - 1) * 3 + ix - 1];
+                                    * x.data[((iy - 1) * 3 + ix - 1) * 2 + o];
                             }
                         }
                     }
-                    assert_eq!(out.data[o * 4 + y * 2 + xx], want);
+                    assert_eq!(out.data[(y * 2 + xx) * 2 + o], want);
                 }
             }
         }
