@@ -1,12 +1,17 @@
 //! The integer-only deployment graph of a (mixed-precision) MobileNetV1: every activation and weight
-//! tensor packed at its own bit width, conv/depthwise/pointwise layers accumulated by quant-core's
-//! packed kernels and requantized by FB, ICN or thresholds, then the average pool on the last layer's
-//! grid (floor of the mean code, as the training graph's pool) and the classifier with wide logits.
+//! tensor packed at its own bit width, conv/depthwise/pointwise layers accumulated in int32 and
+//! requantized by FB, ICN or thresholds, then the average pool on the last layer's grid (floor of the
+//! mean code, as the training graph's pool) and the classifier with wide logits.
+//!
+//! [`IntegerNet::logits`] accumulates on the packed operands (`quant_core::subbyte`, CMix-NN's
+//! shape, as a microcontroller would); [`IntegerNet::prepare`] lays the layers out for the int8
+//! kernels of `quant_core::kernels`, which the fixed-point and affine engines use too, and
+//! [`PreparedNet::logits`] computes the same logits through them (tested equal).
 #![deny(clippy::float_arithmetic)]
 
-use quant_core::error::Result;
+use quant_core::error::{QuantError, Result};
 use quant_core::icn::Requant;
-use quant_core::kernels::ConvShape;
+use quant_core::kernels::{Backend, ConvKernel, ConvShape};
 use quant_core::ops::OpCounts;
 use quant_core::subbyte::conv::dense_accumulate;
 use quant_core::subbyte::{BitWidth, Packed, accumulate};
@@ -49,10 +54,32 @@ impl IntegerNet {
     /// bytes of its input, output, weights and parameters; the pool's sums and division are not
     /// counted (neither a product nor a shift).
     pub fn logits_counted(&self, image: &[u8]) -> Result<(Vec<i64>, OpCounts)> {
+        self.run(image, &|i, x| {
+            let l = &self.convs[i];
+            accumulate(&l.shape, x, 0, &l.weights, &l.w_zero)
+        })
+    }
+
+    /// Lays out every convolution for the int8 kernels of `backend`.
+    pub fn prepare(&self, backend: Backend) -> Result<PreparedNet<'_>> {
+        let kernels = self
+            .convs
+            .iter()
+            .map(|l| l.kernel(backend))
+            .collect::<Result<_>>()?;
+        Ok(PreparedNet { net: self, kernels })
+    }
+
+    /// The graph on one image, each convolution's int32 accumulators from `conv(layer, input)`.
+    fn run(
+        &self,
+        image: &[u8],
+        conv: &dyn Fn(usize, &Packed) -> Result<Vec<i32>>,
+    ) -> Result<(Vec<i64>, OpCounts)> {
         let mut counts = OpCounts::default();
         let mut x = Packed::pack(image, BitWidth::B8)?;
-        for layer in &self.convs {
-            let acc = accumulate(&layer.shape, &x, 0, &layer.weights, &layer.w_zero)?;
+        for (i, layer) in self.convs.iter().enumerate() {
+            let acc = conv(i, &x)?;
             let y = layer.requant.apply(&acc, layer.out_bits)?;
             let outputs = acc.len() as u64;
             counts.mul_8x8 += outputs * layer.shape.depth() as u64;
@@ -88,15 +115,7 @@ impl IntegerNet {
 
     /// Predicted class of one image (first maximum on ties).
     pub fn predict(&self, image: &[u8]) -> Result<usize> {
-        let logits = self.logits(image)?;
-        Ok(logits
-            .iter()
-            .enumerate()
-            .fold(
-                (0, i64::MIN),
-                |best, (i, &v)| if v > best.1 { (i, v) } else { best },
-            )
-            .0)
+        self.logits(image).map(|l| argmax(&l))
     }
 
     /// Read-only bytes actually stored: packed weights plus the requantization parameters as stored
@@ -111,11 +130,164 @@ impl IntegerNet {
     }
 }
 
+impl IntConv {
+    /// The layer on the int8 kernels: weight codes `w` enter as int8 `w - 128` with zero points
+    /// `w_zero - 128`, which leaves every `w - w_zero` as it is (codes and zero points are in
+    /// `[0, 255]`).
+    fn kernel(&self, backend: Backend) -> Result<ConvKernel> {
+        let weights: Vec<i8> = self
+            .weights
+            .unpack()
+            .iter()
+            .map(|&w| (i32::from(w) - 128) as i8)
+            .collect();
+        let zero_points: Vec<i32> = self.w_zero.iter().map(|z| z - 128).collect();
+        let g = &self.shape.geometry;
+        let (shape, kernel) = (&self.shape, (g.kernel_h, g.kernel_w));
+        ConvKernel::new(&weights, shape.out_c, kernel, shape.groups, &zero_points, backend)?
+            .filter(|k| k.fits(shape))
+            .ok_or_else(|| {
+                QuantError::ShapeMismatch(format!(
+                    "a {}-group convolution of {} weights is neither dense nor depthwise within the kernels' depth",
+                    shape.groups, self.weights.len
+                ))
+            })
+    }
+}
+
+/// An [`IntegerNet`] with its convolutions laid out for the int8 kernels
+/// ([`IntegerNet::prepare`]).
+pub struct PreparedNet<'n> {
+    net: &'n IntegerNet,
+    kernels: Vec<ConvKernel>,
+}
+
+impl PreparedNet<'_> {
+    /// As [`IntegerNet::logits_counted`].
+    pub fn logits_counted(&self, image: &[u8]) -> Result<(Vec<i64>, OpCounts)> {
+        self.net.run(image, &|i, x| {
+            let shape = &self.net.convs[i].shape;
+            let mut acc = vec![0; shape.out_len()];
+            let codes = x.unpack();
+            self.kernels[i].accumulate(&codes, 1, &shape.geometry, 0, &[], &mut acc)?;
+            Ok(acc)
+        })
+    }
+
+    /// As [`IntegerNet::predict`].
+    pub fn predict(&self, image: &[u8]) -> Result<usize> {
+        self.logits_counted(image).map(|(l, _)| argmax(&l))
+    }
+}
+
+/// Index of the largest logit (first on ties).
+fn argmax(logits: &[i64]) -> usize {
+    logits
+        .iter()
+        .enumerate()
+        .fold(
+            (0, i64::MIN),
+            |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+        )
+        .0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use quant_core::fixedpoint::QuantizedMultiplier;
     use quant_core::kernels::ConvGeometry;
+
+    /// A strided 3x3 convolution of 4-bit weights, a depthwise one of 2-bit weights and a 1x1 one
+    /// of 8-bit weights, on 8-, 4- and 2-bit input codes, per-channel weight zero points: each
+    /// layer on the int8 kernels gives the packed kernels' accumulators on every backend, and the
+    /// graph the same logits and counts.
+    #[test]
+    fn prepared_graph_equals_the_packed_one_at_sub_byte_widths() {
+        let mut state = 0x9e37_79b9_u64;
+        let mut next = |below: u32| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) % u64::from(below)) as u8
+        };
+        let mult = QuantizedMultiplier {
+            multiplier: 1_518_500_250,
+            shift: -8,
+        };
+        let layers = [
+            ((8, 1, 6, 3, 2, 1), BitWidth::B8, BitWidth::B4),
+            ((4, 6, 6, 3, 1, 6), BitWidth::B4, BitWidth::B2),
+            ((4, 6, 5, 1, 1, 1), BitWidth::B2, BitWidth::B8),
+        ];
+        let mut convs = Vec::new();
+        for ((side, cin, cout, k, stride, groups), in_bits, w_bits) in layers {
+            let shape = ConvShape {
+                geometry: ConvGeometry::symmetric((side, side, cin), k, stride, k / 2).unwrap(),
+                out_c: cout,
+                groups,
+            };
+            let code = |next: &mut dyn FnMut(u32) -> u8, bits: BitWidth| {
+                next(u32::from(bits.max_code()) + 1)
+            };
+            let weights: Vec<u8> = (0..shape.weight_len())
+                .map(|_| code(&mut next, w_bits))
+                .collect();
+            let conv = IntConv {
+                shape,
+                weights: Packed::pack(&weights, w_bits).unwrap(),
+                w_zero: (0..cout)
+                    .map(|_| i32::from(code(&mut next, w_bits)))
+                    .collect(),
+                out_bits: BitWidth::B4,
+                requant: Requant::PerChannel {
+                    multipliers: vec![mult; cout],
+                    bias: vec![0; cout],
+                },
+            };
+            let input: Vec<u8> = (0..shape.geometry.in_len())
+                .map(|_| code(&mut next, in_bits))
+                .collect();
+            let x = Packed::pack(&input, in_bits).unwrap();
+            let want = accumulate(&shape, &x, 0, &conv.weights, &conv.w_zero).unwrap();
+            for backend in Backend::available() {
+                let mut got = vec![0; shape.out_len()];
+                let kernel = conv.kernel(backend).unwrap();
+                kernel
+                    .accumulate(&input, 1, &shape.geometry, 0, &[], &mut got)
+                    .unwrap();
+                assert_eq!(got, want, "{backend:?} {:?}", shape);
+            }
+            convs.push(conv);
+        }
+        let fc = IntFc {
+            weights: Packed::pack(
+                &(0..15).map(|i| (i * 37 % 256) as u8).collect::<Vec<_>>(),
+                BitWidth::B8,
+            )
+            .unwrap(),
+            w_zero: vec![128; 3],
+            requant: Requant::PerLayer {
+                multiplier: mult,
+                bias: vec![0; 3],
+            },
+        };
+        let net = IntegerNet { convs, fc };
+        for backend in Backend::available() {
+            let prepared = net.prepare(backend).unwrap();
+            for seed in 0..4u32 {
+                let image: Vec<u8> = (0..64)
+                    .map(|i| ((i * 29 + seed * 71) % 256) as u8)
+                    .collect();
+                let want = net.logits_counted(&image).unwrap();
+                assert_eq!(
+                    prepared.logits_counted(&image).unwrap(),
+                    want,
+                    "{backend:?}"
+                );
+            }
+        }
+    }
 
     /// A 2x2 grey image, one 1x1 conv to two 4-bit channels (ICN), the pool and a 2 -> 3
     /// classifier (FB): every count by hand.

@@ -15,9 +15,11 @@
 use crate::RowKey;
 use crate::assign::{AssignOptions, assign};
 use crate::deploy::{Folding, convert};
+use crate::engine::IntegerNet;
 use crate::memory::{BitWidths, Budget, Fold, Footprint, Granularity, uniform_folds, uniform8};
 use crate::mobilenet::MobileNetV1;
 use burn::prelude::*;
+use quant_core::kernels::Backend as KernelBackend;
 use quant_core::ops::OpCounts;
 use quant_train::layers::Phase;
 use quant_train::models::Net;
@@ -152,6 +154,9 @@ pub struct Outcome {
     pub integer: BTreeMap<&'static str, f64>,
     /// What one inference of the integer graph performs, per folding (the same for every image).
     pub ops: BTreeMap<&'static str, OpCounts>,
+    /// The deployed integer graph per folding (what the other columns measured), for callers that
+    /// time it.
+    pub nets: BTreeMap<&'static str, IntegerNet>,
     /// Validation top-1 of the integer graph under the first folding (its label): what selections
     /// use.
     pub validation: (&'static str, f64),
@@ -278,8 +283,12 @@ fn qat_model(
     Ok((net, reports))
 }
 
-/// Top-1 (percent) of the integer graph on `set`.
-fn integer_top1(net: &crate::engine::IntegerNet, set: &ImageSet) -> Result<f64, String> {
+/// Top-1 (percent) of the integer graph on `set`, run on the int8 kernels of this CPU (the same
+/// logits as the packed kernels, tested in `engine`).
+fn integer_top1(net: &IntegerNet, set: &ImageSet) -> Result<f64, String> {
+    let net = net
+        .prepare(KernelBackend::detect())
+        .map_err(|e| e.to_string())?;
     let hits: Result<Vec<bool>, String> = (0..set.len())
         .into_par_iter()
         .map(|i| {
@@ -309,7 +318,7 @@ fn variant(
     } = *ctx;
     let (net, reports) = qat_model(ctx, bits, (g, folds), name)?;
     let fake_quant = evaluate(&net, &sets.test, &Phase::EVAL, device);
-    let (mut integer, mut ops) = (BTreeMap::new(), BTreeMap::new());
+    let (mut integer, mut ops, mut nets) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     let mut validation = ("", f64::NAN);
     for (i, &f) in foldings.iter().enumerate() {
         let int_net = convert(&net, model, bits, g, f)?;
@@ -321,6 +330,7 @@ fn variant(
         if i == 0 {
             validation = (f.label(), integer_top1(&int_net, &sets.validation)?);
         }
+        nets.insert(f.label(), int_net);
     }
     let layers = model.layers();
     let fp = Footprint::of(&layers, bits, folds, g);
@@ -341,6 +351,7 @@ fn variant(
         fake_quant,
         integer,
         ops,
+        nets,
         validation,
         reports,
         rom_bytes: fp.rom_bytes(),

@@ -10,6 +10,7 @@ use mixed_precision_mcu::deploy::{Folding, convert};
 use mixed_precision_mcu::memory::{BitWidths, Fold, Granularity, uniform_folds};
 use mixed_precision_mcu::mobilenet::MobileNetV1;
 use mixed_precision_mcu::qat::{build_net, calibrate_alphas, make_qat};
+use quant_core::kernels::Backend as KernelBackend;
 use quant_train::layers::Phase;
 use quant_train::models::Net;
 use quant_train::train::{argmax_rows, predict};
@@ -105,6 +106,18 @@ fn agreement((g, folds): (Granularity, &[Fold]), folding: Folding, trained_bn: b
         outputs(convs)
     };
     assert_eq!(ops.mul_32x32, conv_requant + outputs(fc), "{g} {folding:?}");
+    // The graph on the int8 kernels computes the packed kernels' logits and counts, image for image.
+    for backend in KernelBackend::available() {
+        let prepared = int.prepare(backend).unwrap();
+        for i in 0..set.len() {
+            let want = int.logits_counted(set.image(i)).unwrap();
+            assert_eq!(
+                prepared.logits_counted(set.image(i)).unwrap(),
+                want,
+                "{backend:?}"
+            );
+        }
+    }
     let same = (0..set.len())
         .filter(|&i| int.predict(set.image(i)).unwrap() == fake[i])
         .count();

@@ -23,6 +23,7 @@ use mixed_precision_mcu::experiments::{FloatCache, QatPlan, run_e1_e2};
 use mixed_precision_mcu::memory::Budget;
 use mixed_precision_mcu::mobilenet::MobileNetV1;
 use mixed_precision_mcu::tables::scaled_proxy_budget;
+use quant_core::kernels::Backend;
 use repro::Profile;
 use repro::datasets::Dataset;
 use repro::results::ResultRow;
@@ -107,13 +108,23 @@ impl Bench<'_> {
         for (device_name, mcu) in &runs {
             for o in &mcu.outcomes {
                 let folding = o.validation.0;
+                // The deployed graph on this CPU's int8 kernels (the packed kernels' logits).
+                let net = o.nets.get(folding).ok_or("no integer graph")?;
+                let prepared = net.prepare(Backend::detect()).map_err(|e| e.to_string())?;
+                let image = self.sets.test.image(0);
+                let latency = self.latency(|| {
+                    prepared
+                        .predict(image)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })?;
                 outcomes.push(Outcome {
                     method: format!("{RUSCI} {} ({device_name} budget)", o.variant),
                     bits: (o.w_bits.clone(), o.a_bits.clone()),
                     top1: *o.integer.get(folding).ok_or("no integer top-1")?,
                     model_bytes: o.rom_bytes as usize,
                     peak_activation_bytes: o.ram_bytes as usize,
-                    latency_ms: None,
+                    latency_ms: Some(latency),
                     counts: o.ops.get(folding).copied(),
                 });
             }

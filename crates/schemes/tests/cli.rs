@@ -101,6 +101,18 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
         .find(|r| r[4].starts_with("F8Net") && &r[7] == "mul_32x32_per_inference")
         .map(|r| r[8].parse::<f64>().unwrap());
     assert_eq!(f8_multiplies, Some(0.0));
+    // Every integer scheme's graph is timed, Rusci's included.
+    for prefix in ["Jacob int8 PTQ", "F8Net", "Rusci "] {
+        let timed = mobilenet
+            .iter()
+            .filter(|r| r[4].starts_with(prefix) && &r[7] == "latency_ms_batch1_1thread")
+            .map(|r| r[8].parse::<f64>().unwrap())
+            .collect::<Vec<_>>();
+        assert!(
+            !timed.is_empty() && timed.iter().all(|&ms| ms > 0.0),
+            "{prefix}: {timed:?}"
+        );
+    }
     assert!(out.path().join("schemes/mobilenet_curves.svg").exists());
 
     // The ResNet proxy: F8Net's graph runs the same convolutions as Jacob's engine (residual adds

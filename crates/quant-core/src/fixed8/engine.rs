@@ -18,10 +18,7 @@
 
 use super::format::{ACC_MAX, FixedFormat, align_add, average_by_shift, saturate_acc};
 use crate::error::{Result, arg_err, shape_err};
-use crate::kernels::{
-    Backend, ConvGeometry, ConvShape, DepthwiseWeights, MAX_DEPTH, PackedWeights, conv2d_i32,
-    depthwise_conv2d_i32,
-};
+use crate::kernels::{Backend, ConvGeometry, ConvKernel, ConvShape};
 use crate::ops::OpCounts;
 use serde::{Deserialize, Serialize};
 
@@ -125,18 +122,13 @@ impl FixedPointModel {
                 Node::Conv {
                     cout,
                     k,
-                    groups: 1,
-                    weight,
-                    ..
-                } => pack(weight, *cout, *k, backend),
-                Node::Conv {
-                    cout,
-                    k,
                     groups,
                     weight,
                     ..
-                } if groups == cout => pack_depthwise(weight, *cout, *k, backend),
-                Node::Linear { out, weight, .. } => pack(weight, *out, 1, backend),
+                } => ConvKernel::new(weight, *cout, (*k, *k), *groups, &[0], backend),
+                Node::Linear { out, weight, .. } => {
+                    ConvKernel::new(weight, *out, (1, 1), 1, &[0], backend)
+                }
                 _ => Ok(None),
             })
             .collect::<Result<_>>()?;
@@ -150,7 +142,7 @@ impl FixedPointModel {
     fn run_with(
         &self,
         pixels: &[u8],
-        packed: Option<&[Option<Kernel>]>,
+        packed: Option<&[Option<ConvKernel>]>,
     ) -> Result<(Value, OpCounts)> {
         let Execution {
             mut values, counts, ..
@@ -196,7 +188,7 @@ impl FixedPointModel {
 
     /// Runs the model on one image, keeping every value; the convolutions with packed weights in
     /// `packed` run through the int8 kernels.
-    fn execute(&self, pixels: &[u8], packed: Option<&[Option<Kernel>]>) -> Result<Execution> {
+    fn execute(&self, pixels: &[u8], packed: Option<&[Option<ConvKernel>]>) -> Result<Execution> {
         let n = self.channels * self.height * self.width;
         if pixels.len() != n {
             return Err(shape_err!(
@@ -330,15 +322,7 @@ impl FixedPointModel {
 /// scalar reference, computes, value for value.
 pub struct Prepared<'m> {
     model: &'m FixedPointModel,
-    packed: Vec<Option<Kernel>>,
-}
-
-/// A node's weights laid out by [`FixedPointModel::prepare`] for one of the int8 kernels.
-enum Kernel {
-    /// A dense convolution's or a fully connected layer's GEMM matrix.
-    Dense(PackedWeights),
-    /// A depthwise convolution's taps (one input channel per output channel).
-    Depthwise(DepthwiseWeights),
+    packed: Vec<Option<ConvKernel>>,
 }
 
 impl Prepared<'_> {
@@ -351,46 +335,6 @@ impl Prepared<'_> {
     pub fn predict(&self, pixels: &[u8]) -> Result<(usize, OpCounts)> {
         argmax(self.run(pixels)?)
     }
-}
-
-/// `weight` (`[cout, cin, k, k]`) as the kernels' `(k * k * cin) x cout` matrix (rows in im2col's
-/// tap-major, channel-minor order), packed for `backend`; `None` where the depth exceeds
-/// [`MAX_DEPTH`] or the length fits no such shape (the run reports the latter).
-fn pack(weight: &[i8], cout: usize, k: usize, backend: Backend) -> Result<Option<Kernel>> {
-    let taps = k * k;
-    if cout == 0 || taps == 0 || !weight.len().is_multiple_of(cout * taps) {
-        return Ok(None);
-    }
-    let depth = weight.len() / cout;
-    if depth > MAX_DEPTH {
-        return Ok(None);
-    }
-    let cin = depth / taps;
-    let mut kn = vec![0_i8; weight.len()];
-    for (o, filter) in weight.chunks_exact(depth).enumerate() {
-        for (ci, channel) in filter.chunks_exact(taps).enumerate() {
-            for (t, &w) in channel.iter().enumerate() {
-                kn[(t * cin + ci) * cout + o] = w;
-            }
-        }
-    }
-    PackedWeights::new(&kn, depth, cout, &[0], backend).map(|p| Some(Kernel::Dense(p)))
-}
-
-/// A depthwise `weight` (`[c, 1, k, k]`) as the kernels' `[ky][kx][c]` taps; `None` where the
-/// length is not `c` filters of `k x k` (the run reports it) or the window exceeds [`MAX_DEPTH`].
-fn pack_depthwise(weight: &[i8], c: usize, k: usize, backend: Backend) -> Result<Option<Kernel>> {
-    let taps = k * k;
-    if c == 0 || weight.len() != c * taps || taps > MAX_DEPTH {
-        return Ok(None);
-    }
-    let mut tap_major = vec![0_i8; weight.len()];
-    for (ch, filter) in weight.chunks_exact(taps).enumerate() {
-        for (t, &w) in filter.iter().enumerate() {
-            tap_major[t * c + ch] = w;
-        }
-    }
-    DepthwiseWeights::new(&tap_major, k, k, c, &[0], backend).map(|d| Some(Kernel::Depthwise(d)))
 }
 
 /// Bytes of `v` as a deployment stores it: one per 8-bit code, four per int32.
@@ -467,7 +411,7 @@ fn conv(
     weight: &[i8],
     w_fl: &[u8],
     bias: &[i32],
-    packed: Option<&Kernel>,
+    packed: Option<&ConvKernel>,
     counts: &mut OpCounts,
 ) -> Result<Value> {
     let shape = ConvShape {
@@ -516,17 +460,6 @@ fn conv(
     })
 }
 
-impl Kernel {
-    /// Whether the kernel computes a convolution of `shape`: dense weights ungrouped ones,
-    /// depthwise taps those with one input channel per output channel.
-    fn fits(&self, shape: &ConvShape) -> bool {
-        match self {
-            Kernel::Dense(_) => shape.groups == 1,
-            Kernel::Depthwise(_) => shape.is_depthwise(),
-        }
-    }
-}
-
 /// The accumulation of [`accumulate`] through the int8 kernels ([`conv2d_i32`] and
 /// [`depthwise_conv2d_i32`]): the codes as bytes (signed codes offset by 128, which the kernel's
 /// input zero point takes back, so padded taps and products are those of the codes), int32
@@ -534,7 +467,7 @@ impl Kernel {
 fn accumulate_packed(
     x: &Value,
     shape: &ConvShape,
-    kernel: &Kernel,
+    kernel: &ConvKernel,
     bias: &[i32],
     data: &mut [i32],
 ) -> Result<()> {
@@ -550,11 +483,7 @@ fn accumulate_packed(
     }
     let za = if signed { 128 } else { 0 };
     let bytes: Vec<u8> = x.data.iter().map(|&q| (q + za) as u8).collect();
-    let g = &shape.geometry;
-    match kernel {
-        Kernel::Dense(p) => conv2d_i32(&bytes, 1, g, za, p, bias, data),
-        Kernel::Depthwise(d) => depthwise_conv2d_i32(&bytes, 1, g, za, d, bias, data),
-    }
+    kernel.accumulate(&bytes, 1, &shape.geometry, za, bias, data)
 }
 
 /// The convolution's accumulation loop over the `H x W x C` input `x` with accumulator type `A`
@@ -1018,10 +947,7 @@ mod tests {
                             pad: k / 2,
                             groups,
                         };
-                        let packed = match depthwise {
-                            true => pack_depthwise(&weight, cout, k, backend),
-                            false => pack(&weight, cout, k, backend),
-                        };
+                        let packed = ConvKernel::new(&weight, cout, (k, k), groups, &[0], backend);
                         let packed = packed.unwrap().unwrap();
                         let w_fl = vec![2; cout];
                         let mut counts = OpCounts::default();

@@ -32,6 +32,7 @@
 pub mod add;
 pub mod conv;
 pub mod pool;
+pub mod prepared;
 pub mod profile;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -50,6 +51,7 @@ pub use conv::{
     depthwise_conv2d_i32,
 };
 pub use pool::{PoolGeometry, avg_pool, max_pool};
+pub use prepared::ConvKernel;
 
 /// Largest reduction depth `K` accepted: `floor((2^31 - 1) / 255^2)`, the number of products
 /// `(a - Za)(w - Zw)` (each at most 255 * 255 in magnitude) that cannot overflow int32 (dossier §3).
