@@ -256,9 +256,15 @@ impl Bench<'_> {
         .map_err(|e| e.to_string())
     }
 
-    /// Batch-1 latency (ms, median, one thread) of `f`.
-    pub fn latency(&self, f: impl FnMut() -> Result<(), String> + Send) -> Result<f64, String> {
-        latency_ms(1, self.sizes.latency_runs, f)
+    /// Batch-1 latency (ms, median, one thread) of `f`, whose output is dropped and whose error
+    /// ends the measurement.
+    pub fn latency<T, E: std::fmt::Display>(
+        &self,
+        mut f: impl FnMut() -> Result<T, E> + Send,
+    ) -> Result<f64, String> {
+        latency_ms(1, self.sizes.latency_runs, || {
+            f().map(|_| ()).map_err(|e| e.to_string())
+        })
     }
 
     /// What every model gets from its float model `float` (trained for `epochs`, reported in
@@ -293,10 +299,7 @@ impl Bench<'_> {
         let (x, _) = batch(test, &[0], &self.device);
         let latency = self.latency(|| {
             let y = float.forward(x.clone(), &Phase::FLOAT_EVAL);
-            y.into_data()
-                .try_into_vec_as::<f32>()
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            y.into_data().try_into_vec_as::<f32>()
         })?;
         Ok(Outcome {
             method: FLOAT.into(),
@@ -341,7 +344,7 @@ impl Bench<'_> {
             check_agreement(net, &int, test, &self.device).map_err(|e| e.to_string())?;
         let image = test.image(0);
         let (_, counts) = int.model.run_counted(image, 1).map_err(|e| e.to_string())?;
-        let latency = self.latency(|| int.run(image, 1).map(|_| ()).map_err(|e| e.to_string()))?;
+        let latency = self.latency(|| int.run(image, 1))?;
         Ok(Outcome {
             method: method.into(),
             bits: bits(8, 8),
@@ -381,12 +384,7 @@ impl Bench<'_> {
         let top1 = 100.0 * runs.iter().filter(|r| r.0).count() as f64 / runs.len() as f64;
         let counts = runs.first().map(|r| r.1).unwrap_or_default();
         let image = test.image(0);
-        let latency = self.latency(|| {
-            prepared
-                .predict(image)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })?;
+        let latency = self.latency(|| prepared.predict(image))?;
         Ok(Outcome {
             method: F8NET.into(),
             bits: bits(8, 8),

@@ -89,7 +89,6 @@ impl Bench<'_> {
         let latency = self.latency(|| {
             let mut state = ForwardState::default();
             net.forward(&input, 1, &mut state)
-                .map_err(|e| e.to_string())
         })?;
         Ok(Outcome {
             method: POCKETNN.into(),

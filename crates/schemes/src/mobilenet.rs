@@ -112,12 +112,7 @@ impl Bench<'_> {
                 let net = o.nets.get(folding).ok_or("no integer graph")?;
                 let prepared = net.prepare(Backend::detect()).map_err(|e| e.to_string())?;
                 let image = self.sets.test.image(0);
-                let latency = self.latency(|| {
-                    prepared
-                        .predict(image)
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                })?;
+                let latency = self.latency(|| prepared.predict(image))?;
                 outcomes.push(Outcome {
                     method: format!("{RUSCI} {} ({device_name} budget)", o.variant),
                     bits: (o.w_bits.clone(), o.a_bits.clone()),
