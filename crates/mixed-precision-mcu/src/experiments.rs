@@ -162,8 +162,6 @@ pub struct Outcome {
     pub validation: (&'static str, f64),
     pub rom_bytes: u64,
     pub ram_bytes: u64,
-    pub mixed: bool,
-    pub uniform8: bool,
     /// The QAT report of each learning-rate segment (the curves).
     pub reports: Vec<TrainReport>,
 }
@@ -356,8 +354,6 @@ fn variant(
         reports,
         rom_bytes: fp.rom_bytes(),
         ram_bytes: fp.peak_ram(),
-        mixed: !(uniform(&bits.weights) && uniform(inner_acts)),
-        uniform8: bits.weights.iter().chain(inner_acts).all(|&b| b == 8),
     })
 }
 
@@ -366,14 +362,6 @@ fn variant(
 pub struct Results {
     pub outcomes: Vec<Outcome>,
     pub floats: Vec<(String, FloatModel)>,
-}
-
-impl Results {
-    /// Appends another experiment's outcomes.
-    pub fn extend(&mut self, other: Results) {
-        self.outcomes.extend(other.outcomes);
-        self.floats.extend(other.floats);
-    }
 }
 
 /// E1/E2 for every configuration of the plan and one seed, under `budget` (the reproduction's:
@@ -484,15 +472,8 @@ pub fn run_e3(
     })
 }
 
-/// Result rows of a set of outcomes, plus the headline summary rows for E1.
-pub fn rows(
-    source: &str,
-    res: &Results,
-    plan: &QatPlan,
-    seed: u64,
-    epochs: u32,
-    summary: bool,
-) -> Vec<ResultRow> {
+/// Result rows of a set of outcomes.
+pub fn rows(source: &str, res: &Results, plan: &QatPlan, seed: u64, epochs: u32) -> Vec<ResultRow> {
     let (outcomes, floats) = (&res.outcomes, &res.floats);
     let proxy = plan.proxy_label();
     let stamp = |mut r: ResultRow| {
@@ -552,52 +533,93 @@ pub fn rows(
             }
         }
     }
-    if summary {
-        // The best model of a kind is the one with the highest validation top-1; its test top-1 is
-        // what the row reports.
-        let best = |pred: &dyn Fn(&Outcome) -> bool| {
-            outcomes
-                .iter()
-                .filter(|o| pred(o))
-                .fold(None, |b: Option<&Outcome>, x| match b {
-                    Some(b) if b.validation.1 >= x.validation.1 => Some(b),
-                    _ => Some(x),
-                })
-                .and_then(|o| o.integer.values().next().copied())
-        };
-        let best8 = best(&|o: &Outcome| o.uniform8);
-        let best_mixed = best(&|o: &Outcome| o.mixed);
-        if let Some(acc) = best_mixed {
-            let model =
-                "MobileNetV1 (best model fitting the device; 224_0.75 per MCUNet/MCUNetV2 tables)";
-            // The rule, not this seed's choice, so that the rows of every seed share one setting;
-            // the choice follows from the `validation_top1_integer_pct` rows.
-            let proxy_m = format!(
-                "{proxy}; best mixed and best uniform 8-bit models chosen per seed on validation top-1"
-            );
-            let key = RowKey {
-                source: SOURCE_ABSTRACT,
-                dataset: "Fashion-MNIST",
-                model,
-                method: "memory-driven mixed precision (rule-based 8/4/2-bit cuts) + QAT + integer-only (ICN)",
-                w_bits: "mixed",
-                a_bits: "mixed",
-                proxy: &proxy_m,
-            };
-            out.push(stamp(key.row("top1_acc_pct", acc)));
-            if let Some(acc8) = best8 {
-                let key = RowKey {
-                    source: SOURCE_ABSTRACT,
-                    dataset: "Fashion-MNIST",
-                    model: "MobileNetV1",
-                    method: "same as above vs previously published 8-bit MCU implementations",
-                    w_bits: "mixed",
-                    a_bits: "mixed",
-                    proxy: &proxy_m,
-                };
-                out.push(stamp(key.row("top1_gain_pct_points", acc - acc8)));
-            }
-        }
+    out
+}
+
+/// The headline rows of E1 for `seed`, from every E1 row of the table that `profile` wrote for it
+/// (`table`, whichever runs wrote them: a configuration per unit adds its rows to the others'):
+/// the best mixed model's test top-1 (`top1_acc_pct`, the abstract's key) and its gain over the best
+/// uniform 8-bit model that fits (`top1_gain_pct_points`, the "+8 points" analogue). The best model
+/// of a kind is the one with the highest validation top-1 of its integer graph (the first in table
+/// order on ties); its test top-1 under the same folding is what the rows report. None before the
+/// table has a mixed model.
+pub fn summary_rows(
+    table: &[ResultRow],
+    plan: &QatPlan,
+    profile: &str,
+    seed: u64,
+    epochs: u32,
+) -> Vec<ResultRow> {
+    let proxy = plan.proxy_label();
+    let e1 = |r: &&ResultRow| {
+        r.source == SOURCE_E1 && r.profile == profile && r.seed == seed && r.proxy == proxy
+    };
+    // (validation top-1, test top-1) of each deployed model of E1, with its bit labels.
+    let scored: Vec<(&ResultRow, f64, f64)> = table
+        .iter()
+        .filter(e1)
+        .filter_map(|v| {
+            let folding = v
+                .metric
+                .strip_prefix("validation_top1_integer_pct[")?
+                .strip_suffix(']')?;
+            let test_metric = format!("top1_integer_pct[{folding}]");
+            let test = table.iter().filter(e1).find(|t| {
+                t.metric == test_metric
+                    && (&t.model, &t.method, &t.w_bits, &t.a_bits)
+                        == (&v.model, &v.method, &v.w_bits, &v.a_bits)
+            })?;
+            Some((v, v.value, test.value))
+        })
+        .collect();
+    let best = |kind: &dyn Fn(&ResultRow) -> bool| {
+        scored
+            .iter()
+            .filter(|(r, ..)| kind(r))
+            .fold(None, |b: Option<&(&ResultRow, f64, f64)>, x| match b {
+                Some(b) if b.1 >= x.1 => Some(b),
+                _ => Some(x),
+            })
+            .map(|&(_, _, test)| test)
+    };
+    let best8 = best(&|r| r.w_bits == "8" && r.a_bits == "8");
+    let Some(acc) = best(&|r| r.w_bits == "mixed" || r.a_bits == "mixed") else {
+        return Vec::new();
+    };
+    // The rule, not this seed's choice, so that the rows of every seed share one setting; the
+    // choice follows from the `validation_top1_integer_pct` rows.
+    let proxy_m = format!(
+        "{proxy}; best mixed and best uniform 8-bit models chosen per seed on validation top-1"
+    );
+    let stamp = |mut r: ResultRow| {
+        r.seed = seed;
+        r.epochs = epochs;
+        r
+    };
+    let key = |model, method| RowKey {
+        source: SOURCE_ABSTRACT,
+        dataset: "Fashion-MNIST",
+        model,
+        method,
+        w_bits: "mixed",
+        a_bits: "mixed",
+        proxy: &proxy_m,
+    };
+    let mut out = vec![stamp(
+        key(
+            "MobileNetV1 (best model fitting the device; 224_0.75 per MCUNet/MCUNetV2 tables)",
+            "memory-driven mixed precision (rule-based 8/4/2-bit cuts) + QAT + integer-only (ICN)",
+        )
+        .row("top1_acc_pct", acc),
+    )];
+    if let Some(acc8) = best8 {
+        out.push(stamp(
+            key(
+                "MobileNetV1",
+                "same as above vs previously published 8-bit MCU implementations",
+            )
+            .row("top1_gain_pct_points", acc - acc8),
+        ));
     }
     out
 }

@@ -5,15 +5,16 @@ use mixed_precision_mcu::PAPER_DIR;
 use mixed_precision_mcu::assign::{AssignOptions, Assignment, assign};
 use mixed_precision_mcu::experiments::{
     FloatCache, QatPlan, Results, SOURCE_E1, SOURCE_E3, curve_rows, rows, run_e1_e2, run_e3,
+    summary_rows,
 };
 use mixed_precision_mcu::memory::{Budget, Granularity};
-use mixed_precision_mcu::mobilenet::MobileNetV1;
+use mixed_precision_mcu::mobilenet::{MobileNetV1, tiny_family};
 use mixed_precision_mcu::tables::{exact_tables, model_label, proxy_budget};
 use quant_train::train::BackendKind;
 use repro::Profile;
 use repro::cli::{RunArgs, RunContext};
 use repro::datasets::{Dataset, DatasetName};
-use repro::results::table_path;
+use repro::results::{ResultRow, TableError, table_path};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -95,6 +96,11 @@ enum Command {
         /// Test images (default: the profile's slice).
         #[arg(long)]
         test_images: Option<usize>,
+        /// An E1/E2 configuration `R_W` of the proxy family (resolutions 28, 24, 20, 16; widths 1.0,
+        /// 0.75, 0.5, 0.25), repeatable; default: the profile's. One configuration and one seed
+        /// make a unit: the E1 headline rows are derived from every unit of the seed in the table.
+        #[arg(long = "config", value_name = "R_W")]
+        configs: Vec<String>,
         #[command(flatten)]
         args: RunArgs,
     },
@@ -129,6 +135,7 @@ fn run(cli: Cli) -> Result<(), String> {
             experiment,
             train_images,
             test_images,
+            configs,
             args,
         } => {
             // Zero image counts would train or test nothing and still write rows.
@@ -152,6 +159,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 plan.checkpoint_dir = args.checkpoint_dir("mcu-checkpoints");
                 plan.train_images = train_images.unwrap_or(plan.train_images);
                 plan.test_images = test_images.unwrap_or(plan.test_images);
+                if !configs.is_empty() {
+                    plan.configs = configs
+                        .iter()
+                        .map(|c| proxy_config(c, plan.base_channels))
+                        .collect::<Result<_, _>>()?;
+                }
                 run_qat(&args, &ctx, &data, experiment, &plan)?;
             }
             Ok(())
@@ -260,24 +273,37 @@ fn run_qat(
     let (run, profile) = (&ctx.run, args.profile);
     let (path, curves) = (ctx.table(PAPER_DIR, "qat"), ctx.table(PAPER_DIR, "curves"));
     let qat_epochs: u32 = plan.qat_segments.iter().map(|s| s.1).sum();
-    let record = |table: &std::path::Path, mut rows: Vec<repro::results::ResultRow>| {
+    let mark = |mut rows: Vec<ResultRow>| {
         for r in &mut rows {
             r.profile = profile.name().into();
             r.run_id = run.run_id.clone();
         }
-        run.record(table, &rows, &data.checksums())
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        rows
     };
+    // E1's headline rows are derived from every E1 row of this seed in the table, whichever run
+    // (one configuration per unit, say) wrote them.
+    let summary =
+        |table: &[ResultRow]| mark(summary_rows(table, plan, profile.name(), seed, qat_epochs));
     // The rows of one experiment's results and their learning curves.
-    let stamp = |source: &str, res: &Results, summary: bool| -> Result<(), String> {
-        record(&path, rows(source, res, plan, seed, qat_epochs, summary))?;
-        record(&curves, curve_rows(source, res, plan, seed))
+    let stamp = |source: &str, res: &Results| -> Result<(), String> {
+        let rows = mark(rows(source, res, plan, seed, qat_epochs));
+        let e = |e: TableError| e.to_string();
+        match source == SOURCE_E1 {
+            true => run.record_derived(&path, &rows, summary, &data.checksums()),
+            false => run.record(&path, &rows, &data.checksums()),
+        }
+        .map_err(e)?;
+        run.record(
+            &curves,
+            &mark(curve_rows(source, res, plan, seed)),
+            &data.checksums(),
+        )
+        .map(|_| ())
+        .map_err(e)
     };
     // Rows are recorded after every configuration (cheapest first), so an interrupted full run keeps
     // what it finished; E3 runs right after the configuration whose float model it reuses.
     let mut cache = FloatCache::new();
-    let mut e1 = Results::default();
     let mut e3_done = experiment == Experiment::E1;
     let mut configs = plan.configs.clone();
     configs.sort_by_key(|&(r, w)| MobileNetV1::tiny(r, w, plan.base_channels).macs());
@@ -287,28 +313,44 @@ fn run_qat(
                 configs: vec![cfg],
                 ..plan.clone()
             };
-            e1.extend(run_e1_e2(
+            let e1 = run_e1_e2(
                 data,
                 &one,
                 proxy_budget(plan.base_channels),
                 seed,
                 &mut cache,
                 &device,
-            )?);
-            stamp(SOURCE_E1, &e1, true)?;
+            )?;
+            stamp(SOURCE_E1, &e1)?;
         }
         if !e3_done && (cfg == plan.e3_config || experiment == Experiment::E3) {
             let res = run_e3(data, plan, seed, &mut cache, &device)?;
-            stamp(SOURCE_E3, &res, false)?;
+            stamp(SOURCE_E3, &res)?;
             e3_done = true;
         }
     }
     if !e3_done {
         let res = run_e3(data, plan, seed, &mut cache, &device)?;
-        stamp(SOURCE_E3, &res, false)?;
+        stamp(SOURCE_E3, &res)?;
     }
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// `(resolution, width)` of the proxy configuration named `name` (`R_W`, as the tables spell it).
+fn proxy_config(name: &str, base_channels: usize) -> Result<(usize, f64), String> {
+    let family = tiny_family(base_channels);
+    family
+        .iter()
+        .find(|m| m.config_name() == name)
+        .map(|m| (m.resolution, m.width))
+        .ok_or_else(|| {
+            let names: Vec<String> = family.iter().map(|m| m.config_name()).collect();
+            format!(
+                "--config {name}: not a proxy configuration; use one of {}",
+                names.join(", ")
+            )
+        })
 }
 
 fn print_csv(a: &Assignment) {

@@ -204,6 +204,66 @@ fn qat_smoke_writes_integer_and_fake_quant_rows_and_latency_plots_them() {
     assert!(String::from_utf8_lossy(&out2.stderr).contains("run `qat --profile full`"));
 }
 
+/// A unit per configuration (`--config`, in any order) writes the rows one run of every
+/// configuration writes, the E1 headline rows included: they are derived from the whole table.
+#[test]
+fn units_of_one_configuration_each_give_the_rows_of_one_run() {
+    let data = repro::datasets::default_data_root().join("fashion-mnist");
+    if !data.is_dir() {
+        eprintln!("skipping: {} missing (run make data)", data.display());
+        return;
+    }
+    let (whole, units) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let e1 = [
+        "qat",
+        "--profile",
+        "smoke",
+        "--threads",
+        "1",
+        "--experiment",
+        "e1",
+    ];
+    let out = |dir: &tempfile::TempDir| dir.path().to_str().unwrap().to_string();
+    run_ok(&[&e1[..], &["--out", &out(&whole)]].concat());
+    for config in ["16_1.0", "16_0.25"] {
+        run_ok(&[&e1[..], &["--config", config, "--out", &out(&units)]].concat());
+    }
+    // Every column but the run id.
+    let rows = |dir: &tempfile::TempDir| -> Vec<String> {
+        let text = std::fs::read_to_string(dir.path().join("mixed-precision-mcu/qat.csv")).unwrap();
+        let mut rows: Vec<String> = text
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect();
+        rows.sort();
+        rows
+    };
+    let (a, b) = (rows(&whole), rows(&units));
+    assert!(
+        a.iter().any(|r| r.contains("top1_gain_pct_points")),
+        "{a:?}"
+    );
+    assert_eq!(a, b);
+    let err = bin()
+        .args([
+            "qat",
+            "--profile",
+            "smoke",
+            "--config",
+            "30_0.5",
+            "--out",
+            &out(&units),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(err.stderr).unwrap();
+    assert!(
+        err.contains("--config 30_0.5: not a proxy configuration; use one of 28_1.0"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
 #[test]
 fn missing_data_is_a_one_line_error() {
     let dir = tempfile::tempdir().unwrap();

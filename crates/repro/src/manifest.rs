@@ -5,7 +5,7 @@
 //! manifest entry are written under one [`TableLock`], so concurrent runs never lose each other's rows
 //! or entries, and a run whose rows have all been replaced leaves the manifest with them.
 
-use crate::results::{Keyed, TableError, TableLock, merge_rows, write_atomically};
+use crate::results::{Keyed, TableError, TableLock, merge_rows, read_rows, write_atomically};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -121,8 +121,25 @@ impl Run {
         rows: &[R],
         data_checksums: &[(String, String)],
     ) -> Result<usize, TableError> {
+        self.record_derived(path, rows, |_| Vec::new(), data_checksums)
+    }
+
+    /// [`Self::record`], then the rows `derive` computes from the whole merged table (this run's
+    /// rows and every earlier run's) merged too, in the same transaction: rows that summarise a
+    /// table several runs fill (one unit each) stay consistent however the units interleave.
+    pub fn record_derived<R: Keyed + Serialize + DeserializeOwned + Clone>(
+        &self,
+        path: &Path,
+        rows: &[R],
+        derive: impl FnOnce(&[R]) -> Vec<R>,
+        data_checksums: &[(String, String)],
+    ) -> Result<usize, TableError> {
         let _lock = TableLock::acquire(path)?;
-        let n = merge_rows(path, rows)?;
+        let mut n = merge_rows(path, rows)?;
+        let derived = derive(&read_rows::<R>(path)?);
+        if !derived.is_empty() {
+            n = merge_rows(path, &derived)?;
+        }
         let live = run_ids_in(path)?;
         let source = self.source.clone();
         let now = SystemTime::now()
@@ -396,7 +413,8 @@ mod tests {
 
     /// Many writers at once, each with its own rows and run: the lock makes every read-merge-write and
     /// manifest update one transaction, so no row and no manifest entry is lost (without the lock, two
-    /// writers lost rows in most tries).
+    /// writers lost rows in most tries). Each writer also derives a row counting the table's other
+    /// rows: the last one derived counts every writer's.
     #[test]
     fn concurrent_writers_lose_no_rows_and_no_runs() {
         const WRITERS: u64 = 12;
@@ -429,16 +447,30 @@ mod tests {
                                 run_id: run.run_id.clone(),
                             })
                             .collect();
-                        run.record(table, &rows, &[]).unwrap();
+                        let count = |all: &[ResultRow]| {
+                            let others = all.iter().filter(|r| r.model != "count").count();
+                            let mut total = rows[0].clone();
+                            total.model = "count".into();
+                            total.value = others as f64;
+                            vec![total]
+                        };
+                        run.record_derived(table, &rows, count, &[]).unwrap();
                     });
                 }
             });
             let rows = read_rows::<ResultRow>(&table).unwrap();
             assert_eq!(
                 rows.len() as u64,
-                3 * WRITERS,
+                3 * WRITERS + WRITERS,
                 "attempt {attempt}: rows lost"
             );
+            // Each writer's count row has its own seed; the largest saw every writer's rows.
+            let most = rows
+                .iter()
+                .filter(|r| r.model == "count")
+                .map(|r| r.value)
+                .fold(0.0, f64::max);
+            assert_eq!(most, (3 * WRITERS) as f64, "attempt {attempt}");
             let manifest = Manifest::read(&manifest_path(&table)).unwrap();
             assert_eq!(
                 manifest.runs.len() as u64,
