@@ -6,7 +6,7 @@
 //! [`IntegerNet::logits`] accumulates on the packed operands (`quant_core::subbyte`, CMix-NN's
 //! shape, as a microcontroller would); [`IntegerNet::prepare`] lays the layers out for the int8
 //! kernels of `quant_core::kernels`, which the fixed-point and affine engines use too, and
-//! [`PreparedNet::logits`] computes the same logits through them (tested equal).
+//! [`PreparedNet::logits_counted`] computes the same logits through them (tested equal).
 #![deny(clippy::float_arithmetic)]
 
 use quant_core::error::{QuantError, Result};
@@ -205,11 +205,12 @@ mod tests {
     #[test]
     fn prepared_graph_equals_the_packed_one_at_sub_byte_widths() {
         let mut state = 0x9e37_79b9_u64;
-        let mut next = |below: u32| {
+        // A code of `bits`.
+        let mut code = |bits: BitWidth| {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            ((state >> 33) % u64::from(below)) as u8
+            ((state >> 33) % (u64::from(bits.max_code()) + 1)) as u8
         };
         let mult = QuantizedMultiplier {
             multiplier: 1_518_500_250,
@@ -227,18 +228,11 @@ mod tests {
                 out_c: cout,
                 groups,
             };
-            let code = |next: &mut dyn FnMut(u32) -> u8, bits: BitWidth| {
-                next(u32::from(bits.max_code()) + 1)
-            };
-            let weights: Vec<u8> = (0..shape.weight_len())
-                .map(|_| code(&mut next, w_bits))
-                .collect();
+            let weights: Vec<u8> = (0..shape.weight_len()).map(|_| code(w_bits)).collect();
             let conv = IntConv {
                 shape,
                 weights: Packed::pack(&weights, w_bits).unwrap(),
-                w_zero: (0..cout)
-                    .map(|_| i32::from(code(&mut next, w_bits)))
-                    .collect(),
+                w_zero: (0..cout).map(|_| i32::from(code(w_bits))).collect(),
                 out_bits: BitWidth::B4,
                 requant: Requant::PerChannel {
                     multipliers: vec![mult; cout],
@@ -246,7 +240,7 @@ mod tests {
                 },
             };
             let input: Vec<u8> = (0..shape.geometry.in_len())
-                .map(|_| code(&mut next, in_bits))
+                .map(|_| code(in_bits))
                 .collect();
             let x = Packed::pack(&input, in_bits).unwrap();
             let want = accumulate(&shape, &x, 0, &conv.weights, &conv.w_zero).unwrap();

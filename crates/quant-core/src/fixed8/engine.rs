@@ -112,7 +112,7 @@ impl FixedPointModel {
     }
 
     /// Lays out the weights of the convolutions (dense and depthwise) and fully connected layers
-    /// for the int8 kernels of `backend` (layers deeper than [`MAX_DEPTH`] and grouped
+    /// for the int8 kernels of `backend` (layers deeper than [`crate::kernels::MAX_DEPTH`] and grouped
     /// convolutions that are neither stay on the scalar loop).
     pub fn prepare(&self, backend: Backend) -> Result<Prepared<'_>> {
         let packed = self
@@ -460,8 +460,7 @@ fn conv(
     })
 }
 
-/// The accumulation of [`accumulate`] through the int8 kernels ([`conv2d_i32`] and
-/// [`depthwise_conv2d_i32`]): the codes as bytes (signed codes offset by 128, which the kernel's
+/// The accumulation of [`accumulate`] through the int8 kernels ([`ConvKernel::accumulate`]): the codes as bytes (signed codes offset by 128, which the kernel's
 /// input zero point takes back, so padded taps and products are those of the codes), int32
 /// accumulators plus `bias`.
 fn accumulate_packed(
