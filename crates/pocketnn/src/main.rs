@@ -494,22 +494,24 @@ fn cmd_float(args: &RunArgs) -> Result<(), String> {
     record_gaps(&ctx)
 }
 
-/// Adds the float-minus-PocketNN gap rows once both sides are in accuracy.csv.
+/// Adds the float-minus-PocketNN gap rows once both sides are in accuracy.csv, derived from the
+/// whole table under its lock (each side may come from another run).
 fn record_gaps(ctx: &RunContext) -> Result<(), String> {
     let run = &ctx.run;
     let path = ctx.table(PAPER_DIR, "accuracy");
-    let table: Vec<ResultRow> = repro::results::read_rows(&path).map_err(|e| e.to_string())?;
-    let gaps = tables::gap_rows(&table, &run.profile, &run.run_id);
-    for g in &gaps {
-        println!(
-            "{}: float BP - PocketNN (both at their last epoch) = {:.2} points",
-            g.dataset, g.value
-        );
-    }
-    if !gaps.is_empty() {
-        run.record(&path, &gaps, &[]).map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    let gaps = |table: &[ResultRow]| {
+        let gaps = tables::gap_rows(table, &run.profile, &run.run_id);
+        for g in &gaps {
+            println!(
+                "{}: float BP - PocketNN (both at their last epoch) = {:.2} points",
+                g.dataset, g.value
+            );
+        }
+        gaps
+    };
+    run.record_derived(&path, &[], gaps, &[])
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// CPU seconds (user + system) this process has used, from `/proc/self/stat`: on a shared machine

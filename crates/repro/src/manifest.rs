@@ -126,7 +126,8 @@ impl Run {
 
     /// [`Self::record`], then the rows `derive` computes from the whole merged table (this run's
     /// rows and every earlier run's) merged too, in the same transaction: rows that summarise a
-    /// table several runs fill (one unit each) stay consistent however the units interleave.
+    /// table several runs fill (one unit each) stay consistent however the units interleave. With
+    /// no rows and nothing derived, nothing is written.
     pub fn record_derived<R: Keyed + Serialize + DeserializeOwned + Clone>(
         &self,
         path: &Path,
@@ -135,10 +136,16 @@ impl Run {
         data_checksums: &[(String, String)],
     ) -> Result<usize, TableError> {
         let _lock = TableLock::acquire(path)?;
-        let mut n = merge_rows(path, rows)?;
+        let mut n = match rows.is_empty() {
+            true => read_rows::<R>(path)?.len(),
+            false => merge_rows(path, rows)?,
+        };
         let derived = derive(&read_rows::<R>(path)?);
         if !derived.is_empty() {
             n = merge_rows(path, &derived)?;
+        } else if rows.is_empty() {
+            // Nothing to write: the table and its manifest stay as they are.
+            return Ok(n);
         }
         let live = run_ids_in(path)?;
         let source = self.source.clone();
@@ -478,6 +485,19 @@ mod tests {
                 "attempt {attempt}: runs lost"
             );
         }
+    }
+
+    /// A derivation with nothing to add writes nothing: no table, no manifest entry.
+    #[test]
+    fn deriving_nothing_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("paper/t.csv");
+        let run = Run::start("smoke", 1);
+        let n = run
+            .record_derived(&table, &[] as &[ResultRow], |_| Vec::new(), &[])
+            .unwrap();
+        assert_eq!(n, 0);
+        assert!(!table.exists() && !manifest_path(&table).exists());
     }
 
     #[test]

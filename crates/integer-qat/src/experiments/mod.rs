@@ -173,15 +173,35 @@ impl Ctx {
     }
 
     pub(crate) fn record(&self, table: &str, rows: &[ResultRow]) -> Res<()> {
+        self.record_with(table, rows, |_| Vec::new())
+    }
+
+    /// Records the rows `derive` computes from the whole table (every unit's rows), under the
+    /// table's lock, so summaries over seeds run as separate units stay whole however they interleave.
+    pub(crate) fn record_derived(
+        &self,
+        table: &str,
+        derive: impl FnOnce(&[ResultRow]) -> Vec<ResultRow>,
+    ) -> Res<()> {
+        self.record_with(table, &[], derive)
+    }
+
+    fn record_with(
+        &self,
+        table: &str,
+        rows: &[ResultRow],
+        derive: impl FnOnce(&[ResultRow]) -> Vec<ResultRow>,
+    ) -> Res<()> {
         let path = table_path(&self.out, PAPER_DIR, table);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        self.run
-            .record(&path, rows, &self.data.checksums())
+        let n = self
+            .run
+            .record_derived(&path, rows, derive, &self.data.checksums())
             .map_err(err)?;
         eprintln!(
-            "[{:>5.0}s] wrote {} rows to {}",
+            "[{:>5.0}s] wrote {} rows to {} ({n} in all)",
             self.started.elapsed().as_secs_f64(),
             rows.len(),
             path.display()

@@ -13,7 +13,7 @@ pub fn relu(ctx: &Ctx) -> Res<()> {
     for seed in ctx.seeds() {
         relu_seed(ctx, &spec, seed, &splits)?;
     }
-    ctx.record("e3_relu", &seed_summaries(ctx, "e3_relu", T43)?)?;
+    ctx.record_derived("e3_relu", |table| seed_summaries(ctx, table, T43))?;
     figures(&ctx.out, ctx.args.profile)
 }
 
@@ -67,13 +67,11 @@ pub(crate) fn relu_seed(ctx: &Ctx, spec: &ModelSpec, seed: u64, splits: &Splits)
 }
 
 /// The paper's mean and std rows (`top1_acc_mean_pct`, `top1_acc_std_pct`) of `source`, over every
-/// seed now in `table` for each setting (model, method, bits, proxy, profile, epochs), so seeds run
-/// as separate units add up. They carry the setting's smallest seed.
-pub(crate) fn seed_summaries(ctx: &Ctx, table: &str, source: &str) -> Res<Vec<ResultRow>> {
-    let path = table_path(&ctx.out, PAPER_DIR, table);
-    let rows: Vec<ResultRow> = repro::results::read_rows(&path).map_err(err)?;
+/// seed in the table's rows `table` for each setting (model, method, bits, proxy, profile, epochs),
+/// so seeds run as separate units add up. They carry the setting's smallest seed.
+pub(crate) fn seed_summaries(ctx: &Ctx, table: &[ResultRow], source: &str) -> Vec<ResultRow> {
     let mut settings: std::collections::BTreeMap<_, Vec<&ResultRow>> = Default::default();
-    for r in rows
+    for r in table
         .iter()
         .filter(|r| r.source == source && r.metric == "top1_acc_pct" && r.profile == ctx.profile())
     {
@@ -106,5 +104,5 @@ pub(crate) fn seed_summaries(ctx: &Ctx, table: &str, source: &str) -> Res<Vec<Re
             values.len()
         );
     }
-    Ok(out)
+    out
 }
