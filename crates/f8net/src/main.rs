@@ -100,10 +100,12 @@ fn run() -> Result<(), String> {
             let checks = dataset.checksums();
             let e = |e: repro::results::TableError| e.to_string();
             let main = table_path(out, PAPER_DIR, "main");
-            run.record(&main, &result.rows, &checks).map_err(e)?;
-            // Means over every seed the table now holds (one-seed runs add up).
-            let summary = summaries(&repro::results::read_rows(&main).map_err(e)?, &ctx);
-            run.record(&table_path(out, PAPER_DIR, "main_mean_std"), &summary, &checks).map_err(e)?;
+            // Means over every seed the table now holds (one-seed runs add up), derived under its
+            // lock so that units finishing together each count the other.
+            let summary_path = table_path(out, PAPER_DIR, "main_mean_std");
+            let summary = run
+                .record_with_summary(&main, &result.rows, &summary_path, |rows| summaries(rows, &ctx), &checks)
+                .map_err(e)?;
             run.record(&table_path(out, PAPER_DIR, "ops"), &result.ops, &checks).map_err(e)?;
             run.record(&table_path(out, PAPER_DIR, "curves"), &result.curves, &checks).map_err(e)?;
             for s in &summary {

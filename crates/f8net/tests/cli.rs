@@ -64,6 +64,12 @@ fn main_table_smoke_writes_rows_and_the_integer_engine_agrees() {
         "{int8:?}"
     );
     assert!(dir.path().join("f8net/main.manifest.json").exists());
+    // The means over seeds are derived from the whole main table.
+    let summary = std::fs::read_to_string(dir.path().join("f8net/main_mean_std.csv")).unwrap();
+    assert!(
+        summary.lines().count() > 1 && summary.contains("F8Net fixed-point 8-bit only"),
+        "{summary}"
+    );
     let ops = std::fs::read_to_string(dir.path().join("f8net/ops.csv")).unwrap();
     assert!(
         ops.lines()

@@ -136,6 +136,39 @@ impl Run {
         data_checksums: &[(String, String)],
     ) -> Result<usize, TableError> {
         let _lock = TableLock::acquire(path)?;
+        self.record_locked(path, rows, derive, data_checksums)
+    }
+
+    /// [`Self::record`], then the rows `summarise` computes from the whole merged table recorded
+    /// in the table at `summary_path`, while the first table's lock is held: a summary table over
+    /// units (means over seeds) stays whole however the units interleave. Returns the summary rows.
+    pub fn record_with_summary<R, S>(
+        &self,
+        path: &Path,
+        rows: &[R],
+        summary_path: &Path,
+        summarise: impl FnOnce(&[R]) -> Vec<S>,
+        data_checksums: &[(String, String)],
+    ) -> Result<Vec<S>, TableError>
+    where
+        R: Keyed + Serialize + DeserializeOwned + Clone,
+        S: Keyed + Serialize + DeserializeOwned + Clone,
+    {
+        let _lock = TableLock::acquire(path)?;
+        self.record_locked(path, rows, |_| Vec::new(), data_checksums)?;
+        let summary = summarise(&read_rows::<R>(path)?);
+        self.record(summary_path, &summary, data_checksums)?;
+        Ok(summary)
+    }
+
+    /// [`Self::record_derived`] with the table's lock already held.
+    fn record_locked<R: Keyed + Serialize + DeserializeOwned + Clone>(
+        &self,
+        path: &Path,
+        rows: &[R],
+        derive: impl FnOnce(&[R]) -> Vec<R>,
+        data_checksums: &[(String, String)],
+    ) -> Result<usize, TableError> {
         let mut n = match rows.is_empty() {
             true => read_rows::<R>(path)?.len(),
             false => merge_rows(path, rows)?,
@@ -485,6 +518,50 @@ mod tests {
                 "attempt {attempt}: runs lost"
             );
         }
+    }
+
+    /// Writers that each record rows and a summary table of the whole table (a count of its rows,
+    /// under the table's lock): the summary written last counts every writer's rows.
+    #[test]
+    fn summaries_of_concurrent_writers_count_every_row() {
+        const WRITERS: u64 = 8;
+        let dir = tempfile::tempdir().unwrap();
+        let (table, summary) = (dir.path().join("p/t.csv"), dir.path().join("p/s.csv"));
+        let row = |w: u64, model: &str, value: f64| ResultRow {
+            paper: "P".into(),
+            source: "T".into(),
+            dataset: "D".into(),
+            model: model.into(),
+            method: "x".into(),
+            w_bits: "8".into(),
+            a_bits: "8".into(),
+            metric: "top1".into(),
+            value,
+            proxy: String::new(),
+            profile: "full".into(),
+            seed: 0,
+            epochs: 1,
+            run_id: format!("run{w}"),
+        };
+        std::thread::scope(|s| {
+            for w in 0..WRITERS {
+                let (table, summary) = (&table, &summary);
+                s.spawn(move || {
+                    let run = Run {
+                        run_id: format!("run{w}"),
+                        ..Run::start("full", 1)
+                    };
+                    let rows = [row(w, &format!("m{w}"), 1.0)];
+                    let count = |all: &[ResultRow]| vec![row(w, "count", all.len() as f64)];
+                    run.record_with_summary(table, &rows, summary, count, &[])
+                        .unwrap();
+                });
+            }
+        });
+        // One summary key: the last writer's count, taken with every row in the table.
+        let counts = read_rows::<ResultRow>(&summary).unwrap();
+        assert_eq!(counts.len(), 1);
+        assert_eq!(counts[0].value, WRITERS as f64);
     }
 
     /// A derivation with nothing to add writes nothing: no table, no manifest entry.
