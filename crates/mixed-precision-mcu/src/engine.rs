@@ -93,8 +93,10 @@ impl IntegerNet {
         }
         let channels = self.convs.last().map_or(1, |l| l.shape.out_c);
         let mut sums = vec![0i32; channels];
-        for i in 0..x.len {
-            sums[i % channels] += i32::from(x.get(i));
+        for pixel in x.unpack().chunks(channels) {
+            for (s, &v) in sums.iter_mut().zip(pixel) {
+                *s += i32::from(v);
+            }
         }
         // Average pool on the input's grid with the floor of the PACT quantizer (codes are >= 0).
         let pixels = (x.len / channels).max(1) as i32;

@@ -23,8 +23,15 @@ use crate::subbyte::{BitWidth, Packed};
 /// Vectors: `(4, 0.75) -> 3`, `(-1, 0.75) -> -1` (floor, not truncation), `(5, -0.5) -> -3`.
 #[inline]
 pub fn scale_floor(v: i64, m: QuantizedMultiplier) -> i64 {
-    let p = i128::from(v) * i128::from(m.multiplier);
     let e = m.shift - 31;
+    // The common case (a right shift of a product that fits int64: every `v` of an int32
+    // accumulator plus an int32 bias but one) in int64, where `>>` is the same floor.
+    if e < 0
+        && let Some(p) = v.checked_mul(i64::from(m.multiplier))
+    {
+        return p >> (-e).min(63);
+    }
+    let p = i128::from(v) * i128::from(m.multiplier);
     let r = if e >= 0 { p << e } else { p >> (-e) };
     r.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
@@ -118,30 +125,38 @@ impl Requant {
                 thresholds.len()
             ));
         }
-        let codes: Vec<u8> = acc
-            .iter()
-            .enumerate()
-            .map(|(i, &a)| {
-                let c = i % cout;
-                match self {
-                    Requant::Thresholds {
-                        thresholds,
-                        increasing,
-                    } => {
-                        let t = &thresholds[c * usize::from(max)..(c + 1) * usize::from(max)];
-                        let passed = if increasing[c] {
-                            t.iter().filter(|&&t| a >= t).count()
-                        } else {
-                            t.iter().filter(|&&t| a <= t).count()
-                        };
-                        passed as u8
-                    }
-                    _ => self
-                        .scaled(a, c)
-                        .map_or(0, |v| v.clamp(0, i64::from(max)) as u8),
-                }
-            })
-            .collect();
+        // FB and ICN: one multiplier per channel, `floor(m_c·(acc + B_c))` clamped to the codes.
+        let scaled = |bias: &[i32], mult: &dyn Fn(usize) -> QuantizedMultiplier| -> Vec<u8> {
+            acc.chunks_exact(cout)
+                .flat_map(|row| {
+                    row.iter().zip(bias).enumerate().map(|(c, (&a, &b))| {
+                        let v = scale_floor(i64::from(a) + i64::from(b), mult(c));
+                        v.clamp(0, i64::from(max)) as u8
+                    })
+                })
+                .collect()
+        };
+        let codes: Vec<u8> = match self {
+            Requant::PerLayer { multiplier, bias } => scaled(bias, &|_| *multiplier),
+            Requant::PerChannel { multipliers, bias } => scaled(bias, &|c| multipliers[c]),
+            Requant::Thresholds {
+                thresholds,
+                increasing,
+            } => acc
+                .iter()
+                .enumerate()
+                .map(|(i, &a)| {
+                    let c = i % cout;
+                    let t = &thresholds[c * usize::from(max)..(c + 1) * usize::from(max)];
+                    let passed = if increasing[c] {
+                        t.iter().filter(|&&t| a >= t).count()
+                    } else {
+                        t.iter().filter(|&&t| a <= t).count()
+                    };
+                    passed as u8
+                })
+                .collect(),
+        };
         Packed::pack(&codes, out_bits)
     }
 
@@ -223,6 +238,24 @@ mod tests {
         assert_eq!(scale_floor(-1000, qm(1_610_612_736, -40)), -1);
         // Left shift: 0.5 · 2^4 = 8.
         assert_eq!(scale_floor(3, qm(1_073_741_824, 4)), 24);
+    }
+
+    proptest::proptest! {
+        /// The int64 path of [`scale_floor`] is the exact int128 floor, shifts left and right.
+        #[test]
+        fn scale_floor_is_the_exact_floor(
+            v in -(1i64 << 32)..(1i64 << 32),
+            multiplier in proptest::num::i32::ANY,
+            shift in -70i32..8,
+        ) {
+            let exact = {
+                let p = i128::from(v) * i128::from(multiplier);
+                let e = shift - 31;
+                let r = if e >= 0 { p << e } else { p >> (-e) };
+                r.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+            };
+            proptest::prop_assert_eq!(scale_floor(v, qm(multiplier, shift)), exact);
+        }
     }
 
     #[test]

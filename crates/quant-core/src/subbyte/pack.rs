@@ -158,9 +158,16 @@ impl Packed {
         }
     }
 
-    /// All codes, one per byte.
+    /// All codes, one per byte (each packed byte split once, in element order).
     pub fn unpack(&self) -> Vec<u8> {
-        (0..self.len).map(|i| self.get(i)).collect()
+        let (b, max) = (self.bits.bits(), self.bits.max_code());
+        self.data
+            .iter()
+            .flat_map(|&byte| {
+                (0..self.bits.per_byte() as u32).map(move |j| (byte >> (j * b)) & max)
+            })
+            .take(self.len)
+            .collect()
     }
 
     /// Storage in bytes.
