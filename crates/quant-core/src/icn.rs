@@ -125,20 +125,11 @@ impl Requant {
                 thresholds.len()
             ));
         }
-        // FB and ICN: one multiplier per channel, `floor(m_c·(acc + B_c))` clamped to the codes.
-        let scaled = |bias: &[i32], mult: &dyn Fn(usize) -> QuantizedMultiplier| -> Vec<u8> {
-            acc.chunks_exact(cout)
-                .flat_map(|row| {
-                    row.iter().zip(bias).enumerate().map(|(c, (&a, &b))| {
-                        let v = scale_floor(i64::from(a) + i64::from(b), mult(c));
-                        v.clamp(0, i64::from(max)) as u8
-                    })
-                })
-                .collect()
-        };
         let codes: Vec<u8> = match self {
-            Requant::PerLayer { multiplier, bias } => scaled(bias, &|_| *multiplier),
-            Requant::PerChannel { multipliers, bias } => scaled(bias, &|c| multipliers[c]),
+            Requant::PerLayer { multiplier, bias } => scaled_codes(acc, bias, |_| *multiplier, max),
+            Requant::PerChannel { multipliers, bias } => {
+                scaled_codes(acc, bias, |c| multipliers[c], max)
+            }
             Requant::Thresholds {
                 thresholds,
                 increasing,
@@ -217,6 +208,24 @@ impl Requant {
             increasing,
         })
     }
+}
+
+/// FB and ICN on rows of `bias.len()` channels: `floor(m_c·(acc + B_c))` clamped to `[0, max]`,
+/// `mult(c)` the multiplier of channel `c` (generic, so that a per-layer one stays in a register).
+fn scaled_codes(
+    acc: &[i32],
+    bias: &[i32],
+    mult: impl Fn(usize) -> QuantizedMultiplier,
+    max: u8,
+) -> Vec<u8> {
+    let mut codes = Vec::with_capacity(acc.len());
+    for row in acc.chunks_exact(bias.len()) {
+        for (c, (&a, &b)) in row.iter().zip(bias).enumerate() {
+            let v = scale_floor(i64::from(a) + i64::from(b), mult(c));
+            codes.push(v.clamp(0, i64::from(max)) as u8);
+        }
+    }
+    codes
 }
 
 #[cfg(test)]

@@ -160,14 +160,15 @@ impl Packed {
 
     /// All codes, one per byte (each packed byte split once, in element order).
     pub fn unpack(&self) -> Vec<u8> {
-        let (b, max) = (self.bits.bits(), self.bits.max_code());
-        self.data
-            .iter()
-            .flat_map(|&byte| {
-                (0..self.bits.per_byte() as u32).map(move |j| (byte >> (j * b)) & max)
-            })
-            .take(self.len)
-            .collect()
+        let (b, max, per) = (self.bits.bits(), self.bits.max_code(), self.bits.per_byte());
+        let mut codes = Vec::with_capacity(self.data.len() * per);
+        for &byte in &self.data {
+            for j in 0..per as u32 {
+                codes.push((byte >> (j * b)) & max);
+            }
+        }
+        codes.truncate(self.len);
+        codes
     }
 
     /// Storage in bytes.
