@@ -609,27 +609,25 @@ unsafe fn depthwise_row_avx2<'a, T>(
     depthwise_row(img, za_row, oy, g, w, offset, scratch, finish, dst)
 }
 
-/// [`depthwise_conv2d`] on the AVX-512 VNNI row kernel, one output row per task; `requant` is
-/// the call's 16-lane output stage.
+/// The depthwise convolution on the AVX-512 VNNI row kernel, one output row per task, each
+/// pixel's channels written by `store` (requantized codes, or the int32 accumulators).
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-fn depthwise_quads(
+fn depthwise_quads<S: super::x86::depthwise::QuadStore + Sync>(
     input: &[u8],
     g: &ConvGeometry,
     za: i32,
     weights: &DepthwiseWeights,
     quads: &[i8],
-    stage: &StageTables,
-    requant: &super::x86::avx512_vnni::Requant16,
     offset: &[i32],
-    out: &mut [u8],
-) {
-    use super::x86::avx512_vnni::LaneTables;
+    store: &S,
+    out: &mut [S::Elem],
+) where
+    S::Elem: Send,
+{
     use super::x86::depthwise::{QuadTables, depthwise_row_quads, quad_table};
-    let single = stage.stage.rounding == crate::fixedpoint::RoundingMode::Single;
     let tables = QuadTables {
         offset: quad_table(offset),
-        lanes: LaneTables::new(&quad_table(&stage.mult), &quad_table(&stage.right), single),
         zero_points: weights
             .zero_points
             .iter()
@@ -652,8 +650,8 @@ fn depthwise_quads(
             // SAFETY: `quads` exists only for the VNNI and AMX backends, checked available when
             // the weights were made (both imply AVX-512F, BW and VNNI); it was packed for this
             // kernel and these channels, the tables cover whole blocks, every row holds
-            // `in_w * c` bytes and `dst` `ow * c`.
-            unsafe { depthwise_row_quads(&rows, g, quads, &tables, requant, za as u8, dst) };
+            // `in_w * c` bytes and `dst` `ow * c` values.
+            unsafe { depthwise_row_quads(&rows, g, quads, &tables, za as u8, store, dst) };
             // Accumulation and requantization are fused: the whole row counts as microkernel.
             clock.lap(profile::Phase::Tile);
         });
@@ -773,15 +771,27 @@ pub fn depthwise_conv2d(
     if let (Some(quads), Some(super::VectorStage::Avx512 { requant, .. })) =
         (&weights.quads, &tables.vector)
     {
+        use super::x86::{
+            avx512_vnni::LaneTables, depthwise::RequantizedCodes, depthwise::quad_table,
+        };
+        let single = stage.rounding == crate::fixedpoint::RoundingMode::Single;
+        let lanes = LaneTables::new(
+            &quad_table(&tables.mult),
+            &quad_table(&tables.right),
+            single,
+        );
+        let codes = RequantizedCodes {
+            lanes: &lanes,
+            stage: requant,
+        };
         depthwise_quads(
             input,
             g,
             input_zero_point,
             weights,
             quads,
-            &tables,
-            requant,
             &offset,
+            &codes,
             out,
         );
         return Ok(());
@@ -820,6 +830,21 @@ pub fn depthwise_conv2d_i32(
         bias_of,
         out,
     )?;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(quads) = &weights.quads {
+        let accumulators = super::x86::depthwise::Accumulators;
+        depthwise_quads(
+            input,
+            geometry,
+            input_zero_point,
+            weights,
+            quads,
+            &offset,
+            &accumulators,
+            out,
+        );
+        return Ok(());
+    }
     let finish = |acc: &[i32], dst: &mut [i32]| dst.copy_from_slice(acc);
     depthwise_rows(
         input,

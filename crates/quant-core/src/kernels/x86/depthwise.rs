@@ -168,11 +168,94 @@ pub(crate) struct QuadTables {
     /// Per-channel constant of the zero-point expansion (bias - Za*sum(w) + T*Za*Zw),
     /// [`quad_table`] of it.
     pub offset: Vec<i32>,
-    /// The requantization constants of the channels in quad order.
-    pub lanes: LaneTables,
     /// Weight zero points ([`quad_table`]), when some is not 0 (then `Zw * sum(a)` is
     /// subtracted per pixel).
     pub zero_points: Option<Vec<i32>>,
+}
+
+/// What [`depthwise_row_quads`] makes of each pixel's accumulators: [`RequantizedCodes`] or
+/// [`Accumulators`].
+pub(crate) trait QuadStore {
+    /// The output element.
+    type Elem;
+
+    /// Stores the 64 channel sums of block `block` (registers in the quad order of [`quad_slot`])
+    /// at `dst`, its first `lanes` channels.
+    ///
+    /// # Safety
+    /// AVX-512F and BW must be available; `dst` must hold `lanes` elements and the tables the block.
+    unsafe fn store(&self, sums: [__m512i; 4], block: usize, lanes: usize, dst: *mut Self::Elem);
+}
+
+/// Codes, requantized in registers by `stage` with the channels' constants `lanes` (quad order).
+pub(crate) struct RequantizedCodes<'t> {
+    pub lanes: &'t LaneTables,
+    pub stage: &'t Requant16,
+}
+
+impl QuadStore for RequantizedCodes<'_> {
+    type Elem = u8;
+
+    #[inline(always)]
+    unsafe fn store(&self, sums: [__m512i; 4], block: usize, lanes: usize, dst: *mut u8) {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            let mut r = [_mm512_setzero_si512(); 4];
+            for (j, r) in r.iter_mut().enumerate() {
+                *r = self
+                    .stage
+                    .quotients(sums[j], self.lanes.block(block * QUAD_BLOCK + 16 * j));
+            }
+            // Per 128-bit lane `l` the packs gather channels 16l..16l + 16 in order.
+            let bytes = self.stage.narrow(r);
+            _mm512_mask_storeu_epi8(dst as *mut i8, lane_mask(lanes), bytes);
+        }
+    }
+}
+
+/// The int32 accumulators themselves, moved back to channel order: register `j`, lane `l` holds
+/// channels `16l + 4j ..`, so the 16 channels from `16m` are lane `m` of the four registers (a
+/// transpose of 128-bit lanes).
+pub(crate) struct Accumulators;
+
+impl QuadStore for Accumulators {
+    type Elem = i32;
+
+    #[inline(always)]
+    unsafe fn store(&self, [s0, s1, s2, s3]: [__m512i; 4], _: usize, lanes: usize, dst: *mut i32) {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            // Lanes 0-1 and 2-3 of each pair of registers, then lane m of all four.
+            let (t0, t1) = (
+                _mm512_shuffle_i32x4::<0x44>(s0, s1),
+                _mm512_shuffle_i32x4::<0xEE>(s0, s1),
+            );
+            let (t2, t3) = (
+                _mm512_shuffle_i32x4::<0x44>(s2, s3),
+                _mm512_shuffle_i32x4::<0xEE>(s2, s3),
+            );
+            let ordered = [
+                _mm512_shuffle_i32x4::<0x88>(t0, t2),
+                _mm512_shuffle_i32x4::<0xDD>(t0, t2),
+                _mm512_shuffle_i32x4::<0x88>(t1, t3),
+                _mm512_shuffle_i32x4::<0xDD>(t1, t3),
+            ];
+            for (m, v) in ordered.into_iter().enumerate() {
+                let left = lanes.saturating_sub(16 * m).min(16);
+                if left == 0 {
+                    break;
+                }
+                let mask: __mmask16 = ((1u32 << left) - 1) as u16;
+                _mm512_mask_storeu_epi32(dst.add(16 * m), mask, v);
+            }
+        }
+    }
+}
+
+/// The mask of the first `lanes` of 64 bytes.
+#[inline(always)]
+fn lane_mask(lanes: usize) -> __mmask64 {
+    if lanes >= 64 { !0 } else { (1u64 << lanes) - 1 }
 }
 
 /// One output row of a depthwise convolution on AVX-512 VNNI, requantized in registers: per
@@ -186,21 +269,22 @@ pub(crate) struct QuadTables {
 ///
 /// `rows[ky]` is the input row of kernel row `ky` (`in_w * channels` bytes) or `None` in the
 /// padding; padded columns and rows read the input zero point `za`, as the expansion assumes.
-/// `dst` receives the `out_w * channels` codes of the row.
+/// `store` writes each pixel's channels to `dst` (`out_w * channels` elements): codes or
+/// accumulators.
 ///
 /// # Safety
 /// AVX-512F, BW and VNNI must be available; `packed` is [`pack_row_quads`] of this kernel and
 /// `channels`, every table covers `channels.div_ceil(64) * 64` entries.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn depthwise_row_quads(
+pub(crate) unsafe fn depthwise_row_quads<S: QuadStore>(
     rows: &[Option<&[u8]>],
     g: &crate::kernels::ConvGeometry,
     packed: &[i8],
     tables: &QuadTables,
-    stage: &Requant16,
     za: u8,
-    dst: &mut [u8],
+    store: &S,
+    dst: &mut [S::Elem],
 ) {
     let (c, kw, ow) = (g.in_c, g.kernel_w, g.out_w());
     let quads = kw.div_ceil(4);
@@ -209,7 +293,7 @@ pub(crate) unsafe fn depthwise_row_quads(
     assert_eq!(rows.len(), g.kernel_h);
     assert!(rows.iter().flatten().all(|r| r.len() >= g.in_w * c));
     assert!(packed.len() >= blocks * rows.len() * quads * 4 * QUAD_BLOCK);
-    assert!(tables.offset.len() >= padded && tables.lanes.channels() >= padded);
+    assert!(tables.offset.len() >= padded);
     assert!(
         tables
             .zero_points
@@ -225,7 +309,7 @@ pub(crate) unsafe fn depthwise_row_quads(
         let zav = _mm512_set1_epi8(za as i8);
         for b in 0..blocks {
             let lanes = c - b * QUAD_BLOCK;
-            let mask: __mmask64 = if lanes >= 64 { !0 } else { (1u64 << lanes) - 1 };
+            let mask = lane_mask(lanes);
             let table = |t: &[i32], j: usize| {
                 _mm512_loadu_si512(t.as_ptr().add(b * QUAD_BLOCK + 16 * j) as *const __m512i)
             };
@@ -274,17 +358,8 @@ pub(crate) unsafe fn depthwise_row_quads(
                         sums[j] = _mm512_sub_epi32(sums[j], term);
                     }
                 }
-                let mut r = [_mm512_setzero_si512(); 4];
-                for (j, r) in r.iter_mut().enumerate() {
-                    *r = stage.quotients(sums[j], tables.lanes.block(b * QUAD_BLOCK + 16 * j));
-                }
-                // Per 128-bit lane `l` the packs gather channels 16l..16l + 16 in order.
-                let bytes = stage.narrow(r);
-                _mm512_mask_storeu_epi8(
-                    dst.as_mut_ptr().add(ox * c + b * QUAD_BLOCK) as *mut i8,
-                    mask,
-                    bytes,
-                );
+                let at = dst.as_mut_ptr().add(ox * c + b * QUAD_BLOCK);
+                store.store(sums, b, lanes, at);
             }
         }
     }
