@@ -775,14 +775,13 @@ pub fn depthwise_conv2d(
             avx512_vnni::LaneTables, depthwise::RequantizedCodes, depthwise::quad_table,
         };
         let single = stage.rounding == crate::fixedpoint::RoundingMode::Single;
-        let lanes = LaneTables::new(
-            &quad_table(&tables.mult),
-            &quad_table(&tables.right),
-            single,
-        );
         let codes = RequantizedCodes {
-            lanes: &lanes,
-            stage: requant,
+            lanes: LaneTables::new(
+                &quad_table(&tables.mult),
+                &quad_table(&tables.right),
+                single,
+            ),
+            stage: **requant,
         };
         depthwise_quads(
             input,

@@ -358,6 +358,7 @@ impl LaneTables {
 /// The 16-lane requantization: [`LaneTables`] for the per-channel constants, the per-call ones
 /// broadcast here once. Shared by the row requantization and the fused depthwise kernel, which
 /// feeds it accumulators in registers.
+#[derive(Clone, Copy)]
 pub(crate) struct Requant16 {
     double: bool,
     may_saturate: bool,

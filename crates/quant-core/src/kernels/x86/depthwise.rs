@@ -188,12 +188,14 @@ pub(crate) trait QuadStore {
 }
 
 /// Codes, requantized in registers by `stage` with the channels' constants `lanes` (quad order).
-pub(crate) struct RequantizedCodes<'t> {
-    pub lanes: &'t LaneTables,
-    pub stage: &'t Requant16,
+/// Both are held by value, so that the row kernel, which reads them through its `store` argument,
+/// keeps the stage's constants in registers and the tables' address hoisted across its stores.
+pub(crate) struct RequantizedCodes {
+    pub lanes: LaneTables,
+    pub stage: Requant16,
 }
 
-impl QuadStore for RequantizedCodes<'_> {
+impl QuadStore for RequantizedCodes {
     type Elem = u8;
 
     #[inline(always)]
