@@ -652,7 +652,8 @@ fn depthwise_quads<S: super::x86::depthwise::QuadStore + Sync>(
             // kernel and these channels, the tables cover whole blocks, every row holds
             // `in_w * c` bytes and `dst` `ow * c` values.
             unsafe { depthwise_row_quads(&rows, g, quads, &tables, za as u8, store, dst) };
-            // Accumulation and requantization are fused: the whole row counts as microkernel.
+            // Accumulation and the store (requantized or not) are fused: the whole row counts as
+            // microkernel.
             clock.lap(profile::Phase::Tile);
         });
 }
