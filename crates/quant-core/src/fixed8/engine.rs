@@ -433,7 +433,12 @@ fn conv(
         ));
     }
     let fl_in = x.fl[0];
-    if x.fl.iter().any(|&f| f != fl_in) || x.data.iter().any(|&q| !(-127..=255).contains(&q)) {
+    // The codes' range, read once: it checks them and gives the kernels' input zero point.
+    let range = x
+        .data
+        .iter()
+        .fold((0, 0), |(lo, hi), &q| (q.min(lo), q.max(hi)));
+    if x.fl.iter().any(|&f| f != fl_in) || range.0 < -127 || range.1 > 255 {
         return Err(arg_err!(
             "conv input must be 8-bit codes of one format (insert a Quantize node)"
         ));
@@ -445,7 +450,7 @@ fn conv(
     let fits_i32 = max_bias + 255 * 127 * taps < ACC_MAX;
     match packed {
         Some(kernel) if fits_i32 && kernel.fits(&shape) => {
-            accumulate_packed(x, &shape, kernel, bias, &mut data)?
+            accumulate_packed(x, range, &shape, kernel, bias, &mut data)?
         }
         _ if fits_i32 => accumulate::<i32>(x, &shape, weight, bias, &mut data),
         _ => accumulate::<i64>(x, &shape, weight, bias, &mut data),
@@ -460,20 +465,18 @@ fn conv(
     })
 }
 
-/// The accumulation of [`accumulate`] through the int8 kernels ([`ConvKernel::accumulate`]): the codes as bytes (signed codes offset by 128, which the kernel's
+/// The accumulation of [`accumulate`] through the int8 kernels ([`ConvKernel::accumulate`]) over codes
+/// in `[lo, hi]` (the caller's one pass over them): the codes as bytes (signed codes offset by 128, which the kernel's
 /// input zero point takes back, so padded taps and products are those of the codes), int32
 /// accumulators plus `bias`.
 fn accumulate_packed(
     x: &Value,
+    (lo, hi): (i32, i32),
     shape: &ConvShape,
     kernel: &ConvKernel,
     bias: &[i32],
     data: &mut [i32],
 ) -> Result<()> {
-    let (lo, hi) = x
-        .data
-        .iter()
-        .fold((0, 0), |(lo, hi), &q| (q.min(lo), q.max(hi)));
     let signed = lo < 0;
     if signed && hi > 127 {
         return Err(arg_err!(
