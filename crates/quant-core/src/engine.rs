@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{QuantError, Result, arg_err, shape_err};
 use crate::fixedpoint::RoundingMode;
+pub use crate::graph::Shape;
 use crate::kernels::{
     self, AddParams, Backend, ConvGeometry, DepthwiseWeights, OutputStage, PackedWeights, avg_pool,
     conv2d, depthwise_conv2d, max_pool,
@@ -84,29 +85,6 @@ impl Window {
         };
         g.validate()?;
         Ok(g)
-    }
-}
-
-/// Per-image tensor shape (height, width, channels), NHWC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shape {
-    /// Height.
-    pub h: usize,
-    /// Width.
-    pub w: usize,
-    /// Channels.
-    pub c: usize,
-}
-
-impl Shape {
-    /// Elements per image.
-    pub fn len(&self) -> usize {
-        self.h * self.w * self.c
-    }
-
-    /// Whether the shape has no elements.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod fixed8;
 pub mod fixedpoint;
 pub mod formats;
+pub mod graph;
 pub mod icn;
 pub mod kernels;
 pub mod multiplier;

@@ -9,16 +9,17 @@
 //! per-channel accumulator FLs). [`Node::Quantize`] turns a value into 8-bit codes of one format (a shift and a
 //! clamp per element); convolutions and linear layers read only such codes.
 //!
-//! [`FixedPointModel::run`] is the scalar reference. [`FixedPointModel::prepare`] lays out the
-//! dense and depthwise convolutions and the fully connected layers for the int8 kernels of
-//! [`crate::kernels`] (the affine engine's im2col and GEMM and its depthwise loops, keeping the
-//! int32 accumulators), and [`Prepared::run`] computes the same values through them (tested equal
-//! on every backend).
+//! [`FixedPointModel::run`] is the scalar reference. [`FixedPointModel::prepare`] builds the model's
+//! graph on the one integer graph of [`crate::graph`] ([`super::graph::FixedPointGraph`]), whose
+//! dense and depthwise convolutions and fully connected layers run on the int8 kernels of
+//! [`crate::kernels`] (tested equal to the reference, value for value, on every backend).
 #![deny(clippy::float_arithmetic)]
 
 use super::format::{ACC_MAX, FixedFormat, align_add, average_by_shift, saturate_acc};
+use super::graph::{FixedPointGraph, hwc_pixels};
 use crate::error::{Result, arg_err, shape_err};
-use crate::kernels::{Backend, ConvGeometry, ConvKernel, ConvShape};
+use crate::graph::Shape;
+use crate::kernels::{Backend, ConvGeometry, ConvShape};
 use crate::ops::OpCounts;
 use serde::{Deserialize, Serialize};
 
@@ -108,49 +109,20 @@ impl FixedPointModel {
     /// Checks shapes and runs the model on one image of raw 8-bit pixels (`C x H x W`). Returns the
     /// last value (the logits, at the FL of the last layer) and the operation counts.
     pub fn run(&self, pixels: &[u8]) -> Result<(Value, OpCounts)> {
-        self.run_with(pixels, None)
-    }
-
-    /// Lays out the weights of the convolutions (dense and depthwise) and fully connected layers
-    /// for the int8 kernels of `backend` (layers deeper than [`crate::kernels::MAX_DEPTH`] and grouped
-    /// convolutions that are neither stay on the scalar loop).
-    pub fn prepare(&self, backend: Backend) -> Result<Prepared<'_>> {
-        let packed = self
-            .nodes
-            .iter()
-            .map(|node| match node {
-                Node::Conv {
-                    cout,
-                    k,
-                    groups,
-                    weight,
-                    ..
-                } => ConvKernel::new(weight, *cout, (*k, *k), *groups, &[0], backend),
-                Node::Linear { out, weight, .. } => {
-                    ConvKernel::new(weight, *out, (1, 1), 1, &[0], backend)
-                }
-                _ => Ok(None),
-            })
-            .collect::<Result<_>>()?;
-        Ok(Prepared {
-            model: self,
-            packed,
-        })
-    }
-
-    /// [`Self::run`], with the packed weights of `packed` (one entry per node) where given.
-    fn run_with(
-        &self,
-        pixels: &[u8],
-        packed: Option<&[Option<ConvKernel>]>,
-    ) -> Result<(Value, OpCounts)> {
         let Execution {
             mut values, counts, ..
-        } = self.execute(pixels, packed)?;
+        } = self.execute(pixels)?;
         let last = values
             .pop()
             .unwrap_or_else(|| unreachable!("values holds the input"));
         Ok((last, counts))
+    }
+
+    /// The model on the one integer graph, its convolutions (dense and depthwise) and linear
+    /// layers on the int8 kernels of `backend` ([`FixedPointGraph::new`] says which models it
+    /// refuses).
+    pub fn prepare(&self, backend: Backend) -> Result<FixedPointGraph> {
+        FixedPointGraph::new(self, backend)
     }
 
     /// Peak activation memory of one inference on `pixels` as a deployment holds it: a byte per
@@ -158,7 +130,7 @@ impl FixedPointModel {
     /// last node that reads it, and a node's inputs and its output are live together. A relabelled
     /// value is its source (no copy).
     pub fn peak_activation_bytes(&self, pixels: &[u8]) -> Result<usize> {
-        let Execution { values, codes, .. } = self.execute(pixels, None)?;
+        let Execution { values, codes, .. } = self.execute(pixels)?;
         // The value whose storage each value is (a Relabel shares its source's).
         let mut storage: Vec<usize> = (0..values.len()).collect();
         let mut last_use: Vec<usize> = vec![0; values.len()];
@@ -186,24 +158,20 @@ impl FixedPointModel {
             .unwrap_or_else(|| bytes(0)))
     }
 
-    /// Runs the model on one image, keeping every value; the convolutions with packed weights in
-    /// `packed` run through the int8 kernels.
-    fn execute(&self, pixels: &[u8], packed: Option<&[Option<ConvKernel>]>) -> Result<Execution> {
-        let n = self.channels * self.height * self.width;
-        if pixels.len() != n {
-            return Err(shape_err!(
-                "image has {} pixels, the model expects {n}",
-                pixels.len()
-            ));
-        }
-        let plane = self.height * self.width;
+    /// Runs the model on one image, keeping every value.
+    fn execute(&self, pixels: &[u8]) -> Result<Execution> {
+        let shape = Shape {
+            h: self.height,
+            w: self.width,
+            c: self.channels,
+        };
         let input = Value {
             c: self.channels,
             h: self.height,
             w: self.width,
-            // The image arrives in planes (`C x H x W`, as data sets store it).
-            data: (0..n)
-                .map(|i| i32::from(pixels[(i % self.channels) * plane + i / self.channels]))
+            data: hwc_pixels(pixels, shape)?
+                .into_iter()
+                .map(i32::from)
                 .collect(),
             fl: vec![i32::from(self.input_fl); self.channels],
         };
@@ -219,7 +187,6 @@ impl FixedPointModel {
                     Ok(&values[id])
                 }
             };
-            let packed = packed.and_then(|p| p.get(i)).and_then(Option::as_ref);
             let out = match node {
                 Node::Quantize { src, format } => quantize(get(*src)?, *format, &mut counts),
                 Node::Conv {
@@ -244,7 +211,6 @@ impl FixedPointModel {
                     weight,
                     w_fl,
                     bias,
-                    packed,
                     &mut counts,
                 )?,
                 Node::Relabel { src, fl } => {
@@ -276,7 +242,6 @@ impl FixedPointModel {
                         weight,
                         w_fl,
                         bias,
-                        packed,
                         &mut counts,
                     )?
                 }
@@ -316,34 +281,13 @@ impl FixedPointModel {
     }
 }
 
-/// A model with the weights of its dense convolutions and fully connected layers packed for the
-/// int8 kernels of [`crate::kernels`] (the affine engine's im2col and GEMM, with the int32
-/// accumulators kept instead of requantized): it computes what [`FixedPointModel::run`], the
-/// scalar reference, computes, value for value.
-pub struct Prepared<'m> {
-    model: &'m FixedPointModel,
-    packed: Vec<Option<ConvKernel>>,
-}
-
-impl Prepared<'_> {
-    /// As [`FixedPointModel::run`].
-    pub fn run(&self, pixels: &[u8]) -> Result<(Value, OpCounts)> {
-        self.model.run_with(pixels, Some(&self.packed))
-    }
-
-    /// As [`FixedPointModel::predict`].
-    pub fn predict(&self, pixels: &[u8]) -> Result<(usize, OpCounts)> {
-        argmax(self.run(pixels)?)
-    }
-}
-
 /// Bytes of `v` as a deployment stores it: one per 8-bit code, four per int32.
 fn stored_bytes(v: &Value, codes: bool) -> usize {
     v.data.len() * if codes { 1 } else { 4 }
 }
 
 /// The index of the largest logit (first on ties), with the counts beside it.
-fn argmax((logits, counts): (Value, OpCounts)) -> Result<(usize, OpCounts)> {
+pub(super) fn argmax((logits, counts): (Value, OpCounts)) -> Result<(usize, OpCounts)> {
     if logits.fl.iter().any(|&f| f != logits.fl[0]) {
         return Err(arg_err!(
             "logits have per-channel FLs; use a per-layer classifier"
@@ -402,16 +346,14 @@ struct ConvFields {
     groups: usize,
 }
 
-/// A convolution over codes: through the int8 kernels with `packed` (its weights, packed by
-/// [`FixedPointModel::prepare`]) when the layer is dense and int32 cannot overflow, else the
-/// scalar loop (the reference).
+/// A convolution over codes on the scalar loop (the reference), in int32 when it cannot
+/// overflow ([`fits_int32`]), else in int64 saturated to the accumulator range.
 fn conv(
     x: &Value,
     w: ConvFields,
     weight: &[i8],
     w_fl: &[u8],
     bias: &[i32],
-    packed: Option<&ConvKernel>,
     counts: &mut OpCounts,
 ) -> Result<Value> {
     let shape = ConvShape {
@@ -419,41 +361,18 @@ fn conv(
         out_c: w.cout,
         groups: w.groups,
     };
-    shape.validate()?;
-    if weight.len() != shape.weight_len() || w_fl.len() != w.cout || bias.len() != w.cout {
-        return Err(shape_err!(
-            "conv weights {} / FLs {} / biases {} do not fit {} x {} x {}x{}",
-            weight.len(),
-            w_fl.len(),
-            bias.len(),
-            w.cout,
-            shape.in_c_per_group(),
-            w.k,
-            w.k
-        ));
-    }
+    check_conv(&shape, weight, w_fl, bias)?;
     let fl_in = x.fl[0];
-    // The codes' range, read once: it checks them and gives the kernels' input zero point.
-    let range = x
-        .data
-        .iter()
-        .fold((0, 0), |(lo, hi), &q| (q.min(lo), q.max(hi)));
-    if x.fl.iter().any(|&f| f != fl_in) || range.0 < -127 || range.1 > 255 {
+    if x.fl.iter().any(|&f| f != fl_in) || x.data.iter().any(|&q| !(-127..=255).contains(&q)) {
         return Err(arg_err!(
             "conv input must be 8-bit codes of one format (insert a Quantize node)"
         ));
     }
     let mut data = vec![0_i32; shape.out_len()];
-    // i32 accumulation is exact when |bias| + 255 * 127 * (taps) cannot reach 2^31; else i64.
-    let taps = shape.depth() as i64;
-    let max_bias = bias.iter().map(|b| i64::from(*b).abs()).max().unwrap_or(0);
-    let fits_i32 = max_bias + 255 * 127 * taps < ACC_MAX;
-    match packed {
-        Some(kernel) if fits_i32 && kernel.fits(&shape) => {
-            accumulate_packed(x, range, &shape, kernel, bias, &mut data)?
-        }
-        _ if fits_i32 => accumulate::<i32>(x, &shape, weight, bias, &mut data),
-        _ => accumulate::<i64>(x, &shape, weight, bias, &mut data),
+    if fits_int32(shape.depth(), bias) {
+        accumulate::<i32>(x, &shape, weight, bias, &mut data)
+    } else {
+        accumulate::<i64>(x, &shape, weight, bias, &mut data)
     }
     counts.mul_8x8 += (shape.out_len() * shape.depth()) as u64;
     Ok(Value {
@@ -465,27 +384,35 @@ fn conv(
     })
 }
 
-/// The accumulation of [`accumulate`] through the int8 kernels ([`ConvKernel::accumulate`]) over codes
-/// in `[lo, hi]` (the caller's one pass over them): the codes as bytes (signed codes offset by 128, which the kernel's
-/// input zero point takes back, so padded taps and products are those of the codes), int32
-/// accumulators plus `bias`.
-fn accumulate_packed(
-    x: &Value,
-    (lo, hi): (i32, i32),
+/// Errors unless `shape` is valid and the weights `[cout][cin / groups][k][k]`, their FLs and the
+/// biases fit it.
+pub(super) fn check_conv(
     shape: &ConvShape,
-    kernel: &ConvKernel,
+    weight: &[i8],
+    w_fl: &[u8],
     bias: &[i32],
-    data: &mut [i32],
 ) -> Result<()> {
-    let signed = lo < 0;
-    if signed && hi > 127 {
-        return Err(arg_err!(
-            "conv input mixes signed and unsigned codes (insert a Quantize node)"
+    shape.validate()?;
+    let cout = shape.out_c;
+    if weight.len() != shape.weight_len() || w_fl.len() != cout || bias.len() != cout {
+        return Err(shape_err!(
+            "conv weights {} / FLs {} / biases {} do not fit {cout} x {} x {}x{}",
+            weight.len(),
+            w_fl.len(),
+            bias.len(),
+            shape.in_c_per_group(),
+            shape.geometry.kernel_h,
+            shape.geometry.kernel_w
         ));
     }
-    let za = if signed { 128 } else { 0 };
-    let bytes: Vec<u8> = x.data.iter().map(|&q| (q + za) as u8).collect();
-    kernel.accumulate(&bytes, 1, &shape.geometry, za, bias, data)
+    Ok(())
+}
+
+/// Whether int32 accumulation of `depth` products of codes (magnitude at most 255) and weights
+/// (at most 127) plus `bias` is exact: `|bias| + 255 * 127 * depth` stays below `2^31 - 1`.
+pub(super) fn fits_int32(depth: usize, bias: &[i32]) -> bool {
+    let max_bias = bias.iter().map(|b| i64::from(*b).abs()).max().unwrap_or(0);
+    max_bias + 255 * 127 * (depth as i64) < ACC_MAX
 }
 
 /// The convolution's accumulation loop over the `H x W x C` input `x` with accumulator type `A`
@@ -841,7 +768,6 @@ mod tests {
             &[127, -127],
             &[0, 0],
             &bias,
-            None,
             &mut OpCounts::default(),
         )
         .unwrap();
@@ -873,7 +799,6 @@ mod tests {
             &weight,
             &[1, 3],
             &[5, -5],
-            None,
             &mut OpCounts::default(),
         )
         .unwrap();
@@ -897,11 +822,13 @@ mod tests {
         assert_eq!(out.fl, vec![3, 5]);
     }
 
-    /// The int8-kernel path equals the scalar loop, value for value, on every backend of this CPU:
-    /// dense and depthwise convolutions of several windows, strides, paddings and depths over
-    /// signed and unsigned codes, and the prepared tiny model.
+    /// The graph's convolutions (int8 kernels) equal the scalar loop, value for value, on every
+    /// backend of this CPU: dense and depthwise convolutions of several windows, strides,
+    /// paddings and depths over signed and unsigned codes, and the prepared tiny model.
     #[test]
-    fn packed_convolutions_equal_the_scalar_loop() {
+    fn graph_convolutions_equal_the_scalar_loop() {
+        use super::super::graph::conv_op;
+        use crate::graph::{Graph, Kind, Tensor};
         use proptest::prelude::*;
         use proptest::test_runner::{Config, TestRunner};
         let case = (
@@ -949,22 +876,41 @@ mod tests {
                             pad: k / 2,
                             groups,
                         };
-                        let packed = ConvKernel::new(&weight, cout, (k, k), groups, &[0], backend);
-                        let packed = packed.unwrap().unwrap();
                         let w_fl = vec![2; cout];
                         let mut counts = OpCounts::default();
                         let scalar =
-                            conv(&x, fields(), &weight, &w_fl, &bias, None, &mut counts).unwrap();
-                        let fast = conv(
-                            &x,
-                            fields(),
-                            &weight,
-                            &w_fl,
-                            &bias,
-                            Some(&packed),
-                            &mut counts,
-                        )
-                        .unwrap();
+                            conv(&x, fields(), &weight, &w_fl, &bias, &mut counts).unwrap();
+                        // The same layer on the graph: signed codes stored offset by 128.
+                        let zero_point = if signed { 128 } else { 0 };
+                        let input = Shape {
+                            h: side,
+                            w: side,
+                            c: cin,
+                        };
+                        let kind = Kind::Codes {
+                            bits: 8,
+                            zero_point,
+                        };
+                        let mut graph = Graph::new(input, kind).unwrap();
+                        let shape = ConvShape {
+                            geometry: ConvGeometry::symmetric((side, side, cin), k, stride, k / 2)
+                                .unwrap(),
+                            out_c: cout,
+                            groups,
+                        };
+                        let op = conv_op(shape, &weight, &w_fl, &bias, backend).unwrap();
+                        graph.push(&[0], op).unwrap();
+                        let codes = x.data.iter().map(|&q| (q + zero_point) as u8).collect();
+                        let (out, graph_counts) =
+                            graph.run(Tensor::codes(1, input, kind, codes)).unwrap();
+                        prop_assert_eq!(graph_counts.mul_8x8, counts.mul_8x8);
+                        let fast = Value {
+                            c: out.shape.c,
+                            h: out.shape.h,
+                            w: out.shape.w,
+                            data: out.to_i32().unwrap().into_owned(),
+                            fl: scalar.fl.clone(),
+                        };
                         prop_assert_eq!(&fast, &scalar, "{:?}", backend);
                         Ok(())
                     },

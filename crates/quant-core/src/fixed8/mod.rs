@@ -11,11 +11,14 @@
 //!   float -> code conversion for export.
 //! * [`stats`] (offline, float): the exact relative quantization error of Gaussian and rectified
 //!   Gaussian data, its thresholds and optimal points (the paper's statistical analysis).
-//! * [`engine`] (integer-only): a small graph interpreter running an exported F8Net model with
+//! * [`engine`] (integer-only): the scalar reference interpreter of an exported F8Net model, with
 //!   i8 x i8 -> i32 products and shifts only, counting both.
+//! * [`graph`] (integer-only): the same model on the one integer graph of [`crate::graph`], its
+//!   layers on the int8 kernels, shifts as the requantization plug-in.
 
 pub mod engine;
 pub mod format;
+pub mod graph;
 pub mod rule;
 pub mod stats;
 

@@ -1,0 +1,403 @@
+//! The graph's operations: what each reads, writes and counts.
+#![deny(clippy::float_arithmetic)]
+
+use super::{Data, Kind, Requantizer, Shape, Tensor};
+use crate::error::{Result, arg_err, shape_err};
+use crate::fixed8::format::{align_add, average_by_shift};
+use crate::kernels::{ConvGeometry, ConvKernel, ConvShape};
+use crate::ops::OpCounts;
+
+/// What a fully connected layer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenseInput {
+    /// Its input flattened, `H x W x C` order (an exporter whose framework flattens `C x H x W`
+    /// reorders its weights once).
+    Flat,
+    /// The floor of each channel's mean code over the image: global average pooling fused into
+    /// the classifier, as Rusci et al.'s deployment runs it (the channel sums are read as int32;
+    /// the pooled codes are never stored).
+    FloorMean,
+}
+
+/// One operation of a [`super::Graph`].
+#[derive(Debug)]
+pub enum Op {
+    /// A dense or depthwise convolution of codes: the int32 accumulators `bias[o] + sum (x -
+    /// zero point)(w - weight zero point)` (an empty `bias` adds nothing), then `stage` where
+    /// given; without one the accumulators are the value. `weight_bytes`: the weights and their
+    /// zero points as the scheme stores them.
+    Conv {
+        shape: ConvShape,
+        kernel: ConvKernel,
+        bias: Vec<i32>,
+        stage: Option<Box<dyn Requantizer>>,
+        weight_bytes: usize,
+    },
+    /// A fully connected layer of `out` outputs over codes ([`DenseInput`]), a 1x1 dense
+    /// `kernel`; as [`Op::Conv`] otherwise.
+    Dense {
+        input: DenseInput,
+        out: usize,
+        kernel: ConvKernel,
+        bias: Vec<i32>,
+        stage: Option<Box<dyn Requantizer>>,
+        weight_bytes: usize,
+    },
+    /// The requantization of int32 values or codes.
+    Requantize(Box<dyn Requantizer>),
+    /// F8Net's residual addition: per channel, the operand with the smaller fractional length
+    /// shifted left to the larger (`fl_a`, `fl_b`: the operands' lengths), summed and clamped to
+    /// `±(2^31 - 1)` ([`align_add`]); `relu` zeroes negatives afterwards.
+    AlignedAdd {
+        fl_a: Vec<i32>,
+        fl_b: Vec<i32>,
+        relu: bool,
+    },
+    /// Global average pooling over a `2^n`-pixel image as a shift rounding half to even
+    /// ([`average_by_shift`]): codes stay codes of their format, int32 values stay int32.
+    MeanByShift,
+}
+
+impl Op {
+    /// How many values the operation reads.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::AlignedAdd { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// The operation's name in errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Conv { .. } => "convolution",
+            Op::Dense { .. } => "fully connected layer",
+            Op::Requantize(_) => "requantization",
+            Op::AlignedAdd { .. } => "aligned add",
+            Op::MeanByShift => "mean by shift",
+        }
+    }
+
+    /// Bytes of the parameters a run reads: weights, biases, requantization parameters.
+    pub fn parameter_bytes(&self) -> usize {
+        match self {
+            Op::Conv {
+                bias,
+                stage,
+                weight_bytes,
+                ..
+            }
+            | Op::Dense {
+                bias,
+                stage,
+                weight_bytes,
+                ..
+            } => weight_bytes + 4 * bias.len() + stage.as_ref().map_or(0, |s| s.stored_bytes()),
+            Op::Requantize(stage) => stage.stored_bytes(),
+            Op::AlignedAdd { .. } | Op::MeanByShift => 0,
+        }
+    }
+
+    /// Bytes per image of intermediates a deployment stores beside the input and output: the
+    /// int32 channel sums of a [`DenseInput::FloorMean`] layer.
+    pub fn scratch_bytes(&self, input: &Shape) -> usize {
+        match self {
+            Op::Dense {
+                input: DenseInput::FloorMean,
+                ..
+            } => 4 * input.c,
+            _ => 0,
+        }
+    }
+
+    /// The output's shape and storage for inputs of `read`; errors where they do not fit.
+    pub(super) fn output(&self, read: &[(Shape, Kind)]) -> Result<(Shape, Kind)> {
+        let (shape, kind) = read[0];
+        let staged = |stage: Option<&dyn Requantizer>, channels: usize| match stage {
+            Some(s) if s.channels() != channels => Err(shape_err!(
+                "its requantization holds {} channels for {channels} outputs",
+                s.channels()
+            )),
+            Some(s) => Ok(s.output()),
+            None => Ok(Kind::Int32),
+        };
+        match self {
+            Op::Conv {
+                shape: conv,
+                kernel,
+                bias,
+                stage,
+                ..
+            } => {
+                kind.codes(self.name())?;
+                conv.validate()?;
+                let g = &conv.geometry;
+                if (g.in_h, g.in_w, g.in_c) != (shape.h, shape.w, shape.c) || !kernel.fits(conv) {
+                    return Err(shape_err!(
+                        "a {}x{}x{} convolution of {} groups does not fit its input {shape:?} or kernel",
+                        g.in_h,
+                        g.in_w,
+                        g.in_c,
+                        conv.groups
+                    ));
+                }
+                check_bias(bias, conv.out_c)?;
+                let out = Shape {
+                    h: g.out_h(),
+                    w: g.out_w(),
+                    c: conv.out_c,
+                };
+                Ok((out, staged(stage.as_deref(), conv.out_c)?))
+            }
+            Op::Dense {
+                input,
+                out,
+                kernel,
+                bias,
+                stage,
+                ..
+            } => {
+                kind.codes(self.name())?;
+                let depth = match input {
+                    DenseInput::Flat => shape.len(),
+                    DenseInput::FloorMean => shape.c,
+                };
+                let dense = dense_shape(depth, *out)?;
+                if !kernel.fits(&dense) {
+                    return Err(shape_err!("a fully connected layer needs a dense kernel"));
+                }
+                check_bias(bias, *out)?;
+                let out_shape = Shape {
+                    h: 1,
+                    w: 1,
+                    c: *out,
+                };
+                Ok((out_shape, staged(stage.as_deref(), *out)?))
+            }
+            Op::Requantize(stage) => {
+                if kind == Kind::Int64 {
+                    return Err(arg_err!("int64 logits cannot be requantized"));
+                }
+                Ok((shape, staged(Some(&**stage), shape.c)?))
+            }
+            Op::AlignedAdd { fl_a, fl_b, .. } => {
+                let (other, other_kind) = read[1];
+                if other != shape || fl_a.len() != shape.c || fl_b.len() != shape.c {
+                    return Err(shape_err!(
+                        "operands {shape:?} and {other:?} with {} and {} fractional lengths",
+                        fl_a.len(),
+                        fl_b.len()
+                    ));
+                }
+                if kind == Kind::Int64 || other_kind == Kind::Int64 {
+                    return Err(arg_err!("int64 logits cannot be added"));
+                }
+                Ok((shape, Kind::Int32))
+            }
+            Op::MeanByShift => {
+                if !(shape.h * shape.w).is_power_of_two() {
+                    return Err(arg_err!(
+                        "global average pooling over {}x{} is not a shift; fold the ratio into the previous layer",
+                        shape.h,
+                        shape.w
+                    ));
+                }
+                if kind == Kind::Int64 {
+                    return Err(arg_err!("int64 logits cannot be pooled"));
+                }
+                Ok((
+                    Shape {
+                        h: 1,
+                        w: 1,
+                        ..shape
+                    },
+                    kind,
+                ))
+            }
+        }
+    }
+
+    /// Runs the operation on `read` (inputs that passed [`Self::output`]), adding its products,
+    /// multiplies and shifts to `counts` (the executor adds the bytes).
+    pub(super) fn run(&self, read: &[&Tensor], counts: &mut OpCounts) -> Result<Tensor> {
+        let x = read[0];
+        let batch = x.batch;
+        match self {
+            Op::Conv {
+                shape,
+                kernel,
+                bias,
+                stage,
+                ..
+            } => {
+                let (_, zero_point) = x.kind.codes(self.name())?;
+                let mut acc = vec![0_i32; batch * shape.out_len()];
+                kernel.accumulate(
+                    x.code_bytes()?,
+                    batch,
+                    &shape.geometry,
+                    zero_point,
+                    bias,
+                    &mut acc,
+                )?;
+                counts.mul_8x8 += (acc.len() * shape.depth()) as u64;
+                let out = Shape {
+                    h: shape.geometry.out_h(),
+                    w: shape.geometry.out_w(),
+                    c: shape.out_c,
+                };
+                finish(acc, batch, out, stage.as_deref(), counts)
+            }
+            Op::Dense {
+                input,
+                out,
+                kernel,
+                bias,
+                stage,
+                ..
+            } => {
+                let (_, zero_point) = x.kind.codes(self.name())?;
+                let codes = x.code_bytes()?;
+                let pooled;
+                let (codes, depth) = match input {
+                    DenseInput::Flat => (codes, x.shape.len()),
+                    DenseInput::FloorMean => {
+                        pooled = floor_means(codes, x.shape);
+                        (&pooled[..], x.shape.c)
+                    }
+                };
+                let mut acc = vec![0_i32; batch * out];
+                let geometry = dense_shape(depth, *out)?.geometry;
+                kernel.accumulate(codes, batch, &geometry, zero_point, bias, &mut acc)?;
+                counts.mul_8x8 += (acc.len() * depth) as u64;
+                let shape = Shape {
+                    h: 1,
+                    w: 1,
+                    c: *out,
+                };
+                finish(acc, batch, shape, stage.as_deref(), counts)
+            }
+            Op::Requantize(stage) => finish(
+                x.to_i32()?.into_owned(),
+                batch,
+                x.shape,
+                Some(&**stage),
+                counts,
+            ),
+            Op::AlignedAdd { fl_a, fl_b, relu } => {
+                let (a, b) = (x.to_i32()?, read[1].to_i32()?);
+                let c = x.shape.c;
+                let shifted = fl_a.iter().zip(fl_b).filter(|(p, q)| p != q).count();
+                counts.shifts += (batch * shifted * x.shape.h * x.shape.w) as u64;
+                let data = a
+                    .iter()
+                    .zip(b.iter())
+                    .enumerate()
+                    .map(|(i, (&p, &q))| {
+                        let (s, _) = align_add(p, fl_a[i % c], q, fl_b[i % c]);
+                        if *relu { s.max(0) } else { s }
+                    })
+                    .collect();
+                Ok(Tensor {
+                    batch,
+                    shape: x.shape,
+                    kind: Kind::Int32,
+                    data: Data::Int32(data),
+                })
+            }
+            Op::MeanByShift => {
+                let (c, plane) = (x.shape.c, x.shape.h * x.shape.w);
+                let log2_n = plane.trailing_zeros();
+                let values = x.to_i32()?;
+                let means = values
+                    .chunks(plane * c)
+                    .flat_map(|image| {
+                        (0..c).map(move |ch| {
+                            let channel: Vec<i32> =
+                                image.iter().skip(ch).step_by(c).copied().collect();
+                            average_by_shift(&channel, log2_n)
+                        })
+                    })
+                    .collect::<Result<Vec<i32>>>()?;
+                if log2_n > 0 {
+                    counts.shifts += (batch * c) as u64;
+                }
+                let data = match x.kind {
+                    // The mean of codes is a code of their format.
+                    Kind::Codes { zero_point, .. } => {
+                        Data::Codes(means.iter().map(|&m| (m + zero_point) as u8).collect())
+                    }
+                    _ => Data::Int32(means),
+                };
+                Ok(Tensor {
+                    batch,
+                    shape: Shape { h: 1, w: 1, c },
+                    kind: x.kind,
+                    data,
+                })
+            }
+        }
+    }
+}
+
+fn check_bias(bias: &[i32], out: usize) -> Result<()> {
+    if !bias.is_empty() && bias.len() != out {
+        return Err(shape_err!("{} biases for {out} outputs", bias.len()));
+    }
+    Ok(())
+}
+
+/// The 1x1 convolution over one pixel of `depth` channels that a fully connected layer is.
+fn dense_shape(depth: usize, out: usize) -> Result<ConvShape> {
+    let shape = ConvShape {
+        geometry: ConvGeometry::symmetric((1, 1, depth), 1, 1, 0)?,
+        out_c: out,
+        groups: 1,
+    };
+    shape.validate()?;
+    Ok(shape)
+}
+
+/// Per image, the floor of each channel's mean code (codes are unsigned, so the floor of the
+/// mean code is the floor of the mean value: the zero point is an integer).
+fn floor_means(codes: &[u8], shape: Shape) -> Vec<u8> {
+    let (c, plane) = (shape.c, (shape.h * shape.w).max(1));
+    codes
+        .chunks(shape.len().max(1))
+        .flat_map(|image| {
+            let mut sums = vec![0_u32; c];
+            for pixel in image.chunks(c) {
+                for (s, &q) in sums.iter_mut().zip(pixel) {
+                    *s += u32::from(q);
+                }
+            }
+            sums.into_iter().map(move |s| (s / plane as u32) as u8)
+        })
+        .collect()
+}
+
+/// The accumulators as the value (no stage) or requantized by `stage`, whose counts it adds.
+fn finish(
+    acc: Vec<i32>,
+    batch: usize,
+    shape: Shape,
+    stage: Option<&dyn Requantizer>,
+    counts: &mut OpCounts,
+) -> Result<Tensor> {
+    let Some(stage) = stage else {
+        return Ok(Tensor {
+            batch,
+            shape,
+            kind: Kind::Int32,
+            data: Data::Int32(acc),
+        });
+    };
+    *counts += stage.op_counts((acc.len() / shape.c.max(1)) as u64);
+    let data = stage.apply(&acc)?;
+    Ok(Tensor {
+        batch,
+        shape,
+        kind: stage.output(),
+        data,
+    })
+}
