@@ -4,14 +4,17 @@
 //! mean code, as the training graph's pool) and the classifier with wide logits.
 //!
 //! [`IntegerNet::logits`] accumulates on the packed operands (`quant_core::subbyte`, CMix-NN's
-//! shape, as a microcontroller would); [`IntegerNet::prepare`] lays the layers out for the int8
-//! kernels of `quant_core::kernels`, which the fixed-point and affine engines use too, and
-//! [`PreparedNet::logits_counted`] computes the same logits through them (tested equal).
+//! shape, as a microcontroller would): the reference. [`IntegerNet::prepare`] builds the network
+//! on the one integer graph of `quant_core::graph` (its convolutions and classifier on the int8
+//! kernels of `quant_core::kernels`, FB / ICN / thresholds as the requantization plug-in, the
+//! average pool fused into the classifier), and [`PreparedNet::logits_counted`] computes the same
+//! logits and counts through it (tested equal).
 #![deny(clippy::float_arithmetic)]
 
 use quant_core::error::{QuantError, Result};
-use quant_core::icn::Requant;
-use quant_core::kernels::{Backend, ConvKernel, ConvShape};
+use quant_core::graph::{Data, DenseInput, Graph, Kind, Op, Shape, Tensor};
+use quant_core::icn::{CodeStage, LogitStage, Requant};
+use quant_core::kernels::{Backend, ConvGeometry, ConvKernel, ConvShape};
 use quant_core::ops::OpCounts;
 use quant_core::subbyte::conv::dense_accumulate;
 use quant_core::subbyte::{BitWidth, Packed, accumulate};
@@ -54,32 +57,10 @@ impl IntegerNet {
     /// bytes of its input, output, weights and parameters; the pool's sums and division are not
     /// counted (neither a product nor a shift).
     pub fn logits_counted(&self, image: &[u8]) -> Result<(Vec<i64>, OpCounts)> {
-        self.run(image, &|i, x| {
-            let l = &self.convs[i];
-            accumulate(&l.shape, x, 0, &l.weights, &l.w_zero)
-        })
-    }
-
-    /// Lays out every convolution for the int8 kernels of `backend`.
-    pub fn prepare(&self, backend: Backend) -> Result<PreparedNet<'_>> {
-        let kernels = self
-            .convs
-            .iter()
-            .map(|l| l.kernel(backend))
-            .collect::<Result<_>>()?;
-        Ok(PreparedNet { net: self, kernels })
-    }
-
-    /// The graph on one image, each convolution's int32 accumulators from `conv(layer, input)`.
-    fn run(
-        &self,
-        image: &[u8],
-        conv: &dyn Fn(usize, &Packed) -> Result<Vec<i32>>,
-    ) -> Result<(Vec<i64>, OpCounts)> {
         let mut counts = OpCounts::default();
         let mut x = Packed::pack(image, BitWidth::B8)?;
-        for (i, layer) in self.convs.iter().enumerate() {
-            let acc = conv(i, &x)?;
+        for layer in &self.convs {
+            let acc = accumulate(&layer.shape, &x, 0, &layer.weights, &layer.w_zero)?;
             let y = layer.requant.apply(&acc, layer.out_bits)?;
             let outputs = acc.len() as u64;
             counts.mul_8x8 += outputs * layer.shape.depth() as u64;
@@ -115,6 +96,61 @@ impl IntegerNet {
         Ok((logits, counts))
     }
 
+    /// The network on the integer graph, its layers on the int8 kernels of `backend`.
+    pub fn prepare(&self, backend: Backend) -> Result<PreparedNet> {
+        let first = self
+            .convs
+            .first()
+            .ok_or_else(|| QuantError::ShapeMismatch("a network without convolutions".into()))?;
+        let g = &first.shape.geometry;
+        let input = Shape {
+            h: g.in_h,
+            w: g.in_w,
+            c: g.in_c,
+        };
+        let mut graph = Graph::new(input, IMAGE)?;
+        let mut x = 0;
+        for l in &self.convs {
+            let g = &l.shape.geometry;
+            let kernel = int8_kernel(
+                &l.weights,
+                &l.w_zero,
+                &l.shape,
+                (g.kernel_h, g.kernel_w),
+                backend,
+            )?;
+            let stage = CodeStage {
+                requant: l.requant.clone(),
+                bits: l.out_bits,
+            };
+            let op = Op::Conv {
+                shape: l.shape,
+                kernel,
+                bias: Vec::new(),
+                stage: Some(Box::new(stage)),
+                weight_bytes: l.weights.bytes() + l.w_zero.len(),
+            };
+            x = graph.push(&[x], op)?;
+        }
+        let fc = &self.fc;
+        let (out, depth) = (fc.w_zero.len(), fc.weights.len / fc.w_zero.len().max(1));
+        let dense = ConvShape {
+            geometry: ConvGeometry::symmetric((1, 1, depth), 1, 1, 0)?,
+            out_c: out,
+            groups: 1,
+        };
+        let op = Op::Dense {
+            input: DenseInput::FloorMean,
+            out,
+            kernel: int8_kernel(&fc.weights, &fc.w_zero, &dense, (1, 1), backend)?,
+            bias: Vec::new(),
+            stage: Some(Box::new(LogitStage(fc.requant.clone()))),
+            weight_bytes: fc.weights.bytes() + fc.w_zero.len(),
+        };
+        graph.push(&[x], op)?;
+        Ok(PreparedNet { graph, input })
+    }
+
     /// Predicted class of one image (first maximum on ties).
     pub fn predict(&self, image: &[u8]) -> Result<usize> {
         self.logits(image).map(|l| argmax(&l))
@@ -132,48 +168,61 @@ impl IntegerNet {
     }
 }
 
-impl IntConv {
-    /// The layer on the int8 kernels: weight codes `w` enter as int8 `w - 128` with zero points
-    /// `w_zero - 128`, which leaves every `w - w_zero` as it is (codes and zero points are in
-    /// `[0, 255]`).
-    fn kernel(&self, backend: Backend) -> Result<ConvKernel> {
-        let weights: Vec<i8> = self
-            .weights
-            .unpack()
-            .iter()
-            .map(|&w| (i32::from(w) - 128) as i8)
-            .collect();
-        let zero_points: Vec<i32> = self.w_zero.iter().map(|z| z - 128).collect();
-        let g = &self.shape.geometry;
-        let (shape, kernel) = (&self.shape, (g.kernel_h, g.kernel_w));
-        ConvKernel::new(&weights, shape.out_c, kernel, shape.groups, &zero_points, backend)?
-            .filter(|k| k.fits(shape))
-            .ok_or_else(|| {
-                QuantError::ShapeMismatch(format!(
-                    "a {}-group convolution of {} weights is neither dense nor depthwise within the kernels' depth",
-                    shape.groups, self.weights.len
-                ))
-            })
-    }
+/// The input: the raw image bytes, 8-bit codes of zero point 0.
+const IMAGE: Kind = Kind::Codes {
+    bits: 8,
+    zero_point: 0,
+};
+
+/// A layer of `shape` with packed weights (`[out][in / groups][kh][kw]`) on the int8 kernels:
+/// weight codes `w` enter as int8 `w - 128` with zero points `w_zero - 128`, which leaves every
+/// `w - w_zero` as it is (codes and zero points are in `[0, 255]`).
+fn int8_kernel(
+    weights: &Packed,
+    w_zero: &[i32],
+    shape: &ConvShape,
+    window: (usize, usize),
+    backend: Backend,
+) -> Result<ConvKernel> {
+    let codes: Vec<i8> = weights
+        .unpack()
+        .iter()
+        .map(|&w| (i32::from(w) - 128) as i8)
+        .collect();
+    let zero_points: Vec<i32> = w_zero.iter().map(|z| z - 128).collect();
+    ConvKernel::new(&codes, shape.out_c, window, shape.groups, &zero_points, backend)?
+        .filter(|k| k.fits(shape))
+        .ok_or_else(|| {
+            QuantError::ShapeMismatch(format!(
+                "a {}-group layer of {} weights is neither dense nor depthwise within the kernels' depth",
+                shape.groups, weights.len
+            ))
+        })
 }
 
-/// An [`IntegerNet`] with its convolutions laid out for the int8 kernels
-/// ([`IntegerNet::prepare`]).
-pub struct PreparedNet<'n> {
-    net: &'n IntegerNet,
-    kernels: Vec<ConvKernel>,
+/// An [`IntegerNet`] on the integer graph ([`IntegerNet::prepare`]).
+#[derive(Debug)]
+pub struct PreparedNet {
+    graph: Graph,
+    input: Shape,
 }
 
-impl PreparedNet<'_> {
+impl PreparedNet {
     /// As [`IntegerNet::logits_counted`].
     pub fn logits_counted(&self, image: &[u8]) -> Result<(Vec<i64>, OpCounts)> {
-        self.net.run(image, &|i, x| {
-            let shape = &self.net.convs[i].shape;
-            let mut acc = vec![0; shape.out_len()];
-            let codes = x.unpack();
-            self.kernels[i].accumulate(&codes, 1, &shape.geometry, 0, &[], &mut acc)?;
-            Ok(acc)
-        })
+        let input = Tensor::codes(1, self.input, IMAGE, image.to_vec());
+        match self.graph.run(input)? {
+            (
+                Tensor {
+                    data: Data::Int64(logits),
+                    ..
+                },
+                counts,
+            ) => Ok((logits, counts)),
+            _ => Err(QuantError::ShapeMismatch(
+                "the graph does not end in logits".into(),
+            )),
+        }
     }
 
     /// As [`IntegerNet::predict`].
@@ -248,7 +297,15 @@ mod tests {
             let want = accumulate(&shape, &x, 0, &conv.weights, &conv.w_zero).unwrap();
             for backend in Backend::available() {
                 let mut got = vec![0; shape.out_len()];
-                let kernel = conv.kernel(backend).unwrap();
+                let g = &shape.geometry;
+                let kernel = int8_kernel(
+                    &conv.weights,
+                    &conv.w_zero,
+                    &shape,
+                    (g.kernel_h, g.kernel_w),
+                    backend,
+                )
+                .unwrap();
                 kernel
                     .accumulate(&input, 1, &shape.geometry, 0, &[], &mut got)
                     .unwrap();

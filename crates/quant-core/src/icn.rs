@@ -15,6 +15,7 @@
 
 use crate::error::{Result, arg_err, shape_err};
 use crate::fixedpoint::QuantizedMultiplier;
+use crate::graph::{Data, Kind, Requantizer};
 use crate::ops::OpCounts;
 use crate::subbyte::{BitWidth, Packed};
 
@@ -109,6 +110,11 @@ impl Requant {
     /// Requantizes HWC accumulators (channel fastest) to packed `out_bits` codes, saturating to
     /// `[0, 2^Q - 1]`.
     pub fn apply(&self, acc: &[i32], out_bits: BitWidth) -> Result<Packed> {
+        Packed::pack(&self.codes(acc, out_bits)?, out_bits)
+    }
+
+    /// [`Self::apply`]'s codes, one per byte.
+    pub fn codes(&self, acc: &[i32], out_bits: BitWidth) -> Result<Vec<u8>> {
         let cout = self.channels();
         if cout == 0 || !acc.len().is_multiple_of(cout) {
             return Err(shape_err!(
@@ -125,7 +131,7 @@ impl Requant {
                 thresholds.len()
             ));
         }
-        let codes: Vec<u8> = match self {
+        Ok(match self {
             Requant::PerLayer { multiplier, bias } => scaled_codes(acc, bias, |_| *multiplier, max),
             Requant::PerChannel { multipliers, bias } => {
                 scaled_codes(acc, bias, |c| multipliers[c], max)
@@ -147,8 +153,7 @@ impl Requant {
                     passed as u8
                 })
                 .collect(),
-        };
-        Packed::pack(&codes, out_bits)
+        })
     }
 
     /// Unclamped outputs for the classifier (logits); thresholds cannot produce logits.
@@ -226,6 +231,71 @@ fn scaled_codes(
         }
     }
     codes
+}
+
+/// A layer's requantization to `bits`-bit codes on the integer graph ([`crate::graph`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeStage {
+    /// FB, ICN or thresholds.
+    pub requant: Requant,
+    /// Output width.
+    pub bits: BitWidth,
+}
+
+impl Requantizer for CodeStage {
+    fn output(&self) -> Kind {
+        Kind::Codes {
+            bits: self.bits.bits() as u8,
+            zero_point: 0,
+        }
+    }
+
+    fn channels(&self) -> usize {
+        self.requant.channels()
+    }
+
+    fn apply(&self, acc: &[i32]) -> Result<Data> {
+        self.requant.codes(acc, self.bits).map(Data::Codes)
+    }
+
+    fn op_counts(&self, per_channel: u64) -> OpCounts {
+        self.requant.op_counts(per_channel * self.channels() as u64)
+    }
+
+    fn stored_bytes(&self) -> usize {
+        self.requant.stored_bytes()
+    }
+}
+
+/// The classifier's rescaling to int64 logits of one scale ([`Requant::logits`]) on the integer
+/// graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogitStage(pub Requant);
+
+impl Requantizer for LogitStage {
+    fn output(&self) -> Kind {
+        Kind::Int64
+    }
+
+    fn channels(&self) -> usize {
+        self.0.channels()
+    }
+
+    fn apply(&self, acc: &[i32]) -> Result<Data> {
+        let mut logits = Vec::with_capacity(acc.len());
+        for image in acc.chunks(self.channels().max(1)) {
+            logits.extend(self.0.logits(image)?);
+        }
+        Ok(Data::Int64(logits))
+    }
+
+    fn op_counts(&self, per_channel: u64) -> OpCounts {
+        self.0.op_counts(per_channel * self.channels() as u64)
+    }
+
+    fn stored_bytes(&self) -> usize {
+        self.0.stored_bytes()
+    }
 }
 
 #[cfg(test)]
