@@ -11,6 +11,8 @@
 //! logits and counts through it (tested equal).
 #![deny(clippy::float_arithmetic)]
 
+use std::sync::Arc;
+
 use quant_core::error::{QuantError, Result};
 use quant_core::graph::{Data, DenseInput, Graph, Kind, Op, Shape, Tensor};
 use quant_core::icn::{CodeStage, LogitStage, Requant};
@@ -127,7 +129,7 @@ impl IntegerNet {
                 shape: l.shape,
                 kernel,
                 bias: Vec::new(),
-                stage: Some(Box::new(stage)),
+                stage: Some(Arc::new(stage)),
                 weight_bytes: l.weights.bytes() + l.w_zero.len(),
             };
             x = graph.push(&[x], op)?;
@@ -144,7 +146,7 @@ impl IntegerNet {
             out,
             kernel: int8_kernel(&fc.weights, &fc.w_zero, &dense, (1, 1), backend)?,
             bias: Vec::new(),
-            stage: Some(Box::new(LogitStage(fc.requant.clone()))),
+            stage: Some(Arc::new(LogitStage(fc.requant.clone()))),
             weight_bytes: fc.weights.bytes() + fc.w_zero.len(),
         };
         graph.push(&[x], op)?;

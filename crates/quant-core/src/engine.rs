@@ -23,6 +23,7 @@
 #![deny(clippy::float_arithmetic)]
 
 use std::path::Path;
+use std::sync::Arc;
 
 pub mod layout;
 
@@ -31,9 +32,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{QuantError, Result, arg_err, shape_err};
 use crate::fixedpoint::RoundingMode;
 pub use crate::graph::Shape;
+use crate::graph::{Data, DenseInput, Graph, Kind, Op, Requantizer, Tensor};
 use crate::kernels::{
-    self, AddParams, Backend, ConvGeometry, DepthwiseWeights, OutputStage, PackedWeights, avg_pool,
-    conv2d, depthwise_conv2d, max_pool,
+    self, AddParams, Backend, ConvGeometry, ConvKernel, ConvShape, DepthwiseWeights, OutputStage,
+    PackedWeights,
 };
 use crate::ops::OpCounts;
 
@@ -288,23 +290,61 @@ impl QTensor {
     }
 }
 
-/// Per-layer data prepared by [`Model::new`].
-#[derive(Debug, Clone)]
-enum Prepared {
-    Conv(PackedWeights, ConvGeometry),
-    Depthwise(DepthwiseWeights, ConvGeometry),
-    Dense(PackedWeights),
-    Pool(ConvGeometry),
-    Add,
+/// Jacob et al.'s output stage as the integer graph's requantization ([`Requantizer`]): the
+/// kernels apply it fused to their accumulation ([`Requantizer::affine`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AffineStage {
+    /// Bias, multipliers, output zero point, clamp.
+    pub stage: OutputStage,
+    /// Output channels (a per-tensor stage does not say).
+    pub channels: usize,
 }
 
-/// A validated model, packed for one kernel backend.
+impl Requantizer for AffineStage {
+    fn output(&self) -> Kind {
+        Kind::Codes {
+            bits: 8,
+            zero_point: self.stage.output_zero_point,
+        }
+    }
+
+    fn channels(&self) -> usize {
+        self.channels
+    }
+
+    fn apply(&self, acc: &[i32]) -> Result<Data> {
+        let stage = &self.stage;
+        let bias = |n: usize| stage.bias.get(n).copied().unwrap_or(0);
+        Ok(Data::Codes(
+            acc.iter()
+                .enumerate()
+                .map(|(i, &a)| {
+                    let n = i % self.channels.max(1);
+                    stage.requantize(a.wrapping_add(bias(n)), n)
+                })
+                .collect(),
+        ))
+    }
+
+    fn op_counts(&self, per_channel: u64) -> OpCounts {
+        self.stage.op_counts(self.channels, per_channel)
+    }
+
+    /// The int32 biases (the multipliers are not counted, as before the graph).
+    fn stored_bytes(&self) -> usize {
+        4 * self.stage.bias.len()
+    }
+
+    fn affine(&self) -> Option<&OutputStage> {
+        Some(&self.stage)
+    }
+}
+
+/// A validated model, its graph laid out for one kernel backend.
 #[derive(Debug, Clone)]
 pub struct Model {
     spec: ModelSpec,
-    prepared: Vec<Prepared>,
-    shapes: Vec<Shape>,
-    zero_points: Vec<i32>,
+    graph: Graph,
     backend: Backend,
 }
 
@@ -340,9 +380,11 @@ impl Model {
                 input.zero_point
             ));
         }
-        let mut shapes = vec![input.shape];
-        let mut zero_points = vec![input.zero_point];
-        let mut prepared = Vec::with_capacity(spec.nodes.len());
+        let image = Kind::Codes {
+            bits: 8,
+            zero_point: input.zero_point,
+        };
+        let mut graph = Graph::new(input.shape, image)?;
         for (i, node) in spec.nodes.iter().enumerate() {
             let idx = i + 1;
             if node.inputs.len() != node.layer.arity() {
@@ -357,9 +399,16 @@ impl Model {
                     "node {idx} reads value {late}, which is not an earlier value"
                 ));
             }
-            let shape = shapes[node.inputs[0]];
-            let zp = zero_points[node.inputs[0]];
-            let (p, out_shape, out_zp) = match &node.layer {
+            let shape = graph.shape(node.inputs[0]).unwrap_or(input.shape);
+            let affine =
+                |stage: &OutputStage, channels: usize| -> Result<Option<Arc<dyn Requantizer>>> {
+                    check_stage(stage, channels, spec.rounding, idx)?;
+                    Ok(Some(Arc::new(AffineStage {
+                        stage: stage.clone(),
+                        channels,
+                    })))
+                };
+            let op = match &node.layer {
                 Layer::Conv2d(l) => {
                     let g = l.window.geometry(shape)?;
                     let k = g.kernel_h * g.kernel_w * g.in_c;
@@ -371,13 +420,17 @@ impl Model {
                         backend,
                     )
                     .map_err(|e| shape_err!("layer {idx} (conv): {e}"))?;
-                    check_stage(&l.stage, l.out_channels, spec.rounding, idx)?;
-                    let s = Shape {
-                        h: g.out_h(),
-                        w: g.out_w(),
-                        c: l.out_channels,
-                    };
-                    (Prepared::Conv(w, g), s, l.stage.output_zero_point)
+                    Op::Conv {
+                        shape: ConvShape {
+                            geometry: g,
+                            out_c: l.out_channels,
+                            groups: 1,
+                        },
+                        kernel: ConvKernel::Dense(w),
+                        bias: Vec::new(),
+                        stage: affine(&l.stage, l.out_channels)?,
+                        weight_bytes: l.weights.len(),
+                    }
                 }
                 Layer::DepthwiseConv2d(l) => {
                     let g = l.window.geometry(shape)?;
@@ -390,13 +443,17 @@ impl Model {
                         backend,
                     )
                     .map_err(|e| shape_err!("layer {idx} (depthwise): {e}"))?;
-                    check_stage(&l.stage, shape.c, spec.rounding, idx)?;
-                    let s = Shape {
-                        h: g.out_h(),
-                        w: g.out_w(),
-                        c: shape.c,
-                    };
-                    (Prepared::Depthwise(w, g), s, l.stage.output_zero_point)
+                    Op::Conv {
+                        shape: ConvShape {
+                            geometry: g,
+                            out_c: shape.c,
+                            groups: shape.c,
+                        },
+                        kernel: ConvKernel::Depthwise(w),
+                        bias: Vec::new(),
+                        stage: affine(&l.stage, shape.c)?,
+                        weight_bytes: l.weights.len(),
+                    }
                 }
                 Layer::FullyConnected(l) => {
                     let w = PackedWeights::new(
@@ -407,84 +464,49 @@ impl Model {
                         backend,
                     )
                     .map_err(|e| shape_err!("layer {idx} (fully connected): {e}"))?;
-                    check_stage(&l.stage, l.out_features, spec.rounding, idx)?;
-                    (
-                        Prepared::Dense(w),
-                        Shape {
-                            h: 1,
-                            w: 1,
-                            c: l.out_features,
-                        },
-                        l.stage.output_zero_point,
-                    )
-                }
-                Layer::MaxPool(l) | Layer::AvgPool(l) => {
-                    let g = l.window.geometry(shape)?;
-                    if l.act_min > l.act_max {
-                        return Err(arg_err!(
-                            "layer {idx}: empty clamp [{}, {}]",
-                            l.act_min,
-                            l.act_max
-                        ));
+                    Op::Dense {
+                        input: DenseInput::Flat,
+                        out: l.out_features,
+                        kernel: ConvKernel::Dense(w),
+                        bias: Vec::new(),
+                        stage: affine(&l.stage, l.out_features)?,
+                        weight_bytes: l.weights.len(),
                     }
-                    (
-                        Prepared::Pool(g),
-                        Shape {
-                            h: g.out_h(),
-                            w: g.out_w(),
-                            c: shape.c,
-                        },
-                        zp,
-                    )
                 }
-                Layer::GlobalAvgPool => {
-                    let g = Window {
+                Layer::MaxPool(l) => Op::MaxPool {
+                    window: l.window.geometry(shape)?,
+                    act_min: l.act_min,
+                    act_max: l.act_max,
+                },
+                Layer::AvgPool(l) => Op::AvgPool {
+                    window: l.window.geometry(shape)?,
+                    act_min: l.act_min,
+                    act_max: l.act_max,
+                },
+                Layer::GlobalAvgPool => Op::AvgPool {
+                    window: Window {
                         kernel_h: shape.h,
                         kernel_w: shape.w,
                         stride_h: 1,
                         stride_w: 1,
                         padding: [0; 4],
                     }
-                    .geometry(shape)?;
-                    (
-                        Prepared::Pool(g),
-                        Shape {
-                            h: 1,
-                            w: 1,
-                            c: shape.c,
-                        },
-                        zp,
-                    )
-                }
-                Layer::Add(l) => {
-                    let other = node.inputs[1];
-                    if shapes[other] != shape {
-                        return Err(shape_err!(
-                            "node {idx}: add of {:?} and value {other} of {:?}",
-                            shape,
-                            shapes[other]
-                        ));
-                    }
-                    l.params.validate()?;
-                    if l.params.input1_zero_point != zp
-                        || l.params.input2_zero_point != zero_points[other]
-                    {
-                        return Err(arg_err!(
-                            "node {idx}: add zero points do not match its input values"
-                        ));
-                    }
-                    (Prepared::Add, shape, l.params.output_zero_point)
-                }
+                    .geometry(shape)?,
+                    act_min: 0,
+                    act_max: 255,
+                },
+                Layer::Add(l) => Op::AffineAdd {
+                    params: l.params,
+                    rounding: spec.rounding,
+                },
             };
-            prepared.push(p);
-            shapes.push(out_shape);
-            zero_points.push(out_zp);
+            graph
+                .push(&node.inputs, op)
+                .map_err(|e| arg_err!("layer {idx}: {e}"))?;
         }
         Ok(Model {
             spec,
-            prepared,
-            shapes,
-            zero_points,
+            graph,
             backend,
         })
     }
@@ -501,12 +523,19 @@ impl Model {
 
     /// Output shape per batch item.
     pub fn output_shape(&self) -> Shape {
-        *self.shapes.last().unwrap_or(&self.spec.input.shape)
+        self.graph
+            .shape(self.graph.output())
+            .unwrap_or(self.spec.input.shape)
     }
 
     /// Shape of node `i` (0 = input), if it exists.
     pub fn node_shape(&self, i: usize) -> Option<Shape> {
-        self.shapes.get(i).copied()
+        self.graph.shape(i)
+    }
+
+    /// The model on the integer graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
     }
 
     /// Runs the model on `batch` NHWC uint8 images (`images.len() == batch * input size`).
@@ -516,102 +545,34 @@ impl Model {
 
     /// [`Self::run`], with the operations it performed ([`crate::ops`]): each node adds its
     /// kernel's 8-bit products, its requantization's multipliers and shifts, and the bytes of
-    /// its inputs, output and weights, for the batch.
+    /// its inputs, output and weights, for the batch (the graph's executor counts them).
     pub fn run_counted(&self, images: &[u8], batch: usize) -> Result<(QTensor, OpCounts)> {
-        let in_len = self.spec.input.shape.len();
-        if batch == 0 || images.len() != batch * in_len {
+        let input = self.spec.input;
+        if batch == 0 || images.len() != batch * input.shape.len() {
             return Err(shape_err!(
                 "{} input bytes are not {batch} images of {:?}",
                 images.len(),
-                self.spec.input.shape
+                input.shape
             ));
         }
-        // Keep each value only until the last node that reads it.
-        let mut last_use: Vec<usize> = (0..self.shapes.len()).collect();
-        for (i, node) in self.spec.nodes.iter().enumerate() {
-            for &v in &node.inputs {
-                last_use[v] = last_use[v].max(i + 1);
-            }
-        }
-        let released = |v: usize| arg_err!("value {v} was released too early");
-        let mut nodes: Vec<Option<Vec<u8>>> = vec![None; self.shapes.len()];
-        nodes[0] = Some(images.to_vec());
-        let mut counts = OpCounts::default();
-        for (i, (node, prep)) in self.spec.nodes.iter().zip(&self.prepared).enumerate() {
-            let first = node.inputs[0];
-            let x = nodes[first].as_deref().ok_or_else(|| released(first))?;
-            let zp = self.zero_points[first];
-            let mut y = vec![0u8; batch * self.shapes[i + 1].len()];
-            // Every value is 8-bit codes: the node reads its inputs and writes its output.
-            counts.bytes_moved += y.len() as u64
-                + node
-                    .inputs
-                    .iter()
-                    .map(|&v| (batch * self.shapes[v].len()) as u64)
-                    .sum::<u64>();
-            // Requantized outputs per channel, the products behind each output and the weights.
-            let channels = self.shapes[i + 1].c;
-            let per_channel = (y.len() / channels.max(1)) as u64;
-            let mut products = |stage: &OutputStage, depth: usize, weights: &[i8]| {
-                counts.mul_8x8 += y.len() as u64 * depth as u64;
-                counts.bytes_moved += (weights.len() + 4 * stage.bias.len()) as u64;
-                counts += stage.op_counts(channels, per_channel);
-            };
-            match (&node.layer, prep) {
-                (Layer::Conv2d(l), Prepared::Conv(w, g)) => {
-                    products(&l.stage, w.k(), &l.weights);
-                    conv2d(x, batch, g, zp, w, &l.stage, &mut y)?
-                }
-                (Layer::DepthwiseConv2d(l), Prepared::Depthwise(w, g)) => {
-                    products(&l.stage, g.kernel_h * g.kernel_w, &l.weights);
-                    depthwise_conv2d(x, batch, g, zp, w, &l.stage, &mut y)?
-                }
-                (Layer::FullyConnected(l), Prepared::Dense(w)) => {
-                    products(&l.stage, w.k(), &l.weights);
-                    kernels::gemm(x, batch, zp, w, &l.stage, &mut y)?
-                }
-                (Layer::MaxPool(l), Prepared::Pool(g)) => {
-                    max_pool(x, batch, g, l.act_min, l.act_max, &mut y)?
-                }
-                (Layer::AvgPool(l), Prepared::Pool(g)) => {
-                    avg_pool(x, batch, g, l.act_min, l.act_max, &mut y)?
-                }
-                (Layer::GlobalAvgPool, Prepared::Pool(g)) => avg_pool(x, batch, g, 0, 255, &mut y)?,
-                (Layer::Add(l), Prepared::Add) => {
-                    let other = node.inputs[1];
-                    let skip = nodes[other].as_deref().ok_or_else(|| released(other))?;
-                    counts += l.params.op_counts(y.len() as u64, self.spec.rounding);
-                    kernels::add(x, skip, &l.params, self.spec.rounding, &mut y)?
-                }
-                _ => {
-                    return Err(arg_err!(
-                        "node {} does not match its prepared kernel",
-                        i + 1
-                    ));
-                }
-            }
-            nodes[i + 1] = Some(y);
-            for (v, value) in nodes.iter_mut().enumerate().take(i + 1) {
-                if last_use[v] <= i + 1 {
-                    *value = None;
-                }
-            }
-        }
-        let out = nodes
-            .pop()
-            .flatten()
-            .ok_or_else(|| arg_err!("model produced no output"))?;
-        let zp = *self
-            .zero_points
-            .last()
-            .unwrap_or(&self.spec.input.zero_point);
+        let kind = Kind::Codes {
+            bits: 8,
+            zero_point: input.zero_point,
+        };
+        let (out, counts) =
+            self.graph
+                .run(Tensor::codes(batch, input.shape, kind, images.to_vec()))?;
+        let (_, zp) = out.kind.codes("the model output")?;
+        let Data::Codes(codes) = out.data else {
+            return Err(arg_err!("the model output holds no codes"));
+        };
         let (data, zero_point) = match self.spec.output {
-            OutputType::U8 => (QData::U8(out), zp),
-            OutputType::I8 => (QData::I8(kernels::u8_to_i8(&out)), zp - 128),
+            OutputType::U8 => (QData::U8(codes), zp),
+            OutputType::I8 => (QData::I8(kernels::u8_to_i8(&codes)), zp - 128),
         };
         let out = QTensor {
             batch,
-            shape: self.output_shape(),
+            shape: out.shape,
             zero_point,
             data,
         };

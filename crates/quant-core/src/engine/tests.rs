@@ -3,6 +3,7 @@
 use super::*;
 use crate::convert::{LayerQuant, WeightScheme};
 use crate::fixedpoint::QuantizedMultiplier;
+use crate::kernels::{avg_pool, conv2d, depthwise_conv2d, max_pool};
 use crate::qparams::{FusedActivation, QParams, QRange};
 
 struct Lcg(u64);

@@ -4,6 +4,8 @@
 //! are stored offset by 128, which the kernels take as the input zero point.
 #![deny(clippy::float_arithmetic)]
 
+use std::sync::Arc;
+
 use super::engine::{FixedPointModel, Node, Value, argmax, check_conv, fits_int32};
 use super::format::FixedFormat;
 use crate::error::{Result, arg_err, shape_err};
@@ -110,7 +112,7 @@ impl FixedPointGraph {
                         format: *format,
                         fl_in,
                     };
-                    let id = graph.push(&[v], Op::Requantize(Box::new(stage)))?;
+                    let id = graph.push(&[v], Op::Requantize(Arc::new(stage)))?;
                     (id, vec![i32::from(format.fl); c])
                 }
                 Node::Conv {

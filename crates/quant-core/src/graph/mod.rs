@@ -1,7 +1,8 @@
 //! One integer graph for the schemes of the workspace: a list of nodes with explicit inputs over
 //! batched values stored channels innermost (`batch x H x W x C`), every convolution and fully
 //! connected layer on the int8 kernels of [`crate::kernels`] (through [`ConvKernel`]), and the
-//! requantization a plug-in ([`Requantizer`]): F8Net's power-of-two shift
+//! requantization a plug-in ([`Requantizer`]): Jacob et al.'s affine fixed-point multiplier
+//! ([`crate::engine::AffineStage`], fused into the kernels), F8Net's power-of-two shift
 //! ([`crate::fixed8::graph`]), Rusci et al.'s folded batch norm, integer channel normalization and
 //! thresholds ([`crate::icn::CodeStage`]).
 //!
@@ -22,6 +23,7 @@ use std::fmt::Debug;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, arg_err, shape_err};
+use crate::kernels::OutputStage;
 use crate::ops::OpCounts;
 
 mod op;
@@ -195,10 +197,15 @@ pub trait Requantizer: Debug + Send + Sync {
     fn op_counts(&self, per_channel: u64) -> OpCounts;
     /// Bytes of its stored parameters.
     fn stored_bytes(&self) -> usize;
+    /// The affine output stage it is, which the kernels apply fused to their accumulation
+    /// (Jacob et al.'s requantization; no other scheme has one).
+    fn affine(&self) -> Option<&OutputStage> {
+        None
+    }
 }
 
 /// An operation and the values it reads.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Node {
     /// Values read, as many as [`Op::arity`], all earlier than the node's own.
     pub inputs: Vec<usize>,
@@ -207,7 +214,7 @@ pub struct Node {
 }
 
 /// A checked graph: every node's inputs exist and fit it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Graph {
     nodes: Vec<Node>,
     shapes: Vec<Shape>,

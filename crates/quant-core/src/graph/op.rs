@@ -1,10 +1,16 @@
 //! The graph's operations: what each reads, writes and counts.
 #![deny(clippy::float_arithmetic)]
 
+use std::sync::Arc;
+
 use super::{Data, Kind, Requantizer, Shape, Tensor};
 use crate::error::{Result, arg_err, shape_err};
 use crate::fixed8::format::{align_add, average_by_shift};
-use crate::kernels::{ConvGeometry, ConvKernel, ConvShape};
+use crate::fixedpoint::RoundingMode;
+use crate::kernels::{
+    AddParams, ConvGeometry, ConvKernel, ConvShape, add, avg_pool, conv2d, depthwise_conv2d, gemm,
+    max_pool,
+};
 use crate::ops::OpCounts;
 
 /// What a fully connected layer reads.
@@ -20,7 +26,7 @@ pub enum DenseInput {
 }
 
 /// One operation of a [`super::Graph`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Op {
     /// A dense or depthwise convolution of codes: the int32 accumulators `bias[o] + sum (x -
     /// zero point)(w - weight zero point)` (an empty `bias` adds nothing), then `stage` where
@@ -30,7 +36,7 @@ pub enum Op {
         shape: ConvShape,
         kernel: ConvKernel,
         bias: Vec<i32>,
-        stage: Option<Box<dyn Requantizer>>,
+        stage: Option<Arc<dyn Requantizer>>,
         weight_bytes: usize,
     },
     /// A fully connected layer of `out` outputs over codes ([`DenseInput`]), a 1x1 dense
@@ -40,11 +46,11 @@ pub enum Op {
         out: usize,
         kernel: ConvKernel,
         bias: Vec<i32>,
-        stage: Option<Box<dyn Requantizer>>,
+        stage: Option<Arc<dyn Requantizer>>,
         weight_bytes: usize,
     },
     /// The requantization of int32 values or codes.
-    Requantize(Box<dyn Requantizer>),
+    Requantize(Arc<dyn Requantizer>),
     /// F8Net's residual addition: per channel, the operand with the smaller fractional length
     /// shifted left to the larger (`fl_a`, `fl_b`: the operands' lengths), summed and clamped to
     /// `±(2^31 - 1)` ([`align_add`]); `relu` zeroes negatives afterwards.
@@ -56,13 +62,32 @@ pub enum Op {
     /// Global average pooling over a `2^n`-pixel image as a shift rounding half to even
     /// ([`average_by_shift`]): codes stay codes of their format, int32 values stay int32.
     MeanByShift,
+    /// Max pooling of codes over the in-image taps of `window` ([`max_pool`]), then the clamp.
+    MaxPool {
+        window: ConvGeometry,
+        act_min: u8,
+        act_max: u8,
+    },
+    /// Average pooling of codes, rounded to nearest ([`avg_pool`]), then the clamp; a window
+    /// over the whole image is global average pooling.
+    AvgPool {
+        window: ConvGeometry,
+        act_min: u8,
+        act_max: u8,
+    },
+    /// Jacob et al.'s residual addition of two code tensors, each rescaled by its fixed-point
+    /// multiplier ([`add`]).
+    AffineAdd {
+        params: AddParams,
+        rounding: RoundingMode,
+    },
 }
 
 impl Op {
     /// How many values the operation reads.
     pub fn arity(&self) -> usize {
         match self {
-            Op::AlignedAdd { .. } => 2,
+            Op::AlignedAdd { .. } | Op::AffineAdd { .. } => 2,
             _ => 1,
         }
     }
@@ -75,6 +100,9 @@ impl Op {
             Op::Requantize(_) => "requantization",
             Op::AlignedAdd { .. } => "aligned add",
             Op::MeanByShift => "mean by shift",
+            Op::MaxPool { .. } => "max pooling",
+            Op::AvgPool { .. } => "average pooling",
+            Op::AffineAdd { .. } => "affine add",
         }
     }
 
@@ -94,7 +122,11 @@ impl Op {
                 ..
             } => weight_bytes + 4 * bias.len() + stage.as_ref().map_or(0, |s| s.stored_bytes()),
             Op::Requantize(stage) => stage.stored_bytes(),
-            Op::AlignedAdd { .. } | Op::MeanByShift => 0,
+            Op::AlignedAdd { .. }
+            | Op::MeanByShift
+            | Op::MaxPool { .. }
+            | Op::AvgPool { .. }
+            | Op::AffineAdd { .. } => 0,
         }
     }
 
@@ -142,6 +174,7 @@ impl Op {
                     ));
                 }
                 check_bias(bias, conv.out_c)?;
+                check_fused(bias, stage.as_deref())?;
                 let out = Shape {
                     h: g.out_h(),
                     w: g.out_w(),
@@ -167,6 +200,7 @@ impl Op {
                     return Err(shape_err!("a fully connected layer needs a dense kernel"));
                 }
                 check_bias(bias, *out)?;
+                check_fused(bias, stage.as_deref())?;
                 let out_shape = Shape {
                     h: 1,
                     w: 1,
@@ -214,6 +248,52 @@ impl Op {
                     kind,
                 ))
             }
+            Op::MaxPool {
+                window,
+                act_min,
+                act_max,
+            }
+            | Op::AvgPool {
+                window,
+                act_min,
+                act_max,
+            } => {
+                kind.codes(self.name())?;
+                window.validate()?;
+                if (window.in_h, window.in_w, window.in_c) != (shape.h, shape.w, shape.c)
+                    || act_min > act_max
+                {
+                    return Err(shape_err!(
+                        "a {}x{}x{} window clamped to [{act_min}, {act_max}] does not fit its input {shape:?}",
+                        window.in_h,
+                        window.in_w,
+                        window.in_c
+                    ));
+                }
+                let out = Shape {
+                    h: window.out_h(),
+                    w: window.out_w(),
+                    c: shape.c,
+                };
+                Ok((out, kind))
+            }
+            Op::AffineAdd { params, .. } => {
+                let (other, other_kind) = read[1];
+                params.validate()?;
+                let zero_points = (kind.codes(self.name())?.1, other_kind.codes(self.name())?.1);
+                if other != shape
+                    || zero_points != (params.input1_zero_point, params.input2_zero_point)
+                {
+                    return Err(shape_err!(
+                        "operands {shape:?} and {other:?} with zero points {zero_points:?} do not fit its parameters"
+                    ));
+                }
+                let out = Kind::Codes {
+                    bits: 8,
+                    zero_point: params.output_zero_point,
+                };
+                Ok((shape, out))
+            }
         }
     }
 
@@ -231,6 +311,25 @@ impl Op {
                 ..
             } => {
                 let (_, zero_point) = x.kind.codes(self.name())?;
+                let out = Shape {
+                    h: shape.geometry.out_h(),
+                    w: shape.geometry.out_w(),
+                    c: shape.out_c,
+                };
+                counts.mul_8x8 += (batch * shape.out_len() * shape.depth()) as u64;
+                if let Some(affine) = stage.as_deref().and_then(Requantizer::affine) {
+                    let mut y = vec![0_u8; batch * shape.out_len()];
+                    let (codes, g) = (x.code_bytes()?, &shape.geometry);
+                    match kernel {
+                        ConvKernel::Dense(w) => {
+                            conv2d(codes, batch, g, zero_point, w, affine, &mut y)
+                        }
+                        ConvKernel::Depthwise(w) => {
+                            depthwise_conv2d(codes, batch, g, zero_point, w, affine, &mut y)
+                        }
+                    }?;
+                    return fused(y, batch, out, stage.as_deref(), counts);
+                }
                 let mut acc = vec![0_i32; batch * shape.out_len()];
                 kernel.accumulate(
                     x.code_bytes()?,
@@ -240,12 +339,6 @@ impl Op {
                     bias,
                     &mut acc,
                 )?;
-                counts.mul_8x8 += (acc.len() * shape.depth()) as u64;
-                let out = Shape {
-                    h: shape.geometry.out_h(),
-                    w: shape.geometry.out_w(),
-                    c: shape.out_c,
-                };
                 finish(acc, batch, out, stage.as_deref(), counts)
             }
             Op::Dense {
@@ -266,15 +359,21 @@ impl Op {
                         (&pooled[..], x.shape.c)
                     }
                 };
-                let mut acc = vec![0_i32; batch * out];
-                let geometry = dense_shape(depth, *out)?.geometry;
-                kernel.accumulate(codes, batch, &geometry, zero_point, bias, &mut acc)?;
-                counts.mul_8x8 += (acc.len() * depth) as u64;
                 let shape = Shape {
                     h: 1,
                     w: 1,
                     c: *out,
                 };
+                counts.mul_8x8 += (batch * out * depth) as u64;
+                let affine = stage.as_deref().and_then(Requantizer::affine);
+                if let (Some(affine), ConvKernel::Dense(w)) = (affine, kernel) {
+                    let mut y = vec![0_u8; batch * out];
+                    gemm(codes, batch, zero_point, w, affine, &mut y)?;
+                    return fused(y, batch, shape, stage.as_deref(), counts);
+                }
+                let mut acc = vec![0_i32; batch * out];
+                let geometry = dense_shape(depth, *out)?.geometry;
+                kernel.accumulate(codes, batch, &geometry, zero_point, bias, &mut acc)?;
                 finish(acc, batch, shape, stage.as_deref(), counts)
             }
             Op::Requantize(stage) => finish(
@@ -336,8 +435,52 @@ impl Op {
                     data,
                 })
             }
+            Op::MaxPool {
+                window,
+                act_min,
+                act_max,
+            }
+            | Op::AvgPool {
+                window,
+                act_min,
+                act_max,
+            } => {
+                let shape = Shape {
+                    h: window.out_h(),
+                    w: window.out_w(),
+                    c: x.shape.c,
+                };
+                let mut y = vec![0_u8; batch * shape.len()];
+                let pool = match self {
+                    Op::MaxPool { .. } => max_pool,
+                    _ => avg_pool,
+                };
+                pool(x.code_bytes()?, batch, window, *act_min, *act_max, &mut y)?;
+                Ok(Tensor::codes(batch, shape, x.kind, y))
+            }
+            Op::AffineAdd { params, rounding } => {
+                let mut y = vec![0_u8; batch * x.shape.len()];
+                *counts += params.op_counts(y.len() as u64, *rounding);
+                let (a, b) = (x.code_bytes()?, read[1].code_bytes()?);
+                add(a, b, params, *rounding, &mut y)?;
+                let kind = Kind::Codes {
+                    bits: 8,
+                    zero_point: params.output_zero_point,
+                };
+                Ok(Tensor::codes(batch, x.shape, kind, y))
+            }
         }
     }
+}
+
+/// An affine stage, fused into the kernels, carries the layer's bias itself.
+fn check_fused(bias: &[i32], stage: Option<&dyn Requantizer>) -> Result<()> {
+    if !bias.is_empty() && stage.and_then(Requantizer::affine).is_some() {
+        return Err(arg_err!(
+            "a layer with an affine stage takes its bias in the stage"
+        ));
+    }
+    Ok(())
 }
 
 fn check_bias(bias: &[i32], out: usize) -> Result<()> {
@@ -374,6 +517,19 @@ fn floor_means(codes: &[u8], shape: Shape) -> Vec<u8> {
             sums.into_iter().map(move |s| (s / plane as u32) as u8)
         })
         .collect()
+}
+
+/// Codes a kernel requantized by the affine `stage` (fused), whose counts it adds.
+fn fused(
+    codes: Vec<u8>,
+    batch: usize,
+    shape: Shape,
+    stage: Option<&dyn Requantizer>,
+    counts: &mut OpCounts,
+) -> Result<Tensor> {
+    let stage = stage.ok_or_else(|| arg_err!("a fused layer without its stage"))?;
+    *counts += stage.op_counts((codes.len() / shape.c.max(1)) as u64);
+    Ok(Tensor::codes(batch, shape, stage.output(), codes))
 }
 
 /// The accumulators as the value (no stage) or requantized by `stage`, whose counts it adds.

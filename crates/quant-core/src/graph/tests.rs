@@ -2,6 +2,7 @@ use super::*;
 use crate::fixed8::FixedFormat;
 use crate::fixed8::graph::ShiftStage;
 use crate::kernels::{Backend, ConvGeometry, ConvKernel, ConvShape};
+use std::sync::Arc;
 
 const U8: Kind = Kind::Codes {
     bits: 8,
@@ -41,7 +42,7 @@ fn small_graph(backend: Backend) -> Graph {
         format: FixedFormat::new(0, false).unwrap(),
         fl_in: vec![4, 4, 3],
     };
-    let codes = g.push(&[conv], Op::Requantize(Box::new(stage))).unwrap();
+    let codes = g.push(&[conv], Op::Requantize(Arc::new(stage))).unwrap();
     let fc: Vec<i8> = (0..96).map(|i| (i * 5 % 11) as i8 - 5).collect();
     let kernel = ConvKernel::new(&fc, 2, (1, 1), 1, &[0], backend)
         .unwrap()
