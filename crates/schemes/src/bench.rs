@@ -390,9 +390,7 @@ impl Bench<'_> {
             bits: bits(8, 8),
             top1,
             model_bytes: fixed_point::model_bytes(&model),
-            peak_activation_bytes: model
-                .peak_activation_bytes(image)
-                .map_err(|e| e.to_string())?,
+            peak_activation_bytes: model.peak_activation_bytes().map_err(|e| e.to_string())?,
             latency_ms: Some(latency),
             counts: Some(counts),
         })

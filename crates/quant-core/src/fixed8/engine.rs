@@ -97,27 +97,7 @@ impl Node {
     }
 }
 
-/// Every value of one inference, and whether each holds 8-bit codes (the image, requantized
-/// values and their means) rather than int32s.
-struct Execution {
-    values: Vec<Value>,
-    codes: Vec<bool>,
-    counts: OpCounts,
-}
-
 impl FixedPointModel {
-    /// Checks shapes and runs the model on one image of raw 8-bit pixels (`C x H x W`). Returns the
-    /// last value (the logits, at the FL of the last layer) and the operation counts.
-    pub fn run(&self, pixels: &[u8]) -> Result<(Value, OpCounts)> {
-        let Execution {
-            mut values, counts, ..
-        } = self.execute(pixels)?;
-        let last = values
-            .pop()
-            .unwrap_or_else(|| unreachable!("values holds the input"));
-        Ok((last, counts))
-    }
-
     /// The model on the one integer graph, its convolutions (dense and depthwise) and linear
     /// layers on the int8 kernels of `backend` ([`FixedPointGraph::new`] says which models it
     /// refuses).
@@ -125,41 +105,17 @@ impl FixedPointModel {
         FixedPointGraph::new(self, backend)
     }
 
-    /// Peak activation memory of one inference on `pixels` as a deployment holds it: a byte per
-    /// element of 8-bit codes, four per int32; a value lives from the node that writes it to the
-    /// last node that reads it, and a node's inputs and its output are live together. A relabelled
-    /// value is its source (no copy).
-    pub fn peak_activation_bytes(&self, pixels: &[u8]) -> Result<usize> {
-        let Execution { values, codes, .. } = self.execute(pixels)?;
-        // The value whose storage each value is (a Relabel shares its source's).
-        let mut storage: Vec<usize> = (0..values.len()).collect();
-        let mut last_use: Vec<usize> = vec![0; values.len()];
-        for (i, node) in self.nodes.iter().enumerate() {
-            if let Node::Relabel { src, .. } = node {
-                storage[i + 1] = storage[*src];
-            }
-            for v in node.sources() {
-                last_use[storage[v]] = i;
-            }
-        }
-        let bytes = |v: usize| match storage[v] == v {
-            true => stored_bytes(&values[v], codes[v]),
-            false => 0,
-        };
-        Ok((0..self.nodes.len())
-            .map(|i| {
-                let live: usize = (0..=i)
-                    .filter(|&v| storage[v] == v && last_use[v] >= i)
-                    .map(bytes)
-                    .sum();
-                live + bytes(i + 1)
-            })
-            .max()
-            .unwrap_or_else(|| bytes(0)))
+    /// Peak activation memory of one inference as a deployment holds it: the model's graph's
+    /// ([`crate::graph::Graph::peak_activation_bytes`]; a relabelled value is its source, no
+    /// copy).
+    pub fn peak_activation_bytes(&self) -> Result<usize> {
+        let graph = FixedPointGraph::new(self, Backend::Scalar)?;
+        Ok(graph.graph().peak_activation_bytes())
     }
 
-    /// Runs the model on one image, keeping every value.
-    fn execute(&self, pixels: &[u8]) -> Result<Execution> {
+    /// Checks shapes and runs the model on one image of raw 8-bit pixels (`C x H x W`). Returns the
+    /// last value (the logits, at the FL of the last layer) and the operation counts.
+    pub fn run(&self, pixels: &[u8]) -> Result<(Value, OpCounts)> {
         let shape = Shape {
             h: self.height,
             w: self.width,
@@ -268,11 +224,10 @@ impl FixedPointModel {
             values.push(out);
             codes.push(out_codes);
         }
-        Ok(Execution {
-            values,
-            codes,
-            counts,
-        })
+        let last = values
+            .pop()
+            .unwrap_or_else(|| unreachable!("values holds the input"));
+        Ok((last, counts))
     }
 
     /// Index of the largest logit (first on ties) and the counts of one inference.
@@ -580,12 +535,7 @@ mod tests {
     /// alias the codes would already be dead (32).
     #[test]
     fn peak_activation_bytes_follow_liveness() {
-        assert_eq!(
-            tiny_model()
-                .peak_activation_bytes(&[16, 32, 48, 64])
-                .unwrap(),
-            40
-        );
+        assert_eq!(tiny_model().peak_activation_bytes().unwrap(), 40);
         let conv = |src| Node::Conv {
             src,
             cout: 1,
@@ -620,10 +570,7 @@ mod tests {
             ],
         };
         // node 0: 4 + 16; 1: 16 + 4; 2: 4 (+ 0, an alias); 3: 4 + 16; 4: 4 + 16 + 16; 5: 16 + 4.
-        assert_eq!(
-            residual.peak_activation_bytes(&[16, 32, 48, 64]).unwrap(),
-            36
-        );
+        assert_eq!(residual.peak_activation_bytes().unwrap(), 36);
     }
 
     #[test]

@@ -296,6 +296,20 @@ impl Graph {
         &self.nodes
     }
 
+    /// Peak activation memory of one inference as a deployment holds it ([`Kind::stored_bytes`]
+    /// per image): a value lives from the node that writes it to the last node that reads it,
+    /// and a node's inputs and its output are live together.
+    pub fn peak_activation_bytes(&self) -> usize {
+        let bytes = |v: usize| self.kinds[v].stored_bytes(self.shapes[v].len());
+        (1..self.shapes.len())
+            .map(|id| {
+                let live: usize = (0..id).filter(|&v| self.last_use[v] >= id).map(bytes).sum();
+                live + bytes(id)
+            })
+            .max()
+            .unwrap_or_else(|| bytes(0))
+    }
+
     /// Runs the graph on `input` (of the input's shape and kind) and returns its last value
     /// with the operations performed. Each value is kept until the last node that reads it.
     pub fn run(&self, input: Tensor) -> Result<(Tensor, OpCounts)> {

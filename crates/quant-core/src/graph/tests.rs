@@ -103,6 +103,13 @@ fn a_batch_runs_each_image_and_counts_them() {
     }
 }
 
+/// The convolution's input and int32 output (32 + 192 bytes), then those int32 beside the
+/// codes they requantize to (192 + 48, the peak), then the codes and the layer's 2 int32.
+#[test]
+fn peak_activation_bytes_follow_liveness() {
+    assert_eq!(small_graph(Backend::Scalar).peak_activation_bytes(), 240);
+}
+
 #[test]
 fn codes_are_stored_packed_and_wide_values_whole() {
     let codes = |bits| Kind::Codes {
