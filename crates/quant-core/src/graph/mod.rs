@@ -334,16 +334,16 @@ impl Graph {
         let mut counts = OpCounts::default();
         for (i, node) in self.nodes.iter().enumerate() {
             let id = i + 1;
-            let read = node
-                .inputs
-                .iter()
-                .map(|&v| {
-                    values[v]
-                        .as_ref()
-                        .ok_or_else(|| arg_err!("value {v} was released too early"))
-                })
-                .collect::<Result<Vec<&Tensor>>>()?;
-            let out = node.op.run(&read, &mut counts)?;
+            // An operation reads one or two values: read them without allocating.
+            let value = |v: usize| {
+                values[v]
+                    .as_ref()
+                    .ok_or_else(|| arg_err!("value {v} was released too early"))
+            };
+            let first = value(node.inputs[0])?;
+            let pair = [first, node.inputs.get(1).map_or(Ok(first), |&v| value(v))?];
+            let read = &pair[..node.inputs.len()];
+            let out = node.op.run(read, &mut counts)?;
             debug_assert!(out.shape == self.shapes[id] && out.kind == self.kinds[id]);
             counts.bytes_moved += (read.iter().map(|t| t.stored_bytes()).sum::<usize>()
                 + out.stored_bytes()
