@@ -294,10 +294,23 @@ impl QTensor {
 /// kernels apply it fused to their accumulation ([`Requantizer::affine`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AffineStage {
-    /// Bias, multipliers, output zero point, clamp.
-    pub stage: OutputStage,
-    /// Output channels (a per-tensor stage does not say).
-    pub channels: usize,
+    stage: OutputStage,
+    channels: usize,
+    /// What requantizing one accumulator of every channel performs, summed once here: the
+    /// executor asks on every run.
+    per_pixel: OpCounts,
+}
+
+impl AffineStage {
+    /// `stage` over `channels` output channels (a per-tensor stage does not say how many).
+    pub fn new(stage: OutputStage, channels: usize) -> AffineStage {
+        let per_pixel = stage.op_counts(channels, 1);
+        AffineStage {
+            stage,
+            channels,
+            per_pixel,
+        }
+    }
 }
 
 impl Requantizer for AffineStage {
@@ -327,7 +340,7 @@ impl Requantizer for AffineStage {
     }
 
     fn op_counts(&self, per_channel: u64) -> OpCounts {
-        self.stage.op_counts(self.channels, per_channel)
+        self.per_pixel.times(per_channel)
     }
 
     /// The int32 biases (the multipliers are not counted, as before the graph).
@@ -403,10 +416,7 @@ impl Model {
             let affine =
                 |stage: &OutputStage, channels: usize| -> Result<Option<Arc<dyn Requantizer>>> {
                     check_stage(stage, channels, spec.rounding, idx)?;
-                    Ok(Some(Arc::new(AffineStage {
-                        stage: stage.clone(),
-                        channels,
-                    })))
+                    Ok(Some(Arc::new(AffineStage::new(stage.clone(), channels))))
                 };
             let op = match &node.layer {
                 Layer::Conv2d(l) => {
