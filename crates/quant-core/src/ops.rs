@@ -1,11 +1,13 @@
-//! Operation counts of an integer inference, as the engines execute it: what F8Net's Figure 1
+//! Operation counts of an integer inference, as the integer graph executes it: what F8Net's Figure 1
 //! compares between a shift-only pipeline and the INT32-multiplier one (Jacob et al. 2018).
 //!
-//! The engines count while they run ([`crate::engine::Model::run_counted`],
-//! [`crate::fixed8::engine::FixedPointModel::run`], and the sub-byte graph of `mixed-precision-mcu`
-//! through [`crate::icn::Requant::op_counts`]): each executed node adds what its kernel's arithmetic
-//! performs per element for the batch it ran, so a graph that requantizes where another shifts
-//! shows the difference in the counts rather than in a formula beside the engine.
+//! The integer graph's executor counts while it runs ([`crate::graph::Graph::run`]; Jacob's,
+//! F8Net's and Rusci et al.'s schemes all run on it): each executed node adds what its kernel and
+//! its requantization plug-in perform per element for the batch it ran, and the bytes of its
+//! inputs, output and parameters, so a graph that requantizes where another shifts shows the
+//! difference in the counts rather than in a formula beside the executor. The scalar references
+//! (`fixed8::engine`, the packed sub-byte graph of `mixed-precision-mcu`) count the same way, and
+//! the tests hold the two equal.
 #![deny(clippy::float_arithmetic)]
 
 use serde::{Deserialize, Serialize};
@@ -20,10 +22,10 @@ pub struct OpCounts {
     /// Bit shifts by a non-zero amount (rounding shifts of requantization, pre-scaling and
     /// alignment shifts, pooling by a power of two).
     pub shifts: u64,
-    /// Bytes the nodes read and wrote: each node's input and output tensors (8-bit codes one
-    /// byte per element, int32 accumulators four) and its weights and biases, once per node run
-    /// (no cache reuse, no im2col or packing copies). A node that only relabels a tensor's scale
-    /// moves nothing.
+    /// Bytes the nodes read and wrote: each node's input and output tensors as a deployment
+    /// stores them (sub-byte codes packed, 8-bit codes one byte per element, int32 accumulators
+    /// four, int64 logits eight) and its parameters, once per node run (no cache reuse, no
+    /// im2col or packing copies). Relabelling a tensor's scale is no node and moves nothing.
     pub bytes_moved: u64,
 }
 

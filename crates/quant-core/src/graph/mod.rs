@@ -1,6 +1,6 @@
 //! One integer graph for the schemes of the workspace: a list of nodes with explicit inputs over
 //! batched values stored channels innermost (`batch x H x W x C`), every convolution and fully
-//! connected layer on the int8 kernels of [`crate::kernels`] (through [`ConvKernel`]), and the
+//! connected layer on the int8 kernels of [`crate::kernels`] (through [`crate::kernels::ConvKernel`]), and the
 //! requantization a plug-in ([`Requantizer`]): Jacob et al.'s affine fixed-point multiplier
 //! ([`crate::engine::AffineStage`], fused into the kernels), F8Net's power-of-two shift
 //! ([`crate::fixed8::graph`]), Rusci et al.'s folded batch norm, integer channel normalization and

@@ -76,7 +76,7 @@ pub enum Op {
         act_max: u8,
     },
     /// Jacob et al.'s residual addition of two code tensors, each rescaled by its fixed-point
-    /// multiplier ([`add`]).
+    /// multiplier ([`crate::kernels::add()`]).
     AffineAdd {
         params: AddParams,
         rounding: RoundingMode,
