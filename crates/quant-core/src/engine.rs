@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{QuantError, Result, arg_err, shape_err};
 use crate::fixedpoint::RoundingMode;
 pub use crate::graph::Shape;
-use crate::graph::{Data, DenseInput, Graph, Kind, Op, Requantizer, Tensor};
+use crate::graph::{Data, DenseInput, Graph, Kind, Op, Pooling, Requantizer, Tensor};
 use crate::kernels::{
     self, AddParams, Backend, ConvGeometry, ConvKernel, ConvShape, DepthwiseWeights, OutputStage,
     PackedWeights,
@@ -483,17 +483,20 @@ impl Model {
                         weight_bytes: l.weights.len(),
                     }
                 }
-                Layer::MaxPool(l) => Op::MaxPool {
+                Layer::MaxPool(l) => Op::Pool {
+                    rule: Pooling::Max,
                     window: l.window.geometry(shape)?,
                     act_min: l.act_min,
                     act_max: l.act_max,
                 },
-                Layer::AvgPool(l) => Op::AvgPool {
+                Layer::AvgPool(l) => Op::Pool {
+                    rule: Pooling::Average,
                     window: l.window.geometry(shape)?,
                     act_min: l.act_min,
                     act_max: l.act_max,
                 },
-                Layer::GlobalAvgPool => Op::AvgPool {
+                Layer::GlobalAvgPool => Op::Pool {
+                    rule: Pooling::Average,
                     window: Window {
                         kernel_h: shape.h,
                         kernel_w: shape.w,

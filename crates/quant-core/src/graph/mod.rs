@@ -30,7 +30,7 @@ mod op;
 #[cfg(test)]
 mod tests;
 
-pub use op::{DenseInput, Op};
+pub use op::{DenseInput, Op, Pooling};
 
 /// Per-image tensor shape (height, width, channels), channels innermost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,6 +25,15 @@ pub enum DenseInput {
     FloorMean,
 }
 
+/// How a pooling window combines its taps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// The largest code ([`max_pool`]).
+    Max,
+    /// The mean code, rounded to nearest ([`avg_pool`]).
+    Average,
+}
+
 /// One operation of a [`super::Graph`].
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -62,15 +71,10 @@ pub enum Op {
     /// Global average pooling over a `2^n`-pixel image as a shift rounding half to even
     /// ([`average_by_shift`]): codes stay codes of their format, int32 values stay int32.
     MeanByShift,
-    /// Max pooling of codes over the in-image taps of `window` ([`max_pool`]), then the clamp.
-    MaxPool {
-        window: ConvGeometry,
-        act_min: u8,
-        act_max: u8,
-    },
-    /// Average pooling of codes, rounded to nearest ([`avg_pool`]), then the clamp; a window
-    /// over the whole image is global average pooling.
-    AvgPool {
+    /// Pooling of codes over the in-image taps of `window`, then the clamp `[act_min, act_max]`;
+    /// a window over the whole image is global pooling.
+    Pool {
+        rule: Pooling,
         window: ConvGeometry,
         act_min: u8,
         act_max: u8,
@@ -100,8 +104,7 @@ impl Op {
             Op::Requantize(_) => "requantization",
             Op::AlignedAdd { .. } => "aligned add",
             Op::MeanByShift => "mean by shift",
-            Op::MaxPool { .. } => "max pooling",
-            Op::AvgPool { .. } => "average pooling",
+            Op::Pool { .. } => "pooling",
             Op::AffineAdd { .. } => "affine add",
         }
     }
@@ -122,11 +125,7 @@ impl Op {
                 ..
             } => weight_bytes + 4 * bias.len() + stage.as_ref().map_or(0, |s| s.stored_bytes()),
             Op::Requantize(stage) => stage.stored_bytes(),
-            Op::AlignedAdd { .. }
-            | Op::MeanByShift
-            | Op::MaxPool { .. }
-            | Op::AvgPool { .. }
-            | Op::AffineAdd { .. } => 0,
+            Op::AlignedAdd { .. } | Op::MeanByShift | Op::Pool { .. } | Op::AffineAdd { .. } => 0,
         }
     }
 
@@ -248,12 +247,8 @@ impl Op {
                     kind,
                 ))
             }
-            Op::MaxPool {
-                window,
-                act_min,
-                act_max,
-            }
-            | Op::AvgPool {
+            Op::Pool {
+                rule: _,
                 window,
                 act_min,
                 act_max,
@@ -435,12 +430,8 @@ impl Op {
                     data,
                 })
             }
-            Op::MaxPool {
-                window,
-                act_min,
-                act_max,
-            }
-            | Op::AvgPool {
+            Op::Pool {
+                rule,
                 window,
                 act_min,
                 act_max,
@@ -451,9 +442,9 @@ impl Op {
                     c: x.shape.c,
                 };
                 let mut y = vec![0_u8; batch * shape.len()];
-                let pool = match self {
-                    Op::MaxPool { .. } => max_pool,
-                    _ => avg_pool,
+                let pool = match rule {
+                    Pooling::Max => max_pool,
+                    Pooling::Average => avg_pool,
                 };
                 pool(x.code_bytes()?, batch, window, *act_min, *act_max, &mut y)?;
                 Ok(Tensor::codes(batch, shape, x.kind, y))
