@@ -125,19 +125,14 @@ impl FixedPointGraph {
                     weight,
                     w_fl,
                     bias,
-                } => {
-                    let (v, fl) = get(*src)?;
-                    let fl_in = one_format(&fl)?;
-                    let s = graph.shape(v).unwrap_or(input);
+                } => push_weighted(&mut graph, get(*src)?, w_fl, |s| {
                     let shape = ConvShape {
                         geometry: ConvGeometry::symmetric((s.h, s.w, s.c), *k, *stride, *pad)?,
                         out_c: *cout,
                         groups: *groups,
                     };
-                    let op = conv_op(shape, weight, w_fl, bias, backend)?;
-                    let id = graph.push(&[v], op)?;
-                    (id, w_fl.iter().map(|&f| fl_in + i32::from(f)).collect())
-                }
+                    conv_op(shape, weight, w_fl, bias, backend)
+                })?,
                 Node::Relabel { src, fl } => {
                     let (v, old) = get(*src)?;
                     (v, vec![*fl; old.len()])
@@ -162,14 +157,9 @@ impl FixedPointGraph {
                     weight,
                     w_fl,
                     bias,
-                } => {
-                    let (v, fl) = get(*src)?;
-                    let fl_in = one_format(&fl)?;
-                    let s = graph.shape(v).unwrap_or(input);
-                    let op = linear_op(s, *out, weight, w_fl, bias, backend)?;
-                    let id = graph.push(&[v], op)?;
-                    (id, w_fl.iter().map(|&f| fl_in + i32::from(f)).collect())
-                }
+                } => push_weighted(&mut graph, get(*src)?, w_fl, |s| {
+                    linear_op(s, *out, weight, w_fl, bias, backend)
+                })?,
             };
             values.push(next);
         }
@@ -228,6 +218,23 @@ pub(super) fn hwc_pixels(pixels: &[u8], shape: Shape) -> Result<Vec<u8>> {
     Ok((0..n)
         .map(|i| pixels[(i % shape.c) * plane + i / shape.c])
         .collect())
+}
+
+/// Appends the layer `op` builds for its input's shape, reading graph value `v` whose channels
+/// have fractional lengths `fl`; returns its value and each output channel's length, the input's
+/// plus the channel's weight length `w_fl`.
+fn push_weighted(
+    graph: &mut Graph,
+    (v, fl): (usize, Vec<i32>),
+    w_fl: &[u8],
+    op: impl FnOnce(Shape) -> Result<Op>,
+) -> Result<(usize, Vec<i32>)> {
+    let fl_in = one_format(&fl)?;
+    let shape = graph
+        .shape(v)
+        .ok_or_else(|| arg_err!("value {v} is not in the graph"))?;
+    let id = graph.push(&[v], op(shape)?)?;
+    Ok((id, w_fl.iter().map(|&f| fl_in + i32::from(f)).collect()))
 }
 
 /// The fractional length shared by every channel of a layer's input codes.
