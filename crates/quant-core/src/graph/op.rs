@@ -371,13 +371,7 @@ impl Op {
                 kernel.accumulate(codes, batch, &geometry, zero_point, bias, &mut acc)?;
                 finish(acc, batch, shape, stage.as_deref(), counts)
             }
-            Op::Requantize(stage) => finish(
-                x.to_i32()?.into_owned(),
-                batch,
-                x.shape,
-                Some(&**stage),
-                counts,
-            ),
+            Op::Requantize(stage) => requantize(&x.to_i32()?, batch, x.shape, &**stage, counts),
             Op::AlignedAdd { fl_a, fl_b, relu } => {
                 let (a, b) = (x.to_i32()?, read[1].to_i32()?);
                 let c = x.shape.c;
@@ -523,7 +517,7 @@ fn fused(
     Ok(Tensor::codes(batch, shape, stage.output(), codes))
 }
 
-/// The accumulators as the value (no stage) or requantized by `stage`, whose counts it adds.
+/// The accumulators as the value (no stage) or requantized by `stage` ([`requantize`]).
 fn finish(
     acc: Vec<i32>,
     batch: usize,
@@ -531,20 +525,30 @@ fn finish(
     stage: Option<&dyn Requantizer>,
     counts: &mut OpCounts,
 ) -> Result<Tensor> {
-    let Some(stage) = stage else {
-        return Ok(Tensor {
+    match stage {
+        Some(stage) => requantize(&acc, batch, shape, stage, counts),
+        None => Ok(Tensor {
             batch,
             shape,
             kind: Kind::Int32,
             data: Data::Int32(acc),
-        });
-    };
-    *counts += stage.op_counts((acc.len() / shape.c.max(1)) as u64);
-    let data = stage.apply(&acc)?;
+        }),
+    }
+}
+
+/// `values` requantized by `stage`, whose counts it adds.
+fn requantize(
+    values: &[i32],
+    batch: usize,
+    shape: Shape,
+    stage: &dyn Requantizer,
+    counts: &mut OpCounts,
+) -> Result<Tensor> {
+    *counts += stage.op_counts((values.len() / shape.c.max(1)) as u64);
     Ok(Tensor {
         batch,
         shape,
         kind: stage.output(),
-        data,
+        data: stage.apply(values)?,
     })
 }
