@@ -10,7 +10,7 @@ use quant_core::fixed8::stats::{
 };
 use quant_train::rng::Rng;
 use repro::plot::{Chart, Series, color};
-use repro::results::{Keyed, ResultRow};
+use repro::results::{Keyed, Measured, ResultRow, RunStamp};
 use serde::{Deserialize, Serialize};
 
 /// Paper string shared by every F8Net row (exactly as in `published.csv`).
@@ -377,21 +377,24 @@ pub fn run(
         // rows joining the published Monte-Carlo numbers
         let [dataset, th_method, fit_method, min_method, w_bits, a_bits] = published_keys(signed);
         let (_, mc_th, mc_fit, mc_min) = &series_th[1];
-        let row = |method: &str, metric: String, value: f64| ResultRow {
-            paper: PAPER.into(),
-            source: MC_SOURCE.into(),
-            dataset: dataset.into(),
-            model: "n/a".into(),
-            method: method.into(),
-            w_bits: w_bits.into(),
-            a_bits: a_bits.into(),
-            metric,
-            value,
-            proxy: String::new(),
-            profile: profile.into(),
+        let stamp = RunStamp {
+            profile,
             seed,
             epochs: 0,
-            run_id: run_id.into(),
+            run_id,
+        };
+        let row = |method: &str, metric: String, value: f64| {
+            let what = Measured {
+                paper: PAPER,
+                source: MC_SOURCE,
+                dataset,
+                model: "n/a",
+                method,
+                bits: (w_bits, a_bits),
+                metric: &metric,
+                proxy: "",
+            };
+            ResultRow::new(what, value, &stamp)
         };
         for (i, t) in mc_th.iter().enumerate() {
             if let Some(t) = t {
