@@ -68,6 +68,12 @@ impl Requantizer for ShiftStage {
     }
 }
 
+/// The input: raw 8-bit pixels, unsigned codes (of the model's input FL).
+const PIXELS: Kind = Kind::Codes {
+    bits: 8,
+    zero_point: 0,
+};
+
 /// A model's graph and the fractional length of each channel of its output.
 #[derive(Debug)]
 pub struct FixedPointGraph {
@@ -87,13 +93,7 @@ impl FixedPointGraph {
             w: model.width,
             c: model.channels,
         };
-        let mut graph = Graph::new(
-            input,
-            Kind::Codes {
-                bits: 8,
-                zero_point: 0,
-            },
-        )?;
+        let mut graph = Graph::new(input, PIXELS)?;
         // Per model value: the graph value holding it and each channel's fractional length (a
         // relabelled value is its source's graph value).
         let mut values = vec![(0, vec![i32::from(model.input_fl); model.channels])];
@@ -181,8 +181,9 @@ impl FixedPointGraph {
     /// As [`FixedPointModel::run`]: one image of raw 8-bit pixels in planes (`C x H x W`).
     pub fn run(&self, pixels: &[u8]) -> Result<(Value, OpCounts)> {
         let codes = hwc_pixels(pixels, self.input)?;
-        let kind = self.graph.kind(0).unwrap_or(Kind::Int32);
-        let (out, counts) = self.graph.run(Tensor::codes(1, self.input, kind, codes))?;
+        let (out, counts) = self
+            .graph
+            .run(Tensor::codes(1, self.input, PIXELS, codes))?;
         let value = Value {
             c: out.shape.c,
             h: out.shape.h,
