@@ -171,10 +171,7 @@ impl IntegerNet {
 }
 
 /// The input: the raw image bytes, 8-bit codes of zero point 0.
-const IMAGE: Kind = Kind::Codes {
-    bits: 8,
-    zero_point: 0,
-};
+const IMAGE: Kind = Kind::eight_bit(0);
 
 /// A layer of `shape` with packed weights (`[out][in / groups][kh][kw]`) on the int8 kernels:
 /// weight codes `w` enter as int8 `w - 128` with zero points `w_zero - 128`, which leaves every

@@ -315,10 +315,7 @@ impl AffineStage {
 
 impl Requantizer for AffineStage {
     fn output(&self) -> Kind {
-        Kind::Codes {
-            bits: 8,
-            zero_point: self.stage.output_zero_point,
-        }
+        Kind::eight_bit(self.stage.output_zero_point)
     }
 
     fn channels(&self) -> usize {
@@ -393,10 +390,7 @@ impl Model {
                 input.zero_point
             ));
         }
-        let image = Kind::Codes {
-            bits: 8,
-            zero_point: input.zero_point,
-        };
+        let image = Kind::eight_bit(input.zero_point);
         let mut graph = Graph::new(input.shape, image)?;
         for (i, node) in spec.nodes.iter().enumerate() {
             let idx = i + 1;
@@ -568,14 +562,11 @@ impl Model {
                 input.shape
             ));
         }
-        let kind = Kind::Codes {
-            bits: 8,
-            zero_point: input.zero_point,
-        };
+        let kind = Kind::eight_bit(input.zero_point);
         let (out, counts) =
             self.graph
                 .run(Tensor::codes(batch, input.shape, kind, images.to_vec()))?;
-        let (_, zp) = out.kind.codes("the model output")?;
+        let zp = out.kind.zero_point("the model output")?;
         let Data::Codes(codes) = out.data else {
             return Err(arg_err!("the model output holds no codes"));
         };

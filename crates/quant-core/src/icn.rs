@@ -245,7 +245,7 @@ pub struct CodeStage {
 impl Requantizer for CodeStage {
     fn output(&self) -> Kind {
         Kind::Codes {
-            bits: self.bits.bits() as u8,
+            bits: self.bits,
             zero_point: 0,
         }
     }

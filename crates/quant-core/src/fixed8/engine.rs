@@ -834,10 +834,7 @@ mod tests {
                             w: side,
                             c: cin,
                         };
-                        let kind = Kind::Codes {
-                            bits: 8,
-                            zero_point,
-                        };
+                        let kind = Kind::eight_bit(zero_point);
                         let mut graph = Graph::new(input, kind).unwrap();
                         let shape = ConvShape {
                             geometry: ConvGeometry::symmetric((side, side, cin), k, stride, k / 2)

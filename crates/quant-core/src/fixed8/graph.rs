@@ -32,10 +32,7 @@ impl ShiftStage {
 
 impl Requantizer for ShiftStage {
     fn output(&self) -> Kind {
-        Kind::Codes {
-            bits: 8,
-            zero_point: self.zero_point(),
-        }
+        Kind::eight_bit(self.zero_point())
     }
 
     fn channels(&self) -> usize {
@@ -69,10 +66,7 @@ impl Requantizer for ShiftStage {
 }
 
 /// The input: raw 8-bit pixels, unsigned codes (of the model's input FL).
-const PIXELS: Kind = Kind::Codes {
-    bits: 8,
-    zero_point: 0,
-};
+const PIXELS: Kind = Kind::eight_bit(0);
 
 /// A model's graph and the fractional length of each channel of its output.
 #[derive(Debug)]

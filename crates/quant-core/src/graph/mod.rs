@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, arg_err, shape_err};
 use crate::kernels::OutputStage;
 use crate::ops::OpCounts;
+use crate::subbyte::BitWidth;
 
 mod op;
 #[cfg(test)]
@@ -58,9 +59,9 @@ impl Shape {
 /// How a value's elements are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Unsigned codes of `bits` bits (1 to 8), one per byte; the code `zero_point` stands for
-    /// zero (signed 8-bit codes are stored offset by 128).
-    Codes { bits: u8, zero_point: i32 },
+    /// Unsigned codes of `bits` bits, one per byte; the code `zero_point` stands for zero (signed
+    /// 8-bit codes are stored offset by 128).
+    Codes { bits: BitWidth, zero_point: i32 },
     /// int32 accumulators or sums.
     Int32,
     /// int64 logits.
@@ -68,20 +69,28 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Bytes a deployment stores `elements` of this kind in: codes packed as many whole codes
-    /// to a byte as fit (`quant_core::subbyte`'s packing), four bytes per int32, eight per int64.
+    /// 8-bit codes of `zero_point`.
+    pub const fn eight_bit(zero_point: i32) -> Kind {
+        Kind::Codes {
+            bits: BitWidth::B8,
+            zero_point,
+        }
+    }
+
+    /// Bytes a deployment stores `elements` of this kind in: codes packed as
+    /// [`crate::subbyte::Packed`] packs them, four bytes per int32, eight per int64.
     pub fn stored_bytes(self, elements: usize) -> usize {
         match self {
-            Kind::Codes { bits, .. } => elements.div_ceil(8 / usize::from(bits.clamp(1, 8))),
+            Kind::Codes { bits, .. } => bits.bytes_for(elements),
             Kind::Int32 => 4 * elements,
             Kind::Int64 => 8 * elements,
         }
     }
 
-    /// The codes' width and zero point; an error naming `what` for a wide value.
-    pub fn codes(self, what: &str) -> Result<(u8, i32)> {
+    /// The codes' zero point; an error naming `what` for a wide value.
+    pub fn zero_point(self, what: &str) -> Result<i32> {
         match self {
-            Kind::Codes { bits, zero_point } => Ok((bits, zero_point)),
+            Kind::Codes { zero_point, .. } => Ok(zero_point),
             _ => Err(arg_err!(
                 "{what} reads codes but its input holds {self:?} values (requantize it first)"
             )),
@@ -90,15 +99,11 @@ impl Kind {
 
     fn validate(self) -> Result<()> {
         match self {
-            Kind::Codes { bits, zero_point } => {
-                if !(1..=8).contains(&bits) || !(0..=255).contains(&zero_point) {
-                    return Err(arg_err!(
-                        "codes of {bits} bits with zero point {zero_point}: widths are 1 to 8 bits, zero points 0 to 255"
-                    ));
-                }
-                Ok(())
-            }
-            Kind::Int32 | Kind::Int64 => Ok(()),
+            Kind::Codes { bits, zero_point } if !(0..=255).contains(&zero_point) => Err(arg_err!(
+                "codes of {} bits with zero point {zero_point}: zero points are 0 to 255",
+                bits.bits()
+            )),
+            _ => Ok(()),
         }
     }
 }
@@ -115,7 +120,7 @@ pub enum Data {
 }
 
 impl Data {
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         match self {
             Data::Codes(v) => v.len(),
             Data::Int32(v) => v.len(),
@@ -343,7 +348,7 @@ impl Graph {
             let first = value(node.inputs[0])?;
             let pair = [first, node.inputs.get(1).map_or(Ok(first), |&v| value(v))?];
             let read = &pair[..node.inputs.len()];
-            let out = node.op.run(read, &mut counts)?;
+            let out = node.op.run(read, self.shapes[id], &mut counts)?;
             debug_assert!(out.shape == self.shapes[id] && out.kind == self.kinds[id]);
             counts.bytes_moved += (read.iter().map(|t| t.stored_bytes()).sum::<usize>()
                 + out.stored_bytes()

@@ -8,8 +8,8 @@ use crate::error::{Result, arg_err, shape_err};
 use crate::fixed8::format::{align_add, average_by_shift};
 use crate::fixedpoint::RoundingMode;
 use crate::kernels::{
-    AddParams, ConvGeometry, ConvKernel, ConvShape, add, avg_pool, conv2d, depthwise_conv2d, gemm,
-    max_pool,
+    AddParams, ConvGeometry, ConvKernel, ConvShape, OutputStage, add, avg_pool, conv2d,
+    depthwise_conv2d, gemm, max_pool,
 };
 use crate::ops::OpCounts;
 
@@ -160,7 +160,7 @@ impl Op {
                 stage,
                 ..
             } => {
-                kind.codes(self.name())?;
+                kind.zero_point(self.name())?;
                 conv.validate()?;
                 let g = &conv.geometry;
                 if (g.in_h, g.in_w, g.in_c) != (shape.h, shape.w, shape.c) || !kernel.fits(conv) {
@@ -189,7 +189,7 @@ impl Op {
                 stage,
                 ..
             } => {
-                kind.codes(self.name())?;
+                kind.zero_point(self.name())?;
                 let depth = match input {
                     DenseInput::Flat => shape.len(),
                     DenseInput::FloorMean => shape.c,
@@ -253,7 +253,7 @@ impl Op {
                 act_min,
                 act_max,
             } => {
-                kind.codes(self.name())?;
+                kind.zero_point(self.name())?;
                 window.validate()?;
                 if (window.in_h, window.in_w, window.in_c) != (shape.h, shape.w, shape.c)
                     || act_min > act_max
@@ -275,7 +275,10 @@ impl Op {
             Op::AffineAdd { params, .. } => {
                 let (other, other_kind) = read[1];
                 params.validate()?;
-                let zero_points = (kind.codes(self.name())?.1, other_kind.codes(self.name())?.1);
+                let zero_points = (
+                    kind.zero_point(self.name())?,
+                    other_kind.zero_point(self.name())?,
+                );
                 if other != shape
                     || zero_points != (params.input1_zero_point, params.input2_zero_point)
                 {
@@ -283,18 +286,21 @@ impl Op {
                         "operands {shape:?} and {other:?} with zero points {zero_points:?} do not fit its parameters"
                     ));
                 }
-                let out = Kind::Codes {
-                    bits: 8,
-                    zero_point: params.output_zero_point,
-                };
+                let out = Kind::eight_bit(params.output_zero_point);
                 Ok((shape, out))
             }
         }
     }
 
-    /// Runs the operation on `read` (inputs that passed [`Self::output`]), adding its products,
-    /// multiplies and shifts to `counts` (the executor adds the bytes).
-    pub(super) fn run(&self, read: &[&Tensor], counts: &mut OpCounts) -> Result<Tensor> {
+    /// Runs the operation on `read` (inputs that passed [`Self::output`], which gave the output's
+    /// per-image shape `out`), adding its products, multiplies and shifts to `counts` (the
+    /// executor adds the bytes).
+    pub(super) fn run(
+        &self,
+        read: &[&Tensor],
+        out: Shape,
+        counts: &mut OpCounts,
+    ) -> Result<Tensor> {
         let x = read[0];
         let batch = x.batch;
         match self {
@@ -305,14 +311,9 @@ impl Op {
                 stage,
                 ..
             } => {
-                let (_, zero_point) = x.kind.codes(self.name())?;
-                let out = Shape {
-                    h: shape.geometry.out_h(),
-                    w: shape.geometry.out_w(),
-                    c: shape.out_c,
-                };
+                let zero_point = x.kind.zero_point(self.name())?;
                 counts.mul_8x8 += (batch * shape.out_len() * shape.depth()) as u64;
-                if let Some(affine) = stage.as_deref().and_then(Requantizer::affine) {
+                if let Some((stage, affine)) = fused_stage(stage) {
                     let mut y = vec![0_u8; batch * shape.out_len()];
                     let (codes, g) = (x.code_bytes()?, &shape.geometry);
                     match kernel {
@@ -323,7 +324,7 @@ impl Op {
                             depthwise_conv2d(codes, batch, g, zero_point, w, affine, &mut y)
                         }
                     }?;
-                    return fused(y, batch, out, stage.as_deref(), counts);
+                    return Ok(staged(Data::Codes(y), batch, out, stage, counts));
                 }
                 let mut acc = vec![0_i32; batch * shape.out_len()];
                 kernel.accumulate(
@@ -338,13 +339,13 @@ impl Op {
             }
             Op::Dense {
                 input,
-                out,
+                out: outputs,
                 kernel,
                 bias,
                 stage,
                 ..
             } => {
-                let (_, zero_point) = x.kind.codes(self.name())?;
+                let zero_point = x.kind.zero_point(self.name())?;
                 let codes = x.code_bytes()?;
                 let pooled;
                 let (codes, depth) = match input {
@@ -354,22 +355,17 @@ impl Op {
                         (&pooled[..], x.shape.c)
                     }
                 };
-                let shape = Shape {
-                    h: 1,
-                    w: 1,
-                    c: *out,
-                };
-                counts.mul_8x8 += (batch * out * depth) as u64;
-                let affine = stage.as_deref().and_then(Requantizer::affine);
-                if let (Some(affine), ConvKernel::Dense(w)) = (affine, kernel) {
-                    let mut y = vec![0_u8; batch * out];
+                counts.mul_8x8 += (batch * outputs * depth) as u64;
+                if let (Some((stage, affine)), ConvKernel::Dense(w)) = (fused_stage(stage), kernel)
+                {
+                    let mut y = vec![0_u8; batch * outputs];
                     gemm(codes, batch, zero_point, w, affine, &mut y)?;
-                    return fused(y, batch, shape, stage.as_deref(), counts);
+                    return Ok(staged(Data::Codes(y), batch, out, stage, counts));
                 }
-                let mut acc = vec![0_i32; batch * out];
-                let geometry = dense_shape(depth, *out)?.geometry;
+                let mut acc = vec![0_i32; batch * outputs];
+                let geometry = dense_shape(depth, *outputs)?.geometry;
                 kernel.accumulate(codes, batch, &geometry, zero_point, bias, &mut acc)?;
-                finish(acc, batch, shape, stage.as_deref(), counts)
+                finish(acc, batch, out, stage.as_deref(), counts)
             }
             Op::Requantize(stage) => requantize(&x.to_i32()?, batch, x.shape, &**stage, counts),
             Op::AlignedAdd { fl_a, fl_b, relu } => {
@@ -419,7 +415,7 @@ impl Op {
                 };
                 Ok(Tensor {
                     batch,
-                    shape: Shape { h: 1, w: 1, c },
+                    shape: out,
                     kind: x.kind,
                     data,
                 })
@@ -430,28 +426,20 @@ impl Op {
                 act_min,
                 act_max,
             } => {
-                let shape = Shape {
-                    h: window.out_h(),
-                    w: window.out_w(),
-                    c: x.shape.c,
-                };
-                let mut y = vec![0_u8; batch * shape.len()];
+                let mut y = vec![0_u8; batch * out.len()];
                 let pool = match rule {
                     Pooling::Max => max_pool,
                     Pooling::Average => avg_pool,
                 };
                 pool(x.code_bytes()?, batch, window, *act_min, *act_max, &mut y)?;
-                Ok(Tensor::codes(batch, shape, x.kind, y))
+                Ok(Tensor::codes(batch, out, x.kind, y))
             }
             Op::AffineAdd { params, rounding } => {
                 let mut y = vec![0_u8; batch * x.shape.len()];
                 *counts += params.op_counts(y.len() as u64, *rounding);
                 let (a, b) = (x.code_bytes()?, read[1].code_bytes()?);
                 add(a, b, params, *rounding, &mut y)?;
-                let kind = Kind::Codes {
-                    bits: 8,
-                    zero_point: params.output_zero_point,
-                };
+                let kind = Kind::eight_bit(params.output_zero_point);
                 Ok(Tensor::codes(batch, x.shape, kind, y))
             }
         }
@@ -504,17 +492,10 @@ fn floor_means(codes: &[u8], shape: Shape) -> Vec<u8> {
         .collect()
 }
 
-/// Codes a kernel requantized by the affine `stage` (fused), whose counts it adds.
-fn fused(
-    codes: Vec<u8>,
-    batch: usize,
-    shape: Shape,
-    stage: Option<&dyn Requantizer>,
-    counts: &mut OpCounts,
-) -> Result<Tensor> {
-    let stage = stage.ok_or_else(|| arg_err!("a fused layer without its stage"))?;
-    *counts += stage.op_counts((codes.len() / shape.c.max(1)) as u64);
-    Ok(Tensor::codes(batch, shape, stage.output(), codes))
+/// The stage and its affine output stage, where the kernels apply it fused.
+fn fused_stage(stage: &Option<Arc<dyn Requantizer>>) -> Option<(&dyn Requantizer, &OutputStage)> {
+    let stage = stage.as_deref()?;
+    Some((stage, stage.affine()?))
 }
 
 /// The accumulators as the value (no stage) or requantized by `stage` ([`requantize`]).
@@ -536,7 +517,7 @@ fn finish(
     }
 }
 
-/// `values` requantized by `stage`, whose counts it adds.
+/// `values` requantized by `stage` ([`staged`]).
 fn requantize(
     values: &[i32],
     batch: usize,
@@ -544,11 +525,22 @@ fn requantize(
     stage: &dyn Requantizer,
     counts: &mut OpCounts,
 ) -> Result<Tensor> {
-    *counts += stage.op_counts((values.len() / shape.c.max(1)) as u64);
-    Ok(Tensor {
+    Ok(staged(stage.apply(values)?, batch, shape, stage, counts))
+}
+
+/// What `stage` made, `data`, as the value, with the stage's counts added.
+fn staged(
+    data: Data,
+    batch: usize,
+    shape: Shape,
+    stage: &dyn Requantizer,
+    counts: &mut OpCounts,
+) -> Tensor {
+    *counts += stage.op_counts((data.len() / shape.c.max(1)) as u64);
+    Tensor {
         batch,
         shape,
         kind: stage.output(),
-        data: stage.apply(values)?,
-    })
+        data,
+    }
 }

@@ -2,12 +2,10 @@ use super::*;
 use crate::fixed8::FixedFormat;
 use crate::fixed8::graph::ShiftStage;
 use crate::kernels::{Backend, ConvGeometry, ConvKernel, ConvShape};
+use crate::subbyte::BitWidth;
 use std::sync::Arc;
 
-const U8: Kind = Kind::Codes {
-    bits: 8,
-    zero_point: 0,
-};
+const U8: Kind = Kind::eight_bit(0);
 
 fn shape(h: usize, w: usize, c: usize) -> Shape {
     Shape { h, w, c }
@@ -116,9 +114,9 @@ fn codes_are_stored_packed_and_wide_values_whole() {
         bits,
         zero_point: 0,
     };
-    assert_eq!(codes(8).stored_bytes(5), 5);
-    assert_eq!(codes(4).stored_bytes(5), 3);
-    assert_eq!(codes(2).stored_bytes(5), 2);
+    assert_eq!(codes(BitWidth::B8).stored_bytes(5), 5);
+    assert_eq!(codes(BitWidth::B4).stored_bytes(5), 3);
+    assert_eq!(codes(BitWidth::B2).stored_bytes(5), 2);
     assert_eq!(Kind::Int32.stored_bytes(5), 20);
     assert_eq!(Kind::Int64.stored_bytes(5), 40);
 }
@@ -128,10 +126,7 @@ fn codes_are_stored_packed_and_wide_values_whole() {
 #[test]
 fn pooling_and_aligned_add_by_hand() {
     let x = shape(2, 2, 2);
-    let signed = Kind::Codes {
-        bits: 8,
-        zero_point: 128,
-    };
+    let signed = Kind::eight_bit(128);
     let mut g = Graph::new(x, signed).unwrap();
     let mean = g.push(&[0], Op::MeanByShift).unwrap();
     let add = g
@@ -248,14 +243,6 @@ fn graphs_that_cannot_run_are_refused_when_built() {
         .is_err()
     );
     assert!(Graph::new(shape(0, 2, 1), U8).is_err());
-    assert!(
-        Graph::new(
-            shape(1, 1, 1),
-            Kind::Codes {
-                bits: 9,
-                zero_point: 0
-            }
-        )
-        .is_err()
-    );
+    // Widths other than 2, 4 and 8 bits have no `BitWidth`; a zero point must be a code.
+    assert!(Graph::new(shape(1, 1, 1), Kind::eight_bit(256)).is_err());
 }
