@@ -150,7 +150,7 @@ impl IntegerNet {
             weight_bytes: fc.weights.bytes() + fc.w_zero.len(),
         };
         graph.push(&[x], op)?;
-        Ok(PreparedNet { graph, input })
+        Ok(PreparedNet { graph })
     }
 
     /// Predicted class of one image (first maximum on ties).
@@ -203,14 +203,12 @@ fn int8_kernel(
 #[derive(Debug)]
 pub struct PreparedNet {
     graph: Graph,
-    input: Shape,
 }
 
 impl PreparedNet {
     /// As [`IntegerNet::logits_counted`].
     pub fn logits_counted(&self, image: &[u8]) -> Result<(Vec<i64>, OpCounts)> {
-        let input = Tensor::codes(1, self.input, IMAGE, image.to_vec());
-        match self.graph.run(input)? {
+        match self.graph.run(self.graph.input(1, image.to_vec()))? {
             (
                 Tensor {
                     data: Data::Int64(logits),

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{QuantError, Result, arg_err, shape_err};
 use crate::fixedpoint::RoundingMode;
 pub use crate::graph::Shape;
-use crate::graph::{Data, DenseInput, Graph, Kind, Op, Pooling, Requantizer, Tensor};
+use crate::graph::{Data, DenseInput, Graph, Kind, Op, Pooling, Requantizer};
 use crate::kernels::{
     self, AddParams, Backend, ConvGeometry, ConvKernel, ConvShape, DepthwiseWeights, OutputStage,
     PackedWeights,
@@ -562,10 +562,7 @@ impl Model {
                 input.shape
             ));
         }
-        let kind = Kind::eight_bit(input.zero_point);
-        let (out, counts) =
-            self.graph
-                .run(Tensor::codes(batch, input.shape, kind, images.to_vec()))?;
+        let (out, counts) = self.graph.run(self.graph.input(batch, images.to_vec()))?;
         let zp = out.kind.zero_point("the model output")?;
         let Data::Codes(codes) = out.data else {
             return Err(arg_err!("the model output holds no codes"));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::engine::{FixedPointModel, Node, Value, argmax, check_conv, fits_int32};
 use super::format::FixedFormat;
 use crate::error::{Result, arg_err, shape_err};
-use crate::graph::{Data, DenseInput, Graph, Kind, Op, Requantizer, Shape, Tensor};
+use crate::graph::{Data, DenseInput, Graph, Kind, Op, Requantizer, Shape};
 use crate::kernels::{Backend, ConvGeometry, ConvKernel, ConvShape};
 use crate::ops::OpCounts;
 
@@ -72,7 +72,6 @@ const PIXELS: Kind = Kind::eight_bit(0);
 #[derive(Debug)]
 pub struct FixedPointGraph {
     graph: Graph,
-    input: Shape,
     output_fl: Vec<i32>,
 }
 
@@ -165,19 +164,13 @@ impl FixedPointGraph {
                 "the model ends in a relabel of an earlier value; relabel where the value is read"
             ));
         }
-        Ok(FixedPointGraph {
-            graph,
-            input,
-            output_fl,
-        })
+        Ok(FixedPointGraph { graph, output_fl })
     }
 
     /// As [`FixedPointModel::run`]: one image of raw 8-bit pixels in planes (`C x H x W`).
     pub fn run(&self, pixels: &[u8]) -> Result<(Value, OpCounts)> {
-        let codes = hwc_pixels(pixels, self.input)?;
-        let (out, counts) = self
-            .graph
-            .run(Tensor::codes(1, self.input, PIXELS, codes))?;
+        let codes = hwc_pixels(pixels, self.graph.input_shape())?;
+        let (out, counts) = self.graph.run(self.graph.input(1, codes))?;
         let value = Value {
             c: out.shape.c,
             h: out.shape.h,

@@ -281,6 +281,16 @@ impl Graph {
         Ok(id)
     }
 
+    /// Shape of the input (value 0).
+    pub fn input_shape(&self) -> Shape {
+        self.shapes[0]
+    }
+
+    /// `images` (`batch` of them, as the input's kind stores them) as the graph's input.
+    pub fn input(&self, batch: usize, images: Vec<u8>) -> Tensor {
+        Tensor::codes(batch, self.shapes[0], self.kinds[0], images)
+    }
+
     /// Shape of value `v`.
     pub fn shape(&self, v: usize) -> Option<Shape> {
         self.shapes.get(v).copied()
