@@ -9,7 +9,7 @@
 use crate::memory::{
     BitWidths, Budget, Fold, Footprint, Granularity, bytes, extra_bytes, ram_bits, weight_bits,
 };
-use crate::mobilenet::{LayerShape, MobileNetV1};
+use crate::mobilenet::LayerShape;
 use std::fmt;
 
 /// The smallest bit width of any tensor (`MIN_ACT_BITS`, `MIN_BIT`).
@@ -81,7 +81,6 @@ pub type Cut = (usize, u8);
 /// The result of the assignment: bits, folds and the weight cuts in the order they were made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
-    pub model: MobileNetV1,
     pub granularity: Granularity,
     pub budget: Budget,
     pub layers: Vec<LayerShape>,
@@ -121,18 +120,17 @@ impl Assignment {
     }
 }
 
-/// Runs the memory-driven assignment for `model` under `budget`.
+/// Runs the memory-driven assignment for a chain of `layers` under `budget`.
 pub fn assign(
-    model: &MobileNetV1,
+    layers: &[LayerShape],
     budget: Budget,
     options: AssignOptions,
 ) -> Result<Assignment, AssignError> {
-    let layers = model.layers();
+    let layers = layers.to_vec();
     let mut bits = BitWidths::uniform(layers.len(), 8);
     cut_activations(&layers, &mut bits.acts, budget.ram)?;
     let (folds, cut_order) = cut_weights(&layers, &mut bits, budget.rom, options)?;
     Ok(Assignment {
-        model: *model,
         granularity: options.granularity,
         budget,
         layers,

@@ -1,10 +1,10 @@
-//! Offline conversion of a trained QAT TinyMbV1 into the integer graph of [`crate::engine`] (float is
+//! Offline conversion of a trained QAT chain (TinyMbV1, MLP) into the integer graph of [`crate::engine`] (float is
 //! used here once per layer to choose multipliers, biases and thresholds, as in the official
 //! `quantop.py` graph generation; nothing of it runs at inference).
 
 use crate::engine::{IntConv, IntFc, IntegerNet};
 use crate::memory::{BitWidths, Granularity};
-use crate::mobilenet::{LayerKind, MobileNetV1};
+use crate::mobilenet::{LayerKind, LayerShape};
 use crate::qat::MinMaxWeights;
 use burn::prelude::*;
 use quant_core::fixedpoint::QuantizedMultiplier;
@@ -48,13 +48,13 @@ fn multiplier(m: f64) -> Result<QuantizedMultiplier, String> {
     QuantizedMultiplier::from_real(m).map_err(|e| format!("multiplier {m}: {e}"))
 }
 
-/// Converts the trained `net` (a QAT TinyMbV1 with PACT activations) to the integer graph. A layer
+/// Converts the trained `net` (a QAT chain with PACT activations, built from `shapes`) to the integer graph. A layer
 /// trained on unfolded weights (PL+ICN, [`quant_train::layers::QLayer::unfolded_weights`]) keeps
 /// them and takes its batch norm into the ICN stage, `S_acc,c = S_x·S_w·γ_c/σ_c` (sign included), so
 /// it needs [`Folding::Icn`] or [`Folding::Thresholds`].
 pub fn convert(
     net: &Net,
-    model: &MobileNetV1,
+    shapes: &[LayerShape],
     bits: &BitWidths,
     granularity: Granularity,
     folding: Folding,
@@ -62,7 +62,6 @@ pub fn convert(
     if folding == Folding::PerLayerFolding && granularity == Granularity::PerChannel {
         return Err("per-layer folding needs per-layer weights (use --granularity pl)".into());
     }
-    let shapes = model.layers();
     let layers = net.layers();
     if layers.len() != shapes.len() {
         return Err(format!(
@@ -82,7 +81,7 @@ pub fn convert(
     };
     let mut convs = Vec::new();
     let mut fc = None;
-    for (i, (layer, shape)) in layers.iter().zip(&shapes).enumerate() {
+    for (i, (layer, shape)) in layers.iter().zip(shapes).enumerate() {
         // Per channel, the factor batch norm leaves outside the weights (1 when they are folded).
         let bn_scale = match (&layer.bn, layer.unfolded_weights) {
             (Some(bn), true) => host(bn.fold_scale()),
@@ -134,6 +133,8 @@ pub fn convert(
         };
         let (kernel, pad) = match shape.kind {
             LayerKind::Pointwise => (1, 0),
+            // The window is the whole input map: its flattening, channel-major as the weights.
+            LayerKind::Dense => (shape.hw_in, 0),
             _ => (3, 1),
         };
         let geometry = ConvGeometry::symmetric(

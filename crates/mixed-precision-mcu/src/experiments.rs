@@ -14,6 +14,7 @@
 
 use crate::RowKey;
 use crate::assign::{AssignOptions, assign};
+use crate::chain::Chain;
 use crate::deploy::{Folding, convert};
 use crate::engine::IntegerNet;
 use crate::memory::{BitWidths, Budget, Fold, Footprint, Granularity, uniform_folds, uniform8};
@@ -201,16 +202,17 @@ fn data_at(data: &Dataset, plan: &QatPlan, resolution: usize) -> Result<Sets, St
 
 fn float_model(
     cache: &mut FloatCache,
-    model: &MobileNetV1,
+    chain: &Chain,
     sets: &Sets,
     plan: &QatPlan,
     seed: u64,
     device: &Device,
 ) -> Result<FloatModel, String> {
-    if let Some(hit) = cache.get(&model.config_name()) {
+    if let Some(hit) = cache.get(&chain.name) {
         return Ok(hit.clone());
     }
-    let net = crate::qat::build_net(model, seed, device);
+    let model = &chain.name;
+    let net = crate::qat::build_net(&chain.layers, seed, device);
     let cfg = plan.float_config(seed);
     let opts = run_options(
         plan,
@@ -222,7 +224,7 @@ fn float_model(
     let (net, report) = train(net, &sets.train, &cfg, &opts, device).map_err(|e| e.0)?;
     let top1 = evaluate(&net, &sets.test, &Phase::FLOAT_EVAL, device);
     let trained = FloatModel { net, top1, report };
-    cache.insert(model.config_name(), trained.clone());
+    cache.insert(chain.name.clone(), trained.clone());
     Ok(trained)
 }
 
@@ -237,7 +239,7 @@ fn run_options(plan: &QatPlan, sets: &Sets, run: &str, seed: u64, label: String)
 
 /// What every variant of one configuration shares.
 struct Ctx<'a> {
-    model: &'a MobileNetV1,
+    chain: &'a Chain,
     float: &'a Net,
     sets: &'a Sets,
     plan: &'a QatPlan,
@@ -255,12 +257,9 @@ fn qat_model(
     label: &str,
 ) -> Result<(Net, Vec<TrainReport>), String> {
     let Ctx {
-        model,
-        plan,
-        seed,
-        device,
-        ..
+        plan, seed, device, ..
     } = *ctx;
+    let model = &ctx.chain.name;
     let train_set = &ctx.sets.train;
     let mut net = crate::qat::qat_net(ctx.float, train_set, bits, scheme, device);
     let mut reports = Vec::new();
@@ -309,7 +308,7 @@ fn variant(
     foldings: &[Folding],
 ) -> Result<Outcome, String> {
     let Ctx {
-        model,
+        chain,
         sets,
         device,
         ..
@@ -319,7 +318,7 @@ fn variant(
     let (mut integer, mut ops, mut nets) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     let mut validation = ("", f64::NAN);
     for (i, &f) in foldings.iter().enumerate() {
-        let int_net = convert(&net, model, bits, g, f)?;
+        let int_net = convert(&net, &chain.layers, bits, g, f)?;
         integer.insert(f.label(), integer_top1(&int_net, &sets.test)?);
         let (_, counts) = int_net
             .logits_counted(sets.test.image(0))
@@ -330,8 +329,7 @@ fn variant(
         }
         nets.insert(f.label(), int_net);
     }
-    let layers = model.layers();
-    let fp = Footprint::of(&layers, bits, folds, g);
+    let fp = Footprint::of(&chain.layers, bits, folds, g);
     let uniform = |b: &[u8]| b.iter().all(|&x| x == b[0]);
     let inner_acts = &bits.acts[1..bits.acts.len() - 1];
     let label = |v: &[u8]| {
@@ -342,7 +340,7 @@ fn variant(
         }
     };
     Ok(Outcome {
-        config: model.config_name(),
+        config: chain.name.clone(),
         variant: name.to_string(),
         w_bits: label(&bits.weights),
         a_bits: label(inner_acts),
@@ -374,62 +372,76 @@ pub fn run_e1_e2(
     cache: &mut FloatCache,
     device: &Device,
 ) -> Result<Results, String> {
-    let mut res = Results {
-        outcomes: Vec::new(),
-        floats: Vec::new(),
-    };
+    let mut res = Results::default();
     for &(r, w) in &plan.configs {
-        let model = MobileNetV1::tiny(r, w, plan.base_channels);
-        let sets = data_at(data, plan, r)?;
-        let float = float_model(cache, &model, &sets, plan, seed, device)?;
-        let ctx = Ctx {
-            model: &model,
-            float: &float.net,
-            sets: &sets,
-            plan,
-            seed,
-            device,
-        };
-        let layers = model.layers();
-        let n = layers.len();
-        if uniform8(&layers, Granularity::PerLayer).fits(budget) {
-            let b8 = BitWidths::uniform(n, 8);
-            let pl = (
-                Granularity::PerLayer,
-                &uniform_folds(n, Granularity::PerLayer)[..],
-            );
-            let fb = [Folding::PerLayerFolding];
-            res.outcomes
-                .push(variant(&ctx, "uniform w8a8 PL+FB", &b8, pl, &fb)?);
-        }
-        // MixPL+FB folds every layer; MixPL+ICN trains and deploys the assignment's folds (the
-        // official PL+ICN: unfolded weights and ICN where a layer is cut below 8 bits).
-        for (g, name, folding, assigned_folds) in [
-            (
-                Granularity::PerLayer,
-                "MixPL+FB",
-                Folding::PerLayerFolding,
-                false,
-            ),
-            (Granularity::PerLayer, "MixPL+ICN", Folding::Icn, true),
-            (Granularity::PerChannel, "MixPC+ICN", Folding::Icn, true),
-        ] {
-            let a =
-                assign(&model, budget, AssignOptions::official(g)).map_err(|e| e.to_string())?;
-            if a.bits.weights.iter().chain(&a.bits.acts).all(|&b| b == 8)
-                && g == Granularity::PerLayer
-            {
-                continue; // identical to the uniform 8-bit PL model trained above
-            }
-            let folds = match assigned_folds {
-                true => a.folds.clone(),
-                false => uniform_folds(n, g),
-            };
-            res.outcomes
-                .push(variant(&ctx, name, &a.bits, (g, &folds), &[folding])?);
-        }
-        res.floats.push((model.config_name(), float));
+        let chain = Chain::from(&MobileNetV1::tiny(r, w, plan.base_channels));
+        let one = mixed_variants(data, &chain, plan, budget, seed, cache, device)?;
+        res.outcomes.extend(one.outcomes);
+        res.floats.extend(one.floats);
     }
+    Ok(res)
+}
+
+/// E1/E2's variants of one chain and seed under `budget`: its float model (from `cache` when this
+/// run trained it already), uniform 8-bit PL+FB where it fits, and the assignment's MixPL+FB,
+/// MixPL+ICN and MixPC+ICN, each trained, deployed and scored on the integer graph.
+pub fn mixed_variants(
+    data: &Dataset,
+    chain: &Chain,
+    plan: &QatPlan,
+    budget: Budget,
+    seed: u64,
+    cache: &mut FloatCache,
+    device: &Device,
+) -> Result<Results, String> {
+    let mut res = Results::default();
+    let sets = data_at(data, plan, chain.resolution)?;
+    let float = float_model(cache, chain, &sets, plan, seed, device)?;
+    let ctx = Ctx {
+        chain,
+        float: &float.net,
+        sets: &sets,
+        plan,
+        seed,
+        device,
+    };
+    let layers = &chain.layers;
+    let n = layers.len();
+    if uniform8(layers, Granularity::PerLayer).fits(budget) {
+        let b8 = BitWidths::uniform(n, 8);
+        let pl = (
+            Granularity::PerLayer,
+            &uniform_folds(n, Granularity::PerLayer)[..],
+        );
+        let fb = [Folding::PerLayerFolding];
+        res.outcomes
+            .push(variant(&ctx, "uniform w8a8 PL+FB", &b8, pl, &fb)?);
+    }
+    // MixPL+FB folds every layer; MixPL+ICN trains and deploys the assignment's folds (the
+    // official PL+ICN: unfolded weights and ICN where a layer is cut below 8 bits).
+    for (g, name, folding, assigned_folds) in [
+        (
+            Granularity::PerLayer,
+            "MixPL+FB",
+            Folding::PerLayerFolding,
+            false,
+        ),
+        (Granularity::PerLayer, "MixPL+ICN", Folding::Icn, true),
+        (Granularity::PerChannel, "MixPC+ICN", Folding::Icn, true),
+    ] {
+        let a = assign(layers, budget, AssignOptions::official(g)).map_err(|e| e.to_string())?;
+        if a.bits.weights.iter().chain(&a.bits.acts).all(|&b| b == 8) && g == Granularity::PerLayer
+        {
+            continue; // identical to the uniform 8-bit PL model trained above
+        }
+        let folds = match assigned_folds {
+            true => a.folds.clone(),
+            false => uniform_folds(n, g),
+        };
+        res.outcomes
+            .push(variant(&ctx, name, &a.bits, (g, &folds), &[folding])?);
+    }
+    res.floats.push((chain.name.clone(), float));
     Ok(res)
 }
 
@@ -444,18 +456,18 @@ pub fn run_e3(
     device: &Device,
 ) -> Result<Results, String> {
     let (r, w) = plan.e3_config;
-    let model = MobileNetV1::tiny(r, w, plan.base_channels);
+    let chain = Chain::from(&MobileNetV1::tiny(r, w, plan.base_channels));
     let sets = data_at(data, plan, r)?;
-    let float = float_model(cache, &model, &sets, plan, seed, device)?;
+    let float = float_model(cache, &chain, &sets, plan, seed, device)?;
     let ctx = Ctx {
-        model: &model,
+        chain: &chain,
         float: &float.net,
         sets: &sets,
         plan,
         seed,
         device,
     };
-    let n = model.layers().len();
+    let n = chain.layers.len();
     let b4 = BitWidths::uniform(n, 4);
     let all = [Folding::PerLayerFolding, Folding::Icn, Folding::Thresholds];
     let (pl, pc) = (Granularity::PerLayer, Granularity::PerChannel);
@@ -468,7 +480,7 @@ pub fn run_e3(
             variant(&ctx, "w4a4 PL+ICN", &b4, (pl, &unfolded), &all[1..])?,
             variant(&ctx, "w4a4 PC", &b4, (pc, &uniform_folds(n, pc)), &all[1..])?,
         ],
-        floats: vec![(model.config_name(), float)],
+        floats: vec![(chain.name.clone(), float)],
     })
 }
 

@@ -17,13 +17,13 @@ use std::path::{Path, PathBuf};
 pub const CLOCK_HZ: f64 = 400e6;
 
 /// 8-bit MAC/cycle of a layer (fitted: conv0 0.259, dw `0.105·C/(C+4.5)`, pw `0.613·Cin/(Cin+11.4)`,
-/// FC 0.375).
+/// FC 0.375; an MLP's dense layer is an FC, so it takes the FC's rate).
 pub fn rate_8bit(layer: &LayerShape) -> f64 {
     match layer.kind {
         LayerKind::Conv0 => 0.259,
         LayerKind::Depthwise => 0.105 * layer.cin as f64 / (layer.cin as f64 + 4.5),
         LayerKind::Pointwise => 0.613 * layer.cin as f64 / (layer.cin as f64 + 11.4),
-        LayerKind::Fc => 0.375,
+        LayerKind::Dense | LayerKind::Fc => 0.375,
     }
 }
 
@@ -134,7 +134,7 @@ pub fn millis8(model: &MobileNetV1) -> f64 {
 
 /// Milliseconds of the memory-driven assignment of `model` under `budget`, if it exists.
 pub fn mixed_millis(model: &MobileNetV1, budget: Budget, g: Granularity) -> Option<f64> {
-    let a = assign(model, budget, AssignOptions::official(g)).ok()?;
+    let a = assign(&model.layers(), budget, AssignOptions::official(g)).ok()?;
     Some(model_millis(model, &a.bits, &a.folds, g))
 }
 

@@ -1,6 +1,7 @@
 //! Memory-driven mixed low precision for microcontrollers (Rusci, Capotondi, Benini, MLSys 2020).
 //!
 //! * [`mobilenet`]: MobileNetV1 layer shapes at any resolution and width (ImageNet and proxy families).
+//! * [`chain`]: the chain of layers the pipeline trains and deploys (a MobileNetV1 or an MLP).
 //! * [`memory`]: read-only and read-write footprints at any per-tensor bit widths.
 //! * [`assign`]: the rule-based 8 -> 4 -> 2 bit-width assignment under a memory budget.
 //! * [`tables`]: result rows of the exact memory tables.
@@ -9,6 +10,7 @@
 //! * [`latency`]: the cycle model of dossier §10.2 (assumptions labelled).
 
 pub mod assign;
+pub mod chain;
 pub mod deploy;
 pub mod engine;
 pub mod experiments;

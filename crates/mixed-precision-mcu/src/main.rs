@@ -226,10 +226,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 granularity,
                 delta_bp: (delta * 10_000.0).round() as u32,
             };
-            let a = assign(&model, Budget { rom, ram }, options).map_err(|e| e.to_string())?;
+            let a =
+                assign(&model.layers(), Budget { rom, ram }, options).map_err(|e| e.to_string())?;
             match format {
-                Format::Csv => print_csv(&a),
-                Format::Table => print_table(&a),
+                Format::Csv => print_csv(&model, &a),
+                Format::Table => print_table(&model, &a),
             }
             Ok(())
         }
@@ -353,12 +354,12 @@ fn proxy_config(name: &str, base_channels: usize) -> Result<(usize, f64), String
         })
 }
 
-fn print_csv(a: &Assignment) {
+fn print_csv(model: &MobileNetV1, a: &Assignment) {
     let f = a.footprint();
     println!("config,granularity,a_out_bits,w_bits,rom_bytes,ram_bytes");
     println!(
         "{},{},{},{},{},{}",
-        a.model.config_name(),
+        model.config_name(),
         a.granularity.short(),
         a.bits.a_out_string(),
         a.bits.w_string(),
@@ -367,11 +368,11 @@ fn print_csv(a: &Assignment) {
     );
 }
 
-fn print_table(a: &Assignment) {
+fn print_table(model: &MobileNetV1, a: &Assignment) {
     let f = a.footprint();
     println!(
         "{} {} under ROM {} B / RAM {} B",
-        model_label(&a.model),
+        model_label(model),
         a.granularity.paper_name(),
         a.budget.rom,
         a.budget.ram

@@ -18,6 +18,9 @@ pub enum LayerKind {
     Depthwise,
     /// Pointwise 1x1 convolution.
     Pointwise,
+    /// A fully connected hidden layer on its whole input map (an MLP's; deployed as a convolution
+    /// whose window is the map), with batch norm and the quantized activation like a convolution.
+    Dense,
     /// The classifier after the global average pool.
     Fc,
 }
@@ -29,6 +32,7 @@ impl LayerKind {
             LayerKind::Conv0 => "conv",
             LayerKind::Depthwise => "dw",
             LayerKind::Pointwise => "pw",
+            LayerKind::Dense => "dense",
             LayerKind::Fc => "fc",
         }
     }
@@ -147,19 +151,7 @@ impl MobileNetV1 {
             )?);
             (c, hw) = (cout, out_hw);
         }
-        let fc_weights = mul(&[c as u64, self.classes as u64])?;
-        layers.push(LayerShape {
-            kind: LayerKind::Fc,
-            cin: c,
-            cout: self.classes,
-            stride: 1,
-            hw_in: 1,
-            hw_out: 1,
-            in_elems: c as u64,
-            out_elems: self.classes as u64,
-            weights: fc_weights,
-            macs: fc_weights,
-        });
+        layers.push(dense_layer(LayerKind::Fc, c, self.classes, 1)?);
         Some(layers)
     }
 
@@ -259,6 +251,26 @@ fn conv_layer(
         out_elems: mul(&[cout as u64, out_pixels])?,
         weights,
         macs: mul(&[weights, out_pixels])?,
+    })
+}
+
+/// A fully connected layer of `kind` ([`LayerKind::Dense`] or [`LayerKind::Fc`]) on a whole
+/// `hw_in x hw_in x cin` map (the FC's input is the pooled vector, `hw_in = 1`): one output pixel,
+/// MACs equal to its weights. `None` when a count overflows `u64`.
+pub fn dense_layer(kind: LayerKind, cin: usize, cout: usize, hw_in: usize) -> Option<LayerShape> {
+    let in_elems = mul(&[cin as u64, hw_in as u64, hw_in as u64])?;
+    let weights = mul(&[in_elems, cout as u64])?;
+    Some(LayerShape {
+        kind,
+        cin,
+        cout,
+        stride: 1,
+        hw_in,
+        hw_out: 1,
+        in_elems,
+        out_elems: cout as u64,
+        weights,
+        macs: weights,
     })
 }
 

@@ -1,10 +1,10 @@
-//! Mixed-precision quantization-aware training of the proxy TinyMbV1 on the shared Burn stack
-//! (`quant-train`): the model with the exact 28-layer topology of [`crate::mobilenet`], PACT
+//! Mixed-precision quantization-aware training of a chain ([`crate::chain`]: the proxy TinyMbV1, an
+//! MLP) on the shared Burn stack (`quant-train`): the net with the exact topology of its layers, PACT
 //! activations with the official floor rounding, per-layer or per-channel asymmetric min/max weights
 //! at each layer's assigned bits, and the dossier's scaled fine-tuning schedule (§10.1).
 
 use crate::memory::{BitWidths, Fold, Granularity};
-use crate::mobilenet::{LayerKind as ShapeKind, MobileNetV1};
+use crate::mobilenet::{LayerKind as ShapeKind, LayerShape};
 use burn::module::Param;
 use burn::prelude::*;
 use quant_core::qparams::{QParams, QRange};
@@ -15,14 +15,14 @@ use quant_train::rng::Rng;
 use quant_train::weight_range::LearnedWeightRange;
 use repro::datasets::ImageSet;
 
-/// Builds the float TinyMbV1 for `model` (ReLU6 activations, BN after every conv, bias-free convs,
-/// FC with bias after the global average pool). Padding is symmetric `k/2`, which gives the TF-SAME
-/// output sizes of the memory model for every proxy resolution.
-pub fn build_net(model: &MobileNetV1, seed: u64, device: &Device) -> Net {
+/// Builds the float net of `layers` (ReLU6 activations, BN after every conv and dense layer,
+/// bias-free convs, FC with bias after the global average pool). Padding is symmetric `k/2`, which
+/// gives the TF-SAME output sizes of the memory model for every proxy resolution; a dense layer
+/// flattens its input map (channel-major, the order its deployed convolution reads).
+pub fn build_net(layers: &[LayerShape], seed: u64, device: &Device) -> Net {
     let mut rng = Rng::new(seed);
     let mut blocks = Vec::new();
-    let layers = model.layers();
-    for l in &layers {
+    for l in layers {
         let act = Activation::Relu6;
         let layer = match l.kind {
             ShapeKind::Conv0 => {
@@ -34,16 +34,19 @@ pub fn build_net(model: &MobileNetV1, seed: u64, device: &Device) -> Net {
             ShapeKind::Pointwise => {
                 QLayer::conv(l.cin, l.cout, 1, 1, 1, true, act, &mut rng, device)
             }
+            ShapeKind::Dense => {
+                QLayer::linear(l.in_elems as usize, l.cout, true, act, &mut rng, device)
+            }
             ShapeKind::Fc => {
                 blocks.push(Block::GlobalAvgPool(GlobalAvgPool { enabled: true }));
-                QLayer::linear(l.cin, l.cout, Activation::None, &mut rng, device)
+                QLayer::linear(l.cin, l.cout, false, Activation::None, &mut rng, device)
             }
         };
         blocks.push(Block::Layer(layer));
     }
     Net {
         blocks,
-        classes: model.classes,
+        classes: layers.last().map_or(0, |l| l.cout),
     }
 }
 
@@ -207,7 +210,7 @@ pub fn calibrate_alphas(net: &Net, x: Tensor<4>) -> Vec<f64> {
             Block::GlobalAvgPool(g) => g.forward(x, last, &Phase::FLOAT_EVAL),
             Block::MaxPool(p) => p.forward(x),
             Block::Residual(_) | Block::InputNorm(_) => {
-                unreachable!("TinyMbV1 has no residual blocks and no input normalization")
+                unreachable!("a chain has no residual blocks and no input normalization")
             }
         };
     }
@@ -313,8 +316,8 @@ mod tests {
     #[test]
     fn only_per_layer_weights_learn_their_range() {
         let device = Device::flex();
-        let model = MobileNetV1::tiny(16, 0.25, 8);
-        let float = build_net(&model, 1, &device);
+        let model = crate::mobilenet::MobileNetV1::tiny(16, 0.25, 8);
+        let float = build_net(&model.layers(), 1, &device);
         let n = float.layers().len();
         let bits = BitWidths::uniform(n, 8);
         let alphas = vec![6.0; n - 1];

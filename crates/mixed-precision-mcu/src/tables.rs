@@ -196,7 +196,7 @@ pub fn exact_tables(profile: &str, run_id: &str) -> ExactTables {
             }
             for nb in &budgets {
                 for g in [Granularity::PerLayer, Granularity::PerChannel] {
-                    let result = assign(model, nb.budget, AssignOptions::official(g));
+                    let result = assign(&model.layers(), nb.budget, AssignOptions::official(g));
                     let method = format!("{} under {}", g.paper_name(), nb.name);
                     if let Ok(a) = &result {
                         let f = a.footprint();

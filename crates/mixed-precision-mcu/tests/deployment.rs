@@ -6,9 +6,10 @@
 
 use burn::module::Param;
 use burn::prelude::*;
+use mixed_precision_mcu::chain::Chain;
 use mixed_precision_mcu::deploy::{Folding, convert};
 use mixed_precision_mcu::memory::{BitWidths, Fold, Granularity, uniform_folds};
-use mixed_precision_mcu::mobilenet::MobileNetV1;
+use mixed_precision_mcu::mobilenet::{LayerShape, MobileNetV1};
 use mixed_precision_mcu::qat::{build_net, calibrate_alphas, make_qat};
 use quant_core::kernels::Backend as KernelBackend;
 use quant_train::layers::Phase;
@@ -64,21 +65,27 @@ fn set_batch_norm(net: &mut Net, x: Tensor<4>, device: &Device) {
     net.forward(x, &batch_stats);
 }
 
-/// Prediction agreement of the integer graph (`folding`) with the fake-quantized net trained under
-/// `g` with `folds`, its batch norm as built or, with `trained_bn`, as [`set_batch_norm`] leaves it.
-fn agreement((g, folds): (Granularity, &[Fold]), folding: Folding, trained_bn: bool) -> f64 {
+/// Prediction agreement of the integer graph (`folding`) with the fake-quantized net of `chain`
+/// trained under `g` with `folds`, its batch norm as built or, with `trained_bn`, as
+/// [`set_batch_norm`] leaves it.
+fn agreement(
+    chain: &Chain,
+    (g, folds): (Granularity, &[Fold]),
+    folding: Folding,
+    trained_bn: bool,
+) -> f64 {
     let (w_bits, a_bits) = (8, 8);
     let device = Device::flex();
-    let model = MobileNetV1::tiny(16, 0.5, 8);
-    let set = images(64, 16);
-    let mut net = build_net(&model, 3, &device);
+    let layers = &chain.layers;
+    let set = images(64, chain.resolution);
+    let mut net = build_net(layers, 3, &device);
     let idx: Vec<usize> = (0..set.len()).collect();
     let (x, _) = quant_train::data::batch(&set, &idx, &device);
     if trained_bn {
         set_batch_norm(&mut net, x.clone(), &device);
     }
     let alphas = calibrate_alphas(&net, x);
-    let mut b = BitWidths::uniform(model.layers().len(), a_bits);
+    let mut b = BitWidths::uniform(layers.len(), a_bits);
     b.weights = vec![w_bits; b.weights.len()];
     make_qat(&mut net, &b, (g, folds), &alphas, &device);
     let fake = argmax_rows(&predict(&net, &set, 64, &Phase::EVAL, &device), 10);
@@ -89,16 +96,14 @@ fn agreement((g, folds): (Granularity, &[Fold]), folding: Folding, trained_bn: b
         classes.len() >= 3,
         "too few distinct predictions to test: {classes:?}"
     );
-    let int = convert(&net, &model, &b, g, folding).unwrap();
+    let int = convert(&net, layers, &b, g, folding).unwrap();
     // The graph's own product count is the memory model's MAC count (padded taps included in
     // both); one multiply per output of every conv layer under FB and ICN (none under
     // thresholds) and per logit (the classifier always scales by multipliers).
     let (_, ops) = int.logits_counted(set.image(0)).unwrap();
-    assert_eq!(ops.mul_8x8, model.macs(), "{g} {folding:?}");
-    let outputs = |layers: &[mixed_precision_mcu::mobilenet::LayerShape]| -> u64 {
-        layers.iter().map(|l| l.out_elems).sum()
-    };
-    let layers = model.layers();
+    let macs: u64 = layers.iter().map(|l| l.macs).sum();
+    assert_eq!(ops.mul_8x8, macs, "{g} {folding:?}");
+    let outputs = |layers: &[LayerShape]| -> u64 { layers.iter().map(|l| l.out_elems).sum() };
     let (convs, fc) = layers.split_at(layers.len() - 1);
     let conv_requant = if folding == Folding::Thresholds {
         0
@@ -124,22 +129,40 @@ fn agreement((g, folds): (Granularity, &[Fold]), folding: Folding, trained_bn: b
     same as f64 / set.len() as f64
 }
 
-#[test]
-fn integer_graph_agrees_with_the_fake_quantized_model() {
-    let n = MobileNetV1::tiny(16, 0.5, 8).layers().len();
+/// The schemes every chain is checked under: `(granularity, folds)` and the deployment (the
+/// fourth: per-layer weights, unfolded with batch norm in the ICN stage on every other layer).
+fn schemes(n: usize) -> Vec<((Granularity, Vec<Fold>), Folding)> {
     let (pl, pc) = (Granularity::PerLayer, Granularity::PerChannel);
-    // PL+ICN: unfolded per-layer weights with batch norm in the ICN stage, on every other layer.
     let mixed: Vec<Fold> = (0..n)
         .map(|i| if i % 2 == 0 { Fold::Icn } else { Fold::FoldBn })
         .collect();
-    for (scheme, folding) in [
+    vec![
         ((pl, uniform_folds(n, pl)), Folding::PerLayerFolding),
         ((pc, uniform_folds(n, pc)), Folding::Icn),
         ((pc, uniform_folds(n, pc)), Folding::Thresholds),
-        ((pl, mixed.clone()), Folding::Icn),
-    ] {
-        let (g, folds) = scheme;
-        let agree = agreement((g, &folds), folding, false);
+        ((pl, mixed), Folding::Icn),
+    ]
+}
+
+/// An MLP deploys through the same conversion: its dense layers become convolutions whose window
+/// is the whole map (the first reads the image), and the graph follows the fake-quantized net.
+/// (Its batch norm as training leaves it: as built, the untrained MLP maps these images, which
+/// differ mostly in their base level, to two classes.)
+#[test]
+fn an_mlp_chain_deploys_like_a_mobilenet() {
+    let mlp = Chain::mlp(16, 1, &[256, 64, 48, 10]).unwrap();
+    for ((g, folds), folding) in schemes(mlp.layers.len()) {
+        let agree = agreement(&mlp, (g, &folds), folding, true);
+        assert!(agree >= 0.9, "{g} {folding:?}: agreement {agree}");
+    }
+}
+
+#[test]
+fn integer_graph_agrees_with_the_fake_quantized_model() {
+    let model = Chain::from(&MobileNetV1::tiny(16, 0.5, 8));
+    let schemes = schemes(model.layers.len());
+    for ((g, folds), folding) in &schemes {
+        let agree = agreement(&model, (*g, folds), *folding, false);
         assert!(agree >= 0.9, "{g} {folding:?}: agreement {agree}");
     }
     // With negative γ and nonzero biases (trained batch norm), the thresholds, built from the real
@@ -147,9 +170,8 @@ fn integer_graph_agrees_with_the_fake_quantized_model() {
     // per-channel scales and signs are right. (FB and ICN round each bias to the accumulator's
     // grid, which on this untrained net's near-tied logits moves a fifth to a third of the
     // predictions; trained nets show gaps of a tenth of a point at 8 bits.)
-    for scheme in [(pl, mixed), (pc, uniform_folds(n, pc))] {
-        let (g, folds) = scheme;
-        let agree = agreement((g, &folds), Folding::Thresholds, true);
+    for ((g, folds), _) in [&schemes[3], &schemes[1]] {
+        let agree = agreement(&model, (*g, folds), Folding::Thresholds, true);
         assert!(
             agree >= 0.9,
             "{g} thresholds, trained batch norm: agreement {agree}"
@@ -162,9 +184,9 @@ fn integer_graph_agrees_with_the_fake_quantized_model() {
 #[test]
 fn unfolded_layers_need_a_per_channel_stage() {
     let device = Device::flex();
-    let model = MobileNetV1::tiny(16, 0.25, 8);
-    let mut net = build_net(&model, 1, &device);
-    let n = model.layers().len();
+    let layers = MobileNetV1::tiny(16, 0.25, 8).layers();
+    let mut net = build_net(&layers, 1, &device);
+    let n = layers.len();
     let b = BitWidths::uniform(n, 8);
     make_qat(
         &mut net,
@@ -175,7 +197,7 @@ fn unfolded_layers_need_a_per_channel_stage() {
     );
     let e = convert(
         &net,
-        &model,
+        &layers,
         &b,
         Granularity::PerLayer,
         Folding::PerLayerFolding,
@@ -187,12 +209,12 @@ fn unfolded_layers_need_a_per_channel_stage() {
 #[test]
 fn per_layer_folding_rejects_per_channel_weights() {
     let device = Device::flex();
-    let model = MobileNetV1::tiny(16, 0.25, 8);
-    let net = build_net(&model, 1, &device);
+    let layers = MobileNetV1::tiny(16, 0.25, 8).layers();
+    let net = build_net(&layers, 1, &device);
     let b = BitWidths::uniform(28, 8);
     let e = convert(
         &net,
-        &model,
+        &layers,
         &b,
         Granularity::PerChannel,
         Folding::PerLayerFolding,

@@ -5,7 +5,7 @@
 
 use mixed_precision_mcu::assign::{AssignError, AssignOptions, assign};
 use mixed_precision_mcu::memory::{Budget, Fold, Granularity, uniform8};
-use mixed_precision_mcu::mobilenet::{LayerKind, MobileNetV1, imagenet_family, tiny_family};
+use mixed_precision_mcu::mobilenet::{MobileNetV1, imagenet_family, tiny_family};
 
 /// Cells of a markdown table row, trimmed.
 fn cells(row: &str) -> Vec<&str> {
@@ -166,7 +166,8 @@ fn assign_official(
     budget: Budget,
     g: Granularity,
 ) -> mixed_precision_mcu::assign::Assignment {
-    assign(model, budget, AssignOptions::official(g)).unwrap_or_else(|e| panic!("{model} {g}: {e}"))
+    assign(&model.layers(), budget, AssignOptions::official(g))
+        .unwrap_or_else(|e| panic!("{model} {g}: {e}"))
 }
 
 #[test]
@@ -268,12 +269,7 @@ fn check_per_layer_table(cfg: &str, table: &str) {
     for (i, row) in rows(table).enumerate() {
         let l = &a.layers[i];
         assert_eq!(num(row[0]), i as u64 + 1);
-        let kind = match l.kind {
-            LayerKind::Conv0 => "conv",
-            LayerKind::Depthwise => "dw",
-            LayerKind::Pointwise => "pw",
-            LayerKind::Fc => "fc",
-        };
+        let kind = l.kind.short();
         let kind = if l.stride == 2 {
             format!("{kind}/s2")
         } else {
@@ -459,7 +455,7 @@ fn table_10_1_proxy_family_and_scaled_budgets() {
 fn tight_budgets_return_errors_naming_the_constraint_instead_of_hanging() {
     // 224_1.0 at 256 kB: layer 3 needs 301056 B even at 2/2 bits (§9.1).
     let e = assign(
-        &MobileNetV1::imagenet(224, 1.0),
+        &MobileNetV1::imagenet(224, 1.0).layers(),
         Budget {
             rom: 1_024_000,
             ram: 256_000,
@@ -483,7 +479,7 @@ fn tight_budgets_return_errors_naming_the_constraint_instead_of_hanging() {
     );
     // Weights at 2 bits everywhere still exceed a 100 kB ROM for 224_1.0.
     let e = assign(
-        &MobileNetV1::imagenet(224, 1.0),
+        &MobileNetV1::imagenet(224, 1.0).layers(),
         Budget {
             rom: 100_000,
             ram: 512_000,
@@ -512,7 +508,7 @@ fn tight_budgets_return_errors_naming_the_constraint_instead_of_hanging() {
     ] {
         for model in imagenet_family() {
             for g in [Granularity::PerLayer, Granularity::PerChannel] {
-                if let Ok(a) = assign(&model, budget, AssignOptions::official(g)) {
+                if let Ok(a) = assign(&model.layers(), budget, AssignOptions::official(g)) {
                     assert!(a.footprint().fits(budget), "{model} {g}");
                 }
             }

@@ -372,10 +372,12 @@ impl QLayer {
         )
     }
 
-    /// A fully connected layer `d_in -> d_out` (with bias, no batch norm).
+    /// A fully connected layer `d_in -> d_out` on its flattened input: with batch norm and no bias
+    /// (a hidden layer that is folded or normalised like a convolution), or with a bias.
     pub fn linear(
         d_in: usize,
         d_out: usize,
+        batch_norm: bool,
         activation: Activation,
         rng: &mut Rng,
         device: &Device,
@@ -383,7 +385,7 @@ impl QLayer {
         Self::build(
             [d_out, d_in, 1, 1],
             LayerKind::Linear,
-            false,
+            batch_norm,
             activation,
             rng,
             device,

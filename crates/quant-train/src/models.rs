@@ -456,7 +456,7 @@ impl Builder {
 
     fn linear(&mut self, d_out: usize, act: Activation) {
         let d_in = self.channels * self.spatial;
-        let l = QLayer::linear(d_in, d_out, act, &mut self.rng, &self.device);
+        let l = QLayer::linear(d_in, d_out, false, act, &mut self.rng, &self.device);
         self.blocks.push(Block::Layer(l));
         self.channels = d_out;
         self.spatial = 1;

@@ -14,7 +14,7 @@ use repro::results::{ResultRow, read_rows, table_path};
 use schemes::TABLE_DIR;
 use schemes::bench::{Bench, Sets, Sizes};
 use schemes::table::{accuracy_size_svg, curves_svg, markdown};
-use schemes::{mlp, mobilenet, resnet};
+use schemes::{mlp, mobilenet, resnet, rusci};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -141,13 +141,13 @@ fn run(cli: Cli) -> Result<(), String> {
                     Model::ResNet => resnet::model_name(profile),
                 },
                 layer_io: match model {
-                    Model::Mlp => mlp::layer_io(),
-                    Model::MobileNet => mobilenet::layer_io(&plan),
+                    Model::Mlp => rusci::layer_io(&mlp::chain()?),
+                    Model::MobileNet => rusci::layer_io(&mobilenet::chain(&plan)),
                     Model::ResNet => resnet::layer_io(profile)?,
                 },
             };
             let (rows, curves) = match model {
-                Model::Mlp => bench.mlp_rows(seed)?,
+                Model::Mlp => bench.mlp_rows(&data, &plan, seed)?,
                 Model::MobileNet => bench.mobilenet_rows(&data, &plan, seed)?,
                 Model::ResNet => bench.resnet_rows(profile, seed)?,
             };

@@ -13,18 +13,24 @@
 //!   10 epochs), int32 weights and activations.
 //!
 //! * **F8Net fixed point** — after training, on the fixed8 engine ([`crate::bench`]).
-//!
-//! Rusci et al.'s mixed 8/4/2-bit scheme runs on a convolution chain in this workspace; its rows are
-//! the MobileNetV1's ([`crate::mobilenet`]).
+//! * **Rusci** — the mixed 8/4/2-bit variants on the MLP as a chain of the MCU reproduction
+//!   ([`chain`]: its hidden layers are convolutions whose window is the whole map) under the two
+//!   device budgets ([`crate::rusci`]). Rusci's pipeline folds or normalises batch norm, so it trains
+//!   its own float MLP with batch norm after each hidden layer (the MCU reproduction's recipe: Adam
+//!   5e-3, cosine decay, batch 64) on the same sets, reported as `Rusci float32 start` with its
+//!   validation curve.
 
+use mixed_precision_mcu::chain::Chain;
+use mixed_precision_mcu::experiments::QatPlan;
 use pocketnn::activation::PocketActivation;
 use pocketnn::network::{ForwardState, Network};
 use pocketnn::rng::{Pcg32, RunRng};
 use pocketnn::train::{Split, TrainConfig as PocketConfig};
 use quant_train::ModelSpec;
+use repro::datasets::Dataset;
 use repro::results::ResultRow;
 
-use crate::bench::{Bench, Outcome, POCKETNN, bits};
+use crate::bench::{Bench, Outcome, POCKETNN, RUSCI, bits};
 use crate::measure::storage_bytes;
 
 /// Layer widths, input first.
@@ -32,20 +38,43 @@ pub const WIDTHS: [usize; 4] = [784, 256, 256, 10];
 /// The `model` column.
 pub const MODEL: &str = "MLP 784-256-256-10";
 
-/// Inputs and outputs of the MLP's layers (the bench's `layer_io`).
-pub fn layer_io() -> Vec<(usize, usize)> {
-    WIDTHS.windows(2).map(|w| (w[0], w[1])).collect()
+/// The MLP as a chain of Rusci et al.'s pipeline, on 28x28 grey images.
+pub fn chain() -> Result<Chain, String> {
+    Chain::mlp(28, 1, &WIDTHS)
 }
 
 impl Bench<'_> {
     /// Every row of one seed, and the validation curves of its Burn trainings (the float model and
-    /// QAT, whose epochs continue the float model's).
-    pub fn mlp_rows(&self, seed: u64) -> Result<(Vec<ResultRow>, Vec<ResultRow>), String> {
+    /// QAT, whose epochs continue the float model's, and Rusci's float model). `data` is the whole
+    /// data set, which Rusci's pipeline splits itself as `self.sets` holds it; `mcu_plan` is the
+    /// MobileNetV1's plan, whose recipe Rusci's rows train with on this bench's sets.
+    pub fn mlp_rows(
+        &self,
+        data: &Dataset,
+        mcu_plan: &QatPlan,
+        seed: u64,
+    ) -> Result<(Vec<ResultRow>, Vec<ResultRow>), String> {
         let spec: ModelSpec = "mlp:256,256".parse()?;
         let (float, float_report) = self.float_model(&spec, "mlp-float", seed)?;
-        let (outcomes, curves) =
-            self.common_outcomes(&float, &float_report, seed, self.sizes.float_epochs)?;
-        let mut rows: Vec<ResultRow> = self.rows_of(&outcomes, seed, self.sizes.float_epochs);
+        let epochs = self.sizes.float_epochs;
+        let (mut outcomes, mut curves) =
+            self.common_outcomes(&float, &float_report, seed, epochs)?;
+        let plan = QatPlan {
+            train_images: self.sets.train.len(),
+            validation_images: self.sets.validation.len(),
+            test_images: self.sets.test.len(),
+            ..mcu_plan.clone()
+        };
+        let (rusci, start) = self.rusci_outcomes(data, &chain()?, &plan, seed)?;
+        let method = format!("{RUSCI} float32 start (batch norm)");
+        outcomes.push(Outcome {
+            method: method.clone(),
+            ..self.float_outcome(&start.net)?
+        });
+        let template = self.template(&method, ("32", "32"), seed, plan.float_epochs);
+        curves.extend(start.report.curve_rows(&template));
+        outcomes.extend(rusci);
+        let mut rows: Vec<ResultRow> = self.rows_of(&outcomes, seed, epochs);
         rows.extend(self.rows(&self.pocket_outcome(seed)?, seed, self.sizes.pocket_epochs));
         Ok((rows, curves))
     }

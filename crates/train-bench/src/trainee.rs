@@ -61,14 +61,15 @@ pub fn trainee(
             Ok(Box::new(ZooTrainee::new(net, config, device)))
         }
         (Arch::TinyMbV1(mobilenet), Paper::MixedPrecisionMcu) => {
-            let net = mixed_precision_mcu::qat::build_net(mobilenet, SEED, device);
+            let layers = mobilenet.layers();
+            let net = mixed_precision_mcu::qat::build_net(&layers, SEED, device);
             let plan = mixed_precision_mcu::experiments::QatPlan::full(SEED);
             let (net, config) = match mode {
                 Mode::Fp => (net, plan.float_config(SEED)),
                 Mode::RusciQat => {
                     let budget = mixed_precision_mcu::tables::proxy_budget(plan.base_channels);
                     let g = Granularity::PerChannel;
-                    let mix = assign(mobilenet, budget, AssignOptions::official(g))
+                    let mix = assign(&layers, budget, AssignOptions::official(g))
                         .map_err(|e| e.to_string())?;
                     let qat = mixed_precision_mcu::qat::qat_net(
                         &net,
