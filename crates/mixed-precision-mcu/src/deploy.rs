@@ -1,6 +1,6 @@
-//! Offline conversion of a trained QAT chain (TinyMbV1, MLP) into the integer graph of [`crate::engine`] (float is
-//! used here once per layer to choose multipliers, biases and thresholds, as in the official
-//! `quantop.py` graph generation; nothing of it runs at inference).
+//! Offline conversion of a trained QAT chain (TinyMbV1, an MLP) into the integer graph of
+//! [`crate::engine`] (float is used here once per layer to choose multipliers, biases and
+//! thresholds, as in the official `quantop.py` graph generation; nothing of it runs at inference).
 
 use crate::engine::{IntConv, IntFc, IntegerNet};
 use crate::memory::{BitWidths, Granularity};
@@ -48,10 +48,11 @@ fn multiplier(m: f64) -> Result<QuantizedMultiplier, String> {
     QuantizedMultiplier::from_real(m).map_err(|e| format!("multiplier {m}: {e}"))
 }
 
-/// Converts the trained `net` (a QAT chain with PACT activations, built from `shapes`) to the integer graph. A layer
-/// trained on unfolded weights (PL+ICN, [`quant_train::layers::QLayer::unfolded_weights`]) keeps
-/// them and takes its batch norm into the ICN stage, `S_acc,c = S_x·S_w·γ_c/σ_c` (sign included), so
-/// it needs [`Folding::Icn`] or [`Folding::Thresholds`].
+/// Converts the trained `net` (a QAT chain with PACT activations, built from `shapes`) to the
+/// integer graph. A layer trained on unfolded weights (PL+ICN,
+/// [`quant_train::layers::QLayer::unfolded_weights`]) keeps them and takes its batch norm into the
+/// ICN stage, `S_acc,c = S_x·S_w·γ_c/σ_c` (sign included), so it needs [`Folding::Icn`] or
+/// [`Folding::Thresholds`].
 pub fn convert(
     net: &Net,
     shapes: &[LayerShape],

@@ -1,5 +1,5 @@
-//! The integer-only deployment graph of a (mixed-precision) MobileNetV1: every activation and weight
-//! tensor packed at its own bit width, conv/depthwise/pointwise layers accumulated in int32 and
+//! The integer-only deployment graph of a (mixed-precision) chain (MobileNetV1, an MLP): every
+//! activation and weight tensor packed at its own bit width, its layers accumulated in int32 and
 //! requantized by FB, ICN or thresholds, then the average pool on the last layer's grid (floor of the
 //! mean code, as the training graph's pool) and the classifier with wide logits.
 //!

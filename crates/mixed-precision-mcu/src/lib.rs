@@ -5,7 +5,8 @@
 //! * [`memory`]: read-only and read-write footprints at any per-tensor bit widths.
 //! * [`assign`]: the rule-based 8 -> 4 -> 2 bit-width assignment under a memory budget.
 //! * [`tables`]: result rows of the exact memory tables.
-//! * [`qat`]: TinyMbV1 on quant-train with PACT floor activations and min/max weights at any bits.
+//! * [`qat`]: a chain (TinyMbV1, an MLP) on quant-train with PACT floor activations and min/max
+//!   weights at any bits.
 //! * [`deploy`] / [`engine`]: conversion to, and the integer-only graph of, a mixed-precision net.
 //! * [`latency`]: the cycle model of dossier §10.2 (assumptions labelled).
 
