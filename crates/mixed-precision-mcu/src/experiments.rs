@@ -5,7 +5,8 @@
 //!   it fits the scaled budget), MixPL (per-layer weights, FB) and MixPC (per-channel, ICN) at the
 //!   bits the memory-driven assignment gives; accuracy of the fake-quantized model and of the
 //!   integer-only graph. The summary rows are the "+8 points" analogue (best mixed vs best uniform
-//!   8-bit model that fits).
+//!   8-bit model that fits). One configuration's variants, for any chain of layers, are
+//!   [`mixed_variants`] (the cross-scheme table runs them on an MLP too).
 //! * **E3** ([`run_e3`]): uniform w4a4 with per-layer folding, ICN and thresholds.
 //!
 //! Every training scores a validation tail of the training file after each epoch (the curves); the
@@ -211,15 +212,15 @@ fn float_model(
     if let Some(hit) = cache.get(&chain.name) {
         return Ok(hit.clone());
     }
-    let model = &chain.name;
     let net = crate::qat::build_net(&chain.layers, seed, device);
     let cfg = plan.float_config(seed);
+    let name = &chain.name;
     let opts = run_options(
         plan,
         sets,
-        &format!("float-{model}"),
+        &format!("float-{name}"),
         seed,
-        format!("float {model}"),
+        format!("float {name}"),
     );
     let (net, report) = train(net, &sets.train, &cfg, &opts, device).map_err(|e| e.0)?;
     let top1 = evaluate(&net, &sets.test, &Phase::FLOAT_EVAL, device);
@@ -259,19 +260,19 @@ fn qat_model(
     let Ctx {
         plan, seed, device, ..
     } = *ctx;
-    let model = &ctx.chain.name;
+    let name = &ctx.chain.name;
     let train_set = &ctx.sets.train;
     let mut net = crate::qat::qat_net(ctx.float, train_set, bits, scheme, device);
     let mut reports = Vec::new();
     for j in 0..plan.qat_segments.len() {
         let cfg = plan.qat_config(j, train_set.len(), seed);
-        let run = format!("{label}-{model}-segment{j}");
+        let run = format!("{label}-{name}-segment{j}");
         let opts = run_options(
             plan,
             ctx.sets,
             &run,
             seed,
-            format!("{label} {model} lr {}", cfg.lr),
+            format!("{label} {name} lr {}", cfg.lr),
         );
         let (trained, report) = train(net, train_set, &cfg, &opts, device).map_err(|e| e.0)?;
         net = trained;
