@@ -78,6 +78,17 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
         );
     }
     assert!(out.path().join("schemes/mlp_curves.svg").exists());
+    // Rusci's variants run on the MLP as a chain of their graph: the same products as Jacob's.
+    let mlp: Vec<csv::StringRecord> = read_rows_of(out.path().join("schemes/mlp.csv"));
+    let rusci_products: Vec<f64> = mlp
+        .iter()
+        .filter(|r| r[4].starts_with("Rusci ") && &r[7] == "mul_8x8_per_inference")
+        .map(|r| r[8].parse().unwrap())
+        .collect();
+    assert!(
+        rusci_products.len() >= 2 && rusci_products.iter().all(|&p| p == 268_800.0),
+        "{rusci_products:?}"
+    );
 
     // The MobileNet proxy: the same generic schemes plus Rusci's variants on their sub-byte graph;
     // Rusci's graph and F8Net's fixed8 engine count the same 8x8 products as Jacob's engine for the
@@ -135,7 +146,8 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
     let text = String::from_utf8_lossy(&printed.stdout);
     let tables: Vec<&str> = text.split("| scheme |").skip(1).collect();
     assert_eq!(tables.len(), 3, "{text}");
-    // MLP: header rule, float, 2 Jacob, F8Net, 3 + 3 formats, PocketNN (and the next title).
+    // MLP: header rule, float, 2 Jacob, F8Net, 3 + 3 formats, PocketNN, and Rusci's start and
+    // variants (at least one per budget).
     assert!(
         tables[0]
             .lines()
@@ -143,12 +155,14 @@ fn smoke_run_measures_every_scheme_and_prints_the_table() {
             .unwrap()
             .starts_with("| float32 | 32/32 |")
     );
-    assert_eq!(
-        tables[0].lines().filter(|l| l.starts_with("| ")).count(),
-        11,
-        "{}",
+    let rows = |rusci: bool| {
         tables[0]
-    );
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.starts_with("| Rusci ") == rusci)
+            .count()
+    };
+    assert_eq!(rows(false), 11, "{}", tables[0]);
+    assert!(rows(true) >= 3, "{}", tables[0]);
     assert!(tables[1].contains("| Rusci "), "{}", tables[1]);
 }
 
