@@ -59,11 +59,6 @@ impl Chain {
             layers,
         })
     }
-
-    /// Classifier outputs.
-    pub fn classes(&self) -> usize {
-        self.layers.last().map_or(0, |l| l.cout)
-    }
 }
 
 impl From<&MobileNetV1> for Chain {
@@ -101,7 +96,8 @@ mod tests {
                 .iter()
                 .all(|l| l.macs == l.weights && l.hw_out == 1)
         );
-        assert_eq!((c.name.as_str(), c.classes()), ("mlp-784-256-256-10", 10));
+        let classes = c.layers.last().map(|l| l.cout);
+        assert_eq!((c.name.as_str(), classes), ("mlp-784-256-256-10", Some(10)));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use mixed_precision_mcu::chain::Chain;
 use mixed_precision_mcu::experiments::{FloatCache, FloatModel, QatPlan, mixed_variants};
 use mixed_precision_mcu::memory::Budget;
-use mixed_precision_mcu::mobilenet::{LayerShape, MobileNetV1};
+use mixed_precision_mcu::mobilenet::MobileNetV1;
 use mixed_precision_mcu::tables::scaled_proxy_budget;
 use quant_core::kernels::Backend;
 use repro::datasets::Dataset;
@@ -32,9 +32,8 @@ pub const DEVICES: [(&str, Budget); 2] = [
 /// layer at any bit width). For the MobileNetV1 proxy both are the MCU reproduction's budgets.
 pub fn budgets(plan: &QatPlan, chain: &Chain) -> Vec<(&'static str, Budget)> {
     let (resolution, width) = plan.configs[0];
-    let weights = |layers: &[LayerShape]| layers.iter().map(|l| l.weights).sum::<u64>();
-    let from = weights(&MobileNetV1::tiny(resolution, width, plan.base_channels).layers());
-    let to = weights(&chain.layers);
+    let from = MobileNetV1::tiny(resolution, width, plan.base_channels).params();
+    let to = chain.layers.iter().map(|l| l.weights).sum();
     DEVICES
         .iter()
         .map(|&(name, device)| {
