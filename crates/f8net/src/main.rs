@@ -129,7 +129,10 @@ fn run() -> Result<(), String> {
 }
 
 fn load_data(cli: &Cli) -> Result<repro::datasets::Dataset, String> {
-    cli.run.load(cli.run.dataset_or(DatasetName::FashionMnist))
+    cli.run.load(
+        cli.run
+            .grey_dataset_or(DatasetName::FashionMnist, "f8net")?,
+    )
 }
 
 /// Draws [`f8net::figures::main_results`] from `<out>/f8net/main.csv` beside it.

@@ -148,7 +148,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             let ctx = args.start()?;
-            let data = args.load(args.dataset_or(DatasetName::FashionMnist))?;
+            let data =
+                args.load(args.grey_dataset_or(DatasetName::FashionMnist, "mixed-precision-mcu")?)?;
             for seed in args.seed_list(1, 1) {
                 let mut plan = match args.profile {
                     Profile::Smoke => QatPlan::smoke(seed),

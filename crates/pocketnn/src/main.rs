@@ -170,11 +170,11 @@ fn load_data(args: &RunArgs, dataset: DatasetName) -> Result<Dataset, String> {
     Ok(data)
 }
 
-/// The data sets a command runs: `--dataset`'s, else both.
-fn datasets(args: &RunArgs) -> Vec<DatasetName> {
+/// The data sets a command runs: `--dataset`'s (one of the paper's two), else both.
+fn datasets(args: &RunArgs) -> Result<Vec<DatasetName>, String> {
     match args.dataset {
-        Some(d) => vec![d],
-        None => vec![DatasetName::Mnist, DatasetName::FashionMnist],
+        Some(_) => Ok(vec![args.grey_dataset_or(DatasetName::Mnist, "pocketnn")?]),
+        None => Ok(vec![DatasetName::Mnist, DatasetName::FashionMnist]),
     }
 }
 
@@ -360,7 +360,7 @@ fn run_one(spec: &RunSpec, data: &Dataset, ctx: &RunContext) -> Result<Vec<Epoch
 
 fn cmd_train(args: &TrainArgs) -> Result<(), String> {
     let ctx = args.run.start()?;
-    let dataset = args.run.dataset_or(DatasetName::Mnist);
+    let dataset = args.run.grey_dataset_or(DatasetName::Mnist, "pocketnn")?;
     let epochs = args.run.epochs.unwrap_or(3);
     let data = load_data(&args.run, dataset)?;
     for seed in args.run.seed_list(args.rng.default_seed(), 1) {
@@ -403,7 +403,7 @@ fn cmd_reproduce(args: &RunArgs) -> Result<(), String> {
     )?;
     let ctx = args.start()?;
     let start = Instant::now();
-    for dataset in datasets(args) {
+    for dataset in datasets(args)? {
         let data = load_data(args, dataset)?;
         for (rng, seed) in REPRODUCTION_SEEDS {
             let spec = RunSpec::paper(dataset, paper_epochs(dataset), rng, seed);
@@ -485,7 +485,7 @@ fn float_one(
 
 fn cmd_float(args: &RunArgs) -> Result<(), String> {
     let ctx = args.start()?;
-    let dataset = args.dataset_or(DatasetName::Mnist);
+    let dataset = args.grey_dataset_or(DatasetName::Mnist, "pocketnn")?;
     let epochs = args.epochs.unwrap_or(paper_epochs(dataset));
     let data = load_data(args, dataset)?;
     for seed in args.seed_list(1, 1) {
@@ -533,7 +533,7 @@ fn cmd_bench(args: &RunArgs) -> Result<(), String> {
     )?;
     let threads = args.start()?.threads;
     let epochs = args.epochs.unwrap_or(2);
-    for dataset in datasets(args) {
+    for dataset in datasets(args)? {
         let data = load_data(args, dataset)?;
         let spec = RunSpec::paper(
             dataset,

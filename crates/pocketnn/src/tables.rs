@@ -30,11 +30,12 @@ pub const METRIC_TEST: &str = "test_accuracy_pct";
 pub const METRIC_TEST_LAST: &str = "test_accuracy_pct_last_epoch";
 pub const METRIC_GAP: &str = "accuracy_gap_vs_pocketnn_pctpoint";
 
-/// The paper's architecture for a data set (input, hidden..., classes).
+/// The paper's architecture for a data set (input, hidden..., classes). The paper has two data sets;
+/// the binary admits only those ([`DatasetName::require_grey`]), so every other name is Fashion-MNIST's.
 pub fn paper_widths(dataset: DatasetName) -> &'static [usize] {
     match dataset {
         DatasetName::Mnist => &[784, 100, 50, 10],
-        DatasetName::FashionMnist => &[784, 200, 100, 50, 10],
+        _ => &[784, 200, 100, 50, 10],
     }
 }
 
@@ -42,7 +43,7 @@ pub fn paper_widths(dataset: DatasetName) -> &'static [usize] {
 pub fn paper_epochs(dataset: DatasetName) -> u32 {
     match dataset {
         DatasetName::Mnist => 30,
-        DatasetName::FashionMnist => 20,
+        _ => 20,
     }
 }
 
@@ -273,7 +274,7 @@ pub fn mirrored_rows(
 pub fn float_source(dataset: DatasetName) -> &'static str {
     match dataset {
         DatasetName::Mnist => SOURCE_FLOAT_MNIST,
-        DatasetName::FashionMnist => SOURCE_FLOAT_FASHION,
+        _ => SOURCE_FLOAT_FASHION,
     }
 }
 

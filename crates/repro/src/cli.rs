@@ -23,8 +23,8 @@ pub struct RunArgs {
     /// Data set (default: the experiment's, named in its help).
     #[arg(long, value_enum, global = true)]
     pub dataset: Option<DatasetName>,
-    /// Data root holding mnist/ and fashion-mnist/ (default: $QUANT_DATA_ROOT, else
-    /// <workspace>/data).
+    /// Data root holding mnist/ and fashion-mnist/, or the unpacked CIFAR binary archives
+    /// (cifar-10-batches-bin/, cifar-100-binary/) (default: $QUANT_DATA_ROOT, else <workspace>/data).
     #[arg(long, global = true)]
     pub data: Option<PathBuf>,
     /// First seed (default: the experiment's).
@@ -116,6 +116,18 @@ impl RunArgs {
     /// The data set: `--dataset`, else the experiment's `default`.
     pub fn dataset_or(&self, default: DatasetName) -> DatasetName {
         self.dataset.unwrap_or(default)
+    }
+
+    /// [`Self::dataset_or`] for `binary`, whose proxies take only grey 28x28 images: a colour data
+    /// set is refused before anything loads ([`DatasetName::require_grey`]).
+    pub fn grey_dataset_or(
+        &self,
+        default: DatasetName,
+        binary: &str,
+    ) -> Result<DatasetName, String> {
+        let name = self.dataset_or(default);
+        name.require_grey(binary)?;
+        Ok(name)
     }
 
     /// `--seeds` seeds from `--seed` on, with the experiment's first seed and the profile's count

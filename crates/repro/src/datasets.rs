@@ -1,10 +1,15 @@
-//! MNIST and Fashion-MNIST as placed under `data/` by `make data`.
+//! MNIST and Fashion-MNIST as placed under `data/` by `make data`, and CIFAR-10 / CIFAR-100 where a
+//! user has unpacked them under the data root (nothing fetches them).
 //!
-//! Binaries load through [`load_checked`], the one boundary where data from disk is validated: the IDX
-//! structure, the shape and labels the models assume (28x28 grey images, classes 0-9), and the content
-//! against `data/SHA256SUMS.idx`. Full-profile rows stand for the published data sets, so a file whose
-//! content differs from the published one is an error there and a warning in every other profile.
+//! Binaries load through [`load_checked`], the one boundary where data from disk is validated: the file
+//! structure, the shape and labels the models assume (28x28 grey images with classes 0-9, or 32x32
+//! colour images with CIFAR's classes), and for MNIST and Fashion-MNIST the content against
+//! `data/SHA256SUMS.idx`. Full-profile rows stand for the published data sets, so a file whose content
+//! differs from the published one is an error there and a warning in every other profile. The
+//! workspace holds no published checksums of the CIFAR files: their runs record the files' SHA-256 in
+//! the manifest like every run, and say on stderr that nothing was checked against a published list.
 
+use crate::cifar::{Cifar, load_cifar};
 use crate::idx::{IMAGES_MAGIC, IdxError, LABELS_MAGIC, encode_idx, read_idx};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -13,24 +18,24 @@ use std::path::{Path, PathBuf};
 /// Compiled in, so a binary verifies data wherever it runs and whatever `QUANT_DATA_ROOT` says.
 const PUBLISHED_SHA256: &str = include_str!("../../../data/SHA256SUMS.idx");
 
-/// Side of the square grey images every model of this workspace takes from these data sets.
-pub const IMAGE_SIDE: usize = 28;
-/// Number of classes of both data sets (labels 0-9).
-pub const CLASSES: usize = 10;
-
-/// The data sets this workspace trains on; each lives in `data/<dir_name>/`.
+/// The data sets this workspace trains on; each lives in `<data root>/<dir_name>/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum DatasetName {
     Mnist,
     FashionMnist,
+    /// CIFAR-10's binary distribution, unpacked by the user (see [`crate::cifar`]).
+    Cifar10,
+    /// CIFAR-100's binary distribution (fine labels), unpacked by the user.
+    Cifar100,
 }
 
 impl DatasetName {
-    /// Folder under `data/`, as `make data` creates it.
+    /// Folder under the data root: as `make data` creates it, or as the CIFAR archives unpack.
     pub fn dir_name(self) -> &'static str {
-        match self {
-            DatasetName::Mnist => "mnist",
-            DatasetName::FashionMnist => "fashion-mnist",
+        match self.cifar() {
+            Some(c) => c.dir_name(),
+            None if self == DatasetName::Mnist => "mnist",
+            None => "fashion-mnist",
         }
     }
 
@@ -39,6 +44,49 @@ impl DatasetName {
         match self {
             DatasetName::Mnist => "MNIST",
             DatasetName::FashionMnist => "Fashion-MNIST",
+            DatasetName::Cifar10 => "CIFAR-10",
+            DatasetName::Cifar100 => "CIFAR-100",
+        }
+    }
+
+    /// The CIFAR set this is, if it is one.
+    pub fn cifar(self) -> Option<Cifar> {
+        match self {
+            DatasetName::Cifar10 => Some(Cifar::Ten),
+            DatasetName::Cifar100 => Some(Cifar::Hundred),
+            DatasetName::Mnist | DatasetName::FashionMnist => None,
+        }
+    }
+
+    /// `[channels, rows, cols]` of every image: 28x28 grey, or 32x32 colour for CIFAR.
+    pub fn image_shape(self) -> [usize; 3] {
+        match self.cifar() {
+            Some(_) => [
+                crate::cifar::CHANNELS,
+                crate::cifar::SIDE,
+                crate::cifar::SIDE,
+            ],
+            None => [1, 28, 28],
+        }
+    }
+
+    /// Number of classes (labels `0..classes`).
+    pub fn classes(self) -> usize {
+        self.cifar().map_or(10, Cifar::classes)
+    }
+
+    /// Errors unless this is a grey 28x28 set: what a binary whose proxies take only those calls
+    /// before loading, so `--dataset cifar10` there is one line naming the sets it takes.
+    pub fn require_grey(self, binary: &str) -> Result<(), String> {
+        match self.cifar() {
+            None => Ok(()),
+            Some(_) => Err(format!(
+                "--dataset {}: {binary}'s proxies take 28x28 grey images; use --dataset mnist or \
+                 fashion-mnist (integer-qat trains on CIFAR)",
+                clap::ValueEnum::to_possible_value(&self)
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default()
+            )),
         }
     }
 }
@@ -202,11 +250,26 @@ impl DataRoot {
 /// Loads one data set for a run of `profile` and validates it at the boundary, so no model ever sees
 /// data it cannot take: errors are one line naming the file and one fix.
 ///
-/// - IDX structure errors, images other than 28x28 and labels outside 0-9 are errors.
-/// - Content that differs from `data/SHA256SUMS.idx` is an error when `profile` is `full` (its rows stand
-///   for the published data set) and otherwise a warning on stderr naming the files, which says the run
-///   is unverified.
+/// - File structure errors, images of another shape than [`DatasetName::image_shape`] and labels
+///   outside the data set's classes are errors.
+/// - For MNIST and Fashion-MNIST, content that differs from `data/SHA256SUMS.idx` is an error when
+///   `profile` is `full` (its rows stand for the published data set) and otherwise a warning on stderr
+///   naming the files, which says the run is unverified. CIFAR has no published list here: a warning.
 pub fn load_checked(root: &DataRoot, name: DatasetName, profile: &str) -> Result<Dataset, String> {
+    if let Some(which) = name.cifar() {
+        let data = load_cifar(root.path(), which)?;
+        eprintln!(
+            "warning: {}: no published checksums of {} are held here; the run records the files' \
+             SHA-256 in its manifest",
+            root.path().join(name.dir_name()).display(),
+            name.paper_name()
+        );
+        return Ok(Dataset {
+            name,
+            train: data.train,
+            test: data.test,
+        });
+    }
     let data = load(root.path(), name).map_err(|e| format!("{e}: {}", root.fix()))?;
     for set in [&data.train, &data.test] {
         check_shape_and_labels(root.path(), set, name)
@@ -258,8 +321,8 @@ pub fn published_sha256(file: &str) -> Option<&'static str> {
     })
 }
 
-/// Images of the side the models take and labels among the data set's classes; errors name the file
-/// under `root`.
+/// Images of the side the models take and labels among the data set's classes (the IDX sets; the
+/// CIFAR reader checks its fixed-size records itself); errors name the file under `root`.
 fn check_shape_and_labels(root: &Path, set: &ImageSet, name: DatasetName) -> Result<(), String> {
     let file = |i: usize| {
         set.checksums.get(i).map_or_else(
@@ -268,9 +331,10 @@ fn check_shape_and_labels(root: &Path, set: &ImageSet, name: DatasetName) -> Res
         )
     };
     let images = file(0);
-    if set.rows != IMAGE_SIDE || set.cols != IMAGE_SIDE {
+    let [_, side, _] = name.image_shape();
+    if set.rows != side || set.cols != side {
         return Err(format!(
-            "{images}: images are {}x{}, the models take {IMAGE_SIDE}x{IMAGE_SIDE} {} images",
+            "{images}: images are {}x{}, the models take {side}x{side} {} images",
             set.rows,
             set.cols,
             name.paper_name()
@@ -281,11 +345,11 @@ fn check_shape_and_labels(root: &Path, set: &ImageSet, name: DatasetName) -> Res
         .labels
         .iter()
         .enumerate()
-        .find(|(_, l)| usize::from(**l) >= CLASSES)
+        .find(|(_, l)| usize::from(**l) >= name.classes())
     {
         return Err(format!(
             "{labels}: label {l} at index {i} is outside 0-{}",
-            CLASSES - 1
+            name.classes() - 1
         ));
     }
     Ok(())
@@ -373,7 +437,8 @@ pub fn write_idx_dataset(
     Ok(())
 }
 
-/// Loads both splits of a data set from `root`.
+/// Loads both splits of an IDX data set (MNIST, Fashion-MNIST) from `root`; [`load_checked`] also
+/// reads CIFAR.
 pub fn load(root: &Path, name: DatasetName) -> Result<Dataset, IdxError> {
     Ok(Dataset {
         name,
@@ -439,6 +504,19 @@ mod tests {
             .unwrap();
         }
         root
+    }
+
+    #[test]
+    fn colour_sets_have_their_shape_and_classes_and_grey_binaries_refuse_them() {
+        assert_eq!(DatasetName::Cifar100.image_shape(), [3, 32, 32]);
+        assert_eq!(DatasetName::Cifar100.classes(), 100);
+        assert_eq!(DatasetName::FashionMnist.image_shape(), [1, 28, 28]);
+        assert!(DatasetName::Mnist.require_grey("f8net").is_ok());
+        let e = DatasetName::Cifar10.require_grey("f8net").unwrap_err();
+        assert!(
+            e.starts_with("--dataset cifar10: f8net's proxies take 28x28 grey images"),
+            "{e}"
+        );
     }
 
     #[test]

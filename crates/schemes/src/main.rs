@@ -87,9 +87,10 @@ fn run(cli: Cli) -> Result<(), String> {
     )?;
     let device = BackendKind::for_run(&cli.run)?;
     let context = cli.run.start()?;
-    let data = cli
-        .run
-        .load(cli.run.dataset_or(DatasetName::FashionMnist))?;
+    let data = cli.run.load(
+        cli.run
+            .grey_dataset_or(DatasetName::FashionMnist, "schemes")?,
+    )?;
     let sizes = Sizes::of(profile);
     let checkpoints = cli.run.checkpoint_dir("schemes-checkpoints");
     let mcu_checkpoints = cli.run.checkpoint_dir("mcu-checkpoints");

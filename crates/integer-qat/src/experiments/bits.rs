@@ -24,7 +24,7 @@ pub(crate) fn bits_seed(ctx: &Ctx, spec: &ModelSpec, seed: u64, splits: &Splits)
         .into_iter()
         .map(f64::from)
         .collect();
-    let f_ap = macro_average_precision(&f_logits, &te.labels, 10);
+    let f_ap = macro_average_precision(&f_logits, &te.labels, ctx.data.name.classes());
     let f_top1 = evaluate(&float, te, &Phase::FLOAT_EVAL, &ctx.device);
     let proxy = ctx.proxy(&format!("MobileNetV1 {spec}"), res);
     let model = "MobileNet face-attribute classifier (128x128)";
@@ -49,7 +49,7 @@ pub(crate) fn bits_seed(ctx: &Ctx, spec: &ModelSpec, seed: u64, splits: &Splits)
             let (q, report) = ctx.qat(&float, (w, a), seed, splits, &format!("{tag}-qat{w}{a}"))?;
             let ev = engine_eval(ctx, &q, te)?;
             let scores: Vec<f64> = ev.logits.iter().map(|&c| f64::from(c)).collect();
-            let ap = macro_average_precision(&scores, &te.labels, 10);
+            let ap = macro_average_precision(&scores, &te.labels, ctx.data.name.classes());
             let rel = 100.0 * (ap - f_ap) / f_ap;
             eprintln!(
                 "E4 seed {seed} w{w} a{a}: AP {ap:.2} (float {f_ap:.2}, {rel:+.2}%), top1 {:.2}",

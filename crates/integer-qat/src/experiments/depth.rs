@@ -16,14 +16,8 @@ pub fn agreement(ctx: &Ctx) -> Res<()> {
                 "ResNet-{d} {method}: argmax agreement with the engine: fake-quant f32 {:.4} (max {} LSB), integer simulation {:.4} (max {} LSB)",
                 a.fake_quant_agreement, a.fake_quant_max_lsb, a.agreement, a.max_lsb
             );
-            let nodes = node_agreement(
-                net,
-                [1, te.rows, te.cols],
-                te,
-                RoundingMode::Double,
-                &ctx.device,
-            )
-            .map_err(err)?;
+            let nodes = node_agreement(net, te.shape(), te, RoundingMode::Double, &ctx.device)
+                .map_err(err)?;
             println!(
                 "| block | kind | codes | f32 differing | f32 max LSB | f32 block alone differing | alone max LSB | integer sim differing | integer max LSB |"
             );

@@ -34,6 +34,7 @@ use quant_train::{
 use repro::Profile;
 use repro::cli::RunArgs;
 use repro::datasets::{Dataset, ImageSet};
+use repro::examples::Examples;
 use repro::manifest::Run;
 use repro::plot::{Chart, Series, color};
 use repro::results::{Measured, ResultRow, RunStamp, table_path};
@@ -235,7 +236,8 @@ impl Ctx {
     ) -> Res<(Net, TrainReport)> {
         let mut cfg = ModelConfig::new(spec.clone(), seed);
         cfg.activation = act;
-        cfg.input = [1, splits.train.rows, splits.train.cols];
+        cfg.input = splits.train.shape();
+        cfg.classes = self.data.name.classes();
         let net = cfg.build(&self.device);
         let tc = float_config(self.float_epochs(), seed);
         train(
@@ -323,7 +325,7 @@ pub(crate) fn engine_eval_with(
     test: &ImageSet,
     rounding: RoundingMode,
 ) -> Res<EngineEval> {
-    let int = export(net, [1, test.rows, test.cols], rounding).map_err(err)?;
+    let int = export(net, test.shape(), rounding).map_err(err)?;
     let a = check_agreement(net, &int, test, &ctx.device).map_err(err)?;
     let logits = engine_logits(&int, test).map_err(err)?;
     Ok(EngineEval {

@@ -53,9 +53,32 @@ pub fn fc_chw_to_kn<T: Copy>(w: &[T], out: usize, (c, h, wd): (usize, usize, usi
     kn
 }
 
+/// Images stored planar (each channel's `pixels` values in turn: CHW, as data sets and training
+/// frameworks hold them), one after another, to the engine's HWC order (channels innermost).
+pub fn chw_to_hwc<T: Copy>(images: &[T], channels: usize, pixels: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(images.len());
+    for image in images.chunks_exact(channels * pixels) {
+        for p in 0..pixels {
+            out.extend((0..channels).map(|c| image[c * pixels + p]));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn planar_images_interleave_their_channels() {
+        // Two images of 2 pixels x 3 channels: planes (r, g, b) = (1 2, 3 4, 5 6), (7 8, 9 10, 11 12).
+        let planar = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+        assert_eq!(
+            chw_to_hwc(&planar, 3, 2),
+            [1, 3, 5, 2, 4, 6, 7, 9, 11, 8, 10, 12]
+        );
+        assert_eq!(chw_to_hwc(&planar, 1, 12), planar);
+    }
 
     #[test]
     fn layouts_move_every_weight_to_its_index() {

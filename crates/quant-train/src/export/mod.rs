@@ -102,10 +102,20 @@ pub(crate) fn spec_bytes(spec: &ModelSpec) -> usize {
 
 #[deny(clippy::float_arithmetic)]
 impl IntegerNet {
-    /// Logit codes (`[batch, classes]`, row-major) for `batch` images given as row-major bytes
-    /// (`C = 1`: the raw IDX pixels).
+    /// Logit codes (`[batch, classes]`, row-major) for `batch` images given as the data sets store
+    /// them (planar, CHW: the raw IDX pixels, or CIFAR's red, green and blue planes); the engine
+    /// takes channels innermost, so colour images are interleaved first.
     pub fn run(&self, images: &[u8], batch: usize) -> Result<Vec<i32>, ExportError> {
-        let codes = u8_codes(self.model.run(images, batch)?);
+        let [c, h, w] = self.input;
+        let interleaved;
+        let hwc = match c {
+            1 => images,
+            _ => {
+                interleaved = quant_core::engine::layout::chw_to_hwc(images, c, h * w);
+                &interleaved
+            }
+        };
+        let codes = u8_codes(self.model.run(hwc, batch)?);
         Ok(codes.into_iter().map(i32::from).collect())
     }
 
