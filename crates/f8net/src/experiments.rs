@@ -2,7 +2,7 @@
 //! result rows.
 
 use crate::export::to_engine;
-use crate::graph::{Arch, Graph};
+use crate::graph::{Arch, Graph, Input};
 use crate::int8_export::to_jacob_engine;
 use crate::model::{F8Options, Method, Network};
 use crate::statistics::PAPER;
@@ -122,7 +122,7 @@ pub const METHOD_F8_TINY: &str = "F8Net fixed-point 8-bit only (tiny finetuning)
 
 /// What the proxy label says.
 pub fn proxy_label(arch: Arch, dataset: &Dataset, plan: &StagePlan) -> String {
-    let g = Graph::proxy(arch, plan.width(arch));
+    let g = Graph::proxy(arch, plan.width(arch), Input::of(dataset.name));
     let train = dataset
         .train
         .len()
@@ -285,14 +285,22 @@ pub fn int8_engine_check(
     let n = dataset.test.len().min(limit);
     let pixels = dataset.test.pixels();
     let mut pred = Vec::with_capacity(n);
+    // The engine takes channels innermost; the data set holds planes.
+    let hwc = |planes: &[u8]| {
+        quant_core::engine::layout::chw_to_hwc(
+            planes,
+            dataset.test.channels,
+            dataset.test.rows * dataset.test.cols,
+        )
+    };
     for first in (0..n).step_by(500) {
         let count = 500.min(n - first);
-        let images = &dataset.test.images[first * pixels..(first + count) * pixels];
-        let out = engine.run(images, count).map_err(|e| e.to_string())?;
+        let images = hwc(&dataset.test.images[first * pixels..(first + count) * pixels]);
+        let out = engine.run(&images, count).map_err(|e| e.to_string())?;
         pred.extend(out.argmax());
     }
     let (_, counts) = engine
-        .run_counted(dataset.test.image(0), 1)
+        .run_counted(&hwc(dataset.test.image(0)), 1)
         .map_err(|e| e.to_string())?;
     let (accuracy, agreement) = check_of(&pred, dataset, simulated);
     Ok(EngineCheck {
@@ -395,6 +403,8 @@ pub fn fp_pact(arch: Arch) -> bool {
 pub struct Splits {
     pub train: ImageSet,
     pub validation: ImageSet,
+    /// The data set's images and classes, which the networks are built for.
+    pub input: Input,
 }
 
 impl Splits {
@@ -408,6 +418,7 @@ impl Splits {
         Ok(Splits {
             train: train.truncated(plan.train_images),
             validation,
+            input: Input::of(dataset.name),
         })
     }
 
@@ -438,7 +449,7 @@ pub fn train_fp(
     bar: &indicatif::ProgressBar,
 ) -> Result<Trained, String> {
     let mut fp = Network::new(
-        Graph::proxy(arch, plan.width(arch)),
+        Graph::proxy(arch, plan.width(arch), splits.input),
         Method::FullPrecision {
             pact: fp_pact(arch),
         },

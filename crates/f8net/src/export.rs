@@ -145,7 +145,7 @@ pub fn to_engine(model: &mut Network) -> Result<engine::FixedPointModel, String>
         bias: bias_codes(&b, &fl_acc),
     });
     Ok(engine::FixedPointModel {
-        channels: 1,
+        channels: graph.values[0].channels,
         height: graph.side,
         width: graph.side,
         input_fl: 8,

@@ -9,6 +9,28 @@
 //! "master layer" sharing), so the addition is a shift-aligned integer add.
 
 use quant_train::models::MOBILENET_V1_BLOCKS;
+use repro::datasets::DatasetName;
+
+/// What a network reads and predicts: square images of `channels` planes, `side` pixels a side, and
+/// `classes` labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Input {
+    pub channels: usize,
+    pub side: usize,
+    pub classes: usize,
+}
+
+impl Input {
+    /// The images and classes of a data set (28x28 grey with 10 classes, or CIFAR's 32x32 colour).
+    pub fn of(name: DatasetName) -> Input {
+        let [channels, side, _] = name.image_shape();
+        Input {
+            channels,
+            side,
+            classes: name.classes(),
+        }
+    }
+}
 
 /// Which proxy network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -87,7 +109,7 @@ pub struct Graph {
     pub head: usize,
     pub classes: usize,
     pub alphas: usize,
-    /// Input image side (square, one channel).
+    /// Input image side (square; value 0 holds its channels).
     pub side: usize,
 }
 
@@ -99,10 +121,10 @@ struct Builder {
 }
 
 impl Builder {
-    fn new() -> Self {
+    fn new(channels: usize) -> Self {
         Builder {
             values: vec![ValueSpec {
-                channels: 1,
+                channels,
                 signed: false,
                 alpha: None,
             }],
@@ -170,16 +192,16 @@ impl Builder {
         dst
     }
 
-    fn finish(self, arch: Arch, head: usize) -> Graph {
+    fn finish(self, arch: Arch, head: usize, input: Input) -> Graph {
         Graph {
             arch,
             values: self.values,
             convs: self.convs,
             ops: self.ops,
             head,
-            classes: 10,
+            classes: input.classes,
             alphas: self.alphas,
-            side: 28,
+            side: input.side,
         }
     }
 
@@ -243,10 +265,10 @@ impl Builder {
 
 impl Graph {
     /// The proxy of dossier §10 with channel widths multiplied by `width` (at least 1 channel; the
-    /// MobileNetV2 expansion keeps its factor 6).
-    pub fn proxy(arch: Arch, width: f64) -> Graph {
+    /// MobileNetV2 expansion keeps its factor 6), for `input`'s images and classes.
+    pub fn proxy(arch: Arch, width: f64, input: Input) -> Graph {
         let w = |c: usize| ((c as f64 * width).round() as usize).max(1);
-        let mut b = Builder::new();
+        let mut b = Builder::new(input.channels);
         let head = match arch {
             Arch::MobileNetV1 => {
                 let mut x = b.conv(0, w(16), 3, 1, false);
@@ -283,7 +305,7 @@ impl Graph {
                 x
             }
         };
-        b.finish(arch, head)
+        b.finish(arch, head, input)
     }
 
     /// Spatial side of every value (square maps), from the strides.
@@ -343,6 +365,10 @@ impl Graph {
 mod tests {
     use super::*;
 
+    fn grey() -> Input {
+        Input::of(DatasetName::FashionMnist)
+    }
+
     #[test]
     fn proxies_end_at_4x4_and_have_the_dossier_sizes() {
         for (arch, macs_m) in [
@@ -351,7 +377,7 @@ mod tests {
             (Arch::ResNet18, 7.1),
             (Arch::ResNet50, 6.0),
         ] {
-            let g = Graph::proxy(arch, 1.0);
+            let g = Graph::proxy(arch, 1.0, grey());
             assert_eq!(g.sides()[g.head], 4, "{arch:?}");
             let m = g.macs() as f64 / 1e6;
             assert!((m - macs_m).abs() / macs_m < 0.35, "{arch:?}: {m} M MACs");
@@ -361,7 +387,7 @@ mod tests {
     #[test]
     fn residual_operands_share_the_clip_level() {
         for arch in [Arch::MobileNetV2, Arch::ResNet18, Arch::ResNet50] {
-            let g = Graph::proxy(arch, 1.0);
+            let g = Graph::proxy(arch, 1.0, grey());
             let adds: Vec<_> = g
                 .ops
                 .iter()
@@ -388,7 +414,7 @@ mod tests {
 
     #[test]
     fn mobilenetv2_bottleneck_outputs_are_signed() {
-        let g = Graph::proxy(Arch::MobileNetV2, 1.0);
+        let g = Graph::proxy(Arch::MobileNetV2, 1.0, grey());
         let tail = g.convs.last().unwrap();
         assert!(
             g.values[tail.src].signed,

@@ -111,7 +111,7 @@ fn build_chain(model: &mut Network, logits: QParams) -> Result<(Chain, InputSpec
     let input_shape = Shape {
         h: graph.side,
         w: graph.side,
-        c: 1,
+        c: graph.values[0].channels,
     };
     let mut chain = Chain {
         nodes: Vec::new(),
@@ -204,7 +204,7 @@ fn build_chain(model: &mut Network, logits: QParams) -> Result<(Chain, InputSpec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{Arch, Graph};
+    use crate::graph::{Arch, Graph, Input};
     use crate::model::Pass;
     use crate::train::{batch, each_logits, eval_copy, noise_images};
     use quant_core::qparams::QRange;
@@ -228,7 +228,11 @@ mod tests {
             Arch::ResNet18,
             Arch::ResNet50,
         ] {
-            let graph = Graph::proxy(arch, 0.25);
+            let graph = Graph::proxy(
+                arch,
+                0.25,
+                Input::of(repro::datasets::DatasetName::FashionMnist),
+            );
             let mut model = Network::new(graph, Method::Int8Jacob, 5, &device);
             // Training passes set the EMA ranges and batch-norm statistics.
             let idx: Vec<usize> = (0..48).collect();
@@ -307,7 +311,11 @@ mod tests {
     #[test]
     fn only_the_int8_baseline_exports() {
         let device = Device::flex();
-        let graph = Graph::proxy(Arch::MobileNetV1, 0.25);
+        let graph = Graph::proxy(
+            Arch::MobileNetV1,
+            0.25,
+            Input::of(repro::datasets::DatasetName::FashionMnist),
+        );
         let mut model = Network::new(
             graph,
             Method::F8Net(crate::model::F8Options::DEFAULT),

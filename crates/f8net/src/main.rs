@@ -129,10 +129,7 @@ fn run() -> Result<(), String> {
 }
 
 fn load_data(cli: &Cli) -> Result<repro::datasets::Dataset, String> {
-    cli.run.load(
-        cli.run
-            .grey_dataset_or(DatasetName::FashionMnist, "f8net")?,
-    )
+    cli.run.load(cli.run.dataset_or(DatasetName::FashionMnist))
 }
 
 /// Draws [`f8net::figures::main_results`] from `<out>/f8net/main.csv` beside it.

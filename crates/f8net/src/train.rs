@@ -94,7 +94,7 @@ struct Progress {
     state: crate::model::State,
 }
 
-/// `[N, 1, H, W]` pixels / 256 (raw bytes with FL 8, dossier §6 "first layer") and labels.
+/// `[N, C, H, W]` pixels / 256 (raw bytes with FL 8, dossier §6 "first layer") and labels.
 pub fn batch(set: &ImageSet, idx: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
     let mut x = Vec::with_capacity(idx.len() * set.pixels());
     for &i in idx {
@@ -103,7 +103,7 @@ pub fn batch(set: &ImageSet, idx: &[usize], device: &Device) -> (Tensor<4>, Tens
     let y: Vec<i64> = idx.iter().map(|&i| i64::from(set.labels[i])).collect();
     (
         Tensor::from_data(
-            TensorData::new(x, [idx.len(), 1, set.rows, set.cols]),
+            TensorData::new(x, [idx.len(), set.channels, set.rows, set.cols]),
             device,
         ),
         Tensor::from_data(TensorData::new(y, [idx.len()]), device),
@@ -338,7 +338,7 @@ pub(crate) fn noise_images(n: usize) -> ImageSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{Arch, Graph};
+    use crate::graph::{Arch, Graph, Input};
     use crate::model::Method;
 
     /// 64 pseudo-random 28x28 images with labels 0-9.
@@ -348,7 +348,11 @@ mod tests {
 
     fn model() -> Network {
         let device = Device::flex().autodiff();
-        let graph = Graph::proxy(Arch::MobileNetV1, 0.25);
+        let graph = Graph::proxy(
+            Arch::MobileNetV1,
+            0.25,
+            Input::of(repro::datasets::DatasetName::FashionMnist),
+        );
         Network::new(graph, Method::FullPrecision { pact: true }, 3, &device)
     }
 

@@ -2,6 +2,9 @@
 
 use std::process::Command;
 
+#[path = "../../repro/tests/support/colour.rs"]
+mod colour;
+
 fn rows(path: &std::path::Path) -> Vec<csv::StringRecord> {
     let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     r.records().map(|x| x.unwrap()).collect()
@@ -257,39 +260,12 @@ fn latency_runs_one_width_and_refuses_one_outside_the_grid() {
     assert!(e5.iter().all(|r| r[3].starts_with("MobileNet_v1_0.25_")));
 }
 
-/// Writes CIFAR-100's binary files (`train.bin`, `test.bin`) under `root`: records of a coarse and a
-/// fine label, then the red, green and blue planes. The fine label `l` sets each plane to its own
-/// level (`l`, `2l`, `3l` mod 256) under pseudo-random noise, so the channels differ and carry the
-/// class.
-fn write_cifar100(root: &std::path::Path, train: usize, test: usize) {
-    let dir = root.join("cifar-100-binary");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut state = 12345u32;
-    let mut noise = move || {
-        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        (state >> 24) as u8 / 8
-    };
-    for (file, n) in [("train.bin", train), ("test.bin", test)] {
-        let mut bytes = Vec::new();
-        for i in 0..n {
-            let fine = (i * 37 % 100) as u8;
-            bytes.extend([fine / 5, fine]);
-            for plane in 1..=3u32 {
-                let level = (u32::from(fine) * plane % 256) as u8;
-                bytes.extend((0..1024).map(|_| level.saturating_add(noise())));
-            }
-        }
-        std::fs::write(dir.join(file), bytes).unwrap();
-    }
-}
-
 /// `--dataset cifar100` trains colour 100-class models: the tables name CIFAR-100, and the integer
 /// engine (which takes channels innermost) computes exactly what the integer simulation of the
 /// planar images computes, image for image.
 #[test]
 fn colour_data_runs_through_the_engine_exactly() {
-    let work = tempfile::tempdir().unwrap();
-    write_cifar100(work.path(), 300, 96);
+    let work = colour::cifar_root(repro::cifar::Cifar::Hundred, 300, 96);
     let o = Command::new(env!("CARGO_BIN_EXE_integer-qat"))
         .args(["--profile", "smoke", "--dataset", "cifar100", "--data"])
         .arg(work.path())

@@ -106,3 +106,11 @@ fn checkpoints_are_refused() {
         "--checkpoints: PocketNN's runs take seconds per epoch and keep no checkpoints; drop --checkpoints",
     );
 }
+
+#[test]
+fn colour_data_is_refused_naming_the_grey_sets() {
+    train(
+        &["--dataset", "cifar10"],
+        "--dataset cifar10: pocketnn's proxies take 28x28 grey images; use --dataset mnist or fashion-mnist",
+    );
+}

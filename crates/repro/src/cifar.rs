@@ -162,6 +162,47 @@ fn read_split(dir: &Path, which: Cifar, train: bool) -> Result<ImageSet, String>
     Ok(set)
 }
 
+/// Writes `train` and `test` (3x32x32 images) as `which`'s binary files under `<root>/<dir_name>/`,
+/// the layout [`load_cifar`] reads: how a test fixture or a relabelled copy is put where `--data` can
+/// point. The training set goes into one file per training batch of the archive, split evenly;
+/// CIFAR-100's coarse label, which nothing here reads, is written as 0.
+pub fn write_cifar(
+    root: &Path,
+    which: Cifar,
+    train: &ImageSet,
+    test: &ImageSet,
+) -> std::io::Result<()> {
+    let dir = root.join(which.dir_name());
+    std::fs::create_dir_all(&dir)?;
+    for (set, is_train) in [(train, true), (test, false)] {
+        if set.pixels() != IMAGE_BYTES {
+            return Err(std::io::Error::other(format!(
+                "CIFAR images are {CHANNELS}x{SIDE}x{SIDE}, not {}x{}x{}",
+                set.channels, set.rows, set.cols
+            )));
+        }
+        let files = which.files(is_train);
+        if set.len() < files.len() {
+            return Err(std::io::Error::other(format!(
+                "{} images cannot fill the {} files of the split (an empty file is unreadable)",
+                set.len(),
+                files.len()
+            )));
+        }
+        let per_file = set.len().div_ceil(files.len());
+        for (k, name) in files.into_iter().enumerate() {
+            let mut bytes = Vec::new();
+            for i in (k * per_file..(k + 1) * per_file).take_while(|&i| i < set.len()) {
+                bytes.extend(std::iter::repeat_n(0, which.label_bytes() - 1));
+                bytes.push(set.labels[i]);
+                bytes.extend_from_slice(set.image(i));
+            }
+            std::fs::write(dir.join(name), bytes)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +251,28 @@ mod tests {
         assert_eq!(data.train.labels, [99, 42]);
         assert_eq!(data.test.labels, [7]);
         assert_eq!(Cifar::Hundred.classes(), 100);
+    }
+
+    #[test]
+    fn written_sets_read_back_as_they_were() {
+        let set = |n: usize| ImageSet {
+            images: (0..n * IMAGE_BYTES).map(|i| (i % 251) as u8).collect(),
+            labels: (0..n).map(|i| (i * 7 % 10) as u8).collect(),
+            channels: CHANNELS,
+            rows: SIDE,
+            cols: SIDE,
+            checksums: Vec::new(),
+        };
+        for which in [Cifar::Ten, Cifar::Hundred] {
+            let dir = tempfile::tempdir().unwrap();
+            write_cifar(dir.path(), which, &set(10), &set(3)).unwrap();
+            let back = load_cifar(dir.path(), which).unwrap();
+            assert_eq!(
+                (back.train.images, back.train.labels),
+                (set(10).images, set(10).labels)
+            );
+            assert_eq!(back.test.labels, set(3).labels);
+        }
     }
 
     #[test]

@@ -98,7 +98,9 @@ pub fn trainee(
                 Mode::Int8Jacob => (Method::Int8Jacob, QAT_LR),
                 _ => return unsupported(),
             };
-            let graph = f8net::graph::Graph::proxy(*arch, *width);
+            // The bench trains on MNIST and Fashion-MNIST, whose images and classes are the same.
+            let grey = f8net::graph::Input::of(repro::datasets::DatasetName::FashionMnist);
+            let graph = f8net::graph::Graph::proxy(*arch, *width, grey);
             let model = f8net::model::Network::new(graph, method, SEED, &device.clone().autodiff());
             Ok(Box::new(F8NetTrainee { model, lr }))
         }
@@ -284,7 +286,8 @@ mod tests {
                 }
             }
             if let Arch::F8NetProxy(arch, width) = model.arch {
-                assert_eq!(fp, f8net::graph::Graph::proxy(arch, width).params());
+                let grey = f8net::graph::Input::of(repro::datasets::DatasetName::FashionMnist);
+                assert_eq!(fp, f8net::graph::Graph::proxy(arch, width, grey).params());
             }
         }
     }

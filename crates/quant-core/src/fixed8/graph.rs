@@ -202,10 +202,11 @@ pub(super) fn hwc_pixels(pixels: &[u8], shape: Shape) -> Result<Vec<u8>> {
             pixels.len()
         ));
     }
-    let plane = shape.h * shape.w;
-    Ok((0..n)
-        .map(|i| pixels[(i % shape.c) * plane + i / shape.c])
-        .collect())
+    Ok(crate::engine::layout::chw_to_hwc(
+        pixels,
+        shape.c,
+        shape.h * shape.w,
+    ))
 }
 
 /// Appends the layer `op` builds for its input's shape, reading graph value `v` whose channels
