@@ -12,6 +12,14 @@ fn f8net(args: &[&str]) -> std::process::Output {
         .expect("binary runs")
 }
 
+/// The values of `metric` in the rows of every method starting with `method`.
+fn values(rows: &[repro::results::ResultRow], metric: &str, method: &str) -> Vec<f64> {
+    rows.iter()
+        .filter(|r| r.metric == metric && r.method.starts_with(method))
+        .map(|r| r.value)
+        .collect()
+}
+
 #[test]
 fn main_table_smoke_writes_rows_and_the_integer_engine_agrees() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,12 +45,7 @@ fn main_table_smoke_writes_rows_and_the_integer_engine_agrees() {
     assert!(main.contains("Jacob et al. 2018"));
     let rows: Vec<repro::results::ResultRow> =
         repro::results::read_rows(&dir.path().join("f8net/main.csv")).unwrap();
-    let agreement = |method: &str| -> Vec<f64> {
-        rows.iter()
-            .filter(|r| r.metric == "sim_vs_integer_agreement_pct" && r.method.starts_with(method))
-            .map(|r| r.value)
-            .collect()
-    };
+    let agreement = |method: &str| values(&rows, "sim_vs_integer_agreement_pct", method);
     assert!(
         rows.iter()
             .all(|r| r.profile == "smoke" && !r.proxy.is_empty())
@@ -145,22 +148,13 @@ fn colour_data_runs_through_both_engines() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let rows: Vec<repro::results::ResultRow> =
         repro::results::read_rows(&out.path().join("f8net/main.csv")).unwrap();
-    let agreement = |method: &str| -> Vec<f64> {
-        rows.iter()
-            .filter(|r| r.metric == "sim_vs_integer_agreement_pct" && r.method.starts_with(method))
-            .map(|r| r.value)
-            .collect()
-    };
+    let agreement = |method: &str| values(&rows, "sim_vs_integer_agreement_pct", method);
     assert!(rows.iter().all(|r| r.dataset == "CIFAR-10"));
     // Trained well above chance (10 %), so agreeing predictions are not one constant class.
-    let top1 = rows
-        .iter()
-        .filter(|r| r.metric == "top1_acc_pct" && r.method.starts_with("conventional INT8"))
-        .map(|r| r.value);
+    let top1 = values(&rows, "top1_acc_pct", "conventional INT8");
     assert!(
-        top1.clone().count() > 0 && top1.clone().all(|t| t >= 50.0),
-        "{:?}",
-        top1.collect::<Vec<_>>()
+        !top1.is_empty() && top1.iter().all(|&t| t >= 50.0),
+        "{top1:?}"
     );
     let f8 = agreement("F8Net");
     assert!(!f8.is_empty() && f8.iter().all(|&a| a == 100.0), "{f8:?}");
