@@ -29,7 +29,7 @@ use quant_train::train::{
     LrSchedule, QatSchedule, RunOptions, TrainConfig, TrainReport, evaluate, train,
 };
 use rayon::prelude::*;
-use repro::datasets::{Dataset, ImageSet};
+use repro::datasets::{Dataset, DatasetName, ImageSet};
 use repro::results::ResultRow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -60,6 +60,9 @@ pub struct QatPlan {
     pub seeds: Vec<u64>,
     pub batch_size: usize,
     pub base_channels: usize,
+    /// The data set the models train on, which the rows name (`dataset` column and proxy label);
+    /// the binaries set it from `--dataset`.
+    pub dataset: DatasetName,
     /// Float pre-training learning rate (Adam, cosine decay).
     pub float_lr: f64,
     /// Where every training keeps its per-epoch checkpoint, so an interrupted run resumes at the
@@ -82,6 +85,7 @@ impl QatPlan {
             seeds: vec![seed],
             batch_size: 64,
             base_channels: 8,
+            dataset: DatasetName::FashionMnist,
             float_lr: 5e-3,
             checkpoint_dir: None,
         }
@@ -102,6 +106,7 @@ impl QatPlan {
             seeds: vec![seed],
             batch_size: 64,
             base_channels: 8,
+            dataset: DatasetName::FashionMnist,
             float_lr: 5e-3,
             checkpoint_dir: None,
         }
@@ -138,8 +143,12 @@ impl QatPlan {
 
     fn proxy_label(&self) -> String {
         format!(
-            "Fashion-MNIST (train {} / validation {} / test {}) for ImageNet; TinyMbV1-b{} for MobileNetV1",
-            self.train_images, self.validation_images, self.test_images, self.base_channels
+            "{} (train {} / validation {} / test {}) for ImageNet; TinyMbV1-b{} for MobileNetV1",
+            self.dataset.paper_name(),
+            self.train_images,
+            self.validation_images,
+            self.test_images,
+            self.base_channels
         )
     }
 }
@@ -499,7 +508,7 @@ pub fn rows(source: &str, res: &Results, plan: &QatPlan, seed: u64, epochs: u32)
         let label = format!("TinyMbV1-b{} {config}", plan.base_channels);
         let key = RowKey {
             source,
-            dataset: "Fashion-MNIST",
+            dataset: plan.dataset.paper_name(),
             model: &label,
             method: "float32",
             w_bits: "32",
@@ -512,7 +521,7 @@ pub fn rows(source: &str, res: &Results, plan: &QatPlan, seed: u64, epochs: u32)
         let label = format!("TinyMbV1-b{} {}", plan.base_channels, o.config);
         let key = RowKey {
             source,
-            dataset: "Fashion-MNIST",
+            dataset: plan.dataset.paper_name(),
             model: &label,
             method: &o.variant,
             w_bits: &o.w_bits,
@@ -611,7 +620,7 @@ pub fn summary_rows(
     };
     let key = |model, method| RowKey {
         source: SOURCE_ABSTRACT,
-        dataset: "Fashion-MNIST",
+        dataset: plan.dataset.paper_name(),
         model,
         method,
         w_bits: "mixed",
@@ -645,7 +654,7 @@ pub fn curve_rows(source: &str, res: &Results, plan: &QatPlan, seed: u64) -> Vec
         let label = format!("TinyMbV1-b{} {config}", plan.base_channels);
         let key = RowKey {
             source,
-            dataset: "Fashion-MNIST",
+            dataset: plan.dataset.paper_name(),
             model: &label,
             method,
             w_bits: bits.0,

@@ -156,6 +156,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     // `start` refused the paper profile.
                     Profile::Full | Profile::Paper => QatPlan::full(seed),
                 };
+                plan.dataset = data.name;
                 plan.float_epochs = args.epochs.unwrap_or(plan.float_epochs);
                 plan.checkpoint_dir = args.checkpoint_dir("mcu-checkpoints");
                 plan.train_images = train_images.unwrap_or(plan.train_images);

@@ -162,6 +162,7 @@ fn qat_smoke_writes_integer_and_fake_quant_rows_and_latency_plots_them() {
     run_ok(&["qat", "--profile", "smoke", "--threads", "1", "--out", out]);
     let folder = dir.path().join("mixed-precision-mcu");
     let rows = std::fs::read_to_string(folder.join("qat.csv")).unwrap();
+    assert!(rows.contains(",Fashion-MNIST,") && !rows.contains(",MNIST,"));
     for needle in [
         "uniform w8a8 PL+FB,8,8,top1_integer_pct[FB]",
         "MixPC+ICN,mixed,8,top1_integer_pct[ICN]",
@@ -285,4 +286,36 @@ fn missing_data_is_a_one_line_error() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// The rows name the data set the run trained on (before, every row said Fashion-MNIST).
+#[test]
+fn qat_rows_name_the_data_set() {
+    let data = repro::datasets::default_data_root().join("mnist");
+    if !data.is_dir() {
+        eprintln!("skipping: {} missing (run make data)", data.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    run_ok(&[
+        "qat",
+        "--profile",
+        "smoke",
+        "--dataset",
+        "mnist",
+        "--experiment",
+        "e3",
+        "--out",
+        out,
+    ]);
+    let rows = std::fs::read_to_string(dir.path().join("mixed-precision-mcu/qat.csv")).unwrap();
+    let data_rows = rows.lines().skip(1);
+    assert!(
+        data_rows.clone().count() > 0
+            && data_rows
+                .clone()
+                .all(|r| r.contains(",MNIST,") && r.contains(",MNIST (train")),
+        "{rows}"
+    );
 }
