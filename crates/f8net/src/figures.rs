@@ -51,6 +51,12 @@ pub fn main_results(
     if models.is_empty() {
         return None;
     }
+    let datasets: Vec<&str> = ours
+        .iter()
+        .map(|r| r.dataset.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let mut series = Vec::new();
     for (g, (name, _)) in GROUPS.iter().enumerate() {
         let offset = (g as f64 - 1.5) * 0.15;
@@ -91,8 +97,10 @@ pub fn main_results(
     }
     Some(
         Chart {
-            title: "F8Net main table: top-1 per model, proxies on Fashion-MNIST beside the paper's ImageNet numbers"
-                .into(),
+            title: format!(
+                "F8Net main table: top-1 per model, proxies on {} beside the paper's ImageNet numbers",
+                datasets.join(", ")
+            ),
             x_label: "model (the paper's; ours is its proxy)".into(),
             y_label: "ours: top-1 on the proxy (%)".into(),
             y2_label: Some("paper: ImageNet top-1 (%)".into()),
