@@ -112,6 +112,22 @@ impl QatPlan {
         }
     }
 
+    /// The proxy TinyMbV1 of configuration `(resolution, width)` for the plan's data set: its
+    /// image channels and classes (grey and 10 for MNIST and Fashion-MNIST).
+    pub fn model(&self, resolution: usize, width: f64) -> MobileNetV1 {
+        MobileNetV1 {
+            in_channels: self.dataset.image_shape()[0],
+            classes: self.dataset.classes(),
+            ..MobileNetV1::tiny(resolution, width, self.base_channels)
+        }
+    }
+
+    /// The reproduction's budget for the plan's family: the STM32H7's scaled by its largest model,
+    /// 28_1.0 (§10.1; [`crate::tables::proxy_budget`] on grey images).
+    pub fn budget(&self) -> Budget {
+        crate::tables::scaled_budget(Budget::STM32H7, &self.model(28, 1.0))
+    }
+
     /// The checkpoint prefix of the training `run` of `seed` (`None` without a folder).
     fn checkpoint(&self, run: &str, seed: u64) -> Option<PathBuf> {
         let name = quant_train::checkpoint::file_name(&format!("{run}-s{seed}"));
@@ -290,6 +306,11 @@ fn qat_model(
     Ok((net, reports))
 }
 
+/// Image `i` of `set` (stored in planes) in the integer network's HWC order.
+fn hwc(set: &ImageSet, i: usize) -> Vec<u8> {
+    quant_core::engine::layout::chw_to_hwc(set.image(i), set.channels, set.rows * set.cols)
+}
+
 /// Top-1 (percent) of the integer graph on `set`, run on the int8 kernels of this CPU (the same
 /// logits as the packed kernels, tested in `engine`).
 fn integer_top1(net: &IntegerNet, set: &ImageSet) -> Result<f64, String> {
@@ -299,7 +320,7 @@ fn integer_top1(net: &IntegerNet, set: &ImageSet) -> Result<f64, String> {
     let hits: Result<Vec<bool>, String> = (0..set.len())
         .into_par_iter()
         .map(|i| {
-            net.predict(set.image(i))
+            net.predict(&hwc(set, i))
                 .map(|p| p == usize::from(set.labels[i]))
                 .map_err(|e| e.to_string())
         })
@@ -331,7 +352,7 @@ fn variant(
         let int_net = convert(&net, &chain.layers, bits, g, f)?;
         integer.insert(f.label(), integer_top1(&int_net, &sets.test)?);
         let (_, counts) = int_net
-            .logits_counted(sets.test.image(0))
+            .logits_counted(&hwc(&sets.test, 0))
             .map_err(|e| e.to_string())?;
         ops.insert(f.label(), counts);
         if i == 0 {
@@ -373,7 +394,7 @@ pub struct Results {
 }
 
 /// E1/E2 for every configuration of the plan and one seed, under `budget` (the reproduction's:
-/// [`crate::tables::proxy_budget`]).
+/// [`QatPlan::budget`]).
 pub fn run_e1_e2(
     data: &Dataset,
     plan: &QatPlan,
@@ -384,7 +405,7 @@ pub fn run_e1_e2(
 ) -> Result<Results, String> {
     let mut res = Results::default();
     for &(r, w) in &plan.configs {
-        let chain = Chain::from(&MobileNetV1::tiny(r, w, plan.base_channels));
+        let chain = Chain::from(&plan.model(r, w));
         let one = mixed_variants(data, &chain, plan, budget, seed, cache, device)?;
         res.outcomes.extend(one.outcomes);
         res.floats.extend(one.floats);
@@ -466,7 +487,7 @@ pub fn run_e3(
     device: &Device,
 ) -> Result<Results, String> {
     let (r, w) = plan.e3_config;
-    let chain = Chain::from(&MobileNetV1::tiny(r, w, plan.base_channels));
+    let chain = Chain::from(&plan.model(r, w));
     let sets = data_at(data, plan, r)?;
     let float = float_model(cache, &chain, &sets, plan, seed, device)?;
     let ctx = Ctx {

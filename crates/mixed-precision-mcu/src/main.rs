@@ -9,7 +9,7 @@ use mixed_precision_mcu::experiments::{
 };
 use mixed_precision_mcu::memory::{Budget, Granularity};
 use mixed_precision_mcu::mobilenet::{MobileNetV1, tiny_family};
-use mixed_precision_mcu::tables::{exact_tables, model_label, proxy_budget};
+use mixed_precision_mcu::tables::{exact_tables, model_label};
 use quant_train::train::BackendKind;
 use repro::Profile;
 use repro::cli::{RunArgs, RunContext};
@@ -148,8 +148,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             let ctx = args.start()?;
-            let data =
-                args.load(args.grey_dataset_or(DatasetName::FashionMnist, "mixed-precision-mcu")?)?;
+            let data = args.load(args.dataset_or(DatasetName::FashionMnist))?;
             for seed in args.seed_list(1, 1) {
                 let mut plan = match args.profile {
                     Profile::Smoke => QatPlan::smoke(seed),
@@ -309,21 +308,14 @@ fn run_qat(
     let mut cache = FloatCache::new();
     let mut e3_done = experiment == Experiment::E1;
     let mut configs = plan.configs.clone();
-    configs.sort_by_key(|&(r, w)| MobileNetV1::tiny(r, w, plan.base_channels).macs());
+    configs.sort_by_key(|&(r, w)| plan.model(r, w).macs());
     for cfg in configs {
         if experiment != Experiment::E3 {
             let one = QatPlan {
                 configs: vec![cfg],
                 ..plan.clone()
             };
-            let e1 = run_e1_e2(
-                data,
-                &one,
-                proxy_budget(plan.base_channels),
-                seed,
-                &mut cache,
-                &device,
-            )?;
+            let e1 = run_e1_e2(data, &one, plan.budget(), seed, &mut cache, &device)?;
             stamp(SOURCE_E1, &e1)?;
         }
         if !e3_done && (cfg == plan.e3_config || experiment == Experiment::E3) {

@@ -61,15 +61,21 @@ pub fn proxy_budget(base_channels: usize) -> Budget {
 /// by the ratio of the largest proxy to the largest ImageNet model (weights for FLASH, the uniform
 /// 8-bit peak for RAM).
 pub fn scaled_proxy_budget(device: Budget, base_channels: usize) -> Budget {
+    scaled_budget(device, &MobileNetV1::tiny(28, 1.0, base_channels))
+}
+
+/// A device budget `device` scaled to a proxy family whose largest model is `largest` (weights for
+/// FLASH, the uniform 8-bit peak for RAM), as [`scaled_proxy_budget`] for any input: a family on
+/// colour images has a wider first layer and input.
+pub fn scaled_budget(device: Budget, largest: &MobileNetV1) -> Budget {
     let paper = MobileNetV1::imagenet(224, 1.0);
-    let proxy = MobileNetV1::tiny(28, 1.0, base_channels);
     let peak = |m: &MobileNetV1| uniform8(&m.layers(), Granularity::PerLayer).peak_ram();
     Budget::scaled(
         device,
         paper.params(),
         peak(&paper),
-        proxy.params(),
-        peak(&proxy),
+        largest.params(),
+        peak(largest),
     )
 }
 

@@ -82,7 +82,7 @@ impl DatasetName {
             None => Ok(()),
             Some(_) => Err(format!(
                 "--dataset {}: {binary}'s proxies take 28x28 grey images; use --dataset mnist or \
-                 fashion-mnist (integer-qat and f8net train on CIFAR)",
+                 fashion-mnist (integer-qat, f8net and mixed-precision-mcu train on CIFAR)",
                 clap::ValueEnum::to_possible_value(&self)
                     .map(|v| v.get_name().to_owned())
                     .unwrap_or_default()

@@ -17,7 +17,6 @@ use std::path::PathBuf;
 
 use mixed_precision_mcu::chain::Chain;
 use mixed_precision_mcu::experiments::QatPlan;
-use mixed_precision_mcu::mobilenet::MobileNetV1;
 use repro::Profile;
 use repro::datasets::Dataset;
 use repro::results::ResultRow;
@@ -47,7 +46,7 @@ pub fn plan(profile: Profile, seed: u64, checkpoints: Option<PathBuf>) -> QatPla
 /// The proxy's layers.
 pub fn chain(plan: &QatPlan) -> Chain {
     let (resolution, width) = plan.configs[0];
-    Chain::from(&MobileNetV1::tiny(resolution, width, plan.base_channels))
+    Chain::from(&plan.model(resolution, width))
 }
 
 /// The `model` column.
