@@ -146,9 +146,18 @@ impl RunArgs {
         load_checked(&root, name, self.profile.name())
     }
 
-    /// The results root (see [`crate::out_dir::results_root`]).
+    /// The results root (see [`crate::out_dir::results_root`]). A run on a CIFAR set without `--out`
+    /// writes under `target/results-<profile>-<set>/`: `results/` holds the rows of record, which are
+    /// on the grey data sets, and a paper's claims judge every row of its tables together.
     pub fn out_root(&self) -> PathBuf {
-        crate::out_dir::results_root(self.out.as_deref(), self.profile.name())
+        match (&self.out, self.dataset.filter(|d| d.cifar().is_some())) {
+            (None, Some(colour)) => crate::workspace_root().join("target").join(format!(
+                "results-{}-{}",
+                self.profile.name(),
+                colour.cli_name()
+            )),
+            _ => crate::out_dir::results_root(self.out.as_deref(), self.profile.name()),
+        }
     }
 
     /// Validates the arguments, sizes the process's rayon pool and starts the run's manifest
@@ -245,6 +254,23 @@ mod tests {
         Cli::try_parse_from(std::iter::once("bin").chain(args.iter().copied()))
             .unwrap()
             .run
+    }
+
+    #[test]
+    fn colour_runs_stay_out_of_the_results_of_record() {
+        let root = crate::workspace_root();
+        assert_eq!(
+            parse(&["--dataset", "cifar100"]).out_root(),
+            root.join("target/results-full-cifar100")
+        );
+        assert_eq!(
+            parse(&["--dataset", "mnist"]).out_root(),
+            root.join("results")
+        );
+        assert_eq!(
+            parse(&["--dataset", "cifar10", "--out", "/tmp/x"]).out_root(),
+            Path::new("/tmp/x")
+        );
     }
 
     #[test]

@@ -49,6 +49,13 @@ impl DatasetName {
         }
     }
 
+    /// The name `--dataset` takes (`fashion-mnist`, `cifar10`).
+    pub fn cli_name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
     /// The CIFAR set this is, if it is one.
     pub fn cifar(self) -> Option<Cifar> {
         match self {
@@ -83,9 +90,7 @@ impl DatasetName {
             Some(_) => Err(format!(
                 "--dataset {}: {binary}'s proxies take 28x28 grey images; use --dataset mnist or \
                  fashion-mnist (integer-qat, f8net and mixed-precision-mcu train on CIFAR)",
-                clap::ValueEnum::to_possible_value(&self)
-                    .map(|v| v.get_name().to_owned())
-                    .unwrap_or_default()
+                self.cli_name()
             )),
         }
     }
