@@ -9,6 +9,15 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mixed-precision-mcu"))
 }
 
+/// Whether `set` is under the data root; says on stderr that the test skips when it is not.
+fn has_data(set: &str) -> bool {
+    let data = repro::datasets::default_data_root().join(set);
+    if !data.is_dir() {
+        eprintln!("skipping: {} missing (run make data)", data.display());
+    }
+    data.is_dir()
+}
+
 fn run_ok(args: &[&str]) -> String {
     let out = bin().args(args).output().expect("binary runs");
     assert!(
@@ -155,9 +164,7 @@ fn tables_writes_result_rows_and_manifests() {
 
 #[test]
 fn qat_smoke_writes_integer_and_fake_quant_rows_and_latency_plots_them() {
-    let data = repro::datasets::default_data_root().join("fashion-mnist");
-    if !data.is_dir() {
-        eprintln!("skipping: {} missing (run make data)", data.display());
+    if !has_data("fashion-mnist") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -212,9 +219,7 @@ fn qat_smoke_writes_integer_and_fake_quant_rows_and_latency_plots_them() {
 /// configuration writes, the E1 headline rows included: they are derived from the whole table.
 #[test]
 fn units_of_one_configuration_each_give_the_rows_of_one_run() {
-    let data = repro::datasets::default_data_root().join("fashion-mnist");
-    if !data.is_dir() {
-        eprintln!("skipping: {} missing (run make data)", data.display());
+    if !has_data("fashion-mnist") {
         return;
     }
     let (whole, units) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -294,9 +299,7 @@ fn missing_data_is_a_one_line_error() {
 /// The rows name the data set the run trained on (before, every row said Fashion-MNIST).
 #[test]
 fn qat_rows_name_the_data_set() {
-    let data = repro::datasets::default_data_root().join("mnist");
-    if !data.is_dir() {
-        eprintln!("skipping: {} missing (run make data)", data.display());
+    if !has_data("mnist") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
