@@ -286,13 +286,8 @@ pub fn int8_engine_check(
     let pixels = dataset.test.pixels();
     let mut pred = Vec::with_capacity(n);
     // The engine takes channels innermost; the data set holds planes.
-    let hwc = |planes: &[u8]| {
-        quant_core::engine::layout::chw_to_hwc(
-            planes,
-            dataset.test.channels,
-            dataset.test.rows * dataset.test.cols,
-        )
-    };
+    let (channels, plane) = (dataset.test.channels, dataset.test.rows * dataset.test.cols);
+    let hwc = |planes| quant_core::engine::layout::chw_to_hwc(planes, channels, plane);
     for first in (0..n).step_by(500) {
         let count = 500.min(n - first);
         let images = hwc(&dataset.test.images[first * pixels..(first + count) * pixels]);

@@ -307,7 +307,7 @@ fn qat_model(
 }
 
 /// Image `i` of `set` (stored in planes) in the integer network's HWC order.
-fn hwc(set: &ImageSet, i: usize) -> Vec<u8> {
+fn hwc(set: &ImageSet, i: usize) -> std::borrow::Cow<'_, [u8]> {
     quant_core::engine::layout::chw_to_hwc(set.image(i), set.channels, set.rows * set.cols)
 }
 

@@ -3,6 +3,8 @@
 //! Every exporter converts through these, so the index arithmetic lives in one place.
 #![deny(clippy::float_arithmetic)]
 
+use std::borrow::Cow;
+
 /// OIHW (`dims = [out, in, kh, kw]`) to the HWIO order of [`super::ConvLayer::weights`].
 pub fn oihw_to_hwio<T: Copy>(w: &[T], dims: [usize; 4]) -> Vec<T> {
     let [co, ci, kh, kw] = dims;
@@ -54,15 +56,19 @@ pub fn fc_chw_to_kn<T: Copy>(w: &[T], out: usize, (c, h, wd): (usize, usize, usi
 }
 
 /// Images stored planar (each channel's `pixels` values in turn: CHW, as data sets and training
-/// frameworks hold them), one after another, to the engine's HWC order (channels innermost).
-pub fn chw_to_hwc<T: Copy>(images: &[T], channels: usize, pixels: usize) -> Vec<T> {
+/// frameworks hold them), one after another, in the engine's HWC order (channels innermost). One
+/// channel is both orders, so grey images are borrowed as they are, not copied.
+pub fn chw_to_hwc<T: Copy>(images: &[T], channels: usize, pixels: usize) -> Cow<'_, [T]> {
+    if channels == 1 {
+        return Cow::Borrowed(images);
+    }
     let mut out = Vec::with_capacity(images.len());
     for image in images.chunks_exact(channels * pixels) {
         for p in 0..pixels {
             out.extend((0..channels).map(|c| image[c * pixels + p]));
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -74,10 +80,10 @@ mod tests {
         // Two images of 2 pixels x 3 channels: planes (r, g, b) = (1 2, 3 4, 5 6), (7 8, 9 10, 11 12).
         let planar = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
         assert_eq!(
-            chw_to_hwc(&planar, 3, 2),
+            *chw_to_hwc(&planar, 3, 2),
             [1, 3, 5, 2, 4, 6, 7, 9, 11, 8, 10, 12]
         );
-        assert_eq!(chw_to_hwc(&planar, 1, 12), planar);
+        assert_eq!(*chw_to_hwc(&planar, 1, 12), planar);
     }
 
     #[test]

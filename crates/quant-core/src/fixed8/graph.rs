@@ -202,11 +202,7 @@ pub(super) fn hwc_pixels(pixels: &[u8], shape: Shape) -> Result<Vec<u8>> {
             pixels.len()
         ));
     }
-    Ok(crate::engine::layout::chw_to_hwc(
-        pixels,
-        shape.c,
-        shape.h * shape.w,
-    ))
+    Ok(crate::engine::layout::chw_to_hwc(pixels, shape.c, shape.h * shape.w).into_owned())
 }
 
 /// Appends the layer `op` builds for its input's shape, reading graph value `v` whose channels

@@ -107,15 +107,8 @@ impl IntegerNet {
     /// takes channels innermost, so colour images are interleaved first.
     pub fn run(&self, images: &[u8], batch: usize) -> Result<Vec<i32>, ExportError> {
         let [c, h, w] = self.input;
-        let interleaved;
-        let hwc = match c {
-            1 => images,
-            _ => {
-                interleaved = quant_core::engine::layout::chw_to_hwc(images, c, h * w);
-                &interleaved
-            }
-        };
-        let codes = u8_codes(self.model.run(hwc, batch)?);
+        let hwc = quant_core::engine::layout::chw_to_hwc(images, c, h * w);
+        let codes = u8_codes(self.model.run(&hwc, batch)?);
         Ok(codes.into_iter().map(i32::from).collect())
     }
 
