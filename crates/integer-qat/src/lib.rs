@@ -1,10 +1,11 @@
 //! integer-qat: Jacob et al. 2018 ("Quantization and Training of Neural Networks for Efficient
 //! Integer-Arithmetic-Only Inference") on MNIST-scale proxies. The binary `integer-qat` runs the
 //! experiments; this library holds their recipe (sizes, training configurations) and the metrics
-//! they share.
+//! they share, and Table 4.1's ImageNet row at paper scale ([`paper_scale`]).
 
 pub mod experiments;
 pub mod figures;
+pub mod paper_scale;
 pub mod recipe;
 
 /// The `source` column of each trained experiment's rows: the published table it mirrors, spelled

@@ -4,11 +4,18 @@
 //! Each subcommand runs one experiment of [`integer_qat::experiments`], which mirrors one published
 //! table or figure.
 
+use burn::prelude::Device;
 use clap::{Parser, Subcommand};
+use integer_qat::experiments::PAPER_DIR;
 use integer_qat::experiments::{Ctx, agreement, bits, depth, figures, latency, relu, schemes};
+use integer_qat::paper_scale::{self, PaperDepth};
 use quant_train::BackendKind;
+use quant_train::ModelSpec;
+use repro::Profile;
 use repro::cli::RunArgs;
 use repro::datasets::DatasetName;
+use repro::image_folder::ImageFolder;
+use repro::results::{RunStamp, table_path};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,11 +39,18 @@ struct Cli {
     run: RunArgs,
 }
 
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq)]
+#[derive(Subcommand, Debug, Clone, PartialEq)]
 enum Command {
     /// E1 (Table 4.1) + E8: ResNet depth sweep, float vs int8 PTQ vs int8 QAT on the integer
-    /// engine; engine-vs-simulation agreement and model size.
-    Depth,
+    /// engine; engine-vs-simulation agreement and model size. With `--profile paper`: Table 4.1's
+    /// ImageNet row from a published checkpoint (`--data IMAGENET --pretrained FILE`).
+    Depth {
+        /// `--profile paper` only: the checkpoint's architecture, one of the zoo's ImageNet
+        /// models (imagenet-resnet50, the paper's; imagenet-resnet18, imagenet-mbv1:α,
+        /// imagenet-mbv2:α).
+        #[arg(long)]
+        arch: Option<String>,
+    },
     /// E2 (Table 4.2): the 8/8 integer-only model beside binary (BWN), ternary (TWN, and with
     /// 8-bit activations FGQ) and 5-bit (INQ) weights, fine-tuned from E1's float ResNet-14.
     Schemes,
@@ -73,6 +87,23 @@ fn run(cli: Cli) -> Result<(), String> {
     if command == Command::Figures {
         return figures(&cli.run.out_root(), cli.run.profile);
     }
+    if cli.run.profile == Profile::Paper {
+        return match command {
+            Command::Depth { arch } => paper_depth(&cli.run, arch.as_deref(), device),
+            _ => Err(
+                "--profile paper runs `depth` only (Table 4.1's ImageNet row); the other \
+                      experiments run on the proxies: use --profile full"
+                    .into(),
+            ),
+        };
+    }
+    if let Command::Depth { arch: Some(_) } = command {
+        return Err(
+            "--arch picks the checkpoint's architecture of --profile paper; the proxies' \
+                    ResNets are fixed: drop --arch or add --profile paper"
+                .into(),
+        );
+    }
     let started = cli.run.start()?;
     let data = cli
         .run
@@ -80,7 +111,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let checkpoints = cli.run.checkpoint_dir("integer-qat-checkpoints");
     let ctx = Ctx::new(cli.run, &started, data, device, checkpoints);
     match command {
-        Command::Depth => depth(&ctx),
+        Command::Depth { .. } => depth(&ctx),
         Command::Schemes => schemes(&ctx),
         Command::Relu => relu(&ctx),
         Command::Bits => bits(&ctx),
@@ -96,6 +127,65 @@ fn run(cli: Cli) -> Result<(), String> {
         }
     }?;
     eprintln!("done in {:.0} s", ctx.elapsed_seconds());
+    Ok(())
+}
+
+/// `depth --profile paper`: [`PaperDepth`] from the ImageNet folder and checkpoint the flags name,
+/// its rows written to the paper profile's tables.
+fn paper_depth(args: &RunArgs, arch: Option<&str>, device: Device) -> Result<(), String> {
+    args.refuse(
+        &["--dataset", "--seeds"],
+        "the paper-scale run fine-tunes one checkpoint on the ImageNet folder of --data",
+    )?;
+    let root = args.data.as_deref().ok_or(
+        "--profile paper: pass --data with the ImageNet folder (train/ and val/ with one folder \
+         per synset inside)",
+    )?;
+    let checkpoint = args.pretrained.as_deref().ok_or(
+        "--profile paper: pass --pretrained with the float checkpoint (torchvision's resnet50 \
+         weights, .pth or .safetensors)",
+    )?;
+    let arch: ModelSpec = arch.unwrap_or("imagenet-resnet50").parse()?;
+    let model = paper_scale::model_name(&arch).ok_or(format!(
+        "--arch {arch}: the paper-scale run takes the zoo's ImageNet models \
+         (imagenet-resnet50, imagenet-resnet18, imagenet-mbv1:α, imagenet-mbv2:α)"
+    ))?;
+    let ctx = args.start_paper_scale()?;
+    let train = ImageFolder::open(root, "train", 3, paper_scale::SIDE)?;
+    let val = ImageFolder::open(root, "val", 3, paper_scale::SIDE)?;
+    let seed = args.seed.unwrap_or(0);
+    let epochs = args.epochs.unwrap_or(paper_scale::EPOCHS);
+    let run = PaperDepth {
+        train: &train,
+        val: &val,
+        checkpoint,
+        arch: arch.clone(),
+        epochs,
+        seed,
+        device,
+        checkpoints: args
+            .checkpoint_dir("integer-qat-checkpoints")
+            .map(|d| d.join(format!("paper-{arch}"))),
+    };
+    let checksums = run.checksums()?;
+    let result = run.run()?;
+    let stamp = RunStamp {
+        profile: args.profile.name(),
+        seed,
+        epochs,
+        run_id: &ctx.run.run_id,
+    };
+    let (rows, curves) = paper_scale::rows(&result, &model, &stamp);
+    for (table, rows) in [("e1_depth", rows), ("curves", curves)] {
+        let path = table_path(&ctx.out, PAPER_DIR, table);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        ctx.run
+            .record(&path, &rows, &checksums)
+            .map_err(|e| e.to_string())?;
+        eprintln!("wrote {} rows to {}", rows.len(), path.display());
+    }
     Ok(())
 }
 

@@ -3,12 +3,13 @@
 //! benchmark (`bench-train`) times the same models and recipes, so both read them from here.
 
 use burn::prelude::{Device, Module};
-use quant_train::data::batch;
+use quant_train::data::RawBatch;
 use quant_train::{
     AffineQuantizer, LrSchedule, ModelSpec, Net, Optimizer, Phase, QuantizerRef, TrainConfig,
 };
 use repro::Profile;
 use repro::datasets::ImageSet;
+use repro::examples::{Examples, View};
 
 /// Sizes of one profile (see `experiments/integer-qat/README.md`).
 #[derive(Debug, Clone)]
@@ -142,19 +143,31 @@ pub fn qat_config(epochs: u32, seed: u64, images: usize) -> TrainConfig {
 /// Images of the training set the post-training ranges are calibrated on.
 pub const CALIBRATION_IMAGES: usize = 1024;
 
-/// Post-training quantization: [`quantized_copy`] with its weight ranges from the weights and its
-/// activation ranges from the observers' EMA over the first [`CALIBRATION_IMAGES`] images of `set`
-/// (batches of 128, as training sees them).
+/// Post-training quantization: [`calibrated_on`] the first [`CALIBRATION_IMAGES`] images of `set`
+/// (the in-memory sets are shuffled, so their first images are a sample).
 pub fn calibrated_copy(
     float: &Net,
     bits: (u32, u32),
     set: &ImageSet,
     device: &Device,
 ) -> Result<Net, String> {
-    let net = quantized_copy(float, bits)?;
     let images: Vec<usize> = (0..set.len().min(CALIBRATION_IMAGES)).collect();
+    calibrated_on(float, bits, set, &images, device)
+}
+
+/// [`quantized_copy`] with its weight ranges from the weights and its activation ranges from the
+/// observers' EMA over the examples `images` of `set` in their evaluation view (batches of 128, as
+/// training sees them).
+pub fn calibrated_on(
+    float: &Net,
+    bits: (u32, u32),
+    set: &dyn Examples,
+    images: &[usize],
+    device: &Device,
+) -> Result<Net, String> {
+    let net = quantized_copy(float, bits)?;
     for chunk in images.chunks(128) {
-        let (x, _) = batch(set, chunk, device);
+        let (x, _) = RawBatch::read(set, chunk, |_| View::Eval)?.tensors(device);
         net.forward(x, &Phase::CALIBRATE);
     }
     Ok(net)

@@ -150,6 +150,20 @@ pub struct AddLayer {
     pub params: AddParams,
 }
 
+/// A per-channel table from input codes to output codes: `tables[c * 256 + q]` is the output
+/// code of input code `q` in channel `c`. It is the integer form of a per-channel map applied to
+/// uint8 pixels before the first layer, such as the ImageNet models' input normalization
+/// `(x / 255 - mean_c) / std_c` followed by the first layer's input quantization: a uint8 input
+/// has only 256 values per channel, so the exporter evaluates the map once per code and the run
+/// is one lookup per value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CodeTableLayer {
+    /// 256 output codes per channel, channel after channel.
+    pub tables: Vec<u8>,
+    /// Zero point of the output codes.
+    pub zero_point: i32,
+}
+
 /// One layer of a [`ModelSpec`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Layer {
@@ -167,6 +181,8 @@ pub enum Layer {
     GlobalAvgPool,
     /// Residual add of two values of one shape.
     Add(AddLayer),
+    /// Per-channel code table (same shape, new parameters).
+    CodeTable(CodeTableLayer),
 }
 
 impl Layer {
@@ -505,6 +521,10 @@ impl Model {
                 Layer::Add(l) => Op::AffineAdd {
                     params: l.params,
                     rounding: spec.rounding,
+                },
+                Layer::CodeTable(l) => Op::CodeTable {
+                    tables: l.tables.clone(),
+                    zero_point: l.zero_point,
                 },
             };
             graph

@@ -665,32 +665,57 @@ impl GlobalAvgPool {
 /// were trained with (torchvision's mean 0.485, 0.456, 0.406 and deviation 0.229, 0.224, 0.225), so
 /// their published weights see the inputs they expect. Constant (not trained), kept in the model's
 /// record like batch norm's statistics.
+///
+/// Its output is the first layer's input, which an integer deployment stores as uint8 codes: the
+/// block therefore ends in an output stage (no activation) that quantizes the normalized values
+/// once the net's activations are quantized, and the exporter turns the block into one 256-entry
+/// table per channel ([`quant_core::engine::CodeTableLayer`]). The stage's range starts at the
+/// exact range of normalized pixels, which every batch of natural images nearly spans.
 #[derive(Module, Debug)]
 pub struct InputNorm {
     /// Mean per channel.
     pub mean: RunningState<Tensor<1>>,
     /// `1 / std` per channel.
     pub inv_std: RunningState<Tensor<1>>,
+    /// Quantization of the normalized values (float until the net's activations are quantized).
+    pub output: ActivationQuant,
 }
 
 impl InputNorm {
     /// ImageNet's statistics as torchvision normalizes with them.
     pub fn imagenet(device: &Device) -> Self {
-        let tensor = |v: [f32; 3]| {
-            RunningState::new(Tensor::from_data(TensorData::new(v.to_vec(), [3]), device))
+        InputNorm::new([0.485, 0.456, 0.406], [0.229, 0.224, 0.225], device)
+    }
+
+    /// Normalization by these channel means and deviations of pixels in `[0, 1]`.
+    pub fn new<const C: usize>(mean: [f32; C], std: [f32; C], device: &Device) -> Self {
+        let tensor =
+            |v: Vec<f32>| RunningState::new(Tensor::from_data(TensorData::new(v, [C]), device));
+        let normalized = |pixel: f32| -> Vec<f64> {
+            (0..C)
+                .map(|c| f64::from((pixel - mean[c]) / std[c]))
+                .collect()
         };
+        let (lows, highs) = (normalized(0.0), normalized(1.0));
+        let range = (
+            lows.iter().copied().fold(f64::INFINITY, f64::min),
+            highs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        );
+        let mut output = ActivationQuant::new(Activation::None, device);
+        output.observer = EmaObserver::new(DEFAULT_EMA_DECAY, range, device);
         InputNorm {
-            mean: tensor([0.485, 0.456, 0.406]),
-            inv_std: tensor([1.0 / 0.229, 1.0 / 0.224, 1.0 / 0.225]),
+            mean: tensor(mean.to_vec()),
+            inv_std: tensor(std.iter().map(|s| 1.0 / s).collect()),
+            output,
         }
     }
 
-    /// Forward pass on `[N, C, H, W]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    /// Forward pass on `[N, C, H, W]`: normalized, then the output stage.
+    pub fn forward(&self, x: Tensor<4>, phase: &Phase) -> Tensor<4> {
         let c = x.dims()[1];
         let mean = self.mean.value_sync().reshape([1, c, 1, 1]);
         let inv_std = self.inv_std.value_sync().reshape([1, c, 1, 1]);
-        (x - mean) * inv_std
+        self.output.forward((x - mean) * inv_std, phase)
     }
 }
 

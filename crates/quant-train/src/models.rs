@@ -76,7 +76,7 @@ impl Block {
         match self {
             Block::Layer(l) => l.forward(x, phase),
             Block::MaxPool(p) => p.forward(x),
-            Block::InputNorm(n) => n.forward(x),
+            Block::InputNorm(n) => n.forward(x, phase),
             Block::GlobalAvgPool(g) => g.forward(x, last, phase),
             Block::Residual(r) => {
                 let main = run_layers(&r.body, x.clone(), phase);
@@ -95,7 +95,8 @@ impl Block {
         match self {
             Block::Layer(l) => Some(&l.output),
             Block::Residual(r) => Some(&r.add.output),
-            Block::MaxPool(_) | Block::GlobalAvgPool(_) | Block::InputNorm(_) => None,
+            Block::InputNorm(n) => Some(&n.output),
+            Block::MaxPool(_) | Block::GlobalAvgPool(_) => None,
         }
     }
 }
@@ -181,7 +182,8 @@ impl Net {
         }
     }
 
-    /// Calls `f(index, stage)` on every output stage (layers, adds, pools) in execution order.
+    /// Calls `f(index, stage)` on every output stage (input normalization, layers, adds) in
+    /// execution order.
     pub fn map_output_stages(&mut self, mut f: impl FnMut(usize, &mut ActivationQuant)) {
         let mut i = 0;
         let mut visit = |s: &mut ActivationQuant| {
@@ -196,7 +198,8 @@ impl Net {
                     r.shortcut.iter_mut().for_each(|l| visit(&mut l.output));
                     visit(&mut r.add.output);
                 }
-                Block::MaxPool(_) | Block::GlobalAvgPool(_) | Block::InputNorm(_) => {}
+                Block::InputNorm(n) => visit(&mut n.output),
+                Block::MaxPool(_) | Block::GlobalAvgPool(_) => {}
             }
         }
     }

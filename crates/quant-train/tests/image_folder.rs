@@ -6,24 +6,10 @@ use burn::prelude::*;
 use image::{Rgb, RgbImage};
 use quant_train::{ModelConfig, Phase, RunOptions, TrainConfig, evaluate, score, train::train};
 use repro::image_folder::ImageFolder;
-use std::path::Path;
 
-/// `per_class` images per class in `<root>/<split>/<class>/`: class 0 red, class 1 blue, each pixel
-/// perturbed by a deterministic pattern, sizes varying so crops and resizes differ.
-fn write_split(root: &Path, split: &str, per_class: u32) {
-    for (class, base) in [("n01_red", [200u8, 40, 40]), ("n02_blue", [40u8, 40, 200])] {
-        let dir = root.join(split).join(class);
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..per_class {
-            let (w, h) = (12 + i % 5, 10 + i % 3);
-            let img = RgbImage::from_fn(w, h, |x, y| {
-                let jitter = ((x * 7 + y * 13 + i * 29) % 41) as u8;
-                Rgb(base.map(|c| c.saturating_add(jitter)))
-            });
-            img.save(dir.join(format!("{i}.JPEG"))).unwrap();
-        }
-    }
-}
+#[path = "../../repro/tests/support/jpeg_folder.rs"]
+mod jpeg_folder;
+use jpeg_folder::write_split;
 
 #[test]
 fn a_cnn_learns_from_a_jpeg_folder_and_resumes() {

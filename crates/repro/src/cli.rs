@@ -167,7 +167,7 @@ impl RunArgs {
         if self.profile == Profile::Paper {
             return Err(
                 "--profile paper: this command has no paper-scale run yet (adaptivfloat accuracy \
-                 has; see the paper's README): use --profile full for the proxies"
+                 and integer-qat depth have; see the paper's README): use --profile full for the proxies"
                     .into(),
             );
         }

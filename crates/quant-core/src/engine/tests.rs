@@ -606,3 +606,95 @@ fn run_counted_counts_the_products_and_requantizations_of_each_node() {
     ];
     assert_eq!(counts.bytes_moved, bytes.iter().sum::<u64>());
 }
+
+/// A per-channel code table in front of a convolution: the engine looks every input code up in
+/// its channel's table, and the convolution reads the looked-up codes with the table's zero point
+/// (the padding included); a table of the wrong size or a zero point outside uint8 is refused.
+#[test]
+fn code_table_maps_each_channel_before_the_next_layer() {
+    let (h, w, c) = (5, 4, 3);
+    let tables: Vec<u8> = (0..c)
+        .flat_map(|ch| (0..256).map(move |q| ((q * (2 * ch + 1) + 7 * ch) % 256) as u8))
+        .collect();
+    let table_q = act(-2.0, 2.5);
+    let out_q = act(-4.0, 4.0);
+    let mut rng = Lcg(21);
+    let conv = ConvLayer::from_float(
+        &rng.floats(9 * c * 2, 0.5),
+        2,
+        Window::square(3, 1, 1),
+        &[0.1, -0.2],
+        &LayerQuant {
+            input: table_q,
+            output: out_q,
+            scheme: WeightScheme::PerTensorAsymmetric,
+            activation: FusedActivation::None,
+            rounding: RoundingMode::Double,
+        },
+    )
+    .unwrap();
+    let input = InputSpec {
+        shape: Shape { h, w, c },
+        zero_point: 0,
+    };
+    let table = CodeTableLayer {
+        tables: tables.clone(),
+        zero_point: table_q.zero_point,
+    };
+    let spec = ModelSpec {
+        input,
+        nodes: Node::chain(
+            0,
+            [Layer::CodeTable(table.clone()), Layer::Conv2d(conv.clone())],
+        ),
+        rounding: RoundingMode::Double,
+        output: OutputType::U8,
+    };
+    let images = rng.bytes(2 * h * w * c);
+    let looked_up: Vec<u8> = images
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| tables[(i % c) * 256 + usize::from(q)])
+        .collect();
+    let alone = ModelSpec {
+        input: InputSpec {
+            zero_point: table_q.zero_point,
+            ..input
+        },
+        nodes: Node::chain(0, [Layer::Conv2d(conv)]),
+        ..spec.clone()
+    };
+    let want = Model::new(alone).unwrap().run(&looked_up, 2).unwrap();
+    assert_eq!(
+        Model::new(spec.clone()).unwrap().run(&images, 2).unwrap(),
+        want
+    );
+    let only_table = ModelSpec {
+        nodes: Node::chain(0, [Layer::CodeTable(table.clone())]),
+        ..spec
+    };
+    let out = Model::new(only_table.clone())
+        .unwrap()
+        .run(&images, 2)
+        .unwrap();
+    assert_eq!(out.data, QData::U8(looked_up));
+    assert_eq!(out.zero_point, table_q.zero_point);
+
+    let refused = |layer: CodeTableLayer| {
+        let spec = ModelSpec {
+            nodes: vec![Node::new(0, Layer::CodeTable(layer))],
+            ..only_table.clone()
+        };
+        Model::new(spec).unwrap_err().to_string()
+    };
+    let short = CodeTableLayer {
+        tables: tables[..256 * 2].to_vec(),
+        ..table.clone()
+    };
+    assert!(refused(short).contains("512 table entries for 3 channels"));
+    let wide = CodeTableLayer {
+        zero_point: 256,
+        ..table
+    };
+    assert!(refused(wide).contains("zero point 256"));
+}

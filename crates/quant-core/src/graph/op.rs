@@ -85,6 +85,9 @@ pub enum Op {
         params: AddParams,
         rounding: RoundingMode,
     },
+    /// Codes mapped channel by channel through 256-entry tables (`tables[c * 256 + q]`) to codes
+    /// of zero point `zero_point` ([`crate::engine::CodeTableLayer`]).
+    CodeTable { tables: Vec<u8>, zero_point: i32 },
 }
 
 impl Op {
@@ -106,6 +109,7 @@ impl Op {
             Op::MeanByShift => "mean by shift",
             Op::Pool { .. } => "pooling",
             Op::AffineAdd { .. } => "affine add",
+            Op::CodeTable { .. } => "code table",
         }
     }
 
@@ -125,6 +129,7 @@ impl Op {
                 ..
             } => weight_bytes + 4 * bias.len() + stage.as_ref().map_or(0, |s| s.stored_bytes()),
             Op::Requantize(stage) => stage.stored_bytes(),
+            Op::CodeTable { tables, .. } => tables.len(),
             Op::AlignedAdd { .. } | Op::MeanByShift | Op::Pool { .. } | Op::AffineAdd { .. } => 0,
         }
     }
@@ -289,6 +294,20 @@ impl Op {
                 let out = Kind::eight_bit(params.output_zero_point);
                 Ok((shape, out))
             }
+            Op::CodeTable { tables, zero_point } => {
+                kind.zero_point(self.name())?;
+                if tables.len() != 256 * shape.c {
+                    return Err(shape_err!(
+                        "{} table entries for {} channels (256 per channel)",
+                        tables.len(),
+                        shape.c
+                    ));
+                }
+                if !(0..=255).contains(zero_point) {
+                    return Err(arg_err!("output zero point {zero_point} outside [0, 255]"));
+                }
+                Ok((shape, Kind::eight_bit(*zero_point)))
+            }
         }
     }
 
@@ -442,8 +461,32 @@ impl Op {
                 let kind = Kind::eight_bit(params.output_zero_point);
                 Ok(Tensor::codes(batch, x.shape, kind, y))
             }
+            Op::CodeTable { tables, zero_point } => {
+                let y = look_up(x.code_bytes()?, tables);
+                Ok(Tensor::codes(
+                    batch,
+                    x.shape,
+                    Kind::eight_bit(*zero_point),
+                    y,
+                ))
+            }
         }
     }
+}
+
+/// `codes` (channels innermost, as many channels as `tables` holds 256-entry tables) mapped
+/// through their channel's table.
+fn look_up(codes: &[u8], tables: &[u8]) -> Vec<u8> {
+    let channels = tables.len() / 256;
+    codes
+        .chunks(channels)
+        .flat_map(|pixel| {
+            pixel
+                .iter()
+                .zip(tables.chunks(256))
+                .map(|(&q, table)| table[usize::from(q)])
+        })
+        .collect()
 }
 
 /// An affine stage, fused into the kernels, carries the layer's bias itself.

@@ -20,6 +20,7 @@ mod simulate;
 #[cfg(test)]
 mod tests;
 
+use agreement::codes_of;
 pub use agreement::{Agreement, NodeAgreement, check_agreement, engine_logits, node_agreement};
 use simulate::pixel_params;
 pub use simulate::simulate_codes;
@@ -27,15 +28,15 @@ pub use simulate::simulate_codes;
 use burn::prelude::*;
 use quant_core::convert::output_stage;
 use quant_core::engine::{
-    AddLayer, ConvLayer, DepthwiseLayer, FullyConnectedLayer, InputSpec, Layer, Model, ModelSpec,
-    Node, OutputType, PoolLayer, QData, QTensor, Shape, Window, layout,
+    AddLayer, CodeTableLayer, ConvLayer, DepthwiseLayer, FullyConnectedLayer, InputSpec, Layer,
+    Model, ModelSpec, Node, OutputType, PoolLayer, QData, QTensor, Shape, Window, layout,
 };
 use quant_core::fixedpoint::{RoundingMode, rounding_divide};
 use quant_core::kernels::OutputStage;
 use quant_core::qparams::{FusedActivation, QParams, QRange};
 use repro::datasets::ImageSet;
 
-use crate::layers::{Activation, ActivationQuant, LayerKind, Phase, QLayer};
+use crate::layers::{Activation, ActivationQuant, InputNorm, LayerKind, Phase, QLayer};
 use crate::models::{Block, Net};
 use crate::train::{argmax_rows, predict};
 
@@ -208,6 +209,37 @@ pub(crate) fn quantize_layer(
     })
 }
 
+/// The integer form of the input normalization `norm` reading `input`: per channel, the output
+/// code of each of the 256 input codes, read from the block's own fake-quantized forward pass (on
+/// pixels made as the trainer makes them, `code / 255` in f32) so that it is the model's mapping
+/// exactly; returned with the output parameters. The block must read the pixels themselves.
+pub(crate) fn code_table(
+    norm: &InputNorm,
+    input: &QParams,
+    channels: usize,
+) -> Result<(CodeTableLayer, QParams), ExportError> {
+    if *input != pixel_params()? {
+        return Err(ExportError(
+            "input normalization reads pixels: make it the network's first block".into(),
+        ));
+    }
+    let out_q = stage_params(&norm.output, "input normalization")?;
+    let device = norm.mean.value_sync().device();
+    let pixels: Vec<f32> = (0..channels)
+        .flat_map(|_| (0..=255_u8).map(|q| f32::from(q) / 255.0))
+        .collect();
+    let x = Tensor::from_data(TensorData::new(pixels, [1, channels, 1, 256]), &device);
+    let tables = codes_of(norm.forward(x, &Phase::EVAL), &out_q)?
+        .into_iter()
+        .map(|q| q as u8)
+        .collect();
+    let table = CodeTableLayer {
+        tables,
+        zero_point: out_q.zero_point,
+    };
+    Ok((table, out_q))
+}
+
 /// Builds the engine layer for `l` reading `input` (parameters, shape); returns it with its output
 /// parameters and shape.
 pub(crate) fn convert_layer(
@@ -329,12 +361,10 @@ impl Exporter {
     fn block(&mut self, b: &Block) -> Result<(), ExportError> {
         let here = (self.params, self.shape);
         match b {
-            Block::InputNorm(_) => {
-                return Err(ExportError(
-                    "input normalization has no integer form in the engine (its input is uint8 with one scale): \
-                 fold it into the first layer or export a model without it"
-                        .into(),
-                ));
+            Block::InputNorm(n) => {
+                let (table, out_q) = code_table(n, &self.params, self.shape.c)?;
+                self.push(Layer::CodeTable(table));
+                self.params = out_q;
             }
             Block::Layer(l) => {
                 let (_, p, s) = self.chain(self.current(), std::slice::from_ref(l), here)?;

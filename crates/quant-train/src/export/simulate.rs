@@ -95,11 +95,21 @@ impl Simulator<'_> {
 
     pub(crate) fn block(&mut self, b: &Block, x: SimTensor) -> Result<SimTensor, ExportError> {
         match b {
-            Block::InputNorm(_) => Err(ExportError(
-                "input normalization has no integer form in the engine (its input is uint8 with one scale): \
-                 fold it into the first layer or export a model without it"
-                    .into(),
-            )),
+            Block::InputNorm(n) => {
+                let [_, c, h, w] = x.dims;
+                let (table, params) = code_table(n, &x.params, c)?;
+                let codes = x
+                    .codes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &q)| i32::from(table.tables[(i / (h * w)) % c * 256 + q as usize]))
+                    .collect();
+                Ok(SimTensor {
+                    codes,
+                    dims: x.dims,
+                    params,
+                })
+            }
             Block::Layer(l) => self.layer(l, &x),
             Block::MaxPool(m) => {
                 let y = m.forward(x.tensor(0, self.device));

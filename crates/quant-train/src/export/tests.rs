@@ -3,16 +3,22 @@
 use super::simulate::SimTensor;
 use super::*;
 use crate::data::batch;
+use crate::layers::{GlobalAvgPool, InputNorm};
 use crate::{AffineQuantizer, ModelConfig, QuantizerRef};
 
 fn images(n: usize, seed: u64) -> ImageSet {
+    blobs(n, 1, 28, 10, seed)
+}
+
+/// `n` images `channels x side x side` of smooth blobs rather than noise (one per channel), so
+/// activations look like images', labelled `0..classes` in turn.
+fn blobs(n: usize, channels: usize, side: usize, classes: usize, seed: u64) -> ImageSet {
     let mut rng = crate::rng::Rng::new(seed);
-    // Smooth blobs rather than noise, so activations look like images'.
-    let mut px = Vec::with_capacity(n * 784);
-    for _ in 0..n {
-        let (cy, cx) = (rng.uniform() * 28.0, rng.uniform() * 28.0);
-        for y in 0..28 {
-            for x in 0..28 {
+    let mut px = Vec::with_capacity(n * channels * side * side);
+    for _ in 0..n * channels {
+        let (cy, cx) = (rng.uniform() * side as f64, rng.uniform() * side as f64);
+        for y in 0..side {
+            for x in 0..side {
                 let d = (y as f64 - cy).powi(2) + (x as f64 - cx).powi(2);
                 px.push((255.0 * (-d / 40.0).exp()) as u8);
             }
@@ -20,10 +26,10 @@ fn images(n: usize, seed: u64) -> ImageSet {
     }
     ImageSet {
         images: px,
-        labels: (0..n).map(|i| (i % 10) as u8).collect(),
-        channels: 1,
-        rows: 28,
-        cols: 28,
+        labels: (0..n).map(|i| (i % classes) as u8).collect(),
+        channels,
+        rows: side,
+        cols: side,
         checksums: vec![],
     }
 }
@@ -128,4 +134,66 @@ fn float_model_is_refused() {
     let net = ModelConfig::new("mlp:8".parse().unwrap(), 2).build(&dev);
     let e = export(&net, [1, 28, 28], RoundingMode::Double).unwrap_err();
     assert!(e.0.contains("AffineQuantizer"), "{e}");
+}
+
+/// The ImageNet models' input normalization exports as one code table per channel: the engine,
+/// the integer simulation and the fake-quantized model agree on every code of the normalized
+/// input (the first convolution's padding included, which the engine fills with the table's zero
+/// point, the code of normalized 0) and on every logit; a normalization that is not the first
+/// block is refused.
+#[test]
+fn input_normalization_exports_as_a_code_table() {
+    let dev = Device::flex();
+    let mut rng = crate::rng::Rng::new(9);
+    let mut net = Net {
+        blocks: vec![
+            Block::InputNorm(InputNorm::imagenet(&dev)),
+            Block::Layer(QLayer::conv(
+                3,
+                8,
+                3,
+                2,
+                1,
+                true,
+                Activation::Relu,
+                &mut rng,
+                &dev,
+            )),
+            Block::GlobalAvgPool(GlobalAvgPool { enabled: true }),
+            Block::Layer(QLayer::linear(
+                8,
+                4,
+                false,
+                Activation::None,
+                &mut rng,
+                &dev,
+            )),
+        ],
+        classes: 4,
+    };
+    net.set_quantizers(
+        Some(QuantizerRef::new(AffineQuantizer::weights(8).unwrap())),
+        Some(QuantizerRef::new(AffineQuantizer::activations(8).unwrap())),
+    );
+    let set = blobs(40, 3, 12, 4, 4);
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let (x, _) = batch(&set, &idx, &dev);
+    net.forward(x, &Phase::CALIBRATE);
+    let int = export(&net, [3, 12, 12], RoundingMode::Double).unwrap();
+    assert!(matches!(
+        int.model.spec().nodes[0].layer,
+        Layer::CodeTable(_)
+    ));
+    let a = check_agreement(&net, &int, &set, &dev).unwrap();
+    assert_eq!((a.agreement, a.max_lsb), (1.0, 0), "{a:?}");
+    let nodes = node_agreement(&net, [3, 12, 12], &set, RoundingMode::Double, &dev).unwrap();
+    assert_eq!(nodes[0].kind, "input normalization");
+    assert_eq!(nodes[0].fake_quant, (0.0, 0), "{:?}", nodes[0]);
+    for n in &nodes {
+        assert_eq!(n.integer, (0.0, 0), "{n:?}");
+    }
+
+    net.blocks.swap(0, 1);
+    let e = export(&net, [3, 12, 12], RoundingMode::Double).unwrap_err();
+    assert!(e.0.contains("first block"), "{e}");
 }
