@@ -117,6 +117,9 @@ pub const METHOD_FP: &str = "full precision baseline (authors' own; PACT-clipped
 pub const METHOD_F8: &str = "F8Net fixed-point 8-bit only";
 pub const METHOD_INT8: &str =
     "conventional INT8 QAT with INT32 requantization multiplier (Jacob et al. 2018)";
+/// The ablations' FP model with its PACT clips removed: the float model tiny fine-tuning (PACT off)
+/// quantizes.
+pub const METHOD_FP_UNCLIPPED: &str = "full precision baseline without its PACT clips (float)";
 pub const METHOD_FP_TINY: &str = "full precision pretrained Baseline#1 (PyTorchCV resnet50b)";
 pub const METHOD_F8_TINY: &str = "F8Net fixed-point 8-bit only (tiny finetuning) from Baseline#1";
 
@@ -870,6 +873,18 @@ pub fn ablations(
         seed,
         plan.fp_epochs,
     )];
+    // Tiny fine-tuning switches PACT off: the float model it starts from is the FP model without
+    // its clips, which it was never trained without.
+    let unclipped = from_fp(&fp.model, Method::FullPrecision { pact: false });
+    rows.push(ctx.row(
+        source,
+        METHOD_FP_UNCLIPPED,
+        fp_bits,
+        "top1_acc_pct",
+        accuracy(&predict(&unclipped, &ds.test, plan.test_images), labels),
+        seed,
+        plan.fp_epochs,
+    ));
     let mut curves = fp
         .report
         .curve_rows(&ctx.row(source, METHOD_FP, fp_bits, "", 0.0, seed, 0));
