@@ -96,6 +96,7 @@ pub(crate) fn spec_bytes(spec: &ModelSpec) -> usize {
                 c.weights.len() + 4 * c.weight_zero_points.len() + stage_bytes(&c.stage)
             }
             Layer::Add(_) => 3 * 8 + 3 * 4 + 2,
+            Layer::CodeTable(t) => t.tables.len() + 4,
             _ => 0,
         })
         .sum()

@@ -186,6 +186,9 @@ fn input_normalization_exports_as_a_code_table() {
     ));
     let a = check_agreement(&net, &int, &set, &dev).unwrap();
     assert_eq!((a.agreement, a.max_lsb), (1.0, 0), "{a:?}");
+    // The deployed size counts the three tables.
+    let weights = 8 * 27 + 4 * 8;
+    assert!(int.size_bytes() > 3 * 256 + weights, "{}", int.size_bytes());
     let nodes = node_agreement(&net, [3, 12, 12], &set, RoundingMode::Double, &dev).unwrap();
     assert_eq!(nodes[0].kind, "input normalization");
     assert_eq!(nodes[0].fake_quant, (0.0, 0), "{:?}", nodes[0]);
