@@ -117,9 +117,11 @@ pub const METHOD_FP: &str = "full precision baseline (authors' own; PACT-clipped
 pub const METHOD_F8: &str = "F8Net fixed-point 8-bit only";
 pub const METHOD_INT8: &str =
     "conventional INT8 QAT with INT32 requantization multiplier (Jacob et al. 2018)";
-/// The ablations' FP model with its PACT clips removed: the float model tiny fine-tuning (PACT off)
+/// The ablations' FP model with its PACT clips removed and batch norm's statistics recalibrated
+/// (tiny fine-tuning's lr-0 calibration, in float): the float model tiny fine-tuning (PACT off)
 /// quantizes.
-pub const METHOD_FP_UNCLIPPED: &str = "full precision baseline without its PACT clips (float)";
+pub const METHOD_FP_UNCLIPPED: &str =
+    "full precision baseline without its PACT clips, BN recalibrated (float, lr 0)";
 pub const METHOD_FP_TINY: &str = "full precision pretrained Baseline#1 (PyTorchCV resnet50b)";
 pub const METHOD_F8_TINY: &str = "F8Net fixed-point 8-bit only (tiny finetuning) from Baseline#1";
 
@@ -873,17 +875,30 @@ pub fn ablations(
         seed,
         plan.fp_epochs,
     )];
-    // Tiny fine-tuning switches PACT off: the float model it starts from is the FP model without
-    // its clips, which it was never trained without.
-    let unclipped = from_fp(&fp.model, Method::FullPrecision { pact: false });
+    // Tiny fine-tuning switches PACT off, so the float model it quantizes is the FP model without
+    // its clips, its tensors no longer in units of the clip levels: the same lr-0 calibration (batch
+    // norm's statistics only) in float tells what that costs before any rounding.
+    let unclipped = train_quantized(
+        &fp.model,
+        Method::FullPrecision { pact: false },
+        tiny_recipe(plan.tiny_steps.min(CALIBRATION_STEPS), 0.0),
+        plan,
+        splits,
+        "ablation-unclipped",
+        seed,
+        bar,
+    )?;
     rows.push(ctx.row(
         source,
         METHOD_FP_UNCLIPPED,
         fp_bits,
         "top1_acc_pct",
-        accuracy(&predict(&unclipped, &ds.test, plan.test_images), labels),
+        accuracy(
+            &predict(&unclipped.model, &ds.test, plan.test_images),
+            labels,
+        ),
         seed,
-        plan.fp_epochs,
+        plan.fp_epochs + splits.epochs(plan.tiny_steps.min(CALIBRATION_STEPS)),
     ));
     let mut curves = fp
         .report
@@ -957,7 +972,8 @@ const CALIBRATION_STEPS: usize = 100;
 /// Progress-bar length of [`ablations`].
 pub fn ablation_steps(plan: &StagePlan, splits: &Splits) -> u64 {
     let qat = ablation_variants().len() * splits.steps(plan.qat_epochs);
-    let tiny = plan.tiny_steps + plan.tiny_steps.min(CALIBRATION_STEPS);
+    // Tiny fine-tuning, its lr-0 calibration and the same calibration of the unclipped float model.
+    let tiny = plan.tiny_steps + 2 * plan.tiny_steps.min(CALIBRATION_STEPS);
     (splits.steps(plan.fp_epochs) + qat + tiny) as u64
 }
 
