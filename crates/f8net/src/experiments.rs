@@ -923,6 +923,18 @@ pub fn ablations(
         tiny,
         tiny_recipe(plan.tiny_steps, TINY_LR),
     ));
+    // A per-layer weight format must hold a layer's largest folded weight: a channel whose batch
+    // norm variance has collapsed (a dead input) folds to weights 1/sqrt(ε) times larger and takes
+    // the layer's format with it (README); per-channel formats keep it to its own channel.
+    variants.push((
+        "F8Net tiny fine-tuning: grid FL, per-channel weight FL, no PACT, lr 0 (calibration)"
+            .into(),
+        F8Options {
+            per_channel: true,
+            ..tiny
+        },
+        tiny_recipe(plan.tiny_steps.min(CALIBRATION_STEPS), 0.0),
+    ));
     let jobs: Vec<_> = variants.into_iter().enumerate().collect();
     let mut done = run_jobs(workers, jobs, |(i, (name, opts, recipe))| {
         stage(bar, format!("ablation {name}"));
@@ -972,8 +984,9 @@ const CALIBRATION_STEPS: usize = 100;
 /// Progress-bar length of [`ablations`].
 pub fn ablation_steps(plan: &StagePlan, splits: &Splits) -> u64 {
     let qat = ablation_variants().len() * splits.steps(plan.qat_epochs);
-    // Tiny fine-tuning, its lr-0 calibration and the same calibration of the unclipped float model.
-    let tiny = plan.tiny_steps + 2 * plan.tiny_steps.min(CALIBRATION_STEPS);
+    // Tiny fine-tuning, its lr-0 calibrations (per-layer and per-channel weights) and the same
+    // calibration of the unclipped float model.
+    let tiny = plan.tiny_steps + 3 * plan.tiny_steps.min(CALIBRATION_STEPS);
     (splits.steps(plan.fp_epochs) + qat + tiny) as u64
 }
 
