@@ -200,3 +200,34 @@ fn input_normalization_exports_as_a_code_table() {
     let e = export(&net, [3, 12, 12], RoundingMode::Double).unwrap_err();
     assert!(e.0.contains("first block"), "{e}");
 }
+
+/// A full ImageNet architecture of the zoo (MobileNetV2: input normalization, inverted residuals,
+/// global pooling), on small colour images, exports whole and the engine agrees with the integer
+/// simulation on every logit code: the graph `integer-qat depth --profile paper` deploys.
+#[test]
+fn imagenet_architecture_exports_whole() {
+    let dev = Device::flex();
+    let mut config = ModelConfig::new("imagenet-mbv2:0.35".parse().unwrap(), 2);
+    config.input = [3, 32, 32];
+    config.classes = 5;
+    let mut net = config.build(&dev);
+    assert!(matches!(net.blocks[0], Block::InputNorm(_)));
+    net.set_quantizers(
+        Some(QuantizerRef::new(AffineQuantizer::weights(8).unwrap())),
+        Some(QuantizerRef::new(AffineQuantizer::activations(8).unwrap())),
+    );
+    let set = blobs(24, 3, 32, 5, 6);
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let (x, _) = batch(&set, &idx, &dev);
+    let bn_stats = Phase {
+        bn_batch_stats: true,
+        ..Phase::FLOAT_EVAL
+    };
+    for _ in 0..30 {
+        net.forward(x.clone(), &bn_stats);
+    }
+    net.forward(x, &Phase::CALIBRATE);
+    let int = export(&net, [3, 32, 32], RoundingMode::Double).unwrap();
+    let a = check_agreement(&net, &int, &set, &dev).unwrap();
+    assert_eq!((a.agreement, a.max_lsb), (1.0, 0), "{a:?}");
+}
