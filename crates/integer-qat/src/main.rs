@@ -7,7 +7,9 @@
 use burn::prelude::Device;
 use clap::{Parser, Subcommand};
 use integer_qat::experiments::PAPER_DIR;
-use integer_qat::experiments::{Ctx, agreement, bits, depth, figures, latency, relu, schemes};
+use integer_qat::experiments::{
+    Ctx, agreement, bits, depth, figures, latency, relu, schemes, shapes,
+};
 use integer_qat::paper_scale::{self, PaperDepth};
 use quant_train::BackendKind;
 use quant_train::ModelSpec;
@@ -68,6 +70,11 @@ enum Command {
         #[arg(long)]
         width: Option<f64>,
     },
+    /// E5 at the paper's own shapes: batch-1 latency of the full-size MobileNetV1 (1000 classes)
+    /// at the grid's widths and the companion table's resolutions, float against the integer
+    /// engine at 1 and 2 threads; untrained models (latency does not depend on the weights), so
+    /// no ImageNet is needed. Every seed a fresh model.
+    Shapes,
     /// Redraw the figures drawn from the committed tables (the Table 4.7 heat map beside the
     /// paper's, the learning curves, the E5 accuracy-latency plot) without training; each
     /// experiment draws them too.
@@ -116,6 +123,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Relu => relu(&ctx),
         Command::Bits => bits(&ctx),
         Command::Latency { width } => latency(&ctx, width),
+        Command::Shapes => shapes(&ctx),
         Command::Agreement => agreement(&ctx),
         Command::Figures => unreachable!("drawn above without a data set"),
         Command::All => {
@@ -123,7 +131,8 @@ fn run(cli: Cli) -> Result<(), String> {
             schemes(&ctx)?;
             relu(&ctx)?;
             bits(&ctx)?;
-            latency(&ctx, None)
+            latency(&ctx, None)?;
+            shapes(&ctx)
         }
     }?;
     eprintln!("done in {:.0} s", ctx.elapsed_seconds());

@@ -54,6 +54,16 @@ fn smoke_profile_writes_every_table() {
             assert!(v.is_finite(), "{table}: {r:?}");
         }
     }
+    // E5 at the paper's shapes: the full-size MobileNetV1 at 128x128 (the smoke grid), float and
+    // integer latencies at 1 and 2 threads and both speedups, on noise images.
+    let shapes = rows(&dir.join("e5_shapes.csv"));
+    assert_eq!(shapes.len(), 2 * 6, "two seeds of six rows");
+    for r in &shapes {
+        assert_eq!(&r[3], "MobileNet_v1_0.25_128");
+        assert_eq!(&r[2], "noise images (ImageNet shape)");
+        let v: f64 = r[8].parse().unwrap();
+        assert!(v > 0.0 && v.is_finite(), "{r:?}");
+    }
     // The Table 4.1 rows reuse the published key strings exactly.
     let e1 = rows(&dir.join("e1_depth.csv"));
     assert!(e1.iter().any(

@@ -59,13 +59,7 @@ fn latency_model(ctx: &Ctx, alpha: f64, res: usize, seed: u64, splits: &Splits) 
     let ep = ctx.float_epochs();
     let te = &splits.test;
     let spec = ModelSpec::MobileNetV1(alpha);
-    let paper_res = match res {
-        28 => 224,
-        24 => 192,
-        20 => 160,
-        _ => 128,
-    };
-    let model = format!("MobileNet_v1_{}_{paper_res}", width_label(alpha));
+    let model = format!("MobileNet_v1_{}_{}", width_label(alpha), paper_side(res));
     let tag = format!("e5-mbv1_{alpha}-r{res}-s{seed}");
     let (float, float_report) =
         ctx.train_float(&spec, None, seed, splits, &format!("{tag}-float"))?;
@@ -102,8 +96,39 @@ fn latency_model(ctx: &Ctx, alpha: f64, res: usize, seed: u64, splits: &Splits) 
         seed,
     ));
     let (x, _) = batch(te, &[0], &ctx.device);
-    let img = te.image(0).to_vec();
-    let float_method = "float (Burn flex f32)";
+    let lat = batch1_latencies(ctx, &float, x, &ev.int, te.image(0))?;
+    rows.extend(latency_rows(&lat, [FLOAT_BURN, QAT], row));
+    eprintln!(
+        "E5 {model} seed {seed}: float {f_acc:.2}% {:.3} ms | int8 {:.2}% {:.3} ms (1 thread)",
+        lat[0][0], ev.top1, lat[1][0]
+    );
+    ctx.record("e5_latency", &rows)?;
+    ctx.record("curves", &curves)
+}
+
+/// The companion table's input side that the proxy side `res` stands for (28, 24, 20, 16 for 224,
+/// 192, 160, 128).
+fn paper_side(res: usize) -> usize {
+    match res {
+        28 => 224,
+        24 => 192,
+        20 => 160,
+        _ => 128,
+    }
+}
+
+/// The float model's method in the latency rows.
+const FLOAT_BURN: &str = "float (Burn flex f32)";
+
+/// Median batch-1 latencies (ms) `[float, integer][1 thread, 2 threads]` of `float` on the image
+/// tensor `x` and of the integer engine `int` on the same image's bytes `img`.
+fn batch1_latencies(
+    ctx: &Ctx,
+    float: &Net,
+    x: Tensor<4>,
+    int: &IntegerNet,
+    img: &[u8],
+) -> Res<[[f64; 2]; 2]> {
     let mut lat = [[0.0; 2]; 2];
     for (ti, threads) in [1usize, 2].into_iter().enumerate() {
         let runs = ctx.sizes.latency_runs;
@@ -114,15 +139,27 @@ fn latency_model(ctx: &Ctx, alpha: f64, res: usize, seed: u64, splits: &Splits) 
                 .map(|_| ())
                 .map_err(err)
         })?;
-        lat[1][ti] = latency_ms(threads, runs, || {
-            ev.int.run(&img, 1).map(|_| ()).map_err(err)
-        })?;
-        let metric = format!("latency_ms_x86_batch1_{threads}thread");
-        rows.push(row(FIG, float_method, ("32", "32"), &metric, lat[0][ti]));
-        rows.push(row(FIG, QAT, ("8", "8"), &metric, lat[1][ti]));
+        lat[1][ti] = latency_ms(threads, runs, || int.run(img, 1).map(|_| ()).map_err(err))?;
     }
-    for (i, method) in [float_method, QAT].into_iter().enumerate() {
-        let bits = if i == 0 { ("32", "32") } else { ("8", "8") };
+    Ok(lat)
+}
+
+/// The rows of `lat` ([`batch1_latencies`]): each latency and each engine's two-thread speedup,
+/// under the methods `[float, integer]`; `row(source, method, bits, metric, value)`.
+fn latency_rows(
+    lat: &[[f64; 2]; 2],
+    [float_method, int_method]: [&str; 2],
+    row: impl Fn(&str, &str, (&str, &str), &str, f64) -> ResultRow,
+) -> Vec<ResultRow> {
+    let methods = [(float_method, ("32", "32")), (int_method, ("8", "8"))];
+    let mut rows = Vec::new();
+    for (ti, threads) in [1, 2].into_iter().enumerate() {
+        let metric = format!("latency_ms_x86_batch1_{threads}thread");
+        for (i, (method, bits)) in methods.into_iter().enumerate() {
+            rows.push(row(FIG, method, bits, &metric, lat[i][ti]));
+        }
+    }
+    for (i, (method, bits)) in methods.into_iter().enumerate() {
         rows.push(row(
             FIG,
             method,
@@ -131,12 +168,102 @@ fn latency_model(ctx: &Ctx, alpha: f64, res: usize, seed: u64, splits: &Splits) 
             lat[i][0] / lat[i][1],
         ));
     }
-    eprintln!(
-        "E5 {model} seed {seed}: float {f_acc:.2}% {:.3} ms | int8 {:.2}% {:.3} ms (1 thread)",
-        lat[0][0], ev.top1, lat[1][0]
+    rows
+}
+
+/// The float and integer methods of the rows of [`shapes`]: the models are not trained.
+const SHAPES_METHODS: [&str; 2] = [
+    "float (Burn flex f32, untrained weights)",
+    "8-bit integer-only (untrained weights)",
+];
+/// The `dataset` of the rows of [`shapes`]: what the models read, at ImageNet's shape.
+const SHAPES_DATA: &str = "noise images (ImageNet shape)";
+/// Noise images the activation ranges of [`shapes`] are calibrated on.
+const NOISE_IMAGES: usize = 8;
+
+/// E5 at the paper's own shapes (`shapes`): batch-1 latency, float (Burn flex) against the integer
+/// engine at one and two threads, of the full-size MobileNetV1 (the zoo's `imagenet-mbv1:α`, 1000
+/// classes) at every width of the profile's grid and the companion table's resolution that each
+/// proxy side stands for. Latency does not depend on the weights' values, so the models are not
+/// trained (seeded initial weights, activation ranges calibrated on a few noise images) and need
+/// no ImageNet; each seed is a fresh model. Rows per seed, recorded as each seed ends.
+pub fn shapes(ctx: &Ctx) -> Res<()> {
+    for seed in ctx.seeds() {
+        let mut rows = Vec::new();
+        for &alpha in &ctx.sizes.e5_widths {
+            for &res in &ctx.sizes.e5_resolutions {
+                rows.extend(shape_latency(ctx, alpha, paper_side(res), seed)?);
+            }
+        }
+        ctx.record("e5_shapes", &rows)?;
+    }
+    Ok(())
+}
+
+/// [`shapes`] of one width, side and seed.
+fn shape_latency(ctx: &Ctx, alpha: f64, side: usize, seed: u64) -> Res<Vec<ResultRow>> {
+    let mut config = ModelConfig::new(ModelSpec::ImageNetMobileNetV1(alpha), seed);
+    config.input = [3, side, side];
+    config.classes = IMAGENET_CLASSES;
+    let float = config.build(&ctx.device);
+    let noise = noise_images(NOISE_IMAGES, side, seed);
+    let all: Vec<usize> = (0..noise.len()).collect();
+    let quantized = calibrated_on(&float, (8, 8), &noise, &all, &ctx.device)?;
+    let int = export(&quantized, [3, side, side], RoundingMode::Double).map_err(err)?;
+    let (x, _) = batch(&noise, &[0], &ctx.device);
+    let lat = batch1_latencies(ctx, &float, x, &int, noise.image(0))?;
+    let model = format!("MobileNet_v1_{}_{side}", width_label(alpha));
+    let proxy = format!(
+        "ImageNet shape 3x{side}x{side}, {IMAGENET_CLASSES} classes, seeded initial weights, \
+         activation ranges from {NOISE_IMAGES} noise images: latency only"
     );
-    ctx.record("e5_latency", &rows)?;
-    ctx.record("curves", &curves)
+    eprintln!(
+        "E5 shape {model} seed {seed}: float {:.2} ms | int8 {:.2} ms (1 thread)",
+        lat[0][0], lat[1][0]
+    );
+    Ok(latency_rows(
+        &lat,
+        SHAPES_METHODS,
+        |source, method, bits, metric, value| {
+            ResultRow::new(
+                Measured {
+                    paper: PAPER,
+                    source,
+                    dataset: SHAPES_DATA,
+                    model: &model,
+                    method,
+                    bits,
+                    metric,
+                    proxy: &proxy,
+                },
+                value,
+                &RunStamp {
+                    profile: ctx.profile(),
+                    seed,
+                    epochs: 0,
+                    run_id: &ctx.run.run_id,
+                },
+            )
+        },
+    ))
+}
+
+/// ImageNet's classes.
+const IMAGENET_CLASSES: usize = 1000;
+
+/// `n` colour images of uniform noise, `side` pixels a side, from `seed`.
+fn noise_images(n: usize, side: usize, seed: u64) -> ImageSet {
+    let mut rng = quant_train::rng::Rng::new(seed);
+    ImageSet {
+        images: (0..n * 3 * side * side)
+            .map(|_| (rng.uniform() * 256.0) as u8)
+            .collect(),
+        labels: vec![0; n],
+        channels: 3,
+        rows: side,
+        cols: side,
+        checksums: vec![],
+    }
 }
 
 /// The accuracy-latency plot of every model in the E5 rows `rows` of `profile`, each point the
@@ -165,7 +292,7 @@ pub(crate) fn accuracy_latency_figure(rows: &[ResultRow], profile: &str) -> Opti
             Some((
                 m.to_string(),
                 mean(m, "float", "top1_acc_pct")?,
-                mean(m, "float (Burn flex f32)", lat)?,
+                mean(m, FLOAT_BURN, lat)?,
                 mean(m, COMPANION_QAT, "top1_acc_pct")?,
                 mean(m, QAT, lat)?,
             ))

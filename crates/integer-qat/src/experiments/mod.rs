@@ -13,7 +13,7 @@ mod schemes;
 
 pub use bits::bits;
 pub use depth::{agreement, depth};
-pub use latency::{latency, latency_ms};
+pub use latency::{latency, latency_ms, shapes};
 pub use relu::relu;
 pub use schemes::schemes;
 
@@ -39,7 +39,9 @@ use repro::manifest::Run;
 use repro::plot::{Chart, Series, color};
 use repro::results::{Measured, ResultRow, RunStamp, table_path};
 
-use crate::recipe::{Sizes, calibrated_copy, float_config, qat_config, quantized_copy};
+use crate::recipe::{
+    Sizes, calibrated_copy, calibrated_on, float_config, qat_config, quantized_copy,
+};
 use crate::{T41, T42, T43, T47, macro_average_precision, median};
 
 pub const PAPER: &str = "jacob2018";
