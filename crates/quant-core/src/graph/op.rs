@@ -475,18 +475,24 @@ impl Op {
 }
 
 /// `codes` (channels innermost, as many channels as `tables` holds 256-entry tables) mapped
-/// through their channel's table.
+/// through their channel's table: one pass over the pixels, each table a fixed-size array so the
+/// lookups need no bounds checks (the first version, a flattened iterator of pixels, took 2.6 ns a
+/// value, as long as the 3x3 convolution after it on a 224x224 colour image).
 fn look_up(codes: &[u8], tables: &[u8]) -> Vec<u8> {
-    let channels = tables.len() / 256;
-    codes
-        .chunks(channels)
-        .flat_map(|pixel| {
-            pixel
-                .iter()
-                .zip(tables.chunks(256))
-                .map(|(&q, table)| table[usize::from(q)])
-        })
-        .collect()
+    let tables: Vec<&[u8; 256]> = tables
+        .chunks_exact(256)
+        .map(|t| t.try_into().expect("chunks of 256"))
+        .collect();
+    let mut out = vec![0_u8; codes.len()];
+    for (pixel_out, pixel) in out
+        .chunks_exact_mut(tables.len())
+        .zip(codes.chunks_exact(tables.len()))
+    {
+        for ((o, &q), table) in pixel_out.iter_mut().zip(pixel).zip(&tables) {
+            *o = table[usize::from(q)];
+        }
+    }
+    out
 }
 
 /// An affine stage, fused into the kernels, carries the layer's bias itself.
