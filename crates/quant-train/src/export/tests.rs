@@ -34,6 +34,25 @@ fn blobs(n: usize, channels: usize, side: usize, classes: usize, seed: u64) -> I
     }
 }
 
+/// Gives the untrained `net` the paper's 8-bit affine quantizers, batch-norm statistics of `set`
+/// (untrained nets otherwise run with unnormalized activations), then activation ranges from it.
+fn quantize_untrained(net: &mut Net, set: &ImageSet, dev: &Device) {
+    net.set_quantizers(
+        Some(QuantizerRef::new(AffineQuantizer::weights(8).unwrap())),
+        Some(QuantizerRef::new(AffineQuantizer::activations(8).unwrap())),
+    );
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let (x, _) = batch(set, &idx, dev);
+    let bn_stats = Phase {
+        bn_batch_stats: true,
+        ..Phase::FLOAT_EVAL
+    };
+    for _ in 0..30 {
+        net.forward(x.clone(), &bn_stats);
+    }
+    net.forward(x, &Phase::CALIBRATE);
+}
+
 /// Every architecture exports, and the engine reproduces the simulation's predictions. The nets
 /// are untrained: their logits span a tiny range, so one-LSB rounding differences of early
 /// layers are many logit LSBs (no LSB bound here); the 99.9 % / LSB acceptance check runs on
@@ -44,22 +63,7 @@ fn engine_matches_simulation_for_every_architecture() {
     let set = images(48, 5);
     for s in ["mlp:32", "cnn:8,8,8", "mbv1:0.25", "mbv2:0.25", "resnet8"] {
         let mut net = ModelConfig::new(s.parse().unwrap(), 2).build(&dev);
-        net.set_quantizers(
-            Some(QuantizerRef::new(AffineQuantizer::weights(8).unwrap())),
-            Some(QuantizerRef::new(AffineQuantizer::activations(8).unwrap())),
-        );
-        let idx: Vec<usize> = (0..set.len()).collect();
-        let (x, _) = batch(&set, &idx, &dev);
-        // Batch-norm statistics of these images first (untrained nets otherwise run with
-        // unnormalized activations), then the activation ranges.
-        let bn_stats = Phase {
-            bn_batch_stats: true,
-            ..Phase::FLOAT_EVAL
-        };
-        for _ in 0..30 {
-            net.forward(x.clone(), &bn_stats);
-        }
-        net.forward(x, &Phase::CALIBRATE);
+        quantize_untrained(&mut net, &set, &dev);
         for rounding in [RoundingMode::Double, RoundingMode::Single] {
             let int = export(&net, [1, 28, 28], rounding).unwrap();
             let a = check_agreement(&net, &int, &set, &dev).unwrap();
@@ -212,21 +216,8 @@ fn imagenet_architecture_exports_whole() {
     config.classes = 5;
     let mut net = config.build(&dev);
     assert!(matches!(net.blocks[0], Block::InputNorm(_)));
-    net.set_quantizers(
-        Some(QuantizerRef::new(AffineQuantizer::weights(8).unwrap())),
-        Some(QuantizerRef::new(AffineQuantizer::activations(8).unwrap())),
-    );
     let set = blobs(24, 3, 32, 5, 6);
-    let idx: Vec<usize> = (0..set.len()).collect();
-    let (x, _) = batch(&set, &idx, &dev);
-    let bn_stats = Phase {
-        bn_batch_stats: true,
-        ..Phase::FLOAT_EVAL
-    };
-    for _ in 0..30 {
-        net.forward(x.clone(), &bn_stats);
-    }
-    net.forward(x, &Phase::CALIBRATE);
+    quantize_untrained(&mut net, &set, &dev);
     let int = export(&net, [3, 32, 32], RoundingMode::Double).unwrap();
     let a = check_agreement(&net, &int, &set, &dev).unwrap();
     assert_eq!((a.agreement, a.max_lsb), (1.0, 0), "{a:?}");
