@@ -23,9 +23,8 @@ use quant_train::{
 };
 use rayon::prelude::*;
 use repro::examples::{Examples, View};
-use repro::image_folder::ImageFolder;
-
 use repro::idx::hex_sha256;
+use repro::image_folder::ImageFolder;
 use repro::results::{Measured, ResultRow, RunStamp};
 
 use crate::T41;
