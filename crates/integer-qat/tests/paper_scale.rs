@@ -80,6 +80,8 @@ fn paper_profile_fine_tunes_a_checkpoint_onto_the_integer_engine() {
             &checkpoint,
             Path::new("--out"),
             &out_dir,
+            Path::new("--checkpoints"),
+            &dir.path().join("checkpoints"),
         ],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -107,6 +109,11 @@ fn paper_profile_fine_tunes_a_checkpoint_onto_the_integer_engine() {
     let curves = std::fs::read_to_string(out_dir.join("integer-qat/curves.csv")).unwrap();
     assert!(curves.lines().count() > 1, "{curves}");
     assert!(out_dir.join("integer-qat/e1_depth.manifest.json").exists());
+    // The fine-tuning checkpointed its epoch where the flag says, not in the workspace.
+    let saved = std::fs::read_dir(dir.path().join("checkpoints"))
+        .unwrap()
+        .count();
+    assert_eq!(saved, 1, "one fine-tuning checkpoint");
 }
 
 #[test]
