@@ -114,10 +114,21 @@ pub fn learning_curves(rows: &[ResultRow], profile: &str) -> Vec<(String, String
                 "float" => 0,
                 _ => float_epochs(source, &r.model),
             };
-            Some((
-                format!("{} {} {}/{}", r.model, r.method, r.w_bits, r.a_bits),
-                offset,
-            ))
+            // E5's grid has a line per model and method: short labels keep each legend entry on
+            // one line, so the whole legend fits the canvas.
+            let label = match source {
+                COMPANION => format!(
+                    "{} {}",
+                    r.model.trim_start_matches("MobileNet_v1_"),
+                    if r.method == "float" {
+                        "float"
+                    } else {
+                        "QAT 8/8"
+                    }
+                ),
+                _ => format!("{} {} {}/{}", r.model, r.method, r.w_bits, r.a_bits),
+            };
+            Some((label, offset))
         });
         if !curves.is_empty() {
             let title = format!("{title}: validation top-1 per epoch (float, then QAT)");
