@@ -13,8 +13,6 @@ use std::path::Path;
 use burn::prelude::*;
 use quant_core::formats::{Format, FormatKind};
 use quant_train::{ModelConfig, ModelSpec, Phase, pretrained, score};
-use repro::examples::Examples;
-use repro::idx::hex_sha256;
 use repro::image_folder::ImageFolder;
 use repro::results::{Measured, ResultRow, RunStamp};
 
@@ -46,16 +44,12 @@ impl PaperRun<'_> {
     /// What the manifest records of the inputs: the checkpoint's SHA-256 and a digest of the
     /// validation folder's listing (paths, sizes, labels).
     pub fn checksums(&self) -> Result<Vec<(String, String)>, String> {
-        let bytes = std::fs::read(self.checkpoint)
-            .map_err(|e| format!("{}: {e}", self.checkpoint.display()))?;
-        let mut listing = Vec::new();
-        self.val.identify(&mut |name, bytes| {
-            listing.extend_from_slice(name.as_bytes());
-            listing.extend_from_slice(bytes);
-        });
         Ok(vec![
-            (self.checkpoint.display().to_string(), hex_sha256(&bytes)),
-            ("ImageNet validation listing".into(), hex_sha256(&listing)),
+            pretrained::checksum(self.checkpoint)?,
+            (
+                "ImageNet validation listing".into(),
+                self.val.listing_sha256(),
+            ),
         ])
     }
 

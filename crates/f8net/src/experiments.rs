@@ -878,10 +878,11 @@ pub fn ablations(
     // Tiny fine-tuning switches PACT off, so the float model it quantizes is the FP model without
     // its clips, its tensors no longer in units of the clip levels: the same lr-0 calibration (batch
     // norm's statistics only) in float tells what that costs before any rounding.
+    let calibration = tiny_recipe(plan.tiny_steps.min(CALIBRATION_STEPS), 0.0);
     let unclipped = train_quantized(
         &fp.model,
         Method::FullPrecision { pact: false },
-        tiny_recipe(plan.tiny_steps.min(CALIBRATION_STEPS), 0.0),
+        calibration,
         plan,
         splits,
         "ablation-unclipped",
@@ -898,7 +899,7 @@ pub fn ablations(
             labels,
         ),
         seed,
-        plan.fp_epochs + splits.epochs(plan.tiny_steps.min(CALIBRATION_STEPS)),
+        plan.fp_epochs + splits.epochs(calibration.steps),
     ));
     let mut curves = fp
         .report
@@ -916,7 +917,7 @@ pub fn ablations(
     variants.push((
         "F8Net tiny fine-tuning: grid FL, no PACT, lr 0 (calibration)".into(),
         tiny,
-        tiny_recipe(plan.tiny_steps.min(CALIBRATION_STEPS), 0.0),
+        calibration,
     ));
     variants.push((
         "F8Net tiny fine-tuning: grid FL, no PACT, lr 1e-4".into(),
@@ -933,7 +934,7 @@ pub fn ablations(
             per_channel: true,
             ..tiny
         },
-        tiny_recipe(plan.tiny_steps.min(CALIBRATION_STEPS), 0.0),
+        calibration,
     ));
     let jobs: Vec<_> = variants.into_iter().enumerate().collect();
     let mut done = run_jobs(workers, jobs, |(i, (name, opts, recipe))| {

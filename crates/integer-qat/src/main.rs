@@ -17,7 +17,7 @@ use repro::Profile;
 use repro::cli::RunArgs;
 use repro::datasets::DatasetName;
 use repro::image_folder::ImageFolder;
-use repro::results::{RunStamp, table_path};
+use repro::results::RunStamp;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -186,10 +186,7 @@ fn paper_depth(args: &RunArgs, arch: Option<&str>, device: Device) -> Result<(),
     };
     let (rows, curves) = paper_scale::rows(&result, &model, &stamp);
     for (table, rows) in [("e1_depth", rows), ("curves", curves)] {
-        let path = table_path(&ctx.out, PAPER_DIR, table);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
+        let path = ctx.table(PAPER_DIR, table);
         ctx.run
             .record(&path, &rows, &checksums)
             .map_err(|e| e.to_string())?;

@@ -23,7 +23,6 @@ use quant_train::{
 };
 use rayon::prelude::*;
 use repro::examples::{Examples, View};
-use repro::idx::hex_sha256;
 use repro::image_folder::ImageFolder;
 use repro::results::{Measured, ResultRow, RunStamp};
 
@@ -78,6 +77,22 @@ pub struct PaperDepthResult {
 }
 
 impl PaperDepth<'_> {
+    /// What the manifest records of the inputs: the checkpoint's SHA-256 and digests of the two
+    /// splits' listings (paths, sizes, labels).
+    pub fn checksums(&self) -> Result<Vec<(String, String)>, String> {
+        Ok(vec![
+            pretrained::checksum(self.checkpoint)?,
+            (
+                "ImageNet training listing".into(),
+                self.train.listing_sha256(),
+            ),
+            (
+                "ImageNet validation listing".into(),
+                self.val.listing_sha256(),
+            ),
+        ])
+    }
+
     /// Float, PTQ and QAT top-1, each 8-bit model run on the integer engine.
     pub fn run(&self) -> Result<PaperDepthResult, String> {
         let mut config = ModelConfig::new(self.arch.clone(), self.seed);
@@ -163,28 +178,6 @@ pub fn model_name(arch: &ModelSpec) -> Option<String> {
         ModelSpec::ImageNetMobileNetV1(a) => Some(format!("MobileNetV1 {a}")),
         ModelSpec::ImageNetMobileNetV2(a) => Some(format!("MobileNetV2 {a}")),
         _ => None,
-    }
-}
-
-impl PaperDepth<'_> {
-    /// What the manifest records of the inputs: the checkpoint's SHA-256 and digests of the two
-    /// splits' listings (paths, sizes, labels).
-    pub fn checksums(&self) -> Result<Vec<(String, String)>, String> {
-        let bytes = std::fs::read(self.checkpoint)
-            .map_err(|e| format!("{}: {e}", self.checkpoint.display()))?;
-        let listing = |set: &ImageFolder| {
-            let mut all = Vec::new();
-            set.identify(&mut |name, bytes| {
-                all.extend_from_slice(name.as_bytes());
-                all.extend_from_slice(bytes);
-            });
-            hex_sha256(&all)
-        };
-        Ok(vec![
-            (self.checkpoint.display().to_string(), hex_sha256(&bytes)),
-            ("ImageNet training listing".into(), listing(self.train)),
-            ("ImageNet validation listing".into(), listing(self.val)),
-        ])
     }
 }
 

@@ -669,8 +669,8 @@ impl GlobalAvgPool {
 /// Its output is the first layer's input, which an integer deployment stores as uint8 codes: the
 /// block therefore ends in an output stage (no activation) that quantizes the normalized values
 /// once the net's activations are quantized, and the exporter turns the block into one 256-entry
-/// table per channel ([`quant_core::engine::CodeTableLayer`]). The stage's range starts at the
-/// exact range of normalized pixels, which every batch of natural images nearly spans.
+/// table per channel ([`quant_core::engine::CodeTableLayer`]). Its range is observed like every
+/// other stage's (the default `[-6, 6]` until the first batch covers normalized pixels).
 #[derive(Module, Debug)]
 pub struct InputNorm {
     /// Mean per channel.
@@ -684,29 +684,13 @@ pub struct InputNorm {
 impl InputNorm {
     /// ImageNet's statistics as torchvision normalizes with them.
     pub fn imagenet(device: &Device) -> Self {
-        InputNorm::new([0.485, 0.456, 0.406], [0.229, 0.224, 0.225], device)
-    }
-
-    /// Normalization by these channel means and deviations of pixels in `[0, 1]`.
-    pub fn new<const C: usize>(mean: [f32; C], std: [f32; C], device: &Device) -> Self {
-        let tensor =
-            |v: Vec<f32>| RunningState::new(Tensor::from_data(TensorData::new(v, [C]), device));
-        let normalized = |pixel: f32| -> Vec<f64> {
-            (0..C)
-                .map(|c| f64::from((pixel - mean[c]) / std[c]))
-                .collect()
+        let tensor = |v: [f32; 3]| {
+            RunningState::new(Tensor::from_data(TensorData::new(v.to_vec(), [3]), device))
         };
-        let (lows, highs) = (normalized(0.0), normalized(1.0));
-        let range = (
-            lows.iter().copied().fold(f64::INFINITY, f64::min),
-            highs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        );
-        let mut output = ActivationQuant::new(Activation::None, device);
-        output.observer = EmaObserver::new(DEFAULT_EMA_DECAY, range, device);
         InputNorm {
-            mean: tensor(mean.to_vec()),
-            inv_std: tensor(std.iter().map(|s| 1.0 / s).collect()),
-            output,
+            mean: tensor([0.485, 0.456, 0.406]),
+            inv_std: tensor([1.0 / 0.229, 1.0 / 0.224, 1.0 / 0.225]),
+            output: ActivationQuant::new(Activation::None, device),
         }
     }
 

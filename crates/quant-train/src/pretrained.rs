@@ -26,6 +26,12 @@ use crate::{ModelConfig, Net, QLayer};
 /// The tensors of a checkpoint as f32 values and shapes, by key (`module.` stripped).
 type Tensors = BTreeMap<String, (Vec<f32>, Vec<usize>)>;
 
+/// The manifest entry of the checkpoint at `path`: its path and SHA-256.
+pub fn checksum(path: &Path) -> Result<(String, String), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((path.display().to_string(), repro::idx::hex_sha256(&bytes)))
+}
+
 /// Builds `config`'s model on `device` with the weights of the checkpoint at `path`.
 pub fn load(config: &ModelConfig, path: &Path, device: &Device) -> Result<Net, String> {
     let (mut net, names) = config.build_named(device);

@@ -45,6 +45,17 @@ pub struct ImageFolder {
 }
 
 impl ImageFolder {
+    /// SHA-256 of what [`Examples::identify`] feeds (the split's shape and every file's path, size
+    /// and label): what a run's manifest records of a folder too large to hash whole.
+    pub fn listing_sha256(&self) -> String {
+        let mut all = Vec::new();
+        self.identify(&mut |name, bytes| {
+            all.extend_from_slice(name.as_bytes());
+            all.extend_from_slice(bytes);
+        });
+        crate::idx::hex_sha256(&all)
+    }
+
     /// The split `<root>/<split>/`, producing `channels` (1: grey, 3: RGB) x `side` x `side` examples.
     ///
     /// Errors are one line naming the folder and the fix: a missing split, a class folder the

@@ -221,29 +221,14 @@ fn shape_latency(ctx: &Ctx, alpha: f64, side: usize, seed: u64) -> Res<Vec<Resul
         "E5 shape {model} seed {seed}: float {:.2} ms | int8 {:.2} ms (1 thread)",
         lat[0][0], lat[1][0]
     );
+    // The rows of the E5 table but for what the models read.
     Ok(latency_rows(
         &lat,
         SHAPES_METHODS,
         |source, method, bits, metric, value| {
-            ResultRow::new(
-                Measured {
-                    paper: PAPER,
-                    source,
-                    dataset: SHAPES_DATA,
-                    model: &model,
-                    method,
-                    bits,
-                    metric,
-                    proxy: &proxy,
-                },
-                value,
-                &RunStamp {
-                    profile: ctx.profile(),
-                    seed,
-                    epochs: 0,
-                    run_id: &ctx.run.run_id,
-                },
-            )
+            let mut row = ctx.row(source, &model, method, bits, metric, value, &proxy, seed, 0);
+            row.dataset = SHAPES_DATA.into();
+            row
         },
     ))
 }

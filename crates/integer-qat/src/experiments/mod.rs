@@ -44,7 +44,7 @@ use crate::recipe::{
 };
 use crate::{T41, T42, T43, T47, macro_average_precision, median};
 
-pub const PAPER: &str = "jacob2018";
+pub(crate) const PAPER: &str = "jacob2018";
 pub const PAPER_DIR: &str = "integer-qat";
 pub(crate) const T41_TEXT: &str = "arXiv:1712.05877v1/CVPR2018 Sec 4.1.1 text";
 pub(crate) const COMPANION: &str = "COMPANION (not in paper): tensorflow/models research/slim/nets/mobilenet_v1.md, checkpoints mobilenet_v1_2018_02_22";
@@ -54,8 +54,8 @@ pub(crate) const SEC5: &str = "arXiv:1712.05877v1/CVPR2018 Sec 5 text";
 pub(crate) const FIG: &str =
     "arXiv:1712.05877v1 Figs 1.1c/4.1/4.2 (latency vs accuracy; points not read)";
 pub(crate) const QAT: &str = "QAT integer-only";
-pub const QAT_T41: &str = "QAT integer-only (per-layer uint8)";
-pub const PTQ: &str = "PTQ integer-only (per-layer uint8)";
+pub(crate) const QAT_T41: &str = "QAT integer-only (per-layer uint8)";
+pub(crate) const PTQ: &str = "PTQ integer-only (per-layer uint8)";
 
 /// The three disjoint image sets of one input resolution.
 pub(crate) struct Splits {
