@@ -28,7 +28,8 @@ VENV = os.path.join(ROOT, ".venv")
 GEMMS = [("gemm", 64, 784, 100), ("gemm", 256, 1024, 1024), ("gemm", 1024, 1024, 1024),
          ("conv-as-gemm", 3136, 288, 64)]
 # (kernel, h, cin, cout, k, group)
-CONVS = [("conv3x3", 56, 32, 64, 3, 1), ("conv1x1", 28, 256, 256, 1, 1), ("depthwise3x3", 56, 128, 128, 3, 128)]
+CONVS = [("conv3x3", 56, 32, 64, 3, 1), ("conv1x1", 28, 256, 256, 1, 1), ("depthwise3x3", 56, 128, 128, 3, 128),
+         ("depthwise3x3", 112, 8, 8, 3, 8)]
 
 
 def matmul_model(m, k, n, int8):

@@ -485,8 +485,18 @@ fn conv2d_matches_direct_convolution() {
 
 /// Depthwise cases: channel counts below, at and above the vector blocks (16 for AVX2, 64 for
 /// AVX-512 VNNI, with tails), tap counts 1, 4, 9 and 25 (odd, even, whole and partial quads per
-/// kernel row), strides 1 and 2, with and without padding.
-const DEPTHWISE_CASES: [(usize, usize, usize, usize, usize, usize, bool); 12] = [
+/// kernel row), strides 1 and 2, with and without padding; thin layers (1, 5, 8, 24 channels) on
+/// rows long enough for the VNNI kernel's steps of several pixels, whole and cut short, at
+/// stride 1 and (4, 8, 12, 16 channels) stride 2.
+const DEPTHWISE_CASES: [(usize, usize, usize, usize, usize, usize, bool); 20] = [
+    (1, 6, 21, 8, 3, 2, true),
+    (1, 5, 40, 16, 3, 2, true),
+    (1, 5, 12, 12, 3, 2, false),
+    (2, 4, 70, 4, 3, 2, true),
+    (1, 4, 20, 8, 3, 1, true),
+    (1, 3, 70, 1, 3, 1, true),
+    (2, 4, 9, 24, 3, 1, true),
+    (1, 6, 13, 5, 5, 1, false),
     (2, 7, 6, 5, 3, 1, true),
     (1, 10, 9, 33, 3, 2, true),
     (1, 6, 6, 16, 5, 1, false),
@@ -602,6 +612,21 @@ mod zmm {
         out
     }
 
+    /// `vpermt2d`: dword `d` of the result is dword `idx[d] % 16` of `a`, or of `b` where bit 4
+    /// of `idx[d]` is set.
+    pub fn permute2_dwords(a: &Bytes, idx: &[i32; 16], b: &Bytes) -> Bytes {
+        let mut out = [0; 64];
+        for (d, &i) in idx.iter().enumerate() {
+            let (src, at) = if i & 16 == 0 {
+                (a, i & 15)
+            } else {
+                (b, i & 15)
+            };
+            out[4 * d..4 * d + 4].copy_from_slice(&src[4 * at as usize..][..4]);
+        }
+        out
+    }
+
     /// `vpdpbusd`: four u8 x s8 products per int32 lane added to `acc`.
     pub fn dpbusd(acc: &mut [i32; 16], x: &Bytes, w: &[i8]) {
         for (k, a) in acc.iter_mut().enumerate() {
@@ -642,7 +667,7 @@ mod zmm {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn vnni_depthwise_layout_matches_naive() {
-    use x86::depthwise::{QUAD_BLOCK, pack_row_quads, quad_table};
+    use x86::depthwise::{QUAD_BLOCK, pack_row_quads, pixels_at, quad_table, stride2_spread};
     let mut rng = Lcg(8);
     for (batch, h, w_, c, kernel, stride, same) in DEPTHWISE_CASES {
         let g = ConvGeometry::new(h, w_, c, kernel, stride, same).unwrap();
@@ -684,7 +709,16 @@ fn vnni_depthwise_layout_matches_naive() {
         for (row, dst) in got.chunks_exact_mut(ow * c).enumerate() {
             let (b, oy) = (row / oh, row % oh);
             for blk in 0..c.div_ceil(QUAD_BLOCK) {
-                for ox in 0..ow {
+                let mut ox = 0;
+                while ox < ow {
+                    // The kernel's step: several adjacent pixels' channels in one block (a thin
+                    // layer's interior windows), or one pixel's block of channels.
+                    let pixels = pixels_at(&g, ox);
+                    let n = if pixels > 1 {
+                        pixels * c
+                    } else {
+                        64.min(c - blk * 64)
+                    };
                     let mut sums = [[0i32; 16]; 4];
                     let mut asum = [[0i32; 16]; 4];
                     for (j, s) in sums.iter_mut().enumerate() {
@@ -702,8 +736,23 @@ fn vnni_depthwise_layout_matches_naive() {
                                     && ix < w_
                                 {
                                     let at = ((b * h + iy) * w_ + ix) * c + blk * 64;
-                                    let n = 64.min(c - blk * 64);
-                                    t[..n].copy_from_slice(&input[at..at + n]);
+                                    if pixels > 1 && stride == 2 {
+                                        // Two loads masked to the row, then the permutation.
+                                        let row_end = ((b * h + iy) * w_ + w_) * c;
+                                        let load = |from: usize| -> zmm::Bytes {
+                                            let mut v = [0; 64];
+                                            if from < row_end {
+                                                let end = row_end.min(from + 64);
+                                                v[..end - from].copy_from_slice(&input[from..end]);
+                                            }
+                                            v
+                                        };
+                                        let spread = stride2_spread(c);
+                                        let (first, second) = (load(at), load(at + 64));
+                                        t = zmm::permute2_dwords(&first, &spread, &second);
+                                    } else {
+                                        t[..n].copy_from_slice(&input[at..at + n]);
+                                    }
                                 }
                                 t
                             };
@@ -746,8 +795,8 @@ fn vnni_depthwise_layout_matches_naive() {
                         }
                     }
                     let bytes = zmm::narrow(&codes);
-                    let n = 64.min(c - blk * 64);
                     dst[ox * c + blk * 64..][..n].copy_from_slice(&bytes[..n]);
+                    ox += pixels;
                 }
             }
         }

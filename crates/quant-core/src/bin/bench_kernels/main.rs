@@ -287,8 +287,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 });
                 rows.push(Row::new(kernel, &shape, threads, "f32", ops, t));
             }
-            {
-                let (h, c) = (56, 128);
+            // A MobileNet depthwise layer, and a thin one (MobileNetV1 0.25's first, 8 channels
+            // at 112x112, where the VNNI kernel steps over several pixels per block).
+            for (h, c) in [(56, 128), (112, 8)] {
                 let g = ConvGeometry::new(h, h, c, 3, 1, true)?;
                 let ops = 2.0 * (h * h * 9 * c) as f64;
                 let x = bytes(g.in_len(), 5);

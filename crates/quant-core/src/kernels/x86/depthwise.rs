@@ -127,20 +127,37 @@ pub(crate) fn quad_slot(ch: usize) -> usize {
     ch / QUAD_BLOCK * QUAD_BLOCK + 16 * j + 4 * l + i
 }
 
-/// Per-channel values (one per channel) laid out for [`depthwise_row_quads`]: permuted by
-/// [`quad_slot`] and zero padded to whole blocks of 64 channels.
+/// Output pixels one step of [`depthwise_row_quads`] covers per block: 1, or for a thin layer
+/// (fewer than 64 channels) `64 / channels`. A thin layer fills the block with that many adjacent
+/// pixels, whose channels are adjacent in NHWC, so the block's lanes are not mostly idle (a layer
+/// of 8 channels used 1/8 of them); its weights and tables repeat across the block.
+pub(crate) fn pixels_per_block(channels: usize) -> usize {
+    (QUAD_BLOCK / channels).max(1)
+}
+
+/// The channel whose weights and constants lane `v` (over whole blocks of 64) holds, in channel
+/// order before [`quad_slot`]: `v` itself, or for a thin layer `v % channels`, lane `v` then
+/// serving pixel `v / channels` of a step ([`pixels_per_block`]); `None` for padding lanes.
+fn lane_channel(v: usize, channels: usize) -> Option<usize> {
+    (v < pixels_per_block(channels) * channels).then_some(v % channels)
+}
+
+/// Per-channel values (one per channel) laid out for [`depthwise_row_quads`]: each lane's channel
+/// ([`lane_channel`]) permuted by [`quad_slot`], zero padded to whole blocks of 64 lanes.
 pub(crate) fn quad_table(values: &[i32]) -> Vec<i32> {
     let mut out = vec![0; values.len().div_ceil(QUAD_BLOCK) * QUAD_BLOCK];
-    for (ch, &v) in values.iter().enumerate() {
-        out[quad_slot(ch)] = v;
+    for v in 0..out.len() {
+        if let Some(ch) = lane_channel(v, values.len()) {
+            out[quad_slot(v)] = values[ch];
+        }
     }
     out
 }
 
-/// Packs `[ky][kx][channel]` int8 weights for [`depthwise_row_quads`]: per block of 64 channels
-/// (the last one zero padded), per kernel row `ky` and per quad `q` of its taps (`kx` in
-/// `4q..4q + 4`, missing taps as zero weights), four zmm in the quad order of [`quad_slot`], each
-/// channel as its four taps' bytes.
+/// Packs `[ky][kx][channel]` int8 weights for [`depthwise_row_quads`]: per block of 64 lanes
+/// (the last one zero padded; a thin layer's channels repeated, [`lane_channel`]), per kernel row
+/// `ky` and per quad `q` of its taps (`kx` in `4q..4q + 4`, missing taps as zero weights), four
+/// zmm in the quad order of [`quad_slot`], each lane as its channel's four taps' bytes.
 pub fn pack_row_quads(
     weights: &[i8],
     kernel_h: usize,
@@ -150,8 +167,11 @@ pub fn pack_row_quads(
     let quads = kernel_w.div_ceil(4);
     let blocks = channels.div_ceil(QUAD_BLOCK);
     let mut out = vec![0i8; blocks * kernel_h * quads * 4 * QUAD_BLOCK];
-    for ch in 0..channels {
-        let (b, slot) = (ch / QUAD_BLOCK, quad_slot(ch) % QUAD_BLOCK);
+    for v in 0..blocks * QUAD_BLOCK {
+        let Some(ch) = lane_channel(v, channels) else {
+            continue;
+        };
+        let (b, slot) = (v / QUAD_BLOCK, quad_slot(v) % QUAD_BLOCK);
         for ky in 0..kernel_h {
             for kx in 0..kernel_w {
                 let quad = (b * kernel_h + ky) * quads + kx / 4;
@@ -261,7 +281,8 @@ fn lane_mask(lanes: usize) -> __mmask64 {
 }
 
 /// One output row of a depthwise convolution on AVX-512 VNNI, requantized in registers: per
-/// block of 64 channels and output pixel, every kernel row's taps are interleaved four at a time
+/// block of 64 channels and output pixel (or run of adjacent pixels of a thin layer,
+/// [`pixels_at`]), every kernel row's taps are interleaved four at a time
 /// (two rounds of byte and word unpacks) into the u8 quads that one `vpdpbusd` multiplies with
 /// the matching int8 weight quads and adds into int32, exactly (four products of at most
 /// `255 * 128`; at most [`crate::kernels::MAX_DEPTH`] taps fit int32). The sums stay in the
@@ -304,19 +325,33 @@ pub(crate) unsafe fn depthwise_row_quads<S: QuadStore>(
     );
     assert!(dst.len() >= ow * c);
     // SAFETY: AVX-512F, BW and VNNI are enabled here. Every input load is masked to the channels
-    // of the block inside a row of `in_w * c` bytes at a column below `in_w` (asserted above);
-    // weight and table loads stay inside the padded lengths asserted above; the store is masked
-    // to the block's channels of pixel `ox < ow` in `dst`.
+    // of the block inside a row of `in_w * c` bytes at a column below `in_w` (asserted above), or
+    // for a step of several pixels to their `pixels * c` bytes, whose last column is below `in_w`
+    // too (`pixels_at`); weight and table loads stay inside the padded lengths asserted above;
+    // the store is masked to the step's lanes of pixels below `ow` in `dst`.
     unsafe {
         let zav = _mm512_set1_epi8(za as i8);
+        let spread = if g.in_c.is_multiple_of(4) && g.in_c < QUAD_BLOCK {
+            _mm512_loadu_si512(stride2_spread(c).as_ptr() as *const __m512i)
+        } else {
+            _mm512_setzero_si512()
+        };
         for b in 0..blocks {
-            let lanes = c - b * QUAD_BLOCK;
-            let mask = lane_mask(lanes);
             let table = |t: &[i32], j: usize| {
                 _mm512_loadu_si512(t.as_ptr().add(b * QUAD_BLOCK + 16 * j) as *const __m512i)
             };
             let weights = packed[b * rows.len() * quads * 4 * QUAD_BLOCK..].as_ptr();
-            for ox in 0..ow {
+            let mut ox = 0;
+            while ox < ow {
+                // A step of several pixels loads each tap as the adjacent pixels' bytes: their
+                // windows lie inside the row (`pixels_at`), so every column below is too.
+                let pixels = pixels_at(g, ox);
+                let lanes = if pixels > 1 {
+                    pixels * c
+                } else {
+                    c - b * QUAD_BLOCK
+                };
+                let mask = lane_mask(lanes);
                 let mut sums = [_mm512_setzero_si512(); 4];
                 for (j, s) in sums.iter_mut().enumerate() {
                     *s = table(&tables.offset, j);
@@ -336,7 +371,11 @@ pub(crate) unsafe fn depthwise_row_quads<S: QuadStore>(
                                     let ix = (ox * g.stride_w + kx).wrapping_sub(g.pad_left);
                                     if kx < kw && ix < g.in_w {
                                         let at = row.as_ptr().add(ix * c + b * QUAD_BLOCK);
-                                        *t = _mm512_mask_loadu_epi8(zav, mask, at as *const i8);
+                                        *t = if pixels > 1 && g.stride_w == 2 {
+                                            strided_pixels(at, (g.in_w - ix) * c, spread)
+                                        } else {
+                                            _mm512_mask_loadu_epi8(zav, mask, at as *const i8)
+                                        };
                                     }
                                 }
                                 interleave_quads(t)
@@ -362,8 +401,64 @@ pub(crate) unsafe fn depthwise_row_quads<S: QuadStore>(
                 }
                 let at = dst.as_mut_ptr().add(ox * c + b * QUAD_BLOCK);
                 store.store(sums, b, lanes, at);
+                ox += pixels;
             }
         }
+    }
+}
+
+/// Output pixels the row kernel's step at `ox` covers: [`pixels_per_block`] of them (fewer at the
+/// end of the run) where the layer is thin, the windows from `ox` on lie inside the row and the
+/// stride is 1 (each tap of the step is then one load of adjacent pixels) or 2 with whole 4-byte
+/// pixels (two loads and a dword permutation, [`strided_pixels`]); otherwise 1 (a window that
+/// meets the padding loads its taps pixel by pixel).
+pub(crate) fn pixels_at(g: &crate::kernels::ConvGeometry, ox: usize) -> usize {
+    let per_block = pixels_per_block(g.in_c);
+    let steps = g.stride_w == 1 || (g.stride_w == 2 && g.in_c.is_multiple_of(4));
+    // The first and last output pixels whose windows lie inside the row.
+    let first = g.pad_left.div_ceil(g.stride_w);
+    match (g.in_w + g.pad_left).checked_sub(g.kernel_w) {
+        Some(end) if per_block > 1 && steps && (first..=end / g.stride_w).contains(&ox) => {
+            per_block.min(end / g.stride_w - ox + 1)
+        }
+        _ => 1,
+    }
+}
+
+/// The dword permutation that gathers a stride-2 step's pixels, `pixels_per_block(channels)` of
+/// `channels` bytes every `2 * channels` bytes, from two adjacent 64-byte loads into adjacent
+/// lanes (`vpermt2d` indices, bit 4 picking the second load). `channels` is a multiple of 4
+/// below 64 ([`pixels_at`]).
+pub(crate) fn stride2_spread(channels: usize) -> [i32; 16] {
+    let (dwords, pixels) = (channels / 4, pixels_per_block(channels));
+    std::array::from_fn(|d| {
+        let (p, w) = (d / dwords, d % dwords);
+        if p < pixels {
+            (2 * p * dwords + w) as i32
+        } else {
+            0
+        }
+    })
+}
+
+/// The bytes of one tap for a stride-2 step: two loads from `at`, masked to the `left` bytes
+/// that remain in the row, permuted by [`stride2_spread`] so that lane `v` holds byte `v % C` of
+/// pixel `v / C`.
+///
+/// # Safety
+/// AVX-512F and BW must be available; `at` must point to `left` readable bytes.
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+unsafe fn strided_pixels(at: *const u8, left: usize, spread: __m512i) -> __m512i {
+    // SAFETY: both loads are masked to the `left` readable bytes from `at` (the second pointer
+    // is only formed, not read, where none remain beyond the first 64).
+    unsafe {
+        let first = _mm512_maskz_loadu_epi8(lane_mask(left), at as *const i8);
+        let second = _mm512_maskz_loadu_epi8(
+            lane_mask(left.saturating_sub(64)),
+            at.wrapping_add(64) as *const i8,
+        );
+        _mm512_permutex2var_epi32(first, spread, second)
     }
 }
 
