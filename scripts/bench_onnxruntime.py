@@ -27,9 +27,9 @@ VENV = os.path.join(ROOT, ".venv")
 
 GEMMS = [("gemm", 64, 784, 100), ("gemm", 256, 1024, 1024), ("gemm", 1024, 1024, 1024),
          ("conv-as-gemm", 3136, 288, 64)]
-# (kernel, h, cin, cout, k, group)
-CONVS = [("conv3x3", 56, 32, 64, 3, 1), ("conv1x1", 28, 256, 256, 1, 1), ("depthwise3x3", 56, 128, 128, 3, 128),
-         ("depthwise3x3", 112, 8, 8, 3, 8)]
+# (kernel, h, cin, cout, k, group, stride)
+CONVS = [("conv3x3", 56, 32, 64, 3, 1, 1), ("conv1x1", 28, 256, 256, 1, 1, 1), ("conv3x3", 224, 3, 8, 3, 1, 2),
+         ("depthwise3x3", 56, 128, 128, 3, 128, 1), ("depthwise3x3", 112, 8, 8, 3, 8, 1)]
 
 
 def matmul_model(m, k, n, int8):
@@ -56,12 +56,13 @@ def matmul_model(m, k, n, int8):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
-def conv_model(h, cin, cout, ks, group, int8):
+def conv_model(h, cin, cout, ks, group, stride, int8):
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
     rng = np.random.default_rng(1)
     pad = ks // 2
-    attrs = dict(kernel_shape=[ks, ks], pads=[pad] * 4, strides=[1, 1], group=group)
+    oh = (h + 2 * pad - ks) // stride + 1
+    attrs = dict(kernel_shape=[ks, ks], pads=[pad] * 4, strides=[stride, stride], group=group)
     wshape = (cout, cin // group, ks, ks)
     if int8:
         inits = [numpy_helper.from_array(rng.integers(-127, 128, size=wshape, dtype=np.int8), "W"),
@@ -78,7 +79,7 @@ def conv_model(h, cin, cout, ks, group, int8):
         node = helper.make_node("Conv", ["X", "W"], ["Y"], **attrs)
         t = TensorProto.FLOAT
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", t, [1, cin, h, h])],
-                              [helper.make_tensor_value_info("Y", t, [1, cout, h, h])], inits)
+                              [helper.make_tensor_value_info("Y", t, [1, cout, oh, oh])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
@@ -194,12 +195,13 @@ def main():
                 a = rng.integers(0, 256, size=(m, k), dtype=np.uint8) if int8 else rng.random((m, k), dtype=np.float32)
                 t = time_model(matmul_model(m, k, n, int8), {"A": a}, threads, budget)
                 rows.append([kernel, f"{m}x{k}x{n}", threads, "onnxruntime", "int8" if int8 else "f32", f"{ops / t / 1e9:.2f}"])
-        for kernel, h, cin, cout, ks, group in CONVS:
-            ops = 2.0 * h * h * ks * ks * (cin // group) * cout
-            shape = f"{h}x{h}x{cin}" if group > 1 else f"{h}x{h}x{cin}->{cout}"
+        for kernel, h, cin, cout, ks, group, stride in CONVS:
+            oh = (h + 2 * (ks // 2) - ks) // stride + 1
+            ops = 2.0 * oh * oh * ks * ks * (cin // group) * cout
+            shape = f"{h}x{h}x{cin}" if group > 1 else f"{h}x{h}x{cin}->{cout}" + (f"-s{stride}" if stride > 1 else "")
             for int8 in (True, False):
                 x = rng.integers(0, 256, size=(1, cin, h, h), dtype=np.uint8) if int8 else rng.random((1, cin, h, h), dtype=np.float32)
-                t = time_model(conv_model(h, cin, cout, ks, group, int8), {"X": x}, threads, budget)
+                t = time_model(conv_model(h, cin, cout, ks, group, stride, int8), {"X": x}, threads, budget)
                 rows.append([kernel, shape, threads, "onnxruntime", "int8" if int8 else "f32", f"{ops / t / 1e9:.2f}"])
     for r in rows:
         print(",".join(map(str, r)))

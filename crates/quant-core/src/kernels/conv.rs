@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Backend, MAX_DEPTH, OutputStage, PackedWeights, Rows, StageTables, WindowRun, column_sums,
-    gemm_rows, gemm_rows_i32, per_channel_zero_points, profile,
+    copy_run, gemm_rows, gemm_rows_i32, per_channel_zero_points, profile,
 };
 use crate::error::{Result, arg_err, shape_err};
 
@@ -269,7 +269,8 @@ fn check_input(input: &[u8], batch: usize, g: &ConvGeometry, za: i32) -> Result<
 /// kernel_h * kernel_w * in_c` columns in `(ky, kx, c)` order, padded taps set to `za`.
 ///
 /// The in-image taps of one window row are adjacent pixels, so each window row is one copy of
-/// `kw * in_c` bytes (three 32-byte copies per row cost more in call overhead than in bytes).
+/// `kw * in_c` bytes (three 32-byte copies per row cost more in call overhead than in bytes; a
+/// short row, [`copy_run`], is two inline moves).
 fn im2col_rows(input: &[u8], g: &ConvGeometry, za: u8, first: usize, dst: &mut [u8]) {
     let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
     let k = g.kernel_h * g.kernel_w * c;
@@ -295,7 +296,7 @@ fn im2col_rows(input: &[u8], g: &ConvGeometry, za: u8, first: usize, dst: &mut [
         }
         if let Some((y0, x0)) = window_origin {
             for (ky, seg) in row.chunks_exact_mut(window_row).enumerate() {
-                seg.copy_from_slice(&img[((y0 + ky) * g.in_w + x0) * c..][..window_row]);
+                copy_run(seg, &img[((y0 + ky) * g.in_w + x0) * c..][..window_row]);
             }
             continue;
         }
@@ -316,7 +317,7 @@ fn im2col_rows(input: &[u8], g: &ConvGeometry, za: u8, first: usize, dst: &mut [
             seg[..kx0 * c].fill(za);
             seg[kx1 * c..].fill(za);
             let src = &img[(iy * g.in_w + ix0) * c..][..(kx1 - kx0) * c];
-            seg[kx0 * c..kx1 * c].copy_from_slice(src);
+            copy_run(&mut seg[kx0 * c..kx1 * c], src);
         }
     }
 }

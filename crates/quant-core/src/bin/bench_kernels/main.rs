@@ -232,13 +232,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 });
                 rows.push(Row::new(kernel, &shape, threads, "f32", ops, t));
             }
-            // MobileNet-style layers (NHWC, batch 1): 3x3 conv, 1x1 pointwise, 3x3 depthwise.
-            for (kernel, h, cin, cout, ks) in
-                [("conv3x3", 56, 32, 64, 3), ("conv1x1", 28, 256, 256, 1)]
-            {
-                let g = ConvGeometry::new(h, h, cin, ks, 1, true)?;
+            // MobileNet-style layers (NHWC, batch 1, padding k / 2 on every side): 3x3 conv, 1x1
+            // pointwise, MobileNetV1 0.25's stem (3 -> 8 channels, stride 2: short window rows
+            // and 8 columns), 3x3 depthwise.
+            for (kernel, h, cin, cout, ks, stride) in [
+                ("conv3x3", 56, 32, 64, 3, 1),
+                ("conv1x1", 28, 256, 256, 1, 1),
+                ("conv3x3", 224, 3, 8, 3, 2),
+            ] {
+                let g = ConvGeometry::symmetric((h, h, cin), ks, stride, ks / 2)?;
+                let (oh, pixels) = (g.out_h(), g.out_h() * g.out_w());
                 let kdepth = ks * ks * cin;
-                let ops = 2.0 * (h * h * kdepth * cout) as f64;
+                let ops = 2.0 * (pixels * kdepth * cout) as f64;
                 let x = bytes(g.in_len(), 3);
                 let w: Vec<i8> = bytes(kdepth * cout, 4)
                     .into_iter()
@@ -246,8 +251,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .collect();
                 let pw = PackedWeights::new(&w, kdepth, cout, &[0], backend)?;
                 let st = stage(cout);
-                let mut out = vec![0u8; h * h * cout];
-                let shape = format!("{h}x{h}x{cin}->{cout}");
+                let mut out = vec![0u8; pixels * cout];
+                let shape = match stride {
+                    1 => format!("{h}x{h}x{cin}->{cout}"),
+                    s => format!("{h}x{h}x{cin}->{cout}-s{s}"),
+                };
                 let mut call = || conv2d(&x, 1, &g, 5, &pw, &st, &mut out).expect("valid conv");
                 let t = time_it(budget, &mut call);
                 rows.push(
@@ -258,31 +266,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let xf: Vec<f32> = x.iter().map(|&v| f32::from(v)).collect();
                 let wf: Vec<f32> = w.iter().map(|&v| f32::from(v)).collect();
                 let pf = PackedF32::new(&wf, kdepth, cout).ok_or("f32 pack")?;
-                let mut cf = vec![0f32; h * h * cout];
+                let mut cf = vec![0f32; pixels * cout];
                 let t = time_it(budget, || {
                     if ks == 1 {
-                        gemm_f32(&xf, h * h, &pf, &mut cf).expect("valid f32 gemm");
+                        gemm_f32(&xf, pixels, &pf, &mut cf).expect("valid f32 gemm");
                     } else {
-                        let mut cols = vec![0f32; h * h * kdepth];
-                        for oy in 0..h {
-                            for ox in 0..h {
+                        let mut cols = vec![0f32; pixels * kdepth];
+                        let pad = (ks / 2) as isize;
+                        for oy in 0..oh {
+                            for ox in 0..oh {
                                 for ky in 0..ks {
                                     for kx in 0..ks {
-                                        let (iy, ix) =
-                                            ((oy + ky) as isize - 1, (ox + kx) as isize - 1);
+                                        let (iy, ix) = (
+                                            (oy * stride + ky) as isize - pad,
+                                            (ox * stride + kx) as isize - pad,
+                                        );
                                         if iy < 0 || ix < 0 || iy >= h as isize || ix >= h as isize
                                         {
                                             continue;
                                         }
                                         let src =
                                             &xf[((iy as usize) * h + ix as usize) * cin..][..cin];
-                                        let dst = (oy * h + ox) * kdepth + (ky * ks + kx) * cin;
+                                        let dst = (oy * oh + ox) * kdepth + (ky * ks + kx) * cin;
                                         cols[dst..dst + cin].copy_from_slice(src);
                                     }
                                 }
                             }
                         }
-                        gemm_f32(&cols, h * h, &pf, &mut cf).expect("valid f32 gemm");
+                        gemm_f32(&cols, pixels, &pf, &mut cf).expect("valid f32 gemm");
                     }
                 });
                 rows.push(Row::new(kernel, &shape, threads, "f32", ops, t));

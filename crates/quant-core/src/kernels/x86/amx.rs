@@ -134,7 +134,7 @@ impl MicroKernel for Kernel {
         for (r, dst_row) in dst.chunks_exact_mut(padded_k(k)).take(MR).enumerate() {
             let (head, pad) = dst_row.split_at_mut(k);
             if r < rows {
-                head.copy_from_slice(&a[r * k..(r + 1) * k]);
+                crate::kernels::copy_run(head, &a[r * k..(r + 1) * k]);
             } else {
                 head.fill(0);
             }

@@ -69,13 +69,15 @@ impl MicroKernel for Kernel {
     fn pack_a(a: &[u8], rows: usize, k: usize, dst: &mut [u8]) {
         let stride = k.div_ceil(4) * 4;
         for (r, dst_row) in dst.chunks_exact_mut(stride).take(MR).enumerate() {
-            let (head, pad) = dst_row.split_at_mut(k);
+            // The depth's padding (under 4 bytes) is zeroed by one 4-byte store that the row
+            // then overwrites, rather than a `memset` call per row.
+            dst_row[stride - 4..].fill(0);
+            let head = &mut dst_row[..k];
             if r < rows {
-                head.copy_from_slice(&a[r * k..(r + 1) * k]);
+                crate::kernels::copy_run(head, &a[r * k..(r + 1) * k]);
             } else {
                 head.fill(0);
             }
-            pad.fill(0);
         }
     }
 
