@@ -71,6 +71,42 @@ const MAX_TILE: usize = 1024;
 /// depth (AMX: the next multiple of 64) stays inside the buffer at its last row.
 const ROW_SLACK: usize = 64;
 
+/// The sum of `bytes` (the row-sum term `Zw * sum(a)` of the zero-point expansion, needed for
+/// every row when weights have zero points): 16 bytes per `psadbw` on x86-64, the bytes after the
+/// last whole 16 read as two overlapping words with the overlap shifted out, where the
+/// byte-by-byte sum had taken a third of the stem convolution of an asymmetric MobileNetV1
+/// (27-byte rows).
+#[inline]
+pub(crate) fn byte_sum(bytes: &[u8]) -> i32 {
+    let n = bytes.len();
+    #[cfg(target_arch = "x86_64")]
+    if n >= 8 {
+        use std::arch::x86_64::*;
+        let (chunks, tail) = bytes.as_chunks::<16>();
+        let word = |at: usize| {
+            u64::from_le_bytes(*bytes[at..].first_chunk::<8>().expect("8 bytes from at"))
+        };
+        // The tail's `t` bytes: the last 8 bytes less the `8 - t` a chunk counted, or for
+        // `t > 8` the 8 from `n - t` and the last 8 less the `16 - t` both words hold.
+        let (lo, hi) = match tail.len() {
+            0 => (0, 0),
+            t if t > 8 => (word(n - t), word(n - 8) >> (8 * (16 - t))),
+            t => (word(n - 8) >> (8 * (8 - t)), 0),
+        };
+        // SAFETY: SSE2 is part of the x86-64 baseline; each load reads one whole 16-byte array.
+        let total = unsafe {
+            let sad = |v: __m128i| _mm_sad_epu8(v, _mm_setzero_si128());
+            let last = sad(_mm_set_epi64x(hi as i64, lo as i64));
+            let acc = chunks.iter().fold(last, |acc, c| {
+                _mm_add_epi64(acc, sad(_mm_loadu_si128(c.as_ptr() as *const __m128i)))
+            });
+            _mm_cvtsi128_si64(_mm_add_epi64(acc, _mm_unpackhi_epi64(acc, acc)))
+        };
+        return total as i32;
+    }
+    bytes.iter().map(|&v| i32::from(v)).sum()
+}
+
 /// `dst.copy_from_slice(src)` for the short runs of im2col, row packing and edge tiles (a window
 /// row of a 3-channel 3x3 convolution is 9 bytes, its im2col row 27, an edge tile's row of 8
 /// columns 8 int32): two overlapping fixed-size copies from either end, which compile to plain
@@ -710,8 +746,7 @@ impl<'a> WindowRun<'a> {
     fn row_sum(&self, r: usize) -> i32 {
         self.starts[..self.segments]
             .iter()
-            .flat_map(|&s| &self.input[s + r * self.step..][..self.seg_len])
-            .map(|&v| i32::from(v))
+            .map(|&s| byte_sum(&self.input[s + r * self.step..][..self.seg_len]))
             .sum()
     }
 }
@@ -772,6 +807,11 @@ fn drive<K: MicroKernel, T: Send, F>(
         })
         .collect();
     let need_row_sums = w.zero_points.iter().any(|&z| z != 0);
+    let uniform_zero_point = w
+        .zero_points
+        .iter()
+        .all(|&z| z == w.zero_points[0])
+        .then_some(w.zero_points[0]);
     let panel_len = K::b_panel_len(k);
     let n_panels = n.div_ceil(K::NR);
 
@@ -835,7 +875,7 @@ fn drive<K: MicroKernel, T: Send, F>(
                     }
                     if need_row_sums {
                         for (r, row) in src.chunks_exact(k).enumerate() {
-                            row_sums[r0 + r] = row.iter().map(|&v| i32::from(v)).sum();
+                            row_sums[r0 + r] = byte_sum(row);
                         }
                     }
                 }
@@ -886,8 +926,19 @@ fn drive<K: MicroKernel, T: Send, F>(
                 clock.lap(profile::Phase::Tile);
                 if need_row_sums {
                     for (acc, &rs) in raw.chunks_exact_mut(n).zip(&row_sums[..mc]) {
-                        for (v, &z) in acc.iter_mut().zip(&w.zero_points) {
-                            *v = v.wrapping_sub(z.wrapping_mul(rs));
+                        match uniform_zero_point {
+                            // One zero point (Jacob's per-tensor weights): one product per row.
+                            // This loop runs without the kernels' target features, where a
+                            // 32-bit multiply per value is emulated with shuffles.
+                            Some(z) => {
+                                let term = z.wrapping_mul(rs);
+                                acc.iter_mut().for_each(|v| *v = v.wrapping_sub(term));
+                            }
+                            None => {
+                                for (v, &z) in acc.iter_mut().zip(&w.zero_points) {
+                                    *v = v.wrapping_sub(z.wrapping_mul(rs));
+                                }
+                            }
                         }
                     }
                 }

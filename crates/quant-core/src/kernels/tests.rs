@@ -458,12 +458,17 @@ fn conv2d_matches_direct_convolution() {
         (1, 9, 13, 4, 7, 2, 1, true),
         (2, 8, 15, 8, 9, 4, 2, true),
     ];
-    for (batch, h, w_, ic, oc, kernel, stride, same) in cases {
+    for (i, (batch, h, w_, ic, oc, kernel, stride, same)) in cases.into_iter().enumerate() {
         let g = ConvGeometry::new(h, w_, ic, kernel, stride, same).unwrap();
         let input = rng.bytes(batch * g.in_len());
         let k = kernel * kernel * ic;
         let w = rng.weights(k * oc);
-        let zw: Vec<i32> = (0..oc).map(|_| rng.range(-128, 127)).collect();
+        // Per-channel weight zero points, and one for all channels (Jacob's per-tensor weights,
+        // which the GEMM corrects with one product per row) in every other case.
+        let zw: Vec<i32> = match i % 2 {
+            0 => (0..oc).map(|_| rng.range(-128, 127)).collect(),
+            _ => vec![rng.range(-128, 127); oc],
+        };
         let za = rng.range(0, 255);
         let stage = random_stage(&mut rng, oc, true, RoundingMode::Double);
         let want = naive_codes(
@@ -996,6 +1001,24 @@ fn vector_output_stage_matches_scalar_on_edges() {
                         "{backend:?} two rows"
                     );
                 }
+            }
+        }
+    }
+}
+
+/// The vector byte sum of the row-sum term against the plain sum, at every length that ends in a
+/// different place within its 16-byte chunk and word (0-70 bytes), at every offset of a buffer of
+/// 255s (where a byte counted twice or dropped changes the sum).
+#[test]
+fn byte_sum_matches_plain_sum() {
+    let mut rng = Lcg(21);
+    let random = rng.bytes(80);
+    for data in [random, vec![255u8; 80]] {
+        for start in 0..4 {
+            for len in 0..=70 {
+                let row = &data[start..start + len];
+                let want: i32 = row.iter().map(|&v| i32::from(v)).sum();
+                assert_eq!(byte_sum(row), want, "{len} bytes from {start}");
             }
         }
     }
