@@ -30,6 +30,7 @@
 #![deny(clippy::float_arithmetic)]
 
 pub mod add;
+pub mod aligned;
 pub mod conv;
 pub mod pool;
 pub mod prepared;
@@ -495,11 +496,11 @@ impl VectorStage {
 enum Panels {
     Scalar(Vec<i8>),
     #[cfg(target_arch = "x86_64")]
-    Avx2(Vec<i16>),
+    Avx2(aligned::LineAligned<i16>),
     #[cfg(target_arch = "x86_64")]
-    Vnni(Vec<i8>),
+    Vnni(aligned::LineAligned<i8>),
     #[cfg(target_arch = "x86_64")]
-    Amx(Vec<i8>),
+    Amx(aligned::LineAligned<i8>),
 }
 
 /// A `K x N` int8 weight matrix packed for one backend, with its column sums and zero points.

@@ -100,7 +100,7 @@ fn block_reach(k: usize, lda: usize) -> usize {
 
 /// Packs a row-major int8 `K x N` matrix into quad-interleaved panels padded to whole K blocks
 /// (the VNNI layout, same panel width, deeper).
-pub fn pack_b(w: &[i8], k: usize, n: usize) -> Vec<i8> {
+pub fn pack_b(w: &[i8], k: usize, n: usize) -> crate::kernels::aligned::LineAligned<i8> {
     const _: () = assert!(NR == super::avx512_vnni::NR);
     super::avx512_vnni::pack_quads(w, k, n, padded_k(k))
 }

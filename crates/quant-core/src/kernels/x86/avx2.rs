@@ -23,6 +23,7 @@
 use std::arch::x86_64::*;
 
 use crate::kernels::MicroKernel;
+use crate::kernels::aligned::LineAligned;
 
 /// Columns per panel (two ymm registers of int32).
 pub const NR: usize = 16;
@@ -30,10 +31,10 @@ pub const NR: usize = 16;
 pub const MR: usize = 4;
 
 /// Packs a row-major int8 `K x N` matrix into int16 pair-interleaved panels.
-pub fn pack_b(w: &[i8], k: usize, n: usize) -> Vec<i16> {
+pub fn pack_b(w: &[i8], k: usize, n: usize) -> LineAligned<i16> {
     let kp = k.div_ceil(2);
     let panels = n.div_ceil(NR);
-    let mut out = vec![0i16; panels * kp * NR * 2];
+    let mut out = LineAligned::zeroed(panels * kp * NR * 2);
     for p in 0..panels {
         for kk in 0..k {
             for j in 0..NR.min(n - p * NR) {

@@ -20,6 +20,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::kernels::aligned::LineAligned;
 use crate::kernels::{MicroKernel, WindowRun};
 
 /// Columns per panel (two zmm registers of int32).
@@ -29,16 +30,16 @@ pub const NR: usize = 32;
 pub const MR: usize = 12;
 
 /// Packs a row-major int8 `K x N` matrix into quad-interleaved panels.
-pub fn pack_b(w: &[i8], k: usize, n: usize) -> Vec<i8> {
+pub fn pack_b(w: &[i8], k: usize, n: usize) -> LineAligned<i8> {
     pack_quads(w, k, n, k)
 }
 
 /// [`pack_b`] with the depth zero-padded to `depth >= k` (the AMX kernel's whole tile steps): panels
 /// of [`NR`] columns, each holding `depth / 4` quads of four consecutive `k` per column.
-pub(crate) fn pack_quads(w: &[i8], k: usize, n: usize, depth: usize) -> Vec<i8> {
+pub(crate) fn pack_quads(w: &[i8], k: usize, n: usize, depth: usize) -> LineAligned<i8> {
     let kq = depth.div_ceil(4);
     let panels = n.div_ceil(NR);
-    let mut out = vec![0i8; panels * kq * NR * 4];
+    let mut out = LineAligned::zeroed(panels * kq * NR * 4);
     for p in 0..panels {
         for kk in 0..k {
             for j in 0..NR.min(n - p * NR) {
