@@ -1,10 +1,11 @@
-//! Packed weight panels stored from a cache-line boundary.
+//! Kernel buffers stored from a cache-line boundary: packed weight panels, packed and built
+//! activation rows, the int32 rows a block of tiles writes for the epilogue.
 //!
 //! Why: a `Vec`'s buffer is only as aligned as its element (the allocator gives 16 bytes), so a
-//! panel read 64 bytes at a time (a zmm register, an AMX tile row) could have every load split
-//! across two cache lines, depending on where the allocator put it. On an Intel Xeon with AMX the
-//! large GEMMs ran 1.3 times faster with their panels on line boundaries (and as slow as before
-//! with them 16 bytes past one), the VNNI kernel's 8-10 % faster.
+//! buffer read or written 64 bytes at a time (a zmm register, an AMX tile row) could have every
+//! access split across two cache lines, depending on where the allocator put it. On an Intel Xeon
+//! with AMX the large GEMMs ran 1.3 times faster with their weight panels on line boundaries (and
+//! as slow as before with them 16 bytes past one), the VNNI kernel's 8-10 % faster.
 #![deny(clippy::float_arithmetic)]
 
 use std::ops::{Deref, DerefMut};
@@ -15,25 +16,29 @@ use std::ops::{Deref, DerefMut};
 struct Line([u8; 64]);
 
 /// Integer elements whose every bit pattern is a value, so that a line's bytes can be read as them.
-pub trait PanelElement: Copy + private::Sealed {}
-impl PanelElement for i8 {}
-impl PanelElement for i16 {}
+pub trait LineElement: Copy + private::Sealed {}
 
 mod private {
     pub trait Sealed {}
-    impl Sealed for i8 {}
-    impl Sealed for i16 {}
 }
 
+macro_rules! line_elements {
+    ($($t:ty),*) => {$(
+        impl private::Sealed for $t {}
+        impl LineElement for $t {}
+    )*};
+}
+line_elements!(u8, i8, i16, i32);
+
 /// `len` elements of `T`, zero-initialised, starting on a 64-byte boundary.
-#[derive(Clone)]
-pub struct LineAligned<T: PanelElement> {
+#[derive(Clone, Default)]
+pub struct LineAligned<T: LineElement> {
     lines: Vec<Line>,
     len: usize,
     element: std::marker::PhantomData<T>,
 }
 
-impl<T: PanelElement> LineAligned<T> {
+impl<T: LineElement> LineAligned<T> {
     pub fn zeroed(len: usize) -> Self {
         let bytes = len * size_of::<T>();
         LineAligned {
@@ -44,30 +49,31 @@ impl<T: PanelElement> LineAligned<T> {
     }
 }
 
-impl<T: PanelElement> Deref for LineAligned<T> {
+impl<T: LineElement> Deref for LineAligned<T> {
     type Target = [T];
 
     fn deref(&self) -> &[T] {
         // SAFETY: the lines hold at least `len * size_of::<T>()` initialised bytes, aligned to 64
-        // (more than `T` needs), and every bit pattern is a `T` (`PanelElement` is sealed to i8/i16).
+        // (more than `T` needs), and every bit pattern is a `T` (`LineElement` is sealed to plain
+        // integers).
         unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<T>(), self.len) }
     }
 }
 
-impl<T: PanelElement> DerefMut for LineAligned<T> {
+impl<T: LineElement> DerefMut for LineAligned<T> {
     fn deref_mut(&mut self) -> &mut [T] {
         // SAFETY: as in `deref`, with the lines borrowed mutably.
         unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<T>(), self.len) }
     }
 }
 
-impl<T: PanelElement + std::fmt::Debug> std::fmt::Debug for LineAligned<T> {
+impl<T: LineElement + std::fmt::Debug> std::fmt::Debug for LineAligned<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }
 }
 
-impl<T: PanelElement + PartialEq> PartialEq for LineAligned<T> {
+impl<T: LineElement + PartialEq> PartialEq for LineAligned<T> {
     fn eq(&self, other: &Self) -> bool {
         **self == **other
     }

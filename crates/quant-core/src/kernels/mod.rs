@@ -599,7 +599,7 @@ pub(crate) trait MicroKernel {
     /// the epilogue, so the block should stay in L1 with the weight panels it meets.
     const MC: usize = MAX_MC;
     /// Packed activation element.
-    type A: Copy + Default + Send + Sync;
+    type A: aligned::LineElement + Default + Send + Sync;
     /// Packed weight element.
     type B: Copy + Send + Sync;
     /// Length of one packed `MR x K` activation block.
@@ -755,10 +755,10 @@ impl<'a> WindowRun<'a> {
 impl Rows<'_> {
     /// A buffer for [`Self::get`] of up to `len` bytes plus [`ROW_SLACK`] (empty for stored
     /// rows).
-    fn scratch(&self, len: usize) -> Vec<u8> {
+    fn scratch(&self, len: usize) -> aligned::LineAligned<u8> {
         match self {
-            Rows::Stored(_) => Vec::new(),
-            Rows::Built { .. } => vec![0; len + ROW_SLACK],
+            Rows::Stored(_) => aligned::LineAligned::default(),
+            Rows::Built { .. } => aligned::LineAligned::zeroed(len + ROW_SLACK),
         }
     }
 
@@ -825,13 +825,11 @@ fn drive<K: MicroKernel, T: Send, F>(
         let a_len = K::a_block_len(k);
         // Packed blocks start on a 64-byte boundary (tile loads of rows that straddle cache lines
         // run at half speed; see `x86::amx`); AMX blocks are whole multiples of 64 bytes, so each
-        // of them starts on one too.
-        let mut a_store = vec![K::A::default(); a_len * blocks_per_mc + 64];
-        let start = a_store.as_ptr().align_offset(64);
-        let a_pack = &mut a_store[start..start + a_len * blocks_per_mc];
+        // of them starts on one too. So do the int32 rows the tiles store for the epilogue.
+        let mut a_pack = aligned::LineAligned::<K::A>::zeroed(a_len * blocks_per_mc);
         let mut row_sums = [0i32; MAX_MC];
         let mut tile = [0i32; MAX_TILE];
-        let mut raw = vec![0i32; K::MC.min(rows) * n];
+        let mut raw = aligned::LineAligned::<i32>::zeroed(K::MC.min(rows) * n);
         let mut built = a.scratch(K::MC.min(rows) * k);
         let mut clock = profile::Clock::start();
         let work = || {
