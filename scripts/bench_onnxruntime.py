@@ -56,12 +56,17 @@ def matmul_model(m, k, n, int8):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
+def out_side(h, ks, stride):
+    """Output side of a square convolution padded ks // 2 on every side."""
+    return (h + 2 * (ks // 2) - ks) // stride + 1
+
+
 def conv_model(h, cin, cout, ks, group, stride, int8):
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
     rng = np.random.default_rng(1)
     pad = ks // 2
-    oh = (h + 2 * pad - ks) // stride + 1
+    oh = out_side(h, ks, stride)
     attrs = dict(kernel_shape=[ks, ks], pads=[pad] * 4, strides=[stride, stride], group=group)
     wshape = (cout, cin // group, ks, ks)
     if int8:
@@ -196,7 +201,7 @@ def main():
                 t = time_model(matmul_model(m, k, n, int8), {"A": a}, threads, budget)
                 rows.append([kernel, f"{m}x{k}x{n}", threads, "onnxruntime", "int8" if int8 else "f32", f"{ops / t / 1e9:.2f}"])
         for kernel, h, cin, cout, ks, group, stride in CONVS:
-            oh = (h + 2 * (ks // 2) - ks) // stride + 1
+            oh = out_side(h, ks, stride)
             ops = 2.0 * oh * oh * ks * ks * (cin // group) * cout
             shape = f"{h}x{h}x{cin}" if group > 1 else f"{h}x{h}x{cin}->{cout}" + (f"-s{stride}" if stride > 1 else "")
             for int8 in (True, False):

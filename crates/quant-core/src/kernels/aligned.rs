@@ -16,7 +16,7 @@ use std::ops::{Deref, DerefMut};
 struct Line([u8; 64]);
 
 /// Integer elements whose every bit pattern is a value, so that a line's bytes can be read as them.
-pub trait LineElement: Copy + private::Sealed {}
+pub trait LineElement: Copy + Default + Send + Sync + private::Sealed {}
 
 mod private {
     pub trait Sealed {}

@@ -599,7 +599,7 @@ pub(crate) trait MicroKernel {
     /// the epilogue, so the block should stay in L1 with the weight panels it meets.
     const MC: usize = MAX_MC;
     /// Packed activation element.
-    type A: aligned::LineElement + Default + Send + Sync;
+    type A: aligned::LineElement;
     /// Packed weight element.
     type B: Copy + Send + Sync;
     /// Length of one packed `MR x K` activation block.

@@ -622,12 +622,9 @@ mod zmm {
     pub fn permute2_dwords(a: &Bytes, idx: &[i32; 16], b: &Bytes) -> Bytes {
         let mut out = [0; 64];
         for (d, &i) in idx.iter().enumerate() {
-            let (src, at) = if i & 16 == 0 {
-                (a, i & 15)
-            } else {
-                (b, i & 15)
-            };
-            out[4 * d..4 * d + 4].copy_from_slice(&src[4 * at as usize..][..4]);
+            let src = if i & 16 == 0 { a } else { b };
+            let at = 4 * (i & 15) as usize;
+            out[4 * d..4 * d + 4].copy_from_slice(&src[at..][..4]);
         }
         out
     }
