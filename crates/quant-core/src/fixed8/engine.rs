@@ -49,8 +49,27 @@ pub enum Node {
     /// Residual addition: operands aligned per channel to the larger FL by left shifts, summed,
     /// clamped to `±(2^31 - 1)`; `relu` zeroes negatives afterwards (ResNet).
     Add { a: usize, b: usize, relu: bool },
-    /// Global average pooling of codes over an `H x W = 2^log2_n` map: sum and rounding shift.
+    /// Global average pooling of codes: the sum over the map and a rounding shift
+    /// ([`average_by_shift`]; over a map of no power of two pixels the mean scaled by `pixels /
+    /// 2^shift`, which the exporter undoes in the next layer's weights).
     GlobalAvgPool { src: usize },
+    /// Max pooling of codes over the in-image taps of a `k x k` window (padding never wins, as
+    /// torchvision's padding of minus infinity); the codes keep their format.
+    MaxPool {
+        src: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    },
+    /// Raw 8-bit pixels mapped channel by channel through 256-entry tables to codes of `format`:
+    /// channel `c`'s pixel `p` becomes `tables[c * 256 + p]`. A colour model's input normalization
+    /// (per-channel mean and deviation, then the input quantizer) runs so without arithmetic; the
+    /// exporter fills the tables as its simulated model quantizes each normalized pixel.
+    CodeTable {
+        src: usize,
+        tables: Vec<i32>,
+        format: FixedFormat,
+    },
     /// Fully connected layer over codes: weights `[out, in]`, output FL `fl_in + w_fl[o]`.
     Linear {
         src: usize,
@@ -91,6 +110,8 @@ impl Node {
             | Node::Conv { src, .. }
             | Node::Relabel { src, .. }
             | Node::GlobalAvgPool { src }
+            | Node::MaxPool { src, .. }
+            | Node::CodeTable { src, .. }
             | Node::Linear { src, .. } => vec![*src],
             Node::Add { a, b, .. } => vec![*a, *b],
         }
@@ -178,6 +199,24 @@ impl FixedPointModel {
                 }
                 Node::Add { a, b, relu } => add(get(*a)?, get(*b)?, *relu, &mut counts)?,
                 Node::GlobalAvgPool { src } => global_avg_pool(get(*src)?, &mut counts)?,
+                Node::MaxPool {
+                    src,
+                    k,
+                    stride,
+                    pad,
+                } => {
+                    if !codes[*src] {
+                        return Err(arg_err!(
+                            "max pooling reads codes (insert a Quantize node before it)"
+                        ));
+                    }
+                    max_pool(get(*src)?, *k, *stride, *pad)?
+                }
+                Node::CodeTable {
+                    src,
+                    tables,
+                    format,
+                } => look_up(get(*src)?, tables, *format)?,
                 Node::Linear {
                     src,
                     out,
@@ -211,6 +250,8 @@ impl FixedPointModel {
                 Node::Add { .. } => (0, false),
                 // The mean of codes is a code of the same format.
                 Node::GlobalAvgPool { src } => (0, codes[*src]),
+                Node::MaxPool { src, .. } => (0, codes[*src]),
+                Node::CodeTable { tables, .. } => (tables.len(), true),
             };
             // A relabel moves nothing: its value is its source's.
             if !matches!(node, Node::Relabel { .. }) {
@@ -457,23 +498,77 @@ fn add(a: &Value, b: &Value, relu: bool, counts: &mut OpCounts) -> Result<Value>
     })
 }
 
-fn global_avg_pool(v: &Value, counts: &mut OpCounts) -> Result<Value> {
-    let plane = v.h * v.w;
-    if !plane.is_power_of_two() {
-        return Err(arg_err!(
-            "global average pooling over {}x{} is not a shift; fold the ratio into the previous layer",
-            v.h,
-            v.w
+/// The largest code of each channel over the in-image taps of each window.
+fn max_pool(v: &Value, k: usize, stride: usize, pad: usize) -> Result<Value> {
+    let g = ConvGeometry::symmetric((v.h, v.w, v.c), k, stride, pad)?;
+    let mut data = Vec::with_capacity(g.out_h() * g.out_w() * v.c);
+    for oy in 0..g.out_h() {
+        for ox in 0..g.out_w() {
+            let taps: Vec<usize> = (0..k * k)
+                .filter_map(|t| g.tap_hwc((oy, ox), (t / k, t % k), 0))
+                .collect();
+            for ch in 0..v.c {
+                let best = taps.iter().map(|&at| v.data[at + ch]).max();
+                data.push(best.ok_or_else(|| arg_err!("a pooling window over padding only"))?);
+            }
+        }
+    }
+    Ok(Value {
+        c: v.c,
+        h: g.out_h(),
+        w: g.out_w(),
+        data,
+        fl: v.fl.clone(),
+    })
+}
+
+/// Each pixel of `v` (raw bytes) through its channel's table; errors where the tables do not fit
+/// the channels or hold codes outside `format`, or where `v` is not pixels.
+fn look_up(v: &Value, tables: &[i32], format: FixedFormat) -> Result<Value> {
+    check_tables(tables, v.c, format)?;
+    let data = v
+        .data
+        .chunks(v.c.max(1))
+        .flat_map(|pixel| {
+            pixel.iter().enumerate().map(|(ch, &p)| {
+                u8::try_from(p)
+                    .map(|p| tables[ch * 256 + usize::from(p)])
+                    .map_err(|_| arg_err!("a code table reads raw pixels, not {p}"))
+            })
+        })
+        .collect::<Result<Vec<i32>>>()?;
+    Ok(Value {
+        c: v.c,
+        h: v.h,
+        w: v.w,
+        data,
+        fl: vec![i32::from(format.fl); v.c],
+    })
+}
+
+/// Errors unless `tables` holds 256 codes of `format` per channel of `channels`.
+pub(super) fn check_tables(tables: &[i32], channels: usize, format: FixedFormat) -> Result<()> {
+    if tables.len() != 256 * channels {
+        return Err(shape_err!(
+            "{} table entries for {channels} channels (256 per channel)",
+            tables.len()
         ));
     }
-    let log2_n = plane.trailing_zeros();
+    let (lo, hi) = (format.lo(), format.hi());
+    match tables.iter().find(|&&t| !(lo..=hi).contains(&t)) {
+        Some(t) => Err(arg_err!("table code {t} outside the format's [{lo}, {hi}]")),
+        None => Ok(()),
+    }
+}
+
+fn global_avg_pool(v: &Value, counts: &mut OpCounts) -> Result<Value> {
     let data = (0..v.c)
         .map(|c| {
             let channel: Vec<i32> = v.data.iter().skip(c).step_by(v.c).copied().collect();
-            average_by_shift(&channel, log2_n)
+            average_by_shift(&channel)
         })
         .collect::<Result<Vec<_>>>()?;
-    if log2_n > 0 {
+    if v.h * v.w > 1 {
         counts.shifts += v.c as u64;
     }
     Ok(Value {
@@ -681,14 +776,23 @@ mod tests {
             unq.run(&[0; 4]).is_ok(),
             "raw pixels are valid unsigned codes"
         );
-        let x = Value {
+        let empty = Value {
             c: 1,
-            h: 3,
+            h: 0,
             w: 1,
-            data: vec![0; 3],
+            data: vec![],
             fl: vec![0],
         };
-        assert!(global_avg_pool(&x, &mut OpCounts::default()).is_err());
+        assert!(global_avg_pool(&empty, &mut OpCounts::default()).is_err());
+        // Max pooling reads codes, not the int32 accumulators of a convolution.
+        let mut unpooled = m.clone();
+        unpooled.nodes[2] = Node::MaxPool {
+            src: 2,
+            k: 1,
+            stride: 1,
+            pad: 0,
+        };
+        assert!(unpooled.run(&[0; 4]).is_err());
     }
 
     #[test]
@@ -866,5 +970,97 @@ mod tests {
                 assert_eq!(prepared.run(&pixels).unwrap(), m.run(&pixels).unwrap());
             }
         }
+    }
+
+    /// A colour model with the nodes of the ImageNet networks (input code tables, a 3x3/2 max pool
+    /// with padding, average pooling over a 3x3 map: a shift by 4) gives the same logits on the
+    /// graph of every backend as on the scalar loop; a hand case of each new node.
+    #[test]
+    fn code_tables_and_pooling_equal_the_scalar_loop() {
+        let signed5 = FixedFormat::new(5, true).unwrap();
+        let tables: Vec<i32> = (0..2 * 256)
+            .map(|i: i32| ((i % 256) - 128 + 40 * (i / 256)).clamp(-127, 127))
+            .collect();
+        let weight: Vec<i8> = (0..3 * 2 * 9).map(|i| ((i * 37 % 29) as i8) - 14).collect();
+        let model = FixedPointModel {
+            channels: 2,
+            height: 6,
+            width: 6,
+            input_fl: 8,
+            nodes: vec![
+                Node::CodeTable {
+                    src: 0,
+                    tables: tables.clone(),
+                    format: signed5,
+                },
+                Node::Conv {
+                    src: 1,
+                    cout: 3,
+                    k: 3,
+                    stride: 1,
+                    pad: 1,
+                    groups: 1,
+                    weight,
+                    w_fl: vec![4, 5, 6],
+                    bias: vec![100, -300, 7],
+                },
+                Node::Quantize {
+                    src: 2,
+                    format: FixedFormat::new(2, false).unwrap(),
+                },
+                Node::MaxPool {
+                    src: 3,
+                    k: 3,
+                    stride: 2,
+                    pad: 1,
+                },
+                Node::GlobalAvgPool { src: 4 },
+                Node::Linear {
+                    src: 5,
+                    out: 2,
+                    weight: vec![3, -2, 1, -1, 2, 5],
+                    w_fl: vec![1, 1],
+                    bias: vec![0, 9],
+                },
+            ],
+        };
+        for backend in Backend::available() {
+            let prepared = model.prepare(backend).unwrap();
+            for seed in 0..6_u32 {
+                let pixels: Vec<u8> = (0..72_u32)
+                    .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed * 977) >> 24) as u8)
+                    .collect();
+                assert_eq!(
+                    prepared.run(&pixels).unwrap(),
+                    model.run(&pixels).unwrap(),
+                    "{backend:?}"
+                );
+            }
+        }
+        // By hand: the largest in-image tap wins over padding; each pixel goes through its table.
+        let x = Value {
+            c: 1,
+            h: 2,
+            w: 2,
+            data: vec![-7, -5, -3, -9],
+            fl: vec![3],
+        };
+        let pooled = max_pool(&x, 3, 2, 1).unwrap();
+        assert_eq!((pooled.data, pooled.h), (vec![-3], 1));
+        let pixels = Value {
+            c: 2,
+            h: 1,
+            w: 1,
+            data: vec![0, 255],
+            fl: vec![8, 8],
+        };
+        let looked = look_up(&pixels, &tables, signed5).unwrap();
+        assert_eq!((looked.data, looked.fl), (vec![-127, 127], vec![5, 5]));
+        assert!(look_up(&pixels, &tables[..256], signed5).is_err());
+        let unsigned = FixedFormat::new(5, false).unwrap();
+        assert!(
+            look_up(&pixels, &tables, unsigned).is_err(),
+            "negative codes are not unsigned"
+        );
     }
 }

@@ -136,22 +136,30 @@ pub fn align_add(a: i32, fl_a: i32, b: i32, fl_b: i32) -> (i32, i32) {
     (saturate_acc(wa.saturating_add(wb)), fl)
 }
 
-/// Average of `2^log2_n` codes as a shift: the sum is formed exactly in 64 bits and shifted right by
-/// `log2_n`, rounding half to even; the result stays in the codes' format (same FL), so average pooling
-/// costs no multiplier. Pooling windows that are not a power of two are not supported: the caller
-/// folds the ratio into the previous layer's weights (the official `pool_fusing`).
+/// The right shift of global average pooling over `n` values: `ceil(log2 n)`, so that the pooled
+/// value `sum / 2^shift` is the mean where `n` is a power of two and otherwise the mean scaled by
+/// `n / 2^shift` in `(1/2, 1)`, which stays within the codes' format. At ImageNet's 7x7 maps it is
+/// the official code's `round(log2 49) = 6`.
 ///
-/// Edge: `[1, 2]` (log2_n = 1) averages to 2 (1.5 to even); `[1, 0]` to 0; `[255; 16]` to 255.
-pub fn average_by_shift(codes: &[i32], log2_n: u32) -> Result<i32> {
-    if codes.len() != 1_usize << log2_n {
-        return Err(arg_err!(
-            "average_by_shift got {} values but 2^{log2_n} = {} were expected",
-            codes.len(),
-            1_usize << log2_n
-        ));
+/// Edge: 1 value shifts by 0, 16 by 4, 49 by 6, 9 by 4.
+pub fn pooling_shift(n: usize) -> u32 {
+    n.next_power_of_two().trailing_zeros()
+}
+
+/// Global average pooling of codes as a shift: the sum is formed exactly in 64 bits and shifted right
+/// by [`pooling_shift`]`(n)`, rounding half to even; the result stays in the codes' format (same FL), so
+/// average pooling costs no multiplier. Where `n` is no power of two the result is the mean times
+/// `n / 2^shift`: the exporter folds the inverse ratio into the next layer's weights (the official
+/// `pool_fusing` folds 64/49 into the last layer before its weights are quantized).
+///
+/// Edge: `[1, 2]` averages to 2 (1.5 to even); `[1, 0]` to 0; `[255; 16]` to 255; `[4, 4, 4]` to
+/// 3 (12 / 4); no values is an error.
+pub fn average_by_shift(codes: &[i32]) -> Result<i32> {
+    if codes.is_empty() {
+        return Err(arg_err!("average pooling over no values"));
     }
     let sum: i64 = codes.iter().map(|&c| i64::from(c)).sum();
-    Ok(shift_round_half_even(sum, log2_n as i32) as i32)
+    Ok(shift_round_half_even(sum, pooling_shift(codes.len()) as i32) as i32)
 }
 
 #[cfg(test)]
@@ -223,11 +231,19 @@ mod tests {
 
     #[test]
     fn average_edges() {
-        assert_eq!(average_by_shift(&[1, 2], 1).unwrap(), 2);
-        assert_eq!(average_by_shift(&[1, 0], 1).unwrap(), 0);
-        assert_eq!(average_by_shift(&[255; 16], 4).unwrap(), 255);
-        assert_eq!(average_by_shift(&[-127, -126], 1).unwrap(), -126);
-        assert!(average_by_shift(&[1, 2, 3], 1).is_err());
+        assert_eq!(average_by_shift(&[1, 2]).unwrap(), 2);
+        assert_eq!(average_by_shift(&[1, 0]).unwrap(), 0);
+        assert_eq!(average_by_shift(&[255; 16]).unwrap(), 255);
+        assert_eq!(average_by_shift(&[-127, -126]).unwrap(), -126);
+        assert_eq!(average_by_shift(&[4, 4, 4]).unwrap(), 3);
+        assert_eq!(
+            average_by_shift(&[255; 49]).unwrap(),
+            195,
+            "255 * 49 / 64 = 195.2"
+        );
+        assert!(average_by_shift(&[]).is_err());
+        let shifts: Vec<u32> = [1, 2, 9, 16, 49].map(pooling_shift).to_vec();
+        assert_eq!(shifts, [0, 1, 4, 4, 6]);
     }
 
     /// Wide-integer reference: round half to even of the exact rational `x / 2^n`.

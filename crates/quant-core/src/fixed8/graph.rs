@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use super::engine::{FixedPointModel, Node, Value, argmax, check_conv, fits_int32};
+use super::engine::{FixedPointModel, Node, Value, argmax, check_conv, check_tables, fits_int32};
 use super::format::FixedFormat;
 use crate::error::{Result, arg_err, shape_err};
-use crate::graph::{Data, DenseInput, Graph, Kind, Op, Requantizer, Shape};
+use crate::graph::{Data, DenseInput, Graph, Kind, Op, Pooling, Requantizer, Shape};
 use crate::kernels::{Backend, ConvGeometry, ConvKernel, ConvShape};
 use crate::ops::OpCounts;
 
@@ -24,9 +24,13 @@ pub struct ShiftStage {
 }
 
 impl ShiftStage {
-    /// The stored code of value 0: signed codes are stored offset by 128.
+    /// The stored code of value 0 in `format`: signed codes are stored offset by 128.
+    fn stored_zero_point(format: FixedFormat) -> i32 {
+        if format.signed { 128 } else { 0 }
+    }
+
     fn zero_point(&self) -> i32 {
-        if self.format.signed { 128 } else { 0 }
+        ShiftStage::stored_zero_point(self.format)
     }
 }
 
@@ -143,6 +147,38 @@ impl FixedPointGraph {
                 Node::GlobalAvgPool { src } => {
                     let (v, fl) = get(*src)?;
                     (graph.push(&[v], Op::MeanByShift)?, fl)
+                }
+                Node::MaxPool {
+                    src,
+                    k,
+                    stride,
+                    pad,
+                } => {
+                    let (v, fl) = get(*src)?;
+                    let s = graph
+                        .shape(v)
+                        .ok_or_else(|| arg_err!("value {v} is not in the graph"))?;
+                    let op = Op::Pool {
+                        rule: Pooling::Max,
+                        window: ConvGeometry::symmetric((s.h, s.w, s.c), *k, *stride, *pad)?,
+                        act_min: 0,
+                        act_max: 255,
+                    };
+                    (graph.push(&[v], op)?, fl)
+                }
+                Node::CodeTable {
+                    src,
+                    tables,
+                    format,
+                } => {
+                    let (v, fl) = get(*src)?;
+                    check_tables(tables, fl.len(), *format)?;
+                    let zero_point = ShiftStage::stored_zero_point(*format);
+                    let op = Op::CodeTable {
+                        tables: tables.iter().map(|&t| (t + zero_point) as u8).collect(),
+                        zero_point,
+                    };
+                    (graph.push(&[v], op)?, vec![i32::from(format.fl); fl.len()])
                 }
                 Node::Linear {
                     src,

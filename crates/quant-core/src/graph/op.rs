@@ -68,8 +68,9 @@ pub enum Op {
         fl_b: Vec<i32>,
         relu: bool,
     },
-    /// Global average pooling over a `2^n`-pixel image as a shift rounding half to even
-    /// ([`average_by_shift`]): codes stay codes of their format, int32 values stay int32.
+    /// Global average pooling as a shift rounding half to even ([`average_by_shift`]: the mean over
+    /// a `2^n`-pixel image, else the mean scaled by `pixels / 2^shift`): codes stay codes of their
+    /// format, int32 values stay int32.
     MeanByShift,
     /// Pooling of codes over the in-image taps of `window`, then the clamp `[act_min, act_max]`;
     /// a window over the whole image is global pooling.
@@ -233,13 +234,6 @@ impl Op {
                 Ok((shape, Kind::Int32))
             }
             Op::MeanByShift => {
-                if !(shape.h * shape.w).is_power_of_two() {
-                    return Err(arg_err!(
-                        "global average pooling over {}x{} is not a shift; fold the ratio into the previous layer",
-                        shape.h,
-                        shape.w
-                    ));
-                }
                 if kind == Kind::Int64 {
                     return Err(arg_err!("int64 logits cannot be pooled"));
                 }
@@ -410,7 +404,6 @@ impl Op {
             }
             Op::MeanByShift => {
                 let (c, plane) = (x.shape.c, x.shape.h * x.shape.w);
-                let log2_n = plane.trailing_zeros();
                 let values = x.to_i32()?;
                 let means = values
                     .chunks(plane * c)
@@ -418,11 +411,11 @@ impl Op {
                         (0..c).map(move |ch| {
                             let channel: Vec<i32> =
                                 image.iter().skip(ch).step_by(c).copied().collect();
-                            average_by_shift(&channel, log2_n)
+                            average_by_shift(&channel)
                         })
                     })
                     .collect::<Result<Vec<i32>>>()?;
-                if log2_n > 0 {
+                if plane > 1 {
                     counts.shifts += (batch * c) as u64;
                 }
                 let data = match x.kind {
