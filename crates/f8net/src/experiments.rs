@@ -667,13 +667,14 @@ pub fn main_table(
                 let label = if tiny { "tiny FT" } else { "F8Net" };
                 stage(bar, format!("{arch:?} seed {seed} {label}"));
                 let (opts, recipe, source, method, ep) = if tiny {
-                    let o = F8Options {
-                        rule: Some(FlRule::GridSearch),
-                        per_channel: false,
-                        pact: false,
-                    };
                     let recipe = tiny_recipe(plan.tiny_steps, TINY_LR);
-                    (o, recipe, SOURCE_TINY, METHOD_F8_TINY, tiny_epochs)
+                    (
+                        F8Options::TINY,
+                        recipe,
+                        SOURCE_TINY,
+                        METHOD_F8_TINY,
+                        tiny_epochs,
+                    )
                 } else {
                     let recipe = sgd_recipe(splits.steps(plan.qat_epochs), QAT_LR);
                     let o = F8Options::DEFAULT;
@@ -904,11 +905,7 @@ pub fn ablations(
     let mut curves = fp
         .report
         .curve_rows(&ctx.row(source, METHOD_FP, fp_bits, "", 0.0, seed, 0));
-    let tiny = F8Options {
-        rule: Some(FlRule::GridSearch),
-        per_channel: false,
-        pact: false,
-    };
+    let tiny = F8Options::TINY;
     let qat = sgd_recipe(splits.steps(plan.qat_epochs), QAT_LR);
     let mut variants: Vec<(String, F8Options, Recipe)> = ablation_variants()
         .into_iter()

@@ -95,7 +95,47 @@ pub enum Operand {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Conv(usize),
-    Add { a: Operand, b: Operand, dst: usize },
+    Add {
+        a: Operand,
+        b: Operand,
+        dst: usize,
+    },
+    /// Max pooling of the quantized `src` over `k x k` windows (padding never wins): `dst` holds
+    /// the same codes in the same format, so it has no quantizer of its own.
+    MaxPool {
+        src: usize,
+        dst: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    },
+}
+
+/// How the pixels enter the network (dossier §6, "first layer").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputCoding {
+    /// Raw 8-bit pixels as unsigned codes of FL 8 (`pixel / 256`, no clip level): the
+    /// conventional configurations and every proxy.
+    Pixels,
+    /// ImageNet's per-channel normalization `(pixel / 255 - mean) / std`
+    /// ([`quant_train::layers::IMAGENET_MEAN`], [`quant_train::layers::IMAGENET_STD`]), quantized
+    /// to signed codes of a statistically chosen FL: the tiny fine-tuning configurations, whose
+    /// pretrained models expect normalized images.
+    Normalized,
+}
+
+impl InputCoding {
+    /// The real value channel `channel`'s `pixel` enters the network as: the one formula the
+    /// training batches and the exported code tables share, so that they agree bit for bit.
+    pub fn real(self, pixel: u8, channel: usize) -> f32 {
+        use quant_train::layers::{IMAGENET_MEAN, IMAGENET_STD};
+        match self {
+            InputCoding::Pixels => f32::from(pixel) / 256.0,
+            InputCoding::Normalized => {
+                (f32::from(pixel) / 255.0 - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel]
+            }
+        }
+    }
 }
 
 /// A whole proxy network.
@@ -111,6 +151,7 @@ pub struct Graph {
     pub alphas: usize,
     /// Input image side (square; value 0 holds its channels).
     pub side: usize,
+    pub input: InputCoding,
 }
 
 struct Builder {
@@ -192,7 +233,7 @@ impl Builder {
         dst
     }
 
-    fn finish(self, arch: Arch, head: usize, input: Input) -> Graph {
+    fn finish(self, arch: Arch, head: usize, input: Input, coding: InputCoding) -> Graph {
         Graph {
             arch,
             values: self.values,
@@ -202,7 +243,23 @@ impl Builder {
             classes: input.classes,
             alphas: self.alphas,
             side: input.side,
+            input: coding,
         }
+    }
+
+    /// Max pooling of `src` into a fresh value of the same format and clip level.
+    fn max_pool(&mut self, src: usize, k: usize, stride: usize, pad: usize) -> usize {
+        let spec = self.values[src].clone();
+        self.values.push(spec);
+        let dst = self.values.len() - 1;
+        self.ops.push(Op::MaxPool {
+            src,
+            dst,
+            k,
+            stride,
+            pad,
+        });
+        dst
     }
 
     fn set_signed(&mut self, v: usize) {
@@ -305,7 +362,45 @@ impl Graph {
                 x
             }
         };
-        b.finish(arch, head, input)
+        b.finish(arch, head, input, InputCoding::Pixels)
+    }
+
+    /// The paper's ImageNet network of `arch` as torchvision builds it (dossier §8), with channel
+    /// widths multiplied by `width` (1 for published checkpoints; smaller in tests): 7x7/2 stem,
+    /// 3x3/2 max pool with 1 pixel of padding, four stages of basic blocks (ResNet-18: 2, 2, 2, 2)
+    /// or bottlenecks (ResNet-50: 3, 4, 6, 3, the stride on the 3x3 convolution), normalized
+    /// input. `None` for the MobileNets, whose paper rows train from scratch for 150 + 150
+    /// ImageNet epochs rather than fine-tune a published model.
+    pub fn imagenet(arch: Arch, width: f64, input: Input) -> Option<Graph> {
+        let w = |c: usize| ((c as f64 * width).round() as usize).max(1);
+        let (blocks, bottleneck) = match arch {
+            Arch::ResNet18 => ([2, 2, 2, 2], false),
+            Arch::ResNet50 => ([3, 4, 6, 3], true),
+            Arch::MobileNetV1 | Arch::MobileNetV2 => return None,
+        };
+        let mut b = Builder::new(input.channels);
+        b.set_signed(0);
+        let stem = b.conv(0, w(64), 7, 2, false);
+        let mut x = b.max_pool(stem, 3, 2, 1);
+        for (stage, (&n, mid)) in blocks.iter().zip([64, 128, 256, 512]).enumerate() {
+            for i in 0..n {
+                let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+                x = b.resnet_block(x, w(mid), stride, bottleneck);
+            }
+        }
+        Some(b.finish(arch, x, input, InputCoding::Normalized))
+    }
+
+    /// The value whose quantizer gives `v` its format: `v` itself, or for a max pool's output the
+    /// pooled value's.
+    pub fn format_source(&self, v: usize) -> usize {
+        self.ops
+            .iter()
+            .find_map(|op| match op {
+                Op::MaxPool { src, dst, .. } if *dst == v => Some(self.format_source(*src)),
+                _ => None,
+            })
+            .unwrap_or(v)
     }
 
     /// Spatial side of every value (square maps), from the strides.
@@ -323,6 +418,13 @@ impl Graph {
                     ..
                 } => side[*dst] = side[*a],
                 Op::Add { .. } => {}
+                Op::MaxPool {
+                    src,
+                    dst,
+                    k,
+                    stride,
+                    pad,
+                } => side[*dst] = (side[*src] + 2 * pad - k) / stride + 1,
             }
         }
         side
@@ -354,10 +456,14 @@ impl Graph {
     pub fn is_quantized(&self, v: usize) -> bool {
         v == self.head
             || self.convs.iter().any(|c| c.src == v)
-            || self
-                .ops
-                .iter()
-                .any(|op| matches!(op, Op::Add { b: Operand::Quantized(q), .. } if *q == v))
+            || self.ops.iter().any(|op| match op {
+                Op::Add {
+                    b: Operand::Quantized(q),
+                    ..
+                }
+                | Op::MaxPool { src: q, .. } => *q == v,
+                _ => false,
+            })
     }
 }
 
@@ -422,5 +528,29 @@ mod tests {
         );
         assert!(!g.values[g.head].signed);
         assert!(g.convs.iter().any(|c| c.groups == c.cin && c.cin > 1));
+    }
+
+    /// torchvision's parameter counts (`sum(p.numel())`: 11 689 512 and 25 557 032, the graph's
+    /// clip levels aside) and multiply-accumulates (1.81 and 4.09 G), a 7x7 map before the pool.
+    #[test]
+    fn imagenet_resnets_have_torchvision_sizes() {
+        let input = Input {
+            channels: 3,
+            side: 224,
+            classes: 1000,
+        };
+        for (arch, params, gmacs) in [
+            (Arch::ResNet18, 11_689_512, 1.81),
+            (Arch::ResNet50, 25_557_032, 4.09),
+        ] {
+            let g = Graph::imagenet(arch, 1.0, input).unwrap();
+            assert_eq!(g.params() - g.alphas, params, "{arch:?}");
+            let m = g.macs() as f64 / 1e9;
+            assert!((m - gmacs).abs() < 0.02, "{arch:?}: {m} G MACs");
+            assert_eq!(g.sides()[g.head], 7);
+            assert_eq!(g.input, InputCoding::Normalized);
+            assert!(g.values[0].signed);
+        }
+        assert!(Graph::imagenet(Arch::MobileNetV2, 1.0, input).is_none());
     }
 }

@@ -172,6 +172,12 @@ fn build_chain(model: &mut Network, logits: QParams) -> Result<(Chain, InputSpec
                 let node = chain.push(vec![na, nb], Layer::Add(add), out, shape);
                 chain.node_of[*dst] = Some(node);
             }
+            Op::MaxPool { .. } => {
+                return Err(
+                    "the INT8 baseline exports the proxies only (the ImageNet ResNets' max pool is F8Net's)"
+                        .into(),
+                );
+            }
         }
     }
     let head = chain.read(graph.head)?;
@@ -206,7 +212,7 @@ mod tests {
     use super::*;
     use crate::graph::{Arch, Graph, Input};
     use crate::model::Pass;
-    use crate::train::{batch, each_logits, eval_copy, noise_images};
+    use crate::train::{each_logits, eval_copy, memory_batch, noise_images};
     use quant_core::qparams::QRange;
 
     /// Every proxy exports to a chain the engine accepts, and its nodes hold the codes of the
@@ -237,7 +243,7 @@ mod tests {
             // Training passes set the EMA ranges and batch-norm statistics.
             let idx: Vec<usize> = (0..48).collect();
             for _ in 0..3 {
-                let (x, _) = batch(&set, &idx, &device);
+                let (x, _) = memory_batch(&set, &idx, model.graph.input, &device);
                 model.forward(x, Pass::Train);
             }
             let mut sim_logits = Vec::new();
@@ -248,7 +254,12 @@ mod tests {
             let logits = QParams::choose(lo, hi, QRange::U8).unwrap();
             let (chain, input) = build_chain(&mut eval_copy(&model), logits).unwrap();
             let mut eval = eval_copy(&model);
-            let (x, _) = batch(&set, &idx, &model.params.fc_b.val().device());
+            let (x, _) = memory_batch(
+                &set,
+                &idx,
+                model.graph.input,
+                &model.params.fc_b.val().device(),
+            );
             let (_, quant) = eval.graph_values(x, Pass::Eval);
             let run_to = |nodes: usize| {
                 let spec = ModelSpec {

@@ -14,10 +14,11 @@
 //! η folding; the full-precision baseline is the F8Net model without rounding (PACT-clipped,
 //! BN-folded float, as the authors trained theirs).
 
-use crate::graph::{Graph, Op, Operand};
+use crate::graph::{Graph, InputCoding, Op, Operand};
 use burn::module::Param;
 use burn::prelude::*;
 use quant_core::fixed8::FixedFormat;
+use quant_core::fixed8::format::pooling_shift;
 use quant_core::fixed8::rule::{FlRule, code_constant, fl_from_std};
 use quant_core::fixed8::stats::threshold_constant;
 use quant_core::qparams::{QParams, QRange};
@@ -55,6 +56,13 @@ impl F8Options {
         rule: Some(FlRule::StdCode),
         per_channel: false,
         pact: true,
+    };
+
+    /// Tiny fine-tuning's configuration (dossier §7): FLs by MSE grid search, per layer, PACT off.
+    pub const TINY: F8Options = F8Options {
+        rule: Some(FlRule::GridSearch),
+        per_channel: false,
+        pact: false,
     };
 }
 
@@ -229,9 +237,11 @@ impl Network {
         !matches!(self.method, Method::FullPrecision { .. })
     }
 
-    /// The FL a value's quantizer uses at inference and inside η.
+    /// The FL a value's quantizer uses at inference and inside η (a max pool's output keeps its
+    /// input's; raw pixels have FL 8).
     pub fn value_fl(&self, v: usize) -> i32 {
-        if v == 0 {
+        let v = self.graph.format_source(v);
+        if v == 0 && self.graph.input == InputCoding::Pixels {
             return 8;
         }
         i32::from(rounded_fl(
@@ -300,7 +310,7 @@ impl Network {
     /// [`Self::quantize_value`] with the signedness given: the INT8 baseline also quantizes a raw
     /// residual branch (signed: no ReLU before the addition) under its own value's range.
     fn quantize_with(&mut self, v: usize, raw: Tensor<4>, pass: Pass, signed: bool) -> Tensor<4> {
-        if v == 0 {
+        if v == 0 && self.graph.input == InputCoding::Pixels {
             return raw;
         }
         match self.f8() {
@@ -363,7 +373,8 @@ impl Network {
     /// The INT8 baseline's uint8 parameters of value `v`: `(1/256, 0)` for the input pixels, else
     /// Jacob's `(S, Z)` of its EMA range (a default range before the first training batch).
     pub fn int8_params(&self, v: usize, signed: bool) -> QParams {
-        if v == 0 {
+        let v = self.graph.format_source(v);
+        if v == 0 && self.graph.input == InputCoding::Pixels {
             return QParams {
                 scale: 1.0 / 256.0,
                 zero_point: 0,
@@ -430,11 +441,19 @@ impl Network {
         (w, b)
     }
 
-    /// Effective classifier weight `fc_w η_head` as `[classes, c, 1, 1]` and its (per-layer) FLs.
+    /// Effective classifier weight `fc_w η_head` as `[classes, c, 1, 1]` and its (per-layer) FLs;
+    /// for F8Net's pooling over a map of no power of two pixels also times `2^shift / pixels`
+    /// (the official `pool_fusing`, there folded into the last convolution, here into the
+    /// classifier: the ResNets' last value is a residual sum, whose shortcut has no weights).
     pub fn classifier_effective(&self) -> (Tensor<4>, Vec<u8>) {
         let c = self.graph.values[self.graph.head].channels;
         let device = self.params.fc_w.val().device();
-        let eta = self.eta(self.graph.head, &device);
+        let pixels = self.graph.sides()[self.graph.head].pow(2);
+        let fold = match self.f8() {
+            Some(_) => pow2(pooling_shift(pixels) as i32) / pixels as f32,
+            None => 1.0,
+        };
+        let eta = self.eta(self.graph.head, &device).mul_scalar(fold);
         let w =
             (self.params.fc_w.val() * eta.reshape([1, 1])).reshape([self.graph.classes, c, 1, 1]);
         let fls = self.fls_of(&w, false);
@@ -554,6 +573,21 @@ impl Network {
                     let tb = self.operand(*b, *dst, &mut raw, &mut quant, pass);
                     raw[*dst] = Some(ta + tb);
                 }
+                Op::MaxPool {
+                    src,
+                    dst,
+                    k,
+                    stride,
+                    pad,
+                } => {
+                    let xq = self.quantized(*src, &mut raw, &mut quant, pass);
+                    let pool = quant_train::layers::MaxPool {
+                        size: *k,
+                        stride: *stride,
+                        padding: *pad,
+                    };
+                    quant[*dst] = Some(pool.forward(xq));
+                }
             }
         }
         (raw, quant)
@@ -570,16 +604,20 @@ impl Network {
         let head = self.graph.head;
         let xq = self.quantized(head, raw, quant, pass);
         let [n, c, h, w] = xq.dims();
-        let mean = xq.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]);
+        let flat = xq.reshape([n, c, h * w]);
         let head_int8 = self.int8_params(head, self.graph.values[head].signed);
+        // F8Net's pooling is the engine's: the sum shifted right by `shift` (the mean scaled by
+        // h w / 2^shift where the map is no power of two, undone in the classifier's weights).
+        let shift = pooling_shift(h * w) as i32;
         let pooled = match self.f8() {
             Some(_) if self.rounds() => {
-                let s = pow2(self.value_fl(head));
-                let m = mean.mul_scalar(s);
-                (m.clone() + (m.clone().round() - m).detach()).div_scalar(s)
+                let fl = self.value_fl(head);
+                let m = flat.sum_dim(2).reshape([n, c]).mul_scalar(pow2(fl - shift));
+                (m.clone() + (m.clone().round() - m).detach()).div_scalar(pow2(fl))
             }
-            Some(_) => mean,
+            Some(_) => flat.sum_dim(2).reshape([n, c]).mul_scalar(pow2(-shift)),
             None => {
+                let mean = flat.mean_dim(2).reshape([n, c]);
                 // The engine's average pool: the mean code rounded half up (TFLite's
                 // `(sum + n/2) / n` on the non-negative codes), same (S, Z) as its input.
                 let (s, z) = (head_int8.scale as f32, head_int8.zero_point as f32);
@@ -596,7 +634,7 @@ impl Network {
         pooled.matmul(wq.transpose()) + b.reshape([1, self.graph.classes])
     }
 
-    fn quantized(
+    pub(crate) fn quantized(
         &mut self,
         v: usize,
         raw: &mut [Option<Tensor<4>>],

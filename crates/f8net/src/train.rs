@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+use crate::graph::InputCoding;
 use crate::model::{Network, Pass};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
@@ -17,8 +18,9 @@ use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use quant_train::checkpoint::Checkpoint;
 use quant_train::rng::Rng;
-use quant_train::train::{EpochPoint, TrainReport};
+use quant_train::train::{EpochPoint, TrainReport, VIEW_STREAMS};
 use repro::datasets::ImageSet;
+use repro::examples::{Examples, View};
 use serde::Serialize;
 
 /// Learning rate over the steps of a stage.
@@ -68,7 +70,9 @@ impl Recipe {
 
 /// What a stage trains on besides its recipe.
 pub struct StageRun<'a> {
-    pub data: &'a ImageSet,
+    /// The training examples (an in-memory set or an image folder decoded per batch, each
+    /// example under its training view).
+    pub data: &'a dyn Examples,
     /// Scored after every epoch (and after the last step) with the simulated model in evaluation
     /// mode: the validation curve of [`TrainReport::curve`]. Never trained on.
     pub validation: Option<&'a ImageSet>,
@@ -94,20 +98,38 @@ struct Progress {
     state: crate::model::State,
 }
 
-/// `[N, C, H, W]` pixels / 256 (raw bytes with FL 8, dossier §6 "first layer") and labels.
-pub fn batch(set: &ImageSet, idx: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
-    let mut x = Vec::with_capacity(idx.len() * set.pixels());
-    for &i in idx {
-        x.extend(set.image(i).iter().map(|&p| f32::from(p) / 256.0));
-    }
-    let y: Vec<i64> = idx.iter().map(|&i| i64::from(set.labels[i])).collect();
-    (
-        Tensor::from_data(
-            TensorData::new(x, [idx.len(), set.channels, set.rows, set.cols]),
-            device,
-        ),
-        Tensor::from_data(TensorData::new(y, [idx.len()]), device),
-    )
+/// `[N, C, H, W]` inputs of examples `idx` of `set`, their pixels turned into reals as `coding`
+/// says (dossier §6 "first layer"), each under `view(position in the batch)`, and their labels.
+pub fn batch(
+    set: &dyn Examples,
+    idx: &[usize],
+    view: impl Fn(usize) -> View + Sync,
+    coding: InputCoding,
+    device: &Device,
+) -> Result<(Tensor<4>, Tensor<1, Int>), String> {
+    let [c, h, w] = set.shape();
+    let (bytes, labels) = quant_train::data::read_examples(set, idx, view)?;
+    let plane = (h * w).max(1);
+    let x: Vec<f32> = bytes
+        .iter()
+        .enumerate()
+        .map(|(j, &p)| coding.real(p, j / plane % c))
+        .collect();
+    Ok((
+        Tensor::from_data(TensorData::new(x, [idx.len(), c, h, w]), device),
+        Tensor::from_data(TensorData::new(labels, [idx.len()]), device),
+    ))
+}
+
+/// [`batch`] of an in-memory set in its evaluation view (which reads without error).
+pub fn memory_batch(
+    set: &ImageSet,
+    idx: &[usize],
+    coding: InputCoding,
+    device: &Device,
+) -> (Tensor<4>, Tensor<1, Int>) {
+    batch(set, idx, |_| View::Eval, coding, device)
+        .unwrap_or_else(|e| unreachable!("an in-memory set reads without error: {e}"))
 }
 
 /// Trains `model` (parameters on an autodiff device) in place for `recipe.steps` steps; `bar`
@@ -157,7 +179,7 @@ pub fn train(
     let n = run.data.len();
     let per_epoch = (n / recipe.batch).max(1);
     let started = std::time::Instant::now();
-    let mut order: Vec<usize> = Vec::new();
+    let (mut order, mut draws): (Vec<usize>, Vec<u64>) = (Vec::new(), Vec::new());
     let (mut loss_sum, mut correct, mut seen, mut steps_in_point) = (0.0, 0usize, 0usize, 0usize);
     bar.inc(start as u64);
     for step in start..recipe.steps {
@@ -165,10 +187,15 @@ pub fn train(
         if step % per_epoch == 0 || order.is_empty() {
             order = (0..n).collect();
             Rng::stream(run.seed, epoch as u64).shuffle(&mut order);
+            let mut views = Rng::stream(run.seed, VIEW_STREAMS | epoch as u64);
+            draws = order.iter().map(|_| views.next_u64()).collect();
         }
         let first = (step % per_epoch) * recipe.batch;
         let idx = &order[first..(first + recipe.batch).min(n)];
-        let (x, y) = batch(run.data, idx, &device);
+        let view = |k: usize| View::Train {
+            draw: draws[first + k],
+        };
+        let (x, y) = batch(run.data, idx, view, model.graph.input, &device)?;
         let lr = recipe.lr_at(step);
         let logits = match lr > 0.0 {
             true => model.forward(x, Pass::Train),
@@ -303,7 +330,7 @@ pub(crate) fn each_logits(
     let device = eval.params.fc_b.val().device();
     let n = set.len().min(limit);
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
-        let (x, _) = batch(set, chunk, &device);
+        let (x, _) = memory_batch(set, chunk, eval.graph.input, &device);
         let logits = eval.forward(x, Pass::Eval);
         let [_, cols] = logits.dims();
         let v = logits

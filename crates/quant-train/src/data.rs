@@ -27,16 +27,8 @@ impl RawBatch {
         indices: &[usize],
         view: impl Fn(usize) -> View + Sync,
     ) -> Result<Self, String> {
-        let shape = set.shape();
-        let per = shape.iter().product::<usize>();
-        let mut bytes = vec![0u8; indices.len() * per];
-        bytes
-            .par_chunks_mut(per.max(1))
-            .zip(indices)
-            .enumerate()
-            .try_for_each(|(k, (out, &i))| set.read(i, view(k), out))?;
-        let labels = indices.iter().map(|&i| set.label(i) as i64).collect();
-        Ok(RawBatch::new(bytes, labels, shape))
+        let (bytes, labels) = read_examples(set, indices, view)?;
+        Ok(RawBatch::new(bytes, labels, set.shape()))
     }
 
     fn new(bytes: impl IntoIterator<Item = u8>, labels: Vec<i64>, shape: [usize; 3]) -> Self {
@@ -56,6 +48,25 @@ impl RawBatch {
         let labels = Tensor::from_data(TensorData::new(self.labels, [n]), device);
         (images, labels)
     }
+}
+
+/// The bytes (planar, example after example) and labels of examples `indices` of `set`, each under
+/// the view `view(position in the batch)`, read on the worker threads (an image folder decodes them
+/// there).
+pub fn read_examples(
+    set: &dyn Examples,
+    indices: &[usize],
+    view: impl Fn(usize) -> View + Sync,
+) -> Result<(Vec<u8>, Vec<i64>), String> {
+    let per = set.shape().iter().product::<usize>();
+    let mut bytes = vec![0u8; indices.len() * per];
+    bytes
+        .par_chunks_mut(per.max(1))
+        .zip(indices)
+        .enumerate()
+        .try_for_each(|(k, (out, &i))| set.read(i, view(k), out))?;
+    let labels = indices.iter().map(|&i| set.label(i) as i64).collect();
+    Ok((bytes, labels))
 }
 
 /// Folds `state = step(i, batch i, state)` over the batches of `batch_size` examples of `order`

@@ -661,8 +661,13 @@ impl GlobalAvgPool {
     }
 }
 
+/// ImageNet's per-channel mean of pixels / 255, as torchvision normalizes with it.
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet's per-channel standard deviation of pixels / 255, as torchvision normalizes with it.
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
 /// Per-channel input normalization `(x - mean) / std`, the preprocessing the papers' ImageNet models
-/// were trained with (torchvision's mean 0.485, 0.456, 0.406 and deviation 0.229, 0.224, 0.225), so
+/// were trained with ([`IMAGENET_MEAN`], [`IMAGENET_STD`]), so
 /// their published weights see the inputs they expect. Constant (not trained), kept in the model's
 /// record like batch norm's statistics.
 ///
@@ -688,8 +693,8 @@ impl InputNorm {
             RunningState::new(Tensor::from_data(TensorData::new(v.to_vec(), [3]), device))
         };
         InputNorm {
-            mean: tensor([0.485, 0.456, 0.406]),
-            inv_std: tensor([1.0 / 0.229, 1.0 / 0.224, 1.0 / 0.225]),
+            mean: tensor(IMAGENET_MEAN),
+            inv_std: tensor(IMAGENET_STD.map(|s| 1.0 / s)),
             output: ActivationQuant::new(Activation::None, device),
         }
     }

@@ -374,7 +374,7 @@ impl TrainReport {
 
 /// Random streams of the training views (crops and flips of image folders), one per epoch: apart
 /// from the shuffling streams (`epoch`), so in-memory sets, which take no views, train as before.
-const VIEW_STREAMS: u64 = 1 << 32;
+pub const VIEW_STREAMS: u64 = 1 << 32;
 
 /// Trains `model` (on `device`, any backend; autodiff is added here) on `data` and returns the
 /// trained model on the inference device with its report.
