@@ -9,6 +9,8 @@
 //!   Figure 1 operation counts.
 //! * [`int8_export`]: export of the INT8 baseline to `quant_core::engine` (INT32 multipliers).
 //! * [`experiments`]: the main table and the ablations.
+//! * [`paper_scale`]: the Tiny Finetuning rows on ImageNet from a published checkpoint
+//!   (`--profile paper`).
 
 pub mod experiments;
 pub mod export;
@@ -16,5 +18,6 @@ pub mod figures;
 pub mod graph;
 pub mod int8_export;
 pub mod model;
+pub mod paper_scale;
 pub mod statistics;
 pub mod train;

@@ -6,12 +6,14 @@ use f8net::experiments::{
     RowCtx, Splits, StagePlan, ablation_steps, ablations, main_steps, main_table, summaries,
 };
 use f8net::graph::Arch;
+use f8net::paper_scale::{self, PaperTiny};
 use f8net::statistics::{self, Grid};
 use repro::Profile;
 use repro::cli::RunArgs;
 use repro::datasets::DatasetName;
+use repro::image_folder::ImageFolder;
 use repro::manifest::Run;
-use repro::results::table_path;
+use repro::results::{RunStamp, table_path};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +30,10 @@ struct Cli {
     /// full profile (a unit per seed: `--seed 2 --seeds 1`).
     #[arg(long, value_enum)]
     model: Option<Arch>,
+    /// Tiny fine-tuning iterations of `--profile paper` (default: the paper's, ResNet-18 100 at
+    /// lr 0, ResNet-50 500 at lr 1e-4).
+    #[arg(long)]
+    steps: Option<usize>,
     #[command(flatten)]
     run: RunArgs,
     #[command(subcommand)]
@@ -60,6 +66,16 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let cli = Cli::parse();
+    if cli.run.profile == Profile::Paper {
+        return paper_tiny(&cli);
+    }
+    if cli.steps.is_some() {
+        return Err(
+            "--steps sets the tiny fine-tuning of --profile paper; the proxies' stages follow \
+             --profile: drop --steps"
+                .into(),
+        );
+    }
     let ctx = cli.run.start()?;
     let default = StagePlan::new(cli.run.profile, cli.run.epochs, None);
     let plan = StagePlan {
@@ -126,6 +142,79 @@ fn run() -> Result<(), String> {
         }
         (None, None) => Err("nothing to do: pass --model mobilenetv2|mobilenetv1|resnet18|resnet50, or a subcommand (see --help)".into()),
     }
+}
+
+/// `--profile paper`: the Tiny Finetuning rows of `--model` ([`PaperTiny`]) from the ImageNet
+/// folder and checkpoint the flags name, written to the paper profile's tables.
+fn paper_tiny(cli: &Cli) -> Result<(), String> {
+    let arch = match (&cli.command, cli.model) {
+        (None, Some(arch)) => arch,
+        _ => {
+            return Err(
+                "--profile paper runs the Tiny Finetuning rows: pass --model resnet18 or --model \
+                 resnet50 and no subcommand"
+                    .into(),
+            );
+        }
+    };
+    let (paper_steps, lr) = paper_scale::paper_recipe(arch)?;
+    let steps = cli.steps.unwrap_or(paper_steps);
+    if steps == 0 {
+        return Err(
+            "--steps 0: tiny fine-tuning needs at least one iteration; pass --steps 1 or more"
+                .into(),
+        );
+    }
+    let args = &cli.run;
+    args.refuse(
+        &["--dataset", "--seeds", "--epochs"],
+        "the paper-scale run fine-tunes one checkpoint on the ImageNet folder of --data for --steps iterations",
+    )?;
+    let root = args.data.as_deref().ok_or(
+        "--profile paper: pass --data with the ImageNet folder (train/ and val/ with one folder \
+         per synset inside)",
+    )?;
+    let checkpoint = args.pretrained.as_deref().ok_or(
+        "--profile paper: pass --pretrained with the float checkpoint (torchvision's resnet18 or \
+         resnet50 weights, .pth or .safetensors)",
+    )?;
+    let device = quant_train::train::BackendKind::for_run(args)?;
+    let ctx = args.start_paper_scale()?;
+    let train = ImageFolder::open(root, "train", 3, paper_scale::SIDE)?;
+    let val = ImageFolder::open(root, "val", 3, paper_scale::SIDE)?;
+    let seed = args.seed.unwrap_or(0);
+    let run = PaperTiny {
+        train: &train,
+        val: &val,
+        checkpoint,
+        arch,
+        steps,
+        lr,
+        seed,
+        device,
+        checkpoints: args
+            .checkpoint_dir("f8net-checkpoints")
+            .map(|d| d.join(format!("paper-{arch:?}").to_lowercase())),
+    };
+    let checksums = run.checksums()?;
+    let bar = repro::cli::progress_bar(steps as u64, "tiny fine-tuning");
+    let result = run.run(&bar)?;
+    bar.finish();
+    let stamp = RunStamp {
+        profile: args.profile.name(),
+        seed,
+        epochs: result.report.epochs_run,
+        run_id: &ctx.run.run_id,
+    };
+    let (rows, curves) = paper_scale::rows(&result, arch, &stamp);
+    for (table, rows) in [("main", rows), ("curves", curves)] {
+        let path = ctx.table(PAPER_DIR, table);
+        ctx.run
+            .record(&path, &rows, &checksums)
+            .map_err(|e| e.to_string())?;
+        eprintln!("wrote {} rows to {}", rows.len(), path.display());
+    }
+    Ok(())
 }
 
 fn load_data(cli: &Cli) -> Result<repro::datasets::Dataset, String> {

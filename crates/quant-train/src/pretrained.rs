@@ -24,7 +24,7 @@ use crate::models::imagenet::LayerName;
 use crate::{ModelConfig, Net, QLayer};
 
 /// The tensors of a checkpoint as f32 values and shapes, by key (`module.` stripped).
-type Tensors = BTreeMap<String, (Vec<f32>, Vec<usize>)>;
+pub type Tensors = BTreeMap<String, (Vec<f32>, Vec<usize>)>;
 
 /// The manifest entry of the checkpoint at `path`: its path and SHA-256.
 pub fn checksum(path: &Path) -> Result<(String, String), String> {
@@ -42,7 +42,7 @@ pub fn load(config: &ModelConfig, path: &Path, device: &Device) -> Result<Net, S
             config.spec
         ));
     }
-    let tensors = read(path)?;
+    let tensors = read_tensors(path)?;
     let mut failure = None;
     net.map_layers(|i, layer| {
         if failure.is_none() {
@@ -67,8 +67,16 @@ pub fn save(config: &ModelConfig, net: &Net, path: &Path) -> Result<(), String> 
             config.spec
         ));
     }
-    let mut tensors: Vec<(String, Vec<usize>, Tensor<1>)> = Vec::new();
-    let mut add = |key: String, t: Tensor<1>, shape: Vec<usize>| tensors.push((key, shape, t));
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut failure = None;
+    let mut add = |key: String, t: Tensor<1>, shape: Vec<usize>| match t
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+    {
+        Ok(values) => tensors.push((key, shape, values)),
+        Err(e) => failure = Some(format!("tensor {key} is not readable as f32 ({e:?})")),
+    };
     for (layer, name) in layers.iter().zip(&names) {
         let w = layer.weight.val();
         let dims = w.dims();
@@ -96,15 +104,21 @@ pub fn save(config: &ModelConfig, net: &Net, path: &Path) -> Result<(), String> 
             _ => return Err(format!("layer {name:?} does not match the model's layer")),
         }
     }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    write_safetensors(path, tensors)
+}
+
+/// Writes `(key, shape, values)` tensors as a safetensors file of f32 tensors.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+) -> Result<(), String> {
     // The safetensors layout: an 8-byte little-endian header length, the JSON header (dtype,
     // shape and byte range of each tensor), then the raw little-endian bytes.
     let (mut header, mut data) = (serde_json::Map::new(), Vec::new());
-    for (key, shape, t) in tensors {
-        let values = t
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| format!("tensor {key} is not readable as f32 ({e:?})"))?;
+    for (key, shape, values) in tensors {
         let start = data.len();
         data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
         header.insert(
@@ -120,8 +134,9 @@ pub fn save(config: &ModelConfig, net: &Net, path: &Path) -> Result<(), String> 
     std::fs::write(path, file).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Every tensor of the checkpoint, converted to f32.
-fn read(path: &Path) -> Result<Tensors, String> {
+/// Every tensor of the checkpoint at `path` (safetensors or a PyTorch pickle), converted to f32,
+/// the `state_dict.`, `model.` and `module.` prefixes stripped.
+pub fn read_tensors(path: &Path) -> Result<Tensors, String> {
     let extension = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -185,14 +200,12 @@ fn convert<E: std::fmt::Display>(
         .collect()
 }
 
-/// The tensor `key`, which the checkpoint must hold with the shape `expected`, as the model's `shape`.
-fn take<const D: usize>(
-    tensors: &Tensors,
+/// The values of tensor `key`, which the checkpoint must hold with the shape `expected`.
+pub fn tensor<'a>(
+    tensors: &'a Tensors,
     key: &str,
-    shape: [usize; D],
     expected: &[usize],
-    device: &Device,
-) -> Result<Tensor<D>, String> {
+) -> Result<&'a [f32], String> {
     let (values, found) = tensors
         .get(key)
         .ok_or_else(|| format!("no tensor {key}: the checkpoint is not of this architecture"))?;
@@ -202,8 +215,20 @@ fn take<const D: usize>(
              width or class count"
         ));
     }
+    Ok(values)
+}
+
+/// The tensor `key`, which the checkpoint must hold with the shape `expected`, as the model's `shape`.
+fn take<const D: usize>(
+    tensors: &Tensors,
+    key: &str,
+    shape: [usize; D],
+    expected: &[usize],
+    device: &Device,
+) -> Result<Tensor<D>, String> {
+    let values = tensor(tensors, key, expected)?;
     Ok(Tensor::from_data(
-        TensorData::new(values.clone(), shape),
+        TensorData::new(values.to_vec(), shape),
         device,
     ))
 }

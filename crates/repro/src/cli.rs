@@ -166,8 +166,9 @@ impl RunArgs {
     pub fn start(&self) -> Result<RunContext, String> {
         if self.profile == Profile::Paper {
             return Err(
-                "--profile paper: this command has no paper-scale run yet (adaptivfloat accuracy \
-                 and integer-qat depth have; see the paper's README): use --profile full for the proxies"
+                "--profile paper: this command has no paper-scale run yet (adaptivfloat accuracy, \
+                 integer-qat depth and f8net --model resnet18|resnet50 have; see the paper's \
+                 README): use --profile full for the proxies"
                     .into(),
             );
         }

@@ -1,0 +1,203 @@
+//! `f8net --model resnet18 --profile paper` end to end on a folder laid out like ImageNet (train/
+//! and val/, one folder per class, small reddish and bluish JPEGs) and a ResNet-18 checkpoint in
+//! torchvision's layout the test writes from the zoo's model: the float row scores the checkpoint
+//! as the zoo's float model does, the F8Net row comes from the shift-only engine after tiny
+//! fine-tuning, both with the Tiny Finetuning rows' keys and no proxy. The checkpoint loads into
+//! the F8Net graph layer for layer. Then the errors of a paper run missing its inputs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use burn::prelude::*;
+use f8net::graph::{Arch, Graph, Input};
+use f8net::model::{Method, Network};
+use f8net::paper_scale::load_pretrained;
+use quant_train::{ModelConfig, ModelSpec, Phase, pretrained, score};
+use repro::image_folder::ImageFolder;
+
+#[path = "../../repro/tests/support/jpeg_folder.rs"]
+mod jpeg_folder;
+use jpeg_folder::write_split;
+
+fn f8net(args: &[&str], extra: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_f8net"))
+        .args(args)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// A random ResNet-18 of the zoo with two classes, saved in torchvision's layout.
+fn resnet18_checkpoint(path: &Path) -> ModelConfig {
+    let mut config = ModelConfig::new(ModelSpec::ImageNetResNet(18), 3);
+    config.input = [3, 224, 224];
+    config.classes = 2;
+    let net = config.build(&Device::flex());
+    pretrained::save(&config, &net, path).unwrap();
+    config
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+/// Every convolution, batch norm and the classifier of the checkpoint land in the F8Net layer of
+/// the same place: the zoo's layers in order are the graph's convolutions in order.
+#[test]
+fn a_torchvision_checkpoint_loads_layer_for_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("resnet18.safetensors");
+    let config = resnet18_checkpoint(&path);
+    let zoo = pretrained::load(&config, &path, &Device::flex()).unwrap();
+    let input = Input {
+        channels: 3,
+        side: 224,
+        classes: 2,
+    };
+    let graph = Graph::imagenet(Arch::ResNet18, 1.0, input).unwrap();
+    let mut model = Network::new(
+        graph,
+        Method::FullPrecision { pact: false },
+        9,
+        &Device::flex(),
+    );
+    load_pretrained(&mut model, &path).unwrap();
+    let layers = zoo.layers();
+    assert_eq!(layers.len(), model.graph.convs.len() + 1);
+    for (i, layer) in layers[..layers.len() - 1].iter().enumerate() {
+        assert_eq!(
+            values(layer.weight.val()),
+            values(model.params.conv_w[i].val()),
+            "conv {i}"
+        );
+        let bn = layer.bn.as_ref().unwrap();
+        assert_eq!(values(bn.gamma.val()), values(model.params.gamma[i].val()));
+        assert_eq!(values(bn.beta.val()), values(model.params.beta[i].val()));
+        assert_eq!(values(bn.running_var.value_sync()), model.state.bn_var[i]);
+    }
+    let fc = layers.last().unwrap();
+    assert_eq!(
+        values(fc.weight.val()),
+        values(model.params.fc_w.val()),
+        "classifier"
+    );
+    // A checkpoint of another class count names the misshapen tensor.
+    let mut other = Network::new(
+        Graph::imagenet(
+            Arch::ResNet18,
+            1.0,
+            Input {
+                classes: 3,
+                ..input
+            },
+        )
+        .unwrap(),
+        Method::FullPrecision { pact: false },
+        9,
+        &Device::flex(),
+    );
+    let err = load_pretrained(&mut other, &path).unwrap_err();
+    assert!(
+        err.contains("fc.weight") && err.contains("class count"),
+        "{err}"
+    );
+}
+
+#[test]
+fn paper_profile_tiny_fine_tunes_a_checkpoint_onto_the_shift_only_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("imagenet");
+    write_split(&data, "train", 8);
+    write_split(&data, "val", 3);
+    let checkpoint = dir.path().join("resnet18.safetensors");
+    let config = resnet18_checkpoint(&checkpoint);
+    let val = ImageFolder::open(&data, "val", 3, 224).unwrap();
+    let zoo = pretrained::load(&config, &checkpoint, &Device::flex()).unwrap();
+    let float = score(&zoo, &val, 4, &Phase::FLOAT_EVAL, &Device::flex(), "").unwrap();
+
+    let out_dir = dir.path().join("out");
+    let out = f8net(
+        &[
+            "--model",
+            "resnet18",
+            "--profile",
+            "paper",
+            "--steps",
+            "2",
+            "--threads",
+            "2",
+            "--data",
+        ],
+        &[
+            &data,
+            Path::new("--pretrained"),
+            &checkpoint,
+            Path::new("--out"),
+            &out_dir,
+            Path::new("--checkpoints"),
+            &dir.path().join("checkpoints"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let csv = std::fs::read_to_string(out_dir.join("f8net/main.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    let key = "F8Net (Jin et al. ICLR 2022),official repo snap-research/F8Net README Model Zoo \
+               (Tiny Finetuning),ImageNet-1k val,ResNet18";
+    let mut top1 = Vec::new();
+    for method in [
+        "full precision pretrained (PyTorchCV),32,32",
+        "F8Net fixed-point 8-bit only (tiny finetuning),8,8",
+    ] {
+        let row = rows
+            .iter()
+            .find(|r| r.starts_with(&format!("{key},{method},top1_acc_pct,")))
+            .unwrap_or_else(|| panic!("no {method} row in\n{csv}"));
+        let fields: Vec<&str> = row.split(',').collect();
+        // Six validation images: every top-1 is a multiple of 1/6.
+        let value: f64 = fields[8].parse().unwrap();
+        let hits = value * 6.0 / 100.0;
+        assert!((hits - hits.round()).abs() < 1e-6, "{method}: {value} %");
+        top1.push(value);
+        // No proxy; the paper profile, seed 0, two steps over 16 training images (batches of up
+        // to 128): two epochs.
+        assert_eq!(&fields[9..13], ["", "paper", "0", "2"], "{row}");
+    }
+    assert!(
+        (top1[0] - float).abs() < 1e-9,
+        "float row {} against {float}",
+        top1[0]
+    );
+    let curves = std::fs::read_to_string(out_dir.join("f8net/curves.csv")).unwrap();
+    assert!(curves.lines().count() > 1, "{curves}");
+    assert!(out_dir.join("f8net/main.manifest.json").exists());
+    // The fine-tuning checkpointed where the flag says, not in the workspace.
+    let saved = std::fs::read_dir(dir.path().join("checkpoints"))
+        .unwrap()
+        .count();
+    assert_eq!(saved, 1, "one fine-tuning checkpoint");
+}
+
+#[test]
+fn paper_profile_errors_name_the_missing_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = |args: &[&str], extra: &[&Path]| {
+        let out = f8net(args, extra);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let paper = ["--model", "resnet50", "--profile", "paper"];
+    assert!(error(&paper, &[]).contains("pass --data with the ImageNet folder"));
+    let data = [&paper[..], &["--data"]].concat();
+    assert!(error(&data, &[dir.path()]).contains("pass --pretrained"));
+    let mobile = ["--model", "mobilenetv2", "--profile", "paper"];
+    assert!(error(&mobile, &[]).contains("Tiny Finetuning rows (resnet18, resnet50)"));
+    assert!(error(&["--profile", "paper", "stats"], &[]).contains("pass --model resnet18"));
+    assert!(error(&["--model", "resnet18", "--steps", "5"], &[]).contains("drop --steps"));
+    let zero = [&paper[..], &["--steps", "0"]].concat();
+    assert!(error(&zero, &[]).contains("--steps 1 or more"));
+}
