@@ -44,13 +44,10 @@ impl PaperRun<'_> {
     /// What the manifest records of the inputs: the checkpoint's SHA-256 and a digest of the
     /// validation folder's listing (paths, sizes, labels).
     pub fn checksums(&self) -> Result<Vec<(String, String)>, String> {
-        Ok(vec![
-            pretrained::checksum(self.checkpoint)?,
-            (
-                "ImageNet validation listing".into(),
-                self.val.listing_sha256(),
-            ),
-        ])
+        pretrained::input_checksums(
+            self.checkpoint,
+            &[("ImageNet validation listing", self.val)],
+        )
     }
 
     fn row(

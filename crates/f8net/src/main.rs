@@ -8,10 +8,10 @@ use f8net::experiments::{
 use f8net::graph::Arch;
 use f8net::paper_scale::{self, PaperTiny};
 use f8net::statistics::{self, Grid};
+use quant_train::pretrained::PaperInputs;
 use repro::Profile;
 use repro::cli::RunArgs;
 use repro::datasets::DatasetName;
-use repro::image_folder::ImageFolder;
 use repro::manifest::Run;
 use repro::results::{RunStamp, table_path};
 
@@ -170,23 +170,16 @@ fn paper_tiny(cli: &Cli) -> Result<(), String> {
         &["--dataset", "--seeds", "--epochs"],
         "the paper-scale run fine-tunes one checkpoint on the ImageNet folder of --data for --steps iterations",
     )?;
-    let root = args.data.as_deref().ok_or(
-        "--profile paper: pass --data with the ImageNet folder (train/ and val/ with one folder \
-         per synset inside)",
-    )?;
-    let checkpoint = args.pretrained.as_deref().ok_or(
-        "--profile paper: pass --pretrained with the float checkpoint (torchvision's resnet18 or \
-         resnet50 weights, .pth or .safetensors)",
+    let inputs = PaperInputs::from_args(
+        args,
+        paper_scale::SIDE,
+        "torchvision's resnet18 or resnet50 weights",
     )?;
     let device = quant_train::train::BackendKind::for_run(args)?;
     let ctx = args.start_paper_scale()?;
-    let train = ImageFolder::open(root, "train", 3, paper_scale::SIDE)?;
-    let val = ImageFolder::open(root, "val", 3, paper_scale::SIDE)?;
     let seed = args.seed.unwrap_or(0);
     let run = PaperTiny {
-        train: &train,
-        val: &val,
-        checkpoint,
+        inputs: &inputs,
         arch,
         steps,
         lr,
@@ -196,7 +189,7 @@ fn paper_tiny(cli: &Cli) -> Result<(), String> {
             .checkpoint_dir("f8net-checkpoints")
             .map(|d| d.join(format!("paper-{arch:?}").to_lowercase())),
     };
-    let checksums = run.checksums()?;
+    let checksums = inputs.checksums()?;
     let bar = repro::cli::progress_bar(steps as u64, "tiny fine-tuning");
     let result = run.run(&bar)?;
     bar.finish();
@@ -207,14 +200,11 @@ fn paper_tiny(cli: &Cli) -> Result<(), String> {
         run_id: &ctx.run.run_id,
     };
     let (rows, curves) = paper_scale::rows(&result, arch, &stamp);
-    for (table, rows) in [("main", rows), ("curves", curves)] {
-        let path = ctx.table(PAPER_DIR, table);
-        ctx.run
-            .record(&path, &rows, &checksums)
-            .map_err(|e| e.to_string())?;
-        eprintln!("wrote {} rows to {}", rows.len(), path.display());
-    }
-    Ok(())
+    ctx.record_tables(
+        PAPER_DIR,
+        vec![("main", rows), ("curves", curves)],
+        &checksums,
+    )
 }
 
 fn load_data(cli: &Cli) -> Result<repro::datasets::Dataset, String> {

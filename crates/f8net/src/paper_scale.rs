@@ -14,11 +14,11 @@ use burn::prelude::*;
 use quant_core::fixed8::graph::FixedPointGraph;
 use quant_core::kernels::Backend;
 use quant_train::models::imagenet::LayerName;
+use quant_train::pretrained::{self, PaperInputs};
 use quant_train::train::TrainReport;
-use quant_train::{ModelConfig, ModelSpec, Phase, pretrained, score};
+use quant_train::{ModelConfig, ModelSpec};
 use rayon::prelude::*;
 use repro::examples::{Examples, View};
-use repro::image_folder::ImageFolder;
 use repro::results::{Measured, ResultRow, RunStamp};
 
 use crate::experiments::{
@@ -67,12 +67,8 @@ fn methods(arch: Arch) -> (&'static str, &'static str) {
 
 /// One paper-scale tiny fine-tuning run.
 pub struct PaperTiny<'a> {
-    /// `<root>/train/<synset>/*.JPEG`, streamed with the training crops.
-    pub train: &'a ImageFolder,
-    /// `<root>/val/<synset>/*.JPEG`, scored with the evaluation crop.
-    pub val: &'a ImageFolder,
-    /// The float checkpoint (torchvision's layout).
-    pub checkpoint: &'a Path,
+    /// ImageNet's splits and the float checkpoint (torchvision's layout).
+    pub inputs: &'a PaperInputs,
     pub arch: Arch,
     /// Fine-tuning iterations and learning rate ([`paper_recipe`] unless overridden).
     pub steps: usize,
@@ -94,40 +90,12 @@ pub struct PaperTinyResult {
 }
 
 impl PaperTiny<'_> {
-    /// What the manifest records of the inputs: the checkpoint's SHA-256 and digests of the two
-    /// splits' listings (paths, sizes, labels).
-    pub fn checksums(&self) -> Result<Vec<(String, String)>, String> {
-        Ok(vec![
-            pretrained::checksum(self.checkpoint)?,
-            (
-                "ImageNet training listing".into(),
-                self.train.listing_sha256(),
-            ),
-            (
-                "ImageNet validation listing".into(),
-                self.val.listing_sha256(),
-            ),
-        ])
-    }
-
     /// Float top-1, tiny fine-tuning, and the F8Net model's top-1 on the engine.
     pub fn run(&self, bar: &indicatif::ProgressBar) -> Result<PaperTinyResult, String> {
-        let classes = self.train.classes.len();
-        let mut config = ModelConfig::new(zoo_spec(self.arch)?, self.seed);
-        config.input = self.train.shape();
-        config.classes = classes;
-        let float = pretrained::load(&config, self.checkpoint, &self.device)?;
-        let float_top1 = score(
-            &float,
-            self.val,
-            EVAL_BATCH,
-            &Phase::FLOAT_EVAL,
-            &self.device,
-            "float",
-        )
-        .map_err(|e| e.to_string())?;
-        drop(float);
-        eprintln!("float top-1 {float_top1:.2}%");
+        let (_, float_top1) =
+            self.inputs
+                .scored_float(zoo_spec(self.arch)?, self.seed, &self.device)?;
+        let classes = self.inputs.train.classes.len();
         let input = Input {
             channels: 3,
             side: SIDE,
@@ -137,9 +105,9 @@ impl PaperTiny<'_> {
             Graph::imagenet(self.arch, 1.0, input).ok_or_else(|| not_fine_tuned(self.arch))?;
         let method = Method::F8Net(F8Options::TINY);
         let mut model = Network::new(graph, method, self.seed, &self.device.clone().autodiff());
-        load_pretrained(&mut model, self.checkpoint)?;
+        load_pretrained(&mut model, &self.inputs.checkpoint)?;
         let run = StageRun {
-            data: self.train,
+            data: &self.inputs.train,
             validation: None,
             seed: self.seed,
             checkpoint: self.checkpoints.clone(),
@@ -148,7 +116,7 @@ impl PaperTiny<'_> {
         let engine = to_engine(&mut eval_copy(&model))?
             .prepare(Backend::detect())
             .map_err(|e| e.to_string())?;
-        let f8_top1 = engine_top1(&engine, self.val)?;
+        let f8_top1 = engine_top1(&engine, &self.inputs.val)?;
         eprintln!("F8Net tiny fine-tuned top-1 on the shift-only engine {f8_top1:.2}%");
         Ok(PaperTinyResult {
             float: float_top1,

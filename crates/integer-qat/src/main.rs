@@ -13,10 +13,10 @@ use integer_qat::experiments::{
 use integer_qat::paper_scale::{self, PaperDepth};
 use quant_train::BackendKind;
 use quant_train::ModelSpec;
+use quant_train::pretrained::PaperInputs;
 use repro::Profile;
 use repro::cli::RunArgs;
 use repro::datasets::DatasetName;
-use repro::image_folder::ImageFolder;
 use repro::results::RunStamp;
 
 #[derive(Parser, Debug)]
@@ -146,28 +146,17 @@ fn paper_depth(args: &RunArgs, arch: Option<&str>, device: Device) -> Result<(),
         &["--dataset", "--seeds"],
         "the paper-scale run fine-tunes one checkpoint on the ImageNet folder of --data",
     )?;
-    let root = args.data.as_deref().ok_or(
-        "--profile paper: pass --data with the ImageNet folder (train/ and val/ with one folder \
-         per synset inside)",
-    )?;
-    let checkpoint = args.pretrained.as_deref().ok_or(
-        "--profile paper: pass --pretrained with the float checkpoint (torchvision's resnet50 \
-         weights, .pth or .safetensors)",
-    )?;
     let arch: ModelSpec = arch.unwrap_or("imagenet-resnet50").parse()?;
     let model = paper_scale::model_name(&arch).ok_or(format!(
         "--arch {arch}: the paper-scale run takes the zoo's ImageNet models \
          (imagenet-resnet50, imagenet-resnet18, imagenet-mbv1:α, imagenet-mbv2:α)"
     ))?;
+    let inputs = PaperInputs::from_args(args, paper_scale::SIDE, "torchvision's resnet50 weights")?;
     let ctx = args.start_paper_scale()?;
-    let train = ImageFolder::open(root, "train", 3, paper_scale::SIDE)?;
-    let val = ImageFolder::open(root, "val", 3, paper_scale::SIDE)?;
     let seed = args.seed.unwrap_or(0);
     let epochs = args.epochs.unwrap_or(paper_scale::EPOCHS);
     let run = PaperDepth {
-        train: &train,
-        val: &val,
-        checkpoint,
+        inputs: &inputs,
         arch: arch.clone(),
         epochs,
         seed,
@@ -176,7 +165,7 @@ fn paper_depth(args: &RunArgs, arch: Option<&str>, device: Device) -> Result<(),
             .checkpoint_dir("integer-qat-checkpoints")
             .map(|d| d.join(format!("paper-{arch}"))),
     };
-    let checksums = run.checksums()?;
+    let checksums = inputs.checksums()?;
     let result = run.run()?;
     let stamp = RunStamp {
         profile: args.profile.name(),
@@ -185,14 +174,11 @@ fn paper_depth(args: &RunArgs, arch: Option<&str>, device: Device) -> Result<(),
         run_id: &ctx.run.run_id,
     };
     let (rows, curves) = paper_scale::rows(&result, &model, &stamp);
-    for (table, rows) in [("e1_depth", rows), ("curves", curves)] {
-        let path = ctx.table(PAPER_DIR, table);
-        ctx.run
-            .record(&path, &rows, &checksums)
-            .map_err(|e| e.to_string())?;
-        eprintln!("wrote {} rows to {}", rows.len(), path.display());
-    }
-    Ok(())
+    ctx.record_tables(
+        PAPER_DIR,
+        vec![("e1_depth", rows), ("curves", curves)],
+        &checksums,
+    )
 }
 
 fn main() {

@@ -11,19 +11,16 @@
 //! quantization-aware training reference (`references/classification/train_quantization.py`):
 //! momentum SGD at a constant 1e-4, weight decay 1e-4, batches of 32, batch norm frozen halfway.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::prelude::*;
 use quant_core::fixedpoint::RoundingMode;
 use quant_train::export::{IntegerNet, export};
+use quant_train::pretrained::PaperInputs;
 use quant_train::train::{argmax_rows, train};
-use quant_train::{
-    LrSchedule, ModelConfig, ModelSpec, Net, Optimizer, Phase, RunOptions, TrainConfig,
-    TrainReport, pretrained, score,
-};
+use quant_train::{LrSchedule, ModelSpec, Net, Optimizer, RunOptions, TrainConfig, TrainReport};
 use rayon::prelude::*;
 use repro::examples::{Examples, View};
-use repro::image_folder::ImageFolder;
 use repro::results::{Measured, ResultRow, RunStamp};
 
 use crate::T41;
@@ -50,12 +47,8 @@ pub fn fine_tuning_config(epochs: u32, seed: u64, images: usize) -> TrainConfig 
 
 /// One paper-scale run of Table 4.1.
 pub struct PaperDepth<'a> {
-    /// `<root>/train/<synset>/*.JPEG`, streamed with the training crops.
-    pub train: &'a ImageFolder,
-    /// `<root>/val/<synset>/*.JPEG`, scored with the evaluation crop.
-    pub val: &'a ImageFolder,
-    /// The float checkpoint (torchvision layout for the ResNets).
-    pub checkpoint: &'a Path,
+    /// ImageNet's splits and the float checkpoint (torchvision layout for the ResNets).
+    pub inputs: &'a PaperInputs,
     /// The zoo's ImageNet architecture of the checkpoint.
     pub arch: ModelSpec,
     pub epochs: u32,
@@ -77,43 +70,17 @@ pub struct PaperDepthResult {
 }
 
 impl PaperDepth<'_> {
-    /// What the manifest records of the inputs: the checkpoint's SHA-256 and digests of the two
-    /// splits' listings (paths, sizes, labels).
-    pub fn checksums(&self) -> Result<Vec<(String, String)>, String> {
-        Ok(vec![
-            pretrained::checksum(self.checkpoint)?,
-            (
-                "ImageNet training listing".into(),
-                self.train.listing_sha256(),
-            ),
-            (
-                "ImageNet validation listing".into(),
-                self.val.listing_sha256(),
-            ),
-        ])
-    }
-
     /// Float, PTQ and QAT top-1, each 8-bit model run on the integer engine.
     pub fn run(&self) -> Result<PaperDepthResult, String> {
-        let mut config = ModelConfig::new(self.arch.clone(), self.seed);
-        config.input = self.train.shape();
-        config.classes = self.train.classes.len();
-        let float = pretrained::load(&config, self.checkpoint, &self.device)?;
-        let float_top1 = score(
-            &float,
-            self.val,
-            EVAL_BATCH,
-            &Phase::FLOAT_EVAL,
-            &self.device,
-            "float",
-        )
-        .map_err(|e| e.to_string())?;
-        eprintln!("float top-1 {float_top1:.2}%");
+        let (float, float_top1) =
+            self.inputs
+                .scored_float(self.arch.clone(), self.seed, &self.device)?;
+        let images = &self.inputs.train;
         // The folder lists its images class by class: calibrate on images spread over all of them.
-        let n = self.train.len();
+        let n = images.len();
         let k = n.min(CALIBRATION_IMAGES);
         let spread: Vec<usize> = (0..k).map(|i| i * n / k).collect();
-        let ptq = calibrated_on(&float, (8, 8), self.train, &spread, &self.device)?;
+        let ptq = calibrated_on(&float, (8, 8), images, &spread, &self.device)?;
         let ptq_top1 = self.engine_top1(&ptq)?;
         eprintln!("PTQ 8/8 top-1 on the integer engine {ptq_top1:.2}%");
         let options = RunOptions {
@@ -123,7 +90,7 @@ impl PaperDepth<'_> {
         };
         let recipe = fine_tuning_config(self.epochs, self.seed, n);
         let (qat, qat_report) =
-            train(ptq, self.train, &recipe, &options, &self.device).map_err(|e| e.to_string())?;
+            train(ptq, images, &recipe, &options, &self.device).map_err(|e| e.to_string())?;
         let qat_top1 = self.engine_top1(&qat)?;
         eprintln!("QAT 8/8 top-1 on the integer engine {qat_top1:.2}%");
         Ok(PaperDepthResult {
@@ -137,9 +104,9 @@ impl PaperDepth<'_> {
     /// Top-1 (%) on the validation images of `net` exported to the integer engine, a batch decoded
     /// at a time.
     fn engine_top1(&self, net: &Net) -> Result<f64, String> {
-        let input = self.val.shape();
+        let input = self.inputs.val.shape();
         let int = export(net, input, RoundingMode::Double).map_err(|e| e.to_string())?;
-        engine_top1(&int, self.val, EVAL_BATCH)
+        engine_top1(&int, &self.inputs.val, EVAL_BATCH)
     }
 }
 

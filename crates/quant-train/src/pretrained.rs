@@ -14,14 +14,18 @@
 //! trained or fine-tuned here.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::{Param, RunningState};
 use burn::prelude::*;
 use burn::store::{ModuleStore, PytorchStore, SafetensorsStore};
 
+use repro::cli::RunArgs;
+use repro::examples::Examples;
+use repro::image_folder::ImageFolder;
+
 use crate::models::imagenet::LayerName;
-use crate::{ModelConfig, Net, QLayer};
+use crate::{ModelConfig, ModelSpec, Net, Phase, QLayer};
 
 /// The tensors of a checkpoint as f32 values and shapes, by key (`module.` stripped).
 pub type Tensors = BTreeMap<String, (Vec<f32>, Vec<usize>)>;
@@ -30,6 +34,81 @@ pub type Tensors = BTreeMap<String, (Vec<f32>, Vec<usize>)>;
 pub fn checksum(path: &Path) -> Result<(String, String), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((path.display().to_string(), repro::idx::hex_sha256(&bytes)))
+}
+
+/// What a paper-scale run's manifest records of its inputs: the checkpoint's path and SHA-256, and
+/// for each `(label, split)` a digest of the image folder's listing (paths, sizes, labels).
+pub fn input_checksums(
+    checkpoint: &Path,
+    splits: &[(&str, &ImageFolder)],
+) -> Result<Vec<(String, String)>, String> {
+    let mut all = vec![checksum(checkpoint)?];
+    all.extend(
+        splits
+            .iter()
+            .map(|(label, split)| (label.to_string(), split.listing_sha256())),
+    );
+    Ok(all)
+}
+
+/// What a paper-scale run starts from: ImageNet's two splits and a published float checkpoint.
+pub struct PaperInputs {
+    /// `<root>/train/<synset>/*.JPEG`, streamed with the training crops.
+    pub train: ImageFolder,
+    /// `<root>/val/<synset>/*.JPEG`, scored with the evaluation crop.
+    pub val: ImageFolder,
+    /// The float checkpoint (torchvision's layout).
+    pub checkpoint: PathBuf,
+}
+
+impl PaperInputs {
+    /// The ImageNet folder of `--data` and the checkpoint of `--pretrained`, images `side` pixels
+    /// a side; the error names the missing flag, and `weights` what the checkpoint should hold.
+    pub fn from_args(args: &RunArgs, side: usize, weights: &str) -> Result<Self, String> {
+        let root = args.data.as_deref().ok_or(
+            "--profile paper: pass --data with the ImageNet folder (train/ and val/ with one \
+             folder per synset inside)",
+        )?;
+        let checkpoint = args.pretrained.clone().ok_or(format!(
+            "--profile paper: pass --pretrained with the float checkpoint ({weights}, .pth or \
+             .safetensors)"
+        ))?;
+        Ok(PaperInputs {
+            train: ImageFolder::open(root, "train", 3, side)?,
+            val: ImageFolder::open(root, "val", 3, side)?,
+            checkpoint,
+        })
+    }
+
+    /// What the manifest records of the inputs: the checkpoint's SHA-256 and digests of the two
+    /// splits' listings (paths, sizes, labels).
+    pub fn checksums(&self) -> Result<Vec<(String, String)>, String> {
+        input_checksums(
+            &self.checkpoint,
+            &[
+                ("ImageNet training listing", &self.train),
+                ("ImageNet validation listing", &self.val),
+            ],
+        )
+    }
+
+    /// The zoo's `spec` model for the folder's images and classes with the checkpoint's weights,
+    /// and its float top-1 (%) on the validation images.
+    pub fn scored_float(
+        &self,
+        spec: ModelSpec,
+        seed: u64,
+        device: &Device,
+    ) -> Result<(Net, f64), String> {
+        let mut config = ModelConfig::new(spec, seed);
+        config.input = self.train.shape();
+        config.classes = self.train.classes.len();
+        let float = load(&config, &self.checkpoint, device)?;
+        let top1 = crate::score(&float, &self.val, 64, &Phase::FLOAT_EVAL, device, "float")
+            .map_err(|e| e.to_string())?;
+        eprintln!("float top-1 {top1:.2}%");
+        Ok((float, top1))
+    }
 }
 
 /// Builds `config`'s model on `device` with the weights of the checkpoint at `path`.

@@ -220,6 +220,24 @@ impl RunContext {
     pub fn out(&self) -> &Path {
         &self.out
     }
+
+    /// Records each `(table, rows)` in `<out>/<paper>/` with the inputs' `checksums`, saying on
+    /// stderr where the rows went.
+    pub fn record_tables(
+        &self,
+        paper: &str,
+        tables: Vec<(&str, Vec<crate::results::ResultRow>)>,
+        checksums: &[(String, String)],
+    ) -> Result<(), String> {
+        for (table, rows) in tables {
+            let path = self.table(paper, table);
+            self.run
+                .record(&path, &rows, checksums)
+                .map_err(|e| e.to_string())?;
+            eprintln!("wrote {} rows to {}", rows.len(), path.display());
+        }
+        Ok(())
+    }
 }
 
 /// The progress bar every binary shows on stderr: `label`, elapsed and remaining time, `len` steps,
