@@ -45,7 +45,7 @@ impl PaperRun<'_> {
     /// validation folder's listing (paths, sizes, labels).
     pub fn checksums(&self) -> Result<Vec<(String, String)>, String> {
         pretrained::input_checksums(
-            self.checkpoint,
+            Some(self.checkpoint),
             &[("ImageNet validation listing", self.val)],
         )
     }

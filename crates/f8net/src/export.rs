@@ -194,7 +194,7 @@ pub fn to_engine(model: &mut Network) -> Result<engine::FixedPointModel, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{Arch, Graph, Input};
+    use crate::graph::{Arch, Graph, Input, InputCoding};
     use crate::model::{F8Options, Pass};
     use crate::train::{eval_copy, memory_batch};
     use quant_core::kernels::Backend;
@@ -230,7 +230,7 @@ mod tests {
                 side: 96,
                 classes: 3,
             };
-            let graph = Graph::imagenet(arch, 1.0 / 16.0, input).unwrap();
+            let graph = Graph::imagenet(arch, 1.0 / 16.0, input, InputCoding::Normalized);
             assert_eq!(graph.sides()[graph.head], 3);
             let mut model = Network::new(graph, Method::F8Net(F8Options::TINY), 7, &device);
             let idx: Vec<usize> = (0..set.len()).collect();
@@ -272,7 +272,7 @@ mod tests {
             side: 96,
             classes: 3,
         };
-        let graph = Graph::imagenet(Arch::ResNet18, 1.0 / 16.0, input).unwrap();
+        let graph = Graph::imagenet(Arch::ResNet18, 1.0 / 16.0, input, InputCoding::Normalized);
         let mut model = Network::new(graph, Method::FullPrecision { pact: false }, 3, &device);
         let (x, _) = memory_batch(&set, &[0, 1], model.graph.input, &device);
         let logits: Vec<f32> = model

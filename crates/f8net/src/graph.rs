@@ -291,6 +291,55 @@ impl Builder {
         }
     }
 
+    /// MobileNetV1's depthwise-separable blocks from `x`: per `(m, s)` a 3x3 depthwise
+    /// convolution of stride `s`, then a pointwise one to `w(base m)` channels.
+    fn mobilenet_v1(
+        &mut self,
+        mut x: usize,
+        base: usize,
+        blocks: &[(usize, usize)],
+        w: &dyn Fn(usize) -> usize,
+    ) -> usize {
+        for &(m, s) in blocks {
+            let d = self.conv(x, self.values[x].channels, 3, s, true);
+            x = self.conv(d, w(base * m), 1, 1, false);
+        }
+        x
+    }
+
+    /// MobileNetV2's inverted-residual stages `(t, c, n, s)` from `x`, then the 1x1 tail to
+    /// `tail` channels.
+    fn mobilenet_v2(
+        &mut self,
+        mut x: usize,
+        stages: &[(usize, usize, usize, usize)],
+        tail: usize,
+        w: &dyn Fn(usize) -> usize,
+    ) -> usize {
+        for &(t, c, n, s) in stages {
+            for i in 0..n {
+                x = self.mbv2_block(x, t, w(c), if i == 0 { s } else { 1 });
+            }
+        }
+        self.conv(x, tail, 1, 1, false)
+    }
+
+    /// ResNet stages `(mid, blocks, first stride)` from `x`.
+    fn resnet(
+        &mut self,
+        mut x: usize,
+        stages: &[(usize, usize, usize)],
+        bottleneck: bool,
+        w: &dyn Fn(usize) -> usize,
+    ) -> usize {
+        for &(mid, n, s) in stages {
+            for i in 0..n {
+                x = self.resnet_block(x, w(mid), if i == 0 { s } else { 1 }, bottleneck);
+            }
+        }
+        x
+    }
+
     /// Basic (two 3x3) or bottleneck (1x1, 3x3 with the stride, 1x1 to `4 mid`) residual block.
     fn resnet_block(&mut self, x: usize, mid: usize, stride: usize, bottleneck: bool) -> usize {
         let cin = self.values[x].channels;
@@ -328,67 +377,85 @@ impl Graph {
         let mut b = Builder::new(input.channels);
         let head = match arch {
             Arch::MobileNetV1 => {
-                let mut x = b.conv(0, w(16), 3, 1, false);
-                for &(m, s) in &MOBILENET_V1_BLOCKS[..6] {
-                    let d = b.conv(x, b.values[x].channels, 3, s, true);
-                    x = b.conv(d, w(16 * m), 1, 1, false);
-                }
-                x
+                let x = b.conv(0, w(16), 3, 1, false);
+                b.mobilenet_v1(x, 16, &MOBILENET_V1_BLOCKS[..6], &w)
             }
             Arch::MobileNetV2 => {
-                let mut x = b.conv(0, w(16), 3, 1, false);
-                for (t, c, n, s) in [
+                let x = b.conv(0, w(16), 3, 1, false);
+                let stages = [
                     (1, 8, 1, 1),
                     (6, 16, 2, 2),
                     (6, 24, 2, 2),
                     (6, 32, 2, 2),
                     (6, 48, 1, 1),
-                ] {
-                    for i in 0..n {
-                        x = b.mbv2_block(x, t, w(c), if i == 0 { s } else { 1 });
-                    }
-                }
-                b.conv(x, w(256), 1, 1, false)
+                ];
+                b.mobilenet_v2(x, &stages, w(256), &w)
             }
             Arch::ResNet18 | Arch::ResNet50 => {
                 let bottleneck = arch == Arch::ResNet50;
                 let (stem, blocks) = if bottleneck { (16, 1) } else { (8, 2) };
-                let mut x = b.conv(0, w(stem), 3, 1, false);
-                for (mid, s) in [(8, 1), (16, 2), (32, 2), (64, 2)] {
-                    for i in 0..blocks {
-                        x = b.resnet_block(x, w(mid), if i == 0 { s } else { 1 }, bottleneck);
-                    }
-                }
-                x
+                let x = b.conv(0, w(stem), 3, 1, false);
+                let stages = [
+                    (8, blocks, 1),
+                    (16, blocks, 2),
+                    (32, blocks, 2),
+                    (64, blocks, 2),
+                ];
+                b.resnet(x, &stages, bottleneck, &w)
             }
         };
         b.finish(arch, head, input, InputCoding::Pixels)
     }
 
-    /// The paper's ImageNet network of `arch` as torchvision builds it (dossier §8), with channel
-    /// widths multiplied by `width` (1 for published checkpoints; smaller in tests): 7x7/2 stem,
-    /// 3x3/2 max pool with 1 pixel of padding, four stages of basic blocks (ResNet-18: 2, 2, 2, 2)
-    /// or bottlenecks (ResNet-50: 3, 4, 6, 3, the stride on the 3x3 convolution), normalized
-    /// input. `None` for the MobileNets, whose paper rows train from scratch for 150 + 150
-    /// ImageNet epochs rather than fine-tune a published model.
-    pub fn imagenet(arch: Arch, width: f64, input: Input) -> Option<Graph> {
+    /// The paper's ImageNet network of `arch` (dossier §8) with channel widths multiplied by
+    /// `width` (1 for the paper and published checkpoints; smaller in tests), its pixels entering
+    /// as `coding` says (raw in the conventional configurations, normalized in tiny fine-tuning).
+    /// MobileNetV1 1.0: 3x3/2 stem of 32 channels, 13 depthwise-separable blocks up to 1024.
+    /// MobileNetV2b 1.0 (PyTorchCV's `mobilenetv2b_w1`, torchvision's layout): 3x3/2 stem of 32,
+    /// the seven inverted-residual stages of the paper's Table 2, 1x1 tail to 1280. ResNet-18 and
+    /// ResNet-50 as torchvision builds them: 7x7/2 stem, 3x3/2 max pool with one pixel of padding,
+    /// basic blocks (2, 2, 2, 2) or bottlenecks (3, 4, 6, 3, the stride on the 3x3 convolution).
+    pub fn imagenet(arch: Arch, width: f64, input: Input, coding: InputCoding) -> Graph {
         let w = |c: usize| ((c as f64 * width).round() as usize).max(1);
-        let (blocks, bottleneck) = match arch {
-            Arch::ResNet18 => ([2, 2, 2, 2], false),
-            Arch::ResNet50 => ([3, 4, 6, 3], true),
-            Arch::MobileNetV1 | Arch::MobileNetV2 => return None,
-        };
         let mut b = Builder::new(input.channels);
-        b.set_signed(0);
-        let stem = b.conv(0, w(64), 7, 2, false);
-        let mut x = b.max_pool(stem, 3, 2, 1);
-        for (stage, (&n, mid)) in blocks.iter().zip([64, 128, 256, 512]).enumerate() {
-            for i in 0..n {
-                let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-                x = b.resnet_block(x, w(mid), stride, bottleneck);
-            }
+        if coding == InputCoding::Normalized {
+            b.set_signed(0);
         }
-        Some(b.finish(arch, x, input, InputCoding::Normalized))
+        let head = match arch {
+            Arch::MobileNetV1 => {
+                let x = b.conv(0, w(32), 3, 2, false);
+                b.mobilenet_v1(x, 32, &MOBILENET_V1_BLOCKS, &w)
+            }
+            Arch::MobileNetV2 => {
+                let x = b.conv(0, w(32), 3, 2, false);
+                let stages = [
+                    (1, 16, 1, 1),
+                    (6, 24, 2, 2),
+                    (6, 32, 3, 2),
+                    (6, 64, 4, 2),
+                    (6, 96, 3, 1),
+                    (6, 160, 3, 2),
+                    (6, 320, 1, 1),
+                ];
+                b.mobilenet_v2(x, &stages, w(1280), &w)
+            }
+            Arch::ResNet18 | Arch::ResNet50 => {
+                let (n, bottleneck) = match arch {
+                    Arch::ResNet50 => ([3, 4, 6, 3], true),
+                    _ => ([2, 2, 2, 2], false),
+                };
+                let stem = b.conv(0, w(64), 7, 2, false);
+                let x = b.max_pool(stem, 3, 2, 1);
+                let stages = [
+                    (64, n[0], 1),
+                    (128, n[1], 2),
+                    (256, n[2], 2),
+                    (512, n[3], 2),
+                ];
+                b.resnet(x, &stages, bottleneck, &w)
+            }
+        };
+        b.finish(arch, head, input, coding)
     }
 
     /// The value whose quantizer gives `v` its format: `v` itself, or for a max pool's output the
@@ -531,9 +598,10 @@ mod tests {
     }
 
     /// torchvision's parameter counts (`sum(p.numel())`: 11 689 512 and 25 557 032, the graph's
-    /// clip levels aside) and multiply-accumulates (1.81 and 4.09 G), a 7x7 map before the pool.
+    /// clip levels aside) and multiply-accumulates (1.81 and 4.09 G), a 7x7 map before the pool;
+    /// the MobileNets' published sizes.
     #[test]
-    fn imagenet_resnets_have_torchvision_sizes() {
+    fn imagenet_networks_have_the_published_sizes() {
         let input = Input {
             channels: 3,
             side: 224,
@@ -543,7 +611,7 @@ mod tests {
             (Arch::ResNet18, 11_689_512, 1.81),
             (Arch::ResNet50, 25_557_032, 4.09),
         ] {
-            let g = Graph::imagenet(arch, 1.0, input).unwrap();
+            let g = Graph::imagenet(arch, 1.0, input, InputCoding::Normalized);
             assert_eq!(g.params() - g.alphas, params, "{arch:?}");
             let m = g.macs() as f64 / 1e9;
             assert!((m - gmacs).abs() < 0.02, "{arch:?}: {m} G MACs");
@@ -551,6 +619,25 @@ mod tests {
             assert_eq!(g.input, InputCoding::Normalized);
             assert!(g.values[0].signed);
         }
-        assert!(Graph::imagenet(Arch::MobileNetV2, 1.0, input).is_none());
+        // MobileNetV1 1.0 (4.2 M parameters, 569 M MACs) and MobileNetV2b 1.0 (torchvision's
+        // 3 504 872 parameters, 300 M MACs), raw pixels in.
+        let v1 = Graph::imagenet(Arch::MobileNetV1, 1.0, input, InputCoding::Pixels);
+        assert!((4_200_000..4_300_000).contains(&(v1.params() - v1.alphas)));
+        assert!(
+            (v1.macs() as f64 / 1e6 - 569.0).abs() < 3.0,
+            "{}",
+            v1.macs()
+        );
+        assert!(!v1.values[0].signed);
+        let v2 = Graph::imagenet(Arch::MobileNetV2, 1.0, input, InputCoding::Pixels);
+        assert_eq!(v2.params() - v2.alphas, 3_504_872);
+        assert!(
+            (v2.macs() as f64 / 1e6 - 300.0).abs() < 3.0,
+            "{}",
+            v2.macs()
+        );
+        for g in [&v1, &v2] {
+            assert_eq!(g.sides()[g.head], 7);
+        }
     }
 }

@@ -247,7 +247,7 @@ mod tests {
                 model.forward(x, Pass::Train);
             }
             let mut sim_logits = Vec::new();
-            each_logits(&model, &set, 48, |row| sim_logits.extend_from_slice(row));
+            each_logits(&model, &set, 48, |row| sim_logits.extend_from_slice(row)).unwrap();
             let (lo, hi) = sim_logits.iter().fold((0f64, 0f64), |r, &x| {
                 (r.0.min(f64::from(x)), r.1.max(f64::from(x)))
             });

@@ -6,9 +6,9 @@ use f8net::experiments::{
     RowCtx, Splits, StagePlan, ablation_steps, ablations, main_steps, main_table, summaries,
 };
 use f8net::graph::Arch;
-use f8net::paper_scale::{self, PaperTiny};
+use f8net::paper_scale::{self, PaperPlan, PaperRun};
 use f8net::statistics::{self, Grid};
-use quant_train::pretrained::PaperInputs;
+use quant_train::pretrained;
 use repro::Profile;
 use repro::cli::RunArgs;
 use repro::datasets::DatasetName;
@@ -30,8 +30,9 @@ struct Cli {
     /// full profile (a unit per seed: `--seed 2 --seeds 1`).
     #[arg(long, value_enum)]
     model: Option<Arch>,
-    /// Tiny fine-tuning iterations of `--profile paper` (default: the paper's, ResNet-18 100 at
-    /// lr 0, ResNet-50 500 at lr 1e-4).
+    /// Tiny fine-tuning iterations of `--profile paper --pretrained` (default: the paper's,
+    /// ResNet-18 100 at lr 0, ResNet-50 500 at lr 1e-4); without --pretrained, `--epochs` sets each
+    /// conventional stage (default 150).
     #[arg(long)]
     steps: Option<usize>,
     #[command(flatten)]
@@ -67,7 +68,7 @@ fn main() {
 fn run() -> Result<(), String> {
     let cli = Cli::parse();
     if cli.run.profile == Profile::Paper {
-        return paper_tiny(&cli);
+        return paper(&cli);
     }
     if cli.steps.is_some() {
         return Err(
@@ -144,62 +145,52 @@ fn run() -> Result<(), String> {
     }
 }
 
-/// `--profile paper`: the Tiny Finetuning rows of `--model` ([`PaperTiny`]) from the ImageNet
-/// folder and checkpoint the flags name, written to the paper profile's tables.
-fn paper_tiny(cli: &Cli) -> Result<(), String> {
+/// `--profile paper`: `--model`'s ImageNet rows ([`PaperRun`]: Tiny Finetuning from the checkpoint
+/// of `--pretrained`, else the Conventional training from scratch) on the ImageNet folder of
+/// `--data`, written to the paper profile's tables.
+fn paper(cli: &Cli) -> Result<(), String> {
     let arch = match (&cli.command, cli.model) {
         (None, Some(arch)) => arch,
         _ => {
             return Err(
-                "--profile paper runs the Tiny Finetuning rows: pass --model resnet18 or --model \
-                 resnet50 and no subcommand"
+                "--profile paper runs the paper's ImageNet rows of one model: pass --model \
+                 (resnet18 or resnet50 with --pretrained; mobilenetv1, mobilenetv2 or resnet18 \
+                 without) and no subcommand"
                     .into(),
             );
         }
     };
-    let (paper_steps, lr) = paper_scale::paper_recipe(arch)?;
-    let steps = cli.steps.unwrap_or(paper_steps);
-    if steps == 0 {
-        return Err(
-            "--steps 0: tiny fine-tuning needs at least one iteration; pass --steps 1 or more"
-                .into(),
-        );
-    }
     let args = &cli.run;
+    let plan = PaperPlan::of(arch, args.pretrained.is_some(), cli.steps, args.epochs)?;
     args.refuse(
-        &["--dataset", "--seeds", "--epochs"],
-        "the paper-scale run fine-tunes one checkpoint on the ImageNet folder of --data for --steps iterations",
+        &["--dataset", "--seeds"],
+        "the paper-scale run trains one model on the ImageNet folder of --data",
     )?;
-    let inputs = PaperInputs::from_args(
-        args,
-        paper_scale::SIDE,
-        "torchvision's resnet18 or resnet50 weights",
-    )?;
+    let (train, val) = pretrained::imagenet_folders(args, paper_scale::SIDE)?;
     let device = quant_train::train::BackendKind::for_run(args)?;
     let ctx = args.start_paper_scale()?;
     let seed = args.seed.unwrap_or(0);
-    let run = PaperTiny {
-        inputs: &inputs,
+    let run = PaperRun {
+        train: &train,
+        val: &val,
+        checkpoint: args.pretrained.as_deref(),
         arch,
-        steps,
-        lr,
+        plan,
         seed,
         device,
-        checkpoints: args
-            .checkpoint_dir("f8net-checkpoints")
-            .map(|d| d.join(format!("paper-{arch:?}").to_lowercase())),
+        checkpoints: args.checkpoint_dir("f8net-checkpoints"),
     };
-    let checksums = inputs.checksums()?;
-    let bar = repro::cli::progress_bar(steps as u64, "tiny fine-tuning");
+    let checksums = run.checksums()?;
+    let bar = repro::cli::progress_bar(run.steps() as u64, "paper");
     let result = run.run(&bar)?;
     bar.finish();
     let stamp = RunStamp {
         profile: args.profile.name(),
         seed,
-        epochs: result.report.epochs_run,
+        epochs: result.reports.last().map_or(0, |(_, r)| r.epochs_run),
         run_id: &ctx.run.run_id,
     };
-    let (rows, curves) = paper_scale::rows(&result, arch, &stamp);
+    let (rows, curves) = paper_scale::rows(&result, arch, plan, &stamp);
     ctx.record_tables(
         PAPER_DIR,
         vec![("main", rows), ("curves", curves)],

@@ -292,8 +292,18 @@ fn report_of(curve: &[EpochPoint], started: std::time::Instant) -> TrainReport {
 }
 
 /// Predictions of the simulated model in evaluation mode (running statistics, rounded FLs, 32-bit
-/// biases) for the first `limit` images of `set`.
+/// biases) for the first `limit` images of the in-memory `set`.
 pub fn predict(model: &Network, set: &ImageSet, limit: usize) -> Vec<usize> {
+    predictions(model, set, limit)
+        .unwrap_or_else(|e| unreachable!("an in-memory set reads without error: {e}"))
+}
+
+/// [`predict`] for any examples (an image folder decodes them in its evaluation view).
+pub fn predictions(
+    model: &Network,
+    set: &dyn Examples,
+    limit: usize,
+) -> Result<Vec<usize>, String> {
     let mut out = Vec::with_capacity(set.len().min(limit));
     each_logits(model, set, limit, |row| {
         let best =
@@ -302,8 +312,19 @@ pub fn predict(model: &Network, set: &ImageSet, limit: usize) -> Vec<usize> {
                 |b, (i, &x)| if x > b.1 { (i, x) } else { b },
             );
         out.push(best.0);
-    });
-    out
+    })?;
+    Ok(out)
+}
+
+/// Top-1 (%) of the simulated model in evaluation mode on every example of `set`.
+pub fn simulated_top1(model: &Network, set: &dyn Examples) -> Result<f64, String> {
+    let predicted = predictions(model, set, set.len())?;
+    let hits = predicted
+        .iter()
+        .enumerate()
+        .filter(|&(i, &p)| set.label(i) == p)
+        .count();
+    Ok(100.0 * hits as f64 / set.len().max(1) as f64)
 }
 
 /// The smallest and largest logit of the simulated model in evaluation mode over the first
@@ -314,23 +335,30 @@ pub fn logits_range(model: &Network, set: &ImageSet, limit: usize) -> (f64, f64)
         for &x in row {
             range = (range.0.min(f64::from(x)), range.1.max(f64::from(x)));
         }
-    });
+    })
+    .unwrap_or_else(|e| unreachable!("an in-memory set reads without error: {e}"));
     range
 }
 
-/// Calls `each` with the logits of every one of the first `limit` images of `set`, in order, from
-/// the simulated model in evaluation mode.
+/// Images per evaluation batch: as many as hold this many input values (500 of 28x28), at least
+/// 32 (ImageNet's 224x224x3) and at most 500, so that a batch's activations stay small.
+const EVAL_VALUES: usize = 392_000;
+
+/// Calls `each` with the logits of every one of the first `limit` examples of `set`, in order,
+/// from the simulated model in evaluation mode.
 pub(crate) fn each_logits(
     model: &Network,
-    set: &ImageSet,
+    set: &dyn Examples,
     limit: usize,
     mut each: impl FnMut(&[f32]),
-) {
+) -> Result<(), String> {
     let mut eval = eval_copy(model);
     let device = eval.params.fc_b.val().device();
     let n = set.len().min(limit);
-    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
-        let (x, _) = memory_batch(set, chunk, eval.graph.input, &device);
+    let per: usize = set.shape().iter().product();
+    let chunk = (EVAL_VALUES / per.max(1)).clamp(32, 500);
+    for idx in (0..n).collect::<Vec<_>>().chunks(chunk) {
+        let (x, _) = batch(set, idx, |_| View::Eval, eval.graph.input, &device)?;
         let logits = eval.forward(x, Pass::Eval);
         let [_, cols] = logits.dims();
         let v = logits
@@ -340,6 +368,7 @@ pub(crate) fn each_logits(
             .unwrap_or_default();
         v.chunks(cols).for_each(&mut each);
     }
+    Ok(())
 }
 
 /// Top-1 accuracy in percent.

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use burn::prelude::*;
-use f8net::graph::{Arch, Graph, Input};
+use f8net::graph::{Arch, Graph, Input, InputCoding};
 use f8net::model::{Method, Network};
 use f8net::paper_scale::load_pretrained;
 use quant_train::{ModelConfig, ModelSpec, Phase, pretrained, score};
@@ -57,7 +57,7 @@ fn a_torchvision_checkpoint_loads_layer_for_layer() {
         side: 224,
         classes: 2,
     };
-    let graph = Graph::imagenet(Arch::ResNet18, 1.0, input).unwrap();
+    let graph = Graph::imagenet(Arch::ResNet18, 1.0, input, InputCoding::Normalized);
     let mut model = Network::new(
         graph,
         Method::FullPrecision { pact: false },
@@ -93,8 +93,8 @@ fn a_torchvision_checkpoint_loads_layer_for_layer() {
                 classes: 3,
                 ..input
             },
-        )
-        .unwrap(),
+            InputCoding::Normalized,
+        ),
         Method::FullPrecision { pact: false },
         9,
         &Device::flex(),
@@ -182,22 +182,98 @@ fn paper_profile_tiny_fine_tunes_a_checkpoint_onto_the_shift_only_engine() {
     assert_eq!(saved, 1, "one fine-tuning checkpoint");
 }
 
+/// Without a checkpoint the conventional rows: the PACT-clipped float model trained from scratch
+/// on raw pixels, then F8Net from it (one epoch each here), scored simulated and on the engine.
+#[test]
+fn paper_profile_trains_the_conventional_rows_from_scratch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("imagenet");
+    write_split(&data, "train", 8);
+    write_split(&data, "val", 3);
+    let out_dir = dir.path().join("out");
+    let out = f8net(
+        &[
+            "--model",
+            "mobilenetv1",
+            "--profile",
+            "paper",
+            "--epochs",
+            "1",
+            "--threads",
+            "2",
+            "--data",
+        ],
+        &[
+            &data,
+            Path::new("--out"),
+            &out_dir,
+            Path::new("--checkpoints"),
+            &dir.path().join("checkpoints"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let csv = std::fs::read_to_string(out_dir.join("f8net/main.csv")).unwrap();
+    let key = "F8Net (Jin et al. ICLR 2022),official repo snap-research/F8Net README Model Zoo \
+               (Conventional),ImageNet-1k val,MobileNetV1 (w1.0)";
+    for method in [
+        "full precision baseline (authors' own; PACT-clipped float),32,32",
+        "F8Net fixed-point 8-bit only,8,8",
+    ] {
+        let row = csv
+            .lines()
+            .find(|r| r.starts_with(&format!("{key},{method},top1_acc_pct,")))
+            .unwrap_or_else(|| panic!("no {method} row in\n{csv}"));
+        let fields: Vec<&str> = row.split(',').collect();
+        assert_eq!(&fields[9..13], ["", "paper", "0", "1"], "{row}");
+    }
+    // Both stages checkpointed, and their curves are kept.
+    let saved = std::fs::read_dir(dir.path().join("checkpoints"))
+        .unwrap()
+        .count();
+    assert_eq!(saved, 2, "the FP and the F8Net stage");
+    let curves = std::fs::read_to_string(out_dir.join("f8net/curves.csv")).unwrap();
+    for method in ["PACT-clipped float", "F8Net fixed-point 8-bit only,8,8"] {
+        assert!(curves.contains(method), "{curves}");
+    }
+}
+
 #[test]
 fn paper_profile_errors_name_the_missing_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let error = |args: &[&str], extra: &[&Path]| {
-        let out = f8net(args, extra);
+    let error = |args: &[&str]| {
+        let out = f8net(args, &[]);
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let paper = ["--model", "resnet50", "--profile", "paper"];
-    assert!(error(&paper, &[]).contains("pass --data with the ImageNet folder"));
-    let data = [&paper[..], &["--data"]].concat();
-    assert!(error(&data, &[dir.path()]).contains("pass --pretrained"));
-    let mobile = ["--model", "mobilenetv2", "--profile", "paper"];
-    assert!(error(&mobile, &[]).contains("Tiny Finetuning rows (resnet18, resnet50)"));
-    assert!(error(&["--profile", "paper", "stats"], &[]).contains("pass --model resnet18"));
-    assert!(error(&["--model", "resnet18", "--steps", "5"], &[]).contains("drop --steps"));
-    let zero = [&paper[..], &["--steps", "0"]].concat();
-    assert!(error(&zero, &[]).contains("--steps 1 or more"));
+    let tiny = [
+        "--model",
+        "resnet50",
+        "--profile",
+        "paper",
+        "--pretrained",
+        "x.pth",
+    ];
+    assert!(error(&tiny).contains("pass --data with the ImageNet folder"));
+    let r50 = ["--model", "resnet50", "--profile", "paper"];
+    assert!(error(&r50).contains("Tiny Finetuning rows only: pass --pretrained"));
+    let mobile = [
+        "--model",
+        "mobilenetv2",
+        "--profile",
+        "paper",
+        "--pretrained",
+        "x.pth",
+    ];
+    assert!(error(&mobile).contains("no Tiny Finetuning row"));
+    assert!(error(&["--profile", "paper", "stats"]).contains("pass --model"));
+    assert!(error(&["--model", "resnet18", "--steps", "5"]).contains("drop --steps"));
+    let zero = [&tiny[..], &["--steps", "0"]].concat();
+    assert!(error(&zero).contains("--steps 1 or more"));
+    let epochs = [&tiny[..], &["--epochs", "3"]].concat();
+    assert!(error(&epochs).contains("drop --epochs"));
+    let scratch = ["--model", "mobilenetv1", "--profile", "paper"];
+    let steps = [&scratch[..], &["--steps", "3"]].concat();
+    assert!(error(&steps).contains("drop --steps"));
+    let no_epochs = [&scratch[..], &["--epochs", "0"]].concat();
+    assert!(error(&no_epochs).contains("--epochs 1 or more"));
 }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use burn::prelude::*;
 use quant_core::fixedpoint::RoundingMode;
 use quant_train::export::{IntegerNet, export};
-use quant_train::pretrained::PaperInputs;
+use quant_train::pretrained::{self, PaperInputs};
 use quant_train::train::{argmax_rows, train};
 use quant_train::{LrSchedule, ModelSpec, Net, Optimizer, RunOptions, TrainConfig, TrainReport};
 use rayon::prelude::*;
@@ -72,9 +72,14 @@ pub struct PaperDepthResult {
 impl PaperDepth<'_> {
     /// Float, PTQ and QAT top-1, each 8-bit model run on the integer engine.
     pub fn run(&self) -> Result<PaperDepthResult, String> {
-        let (float, float_top1) =
-            self.inputs
-                .scored_float(self.arch.clone(), self.seed, &self.device)?;
+        let inputs = self.inputs;
+        let (float, float_top1) = pretrained::scored_float(
+            &inputs.checkpoint,
+            self.arch.clone(),
+            &inputs.val,
+            self.seed,
+            &self.device,
+        )?;
         let images = &self.inputs.train;
         // The folder lists its images class by class: calibrate on images spread over all of them.
         let n = images.len();

@@ -36,13 +36,14 @@ pub fn checksum(path: &Path) -> Result<(String, String), String> {
     Ok((path.display().to_string(), repro::idx::hex_sha256(&bytes)))
 }
 
-/// What a paper-scale run's manifest records of its inputs: the checkpoint's path and SHA-256, and
-/// for each `(label, split)` a digest of the image folder's listing (paths, sizes, labels).
+/// What a paper-scale run's manifest records of its inputs: the checkpoint's path and SHA-256 (if
+/// one), and for each `(label, split)` a digest of the image folder's listing (paths, sizes, labels).
 pub fn input_checksums(
-    checkpoint: &Path,
+    checkpoint: Option<&Path>,
     splits: &[(&str, &ImageFolder)],
 ) -> Result<Vec<(String, String)>, String> {
-    let mut all = vec![checksum(checkpoint)?];
+    let mut all: Vec<(String, String)> =
+        checkpoint.map(checksum).transpose()?.into_iter().collect();
     all.extend(
         splits
             .iter()
@@ -65,17 +66,15 @@ impl PaperInputs {
     /// The ImageNet folder of `--data` and the checkpoint of `--pretrained`, images `side` pixels
     /// a side; the error names the missing flag, and `weights` what the checkpoint should hold.
     pub fn from_args(args: &RunArgs, side: usize, weights: &str) -> Result<Self, String> {
-        let root = args.data.as_deref().ok_or(
-            "--profile paper: pass --data with the ImageNet folder (train/ and val/ with one \
-             folder per synset inside)",
-        )?;
+        imagenet_root(args)?;
         let checkpoint = args.pretrained.clone().ok_or(format!(
             "--profile paper: pass --pretrained with the float checkpoint ({weights}, .pth or \
              .safetensors)"
         ))?;
+        let (train, val) = imagenet_folders(args, side)?;
         Ok(PaperInputs {
-            train: ImageFolder::open(root, "train", 3, side)?,
-            val: ImageFolder::open(root, "val", 3, side)?,
+            train,
+            val,
             checkpoint,
         })
     }
@@ -84,31 +83,50 @@ impl PaperInputs {
     /// splits' listings (paths, sizes, labels).
     pub fn checksums(&self) -> Result<Vec<(String, String)>, String> {
         input_checksums(
-            &self.checkpoint,
+            Some(&self.checkpoint),
             &[
                 ("ImageNet training listing", &self.train),
                 ("ImageNet validation listing", &self.val),
             ],
         )
     }
+}
 
-    /// The zoo's `spec` model for the folder's images and classes with the checkpoint's weights,
-    /// and its float top-1 (%) on the validation images.
-    pub fn scored_float(
-        &self,
-        spec: ModelSpec,
-        seed: u64,
-        device: &Device,
-    ) -> Result<(Net, f64), String> {
-        let mut config = ModelConfig::new(spec, seed);
-        config.input = self.train.shape();
-        config.classes = self.train.classes.len();
-        let float = load(&config, &self.checkpoint, device)?;
-        let top1 = crate::score(&float, &self.val, 64, &Phase::FLOAT_EVAL, device, "float")
-            .map_err(|e| e.to_string())?;
-        eprintln!("float top-1 {top1:.2}%");
-        Ok((float, top1))
-    }
+/// The ImageNet folder of `--data`, or the error asking for it.
+fn imagenet_root(args: &RunArgs) -> Result<&Path, String> {
+    args.data.as_deref().ok_or(
+        "--profile paper: pass --data with the ImageNet folder (train/ and val/ with one folder \
+         per synset inside)"
+            .into(),
+    )
+}
+
+/// ImageNet's training and validation folders under `--data`, images `side` pixels a side.
+pub fn imagenet_folders(args: &RunArgs, side: usize) -> Result<(ImageFolder, ImageFolder), String> {
+    let root = imagenet_root(args)?;
+    Ok((
+        ImageFolder::open(root, "train", 3, side)?,
+        ImageFolder::open(root, "val", 3, side)?,
+    ))
+}
+
+/// The zoo's `spec` model for `val`'s images and classes with the weights of `checkpoint`, and
+/// its float top-1 (%) on `val`.
+pub fn scored_float(
+    checkpoint: &Path,
+    spec: ModelSpec,
+    val: &ImageFolder,
+    seed: u64,
+    device: &Device,
+) -> Result<(Net, f64), String> {
+    let mut config = ModelConfig::new(spec, seed);
+    config.input = val.shape();
+    config.classes = val.classes.len();
+    let float = load(&config, checkpoint, device)?;
+    let top1 = crate::score(&float, val, 64, &Phase::FLOAT_EVAL, device, "float")
+        .map_err(|e| e.to_string())?;
+    eprintln!("float top-1 {top1:.2}%");
+    Ok((float, top1))
 }
 
 /// Builds `config`'s model on `device` with the weights of the checkpoint at `path`.

@@ -167,7 +167,7 @@ impl RunArgs {
         if self.profile == Profile::Paper {
             return Err(
                 "--profile paper: this command has no paper-scale run yet (adaptivfloat accuracy, \
-                 integer-qat depth and f8net --model resnet18|resnet50 have; see the paper's \
+                 integer-qat depth and f8net --model have; see the paper's \
                  README): use --profile full for the proxies"
                     .into(),
             );
