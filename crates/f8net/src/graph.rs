@@ -8,7 +8,7 @@
 //! in units of the same PACT clip level (one α per class of values linked by additions, the code's
 //! "master layer" sharing), so the addition is a shift-aligned integer add.
 
-use quant_train::models::MOBILENET_V1_BLOCKS;
+use quant_train::models::{MOBILENET_V1_BLOCKS, MOBILENET_V2_STAGES};
 use repro::datasets::DatasetName;
 
 /// What a network reads and predicts: square images of `channels` planes, `side` pixels a side, and
@@ -428,16 +428,7 @@ impl Graph {
             }
             Arch::MobileNetV2 => {
                 let x = b.conv(0, w(32), 3, 2, false);
-                let stages = [
-                    (1, 16, 1, 1),
-                    (6, 24, 2, 2),
-                    (6, 32, 3, 2),
-                    (6, 64, 4, 2),
-                    (6, 96, 3, 1),
-                    (6, 160, 3, 2),
-                    (6, 320, 1, 1),
-                ];
-                b.mobilenet_v2(x, &stages, w(1280), &w)
+                b.mobilenet_v2(x, &MOBILENET_V2_STAGES, w(1280), &w)
             }
             Arch::ResNet18 | Arch::ResNet50 => {
                 let (n, bottleneck) = match arch {

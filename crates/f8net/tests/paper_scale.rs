@@ -19,12 +19,44 @@ use repro::image_folder::ImageFolder;
 mod jpeg_folder;
 use jpeg_folder::write_split;
 
-fn f8net(args: &[&str], extra: &[&Path]) -> Output {
+fn f8net(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_f8net"))
         .args(args)
-        .args(extra)
         .output()
         .unwrap()
+}
+
+/// Runs `f8net --profile paper` with `args` on an ImageNet-like folder in `dir` (8 training and 3
+/// validation images per class), results under `dir/out` and checkpoints under
+/// `dir/checkpoints`; returns the main table.
+fn paper_run(dir: &Path, args: &[&str], extra: &[&Path]) -> String {
+    let data = dir.join("imagenet");
+    write_split(&data, "train", 8);
+    write_split(&data, "val", 3);
+    let out_dir = dir.join("out");
+    let out = Command::new(env!("CARGO_BIN_EXE_f8net"))
+        .args(args)
+        .args(extra)
+        .args(["--profile", "paper", "--threads", "2", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--checkpoints")
+        .arg(dir.join("checkpoints"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    std::fs::read_to_string(out_dir.join("f8net/main.csv")).unwrap()
+}
+
+/// The fields of the row of `key` and `method` in `csv`.
+fn row_of<'a>(csv: &'a str, key: &str, method: &str) -> Vec<&'a str> {
+    csv.lines()
+        .find(|r| r.starts_with(&format!("{key},{method},top1_acc_pct,")))
+        .unwrap_or_else(|| panic!("no {method} row in\n{csv}"))
+        .split(',')
+        .collect()
 }
 
 /// A random ResNet-18 of the zoo with two classes, saved in torchvision's layout.
@@ -109,43 +141,14 @@ fn a_torchvision_checkpoint_loads_layer_for_layer() {
 #[test]
 fn paper_profile_tiny_fine_tunes_a_checkpoint_onto_the_shift_only_engine() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("imagenet");
-    write_split(&data, "train", 8);
-    write_split(&data, "val", 3);
     let checkpoint = dir.path().join("resnet18.safetensors");
     let config = resnet18_checkpoint(&checkpoint);
-    let val = ImageFolder::open(&data, "val", 3, 224).unwrap();
+    let args = ["--model", "resnet18", "--steps", "2", "--pretrained"];
+    let csv = paper_run(dir.path(), &args, &[&checkpoint]);
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let val = ImageFolder::open(&dir.path().join("imagenet"), "val", 3, 224).unwrap();
     let zoo = pretrained::load(&config, &checkpoint, &Device::flex()).unwrap();
     let float = score(&zoo, &val, 4, &Phase::FLOAT_EVAL, &Device::flex(), "").unwrap();
-
-    let out_dir = dir.path().join("out");
-    let out = f8net(
-        &[
-            "--model",
-            "resnet18",
-            "--profile",
-            "paper",
-            "--steps",
-            "2",
-            "--threads",
-            "2",
-            "--data",
-        ],
-        &[
-            &data,
-            Path::new("--pretrained"),
-            &checkpoint,
-            Path::new("--out"),
-            &out_dir,
-            Path::new("--checkpoints"),
-            &dir.path().join("checkpoints"),
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let csv = std::fs::read_to_string(out_dir.join("f8net/main.csv")).unwrap();
-    let rows: Vec<&str> = csv.lines().skip(1).collect();
-    assert_eq!(rows.len(), 2, "{csv}");
     let key = "F8Net (Jin et al. ICLR 2022),official repo snap-research/F8Net README Model Zoo \
                (Tiny Finetuning),ImageNet-1k val,ResNet18";
     let mut top1 = Vec::new();
@@ -153,11 +156,7 @@ fn paper_profile_tiny_fine_tunes_a_checkpoint_onto_the_shift_only_engine() {
         "full precision pretrained (PyTorchCV),32,32",
         "F8Net fixed-point 8-bit only (tiny finetuning),8,8",
     ] {
-        let row = rows
-            .iter()
-            .find(|r| r.starts_with(&format!("{key},{method},top1_acc_pct,")))
-            .unwrap_or_else(|| panic!("no {method} row in\n{csv}"));
-        let fields: Vec<&str> = row.split(',').collect();
+        let fields = row_of(&csv, key, method);
         // Six validation images: every top-1 is a multiple of 1/6.
         let value: f64 = fields[8].parse().unwrap();
         let hits = value * 6.0 / 100.0;
@@ -165,16 +164,16 @@ fn paper_profile_tiny_fine_tunes_a_checkpoint_onto_the_shift_only_engine() {
         top1.push(value);
         // No proxy; the paper profile, seed 0, two steps over 16 training images (batches of up
         // to 128): two epochs.
-        assert_eq!(&fields[9..13], ["", "paper", "0", "2"], "{row}");
+        assert_eq!(&fields[9..13], ["", "paper", "0", "2"], "{fields:?}");
     }
     assert!(
         (top1[0] - float).abs() < 1e-9,
         "float row {} against {float}",
         top1[0]
     );
-    let curves = std::fs::read_to_string(out_dir.join("f8net/curves.csv")).unwrap();
+    let curves = std::fs::read_to_string(dir.path().join("out/f8net/curves.csv")).unwrap();
     assert!(curves.lines().count() > 1, "{curves}");
-    assert!(out_dir.join("f8net/main.manifest.json").exists());
+    assert!(dir.path().join("out/f8net/main.manifest.json").exists());
     // The fine-tuning checkpointed where the flag says, not in the workspace.
     let saved = std::fs::read_dir(dir.path().join("checkpoints"))
         .unwrap()
@@ -187,52 +186,26 @@ fn paper_profile_tiny_fine_tunes_a_checkpoint_onto_the_shift_only_engine() {
 #[test]
 fn paper_profile_trains_the_conventional_rows_from_scratch() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("imagenet");
-    write_split(&data, "train", 8);
-    write_split(&data, "val", 3);
-    let out_dir = dir.path().join("out");
-    let out = f8net(
-        &[
-            "--model",
-            "mobilenetv1",
-            "--profile",
-            "paper",
-            "--epochs",
-            "1",
-            "--threads",
-            "2",
-            "--data",
-        ],
-        &[
-            &data,
-            Path::new("--out"),
-            &out_dir,
-            Path::new("--checkpoints"),
-            &dir.path().join("checkpoints"),
-        ],
+    let csv = paper_run(
+        dir.path(),
+        &["--model", "mobilenetv1", "--epochs", "1"],
+        &[],
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let csv = std::fs::read_to_string(out_dir.join("f8net/main.csv")).unwrap();
     let key = "F8Net (Jin et al. ICLR 2022),official repo snap-research/F8Net README Model Zoo \
                (Conventional),ImageNet-1k val,MobileNetV1 (w1.0)";
     for method in [
         "full precision baseline (authors' own; PACT-clipped float),32,32",
         "F8Net fixed-point 8-bit only,8,8",
     ] {
-        let row = csv
-            .lines()
-            .find(|r| r.starts_with(&format!("{key},{method},top1_acc_pct,")))
-            .unwrap_or_else(|| panic!("no {method} row in\n{csv}"));
-        let fields: Vec<&str> = row.split(',').collect();
-        assert_eq!(&fields[9..13], ["", "paper", "0", "1"], "{row}");
+        let fields = row_of(&csv, key, method);
+        assert_eq!(&fields[9..13], ["", "paper", "0", "1"], "{fields:?}");
     }
     // Both stages checkpointed, and their curves are kept.
     let saved = std::fs::read_dir(dir.path().join("checkpoints"))
         .unwrap()
         .count();
     assert_eq!(saved, 2, "the FP and the F8Net stage");
-    let curves = std::fs::read_to_string(out_dir.join("f8net/curves.csv")).unwrap();
+    let curves = std::fs::read_to_string(dir.path().join("out/f8net/curves.csv")).unwrap();
     for method in ["PACT-clipped float", "F8Net fixed-point 8-bit only,8,8"] {
         assert!(curves.contains(method), "{curves}");
     }
@@ -241,7 +214,7 @@ fn paper_profile_trains_the_conventional_rows_from_scratch() {
 #[test]
 fn paper_profile_errors_name_the_missing_input() {
     let error = |args: &[&str]| {
-        let out = f8net(args, &[]);
+        let out = f8net(args);
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };

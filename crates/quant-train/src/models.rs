@@ -36,6 +36,19 @@ pub const MOBILENET_V1_BLOCKS: [(usize, usize); 13] = [
     (32, 1),
 ];
 
+/// MobileNetV2's inverted-residual stages (Sandler et al. 2018, Table 2): expansion t, output
+/// channels c, repeats n and the first repeat's stride s, after a 32-channel 3x3/2 stem. The zoo's
+/// ImageNet MobileNetV2 and F8Net's build the same network from it.
+pub const MOBILENET_V2_STAGES: [(usize, usize, usize, usize); 7] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+];
+
 /// A residual unit: `act(body(x) + shortcut(x))` (ResNet basic block, MobileNetV2 inverted
 /// residual). Without a shortcut layer the input is added as is.
 #[derive(Module, Debug)]

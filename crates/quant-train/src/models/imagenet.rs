@@ -16,7 +16,7 @@
 //!   `max(⌊c α⌋, 8)` (TF-slim's depth multiplier). torchvision has no MobileNetV1, so its layers
 //!   carry TF-slim-like names of this crate's choosing.
 
-use super::{Builder, MOBILENET_V1_BLOCKS};
+use super::{Builder, MOBILENET_V1_BLOCKS, MOBILENET_V2_STAGES};
 use crate::layers::{Activation, MaxPool};
 
 /// What a checkpoint calls one layer of the zoo's model.
@@ -104,18 +104,8 @@ pub(super) fn mobilenet_v2(b: &mut Builder, alpha: f64, act: Activation) -> Vec<
     let mut names = vec![LayerName::conv_bn("features.0.0", "features.0.1")];
     b.imagenet_input();
     b.conv(divisible_by_8(32.0 * alpha), 3, 2, false, act);
-    // (expansion t, channels c, repeats n, first stride s), the paper's Table 2.
-    let stages = [
-        (1, 16, 1, 1),
-        (6, 24, 2, 2),
-        (6, 32, 3, 2),
-        (6, 64, 4, 2),
-        (6, 96, 3, 1),
-        (6, 160, 3, 2),
-        (6, 320, 1, 1),
-    ];
     let mut feature = 1;
-    for (t, c, n, s) in stages {
+    for (t, c, n, s) in MOBILENET_V2_STAGES {
         for i in 0..n {
             let p = format!("features.{feature}.conv");
             b.inverted_residual(
