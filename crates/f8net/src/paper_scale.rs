@@ -45,30 +45,45 @@ pub const SIDE: usize = 224;
 const EVAL_BATCH: usize = 64;
 /// Batch of the conventional stages on one device (the official rates are per 256).
 const CONVENTIONAL_BATCH: usize = 256;
+/// Batch of tiny fine-tuning (one GPU in the official configurations).
+const TINY_BATCH: usize = 128;
 /// Epochs of each conventional stage (FP, then F8Net).
 const CONVENTIONAL_EPOCHS: u32 = 150;
 
 /// Which of the paper's ImageNet tables a run reproduces, with its recipe.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PaperPlan {
-    /// Tiny Finetuning from a published checkpoint: iterations at a constant rate.
-    Tiny { steps: usize, lr: f64 },
+    /// Tiny Finetuning from a published checkpoint: iterations of `batch` images at a constant
+    /// rate.
+    Tiny { steps: usize, lr: f64, batch: usize },
     /// Conventional: the float model trained from scratch, then F8Net from it; epochs of each
-    /// stage and their base rates.
-    Conventional { epochs: u32, fp_lr: f64, f8_lr: f64 },
+    /// stage, their base rates and the batch.
+    Conventional {
+        epochs: u32,
+        fp_lr: f64,
+        f8_lr: f64,
+        batch: usize,
+    },
 }
 
 impl PaperPlan {
     /// The plan of `arch`: tiny fine-tuning when a checkpoint is given (ResNet-18, ResNet-50), the
     /// conventional training otherwise (MobileNetV1, MobileNetV2b, ResNet-18), the paper's lengths
-    /// unless `steps` (tiny) or `epochs` (conventional) say otherwise.
+    /// unless `steps` (tiny) or `epochs` (conventional) say otherwise, and its batch (128 tiny,
+    /// 256 conventional) unless `batch` does: a smaller one fits a smaller memory, at the price
+    /// of noisier batch statistics.
     pub fn of(
         arch: Arch,
         pretrained: bool,
-        steps: Option<usize>,
-        epochs: Option<u32>,
+        (steps, epochs): (Option<usize>, Option<u32>),
+        batch: Option<usize>,
     ) -> Result<Self, String> {
         let model = published_model(arch);
+        if batch == Some(0) {
+            return Err(
+                "--batch 0: a step needs at least one image; pass --batch 1 or more".into(),
+            );
+        }
         if pretrained {
             if epochs.is_some() {
                 return Err(
@@ -93,7 +108,11 @@ impl PaperPlan {
                           --steps 1 or more"
                         .into(),
                 ),
-                steps => Ok(PaperPlan::Tiny { steps, lr }),
+                steps => Ok(PaperPlan::Tiny {
+                    steps,
+                    lr,
+                    batch: batch.unwrap_or(TINY_BATCH),
+                }),
             };
         }
         if steps.is_some() {
@@ -123,6 +142,7 @@ impl PaperPlan {
                 epochs,
                 fp_lr,
                 f8_lr,
+                batch: batch.unwrap_or(CONVENTIONAL_BATCH),
             }),
         }
     }
@@ -172,12 +192,14 @@ impl PaperRun<'_> {
     pub fn steps(&self) -> usize {
         match self.plan {
             PaperPlan::Tiny { steps, .. } => steps,
-            PaperPlan::Conventional { epochs, .. } => 2 * self.conventional_steps(epochs),
+            PaperPlan::Conventional { epochs, batch, .. } => {
+                2 * self.conventional_steps(epochs, batch)
+            }
         }
     }
 
-    fn conventional_steps(&self, epochs: u32) -> usize {
-        epochs as usize * (self.train.len() / CONVENTIONAL_BATCH).max(1)
+    fn conventional_steps(&self, epochs: u32, batch: usize) -> usize {
+        epochs as usize * (self.train.len() / batch).max(1)
     }
 
     /// What the manifest records of the inputs: the checkpoint's SHA-256 (tiny fine-tuning) and
@@ -218,14 +240,17 @@ impl PaperRun<'_> {
     pub fn run(&self, bar: &indicatif::ProgressBar) -> Result<PaperResult, String> {
         let ad = self.device.clone().autodiff();
         let (float, model, reports) = match (self.plan, self.checkpoint) {
-            (PaperPlan::Tiny { steps, lr }, Some(checkpoint)) => {
+            (PaperPlan::Tiny { steps, lr, batch }, Some(checkpoint)) => {
                 let spec = zoo_spec(self.arch)?;
                 let (_, float) =
                     pretrained::scored_float(checkpoint, spec, self.val, self.seed, &self.device)?;
                 let graph = self.graph(InputCoding::Normalized);
                 let mut model = Network::new(graph, Method::F8Net(F8Options::TINY), self.seed, &ad);
                 load_pretrained(&mut model, checkpoint)?;
-                let recipe = tiny_recipe(steps, lr);
+                let recipe = Recipe {
+                    batch,
+                    ..tiny_recipe(steps, lr)
+                };
                 let report = train(&mut model, recipe, &self.stage("tiny", self.seed), bar)?;
                 (float, model, vec![("tiny", report)])
             }
@@ -234,12 +259,13 @@ impl PaperRun<'_> {
                     epochs,
                     fp_lr,
                     f8_lr,
+                    batch,
                 },
                 _,
             ) => {
                 let recipe = |lr| Recipe {
-                    batch: CONVENTIONAL_BATCH,
-                    ..sgd_recipe(self.conventional_steps(epochs), lr)
+                    batch,
+                    ..sgd_recipe(self.conventional_steps(epochs, batch), lr)
                 };
                 let graph = self.graph(InputCoding::Pixels);
                 let fp_method = Method::FullPrecision { pact: true };

@@ -249,4 +249,7 @@ fn paper_profile_errors_name_the_missing_input() {
     assert!(error(&steps).contains("drop --steps"));
     let no_epochs = [&scratch[..], &["--epochs", "0"]].concat();
     assert!(error(&no_epochs).contains("--epochs 1 or more"));
+    let no_batch = [&scratch[..], &["--batch", "0"]].concat();
+    assert!(error(&no_batch).contains("--batch 1 or more"));
+    assert!(error(&["--model", "resnet18", "--batch", "8"]).contains("drop --batch"));
 }
