@@ -309,7 +309,7 @@ pub fn tensor<'a>(
     if found.as_slice() != expected {
         return Err(format!(
             "tensor {key} is {found:?}, the model's is {expected:?}: the checkpoint is of another \
-             width or class count"
+             architecture, width or class count"
         ));
     }
     Ok(values)
