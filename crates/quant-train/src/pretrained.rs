@@ -208,7 +208,7 @@ pub fn save(config: &ModelConfig, net: &Net, path: &Path) -> Result<(), String> 
 }
 
 /// Writes `(key, shape, values)` tensors as a safetensors file of f32 tensors.
-pub fn write_safetensors(
+fn write_safetensors(
     path: &Path,
     tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
 ) -> Result<(), String> {
